@@ -1,0 +1,1 @@
+"""Real-time lead scoring orchestrated by Dagster."""

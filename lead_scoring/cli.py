@@ -1,0 +1,39 @@
+"""The `lead-scoring` command: everything that is not a Dagster asset."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(
+    name="lead-scoring",
+    help="Real-time lead scoring: data, model server, local stack, replay and workers.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+
+
+@app.callback()
+def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, rich_tracebacks=True)],
+    )
+
+
+def _register() -> None:
+    # Sub-apps live with their concept; registered here so `lead-scoring --help` lists them all.
+    from lead_scoring.crm import cli as crm_cli
+
+    app.add_typer(crm_cli.data_app, name="data")
+
+
+_register()
+
+
+def main() -> None:
+    app()
