@@ -1,0 +1,1 @@
+"""Versioned, verified model artifacts (local folder or GCS)."""

@@ -1,0 +1,254 @@
+"""Versioned model artifacts: a pickled pipeline plus a manifest, in a local folder or on GCS.
+
+Layout under the store's root (a directory, or gs://bucket/prefix):
+    models/<version>/model.joblib     the fitted scikit-learn pipeline
+    models/<version>/manifest.json    version, sha256 of model.joblib, libraries, features, metrics, data range
+    models/PRODUCTION                 {"version": ...} of the model currently serving (champion)
+
+A pickle is code: `load_artifact` verifies the sha256 recorded in the manifest BEFORE unpickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import platform
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import joblib
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+PRODUCTION_POINTER = "PRODUCTION"
+TRACKED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "lead_scoring")
+
+
+class ArtifactError(RuntimeError):
+    """An artifact cannot be found or read."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """The model file does not match the sha256 in its manifest: it is not loaded."""
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    version: str
+    uri: str  # folder of the version: /abs/path/models/<v> or gs://bucket/prefix/models/<v>
+    sha256: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def new_version(now: datetime | None = None) -> str:
+    """Sortable, lower-case, [a-z0-9-] only: usable in Flink statement names and Vertex labels."""
+    now = now or datetime.now(timezone.utc)
+    return f"m{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def serialize_model(model: Any) -> tuple[bytes, str]:
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer, compress=3)
+    payload = buffer.getvalue()
+    return payload, hashlib.sha256(payload).hexdigest()
+
+
+def deserialize_verified(payload: bytes, expected_sha256: str, source: str) -> Any:
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != expected_sha256:
+        raise ArtifactIntegrityError(
+            f"refusing to load {source}: sha256 {actual} does not match the manifest's {expected_sha256}"
+        )
+    return joblib.load(io.BytesIO(payload))
+
+
+class BlobIO(Protocol):
+    """The few object-store operations artifacts need (a folder or a GCS bucket)."""
+
+    def read(self, key: str) -> bytes: ...
+
+    def write(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list_prefixes(self, prefix: str) -> list[str]: ...
+
+    def uri(self, key: str) -> str: ...
+
+
+class LocalBlobs:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents and path != self.root:
+            raise ArtifactError(f"key {key!r} escapes the artifact root")
+        return path
+
+    def read(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"no artifact file at {self._path(key)}") from None
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a reader never sees half a file
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if p.is_dir())
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
+
+class GcsBlobs:
+    def __init__(self, client: Any, bucket: str, prefix: str = ""):
+        self.client = client
+        self.bucket_name = bucket
+        self.prefix = prefix.strip("/")
+        self.bucket = client.bucket(bucket)
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def read(self, key: str) -> bytes:
+        from google.api_core import exceptions as gexc
+
+        try:
+            return self.bucket.blob(self._name(key)).download_as_bytes()
+        except gexc.NotFound:
+            raise ArtifactError(f"no artifact object at {self.uri(key)}") from None
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        self.bucket.blob(self._name(key)).upload_from_string(data, content_type=content_type)
+
+    def exists(self, key: str) -> bool:
+        return self.bucket.blob(self._name(key)).exists()
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        full = self._name(prefix).rstrip("/") + "/"
+        iterator = self.client.list_blobs(self.bucket_name, prefix=full, delimiter="/")
+        for _ in iterator.pages:  # prefixes fill in while pages are read
+            pass
+        return sorted(p[len(full):].strip("/") for p in iterator.prefixes)
+
+    def uri(self, key: str) -> str:
+        return f"gs://{self.bucket_name}/{self._name(key)}"
+
+
+class ArtifactRepository:
+    """Versioned models on any `BlobIO`: save, load (verified), list, and the production pointer."""
+
+    def __init__(self, blobs: BlobIO):
+        self.blobs = blobs
+
+    def save(self, model: Any, manifest: dict[str, Any], version: str | None = None) -> ModelArtifact:
+        version = version or new_version()
+        payload, sha = serialize_model(model)
+        full_manifest = {
+            "version": version,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "model_file": MODEL_FILE,
+            "format": "joblib",
+            "sha256": sha,
+            "size_bytes": len(payload),
+            "libraries": library_versions(),
+            **manifest,
+        }
+        # Model first, manifest last: a version without a manifest is invisible to loaders.
+        self.blobs.write(f"models/{version}/{MODEL_FILE}", payload, "application/octet-stream")
+        self.blobs.write(
+            f"models/{version}/{MANIFEST_FILE}",
+            json.dumps(full_manifest, indent=2, sort_keys=True, default=str).encode(),
+            "application/json",
+        )
+        logger.info("saved model %s (%d bytes, sha256 %s) to %s", version, len(payload), sha[:12],
+                    self.blobs.uri(f"models/{version}"))
+        return ModelArtifact(version, self.blobs.uri(f"models/{version}"), sha, full_manifest)
+
+    def manifest(self, version: str) -> dict[str, Any]:
+        return json.loads(self.blobs.read(f"models/{version}/{MANIFEST_FILE}"))
+
+    def load(self, version: str) -> tuple[Any, dict[str, Any]]:
+        manifest = self.manifest(version)
+        payload = self.blobs.read(f"models/{version}/{manifest.get('model_file', MODEL_FILE)}")
+        model = deserialize_verified(payload, manifest["sha256"], self.blobs.uri(f"models/{version}"))
+        return model, manifest
+
+    def versions(self) -> list[str]:
+        return [v for v in self.blobs.list_prefixes("models") if self.blobs.exists(f"models/{v}/{MANIFEST_FILE}")]
+
+    def artifact(self, version: str) -> ModelArtifact:
+        manifest = self.manifest(version)
+        return ModelArtifact(version, self.blobs.uri(f"models/{version}"), manifest["sha256"], manifest)
+
+    def production_version(self) -> str | None:
+        if not self.blobs.exists(f"models/{PRODUCTION_POINTER}"):
+            return None
+        return json.loads(self.blobs.read(f"models/{PRODUCTION_POINTER}"))["version"]
+
+    def set_production(self, version: str) -> None:
+        self.manifest(version)  # must exist
+        pointer = {"version": version, "promoted_at": datetime.now(timezone.utc).isoformat()}
+        self.blobs.write(f"models/{PRODUCTION_POINTER}", json.dumps(pointer).encode(), "application/json")
+
+
+def repository_for_uri(uri: str, gcs_client: Any | None = None) -> tuple[ArtifactRepository, str]:
+    """(repository, version) for the folder URI of one version: a local path, file:// or gs://."""
+    parsed = urlparse(uri)
+    trimmed = uri.rstrip("/")
+    version = trimmed.rsplit("/", 1)[-1]
+    if parsed.scheme == "gs":
+        path = parsed.path.strip("/")
+        if "/models/" not in f"/{path}/" or not version:
+            raise ArtifactError(f"{uri} is not a model version folder (gs://bucket/prefix/models/<version>)")
+        prefix = path.rsplit("/models/", 1)[0] if "/models/" in path else ""
+        if path.startswith("models/"):
+            prefix = ""
+        if gcs_client is None:
+            from google.cloud import storage
+
+            gcs_client = storage.Client()
+        return ArtifactRepository(GcsBlobs(gcs_client, parsed.netloc, prefix)), version
+    if parsed.scheme in ("", "file"):
+        folder = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
+        if folder.parent.name != "models":
+            raise ArtifactError(f"{uri} is not a model version folder (<root>/models/<version>)")
+        return ArtifactRepository(LocalBlobs(folder.parent.parent)), folder.name
+    raise ArtifactError(f"unsupported artifact URI scheme {parsed.scheme!r} in {uri} (use a path or gs://)")
+
+
+def load_artifact(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load and verify the model at a version folder URI (what the model server is given)."""
+    repo, version = repository_for_uri(uri, gcs_client)
+    return repo.load(version)

@@ -1,0 +1,201 @@
+"""The lead scoring model: an additive logistic model (splines on numbers, one-hot on categories).
+
+Why this shape: it is calibrated by construction (the score is a probability), it reaches the
+gradient-boosting AUC on the X Education leads (see benchmarks/model_quality.py), and its per-record
+explanation is exact: the log-odds are a sum of one term per contract field, so the top reasons
+are the real contributions of that record's values, not a global importance list.
+
+The artifact is a plain scikit-learn `Pipeline` (no project classes inside the pickle), so any
+scikit-learn runtime can load it; the explanation baseline rides along as a numpy attribute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, SplineTransformer
+
+from lead_scoring.contract import CATEGORICAL_FEATURES, FEATURES, FLAG_FEATURES, NUMERIC_FEATURES
+
+MISSING = "(missing)"
+BASELINE_ATTR = "lead_scoring_baseline_"  # mean transformed training row: the explanation's reference
+FEATURE_SLICES_ATTR = "lead_scoring_feature_slices_"
+
+# Human wording of each field in reasons ("+Lead Add Form", "-Opted out of email", ...).
+FIELD_LABELS: dict[str, str] = {
+    "LeadSource": "source",
+    "Lead_Origin__c": "origin",
+    "Last_Activity__c": "last activity",
+    "Country": "country",
+    "City": "city",
+    "Specialization__c": "specialization",
+    "Occupation__c": "occupation",
+    "Course_Priority__c": "course priority",
+    "Referral_Channel__c": "referral",
+    "Total_Visits__c": "visits",
+    "Time_On_Website__c": "time on website",
+    "Page_Views_Per_Visit__c": "page views per visit",
+    "HasOptedOutOfEmail": "opted out of email",
+    "DoNotCall": "do not call",
+    "Ad_Search__c": "search ad",
+    "Ad_Magazine__c": "magazine ad",
+    "Ad_Newspaper_Article__c": "newspaper article",
+    "Ad_Forums__c": "forums",
+    "Ad_Newspaper__c": "newspaper ad",
+    "Ad_Digital__c": "digital ad",
+    "Ad_Recommendation__c": "recommendation",
+    "Free_Copy_Requested__c": "free copy requested",
+}
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Hyperparameters (mirrored by the Dagster `dg.Config` of the model asset)."""
+
+    spline_knots: int = 10
+    spline_degree: int = 3
+    min_category_frequency: int = 5
+    regularization_c: float = 0.3
+    max_iter: int = 3000
+
+
+def build_pipeline(params: ModelParams = ModelParams()) -> Pipeline:
+    """An unfitted pipeline; one transformer per contract field so contributions group by field."""
+    transformers: list[tuple[str, Any, list[str]]] = []
+    for name in CATEGORICAL_FEATURES:
+        transformers.append((name, make_pipeline(
+            SimpleImputer(strategy="constant", fill_value=MISSING),
+            OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=params.min_category_frequency),
+        ), [name]))
+    for name in NUMERIC_FEATURES:
+        transformers.append((name, make_pipeline(
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            # log1p tames the heavy outliers of visits and page views before the spline basis
+            FunctionTransformer(np.log1p, feature_names_out="one-to-one"),
+            SplineTransformer(n_knots=params.spline_knots, degree=params.spline_degree, knots="quantile"),
+        ), [name]))
+    for name in FLAG_FEATURES:
+        transformers.append((name, "passthrough", [name]))
+    preprocess = ColumnTransformer(transformers, sparse_threshold=0.0, verbose_feature_names_out=True)
+    classifier = LogisticRegression(C=params.regularization_c, max_iter=params.max_iter)
+    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
+
+
+def features_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """The model's input frame from contract records (or a warehouse frame with contract columns)."""
+    frame = records.copy() if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(list(records))
+    for name in FEATURES:
+        if name not in frame.columns:
+            frame[name] = None
+    out = pd.DataFrame(index=frame.index)
+    for name in CATEGORICAL_FEATURES:
+        col = frame[name].astype(object)
+        out[name] = col.where(col.notna(), np.nan)
+    for name in NUMERIC_FEATURES:
+        out[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    for name in FLAG_FEATURES:
+        # An absent flag means "not ticked" in the CRM.
+        out[name] = frame[name].map(lambda v: 1.0 if v is True or v == 1 else 0.0).astype(float)
+    return out[list(FEATURES)]
+
+
+def fit(pipeline: Pipeline, frame: pd.DataFrame, labels: Iterable[Any]) -> Pipeline:
+    """Fit and attach the explanation baseline (mean transformed training row)."""
+    y = np.asarray([bool(v) for v in labels], dtype=int)
+    pipeline.fit(frame, y)
+    preprocess: ColumnTransformer = pipeline.named_steps["preprocess"]
+    transformed = preprocess.transform(frame)
+    setattr(pipeline, BASELINE_ATTR, np.asarray(transformed, dtype=float).mean(axis=0))
+    slices = {name: (s.start, s.stop) for name, s in preprocess.output_indices_.items() if name in FEATURES}
+    setattr(pipeline, FEATURE_SLICES_ATTR, slices)
+    return pipeline
+
+
+@dataclass(frozen=True)
+class Score:
+    score: int
+    probability: float
+    reasons: list[str]
+
+
+class LeadScorer:
+    """Scores and explains records with a fitted pipeline (the serving hot path: vectorized)."""
+
+    def __init__(self, pipeline: Pipeline, model_version: str, top_k: int = 3):
+        self.pipeline = pipeline
+        self.model_version = model_version
+        self.top_k = top_k
+        self._preprocess: ColumnTransformer = pipeline.named_steps["preprocess"]
+        classifier: LogisticRegression = pipeline.named_steps["classifier"]
+        self._coef = classifier.coef_.ravel()
+        self._intercept = float(classifier.intercept_[0])
+        baseline = getattr(pipeline, BASELINE_ATTR, None)
+        slices = getattr(pipeline, FEATURE_SLICES_ATTR, None)
+        if baseline is None or slices is None:
+            raise ValueError("pipeline was not fitted with lead_scoring.training.model.fit (no explanation baseline)")
+        self._baseline = baseline
+        self._names = list(slices)
+        starts = np.array([slices[n][0] for n in self._names])
+        self._starts = starts
+        self._order = np.argsort(starts)
+
+    def score_frame(self, frame: pd.DataFrame) -> list[Score]:
+        transformed = np.asarray(self._preprocess.transform(frame), dtype=float)
+        logits = transformed @ self._coef + self._intercept
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        # Per-field contribution to the log-odds, relative to the average training lead.
+        weighted = (transformed - self._baseline) * self._coef
+        ordered_starts = self._starts[self._order]
+        per_field = np.add.reduceat(weighted, ordered_starts, axis=1)
+        names = [self._names[i] for i in self._order]
+        results: list[Score] = []
+        for row_idx in range(len(frame)):
+            contributions = per_field[row_idx]
+            top = np.argsort(-np.abs(contributions))[: self.top_k]
+            reasons = [
+                _reason(names[i], frame.iloc[row_idx][names[i]], contributions[i])
+                for i in top
+                if abs(contributions[i]) >= 0.01
+            ]
+            p = float(probabilities[row_idx])
+            results.append(Score(score=int(min(100, max(0, round(p * 100)))), probability=p, reasons=reasons))
+        return results
+
+    def score_records(self, records: Iterable[Mapping[str, Any]]) -> list[Score]:
+        return self.score_frame(features_frame(records))
+
+
+def _reason(field: str, value: Any, contribution: float) -> str:
+    sign = "+" if contribution > 0 else "-"
+    label = FIELD_LABELS.get(field, field)
+    if field in FLAG_FEATURES:
+        text = label if value else f"not {label}"
+    elif field in NUMERIC_FEATURES:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            text = f"{label} unknown"
+        elif field == "Time_On_Website__c":
+            text = f"{label} {_duration(float(value))}"
+        else:
+            text = f"{label} {float(value):g}"
+    else:
+        text = f"{label} unknown" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return f"{sign}{text}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f} min"
+
+
+def format_reasons(reasons: list[str]) -> str:
+    """The contract's `Lead_Score_Reasons__c` text."""
+    return "; ".join(reasons)
