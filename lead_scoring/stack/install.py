@@ -1,0 +1,288 @@
+"""`lead-scoring stack install`: resolve the Kafka and Flink jars into the stack cache.
+
+Sources, and nothing else: Maven Central (through `jvm/pom.xml` and `mvn`) and PyPI (the
+`apache-flink-libraries` wheel, which is where flink-dist 2.x is published). The result is recorded
+in `<cache>/install.json`; a second run with the same pom and versions does nothing, and runs offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from lead_scoring.stack.config import FLINK_VERSION, KAFKA_VERSION, StackConfig
+
+log = logging.getLogger(__name__)
+
+POM = Path(__file__).parent / "jvm" / "pom.xml"
+MANIFEST = "install.json"
+FLINK_WHEEL = "apache-flink-libraries"
+# Maven executions of jvm/pom.xml; the triton one needs the old plugin (see the comment in the pom).
+MAVEN_GOALS = [
+    "dependency:copy-dependencies@kafka",
+    "dependency:copy@flink",
+    "org.apache.maven.plugins:maven-dependency-plugin:2.10:copy@triton",
+]
+MIN_JAVA = 17
+
+
+class StackError(RuntimeError):
+    """The stack cannot do what was asked; the message names the cause and the fix."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where installed files live inside the cache."""
+
+    cache: Path
+
+    @property
+    def maven_repo(self) -> Path:
+        # A private local repository keeps the cache self-contained (and offline-capable).
+        return self.cache / "m2"
+
+    @property
+    def kafka_lib(self) -> Path:
+        return self.cache / "lib" / "kafka"
+
+    @property
+    def flink_extra_lib(self) -> Path:
+        """Connector/format/model jars from Maven Central, on the classpath of every Flink process."""
+        return self.cache / "lib" / "flink"
+
+    @property
+    def flink_home(self) -> Path:
+        return self.cache / f"flink-{FLINK_VERSION}"
+
+    @property
+    def flink_lib(self) -> Path:
+        return self.flink_home / "lib"
+
+    @property
+    def bash_java_utils(self) -> Path:
+        return self.flink_home / "bin" / "bash-java-utils.jar"
+
+    @property
+    def downloads(self) -> Path:
+        return self.cache / "downloads"
+
+    @property
+    def manifest(self) -> Path:
+        return self.cache / MANIFEST
+
+    def sql_gateway_jar(self) -> Path:
+        return self.flink_extra_lib / f"flink-sql-gateway-{FLINK_VERSION}.jar"
+
+    def flink_classpath(self, *, gateway: bool = False) -> str:
+        """flink-dist and table jars first (as bin/config.sh orders them), then the extra jars."""
+        jars = sorted(p for p in self.flink_lib.glob("*.jar") if not p.name.startswith("flink-dist"))
+        jars += sorted(p for p in self.flink_extra_lib.glob("*.jar") if "sql-gateway" not in p.name)
+        jars.append(self.flink_lib / f"flink-dist-{FLINK_VERSION}.jar")
+        if gateway:
+            jars.append(self.sql_gateway_jar())
+        return ":".join(str(j) for j in jars)
+
+    def kafka_classpath(self) -> str:
+        return ":".join(str(j) for j in sorted(self.kafka_lib.glob("*.jar")))
+
+
+def _fingerprint() -> dict[str, str]:
+    return {
+        "pom_sha256": hashlib.sha256(POM.read_bytes()).hexdigest(),
+        "kafka": KAFKA_VERSION,
+        "flink": FLINK_VERSION,
+    }
+
+
+REQUIRED_FLINK_EXTRA = [
+    f"flink-sql-gateway-{FLINK_VERSION}.jar",
+    "flink-sql-connector-kafka-5.0.0-2.2.jar",
+    f"flink-sql-avro-{FLINK_VERSION}.jar",
+    f"flink-model-triton-{FLINK_VERSION}.jar",
+]
+
+
+def missing_files(layout: Layout) -> list[str]:
+    """Files `up` needs that are not in the cache (empty when the install is complete)."""
+    missing: list[str] = []
+    if not any(layout.kafka_lib.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
+        missing.append(str(layout.kafka_lib / f"kafka_2.13-{KAFKA_VERSION}.jar"))
+    if not any(layout.kafka_lib.glob("log4j-slf4j*-impl-*.jar")):
+        missing.append(str(layout.kafka_lib / "log4j-slf4j-impl-*.jar"))
+    for name in REQUIRED_FLINK_EXTRA:
+        if not (layout.flink_extra_lib / name).is_file():
+            missing.append(str(layout.flink_extra_lib / name))
+    for path in (layout.flink_lib / f"flink-dist-{FLINK_VERSION}.jar", layout.bash_java_utils):
+        if not path.is_file():
+            missing.append(str(path))
+    return missing
+
+
+def is_installed(layout: Layout) -> bool:
+    """True when the cache holds a complete install made from the current pom and versions."""
+    if not layout.manifest.is_file() or missing_files(layout):
+        return False
+    try:
+        recorded = json.loads(layout.manifest.read_text())
+    except ValueError:
+        return False
+    return all(recorded.get(k) == v for k, v in _fingerprint().items())
+
+
+def java_version(java: str = "java") -> int:
+    """Major version of `java` on PATH; raises StackError when there is none."""
+    exe = shutil.which(java)
+    if exe is None:
+        raise StackError(
+            f"Java not found on PATH. The stack needs a JDK {MIN_JAVA}+: "
+            "install it (Debian: apt-get install openjdk-17-jdk-headless) or put its bin/ on PATH."
+        )
+    out = subprocess.run([exe, "-XshowSettings:properties", "-version"], capture_output=True, text=True)
+    for line in (out.stderr + out.stdout).splitlines():
+        line = line.strip()
+        if line.startswith("java.specification.version ="):
+            raw = line.split("=", 1)[1].strip()
+            return int(raw.split(".")[1] if raw.startswith("1.") else raw)
+    raise StackError(f"could not read the Java version from `{exe} -version`:\n{out.stderr[-2000:]}")
+
+
+def require_java() -> None:
+    version = java_version()
+    if version < MIN_JAVA:
+        raise StackError(
+            f"Java {version} found, the stack needs {MIN_JAVA}+ (Kafka 4 and Flink 2 require it): "
+            "install OpenJDK 17 (Debian: apt-get install openjdk-17-jdk-headless) and put it first on PATH."
+        )
+
+
+def _run(cmd: list[str], what: str, fix: str) -> None:
+    log.info("%s: %s", what, " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        raise StackError(f"{what} failed (exit {proc.returncode}). {fix}\n{tail}")
+
+
+def _maven(layout: Layout) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError(
+            "Maven (`mvn`) not found on PATH; `stack install` resolves the Kafka and Flink connector jars "
+            "with it. Install it (Debian: apt-get install maven) and run `lead-scoring stack install` again."
+        )
+    # Start from empty folders so a version bump in the pom leaves no stale jar on the classpath.
+    for folder in (layout.kafka_lib, layout.flink_extra_lib):
+        if folder.exists():
+            shutil.rmtree(folder)
+    offline = ["-o"] if layout.maven_repo.is_dir() and _maven_repo_complete(layout) else []
+    cmd = [
+        mvn, "-B", "-q", *offline,
+        "-f", str(POM),
+        f"-Dmaven.repo.local={layout.maven_repo}",
+        f"-Dstack.lib={layout.cache / 'lib'}",
+        *MAVEN_GOALS,
+    ]
+    _run(cmd, "resolving Kafka and Flink connector jars from Maven Central",
+         "Check that Maven Central is reachable (or the Maven proxy in ~/.m2/settings.xml), then retry.")
+
+
+def _maven_repo_complete(layout: Layout) -> bool:
+    # A previous successful install left its manifest; then every artifact is in the private repo.
+    if not layout.manifest.is_file():
+        return False
+    try:
+        return json.loads(layout.manifest.read_text()).get("pom_sha256") == _fingerprint()["pom_sha256"]
+    except ValueError:
+        return False
+
+
+def _pip_download(layout: Layout) -> Path:
+    layout.downloads.mkdir(parents=True, exist_ok=True)
+    pattern = f"apache_flink_libraries-{FLINK_VERSION}-*.whl"
+    cached = sorted(layout.downloads.glob(pattern))
+    if cached:
+        return cached[0]
+    # The project venv is uv-managed and has no pip; use pip where there is one, else uv's.
+    if _has_pip(sys.executable):
+        pip = [sys.executable, "-m", "pip"]
+    elif shutil.which("uv"):
+        pip = [shutil.which("uv") or "uv", "tool", "run", "--from", "pip", "pip"]
+    elif shutil.which("pip3"):
+        pip = [shutil.which("pip3") or "pip3"]
+    else:
+        raise StackError("neither pip nor uv found: install one of them to download the Flink distribution wheel")
+    _run(
+        [*pip, "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+         "-d", str(layout.downloads), f"{FLINK_WHEEL}=={FLINK_VERSION}"],
+        f"downloading {FLINK_WHEEL} {FLINK_VERSION} from PyPI",
+        "Check that PyPI is reachable (or your pip index settings), then retry.",
+    )
+    cached = sorted(layout.downloads.glob(pattern))
+    if not cached:
+        raise StackError(f"pip reported success but no {pattern} is in {layout.downloads}")
+    return cached[0]
+
+
+def _has_pip(python: str) -> bool:
+    return subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode == 0
+
+
+def _unpack_flink(layout: Layout, wheel: Path) -> None:
+    """Lay the wheel's pyflink/{lib,opt,bin,plugins} out as a Flink home (no conf: `up` writes it)."""
+    tmp = layout.flink_home.with_name(layout.flink_home.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    with zipfile.ZipFile(wheel) as zf:
+        for info in zf.infolist():
+            parts = info.filename.split("/")
+            if len(parts) < 3 or parts[0] != "pyflink" or parts[1] not in {"lib", "opt", "bin", "plugins"}:
+                continue
+            if info.is_dir():
+                continue
+            target = tmp.joinpath(*parts[1:])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst, length=1 << 20)
+    if not (tmp / "lib" / f"flink-dist-{FLINK_VERSION}.jar").is_file():
+        raise StackError(f"{wheel.name} holds no pyflink/lib/flink-dist-{FLINK_VERSION}.jar; delete it and retry")
+    if layout.flink_home.exists():
+        shutil.rmtree(layout.flink_home)
+    tmp.rename(layout.flink_home)
+
+
+def install(cfg: StackConfig | None = None, *, force: bool = False) -> Layout:
+    """Resolve every jar the stack needs into the cache; a no-op when already complete."""
+    cfg = cfg or StackConfig.from_env()
+    layout = Layout(cfg.cache)
+    if not force and is_installed(layout):
+        log.info("stack already installed in %s", layout.cache)
+        return layout
+    require_java()
+    started = time.monotonic()
+    layout.cache.mkdir(parents=True, exist_ok=True)
+    _maven(layout)
+    if force or not (layout.flink_lib / f"flink-dist-{FLINK_VERSION}.jar").is_file():
+        _unpack_flink(layout, _pip_download(layout))
+    missing = missing_files(layout)
+    if missing:
+        raise StackError("install finished but these files are missing: " + ", ".join(missing))
+    record = {**_fingerprint(), "installed_at": time.time(), "seconds": round(time.monotonic() - started, 1)}
+    layout.manifest.write_text(json.dumps(record, indent=2))
+    log.info("stack installed in %s (%.1f s)", layout.cache, record["seconds"])
+    return layout
+
+
+def require_installed(layout: Layout) -> None:
+    """Raise a StackError naming the missing jars and the command that fetches them."""
+    missing = missing_files(layout)
+    if missing:
+        shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
+        raise StackError(f"stack jars missing ({shown}): run `lead-scoring stack install` first")
