@@ -1,0 +1,1 @@
+"""The warehouse: DuckDB locally, BigQuery in production, one SQL dialect (BigQuery's)."""

@@ -1,0 +1,33 @@
+-- Training rows: the latest state of every Lead/Contact, labelled with its latest known outcome.
+-- BigQuery Standard SQL; run as-is on BigQuery (default dataset = the project's dataset) and
+-- transpiled by sqlglot for DuckDB. {feature_columns} is rendered from the contract's feature list,
+-- so leakage fields (Sales_Tags__c, Lead_Quality__c, ...) and PII can never be selected.
+WITH latest AS (
+  SELECT
+    *,
+    -- the outcome arrives later, on an `updated` event: take the newest non-null one
+    LAST_VALUE(IsConverted IGNORE NULLS) OVER (
+      PARTITION BY Id ORDER BY LastModifiedDate, _ingested_at
+      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    ) AS label,
+    MIN(CreatedDate) OVER (PARTITION BY Id) AS first_created
+  FROM crm_leads_raw
+  WHERE NOT STARTS_WITH(Id, 'PROBE-')  -- latency probes never train the model
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY Id ORDER BY LastModifiedDate DESC, _ingested_at DESC) = 1
+)
+SELECT
+  Id,
+  _ObjectType,
+  COALESCE(first_created, LastModifiedDate) AS CreatedDate,
+  LastModifiedDate,
+  {feature_columns},
+  label AS IsConverted,
+  CASE
+    WHEN PERCENT_RANK() OVER (ORDER BY COALESCE(first_created, LastModifiedDate), Id) >= {train_fraction}
+      THEN 'validation'
+    ELSE 'train'
+  END AS split
+FROM latest
+WHERE label IS NOT NULL
+  AND _EventType != 'deleted'
+ORDER BY CreatedDate, Id

@@ -1,0 +1,45 @@
+"""The warehouse tables, derived from the contract (one definition of the lead schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lead_scoring.contract.fields import LEAD_FIELDS, SCORE_FIELDS, FieldType
+from lead_scoring.contract.schemas import RAW_META_COLUMNS, create_table_ddl, sql_type
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[tuple[str, FieldType], ...]
+    description: str
+
+    def ddl(self, dialect: str) -> str:
+        return create_table_ddl(self.name, [(c, sql_type(t, dialect)) for c, t in self.columns], dialect)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+
+_LEAD_COLUMNS = tuple((f.name, f.type) for f in LEAD_FIELDS)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("crm_leads_raw", _LEAD_COLUMNS + RAW_META_COLUMNS,
+                  "every CRM change record that passed the contract (seed, imports, stream)"),
+        TableSpec("rejected_leads",
+                  (("Id", FieldType.STRING), ("payload", FieldType.STRING), ("reason", FieldType.STRING))
+                  + RAW_META_COLUMNS,
+                  "records that failed the contract, with the reason"),
+        TableSpec("lead_scores", tuple((f.name, f.type) for f in SCORE_FIELDS) + RAW_META_COLUMNS,
+                  "scores produced by the stream (lead_scores and contact_scores topics)"),
+        TableSpec("crm_leads",
+                  (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING),
+                   ("Lead_Score__c", FieldType.INT), ("Lead_Score_Reasons__c", FieldType.STRING),
+                   ("Lead_Score_Model__c", FieldType.STRING), ("source_ts", FieldType.TIMESTAMP),
+                   ("scored_ts", FieldType.TIMESTAMP), ("written_at", FieldType.TIMESTAMP)),
+                  "the local CRM: current score per record, written back by the writeback worker"),
+    )
+}
