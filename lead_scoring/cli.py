@@ -28,8 +28,10 @@ def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debu
 def _register() -> None:
     # Sub-apps live with their concept; registered here so `lead-scoring --help` lists them all.
     from lead_scoring.crm import cli as crm_cli
+    from lead_scoring.stack import cli as stack_cli
 
     app.add_typer(crm_cli.data_app, name="data")
+    app.add_typer(stack_cli.app, name="stack")
 
 
 _register()
