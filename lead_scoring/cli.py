@@ -31,6 +31,10 @@ def _register() -> None:
     from lead_scoring.stack import cli as stack_cli
 
     app.add_typer(crm_cli.data_app, name="data")
+
+    from lead_scoring.serving.cli import serve
+
+    app.command("serve")(serve)
     app.add_typer(stack_cli.app, name="stack")
 
 

@@ -1,0 +1,40 @@
+"""`lead-scoring serve`: run the model server in the foreground (laptop, `stack up`, Vertex container)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+
+def serve(
+    artifact: Optional[str] = typer.Option(
+        None, "--artifact", help="Model version folder: a path, file:// or gs:// URI. Default: $AIP_STORAGE_URI "
+                                 "(Vertex AI), else the PRODUCTION version of the local artifact store."),
+    port: Optional[int] = typer.Option(None, "--port", help="HTTP port. Default: $AIP_HTTP_PORT or 8080."),
+    host: Optional[str] = typer.Option(None, "--host", help="Bind address. Default: 127.0.0.1 (local), 0.0.0.0 (gcp/Vertex)."),
+    model_name: Optional[str] = typer.Option(None, "--model-name", help="Name in the V1/V2 URLs (default lead_scorer)."),
+    allow_swap: bool = typer.Option(False, "--allow-swap", help="Enable the local hot-swap admin route."),
+) -> None:
+    """Serve the lead scoring model (KServe V1 + V2 + Vertex AI routes) until interrupted."""
+    from lead_scoring.serving.server import ServerConfig, run_server
+
+    uri = artifact or os.environ.get("AIP_STORAGE_URI") or _local_production_uri()
+    config = ServerConfig.from_env(port=port, host=host, model_name=model_name, allow_swap=allow_swap)
+    raise typer.Exit(run_server(uri, config))
+
+
+def _local_production_uri() -> str:
+    from lead_scoring.settings import state_dir
+    from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
+
+    repo = ArtifactRepository(LocalBlobs(state_dir() / "artifacts"))
+    version = repo.production_version()
+    if version is None:
+        raise typer.BadParameter("no --artifact given and no PRODUCTION model in the local artifact store",
+                                 param_hint="--artifact")
+    return repo.blobs.uri(f"models/{version}")
