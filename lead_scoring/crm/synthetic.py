@@ -7,7 +7,8 @@ outcome depends on the features through a known logistic model, so a model can l
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,20 @@ def to_events(leads: pd.DataFrame, conversion_delay_days: float = 7.0, seed: int
     return events.sort_values("LastModifiedDate", kind="stable").reset_index(drop=True)
 
 
+def _is_null(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     """Write CSV, Parquet or JSON Lines by the file's extension."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +219,12 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
     if suffix == ".parquet":
         frame.to_parquet(path, index=False)
     elif suffix in (".jsonl", ".ndjson"):
-        frame.to_json(path, orient="records", lines=True, date_format="iso")
+        # One contract record per line; absent fields mean null, so nulls are left out.
+        columns = list(frame.columns)
+        with path.open("w") as handle:
+            for values in frame.itertuples(index=False, name=None):
+                record = {k: _plain(v) for k, v in zip(columns, values) if not _is_null(v)}
+                handle.write(json.dumps(record, separators=(",", ":")) + "\n")
     elif suffix == ".csv":
         frame.to_csv(path, index=False)
     else:

@@ -1,7 +1,7 @@
 -- Training rows: the latest state of every Lead/Contact, labelled with its latest known outcome.
--- BigQuery Standard SQL; run as-is on BigQuery (default dataset = the project's dataset) and
--- transpiled by sqlglot for DuckDB. {feature_columns} is rendered from the contract's feature list,
--- so leakage fields (Sales_Tags__c, Lead_Quality__c, ...) and PII can never be selected.
+-- BigQuery Standard SQL: run as-is on BigQuery (default dataset = the project dataset) and
+-- transpiled by sqlglot for DuckDB. The feature column list is rendered from the contract
+-- feature list, so leakage fields and PII can never be selected.
 WITH latest AS (
   SELECT
     *,
