@@ -37,6 +37,7 @@ _ENV = {
     "start_timeout_s": "LEAD_SCORING_STACK_START_TIMEOUT",
     "stop_timeout_s": "LEAD_SCORING_STACK_STOP_TIMEOUT",
     "model_name": "LEAD_SCORING_MODEL_NAME",
+    "model_artifact": "LEAD_SCORING_MODEL_URI",
 }
 
 
@@ -63,6 +64,8 @@ class StackConfig:
     start_timeout_s: float = 120.0
     stop_timeout_s: float = 30.0
     model_name: str = "lead_scorer"
+    # The model the local model server loads; None: the production version of the local store, if any.
+    model_artifact: str | None = None
     state_root: Path | None = field(default=None, compare=False)
     cache_root: Path | None = field(default=None, compare=False)
 

@@ -101,12 +101,11 @@ class ServiceSpec:
 
     name: str
     url: str
-    ports: list[int]
+    ports: dict[int, str]  # port -> the environment variable that moves it
     argv: list[str]
     health: Callable[[], str | None]  # None when healthy, else what is still missing
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
-    port_env: str = ""  # the variable that moves its main port, for error messages
 
 
 @dataclass
@@ -194,12 +193,11 @@ def model_health(url: str, model_name: str) -> str | None:
 def resolve_model_artifact(cfg: StackConfig) -> str | None:
     """URI of the model the local model server should load, or None when there is none yet.
 
-    Order: LEAD_SCORING_MODEL_URI; then the production version of the local artifact store
-    (`lead_scoring.storage`), if that module offers one.
+    Order: `cfg.model_artifact` (LEAD_SCORING_MODEL_URI); then the production version of the local
+    artifact store (`lead_scoring.storage`), if there is one.
     """
-    explicit = os.environ.get("LEAD_SCORING_MODEL_URI")
-    if explicit:
-        return explicit
+    if cfg.model_artifact:
+        return cfg.model_artifact
     try:
         from lead_scoring.storage import artifacts
     except ImportError:
@@ -252,6 +250,8 @@ def _port_owner(port: int) -> str:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the JVM servers do: a port whose last connection is in TIME_WAIT is free to listen on.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -463,26 +463,28 @@ class Stack:
             props = self._write_kafka_config()
             self._format_kafka(props)
             out.append(ServiceSpec(
-                KAFKA, f"kafka://{c.kafka_bootstrap}", [c.kafka_port, c.kafka_controller_port],
+                KAFKA, f"kafka://{c.kafka_bootstrap}",
+                {c.kafka_port: "LEAD_SCORING_KAFKA_PORT", c.kafka_controller_port: "LEAD_SCORING_KAFKA_CONTROLLER_PORT"},
                 [*self._kafka_java(), "kafka.Kafka", str(props)],
-                lambda: kafka_health(c.kafka_bootstrap), cwd=self.kafka_dir, port_env="LEAD_SCORING_KAFKA_PORT",
+                lambda: kafka_health(c.kafka_bootstrap), cwd=self.kafka_dir,
             ))
         if wanted & {JOBMANAGER, TASKMANAGER, SQL_GATEWAY}:
             self._write_flink_config()
         if JOBMANAGER in wanted:
             jvm, dyn = self._flink_resource_params("JM")
             out.append(ServiceSpec(
-                JOBMANAGER, c.flink_rest_url, [c.flink_rest_port, c.flink_rpc_port],
+                JOBMANAGER, c.flink_rest_url,
+                {c.flink_rest_port: "LEAD_SCORING_FLINK_REST_PORT", c.flink_rpc_port: "LEAD_SCORING_FLINK_RPC_PORT"},
                 ["java", *jvm, *self._flink_jvm_common(JOBMANAGER), "-classpath", self.layout.flink_classpath(),
                  "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
                  "--configDir", str(self.flink_conf_dir), *dyn],
                 lambda: flink_health(c.flink_rest_url, need_taskmanager=False),
-                env=self._flink_env(), cwd=self.flink_dir, port_env="LEAD_SCORING_FLINK_REST_PORT",
+                env=self._flink_env(), cwd=self.flink_dir,
             ))
         if TASKMANAGER in wanted:
             jvm, dyn = self._flink_resource_params("TM")
             out.append(ServiceSpec(
-                TASKMANAGER, c.flink_rest_url + "/#/task-manager", [],
+                TASKMANAGER, c.flink_rest_url + "/#/task-manager", {},
                 ["java", *jvm, *self._flink_jvm_common(TASKMANAGER), "-classpath", self.layout.flink_classpath(),
                  "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
                  "--configDir", str(self.flink_conf_dir), *dyn],
@@ -491,20 +493,20 @@ class Stack:
             ))
         if SQL_GATEWAY in wanted:
             out.append(ServiceSpec(
-                SQL_GATEWAY, c.sql_gateway_url, [c.sql_gateway_port],
+                SQL_GATEWAY, c.sql_gateway_url, {c.sql_gateway_port: "LEAD_SCORING_SQL_GATEWAY_PORT"},
                 ["java", f"-Xms{c.sql_gateway_heap}", f"-Xmx{c.sql_gateway_heap}",
                  *self._flink_jvm_common(SQL_GATEWAY), "-classpath", self.layout.flink_classpath(gateway=True),
                  "org.apache.flink.table.gateway.SqlGateway"],
                 lambda: gateway_health(c.sql_gateway_url),
-                env=self._flink_env(), cwd=self.flink_dir, port_env="LEAD_SCORING_SQL_GATEWAY_PORT",
+                env=self._flink_env(), cwd=self.flink_dir,
             ))
         if MODEL_SERVER in wanted:
             uri = resolve_model_artifact(c)
             argv = model_server_argv(c, uri) if uri else None
             if argv:
                 out.append(ServiceSpec(
-                    MODEL_SERVER, c.model_url, [c.model_port], argv,
-                    lambda: model_health(c.model_url, c.model_name), port_env="LEAD_SCORING_MODEL_PORT",
+                    MODEL_SERVER, c.model_url, {c.model_port: "LEAD_SCORING_MODEL_PORT"}, argv,
+                    lambda: model_health(c.model_url, c.model_name),
                 ))
             else:
                 log.info("no model artifact (or no serving entry point) yet: not starting the model server")
@@ -515,9 +517,9 @@ class Stack:
     def _check_ports(self, specs: list[ServiceSpec]) -> None:
         problems = []
         for spec in specs:
-            for port in spec.ports:
+            for port, env_var in spec.ports.items():
                 if not _port_free(self.cfg.host, port):
-                    hint = f"set {spec.port_env} to another port" if spec.port_env else "choose another port"
+                    hint = f"set {env_var} to another port"
                     problems.append(
                         f"port {self.cfg.host}:{port} ({spec.name}) is already in use by {_port_owner(port)}: "
                         f"stop that process or {hint}"

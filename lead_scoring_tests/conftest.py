@@ -1,0 +1,1 @@
+pytest_plugins = ["lead_scoring_tests.fixtures.stack"]
