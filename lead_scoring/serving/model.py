@@ -238,7 +238,7 @@ class LeadScoringModel(Model):
                                  model_version=version, infer_outputs=[output])
         for index, errors in payload.rejected.items():
             results[index] = _error_row(errors)
-        return {"predictions": results, "model_version": version}
+        return {"predictions": results}
 
 
 def _prefixed(errors: list[FieldError], prefix: str) -> list[FieldError]:

@@ -1,0 +1,403 @@
+"""Where the model is served: a local server process (local profile) or a Vertex AI endpoint (gcp).
+
+Both implement `ModelServing.deploy(artifact, expected)`: put the new version in service, send a known
+record through the served endpoint and check the answer (version and score), and leave the previous
+version serving if any step fails (`DeploymentError` says which step and why).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import dagster as dg
+import httpx
+from pydantic import Field
+
+from lead_scoring.serving.model import DEFAULT_MODEL_NAME
+from lead_scoring.serving.process import (
+    ServerStartError,
+    pid_alive,
+    port_open,
+    start_server,
+    stop_server,
+    swap_model,
+    wait_ready,
+)
+from lead_scoring.settings import Profile, state_dir
+from lead_scoring.storage.artifacts import ModelArtifact, repository_for_uri
+
+logger = logging.getLogger(__name__)
+
+# A fixed, PII-free contract record: the deployment smoke test sends it and compares the served score
+# with the score the artifact itself gives it.
+SMOKE_RECORD: dict[str, Any] = {
+    "Id": "00Q000000SMOKE0001",
+    "_ObjectType": "Lead",
+    "_EventType": "created",
+    "LastModifiedDate": "2026-01-01T00:00:00Z",
+    "LeadSource": "Google",
+    "Lead_Origin__c": "Landing Page Submission",
+    "HasOptedOutOfEmail": False,
+    "DoNotCall": False,
+    "Total_Visits__c": 4.0,
+    "Time_On_Website__c": 640.0,
+    "Page_Views_Per_Visit__c": 2.5,
+    "Last_Activity__c": "Email Opened",
+    "Country": "India",
+    "City": "Mumbai",
+    "Occupation__c": "Working Professional",
+    "Course_Priority__c": "Better Career Prospects",
+}
+
+# Vertex AI custom-container contract (the image reads these through AIP_* variables)
+VERTEX_PREDICT_ROUTE = "/predict"
+VERTEX_HEALTH_ROUTE = "/health"
+VERTEX_PORT = 8080
+
+
+class DeploymentError(RuntimeError):
+    """The new version is not serving; the previous one (if any) still is. The message says why."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the served endpoint must answer for `SMOKE_RECORD`."""
+
+    version: str
+    score: int
+    record: dict[str, Any] = field(default_factory=lambda: dict(SMOKE_RECORD))
+
+
+@dataclass
+class DeploymentResult:
+    url: str
+    model_name: str
+    version: str
+    previous_version: Optional[str]
+    smoke_score: int
+    smoke_latency_ms: float
+    mode: str  # started | hot-swap | restarted | vertex-canary
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_prediction(prediction: Any, expected: Expected, where: str) -> int:
+    """Compare one served prediction with the expectation; returns the score."""
+    if not isinstance(prediction, dict) or "score" not in prediction:
+        raise DeploymentError(f"{where}: smoke test got no score: {str(prediction)[:300]}")
+    if prediction.get("model_version") != expected.version:
+        raise DeploymentError(f"{where}: smoke test answered by version {prediction.get('model_version')!r}, "
+                              f"expected {expected.version!r}")
+    if prediction["score"] != expected.score:
+        raise DeploymentError(f"{where}: smoke test score {prediction['score']} != {expected.score} computed "
+                              f"from the artifact")
+    if not isinstance(prediction.get("reasons"), list):
+        raise DeploymentError(f"{where}: smoke test answer has no reasons list")
+    return int(prediction["score"])
+
+
+def smoke_test_v2(url: str, model_name: str, expected: Expected, timeout: float = 10.0) -> tuple[int, float]:
+    """Send the known record exactly as Flink's triton provider does; returns (score, latency ms)."""
+    body = {"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": [json.dumps(expected.record)]}],
+            "outputs": [{"name": "SCORE"}]}
+    start = time.perf_counter()
+    try:
+        response = httpx.post(f"{url}/v2/models/{model_name}/versions/latest/infer", json=body, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise DeploymentError(f"smoke test could not reach {url}: {type(exc).__name__}: {exc}") from None
+    latency_ms = (time.perf_counter() - start) * 1000
+    if response.status_code != 200:
+        raise DeploymentError(f"smoke test got HTTP {response.status_code}: {response.text[:300]}")
+    try:
+        prediction = json.loads(response.json()["outputs"][0]["data"][0])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise DeploymentError(f"smoke test could not read the V2 answer ({exc}): {response.text[:300]}") from None
+    return check_prediction(prediction, expected, url), latency_ms
+
+
+class ModelServing(dg.ConfigurableResource):
+    """Puts a model artifact in service; subclasses choose where."""
+
+    def deploy(self, artifact: ModelArtifact, expected: Expected) -> DeploymentResult:
+        raise NotImplementedError("use LocalModelServer or VertexAIModelServing")
+
+    def describe(self) -> str:
+        raise NotImplementedError("use LocalModelServer or VertexAIModelServing")
+
+
+class LocalModelServer(ModelServing):
+    """The model server as a local process on 127.0.0.1, hot-swapped in place to each new version.
+
+    State (pid, port, version, artifact) lives in `<state_dir>/serving/server.json`, logs next to it.
+    A new version in the same artifact store is hot-swapped (the server loads and verifies it while the
+    old one keeps answering, then switches); if the swap is refused or the smoke test fails, the server
+    is swapped back and the asset fails. A server not running is started; one on another store is restarted
+    (and the old one restarted again on failure).
+    """
+
+    host: str = Field(default="127.0.0.1", description="bind address (loopback only in the local profile)")
+    port: int = Field(default=8080, description="HTTP port of the model server")
+    model_name: str = Field(default=DEFAULT_MODEL_NAME, description="name in the V1/V2 URLs")
+    ready_timeout_s: float = Field(default=120.0, description="how long a starting server may take to be ready")
+    state_path: Optional[str] = Field(default=None, description="folder for pid/state/log; default <state>/serving")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def describe(self) -> str:
+        return f"local model server {self.url}"
+
+    def _state_dir(self) -> Path:
+        path = Path(self.state_path) if self.state_path else state_dir() / "serving"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def read_state(self) -> dict[str, Any]:
+        path = self._state_dir() / "server.json"
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            return {}
+
+    def _write_state(self, **state: Any) -> None:
+        path = self._state_dir() / "server.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**state, "url": self.url, "updated_at": time.time()}, indent=2))
+        tmp.replace(path)
+
+    @property
+    def log_path(self) -> Path:
+        return self._state_dir() / "server.log"
+
+    def _serving_version(self) -> Optional[str]:
+        try:
+            response = httpx.get(f"{self.url}/v2/models/{self.model_name}/ready", timeout=2.0)
+        except httpx.HTTPError:
+            return None
+        return response.json().get("model_version") if response.status_code == 200 else None
+
+    def _start(self, artifact_uri: str) -> int:
+        if port_open(self.host, self.port):
+            raise DeploymentError(f"port {self.port} on {self.host} is taken by a process that is not our model "
+                                  f"server; stop it or configure another port")
+        pid = start_server(artifact_uri, self.host, self.port, self.log_path, self.model_name, allow_swap=True)
+        try:
+            wait_ready(self.url, self.ready_timeout_s, pid=pid, log_path=self.log_path, model_name=self.model_name)
+        except ServerStartError as exc:
+            stop_server(pid)
+            raise DeploymentError(str(exc)) from None
+        return pid
+
+    def deploy(self, artifact: ModelArtifact, expected: Expected) -> DeploymentResult:
+        state = self.read_state()
+        pid = state.get("pid")
+        previous = self._serving_version() if (pid_alive(pid) or port_open(self.host, self.port)) else None
+        same_store = bool(state.get("artifact_uri")) and _store_of(state["artifact_uri"]) == _store_of(artifact.uri)
+
+        if previous is None:
+            if pid_alive(pid):
+                stop_server(pid)  # ours, but not answering: replace it
+            mode = "started"
+            pid = self._start(artifact.uri)
+            self._write_state(pid=pid, port=self.port, version=artifact.version, artifact_uri=artifact.uri)
+            try:
+                score, latency = smoke_test_v2(self.url, self.model_name, expected)
+            except DeploymentError:
+                stop_server(pid)
+                self._write_state(pid=None, port=self.port, version=None, artifact_uri=None)
+                raise
+        elif same_store or not pid_alive(pid):
+            mode = "hot-swap"
+            try:
+                swap_model(self.url, artifact.version, self.model_name)
+            except ServerStartError as exc:
+                raise DeploymentError(f"{exc}; version {previous} keeps serving") from None
+            try:
+                score, latency = smoke_test_v2(self.url, self.model_name, expected)
+            except DeploymentError as exc:
+                self._rollback_swap(previous)
+                raise DeploymentError(f"{exc}; rolled back to {previous}") from None
+            self._write_state(pid=pid, port=self.port, version=artifact.version, artifact_uri=artifact.uri)
+        else:
+            # a server of another artifact store: restart on the new one; restart the old one on failure
+            mode = "restarted"
+            old_uri = state["artifact_uri"]
+            stop_server(pid)
+            try:
+                pid = self._start(artifact.uri)
+                score, latency = smoke_test_v2(self.url, self.model_name, expected)
+            except DeploymentError as exc:
+                if isinstance(pid, int) and pid_alive(pid):
+                    stop_server(pid)
+                restored = self._start(old_uri)
+                self._write_state(pid=restored, port=self.port, version=previous, artifact_uri=old_uri)
+                raise DeploymentError(f"{exc}; restarted {previous}") from None
+            self._write_state(pid=pid, port=self.port, version=artifact.version, artifact_uri=artifact.uri)
+        logger.info("model %s serving at %s (%s, previous %s)", artifact.version, self.url, mode, previous)
+        return DeploymentResult(url=self.url, model_name=self.model_name, version=artifact.version,
+                                previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
+                                mode=mode, details={"pid": self.read_state().get("pid"), "log": str(self.log_path)})
+
+    def _rollback_swap(self, previous: str) -> None:
+        try:
+            swap_model(self.url, previous, self.model_name)
+        except ServerStartError as exc:  # the bad version keeps serving: say so loudly
+            logger.error("ROLLBACK FAILED: could not swap back to %s: %s", previous, exc)
+            raise DeploymentError(f"rollback to {previous} failed too: {exc}") from None
+
+    def stop(self) -> None:
+        pid = self.read_state().get("pid")
+        if pid:
+            stop_server(pid)
+        self._write_state(pid=None, port=self.port, version=None, artifact_uri=None)
+
+
+def _store_of(uri: str) -> str:
+    repo, _ = repository_for_uri(uri)
+    return repo.blobs.uri("")
+
+
+class VertexAIModelServing(ModelServing):
+    """The same server image as a Vertex AI custom container: new model version, canary, promote.
+
+    Steps: `Model.upload` (a new version under `parent_model`, our image, `artifact_uri`, the AIP routes);
+    `Endpoint.deploy` with `canary_percent` of the traffic (100 on an empty endpoint); wait `canary_seconds`;
+    promote (traffic 100 to the new deployed model); smoke test through `Endpoint.predict`; undeploy the
+    old deployed models. Any failure after the deploy restores the old traffic split and undeploys the new.
+    """
+
+    project: str = Field(description="GCP project")
+    region: str = Field(default="us-central1", description="Vertex AI region")
+    endpoint_id: str = Field(description="Vertex AI endpoint id or resource name")
+    image_uri: str = Field(description="our model server image, e.g. REGION-docker.pkg.dev/PROJECT/REPO/lead-scoring:TAG")
+    parent_model: Optional[str] = Field(default=None, description="Model Registry model that gets the new version")
+    model_display_name: str = Field(default="lead-scorer")
+    model_name: str = Field(default=DEFAULT_MODEL_NAME)
+    canary_percent: int = Field(default=10, ge=1, le=100, description="traffic share of the new version while canary")
+    canary_seconds: float = Field(default=0.0, ge=0, description="how long the canary runs before promotion")
+    machine_type: str = Field(default="n1-standard-2")
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(default=2, ge=1)
+    service_account: Optional[str] = Field(default=None, description="service account the container runs as")
+
+    def describe(self) -> str:
+        return f"Vertex AI endpoint {self.endpoint_id} ({self.project}/{self.region})"
+
+    def aiplatform(self) -> Any:
+        """The `google.cloud.aiplatform` module, initialised (tests override this with a fake)."""
+        from google.cloud import aiplatform
+
+        aiplatform.init(project=self.project, location=self.region)
+        return aiplatform
+
+    def deploy(self, artifact: ModelArtifact, expected: Expected) -> DeploymentResult:
+        if not artifact.uri.startswith("gs://"):
+            raise DeploymentError(f"Vertex AI needs the artifact on GCS; got {artifact.uri}")
+        aip = self.aiplatform()
+        endpoint = aip.Endpoint(self.endpoint_id)
+        before = dict(endpoint.traffic_split or {})
+        previous = _deployed_version(endpoint, before, self.model_display_name)
+        try:
+            model = aip.Model.upload(
+                display_name=self.model_display_name,
+                parent_model=self.parent_model,
+                is_default_version=False,
+                version_aliases=[artifact.version],
+                version_description=f"lead_scoring {artifact.version} sha256 {artifact.sha256[:12]}",
+                artifact_uri=artifact.uri,
+                serving_container_image_uri=self.image_uri,
+                serving_container_predict_route=VERTEX_PREDICT_ROUTE,
+                serving_container_health_route=VERTEX_HEALTH_ROUTE,
+                serving_container_ports=[VERTEX_PORT],
+                serving_container_environment_variables={"LEAD_SCORING_PROFILE": "gcp",
+                                                         "LEAD_SCORING_MODEL_NAME": self.model_name},
+                labels={"lead_scoring_version": artifact.version},
+                sync=True,
+            )
+        except Exception as exc:  # noqa: BLE001 - nothing changed on the endpoint yet
+            raise DeploymentError(f"Model.upload failed: {exc}; endpoint unchanged") from exc
+        canary = 100 if not before else self.canary_percent
+        new_id: Optional[str] = None
+        try:
+            endpoint.deploy(
+                model=model,
+                deployed_model_display_name=f"{self.model_display_name}-{artifact.version}",
+                traffic_percentage=canary,
+                machine_type=self.machine_type,
+                min_replica_count=self.min_replicas,
+                max_replica_count=self.max_replicas,
+                service_account=self.service_account,
+                sync=True,
+            )
+            new_ids = [i for i in (endpoint.traffic_split or {}) if i not in before]
+            if len(new_ids) != 1:
+                raise DeploymentError(f"could not find the new deployed model in {endpoint.traffic_split}")
+            new_id = new_ids[0]
+            if before and self.canary_seconds:
+                time.sleep(self.canary_seconds)
+            if before:
+                endpoint.update(traffic_split={new_id: 100, **{old: 0 for old in before}})
+            start = time.perf_counter()
+            response = endpoint.predict(instances=[expected.record])
+            latency = (time.perf_counter() - start) * 1000
+            score = check_prediction(response.predictions[0] if response.predictions else None, expected,
+                                     f"endpoint {self.endpoint_id}")
+        except Exception as exc:  # noqa: BLE001 - any failure: restore, undeploy, report
+            self._rollback(endpoint, before, new_id)
+            raise DeploymentError(f"Vertex AI deployment of {artifact.version} failed: {exc}; "
+                                  f"traffic restored to {before or 'nothing'}") from exc
+        for old in before:
+            endpoint.undeploy(deployed_model_id=old, sync=True)
+        url = f"https://{self.region}-aiplatform.googleapis.com/v1/{endpoint.resource_name}:predict"
+        return DeploymentResult(url=url, model_name=self.model_name, version=artifact.version,
+                                previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
+                                mode="vertex-canary",
+                                details={"model": model.resource_name, "deployed_model_id": new_id,
+                                         "canary_percent": canary, "undeployed": list(before)})
+
+    @staticmethod
+    def _rollback(endpoint: Any, before: dict[str, int], new_id: Optional[str]) -> None:
+        try:
+            if before:
+                endpoint.update(traffic_split=before)
+            if new_id:
+                endpoint.undeploy(deployed_model_id=new_id, sync=True)
+        except Exception as exc:  # noqa: BLE001 - report, the original error is raised by the caller
+            logger.error("Vertex AI rollback incomplete (restore traffic %s, undeploy %s): %s", before, new_id, exc)
+
+
+def _deployed_version(endpoint: Any, split: dict[str, int], display_prefix: str) -> Optional[str]:
+    """Version of the deployed model with the most traffic (its display name is `<prefix>-<version>`)."""
+    if not split:
+        return None
+    top = max(split, key=lambda key: split[key])
+    for deployed in endpoint.list_models():
+        if deployed.id == top:
+            name = getattr(deployed, "display_name", "") or ""
+            return name[len(display_prefix) + 1:] if name.startswith(display_prefix + "-") else name
+    return None
+
+
+def resources_for_profile(profile: Profile) -> dict[str, Any]:
+    """The `model_serving` resource of a profile (picked up by `lead_scoring.resources`)."""
+    if profile is Profile.LOCAL:
+        return {"model_serving": LocalModelServer(port=int(os.environ.get("LEAD_SCORING_MODEL_PORT", "8080")))}
+    return {"model_serving": VertexAIModelServing(
+        project=dg.EnvVar("LEAD_SCORING_GCP_PROJECT"),
+        region=dg.EnvVar("LEAD_SCORING_GCP_REGION"),
+        endpoint_id=dg.EnvVar("LEAD_SCORING_VERTEX_ENDPOINT"),
+        image_uri=dg.EnvVar("LEAD_SCORING_SERVING_IMAGE"),
+        # empty for the very first upload; afterwards the Model Registry id that collects the versions
+        parent_model=os.environ.get("LEAD_SCORING_VERTEX_PARENT_MODEL") or None,
+    )}

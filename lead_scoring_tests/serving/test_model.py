@@ -1,0 +1,133 @@
+"""In-process tests of the kserve Model (load / preprocess / predict), as kserve's sklearnserver does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, RequestedOutput
+
+from lead_scoring.serving.model import LeadScoringModel, RecordRejected, load_verified
+from lead_scoring.storage.artifacts import ArtifactIntegrityError, ArtifactRepository
+from lead_scoring.training.model import LeadScorer
+from lead_scoring_tests.serving.conftest import BAD, V1
+from lead_scoring_tests.serving.records import make_records
+
+
+@pytest.fixture(scope="module")
+def model(repo: ArtifactRepository) -> LeadScoringModel:
+    m = LeadScoringModel("lead_scorer", repo.artifact(V1).uri)
+    assert m.load() is True
+    return m
+
+
+@pytest.fixture(scope="module")
+def reference(repo: ArtifactRepository) -> LeadScorer:
+    pipeline, manifest = repo.load(V1)
+    return LeadScorer(pipeline, manifest["version"])
+
+
+def test_load_verifies_and_reports_version(model: LeadScoringModel) -> None:
+    assert model.ready and model.model_version == V1 and model.load_error is None
+
+
+def test_load_refuses_a_tampered_artifact(repo: ArtifactRepository, caplog: pytest.LogCaptureFixture) -> None:
+    m = LeadScoringModel("lead_scorer", repo.artifact(BAD).uri)
+    with caplog.at_level(logging.ERROR):
+        assert m.load() is False
+    assert not m.ready and m.scorer is None
+    assert "sha256" in (m.load_error or "") and "does not match" in m.load_error
+    assert any("integrity" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ArtifactIntegrityError):
+        load_verified(repo.artifact(BAD).uri)
+
+
+def test_load_of_a_missing_artifact_is_not_ready(tmp_path) -> None:
+    m = LeadScoringModel("lead_scorer", str(tmp_path / "models" / "nope"))
+    assert m.load() is False and not m.ready and "no artifact file" in (m.load_error or "")
+
+
+def test_start_does_not_mark_an_unloaded_model_ready(tmp_path) -> None:
+    m = LeadScoringModel("lead_scorer", str(tmp_path / "models" / "nope"))
+    m.load()
+    m.start()
+    assert not m.ready
+
+
+def test_v1_scores_good_rows_and_reports_bad_rows(model: LeadScoringModel, reference: LeadScorer) -> None:
+    records, _ = make_records(4, seed=11)
+    bad = dict(records[1], Time_On_Website__c="long")
+    missing = {k: v for k, v in records[2].items() if k != "Id"}
+    batch = model.preprocess({"instances": [records[0], bad, missing, records[3]]})
+    result = model.predict(batch)
+    predictions = result["predictions"]
+    assert len(predictions) == 4
+    expected = reference.score_records([records[0], records[3]])
+    for got, want in zip([predictions[0], predictions[3]], expected):
+        assert got["score"] == want.score and got["reasons"] == want.reasons and got["model_version"] == V1
+        assert 0 <= got["score"] <= 100 and 1 <= len(got["reasons"]) <= 3
+        assert all(r[0] in "+-" for r in got["reasons"])
+        assert got["reasons_text"] == "; ".join(got["reasons"])
+    assert predictions[1]["errors"] == [{"field": "Time_On_Website__c", "reason": "expected a number, got string"}]
+    assert predictions[2]["errors"][0]["field"] == "Id"
+
+
+def test_reasons_are_per_record_not_global(model: LeadScoringModel) -> None:
+    records, _ = make_records(60, seed=12)
+    predictions = model.predict(model.preprocess({"instances": records}))["predictions"]
+    assert len({tuple(p["reasons"]) for p in predictions}) > 5
+    assert len({p["score"] for p in predictions}) > 10
+
+
+def test_v1_all_rows_bad_is_rejected_naming_fields(model: LeadScoringModel) -> None:
+    with pytest.raises(RecordRejected) as info:
+        model.preprocess({"instances": [{"Id": 3}]})
+    fields = {e.field for e in info.value.errors}
+    assert {"instances[0].Id", "instances[0]._ObjectType", "instances[0].LastModifiedDate"} <= fields
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({}, "instances"), ({"instances": "x"}, "instances"), ({"instances": []}, "instances"), ([1, 2], "$"),
+    (b"{not json", "$"),
+])
+def test_v1_malformed_requests(model: LeadScoringModel, payload, field: str) -> None:
+    with pytest.raises(RecordRejected) as info:
+        model.preprocess(payload)
+    assert info.value.errors[0].field == field
+
+
+def _v2(data, name="RECORD", datatype="BYTES", output="SCORE") -> InferRequest:
+    return InferRequest("lead_scorer", [InferInput(name, [len(data)], datatype, data)], request_id="r1",
+                        request_outputs=[RequestedOutput(output)] if output else None)
+
+
+def test_v2_upper_case_names_one_bytes_output(model: LeadScoringModel, reference: LeadScorer) -> None:
+    records, _ = make_records(2, seed=13)
+    response = model.predict(model.preprocess(_v2([json.dumps(r) for r in records])))
+    assert isinstance(response, InferResponse) and len(response.outputs) == 1
+    output = response.outputs[0]
+    assert output.name == "SCORE" and output.datatype == "BYTES" and output.shape == [2]
+    decoded = [json.loads(d) for d in output.data]
+    assert [d["score"] for d in decoded] == [s.score for s in reference.score_records(records)]
+    assert all(d["model_version"] == V1 for d in decoded)
+
+
+@pytest.mark.parametrize("request_, field", [
+    (_v2(['{"Id": "x"}']), "record[0]._ObjectType"),
+    (_v2(["nope"]), "record[0]"),
+    (_v2(["{}"], name="features"), "inputs"),
+    (_v2(["{}"], datatype="FP32"), "inputs.RECORD.datatype"),
+    (_v2([json.dumps({"Id": "a"})], output="PROBABILITY"), "outputs"),
+])
+def test_v2_rejections_name_the_field(model: LeadScoringModel, request_, field: str) -> None:
+    with pytest.raises(RecordRejected) as info:
+        model.preprocess(request_)
+    assert field in {e.field for e in info.value.errors}
+
+
+def test_full_kserve_call_path(model: LeadScoringModel) -> None:
+    records, _ = make_records(1, seed=14)
+    response, _headers = asyncio.run(model({"instances": records}, headers={}))
+    assert response["predictions"][0]["model_version"] == V1
