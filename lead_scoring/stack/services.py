@@ -176,14 +176,12 @@ def gateway_health(url: str) -> str | None:
 
 
 def model_health(url: str, model_name: str) -> str | None:
-    for path in (f"/v2/models/{model_name}/ready", "/v2/health/ready"):
-        try:
-            code, _ = _http_json(f"{url}{path}")
-        except httpx.HTTPError as exc:
-            return f"not answering ({exc.__class__.__name__})"
-        if code == 200:
-            return None
-    return f"{model_name} not ready"
+    # The model's own readiness, not the server's: a server whose model failed to load is not healthy.
+    try:
+        code, body = _http_json(f"{url}/v2/models/{model_name}/ready")
+    except httpx.HTTPError as exc:
+        return f"not answering ({exc.__class__.__name__})"
+    return None if code == 200 else f"{model_name} not ready ({code}: {str(body)[:200]})"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -219,18 +217,15 @@ def resolve_model_artifact(cfg: StackConfig) -> str | None:
 
 
 def model_server_argv(cfg: StackConfig, artifact_uri: str) -> list[str] | None:
-    """The command that runs the serving module, or None when it is not available yet."""
-    try:
-        import lead_scoring.serving as serving
-    except ImportError:
+    """The command that runs the serving module (`python -m lead_scoring.serving`), or None without one."""
+    import importlib.util
+
+    if importlib.util.find_spec("lead_scoring.serving.__main__") is None:
+        log.warning("lead_scoring.serving has no entry point; the stack starts without a model server")
         return None
-    if not (Path(serving.__file__).parent / "__main__.py").is_file() and not hasattr(serving, "main"):
-        log.warning("lead_scoring.serving has no entry point yet; the stack starts without a model server")
-        return None
-    cli = Path(sys.executable).with_name("lead-scoring")
-    base = [str(cli)] if cli.is_file() else [sys.executable, "-m", "lead_scoring.cli"]
-    return [*base, "serve", "--artifact", artifact_uri, "--port", str(cfg.model_port), "--host", cfg.host,
-            "--model-name", cfg.model_name]
+    # --allow-swap: the local deployment asset hot-swaps the model in the running server.
+    return [sys.executable, "-m", "lead_scoring.serving", "--artifact", artifact_uri, "--host", cfg.host,
+            "--port", str(cfg.model_port), "--model-name", cfg.model_name, "--allow-swap"]
 
 
 # ------------------------------------------------------------------------------------------------
