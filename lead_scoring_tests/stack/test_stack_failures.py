@@ -1,0 +1,80 @@
+"""Bad situations: a clear message naming cause and fix, and nothing left half-running.
+
+These do not use the session stack: each builds its own Stack on fresh ports and a temporary state dir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lead_scoring.stack.install import StackError
+from lead_scoring.stack.services import JOBMANAGER, SQL_GATEWAY, Stack
+from lead_scoring_tests.fixtures.stack import test_stack_config
+
+
+def _no_processes_left(stack: Stack) -> None:
+    assert not stack.run_dir.exists() or not list(stack.run_dir.glob("*.json"))
+    assert all(s.state == "stopped" for s in stack.status()), stack.status()
+
+
+def test_java_missing_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(StackError, match=r"Java not found on PATH.*openjdk-17"):
+        Stack(test_stack_config(tmp_path)).up()
+
+
+def test_java_too_old_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    java = fake_bin / "java"
+    java.write_text("#!/bin/sh\necho '    java.specification.version = 11' >&2\n")
+    java.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:/usr/bin:/bin")
+    with pytest.raises(StackError, match=r"Java 11 found, the stack needs 17\+"):
+        Stack(test_stack_config(tmp_path)).up()
+
+
+def test_missing_jars_point_at_install(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(test_stack_config(tmp_path / "state"), cache_root=tmp_path / "empty-cache")
+    with pytest.raises(StackError, match=r"stack jars missing .*run `lead-scoring stack install` first"):
+        Stack(cfg).up()
+
+
+@pytest.mark.stack
+def test_port_in_use_is_named_and_nothing_starts(tmp_path: Path) -> None:
+    cfg = test_stack_config(tmp_path)
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", cfg.sql_gateway_port))
+    squatter.listen()
+    try:
+        stack = Stack(cfg)
+        with pytest.raises(StackError) as err:
+            stack.up([JOBMANAGER, SQL_GATEWAY])
+        message = str(err.value)
+        assert f"port 127.0.0.1:{cfg.sql_gateway_port} (sql-gateway) is already in use" in message
+        assert "LEAD_SCORING_SQL_GATEWAY_PORT" in message
+        _no_processes_left(stack)
+    finally:
+        squatter.close()
+
+
+@pytest.mark.stack
+def test_service_dying_during_start_stops_the_others(tmp_path: Path) -> None:
+    # An impossible heap size makes the gateway JVM exit at once, after the JobManager was started.
+    cfg = dataclasses.replace(test_stack_config(tmp_path), sql_gateway_heap="5q")
+    stack = Stack(cfg)
+    with pytest.raises(StackError) as err:
+        stack.up([JOBMANAGER, SQL_GATEWAY])
+    message = str(err.value)
+    assert "sql-gateway exited during start" in message
+    assert "Invalid" in message and "heap size" in message  # the JVM's own words, from the log tail
+    assert "lead-scoring stack logs sql-gateway" in message
+    _no_processes_left(stack)
+    # Nothing of ours still runs with this state dir on its command line.
+    for proc in psutil.process_iter(["cmdline"]):
+        assert str(stack.flink_conf_dir) not in " ".join(proc.info["cmdline"] or []), proc
