@@ -13,6 +13,7 @@ from lead_scoring.contract.fields import (
     NUMERIC_FEATURES,
     OBJECT_TYPES,
     PII_FIELDS,
+    REQUIRED_FIELDS,
     SCORE_FIELDS,
     FieldType,
     LeadField,
@@ -31,6 +32,6 @@ from lead_scoring.contract.validation import (
 __all__ = [
     "CATEGORICAL_FEATURES", "FEATURES", "FIELD_NAMES", "FIELDS_BY_NAME", "FLAG_FEATURES",
     "FORBIDDEN_FEATURES", "LABEL", "LEAD_FIELDS", "LEAKAGE_FIELDS", "NUMERIC_FEATURES", "OBJECT_TYPES",
-    "PII_FIELDS", "SCORE_FIELDS", "FieldType", "LeadField", "Role", "FieldError", "RecordValidationError",
+    "PII_FIELDS", "REQUIRED_FIELDS", "SCORE_FIELDS", "FieldType", "LeadField", "Role", "FieldError", "RecordValidationError",
     "normalize_record", "parse_record", "parse_record_strict", "parse_timestamp", "validate_record",
 ]

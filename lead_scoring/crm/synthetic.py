@@ -128,7 +128,7 @@ def generate_leads(
     logit = (BASE_RATE_LOGIT + e_origin + e_source + e_activity + e_occ + e_spec * 0.5 + e_country * 0.5
              + e_city * 0.5 + e_priority + e_ref
              + 1.6 * np.tanh(minutes / 15.0) - 0.15 * np.log1p(np.nan_to_num(visits))
-             - 1.2 * opted_out - 0.2 * free_copy + rng.normal(0.0, 0.6, n))
+             - 1.2 * opted_out - 0.2 * free_copy + rng.normal(0.0, 0.3, n))
     converted = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
 
     span_ms = int(days * 86_400_000)

@@ -1,0 +1,114 @@
+"""Training assets end to end on DuckDB + a local artifact store (real components, no fakes)."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from lead_scoring.crm.synthetic import generate_leads
+from lead_scoring.storage.resources import LocalModelStore
+from lead_scoring.training import assets as training
+from lead_scoring.warehouse.resources import DuckDBWarehouse
+
+ASSETS = [training.crm_leads_raw, training.training_data, training.lead_scoring_model,
+          training.model_quality_gate, training.model_artifact]
+
+
+@pytest.fixture
+def resources(tmp_path: Path) -> dict:
+    return {
+        "warehouse": DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")),
+        "model_store": LocalModelStore(root=str(tmp_path / "artifacts")),
+    }
+
+
+def _run(resources, run_config=None, selection=None):
+    return dg.materialize(ASSETS, resources=resources, run_config=run_config or {}, selection=selection,
+                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+def _mats(result, key):
+    return [e.materialization for e in result.get_asset_materialization_events()
+            if e.materialization.asset_key == dg.AssetKey(key)]
+
+
+def test_whole_graph_from_the_shipped_sample(resources):
+    result = _run(resources)
+    assert result.success
+    raw = _mats(result, "crm_leads_raw")[0].metadata
+    assert raw["rows"].value == 3000 and raw["rejected_in_this_run"].value == 0
+    data = _mats(result, "training_data")[0].metadata
+    assert data["train_rows"].value + data["validation_rows"].value == data["rows"].value
+    assert data["rows"].value == 2897  # decided leads only
+    assert data["validation_from"].value > data["created_from"].value
+    model = _mats(result, "lead_scoring_model")[0].metadata
+    assert model["roc_auc"].value > 0.75
+    for key in ("pr_auc", "brier_score", "log_loss", "top_decile_lift"):
+        assert key in model
+    assert "data:image/png;base64," in model["plots"].value
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["champion_version"].value == "none (first model)"
+    artifact = result.output_for_node("model_artifact")
+    repo = resources["model_store"].repository()
+    assert repo.versions() == [artifact.version]
+    _, manifest = repo.load(artifact.version)
+    assert manifest["features"] and "Sales_Tags__c" not in manifest["features"]
+    assert manifest["training_data"]["from"] < manifest["training_data"]["to"]
+
+    # re-seeding is idempotent
+    again = _run(resources, selection=[training.crm_leads_raw])
+    assert _mats(again, "crm_leads_raw")[0].metadata["rows"].value == 3000
+
+
+def test_gate_blocks_a_challenger_worse_than_the_champion(resources):
+    first = _run(resources)
+    champion = first.output_for_node("model_artifact")
+    resources["model_store"].repository().set_production(champion.version)
+    # a crippled challenger: regularized until it barely learns
+    weak = {"ops": {"lead_scoring_model": {"config": {"regularization_c": 1e-5}}}}
+    result = _run(resources, run_config=weak)
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert "worse than production model" in check.description
+    assert check.metadata["champion_version"].value == champion.version
+    assert not _mats(result, "model_artifact")  # blocked: nothing new in the store
+    assert resources["model_store"].repository().versions() == [champion.version]
+
+
+def test_gate_floor(resources):
+    gate_config = {"ops": {"lead_scoring_model_model_quality_gate": {"config": {"min_roc_auc": 0.99}}}}
+    result = _run(resources, run_config=gate_config)
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and "below the floor 0.9900" in check.description
+    assert not _mats(result, "model_artifact")
+
+
+def _seed(resources, frame: pd.DataFrame, tmp_path: Path) -> dict:
+    from lead_scoring.crm.synthetic import write_frame
+
+    path = tmp_path / "seed.jsonl"
+    write_frame(frame, path)
+    return {"ops": {"crm_leads_raw": {"config": {"seed_file": str(path)}}}}
+
+
+def test_one_class_stops_with_a_clear_message(resources, tmp_path: Path):
+    leads = generate_leads(400, seed=2)
+    leads["IsConverted"] = leads["IsConverted"].map(lambda v: None if v is None else False)
+    result = _run(resources, run_config=_seed(resources, leads, tmp_path))
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "one class only cannot train" in str(failure.event_specific_data.error)
+
+
+def test_too_few_rows_and_rejected_records(resources, tmp_path: Path):
+    leads = generate_leads(50, seed=2).astype(object)
+    leads.loc[0, "Total_Visits__c"] = "many"  # breaks the contract: kept in rejected_leads
+    result = _run(resources, run_config=_seed(resources, leads, tmp_path))
+    assert not result.success
+    raw = _mats(result, "crm_leads_raw")[0].metadata
+    assert raw["rejected_in_this_run"].value == 1 and raw["rows"].value == 49
+    rejected = resources["warehouse"].query("SELECT reason FROM rejected_leads")
+    assert rejected["reason"].tolist() == ["Total_Visits__c: expected a number, got string"]
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert "training needs at least 200" in str(failure.event_specific_data.error)
