@@ -1,7 +1,5 @@
 """The `model_deployment` asset: the gated artifact put in service, smoke-tested, with rollback."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg
