@@ -3,13 +3,20 @@
 import dagster as dg
 
 from lead_scoring.resources import build_resources
+from lead_scoring.serving import assets as serving
 from lead_scoring.training import assets as training
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(
-        assets=[training.crm_leads_raw, training.training_data, training.lead_scoring_model, training.model_artifact],
+        assets=[
+            training.crm_leads_raw,
+            training.training_data,
+            training.lead_scoring_model,
+            training.model_artifact,
+            serving.model_deployment,
+        ],
         asset_checks=[training.model_quality_gate],
         jobs=[training.retraining_job],
         schedules=[training.retraining_schedule(cron="0 3 * * 1")],

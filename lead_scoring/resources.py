@@ -55,10 +55,13 @@ def build_resources(profile: Profile | None = None) -> dict[str, Any]:
 def _extension_resources(profile: Profile) -> dict[str, Any]:
     """Resources of the serving / streaming / crm modules, each module choosing per profile."""
     out: dict[str, Any] = {}
-    for module_name in ("lead_scoring.serving.resources", "lead_scoring.streaming.resources"):
+    for module_name in ("lead_scoring.serving.resources", "lead_scoring.streaming.resources",
+                        "lead_scoring.crm.resources", "lead_scoring.monitoring.resources"):
         try:
             module = __import__(module_name, fromlist=["resources_for_profile"])
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # a broken import inside the module must not pass silently
+                raise
             continue
         factory = getattr(module, "resources_for_profile", None)
         if factory is not None:
