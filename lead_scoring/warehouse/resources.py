@@ -44,12 +44,54 @@ class Warehouse(dg.ConfigurableResource):
     def dialect(self) -> str:
         raise NotImplementedError
 
+    def upsert(self, table: str, frame: pd.DataFrame, key: str, newer: Optional[str] = None) -> int:
+        """MERGE `frame` into `table` by `key`: insert new keys, update existing ones.
+
+        With `newer` (a timestamp column), an existing row is only replaced by a row at least as new,
+        so replaying an old message never overwrites a fresher value (idempotent, order-insensitive).
+        Returns the number of rows offered (after de-duplicating the batch by key).
+        """
+        raise NotImplementedError
+
+    def insert_new(self, table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> int:
+        """Append only the rows whose `key` columns are not in `table` yet (idempotent append).
+
+        Returns the number of rows actually inserted.
+        """
+        raise NotImplementedError
+
 
 def _spec(table: str) -> TableSpec:
     try:
         return TABLES[table]
     except KeyError:
         raise ValueError(f"unknown warehouse table {table!r}; known: {', '.join(TABLES)}") from None
+
+
+def _merge_sql(table: str, source: str, spec: TableSpec, key: str, newer: Optional[str], q: str) -> str:
+    cols = spec.column_names
+    sets = ", ".join(f"{q}{c}{q} = s.{q}{c}{q}" for c in cols if c != key)
+    cond = f" AND s.{q}{newer}{q} >= t.{q}{newer}{q}" if newer else ""
+    return (
+        f"MERGE INTO {table} AS t USING {source} AS s ON t.{q}{key}{q} = s.{q}{key}{q} "
+        f"WHEN MATCHED{cond} THEN UPDATE SET {sets} "
+        f"WHEN NOT MATCHED THEN INSERT ({', '.join(q + c + q for c in cols)}) "
+        f"VALUES ({', '.join('s.' + q + c + q for c in cols)})"
+    )
+
+
+def _insert_new_sql(table: str, source: str, spec: TableSpec, key: tuple[str, ...], q: str) -> str:
+    cols = ", ".join(f"{q}{c}{q}" for c in spec.column_names)
+    # NULL-safe key comparison: a null LastModifiedDate or Id must still match itself.
+    match = " AND ".join(f"t.{q}{k}{q} IS NOT DISTINCT FROM s.{q}{k}{q}" for k in key)
+    return (f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source} AS s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match})")
+
+
+def _latest_per_key(frame: pd.DataFrame, key: str, newer: Optional[str]) -> pd.DataFrame:
+    if newer and newer in frame.columns:
+        frame = frame.sort_values(newer, kind="stable", na_position="first")
+    return frame.drop_duplicates(subset=[key], keep="last")
 
 
 def conform(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
@@ -92,7 +134,7 @@ class DuckDBWarehouse(Warehouse):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # DuckDB allows one writer process; connections are short-lived so workers and assets take turns.
         with self._lock:
-            con = duckdb.connect(self.path)
+            con = _connect_with_retry(duckdb, self.path)
             try:
                 yield con
             finally:
@@ -128,6 +170,51 @@ class DuckDBWarehouse(Warehouse):
             con.execute(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch')
             con.unregister("_batch")
         return len(batch)
+
+
+    def upsert(self, table: str, frame: pd.DataFrame, key: str, newer: Optional[str] = None) -> int:
+        spec = _spec(table)
+        if frame.empty:
+            return 0
+        self.ensure_tables()
+        batch = _latest_per_key(conform(frame, spec), key, newer)
+        with self.connect() as con:
+            con.register("_batch", batch)
+            try:
+                con.execute(_merge_sql(table, "_batch", spec, key, newer, '"'))
+            finally:
+                con.unregister("_batch")
+        return len(batch)
+
+    def insert_new(self, table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> int:
+        spec = _spec(table)
+        if frame.empty:
+            return 0
+        self.ensure_tables()
+        batch = conform(frame, spec).drop_duplicates(subset=list(key))
+        with self.connect() as con:
+            con.register("_batch", batch)
+            try:
+                inserted = con.execute(_insert_new_sql(table, "_batch", spec, key, '"')).fetchone()
+            finally:
+                con.unregister("_batch")
+        return int(inserted[0]) if inserted else 0
+
+
+def _connect_with_retry(duckdb: Any, path: str, timeout_s: float = 60.0) -> Any:
+    """Open the file, waiting while another process holds DuckDB's single-writer lock."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 class BigQueryWarehouse(Warehouse):
@@ -196,6 +283,47 @@ class BigQueryWarehouse(Warehouse):
         )
         job.result()
         return len(batch)
+
+
+    def _load_stage(self, table: str, frame: pd.DataFrame) -> str:
+        """Load `frame` into a fresh staging table (load job: atomic, no streaming buffer); return its id."""
+        import uuid
+
+        from google.cloud import bigquery
+
+        spec = _spec(table)
+        stage = f"{self.project}.{self.dataset}._stage_{table}_{uuid.uuid4().hex[:12]}"
+        job_config = bigquery.LoadJobConfig(
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            schema=[bigquery.SchemaField(name, _BQ_SCHEMA_TYPES[t.value]) for name, t in spec.columns],
+        )
+        self.client().load_table_from_dataframe(frame, stage, job_config=job_config).result()
+        return stage
+
+    def _run_on_stage(self, table: str, frame: pd.DataFrame, sql_for: Callable[[str], str]) -> Any:
+        stage = self._load_stage(table, frame)
+        client = self.client()
+        try:
+            return client.query(sql_for(f"`{stage}`"), job_config=self._job_config(None)).result()
+        finally:
+            client.query(f"DROP TABLE IF EXISTS `{stage}`", job_config=self._job_config(None)).result()
+
+    def upsert(self, table: str, frame: pd.DataFrame, key: str, newer: Optional[str] = None) -> int:
+        spec = _spec(table)
+        if frame.empty:
+            return 0
+        batch = _latest_per_key(conform(frame, spec), key, newer)
+        self._run_on_stage(table, batch, lambda src: _merge_sql(table, src, spec, key, newer, "`"))
+        return len(batch)
+
+    def insert_new(self, table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> int:
+        spec = _spec(table)
+        if frame.empty:
+            return 0
+        batch = conform(frame, spec).drop_duplicates(subset=list(key))
+        result = self._run_on_stage(table, batch, lambda src: _insert_new_sql(table, src, spec, key, "`"))
+        affected = getattr(result, "num_dml_affected_rows", None)
+        return int(affected) if affected is not None else len(batch)
 
 
 _BQ_SCHEMA_TYPES = {"string": "STRING", "boolean": "BOOL", "number": "FLOAT64", "int": "INT64", "timestamp": "TIMESTAMP"}

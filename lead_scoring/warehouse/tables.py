@@ -41,5 +41,9 @@ TABLES: dict[str, TableSpec] = {
                    ("Lead_Score_Model__c", FieldType.STRING), ("source_ts", FieldType.TIMESTAMP),
                    ("scored_ts", FieldType.TIMESTAMP), ("written_at", FieldType.TIMESTAMP)),
                   "the local CRM: current score per record, written back by the writeback worker"),
+        TableSpec("crm_writeback_errors",
+                  (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING), ("payload", FieldType.STRING),
+                   ("reason", FieldType.STRING), ("target", FieldType.STRING), ("failed_at", FieldType.TIMESTAMP)),
+                  "score records the writeback could not write to the CRM (unknown Id, field rejected, bad record)"),
     )
 }
