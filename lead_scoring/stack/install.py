@@ -23,6 +23,9 @@ from lead_scoring.stack.config import FLINK_VERSION, KAFKA_VERSION, StackConfig
 log = logging.getLogger(__name__)
 
 POM = Path(__file__).parent / "jvm" / "pom.xml"
+# Our Flink model provider ('provider'='kserve'), built from source: see lead_scoring/streaming/jvm/pom.xml.
+MODEL_PROVIDER_DIR = Path(__file__).parents[1] / "streaming" / "jvm"
+MODEL_PROVIDER_JAR = "flink-model-kserve-1.0.0.jar"
 MANIFEST = "install.json"
 FLINK_WHEEL = "apache-flink-libraries"
 # Maven executions of jvm/pom.xml; the triton one needs the old plugin (see the comment in the pom).
@@ -94,9 +97,18 @@ class Layout:
         return ":".join(str(j) for j in sorted(self.kafka_lib.glob("*.jar")))
 
 
+def _model_provider_sha256() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in MODEL_PROVIDER_DIR.rglob("*") if p.is_file() and "target" not in p.parts):
+        digest.update(str(path.relative_to(MODEL_PROVIDER_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _fingerprint() -> dict[str, str]:
     return {
         "pom_sha256": hashlib.sha256(POM.read_bytes()).hexdigest(),
+        "model_provider_sha256": _model_provider_sha256(),
         "kafka": KAFKA_VERSION,
         "flink": FLINK_VERSION,
     }
@@ -107,6 +119,7 @@ REQUIRED_FLINK_EXTRA = [
     "flink-sql-connector-kafka-5.0.0-2.2.jar",
     f"flink-sql-avro-{FLINK_VERSION}.jar",
     f"flink-model-triton-{FLINK_VERSION}.jar",
+    MODEL_PROVIDER_JAR,
 ]
 
 
@@ -194,12 +207,29 @@ def _maven(layout: Layout) -> None:
          "Check that Maven Central is reachable (or the Maven proxy in ~/.m2/settings.xml), then retry.")
 
 
-def _maven_repo_complete(layout: Layout) -> bool:
+def _build_model_provider(layout: Layout, offline: bool) -> None:
+    """`mvn package` of our Flink model provider; the jar goes next to the connector jars."""
+    mvn = shutil.which("mvn") or "mvn"
+    build_dir = layout.cache / "build" / "flink-model-kserve"
+    cmd = [
+        mvn, "-B", "-q", *(["-o"] if offline else []),
+        "-f", str(MODEL_PROVIDER_DIR / "pom.xml"),
+        f"-Dmaven.repo.local={layout.maven_repo}",
+        f"-Dbuild.dir={build_dir}",
+        "package",
+    ]
+    _run(cmd, "building the kserve Flink model provider",
+         "Check that Maven Central is reachable and lead_scoring/streaming/jvm compiles, then retry.")
+    layout.flink_extra_lib.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(build_dir / MODEL_PROVIDER_JAR, layout.flink_extra_lib / MODEL_PROVIDER_JAR)
+
+
+def _maven_repo_complete(layout: Layout, key: str = "pom_sha256") -> bool:
     # A previous successful install left its manifest; then every artifact is in the private repo.
     if not layout.manifest.is_file():
         return False
     try:
-        return json.loads(layout.manifest.read_text()).get("pom_sha256") == _fingerprint()["pom_sha256"]
+        return json.loads(layout.manifest.read_text()).get(key) == _fingerprint()[key]
     except ValueError:
         return False
 
@@ -269,6 +299,7 @@ def install(cfg: StackConfig | None = None, *, force: bool = False) -> Layout:
     started = time.monotonic()
     layout.cache.mkdir(parents=True, exist_ok=True)
     _maven(layout)
+    _build_model_provider(layout, offline=_maven_repo_complete(layout, "model_provider_sha256"))
     if force or not (layout.flink_lib / f"flink-dist-{FLINK_VERSION}.jar").is_file():
         _unpack_flink(layout, _pip_download(layout))
     missing = missing_files(layout)
