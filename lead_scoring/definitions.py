@@ -4,6 +4,7 @@ import dagster as dg
 
 from lead_scoring.resources import build_resources
 from lead_scoring.serving import assets as serving
+from lead_scoring.settings import retraining_cron
 from lead_scoring.training import assets as training
 
 
@@ -19,7 +20,7 @@ def defs() -> dg.Definitions:
         ],
         asset_checks=[training.model_quality_gate],
         jobs=[training.retraining_job],
-        schedules=[training.retraining_schedule(cron="0 3 * * 1")],
+        schedules=[training.retraining_schedule(cron=retraining_cron())],
         resources=build_resources(),
         # One process per run: a step subprocess would re-import sklearn/dagster (~10 s) on 2 cores.
         executor=dg.in_process_executor,

@@ -57,3 +57,15 @@ def require_env(name: str, purpose: str) -> str:
     if not value:
         raise ConfigurationError(f"environment variable {name} is not set (needed for {purpose})")
     return value
+
+
+RETRAIN_CRON_ENV_VAR = "LEAD_SCORING_RETRAIN_CRON"
+DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
+
+
+def retraining_cron() -> str:
+    """Cron of the weekly retraining schedule (LEAD_SCORING_RETRAIN_CRON overrides it)."""
+    cron = os.environ.get(RETRAIN_CRON_ENV_VAR, DEFAULT_RETRAIN_CRON).strip()
+    if len(cron.split()) != 5:
+        raise ConfigurationError(f"{RETRAIN_CRON_ENV_VAR}={cron!r} is not a 5-field cron expression")
+    return cron

@@ -48,3 +48,11 @@ def test_gcp_profile_reads_settings_from_env_vars(monkeypatch):
     monkeypatch.setenv("LEAD_SCORING_BQ_DATASET", "leads")
     with dg.build_resources({"warehouse": warehouse}) as built:
         assert built.warehouse.describe() == "bigquery://acme.leads"
+
+
+def test_retraining_cron_is_configurable(monkeypatch):
+    monkeypatch.setenv("LEAD_SCORING_RETRAIN_CRON", "30 1 * * *")
+    assert _load().resolve_schedule_def("weekly_retraining").cron_schedule == "30 1 * * *"
+    monkeypatch.setenv("LEAD_SCORING_RETRAIN_CRON", "weekly")
+    with pytest.raises(ConfigurationError, match="LEAD_SCORING_RETRAIN_CRON='weekly'"):
+        _load()
