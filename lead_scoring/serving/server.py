@@ -345,6 +345,11 @@ class _RestServer(RESTServer):
                          timeout_keep_alive=server.timeout_keep_alive)
         self.config.host = host
         self.config.access_log = access_log
+        if not access_log:
+            # uvicorn logs access lines whenever "uvicorn.access" has handlers (kserve installs them)
+            access = logging.getLogger("uvicorn.access")
+            access.handlers = []
+            access.propagate = False
         self.app = app
 
     def create_application(self) -> None:
