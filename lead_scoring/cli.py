@@ -31,6 +31,8 @@ def _register() -> None:
     from lead_scoring.stack import cli as stack_cli
 
     app.add_typer(crm_cli.data_app, name="data")
+    app.add_typer(crm_cli.leads_app, name="leads")
+    app.command("worker")(crm_cli.worker)
 
     from lead_scoring.serving.cli import serve
 

@@ -69,3 +69,126 @@ def import_csv(
         rejected = warehouse.append("rejected_leads", result.rejected.assign(_source=source, _ingested_at=stamp))
     console.print(f"imported {loaded:,} records into crm_leads_raw, {rejected:,} rejected "
                   f"(see rejected_leads) from {path} via mapping {export_mapping.name}")
+
+
+# ------------------------------------------------------------------------------------------------
+# lead-scoring leads ... / lead-scoring worker NAME
+
+leads_app = typer.Typer(help="Feed input_raw: replay a CRM export or stream synthetic leads.", no_args_is_help=True)
+
+
+def _kafka(bootstrap: str | None):
+    from lead_scoring.streaming.resources import KafkaResource, streaming_resources
+
+    if bootstrap:
+        return KafkaResource(bootstrap_servers=bootstrap)
+    return streaming_resources()["kafka"].process_config_and_initialize()
+
+
+def _print_summary(summary, extra: str = "") -> None:
+    colour = "red" if summary.failed else "green"
+    console.print(f"[{colour}]sent {summary.sent:,}[/], failed {summary.failed:,}{extra} in {summary.elapsed_s:.1f} s "
+                  f"({summary.rate:,.0f} records/s achieved)")
+    for error in summary.errors:
+        console.print(f"  [red]{error}[/]")
+
+
+@leads_app.command("replay")
+def replay_cmd(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="CRM export (.csv with --mapping) or contract records (.csv/.parquet/.jsonl)"),
+    mapping: Path | None = typer.Option(None, "--mapping", "-m", exists=True, dir_okay=False,
+                                        help="column mapping of the export (YAML)"),
+    rate: float = typer.Option(100.0, "--rate", "-r", min=0.0, help="records per second (0: as fast as possible)"),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="replay only the first N leads"),
+    with_outcomes: bool = typer.Option(False, "--with-outcomes",
+                                       help="then emit the `updated` events carrying IsConverted"),
+    topic: str = typer.Option("input_raw", help="target topic"),
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap (default: the profile's Kafka)"),
+) -> None:
+    """Produce an export's leads to input_raw (key Id, idempotent, acks=all) at a steady rate."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from lead_scoring.crm.importer import MappingError
+    from lead_scoring.crm.replay import frame_records, load_events, replay
+
+    try:
+        events, rejected = load_events(path, mapping, with_outcomes=with_outcomes, limit=limit)
+    except (MappingError, ValueError) as exc:
+        console.print(f"[red]cannot read {path}:[/red] {exc}")
+        raise typer.Exit(2) from None
+    kafka = _kafka(bootstrap)
+    with Progress(TextColumn("replaying to {task.fields[topic]}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("replay", total=len(events), topic=topic)
+        summary = replay(kafka, frame_records(events), topic, rate=rate, progress=lambda n: bar.advance(task, n))
+    summary.rejected = rejected
+    _print_summary(summary, f", {rejected:,} rows rejected by the contract (not sent)")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@leads_app.command("generate")
+def generate_cmd(
+    rate: float = typer.Option(10.0, "--rate", "-r", min=0.0, help="records per second"),
+    limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="stop after N records (default: never)"),
+    seed: int = typer.Option(7),
+    with_outcomes: bool = typer.Option(False, "--with-outcomes", help="emit the outcome `updated` events too"),
+    outcome_delay: float = typer.Option(30.0, help="seconds between a lead's created and updated events"),
+    topic: str = typer.Option("input_raw", help="target topic"),
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap (default: the profile's Kafka)"),
+) -> None:
+    """Stream synthetic leads to input_raw until Ctrl-C (for demos and load)."""
+    import itertools
+    import signal as _signal
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from lead_scoring.crm.replay import replay, synthetic_stream
+
+    stop = {"flag": False}
+
+    def _on_term(_signum, _frame) -> None:
+        stop["flag"] = True
+
+    _signal.signal(_signal.SIGTERM, _on_term)
+    records = synthetic_stream(seed=seed, with_outcomes=with_outcomes, outcome_delay_s=outcome_delay)
+    if limit is not None:
+        records = itertools.islice(records, limit)
+    kafka = _kafka(bootstrap)
+    with Progress(SpinnerColumn(), TextColumn("{task.completed:,} synthetic records to " + topic),
+                  console=console) as bar:
+        task = bar.add_task("generate", total=None)
+        try:
+            summary = replay(kafka, records, topic, rate=rate, progress=lambda n: bar.advance(task, n),
+                             should_stop=lambda: stop["flag"])
+        except KeyboardInterrupt:
+            stop["flag"] = True
+            raise typer.Exit(130) from None
+    _print_summary(summary)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def worker(
+    name: str = typer.Argument(..., help="writeback | sink"),
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap (default: the profile's Kafka)"),
+    batch_size: int | None = typer.Option(None, min=1, help="records per micro-batch"),
+    max_wait: float | None = typer.Option(None, min=0.0, help="seconds before a partial batch is written"),
+) -> None:
+    """Run one worker (writeback: scores -> CRM; sink: topics -> warehouse) until SIGTERM, then flush."""
+    from lead_scoring.crm.workers import WORKER_NAMES, WorkerFailed, build_worker
+
+    if name not in WORKER_NAMES:
+        console.print(f"[red]unknown worker {name!r}[/]; one of: {', '.join(WORKER_NAMES)}")
+        raise typer.Exit(2)
+    options = {k: v for k, v in (("batch_size", batch_size), ("max_wait_s", max_wait)) if v is not None}
+    kafka = _kafka(bootstrap) if bootstrap else None
+    w = build_worker(name, kafka=kafka, **options)
+    w.install_signal_handlers()
+    try:
+        stats = w.run()
+    except WorkerFailed as exc:
+        logger.error("%s", exc)
+        raise typer.Exit(1) from None
+    logger.info("%s stopped cleanly: %d messages, %d batches", name, stats.consumed, stats.batches)

@@ -1,0 +1,215 @@
+"""Feed `input_raw` the way the CRM's source connector would: replay an export, or stream synthetic leads.
+
+Records are contract section 1 JSON (nulls left out), key = `Id`, produced with the idempotent
+acks=all producer at a steady rate (a token bucket; rate 0 = as fast as the broker takes them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from lead_scoring.contract import FIELD_NAMES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplaySummary:
+    offered: int = 0
+    sent: int = 0  # acknowledged by the broker
+    failed: int = 0  # delivery failed (reasons in `errors`, first few)
+    rejected: int = 0  # rows of the input that break the contract: not produced
+    elapsed_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _is_null(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and np.isnan(value)
+
+
+def frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """Rows as contract JSON objects (absent = null, so nulls are left out)."""
+    columns = list(frame.columns)
+    for values in frame.itertuples(index=False, name=None):
+        yield {k: _plain(v) for k, v in zip(columns, values) if not _is_null(v)}
+
+
+def load_events(path: Path, mapping: Optional[Path] = None, with_outcomes: bool = False,
+                limit: Optional[int] = None) -> tuple[pd.DataFrame, int]:
+    """The events to replay from a CRM export and how many rows were rejected by the contract.
+
+    Without `with_outcomes` every lead is a `created` event without `IsConverted`; with it, the
+    `updated` events that carry the outcome follow once all leads were created, as the CRM emits
+    them when a lead converts (or is closed). `limit` counts leads, not events.
+    """
+    from lead_scoring.crm.importer import ExportMapping, import_export, validate_frame
+    from lead_scoring.crm.synthetic import to_events
+
+    if mapping is not None:
+        result = import_export(path, ExportMapping.load(mapping))
+    else:
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype={"Id": str, "Lead_Number__c": str})
+        elif suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix in (".jsonl", ".ndjson"):
+            frame = pd.read_json(path, lines=True, dtype=False)
+        else:
+            raise ValueError(f"unsupported input {suffix!r}: a CRM export .csv with --mapping, or contract "
+                             "records as .csv, .parquet or .jsonl")
+        frame = frame.reindex(columns=list(FIELD_NAMES)).astype(object).where(lambda f: f.notna(), None)
+        result = validate_frame(frame)
+    leads = result.records
+    if limit is not None:
+        leads = leads.head(limit)
+    events = to_events(leads.reset_index(drop=True))
+    created = events[events["_EventType"] == "created"]
+    ordered = created.sort_values("CreatedDate", kind="stable")
+    if with_outcomes:
+        updated = events[events["_EventType"] == "updated"].sort_values("LastModifiedDate", kind="stable")
+        ordered = pd.concat([ordered, updated], ignore_index=True)
+    return ordered.reset_index(drop=True), len(result.rejected)
+
+
+class RateLimiter:
+    """A steady pace: `rate` events per second on average, short bursts of at most one tick."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._start: Optional[float] = None
+        self._count = 0
+
+    def wait(self) -> None:
+        if self.rate <= 0:
+            return
+        now = self._clock()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._count / self.rate
+        if due > now:
+            self._sleep(due - now)
+        self._count += 1
+
+
+class Producer:
+    """Produce contract records to a topic, counting broker acknowledgements and failures."""
+
+    def __init__(self, kafka: Any, topic: str, rate: float = 0.0):
+        self.producer = kafka.producer()
+        self.topic = topic
+        self.limiter = RateLimiter(rate)
+        self.summary = ReplaySummary()
+        self._t0 = time.monotonic()
+
+    def _on_delivery(self, err: Any, _msg: Any) -> None:
+        if err is None:
+            self.summary.sent += 1
+        else:
+            self.summary.failed += 1
+            if len(self.summary.errors) < 5:
+                self.summary.errors.append(str(err))
+
+    def send(self, record: dict[str, Any]) -> None:
+        self.limiter.wait()
+        value = json.dumps(record, separators=(",", ":"), default=str).encode()
+        key = str(record["Id"]).encode()
+        while True:
+            try:
+                self.producer.produce(self.topic, key=key, value=value, on_delivery=self._on_delivery)
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                self.producer.poll(0.1)
+        self.summary.offered += 1
+        self.producer.poll(0)
+
+    def close(self, timeout_s: float = 60.0) -> ReplaySummary:
+        remaining = self.producer.flush(timeout_s)
+        if remaining:
+            self.summary.failed += remaining
+            self.summary.errors.append(f"{remaining} messages not acknowledged within {timeout_s:.0f} s")
+        self.summary.elapsed_s = time.monotonic() - self._t0
+        return self.summary
+
+
+def replay(kafka: Any, records: Iterable[dict[str, Any]], topic: str, rate: float = 0.0,
+           progress: Optional[Callable[[int], None]] = None,
+           should_stop: Callable[[], bool] = lambda: False) -> ReplaySummary:
+    """Produce `records` to `topic` at `rate` per second; returns what the broker acknowledged."""
+    out = Producer(kafka, topic, rate)
+    try:
+        for record in records:
+            if should_stop():
+                break
+            out.send(record)
+            if progress is not None:
+                progress(1)
+    finally:
+        summary = out.close()
+    log.info("replay: %d sent, %d failed in %.1f s (%.0f/s)", summary.sent, summary.failed, summary.elapsed_s,
+             summary.rate)
+    return summary
+
+
+def _now_iso(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = False, outcome_delay_s: float = 30.0,
+                     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Iterator[dict[str, Any]]:
+    """An endless stream of new synthetic leads, stamped when they are emitted.
+
+    With `with_outcomes`, each decided lead's `updated` event (carrying `IsConverted`) follows about
+    `outcome_delay_s` seconds after its `created` event.
+    """
+    from lead_scoring.crm.synthetic import generate_leads
+
+    pending: list[tuple[datetime, dict[str, Any]]] = []
+    round_ = 0
+    while True:
+        frame = generate_leads(chunk, seed=seed * 100_003 + round_)
+        round_ += 1
+        for record in frame_records(frame):
+            now = clock()
+            while pending and pending[0][0] <= now:
+                _, update = pending.pop(0)
+                update["LastModifiedDate"] = _now_iso(now)
+                yield update
+            outcome = record.pop("IsConverted", None)
+            created = {**record, "_EventType": "created", "Status": "Open - Not Contacted",
+                       "CreatedDate": _now_iso(now), "LastModifiedDate": _now_iso(now)}
+            yield created
+            if with_outcomes and outcome is not None:
+                due = now.timestamp() + outcome_delay_s
+                update = {**created, "_EventType": "updated", "IsConverted": bool(outcome),
+                          "Status": "Closed - Converted" if outcome else "Closed - Not Converted"}
+                pending.append((datetime.fromtimestamp(due, timezone.utc), update))

@@ -1,0 +1,224 @@
+"""Salesforce writeback through Bulk API 2.0 ingest jobs (simple-salesforce for auth and HTTP).
+
+One `update` job per object type and chunk of at most 200 records: create the job, PUT the CSV,
+close it (UploadComplete), poll until JobComplete, then read `failedResults` to keep per-record
+failures (unknown Id, field rejected) with Salesforce's reason. Limit errors (REQUEST_LIMIT_EXCEEDED,
+HTTP 503, 5xx, connection errors) are retried with exponential backoff; an expired session logs in
+again. Credentials come from the environment (`dg.EnvVar`) and are never logged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+import dagster as dg
+import requests
+from pydantic import Field, PrivateAttr
+
+from lead_scoring.crm.writeback import WRITTEN_FIELDS, WriteFailure
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200  # Salesforce's own limit for a synchronous batch, kept for the bulk jobs too
+TRANSIENT_CODES = {"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW", "API_CURRENTLY_DISABLED"}
+TRANSIENT_STATUS = {500, 502, 503, 504}
+
+
+class SalesforceResource(dg.ConfigurableResource):
+    """A Salesforce org: username + password + security token, or a connected app with JWT."""
+
+    username: Optional[str] = Field(default=None, description="integration user")
+    password: Optional[str] = Field(default=None, description="its password (secret)")
+    security_token: Optional[str] = Field(default=None, description="its security token (secret)")
+    consumer_key: Optional[str] = Field(default=None, description="connected app consumer key (JWT bearer flow)")
+    private_key: Optional[str] = Field(default=None, description="PEM private key of the connected app (secret)")
+    domain: str = Field(default="login", description="login | test | a My Domain")
+    api_version: str = Field(default="62.0")
+    batch_size: int = Field(default=MAX_BATCH, le=MAX_BATCH, ge=1, description="records per ingest job")
+    max_attempts: int = Field(default=6, description="attempts per job on limit / transient errors")
+    backoff_s: float = Field(default=2.0, description="first backoff; doubles up to max_backoff_s")
+    max_backoff_s: float = Field(default=120.0)
+    poll_interval_s: float = Field(default=1.0, description="job status polling interval")
+    job_timeout_s: float = Field(default=600.0)
+
+    _session_factory: Optional[Callable[[], requests.Session]] = PrivateAttr(default=None)
+    _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
+
+    @classmethod
+    def from_env(cls) -> "SalesforceResource":
+        return cls(
+            username=dg.EnvVar("SALESFORCE_USERNAME"),
+            password=dg.EnvVar("SALESFORCE_PASSWORD"),
+            security_token=dg.EnvVar("SALESFORCE_SECURITY_TOKEN"),
+        )
+
+    def with_session_factory(self, factory: Callable[[], requests.Session],
+                             sleep: Callable[[float], None] = time.sleep) -> "SalesforceResource":
+        """Tests route HTTP to a fake Salesforce and record the backoff sleeps."""
+        self._session_factory = factory
+        self._sleep = sleep
+        return self
+
+    def client(self) -> Any:
+        from simple_salesforce import Salesforce
+
+        session = self._session_factory() if self._session_factory else requests.Session()
+        common = {"domain": self.domain, "version": self.api_version, "session": session}
+        if self.consumer_key and self.private_key:
+            return Salesforce(username=self.username, consumer_key=self.consumer_key, privatekey=self.private_key,
+                              **common)
+        if not (self.username and self.password):
+            raise ValueError("Salesforce credentials missing: set SALESFORCE_USERNAME and SALESFORCE_PASSWORD "
+                             "(+ SALESFORCE_SECURITY_TOKEN) or a consumer key and private key")
+        return Salesforce(username=self.username, password=self.password,
+                          security_token=self.security_token or "", **common)
+
+    def writer(self, warehouse: Any = None) -> "SalesforceWriter":
+        return SalesforceWriter(self)
+
+
+class TransientSalesforceError(RuntimeError):
+    """Salesforce is over a limit or unavailable: retry later, the batch stays uncommitted."""
+
+
+def _error_code(exc: Exception) -> str:
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode", ""))
+    if isinstance(content, dict):
+        return str(content.get("errorCode", ""))
+    return str(content or "")
+
+
+def _is_transient(exc: Exception) -> bool:
+    from simple_salesforce.exceptions import SalesforceError
+
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return True
+    if isinstance(exc, SalesforceError):
+        code = _error_code(exc)
+        return exc.status in TRANSIENT_STATUS or any(c in code for c in TRANSIENT_CODES)
+    return False
+
+
+def to_csv(records: list[dict[str, Any]]) -> str:
+    """The Bulk 2.0 ingest CSV: header `Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c`, LF."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("Id", *WRITTEN_FIELDS))
+    for rec in records:
+        writer.writerow([rec["Id"], *("" if rec.get(f) is None else rec.get(f) for f in WRITTEN_FIELDS)])
+    return out.getvalue()
+
+
+class SalesforceWriter:
+    """Writes score records to Salesforce Leads / Contacts by Id (update: never creates records)."""
+
+    target = "salesforce"
+
+    def __init__(self, resource: SalesforceResource):
+        self.resource = resource
+        self._sf: Any = None
+        self.jobs: list[dict[str, Any]] = []
+
+    def _client(self) -> Any:
+        if self._sf is None:
+            self._sf = self.resource.client()
+        return self._sf
+
+    def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+        failures: list[WriteFailure] = []
+        size = self.resource.batch_size
+        for object_type in ("Lead", "Contact"):
+            rows = [r for r in records if r["_ObjectType"] == object_type]
+            for start in range(0, len(rows), size):
+                failures += self._with_retry(object_type, rows[start:start + size])
+        return failures
+
+    def _with_retry(self, object_type: str, rows: list[dict[str, Any]]) -> list[WriteFailure]:
+        from simple_salesforce.exceptions import SalesforceExpiredSession
+
+        delay = self.resource.backoff_s
+        for attempt in range(1, self.resource.max_attempts + 1):
+            try:
+                return self._update_job(object_type, rows)
+            except SalesforceExpiredSession:
+                log.info("salesforce: session expired; logging in again")
+                self._sf = None
+                if attempt == self.resource.max_attempts:
+                    raise
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                if attempt == self.resource.max_attempts:
+                    raise TransientSalesforceError(
+                        f"{object_type} update of {len(rows)} records still failing after {attempt} attempts: "
+                        f"{type(exc).__name__} {_error_code(exc)}") from exc
+                log.warning("salesforce: %s (%s) on attempt %d/%d; retrying in %.1f s", type(exc).__name__,
+                            _error_code(exc) or getattr(exc, "status", ""), attempt, self.resource.max_attempts, delay)
+                self.resource._sleep(delay)
+                delay = min(delay * 2, self.resource.max_backoff_s)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _update_job(self, object_type: str, rows: list[dict[str, Any]]) -> list[WriteFailure]:
+        from simple_salesforce.exceptions import SalesforceError
+        from simple_salesforce.util import call_salesforce
+
+        sf = self._client()
+        url = f"{sf.bulk2_url}ingest"
+        json_headers = {**sf.headers, "Content-Type": "application/json", "Accept": "application/json"}
+        body = {"object": object_type, "operation": "update", "contentType": "CSV", "lineEnding": "LF",
+                "columnDelimiter": "COMMA"}
+        job = call_salesforce(url=url, method="POST", session=sf.session, headers=dict(json_headers),
+                              data=json.dumps(body)).json()
+        job_id = job["id"]
+        try:
+            call_salesforce(url=f"{url}/{job_id}/batches", method="PUT", session=sf.session,
+                            headers={**sf.headers, "Content-Type": "text/csv", "Accept": "application/json"},
+                            data=to_csv(rows).encode("utf-8"))
+            call_salesforce(url=f"{url}/{job_id}", method="PATCH", session=sf.session, headers=dict(json_headers),
+                            data=json.dumps({"state": "UploadComplete"}))
+            info = self._wait(sf, f"{url}/{job_id}", json_headers)
+        except SalesforceError:
+            # Leave no open job behind; the retry creates a fresh one (updates are idempotent).
+            try:
+                call_salesforce(url=f"{url}/{job_id}", method="PATCH", session=sf.session,
+                                headers=dict(json_headers), data=json.dumps({"state": "Aborted"}))
+            except SalesforceError:
+                log.warning("salesforce: could not abort job %s", job_id)
+            raise
+        self.jobs.append({"id": job_id, "object": object_type, "records": len(rows), **{
+            k: info.get(k) for k in ("state", "numberRecordsProcessed", "numberRecordsFailed")}})
+        if info["state"] != "JobComplete":
+            reason = f"bulk job {info['state']}: {info.get('errorMessage', '')}".strip()
+            return [WriteFailure(r, reason) for r in rows]
+        if not int(info.get("numberRecordsFailed") or 0):
+            return []
+        text = call_salesforce(url=f"{url}/{job_id}/failedResults/", method="GET", session=sf.session,
+                               headers={**sf.headers, "Accept": "text/csv"}).text
+        by_id = {r["Id"]: r for r in rows}
+        failures = []
+        for row in csv.DictReader(io.StringIO(text)):
+            rec = by_id.get(row.get("Id") or row.get("sf__Id") or "")
+            if rec is not None:
+                failures.append(WriteFailure(rec, f"salesforce: {row.get('sf__Error', 'unknown error')}"))
+        return failures
+
+    def _wait(self, sf: Any, job_url: str, headers: dict[str, str]) -> dict[str, Any]:
+        from simple_salesforce.util import call_salesforce
+
+        deadline = time.monotonic() + self.resource.job_timeout_s
+        while True:
+            info = call_salesforce(url=job_url, method="GET", session=sf.session, headers=dict(headers)).json()
+            if info["state"] in ("JobComplete", "Failed", "Aborted"):
+                return info
+            if time.monotonic() > deadline:
+                raise TransientSalesforceError(f"bulk job {info.get('id')} still {info['state']} after "
+                                               f"{self.resource.job_timeout_s:.0f} s")
+            self.resource._sleep(self.resource.poll_interval_s)

@@ -1,0 +1,84 @@
+"""Warehouse sink: `input_raw` and the score topics -> `crm_leads_raw` / `rejected_leads` / `lead_scores`.
+
+Micro-batches land with the warehouse's own bulk path (DuckDB INSERT, BigQuery load job + statement).
+Every insert is idempotent: a row is only added when its natural key is not in the table yet, so a
+batch re-read after a kill (written, not yet committed) lands nothing twice.
+
+Natural keys: `crm_leads_raw` (Id, _EventType, LastModifiedDate, _source) — one CRM change event;
+`lead_scores` (Id, _ObjectType, scored_ts, Lead_Score_Model__c, _source); `rejected_leads` (payload, _source).
+
+Probe leads (`PROBE-` Ids from the latency sensor) are TAGGED, not skipped: they land with
+`_source = 'probe'` instead of `'stream'`, so the monitoring can read them and training, which drops
+`PROBE-` Ids, never learns from them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import pandas as pd
+
+from lead_scoring.contract import FIELD_NAMES, parse_record
+from lead_scoring.crm.writeback import is_probe, parse_score
+
+log = logging.getLogger(__name__)
+
+STREAM_SOURCE = "stream"
+PROBE_SOURCE = "probe"
+RAW_KEY = ("Id", "_EventType", "LastModifiedDate", "_source")
+SCORE_KEY = ("Id", "_ObjectType", "scored_ts", "Lead_Score_Model__c", "_source")
+REJECTED_KEY = ("payload", "_source")
+
+
+def _source(record_id: Any) -> str:
+    return PROBE_SOURCE if is_probe(record_id) else STREAM_SOURCE
+
+
+class SinkHandler:
+    """Micro-batch handler of the sink worker: split by topic, validate, insert-if-absent."""
+
+    def __init__(self, warehouse: Any, score_topics: Optional[Sequence[str]] = None):
+        from lead_scoring.streaming.topics import SCORE_TOPICS
+
+        self.warehouse = warehouse
+        self.score_topics = set(score_topics or SCORE_TOPICS)
+
+    def handle(self, batch: Sequence[Any]) -> dict[str, int]:
+        raw, rejected, scores = [], [], []
+        bad_scores = 0
+        for msg in batch:
+            if msg.topic in self.score_topics:
+                record, reason = parse_score(msg.value)
+                if record is None:
+                    bad_scores += 1  # the writeback keeps these with the reason in crm_writeback_errors
+                    continue
+                record["_source"] = _source(record["Id"])
+                scores.append(record)
+                continue
+            record, errors = parse_record(msg.value if msg.value is not None else b"")
+            if record is None:
+                key = msg.key.decode("utf-8", errors="replace") if msg.key else None
+                payload = (msg.value or b"").decode("utf-8", errors="replace")[:10_000]
+                rejected.append({"Id": key, "payload": payload, "reason": "; ".join(str(e) for e in errors),
+                                 "_source": STREAM_SOURCE})
+                continue
+            record["_source"] = _source(record["Id"])
+            raw.append(record)
+        now = pd.Timestamp.now(tz="UTC")
+        counts = {"raw": 0, "rejected": 0, "scores": 0, "bad_scores": bad_scores}
+        if raw:
+            frame = pd.DataFrame.from_records(raw, columns=[*FIELD_NAMES, "_source"]).assign(_ingested_at=now)
+            counts["raw"] = self.warehouse.insert_new("crm_leads_raw", frame, RAW_KEY)
+        if rejected:
+            frame = pd.DataFrame.from_records(rejected).assign(_ingested_at=now)
+            counts["rejected"] = self.warehouse.insert_new("rejected_leads", frame, REJECTED_KEY)
+        if scores:
+            frame = pd.DataFrame.from_records(scores).assign(_ingested_at=now)
+            counts["scores"] = self.warehouse.insert_new("lead_scores", frame, SCORE_KEY)
+        counts["duplicates"] = len(raw) + len(rejected) + len(scores) - counts["raw"] - counts["rejected"] \
+            - counts["scores"]
+        if bad_scores:
+            log.warning("sink: %d malformed score record(s) skipped", bad_scores)
+        return counts

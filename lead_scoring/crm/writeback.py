@@ -1,0 +1,177 @@
+"""Score writeback: `lead_scores` / `contact_scores` -> the CRM.
+
+Local profile: the `crm_leads` table in the warehouse (upsert by Id, a newer score wins).
+gcp profile: Salesforce through Bulk API 2.0 (`lead_scoring.crm.salesforce`).
+
+Records that cannot be written (a malformed score, an unknown Id, a field the CRM rejects) are kept
+in `crm_writeback_errors` with the reason and the worker goes on. Probe leads (`PROBE-` Ids, sent by
+the latency sensor) are never written to the CRM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional, Protocol
+
+import pandas as pd
+
+from lead_scoring.contract import OBJECT_TYPES, SCORE_FIELDS
+
+log = logging.getLogger(__name__)
+
+PROBE_PREFIX = "PROBE-"
+ERROR_TABLE = "crm_writeback_errors"
+WRITTEN_FIELDS = ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c")
+SCORE_FIELD_NAMES = tuple(f.name for f in SCORE_FIELDS)
+
+
+def is_probe(record_id: Any) -> bool:
+    return isinstance(record_id, str) and record_id.startswith(PROBE_PREFIX)
+
+
+def _timestamp(value: Any) -> Optional[pd.Timestamp]:
+    """A score timestamp: epoch milliseconds (the contract) or ISO-8601 text (Flink's JSON format)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            return None
+        return pd.Timestamp(int(value), unit="ms", tz="UTC")
+    if isinstance(value, str):
+        try:
+            ts = pd.Timestamp(value.replace(" ", "T", 1))
+        except ValueError:
+            return None
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if isinstance(value, datetime):
+        return pd.Timestamp(value).tz_convert("UTC") if value.tzinfo else pd.Timestamp(value, tz="UTC")
+    return None
+
+
+def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """Decode and check one score record (contract section 2): (record, None) or (None, reason)."""
+    if payload is None:
+        return None, "$: empty message (tombstone)"
+    try:
+        record = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"$: not valid JSON ({exc})"
+    if not isinstance(record, dict):
+        return None, "$: expected a JSON object"
+    problems = []
+    rid = record.get("Id")
+    if not isinstance(rid, str) or not rid.strip():
+        problems.append("Id: missing or not a string")
+    if record.get("_ObjectType") not in OBJECT_TYPES:
+        problems.append(f"_ObjectType: must be one of {', '.join(OBJECT_TYPES)}")
+    score = record.get("Lead_Score__c")
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
+            or score != int(score) or not 0 <= score <= 100:
+        problems.append(f"Lead_Score__c: expected an integer 0-100, got {str(score)[:20]!r}")
+    for name in ("Lead_Score_Reasons__c", "Lead_Score_Model__c"):
+        if record.get(name) is not None and not isinstance(record.get(name), str):
+            problems.append(f"{name}: expected a string")
+    stamps = {}
+    for name in ("source_ts", "scored_ts"):
+        stamps[name] = _timestamp(record.get(name))
+        if record.get(name) is not None and stamps[name] is None:
+            problems.append(f"{name}: not a timestamp")
+    if stamps["scored_ts"] is None and "scored_ts: not a timestamp" not in problems:
+        problems.append("scored_ts: missing")
+    if problems:
+        return None, "; ".join(problems)
+    clean = {name: record.get(name) for name in SCORE_FIELD_NAMES}
+    clean["Lead_Score__c"] = int(score)
+    clean["_EventType"] = "updated"
+    clean.update(stamps)
+    return clean, None
+
+
+@dataclass
+class WriteFailure:
+    """One record the CRM did not take, with its reason (kept, never retried forever)."""
+
+    record: dict[str, Any]
+    reason: str
+
+
+class CrmWriter(Protocol):
+    target: str
+
+    def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+        """Write scores; return per-record failures; raise on a transient error (retried)."""
+
+
+class LocalCrmWriter:
+    """The local CRM: `crm_leads` in the warehouse, one row per record with its current score."""
+
+    target = "crm_leads"
+
+    def __init__(self, warehouse: Any):
+        self.warehouse = warehouse
+
+    def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+        frame = pd.DataFrame.from_records(records)
+        frame["written_at"] = pd.Timestamp.now(tz="UTC")
+        self.warehouse.upsert("crm_leads", frame, key="Id", newer="scored_ts")
+        return []
+
+
+def latest_per_id(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per Id, the newest score (at-least-once delivery may bring old ones again)."""
+    best: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        cur = best.get(rec["Id"])
+        if cur is None or rec["scored_ts"] >= cur["scored_ts"]:
+            best[rec["Id"]] = rec
+    return list(best.values())
+
+
+def _payload(value: Optional[bytes]) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", errors="replace")[:10_000]
+
+
+class WritebackHandler:
+    """Micro-batch handler of the writeback worker."""
+
+    def __init__(self, writer: CrmWriter, warehouse: Any):
+        self.writer = writer
+        self.warehouse = warehouse
+
+    def handle(self, batch: Sequence[Any]) -> dict[str, int]:
+        valid: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        probes = 0
+        for msg in batch:
+            record, reason = parse_score(msg.value)
+            if record is None:
+                key = msg.key.decode("utf-8", errors="replace") if msg.key else None
+                errors.append({"Id": key, "_ObjectType": None, "payload": _payload(msg.value),
+                               "reason": f"bad score record: {reason}"})
+                continue
+            if is_probe(record["Id"]):
+                probes += 1
+                continue
+            valid.append(record)
+        records = latest_per_id(valid)
+        failures = self.writer.write(records) if records else []
+        for failure in failures:
+            rec = failure.record
+            errors.append({"Id": rec.get("Id"), "_ObjectType": rec.get("_ObjectType"),
+                           "payload": json.dumps({k: rec.get(k) for k in ("Id", "_ObjectType", *WRITTEN_FIELDS)}),
+                           "reason": failure.reason})
+        if errors:
+            frame = pd.DataFrame.from_records(errors).assign(target=self.writer.target,
+                                                             failed_at=pd.Timestamp.now(tz="UTC"))
+            self.warehouse.append(ERROR_TABLE, frame)
+            log.warning("writeback: %d record(s) not written to %s (see %s)", len(errors), self.writer.target,
+                        ERROR_TABLE)
+        return {"written": len(records) - len(failures), "failed": len(errors), "probes_skipped": probes,
+                "superseded": len(valid) - len(records)}
