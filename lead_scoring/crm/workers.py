@@ -116,7 +116,9 @@ class MicroBatchWorker:
 
     def run(self, idle_exit_s: Optional[float] = None) -> WorkerStats:
         """Run until `stop()` (or, with `idle_exit_s`, until no message came for that long)."""
-        consumer = self.kafka.consumer(self.group_id, **self.consumer_overrides)
+        self._wait_for_topics()
+        consumer = self.kafka.consumer(self.group_id, **{"topic.metadata.refresh.interval.ms": 10_000,
+                                                         **self.consumer_overrides})
         consumer.subscribe(self.topics, on_revoke=lambda c, parts: self._flush(c))
         log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
         last_message = time.monotonic()
@@ -148,6 +150,21 @@ class MicroBatchWorker:
             log.info("%s: stopped after %d messages in %d batches (%s)", self.name, self.stats.consumed,
                      self.stats.batches, ", ".join(f"{k}={v}" for k, v in sorted(self.stats.counts.items())))
         return self.stats
+
+    def _wait_for_topics(self, timeout_s: float = 180.0) -> None:
+        """Create missing topics, waiting for a broker that is still starting (as under `stack up`)."""
+        from confluent_kafka import KafkaException
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                ensure_topics(self.kafka, self.topics)
+                return
+            except KafkaException as exc:
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    raise
+                log.info("%s: waiting for Kafka (%s)", self.name, exc)
+                self._sleep(1.0)
 
     def _flush(self, consumer: Any) -> None:
         if not self._batch:
@@ -259,3 +276,88 @@ def worker_topics(name: str) -> list[str]:
     from lead_scoring.streaming import topics as t
 
     return list(t.SCORE_TOPICS) if name == WRITEBACK else [t.INPUT_RAW, *t.SCORE_TOPICS]
+
+
+def ensure_topics(kafka: Any, topics: Sequence[str], timeout_s: float = 30.0) -> list[str]:
+    """Create the missing ones of `topics` (pipeline topics with their spec); returns those created."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    from lead_scoring.streaming.topics import TOPICS_BY_NAME
+
+    admin = kafka.admin()
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return []
+    new = []
+    for topic in missing:
+        spec = TOPICS_BY_NAME.get(topic)
+        new.append(NewTopic(topic, num_partitions=spec.partitions if spec else 1, replication_factor=-1,
+                            config=spec.config() if spec else {}))
+    created = []
+    for topic, future in admin.create_topics(new, operation_timeout=timeout_s).items():
+        try:
+            future.result()
+            created.append(topic)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    if created:
+        log.info("created topic(s) %s", ", ".join(created))
+    return created
+
+
+# ------------------------------------------------------------------------------------------------
+# managed by `lead-scoring stack up` (lead_scoring.stack.services calls these)
+
+
+def stack_service_argv(name: str, bootstrap: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "lead_scoring.crm.workers", name, "--bootstrap", bootstrap]
+
+
+def stack_service_env(state_root: Any) -> dict[str, str]:
+    """The local stack's workers write the local warehouse (the stack's state root) and local CRM."""
+    env = {"LEAD_SCORING_PROFILE": "local"}
+    if state_root is not None:
+        env["LEAD_SCORING_HOME"] = str(state_root)
+    return env
+
+
+def worker_health(bootstrap: str, name: str) -> Optional[str]:
+    """None when the worker's consumer group has a member (it is consuming), else what is missing."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "socket.timeout.ms": 2000})
+    try:
+        [future] = admin.describe_consumer_groups([GROUP_IDS[name]], request_timeout=3).values()
+        group = future.result()
+    except Exception as exc:  # broker down or group coordinator still loading
+        return f"group {GROUP_IDS[name]} not readable: {exc}"
+    if not group.members:
+        return f"not in group {GROUP_IDS[name]} yet ({group.state.name.lower()})"
+    return None
+
+
+def worker_lag_detail(bootstrap: str, name: str) -> str:
+    """`lag N` (messages not yet written and committed) for `stack status`."""
+    from lead_scoring.streaming.resources import KafkaResource
+
+    try:
+        lag = consumer_group_lag(KafkaResource(bootstrap_servers=bootstrap), GROUP_IDS[name], worker_topics(name),
+                                 timeout_s=3.0)
+    except Exception as exc:
+        return f"lag unknown ({type(exc).__name__})"
+    return "lag " + ", ".join(f"{topic} {n:,}" for topic, n in lag.items())
+
+
+if __name__ == "__main__":  # `python -m lead_scoring.crm.workers NAME --bootstrap HOST:PORT` (stack up)
+    import typer
+
+    from lead_scoring.cli import _configure
+    from lead_scoring.crm.cli import worker as _worker_command
+
+    _configure(verbose=False)
+    typer.run(_worker_command)

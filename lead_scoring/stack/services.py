@@ -38,8 +38,12 @@ JOBMANAGER = "jobmanager"
 TASKMANAGER = "taskmanager"
 SQL_GATEWAY = "sql-gateway"
 MODEL_SERVER = "model-server"
+# The CRM edge workers (lead_scoring.crm.workers): scores -> crm_leads, topics -> warehouse tables.
+WRITEBACK_WORKER = "writeback"
+SINK_WORKER = "sink"
+WORKERS = (WRITEBACK_WORKER, SINK_WORKER)
 # Start order; `down` uses the reverse so consumers stop before what they consume.
-SERVICE_ORDER = [KAFKA, JOBMANAGER, TASKMANAGER, SQL_GATEWAY, MODEL_SERVER]
+SERVICE_ORDER = [KAFKA, JOBMANAGER, TASKMANAGER, SQL_GATEWAY, MODEL_SERVER, *WORKERS]
 
 # env.java.opts.all of Flink 2.3's shipped conf/config.yaml: the module opens Flink needs on Java 17.
 FLINK_JAVA17_OPTS = (
@@ -505,6 +509,16 @@ class Stack:
                 ))
             else:
                 log.info("no model artifact (or no serving entry point) yet: not starting the model server")
+        for worker in WORKERS:
+            if worker in wanted:
+                from lead_scoring.crm import workers as crm_workers
+
+                out.append(ServiceSpec(
+                    worker, f"kafka://{c.kafka_bootstrap}#group={crm_workers.GROUP_IDS[worker]}", {},
+                    crm_workers.stack_service_argv(worker, c.kafka_bootstrap),
+                    lambda w=worker: crm_workers.worker_health(c.kafka_bootstrap, w),
+                    env=crm_workers.stack_service_env(c.state_root), cwd=self.cfg.state,
+                ))
         return out
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -588,6 +602,7 @@ class Stack:
             TASKMANAGER: lambda: flink_health(c.flink_rest_url, need_taskmanager=True),
             SQL_GATEWAY: lambda: gateway_health(c.sql_gateway_url),
             MODEL_SERVER: lambda: model_health(c.model_url, c.model_name),
+            **{w: (lambda w=w: _worker_health(c.kafka_bootstrap, w)) for w in WORKERS},
         }[name]
 
     def _wait_healthy(self, checks: dict[str, Callable[[], str | None]], started: list[str]) -> None:
@@ -666,8 +681,14 @@ class Stack:
             with contextlib.suppress(psutil.Error):
                 rss = proc.memory_info().rss
             problem = self._health_check(name)()
+            if problem is None and name in WORKERS:
+                from lead_scoring.crm.workers import worker_lag_detail
+
+                problem_or_lag = worker_lag_detail(self.cfg.kafka_bootstrap, name)
+            else:
+                problem_or_lag = problem or ""
             out.append(ServiceStatus(name, url, proc.pid, "healthy" if problem is None else "unhealthy",
-                                     rss_bytes=rss, detail=problem or ""))
+                                     rss_bytes=rss, detail=problem_or_lag))
         return out
 
     def reset(self) -> None:
@@ -692,11 +713,18 @@ class Stack:
                     time.sleep(0.3)
 
 
+def _worker_health(bootstrap: str, name: str) -> str | None:
+    from lead_scoring.crm.workers import worker_health
+
+    return worker_health(bootstrap, name)
+
+
 def total_rss(statuses: Iterable[ServiceStatus]) -> int:
     return sum(s.rss_bytes or 0 for s in statuses)
 
 
 __all__ = [
-    "FLINK_VERSION", "JOBMANAGER", "KAFKA", "MODEL_SERVER", "SERVICE_ORDER", "SQL_GATEWAY", "TASKMANAGER",
+    "FLINK_VERSION", "JOBMANAGER", "KAFKA", "MODEL_SERVER", "SERVICE_ORDER", "SINK_WORKER", "SQL_GATEWAY",
+    "TASKMANAGER", "WORKERS", "WRITEBACK_WORKER",
     "ServiceStatus", "Stack", "StackError", "total_rss", "resolve_model_artifact",
 ]

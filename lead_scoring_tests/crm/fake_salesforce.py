@@ -1,0 +1,192 @@
+"""A fake Salesforce org behind `requests`: SOAP login and Bulk API 2.0 ingest jobs, recording every call.
+
+Mounted on a `requests.Session` for `https://`, so simple-salesforce runs its real HTTP code paths
+(URLs, headers, bodies, error mapping) against it. It behaves like the real API where the writeback
+depends on it: 403 REQUEST_LIMIT_EXCEEDED while over the limit, 401 INVALID_SESSION_ID without the
+session token, jobs that need polling, `failedResults/` CSV with `sf__Id,sf__Error` + the sent columns
+for unknown Ids, and a Failed job when a column is not a field of the object.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import BaseAdapter
+
+SESSION_ID = "00Dxx0000000001!FAKE.SESSION"
+INSTANCE = "acme.my.salesforce.com"
+LOGIN_URL = re.compile(r"^https://login\.salesforce\.com/services/Soap/u/(?P<version>[\d.]+)$")
+INGEST = re.compile(r"^https://" + re.escape(INSTANCE) +
+                    r"/services/data/v(?P<version>[\d.]+)/jobs/ingest(?:/(?P<job>[^/]+))?(?:/(?P<rest>[^/]+)/?)?$")
+FIELDS = {"Lead": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c"},
+          "Contact": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c"}}
+
+_LOGIN_OK = f"""<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">
+<soapenv:Body><loginResponse><result>
+<metadataServerUrl>https://{INSTANCE}/services/Soap/m/62.0/00Dxx</metadataServerUrl>
+<serverUrl>https://{INSTANCE}/services/Soap/u/62.0/00Dxx</serverUrl>
+<sessionId>{SESSION_ID}</sessionId>
+</result></loginResponse></soapenv:Body></soapenv:Envelope>"""
+
+_LOGIN_FAULT = """<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com">
+<soapenv:Body><soapenv:Fault><faultcode>INVALID_LOGIN</faultcode><faultstring>INVALID_LOGIN: Invalid username,
+password, security token; or user locked out.</faultstring><detail><sf:LoginFault><sf:exceptionCode>INVALID_LOGIN
+</sf:exceptionCode><sf:exceptionMessage>Invalid username, password, security token; or user locked out.
+</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"""
+
+
+@dataclass
+class Call:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Job:
+    id: str
+    object: str
+    operation: str
+    spec: dict[str, Any]
+    state: str = "Open"
+    csv_text: str = ""
+    polls: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    processed: int = 0
+    error: str = ""
+
+
+class FakeSalesforce(BaseAdapter):
+    def __init__(self, username: str, password: str, token: str, known_ids: set[str],
+                 limit_errors: int = 0, polls_before_complete: int = 1):
+        super().__init__()
+        self.credentials = (username, password + token)
+        self.known_ids = set(known_ids)
+        self.limit_errors = limit_errors  # next N data calls answer 403 REQUEST_LIMIT_EXCEEDED
+        self.polls_before_complete = polls_before_complete
+        self.calls: list[Call] = []
+        self.jobs: dict[str, Job] = {}
+        self.logins = 0
+        self.records: dict[str, dict[str, str]] = {}  # what the org holds after the updates
+        self._ids = (f"750xx{n:010d}" for n in itertools.count(1))
+
+    def session(self) -> requests.Session:
+        s = requests.Session()
+        s.mount("https://", self)
+        return s
+
+    # ---- requests adapter ------------------------------------------------------------------------
+
+    def close(self) -> None:  # noqa: D401 - adapter protocol
+        pass
+
+    def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        self.calls.append(Call(request.method or "", request.url or "", dict(request.headers), body))
+        status, payload, ctype = self._route(request.method or "", request.url or "", dict(request.headers), body)
+        resp = requests.Response()
+        resp.status_code = status
+        resp.url = request.url
+        resp.request = request
+        resp.headers["Content-Type"] = ctype
+        resp._content = payload if isinstance(payload, bytes) else payload.encode()
+        return resp
+
+    @staticmethod
+    def _json(status: int, obj: Any) -> tuple[int, str, str]:
+        return status, json.dumps(obj), "application/json"
+
+    def _route(self, method: str, url: str, headers: dict[str, str], body: bytes) -> tuple[int, Any, str]:
+        m = LOGIN_URL.match(url)
+        if m and method == "POST":
+            text = body.decode()
+            user = re.search(r"<n1:username>(.*?)</n1:username>", text)
+            pwd = re.search(r"<n1:password>(.*?)</n1:password>", text)
+            if not user or not pwd or (user.group(1), pwd.group(1)) != self.credentials:
+                return 500, _LOGIN_FAULT, "text/xml"
+            self.logins += 1
+            return 200, _LOGIN_OK, "text/xml"
+        m = INGEST.match(url)
+        if not m:
+            return self._json(404, [{"errorCode": "NOT_FOUND", "message": f"no route {method} {url}"}])
+        if headers.get("Authorization") != f"Bearer {SESSION_ID}":
+            return self._json(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
+        if self.limit_errors > 0:
+            self.limit_errors -= 1
+            return self._json(403, [{"errorCode": "REQUEST_LIMIT_EXCEEDED",
+                                     "message": "TotalRequests Limit exceeded."}])
+        job_id, rest = m.group("job"), m.group("rest")
+        if job_id is None and method == "POST":
+            spec = json.loads(body)
+            job = Job(next(self._ids), spec["object"], spec["operation"], spec)
+            self.jobs[job.id] = job
+            return self._json(200, {"id": job.id, "operation": job.operation, "object": job.object,
+                                    "state": "Open", "contentType": "CSV", "apiVersion": float(m.group("version")),
+                                    "lineEnding": spec.get("lineEnding"), "columnDelimiter": spec.get("columnDelimiter")})
+        job = self.jobs.get(job_id or "")
+        if job is None:
+            return self._json(404, [{"errorCode": "NOT_FOUND", "message": "job not found"}])
+        if rest == "batches" and method == "PUT":
+            if job.state != "Open" or not headers.get("Content-Type", "").startswith("text/csv"):
+                return self._json(400, [{"errorCode": "INVALIDJOBSTATE", "message": "bad upload"}])
+            job.csv_text = body.decode()
+            return 201, b"", "application/json"
+        if rest is None and method == "PATCH":
+            job.state = json.loads(body)["state"]
+            if job.state == "UploadComplete":
+                self._process(job)
+            return self._json(200, {"id": job.id, "state": job.state})
+        if rest is None and method == "GET":
+            if job.state == "UploadComplete":
+                job.polls += 1
+                if job.polls > self.polls_before_complete:
+                    job.state = "Failed" if job.error else "JobComplete"
+                else:
+                    return self._json(200, {"id": job.id, "state": "InProgress"})
+            return self._json(200, {"id": job.id, "state": job.state, "object": job.object,
+                                    "numberRecordsProcessed": job.processed,
+                                    "numberRecordsFailed": len(job.failed),
+                                    **({"errorMessage": job.error} if job.error else {})})
+        if rest == "failedResults" and method == "GET":
+            out = io.StringIO()
+            rows = list(csv.DictReader(io.StringIO(job.csv_text)))
+            columns = list(rows[0].keys()) if rows else ["Id"]
+            writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+            writer.writerow(["sf__Id", "sf__Error", *columns])
+            for row in job.failed:
+                writer.writerow(["", row["sf__Error"], *(row[c] for c in columns)])
+            return 200, out.getvalue(), "text/csv"
+        return self._json(405, [{"errorCode": "METHOD_NOT_ALLOWED", "message": f"{method} {url}"}])
+
+    def _process(self, job: Job) -> None:
+        rows = list(csv.DictReader(io.StringIO(job.csv_text)))
+        unknown = sorted(set(rows[0].keys()) - FIELDS[job.object]) if rows else []
+        if unknown:
+            job.error = f"InvalidBatch : Field name not found : {unknown[0]}"
+            return
+        for row in rows:
+            if row["Id"] not in self.known_ids:
+                job.failed.append({**row, "sf__Error": "INVALID_CROSS_REFERENCE_KEY:invalid cross reference id:--"})
+            else:
+                self.records[row["Id"]] = row
+        job.processed = len(rows)
+
+    # ---- what the tests read -----------------------------------------------------------------------
+
+    def data_calls(self) -> list[Call]:
+        return [c for c in self.calls if "/services/data/" in c.url]
+
+    def uploads(self) -> list[Call]:
+        return [c for c in self.calls if c.method == "PUT" and c.url.endswith("/batches")]
