@@ -17,6 +17,7 @@ import fastavro
 import pytest
 
 from lead_scoring.stack.services import KAFKA, SQL_GATEWAY
+from lead_scoring_tests.fixtures.stack import ENGINES
 from lead_scoring.streaming.resources import FlinkSqlGatewayResource, KafkaResource, SqlGatewaySession
 
 pytestmark = pytest.mark.stack
@@ -92,8 +93,8 @@ def kafka_table(name: str, topic: str, columns: str, bootstrap: str, fmt: str, s
 
 
 def test_second_up_is_a_no_op(local_stack) -> None:
-    before = {s.name: s.pid for s in local_stack.stack.status()}
-    statuses = local_stack.stack.up()
+    before = {s.name: s.pid for s in local_stack.stack.status(ENGINES)}
+    statuses = local_stack.stack.up(ENGINES)
     assert {s.name: s.pid for s in statuses} == before
     assert all(s.state == "healthy" for s in statuses), statuses
 
