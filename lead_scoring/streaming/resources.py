@@ -248,8 +248,18 @@ class FlinkSqlGatewayResource(dg.ConfigurableResource):
             _raise_for(resp, f"cancel {job_id}")
 
 
-def streaming_resources() -> dict[str, dg.ConfigurableResource]:
-    """The streaming resources of the active profile, keyed as the definitions expect them."""
-    if current_profile() is Profile.GCP:
+def resources_for_profile(profile: Optional[Profile] = None) -> dict[str, dg.ConfigurableResource]:
+    """The streaming resources of a profile (default: the active one), as `lead_scoring.resources` merges them.
+
+    local: the stack's Kafka and SQL Gateway (ports from StackConfig / LEAD_SCORING_* variables).
+    gcp: Confluent Cloud Kafka; its Flink (Statements API) resource is added by the gcp streaming issue.
+    """
+    profile = profile or current_profile()
+    if profile is Profile.GCP:
         return {"kafka": KafkaResource.confluent_cloud()}
     return {"kafka": KafkaResource.local(), "flink_sql": FlinkSqlGatewayResource.local()}
+
+
+def streaming_resources() -> dict[str, dg.ConfigurableResource]:
+    """The streaming resources of the active profile."""
+    return resources_for_profile()
