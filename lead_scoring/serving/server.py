@@ -312,6 +312,13 @@ class LeadScoringModelServer(ModelServer):
         app.add_api_route("/v2/models/{model_name}/versions/{model_version}/ready", v2_ready, methods=["GET"])
         app.add_api_route("/v2/models/{model_name}", v2_metadata, methods=["GET"])
         app.add_api_route("/v2/models/{model_name}/versions/{model_version}", v2_metadata, methods=["GET"])
+        async def repository_not_supported(model_name: str) -> Response:
+            # kserve's repository load/unload would reload from /mnt/models or unload the model for everyone
+            return JSONBytes({"error": "model repository API not supported: new versions are deployed by the "
+                                       "model_deployment asset"}, status_code=405)
+
+        app.add_api_route("/v2/repository/models/{model_name}/load", repository_not_supported, methods=["POST"])
+        app.add_api_route("/v2/repository/models/{model_name}/unload", repository_not_supported, methods=["POST"])
         app.add_api_route(cfg.predict_route, vertex_predict, methods=["POST"])
         app.add_api_route(cfg.health_route, vertex_health, methods=["GET"])
         if cfg.allow_swap and self.swap_loader is not None:

@@ -52,6 +52,12 @@ def test_health_routes(client: httpx.Client) -> None:
     assert client.get("/v1/models/other").status_code == 404
 
 
+def test_repository_api_cannot_unload_the_model(client: httpx.Client) -> None:
+    assert client.post(f"/v2/repository/models/{NAME}/unload").status_code == 405
+    assert client.post(f"/v2/repository/models/{NAME}/load").status_code == 405
+    assert client.get(f"/v2/models/{NAME}/ready").status_code == 200
+
+
 @pytest.mark.parametrize("path", [f"/v2/models/{NAME}/infer", f"/v2/models/{NAME}/versions/latest/infer",
                                   f"/v2/models/{NAME}/versions/{V1}/infer", f"/v2/models/{NAME}/versions/1/infer"])
 def test_v2_flink_request(client: httpx.Client, reference: LeadScorer, path: str) -> None:
@@ -185,7 +191,7 @@ def _assert_client_error_or_ok(response: httpx.Response) -> None:
         assert body["errors"] and all(isinstance(e["field"], str) and e["field"] for e in body["errors"])
 
 
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @FUZZ
