@@ -1,0 +1,294 @@
+"""The CRM edges on the real local stack: replay into Kafka, the sink and writeback workers.
+
+Each test uses its own topics, consumer groups and DuckDB file, so it neither sees nor disturbs the
+stack-managed workers (which read the pipeline's own topics); the last test checks those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import NewTopic
+
+from lead_scoring.contract import validate_record
+from lead_scoring.crm.replay import frame_records, load_events, replay
+from lead_scoring.crm.workers import GROUP_IDS, consumer_group_lag
+from lead_scoring.streaming.resources import KafkaResource
+from lead_scoring.warehouse.resources import DuckDBWarehouse
+
+pytestmark = pytest.mark.stack
+
+X_EDUCATION = Path("/work/shared/data/x_education_leads_dev.csv")
+MAPPING = Path(__file__).resolve().parents[2] / "data" / "mappings" / "x_education.yaml"
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def create_topics(kafka: KafkaResource, names: list[str], partitions: int = 3) -> None:
+    admin = kafka.admin()  # keep the client alive until the futures resolve
+    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+    for future in futures.values():
+        future.result(30)
+
+
+def consume_all(kafka: KafkaResource, topic: str, count: int, timeout_s: float = 60.0) -> list:
+    consumer = kafka.consumer(_name("check"))
+    consumer.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                got.append(msg)
+        # anything beyond `count` would be a duplicate: read a little longer
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                got.append(msg)
+    finally:
+        consumer.close()
+    return got
+
+
+def group_assigned(kafka: KafkaResource, group: str) -> bool:
+    admin = kafka.admin()
+    [future] = admin.describe_consumer_groups([group]).values()
+    try:
+        desc = future.result(10)
+    except Exception:
+        return False
+    return any(m.assignment and m.assignment.topic_partitions for m in desc.members)
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def synthetic_csv(tmp_path) -> Path:
+    from lead_scoring.crm.synthetic import generate_leads, write_frame
+
+    path = tmp_path / "leads.csv"
+    write_frame(generate_leads(300, seed=11), path)
+    return path
+
+
+def test_replay_produces_contract_records_keyed_by_id_at_a_steady_rate(local_stack, synthetic_csv):
+    kafka = local_stack.kafka()
+    topic = _name("replay")
+    create_topics(kafka, [topic])
+    events, rejected = load_events(synthetic_csv, with_outcomes=True)
+    created = int((events["_EventType"] == "created").sum())
+    assert rejected == 0 and created == 300 and len(events) > created  # outcomes follow
+
+    summary = replay(kafka, frame_records(events), topic, rate=400.0)
+
+    assert (summary.sent, summary.failed) == (len(events), 0)
+    assert summary.elapsed_s >= (len(events) - 1) / 400.0  # the rate is a ceiling...
+    assert summary.rate > 200.0  # ...and is roughly achieved
+    messages = consume_all(kafka, topic, len(events))
+    assert len(messages) == len(events)  # idempotent producer: nothing twice
+    records = [json.loads(m.value()) for m in messages]
+    assert all(m.key().decode() == r["Id"] for m, r in zip(messages, records))
+    assert [e for r in records for e in validate_record(r)] == []
+    # within a partition (= per Id), a lead's outcome event comes after its creation event
+    seen: dict[str, str] = {}
+    for r in sorted(zip(messages, records), key=lambda mr: (mr[0].partition(), mr[0].offset())):
+        rec = r[1]
+        if rec["_EventType"] == "updated":
+            assert seen.get(rec["Id"]) == "created" and isinstance(rec["IsConverted"], bool)
+        else:
+            assert "IsConverted" not in rec
+        seen[rec["Id"]] = rec["_EventType"]
+
+
+@pytest.mark.skipif(not X_EDUCATION.is_file(), reason="the X Education export is not on this machine")
+def test_replay_cli_on_the_x_education_export(local_stack):
+    topic = _name("replay_cli")
+    create_topics(local_stack.kafka(), [topic])
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "lead-scoring"), "leads", "replay", str(X_EDUCATION), "--mapping",
+         str(MAPPING), "--limit", "60", "--rate", "300", "--with-outcomes", "--topic", topic, "--bootstrap",
+         local_stack.kafka_bootstrap],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sent 120, failed 0" in proc.stdout  # 60 leads created + their 60 outcomes
+    messages = consume_all(local_stack.kafka(), topic, 120)
+    assert len(messages) == 120
+    assert sum(json.loads(m.value()).get("IsConverted") is not None for m in messages) == 60
+
+
+def _score(rid: str, object_type: str, i: int) -> dict:
+    now = int(time.time() * 1000)
+    return {"Id": rid, "_ObjectType": object_type, "_EventType": "updated", "Lead_Score__c": i % 101,
+            "Lead_Score_Reasons__c": f"+Lead Add Form; -Email Bounced #{i}", "Lead_Score_Model__c": "vtest",
+            "source_ts": now - 30, "scored_ts": now}
+
+
+class Worker:
+    """A worker subprocess on the test's topics."""
+
+    def __init__(self, name: str, bootstrap: str, warehouse: Path, group: str, raw: str, scores: list[str],
+                 log: Path, batch: int = 50, max_wait: float = 0.2):
+        self.argv = [sys.executable, "-m", "lead_scoring_tests.crm.run_worker", name, bootstrap, str(warehouse),
+                     group, raw, *scores, "--batch", str(batch), "--max-wait", str(max_wait)]
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Worker":
+        out = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                     cwd=Path(__file__).resolve().parents[2], env={**os.environ})
+        out.close()
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout_s)
+
+    def ensure_stopped(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def _count(warehouse: DuckDBWarehouse, sql: str) -> int:
+    return int(warehouse.query(sql).iloc[0, 0])
+
+
+def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(local_stack, tmp_path):
+    kafka = local_stack.kafka()
+    raw, leads_t, contacts_t = _name("raw"), _name("lscores"), _name("cscores")
+    create_topics(kafka, [raw, leads_t, contacts_t])
+    wh_path = tmp_path / "warehouse.duckdb"
+    warehouse = DuckDBWarehouse(path=str(wh_path))
+    groups = {"sink": _name("sink"), "writeback": _name("writeback")}
+
+    n = 900
+    ids = [f"{'003' if i % 5 == 0 else '00Q'}T{uuid.uuid4().hex[:12]}" for i in range(n)]
+    probes = [f"PROBE-{uuid.uuid4().hex[:8]}" for _ in range(5)]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    raw_records = [{"Id": rid, "_ObjectType": "Contact" if rid.startswith("003") else "Lead",
+                    "_EventType": "created", "LastModifiedDate": stamp, "LeadSource": "Google"} for rid in ids + probes]
+    scores = [_score(rid, "Contact" if rid.startswith("003") else "Lead", i) for i, rid in enumerate(ids + probes)]
+
+    workers = {name: Worker(name, local_stack.kafka_bootstrap, wh_path, groups[name], raw, [leads_t, contacts_t],
+                            tmp_path / f"{name}.log") for name in ("sink", "writeback")}
+
+    def produce_all() -> None:
+        replay(kafka, iter(raw_records), raw, rate=300.0)
+        replay(kafka, (s for s in scores if s["_ObjectType"] == "Lead"), leads_t, rate=300.0)
+        replay(kafka, (s for s in scores if s["_ObjectType"] == "Contact"), contacts_t, rate=300.0)
+
+    try:
+        for w in workers.values():
+            w.start()
+        producer = threading.Thread(target=produce_all)
+        producer.start()
+        # Kill both once some, not all, of the stream has landed: mid-stream, some batches uncommitted.
+        wait_until(lambda: _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw") >= 150, 120, "first sink batches")
+        for w in workers.values():
+            w.kill()
+        landed_at_kill = _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw")
+        for w in workers.values():
+            w.start()
+        producer.join(120)
+        assert landed_at_kill < len(raw_records), "the kill was not mid-stream; produce more or slower"
+        expected_crm = n  # probes are never written back
+        wait_until(lambda: _count(warehouse, "SELECT COUNT(*) FROM lead_scores") >= len(scores)
+                   and _count(warehouse, "SELECT COUNT(*) FROM crm_leads") >= expected_crm
+                   and _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw") >= len(raw_records),
+                   180, "everything to land after the restart")
+        # Clean stop: SIGTERM flushes and exits 0, leaving no lag.
+        assert [w.terminate() for w in workers.values()] == [0, 0]
+    finally:
+        for w in workers.values():
+            w.ensure_stopped()
+
+    assert _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw") == len(raw_records)
+    assert _count(warehouse, "SELECT COUNT(DISTINCT Id) FROM crm_leads_raw") == len(raw_records)
+    assert _count(warehouse, "SELECT COUNT(*) FROM lead_scores") == len(scores)
+    assert _count(warehouse, "SELECT COUNT(DISTINCT Id) FROM lead_scores") == len(scores)
+    assert _count(warehouse, "SELECT COUNT(*) FROM lead_scores WHERE _source = 'probe'") == len(probes)
+    assert _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw WHERE _source = 'probe'") == len(probes)
+    crm = warehouse.query("SELECT Id, _ObjectType, Lead_Score__c, Lead_Score_Reasons__c FROM crm_leads")
+    assert len(crm) == n and crm["Id"].is_unique and not crm["Id"].str.startswith("PROBE-").any()
+    expected = {s["Id"]: (s["_ObjectType"], s["Lead_Score__c"], s["Lead_Score_Reasons__c"]) for s in scores[:n]}
+    assert {rid: (ot, int(sc), rs) for rid, ot, sc, rs in crm.values.tolist()} == expected
+    assert _count(warehouse, "SELECT COUNT(*) FROM crm_writeback_errors") == 0
+    assert consumer_group_lag(kafka, groups["sink"], [raw, leads_t, contacts_t]) == {raw: 0, leads_t: 0, contacts_t: 0}
+    assert consumer_group_lag(kafka, groups["writeback"], [leads_t, contacts_t]) == {leads_t: 0, contacts_t: 0}
+
+
+def test_sigterm_flushes_the_batch_a_worker_holds(local_stack, tmp_path):
+    kafka = local_stack.kafka()
+    raw, leads_t = _name("raw"), _name("lscores")
+    create_topics(kafka, [raw, leads_t])
+    wh_path = tmp_path / "warehouse.duckdb"
+    group = _name("sink")
+    # A batch that never fills and never times out: only the SIGTERM flush can write it.
+    worker = Worker("sink", local_stack.kafka_bootstrap, wh_path, group, raw, [leads_t], tmp_path / "sink.log",
+                    batch=100_000, max_wait=3600).start()
+    try:
+        scores = [_score(f"00QS{i:06d}", "Lead", i) for i in range(40)]
+        assert replay(kafka, iter(scores), leads_t).sent == 40
+        wait_until(lambda: group_assigned(kafka, group), 90, "the worker to be assigned its partitions")
+        time.sleep(3)  # let it poll the messages into its batch
+        assert consumer_group_lag(kafka, group, [leads_t]) == {leads_t: 40}  # held, not written
+        assert worker.terminate() == 0
+    finally:
+        worker.ensure_stopped()
+    warehouse = DuckDBWarehouse(path=str(wh_path))
+    assert _count(warehouse, "SELECT COUNT(*) FROM lead_scores") == 40
+    assert consumer_group_lag(kafka, group, [leads_t]) == {leads_t: 0}
+
+
+def test_stack_up_runs_the_workers_on_the_pipeline_topics(local_stack):
+    from lead_scoring.stack.services import SINK_WORKER, WRITEBACK_WORKER
+    from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES
+
+    stack = local_stack.stack
+    statuses = {s.name: s for s in stack.status()}
+    for name in (WRITEBACK_WORKER, SINK_WORKER):
+        assert statuses[name].state == "healthy", statuses[name]
+        assert statuses[name].detail.startswith("lag "), statuses[name]
+    kafka = local_stack.kafka()
+    rid = f"00QU{uuid.uuid4().hex[:10]}"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    assert replay(kafka, iter([{"Id": rid, "_ObjectType": "Lead", "LastModifiedDate": stamp}]), INPUT_RAW).sent == 1
+    assert replay(kafka, iter([_score(rid, "Lead", 77)]), LEAD_SCORES).sent == 1
+    state_root = stack.cfg.state_root
+    warehouse = DuckDBWarehouse(path=str(Path(state_root) / "warehouse" / "lead_scoring.duckdb"))
+    wait_until(lambda: _count(warehouse, f"SELECT COUNT(*) FROM crm_leads WHERE Id = '{rid}'") == 1
+               and _count(warehouse, f"SELECT COUNT(*) FROM crm_leads_raw WHERE Id = '{rid}'") == 1
+               and _count(warehouse, f"SELECT COUNT(*) FROM lead_scores WHERE Id = '{rid}'") == 1,
+               90, "the stack's workers to land the records")
+    assert _count(warehouse, f"SELECT Lead_Score__c FROM crm_leads WHERE Id = '{rid}'") == 77
+    wait_until(lambda: sum(consumer_group_lag(kafka, GROUP_IDS["writeback"], [LEAD_SCORES]).values()) == 0, 30,
+               "the writeback to commit")
