@@ -1,8 +1,9 @@
 """What the monitoring watches: the pipeline's topics and its consumer groups, in one place.
 
-The consumer group ids below are the ones the Flink statements (`properties.group.id`), the CRM
-writeback and the warehouse sink use; those modules and the sensors read them from here, so a
-renamed group cannot silently drop out of the lag checks. Latency probes are marked by their Id.
+`PIPELINE_CONSUMER_GROUPS` lists every consumer group of the pipeline: the Flink statements'
+(`properties.group.id`) and the CRM workers' (taken from `lead_scoring.crm.workers.GROUP_IDS`, their
+source), so a renamed worker group cannot silently drop out of the lag checks. Latency probes are
+marked by their Id.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dagster as dg
+
+from lead_scoring.crm.workers import GROUP_IDS as CRM_WORKER_GROUP_IDS
+from lead_scoring.crm.workers import SINK, WRITEBACK
 
 from lead_scoring.streaming.topics import (
     CONTACT_SCORES,
@@ -41,8 +45,8 @@ FLINK_VALIDATE_GROUP = "lead-scoring-flink-validate"
 FLINK_ROUTE_GROUP = "lead-scoring-flink-route"
 FLINK_SCORE_LEADS_GROUP = "lead-scoring-flink-score-leads"
 FLINK_SCORE_CONTACTS_GROUP = "lead-scoring-flink-score-contacts"
-WRITEBACK_GROUP = "lead-scoring-writeback"
-WAREHOUSE_SINK_GROUP = "lead-scoring-warehouse-sink"
+WRITEBACK_GROUP = CRM_WORKER_GROUP_IDS[WRITEBACK]
+WAREHOUSE_SINK_GROUP = CRM_WORKER_GROUP_IDS[SINK]
 
 PIPELINE_CONSUMER_GROUPS: tuple[ConsumerGroup, ...] = (
     ConsumerGroup(FLINK_VALIDATE_GROUP, (INPUT_RAW,), "Flink: input_raw -> input_avro / dlq"),

@@ -1,0 +1,203 @@
+"""Kafka measurements for the stream sensor: end offsets per topic, lag per consumer group, DLQ growth.
+
+`take_snapshot` asks the brokers (admin client only: it never joins a group); `evaluate` turns two
+consecutive snapshots into asset observations, check evaluations and alerts. Both are plain
+functions so the sensor, the on-demand checks and the tests share them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import dagster as dg
+
+from lead_scoring.monitoring.pipeline import PIPELINE_CONSUMER_GROUPS, topic_asset_key
+
+log = logging.getLogger(__name__)
+
+CONSUMER_LAG_CHECK = "consumer_lag"
+DLQ_GROWTH_CHECK = "dlq_growth"
+KNOWN_GROUP_TOPICS = {g.group_id: g.topics for g in PIPELINE_CONSUMER_GROUPS}
+
+
+class KafkaUnavailable(RuntimeError):
+    """The brokers could not be reached (or did not answer in time)."""
+
+
+@dataclass
+class GroupLag:
+    group_id: str
+    committed: bool  # False: the group has never committed an offset (not running, or not started yet)
+    lag_by_topic: dict[str, int] = field(default_factory=dict)
+    topics: tuple[str, ...] = ()  # what it reads: known pipeline topics + whatever it committed
+
+    @property
+    def total(self) -> int:
+        return sum(self.lag_by_topic.values())
+
+
+@dataclass
+class StreamSnapshot:
+    taken_at: float
+    end_offsets: dict[str, int]  # topic -> sum of its partitions' end offsets
+    partitions: dict[str, int]
+    missing_topics: list[str]
+    groups: dict[str, GroupLag]
+
+
+def take_snapshot(kafka: Any, topics: list[str], groups: list[str], timeout_s: float = 5.0,
+                  group_topics: Optional[dict[str, tuple[str, ...]]] = None) -> StreamSnapshot:
+    """End offsets of `topics` and the lag of `groups`; raises KafkaUnavailable if the broker is down."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    group_topics = {**KNOWN_GROUP_TOPICS, **(group_topics or {})}
+    # log_level 0: an unreachable broker is reported by us once, not by librdkafka every second
+    admin = kafka.admin(**{"log_level": 0, "socket.connection.setup.timeout.ms": int(timeout_s * 1000)})
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(str(exc.args[0]) if exc.args else str(exc)) from exc
+    partitions = {name: len(meta.partitions) for name, meta in metadata.topics.items() if meta.error is None}
+    wanted = set(topics)
+    committed: dict[str, dict[tuple[str, int], int]] = {}
+    try:
+        for group in groups:
+            future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
+                                                       request_timeout=timeout_s)[group]
+            result = future.result(timeout=timeout_s + 1)
+            committed[group] = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or []}
+            wanted.update(group_topics.get(group, ()))
+            wanted.update(t for t, _ in committed[group])
+        present = sorted(t for t in wanted if t in partitions)
+        requests = {}
+        for topic in present:
+            for p in range(partitions[topic]):
+                requests[TopicPartition(topic, p)] = None
+        latest = _offsets(admin, requests, OffsetSpec.latest(), timeout_s)
+        earliest = _offsets(admin, requests, OffsetSpec.earliest(), timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(str(exc.args[0]) if exc.args else str(exc)) from exc
+    except TimeoutError as exc:
+        raise KafkaUnavailable(f"no answer within {timeout_s:.0f} s") from exc
+
+    end_offsets = {t: sum(o for (topic, _), o in latest.items() if topic == t) for t in present}
+    lags: dict[str, GroupLag] = {}
+    for group in groups:
+        offsets = committed.get(group, {})
+        has_commits = any(o >= 0 for o in offsets.values())
+        topics_of_group = tuple(sorted(set(group_topics.get(group, ())) | {t for t, _ in offsets}))
+        lag = GroupLag(group, committed=has_commits, topics=topics_of_group)
+        if has_commits:
+            for topic in topics_of_group:
+                if topic not in partitions:
+                    continue
+                total = 0
+                for p in range(partitions[topic]):
+                    end = latest.get((topic, p), 0)
+                    position = offsets.get((topic, p), -1)
+                    total += max(0, end - (position if position >= 0 else earliest.get((topic, p), 0)))
+                lag.lag_by_topic[topic] = total
+        lags[group] = lag
+    return StreamSnapshot(
+        taken_at=time.time(), end_offsets=end_offsets,
+        partitions={t: partitions[t] for t in present},
+        missing_topics=sorted(set(topics) - set(partitions)), groups=lags,
+    )
+
+
+def _offsets(admin: Any, requests: dict, spec: Any, timeout_s: float) -> dict[tuple[str, int], int]:
+    if not requests:
+        return {}
+    futures = admin.list_offsets({tp: spec for tp in requests}, request_timeout=timeout_s)
+    return {(tp.topic, tp.partition): f.result(timeout=timeout_s + 1).offset for tp, f in futures.items()}
+
+
+@dataclass
+class Evaluation:
+    observations: list[dg.AssetObservation]
+    checks: list[dg.AssetCheckEvaluation]
+    breaches: dict[str, str]  # alert id -> message (ERROR-level threshold crossings only)
+    cursor: dict[str, Any]
+
+
+def evaluate(snapshot: StreamSnapshot, previous: dict[str, Any], topics: list[str], dlq_topic: str,
+             max_consumer_lag: int, max_dlq_growth: int) -> Evaluation:
+    """Observations for the topic assets, consumer_lag / dlq_growth checks, and threshold breaches."""
+    prev_offsets: dict[str, int] = previous.get("end_offsets", {})
+    prev_ts: Optional[float] = previous.get("ts")
+    elapsed = snapshot.taken_at - prev_ts if prev_ts else None
+    observations: list[dg.AssetObservation] = []
+    checks: list[dg.AssetCheckEvaluation] = []
+    breaches: dict[str, str] = {}
+
+    for topic in topics:
+        if topic not in snapshot.end_offsets:
+            continue
+        end = snapshot.end_offsets[topic]
+        metadata: dict[str, Any] = {"end_offset": dg.MetadataValue.int(end),
+                                    "partitions": dg.MetadataValue.int(snapshot.partitions[topic])}
+        if elapsed and elapsed > 0 and topic in prev_offsets:
+            # a recreated topic restarts at 0: count that as no traffic, not negative traffic
+            metadata["messages_per_s"] = dg.MetadataValue.float(round(max(0, end - prev_offsets[topic]) / elapsed, 3))
+        for group in snapshot.groups.values():
+            if topic in group.lag_by_topic:
+                metadata[f"lag {group.group_id}"] = dg.MetadataValue.int(group.lag_by_topic[topic])
+        observations.append(dg.AssetObservation(asset_key=topic_asset_key(topic), metadata=metadata))
+
+    # consumer_lag: one check per consumed topic, over every group that reads it
+    consumed: dict[str, list[str]] = {}
+    for group in snapshot.groups.values():
+        for topic in group.topics:
+            consumed.setdefault(topic, []).append(group.group_id)
+    for topic, group_ids in sorted(consumed.items()):
+        if topic not in snapshot.end_offsets:
+            continue
+        over, absent, lags = [], [], {}
+        for gid in group_ids:
+            group = snapshot.groups[gid]
+            if not group.committed:
+                absent.append(gid)
+                continue
+            lag = group.lag_by_topic.get(topic, 0)
+            lags[gid] = lag
+            if lag > max_consumer_lag:
+                over.append(gid)
+                breaches[f"{CONSUMER_LAG_CHECK}:{gid}:{topic}"] = (
+                    f"consumer group {gid} is {lag} messages behind on {topic} (threshold {max_consumer_lag})")
+        if over:
+            severity, passed = dg.AssetCheckSeverity.ERROR, False
+            description = "; ".join(f"{g} is {lags[g]} behind" for g in over) + f" (threshold {max_consumer_lag})"
+        elif absent:
+            severity, passed = dg.AssetCheckSeverity.WARN, False
+            description = f"no committed offsets for {', '.join(absent)}: not running or not started yet"
+        else:
+            severity, passed = dg.AssetCheckSeverity.ERROR, True
+            description = f"every group within {max_consumer_lag} messages"
+        checks.append(dg.AssetCheckEvaluation(
+            asset_key=topic_asset_key(topic), check_name=CONSUMER_LAG_CHECK, passed=passed, severity=severity,
+            description=description,
+            metadata={"max_lag": max(lags.values(), default=0), "threshold": max_consumer_lag,
+                      "groups": ", ".join(group_ids), "groups_without_offsets": ", ".join(absent) or "none"},
+        ))
+
+    if dlq_topic in snapshot.end_offsets and dlq_topic in prev_offsets:
+        growth = max(0, snapshot.end_offsets[dlq_topic] - prev_offsets[dlq_topic])
+        passed = growth <= max_dlq_growth
+        if not passed:
+            breaches[f"{DLQ_GROWTH_CHECK}:{dlq_topic}"] = (
+                f"{growth} new records in {dlq_topic} in {elapsed or 0:.0f} s (threshold {max_dlq_growth})")
+        checks.append(dg.AssetCheckEvaluation(
+            asset_key=topic_asset_key(dlq_topic), check_name=DLQ_GROWTH_CHECK, passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(f"{growth} new dead letters since the last tick (threshold {max_dlq_growth})"),
+            metadata={"growth": growth, "threshold": max_dlq_growth, "seconds": round(elapsed or 0, 1),
+                      "dlq_end_offset": snapshot.end_offsets[dlq_topic]},
+        ))
+
+    cursor = {"ts": snapshot.taken_at, "end_offsets": {**prev_offsets, **snapshot.end_offsets},
+              "alerts": sorted(breaches)}
+    return Evaluation(observations, checks, breaches, cursor)
