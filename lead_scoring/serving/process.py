@@ -106,6 +106,9 @@ def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME, tim
     """Ask a running server (started with allow_swap) to hot-swap to `version` of its artifact store."""
     response = httpx.post(f"{url}/admin/models/{model_name}/swap", json={"version": version}, timeout=timeout)
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.status_code in (404, 405) and "error" not in body:  # the route itself is absent
+        raise ServerStartError(f"the model server at {url} has no hot-swap route: it was started without "
+                               f"--allow-swap (e.g. by an older `stack up`); restart it with --allow-swap or stop it")
     if response.status_code != 200:
         raise ServerStartError(f"hot swap to {version} refused (HTTP {response.status_code}): "
                                f"{body.get('error', response.text[:300])}")

@@ -241,3 +241,11 @@ def test_vertex_refuses_a_local_artifact(repo: ArtifactRepository) -> None:
     with pytest.raises(DeploymentError, match="needs the artifact on GCS"):
         vertex_with(fake).deploy(repo.artifact(V1), Expected(version=V1, score=1))
     assert fake.calls == []
+
+
+def test_hot_swap_needs_a_server_started_with_allow_swap(server) -> None:
+    from lead_scoring.serving.process import ServerStartError, swap_model
+
+    with pytest.raises(ServerStartError, match="without --allow-swap"):
+        swap_model(server["url"], V2)
+    assert served_version(server["url"]) == V1
