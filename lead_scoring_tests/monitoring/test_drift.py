@@ -131,3 +131,60 @@ def test_too_few_recent_leads_gives_no_verdict(trained):
     assert check.passed and check.metadata["evaluated"].value is False
     assert "no verdict" in check.description
     assert "plot" not in metadata
+
+
+def _retrain_tick(resources: dict, instance: dg.DagsterInstance, cursor: str | None, min_labels: int = 500):
+    from lead_scoring.monitoring.resources import MonitoringSettings
+    from lead_scoring.monitoring.sensors import retraining_trigger_sensor
+
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={
+        "warehouse": resources["warehouse"], "monitoring": MonitoringSettings(retrain_min_new_labels=min_labels)})
+    return retraining_trigger_sensor(context)
+
+
+def test_retraining_requested_once_per_failed_drift_check(trained):
+    instance = dg.DagsterInstance.ephemeral()
+    leads = generate_leads(300, seed=7)
+    leads["Time_On_Website__c"] = leads["Time_On_Website__c"] * 0.1
+    leads.loc[:, "Lead_Origin__c"] = "Lead Add Form"
+    _stream(trained, leads)
+
+    quiet = _retrain_tick(trained, instance, None)
+    assert not quiet.run_requests and "0 new labelled outcomes" in quiet.skip_reason.skip_message
+
+    failed = dg.materialize([monitoring.lead_score_drift], resources=trained, instance=instance)
+    assert not failed.get_asset_check_evaluations()[0].passed
+    first = _retrain_tick(trained, instance, quiet.cursor)
+    [request] = first.run_requests
+    assert request.tags["lead_scoring/retrain_reason"] == "drift"
+    # the same failed evaluation does not request a second run
+    again = _retrain_tick(trained, instance, first.cursor)
+    assert not again.run_requests and "already handled" in again.skip_reason.skip_message
+
+    # back to normal: a passing evaluation requests nothing
+    _stream(trained, generate_leads(300, seed=8))
+    dg.materialize([monitoring.lead_score_drift], resources=trained, instance=instance)
+    calm = _retrain_tick(trained, instance, again.cursor)
+    assert not calm.run_requests and "not failing" in calm.skip_reason.skip_message
+
+
+def test_retraining_requested_when_enough_new_outcomes_arrived(trained):
+    instance = dg.DagsterInstance.ephemeral()
+    leads = generate_leads(400, seed=21)
+    labelled = leads[leads["IsConverted"].notna()].head(120)
+    warehouse = trained["warehouse"]
+    warehouse.execute("DELETE FROM crm_leads_raw WHERE _source = 'stream'")
+    now = pd.Timestamp.now(tz="UTC")
+    warehouse.append("crm_leads_raw", labelled.assign(_source="stream", _ingested_at=now))
+    probes = labelled.head(30).assign(Id=[f"PROBE-t-{i}" for i in range(30)], _source="stream", _ingested_at=now)
+    warehouse.append("crm_leads_raw", probes)  # probes never count as outcomes
+
+    below = _retrain_tick(trained, instance, None, min_labels=121)
+    assert not below.run_requests and "120 new labelled outcomes (threshold 121)" in below.skip_reason.skip_message
+    [request] = _retrain_tick(trained, instance, below.cursor, min_labels=100).run_requests
+    assert request.tags["lead_scoring/retrain_reason"] == "new_labels"
+
+    # once the training data is rebuilt, only outcomes newer than that count
+    dg.materialize(TRAINING[:2], resources=trained, instance=instance, selection=[training.training_data])
+    after = _retrain_tick(trained, instance, None, min_labels=100)
+    assert not after.run_requests and "0 new labelled outcomes" in after.skip_reason.skip_message
