@@ -405,6 +405,9 @@ class Stack:
             "rest.port": c.flink_rest_port,
             "state.backend.type": "hashmap",
             "execution.checkpointing.interval": c.checkpoint_interval,
+            # Keep the last checkpoint when a job is cancelled or the cluster stops, so a statement can
+            # be resumed from it after `stack down` / `stack up`.
+            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "execution.checkpointing.dir": (self.flink_dir / "checkpoints").as_uri(),
             "execution.checkpointing.savepoint-dir": (self.flink_dir / "savepoints").as_uri(),
             "execution.target": "remote",
