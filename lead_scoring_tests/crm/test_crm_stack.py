@@ -274,21 +274,29 @@ def test_stack_up_runs_the_workers_on_the_pipeline_topics(local_stack):
     from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES
 
     stack = local_stack.stack
-    statuses = {s.name: s for s in stack.status()}
-    for name in (WRITEBACK_WORKER, SINK_WORKER):
-        assert statuses[name].state == "healthy", statuses[name]
-        assert statuses[name].detail.startswith("lag "), statuses[name]
-    kafka = local_stack.kafka()
-    rid = f"00QU{uuid.uuid4().hex[:10]}"
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    assert replay(kafka, iter([{"Id": rid, "_ObjectType": "Lead", "LastModifiedDate": stamp}]), INPUT_RAW).sent == 1
-    assert replay(kafka, iter([_score(rid, "Lead", 77)]), LEAD_SCORES).sent == 1
-    state_root = stack.cfg.state_root
-    warehouse = DuckDBWarehouse(path=str(Path(state_root) / "warehouse" / "lead_scoring.duckdb"))
-    wait_until(lambda: _count(warehouse, f"SELECT COUNT(*) FROM crm_leads WHERE Id = '{rid}'") == 1
-               and _count(warehouse, f"SELECT COUNT(*) FROM crm_leads_raw WHERE Id = '{rid}'") == 1
-               and _count(warehouse, f"SELECT COUNT(*) FROM lead_scores WHERE Id = '{rid}'") == 1,
-               90, "the stack's workers to land the records")
-    assert _count(warehouse, f"SELECT Lead_Score__c FROM crm_leads WHERE Id = '{rid}'") == 77
-    wait_until(lambda: sum(consumer_group_lag(kafka, GROUP_IDS["writeback"], [LEAD_SCORES]).values()) == 0, 30,
-               "the writeback to commit")
+    workers = [WRITEBACK_WORKER, SINK_WORKER]
+    try:
+        statuses = {s.name: s for s in stack.up(workers)}  # waits until both have joined their groups
+        for name in workers:
+            assert statuses[name].state == "healthy", statuses[name]
+            assert statuses[name].detail.startswith("lag "), statuses[name]
+        kafka = local_stack.kafka()
+        rid = f"00QU{uuid.uuid4().hex[:10]}"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        assert replay(kafka, iter([{"Id": rid, "_ObjectType": "Lead", "LastModifiedDate": stamp}]), INPUT_RAW).sent == 1
+        assert replay(kafka, iter([_score(rid, "Lead", 77)]), LEAD_SCORES).sent == 1
+        warehouse = DuckDBWarehouse(path=str(Path(stack.cfg.state_root) / "warehouse" / "lead_scoring.duckdb"))
+        wait_until(lambda: _count(warehouse, f"SELECT COUNT(*) FROM crm_leads WHERE Id = '{rid}'") == 1
+                   and _count(warehouse, f"SELECT COUNT(*) FROM crm_leads_raw WHERE Id = '{rid}'") == 1
+                   and _count(warehouse, f"SELECT COUNT(*) FROM lead_scores WHERE Id = '{rid}'") == 1,
+                   90, "the stack's workers to land the records")
+        assert _count(warehouse, f"SELECT Lead_Score__c FROM crm_leads WHERE Id = '{rid}'") == 77
+        wait_until(lambda: sum(consumer_group_lag(kafka, GROUP_IDS["writeback"], [LEAD_SCORES]).values()) == 0, 30,
+                   "the writeback to commit")
+        assert {s.name: s.state for s in stack.status(workers)} == {w: "healthy" for w in workers}
+    finally:
+        assert sorted(stack.down(workers)) == sorted(workers)
+    assert {s.name: s.state for s in stack.status(workers)} == {w: "stopped" for w in workers}
+    # SIGTERM made each worker flush and close: their logs end with the clean-stop line.
+    for name in workers:
+        assert f"{name} stopped cleanly" in stack.log_path(name).read_text()
