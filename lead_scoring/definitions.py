@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from lead_scoring.monitoring import assets as monitoring
+from lead_scoring.monitoring import sensors as monitoring_sensors
 from lead_scoring.resources import build_resources
 from lead_scoring.serving import assets as serving
 from lead_scoring.settings import retraining_cron
@@ -17,10 +19,14 @@ def defs() -> dg.Definitions:
             training.lead_scoring_model,
             training.model_artifact,
             serving.model_deployment,
+            monitoring.lead_score_drift,
+            *monitoring_sensors.topic_assets,
         ],
-        asset_checks=[training.model_quality_gate],
-        jobs=[training.retraining_job],
-        schedules=[training.retraining_schedule(cron=retraining_cron())],
+        asset_checks=[training.model_quality_gate, monitoring_sensors.stream_health_checks,
+                      monitoring_sensors.latency_slo],
+        jobs=[training.retraining_job, monitoring.drift_job, monitoring_sensors.stream_alert_job],
+        schedules=[training.retraining_schedule(cron=retraining_cron()), monitoring.daily_drift_schedule],
+        sensors=monitoring_sensors.sensors_for_profile(),
         resources=build_resources(),
         # One process per run: a step subprocess would re-import sklearn/dagster (~10 s) on 2 cores.
         executor=dg.in_process_executor,

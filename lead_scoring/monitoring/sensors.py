@@ -298,3 +298,27 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
 def monitoring_sensors(latency_interval_s: int = 60, salesforce_key: Optional[str] = None) -> list[dg.SensorDefinition]:
     return [streaming_topics_sensor, make_e2e_latency_sensor(latency_interval_s, salesforce_key),
             retraining_trigger_sensor]
+
+
+def latency_probe_interval_s() -> int:
+    """LEAD_SCORING_LATENCY_PROBE_INTERVAL_S (default 60), read when the definitions are built."""
+    import os
+
+    from lead_scoring.settings import ConfigurationError
+
+    raw = os.environ.get("LEAD_SCORING_LATENCY_PROBE_INTERVAL_S", "").strip() or "60"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"LEAD_SCORING_LATENCY_PROBE_INTERVAL_S={raw!r} is not a whole number of seconds") from None
+    if value < 10:
+        raise ConfigurationError("LEAD_SCORING_LATENCY_PROBE_INTERVAL_S must be at least 10 seconds")
+    return value
+
+
+def sensors_for_profile() -> list[dg.SensorDefinition]:
+    """The monitoring sensors of the active profile (gcp: the latency sensor may also probe Salesforce)."""
+    from lead_scoring.settings import Profile, current_profile
+
+    salesforce_key = "crm" if current_profile() is Profile.GCP else None
+    return monitoring_sensors(latency_probe_interval_s(), salesforce_key)

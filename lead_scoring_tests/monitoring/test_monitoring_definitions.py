@@ -1,0 +1,69 @@
+"""The monitoring pieces are wired into the definitions: assets in their groups, checks, sensors, jobs."""
+
+import dagster as dg
+import pytest
+
+from lead_scoring.monitoring.pipeline import PIPELINE_CONSUMER_GROUPS, PIPELINE_TOPICS
+from lead_scoring.monitoring.resources import MonitoringSettings, monitoring_settings
+from lead_scoring.monitoring.streams import GroupLag, StreamSnapshot, evaluate
+from lead_scoring.settings import ConfigurationError, Profile
+
+
+def _defs() -> dg.Definitions:
+    from lead_scoring.definitions import defs
+
+    return defs() if callable(defs) else defs
+
+
+def test_monitoring_assets_checks_sensors_and_schedules_are_defined():
+    definitions = _defs()
+    graph = definitions.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("lead_score_drift")).group_name == "monitoring"
+    for topic in PIPELINE_TOPICS:
+        assert graph.get(dg.AssetKey(["kafka", topic])).group_name == "streaming"
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {("lead_score_drift", "feature_and_score_psi"), ("kafka/lead_scores", "latency_slo"),
+            ("kafka/dlq", "dlq_growth"), ("kafka/input_raw", "consumer_lag"),
+            ("kafka/lead_scores", "consumer_lag")} <= checks
+    sensors = {s.name: s for s in definitions.sensors}
+    assert sensors["streaming_topics_sensor"].minimum_interval_seconds == 30
+    assert sensors["e2e_latency_sensor"].minimum_interval_seconds == 60
+    assert sensors["retraining_trigger_sensor"].job_name == "retraining_job"
+    assert definitions.resolve_schedule_def("daily_drift").cron_schedule == "0 6 * * *"
+    assert definitions.resolve_job_def("stream_alert_job")
+
+
+def test_latency_interval_and_thresholds_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("LEAD_SCORING_LATENCY_PROBE_INTERVAL_S", "120")
+    monkeypatch.setenv("LEAD_SCORING_LATENCY_SLO_S", "4.5")
+    monkeypatch.setenv("LEAD_SCORING_MAX_CONSUMER_LAG", "77")
+    sensors = {s.name: s for s in _defs().sensors}
+    assert sensors["e2e_latency_sensor"].minimum_interval_seconds == 120
+    settings = monitoring_settings(Profile.LOCAL)
+    assert settings.latency_slo_s == 4.5 and settings.max_consumer_lag == 77
+    monkeypatch.setenv("LEAD_SCORING_MAX_CONSUMER_LAG", "lots")
+    with pytest.raises(ConfigurationError, match="LEAD_SCORING_MAX_CONSUMER_LAG='lots'"):
+        monitoring_settings(Profile.LOCAL)
+
+
+def test_every_pipeline_group_and_topic_is_watched_by_default():
+    settings = MonitoringSettings()
+    assert settings.consumer_groups == [g.group_id for g in PIPELINE_CONSUMER_GROUPS]
+    assert "lead-scoring-writeback" in settings.consumer_groups and "lead-scoring-sink" in settings.consumer_groups
+    assert settings.topics == list(PIPELINE_TOPICS)
+
+
+def test_a_group_that_never_committed_is_a_warning_not_a_pass():
+    snapshot = StreamSnapshot(taken_at=100.0, end_offsets={"lead_scores": 10}, partitions={"lead_scores": 3},
+                              missing_topics=[], groups={
+                                  "w": GroupLag("w", committed=False, topics=("lead_scores",)),
+                                  "s": GroupLag("s", committed=True, lag_by_topic={"lead_scores": 2},
+                                                topics=("lead_scores",))})
+    result = evaluate(snapshot, {"ts": 90.0, "end_offsets": {"lead_scores": 4}}, ["lead_scores"], "dlq", 5, 5)
+    [check] = result.checks
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "no committed offsets for w" in check.description
+    assert result.breaches == {}  # a warning does not page anyone
+    [obs] = result.observations
+    assert obs.metadata["messages_per_s"].value == pytest.approx(0.6)
+    assert obs.metadata["lag s"].value == 2
