@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from lead_scoring.stack.config import StackConfig
-from lead_scoring.stack.install import StackError, install as install_jars
+from lead_scoring.stack.install import StackError
+from lead_scoring.stack.install import install as install_jars
 from lead_scoring.stack.services import SERVICE_ORDER, ServiceStatus, Stack, total_rss
 
 app = typer.Typer(help="The local streaming stack: Kafka 4 (KRaft) + Flink 2.3 + SQL Gateway + model server.",

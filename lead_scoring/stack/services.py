@@ -429,7 +429,8 @@ class Stack:
         cmd = ["java", "-cp", cp, "org.apache.flink.runtime.util.bash.BashJavaUtils",
                f"GET_{which}_RESOURCE_PARAMS", "--configDir", str(self.flink_conf_dir)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [ln.split(":", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("BASH_JAVA_UTILS_EXEC_RESULT:")]
+        marker = "BASH_JAVA_UTILS_EXEC_RESULT:"
+        lines = [ln[len(marker):] for ln in proc.stdout.splitlines() if ln.startswith(marker)]
         if proc.returncode != 0 or len(lines) < 2:
             raise StackError(
                 f"Flink rejected the {which} memory settings; check LEAD_SCORING_FLINK_{which[:2]}_MEMORY:\n"
@@ -466,7 +467,8 @@ class Stack:
             self._format_kafka(props)
             out.append(ServiceSpec(
                 KAFKA, f"kafka://{c.kafka_bootstrap}",
-                {c.kafka_port: "LEAD_SCORING_KAFKA_PORT", c.kafka_controller_port: "LEAD_SCORING_KAFKA_CONTROLLER_PORT"},
+                {c.kafka_port: "LEAD_SCORING_KAFKA_PORT",
+                 c.kafka_controller_port: "LEAD_SCORING_KAFKA_CONTROLLER_PORT"},
                 [*self._kafka_java(), "kafka.Kafka", str(props)],
                 lambda: kafka_health(c.kafka_bootstrap), cwd=self.kafka_dir,
             ))

@@ -182,7 +182,8 @@ class SqlGatewaySession:
             if max_rows is not None and result is not None and len(result.rows) >= max_rows:
                 break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no end of results after {timeout_s:.0f} s ({len(result.rows) if result else 0} rows)")
+                rows = len(result.rows) if result else 0
+                raise TimeoutError(f"no end of results after {timeout_s:.0f} s ({rows} rows)")
             if page.get("resultType") == "NOT_READY" or not payload.get("data"):
                 time.sleep(self._poll)
             uri = page.get("nextResultUri")
@@ -222,7 +223,9 @@ class FlinkSqlGatewayResource(dg.ConfigurableResource):
         return resp.json()
 
     @contextmanager
-    def session(self, properties: Optional[dict[str, str]] = None, name: str = "lead-scoring") -> Iterator[SqlGatewaySession]:
+    def session(
+        self, properties: Optional[dict[str, str]] = None, name: str = "lead-scoring"
+    ) -> Iterator[SqlGatewaySession]:
         """Open a session, yield it, close it (also on error)."""
         with httpx.Client(base_url=self.url, timeout=self.request_timeout_s) as client:
             resp = client.post("/v1/sessions", json={"sessionName": name, "properties": properties or {}})

@@ -12,13 +12,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import fastavro
+import httpx
 import pytest
 
 from lead_scoring.stack.services import KAFKA, SQL_GATEWAY
+from lead_scoring.streaming.resources import FlinkSqlGatewayResource, KafkaResource
 from lead_scoring_tests.fixtures.stack import ENGINES
-from lead_scoring.streaming.resources import FlinkSqlGatewayResource, KafkaResource, SqlGatewaySession
 
 pytestmark = pytest.mark.stack
 
@@ -130,7 +132,22 @@ def test_json_pass_through(local_stack) -> None:
     with running_insert(flink, ddl, "INSERT INTO dst SELECT Id, n, score FROM src") as job_id:
         assert flink.job_state(job_id) in ("CREATED", "INITIALIZING", "RUNNING")
         out = consume(kafka, dst, len(records))
+        checkpoint = _wait_for_checkpoint(local_stack, job_id)
     assert sorted((json.loads(v) for _, v in out), key=lambda r: r["n"]) == records
+    # Checkpoints are written under the stack's state folder and kept after the job is cancelled.
+    assert checkpoint.parent.parent == local_stack.stack.flink_dir / "checkpoints"
+    assert (checkpoint / "_metadata").is_file()
+
+
+def _wait_for_checkpoint(local_stack, job_id: str, timeout_s: float = 90.0) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{local_stack.flink_rest_url}/jobs/{job_id}/checkpoints", timeout=5).json()
+        latest = (body.get("latest") or {}).get("completed")
+        if latest and latest.get("external_path"):
+            return Path(latest["external_path"].removeprefix("file:"))
+        time.sleep(1)
+    raise AssertionError(f"no completed checkpoint for {job_id} within {timeout_s:.0f} s")
 
 
 # What Flink's avro format derives for (Id STRING NOT NULL, n INT NOT NULL, score DOUBLE).

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from lead_scoring.stack.services import MODEL_SERVER, Stack
-from lead_scoring.streaming.resources import FlinkSqlError
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
+from lead_scoring.streaming.resources import FlinkSqlError
 from lead_scoring_tests.serving.records import fit_model, make_records
 from lead_scoring_tests.stack.test_stack_engines import kafka_table, produce
 
