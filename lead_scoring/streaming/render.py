@@ -1,0 +1,454 @@
+"""Render the pipeline's Flink SQL (`sql/*.sql`) for a dialect: OSS Flink 2.3 (local) or Confluent Cloud (gcp).
+
+One source for both: the templates hold the statements; this module fills in what differs (formats,
+connector options, ML_PREDICT syntax, model provider, topic ownership) and what is derived from the
+contract (table columns, model inputs, and the dead-letter checks, which mirror
+`lead_scoring.contract.validation.validate_record` field by field, with the same reason wording as far
+as SQL allows).
+
+Nothing here talks to a server: `render_pipeline(settings)` is a pure function, snapshot-tested for both
+dialects in `lead_scoring_tests/streaming/`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional
+
+import jinja2
+
+from lead_scoring.contract.fields import FEATURES, LEAD_FIELDS, REQUIRED_FIELDS, SCORE_FIELDS, FieldType, LeadField
+from lead_scoring.contract.validation import MAX_STRING_LENGTH, TIMESTAMP_PATTERN
+from lead_scoring.streaming import topics as T
+
+SQL_DIR = Path(__file__).parent / "sql"
+STATEMENT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # Confluent's rule; we use it locally too
+
+
+class Dialect(str, enum.Enum):
+    FLINK = "flink"  # Apache Flink 2.3 + SQL Gateway (local profile)
+    CONFLUENT = "confluent"  # Confluent Cloud for Apache Flink (gcp profile)
+
+
+class Role(str, enum.Enum):
+    """The pipeline's long-running statements."""
+
+    VALIDATE = "validate"  # input_raw -> input_avro + dlq
+    SPLIT = "split"  # input_avro -> leads / contacts
+    SCORE_LEADS = "score-leads"  # ML_PREDICT leads -> lead_scores
+    SCORE_CONTACTS = "score-contacts"  # ML_PREDICT contacts -> contact_scores
+
+    @property
+    def is_inference(self) -> bool:
+        return self in (Role.SCORE_LEADS, Role.SCORE_CONTACTS)
+
+
+INFERENCE_ROLES = (Role.SCORE_LEADS, Role.SCORE_CONTACTS)
+
+# Columns of the model: what ML_PREDICT sends (no PII, no label, no leakage) and what it reads back.
+MODEL_INPUT_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + tuple(f for f in FEATURES if f not in REQUIRED_FIELDS)
+MODEL_OUTPUTS: tuple[tuple[str, str], ...] = (("score", "INT"), ("reasons_text", "STRING"), ("model_version", "STRING"))
+
+_FLINK_TYPES = {
+    FieldType.STRING: "STRING",
+    FieldType.BOOLEAN: "BOOLEAN",
+    FieldType.NUMBER: "DOUBLE",
+    FieldType.INT: "INT",
+    FieldType.TIMESTAMP: "TIMESTAMP_LTZ(3)",
+}
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything a rendering depends on; a profile's resources build it (see rollout.py)."""
+
+    dialect: Dialect
+    model_version: str
+    model_endpoint: str  # flink/kserve: V1 predict URL; flink/triton: server base URL; confluent: Vertex predict URL
+    model_provider: str = ""  # flink: kserve (default) | triton; confluent: vertexai
+    kafka_bootstrap: str = "127.0.0.1:9092"  # flink only
+    topic_prefix: str = ""  # tests run side by side on one broker with their own topics
+    group_prefix: str = "lead-scoring"
+    statement_prefix: str = "lead-scoring"
+    server_model_name: str = "lead_scorer"  # the name on the model server (triton's model-name)
+    vertex_connection: str = "vertex-lead-scorer"
+    model_timeout: str = "10s"
+    model_retry_timeout: str = "5 min"
+    model_batch_size: int = 64
+    model_batch_linger: str = "2 ms"
+    producer_linger_ms: int = 0
+    checkpoint_interval: str = "10 s"
+    async_capacity: int = 256
+
+    def __post_init__(self) -> None:
+        if not self.model_provider:
+            object.__setattr__(self, "model_provider", "kserve" if self.dialect is Dialect.FLINK else "vertexai")
+        allowed = {"kserve", "triton"} if self.dialect is Dialect.FLINK else {"vertexai"}
+        if self.model_provider not in allowed:
+            raise ValueError(f"model provider {self.model_provider!r} is not available in {self.dialect.value} "
+                             f"(choose from {sorted(allowed)})")
+
+    @property
+    def confluent(self) -> bool:
+        return self.dialect is Dialect.CONFLUENT
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+def version_slug(version: str) -> str:
+    """A model version as it may appear in statement (`a-z0-9-`) and model (`a-z0-9_`) names."""
+    slug = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")
+    if not slug:
+        raise ValueError(f"model version {version!r} has no usable characters")
+    return slug
+
+
+def statement_name(settings: RenderSettings, role: Role) -> str:
+    """Stable names for the stateless statements, versioned names for the inference ones."""
+    name = f"{settings.statement_prefix}-{role.value}"
+    if role.is_inference:
+        name += f"-{version_slug(settings.model_version)}"
+    name = name[:100].rstrip("-")
+    if not STATEMENT_NAME.match(name):
+        raise ValueError(f"statement name {name!r} does not match {STATEMENT_NAME.pattern}")
+    return name
+
+
+def model_name(settings: RenderSettings) -> str:
+    return "lead_scorer_" + version_slug(settings.model_version).replace("-", "_")
+
+
+# -- contract -> SQL ---------------------------------------------------------------------------------
+
+def _q(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _path(name: str) -> str:
+    return _q(f"$.{name}")
+
+
+def _wrapped(name: str) -> str:
+    # '["text"]', '[1.5]', '[true]', '[{...}]', '[[...]]'; NULL when missing or JSON null.
+    return f"JSON_QUERY(`payload`, {_path(name)} WITH WRAPPER)"
+
+
+def _value(name: str, returning: str = "") -> str:
+    suffix = f" RETURNING {returning}" if returning else ""
+    return f"JSON_VALUE(`payload`, {_path(name)}{suffix})"
+
+
+def _json_type_of(wrapped: str) -> str:
+    """The JSON type name of a wrapped value, spelled like validation._json_type (one call, no CASE:
+    the planner's time grows with every CASE branch)."""
+    return (f"COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', "
+            f"POSITION(SUBSTR({wrapped}, 2, 1) IN '\"tf{{[') - 1), 'number')")
+
+
+_TS_PARTS = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?"
+_TS_ZONE = r"([+-])(\d{2}):?(\d{2})$"
+
+
+def timestamp_expr(text: str) -> str:
+    """An ISO-8601 string (validation.TIMESTAMP_PATTERN) -> TIMESTAMP_LTZ(3); NULL if it is no real instant.
+
+    Flink's TO_TIMESTAMP_LTZ ignores zone offsets in its pattern, so the offset is applied by hand:
+    the local part is read as UTC and shifted by the offset minutes.
+    """
+    def part(i: int) -> str:
+        return f"REGEXP_EXTRACT({text}, {_q(_TS_PARTS)}, {i})"
+
+    def zone(i: int) -> str:
+        return f"REGEXP_EXTRACT({text}, {_q(_TS_ZONE)}, {i})"
+
+    local = (f"CONCAT({part(1)}, ' ', {part(2)}, COALESCE({part(3)}, ':00'), "
+             f"SUBSTR(RPAD(COALESCE({part(4)}, '.'), 4, '0'), 1, 4))")
+    offset = (f"COALESCE(CASE WHEN {zone(1)} = '-' THEN -1 ELSE 1 END * "
+              f"(CAST({zone(2)} AS INT) * 60 + CAST({zone(3)} AS INT)), 0)")
+    return f"TIMESTAMPADD(MINUTE, -{offset}, TO_TIMESTAMP_LTZ({local}, 'yyyy-MM-dd HH:mm:ss.SSS', 'UTC'))"
+
+
+def epoch_ms_expr(ts: str) -> str:
+    """TIMESTAMP_LTZ(3) -> epoch milliseconds (BIGINT) without the 2038 limit of TIMESTAMPDIFF(SECOND)."""
+    return (f"(CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), {ts}) AS BIGINT) * 60000"
+            f" + EXTRACT(SECOND FROM {ts}) * 1000 + EXTRACT(MILLISECOND FROM {ts}))")
+
+
+def field_check(spec: LeadField) -> str:
+    """SQL yielding '<field>: <reason>' when the field breaks the contract, else NULL (first reason only)."""
+    w, v = _wrapped(spec.name), _value(spec.name)
+    got = _json_type_of(w)
+    whens: list[tuple[str, str]] = []
+    if spec.required:
+        whens.append((f"{w} IS NULL", _q("required field is missing")))
+    if not spec.nullable and not spec.required:
+        raise ValueError(f"{spec.name}: SQL cannot tell null from missing; make it required or nullable")
+    kind = spec.type
+    if kind is FieldType.STRING:
+        whens.append((f"{w} NOT LIKE '[\"%'", f"CONCAT('expected a string, got ', {got})"))
+        whens.append((f"CHAR_LENGTH({v}) > {MAX_STRING_LENGTH}", _q(f"longer than {MAX_STRING_LENGTH} characters")))
+        if spec.allowed is not None:
+            allowed = ", ".join(_q(a) for a in spec.allowed)
+            whens.append((f"{v} NOT IN ({allowed})",
+                          f"CONCAT({_q('must be one of ' + ', '.join(spec.allowed) + '; got ' + chr(39))}, "
+                          f"SUBSTR({v}, 1, 40), '''')"))
+        if spec.required:
+            whens.append((f"TRIM({v}) = ''", _q("must not be empty")))
+    elif kind is FieldType.BOOLEAN:
+        whens.append((f"{w} NOT IN ('[true]', '[false]')", f"CONCAT('expected a boolean, got ', {got})"))
+    elif kind in (FieldType.NUMBER, FieldType.INT):
+        whens.append((f"NOT REGEXP({w}, '^\\[-?[0-9]')", f"CONCAT('expected a number, got ', {got})"))
+        if spec.non_negative:
+            whens.append((f"{_value(spec.name, 'DOUBLE')} < 0", f"CONCAT('must be >= 0, got ', {v})"))
+    elif kind is FieldType.TIMESTAMP:
+        whens.append((f"{w} NOT LIKE '[\"%'", f"CONCAT('expected an ISO-8601 timestamp string, got ', {got})"))
+        whens.append((f"NOT REGEXP({v}, {_q(TIMESTAMP_PATTERN)})",
+                      f"CONCAT('not an ISO-8601 timestamp: ''', SUBSTR({v}, 1, 40), '''')"))
+        whens.append((f"{timestamp_expr(v)} IS NULL", _q("not a valid timestamp")))
+    else:  # pragma: no cover - contract programming error
+        raise AssertionError(f"unhandled field type {kind}")
+    prefix = _q(spec.name + ": ")
+    body = " ".join(f"WHEN {cond} THEN CONCAT({prefix}, {reason})" for cond, reason in whens)
+    if not spec.required:
+        body = f"WHEN {w} IS NULL THEN CAST(NULL AS STRING) " + body
+    return f"CASE {body} END"
+
+
+def reason_expr(payload: str = "`payload`") -> str:
+    """The dead-letter reason of a raw payload ('; '-joined '<field>: <reason>'), NULL for a valid record."""
+    checks = ",\n      ".join(field_check(f) for f in LEAD_FIELDS)
+    expr = (
+        "CASE\n"
+        "    WHEN `payload` IS NULL THEN '$: empty message'\n"
+        "    WHEN `payload` IS NOT JSON THEN '$: not valid JSON'\n"
+        "    WHEN `payload` IS NOT JSON OBJECT THEN '$: expected a JSON object'\n"
+        f"    ELSE NULLIF(CONCAT_WS('; ',\n      {checks}), '')\n"
+        "  END"
+    )
+    return expr.replace("`payload`", payload)
+
+
+def converted_columns() -> list[str]:
+    """The typed contract columns of input_avro, read from the validated JSON payload."""
+    out = []
+    for f in LEAD_FIELDS:
+        if f.type is FieldType.STRING:
+            expr = _value(f.name)
+            if f.name == "_EventType":
+                expr = f"COALESCE({expr}, 'created')"
+        elif f.type is FieldType.BOOLEAN:
+            expr = _value(f.name, "BOOLEAN")
+        elif f.type is FieldType.NUMBER:
+            expr = _value(f.name, "DOUBLE")
+        elif f.type is FieldType.INT:
+            expr = _value(f.name, "INT")
+        else:
+            expr = timestamp_expr(_value(f.name))
+        out.append(f"{expr} AS `{f.name}`")
+    return out
+
+
+# -- tables ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    topic: T.TopicSpec
+    topic_name: str
+    columns: tuple[Col, ...]
+    flink_format: str
+    confluent_format: str
+    key: Optional[str] = "Id"
+    timestamp_column: Optional[str] = "source_time"
+    group_id: Optional[str] = None
+    error_log_target: Optional[str] = None
+    confluent_owned: bool = True  # False: the topic pre-exists in Confluent Cloud (input_raw)
+
+
+def _contract_columns() -> tuple[Col, ...]:
+    return tuple(Col(f.name, _FLINK_TYPES[f.type] + ("" if f.nullable else " NOT NULL")) for f in LEAD_FIELDS)
+
+
+def _score_columns(confluent: bool) -> tuple[Col, ...]:
+    cols = []
+    for f in SCORE_FIELDS:
+        if f.type is FieldType.TIMESTAMP:
+            # contract: timestamp (ms). JSON locally -> epoch ms; Avro in Confluent -> timestamp-millis.
+            ctype = "TIMESTAMP_LTZ(3)" if confluent else "BIGINT"
+        else:
+            ctype = _FLINK_TYPES[f.type]
+        cols.append(Col(f.name, ctype + " NOT NULL"))
+    return tuple(cols)
+
+
+def table_specs(s: RenderSettings) -> dict[str, TableSpec]:
+    def spec(name: str, **kw) -> TableSpec:
+        return TableSpec(name=name, topic=T.TOPICS_BY_NAME[name], topic_name=s.topic(name), **kw)
+
+    contract = _contract_columns()
+    ts_type = "TIMESTAMP_LTZ(3)" if s.confluent else "BIGINT"
+    avro_errors = f"{s.topic(T.DLQ)}_avro" if s.confluent else None
+    return {
+        T.INPUT_RAW: spec(T.INPUT_RAW, columns=(Col("payload", "STRING"),), flink_format="raw",
+                          confluent_format="raw", key=None, confluent_owned=False),
+        T.INPUT_AVRO: spec(T.INPUT_AVRO, columns=contract, flink_format="avro", confluent_format="avro-registry",
+                           error_log_target=avro_errors),
+        T.LEADS: spec(T.LEADS, columns=contract, flink_format="avro", confluent_format="avro-registry",
+                      error_log_target=avro_errors),
+        T.CONTACTS: spec(T.CONTACTS, columns=contract, flink_format="avro", confluent_format="avro-registry",
+                         error_log_target=avro_errors),
+        T.LEAD_SCORES: spec(T.LEAD_SCORES, columns=_score_columns(s.confluent), flink_format="json",
+                            confluent_format="avro-registry", timestamp_column=None),
+        T.CONTACT_SCORES: spec(T.CONTACT_SCORES, columns=_score_columns(s.confluent), flink_format="json",
+                               confluent_format="avro-registry", timestamp_column=None),
+        T.DLQ: spec(T.DLQ, columns=(Col("payload", "STRING"), Col("reason", "STRING NOT NULL"),
+                                    Col("source_ts", ts_type)),
+                    flink_format="json", confluent_format="json-registry", key=None, timestamp_column=None),
+    }
+
+
+# -- statements --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Statement:
+    """One long-running statement: its SQL and, for the local SQL Gateway, the session script around it."""
+
+    name: str
+    role: Role
+    sql: str  # the INSERT / EXECUTE STATEMENT SET
+    tables: tuple[str, ...]  # tables it reads or writes
+    reads: tuple[str, ...]  # source tables (their consumer groups are the statement's offsets)
+    uses_model: bool = False
+
+    def group_id(self, settings: RenderSettings, table: str) -> str:
+        # One group per (role, table), not per model version: a replacement resumes where the old one stopped.
+        return f"{settings.group_prefix}.{self.role.value}.{settings.topic(table)}"
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    settings: RenderSettings
+    tables: dict[str, TableSpec]
+    statements: dict[Role, Statement]
+    model_name: str
+    model_sql: str
+    session_config: dict[str, str] = field(default_factory=dict)
+
+    def table_ddl(self, name: str, group_id: Optional[str] = None) -> str:
+        spec = self.tables[name]
+        if group_id:
+            spec = replace(spec, group_id=group_id)
+        return _render("table.sql", self.settings, table=spec).strip()
+
+    def ddl(self) -> list[tuple[str, str]]:
+        """(name, CREATE TABLE) for every table the dialect creates (Confluent: the ones owning topics)."""
+        names = [n for n, t in self.tables.items() if t.confluent_owned or not self.settings.confluent]
+        return [(n, self.table_ddl(n)) for n in names]
+
+    def session_script(self, role: Role) -> list[str]:
+        """Local: everything one SQL Gateway session runs for `role`, in order (DDL is session-scoped)."""
+        st = self.statements[role]
+        script = [self.table_ddl(t, st.group_id(self.settings, t) if t in st.reads else None) for t in st.tables]
+        if st.uses_model:
+            script.append(self.model_sql)
+        script.append(st.sql)
+        return script
+
+    def as_text(self) -> str:
+        """The whole rendering, for snapshots and asset metadata (no secrets are ever rendered)."""
+        parts = [f"-- dialect: {self.settings.dialect.value}; model {self.settings.model_version} "
+                 f"({self.settings.model_provider})"]
+        if self.session_config:
+            parts += [f"SET '{k}' = '{v}';" for k, v in self.session_config.items()]
+        parts += [f"-- table {n}\n{sql};" for n, sql in self.ddl()]
+        parts.append(f"-- model {self.model_name}\n{self.model_sql};")
+        parts += [f"-- statement {st.name}\n{st.sql};" for st in self.statements.values()]
+        return "\n\n".join(parts) + "\n"
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(SQL_DIR)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=False, autoescape=False)
+
+
+def _render(template: str, s: RenderSettings, **ctx) -> str:
+    score_ts: Callable[[str], str] = (lambda ts: ts) if s.confluent else epoch_ms_expr
+    base = dict(confluent=s.confluent, bootstrap=s.kafka_bootstrap, linger_ms=s.producer_linger_ms,
+                epoch_ms=score_ts, score_ts=score_ts)
+    text = _env().get_template(template).render(**base, **ctx)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
+
+
+def _model_options(s: RenderSettings) -> list[tuple[str, str]]:
+    if s.model_provider == "kserve":
+        return [("provider", "kserve"), ("endpoint", s.model_endpoint), ("timeout", s.model_timeout),
+                ("retry-timeout", s.model_retry_timeout), ("batch-size", str(s.model_batch_size)),
+                ("batch-linger", s.model_batch_linger)]
+    if s.model_provider == "triton":
+        return [("provider", "triton"), ("endpoint", s.model_endpoint), ("model-name", s.server_model_name),
+                ("timeout", s.model_timeout)]
+    return [("provider", "vertexai"), ("task", "classification"), ("vertexai.connection", s.vertex_connection),
+            ("vertexai.input_format", "tf-serving"), ("vertexai.output_format", "tf-serving")]
+
+
+def render_pipeline(s: RenderSettings) -> Pipeline:
+    tables = table_specs(s)
+    # Table names equal topic names: in Confluent Cloud a table IS its topic.
+    names = {k: v.topic_name for k, v in tables.items()}
+
+    triton = s.model_provider == "triton"
+    inputs = [Col("record", "STRING")] if triton else [
+        Col(n, _FLINK_TYPES[f.type] + ("" if f.nullable else " NOT NULL"))
+        for n in MODEL_INPUT_FIELDS for f in [next(x for x in LEAD_FIELDS if x.name == n)]
+    ]
+    outputs = [Col("response", "STRING")] if triton else [Col(n, ty) for n, ty in MODEL_OUTPUTS]
+    mname = model_name(s)
+    model_sql = _render("model.sql", s, model=dict(name=mname, version=s.model_version, inputs=inputs,
+                                                    outputs=outputs, options=_model_options(s)))
+
+    columns = ", ".join(f"`{f.name}`" for f in LEAD_FIELDS)
+    payload = "CAST(`val` AS STRING)" if s.confluent else "`payload`"
+    source_time = "`$rowtime`" if s.confluent else "`source_time`"
+    statements: dict[Role, Statement] = {}
+    statements[Role.VALIDATE] = Statement(
+        name=statement_name(s, Role.VALIDATE), role=Role.VALIDATE,
+        sql=_render("validate.sql", s, t=names, converted=converted_columns(), payload=payload,
+                    source_time=source_time, reason=reason_expr(payload)),
+        tables=(T.INPUT_RAW, T.INPUT_AVRO, T.DLQ), reads=(T.INPUT_RAW,),
+    )
+    statements[Role.SPLIT] = Statement(
+        name=statement_name(s, Role.SPLIT), role=Role.SPLIT,
+        sql=_render("split.sql", s, t=names, columns=columns, source_time="`source_time`"),
+        tables=(T.INPUT_AVRO, T.LEADS, T.CONTACTS), reads=(T.INPUT_AVRO,),
+    )
+    for role, source, sink in ((Role.SCORE_LEADS, T.LEADS, T.LEAD_SCORES),
+                               (Role.SCORE_CONTACTS, T.CONTACTS, T.CONTACT_SCORES)):
+        sql = _render("score.sql", s, sink=names[sink], source=names[source], model=dict(name=mname),
+                      model_input_columns=", ".join(f"`{c.name}`" for c in inputs))
+        statements[role] = Statement(name=statement_name(s, role), role=role, sql=sql, tables=(source, sink),
+                                     reads=(source,), uses_model=True)
+
+    session_config: dict[str, str] = {}
+    if not s.confluent:
+        session_config = {
+            "table.local-time-zone": "UTC",
+            "execution.checkpointing.interval": s.checkpoint_interval,
+            "restart-strategy.type": "exponential-delay",
+            "table.exec.async-ml-predict.max-concurrent-operations": str(s.async_capacity),
+            "table.exec.async-ml-predict.timeout": "10 min",
+        }
+    return Pipeline(settings=s, tables=tables, statements=statements, model_name=mname, model_sql=model_sql,
+                    session_config=session_config)

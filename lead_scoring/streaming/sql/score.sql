@@ -1,0 +1,21 @@
+{#- Statement 4: ML_PREDICT over leads (or contacts) -> lead_scores (or contact_scores), contract section 2. -#}
+INSERT INTO `{{ sink }}`
+SELECT
+  `Id`,
+  `_ObjectType`,
+  'updated' AS `_EventType`,
+  `score` AS `Lead_Score__c`,
+  `reasons_text` AS `Lead_Score_Reasons__c`,
+  `model_version` AS `Lead_Score_Model__c`,
+  {{ score_ts("`source_time`") }} AS `source_ts`,
+  {{ score_ts("CURRENT_TIMESTAMP") }} AS `scored_ts`
+{%- if confluent %}
+FROM `{{ source }}`,
+  LATERAL TABLE(ML_PREDICT('{{ model.name }}', {{ model_input_columns }}))
+{%- else %}
+FROM ML_PREDICT(
+  TABLE `{{ source }}`,
+  MODEL `{{ model.name }}`,
+  DESCRIPTOR({{ model_input_columns }})
+)
+{%- endif %}
