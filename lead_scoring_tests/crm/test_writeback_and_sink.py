@@ -157,3 +157,29 @@ def test_bigquery_upsert_is_a_merge_from_a_loaded_staging_table():
     assert merge.startswith(f"MERGE INTO crm_leads AS t USING `{stage}` AS s ON t.`Id` = s.`Id` "
                             "WHEN MATCHED AND s.`scored_ts` >= t.`scored_ts` THEN UPDATE SET")
     assert drop == f"DROP TABLE IF EXISTS `{stage}`"
+
+
+def test_synthetic_stream_emits_valid_new_leads_and_their_outcomes_after_the_delay():
+    import itertools
+    from datetime import datetime, timedelta, timezone
+
+    from lead_scoring.contract import validate_record
+    from lead_scoring.crm.replay import synthetic_stream
+
+    now = [datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)]
+
+    def clock() -> datetime:
+        now[0] += timedelta(seconds=1)  # one record per second
+        return now[0]
+
+    records = list(itertools.islice(synthetic_stream(seed=3, chunk=50, with_outcomes=True, outcome_delay_s=10.0,
+                                                     clock=clock), 120))
+    assert [e for r in records for e in validate_record(r)] == []
+    created = {r["Id"]: r for r in records if r["_EventType"] == "created"}
+    updated = [r for r in records if r["_EventType"] == "updated"]
+    assert len(created) > 60 and updated and all("IsConverted" not in r for r in created.values())
+    for u in updated:
+        assert isinstance(u["IsConverted"], bool)
+        lag = pd.Timestamp(u["LastModifiedDate"]) - pd.Timestamp(created[u["Id"]]["LastModifiedDate"])
+        assert pd.Timedelta(seconds=10) <= lag <= pd.Timedelta(seconds=12)
+    assert len(created) == len({r["Id"] for r in records})  # fresh Ids across generated chunks
