@@ -85,6 +85,18 @@ def _kafka(bootstrap: str | None):
     return streaming_resources()["kafka"].process_config_and_initialize()
 
 
+class _Ticker:
+    def __init__(self, topic: str, every_s: float = 30.0):
+        self.topic, self.every_s = topic, every_s
+        self.count, self.last = 0, time.monotonic()
+
+    def advance(self, n: int) -> None:
+        self.count += n
+        if not console.is_terminal and time.monotonic() - self.last >= self.every_s:
+            self.last = time.monotonic()
+            logger.info("%d synthetic records produced to %s so far", self.count, self.topic)
+
+
 def _print_summary(summary, extra: str = "") -> None:
     colour = "red" if summary.failed else "green"
     console.print(f"[{colour}]sent {summary.sent:,}[/], failed {summary.failed:,}{extra} in {summary.elapsed_s:.1f} s "
@@ -157,11 +169,16 @@ def generate_cmd(
         records = itertools.islice(records, limit)
     kafka = _kafka(bootstrap)
     with Progress(SpinnerColumn(), TextColumn("{task.completed:,} synthetic records to " + topic),
-                  console=console) as bar:
+                  console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task("generate", total=None)
+        ticker = _Ticker(topic)  # without a terminal (nohup, a service): a log line every 30 s
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            ticker.advance(n)
+
         try:
-            summary = replay(kafka, records, topic, rate=rate, progress=lambda n: bar.advance(task, n),
-                             should_stop=lambda: stop["flag"])
+            summary = replay(kafka, records, topic, rate=rate, progress=advance, should_stop=lambda: stop["flag"])
         except KeyboardInterrupt:
             stop["flag"] = True
             raise typer.Exit(130) from None

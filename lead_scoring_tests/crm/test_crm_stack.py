@@ -300,3 +300,19 @@ def test_stack_up_runs_the_workers_on_the_pipeline_topics(local_stack):
     # SIGTERM made each worker flush and close: their logs end with the clean-stop line.
     for name in workers:
         assert f"{name} stopped cleanly" in stack.log_path(name).read_text()
+
+
+def test_leads_generate_cli_streams_valid_synthetic_leads(local_stack):
+    topic = _name("generate")
+    create_topics(local_stack.kafka(), [topic])
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "lead-scoring"), "leads", "generate", "--rate", "50", "--limit", "40",
+         "--with-outcomes", "--outcome-delay", "0.2", "--topic", topic, "--bootstrap", local_stack.kafka_bootstrap],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sent 40, failed 0" in proc.stdout
+    messages = consume_all(local_stack.kafka(), topic, 40)
+    records = [json.loads(m.value()) for m in messages]
+    assert len(records) == 40 and [e for r in records for e in validate_record(r)] == []
+    assert any(r["_EventType"] == "updated" and isinstance(r["IsConverted"], bool) for r in records)
