@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import jinja2
 
-from lead_scoring.contract.fields import FEATURES, LEAD_FIELDS, REQUIRED_FIELDS, SCORE_FIELDS, FieldType, LeadField
+from lead_scoring.contract.fields import FEATURES, FIELDS_BY_NAME, LEAD_FIELDS, REQUIRED_FIELDS, SCORE_FIELDS, FieldType, LeadField
 from lead_scoring.contract.validation import MAX_STRING_LENGTH, TIMESTAMP_PATTERN
 from lead_scoring.streaming import topics as T
 
@@ -411,8 +411,8 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
 
     triton = s.model_provider == "triton"
     inputs = [Col("record", "STRING")] if triton else [
-        Col(n, _FLINK_TYPES[f.type] + ("" if f.nullable else " NOT NULL"))
-        for n in MODEL_INPUT_FIELDS for f in [next(x for x in LEAD_FIELDS if x.name == n)]
+        # nullable on purpose: ML_PREDICT accepts a NOT NULL column for a nullable input, not the reverse
+        Col(n, _FLINK_TYPES[FIELDS_BY_NAME[n].type]) for n in MODEL_INPUT_FIELDS
     ]
     outputs = [Col("response", "STRING")] if triton else [Col(n, ty) for n, ty in MODEL_OUTPUTS]
     mname = model_name(s)
