@@ -21,18 +21,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lead_scoring.stack.install import install  # noqa: E402
 from lead_scoring.stack.services import Stack, total_rss  # noqa: E402
-from lead_scoring_tests.fixtures.stack import test_stack_config  # noqa: E402
+from lead_scoring_tests.fixtures.stack import ENGINES, test_stack_config  # noqa: E402
 
 
 def _up(stack: Stack) -> tuple[float, int]:
     started = time.monotonic()
-    statuses = stack.up()
+    # The engines only: Kafka, JobManager, TaskManager, SQL Gateway (no model server or CRM workers).
+    statuses = stack.up(ENGINES)
     elapsed = time.monotonic() - started
     bad = [s for s in statuses if s.state != "healthy"]
     if bad:
         raise SystemExit(f"not healthy: {bad}")
     time.sleep(5)  # let the JVMs settle after start-up before reading RSS
-    return elapsed, total_rss(stack.status())
+    return elapsed, total_rss(stack.status(ENGINES))
 
 
 def _rss_with_jobs(stack: Stack, jobs: int) -> int:
@@ -55,7 +56,7 @@ def _rss_with_jobs(stack: Stack, jobs: int) -> int:
     while time.monotonic() < deadline and any(flink.job_state(j) != "RUNNING" for j in job_ids):
         time.sleep(1)
     time.sleep(10)
-    rss = total_rss(stack.status())
+    rss = total_rss(stack.status(ENGINES))
     for job_id in job_ids:
         flink.cancel_job(job_id)
     return rss
@@ -85,7 +86,7 @@ def main() -> None:
             results["warm_up_s"] = round(warm, 1)
             results["rss_after_warm_up_gib"] = round(rss / 2**30, 2)
             results["rss_by_service_mib"] = {  # type: ignore[assignment]
-                s.name: round((s.rss_bytes or 0) / 2**20) for s in stack.status()
+                s.name: round((s.rss_bytes or 0) / 2**20) for s in stack.status(ENGINES)
             }
             results["rss_with_4_running_jobs_gib"] = round(_rss_with_jobs(stack, jobs=4) / 2**30, 2)
         finally:
