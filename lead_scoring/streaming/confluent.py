@@ -42,6 +42,8 @@ class ConfluentFlinkResource(dg.ConfigurableResource):
     database: str = Field(description="sql.current-database: the Kafka cluster's display name")
     api_key: str = Field(description="Flink API key (from an EnvVar)")
     api_secret: str = Field(description="Flink API secret (from an EnvVar)")
+    vertex_service_key: Optional[str] = Field(
+        default=None, description="GCP service-account key (JSON) for the Vertex AI connection (from an EnvVar)")
     poll_interval_s: float = 2.0
     request_timeout_s: float = 30.0
     _transport: Optional[httpx.BaseTransport] = PrivateAttr(default=None)
@@ -58,6 +60,7 @@ class ConfluentFlinkResource(dg.ConfigurableResource):
             database=dg.EnvVar("CONFLUENT_FLINK_DATABASE"),
             api_key=dg.EnvVar("CONFLUENT_FLINK_API_KEY"),
             api_secret=dg.EnvVar("CONFLUENT_FLINK_API_SECRET"),
+            vertex_service_key=dg.EnvVar("LEAD_SCORING_VERTEX_SERVICE_KEY"),
         )
 
     def with_transport(self, transport: httpx.BaseTransport) -> ConfluentFlinkResource:

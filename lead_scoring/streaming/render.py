@@ -38,7 +38,7 @@ class Role(str, enum.Enum):
     """The pipeline's long-running statements."""
 
     VALIDATE = "validate"  # input_raw -> input_avro + dlq
-    SPLIT = "split"  # input_avro -> leads / contacts
+    SPLIT = "route"  # input_avro -> leads / contacts
     SCORE_LEADS = "score-leads"  # ML_PREDICT leads -> lead_scores
     SCORE_CONTACTS = "score-contacts"  # ML_PREDICT contacts -> contact_scores
 
@@ -333,8 +333,9 @@ class Statement:
     uses_model: bool = False
 
     def group_id(self, settings: RenderSettings, table: str) -> str:
-        # One group per (role, table), not per model version: a replacement resumes where the old one stopped.
-        return f"{settings.group_prefix}.{self.role.value}.{settings.topic(table)}"
+        # One group per role, not per model version: a replacement resumes where the old one stopped.
+        # (Names match lead_scoring.monitoring.pipeline.PIPELINE_CONSUMER_GROUPS, which reports their lag.)
+        return f"{settings.group_prefix}-flink-{self.role.value}"
 
 
 @dataclass(frozen=True)

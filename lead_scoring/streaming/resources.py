@@ -255,12 +255,17 @@ def resources_for_profile(profile: Optional[Profile] = None) -> dict[str, dg.Con
     """The streaming resources of a profile (default: the active one), as `lead_scoring.resources` merges them.
 
     local: the stack's Kafka and SQL Gateway (ports from StackConfig / LEAD_SCORING_* variables).
-    gcp: Confluent Cloud Kafka; its Flink (Statements API) resource is added by the gcp streaming issue.
+    gcp: Confluent Cloud Kafka and Flink (Statements API, lead_scoring.streaming.confluent).
     """
     profile = profile or current_profile()
+    # `flink` is the engine the streaming assets use (the same object as the profile-specific key).
     if profile is Profile.GCP:
-        return {"kafka": KafkaResource.confluent_cloud()}
-    return {"kafka": KafkaResource.local(), "flink_sql": FlinkSqlGatewayResource.local()}
+        from lead_scoring.streaming.confluent import ConfluentFlinkResource
+
+        confluent = ConfluentFlinkResource.from_env()
+        return {"kafka": KafkaResource.confluent_cloud(), "confluent_flink": confluent, "flink": confluent}
+    gateway = FlinkSqlGatewayResource.local()
+    return {"kafka": KafkaResource.local(), "flink_sql": gateway, "flink": gateway}
 
 
 def streaming_resources() -> dict[str, dg.ConfigurableResource]:

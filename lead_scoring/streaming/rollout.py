@@ -402,10 +402,13 @@ class ConfluentEngine:
         return "RUNNING"
 
 
-def engine_for(resources: dict[str, Any]) -> Engine:
-    if "confluent_flink" in resources:
-        return ConfluentEngine(resources["confluent_flink"])
-    return LocalFlinkEngine(resources["flink_sql"], resources["kafka"])
+def engine_for(confluent_flink: Any = None, flink_sql: Any = None, kafka: Any = None,
+               vertex_endpoint: str = "") -> Engine:
+    if confluent_flink is not None:
+        return ConfluentEngine(confluent_flink, confluent_flink.vertex_service_key, vertex_endpoint)
+    if flink_sql is None or kafka is None:
+        raise RolloutError("no Flink configured: the local profile needs `flink_sql` and `kafka`, gcp `confluent_flink`")
+    return LocalFlinkEngine(flink_sql, kafka)
 
 
 __all__ = ["ConfluentEngine", "Engine", "LocalFlinkEngine", "RolloutError", "RolloutReport", "StatementReport",
