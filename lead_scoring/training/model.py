@@ -11,6 +11,7 @@ scikit-learn runtime can load it; the explanation baseline rides along as a nump
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -24,6 +25,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, SplineTransformer
 
 from lead_scoring.contract import CATEGORICAL_FEATURES, FEATURES, FLAG_FEATURES, NUMERIC_FEATURES
+
+logger = logging.getLogger(__name__)
 
 MISSING = "(missing)"
 BASELINE_ATTR = "lead_scoring_baseline_"  # mean transformed training row: the explanation's reference
@@ -174,15 +177,9 @@ class LeadScorer:
             self._cat_tables[f] = dict(zip(known, terms[:-1].tolist()))
             self._cat_unknown[f] = float(terms[-1])
             self._cat_missing[f] = self._cat_tables[f].get(MISSING, float(terms[-1]))
-        self._num_steps = {}
-        for f in NUMERIC_FEATURES:
-            sub = steps[_step(f)]
-            imputer: SimpleImputer = sub[0]
-            # The imputer is applied by hand (median + missing indicator) so the rest of the fitted
-            # steps run on plain numpy, as they were fitted, without pandas on the hot path.
-            with_indicator = imputer.indicator_ is not None and len(imputer.indicator_.features_) > 0
-            self._num_steps[f] = (float(imputer.statistics_[0]), with_indicator, sub[1:],
-                                  coef[slices[f][0]:slices[f][1]])
+        self._numeric_terms = {
+            f: _NumericTerm(steps[_step(f)], coef[slices[f][0]:slices[f][1]]) for f in NUMERIC_FEATURES
+        }
         self._flag_coef = {f: float(coef[slices[f][0]]) for f in FLAG_FEATURES}
 
     def _terms(self, records: list[Mapping[str, Any]]) -> tuple[list[str], np.ndarray]:
@@ -197,11 +194,8 @@ class LeadScorer:
                 terms[i, col] = missing if _is_missing(value) else table.get(str(value), unknown)
             col += 1
         for f in NUMERIC_FEATURES:
-            median, with_indicator, rest, coef = self._num_steps[f]
             values = np.array([_as_float(rec.get(f)) for rec in records], dtype=float)
-            missing = np.isnan(values)
-            columns = [np.where(missing, median, values)] + ([missing.astype(float)] if with_indicator else [])
-            terms[:, col] = np.asarray(rest.transform(np.column_stack(columns)), dtype=float) @ coef
+            terms[:, col] = self._numeric_terms[f](values)
             col += 1
         for f in FLAG_FEATURES:
             weight = self._flag_coef[f]
@@ -229,6 +223,56 @@ class LeadScorer:
     def score_frame(self, frame: pd.DataFrame) -> list[Score]:
         records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         return self.score_records(records)
+
+
+class _NumericTerm:
+    """One numeric field's log-odds term: median imputation (+ missing indicator), log1p, spline.
+
+    The weighted sum of a spline basis is itself a B-spline, so the term is one scipy `BSpline`
+    evaluation per input column (value, missing indicator) on the value clipped to the fitted range
+    (SplineTransformer's constant extrapolation). The compiled form is checked against the fitted
+    scikit-learn steps on a grid at load time; on any mismatch the exact sklearn path is used.
+    """
+
+    def __init__(self, fitted: Pipeline, coef: np.ndarray):
+        from scipy.interpolate import BSpline
+
+        imputer: SimpleImputer = fitted[0]
+        self._median = float(imputer.statistics_[0])
+        self._with_indicator = imputer.indicator_ is not None and len(imputer.indicator_.features_) > 0
+        self._rest = fitted[1:]  # log1p + spline, fitted on numpy columns
+        self._coef = coef
+        spline: SplineTransformer = fitted[-1]
+        per_column = spline.n_features_out_ // spline.n_features_in_
+        self._splines = []
+        for i, basis in enumerate(spline.bsplines_):
+            k = basis.k
+            weights = coef[i * per_column:(i + 1) * per_column]
+            self._splines.append((BSpline(basis.t, weights, k, extrapolate=False), basis.t[k], basis.t[-k - 1]))
+        grid = np.concatenate([[np.nan, 0.0, 1e-9, 1e9], np.expm1(np.linspace(-0.5, 12, 200))])
+        self._compiled = bool(np.allclose(self._evaluate(grid), self._exact(grid), rtol=0, atol=1e-9))
+        if not self._compiled:
+            logger.warning("numeric term not compiled (spline layout differs); using the sklearn path")
+
+    def _columns(self, values: np.ndarray) -> list[np.ndarray]:
+        missing = np.isnan(values)
+        columns = [np.where(missing, self._median, values)]
+        if self._with_indicator:
+            columns.append(missing.astype(float))
+        return columns
+
+    def _exact(self, values: np.ndarray) -> np.ndarray:
+        stacked = np.column_stack(self._columns(values))
+        return np.asarray(self._rest.transform(stacked), dtype=float) @ self._coef
+
+    def _evaluate(self, values: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(values))
+        for column, (spline, low, high) in zip(self._columns(values), self._splines):
+            total += spline(np.clip(np.log1p(column), low, high))
+        return total
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return self._evaluate(values) if self._compiled else self._exact(values)
 
 
 def _is_missing(value: Any) -> bool:

@@ -23,6 +23,8 @@ def test_compiled_scorer_matches_predict_proba(trained):
     expected = pipeline.predict_proba(features_frame(valid))[:, 1]
     got = np.array([s.probability for s in scorer.score_frame(valid)])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    # the fast path is really in use (it silently falls back to sklearn only if the layout changed)
+    assert all(term._compiled for term in scorer._numeric_terms.values())
     assert all(0 <= s.score <= 100 for s in scorer.score_frame(valid))
 
 
