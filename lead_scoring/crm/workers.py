@@ -260,7 +260,7 @@ def build_worker(name: str, kafka: Any = None, warehouse: Any = None, crm: Any =
         from lead_scoring.crm.writeback import WritebackHandler
 
         handler: BatchHandler = WritebackHandler(crm.writer(warehouse), warehouse)
-        defaults = {"batch_size": 200, "max_wait_s": 0.5}
+        defaults = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200 itself
         topics = list(topics or score_topics)
     else:
         from lead_scoring.crm.sink import SinkHandler

@@ -176,9 +176,9 @@ class DuckDBWarehouse(Warehouse):
         spec = _spec(table)
         if frame.empty:
             return 0
-        self.ensure_tables()
         batch = _latest_per_key(conform(frame, spec), key, newer)
-        with self.connect() as con:
+        with self.connect() as con:  # one connection per micro-batch: create-if-missing and write together
+            con.execute(spec.ddl("duckdb"))
             con.register("_batch", batch)
             try:
                 con.execute(_merge_sql(table, "_batch", spec, key, newer, '"'))
@@ -190,9 +190,9 @@ class DuckDBWarehouse(Warehouse):
         spec = _spec(table)
         if frame.empty:
             return 0
-        self.ensure_tables()
         batch = conform(frame, spec).drop_duplicates(subset=list(key))
         with self.connect() as con:
+            con.execute(spec.ddl("duckdb"))
             con.register("_batch", batch)
             try:
                 inserted = con.execute(_insert_new_sql(table, "_batch", spec, key, '"')).fetchone()
