@@ -67,3 +67,18 @@ def test_a_group_that_never_committed_is_a_warning_not_a_pass():
     [obs] = result.observations
     assert obs.metadata["messages_per_s"].value == pytest.approx(0.6)
     assert obs.metadata["lag s"].value == 2
+
+
+def test_flink_statement_groups_match_the_rendered_pipeline():
+    """The lag checks watch exactly the groups (and topics) the rendered Flink statements consume with."""
+    from lead_scoring.streaming.render import Dialect, RenderSettings, render_pipeline
+
+    pipeline = render_pipeline(RenderSettings(dialect=Dialect.FLINK, model_version="v1",
+                                              model_endpoint="http://127.0.0.1:8080"))
+    rendered: dict[str, set[str]] = {}
+    for statement in pipeline.statements.values():
+        for table in statement.reads:
+            group = statement.group_id(pipeline.settings, table)
+            rendered.setdefault(group, set()).add(pipeline.tables[table].topic_name)
+    watched = {g.group_id: set(g.topics) for g in PIPELINE_CONSUMER_GROUPS if "-flink-" in g.group_id}
+    assert rendered == watched
