@@ -281,8 +281,10 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
         new_labels = int(warehouse.query(new_labels_sql(since_ms))["n"].iloc[0])
     except Exception as exc:  # e.g. the DuckDB file locked by a running materialization: try next tick
         context.log.warning("could not count new labelled outcomes: %s", exc)
+        if requests:
+            return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
         return dg.SensorResult(skip_reason=dg.SkipReason(f"warehouse not readable now ({exc}); retrying next tick"),
-                               run_requests=requests, cursor=json.dumps(cursor))
+                               cursor=json.dumps(cursor))
     if new_labels >= monitoring.retrain_min_new_labels and cursor.get("labels_since") != since_ms and not requests:
         cursor["labels_since"] = since_ms
         requests.append(dg.RunRequest(run_key=f"labels-since-{since_ms}",
