@@ -66,6 +66,7 @@ class Engine(Protocol):
     """What the rollout needs from a Flink: the SQL Gateway (local) or Confluent Cloud (gcp)."""
 
     def running(self, prefix: str) -> dict[str, str]: ...  # statement name -> job id / statement id
+    def prepare(self, pipeline: Pipeline) -> list[str]: ...  # persistent objects (Confluent: tables, model)
     def start(self, pipeline: Pipeline, role: Role, resume_from: Optional[str] = None) -> str: ...
     def wait_running(self, name: str, ident: str, timeout_s: float) -> str: ...
     def stop(self, name: str, ident: str) -> str: ...
@@ -85,6 +86,12 @@ def rollout(engine: Engine, pipeline: Pipeline, *, verify_timeout_s: float = 90.
     s = pipeline.settings
     report = RolloutReport(model_version=s.model_version)
     live = engine.running(s.statement_prefix + "-")
+    if all(st.name in live for st in pipeline.statements.values()):
+        for role, st in pipeline.statements.items():
+            report.statements.append(StatementReport(st.name, role.value, "RUNNING", live[st.name]))
+        report.notes.append(f"model {s.model_version} already scoring; nothing to roll out")
+        return report
+    report.notes += [f"prepared {name}" for name in engine.prepare(pipeline)]
 
     # Stateless statements: same name across versions, started once, left alone afterwards.
     for role in (Role.VALIDATE, Role.SPLIT):
@@ -96,13 +103,6 @@ def rollout(engine: Engine, pipeline: Pipeline, *, verify_timeout_s: float = 90.
         phase = engine.wait_running(st.name, ident, verify_timeout_s)
         on_event(f"started {st.name} ({ident})")
         report.statements.append(StatementReport(st.name, role.value, phase, ident, action="started"))
-
-    targets = {role: pipeline.statements[role].name for role in INFERENCE_ROLES}
-    if all(name in live for name in targets.values()):
-        for role, name in targets.items():
-            report.statements.append(StatementReport(name, role.value, "RUNNING", live[name]))
-        report.notes.append(f"model {s.model_version} already scoring; nothing to roll out")
-        return report
 
     report.probe = engine.probe(pipeline)  # raises: nothing running was touched
     on_event(f"preflight: {report.probe}")
@@ -178,6 +178,9 @@ class LocalFlinkEngine:
         live = sorted((j for j in jobs if j["state"] in LIVE_STATES and j["name"].startswith(prefix)),
                       key=lambda j: j.get("start-time", 0))
         return {j["name"]: j["jid"] for j in live}
+
+    def prepare(self, pipeline: Pipeline) -> list[str]:
+        return []  # tables and the model are session-scoped: every statement's session declares them
 
     def start(self, pipeline: Pipeline, role: Role, resume_from: Optional[str] = None) -> str:
         st = pipeline.statements[role]
@@ -347,6 +350,9 @@ class ConfluentEngine:
                 if (s.get("status") or {}).get("phase") in ("PENDING", "RUNNING", "DEGRADED")
                 and not (s.get("spec") or {}).get("stopped")}
 
+    def prepare(self, pipeline: Pipeline) -> list[str]:
+        return self.ensure_objects(pipeline)
+
     def ensure_objects(self, pipeline: Pipeline) -> list[str]:
         """Tables and the model: idempotent DDL statements (IF NOT EXISTS), each run to COMPLETED."""
         done = []
@@ -388,7 +394,7 @@ class ConfluentEngine:
         return "STOPPED"
 
     def probe(self, pipeline: Pipeline) -> dict[str, Any]:
-        self.ensure_objects(pipeline)
+        # CREATE MODEL completed in prepare(); Confluent checks the connection when a statement runs it.
         return {"model": pipeline.model_name, "checked": "model created; scoring checked on RUNNING"}
 
     def position(self, pipeline: Pipeline, role: Role) -> Any:

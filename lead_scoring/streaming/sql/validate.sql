@@ -12,12 +12,12 @@ FROM (
   SELECT {{ payload }} AS `payload`, {{ source_time }} AS `source_time`, {{ reason }} AS `reason`
   FROM `{{ t.input_raw }}`
 ) AS checked
-WHERE `reason` IS NULL;
+WHERE `reason` = '';
 INSERT INTO `{{ t.dlq }}`
 SELECT `payload`, `reason`, {{ epoch_ms("`source_time`") }} AS `source_ts`
 FROM (
   SELECT {{ payload }} AS `payload`, {{ source_time }} AS `source_time`, {{ reason }} AS `reason`
   FROM `{{ t.input_raw }}`
 ) AS checked
-WHERE `reason` IS NOT NULL;
+WHERE `reason` <> '';
 END

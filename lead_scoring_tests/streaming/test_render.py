@@ -1,0 +1,103 @@
+"""Both renderings of the pipeline's SQL (OSS Flink 2.3 locally, Confluent Cloud in gcp), snapshot-tested.
+
+Regenerate after an intended change with `LEAD_SCORING_UPDATE_SNAPSHOTS=1 pytest lead_scoring_tests/streaming`
+and review the diff of `snapshots/*.sql` like any code change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from lead_scoring.contract.fields import FIELDS_BY_NAME, LEAD_FIELDS, REQUIRED_FIELDS
+from lead_scoring.contract.validation import TIMESTAMP_PATTERN
+from lead_scoring.streaming.render import (
+    STATEMENT_NAME,
+    Dialect,
+    RenderSettings,
+    Role,
+    field_check,
+    render_pipeline,
+    statement_name,
+)
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+VERSION = "m20261123-120000-abc123"
+
+LOCAL = RenderSettings(Dialect.FLINK, VERSION, "http://127.0.0.1:8080/v1/models/lead_scorer:predict",
+                       kafka_bootstrap="127.0.0.1:9092")
+GCP = RenderSettings(Dialect.CONFLUENT, VERSION,
+                     "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/1:predict")
+TRITON = RenderSettings(Dialect.FLINK, VERSION, "http://127.0.0.1:8080", model_provider="triton")
+
+
+@pytest.mark.parametrize("name,settings", [("local", LOCAL), ("gcp", GCP), ("local_triton_model", TRITON)])
+def test_rendering_matches_snapshot(name: str, settings: RenderSettings) -> None:
+    pipeline = render_pipeline(settings)
+    text = pipeline.as_text() if name != "local_triton_model" else pipeline.model_sql + "\n"
+    path = SNAPSHOTS / f"{name}.sql"
+    if os.environ.get("LEAD_SCORING_UPDATE_SNAPSHOTS"):
+        path.write_text(text)
+    assert path.exists(), f"no snapshot {path}: run with LEAD_SCORING_UPDATE_SNAPSHOTS=1 once and review it"
+    assert text == path.read_text(), f"rendering of {name} changed: review, then update the snapshot"
+
+
+def test_dialects_differ_where_they_must() -> None:
+    local, gcp = render_pipeline(LOCAL), render_pipeline(GCP)
+    leads_local = local.statements[Role.SCORE_LEADS].sql
+    leads_gcp = gcp.statements[Role.SCORE_LEADS].sql
+    assert "ML_PREDICT(\n  TABLE `leads`,\n  MODEL `lead_scorer_m20261123_120000_abc123`" in leads_local
+    assert "LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`" in leads_gcp
+    assert "'provider' = 'kserve'" in local.model_sql and "CREATE TEMPORARY MODEL" in local.model_sql
+    assert "'provider' = 'vertexai'" in gcp.model_sql and "'vertexai.connection' = 'vertex-lead-scorer'" in gcp.model_sql
+    ddl_local, ddl_gcp = dict(local.ddl()), dict(gcp.ddl())
+    assert "'value.format' = 'avro'" in ddl_local["input_avro"]
+    assert "'value.format' = 'avro-registry'" in ddl_gcp["input_avro"]
+    assert "'error-handling.mode' = 'log'" in ddl_gcp["input_avro"]
+    assert "'connector' = 'kafka'" in ddl_local["leads"] and "connector" not in ddl_gcp["leads"]
+    assert "input_raw" not in ddl_gcp  # the source connector's topic: Confluent infers its table
+    assert "CAST(`val` AS STRING)" in gcp.statements[Role.VALIDATE].sql
+    assert "DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS" in ddl_gcp["lead_scores"]
+    assert "'kafka.retention.time' = '604800000 ms'" in ddl_gcp["lead_scores"]
+    # scores: epoch ms (BIGINT) in local JSON, timestamp-millis in Confluent's Avro
+    assert "`source_ts` BIGINT NOT NULL" in ddl_local["lead_scores"]
+    assert "`source_ts` TIMESTAMP_LTZ(3) NOT NULL" in ddl_gcp["lead_scores"]
+
+
+def test_no_secret_is_ever_rendered() -> None:
+    text = render_pipeline(GCP).as_text()
+    for word in ("service-key", "service_key", "secret", "password", "sasl", "api-key", "api_key"):
+        assert word not in text.lower(), word
+
+
+def test_statement_names_are_valid_and_versioned() -> None:
+    pipeline = render_pipeline(LOCAL)
+    names = [st.name for st in pipeline.statements.values()]
+    assert names == ["lead-scoring-validate", "lead-scoring-route", f"lead-scoring-score-leads-{VERSION}",
+                     f"lead-scoring-score-contacts-{VERSION}"]
+    assert all(STATEMENT_NAME.match(n) for n in names)
+    odd = RenderSettings(Dialect.FLINK, "Model_V2.1 (final)", "http://x")
+    assert statement_name(odd, Role.SCORE_LEADS) == "lead-scoring-score-leads-model-v2-1-final"
+
+
+def test_unavailable_provider_is_refused() -> None:
+    with pytest.raises(ValueError, match="vertexai"):
+        RenderSettings(Dialect.FLINK, VERSION, "http://x", model_provider="vertexai")
+    with pytest.raises(ValueError, match="kserve"):
+        RenderSettings(Dialect.CONFLUENT, VERSION, "http://x", model_provider="kserve")
+
+
+def test_columns_and_checks_come_from_the_contract() -> None:
+    pipeline = render_pipeline(LOCAL)
+    ddl = dict(pipeline.ddl())["input_avro"]
+    for f in LEAD_FIELDS:
+        assert re.search(rf"`{re.escape(f.name)}` \w+", ddl), f.name
+    for name in REQUIRED_FIELDS:
+        assert f"`{name}` " in ddl and "NOT NULL" in ddl
+        assert f"'{name}: ', 'required field is missing'" in field_check(FIELDS_BY_NAME[name])
+    # the validator's own timestamp pattern, verbatim
+    assert TIMESTAMP_PATTERN in field_check(FIELDS_BY_NAME["LastModifiedDate"])
+    assert "must be one of Lead, Contact; got '" in field_check(FIELDS_BY_NAME["_ObjectType"])
