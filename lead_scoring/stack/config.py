@@ -66,6 +66,9 @@ class StackConfig:
     model_name: str = "lead_scorer"
     # The model the local model server loads; None: the production version of the local store, if any.
     model_artifact: str | None = None
+    # Tests set this: the services get SIGTERM when the process that started them dies, even by
+    # SIGKILL or abort, so a crashed test session leaves no JVM behind. The CLI leaves it off.
+    die_with_parent: bool = field(default=False, compare=False)
     state_root: Path | None = field(default=None, compare=False)
     cache_root: Path | None = field(default=None, compare=False)
 

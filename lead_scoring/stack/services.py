@@ -247,6 +247,15 @@ def _port_owner(port: int) -> str:
     return "another process"
 
 
+def _die_with_parent() -> None:
+    """preexec_fn: ask Linux to SIGTERM this child when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         # As the JVM servers do: a port whose last connection is in TIME_WAIT is free to listen on.
@@ -552,6 +561,7 @@ class Stack:
             popen = subprocess.Popen(
                 spec.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 cwd=spec.cwd, start_new_session=True,  # own session: survives the CLI, killable as a group
+                preexec_fn=_die_with_parent if self.cfg.die_with_parent and sys.platform == "linux" else None,
             )
         proc = psutil.Process(popen.pid)
         record = {"pid": popen.pid, "create_time": proc.create_time(), "url": spec.url,

@@ -78,3 +78,37 @@ def test_service_dying_during_start_stops_the_others(tmp_path: Path) -> None:
     # Nothing of ours still runs with this state dir on its command line.
     for proc in psutil.process_iter(["cmdline"]):
         assert str(stack.flink_conf_dir) not in " ".join(proc.info["cmdline"] or []), proc
+
+
+@pytest.mark.stack
+def test_test_stacks_die_with_the_process_that_started_them(tmp_path: Path) -> None:
+    """A test session killed with SIGKILL (no teardown, no atexit) leaves no JVM behind."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    cfg = test_stack_config(tmp_path)
+    script = (
+        "import dataclasses, os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from lead_scoring.stack.config import StackConfig\n"
+        "from lead_scoring.stack.services import Stack\n"
+        f"cfg = StackConfig.from_env(kafka_port={cfg.kafka_port}, kafka_controller_port={cfg.kafka_controller_port},"
+        f" die_with_parent=True)\n"
+        f"cfg = dataclasses.replace(cfg, state_root=Path({str(tmp_path)!r}))\n"
+        "Stack(cfg).up(['kafka'])\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    record = json.loads((tmp_path / "stack" / "run" / "kafka.json").read_text())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and psutil.pid_exists(record["pid"]):
+        try:
+            if psutil.Process(record["pid"]).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.5)
+    assert not psutil.pid_exists(record["pid"]) or psutil.Process(record["pid"]).status() == psutil.STATUS_ZOMBIE
