@@ -117,8 +117,11 @@ class MicroBatchWorker:
     def run(self, idle_exit_s: Optional[float] = None) -> WorkerStats:
         """Run until `stop()` (or, with `idle_exit_s`, until no message came for that long)."""
         self._wait_for_topics()
-        consumer = self.kafka.consumer(self.group_id, **{"topic.metadata.refresh.interval.ms": 10_000,
-                                                         **self.consumer_overrides})
+        consumer = self.kafka.consumer(self.group_id, **{
+            "topic.metadata.refresh.interval.ms": 10_000,
+            # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
+            "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
+            **self.consumer_overrides})
         consumer.subscribe(self.topics, on_revoke=lambda c, parts: self._flush(c))
         log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
         last_message = time.monotonic()

@@ -17,6 +17,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import logging
+
 import pytest
 from confluent_kafka.admin import NewTopic
 
@@ -27,6 +29,7 @@ from lead_scoring.streaming.resources import KafkaResource
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 pytestmark = pytest.mark.stack
+log = logging.getLogger(__name__)
 
 X_EDUCATION = Path("/work/shared/data/x_education_leads_dev.csv")
 MAPPING = Path(__file__).resolve().parents[2] / "data" / "mappings" / "x_education.yaml"
@@ -74,13 +77,15 @@ def group_assigned(kafka: KafkaResource, group: str) -> bool:
     return any(m.assignment and m.assignment.topic_partitions for m in desc.members)
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5,
+               logs: list[Path] | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
             return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
+    tails = "\n".join(f"--- {p.name}\n" + "\n".join(p.read_text().splitlines()[-15:]) for p in logs or [])
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tails}")
 
 
 @pytest.fixture
@@ -211,20 +216,27 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
             w.start()
         producer = threading.Thread(target=produce_all)
         producer.start()
+        log.info("workers started, producing")
         # Kill both once some, not all, of the stream has landed: mid-stream, some batches uncommitted.
-        wait_until(lambda: _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw") >= 150, 120, "first sink batches")
+        wait_until(lambda: _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw") >= 150, 120, "first sink batches",
+                   logs=[w.log for w in workers.values()])
+        log.info("first sink batches landed; killing the workers")
         for w in workers.values():
             w.kill()
         landed_at_kill = _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw")
         for w in workers.values():
             w.start()
+        log.info("workers restarted (%d raw rows had landed)", landed_at_kill)
         producer.join(120)
+        log.info("all produced")
         assert landed_at_kill < len(raw_records), "the kill was not mid-stream; produce more or slower"
         expected_crm = n  # probes are never written back
-        wait_until(lambda: _count(warehouse, "SELECT COUNT(*) FROM lead_scores") >= len(scores)
-                   and _count(warehouse, "SELECT COUNT(*) FROM crm_leads") >= expected_crm
-                   and _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw") >= len(raw_records),
-                   180, "everything to land after the restart")
+        totals = ("SELECT (SELECT COUNT(*) FROM lead_scores) >= {s} AND (SELECT COUNT(*) FROM crm_leads) >= {c} "
+                  "AND (SELECT COUNT(*) FROM crm_leads_raw) >= {r}").format(s=len(scores), c=expected_crm,
+                                                                              r=len(raw_records))
+        wait_until(lambda: bool(warehouse.query(totals).iloc[0, 0]), 180, "everything to land after the restart",
+                   interval_s=2.0, logs=[w.log for w in workers.values()])
+        log.info("everything landed")
         # Clean stop: SIGTERM flushes and exits 0, leaving no lag.
         assert [w.terminate() for w in workers.values()] == [0, 0]
     finally:
