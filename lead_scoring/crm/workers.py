@@ -282,30 +282,20 @@ def worker_topics(name: str) -> list[str]:
 
 
 def ensure_topics(kafka: Any, topics: Sequence[str], timeout_s: float = 30.0) -> list[str]:
-    """Create the missing ones of `topics` (pipeline topics with their spec); returns those created."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import NewTopic
+    """Create the missing ones of `topics` (pipeline topics with their spec); returns those created.
 
-    from lead_scoring.streaming.topics import TOPICS_BY_NAME
+    Existing topics are left alone: their partitions and configs belong to the `streaming_topics` asset.
+    """
+    from lead_scoring.streaming.admin import ensure_topics as ensure_specs
+    from lead_scoring.streaming.topics import TOPICS_BY_NAME, TopicSpec
 
     admin = kafka.admin()
     existing = set(admin.list_topics(timeout=timeout_s).topics)
-    missing = [t for t in topics if t not in existing]
+    missing = [TOPICS_BY_NAME.get(t) or TopicSpec(t, "created by a CRM worker", partitions=1)
+               for t in topics if t not in existing]
     if not missing:
         return []
-    new = []
-    for topic in missing:
-        spec = TOPICS_BY_NAME.get(topic)
-        new.append(NewTopic(topic, num_partitions=spec.partitions if spec else 1, replication_factor=-1,
-                            config=spec.config() if spec else {}))
-    created = []
-    for topic, future in admin.create_topics(new, operation_timeout=timeout_s).items():
-        try:
-            future.result()
-            created.append(topic)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+    created = [state.name for state in ensure_specs(admin, missing, timeout_s=timeout_s) if state.action == "created"]
     if created:
         log.info("created topic(s) %s", ", ".join(created))
     return created
