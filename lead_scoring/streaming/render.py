@@ -83,6 +83,7 @@ class RenderSettings:
     producer_linger_ms: int = 0
     checkpoint_interval: str = "10 s"
     async_capacity: int = 256
+    validate_parallelism: int = 2
 
     def __post_init__(self) -> None:
         if not self.model_provider:
@@ -334,6 +335,7 @@ class Statement:
     tables: tuple[str, ...]  # tables it reads or writes
     reads: tuple[str, ...]  # source tables (their consumer groups are the statement's offsets)
     uses_model: bool = False
+    parallelism: int = 1  # local: the JSON checks of `validate` are the pipeline's CPU hot spot
 
     def group_id(self, settings: RenderSettings, table: str) -> str:
         # One group per role, not per model version: a replacement resumes where the old one stopped.
@@ -431,7 +433,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         name=statement_name(s, Role.VALIDATE), role=Role.VALIDATE,
         sql=_render("validate.sql", s, t=names, converted=converted_columns(), payload=payload,
                     source_time=source_time, reason=reason_expr(payload)),
-        tables=(T.INPUT_RAW, T.INPUT_AVRO, T.DLQ), reads=(T.INPUT_RAW,),
+        tables=(T.INPUT_RAW, T.INPUT_AVRO, T.DLQ), reads=(T.INPUT_RAW,), parallelism=s.validate_parallelism,
     )
     statements[Role.SPLIT] = Statement(
         name=statement_name(s, Role.SPLIT), role=Role.SPLIT,

@@ -184,7 +184,7 @@ class LocalFlinkEngine:
 
     def start(self, pipeline: Pipeline, role: Role, resume_from: Optional[str] = None) -> str:
         st = pipeline.statements[role]
-        props = {**pipeline.session_config, "pipeline.name": st.name}
+        props = {**pipeline.session_config, "pipeline.name": st.name, "parallelism.default": str(st.parallelism)}
         with self.flink.session(properties=props, name=st.name) as session:
             result = None
             for sql in pipeline.session_script(role):
