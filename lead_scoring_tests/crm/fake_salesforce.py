@@ -73,6 +73,7 @@ class FakeSalesforce(BaseAdapter):
         self.credentials = (username, password + token)
         self.known_ids = set(known_ids)
         self.limit_errors = limit_errors  # next N data calls answer 403 REQUEST_LIMIT_EXCEEDED
+        self.expire_sessions = 0  # next N data calls answer 401 INVALID_SESSION_ID (session timed out)
         self.polls_before_complete = polls_before_complete
         self.calls: list[Call] = []
         self.jobs: dict[str, Job] = {}
@@ -121,6 +122,9 @@ class FakeSalesforce(BaseAdapter):
         m = INGEST.match(url)
         if not m:
             return self._json(404, [{"errorCode": "NOT_FOUND", "message": f"no route {method} {url}"}])
+        if self.expire_sessions > 0:
+            self.expire_sessions -= 1
+            return self._json(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
         if headers.get("Authorization") != f"Bearer {SESSION_ID}":
             return self._json(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
         if self.limit_errors > 0:

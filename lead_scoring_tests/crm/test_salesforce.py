@@ -176,3 +176,13 @@ def test_gcp_profile_reads_salesforce_secrets_from_the_environment_only():
     assert isinstance(crm, SalesforceResource)
     assert pd.Series([crm.username, crm.password, crm.security_token]).tolist() == [
         "SALESFORCE_USERNAME", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN"]  # EnvVar names, not values
+
+
+def test_an_expired_session_logs_in_again_and_the_update_goes_through(sleeps):
+    records = [_score(i) for i in range(3)]
+    fake = FakeSalesforce(USER, PASSWORD, TOKEN, known_ids={r["Id"] for r in records}, polls_before_complete=0)
+    fake.expire_sessions = 1
+    writer = _resource(fake, sleeps).writer()
+    assert writer.write(_parsed(records)) == []
+    assert fake.logins == 2 and len(fake.records) == 3
+    assert sleeps == []  # a new login, not a backoff
