@@ -25,6 +25,9 @@ class MonitoringSettings(dg.ConfigurableResource):
     consumer_groups: list[str] = Field(
         default_factory=lambda: [g.group_id for g in PIPELINE_CONSUMER_GROUPS],
         description="consumer groups whose lag is checked")
+    group_topics: dict[str, list[str]] = Field(
+        default_factory=lambda: {g.group_id: list(g.topics) for g in PIPELINE_CONSUMER_GROUPS},
+        description="topics each group reads (so a group that never committed is still reported)")
     dlq_topic: str = Field(default=DLQ_TOPIC)
     input_topic: str = Field(default="input_raw", description="where latency probes are produced")
     scores_topic: str = Field(default=SCORES_TOPIC, description="where latency probes' scores are awaited")

@@ -104,7 +104,8 @@ def stream_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaRes
         end = last.asset_observation.metadata.get("end_offset")
         if end is not None:
             previous = {"ts": last.timestamp, "end_offsets": {monitoring.dlq_topic: end.value}}
-    snapshot = take_snapshot(kafka, monitoring.topics, monitoring.consumer_groups, monitoring.kafka_timeout_s)
+    snapshot = take_snapshot(kafka, monitoring.topics, monitoring.consumer_groups, monitoring.kafka_timeout_s,
+                             {g: tuple(t) for g, t in monitoring.group_topics.items()})
     result = evaluate(snapshot, previous, monitoring.topics, monitoring.dlq_topic,
                       monitoring.max_consumer_lag, monitoring.max_dlq_growth)
     evaluations = {(e.asset_key, e.check_name): e for e in result.checks}
@@ -159,7 +160,8 @@ def streaming_topics_sensor(context: dg.SensorEvaluationContext, kafka: KafkaRes
                             monitoring: MonitoringSettings):
     previous = _load_cursor(context.cursor)
     try:
-        snapshot = take_snapshot(kafka, monitoring.topics, monitoring.consumer_groups, monitoring.kafka_timeout_s)
+        snapshot = take_snapshot(kafka, monitoring.topics, monitoring.consumer_groups, monitoring.kafka_timeout_s,
+                             {g: tuple(t) for g, t in monitoring.group_topics.items()})
     except KafkaUnavailable as exc:
         return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} is unreachable: {exc}")
     result = evaluate(snapshot, previous, monitoring.topics, monitoring.dlq_topic,

@@ -160,7 +160,10 @@ def evaluate(snapshot: StreamSnapshot, previous: dict[str, Any], topics: list[st
         for gid in group_ids:
             group = snapshot.groups[gid]
             if not group.committed:
-                absent.append(gid)
+                if snapshot.end_offsets[topic] == 0:  # nothing to read yet: nothing to commit either
+                    lags[gid] = 0
+                else:
+                    absent.append(gid)
                 continue
             lag = group.lag_by_topic.get(topic, 0)
             lags[gid] = lag
