@@ -203,9 +203,14 @@ def worker(
     kafka = _kafka(bootstrap) if bootstrap else None
     w = build_worker(name, kafka=kafka, **options)
     w.install_signal_handlers()
+    from confluent_kafka import KafkaException
+
     try:
         stats = w.run()
     except WorkerFailed as exc:
         logger.error("%s", exc)
+        raise typer.Exit(1) from None
+    except KafkaException as exc:
+        logger.error("%s: Kafka is not reachable (%s); is `lead-scoring stack up` running?", name, exc)
         raise typer.Exit(1) from None
     logger.info("%s stopped cleanly: %d messages, %d batches", name, stats.consumed, stats.batches)
