@@ -66,7 +66,7 @@ def ensure_topics(admin: Any, specs: Iterable[TopicSpec], prefix: str = "", time
 
     # Align the configs we own, then read back what the broker reports.
     resources = [ConfigResource(ResourceType.TOPIC, prefix + s.name) for s in specs]
-    described = {r.name: fut.result() for r, fut in admin.describe_configs(resources).items()}
+    described = _describe(admin, resources, timeout_s)
     states: list[TopicState] = []
     for s in specs:
         name = prefix + s.name
@@ -84,3 +84,19 @@ def ensure_topics(admin: Any, specs: Iterable[TopicSpec], prefix: str = "", time
         states.append(TopicState(name=name, action=actions[name], partitions=len(meta.partitions),
                                  config={k: current[k] for k in s.config()}))
     return states
+
+
+def _describe(admin: Any, resources: list[Any], timeout_s: float) -> dict[str, Any]:
+    """describe_configs, retried while fresh topics are not yet known to every broker component."""
+    import time
+
+    from confluent_kafka import KafkaException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return {r.name: fut.result() for r, fut in admin.describe_configs(resources).items()}
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise TopicError(f"could not read topic configs: {exc}") from exc
+            time.sleep(0.5)

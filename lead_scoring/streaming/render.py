@@ -84,10 +84,17 @@ class RenderSettings:
     checkpoint_interval: str = "10 s"
     async_capacity: int = 256
     validate_parallelism: int = 2
+    # flink: "udf" = our CONTRACT_CHECK table function (one JSON parse per record, spec rendered from the
+    # contract); "sql" = per-field JSON_VALUE/JSON_QUERY checks (what Confluent Cloud runs).
+    validation: str = "udf"
 
     def __post_init__(self) -> None:
         if not self.model_provider:
             object.__setattr__(self, "model_provider", "kserve" if self.dialect is Dialect.FLINK else "vertexai")
+        if self.dialect is Dialect.CONFLUENT:
+            object.__setattr__(self, "validation", "sql")
+        if self.validation not in ("udf", "sql"):
+            raise ValueError(f"validation {self.validation!r}: choose udf or sql")
         allowed = {"kserve", "triton"} if self.dialect is Dialect.FLINK else {"vertexai"}
         if self.model_provider not in allowed:
             raise ValueError(f"model provider {self.model_provider!r} is not available in {self.dialect.value} "
@@ -258,6 +265,38 @@ def converted_columns() -> list[str]:
     return out
 
 
+CONTRACT_CHECK_CLASS = "io.leadscoring.flink.contract.ContractCheck"
+CONTRACT_CHECK_DDL = f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS '{CONTRACT_CHECK_CLASS}'"
+
+
+def contract_spec() -> str:
+    """The contract as CONTRACT_CHECK reads it (compact JSON, rendered into the SQL as a literal)."""
+    import json
+
+    return json.dumps({
+        "max_string_length": MAX_STRING_LENGTH,
+        "timestamp_pattern": TIMESTAMP_PATTERN,
+        "fields": [{"name": f.name, "type": f.type.value, "required": f.required, "nullable": f.nullable,
+                    "non_negative": f.non_negative, "allowed": list(f.allowed) if f.allowed else None}
+                   for f in LEAD_FIELDS],
+    }, separators=(",", ":"))
+
+
+def udf_converted_columns() -> list[str]:
+    """input_avro's typed columns from CONTRACT_CHECK's normalized `fields` map."""
+    out = []
+    for f in LEAD_FIELDS:
+        ref = f"`fields`[{_q(f.name)}]"
+        if f.type is FieldType.STRING:
+            expr = f"COALESCE({ref}, 'created')" if f.name == "_EventType" else ref
+        elif f.type is FieldType.TIMESTAMP:
+            expr = f"TO_TIMESTAMP_LTZ(CAST({ref} AS BIGINT), 3)"
+        else:
+            expr = f"CAST({ref} AS {_FLINK_TYPES[f.type]})"
+        out.append(f"{expr} AS `{f.name}`")
+    return out
+
+
 # -- tables ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -335,6 +374,7 @@ class Statement:
     tables: tuple[str, ...]  # tables it reads or writes
     reads: tuple[str, ...]  # source tables (their consumer groups are the statement's offsets)
     uses_model: bool = False
+    functions: tuple[str, ...] = ()  # local: session-scoped function DDL the statement needs
     parallelism: int = 1  # local: the JSON checks of `validate` are the pipeline's CPU hot spot
 
     def group_id(self, settings: RenderSettings, table: str) -> str:
@@ -367,6 +407,7 @@ class Pipeline:
         """Local: everything one SQL Gateway session runs for `role`, in order (DDL is session-scoped)."""
         st = self.statements[role]
         script = [self.table_ddl(t, st.group_id(self.settings, t) if t in st.reads else None) for t in st.tables]
+        script += list(st.functions)
         if st.uses_model:
             script.append(self.model_sql)
         script.append(st.sql)
@@ -378,6 +419,8 @@ class Pipeline:
                  f"({self.settings.model_provider})"]
         if self.session_config:
             parts += [f"SET '{k}' = '{v}';" for k, v in self.session_config.items()]
+        functions = sorted({fn for st in self.statements.values() for fn in st.functions})
+        parts += [f"{fn};" for fn in functions]
         parts += [f"-- table {n}\n{sql};" for n, sql in self.ddl()]
         parts.append(f"-- model {self.model_name}\n{self.model_sql};")
         parts += [f"-- statement {st.name}\n{st.sql};" for st in self.statements.values()]
@@ -428,12 +471,15 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     columns = ", ".join(f"`{f.name}`" for f in LEAD_FIELDS)
     payload = "CAST(`val` AS STRING)" if s.confluent else "`payload`"
     source_time = "`$rowtime`" if s.confluent else "`source_time`"
+    udf = s.validation == "udf"
     statements: dict[Role, Statement] = {}
     statements[Role.VALIDATE] = Statement(
         name=statement_name(s, Role.VALIDATE), role=Role.VALIDATE,
-        sql=_render("validate.sql", s, t=names, converted=converted_columns(), payload=payload,
-                    source_time=source_time, reason=reason_expr(payload)),
+        sql=_render("validate.sql", s, t=names, payload=payload, source_time=source_time, udf=udf,
+                    converted=udf_converted_columns() if udf else converted_columns(),
+                    reason="" if udf else reason_expr(payload), spec=_q(contract_spec())),
         tables=(T.INPUT_RAW, T.INPUT_AVRO, T.DLQ), reads=(T.INPUT_RAW,), parallelism=s.validate_parallelism,
+        functions=(CONTRACT_CHECK_DDL,) if udf else (),
     )
     statements[Role.SPLIT] = Statement(
         name=statement_name(s, Role.SPLIT), role=Role.SPLIT,

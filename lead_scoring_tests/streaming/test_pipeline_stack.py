@@ -271,7 +271,7 @@ def test_replay_1000_with_2_percent_malformed(running) -> None:
         if expected.startswith("$: not valid JSON"):
             assert entry["reason"] == "$: not valid JSON"
         elif expected.startswith("$: expected a JSON object"):
-            assert entry["reason"] == "$: expected a JSON object"
+            assert entry["reason"].startswith("$: expected a JSON object")
         else:
             assert entry["reason"] == expected, payload
 

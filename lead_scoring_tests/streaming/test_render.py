@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,12 +33,19 @@ LOCAL = RenderSettings(Dialect.FLINK, VERSION, "http://127.0.0.1:8080/v1/models/
 GCP = RenderSettings(Dialect.CONFLUENT, VERSION,
                      "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/1:predict")
 TRITON = RenderSettings(Dialect.FLINK, VERSION, "http://127.0.0.1:8080", model_provider="triton")
+LOCAL_SQL_CHECKS = replace(LOCAL, validation="sql")
 
 
-@pytest.mark.parametrize("name,settings", [("local", LOCAL), ("gcp", GCP), ("local_triton_model", TRITON)])
+@pytest.mark.parametrize("name,settings", [("local", LOCAL), ("gcp", GCP), ("local_triton_model", TRITON),
+                                           ("local_sql_checks_validate", LOCAL_SQL_CHECKS)])
 def test_rendering_matches_snapshot(name: str, settings: RenderSettings) -> None:
     pipeline = render_pipeline(settings)
-    text = pipeline.as_text() if name != "local_triton_model" else pipeline.model_sql + "\n"
+    if name == "local_triton_model":
+        text = pipeline.model_sql + "\n"
+    elif name == "local_sql_checks_validate":
+        text = pipeline.statements[Role.VALIDATE].sql + "\n"
+    else:
+        text = pipeline.as_text()
     path = SNAPSHOTS / f"{name}.sql"
     if os.environ.get("LEAD_SCORING_UPDATE_SNAPSHOTS"):
         path.write_text(text)
@@ -88,6 +96,21 @@ def test_unavailable_provider_is_refused() -> None:
         RenderSettings(Dialect.FLINK, VERSION, "http://x", model_provider="vertexai")
     with pytest.raises(ValueError, match="kserve"):
         RenderSettings(Dialect.CONFLUENT, VERSION, "http://x", model_provider="kserve")
+
+
+def test_local_validation_uses_the_contract_check_function_with_the_contract_spec() -> None:
+    import json
+
+    pipeline = render_pipeline(LOCAL)
+    script = pipeline.session_script(Role.VALIDATE)
+    assert script[-2] == "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS " \
+                         "'io.leadscoring.flink.contract.ContractCheck'"
+    sql = pipeline.statements[Role.VALIDATE].sql
+    literal = re.search(r"CONTRACT_CHECK\(`payload`, '(.*?)'\)\)", sql).group(1).replace("''", "'")
+    spec = json.loads(literal)
+    assert [f["name"] for f in spec["fields"]] == [f.name for f in LEAD_FIELDS]
+    assert spec["timestamp_pattern"] == TIMESTAMP_PATTERN
+    assert render_pipeline(GCP).statements[Role.VALIDATE].sql.count("JSON_QUERY") > 40  # SQL checks in Confluent
 
 
 def test_columns_and_checks_come_from_the_contract() -> None:

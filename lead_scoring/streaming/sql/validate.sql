@@ -1,5 +1,25 @@
 {#- Statement 1: input_raw (JSON, schemaless) -> input_avro (the contract's Avro schema), bad records -> dlq.
-    The checks are generated from lead_scoring.contract (LEAD_FIELDS, TIMESTAMP_PATTERN): see render.py. -#}
+    Both checks come from lead_scoring.contract: `udf` passes the contract spec to CONTRACT_CHECK (one JSON
+    parse per record, our jar); otherwise per-field JSON_QUERY/JSON_VALUE checks are rendered (render.py). -#}
+{%- if udf %}
+EXECUTE STATEMENT SET
+BEGIN
+INSERT INTO `{{ t.input_avro }}`
+SELECT
+  {%- for expr in converted %}
+  {{ expr }},
+  {%- endfor %}
+  `source_time`
+FROM `{{ t.input_raw }}`,
+  LATERAL TABLE(CONTRACT_CHECK(`payload`, {{ spec }})) AS checked(`reason`, `fields`)
+WHERE `reason` = '';
+INSERT INTO `{{ t.dlq }}`
+SELECT `payload`, `reason`, {{ epoch_ms("`source_time`") }} AS `source_ts`
+FROM `{{ t.input_raw }}`,
+  LATERAL TABLE(CONTRACT_CHECK(`payload`, {{ spec }})) AS checked(`reason`, `fields`)
+WHERE `reason` <> '';
+END
+{%- else %}
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `{{ t.input_avro }}`
@@ -21,3 +41,4 @@ FROM (
 ) AS checked
 WHERE `reason` <> '';
 END
+{%- endif %}
