@@ -9,12 +9,15 @@ a batch replayed after a crash or a kill changes nothing twice.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional, Protocol
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,7 @@ class MicroBatchWorker:
         sleep: Callable[[float], None] = time.sleep,
         consumer_overrides: Optional[dict[str, Any]] = None,
         name: str = "worker",
+        heartbeat_path: Optional[Path] = None,
     ):
         self.kafka = kafka
         self.group_id = group_id
@@ -93,6 +97,9 @@ class MicroBatchWorker:
         self._stop = threading.Event()
         self._batch: list[Message] = []
         self._batch_started = 0.0
+        self.heartbeat_path = heartbeat_path
+        self._assigned = 0
+        self._last_heartbeat = 0.0
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -122,11 +129,12 @@ class MicroBatchWorker:
             # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
             "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
             **self.consumer_overrides})
-        consumer.subscribe(self.topics, on_revoke=lambda c, parts: self._flush(c))
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
         last_message = time.monotonic()
         try:
             while not self._stop.is_set():
+                self._heartbeat()
                 room = max(1, self.batch_size - len(self._batch))
                 for msg in consumer.consume(num_messages=room, timeout=0.2):
                     err = msg.error()
@@ -153,6 +161,28 @@ class MicroBatchWorker:
             log.info("%s: stopped after %d messages in %d batches (%s)", self.name, self.stats.consumed,
                      self.stats.batches, ", ".join(f"{k}={v}" for k, v in sorted(self.stats.counts.items())))
         return self.stats
+
+    def _on_assign(self, consumer: Any, partitions: list) -> None:
+        self._assigned = len(partitions)
+        self._heartbeat(force=True)
+
+    def _on_revoke(self, consumer: Any, partitions: list) -> None:
+        self._flush(consumer)
+        self._assigned = 0
+        self._heartbeat(force=True)
+
+    def _heartbeat(self, force: bool = False) -> None:
+        """Tell `stack up/status` the worker is alive and consuming (a file, not an admin request:
+        librdkafka's coordinator admin calls can abort the asking process, librdkafka#4605)."""
+        now = time.time()
+        if self.heartbeat_path is None or (not force and now - self._last_heartbeat < 1.0):
+            return
+        self._last_heartbeat = now
+        self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.heartbeat_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "ts": now, "assigned_partitions": self._assigned,
+                                   "consumed": self.stats.consumed, "group": self.group_id}))
+        tmp.replace(self.heartbeat_path)
 
     def _wait_for_topics(self, timeout_s: float = 180.0) -> None:
         """Create missing topics, waiting for a broker that is still starting (as under `stack up`)."""
@@ -271,7 +301,19 @@ def build_worker(name: str, kafka: Any = None, warehouse: Any = None, crm: Any =
         handler = SinkHandler(warehouse, score_topics=score_topics)
         defaults = {"batch_size": 2000, "max_wait_s": 2.0}
         topics = list(topics or [t.INPUT_RAW, *score_topics])
+    options.setdefault("heartbeat_path", heartbeat_path(name))
     return MicroBatchWorker(kafka, group_id or GROUP_IDS[name], topics, handler, name=name, **{**defaults, **options})
+
+
+HEARTBEAT_MAX_AGE_S = 15.0
+
+
+def heartbeat_path(name: str, state_root: Any = None) -> Path:
+    """Where the named worker reports that it is alive (under the state folder it writes to)."""
+    from lead_scoring.settings import state_dir
+
+    root = Path(state_root) if state_root is not None else state_dir()
+    return root / "workers" / f"{name}.heartbeat.json"
 
 
 def worker_topics(name: str) -> list[str]:
@@ -319,18 +361,22 @@ def stack_service_env(state_root: Any) -> dict[str, str]:
     return env
 
 
-def worker_health(bootstrap: str, name: str) -> Optional[str]:
-    """None when the worker's consumer group has a member (it is consuming), else what is missing."""
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "socket.timeout.ms": 2000})
+def worker_health(name: str, state_root: Any = None) -> Optional[str]:
+    """None when the worker's heartbeat is fresh and it holds partitions, else what is missing."""
+    path = heartbeat_path(name, state_root)
     try:
-        [future] = admin.describe_consumer_groups([GROUP_IDS[name]], request_timeout=3).values()
-        group = future.result()
-    except Exception as exc:  # broker down or group coordinator still loading
-        return f"group {GROUP_IDS[name]} not readable: {exc}"
-    if not group.members:
-        return f"not in group {GROUP_IDS[name]} yet ({group.state.name.lower()})"
+        beat = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return f"no heartbeat yet at {path}"
+    age = time.time() - float(beat.get("ts", 0))
+    if age > HEARTBEAT_MAX_AGE_S:
+        return f"last heartbeat {age:.0f} s ago"
+    try:
+        os.kill(int(beat["pid"]), 0)
+    except (OSError, KeyError, ValueError):
+        return f"worker pid {beat.get('pid')} is gone"
+    if not beat.get("assigned_partitions"):
+        return f"joined group {beat.get('group')} but holds no partition yet"
     return None
 
 

@@ -530,7 +530,7 @@ class Stack:
                 out.append(ServiceSpec(
                     worker, f"kafka://{c.kafka_bootstrap}#group={crm_workers.GROUP_IDS[worker]}", {},
                     crm_workers.stack_service_argv(worker, c.kafka_bootstrap),
-                    lambda w=worker: crm_workers.worker_health(c.kafka_bootstrap, w),
+                    lambda w=worker: crm_workers.worker_health(w, c.state_root),
                     env=crm_workers.stack_service_env(c.state_root), cwd=self.cfg.state,
                 ))
         return out
@@ -617,7 +617,7 @@ class Stack:
             TASKMANAGER: lambda: flink_health(c.flink_rest_url, need_taskmanager=True),
             SQL_GATEWAY: lambda: gateway_health(c.sql_gateway_url),
             MODEL_SERVER: lambda: model_health(c.model_url, c.model_name),
-            **{w: (lambda w=w: _worker_health(c.kafka_bootstrap, w)) for w in WORKERS},
+            **{w: (lambda w=w: _worker_health(w, c.state_root)) for w in WORKERS},
         }[name]
 
     def _wait_healthy(self, checks: dict[str, Callable[[], str | None]], started: list[str]) -> None:
@@ -728,10 +728,10 @@ class Stack:
                     time.sleep(0.3)
 
 
-def _worker_health(bootstrap: str, name: str) -> str | None:
+def _worker_health(name: str, state_root: Path | None) -> str | None:
     from lead_scoring.crm.workers import worker_health
 
-    return worker_health(bootstrap, name)
+    return worker_health(name, state_root)
 
 
 def total_rss(statuses: Iterable[ServiceStatus]) -> int:
