@@ -2,11 +2,13 @@
 
 import dagster as dg
 
+from lead_scoring.crm import assets as crm
 from lead_scoring.monitoring import assets as monitoring
 from lead_scoring.monitoring import sensors as monitoring_sensors
 from lead_scoring.resources import build_resources
 from lead_scoring.serving import assets as serving
 from lead_scoring.settings import retraining_cron
+from lead_scoring.streaming import assets as streaming
 from lead_scoring.training import assets as training
 
 
@@ -19,6 +21,9 @@ def defs() -> dg.Definitions:
             training.lead_scoring_model,
             training.model_artifact,
             serving.model_deployment,
+            streaming.streaming_topics,
+            streaming.flink_statements,
+            *crm.CONNECTOR_ASSETS,
             monitoring.lead_score_drift,
             *monitoring_sensors.topic_assets,
         ],
