@@ -5,9 +5,9 @@ How a new model version takes over, per inference statement (leads, then contact
 1. Preflight, before anything running is touched: the new model is created and asked to score a known
    record through ML_PREDICT (locally a bounded query through the SQL Gateway). A wrong endpoint, a
    broken model or bad SQL fails here, and the old statements keep running untouched.
-2. Hand-over: the old statement stops at a consistent point (local: stop-with-savepoint, which commits
-   the source offsets of the consumer group; Confluent: `spec.stopped`), then the new one starts from
-   exactly those offsets (local: the same consumer group; Confluent: `sql.tables.initial-offset-from`).
+2. Hand-over: the old statement stops at a consistent point (local: stop-with-savepoint; Confluent:
+   `spec.stopped`), then the new one starts from exactly those offsets (local: restored from the old job's
+   savepoint, whose Kafka source state holds them; Confluent: `sql.tables.initial-offset-from`).
    So every record is scored once, by exactly one version: none is lost and none is scored by two
    versions at once. (Starting the new one first would score the overlap twice.)
 3. Verify: the new statement must reach RUNNING and, when records are waiting, produce output. If it
@@ -166,6 +166,7 @@ class LocalFlinkEngine:
         self.flink = flink  # FlinkSqlGatewayResource
         self.kafka = kafka  # KafkaResource
         self.timeout_s = timeout_s
+        self.savepoints: dict[str, str] = {}  # statement name -> savepoint it stopped with
 
     def _rest(self, method: str, path: str, **kw: Any) -> httpx.Response:
         resp = httpx.request(method, f"{self.flink.flink_rest_url}{path}", timeout=30, **kw)
@@ -185,6 +186,12 @@ class LocalFlinkEngine:
     def start(self, pipeline: Pipeline, role: Role, resume_from: Optional[str] = None) -> str:
         st = pipeline.statements[role]
         props = {**pipeline.session_config, "pipeline.name": st.name, "parallelism.default": str(st.parallelism)}
+        if resume_from and self.savepoints.get(resume_from):
+            # Exact hand-over: the Kafka source resumes from the offsets in the old job's savepoint (the
+            # group offsets committed at stop time are asynchronous and may lag behind by a checkpoint).
+            # Old and new inference jobs share one topology, so the source state maps onto the new job.
+            props["execution.state-recovery.path"] = self.savepoints[resume_from]
+            props["execution.state-recovery.ignore-unclaimed-state"] = "true"
         with self.flink.session(properties=props, name=st.name) as session:
             result = None
             for sql in pipeline.session_script(role):
@@ -226,7 +233,8 @@ class LocalFlinkEngine:
                     raise RolloutError(f"stop-with-savepoint of {name} failed: "
                                        f"{str(op['failure-cause'].get('stack-trace', ''))[:500]}")
                 self._wait_gone(ident)
-                return op.get("location", "")
+                self.savepoints[name] = op.get("location", "")
+                return self.savepoints[name]
             if time.monotonic() > deadline:
                 raise RolloutError(f"stop-with-savepoint of {name} still running after {self.timeout_s:.0f} s")
             time.sleep(0.3)
