@@ -3,6 +3,7 @@ Flink cluster scoring with our model server, on this test's own topics, groups a
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -14,6 +15,7 @@ from lead_scoring.monitoring import sensors
 from lead_scoring.monitoring.latency import run_probe
 from lead_scoring.monitoring.resources import MonitoringSettings
 from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK
+from lead_scoring.settings import project_root
 from lead_scoring.serving.process import start_server, stop_server, wait_ready
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring.streaming.admin import ensure_topics
@@ -70,6 +72,10 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
         p50, worst = observation.metadata["latency_p50_s"].value, observation.metadata["latency_max_s"].value
         assert 0 < p50 <= worst
         assert check.check_name == "latency_slo" and check.passed, check.description
+        artifacts = project_root() / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        (artifacts / "latency-real-pipeline.json").write_text(json.dumps(
+            {"p50_s": p50, "max_s": worst, "probes": 5, "slo_s": 10.0, "summary": check.description}, indent=1))
 
         # the topic sensor sees the probes' traffic, and the statements' consumer groups catch up
         # (Flink commits its source offsets to the group on each checkpoint)
