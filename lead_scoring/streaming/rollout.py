@@ -278,19 +278,23 @@ class LocalFlinkEngine:
                 "sink_end": self._end(pipeline.settings.topic(sink))}
 
     def verify_produces(self, pipeline: Pipeline, role: Role, ident: str, before: Any, timeout_s: float) -> str:
-        if not before["lag"]:
-            return "no record waiting at hand-over; scoring verified by the preflight probe"
+        """Output grows, or the job has caught up with its input (its checkpoints commit the group offsets)."""
         st = pipeline.statements[role]
-        sink = pipeline.settings.topic(st.tables[-1])
+        source, sink = pipeline.settings.topic(st.reads[0]), pipeline.settings.topic(st.tables[-1])
+        group = st.group_id(pipeline.settings, st.reads[0])
         deadline = time.monotonic() + timeout_s
-        while self._end(sink) <= before["sink_end"]:
+        while True:
+            if self._end(sink) > before["sink_end"]:
+                return "producing"
+            lag = self._lag(source, group)
+            if lag == 0:
+                return "caught up with its input (nothing was waiting); scoring verified by the preflight probe"
             state = self._rest("GET", f"/jobs/{ident}").json()["state"]
             if state not in LIVE_STATES:
                 raise RolloutError(f"{st.name} is {state}: {self._root_cause(ident)}")
             if time.monotonic() > deadline:
-                raise RolloutError(f"{st.name} produced nothing in {timeout_s:.0f} s with {before['lag']} records waiting")
+                raise RolloutError(f"{st.name} produced nothing in {timeout_s:.0f} s while {lag} records wait in {source}")
             time.sleep(0.5)
-        return f"producing ({before['lag']} records were waiting at hand-over)"
 
     def _end(self, topic: str) -> int:
         from confluent_kafka import TopicPartition
