@@ -197,7 +197,17 @@ class LocalModelServer(ModelServing):
         except ServerStartError as exc:
             stop_server(pid)
             raise DeploymentError(str(exc)) from None
+        self._register_with_stack(pid)
         return pid
+
+    def _register_with_stack(self, pid: int) -> None:
+        """A server on the local stack's model port joins the stack: `stack status` lists it, `stack down` stops it."""
+        from lead_scoring.stack.config import StackConfig
+        from lead_scoring.stack.services import MODEL_SERVER, Stack
+
+        cfg = StackConfig.from_env()
+        if self.state_path is None and cfg.host == self.host and cfg.model_port == self.port:
+            Stack(cfg).adopt(MODEL_SERVER, pid, self.url)
 
     def deploy(self, artifact: ModelArtifact, expected: Expected) -> DeploymentResult:
         state = self.read_state()

@@ -648,6 +648,15 @@ class Stack:
                 )
             time.sleep(0.5)
 
+    def adopt(self, name: str, pid: int, url: str) -> None:
+        """Record a process started outside `up` (the model server that `model_deployment` starts)
+        so that `status` shows it and `down` stops it like the rest."""
+        proc = psutil.Process(pid)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        record = {"pid": pid, "create_time": proc.create_time(), "url": url, "argv": proc.cmdline(),
+                  "started_at": time.time(), "adopted": True}
+        self._record_path(name).write_text(json.dumps(record))
+
     def down(self, services: Iterable[str] | None = None) -> list[str]:
         """Stop the processes `up` started (by recorded pid), TERM first, KILL after the timeout."""
         names = [n for n in reversed(SERVICE_ORDER) if services is None or n in set(services)]

@@ -249,3 +249,24 @@ def test_hot_swap_needs_a_server_started_with_allow_swap(server) -> None:
     with pytest.raises(ServerStartError, match="without --allow-swap"):
         swap_model(server["url"], V2)
     assert served_version(server["url"]) == V1
+
+
+def test_a_server_on_the_stack_port_joins_the_stack(store_root, repo, monkeypatch) -> None:
+    """`scripts/up` starts the server through `model_deployment`: `stack status/down` must manage it too."""
+    from lead_scoring.stack.config import StackConfig
+    from lead_scoring.stack.services import MODEL_SERVER, Stack
+
+    port = free_port()
+    monkeypatch.setenv("LEAD_SCORING_MODEL_PORT", str(port))
+    serving = LocalModelServer(port=port)
+    store = LocalModelStore(root=str(store_root))
+    serving.deploy(repo.artifact(V1), expected_for(store, repo.artifact(V1)))
+    pid = serving.read_state()["pid"]
+    stack = Stack(StackConfig.from_env())
+    try:
+        [status] = stack.status([MODEL_SERVER])
+        assert status.pid == pid and status.state == "healthy"
+        assert stack.down([MODEL_SERVER]) == [MODEL_SERVER]
+        assert not pid_alive(pid)
+    finally:
+        serving.stop()
