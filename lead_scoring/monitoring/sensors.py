@@ -198,7 +198,7 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
     `salesforce`: in the gcp profile, the key of a SalesforceResource (e.g. "crm"); when the
     monitoring settings enable `salesforce_probe`, a probe Lead also goes through Salesforce.
     """
-    resource_keys = {salesforce} if salesforce else set()
+    resource_keys = {"kafka", "monitoring"} | ({salesforce} if salesforce else set())
 
     @dg.sensor(
         name="e2e_latency_sensor",
@@ -207,8 +207,10 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
         required_resource_keys=resource_keys,
         description="Probe leads through the pipeline; p50/max latency and the latency_slo check.",
     )
-    def e2e_latency_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource,
-                           monitoring: MonitoringSettings):
+    def e2e_latency_sensor(context: dg.SensorEvaluationContext, **_resources: Any):
+        # resources come from `required_resource_keys` (direct invocation also passes them as keywords)
+        kafka: KafkaResource = context.resources.kafka
+        monitoring: MonitoringSettings = context.resources.monitoring
         try:
             result = run_probe(kafka, monitoring.input_topic, monitoring.scores_topic, monitoring.probe_count,
                                monitoring.probe_timeout_s, monitoring.kafka_timeout_s)

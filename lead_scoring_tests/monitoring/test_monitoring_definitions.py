@@ -82,3 +82,9 @@ def test_flink_statement_groups_match_the_rendered_pipeline():
             rendered.setdefault(group, set()).add(pipeline.tables[table].topic_name)
     watched = {g.group_id: set(g.topics) for g in PIPELINE_CONSUMER_GROUPS if "-flink-" in g.group_id}
     assert rendered == watched
+
+
+def test_gcp_definitions_load_with_the_salesforce_probe(monkeypatch):
+    monkeypatch.setenv("LEAD_SCORING_PROFILE", "gcp")
+    sensors = {s.name: s for s in _defs().sensors}
+    assert sensors["e2e_latency_sensor"].required_resource_keys == {"kafka", "monitoring", "crm"}

@@ -210,6 +210,25 @@ def test_latency_probe_against_an_echoing_stand_in_for_the_pipeline(local_stack)
     assert observation.metadata["probes_scored"].value == 4
     assert check.check_name == "latency_slo" and check.passed, check.description
 
+    # gcp: the same tick also sends a probe Lead through (a fake) Salesforce, and waits for its score
+    from lead_scoring_tests.monitoring.test_salesforce_probe import FakeLeadApi, FakeSalesforce
+
+    lead_api = FakeLeadApi(score_after=1)
+
+    class FakeCrm:
+        def client(self):
+            return FakeSalesforce(lead_api)
+
+    with_sf = MonitoringSettings(input_topic=source, scores_topic=target, probe_count=2, probe_timeout_s=20,
+                                 salesforce_probe=True)
+    sensor = sensors.make_e2e_latency_sensor(interval_s=60, salesforce="crm")
+    with echoing_scorer(kafka, source, target):
+        result = sensor(dg.build_sensor_context(resources={"kafka": kafka, "monitoring": with_sf, "crm": FakeCrm()}))
+    [observation] = [e for e in result.asset_events if isinstance(e, dg.AssetObservation)]
+    [check] = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert observation.metadata["salesforce_probe_deleted"].value is True and lead_api.deleted
+    assert observation.metadata["salesforce_latency_s"].value >= 0 and check.passed
+
     # the same pipeline against a tighter SLO than its delay fails the check
     tight = MonitoringSettings(input_topic=source, scores_topic=target, probe_count=4, probe_timeout_s=20,
                                latency_slo_s=0.2)
