@@ -32,7 +32,7 @@ class GroupLag:
     group_id: str
     committed: bool  # False: the group has never committed an offset (not running, or not started yet)
     lag_by_topic: dict[str, int] = field(default_factory=dict)
-    topics: tuple[str, ...] = ()  # what it reads: known pipeline topics + whatever it committed
+    topics: tuple[str, ...] = ()  # what it reads (pipeline groups: PIPELINE_CONSUMER_GROUPS; else settings)
 
     @property
     def total(self) -> int:
@@ -51,7 +51,7 @@ class StreamSnapshot:
 def take_snapshot(kafka: Any, topics: list[str], groups: list[str], timeout_s: float = 5.0,
                   group_topics: Optional[dict[str, tuple[str, ...]]] = None) -> StreamSnapshot:
     """End offsets of `topics` and the lag of `groups`; raises KafkaUnavailable if the broker is down."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+    from confluent_kafka import KafkaException, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
     group_topics = {**KNOWN_GROUP_TOPICS, **(group_topics or {})}
@@ -66,12 +66,8 @@ def take_snapshot(kafka: Any, topics: list[str], groups: list[str], timeout_s: f
     committed: dict[str, dict[tuple[str, int], int]] = {}
     try:
         for group in groups:
-            future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)],
-                                                       request_timeout=timeout_s)[group]
-            result = future.result(timeout=timeout_s + 1)
-            committed[group] = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions or []}
+            committed[group] = _committed(kafka, group, group_topics.get(group, ()), partitions, timeout_s)
             wanted.update(group_topics.get(group, ()))
-            wanted.update(t for t, _ in committed[group])
         present = sorted(t for t in wanted if t in partitions)
         requests = {}
         for topic in present:
@@ -89,7 +85,7 @@ def take_snapshot(kafka: Any, topics: list[str], groups: list[str], timeout_s: f
     for group in groups:
         offsets = committed.get(group, {})
         has_commits = any(o >= 0 for o in offsets.values())
-        topics_of_group = tuple(sorted(set(group_topics.get(group, ())) | {t for t, _ in offsets}))
+        topics_of_group = tuple(sorted(set(group_topics.get(group, ()))))
         lag = GroupLag(group, committed=has_commits, topics=topics_of_group)
         if has_commits:
             for topic in topics_of_group:
@@ -107,6 +103,26 @@ def take_snapshot(kafka: Any, topics: list[str], groups: list[str], timeout_s: f
         partitions={t: partitions[t] for t in present},
         missing_topics=sorted(set(topics) - set(partitions)), groups=lags,
     )
+
+
+def _committed(kafka: Any, group: str, topics: Any, partitions: dict[str, int],
+               timeout_s: float) -> dict[tuple[str, int], int]:
+    """The group's committed offsets on `topics`, read with a consumer that never joins the group.
+
+    Not the admin ListConsumerGroupOffsets: librdkafka's coordinator admin requests can abort the
+    whole process when a connection drops mid-request (confluentinc/librdkafka#4605, PR #5397), and
+    this runs inside the Dagster code server.
+    """
+    from confluent_kafka import TopicPartition
+
+    wanted = [TopicPartition(t, p) for t in topics if t in partitions for p in range(partitions[t])]
+    if not wanted:
+        return {}
+    consumer = kafka.consumer(group, **{"log_level": 0})
+    try:
+        return {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(wanted, timeout=timeout_s)}
+    finally:
+        consumer.close()
 
 
 def _offsets(admin: Any, requests: dict, spec: Any, timeout_s: float) -> dict[tuple[str, int], int]:

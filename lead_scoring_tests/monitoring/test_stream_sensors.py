@@ -91,8 +91,8 @@ def test_topics_sensor_offsets_rates_lag_dlq_and_alerts(local_stack):
     produce(kafka, source, 20, partition=0)
     produce(kafka, source, 10, partition=1)
     commit(kafka, group, source, {0: 5, 1: 5})  # 15 + 5 = 20 behind
-    monitoring = MonitoringSettings(topics=[source, dlq], consumer_groups=[group], dlq_topic=dlq,
-                                    max_consumer_lag=15, max_dlq_growth=3)
+    monitoring = MonitoringSettings(topics=[source, dlq], consumer_groups=[group], group_topics={group: [source]},
+                                    dlq_topic=dlq, max_consumer_lag=15, max_dlq_growth=3)
 
     first = _tick(kafka, monitoring, None)
     assert isinstance(first, dg.SensorResult)
