@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--batch-linger", default="2 ms", help="kserve provider batch-linger")
     parser.add_argument("--producer-linger-ms", type=int, default=0, help="Flink Kafka sinks' linger.ms")
     parser.add_argument("--validate-parallelism", type=int, default=2)
+    parser.add_argument("--checkpoint-interval", default="10 s", help="execution.checkpointing.interval of the jobs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -144,7 +145,8 @@ def main() -> None:
         settings = RenderSettings(Dialect.FLINK, artifact.version, f"{url}/v1/models/lead_scorer:predict",
                                   kafka_bootstrap=cfg.kafka_bootstrap, topic_prefix=prefix,
                                   model_batch_linger=args.batch_linger, producer_linger_ms=args.producer_linger_ms,
-                                  validate_parallelism=args.validate_parallelism)
+                                  validate_parallelism=args.validate_parallelism,
+                                  checkpoint_interval=args.checkpoint_interval)
         started = time.monotonic()
         rollout(LocalFlinkEngine(flink, kafka, timeout_s=600), render_pipeline(settings), verify_timeout_s=300)
         results["rollout_seconds"] = round(time.monotonic() - started, 1)
