@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--batch-linger", default="2 ms", help="kserve provider batch-linger")
     parser.add_argument("--producer-linger-ms", type=int, default=0, help="Flink Kafka sinks' linger.ms")
     parser.add_argument("--validate-parallelism", type=int, default=2)
-    parser.add_argument("--checkpoint-interval", default="10 s", help="execution.checkpointing.interval of the jobs")
+    parser.add_argument("--checkpoint-interval", default="60 s", help="execution.checkpointing.interval of the jobs")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)

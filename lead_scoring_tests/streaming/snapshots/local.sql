@@ -2,7 +2,7 @@
 
 SET 'table.local-time-zone' = 'UTC';
 
-SET 'execution.checkpointing.interval' = '10 s';
+SET 'execution.checkpointing.interval' = '60 s';
 
 SET 'restart-strategy.type' = 'exponential-delay';
 
