@@ -291,8 +291,19 @@ def test_stream_health_checks_run_on_demand(local_stack):
 
 def _end(kafka: KafkaResource, topic: str) -> int:
     consumer = kafka.consumer(f"end_{_uid()}")
+    deadline = time.monotonic() + 30
     try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions)
+        while True:
+            try:
+                meta = consumer.list_topics(topic, timeout=10).topics[topic]
+                return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                           for p in meta.partitions)
+            except KafkaException as exc:
+                # a topic created a moment ago may not have elected its partition leaders yet
+                error = exc.args[0]
+                transient = error.retriable() or error.code() == KafkaError.NOT_LEADER_FOR_PARTITION
+                if not transient or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
