@@ -31,7 +31,8 @@ from lead_scoring.warehouse.resources import DuckDBWarehouse
 pytestmark = pytest.mark.stack
 log = logging.getLogger(__name__)
 
-X_EDUCATION = Path("/work/shared/data/x_education_leads_dev.csv")
+# ../shared beside the checkout, as in CI
+X_EDUCATION = Path(__file__).resolve().parents[3] / "shared" / "data" / "x_education_leads_dev.csv"
 MAPPING = Path(__file__).resolve().parents[2] / "data" / "mappings" / "x_education.yaml"
 
 
