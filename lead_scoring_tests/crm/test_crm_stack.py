@@ -158,15 +158,25 @@ class Worker:
                  log: Path, batch: int = 50, max_wait: float = 0.2):
         self.argv = [sys.executable, "-m", "lead_scoring_tests.crm.run_worker", name, bootstrap, str(warehouse),
                      group, raw, *scores, "--batch", str(batch), "--max-wait", str(max_wait)]
+        self.name = name
         self.log = log
+        self.home = log.parent / f"{name}-home"  # its own state folder: a heartbeat no other worker wrote
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parents[2], env={**os.environ})
+                                     cwd=Path(__file__).resolve().parents[2],
+                                     env={**os.environ, "LEAD_SCORING_HOME": str(self.home)})
         out.close()
         return self
+
+    def wait_consuming(self, timeout_s: float = 180.0) -> None:
+        """Until the worker holds its partitions (its heartbeat says so), so a test's stream starts after it."""
+        from lead_scoring.crm.workers import worker_health
+
+        wait_until(lambda: worker_health(self.name, self.home) is None, timeout_s, f"{self.name} to consume",
+                   logs=[self.log])
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -215,6 +225,8 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
     try:
         for w in workers.values():
             w.start()
+        for w in workers.values():  # under load a worker's start-up can outlast the whole stream
+            w.wait_consuming()
         producer = threading.Thread(target=produce_all)
         producer.start()
         log.info("workers started, producing")
