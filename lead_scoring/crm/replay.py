@@ -15,10 +15,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES
+from lead_scoring.crm.synthetic import frame_records
 
 log = logging.getLogger(__name__)
 
@@ -35,29 +35,6 @@ class ReplaySummary:
     @property
     def rate(self) -> float:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    return value
-
-
-def _is_null(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and np.isnan(value)
-
-
-def frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
-    """Rows as contract JSON objects (absent = null, so nulls are left out)."""
-    columns = list(frame.columns)
-    for values in frame.itertuples(index=False, name=None):
-        yield {k: _plain(v) for k, v in zip(columns, values) if not _is_null(v)}
 
 
 def load_events(path: Path, mapping: Optional[Path] = None, with_outcomes: bool = False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -199,7 +200,9 @@ def to_events(leads: pd.DataFrame, conversion_delay_days: float = 7.0, seed: int
 
 
 def _is_null(value: object) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and np.isnan(value)
 
 
 def _plain(value: object) -> object:
@@ -212,6 +215,13 @@ def _plain(value: object) -> object:
     return value
 
 
+def frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
+    """Rows as contract JSON objects (absent = null, so nulls are left out)."""
+    columns = list(frame.columns)
+    for values in frame.itertuples(index=False, name=None):
+        yield {k: _plain(v) for k, v in zip(columns, values) if not _is_null(v)}
+
+
 def write_frame(frame: pd.DataFrame, path: Path) -> None:
     """Write CSV, Parquet or JSON Lines by the file's extension."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,10 +230,8 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
         frame.to_parquet(path, index=False)
     elif suffix in (".jsonl", ".ndjson"):
         # One contract record per line; absent fields mean null, so nulls are left out.
-        columns = list(frame.columns)
         with path.open("w") as handle:
-            for values in frame.itertuples(index=False, name=None):
-                record = {k: _plain(v) for k, v in zip(columns, values) if not _is_null(v)}
+            for record in frame_records(frame):
                 handle.write(json.dumps(record, separators=(",", ":")) + "\n")
     elif suffix == ".csv":
         frame.to_csv(path, index=False)
