@@ -79,7 +79,9 @@ class RenderSettings:
     model_timeout: str = "10s"
     model_retry_timeout: str = "5 min"
     model_batch_size: int = 64
-    model_batch_linger: str = "2 ms"
+    # 10 ms, not 2 ms: at 200 leads/s rows arrive 5 ms apart, so a 2 ms linger sent one row per HTTP call
+    # and the Python model server's per-request cost made the p99 tail (docs/streaming.md, "the 200/s tail").
+    model_batch_linger: str = "10 ms"
     producer_linger_ms: int = 0
     # 60 s, not 10 s: at-least-once Kafka sinks flush at every checkpoint, which showed up as p99 spikes
     # (docs/streaming.md); rollouts hand over via savepoints, so the interval only bounds crash replay.

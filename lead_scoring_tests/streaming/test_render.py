@@ -37,13 +37,16 @@ LOCAL_SQL_CHECKS = replace(LOCAL, validation="sql")
 
 
 @pytest.mark.parametrize("name,settings", [("local", LOCAL), ("gcp", GCP), ("local_triton_model", TRITON),
-                                           ("local_sql_checks_validate", LOCAL_SQL_CHECKS)])
+                                           ("local_sql_checks_validate", LOCAL_SQL_CHECKS),
+                                           ("local_score_leads_session", LOCAL)])
 def test_rendering_matches_snapshot(name: str, settings: RenderSettings) -> None:
     pipeline = render_pipeline(settings)
     if name == "local_triton_model":
         text = pipeline.model_sql + "\n"
     elif name == "local_sql_checks_validate":
         text = pipeline.statements[Role.VALIDATE].sql + "\n"
+    elif name == "local_score_leads_session":  # what one SQL Gateway session runs: source options included
+        text = ";\n\n".join(pipeline.session_script(Role.SCORE_LEADS)) + ";\n"
     else:
         text = pipeline.as_text()
     path = SNAPSHOTS / f"{name}.sql"

@@ -308,7 +308,7 @@ WITH (
   'timeout' = '10s',
   'retry-timeout' = '5 min',
   'batch-size' = '64',
-  'batch-linger' = '2 ms'
+  'batch-linger' = '10 ms'
 );
 
 -- statement lead-scoring-validate

@@ -56,7 +56,7 @@ public final class KServeOptions {
     public static final ConfigOption<Duration> BATCH_LINGER =
             ConfigOptions.key("batch-linger")
                     .durationType()
-                    .defaultValue(Duration.ofMillis(2))
+                    .defaultValue(Duration.ofMillis(10))
                     .withDescription("How long the first row of a batch waits for company (0 = send at once).");
 
     public static final ConfigOption<String> AUTH_HEADER_ENV =
