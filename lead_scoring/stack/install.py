@@ -1,21 +1,31 @@
 """`lead-scoring stack install`: resolve the Kafka and Flink jars into the stack cache.
 
 Sources, and nothing else: Maven Central (through `jvm/pom.xml` and `mvn`) and PyPI (the
-`apache-flink-libraries` wheel, which is where flink-dist 2.x is published). The result is recorded
-in `<cache>/install.json`; a second run with the same pom and versions does nothing, and runs offline.
+`apache-flink-libraries` wheel, which is where flink-dist 2.x is published).
+
+The jars go to `<cache>/lib/<build id>/`, the build id being a hash of everything they are made from
+(the pom, our provider's sources, the Kafka and Flink versions), with the record in `install.json`
+beside them. So an install for a changed checkout writes a new folder and never touches the jars under
+a stack that is running from another one (several checkouts, or a test stack, can share one cache), and
+installs are serialised by a lock file. A second run with the same inputs does nothing; Maven runs
+offline once its private repository holds what the pom names.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import time
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lead_scoring.stack.config import FLINK_VERSION, KAFKA_VERSION, StackConfig
@@ -27,6 +37,9 @@ POM = Path(__file__).parent / "jvm" / "pom.xml"
 MODEL_PROVIDER_DIR = Path(__file__).parents[1] / "streaming" / "jvm"
 MODEL_PROVIDER_JAR = "flink-model-kserve-1.0.0.jar"
 MANIFEST = "install.json"
+LOCK_FILE = ".install.lock"
+# Older builds kept besides the current one (when no running process uses them, they are removed).
+KEEP_OLD_BUILDS = 2
 FLINK_WHEEL = "apache-flink-libraries"
 # Maven executions of jvm/pom.xml; the triton one needs the old plugin (see the comment in the pom).
 MAVEN_GOALS = [
@@ -43,9 +56,10 @@ class StackError(RuntimeError):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where installed files live inside the cache."""
+    """Where installed files live inside the cache, for the build this checkout makes."""
 
     cache: Path
+    build_id: str = field(default_factory=lambda: build_id())
 
     @property
     def maven_repo(self) -> Path:
@@ -53,13 +67,21 @@ class Layout:
         return self.cache / "m2"
 
     @property
+    def builds(self) -> Path:
+        return self.cache / "lib"
+
+    @property
+    def lib(self) -> Path:
+        return self.builds / self.build_id
+
+    @property
     def kafka_lib(self) -> Path:
-        return self.cache / "lib" / "kafka"
+        return self.lib / "kafka"
 
     @property
     def flink_extra_lib(self) -> Path:
         """Connector/format/model jars from Maven Central, on the classpath of every Flink process."""
-        return self.cache / "lib" / "flink"
+        return self.lib / "flink"
 
     @property
     def flink_home(self) -> Path:
@@ -79,7 +101,7 @@ class Layout:
 
     @property
     def manifest(self) -> Path:
-        return self.cache / MANIFEST
+        return self.lib / MANIFEST
 
     def sql_gateway_jar(self) -> Path:
         return self.flink_extra_lib / f"flink-sql-gateway-{FLINK_VERSION}.jar"
@@ -112,6 +134,11 @@ def _fingerprint() -> dict[str, str]:
         "kafka": KAFKA_VERSION,
         "flink": FLINK_VERSION,
     }
+
+
+def build_id() -> str:
+    """Names the jar folder: the same inputs give the same folder, any change a new one."""
+    return hashlib.sha256(json.dumps(_fingerprint(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 REQUIRED_FLINK_EXTRA = [
@@ -184,31 +211,28 @@ def _run(cmd: list[str], what: str, fix: str) -> None:
         raise StackError(f"{what} failed (exit {proc.returncode}). {fix}\n{tail}")
 
 
-def _maven(layout: Layout) -> None:
+def _maven(layout: Layout, lib: Path) -> None:
+    """Resolve the Kafka and Flink jars into `lib`/kafka and `lib`/flink."""
     mvn = shutil.which("mvn")
     if mvn is None:
         raise StackError(
             "Maven (`mvn`) not found on PATH; `stack install` resolves the Kafka and Flink connector jars "
             "with it. Install it (Debian: apt-get install maven) and run `lead-scoring stack install` again."
         )
-    # Start from empty folders so a version bump in the pom leaves no stale jar on the classpath.
-    for folder in (layout.kafka_lib, layout.flink_extra_lib):
-        if folder.exists():
-            shutil.rmtree(folder)
     offline = ["-o"] if layout.maven_repo.is_dir() and _maven_repo_complete(layout) else []
     cmd = [
         mvn, "-B", "-q", *offline,
         "-f", str(POM),
         f"-Dmaven.repo.local={layout.maven_repo}",
-        f"-Dstack.lib={layout.cache / 'lib'}",
+        f"-Dstack.lib={lib}",
         *MAVEN_GOALS,
     ]
     _run(cmd, "resolving Kafka and Flink connector jars from Maven Central",
          "Check that Maven Central is reachable (or the Maven proxy in ~/.m2/settings.xml), then retry.")
 
 
-def _build_model_provider(layout: Layout, offline: bool) -> None:
-    """`mvn package` of our Flink model provider; the jar goes next to the connector jars."""
+def _build_model_provider(layout: Layout, lib: Path, offline: bool) -> None:
+    """`mvn package` of our Flink model provider; the jar goes next to the connector jars in `lib`."""
     mvn = shutil.which("mvn") or "mvn"
     build_dir = layout.cache / "build" / "flink-model-kserve"
     cmd = [
@@ -220,18 +244,20 @@ def _build_model_provider(layout: Layout, offline: bool) -> None:
     ]
     _run(cmd, "building the kserve Flink model provider",
          "Check that Maven Central is reachable and lead_scoring/streaming/jvm compiles, then retry.")
-    layout.flink_extra_lib.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(build_dir / MODEL_PROVIDER_JAR, layout.flink_extra_lib / MODEL_PROVIDER_JAR)
+    (lib / "flink").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(build_dir / MODEL_PROVIDER_JAR, lib / "flink" / MODEL_PROVIDER_JAR)
 
 
 def _maven_repo_complete(layout: Layout, key: str = "pom_sha256") -> bool:
-    # A previous successful install left its manifest; then every artifact is in the private repo.
-    if not layout.manifest.is_file():
-        return False
-    try:
-        return json.loads(layout.manifest.read_text()).get(key) == _fingerprint()[key]
-    except ValueError:
-        return False
+    """A finished install of the same `key` input left its record: Maven has every artifact it needs."""
+    want = _fingerprint()[key]
+    for record in layout.builds.glob(f"*/{MANIFEST}"):
+        try:
+            if json.loads(record.read_text()).get(key) == want:
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def _pip_download(layout: Layout) -> Path:
@@ -288,27 +314,87 @@ def _unpack_flink(layout: Layout, wheel: Path) -> None:
     tmp.rename(layout.flink_home)
 
 
+@contextmanager
+def _install_lock(cache: Path) -> Iterator[None]:
+    """One install at a time per cache (a test session and `stack up` may both start one)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / LOCK_FILE, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another `stack install` into %s to finish", cache)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def install(cfg: StackConfig | None = None, *, force: bool = False) -> Layout:
     """Resolve every jar the stack needs into the cache; a no-op when already complete."""
     cfg = cfg or StackConfig.from_env()
     layout = Layout(cfg.cache)
     if not force and is_installed(layout):
-        log.info("stack already installed in %s", layout.cache)
+        log.info("stack already installed in %s", layout.lib)
         return layout
     require_java()
-    started = time.monotonic()
-    layout.cache.mkdir(parents=True, exist_ok=True)
-    _maven(layout)
-    _build_model_provider(layout, offline=_maven_repo_complete(layout, "model_provider_sha256"))
-    if force or not (layout.flink_lib / f"flink-dist-{FLINK_VERSION}.jar").is_file():
-        _unpack_flink(layout, _pip_download(layout))
-    missing = missing_files(layout)
-    if missing:
-        raise StackError("install finished but these files are missing: " + ", ".join(missing))
-    record = {**_fingerprint(), "installed_at": time.time(), "seconds": round(time.monotonic() - started, 1)}
-    layout.manifest.write_text(json.dumps(record, indent=2))
-    log.info("stack installed in %s (%.1f s)", layout.cache, record["seconds"])
+    with _install_lock(layout.cache):
+        if not force and is_installed(layout):  # another process installed it while we waited
+            log.info("stack already installed in %s", layout.lib)
+            return layout
+        started = time.monotonic()
+        layout.builds.mkdir(parents=True, exist_ok=True)
+        # Build the folder aside and rename it into place, so no process ever sees half of it.
+        partial = layout.builds / f"{layout.build_id}.partial"
+        if partial.exists():
+            shutil.rmtree(partial)
+        _maven(layout, partial)
+        _build_model_provider(layout, partial, offline=_maven_repo_complete(layout, "model_provider_sha256"))
+        if force or not (layout.flink_lib / f"flink-dist-{FLINK_VERSION}.jar").is_file():
+            _unpack_flink(layout, _pip_download(layout))
+        record = {**_fingerprint(), "build_id": layout.build_id, "installed_at": time.time(),
+                  "seconds": round(time.monotonic() - started, 1)}
+        (partial / MANIFEST).write_text(json.dumps(record, indent=2))
+        if layout.lib.exists():  # only with force: a complete build of the same inputs, replaced
+            shutil.rmtree(layout.lib)
+        partial.rename(layout.lib)
+        missing = missing_files(layout)
+        if missing:
+            raise StackError("install finished but these files are missing: " + ", ".join(missing))
+        removed = prune_builds(layout)
+        if removed:
+            log.info("removed unused older jar folders: %s", ", ".join(p.name for p in removed))
+    log.info("stack installed in %s (%.1f s)", layout.lib, record["seconds"])
     return layout
+
+
+def _paths_in_use(root: Path) -> str:
+    """The command lines of running processes that mention `root` (our JVMs name every jar)."""
+    needle = str(root).encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline:
+            found.append(cmdline.decode(errors="replace"))
+    return "\0".join(found)
+
+
+def prune_builds(layout: Layout, keep: int = KEEP_OLD_BUILDS) -> list[Path]:
+    """Remove jar folders of other builds, except the `keep` newest and any a running process uses."""
+    others = sorted((p for p in layout.builds.iterdir() if p.is_dir() and p != layout.lib
+                     and not p.name.endswith(".partial")),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    in_use = _paths_in_use(layout.builds)
+    removed = []
+    for old in others[keep:]:
+        if str(old) + os.sep in in_use:
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
 
 
 def require_installed(layout: Layout) -> None:
