@@ -35,7 +35,8 @@ def _table(statuses: list[ServiceStatus], title: str) -> Table:
     table = Table(title=title)
     for col in ("service", "url", "pid", "state", "RSS MiB", "detail"):
         table.add_column(col)
-    colours = {"healthy": "green", "unhealthy": "yellow", "dead": "red", "stopped": "dim"}
+    colours = {"healthy": "green", "running": "green", "unhealthy": "yellow", "dead": "red", "stopped": "dim",
+               "exited": "dim"}
     for s in statuses:
         table.add_row(
             s.name, s.url, str(s.pid or "-"), f"[{colours.get(s.state, 'white')}]{s.state}[/]",
@@ -87,6 +88,27 @@ def down(service: Optional[str] = typer.Argument(None, help="Stop only this serv
     """Stop exactly the processes `up` started (TERM, then KILL after the stop timeout)."""
     stopped = Stack().down(_check_service(service))
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def adopt(
+    name: str = typer.Argument(..., help="a name for it in `status` (not one of the stack's services)"),
+    pid: int = typer.Argument(..., help="its process id"),
+    what: str = typer.Option("", "--what", help="what it talks to, shown in the status table"),
+) -> None:
+    """Record a process started outside `up` (scripts/up's demo lead generator) so `status` lists it
+    and `down` stops it, before the services it uses."""
+    import psutil
+
+    if name in SERVICE_ORDER:
+        console.print(f"[red]{name!r} is a stack service[/]; pick another name")
+        raise typer.Exit(2)
+    try:
+        Stack().adopt(name, pid, what)
+    except psutil.NoSuchProcess:
+        console.print(f"[red]no process {pid}[/]")
+        raise typer.Exit(2) from None
+    console.print(f"{name} (pid {pid}) will be stopped by `lead-scoring stack down`")
 
 
 @app.command()

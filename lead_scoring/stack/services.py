@@ -657,9 +657,24 @@ class Stack:
                   "started_at": time.time(), "adopted": True}
         self._record_path(name).write_text(json.dumps(record))
 
+    def adopted_extras(self) -> list[str]:
+        """Names of adopted processes that are not stack services (e.g. the demo lead generator)."""
+        if not self.run_dir.is_dir():
+            return []
+        names = []
+        for path in sorted(self.run_dir.glob("*.json")):
+            rec = self._read_record(path.stem)
+            if rec and rec.get("adopted") and path.stem not in SERVICE_ORDER:
+                names.append(path.stem)
+        return names
+
     def down(self, services: Iterable[str] | None = None) -> list[str]:
-        """Stop the processes `up` started (by recorded pid), TERM first, KILL after the timeout."""
-        names = [n for n in reversed(SERVICE_ORDER) if services is None or n in set(services)]
+        """Stop the processes `up` started (by recorded pid), TERM first, KILL after the timeout.
+
+        Adopted extras go first: they are Kafka clients (a producer stopped after the broker would wait
+        for acknowledgements that cannot come)."""
+        order = [*self.adopted_extras(), *reversed(SERVICE_ORDER)]
+        names = [n for n in order if services is None or n in set(services)]
         stopped = []
         for name in names:
             proc = self._process(name)
@@ -688,6 +703,16 @@ class Stack:
     def status(self, services: Iterable[str] | None = None) -> list[ServiceStatus]:
         names = [n for n in SERVICE_ORDER if services is None or n in set(services)]
         out = []
+        for name in self.adopted_extras() if services is None else []:
+            rec = self._read_record(name) or {}
+            proc = self._process(name)
+            if proc is None:
+                out.append(ServiceStatus(name, rec.get("url", ""), rec.get("pid"), "exited"))
+                continue
+            rss = None
+            with contextlib.suppress(psutil.Error):
+                rss = proc.memory_info().rss
+            out.append(ServiceStatus(name, rec.get("url", ""), proc.pid, "running", rss_bytes=rss))
         for name in names:
             rec = self._read_record(name)
             url = rec.get("url", "") if rec else ""

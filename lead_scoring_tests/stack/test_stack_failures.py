@@ -112,3 +112,37 @@ def test_test_stacks_die_with_the_process_that_started_them(tmp_path: Path) -> N
             break
         time.sleep(0.5)
     assert not psutil.pid_exists(record["pid"]) or psutil.Process(record["pid"]).status() == psutil.STATUS_ZOMBIE
+
+
+def test_adopted_generator_is_listed_and_stopped_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/up's demo generator: `stack adopt` records it, `status` lists it, `down` stops it."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from lead_scoring.cli import app
+
+    monkeypatch.setenv("LEAD_SCORING_HOME", str(tmp_path))
+    generator = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        runner = CliRunner()
+        adopted = runner.invoke(app, ["stack", "adopt", "leads-generate", str(generator.pid), "--what", "kafka input_raw"])
+        assert adopted.exit_code == 0, adopted.output
+        refused = runner.invoke(app, ["stack", "adopt", "kafka", str(generator.pid)])
+        assert refused.exit_code == 2 and "is a stack service" in refused.output
+
+        stack = Stack(test_stack_config(tmp_path))
+        listed = {s.name: s for s in stack.status()}
+        assert listed["leads-generate"].state == "running" and listed["leads-generate"].pid == generator.pid
+        assert listed["leads-generate"].url == "kafka input_raw"
+
+        down = runner.invoke(app, ["stack", "down"])
+        assert down.exit_code == 0, down.output
+        assert "stopped: leads-generate" in down.output
+        generator.wait(timeout=10)  # gone (down's psutil wait already reaped it, so no exit status here)
+        assert not psutil.pid_exists(generator.pid)
+        assert "leads-generate" not in {s.name for s in stack.status()}
+    finally:
+        generator.kill()
+        generator.wait()
