@@ -267,6 +267,16 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def new_cluster_id() -> str:
+    """A Kafka cluster id: a base64url-encoded UUID without padding. Like Kafka's own Uuid.randomUuid(),
+    never one starting with "-", which kafka-storage's argument parser would take for an option (1 in 64
+    formats failed with "argument --cluster-id/-t: expected one argument")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Stack:
     """The local stack rooted at `cfg.state`, with jars from `cfg.cache`."""
 
@@ -377,8 +387,7 @@ class Stack:
         """Format the KRaft log dir once; later starts reuse it, which is what keeps data across up/down."""
         if (self.kafka_dir / "data" / "meta.properties").is_file():
             return
-        # A Kafka cluster id is a base64url-encoded UUID without padding.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         cmd = [*self._kafka_java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
                "-c", str(server_properties)]
         proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -146,3 +146,19 @@ def test_adopted_generator_is_listed_and_stopped_first(tmp_path: Path, monkeypat
     finally:
         generator.kill()
         generator.wait()
+
+
+def test_kafka_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kafka-storage reads `-t -...` as a missing argument; 1 in 64 random ids used to start with "-"."""
+    import base64
+    import uuid
+
+    from lead_scoring.stack import services
+
+    dash_first = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # base64url "-AAA...": the case that failed
+    fresh = iter([dash_first, uuid.UUID(int=12345)])
+    monkeypatch.setattr(services.uuid, "uuid4", lambda: next(fresh))
+    assert base64.urlsafe_b64encode(dash_first.bytes).decode().startswith("-")
+    cluster_id = services.new_cluster_id()
+    assert not cluster_id.startswith("-") and len(cluster_id) == 22
+    assert base64.urlsafe_b64decode(cluster_id + "==") == uuid.UUID(int=12345).bytes
