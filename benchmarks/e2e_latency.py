@@ -38,15 +38,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[idx]
 
 
-def slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of (x, y) points."""
-    n = len(points)
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    var = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
-
-
 def taskmanager_gc(flink_rest_url: str) -> dict[str, float]:
     """Cumulative GC counts and times (ms) of the task managers, from Flink's REST metrics."""
     import httpx
@@ -158,7 +149,8 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
     # second of input over the window's second half (least-squares slope, so one slow poll does not count),
     # and at the end it was under 2 s of input.
     half = [(t, b) for t, b in backlog_samples if t >= produced_in / 2]
-    rise = slope(half) * (produced_in / 2) if len(half) >= 2 else 0.0
+    rise = (statistics.linear_regression([t for t, _ in half], [b for _, b in half]).slope * (produced_in / 2)
+            if len(half) >= 2 else 0.0)
     growing = rise > rate * 0.5
     bounded = backlog_end <= rate * 2.0
     return {

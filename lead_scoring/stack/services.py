@@ -267,6 +267,12 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _rss(proc: psutil.Process) -> int | None:
+    with contextlib.suppress(psutil.Error):
+        return proc.memory_info().rss
+    return None
+
+
 def new_cluster_id() -> str:
     """A Kafka cluster id: a base64url-encoded UUID without padding. Like Kafka's own Uuid.randomUuid(),
     never one starting with "-", which kafka-storage's argument parser would take for an option (1 in 64
@@ -718,10 +724,7 @@ class Stack:
             if proc is None:
                 out.append(ServiceStatus(name, rec.get("url", ""), rec.get("pid"), "exited"))
                 continue
-            rss = None
-            with contextlib.suppress(psutil.Error):
-                rss = proc.memory_info().rss
-            out.append(ServiceStatus(name, rec.get("url", ""), proc.pid, "running", rss_bytes=rss))
+            out.append(ServiceStatus(name, rec.get("url", ""), proc.pid, "running", rss_bytes=_rss(proc)))
         for name in names:
             rec = self._read_record(name)
             url = rec.get("url", "") if rec else ""
@@ -735,9 +738,7 @@ class Stack:
                     out.append(ServiceStatus(name, url, rec.get("pid"), "dead",
                                              detail=f"exited; see {self.log_path(name)}"))
                 continue
-            rss = None
-            with contextlib.suppress(psutil.Error):
-                rss = proc.memory_info().rss
+            rss = _rss(proc)
             problem = self._health_check(name)()
             if problem is None and name in WORKERS:
                 from lead_scoring.crm.workers import worker_lag_detail
