@@ -27,6 +27,22 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
+from common import small_model, synthetic_records
+
+from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.services import local_stack
+from lead_scoring.stack.catalog import INFRASTRUCTURE as ENGINES
+from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.install import install
+from lead_scoring.stack.ports import free_port
+from lead_scoring.streaming.admin import ensure_topics
+from lead_scoring.streaming.gateway import SqlGatewayFlink
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.streaming.render import Dialect, RenderSettings, render_pipeline
+from lead_scoring.streaming.rollout import rollout
+from lead_scoring.streaming.topics import TOPICS
+
 log = logging.getLogger("e2e_latency")
 
 
@@ -40,8 +56,6 @@ def percentile(values: list[float], q: float) -> float:
 
 def taskmanager_gc(flink_rest_url: str) -> dict[str, float]:
     """Cumulative GC counts and times (ms) of the task managers, from Flink's REST metrics."""
-    import httpx
-
     names = [f"Status.JVM.GarbageCollector.{gc}.{m}" for gc in ("G1_Young_Generation", "G1_Old_Generation")
              for m in ("Count", "Time")]
     totals = dict.fromkeys(names, 0.0)
@@ -55,8 +69,6 @@ def taskmanager_gc(flink_rest_url: str) -> dict[str, float]:
 
 def job_vertices(flink_rest_url: str) -> dict[str, list[str]]:
     """Running job name -> its vertices (operator chains); records cross the network only between them."""
-    import httpx
-
     out = {}
     for job in httpx.get(f"{flink_rest_url}/jobs/overview", timeout=10).json()["jobs"]:
         if job["state"] == "RUNNING":
@@ -220,36 +232,21 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    from lead_scoring.serving.process import free_port, start_server, stop_server, wait_ready
-    from lead_scoring.stack.install import install
-    from lead_scoring.stack.services import Stack
-    from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
-    from lead_scoring.streaming.admin import ensure_topics
-    from lead_scoring.streaming.render import Dialect, RenderSettings, render_pipeline
-    from lead_scoring.streaming.resources import FlinkSqlGatewayResource, KafkaResource
-    from lead_scoring.streaming.rollout import LocalFlinkEngine, rollout
-    from lead_scoring.streaming.topics import TOPICS
-    from lead_scoring_tests.fixtures.stack import test_stack_config
-    from lead_scoring_tests.serving.records import fit_model
-    from lead_scoring_tests.streaming.test_pipeline_stack import records
-
     tmp = Path(tempfile.mkdtemp(prefix="e2e-latency-"))
-    cfg = test_stack_config(tmp / "stack")
+    cfg = StackConfig.isolated(tmp / "stack")
     install(cfg)
-    stack = Stack(cfg)
-    pid = None
+    stack = local_stack(cfg)
+    server = None
     results: dict[str, Any] = {"runs": [], "settings": vars(args)}
     try:
-        stack.up()
-        repo = ArtifactRepository(LocalBlobs(tmp / "artifacts"))
-        artifact = repo.save(fit_model(n=300), manifest={"trained_on": "e2e benchmark"})
+        stack.up(ENGINES)
+        artifact = small_model(tmp / "artifacts", note="e2e benchmark")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        pid = start_server(artifact.uri, port=port, log_path=tmp / "model-server.log")
-        wait_ready(url, timeout=120, pid=pid)
+        server = ModelServerProcess(artifact.uri, port=port, log_path=tmp / "model-server.log").start()
         kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
-        flink = FlinkSqlGatewayResource(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url,
-                                        request_timeout_s=600)
+        flink = SqlGatewayFlink(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url, kafka=kafka,
+                                state_path=str(tmp / "streaming"), request_timeout_s=600, operation_timeout_s=600)
         prefix = "bench_"
         ensure_topics(kafka.admin(), TOPICS, prefix=prefix)
         settings = RenderSettings(Dialect.FLINK, artifact.version, f"{url}/v1/models/lead_scorer:predict",
@@ -258,12 +255,12 @@ def main() -> None:
                                   validate_parallelism=args.validate_parallelism,
                                   checkpoint_interval=args.checkpoint_interval)
         started = time.monotonic()
-        rollout(LocalFlinkEngine(flink, kafka, timeout_s=600), render_pipeline(settings), verify_timeout_s=300)
+        rollout(flink, render_pipeline(settings), verify_timeout_s=300)
         results["rollout_seconds"] = round(time.monotonic() - started, 1)
         results["job_vertices"] = job_vertices(cfg.flink_rest_url)
         log.info("operator chains per job (one = no network exchange, so no buffer timeout in the path): %s",
                  {job: len(v) for job, v in results["job_vertices"].items()})
-        template = records(500, seed=5)
+        template = synthetic_records(500, seed=5)
         # Warm-up, reported apart: the first tens of seconds after a rollout run with cold JITs (C2
         # compiling on the same 2 cores) and cold connections, a start-up cost, not the steady state.
         # One long-lived, connected producer, like the CRM's source connector: a producer created per window
@@ -291,8 +288,8 @@ def main() -> None:
                 best = rate
             results["max_sustained_rate"] = best
     finally:
-        if pid:
-            stop_server(pid)
+        if server is not None:
+            server.stop()
         stack.down()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

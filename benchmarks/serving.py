@@ -41,14 +41,15 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from lead_scoring.contract import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, parse_record
+from lead_scoring.crm.synthetic import generate_leads
+from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.settings import project_root
+from lead_scoring.stack.ports import free_port
+from lead_scoring.storage.artifacts import MODEL_FILE, ArtifactRepository, LocalBlobs
+from lead_scoring.training.model import MISSING, ModelParams, build_pipeline, features_frame, fit
 
-from lead_scoring.contract import CATEGORICAL_FEATURES, FEATURES, FLAG_FEATURES, NUMERIC_FEATURES, parse_record  # noqa: E402
-from lead_scoring.crm.synthetic import generate_leads  # noqa: E402
-from lead_scoring.serving.process import free_port, start_server, stop_server, wait_ready  # noqa: E402
-from lead_scoring.storage.artifacts import MODEL_FILE, ArtifactRepository, LocalBlobs  # noqa: E402
-from lead_scoring.training.model import MISSING, ModelParams, build_pipeline, features_frame, fit  # noqa: E402
+ROOT = project_root()
 
 MLSERVER_PROJECT = ROOT / "benchmarks" / "mlserver"
 MLSERVER_ENV = ROOT / "benchmarks" / ".venv-mlserver"
@@ -206,10 +207,10 @@ def main() -> None:
     batch_ml = [mlserver_v2(b) for b in batches]
 
     port = free_port()
-    pid = start_server(uri, "127.0.0.1", port, workdir / "ours.log", allow_swap=False)
+    server = ModelServerProcess(uri, port, workdir / "ours.log", allow_swap=False)
     mlservers: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
-        wait_ready(f"http://127.0.0.1:{port}", 120, pid=pid, log_path=workdir / "ours.log")
+        server.start()
         for workers in (1, 0):
             mlservers[f"MLServer (parallel_workers={workers})"] = start_mlserver(
                 str(Path(uri) / MODEL_FILE), workdir, workers)
@@ -243,7 +244,7 @@ def main() -> None:
             results.append(row)
             _print_row(row, list(mlservers))
     finally:
-        stop_server(pid)
+        server.stop()
         for process, _ in mlservers.values():
             process.terminate()
             process.wait(timeout=30)

@@ -9,7 +9,6 @@ Runs on free ports in a temporary state dir, so a developer's own stack is not d
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -17,11 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lead_scoring.stack.install import install  # noqa: E402
-from lead_scoring.stack.services import Stack, total_rss  # noqa: E402
-from lead_scoring_tests.fixtures.stack import ENGINES, test_stack_config  # noqa: E402
+from lead_scoring.services import local_stack
+from lead_scoring.stack.catalog import INFRASTRUCTURE as ENGINES
+from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.install import install
+from lead_scoring.stack.stack import Stack, total_rss
+from lead_scoring.streaming.gateway import SqlGatewayFlink
+from lead_scoring.streaming.kafka import KafkaResource
 
 
 def _up(stack: Stack) -> tuple[float, int]:
@@ -38,10 +39,9 @@ def _up(stack: Stack) -> tuple[float, int]:
 
 def _rss_with_jobs(stack: Stack, jobs: int) -> int:
     """RSS while `jobs` Kafka -> Flink SQL -> Kafka JSON statements run (the pipeline's steady state)."""
-    from lead_scoring.streaming.resources import FlinkSqlGatewayResource
-
     cfg = stack.cfg
-    flink = FlinkSqlGatewayResource(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url)
+    flink = SqlGatewayFlink(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url,
+                            kafka=KafkaResource.local(cfg))
     job_ids = []
     with flink.session() as session:
         for i in range(jobs):
@@ -70,13 +70,13 @@ def main() -> None:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="stack-bench-") as tmp:
         if args.install:
-            cfg = dataclasses.replace(test_stack_config(Path(tmp) / "state"), cache_root=Path(tmp) / "cache")
+            cfg = StackConfig.isolated(Path(tmp) / "state", cache_root=Path(tmp) / "cache")
             started = time.monotonic()
             install(cfg)
             results["install_fresh_s"] = round(time.monotonic() - started, 1)
-        cfg = test_stack_config(Path(tmp) / "state")
+        cfg = StackConfig.isolated(Path(tmp) / "state")
         install(cfg)
-        stack = Stack(cfg)
+        stack = local_stack(cfg)
         try:
             cold, rss = _up(stack)
             results["cold_up_s"] = round(cold, 1)

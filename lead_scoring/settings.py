@@ -1,38 +1,106 @@
-"""Where the project keeps its state, and which profile (local or gcp) is active.
+"""Every setting read from the environment, in one place, parsed one way (pydantic-settings).
 
-Nothing here runs at import time: every value is read when a function is called, so tests and the
-Dagster webserver can set the environment before building definitions.
+Nothing here runs at import time: a settings object reads the environment when it is built, so tests and
+the Dagster code server can set variables before definitions are loaded. A bad value never surfaces as a
+pydantic traceback: `load()` turns it into a `ConfigurationError` naming the variable and the fix.
+
+Secrets are NOT settings: they reach resources through `dg.EnvVar`, so they never appear in config,
+logs or metadata.
 """
 
 from __future__ import annotations
 
 import enum
-import os
 from pathlib import Path
+from typing import Any, TypeVar
 
+import pydantic
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "LEAD_SCORING_"
 PROFILE_ENV_VAR = "LEAD_SCORING_PROFILE"
 HOME_ENV_VAR = "LEAD_SCORING_HOME"
+RETRAIN_CRON_ENV_VAR = "LEAD_SCORING_RETRAIN_CRON"
+DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
+DEFAULT_MODEL_NAME = "lead_scorer"  # the model's name in the model server's V1/V2 URLs
 
 
 class Profile(str, enum.Enum):
-    LOCAL = "local"
-    GCP = "gcp"
+    LOCAL = "local"  # everything on this machine: DuckDB, a folder, our stack
+    GCP = "gcp"  # BigQuery, GCS, Vertex AI, Confluent Cloud, Salesforce
+    CLUSTER = "cluster"  # an existing Kafka + Flink SQL Gateway + model-server endpoints; starts nothing
 
 
 class ConfigurationError(RuntimeError):
     """A setting is missing or wrong; the message names the variable and the fix."""
 
 
+S = TypeVar("S", bound=BaseSettings)
+
+
+def env_var(model: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets `field` of `model` (its alias, else prefix + name)."""
+    info = model.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, pydantic.AliasChoices):
+        return str(alias.choices[0])
+    return f"{model.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def load(model: type[S], **overrides: Any) -> S:
+    """Build `model` from the environment (explicit `overrides` win); errors name the variable."""
+    try:
+        return model(**{k: v for k, v in overrides.items() if v is not None})
+    except pydantic.ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            var = env_var(model, field) if field in model.model_fields else field
+            expected = (error.get("ctx") or {}).get("expected")
+            fix = (f"set it to one of: {expected.replace(' or ', ', ').replace(chr(39), '')}" if expected
+                   else "unset it or give a valid value")
+            problems.append(f"{var}={error.get('input')!r} is not valid ({error['msg']}): {fix}")
+        raise ConfigurationError("; ".join(problems)) from None
+
+
+def _settings_config(**extra: Any) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True,
+                              env_ignore_empty=True, **extra)
+
+
+class ProjectSettings(BaseSettings):
+    """Which profile runs, where local state lives, when retraining runs."""
+
+    model_config = _settings_config()
+
+    profile: Profile = Field(default=Profile.LOCAL, description="local | cluster | gcp")
+    home: Path | None = Field(default=None, description="state folder (default <checkout>/.state)")
+    retrain_cron: str = Field(default=DEFAULT_RETRAIN_CRON, description="cron of the weekly_retraining schedule")
+    latency_probe_interval_s: int = Field(default=60, ge=10, description="seconds between latency probes")
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("not a 5-field cron expression")
+        return value.strip()
+
+
+def project_settings() -> ProjectSettings:
+    return load(ProjectSettings)
+
+
 def current_profile() -> Profile:
     """The profile chosen by LEAD_SCORING_PROFILE (default: local)."""
-    raw = os.environ.get(PROFILE_ENV_VAR, Profile.LOCAL.value).strip().lower() or Profile.LOCAL.value
-    try:
-        return Profile(raw)
-    except ValueError:
-        allowed = ", ".join(p.value for p in Profile)
-        raise ConfigurationError(
-            f"{PROFILE_ENV_VAR}={raw!r} is not a known profile; set it to one of: {allowed}"
-        ) from None
+    return project_settings().profile
 
 
 def project_root() -> Path:
@@ -45,27 +113,84 @@ def state_dir() -> Path:
 
     Defaults to `<checkout>/.state`; LEAD_SCORING_HOME moves it (tests point it at a tmp dir).
     """
-    override = os.environ.get(HOME_ENV_VAR)
-    path = Path(override).expanduser() if override else project_root() / ".state"
+    home = project_settings().home
+    path = home.expanduser() if home else project_root() / ".state"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def require_env(name: str, purpose: str) -> str:
-    """Read a required environment variable or fail with a message naming it."""
-    value = os.environ.get(name)
-    if not value:
-        raise ConfigurationError(f"environment variable {name} is not set (needed for {purpose})")
-    return value
-
-
-RETRAIN_CRON_ENV_VAR = "LEAD_SCORING_RETRAIN_CRON"
-DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
-
-
 def retraining_cron() -> str:
     """Cron of the weekly retraining schedule (LEAD_SCORING_RETRAIN_CRON overrides it)."""
-    cron = os.environ.get(RETRAIN_CRON_ENV_VAR, DEFAULT_RETRAIN_CRON).strip()
-    if len(cron.split()) != 5:
-        raise ConfigurationError(f"{RETRAIN_CRON_ENV_VAR}={cron!r} is not a 5-field cron expression")
-    return cron
+    return project_settings().retrain_cron
+
+
+def env_overrides(model: type[pydantic.BaseModel], fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Values for `model`'s fields set as LEAD_SCORING_<FIELD> in the environment, parsed by pydantic-settings.
+
+    For Dagster resources (which cannot be pydantic-settings models themselves): the resource keeps its
+    defaults and descriptions, the environment only overrides what it sets.
+    """
+    names = fields or tuple(model.model_fields)
+    namespace: dict[str, Any] = {
+        "__annotations__": {name: model.model_fields[name].annotation | None for name in names},
+        "model_config": _settings_config(),
+        **dict.fromkeys(names),
+    }
+    env_model = type(f"{model.__name__}Env", (BaseSettings,), namespace)
+    return load(env_model).model_dump(exclude_none=True)
+
+
+class GcpSettings(BaseSettings):
+    """Non-secret settings of the gcp profile that may be absent (required ones are `dg.EnvVar`s)."""
+
+    model_config = _settings_config()
+
+    vertex_parent_model: str | None = Field(
+        default=None, description="Model Registry id collecting the versions; empty for the very first upload")
+
+
+class SalesforceSettings(BaseSettings):
+    """How the gcp profile logs in to Salesforce (the secrets themselves are `dg.EnvVar`s)."""
+
+    model_config = _settings_config()
+
+    salesforce_auth: str = Field(default="password", pattern="^(password|jwt)$",
+                                 description="password (user + password + token) | jwt (connected app)")
+    salesforce_domain: str = Field(default="login", description="login | test")
+    salesforce_instance_url: str | None = Field(default=None, description="My Domain host, e.g. acme.my")
+
+    @property
+    def auth(self) -> str:
+        return self.salesforce_auth
+
+    @property
+    def domain(self) -> str:
+        return self.salesforce_domain
+
+    @property
+    def instance_url(self) -> str | None:
+        return self.salesforce_instance_url
+
+
+class ClusterSettings(BaseSettings):
+    """The `cluster` profile: an existing Kafka + Flink (SQL Gateway) + model-server replicas; we start nothing.
+
+    Credentials are not settings: LEAD_SCORING_KAFKA_SASL_USERNAME / _PASSWORD are read as `dg.EnvVar`s.
+    """
+
+    model_config = _settings_config()
+
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port...]")
+    kafka_security_protocol: str = Field(default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
+    kafka_sasl_mechanism: str | None = Field(default=None, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512")
+    kafka_ssl_ca_location: str | None = Field(default=None, description="CA bundle to verify the brokers")
+    sql_gateway_url: str = Field(default="http://127.0.0.1:8083")
+    flink_rest_url: str = Field(default="http://127.0.0.1:8081")
+    model_endpoints: str = Field(default="http://127.0.0.1:8080",
+                                 description="comma-separated base URLs of the model-server replicas")
+    flink_parallelism: int = Field(default=1, ge=1, description="parallelism of every statement")
+    topic_partitions: int = Field(default=3, ge=1, description="partitions of the pipeline's topics")
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [e.strip().rstrip("/") for e in self.model_endpoints.split(",") if e.strip()]

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from lead_scoring.resources import build_resources
+from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 from lead_scoring.settings import ConfigurationError, Profile, current_profile
 
 
@@ -36,8 +36,7 @@ def test_profile_errors_name_the_variable(monkeypatch):
 
 
 def test_gcp_profile_reads_settings_from_env_vars(monkeypatch):
-    resources = build_resources(Profile.GCP)
-    warehouse = resources["warehouse"]
+    warehouse = warehouse_resource(Profile.GCP)
     assert type(warehouse).__name__ == "BigQueryWarehouse"
     for var in ("LEAD_SCORING_GCP_PROJECT", "LEAD_SCORING_BQ_DATASET", "LEAD_SCORING_GCS_BUCKET"):
         monkeypatch.delenv(var, raising=False)

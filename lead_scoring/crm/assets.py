@@ -22,6 +22,7 @@ import dagster as dg
 from pydantic import Field
 
 from lead_scoring.contract import OBJECT_TYPES
+from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.settings import state_dir
 from lead_scoring.streaming import topics as t
 from lead_scoring.warehouse.tables import TABLES
@@ -99,7 +100,7 @@ def salesforce_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]
             # latency probes are not real leads: drop them before they reach Salesforce
             "transforms": "dropProbes",
             "transforms.dropProbes.type": "io.confluent.connect.transforms.Filter$Value",
-            "transforms.dropProbes.filter.condition": "$[?(@.Id =~ /PROBE-.*/)]",
+            "transforms.dropProbes.filter.condition": f"$[?(@.Id =~ /{PROBE_ID_PREFIX}.*/)]",
             "transforms.dropProbes.filter.type": "exclude",
             "transforms.dropProbes.missing.or.null.behavior": "include",
         }})

@@ -1,27 +1,29 @@
-"""The CRM the writeback writes to, chosen per profile: the warehouse's `crm_leads` or Salesforce."""
+"""The CRM the writeback writes scores to: the role (`CrmResource`) and the local implementation.
+
+Local profile: `crm_leads` in the warehouse (`LocalCrm`). gcp profile: Salesforce (`SalesforceCrm`, in
+salesforce.py), written through Bulk API 2.0.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from abc import ABC, abstractmethod
 
 import dagster as dg
 
-from lead_scoring.crm.salesforce import SalesforceResource
-from lead_scoring.settings import Profile, current_profile
+from lead_scoring.crm.writeback import CrmWriter, LocalCrmWriter
+from lead_scoring.warehouse.resources import Warehouse
 
 
-class LocalCrmResource(dg.ConfigurableResource):
-    """The local profile's CRM: the `crm_leads` table of the warehouse resource."""
+class CrmResource(dg.ConfigurableResource, ABC):
+    """Where scores are written back."""
 
-    def writer(self, warehouse: Any) -> Any:
-        from lead_scoring.crm.writeback import LocalCrmWriter
+    @abstractmethod
+    def writer(self, warehouse: Warehouse) -> CrmWriter:
+        """A writer of score records (per-record failures returned, transient errors raised)."""
 
+
+class LocalCrm(CrmResource):
+    """The local profile's CRM: the `crm_leads` table of the warehouse."""
+
+    def writer(self, warehouse: Warehouse) -> CrmWriter:
         return LocalCrmWriter(warehouse)
-
-
-def resources_for_profile(profile: Optional[Profile] = None) -> dict[str, Any]:
-    """`crm`: LocalCrmResource (local) or SalesforceResource with credentials from the environment (gcp)."""
-    profile = profile or current_profile()
-    if profile is Profile.GCP:
-        return {"crm": SalesforceResource.from_env()}
-    return {"crm": LocalCrmResource()}

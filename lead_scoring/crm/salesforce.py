@@ -21,7 +21,10 @@ import dagster as dg
 import requests
 from pydantic import Field, PrivateAttr
 
+from lead_scoring.crm.resources import CrmResource
 from lead_scoring.crm.writeback import WRITTEN_FIELDS, WriteFailure
+from lead_scoring.settings import SalesforceSettings, load
+from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +33,17 @@ TRANSIENT_CODES = {"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LO
 TRANSIENT_STATUS = {500, 502, 503, 504}
 
 
-class SalesforceResource(dg.ConfigurableResource):
-    """A Salesforce org: username + password + security token, or a connected app with JWT."""
+class SalesforceResource(CrmResource):
+    """A Salesforce org: username + password + security token, or a connected app with the JWT bearer flow."""
 
     username: Optional[str] = Field(default=None, description="integration user")
     password: Optional[str] = Field(default=None, description="its password (secret)")
     security_token: Optional[str] = Field(default=None, description="its security token (secret)")
     consumer_key: Optional[str] = Field(default=None, description="connected app consumer key (JWT bearer flow)")
     private_key: Optional[str] = Field(default=None, description="PEM private key of the connected app (secret)")
-    domain: str = Field(default="login", description="login | test | a My Domain")
+    domain: str = Field(default="login", description="login | test: the JWT audience and login host")
+    instance_url: Optional[str] = Field(
+        default=None, description="My Domain host without .salesforce.com, e.g. 'acme.my' (JWT token endpoint)")
     api_version: str = Field(default="62.0")
     batch_size: int = Field(default=MAX_BATCH, le=MAX_BATCH, ge=1, description="records per ingest job")
     max_attempts: int = Field(default=6, description="attempts per job on limit / transient errors")
@@ -51,12 +56,16 @@ class SalesforceResource(dg.ConfigurableResource):
     _sleep: Callable[[float], None] = PrivateAttr(default=time.sleep)
 
     @classmethod
-    def from_env(cls) -> "SalesforceResource":
-        return cls(
-            username=dg.EnvVar("SALESFORCE_USERNAME"),
-            password=dg.EnvVar("SALESFORCE_PASSWORD"),
-            security_token=dg.EnvVar("SALESFORCE_SECURITY_TOKEN"),
-        )
+    def from_env(cls) -> SalesforceResource:
+        """Secrets as `dg.EnvVar`s; LEAD_SCORING_SALESFORCE_AUTH picks the flow (password | jwt)."""
+        settings = load(SalesforceSettings)
+        common = {"domain": settings.domain, "instance_url": settings.instance_url,
+                  "username": dg.EnvVar("SALESFORCE_USERNAME")}
+        if settings.auth == "jwt":
+            return cls(consumer_key=dg.EnvVar("SALESFORCE_CONSUMER_KEY"),
+                       private_key=dg.EnvVar("SALESFORCE_PRIVATE_KEY"), **common)
+        return cls(password=dg.EnvVar("SALESFORCE_PASSWORD"), security_token=dg.EnvVar("SALESFORCE_SECURITY_TOKEN"),
+                   **common)
 
     def with_session_factory(self, factory: Callable[[], requests.Session],
                              sleep: Callable[[float], None] = time.sleep) -> "SalesforceResource":
@@ -69,17 +78,22 @@ class SalesforceResource(dg.ConfigurableResource):
         from simple_salesforce import Salesforce
 
         session = self._session_factory() if self._session_factory else requests.Session()
-        common = {"domain": self.domain, "version": self.api_version, "session": session}
+        common: dict[str, Any] = {"domain": self.domain, "version": self.api_version, "session": session}
         if self.consumer_key and self.private_key:
+            if not self.username:
+                raise ValueError("Salesforce JWT login needs SALESFORCE_USERNAME (the integration user)")
+            if self.instance_url:
+                common["instance_url"] = self.instance_url
             return Salesforce(username=self.username, consumer_key=self.consumer_key, privatekey=self.private_key,
                               **common)
         if not (self.username and self.password):
             raise ValueError("Salesforce credentials missing: set SALESFORCE_USERNAME and SALESFORCE_PASSWORD "
-                             "(+ SALESFORCE_SECURITY_TOKEN) or a consumer key and private key")
+                             "(+ SALESFORCE_SECURITY_TOKEN), or LEAD_SCORING_SALESFORCE_AUTH=jwt with "
+                             "SALESFORCE_CONSUMER_KEY and SALESFORCE_PRIVATE_KEY")
         return Salesforce(username=self.username, password=self.password,
                           security_token=self.security_token or "", **common)
 
-    def writer(self, warehouse: Any = None) -> "SalesforceWriter":
+    def writer(self, warehouse: Warehouse | None = None) -> SalesforceWriter:
         return SalesforceWriter(self)
 
 

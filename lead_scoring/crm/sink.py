@@ -7,9 +7,9 @@ batch re-read after a kill (written, not yet committed) lands nothing twice.
 Natural keys: `crm_leads_raw` (Id, _EventType, LastModifiedDate, _source) — one CRM change event;
 `lead_scores` (Id, _ObjectType, scored_ts, Lead_Score_Model__c, _source); `rejected_leads` (payload, _source).
 
-Probe leads (`PROBE-` Ids from the latency sensor) are TAGGED, not skipped: they land with
-`_source = 'probe'` instead of `'stream'`, so the monitoring can read them and training, which drops
-`PROBE-` Ids, never learns from them.
+Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) are TAGGED, not skipped:
+they land with `_source = 'probe'` instead of `'stream'`, so the monitoring can read them and training,
+which drops probe Ids, never learns from them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from typing import Any, Optional
 import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES, parse_record
-from lead_scoring.crm.writeback import is_probe, parse_score
+from lead_scoring.contract.samples import is_probe
+from lead_scoring.crm.writeback import parse_score
+from lead_scoring.streaming.topics import SCORE_TOPICS
+from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +42,7 @@ def _source(record_id: Any) -> str:
 class SinkHandler:
     """Micro-batch handler of the sink worker: split by topic, validate, insert-if-absent."""
 
-    def __init__(self, warehouse: Any, score_topics: Optional[Sequence[str]] = None):
-        from lead_scoring.streaming.topics import SCORE_TOPICS
-
+    def __init__(self, warehouse: Warehouse, score_topics: Optional[Sequence[str]] = None):
         self.warehouse = warehouse
         self.score_topics = set(score_topics or SCORE_TOPICS)
 

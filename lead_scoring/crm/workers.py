@@ -1,10 +1,16 @@
-"""Long-running Kafka workers: poll -> micro-batch -> write -> commit, with a clean SIGTERM flush.
+"""Long-running Kafka workers: poll -> micro-batch -> write -> commit, riding out any outage.
 
-A worker commits a batch's offsets only after its handler has written the batch (at-least-once
-delivery). Handlers make the effect idempotent (upsert by Id, insert-if-absent by a natural key), so
-a batch replayed after a crash or a kill changes nothing twice.
+A worker commits a batch's offsets only after its handler has written the batch (at-least-once delivery).
+Handlers make the effect idempotent (upsert by Id, insert-if-absent by a natural key), so a batch replayed
+after a crash, a kill or a rebalance changes nothing twice.
 
-`lead-scoring worker NAME` runs one; `lead-scoring stack up` starts them as managed services.
+No transient fault ends a worker: while Kafka is unreachable it waits (librdkafka reconnects by itself;
+we log one line when the broker goes and one when it is back, not a line per retry), a write that fails is
+retried with backoff until it succeeds, and a commit that fails is retried; nothing is committed that was
+not written. The worker's state ("consuming", "waiting for Kafka", "retrying a write") is in its heartbeat
+file, which `stack status` reads.
+
+`lead-scoring worker NAME` runs one; the stack's supervisor runs both as services.
 """
 
 from __future__ import annotations
@@ -15,10 +21,23 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol
+
+import tenacity
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from lead_scoring.crm.resources import CrmResource
+from lead_scoring.crm.sink import SinkHandler
+from lead_scoring.crm.writeback import WritebackHandler
+from lead_scoring.retry import backoff
+from lead_scoring.settings import state_dir
+from lead_scoring.streaming.admin import ensure_topics
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.streaming.topics import INPUT_RAW, SCORE_TOPICS
+from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +45,13 @@ WRITEBACK = "writeback"
 SINK = "sink"
 WORKER_NAMES = (WRITEBACK, SINK)
 GROUP_IDS = {WRITEBACK: "lead-scoring-writeback", SINK: "lead-scoring-sink"}
+HEARTBEAT_MAX_AGE_S = 15.0
+
+CONSUMING = "consuming"
+WAITING_FOR_KAFKA = "waiting for Kafka"
+RETRYING_WRITE = "retrying a write"
+# librdkafka's signals that no broker can be reached (it keeps reconnecting on its own).
+_BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,7 @@ class WorkerStats:
     consumed: int = 0
     batches: int = 0
     retries: int = 0
+    outages: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, counts: dict[str, int]) -> None:
@@ -58,7 +85,7 @@ class WorkerStats:
 
 
 class WorkerFailed(RuntimeError):
-    """A batch could not be written after every retry; its offsets stay uncommitted."""
+    """A batch could not be written within `max_attempts`; its offsets stay uncommitted."""
 
 
 class MicroBatchWorker:
@@ -66,14 +93,14 @@ class MicroBatchWorker:
 
     def __init__(
         self,
-        kafka: Any,
+        kafka: KafkaResource,
         group_id: str,
         topics: Sequence[str],
         handler: BatchHandler,
         *,
         batch_size: int = 500,
         max_wait_s: float = 1.0,
-        max_attempts: int = 8,
+        max_attempts: Optional[int] = None,  # None: retry a failing write until it succeeds (the service)
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -100,6 +127,10 @@ class MicroBatchWorker:
         self.heartbeat_path = heartbeat_path
         self._assigned = 0
         self._last_heartbeat = 0.0
+        self.state = WAITING_FOR_KAFKA
+        self._state_since = time.time()
+        self._detail = ""
+        self._pending_commit: list[TopicPartition] = []
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -119,6 +150,32 @@ class MicroBatchWorker:
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
 
+    def _set_state(self, state: str, detail: str = "") -> None:
+        """One log line per change of state, never one per retry."""
+        if state != self.state:
+            since = time.time() - self._state_since
+            if state == WAITING_FOR_KAFKA:
+                self.stats.outages += 1
+                log.warning("%s: waiting for Kafka (%s); nothing is committed until it is back", self.name, detail)
+            elif self.state == WAITING_FOR_KAFKA:
+                log.info("%s: Kafka is back after %.0f s; %s", self.name, since, state)
+            elif state == RETRYING_WRITE:
+                log.warning("%s: writing a batch failed (%s); retrying with backoff", self.name, detail)
+            else:
+                log.info("%s: %s", self.name, state)
+            self.state, self._state_since = state, time.time()
+        self._detail = detail
+        self._heartbeat(force=True)
+
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        # error_cb runs inside poll/consume on this thread
+        if err.code() in _BROKER_DOWN:
+            self._set_state(WAITING_FOR_KAFKA, err.str())
+        elif err.fatal():
+            log.error("%s: fatal Kafka error: %s", self.name, err)
+        else:
+            log.debug("%s: %s", self.name, err)
+
     # ---- loop ----------------------------------------------------------------------------------
 
     def run(self, idle_exit_s: Optional[float] = None) -> WorkerStats:
@@ -128,22 +185,33 @@ class MicroBatchWorker:
             "topic.metadata.refresh.interval.ms": 10_000,
             # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
             "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
+            # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
+            "log_level": 0, "error_cb": self._on_kafka_error,
             **self.consumer_overrides})
-        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_lost)
         log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
         last_message = time.monotonic()
         try:
+            last_probe = 0.0
             while not self._stop.is_set():
                 self._heartbeat()
+                if self.state == WAITING_FOR_KAFKA and time.monotonic() - last_probe > 2.0:
+                    last_probe = time.monotonic()
+                    self._probe_broker(consumer)
+                if self._pending_commit:
+                    self._commit(consumer)
                 room = max(1, self.batch_size - len(self._batch))
                 for msg in consumer.consume(num_messages=room, timeout=0.2):
                     err = msg.error()
                     if err is not None:
-                        # Partition EOF and "topic not yet created" are normal; anything fatal raises.
+                        # Partition EOF and "topic not yet created" are normal; outages come through error_cb.
                         if err.fatal():
                             raise WorkerFailed(f"{self.name}: fatal Kafka error: {err}")
                         log.debug("%s: %s", self.name, err)
                         continue
+                    if self.state == WAITING_FOR_KAFKA:
+                        self._set_state(CONSUMING)
                     if not self._batch:
                         self._batch_started = time.monotonic()
                     ts_type, ts = msg.timestamp()
@@ -157,22 +225,43 @@ class MicroBatchWorker:
                     break
             self._flush(consumer)
         finally:
+            if self._pending_commit:
+                log.warning("%s: stopping with offsets not committed (Kafka unreachable); their records will be "
+                            "read again and written idempotently", self.name)
             consumer.close()
-            log.info("%s: stopped after %d messages in %d batches (%s)", self.name, self.stats.consumed,
-                     self.stats.batches, ", ".join(f"{k}={v}" for k, v in sorted(self.stats.counts.items())))
+            log.info("%s: stopped after %d messages in %d batches, %d outage(s) (%s)", self.name, self.stats.consumed,
+                     self.stats.batches, self.stats.outages,
+                     ", ".join(f"{k}={v}" for k, v in sorted(self.stats.counts.items())))
         return self.stats
+
+    def _probe_broker(self, consumer: Any) -> None:
+        """While waiting: a cheap metadata request tells when the broker is back, even on an idle topic."""
+        try:
+            consumer.list_topics(topic=self.topics[0], timeout=1.0)
+        except KafkaException:
+            return
+        self._set_state(CONSUMING)
 
     def _on_assign(self, consumer: Any, partitions: list) -> None:
         self._assigned = len(partitions)
-        self._heartbeat(force=True)
+        self._set_state(CONSUMING)
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         self._flush(consumer)
         self._assigned = 0
         self._heartbeat(force=True)
 
+    def _on_lost(self, consumer: Any, partitions: list) -> None:
+        # The partitions already belong to someone else: write what we hold (idempotent), commit nothing.
+        batch, self._batch = self._batch, []
+        if batch:
+            self._write(batch)
+        self._pending_commit = []
+        self._assigned = 0
+        self._heartbeat(force=True)
+
     def _heartbeat(self, force: bool = False) -> None:
-        """Tell `stack up/status` the worker is alive and consuming (a file, not an admin request:
+        """Tell `stack status` the worker is alive and what it is doing (a file, not an admin request:
         librdkafka's coordinator admin calls can abort the asking process, librdkafka#4605)."""
         now = time.time()
         if self.heartbeat_path is None or (not force and now - self._last_heartbeat < 1.0):
@@ -181,192 +270,125 @@ class MicroBatchWorker:
         self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.heartbeat_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "ts": now, "assigned_partitions": self._assigned,
-                                   "consumed": self.stats.consumed, "group": self.group_id}))
+                                   "consumed": self.stats.consumed, "group": self.group_id, "state": self.state,
+                                   "since": self._state_since, "detail": self._detail[:300],
+                                   "outages": self.stats.outages}))
         tmp.replace(self.heartbeat_path)
 
-    def _wait_for_topics(self, timeout_s: float = 180.0) -> None:
-        """Create missing topics, waiting for a broker that is still starting (as under `stack up`)."""
-        from confluent_kafka import KafkaException
-
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                ensure_topics(self.kafka, self.topics)
-                return
-            except KafkaException as exc:
-                if self._stop.is_set() or time.monotonic() > deadline:
+    def _wait_for_topics(self) -> None:
+        """Create missing topics, waiting (forever, with backoff) for a broker that is down or still starting."""
+        for attempt in tenacity.Retrying(wait=backoff(1.0, self.max_backoff_s), sleep=self._sleep,
+                                         retry=tenacity.retry_if_exception_type(KafkaException)):
+            with attempt:
+                if self._stop.is_set():
+                    return
+                try:
+                    created = ensure_topics(self.kafka.admin(**{"log_level": 0}), self.topics, only_missing=True)
+                except KafkaException as exc:
+                    self._set_state(WAITING_FOR_KAFKA, str(exc.args[0]) if exc.args else str(exc))
                     raise
-                log.info("%s: waiting for Kafka (%s)", self.name, exc)
-                self._sleep(1.0)
+                if created:
+                    log.info("%s: created topic(s) %s", self.name, ", ".join(s.name for s in created))
 
     def _flush(self, consumer: Any) -> None:
         if not self._batch:
             return
         batch, self._batch = self._batch, []
-        counts = self._handle_with_retry(batch)
-        from confluent_kafka import TopicPartition
-
+        counts = self._write(batch)
         next_offsets: dict[tuple[str, int], int] = {}
         for m in batch:
             key = (m.topic, m.partition)
             next_offsets[key] = max(next_offsets.get(key, 0), m.offset + 1)
-        consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())],
-                        asynchronous=False)
+        self._pending_commit = [TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())]
         self.stats.consumed += len(batch)
         self.stats.batches += 1
         self.stats.add(counts)
-        log.debug("%s: batch of %d written and committed (%s)", self.name, len(batch), counts)
+        self._commit(consumer)
+        log.debug("%s: batch of %d written (%s)", self.name, len(batch), counts)
 
-    def _handle_with_retry(self, batch: list[Message]) -> dict[str, int]:
-        delay = self.backoff_s
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return self.handler.handle(batch)
-            except Exception as exc:  # the handler's write failed: retry the same batch, commit nothing
-                if attempt == self.max_attempts:
-                    raise WorkerFailed(
-                        f"{self.name}: batch of {len(batch)} not written after {attempt} attempts: {exc}") from exc
-                self.stats.retries += 1
-                log.warning("%s: writing a batch of %d failed (attempt %d/%d: %s: %s); retrying in %.1f s",
-                            self.name, len(batch), attempt, self.max_attempts, type(exc).__name__, exc, delay)
-                self._sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _commit(self, consumer: Any) -> None:
+        """Commit what was written; while Kafka is away, keep the offsets and try again on the next loop."""
+        try:
+            consumer.commit(offsets=self._pending_commit, asynchronous=False)
+        except KafkaException as exc:
+            code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):
+                self._pending_commit = []  # no longer ours: the new owner re-reads them (idempotent writes)
+                return
+            self._set_state(WAITING_FOR_KAFKA, f"commit failed: {exc}")
+            return
+        self._pending_commit = []
+        if self.state == WAITING_FOR_KAFKA:
+            self._set_state(CONSUMING)
 
+    def _write(self, batch: list[Message]) -> dict[str, int]:
+        stop = tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts else tenacity.stop_never
+        retrying = tenacity.Retrying(
+            stop=stop, wait=backoff(self.backoff_s, self.max_backoff_s), sleep=self._sleep, reraise=True,
+            before_sleep=lambda state: self._on_write_failure(len(batch), state),
+        )
+        try:
+            counts = retrying(self.handler.handle, batch)
+        except Exception as exc:  # the handler's write failed max_attempts times: commit nothing
+            raise WorkerFailed(f"{self.name}: batch of {len(batch)} not written after {self.max_attempts} "
+                               f"attempts: {exc}") from exc
+        if self.state == RETRYING_WRITE:
+            self._set_state(CONSUMING)
+        return counts
 
-def consumer_group_lag(kafka: Any, group_id: str, topics: Iterable[str], timeout_s: float = 5.0) -> dict[str, int]:
-    """Messages not yet committed by `group_id`, per topic (end offset - committed offset).
-
-    A partition the group never committed counts from its low watermark. Missing topics count 0.
-    """
-    from confluent_kafka import TopicPartition
-
-    consumer = kafka.consumer(group_id, **{"log_level": 0})
-    try:
-        lag: dict[str, int] = {}
-        metadata = consumer.list_topics(timeout=timeout_s)
-        parts = []
-        for topic in topics:
-            meta = metadata.topics.get(topic)
-            lag[topic] = 0
-            if meta is None or meta.error is not None:
-                continue
-            parts += [TopicPartition(topic, p) for p in meta.partitions]
-        if not parts:
-            return lag
-        committed = consumer.committed(parts, timeout=timeout_s)
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
-            position = tp.offset if tp.offset >= 0 else low
-            lag[tp.topic] += max(0, high - position)
-        return lag
-    finally:
-        consumer.close()
+    def _on_write_failure(self, size: int, state: tenacity.RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        self._set_state(RETRYING_WRITE, f"batch of {size}, attempt {state.attempt_number}: {type(exc).__name__}: {exc}")
 
 
-def build_worker(name: str, kafka: Any = None, warehouse: Any = None, crm: Any = None, *,
+def build_worker(name: str, kafka: KafkaResource, warehouse: Warehouse, crm: Optional[CrmResource] = None, *,
                  topics: Optional[Sequence[str]] = None, score_topics: Optional[Sequence[str]] = None,
                  group_id: Optional[str] = None, **options: Any) -> MicroBatchWorker:
-    """The named worker with the active profile's resources (or the ones given).
+    """The named worker on the given resources.
 
     `topics`/`score_topics`/`group_id` default to the pipeline's (tests pass their own to stay isolated).
     """
-    from lead_scoring.streaming import topics as t
-
     if name not in WORKER_NAMES:
         raise ValueError(f"unknown worker {name!r}; one of: {', '.join(WORKER_NAMES)}")
-    if kafka is None or warehouse is None or (name == WRITEBACK and crm is None):
-        from lead_scoring.crm.resources import resources_for_profile
-        from lead_scoring.resources import build_resources
-
-        defaults_res = {**build_resources(), **resources_for_profile()}
-
-        def resolved(key: str) -> Any:
-            # Outside a Dagster run: resolve dg.EnvVar fields now (a missing variable is named here).
-            return defaults_res[key].process_config_and_initialize()
-
-        kafka = kafka or resolved("kafka")
-        warehouse = warehouse or resolved("warehouse")
-        crm = crm or (resolved("crm") if name == WRITEBACK else None)
-    score_topics = list(score_topics or t.SCORE_TOPICS)
+    score_topics = list(score_topics or SCORE_TOPICS)
+    handler: BatchHandler
     if name == WRITEBACK:
-        from lead_scoring.crm.writeback import WritebackHandler
-
-        handler: BatchHandler = WritebackHandler(crm.writer(warehouse), warehouse)
-        defaults = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200 itself
+        if crm is None:
+            raise ValueError("the writeback worker needs a CRM resource")
+        handler = WritebackHandler(crm.writer(warehouse), warehouse)
+        defaults: dict[str, Any] = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200
         topics = list(topics or score_topics)
     else:
-        from lead_scoring.crm.sink import SinkHandler
-
         handler = SinkHandler(warehouse, score_topics=score_topics)
         defaults = {"batch_size": 2000, "max_wait_s": 2.0}
-        topics = list(topics or [t.INPUT_RAW, *score_topics])
+        topics = list(topics or worker_topics(SINK))
     options.setdefault("heartbeat_path", heartbeat_path(name))
     return MicroBatchWorker(kafka, group_id or GROUP_IDS[name], topics, handler, name=name, **{**defaults, **options})
 
 
-HEARTBEAT_MAX_AGE_S = 15.0
-
-
-def heartbeat_path(name: str, state_root: Any = None) -> Path:
+def heartbeat_path(name: str, state_root: Optional[Path] = None) -> Path:
     """Where the named worker reports that it is alive (under the state folder it writes to)."""
-    from lead_scoring.settings import state_dir
-
-    root = Path(state_root) if state_root is not None else state_dir()
-    return root / "workers" / f"{name}.heartbeat.json"
+    return (state_root or state_dir()) / "workers" / f"{name}.heartbeat.json"
 
 
 def worker_topics(name: str) -> list[str]:
     """The topics the named worker reads in the pipeline (for lag)."""
-    from lead_scoring.streaming import topics as t
-
-    return list(t.SCORE_TOPICS) if name == WRITEBACK else [t.INPUT_RAW, *t.SCORE_TOPICS]
+    return list(SCORE_TOPICS) if name == WRITEBACK else [INPUT_RAW, *SCORE_TOPICS]
 
 
-def ensure_topics(kafka: Any, topics: Sequence[str], timeout_s: float = 30.0) -> list[str]:
-    """Create the missing ones of `topics` (pipeline topics with their spec); returns those created.
-
-    Existing topics are left alone: their partitions and configs belong to the `streaming_topics` asset.
-    """
-    from lead_scoring.streaming.admin import ensure_topics as ensure_specs
-    from lead_scoring.streaming.topics import TOPICS_BY_NAME, TopicSpec
-
-    admin = kafka.admin()
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    missing = [TOPICS_BY_NAME.get(t) or TopicSpec(t, "created by a CRM worker", partitions=1)
-               for t in topics if t not in existing]
-    if not missing:
-        return []
-    created = [state.name for state in ensure_specs(admin, missing, timeout_s=timeout_s) if state.action == "created"]
-    if created:
-        log.info("created topic(s) %s", ", ".join(created))
-    return created
-
-
-# ------------------------------------------------------------------------------------------------
-# managed by `lead-scoring stack up` (lead_scoring.stack.services calls these)
-
-
-def stack_service_argv(name: str, bootstrap: str) -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "lead_scoring.crm.workers", name, "--bootstrap", bootstrap]
-
-
-def stack_service_env(state_root: Any) -> dict[str, str]:
-    """The local stack's workers write the local warehouse (the stack's state root) and local CRM."""
-    env = {"LEAD_SCORING_PROFILE": "local"}
-    if state_root is not None:
-        env["LEAD_SCORING_HOME"] = str(state_root)
-    return env
-
-
-def worker_health(name: str, state_root: Any = None) -> Optional[str]:
-    """None when the worker's heartbeat is fresh and it holds partitions, else what is missing."""
-    path = heartbeat_path(name, state_root)
+def read_heartbeat(name: str, state_root: Optional[Path] = None) -> Optional[dict[str, Any]]:
     try:
-        beat = json.loads(path.read_text())
+        return json.loads(heartbeat_path(name, state_root).read_text())
     except (FileNotFoundError, ValueError):
+        return None
+
+
+def worker_health(name: str, state_root: Optional[Path] = None) -> Optional[str]:
+    """None when the worker's heartbeat is fresh, it holds partitions and is consuming, else what is wrong."""
+    path = heartbeat_path(name, state_root)
+    beat = read_heartbeat(name, state_root)
+    if beat is None:
         return f"no heartbeat yet at {path}"
     age = time.time() - float(beat.get("ts", 0))
     if age > HEARTBEAT_MAX_AGE_S:
@@ -375,28 +397,10 @@ def worker_health(name: str, state_root: Any = None) -> Optional[str]:
         os.kill(int(beat["pid"]), 0)
     except (OSError, KeyError, ValueError):
         return f"worker pid {beat.get('pid')} is gone"
+    state = beat.get("state", CONSUMING)
+    if state != CONSUMING:
+        since = time.time() - float(beat.get("since", time.time()))
+        return f"{state} for {since:.0f} s ({beat.get('detail', '')})"
     if not beat.get("assigned_partitions"):
         return f"joined group {beat.get('group')} but holds no partition yet"
     return None
-
-
-def worker_lag_detail(bootstrap: str, name: str) -> str:
-    """`lag N` (messages not yet written and committed) for `stack status`."""
-    from lead_scoring.streaming.resources import KafkaResource
-
-    try:
-        lag = consumer_group_lag(KafkaResource(bootstrap_servers=bootstrap), GROUP_IDS[name], worker_topics(name),
-                                 timeout_s=3.0)
-    except Exception as exc:
-        return f"lag unknown ({type(exc).__name__})"
-    return "lag " + ", ".join(f"{topic} {n:,}" for topic, n in lag.items())
-
-
-if __name__ == "__main__":  # `python -m lead_scoring.crm.workers NAME --bootstrap HOST:PORT` (stack up)
-    import typer
-
-    from lead_scoring.cli import _configure
-    from lead_scoring.crm.cli import worker as _worker_command
-
-    _configure(verbose=False)
-    typer.run(_worker_command)

@@ -21,17 +21,14 @@ from typing import Any, Optional, Protocol
 import pandas as pd
 
 from lead_scoring.contract import OBJECT_TYPES, SCORE_FIELDS
+from lead_scoring.contract.samples import is_probe
+from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
 
-PROBE_PREFIX = "PROBE-"
 ERROR_TABLE = "crm_writeback_errors"
 WRITTEN_FIELDS = ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c")
 SCORE_FIELD_NAMES = tuple(f.name for f in SCORE_FIELDS)
-
-
-def is_probe(record_id: Any) -> bool:
-    return isinstance(record_id, str) and record_id.startswith(PROBE_PREFIX)
 
 
 def _timestamp(value: Any) -> Optional[pd.Timestamp]:
@@ -112,7 +109,7 @@ class LocalCrmWriter:
 
     target = "crm_leads"
 
-    def __init__(self, warehouse: Any):
+    def __init__(self, warehouse: Warehouse):
         self.warehouse = warehouse
 
     def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
@@ -141,7 +138,7 @@ def _payload(value: Optional[bytes]) -> str:
 class WritebackHandler:
     """Micro-batch handler of the writeback worker."""
 
-    def __init__(self, writer: CrmWriter, warehouse: Any):
+    def __init__(self, writer: CrmWriter, warehouse: Warehouse):
         self.writer = writer
         self.warehouse = warehouse
 

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from lead_scoring.contract import CATEGORICAL_FEATURES, FLAG_FEATURES, NUMERIC_FEATURES
+from lead_scoring.training.evaluation import png_base64
+from lead_scoring.training.model import ticked
 
 EPSILON = 1e-4
 MISSING = "(missing)"
@@ -73,7 +76,7 @@ def categorical_buckets(reference: pd.Series, current: pd.Series,
 def flag_buckets(reference: pd.Series, current: pd.Series) -> tuple[list[str], pd.Series, pd.Series]:
     """Ticked or not (absent means not ticked, as the model reads it)."""
     def label(series: pd.Series) -> pd.Series:
-        return series.map(lambda v: "true" if v is True or v == 1 else "false")
+        return ticked(series).map({True: "true", False: "false"})
 
     return ["true", "false"], label(reference), label(current)
 
@@ -156,9 +159,6 @@ def compute_drift(
 
 def drift_plot_markdown(report: DriftReport, warn_threshold: float, fail_threshold: float, top: int = 4) -> str:
     """PSI per feature as bars, and reference vs current shares of the most drifted ones (PNG as markdown)."""
-    from lead_scoring.training.evaluation import _png  # the same headless matplotlib setup and encoding
-    import matplotlib.pyplot as plt
-
     shown = [f for f in report.table["feature"].tolist()[:top]]
     fig, axes = plt.subplots(1, 1 + len(shown), figsize=(4.2 * (1 + len(shown)), 4.2))
     axes = np.atleast_1d(axes)
@@ -179,4 +179,4 @@ def drift_plot_markdown(report: DriftReport, warn_threshold: float, fail_thresho
         ax.set(title=f"{name} (PSI {psi_value:.2f})", ylabel="share")
         ax.legend(fontsize=7)
     fig.suptitle(f"training ({report.reference_rows} leads) vs recent scored ({report.current_rows} leads)")
-    return f"![drift](data:image/png;base64,{_png(fig)})"
+    return f"![drift](data:image/png;base64,{png_base64(fig)})"

@@ -1,7 +1,7 @@
 """End-to-end latency probes: K probe leads into `input_raw`, wait for their scores on `lead_scores`.
 
-A probe is a valid contract Lead whose Id starts with `PROBE-`: training, drift and the CRM writeback
-skip such Ids, and the warehouse sink tags them `_source = 'probe'`. Latency of one probe = the time
+A probe is a valid contract Lead marked by its Id (`contract.samples`): training, drift and the CRM
+writeback skip such Ids, and the warehouse sink tags them `_source = 'probe'`. Latency of one probe = the time
 its score was read from the scores topic minus the Kafka timestamp its input record was produced with
 (contract: latency is measured from the moment the record is produced).
 
@@ -20,8 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from lead_scoring.monitoring.pipeline import PROBE_ID_PREFIX
-from lead_scoring.monitoring.streams import KafkaUnavailable
+from confluent_kafka import KafkaException, TopicPartition
+
+from lead_scoring.contract.samples import PROBE_ID_PREFIX, probe_record
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.streaming.lag import KafkaUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -65,32 +68,9 @@ class ProbeResult:
         return text
 
 
-def probe_record(record_id: str, now: datetime) -> dict[str, Any]:
-    """A valid, PII-free contract Lead (typical feature values) marked as a probe by its Id."""
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    return {
-        "Id": record_id,
-        "_ObjectType": "Lead",
-        "_EventType": "created",
-        "LastModifiedDate": stamp,
-        "CreatedDate": stamp,
-        "LeadSource": "Google",
-        "Lead_Origin__c": "Landing Page Submission",
-        "HasOptedOutOfEmail": False,
-        "DoNotCall": False,
-        "Total_Visits__c": 3.0,
-        "Time_On_Website__c": 420.0,
-        "Page_Views_Per_Visit__c": 2.0,
-        "Last_Activity__c": "Email Opened",
-        "Occupation__c": "Unemployed",
-    }
-
-
-def run_probe(kafka: Any, input_topic: str, scores_topic: str, count: int, timeout_s: float,
+def run_probe(kafka: KafkaResource, input_topic: str, scores_topic: str, count: int, timeout_s: float,
               connect_timeout_s: float = 5.0) -> ProbeResult:
     """Produce `count` probes to `input_topic` and wait up to `timeout_s` for their scores."""
-    from confluent_kafka import KafkaException, TopicPartition
-
     run_id = uuid.uuid4().hex[:10]
     ids = [f"{PROBE_ID_PREFIX}{run_id}-{i}" for i in range(count)]
     consumer = kafka.consumer(PROBE_CONSUMER_GROUP, **{"log_level": 0, "enable.partition.eof": False})

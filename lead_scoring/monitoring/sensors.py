@@ -15,25 +15,16 @@ from typing import Any, Optional
 import dagster as dg
 from pydantic import Field
 
+from lead_scoring.contract.samples import PROBE_ID_PREFIX
+from lead_scoring.crm.salesforce import SalesforceResource
 from lead_scoring.monitoring.assets import DRIFT_ASSET_KEY, DRIFT_CHECK
-from lead_scoring.monitoring.latency import KafkaUnavailable, ProbeError, run_probe, run_salesforce_probe
-from lead_scoring.monitoring.pipeline import (
-    DLQ_TOPIC,
-    PIPELINE_CONSUMER_GROUPS,
-    PIPELINE_TOPICS,
-    PROBE_ID_PREFIX,
-    SCORES_TOPIC,
-    topic_asset_key,
-)
+from lead_scoring.monitoring.latency import ProbeError, run_probe, run_salesforce_probe
+from lead_scoring.monitoring.pipeline import DLQ_TOPIC, PIPELINE_CONSUMER_GROUPS, PIPELINE_TOPICS, SCORES_TOPIC
 from lead_scoring.monitoring.resources import MonitoringSettings
-from lead_scoring.monitoring.streams import (
-    CONSUMER_LAG_CHECK,
-    DLQ_GROWTH_CHECK,
-    evaluate,
-    take_snapshot,
-)
-from lead_scoring.streaming.resources import KafkaResource
-from lead_scoring.streaming.topics import TOPICS_BY_NAME
+from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK, DLQ_GROWTH_CHECK, evaluate, take_snapshot
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.streaming.lag import KafkaUnavailable
+from lead_scoring.streaming.lineage import topic_asset_key
 from lead_scoring.warehouse.resources import Warehouse
 
 LATENCY_CHECK = "latency_slo"
@@ -60,16 +51,6 @@ def _check_specs_for(topic: str) -> list[dg.AssetCheckSpec]:
         specs.append(dg.AssetCheckSpec(LATENCY_CHECK, asset=key,
                                        description="Probe leads are scored end to end within the latency SLO."))
     return specs
-
-
-topic_assets = [
-    dg.AssetSpec(
-        key=topic_asset_key(name), group_name="streaming", owners=OWNERS, kinds={"kafka"},
-        description=TOPICS_BY_NAME[name].description,
-        metadata={"topic": name, "partitions": TOPICS_BY_NAME[name].partitions},
-    )
-    for name in PIPELINE_TOPICS
-]
 
 
 class StreamAlertConfig(dg.Config):
@@ -223,7 +204,8 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
         passed = result.within(slo)
         description = result.summary(slo)
         if salesforce and monitoring.salesforce_probe:
-            sf_result = run_salesforce_probe(getattr(context.resources, salesforce).client(),
+            crm: SalesforceResource = getattr(context.resources, salesforce)
+            sf_result = run_salesforce_probe(crm.client(),
                                              timeout_s=monitoring.probe_timeout_s)
             metadata["salesforce_latency_s"] = (dg.MetadataValue.float(round(sf_result.latency_s, 3))
                                                 if sf_result.latency_s is not None else "not scored")
@@ -268,7 +250,7 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
 
     # 1. the drift check's latest evaluation, once per evaluation
     check_key = dg.AssetCheckKey(DRIFT_ASSET_KEY, DRIFT_CHECK)
-    record = context.instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key]).get(check_key)
+    record = context.instance.get_latest_asset_check_evaluation_record(check_key)
     evaluation = None
     if record is not None and record.event is not None and record.event.dagster_event is not None:
         evaluation = record.event.dagster_event.event_specific_data
@@ -309,27 +291,3 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
 def monitoring_sensors(latency_interval_s: int = 60, salesforce_key: Optional[str] = None) -> list[dg.SensorDefinition]:
     return [streaming_topics_sensor, make_e2e_latency_sensor(latency_interval_s, salesforce_key),
             retraining_trigger_sensor]
-
-
-def latency_probe_interval_s() -> int:
-    """LEAD_SCORING_LATENCY_PROBE_INTERVAL_S (default 60), read when the definitions are built."""
-    import os
-
-    from lead_scoring.settings import ConfigurationError
-
-    raw = os.environ.get("LEAD_SCORING_LATENCY_PROBE_INTERVAL_S", "").strip() or "60"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"LEAD_SCORING_LATENCY_PROBE_INTERVAL_S={raw!r} is not a whole number of seconds") from None
-    if value < 10:
-        raise ConfigurationError("LEAD_SCORING_LATENCY_PROBE_INTERVAL_S must be at least 10 seconds")
-    return value
-
-
-def sensors_for_profile() -> list[dg.SensorDefinition]:
-    """The monitoring sensors of the active profile (gcp: the latency sensor may also probe Salesforce)."""
-    from lead_scoring.settings import Profile, current_profile
-
-    salesforce_key = "crm" if current_profile() is Profile.GCP else None
-    return monitoring_sensors(latency_probe_interval_s(), salesforce_key)

@@ -1,6 +1,6 @@
 """Kafka measurements for the stream sensor: end offsets per topic, lag per consumer group, DLQ growth.
 
-`take_snapshot` asks the brokers (admin client only: it never joins a group); `evaluate` turns two
+`take_snapshot` asks the brokers (through `streaming.lag`: it never joins a group); `evaluate` turns two
 consecutive snapshots into asset observations, check evaluations and alerts. Both are plain
 functions so the sensor, the on-demand checks and the tests share them.
 """
@@ -14,17 +14,16 @@ from typing import Any, Optional
 
 import dagster as dg
 
-from lead_scoring.monitoring.pipeline import PIPELINE_CONSUMER_GROUPS, topic_asset_key
+from lead_scoring.monitoring.pipeline import PIPELINE_CONSUMER_GROUPS
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.streaming.lag import lag_by_partition, offset_reader
+from lead_scoring.streaming.lineage import topic_asset_key
 
 log = logging.getLogger(__name__)
 
 CONSUMER_LAG_CHECK = "consumer_lag"
 DLQ_GROWTH_CHECK = "dlq_growth"
 KNOWN_GROUP_TOPICS = {g.group_id: g.topics for g in PIPELINE_CONSUMER_GROUPS}
-
-
-class KafkaUnavailable(RuntimeError):
-    """The brokers could not be reached (or did not answer in time)."""
 
 
 @dataclass
@@ -48,88 +47,31 @@ class StreamSnapshot:
     groups: dict[str, GroupLag]
 
 
-def take_snapshot(kafka: Any, topics: list[str], groups: list[str], timeout_s: float = 5.0,
+def take_snapshot(kafka: KafkaResource, topics: list[str], groups: list[str], timeout_s: float = 5.0,
                   group_topics: Optional[dict[str, tuple[str, ...]]] = None) -> StreamSnapshot:
     """End offsets of `topics` and the lag of `groups`; raises KafkaUnavailable if the broker is down."""
-    from confluent_kafka import KafkaException, TopicPartition
-    from confluent_kafka.admin import OffsetSpec
-
     group_topics = {**KNOWN_GROUP_TOPICS, **(group_topics or {})}
-    # log_level 0: an unreachable broker is reported by us once, not by librdkafka every second
-    admin = kafka.admin(**{"log_level": 0, "socket.connection.setup.timeout.ms": int(timeout_s * 1000)})
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise KafkaUnavailable(str(exc.args[0]) if exc.args else str(exc)) from exc
-    partitions = {name: len(meta.partitions) for name, meta in metadata.topics.items() if meta.error is None}
-    wanted = set(topics)
-    committed: dict[str, dict[tuple[str, int], int]] = {}
-    try:
-        for group in groups:
-            committed[group] = _committed(kafka, group, group_topics.get(group, ()), partitions, timeout_s)
-            wanted.update(group_topics.get(group, ()))
-        present = sorted(t for t in wanted if t in partitions)
-        requests = {}
-        for topic in present:
-            for p in range(partitions[topic]):
-                requests[TopicPartition(topic, p)] = None
-        latest = _offsets(admin, requests, OffsetSpec.latest(), timeout_s)
-        earliest = _offsets(admin, requests, OffsetSpec.earliest(), timeout_s)
-    except KafkaException as exc:
-        raise KafkaUnavailable(str(exc.args[0]) if exc.args else str(exc)) from exc
-    except TimeoutError as exc:
-        raise KafkaUnavailable(f"no answer within {timeout_s:.0f} s") from exc
-
-    end_offsets = {t: sum(o for (topic, _), o in latest.items() if topic == t) for t in present}
+    with offset_reader(kafka, timeout_s=timeout_s) as reader:
+        partitions = reader.partitions()
+        wanted = set(topics) | {t for g in groups for t in group_topics.get(g, ())}
+        present = {t: partitions[t] for t in sorted(wanted) if t in partitions}
+        marks = reader.watermarks(present)
     lags: dict[str, GroupLag] = {}
     for group in groups:
-        offsets = committed.get(group, {})
-        has_commits = any(o >= 0 for o in offsets.values())
         topics_of_group = tuple(sorted(set(group_topics.get(group, ()))))
-        lag = GroupLag(group, committed=has_commits, topics=topics_of_group)
-        if has_commits:
-            for topic in topics_of_group:
-                if topic not in partitions:
-                    continue
-                total = 0
-                for p in range(partitions[topic]):
-                    end = latest.get((topic, p), 0)
-                    position = offsets.get((topic, p), -1)
-                    total += max(0, end - (position if position >= 0 else earliest.get((topic, p), 0)))
-                lag.lag_by_topic[topic] = total
+        with offset_reader(kafka, group, timeout_s) as reader:
+            committed = reader.committed({t: present[t] for t in topics_of_group if t in present})
+        lag = GroupLag(group, committed=any(o >= 0 for o in committed.values()), topics=topics_of_group)
+        if lag.committed:
+            by_partition = lag_by_partition(committed, {k: v for k, v in marks.items() if k[0] in topics_of_group})
+            for (topic, _), n in by_partition.items():
+                lag.lag_by_topic[topic] = lag.lag_by_topic.get(topic, 0) + n
         lags[group] = lag
+    end_offsets = {t: sum(high for (topic, _), (_, high) in marks.items() if topic == t) for t in present}
     return StreamSnapshot(
-        taken_at=time.time(), end_offsets=end_offsets,
-        partitions={t: partitions[t] for t in present},
+        taken_at=time.time(), end_offsets=end_offsets, partitions=present,
         missing_topics=sorted(set(topics) - set(partitions)), groups=lags,
     )
-
-
-def _committed(kafka: Any, group: str, topics: Any, partitions: dict[str, int],
-               timeout_s: float) -> dict[tuple[str, int], int]:
-    """The group's committed offsets on `topics`, read with a consumer that never joins the group.
-
-    Not the admin ListConsumerGroupOffsets: librdkafka's coordinator admin requests can abort the
-    whole process when a connection drops mid-request (confluentinc/librdkafka#4605, PR #5397), and
-    this runs inside the Dagster code server.
-    """
-    from confluent_kafka import TopicPartition
-
-    wanted = [TopicPartition(t, p) for t in topics if t in partitions for p in range(partitions[t])]
-    if not wanted:
-        return {}
-    consumer = kafka.consumer(group, **{"log_level": 0})
-    try:
-        return {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(wanted, timeout=timeout_s)}
-    finally:
-        consumer.close()
-
-
-def _offsets(admin: Any, requests: dict, spec: Any, timeout_s: float) -> dict[tuple[str, int], int]:
-    if not requests:
-        return {}
-    futures = admin.list_offsets({tp: spec for tp in requests}, request_timeout=timeout_s)
-    return {(tp.topic, tp.partition): f.result(timeout=timeout_s + 1).offset for tp, f in futures.items()}
 
 
 @dataclass

@@ -1,10 +1,8 @@
 """The `model_deployment` asset: the gated artifact put in service, smoke-tested, with rollback."""
 
-from typing import Any
-
 import dagster as dg
 
-from lead_scoring.serving.resources import SMOKE_RECORD, DeploymentError, Expected, ModelServing
+from lead_scoring.serving.resources import SMOKE_RECORD, DeploymentError, Expected, ModelDeployment, ModelServing
 from lead_scoring.storage.artifacts import ModelArtifact
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.model import LeadScorer
@@ -31,7 +29,7 @@ def model_deployment(
     model_artifact: ModelArtifact,
     model_store: ModelStore,
     model_serving: ModelServing,
-) -> dg.Output[dict[str, Any]]:
+) -> dg.Output[ModelDeployment]:
     """The new model artifact serving (local KServe process or Vertex AI endpoint), smoke-tested, with rollback."""
     expected = expected_for(model_store, model_artifact)
     context.log.info(f"deploying {model_artifact.version} to {model_serving.describe()}")
@@ -45,7 +43,7 @@ def model_deployment(
     # the champion/challenger gate and `stack up` read what is serving from this pointer
     model_store.repository().set_production(model_artifact.version)
     return dg.Output(
-        result.as_dict(),
+        result,
         metadata={
             "endpoint_url": dg.MetadataValue.url(result.url),
             "model_name": result.model_name,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from dataclasses import asdict, dataclass, field
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,17 +19,19 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from lead_scoring.serving.model import DEFAULT_MODEL_NAME
-from lead_scoring.serving.process import (
-    ServerStartError,
-    pid_alive,
-    port_open,
-    start_server,
-    stop_server,
+from lead_scoring.serving.service import (
+    MODEL_SERVER,
+    ModelServerError,
+    ModelServerService,
+    served_version,
     swap_model,
-    wait_ready,
 )
-from lead_scoring.settings import Profile, state_dir
+from lead_scoring.settings import DEFAULT_MODEL_NAME
+from lead_scoring.stack.catalog import Catalog
+from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.install import StackError
+from lead_scoring.stack.ports import port_open, port_owner
+from lead_scoring.stack.stack import Stack
 from lead_scoring.storage.artifacts import ModelArtifact, repository_for_uri
 
 logger = logging.getLogger(__name__)
@@ -74,9 +76,11 @@ class Expected:
     record: dict[str, Any] = field(default_factory=lambda: dict(SMOKE_RECORD))
 
 
-@dataclass
-class DeploymentResult:
-    url: str
+@dataclass(frozen=True)
+class ModelDeployment:
+    """A model version in service: what `model_deployment` outputs and `flink_statements` points the stream at."""
+
+    url: str  # the server's base URL (local) or the endpoint's :predict URL (Vertex AI)
     model_name: str
     version: str
     previous_version: Optional[str]
@@ -84,9 +88,6 @@ class DeploymentResult:
     smoke_latency_ms: float
     mode: str  # started | hot-swap | restarted | vertex-canary
     details: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def check_prediction(prediction: Any, expected: Expected, where: str) -> int:
@@ -123,31 +124,37 @@ def smoke_test_v2(url: str, model_name: str, expected: Expected, timeout: float 
     return check_prediction(prediction, expected, url), latency_ms
 
 
-class ModelServing(dg.ConfigurableResource):
-    """Puts a model artifact in service; subclasses choose where."""
+class ModelServing(dg.ConfigurableResource, ABC):
+    """Puts a model artifact in service: a local server (LocalModelServer) or a Vertex AI endpoint."""
 
-    def deploy(self, artifact: ModelArtifact, expected: Expected) -> DeploymentResult:
-        raise NotImplementedError("use LocalModelServer or VertexAIModelServing")
+    @abstractmethod
+    def deploy(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
+        """Serve `artifact`, smoke-test it against `expected`; on any failure the previous version keeps serving."""
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError("use LocalModelServer or VertexAIModelServing")
+        """Where it serves, for logs and metadata."""
 
 
 class LocalModelServer(ModelServing):
-    """The model server as a local process on 127.0.0.1, hot-swapped in place to each new version.
+    """The model server as a service of the local stack on 127.0.0.1, hot-swapped in place to each new version.
 
-    State (pid, port, version, artifact) lives in `<state_dir>/serving/server.json`, logs next to it.
-    A new version in the same artifact store is hot-swapped (the server loads and verifies it while the
-    old one keeps answering, then switches); if the swap is refused or the smoke test fails, the server
-    is swapped back and the asset fails. A server not running is started; one on another store is restarted
-    (and the old one restarted again on failure).
+    The stack's supervisor runs it (and restarts it if it dies, with the model last deployed). A new
+    version in the same artifact store is hot-swapped (the server loads and verifies it while the old one
+    keeps answering, then switches); if the swap is refused or the smoke test fails, the server is swapped
+    back and the asset fails. A server not running is started; one on another store is restarted (and the
+    old one restarted again on failure).
     """
 
     host: str = Field(default="127.0.0.1", description="bind address (loopback only in the local profile)")
-    port: int = Field(default=8080, description="HTTP port of the model server")
+    port: int = Field(description="HTTP port of the model server (the stack's LEAD_SCORING_MODEL_PORT)")
     model_name: str = Field(default=DEFAULT_MODEL_NAME, description="name in the V1/V2 URLs")
     ready_timeout_s: float = Field(default=120.0, description="how long a starting server may take to be ready")
-    state_path: Optional[str] = Field(default=None, description="folder for pid/state/log; default <state>/serving")
+    state_path: Optional[str] = Field(default=None, description="stack state folder; default: the local stack's")
+
+    @classmethod
+    def for_stack(cls, cfg: StackConfig) -> LocalModelServer:
+        return cls(host=cfg.host, port=cfg.model_port, model_name=cfg.model_name)
 
     @property
     def url(self) -> str:
@@ -156,121 +163,85 @@ class LocalModelServer(ModelServing):
     def describe(self) -> str:
         return f"local model server {self.url}"
 
-    def _state_dir(self) -> Path:
-        path = Path(self.state_path) if self.state_path else state_dir() / "serving"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+    def stack(self) -> Stack:
+        """The stack whose supervisor runs this server (a private one under `state_path`, for tests)."""
+        overrides: dict[str, Any] = {"host": self.host, "model_port": self.port, "model_name": self.model_name,
+                                     "start_timeout_s": self.ready_timeout_s}
+        if self.state_path:
+            overrides["state_root"] = Path(self.state_path)
+        cfg = StackConfig.from_env(**overrides)
+        return Stack(Catalog(cfg, extensions=[ModelServerService(cfg)]))
 
     def read_state(self) -> dict[str, Any]:
-        path = self._state_dir() / "server.json"
-        if not path.exists():
-            return {}
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            return {}
+        """pid, serving version and artifact of the server, as its supervisor and the server itself report."""
+        stack = self.stack()
+        record = stack.files.record(MODEL_SERVER)
+        args = stack.files.desired().get(MODEL_SERVER, {})
+        return {"pid": record.pid if record else None, "version": served_version(self.url, self.model_name),
+                "artifact_uri": args.get("artifact"), "url": self.url}
 
-    def _write_state(self, **state: Any) -> None:
-        path = self._state_dir() / "server.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**state, "url": self.url, "updated_at": time.time()}, indent=2))
-        tmp.replace(path)
-
-    @property
-    def log_path(self) -> Path:
-        return self._state_dir() / "server.log"
-
-    def _serving_version(self) -> Optional[str]:
-        try:
-            response = httpx.get(f"{self.url}/v2/models/{self.model_name}/ready", timeout=2.0)
-        except httpx.HTTPError:
-            return None
-        return response.json().get("model_version") if response.status_code == 200 else None
-
-    def _start(self, artifact_uri: str) -> int:
-        if port_open(self.host, self.port):
+    def _start(self, stack: Stack, artifact_uri: str) -> None:
+        if stack.files.record(MODEL_SERVER) is None and port_open(self.host, self.port):
             raise DeploymentError(f"port {self.port} on {self.host} is taken by a process that is not our model "
-                                  f"server; stop it or configure another port")
-        pid = start_server(artifact_uri, self.host, self.port, self.log_path, self.model_name, allow_swap=True)
+                                  f"server ({port_owner(self.port)}); stop it or configure another port")
         try:
-            wait_ready(self.url, self.ready_timeout_s, pid=pid, log_path=self.log_path, model_name=self.model_name)
-        except ServerStartError as exc:
-            stop_server(pid)
+            stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact_uri}})
+        except StackError as exc:
             raise DeploymentError(str(exc)) from None
-        self._register_with_stack(pid)
-        return pid
 
-    def _register_with_stack(self, pid: int) -> None:
-        """A server on the local stack's model port joins the stack: `stack status` lists it, `stack down` stops it."""
-        from lead_scoring.stack.config import StackConfig
-        from lead_scoring.stack.services import MODEL_SERVER, Stack
-
-        cfg = StackConfig.from_env()
-        if self.state_path is None and cfg.host == self.host and cfg.model_port == self.port:
-            Stack(cfg).adopt(MODEL_SERVER, pid, self.url)
-
-    def deploy(self, artifact: ModelArtifact, expected: Expected) -> DeploymentResult:
-        state = self.read_state()
-        pid = state.get("pid")
-        previous = self._serving_version() if (pid_alive(pid) or port_open(self.host, self.port)) else None
-        same_store = bool(state.get("artifact_uri")) and _store_of(state["artifact_uri"]) == _store_of(artifact.uri)
+    def deploy(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
+        stack = self.stack()
+        previous = served_version(self.url, self.model_name)
+        serving_uri = stack.files.desired().get(MODEL_SERVER, {}).get("artifact")
+        same_store = serving_uri is None or _store_of(serving_uri) == _store_of(artifact.uri)
 
         if previous is None:
-            if pid_alive(pid):
-                stop_server(pid)  # ours, but not answering: replace it
             mode = "started"
-            pid = self._start(artifact.uri)
-            self._write_state(pid=pid, port=self.port, version=artifact.version, artifact_uri=artifact.uri)
+            stack.down([MODEL_SERVER])  # ours but not answering: replace it
+            self._start(stack, artifact.uri)
             try:
                 score, latency = smoke_test_v2(self.url, self.model_name, expected)
             except DeploymentError:
-                stop_server(pid)
-                self._write_state(pid=None, port=self.port, version=None, artifact_uri=None)
+                stack.down([MODEL_SERVER])
                 raise
-        elif same_store or not pid_alive(pid):
+        elif same_store:
             mode = "hot-swap"
             try:
                 swap_model(self.url, artifact.version, self.model_name)
-            except ServerStartError as exc:
+            except ModelServerError as exc:
                 raise DeploymentError(f"{exc}; version {previous} keeps serving") from None
             try:
                 score, latency = smoke_test_v2(self.url, self.model_name, expected)
             except DeploymentError as exc:
                 self._rollback_swap(previous)
                 raise DeploymentError(f"{exc}; rolled back to {previous}") from None
-            self._write_state(pid=pid, port=self.port, version=artifact.version, artifact_uri=artifact.uri)
+            stack.set_args(MODEL_SERVER, artifact=artifact.uri)  # a restart after a crash serves this version
         else:
             # a server of another artifact store: restart on the new one; restart the old one on failure
             mode = "restarted"
-            old_uri = state["artifact_uri"]
-            stop_server(pid)
+            stack.down([MODEL_SERVER])
             try:
-                pid = self._start(artifact.uri)
+                self._start(stack, artifact.uri)
                 score, latency = smoke_test_v2(self.url, self.model_name, expected)
             except DeploymentError as exc:
-                if isinstance(pid, int) and pid_alive(pid):
-                    stop_server(pid)
-                restored = self._start(old_uri)
-                self._write_state(pid=restored, port=self.port, version=previous, artifact_uri=old_uri)
+                stack.down([MODEL_SERVER])
+                self._start(stack, str(serving_uri))
                 raise DeploymentError(f"{exc}; restarted {previous}") from None
-            self._write_state(pid=pid, port=self.port, version=artifact.version, artifact_uri=artifact.uri)
         logger.info("model %s serving at %s (%s, previous %s)", artifact.version, self.url, mode, previous)
-        return DeploymentResult(url=self.url, model_name=self.model_name, version=artifact.version,
+        return ModelDeployment(url=self.url, model_name=self.model_name, version=artifact.version,
                                 previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
-                                mode=mode, details={"pid": self.read_state().get("pid"), "log": str(self.log_path)})
+                                mode=mode, details={"pid": self.read_state().get("pid"),
+                                                    "log": str(stack.log_path(MODEL_SERVER))})
 
     def _rollback_swap(self, previous: str) -> None:
         try:
             swap_model(self.url, previous, self.model_name)
-        except ServerStartError as exc:  # the bad version keeps serving: say so loudly
+        except ModelServerError as exc:  # the bad version keeps serving: say so loudly
             logger.error("ROLLBACK FAILED: could not swap back to %s: %s", previous, exc)
             raise DeploymentError(f"rollback to {previous} failed too: {exc}") from None
 
     def stop(self) -> None:
-        pid = self.read_state().get("pid")
-        if pid:
-            stop_server(pid)
-        self._write_state(pid=None, port=self.port, version=None, artifact_uri=None)
+        self.stack().down([MODEL_SERVER])
 
 
 def _store_of(uri: str) -> str:
@@ -311,7 +282,7 @@ class VertexAIModelServing(ModelServing):
         aiplatform.init(project=self.project, location=self.region)
         return aiplatform
 
-    def deploy(self, artifact: ModelArtifact, expected: Expected) -> DeploymentResult:
+    def deploy(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
         if not artifact.uri.startswith("gs://"):
             raise DeploymentError(f"Vertex AI needs the artifact on GCS; got {artifact.uri}")
         aip = self.aiplatform()
@@ -370,7 +341,7 @@ class VertexAIModelServing(ModelServing):
         for old in before:
             endpoint.undeploy(deployed_model_id=old, sync=True)
         url = f"https://{self.region}-aiplatform.googleapis.com/v1/{endpoint.resource_name}:predict"
-        return DeploymentResult(url=url, model_name=self.model_name, version=artifact.version,
+        return ModelDeployment(url=url, model_name=self.model_name, version=artifact.version,
                                 previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
                                 mode="vertex-canary",
                                 details={"model": model.resource_name, "deployed_model_id": new_id,
@@ -397,17 +368,3 @@ def _deployed_version(endpoint: Any, split: dict[str, int], display_prefix: str)
             name = getattr(deployed, "display_name", "") or ""
             return name[len(display_prefix) + 1:] if name.startswith(display_prefix + "-") else name
     return None
-
-
-def resources_for_profile(profile: Profile) -> dict[str, Any]:
-    """The `model_serving` resource of a profile (picked up by `lead_scoring.resources`)."""
-    if profile is Profile.LOCAL:
-        return {"model_serving": LocalModelServer(port=int(os.environ.get("LEAD_SCORING_MODEL_PORT", "8080")))}
-    return {"model_serving": VertexAIModelServing(
-        project=dg.EnvVar("LEAD_SCORING_GCP_PROJECT"),
-        region=dg.EnvVar("LEAD_SCORING_GCP_REGION"),
-        endpoint_id=dg.EnvVar("LEAD_SCORING_VERTEX_ENDPOINT"),
-        image_uri=dg.EnvVar("LEAD_SCORING_SERVING_IMAGE"),
-        # empty for the very first upload; afterwards the Model Registry id that collects the versions
-        parent_model=os.environ.get("LEAD_SCORING_VERTEX_PARENT_MODEL") or None,
-    )}

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
-from lead_scoring.streaming.topics import TopicSpec
+import tenacity
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+
+from lead_scoring.streaming.topics import TOPICS_BY_NAME, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -23,20 +36,27 @@ class TopicError(RuntimeError):
     """A topic could not be created or brought in line with its spec."""
 
 
-def ensure_topics(admin: Any, specs: Iterable[TopicSpec], prefix: str = "", timeout_s: float = 30.0) -> list[TopicState]:
-    """Create missing topics; raise partitions and align retention/cleanup of existing ones; report each."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import (
-        AlterConfigOpType,
-        ConfigEntry,
-        ConfigResource,
-        NewPartitions,
-        NewTopic,
-        ResourceType,
-    )
+def _spec(topic: TopicSpec | str) -> TopicSpec:
+    if isinstance(topic, TopicSpec):
+        return topic
+    # a pipeline topic keeps its spec; any other (a test's prefixed topic) gets one partition
+    return TOPICS_BY_NAME.get(topic) or TopicSpec(topic, "created on first use", partitions=1)
 
-    specs = list(specs)
+
+def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec | str], prefix: str = "", timeout_s: float = 30.0,
+                  only_missing: bool = False) -> list[TopicState]:
+    """Create missing topics; raise partitions and align retention/cleanup of existing ones; report each.
+
+    `only_missing`: create what is missing and leave existing topics alone (the workers at start-up: the
+    partitions and configs of existing topics belong to the `streaming_topics` asset); returns the created.
+    """
+    specs = [_spec(t) for t in topics]
     existing = admin.list_topics(timeout=timeout_s).topics
+    if only_missing:
+        missing = [s for s in specs if prefix + s.name not in existing]
+        if not missing:
+            return []
+        return [st for st in ensure_topics(admin, missing, prefix, timeout_s) if st.action == "created"]
     actions: dict[str, str] = {}
     to_create = [s for s in specs if prefix + s.name not in existing]
     if to_create:
@@ -86,17 +106,13 @@ def ensure_topics(admin: Any, specs: Iterable[TopicSpec], prefix: str = "", time
     return states
 
 
-def _describe(admin: Any, resources: list[Any], timeout_s: float) -> dict[str, Any]:
+def _describe(admin: AdminClient, resources: list[ConfigResource], timeout_s: float) -> dict[str, Any]:
     """describe_configs, retried while fresh topics are not yet known to every broker component."""
-    import time
-
-    from confluent_kafka import KafkaException
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return {r.name: fut.result() for r, fut in admin.describe_configs(resources).items()}
-        except KafkaException as exc:
-            if time.monotonic() > deadline:
-                raise TopicError(f"could not read topic configs: {exc}") from exc
-            time.sleep(0.5)
+    try:
+        for attempt in tenacity.Retrying(stop=tenacity.stop_after_delay(timeout_s), wait=tenacity.wait_fixed(0.5),
+                                         retry=tenacity.retry_if_exception_type(KafkaException), reraise=True):
+            with attempt:
+                return {r.name: fut.result() for r, fut in admin.describe_configs(resources).items()}
+    except KafkaException as exc:
+        raise TopicError(f"could not read topic configs: {exc}") from exc
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,18 +1,27 @@
 """Confluent Cloud for Apache Flink: the Statements REST API (gcp profile).
 
-`POST /sql/v1/organizations/{org}/environments/{env}/statements` creates a statement, `GET .../{name}`
-reads its phase (PENDING, RUNNING, COMPLETED, DEGRADED, STOPPING, STOPPED, FAILED, DELETING), `PUT
-.../{name}` with `spec.stopped = true` stops it, `DELETE` removes it. A stateless replacement resumes
-from a stopped statement's offsets with the property `sql.tables.initial-offset-from`.
+Contract: the SQL API v1 OpenAPI document (`confluentinc/ccloud-sdk-go-v2` `flink-gateway/v1/api/openapi.yaml`,
+the same document Confluent ships in the `confluent-flink-jars` package; the tests validate every request
+we send against it). `POST /sql/v1/organizations/{org}/environments/{env}/statements` creates a statement,
+`GET .../{name}` reads its phase (PENDING, RUNNING, COMPLETED, DEGRADED, STOPPING, STOPPED, FAILING, FAILED,
+DELETING), `PUT .../{name}` replaces it (stop and resume are a PUT of the fetched statement with
+`spec.stopped` flipped, as `confluent flink statement stop|resume` do; a 409 means it changed since it was
+read: read it again and retry), `DELETE` removes it. A stateless replacement resumes from a stopped
+statement's offsets with the property `sql.tables.initial-offset-from`.
 
-The Vertex AI service-account key only travels in the body of `POST .../connections` (HTTPS), never in
+User labels must carry the `user.confluent.io/` prefix. Ours say which model version a statement scores
+with, what it is (DDL or a long-running statement) and whether a rollout retired it, so the healing sensor
+knows, from Confluent itself, which stopped or failed statements to resume.
+
+The Vertex AI service-account key only travels in the body of `POST .../connections` (HTTPS), as the
+`SERVICE_KEY` of a `PlaintextProvider` auth block (how the Confluent CLI sends `--service-key`); never in
 SQL text, statement properties, logs or metadata.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Optional
@@ -21,17 +30,34 @@ import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr
 
+from lead_scoring.retry import WaitTimeout, wait_until
+from lead_scoring.streaming.engine import (
+    DeploymentState,
+    FlinkEngine,
+    HealAction,
+    RolloutError,
+    StatementHealth,
+)
+from lead_scoring.streaming.render import Dialect, Pipeline, StatementRole
+
 log = logging.getLogger(__name__)
 
 TERMINAL_PHASES = frozenset({"COMPLETED", "STOPPED", "FAILED"})
+LIVE_PHASES = ("PENDING", "RUNNING", "DEGRADED")
+RESUMABLE_PHASES = ("STOPPED", "FAILED", "FAILING")
+LABEL = "user.confluent.io/"
+MODEL_VERSION_LABEL = LABEL + "model-version"
+KIND_LABEL = LABEL + "lead-scoring-kind"  # ddl | statement
+ROLE_LABEL = LABEL + "lead-scoring-role"
+RETIRED_LABEL = LABEL + "lead-scoring-retired"  # "true": stopped by a rollout that replaced it
 
 
 class ConfluentApiError(RuntimeError):
     """The Statements API refused a request; the message carries Confluent's own error text."""
 
 
-class ConfluentFlinkResource(dg.ConfigurableResource):
-    """A small client of the Confluent Cloud Flink SQL Statements API."""
+class ConfluentFlink(FlinkEngine):
+    """Statements in Confluent Cloud; the DDL, the connection and the model are run once, idempotently."""
 
     base_url: str = Field(description="Flink REST endpoint, e.g. https://flink.us-central1.gcp.confluent.cloud")
     organization_id: str
@@ -46,10 +72,11 @@ class ConfluentFlinkResource(dg.ConfigurableResource):
         default=None, description="GCP service-account key (JSON) for the Vertex AI connection (from an EnvVar)")
     poll_interval_s: float = 2.0
     request_timeout_s: float = 30.0
+    ddl_timeout_s: float = 300.0
     _transport: Optional[httpx.BaseTransport] = PrivateAttr(default=None)
 
     @classmethod
-    def from_env(cls) -> ConfluentFlinkResource:
+    def from_env(cls) -> ConfluentFlink:
         return cls(
             base_url=dg.EnvVar("CONFLUENT_FLINK_REST_ENDPOINT"),
             organization_id=dg.EnvVar("CONFLUENT_ORG_ID"),
@@ -63,10 +90,12 @@ class ConfluentFlinkResource(dg.ConfigurableResource):
             vertex_service_key=dg.EnvVar("LEAD_SCORING_VERTEX_SERVICE_KEY"),
         )
 
-    def with_transport(self, transport: httpx.BaseTransport) -> ConfluentFlinkResource:
+    def with_transport(self, transport: httpx.BaseTransport) -> ConfluentFlink:
         """For tests: route every request through `transport` (e.g. httpx.MockTransport)."""
         self._transport = transport
         return self
+
+    # ---- the REST client --------------------------------------------------------------------------------
 
     @property
     def _statements(self) -> str:
@@ -92,10 +121,9 @@ class ConfluentFlinkResource(dg.ConfigurableResource):
             raise ConfluentApiError(f"Confluent Cloud answered {resp.status_code} for {what}: {errors}")
         return resp.json() if resp.content else {}
 
-    # -- statements ---------------------------------------------------------------------------------
     def create_statement(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
                          labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
-        body = {
+        body: dict[str, Any] = {
             "name": name,
             "organization_id": self.organization_id,
             "environment_id": self.environment_id,
@@ -133,21 +161,29 @@ class ConfluentFlinkResource(dg.ConfigurableResource):
                     return out
                 params = {"page_size": 100, "page_token": _page_token(token)}
 
-    def stop_statement(self, name: str) -> dict[str, Any]:
-        """PUT the statement back with spec.stopped = true (the API updates by full replacement)."""
-        current = self.get_statement(name)
-        if current is None:
-            raise ConfluentApiError(f"statement {name} does not exist")
-        body = {
-            "name": name,
-            "organization_id": self.organization_id,
-            "environment_id": self.environment_id,
-            "spec": {**current["spec"], "stopped": True},
-            "metadata": {"resource_version": (current.get("metadata") or {}).get("resource_version")},
-        }
-        log.info("stopping Confluent statement %s", name)
-        with self._client() as client:
-            return self._check(client.put(f"{self._statements}/{name}", json=body), f"stop statement {name}")
+    def update_statement(self, name: str, *, stopped: bool, labels: Optional[dict[str, str]] = None,
+                         attempts: int = 5) -> dict[str, Any]:
+        """PUT the fetched statement back with `spec.stopped` (and labels) changed; re-read and retry on 409."""
+        for attempt in range(1, attempts + 1):
+            current = self.get_statement(name)
+            if current is None:
+                raise ConfluentApiError(f"statement {name} does not exist")
+            metadata = current.get("metadata") or {}
+            body = {
+                "name": name,
+                "organization_id": self.organization_id,
+                "environment_id": self.environment_id,
+                "spec": {**current["spec"], "stopped": stopped},
+                "metadata": {"resource_version": metadata.get("resource_version"),
+                             "labels": {**(metadata.get("labels") or {}), **(labels or {})}},
+            }
+            log.info("%s Confluent statement %s", "stopping" if stopped else "resuming", name)
+            with self._client() as client:
+                resp = client.put(f"{self._statements}/{name}", json=body)
+            if resp.status_code == 409 and attempt < attempts:
+                continue  # changed since we read it: read again, reapply, retry (as the API asks)
+            return self._check(resp, f"{'stop' if stopped else 'resume'} statement {name}")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def delete_statement(self, name: str) -> None:
         with self._client() as client:
@@ -157,35 +193,178 @@ class ConfluentFlinkResource(dg.ConfigurableResource):
 
     def wait_phase(self, name: str, phases: set[str], timeout_s: float = 300.0) -> dict[str, Any]:
         """Poll until the statement reaches one of `phases`; raise on FAILED or on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            st = self.get_statement(name)
-            phase = ((st or {}).get("status") or {}).get("phase", "UNKNOWN")
-            if phase in phases:
-                return st or {}
-            if phase == "FAILED" or (phase in TERMINAL_PHASES and phase not in phases):
-                detail = ((st or {}).get("status") or {}).get("detail", "")
-                raise ConfluentApiError(f"statement {name} is {phase}: {detail}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"statement {name} still {phase} after {timeout_s:.0f} s")
-            time.sleep(self.poll_interval_s)
+        last: dict[str, Any] = {}
 
-    # -- connections --------------------------------------------------------------------------------
+        def reached() -> dict[str, Any] | None:
+            st = self.get_statement(name) or {}
+            last.update(st)
+            phase = (st.get("status") or {}).get("phase", "UNKNOWN")
+            if phase in phases:
+                return st
+            if phase == "FAILED" or (phase in TERMINAL_PHASES and phase not in phases):
+                raise ConfluentApiError(f"statement {name} is {phase}: {(st.get('status') or {}).get('detail', '')}")
+            return None
+
+        try:
+            return wait_until(reached, timeout_s=timeout_s, interval_s=self.poll_interval_s,
+                              what=f"statement {name} in {sorted(phases)}",
+                              last_state=lambda: str((last.get("status") or {}).get("phase", "UNKNOWN")))
+        except WaitTimeout as exc:
+            raise TimeoutError(str(exc)) from None
+
     def ensure_vertex_connection(self, name: str, endpoint: str, service_key: str) -> str:
         """Create the Vertex AI connection unless it exists; returns 'created' or 'exists'."""
         body = {
             "name": name,
             "spec": {"connection_type": "VERTEXAI", "endpoint": endpoint,
-                     "auth_data": {"kind": "ServiceKey", "service_key": service_key}},
+                     "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": service_key})}},
         }
         with self._client() as client:
-            if client.get(f"{self._connections}/{name}").status_code == 200:
+            existing = client.get(f"{self._connections}/{name}")
+            if existing.status_code == 200:
+                current = (existing.json().get("spec") or {}).get("endpoint")
+                if current and current != endpoint:  # the endpoint is immutable: the operator must decide
+                    raise ConfluentApiError(
+                        f"connection {name} points at {current}, not {endpoint}; delete it "
+                        f"(`confluent flink connection delete {name}`) and roll out again")
                 return "exists"
             resp = client.post(self._connections, json=body)
         if resp.status_code == 409:
             return "exists"
         self._check(resp, f"create connection {name}")  # the body (with the key) is never in the message
         return "created"
+
+    # ---- FlinkEngine ------------------------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> Dialect:
+        return Dialect.CONFLUENT
+
+    @property
+    def owns_topics(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return f"Confluent Cloud Flink {self.base_url} (environment {self.environment_id}, pool {self.compute_pool_id})"
+
+    def model_endpoint(self, url: str, model_name: str, provider: str) -> str:
+        # The provider appends :predict itself (Confluent's VertexAI provider); the connection takes the
+        # endpoint resource URL.
+        return url.removesuffix(":predict")
+
+    def running(self, prefix: str) -> dict[str, str]:
+        return {s["name"]: s["name"] for s in self.list_statements(prefix)
+                if (s.get("status") or {}).get("phase") in LIVE_PHASES and not (s.get("spec") or {}).get("stopped")
+                and ((s.get("metadata") or {}).get("labels") or {}).get(KIND_LABEL) != "ddl"}
+
+    def prepare(self, pipeline: Pipeline) -> list[str]:
+        """Tables and the model: idempotent DDL statements (IF NOT EXISTS), each run to COMPLETED."""
+        done = []
+        s = pipeline.settings
+        if self.vertex_service_key:
+            self.ensure_vertex_connection(s.vertex_connection, s.model_endpoint, self.vertex_service_key)
+        for table, sql in pipeline.ddl():
+            done.append(self._run_ddl(f"{s.statement_prefix}-ddl-{table.replace('_', '-')}", sql, s.model_version))
+        slug = pipeline.statements[StatementRole.SCORE_LEADS].name.rsplit("-score-leads-", 1)[-1]
+        done.append(self._run_ddl(f"{s.statement_prefix}-model-{slug}",
+                                  pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1),
+                                  s.model_version))
+        return done
+
+    def _run_ddl(self, name: str, sql: str, version: str) -> str:
+        existing = self.get_statement(name)
+        if existing is not None and (existing.get("status") or {}).get("phase") == "COMPLETED":
+            return name
+        if existing is not None:
+            self.delete_statement(name)
+        self.create_statement(name, sql, labels={KIND_LABEL: "ddl", MODEL_VERSION_LABEL: version[:63]})
+        self.wait_phase(name, {"COMPLETED"}, self.ddl_timeout_s)
+        return name
+
+    def remember(self, pipeline: Pipeline, running: dict[str, str]) -> None:
+        return None  # Confluent keeps the statements and their labels
+
+    def start(self, pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None) -> str:
+        st = pipeline.statements[role]
+        props = {"sql.tables.initial-offset-from": resume_from} if resume_from else {}
+        if self.get_statement(st.name) is not None:  # a stopped/failed earlier attempt: names are unique
+            self.delete_statement(st.name)
+        self.create_statement(st.name, st.sql, properties=props, labels={
+            MODEL_VERSION_LABEL: pipeline.settings.model_version[:63], KIND_LABEL: "statement",
+            ROLE_LABEL: role.value, RETIRED_LABEL: "false"})
+        return st.name
+
+    def wait_running(self, name: str, ident: str, timeout_s: float) -> str:
+        try:
+            return self.wait_phase(ident, {"RUNNING"}, timeout_s)["status"]["phase"]
+        except (ConfluentApiError, TimeoutError) as exc:
+            raise RolloutError(str(exc)) from exc
+
+    def stop(self, pipeline: Pipeline, name: str, ident: str) -> str:
+        self.update_statement(ident, stopped=True, labels={RETIRED_LABEL: "true"})
+        self.wait_phase(ident, {"STOPPED"})
+        return "STOPPED"
+
+    def resume_stopped(self, pipeline: Pipeline, role: StatementRole, name: str, after: Optional[str]) -> str:
+        # Resume, never recreate: the stopped statement keeps its offsets (a recreate would start from the
+        # earliest offset and rescore everything).
+        self.update_statement(name, stopped=False, labels={RETIRED_LABEL: "false"})
+        self.wait_running(name, name, 300.0)
+        return name
+
+    def probe(self, pipeline: Pipeline) -> dict[str, Any]:
+        # CREATE MODEL completed in prepare(); Confluent checks the connection when a statement runs it.
+        return {"model": pipeline.model_name, "checked": "model created; scoring checked on RUNNING"}
+
+    def position(self, pipeline: Pipeline, role: StatementRole) -> Any:
+        return None
+
+    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any, timeout_s: float) -> str:
+        st = self.get_statement(ident) or {}
+        phase = (st.get("status") or {}).get("phase")
+        if phase != "RUNNING":
+            raise RolloutError(f"{ident} is {phase}: {(st.get('status') or {}).get('detail', '')}")
+        return "RUNNING"
+
+    # ---- healing ----------------------------------------------------------------------------------------
+
+    def _wanted(self, statement_prefix: str) -> list[dict[str, Any]]:
+        """The pipeline's long-running statements a rollout did not retire (from their labels)."""
+        out = []
+        for st in self.list_statements(statement_prefix + "-"):
+            labels = (st.get("metadata") or {}).get("labels") or {}
+            if labels.get(KIND_LABEL) == "statement" and labels.get(RETIRED_LABEL) != "true":
+                out.append(st)
+        return out
+
+    def deployed(self, statement_prefix: str) -> Optional[DeploymentState]:
+        wanted = self._wanted(statement_prefix)
+        if not wanted:
+            return None
+        return DeploymentState(None, {s["name"]: ((s.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL, "")
+                                      for s in wanted})
+
+    def health(self, statement_prefix: str) -> list[StatementHealth]:
+        out = []
+        for st in self._wanted(statement_prefix):
+            status = st.get("status") or {}
+            phase = "STOPPED" if (st.get("spec") or {}).get("stopped") and status.get("phase") == "RUNNING" \
+                else status.get("phase", "UNKNOWN")
+            role = ((st.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL, "")
+            out.append(StatementHealth(st["name"], role, phase, st["name"], status.get("detail", "")))
+        return out
+
+    def heal(self, statement_prefix: str) -> list[HealAction]:
+        """Resume (PUT spec.stopped=false) every wanted statement that is stopped or failed; never recreate."""
+        actions = []
+        for st in self._wanted(statement_prefix):
+            phase = (st.get("status") or {}).get("phase")
+            if phase in RESUMABLE_PHASES or (st.get("spec") or {}).get("stopped"):
+                self.update_statement(st["name"], stopped=False)
+                actions.append(HealAction(st["name"], "resumed", st["name"], detail=f"was {phase}"))
+            else:
+                actions.append(HealAction(st["name"], "left", st["name"], detail=str(phase)))
+        return actions
 
 
 def _page_token(next_url: str) -> str:

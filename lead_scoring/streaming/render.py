@@ -13,6 +13,7 @@ dialects in `lead_scoring_tests/streaming/`.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -34,7 +35,7 @@ class Dialect(str, enum.Enum):
     CONFLUENT = "confluent"  # Confluent Cloud for Apache Flink (gcp profile)
 
 
-class Role(str, enum.Enum):
+class StatementRole(str, enum.Enum):
     """The pipeline's long-running statements."""
 
     VALIDATE = "validate"  # input_raw -> input_avro + dlq
@@ -44,10 +45,8 @@ class Role(str, enum.Enum):
 
     @property
     def is_inference(self) -> bool:
-        return self in (Role.SCORE_LEADS, Role.SCORE_CONTACTS)
+        return self in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS)
 
-
-INFERENCE_ROLES = (Role.SCORE_LEADS, Role.SCORE_CONTACTS)
 
 # Columns of the model: what ML_PREDICT sends (no PII, no label, no leakage) and what it reads back.
 MODEL_INPUT_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + tuple(f for f in FEATURES if f not in REQUIRED_FIELDS)
@@ -120,7 +119,7 @@ def version_slug(version: str) -> str:
     return slug
 
 
-def statement_name(settings: RenderSettings, role: Role) -> str:
+def statement_name(settings: RenderSettings, role: StatementRole) -> str:
     """Stable names for the stateless statements, versioned names for the inference ones."""
     name = f"{settings.statement_prefix}-{role.value}"
     if role.is_inference:
@@ -129,6 +128,33 @@ def statement_name(settings: RenderSettings, role: Role) -> str:
     if not STATEMENT_NAME.match(name):
         raise ValueError(f"statement name {name!r} does not match {STATEMENT_NAME.pattern}")
     return name
+
+
+def statement_group_id(group_prefix: str, role: StatementRole) -> str:
+    """The Kafka consumer group of a statement's sources: one per role, not per model version, so a
+    replacement resumes where the old one stopped (and the lag checks know whom to watch)."""
+    return f"{group_prefix}-flink-{role.value}"
+
+
+# The pipeline's topology, declared once: what each long-running statement reads and writes (the
+# rendering, the lag checks and the asset lineage all come from these two maps).
+STATEMENT_SOURCES: dict[StatementRole, tuple[str, ...]] = {
+    StatementRole.VALIDATE: (T.INPUT_RAW,),
+    StatementRole.SPLIT: (T.INPUT_AVRO,),
+    StatementRole.SCORE_LEADS: (T.LEADS,),
+    StatementRole.SCORE_CONTACTS: (T.CONTACTS,),
+}
+STATEMENT_SINKS: dict[StatementRole, tuple[str, ...]] = {
+    StatementRole.VALIDATE: (T.INPUT_AVRO, T.DLQ),
+    StatementRole.SPLIT: (T.LEADS, T.CONTACTS),
+    StatementRole.SCORE_LEADS: (T.LEAD_SCORES,),
+    StatementRole.SCORE_CONTACTS: (T.CONTACT_SCORES,),
+}
+
+
+def statement_sources() -> dict[StatementRole, tuple[str, ...]]:
+    """The topics each long-running statement reads."""
+    return dict(STATEMENT_SOURCES)
 
 
 def model_name(settings: RenderSettings) -> str:
@@ -275,8 +301,6 @@ CONTRACT_CHECK_DDL = f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_C
 
 def contract_spec() -> str:
     """The contract as CONTRACT_CHECK reads it (compact JSON, rendered into the SQL as a literal)."""
-    import json
-
     return json.dumps({
         "max_string_length": MAX_STRING_LENGTH,
         "timestamp_pattern": TIMESTAMP_PATTERN,
@@ -310,7 +334,7 @@ class Col:
 
 
 @dataclass(frozen=True)
-class TableSpec:
+class FlinkTable:
     name: str
     topic: T.TopicSpec
     topic_name: str
@@ -340,9 +364,9 @@ def _score_columns(confluent: bool) -> tuple[Col, ...]:
     return tuple(cols)
 
 
-def table_specs(s: RenderSettings) -> dict[str, TableSpec]:
-    def spec(name: str, **kw) -> TableSpec:
-        return TableSpec(name=name, topic=T.TOPICS_BY_NAME[name], topic_name=s.topic(name), **kw)
+def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
+    def spec(name: str, **kw) -> FlinkTable:
+        return FlinkTable(name=name, topic=T.TOPICS_BY_NAME[name], topic_name=s.topic(name), **kw)
 
     contract = _contract_columns()
     ts_type = "TIMESTAMP_LTZ(3)" if s.confluent else "BIGINT"
@@ -373,7 +397,7 @@ class Statement:
     """One long-running statement: its SQL and, for the local SQL Gateway, the session script around it."""
 
     name: str
-    role: Role
+    role: StatementRole
     sql: str  # the INSERT / EXECUTE STATEMENT SET
     tables: tuple[str, ...]  # tables it reads or writes
     reads: tuple[str, ...]  # source tables (their consumer groups are the statement's offsets)
@@ -382,16 +406,14 @@ class Statement:
     parallelism: int = 1  # local: the JSON checks of `validate` are the pipeline's CPU hot spot
 
     def group_id(self, settings: RenderSettings, table: str) -> str:
-        # One group per role, not per model version: a replacement resumes where the old one stopped.
-        # (Names match lead_scoring.monitoring.pipeline.PIPELINE_CONSUMER_GROUPS, which reports their lag.)
-        return f"{settings.group_prefix}-flink-{self.role.value}"
+        return statement_group_id(settings.group_prefix, self.role)
 
 
 @dataclass(frozen=True)
 class Pipeline:
     settings: RenderSettings
-    tables: dict[str, TableSpec]
-    statements: dict[Role, Statement]
+    tables: dict[str, FlinkTable]
+    statements: dict[StatementRole, Statement]
     model_name: str
     model_sql: str
     session_config: dict[str, str] = field(default_factory=dict)
@@ -407,7 +429,7 @@ class Pipeline:
         names = [n for n, t in self.tables.items() if t.confluent_owned or not self.settings.confluent]
         return [(n, self.table_ddl(n)) for n in names]
 
-    def session_script(self, role: Role) -> list[str]:
+    def session_script(self, role: StatementRole) -> list[str]:
         """Local: everything one SQL Gateway session runs for `role`, in order (DDL is session-scoped)."""
         st = self.statements[role]
         script = [self.table_ddl(t, st.group_id(self.settings, t) if t in st.reads else None) for t in st.tables]
@@ -476,26 +498,28 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     payload = "CAST(`val` AS STRING)" if s.confluent else "`payload`"
     source_time = "`$rowtime`" if s.confluent else "`source_time`"
     udf = s.validation == "udf"
-    statements: dict[Role, Statement] = {}
-    statements[Role.VALIDATE] = Statement(
-        name=statement_name(s, Role.VALIDATE), role=Role.VALIDATE,
+    sources = statement_sources()
+    statements: dict[StatementRole, Statement] = {}
+    statements[StatementRole.VALIDATE] = Statement(
+        name=statement_name(s, StatementRole.VALIDATE), role=StatementRole.VALIDATE,
         sql=_render("validate.sql", s, t=names, payload=payload, source_time=source_time, udf=udf,
                     converted=udf_converted_columns() if udf else converted_columns(),
                     reason="" if udf else reason_expr(payload), spec=_q(contract_spec())),
-        tables=(T.INPUT_RAW, T.INPUT_AVRO, T.DLQ), reads=(T.INPUT_RAW,), parallelism=s.validate_parallelism,
+        tables=(*sources[StatementRole.VALIDATE], *STATEMENT_SINKS[StatementRole.VALIDATE]),
+        reads=sources[StatementRole.VALIDATE], parallelism=s.validate_parallelism,
         functions=(CONTRACT_CHECK_DDL,) if udf else (),
     )
-    statements[Role.SPLIT] = Statement(
-        name=statement_name(s, Role.SPLIT), role=Role.SPLIT,
+    statements[StatementRole.SPLIT] = Statement(
+        name=statement_name(s, StatementRole.SPLIT), role=StatementRole.SPLIT,
         sql=_render("split.sql", s, t=names, columns=columns, source_time="`source_time`"),
-        tables=(T.INPUT_AVRO, T.LEADS, T.CONTACTS), reads=(T.INPUT_AVRO,),
+        tables=(*sources[StatementRole.SPLIT], *STATEMENT_SINKS[StatementRole.SPLIT]), reads=sources[StatementRole.SPLIT],
     )
-    for role, source, sink in ((Role.SCORE_LEADS, T.LEADS, T.LEAD_SCORES),
-                               (Role.SCORE_CONTACTS, T.CONTACTS, T.CONTACT_SCORES)):
+    for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS):
+        (source,), (sink,) = sources[role], STATEMENT_SINKS[role]
         sql = _render("score.sql", s, sink=names[sink], source=names[source], model=dict(name=mname),
                       model_input_columns=", ".join(f"`{c.name}`" for c in inputs))
         statements[role] = Statement(name=statement_name(s, role), role=role, sql=sql, tables=(source, sink),
-                                     reads=(source,), uses_model=True)
+                                     reads=sources[role], uses_model=True)
 
     session_config: dict[str, str] = {}
     if not s.confluent:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -19,6 +18,8 @@ from lead_scoring.storage.artifacts import ArtifactError, ModelArtifact
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
 from lead_scoring.training.model import LeadScorer, ModelParams, build_pipeline, features_frame, fit
+from lead_scoring.streaming.lineage import topic_asset_key
+from lead_scoring.streaming.topics import INPUT_RAW
 from lead_scoring.training.queries import training_data_sql
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -46,6 +47,7 @@ def read_jsonl_records(path: Path) -> pd.DataFrame:
     group_name=GROUP,
     kinds={"duckdb", "bigquery"},
     owners=OWNERS,
+    deps=[topic_asset_key(INPUT_RAW)],  # the sink worker (or the BigQuery connector) lands the stream here too
 )
 def crm_leads_raw(context: dg.AssetExecutionContext, config: CrmSeedConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     """Raw CRM change records in the warehouse (seeded from data/ locally; fed by the stream)."""
@@ -279,7 +281,7 @@ def model_artifact(context: dg.AssetExecutionContext, lead_scoring_model: Traine
 
 retraining_job = dg.define_asset_job(
     "retraining_job",
-    selection=dg.AssetSelection.assets(crm_leads_raw).downstream(),
+    selection=dg.AssetSelection.assets(crm_leads_raw).downstream().materializable(),
     description="Warehouse -> training data -> model (gated) -> artifact -> deployment -> Flink rollout.",
 )
 

@@ -46,7 +46,7 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, f
     }
 
 
-def _png(fig) -> str:
+def png_base64(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -78,4 +78,4 @@ def evaluation_plots_markdown(y_true: np.ndarray, proba: np.ndarray, title: str)
     axes[2].axhline(1.0, color="grey", linestyle="--")
     axes[2].set(title="Lift by score decile", xlabel="decile (1 = best scored)", ylabel="lift")
     fig.suptitle(title)
-    return f"![evaluation](data:image/png;base64,{_png(fig)})"
+    return f"![evaluation](data:image/png;base64,{png_base64(fig)})"

@@ -111,9 +111,15 @@ def features_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.Da
     for name in NUMERIC_FEATURES:
         out[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     for name in FLAG_FEATURES:
-        # An absent flag means "not ticked" in the CRM.
-        out[name] = frame[name].map(lambda v: 1.0 if v is True or v == 1 else 0.0).astype(float)
+        out[name] = ticked(frame[name]).astype(float)
     return out[list(FEATURES)]
+
+
+def ticked(series: pd.Series) -> pd.Series:
+    """A flag column as booleans: True/1 is ticked; False/0, null, NaN and pd.NA (nullable columns) are not,
+    as an absent flag means "not ticked" in the CRM."""
+    clean = series.astype(object).where(series.notna(), False)
+    return clean.map(lambda v: v is True or (not isinstance(v, str) and v == 1)).astype(bool)
 
 
 def fit(pipeline: Pipeline, frame: pd.DataFrame, labels: Iterable[Any]) -> Pipeline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import resources
 
 from lead_scoring.contract import FEATURES, FORBIDDEN_FEATURES
+from lead_scoring.contract.samples import PROBE_ID_PREFIX
 
 
 def training_data_sql(validation_fraction: float) -> str:
@@ -17,4 +18,5 @@ def training_data_sql(validation_fraction: float) -> str:
     return template.format(
         feature_columns=",\n  ".join(FEATURES),
         train_fraction=repr(round(1.0 - validation_fraction, 6)),
+        probe_prefix=PROBE_ID_PREFIX,
     )

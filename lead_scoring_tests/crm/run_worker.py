@@ -9,8 +9,9 @@ import argparse
 import logging
 import sys
 
+from lead_scoring.crm.resources import LocalCrm
 from lead_scoring.crm.workers import WorkerFailed, build_worker
-from lead_scoring.streaming.resources import KafkaResource
+from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 
@@ -26,11 +27,9 @@ def main() -> int:
     parser.add_argument("--max-wait", type=float, default=0.2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from lead_scoring.crm.resources import LocalCrmResource
-
     topics = args.score_topics if args.name == "writeback" else [args.raw_topic, *args.score_topics]
     worker = build_worker(args.name, kafka=KafkaResource(bootstrap_servers=args.bootstrap),
-                          warehouse=DuckDBWarehouse(path=args.warehouse), crm=LocalCrmResource(),
+                          warehouse=DuckDBWarehouse(path=args.warehouse), crm=LocalCrm(),
                           topics=topics, score_topics=args.score_topics, group_id=args.group,
                           batch_size=args.batch, max_wait_s=args.max_wait)
     worker.install_signal_handlers()

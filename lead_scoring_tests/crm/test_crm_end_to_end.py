@@ -16,8 +16,16 @@ import httpx
 import pytest
 
 from lead_scoring.crm.replay import frame_records, load_events, replay
-from lead_scoring.crm.resources import LocalCrmResource
-from lead_scoring.crm.workers import build_worker, consumer_group_lag
+from lead_scoring.crm.resources import LocalCrm
+from lead_scoring.crm.synthetic import generate_leads, write_frame
+from lead_scoring.crm.workers import build_worker
+from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.stack.ports import free_port
+from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
+from lead_scoring.streaming.assets import flink_statements, streaming_topics
+from lead_scoring.streaming.lag import group_lag
+from lead_scoring_tests.fixtures.stack import stub_deployment
+from lead_scoring_tests.serving.records import fit_model
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 pytestmark = pytest.mark.stack
@@ -26,12 +34,6 @@ MODEL = "lead_scorer"
 
 
 def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_stack, tmp_path):
-    from lead_scoring.crm.synthetic import generate_leads, write_frame
-    from lead_scoring.serving.process import free_port, start_server, stop_server, wait_ready
-    from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
-    from lead_scoring.streaming.assets import flink_statements, streaming_topics
-    from lead_scoring_tests.serving.records import fit_model
-
     kafka, flink = local_stack.kafka(), local_stack.flink_sql()
     tag = uuid.uuid4().hex[:6]
     prefix, names = f"crm{tag}_", f"crm{tag}"
@@ -39,20 +41,16 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
     version = repo.save(fit_model(n=300, seed=1), manifest={"trained_on": "crm end-to-end test"})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    pid = start_server(version.uri, port=port, log_path=tmp_path / "model-server.log", model_name=MODEL)
+    server = ModelServerProcess(version.uri, port=port, log_path=tmp_path / "model-server.log", model_name=MODEL)
     workers: list[Any] = []
     threads: list[threading.Thread] = []
     try:
-        wait_ready(url, timeout=120, pid=pid, log_path=tmp_path / "model-server.log")
+        server.start()
         resources = {"kafka": kafka, "flink": flink}
         assert dg.materialize_to_memory([streaming_topics], resources=resources, run_config={
             "ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}}).success
 
-        @dg.asset(name="model_deployment")
-        def deployed() -> dict[str, Any]:
-            return {"url": url, "model_name": MODEL, "version": version.version}
-
-        rollout = dg.materialize_to_memory([deployed, flink_statements], resources=resources, run_config={
+        rollout = dg.materialize_to_memory([stub_deployment(url, version.version, MODEL), flink_statements], resources=resources, run_config={
             "ops": {"flink_statements": {"config": {"topic_prefix": prefix, "statement_prefix": names,
                                                     "group_prefix": names, "verify_timeout_s": 180.0}}}},
             raise_on_error=False)
@@ -64,7 +62,7 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
         workers = [
             build_worker("sink", kafka=kafka, warehouse=warehouse, topics=[raw, *scores], score_topics=scores,
                          group_id=f"{names}-sink", max_wait_s=0.5),
-            build_worker("writeback", kafka=kafka, warehouse=warehouse, crm=LocalCrmResource(), topics=scores,
+            build_worker("writeback", kafka=kafka, warehouse=warehouse, crm=LocalCrm(), topics=scores,
                          score_topics=scores, group_id=f"{names}-writeback"),
         ]
         threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
@@ -102,7 +100,7 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
         for job in jobs:
             if job["name"].startswith(names) and job["state"] == "RUNNING":
                 httpx.patch(f"{flink.flink_rest_url}/jobs/{job['jid']}", params={"mode": "cancel"}, timeout=10)
-        stop_server(pid)
+        server.stop()
 
     crm = warehouse.query("SELECT Id, _ObjectType, Lead_Score__c, Lead_Score_Model__c, source_ts, scored_ts "
                           "FROM crm_leads")
@@ -116,4 +114,4 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
     assert int(raw_rows["n"][0]) == len(events)
     assert int(raw_rows["labelled"][0]) == int((events["_EventType"] == "updated").sum())
     assert int(warehouse.query("SELECT COUNT(*) AS n FROM lead_scores")["n"][0]) >= len(ids)
-    assert consumer_group_lag(kafka, f"{names}-writeback", scores) == {s: 0 for s in scores}
+    assert group_lag(kafka, f"{names}-writeback", scores) == {s: 0 for s in scores}

@@ -13,19 +13,21 @@ import subprocess
 import sys
 import threading
 import time
+import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-
-import logging
 
 import pytest
 from confluent_kafka.admin import NewTopic
 
 from lead_scoring.contract import validate_record
 from lead_scoring.crm.replay import frame_records, load_events, replay
-from lead_scoring.crm.workers import GROUP_IDS, consumer_group_lag
-from lead_scoring.streaming.resources import KafkaResource
+from lead_scoring.crm.synthetic import generate_leads, write_frame
+from lead_scoring.crm.workers import GROUP_IDS, SINK, WRITEBACK, worker_health
+from lead_scoring.streaming.lag import group_lag
+from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES
+from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 pytestmark = pytest.mark.stack
@@ -91,8 +93,6 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_
 
 @pytest.fixture
 def synthetic_csv(tmp_path) -> Path:
-    from lead_scoring.crm.synthetic import generate_leads, write_frame
-
     path = tmp_path / "leads.csv"
     write_frame(generate_leads(300, seed=11), path)
     return path
@@ -173,8 +173,6 @@ class Worker:
 
     def wait_consuming(self, timeout_s: float = 180.0) -> None:
         """Until the worker holds its partitions (its heartbeat says so), so a test's stream starts after it."""
-        from lead_scoring.crm.workers import worker_health
-
         wait_until(lambda: worker_health(self.name, self.home) is None, timeout_s, f"{self.name} to consume",
                    logs=[self.log])
 
@@ -267,8 +265,8 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
     expected = {s["Id"]: (s["_ObjectType"], s["Lead_Score__c"], s["Lead_Score_Reasons__c"]) for s in scores[:n]}
     assert {rid: (ot, int(sc), rs) for rid, ot, sc, rs in crm.values.tolist()} == expected
     assert _count(warehouse, "SELECT COUNT(*) FROM crm_writeback_errors") == 0
-    assert consumer_group_lag(kafka, groups["sink"], [raw, leads_t, contacts_t]) == {raw: 0, leads_t: 0, contacts_t: 0}
-    assert consumer_group_lag(kafka, groups["writeback"], [leads_t, contacts_t]) == {leads_t: 0, contacts_t: 0}
+    assert group_lag(kafka, groups["sink"], [raw, leads_t, contacts_t]) == {raw: 0, leads_t: 0, contacts_t: 0}
+    assert group_lag(kafka, groups["writeback"], [leads_t, contacts_t]) == {leads_t: 0, contacts_t: 0}
 
 
 def test_sigterm_flushes_the_batch_a_worker_holds(local_stack, tmp_path):
@@ -285,21 +283,18 @@ def test_sigterm_flushes_the_batch_a_worker_holds(local_stack, tmp_path):
         assert replay(kafka, iter(scores), leads_t).sent == 40
         wait_until(lambda: group_assigned(kafka, group), 90, "the worker to be assigned its partitions")
         time.sleep(3)  # let it poll the messages into its batch
-        assert consumer_group_lag(kafka, group, [leads_t]) == {leads_t: 40}  # held, not written
+        assert group_lag(kafka, group, [leads_t]) == {leads_t: 40}  # held, not written
         assert worker.terminate() == 0
     finally:
         worker.ensure_stopped()
     warehouse = DuckDBWarehouse(path=str(wh_path))
     assert _count(warehouse, "SELECT COUNT(*) FROM lead_scores") == 40
-    assert consumer_group_lag(kafka, group, [leads_t]) == {leads_t: 0}
+    assert group_lag(kafka, group, [leads_t]) == {leads_t: 0}
 
 
 def test_stack_up_runs_the_workers_on_the_pipeline_topics(local_stack):
-    from lead_scoring.stack.services import SINK_WORKER, WRITEBACK_WORKER
-    from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES
-
     stack = local_stack.stack
-    workers = [WRITEBACK_WORKER, SINK_WORKER]
+    workers = [WRITEBACK, SINK]
     try:
         statuses = {s.name: s for s in stack.up(workers)}  # waits until both have joined their groups
         for name in workers:
@@ -316,7 +311,7 @@ def test_stack_up_runs_the_workers_on_the_pipeline_topics(local_stack):
                    and _count(warehouse, f"SELECT COUNT(*) FROM lead_scores WHERE Id = '{rid}'") == 1,
                    90, "the stack's workers to land the records")
         assert _count(warehouse, f"SELECT Lead_Score__c FROM crm_leads WHERE Id = '{rid}'") == 77
-        wait_until(lambda: sum(consumer_group_lag(kafka, GROUP_IDS["writeback"], [LEAD_SCORES]).values()) == 0, 30,
+        wait_until(lambda: sum(group_lag(kafka, GROUP_IDS["writeback"], [LEAD_SCORES]).values()) == 0, 30,
                    "the writeback to commit")
         assert {s.name: s.state for s in stack.status(workers)} == {w: "healthy" for w in workers}
     finally:

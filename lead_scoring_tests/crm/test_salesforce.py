@@ -8,9 +8,11 @@ import logging
 import pandas as pd
 import pytest
 
+from lead_scoring.crm.definitions import crm as crm_resource
 from lead_scoring.crm.salesforce import SalesforceResource, TransientSalesforceError, to_csv
 from lead_scoring.crm.workers import Message
 from lead_scoring.crm.writeback import WritebackHandler
+from lead_scoring.settings import Profile
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 from lead_scoring_tests.crm.fake_salesforce import SESSION_ID, FakeSalesforce
 
@@ -169,10 +171,7 @@ def test_to_csv_is_the_documented_header_and_empty_for_nulls():
 
 
 def test_gcp_profile_reads_salesforce_secrets_from_the_environment_only():
-    from lead_scoring.crm.resources import resources_for_profile
-    from lead_scoring.settings import Profile
-
-    crm = resources_for_profile(Profile.GCP)["crm"]
+    crm = crm_resource(Profile.GCP)
     assert isinstance(crm, SalesforceResource)
     assert pd.Series([crm.username, crm.password, crm.security_token]).tolist() == [
         "SALESFORCE_USERNAME", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN"]  # EnvVar names, not values

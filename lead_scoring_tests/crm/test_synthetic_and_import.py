@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from lead_scoring.settings import Profile
+from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 from lead_scoring.cli import app
 from lead_scoring.contract import FIELD_NAMES, validate_record
 from lead_scoring.crm.importer import ExportMapping, MappingError, import_export
@@ -97,9 +99,7 @@ def test_cli_import_into_the_warehouse(tmp_path: Path, monkeypatch: pytest.Monke
                    + [{"Prospect ID": "p-bad", "Do Not Call": "maybe"}])
     result = CliRunner().invoke(app, ["data", "import", str(path), "--mapping", str(MAPPING)])
     assert result.exit_code == 0, result.output
-    from lead_scoring.resources import build_resources
-
-    warehouse = build_resources()["warehouse"]
+    warehouse = warehouse_resource(Profile.LOCAL)
     raw = warehouse.query("SELECT Id, _source FROM crm_leads_raw ORDER BY Id")
     assert raw["Id"].tolist() == [f"p-{i}" for i in range(5)]
     assert set(raw["_source"]) == {"import:export.csv"}

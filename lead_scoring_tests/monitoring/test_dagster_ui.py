@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from lead_scoring.settings import project_root
-from lead_scoring_tests.fixtures.stack import free_ports
+from lead_scoring.stack.ports import free_ports
 
 pytestmark = pytest.mark.browser
 

@@ -16,15 +16,15 @@ from lead_scoring.monitoring.latency import run_probe
 from lead_scoring.monitoring.resources import MonitoringSettings
 from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK
 from lead_scoring.settings import project_root
-from lead_scoring.serving.process import start_server, stop_server, wait_ready
+from lead_scoring.serving.service import ModelServerProcess
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring.streaming.admin import ensure_topics
 from lead_scoring.streaming.render import Dialect, RenderSettings, render_pipeline
-from lead_scoring.streaming.rollout import engine_for, rollout
+from lead_scoring.streaming.rollout import rollout
 from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES, TOPICS
 from lead_scoring.training import assets as training
+from lead_scoring.stack.ports import free_ports
 from lead_scoring.warehouse.resources import DuckDBWarehouse
-from lead_scoring_tests.fixtures.stack import free_ports
 
 pytestmark = pytest.mark.stack
 
@@ -41,7 +41,7 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
     [port] = free_ports(1)
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "model-server.log"
-    pid = start_server(artifact.uri, port=port, log_path=log_path, model_name=MODEL_NAME)
+    server = ModelServerProcess(artifact.uri, port=port, log_path=log_path, model_name=MODEL_NAME)
     kafka, flink = local_stack.kafka(), local_stack.flink_sql()
     uid = uuid.uuid4().hex[:6]
     settings = RenderSettings(
@@ -49,12 +49,12 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
         kafka_bootstrap=local_stack.kafka_bootstrap, topic_prefix=f"lat{uid}_", statement_prefix=f"lat{uid}",
         group_prefix=f"lat{uid}", server_model_name=MODEL_NAME,
     )
-    engine = engine_for(flink_sql=flink, kafka=kafka)
+    engine = flink
+    pipeline = render_pipeline(settings)
     try:
-        wait_ready(url, timeout=120, pid=pid, log_path=log_path, model_name=MODEL_NAME)
+        server.start()
         admin = kafka.admin()
         ensure_topics(admin, TOPICS, prefix=settings.topic_prefix)
-        pipeline = render_pipeline(settings)
         rollout(engine, pipeline, verify_timeout_s=180)
         source, scores = settings.topic(INPUT_RAW), settings.topic(LEAD_SCORES)
 
@@ -102,5 +102,5 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
             {t: e.description for t, e in lag.items()}
     finally:
         for name, ident in engine.running(settings.statement_prefix + "-").items():
-            engine.stop(name, ident)
-        stop_server(pid)
+            engine.stop(pipeline, name, ident)
+        server.stop()

@@ -21,11 +21,11 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from lead_scoring.monitoring import sensors
-from lead_scoring.monitoring.pipeline import topic_asset_key
+from lead_scoring.streaming.lineage import topic_asset_key, topic_specs
 from lead_scoring.monitoring.resources import MonitoringSettings
 from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK, DLQ_GROWTH_CHECK
-from lead_scoring.streaming.resources import KafkaResource
-from lead_scoring_tests.fixtures.stack import free_ports
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.stack.ports import free_ports
 
 pytestmark = pytest.mark.stack
 
@@ -277,7 +277,7 @@ def test_stream_health_checks_run_on_demand(local_stack):
                                                             metadata={"end_offset": dg.MetadataValue.int(dlq_end)}))
     produce(kafka, DLQ, 4)
     job = dg.define_asset_job("check_streams", selection=dg.AssetSelection.checks(sensors.stream_health_checks))
-    defs = dg.Definitions(assets=sensors.topic_assets, asset_checks=[sensors.stream_health_checks], jobs=[job],
+    defs = dg.Definitions(assets=topic_specs(), asset_checks=[sensors.stream_health_checks], jobs=[job],
                           resources={"kafka": kafka, "monitoring": MonitoringSettings(max_dlq_growth=3)})
     result = defs.resolve_job_def("check_streams").execute_in_process(instance=instance)
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}

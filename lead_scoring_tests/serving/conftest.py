@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lead_scoring.serving.process import free_port, start_server, stop_server, wait_ready
+from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import MODEL_FILE, ArtifactRepository, LocalBlobs
 from lead_scoring_tests.serving.records import fit_model
 
@@ -43,11 +44,10 @@ def server(repo: ArtifactRepository, tmp_path_factory: pytest.TempPathFactory):
     """A real server process on a free 127.0.0.1 port serving V1, with Vertex routes from AIP_* variables."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    pid = start_server(repo.artifact(V1).uri, "127.0.0.1", port, log, allow_swap=False,
-                       env={"AIP_PREDICT_ROUTE": VERTEX_PREDICT, "AIP_HEALTH_ROUTE": VERTEX_HEALTH})
-    url = f"http://127.0.0.1:{port}"
+    server = ModelServerProcess(repo.artifact(V1).uri, port, log, allow_swap=False,
+                                env={"AIP_PREDICT_ROUTE": VERTEX_PREDICT, "AIP_HEALTH_ROUTE": VERTEX_HEALTH})
     try:
-        wait_ready(url, timeout=90, pid=pid, log_path=log)
-        yield {"url": url, "pid": pid, "port": port, "log": log}
+        server.start(timeout_s=90)
+        yield {"url": server.url, "pid": server.pid, "port": port, "log": log}
     finally:
-        stop_server(pid)
+        server.stop()

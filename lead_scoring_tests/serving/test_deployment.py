@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from lead_scoring.serving.assets import expected_for, model_deployment
-from lead_scoring.serving.process import free_port, pid_alive
 from lead_scoring.serving.resources import (
     SMOKE_RECORD,
     VERTEX_HEALTH_ROUTE,
@@ -23,6 +22,11 @@ from lead_scoring.serving.resources import (
     LocalModelServer,
     VertexAIModelServing,
 )
+from lead_scoring.serving.service import MODEL_SERVER, ModelServerError, swap_model
+from lead_scoring.services import local_stack
+from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.ports import free_port
+from lead_scoring.stack.stack import pid_alive
 from lead_scoring.storage.artifacts import ArtifactRepository, ModelArtifact
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring_tests.serving.conftest import BAD, V1, V2
@@ -244,25 +248,20 @@ def test_vertex_refuses_a_local_artifact(repo: ArtifactRepository) -> None:
 
 
 def test_hot_swap_needs_a_server_started_with_allow_swap(server) -> None:
-    from lead_scoring.serving.process import ServerStartError, swap_model
-
-    with pytest.raises(ServerStartError, match="without --allow-swap"):
+    with pytest.raises(ModelServerError, match="without --allow-swap"):
         swap_model(server["url"], V2)
     assert served_version(server["url"]) == V1
 
 
 def test_a_server_on_the_stack_port_joins_the_stack(store_root, repo, monkeypatch) -> None:
     """`scripts/up` starts the server through `model_deployment`: `stack status/down` must manage it too."""
-    from lead_scoring.stack.config import StackConfig
-    from lead_scoring.stack.services import MODEL_SERVER, Stack
-
     port = free_port()
     monkeypatch.setenv("LEAD_SCORING_MODEL_PORT", str(port))
     serving = LocalModelServer(port=port)
     store = LocalModelStore(root=str(store_root))
     serving.deploy(repo.artifact(V1), expected_for(store, repo.artifact(V1)))
     pid = serving.read_state()["pid"]
-    stack = Stack(StackConfig.from_env())
+    stack = local_stack(StackConfig.from_env())
     try:
         [status] = stack.status([MODEL_SERVER])
         assert status.pid == pid and status.state == "healthy"

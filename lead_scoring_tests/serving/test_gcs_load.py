@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lead_scoring.serving.model import LeadScoringModel
-from lead_scoring.serving.process import free_port, port_open
+from lead_scoring.stack.ports import free_port, port_open
 from lead_scoring.storage.artifacts import MANIFEST_FILE, MODEL_FILE, ArtifactRepository
 from lead_scoring.storage.resources import GcsModelStore
 from lead_scoring_tests.serving.conftest import V1

@@ -18,8 +18,10 @@ import fastavro
 import httpx
 import pytest
 
-from lead_scoring.stack.services import KAFKA, SQL_GATEWAY
-from lead_scoring.streaming.resources import FlinkSqlGatewayResource, KafkaResource
+from lead_scoring.stack.flink import SQL_GATEWAY
+from lead_scoring.stack.kafka import KAFKA
+from lead_scoring.streaming.gateway import SqlGatewayFlink
+from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring_tests.fixtures.stack import ENGINES
 
 pytestmark = pytest.mark.stack
@@ -71,7 +73,7 @@ def consume(kafka: KafkaResource, topic: str, count: int, group: str | None = No
 
 
 @contextmanager
-def running_insert(flink: FlinkSqlGatewayResource, ddl: list[str], insert: str) -> Iterator[str]:
+def running_insert(flink: SqlGatewayFlink, ddl: list[str], insert: str) -> Iterator[str]:
     """Create tables and start an INSERT job in a session; cancel the job afterwards."""
     with flink.session() as session:
         for statement in ddl:
@@ -184,7 +186,7 @@ def test_avro_pass_through(local_stack) -> None:
 
 
 def test_sql_error_names_the_cause(local_stack) -> None:
-    from lead_scoring.streaming.resources import FlinkSqlError
+    from lead_scoring.streaming.gateway import FlinkSqlError
 
     with local_stack.flink_sql().session() as session, pytest.raises(FlinkSqlError, match="no_such_table"):
         session.execute("SELECT * FROM no_such_table")

@@ -5,15 +5,17 @@ These do not use the session stack: each builds its own Stack on fresh ports and
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 from pathlib import Path
 
 import psutil
 import pytest
 
+from lead_scoring.services import local_stack as make_stack
+from lead_scoring.stack import kafka as stack_kafka
+from lead_scoring.stack.flink import JOBMANAGER, SQL_GATEWAY
 from lead_scoring.stack.install import StackError
-from lead_scoring.stack.services import JOBMANAGER, SQL_GATEWAY, Stack
+from lead_scoring.stack.stack import Stack
 from lead_scoring_tests.fixtures.stack import test_stack_config
 
 
@@ -25,7 +27,7 @@ def _no_processes_left(stack: Stack) -> None:
 def test_java_missing_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(StackError, match=r"Java not found on PATH.*openjdk-17"):
-        Stack(test_stack_config(tmp_path)).up()
+        make_stack(test_stack_config(tmp_path)).up()
 
 
 def test_java_too_old_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,13 +38,13 @@ def test_java_too_old_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     java.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_bin}:/usr/bin:/bin")
     with pytest.raises(StackError, match=r"Java 11 found, the stack needs 17\+"):
-        Stack(test_stack_config(tmp_path)).up()
+        make_stack(test_stack_config(tmp_path)).up()
 
 
 def test_missing_jars_point_at_install(tmp_path: Path) -> None:
-    cfg = dataclasses.replace(test_stack_config(tmp_path / "state"), cache_root=tmp_path / "empty-cache")
+    cfg = test_stack_config(tmp_path / "state").replace(cache_root=tmp_path / "empty-cache")
     with pytest.raises(StackError, match=r"stack jars missing .*run `lead-scoring stack install` first"):
-        Stack(cfg).up()
+        make_stack(cfg).up()
 
 
 @pytest.mark.stack
@@ -52,7 +54,7 @@ def test_port_in_use_is_named_and_nothing_starts(tmp_path: Path) -> None:
     squatter.bind(("127.0.0.1", cfg.sql_gateway_port))
     squatter.listen()
     try:
-        stack = Stack(cfg)
+        stack = make_stack(cfg)
         with pytest.raises(StackError) as err:
             stack.up([JOBMANAGER, SQL_GATEWAY])
         message = str(err.value)
@@ -66,8 +68,8 @@ def test_port_in_use_is_named_and_nothing_starts(tmp_path: Path) -> None:
 @pytest.mark.stack
 def test_service_dying_during_start_stops_the_others(tmp_path: Path) -> None:
     # An impossible heap size makes the gateway JVM exit at once, after the JobManager was started.
-    cfg = dataclasses.replace(test_stack_config(tmp_path), sql_gateway_heap="5q")
-    stack = Stack(cfg)
+    cfg = test_stack_config(tmp_path).replace(sql_gateway_heap="5q")
+    stack = make_stack(cfg)
     with pytest.raises(StackError) as err:
         stack.up([JOBMANAGER, SQL_GATEWAY])
     message = str(err.value)
@@ -90,14 +92,13 @@ def test_test_stacks_die_with_the_process_that_started_them(tmp_path: Path) -> N
 
     cfg = test_stack_config(tmp_path)
     script = (
-        "import dataclasses, os, signal, sys\n"
+        "import os, signal, sys\n"
         "from pathlib import Path\n"
+        "from lead_scoring.services import local_stack\n"
         "from lead_scoring.stack.config import StackConfig\n"
-        "from lead_scoring.stack.services import Stack\n"
         f"cfg = StackConfig.from_env(kafka_port={cfg.kafka_port}, kafka_controller_port={cfg.kafka_controller_port},"
-        f" die_with_parent=True)\n"
-        f"cfg = dataclasses.replace(cfg, state_root=Path({str(tmp_path)!r}))\n"
-        "Stack(cfg).up(['kafka'])\n"
+        f" die_with_parent=True, state_root=Path({str(tmp_path)!r}))\n"
+        "local_stack(cfg).up(['kafka'])\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -132,7 +133,7 @@ def test_adopted_generator_is_listed_and_stopped_first(tmp_path: Path, monkeypat
         refused = runner.invoke(app, ["stack", "adopt", "kafka", str(generator.pid)])
         assert refused.exit_code == 2 and "is a stack service" in refused.output
 
-        stack = Stack(test_stack_config(tmp_path))
+        stack = make_stack(test_stack_config(tmp_path))
         listed = {s.name: s for s in stack.status()}
         assert listed["leads-generate"].state == "running" and listed["leads-generate"].pid == generator.pid
         assert listed["leads-generate"].url == "kafka input_raw"
@@ -153,12 +154,10 @@ def test_kafka_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPat
     import base64
     import uuid
 
-    from lead_scoring.stack import services
-
     dash_first = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))  # base64url "-AAA...": the case that failed
     fresh = iter([dash_first, uuid.UUID(int=12345)])
-    monkeypatch.setattr(services.uuid, "uuid4", lambda: next(fresh))
+    monkeypatch.setattr(stack_kafka.uuid, "uuid4", lambda: next(fresh))
     assert base64.urlsafe_b64encode(dash_first.bytes).decode().startswith("-")
-    cluster_id = services.new_cluster_id()
+    cluster_id = stack_kafka.new_cluster_id()
     assert not cluster_id.startswith("-") and len(cluster_id) == 22
     assert base64.urlsafe_b64decode(cluster_id + "==") == uuid.UUID(int=12345).bytes

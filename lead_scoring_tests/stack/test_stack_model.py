@@ -1,8 +1,7 @@
 """Flink's triton model provider against our real model server: CREATE MODEL + ML_PREDICT.
 
 A tiny model is trained and saved to a temporary artifact store, the stack's model server is started
-on it (`Stack.up([MODEL_SERVER])`, the same path `lead-scoring stack up` takes when an artifact
-exists), and Flink scores records read from Kafka through the server's KServe V2 endpoint.
+on it (`Stack.up([MODEL_SERVER])`, the same path `lead-scoring stack up` and `model_deployment` take), and Flink scores records read from Kafka through the server's KServe V2 endpoint.
 
 KNOWN UPSTREAM BUG: flink-model-triton 2.3.0 (the only release on Maven Central) inverts its schema
 check: `AbstractTritonModelFunction.validateSingleColumnSchema` is compiled as
@@ -15,16 +14,15 @@ a fixed flink-model-triton is pinned in lead_scoring/stack/jvm/pom.xml.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 
 import httpx
 import pytest
 
-from lead_scoring.stack.services import MODEL_SERVER, Stack
+from lead_scoring.serving.service import MODEL_SERVER
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
-from lead_scoring.streaming.resources import FlinkSqlError
+from lead_scoring.streaming.gateway import FlinkSqlError
 from lead_scoring_tests.serving.records import fit_model, make_records
 from lead_scoring_tests.stack.test_stack_engines import kafka_table, produce
 
@@ -36,10 +34,9 @@ def model_server(local_stack, tmp_path_factory):
     """The stack's model server on a freshly trained artifact; stopped after this module."""
     repo = ArtifactRepository(LocalBlobs(tmp_path_factory.mktemp("artifacts")))
     artifact = repo.save(fit_model(n=300), manifest={"trained_on": "stack test records"})
-    cfg = dataclasses.replace(local_stack.cfg, model_artifact=artifact.uri)
-    stack = Stack(cfg)
+    stack = local_stack.stack
     try:
-        statuses = {s.name: s for s in stack.up([MODEL_SERVER])}
+        statuses = {s.name: s for s in stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact.uri}})}
         assert statuses[MODEL_SERVER].state == "healthy", statuses
         yield artifact
     finally:

@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from lead_scoring.streaming.confluent import ConfluentApiError, ConfluentFlinkResource
-from lead_scoring.streaming.render import Dialect, RenderSettings, Role, render_pipeline
-from lead_scoring.streaming.rollout import ConfluentEngine, RolloutError, rollout
+from lead_scoring.streaming.confluent import ConfluentApiError, ConfluentFlink
+from lead_scoring.streaming.engine import RolloutError
+from lead_scoring.streaming.render import Dialect, RenderSettings, StatementRole, render_pipeline
+from lead_scoring.streaming.rollout import rollout
 
 ORG, ENV = "org-1", "env-abc"
 BASE = f"/sql/v1/organizations/{ORG}/environments/{ENV}"
-ENDPOINT = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/42:predict"
+ENDPOINT = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/42"
 SERVICE_KEY = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----SECRET"}'
 
 
@@ -57,7 +58,9 @@ class FakeConfluent:
         if request.method == "PUT":
             st = self.statements[name]
             assert body["metadata"]["resource_version"] == st["metadata"]["resource_version"]
+            self.version += 1
             st["spec"] = body["spec"]
+            st["metadata"] = {**body["metadata"], "resource_version": str(self.version)}
             st["status"] = {"phase": "STOPPED" if body["spec"]["stopped"] else "RUNNING"}
             return httpx.Response(200, json=st)
         if request.method == "DELETE":
@@ -66,8 +69,8 @@ class FakeConfluent:
         raise AssertionError(f"unexpected {request.method} {path}")
 
 
-def resource(fake: FakeConfluent) -> ConfluentFlinkResource:
-    return ConfluentFlinkResource(
+def resource(fake: FakeConfluent) -> ConfluentFlink:
+    return ConfluentFlink(
         base_url="https://flink.us-central1.gcp.confluent.cloud", organization_id=ORG, environment_id=ENV,
         compute_pool_id="lfcp-1", principal="sa-1", catalog="lead-env", database="lead-cluster",
         api_key="key", api_secret="secret", vertex_service_key=SERVICE_KEY, poll_interval_s=0.0,
@@ -78,9 +81,8 @@ def pipeline(version: str):
     return render_pipeline(RenderSettings(Dialect.CONFLUENT, version, ENDPOINT))
 
 
-def engine(fake: FakeConfluent) -> ConfluentEngine:
-    cc = resource(fake)
-    return ConfluentEngine(cc, cc.vertex_service_key, ENDPOINT)
+def engine(fake: FakeConfluent) -> ConfluentFlink:
+    return resource(fake)
 
 
 def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
@@ -91,8 +93,11 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     posts = [(path, body) for method, path, body in fake.requests if method == "POST"]
     conn_path, conn = posts[0]
     assert conn_path == f"{BASE}/connections"
-    assert conn == {"name": "vertex-lead-scorer", "spec": {"connection_type": "VERTEXAI", "endpoint": ENDPOINT,
-                                                           "auth_data": {"kind": "ServiceKey", "service_key": SERVICE_KEY}}}
+    # the Flink REST spec's PlaintextProvider, the key under SERVICE_KEY (as `confluent flink connection create
+    # --service-key` sends it)
+    assert conn == {"name": "vertex-lead-scorer", "spec": {
+        "connection_type": "VERTEXAI", "endpoint": ENDPOINT,
+        "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": SERVICE_KEY})}}}
     names = [body["name"] for path, body in posts if path == f"{BASE}/statements"]
     assert names == [
         "lead-scoring-ddl-input-avro", "lead-scoring-ddl-leads", "lead-scoring-ddl-contacts",
@@ -103,10 +108,12 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     first = next(body for path, body in posts if body.get("name") == "lead-scoring-score-leads-v1")
     assert first == {
         "name": "lead-scoring-score-leads-v1", "organization_id": ORG, "environment_id": ENV,
-        "spec": {"statement": p.statements[Role.SCORE_LEADS].sql,
+        "spec": {"statement": p.statements[StatementRole.SCORE_LEADS].sql,
                  "properties": {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster"},
                  "compute_pool_id": "lfcp-1", "principal": "sa-1", "stopped": False},
-        "metadata": {"labels": {"model-version": "v1"}},
+        "metadata": {"labels": {"user.confluent.io/model-version": "v1", "user.confluent.io/lead-scoring-kind": "statement",
+                                "user.confluent.io/lead-scoring-role": "score-leads",
+                                "user.confluent.io/lead-scoring-retired": "false"}},
     }
     model = next(body for path, body in posts if body.get("name") == "lead-scoring-model-v1")
     assert model["spec"]["statement"].startswith("CREATE MODEL IF NOT EXISTS `lead_scorer_v1`")
@@ -130,7 +137,7 @@ def test_new_version_stops_old_then_resumes_from_its_offsets() -> None:
     start_contacts = calls.index(("POST", "/statements", "lead-scoring-score-contacts-v2"))
     assert stop_leads < start_leads < stop_contacts < start_contacts  # hand-over: never two versions at once
     put = next(b for m, p, b in fake.requests if m == "PUT" and p.endswith("score-leads-v1"))
-    assert put["spec"]["stopped"] is True and put["spec"]["statement"] == pipeline("v1").statements[Role.SCORE_LEADS].sql
+    assert put["spec"]["stopped"] is True and put["spec"]["statement"] == pipeline("v1").statements[StatementRole.SCORE_LEADS].sql
     new = next(b for m, p, b in fake.requests if m == "POST" and (b or {}).get("name") == "lead-scoring-score-leads-v2")
     assert new["spec"]["properties"]["sql.tables.initial-offset-from"] == "lead-scoring-score-leads-v1"
     assert not any(n in ("lead-scoring-validate", "lead-scoring-route") for _, _, n in calls)  # left running
@@ -143,18 +150,26 @@ def test_same_version_twice_is_a_no_op() -> None:
     rollout(engine(fake), pipeline("v1"))
     fake.requests.clear()
     report = rollout(engine(fake), pipeline("v1"))
-    assert [m for m, _, _ in fake.requests] == ["GET"]  # one list call
+    assert {m for m, _, _ in fake.requests} == {"GET"}  # list calls only: nothing created, stopped or deleted
     assert "already scoring" in report.notes[0]
 
 
 def test_failed_new_statement_restores_the_old_one_and_fails() -> None:
     fake = FakeConfluent(fail={"lead-scoring-score-leads-v2"})
     rollout(engine(fake), pipeline("v1"))
+    fake.requests.clear()
     with pytest.raises(RolloutError, match="lead-scoring-score-leads-v2 did not take over: .*FAILED: boom"):
         rollout(engine(fake), pipeline("v2"))
     old = fake.statements["lead-scoring-score-leads-v1"]
     assert old["status"]["phase"] == "RUNNING"
-    assert old["spec"]["properties"]["sql.tables.initial-offset-from"] == "lead-scoring-score-leads-v2"
+    # resumed in place (PUT spec.stopped=false, as `confluent flink statement resume`), never deleted and
+    # recreated: a recreated statement would start from the earliest offset and rescore everything
+    v1_calls = [(m, b) for m, p, b in fake.requests if p.endswith("/statements/lead-scoring-score-leads-v1")
+                or (b or {}).get("name") == "lead-scoring-score-leads-v1"]
+    assert [(m, b["spec"]["stopped"]) for m, b in v1_calls if m == "PUT"] == [("PUT", True), ("PUT", False)]
+    assert not [m for m, _ in v1_calls if m in ("POST", "DELETE")]
+    assert old["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster"}
+    assert old["metadata"]["labels"]["user.confluent.io/lead-scoring-retired"] == "false"
     assert fake.statements["lead-scoring-score-contacts-v1"]["status"]["phase"] == "RUNNING"  # never touched
     assert "lead-scoring-score-contacts-v2" not in fake.statements
 

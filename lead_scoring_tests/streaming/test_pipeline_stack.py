@@ -25,10 +25,13 @@ import pytest
 from lead_scoring.contract import parse_record
 from lead_scoring.contract.schemas import lead_avro_schema
 from lead_scoring.crm.synthetic import generate_leads
-from lead_scoring.serving.process import free_port, start_server, stop_server, swap_model, wait_ready
+from lead_scoring.serving.service import ModelServerProcess, swap_model
+from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.assets import flink_statements, streaming_topics
-from lead_scoring.streaming.resources import FlinkSqlGatewayResource, KafkaResource
+from lead_scoring.streaming.gateway import SqlGatewayFlink
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring_tests.fixtures.stack import stub_deployment
 from lead_scoring_tests.serving.records import fit_model
 
 pytestmark = pytest.mark.stack
@@ -39,12 +42,12 @@ MODEL = "lead_scorer"
 @dataclass
 class Running:
     kafka: KafkaResource
-    flink: FlinkSqlGatewayResource
+    flink: SqlGatewayFlink
     prefix: str  # topics
     names: str  # statements and consumer groups
     url: str
     port: int
-    pid: int
+    server: ModelServerProcess
     log: Path
     versions: list[str]
     uris: dict[str, str]
@@ -53,14 +56,8 @@ class Running:
         return self.prefix + name
 
     def deploy(self, version: str, url: str | None = None) -> dg.ExecuteInMemoryResult:
-        deployment = {"url": url or self.url, "model_name": MODEL, "version": version}
-
-        @dg.asset(name="model_deployment")
-        def deployed() -> dict[str, Any]:
-            return deployment
-
         return dg.materialize_to_memory(
-            [deployed, flink_statements],
+            [stub_deployment(url or self.url, version, MODEL), flink_statements],
             resources={"kafka": self.kafka, "flink": self.flink},
             run_config={"ops": {"flink_statements": {"config": {
                 "topic_prefix": self.prefix, "statement_prefix": self.names, "group_prefix": self.names,
@@ -188,13 +185,13 @@ def running(local_stack, tmp_path_factory) -> Iterator[Running]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp / "model-server.log"
-    pid = start_server(v1.uri, port=port, log_path=log, model_name=MODEL)
+    server = ModelServerProcess(v1.uri, port=port, log_path=log, model_name=MODEL)
     tag = uuid.uuid4().hex[:6]
     ctx = Running(kafka=local_stack.kafka(), flink=local_stack.flink_sql(), prefix=f"p{tag}_", names=f"p{tag}",
-                  url=url, port=port, pid=pid, log=log, versions=[v1.version, v2.version],
+                  url=url, port=port, server=server, log=log, versions=[v1.version, v2.version],
                   uris={v1.version: v1.uri, v2.version: v2.uri})
     try:
-        wait_ready(url, timeout=120, pid=pid, log_path=log)
+        server.start()
         topics = dg.materialize_to_memory([streaming_topics], resources={"kafka": ctx.kafka, "flink": ctx.flink},
                                           run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": ctx.prefix}}}})
         assert topics.success
@@ -204,7 +201,7 @@ def running(local_stack, tmp_path_factory) -> Iterator[Running]:
     finally:
         for jid in ctx.jobs().values():
             httpx.patch(f"{ctx.flink.flink_rest_url}/jobs/{jid}", params={"mode": "cancel"}, timeout=10)
-        stop_server(ctx.pid)
+        ctx.server.stop()
 
 
 def _failure(result: dg.ExecuteInMemoryResult) -> str:
@@ -338,10 +335,10 @@ def test_model_server_down_for_10_s_loses_nothing(running) -> None:
     replay.start()
     time.sleep(2)
     serving = httpx.get(f"{running.url}/v2/models/{MODEL}", timeout=10).json()["versions"][0]
-    stop_server(running.pid)
+    running.server.stop()
     time.sleep(10)
-    running.pid = start_server(running.uris[serving], port=running.port, log_path=running.log, model_name=MODEL)
-    wait_ready(running.url, timeout=120, pid=running.pid, log_path=running.log)
+    running.server = ModelServerProcess(running.uris[serving], port=running.port, log_path=running.log,
+                                        model_name=MODEL).start()
     replay.join()
 
     leads = {r["Id"] for r in good if r["_ObjectType"] == "Lead"}

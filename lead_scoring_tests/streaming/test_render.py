@@ -19,7 +19,7 @@ from lead_scoring.streaming.render import (
     STATEMENT_NAME,
     Dialect,
     RenderSettings,
-    Role,
+    StatementRole,
     field_check,
     render_pipeline,
     statement_name,
@@ -44,9 +44,9 @@ def test_rendering_matches_snapshot(name: str, settings: RenderSettings) -> None
     if name == "local_triton_model":
         text = pipeline.model_sql + "\n"
     elif name == "local_sql_checks_validate":
-        text = pipeline.statements[Role.VALIDATE].sql + "\n"
+        text = pipeline.statements[StatementRole.VALIDATE].sql + "\n"
     elif name == "local_score_leads_session":  # what one SQL Gateway session runs: source options included
-        text = ";\n\n".join(pipeline.session_script(Role.SCORE_LEADS)) + ";\n"
+        text = ";\n\n".join(pipeline.session_script(StatementRole.SCORE_LEADS)) + ";\n"
     else:
         text = pipeline.as_text()
     path = SNAPSHOTS / f"{name}.sql"
@@ -58,8 +58,8 @@ def test_rendering_matches_snapshot(name: str, settings: RenderSettings) -> None
 
 def test_dialects_differ_where_they_must() -> None:
     local, gcp = render_pipeline(LOCAL), render_pipeline(GCP)
-    leads_local = local.statements[Role.SCORE_LEADS].sql
-    leads_gcp = gcp.statements[Role.SCORE_LEADS].sql
+    leads_local = local.statements[StatementRole.SCORE_LEADS].sql
+    leads_gcp = gcp.statements[StatementRole.SCORE_LEADS].sql
     assert "ML_PREDICT(\n  TABLE `leads`,\n  MODEL `lead_scorer_m20261123_120000_abc123`" in leads_local
     assert "LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`" in leads_gcp
     assert "'provider' = 'kserve'" in local.model_sql and "CREATE TEMPORARY MODEL" in local.model_sql
@@ -70,7 +70,7 @@ def test_dialects_differ_where_they_must() -> None:
     assert "'error-handling.mode' = 'log'" in ddl_gcp["input_avro"]
     assert "'connector' = 'kafka'" in ddl_local["leads"] and "connector" not in ddl_gcp["leads"]
     assert "input_raw" not in ddl_gcp  # the source connector's topic: Confluent infers its table
-    assert "CAST(`val` AS STRING)" in gcp.statements[Role.VALIDATE].sql
+    assert "CAST(`val` AS STRING)" in gcp.statements[StatementRole.VALIDATE].sql
     assert "DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS" in ddl_gcp["lead_scores"]
     assert "'kafka.retention.time' = '604800000 ms'" in ddl_gcp["lead_scores"]
     # scores: epoch ms (BIGINT) in local JSON, timestamp-millis in Confluent's Avro
@@ -91,7 +91,7 @@ def test_statement_names_are_valid_and_versioned() -> None:
                      f"lead-scoring-score-contacts-{VERSION}"]
     assert all(STATEMENT_NAME.match(n) for n in names)
     odd = RenderSettings(Dialect.FLINK, "Model_V2.1 (final)", "http://x")
-    assert statement_name(odd, Role.SCORE_LEADS) == "lead-scoring-score-leads-model-v2-1-final"
+    assert statement_name(odd, StatementRole.SCORE_LEADS) == "lead-scoring-score-leads-model-v2-1-final"
 
 
 def test_unavailable_provider_is_refused() -> None:
@@ -105,15 +105,15 @@ def test_local_validation_uses_the_contract_check_function_with_the_contract_spe
     import json
 
     pipeline = render_pipeline(LOCAL)
-    script = pipeline.session_script(Role.VALIDATE)
+    script = pipeline.session_script(StatementRole.VALIDATE)
     assert script[-2] == "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS " \
                          "'io.leadscoring.flink.contract.ContractCheck'"
-    sql = pipeline.statements[Role.VALIDATE].sql
+    sql = pipeline.statements[StatementRole.VALIDATE].sql
     literal = re.search(r"CONTRACT_CHECK\(`payload`, '(.*?)'\)\)", sql).group(1).replace("''", "'")
     spec = json.loads(literal)
     assert [f["name"] for f in spec["fields"]] == [f.name for f in LEAD_FIELDS]
     assert spec["timestamp_pattern"] == TIMESTAMP_PATTERN
-    assert render_pipeline(GCP).statements[Role.VALIDATE].sql.count("JSON_QUERY") > 40  # SQL checks in Confluent
+    assert render_pipeline(GCP).statements[StatementRole.VALIDATE].sql.count("JSON_QUERY") > 40  # SQL checks in Confluent
 
 
 def test_columns_and_checks_come_from_the_contract() -> None:

@@ -12,7 +12,7 @@ WITH latest AS (
     ) AS label,
     MIN(CreatedDate) OVER (PARTITION BY Id) AS first_created
   FROM crm_leads_raw
-  WHERE NOT STARTS_WITH(Id, 'PROBE-')  -- latency probes never train the model
+  WHERE NOT STARTS_WITH(Id, '{probe_prefix}')  -- latency probes never train the model
   QUALIFY ROW_NUMBER() OVER (PARTITION BY Id ORDER BY LastModifiedDate DESC, _ingested_at DESC) = 1
 )
 SELECT

@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 
 import typer
+from rich.logging import RichHandler
+
+from lead_scoring.cli import crm, stack
+from lead_scoring.serving.cli import serve
 
 app = typer.Typer(
     name="lead-scoring",
@@ -16,8 +20,10 @@ app = typer.Typer(
 
 @app.callback()
 def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    from rich.logging import RichHandler
+    configure_logging(verbose)
 
+
+def configure_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
@@ -25,22 +31,12 @@ def _configure(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debu
     )
 
 
-def _register() -> None:
-    # Sub-apps live with their concept; registered here so `lead-scoring --help` lists them all.
-    from lead_scoring.crm import cli as crm_cli
-    from lead_scoring.stack import cli as stack_cli
-
-    app.add_typer(crm_cli.data_app, name="data")
-    app.add_typer(crm_cli.leads_app, name="leads")
-    app.command("worker")(crm_cli.worker)
-
-    from lead_scoring.serving.cli import serve
-
-    app.command("serve")(serve)
-    app.add_typer(stack_cli.app, name="stack")
-
-
-_register()
+# Sub-apps live with their concept; registered here so `lead-scoring --help` lists them all.
+app.add_typer(crm.data_app, name="data")
+app.add_typer(crm.leads_app, name="leads")
+app.command("worker")(crm.worker)
+app.command("serve")(serve)
+app.add_typer(stack.app, name="stack")
 
 
 def main() -> None:

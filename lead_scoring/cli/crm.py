@@ -1,14 +1,27 @@
-"""`lead-scoring data ...`: synthetic leads and CRM export imports."""
+"""`lead-scoring data | leads | worker`: synthetic leads, CRM export imports, replay, and the CRM workers."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import signal
 import time
 from pathlib import Path
 
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+
+from lead_scoring.crm.definitions import crm as crm_resource
+from lead_scoring.crm.importer import ExportMapping, MappingError, import_export
+from lead_scoring.crm.replay import ReplaySummary, frame_records, load_events, replay, synthetic_stream
+from lead_scoring.crm.synthetic import generate_leads, to_events, write_frame
+from lead_scoring.crm.workers import WORKER_NAMES, WorkerFailed, build_worker
+from lead_scoring.settings import Profile, current_profile
+from lead_scoring.streaming.definitions import kafka as kafka_resource
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 
 logger = logging.getLogger(__name__)
 console = Console()
@@ -26,8 +39,6 @@ def generate(
     events: bool = typer.Option(False, "--events", help="write created + later updated (outcome) events"),
 ) -> None:
     """Write realistic synthetic Salesforce Leads and Contacts with a learnable conversion signal."""
-    from lead_scoring.crm.synthetic import generate_leads, to_events, write_frame
-
     started = time.perf_counter()
     with console.status(f"generating {rows:,} records"):
         frame = generate_leads(rows, seed=seed, contact_share=contact_share)
@@ -51,9 +62,6 @@ def import_csv(
     mapping: Path = typer.Option(..., "--mapping", "-m", exists=True, dir_okay=False, help="column mapping (YAML)"),
 ) -> None:
     """Load a CRM export into the warehouse (`crm_leads_raw`; bad rows to `rejected_leads`)."""
-    from lead_scoring.crm.importer import ExportMapping, MappingError, import_export
-    from lead_scoring.resources import build_resources
-
     try:
         export_mapping = ExportMapping.load(mapping)
         with console.status(f"reading {path.name}"):
@@ -61,7 +69,7 @@ def import_csv(
     except MappingError as exc:
         console.print(f"[red]mapping error:[/red] {exc}")
         raise typer.Exit(2) from None
-    warehouse = build_resources()["warehouse"]
+    warehouse = warehouse_resource(current_profile()).process_config_and_initialize()
     stamp = pd.Timestamp.now(tz="UTC")
     source = f"import:{path.name}"
     with console.status(f"loading into {warehouse.describe()}"):
@@ -77,12 +85,11 @@ def import_csv(
 leads_app = typer.Typer(help="Feed input_raw: replay a CRM export or stream synthetic leads.", no_args_is_help=True)
 
 
-def _kafka(bootstrap: str | None):
-    from lead_scoring.streaming.resources import KafkaResource, streaming_resources
-
+def _kafka(bootstrap: str | None) -> KafkaResource:
+    """The profile's Kafka (credentials resolved from the environment), or a plain one at `bootstrap`."""
     if bootstrap:
         return KafkaResource(bootstrap_servers=bootstrap)
-    return streaming_resources()["kafka"].process_config_and_initialize()
+    return kafka_resource(current_profile()).process_config_and_initialize()
 
 
 class _Ticker:
@@ -97,7 +104,7 @@ class _Ticker:
             logger.info("%d synthetic records produced to %s so far", self.count, self.topic)
 
 
-def _print_summary(summary, extra: str = "") -> None:
+def _print_summary(summary: ReplaySummary, extra: str = "") -> None:
     colour = "red" if summary.failed else "green"
     console.print(f"[{colour}]sent {summary.sent:,}[/], failed {summary.failed:,}{extra} in {summary.elapsed_s:.1f} s "
                   f"({summary.rate:,.0f} records/s achieved)")
@@ -119,11 +126,6 @@ def replay_cmd(
     bootstrap: str | None = typer.Option(None, help="Kafka bootstrap (default: the profile's Kafka)"),
 ) -> None:
     """Produce an export's leads to input_raw (key Id, idempotent, acks=all) at a steady rate."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from lead_scoring.crm.importer import MappingError
-    from lead_scoring.crm.replay import frame_records, load_events, replay
-
     try:
         events, rejected = load_events(path, mapping, with_outcomes=with_outcomes, limit=limit)
     except (MappingError, ValueError) as exc:
@@ -151,19 +153,12 @@ def generate_cmd(
     bootstrap: str | None = typer.Option(None, help="Kafka bootstrap (default: the profile's Kafka)"),
 ) -> None:
     """Stream synthetic leads to input_raw until Ctrl-C (for demos and load)."""
-    import itertools
-    import signal as _signal
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
-    from lead_scoring.crm.replay import replay, synthetic_stream
-
     stop = {"flag": False}
 
     def _on_term(_signum, _frame) -> None:
         stop["flag"] = True
 
-    _signal.signal(_signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGTERM, _on_term)
     records = synthetic_stream(seed=seed, with_outcomes=with_outcomes, outcome_delay_s=outcome_delay)
     if limit is not None:
         records = itertools.islice(records, limit)
@@ -193,24 +188,30 @@ def worker(
     batch_size: int | None = typer.Option(None, min=1, help="records per micro-batch"),
     max_wait: float | None = typer.Option(None, min=0.0, help="seconds before a partial batch is written"),
 ) -> None:
-    """Run one worker (writeback: scores -> CRM; sink: topics -> warehouse) until SIGTERM, then flush."""
-    from lead_scoring.crm.workers import WORKER_NAMES, WorkerFailed, build_worker
+    """Run one worker (writeback: scores -> CRM; sink: topics -> warehouse) until SIGTERM, then flush.
 
+    It waits out Kafka outages and retries failing writes; it stops only when asked to.
+    """
     if name not in WORKER_NAMES:
         console.print(f"[red]unknown worker {name!r}[/]; one of: {', '.join(WORKER_NAMES)}")
         raise typer.Exit(2)
+    profile = current_profile()
+    if profile is Profile.GCP:
+        # In Confluent Cloud the score topics are Schema-Registry Avro and the fully managed SObject and
+        # BigQuery Sink V2 connectors (the crm group's connector configs) do this work.
+        console.print("[red]the CRM workers do not run in the gcp profile[/]: there the Salesforce SObject sink and "
+                      "BigQuery Sink V2 connectors (assets salesforce_sink_connector_config, "
+                      "bigquery_sink_connector_config) write the scores; run the workers with "
+                      "LEAD_SCORING_PROFILE=local or cluster")
+        raise typer.Exit(2)
     options = {k: v for k, v in (("batch_size", batch_size), ("max_wait_s", max_wait)) if v is not None}
-    kafka = _kafka(bootstrap) if bootstrap else None
-    w = build_worker(name, kafka=kafka, **options)
+    w = build_worker(name, kafka=_kafka(bootstrap),
+                     warehouse=warehouse_resource(profile).process_config_and_initialize(),
+                     crm=crm_resource(profile).process_config_and_initialize(), **options)
     w.install_signal_handlers()
-    from confluent_kafka import KafkaException
-
     try:
         stats = w.run()
     except WorkerFailed as exc:
         logger.error("%s", exc)
-        raise typer.Exit(1) from None
-    except KafkaException as exc:
-        logger.error("%s: Kafka is not reachable (%s); is `lead-scoring stack up` running?", name, exc)
         raise typer.Exit(1) from None
     logger.info("%s stopped cleanly: %d messages, %d batches", name, stats.consumed, stats.batches)

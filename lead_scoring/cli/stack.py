@@ -1,24 +1,29 @@
-"""`lead-scoring stack install | up | down | status | logs | reset`: the local Kafka + Flink stack."""
+"""`lead-scoring stack install | up | down | status | logs | reset | adopt`: the local stack."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Optional
 
+import psutil
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from lead_scoring.services import catalog, local_stack
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import StackError
 from lead_scoring.stack.install import install as install_jars
-from lead_scoring.stack.services import SERVICE_ORDER, ServiceStatus, Stack, total_rss
+from lead_scoring.stack.stack import ServiceStatus, total_rss
+from lead_scoring.stack.supervisor import Supervisor
 
-app = typer.Typer(help="The local streaming stack: Kafka 4 (KRaft) + Flink 2.3 + SQL Gateway + model server.",
-                  no_args_is_help=True)
+app = typer.Typer(help="The local stack: Kafka 4 (KRaft) + Flink 2.3 + SQL Gateway + model server + CRM workers, "
+                       "kept running by a supervisor.", no_args_is_help=True)
 console = Console()
+log = logging.getLogger(__name__)
 
 
 def _quiet_http() -> None:
@@ -31,21 +36,35 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
+COLOURS = {"healthy": "green", "running": "green", "starting": "cyan", "unhealthy": "yellow",
+           "restarting": "yellow", "waiting": "yellow", "dead": "red", "failed": "red", "stopped": "dim",
+           "exited": "dim"}
+
+
 def _table(statuses: list[ServiceStatus], title: str) -> Table:
     table = Table(title=title)
-    for col in ("service", "url", "pid", "state", "RSS MiB", "detail"):
+    for col in ("service", "url", "pid", "state", "restarts", "RSS MiB", "detail"):
         table.add_column(col)
-    colours = {"healthy": "green", "running": "green", "unhealthy": "yellow", "dead": "red", "stopped": "dim",
-               "exited": "dim"}
     for s in statuses:
+        restarts = str(s.restarts) + (f" (last: {s.last_exit})" if s.last_exit else "") if s.restarts else "-"
         table.add_row(
-            s.name, s.url, str(s.pid or "-"), f"[{colours.get(s.state, 'white')}]{s.state}[/]",
+            s.name, s.url, str(s.pid or "-"), f"[{COLOURS.get(s.state, 'white')}]{s.state}[/]", restarts,
             f"{s.rss_bytes / 2**20:.0f}" if s.rss_bytes else "-", s.detail,
         )
     rss = total_rss(statuses)
     if rss:
         table.caption = f"total RSS {rss / 2**30:.2f} GiB"
     return table
+
+
+def _check_service(name: Optional[str]) -> list[str] | None:
+    if name is None:
+        return None
+    order = catalog(StackConfig.from_env()).order
+    if name not in order:
+        console.print(f"[red]unknown service {name!r}[/]; one of: {', '.join(order)}")
+        raise typer.Exit(2)
+    return [name]
 
 
 @app.command()
@@ -60,20 +79,15 @@ def install(force: bool = typer.Option(False, "--force", help="Resolve again eve
     console.print(f"stack jars ready in {layout.cache} ({time.monotonic() - started:.1f} s)")
 
 
-def _check_service(name: Optional[str]) -> list[str] | None:
-    if name is None:
-        return None
-    if name not in SERVICE_ORDER:
-        console.print(f"[red]unknown service {name!r}[/]; one of: {', '.join(SERVICE_ORDER)}")
-        raise typer.Exit(2)
-    return [name]
-
-
 @app.command()
-def up(service: Optional[str] = typer.Argument(None, help="Start only this service.")) -> None:
-    """Start the stack (a no-op for services already running) and wait until it is healthy."""
+def up(service: Optional[str] = typer.Argument(None, help="Start only this service (e.g. demo-leads).")) -> None:
+    """Start the stack (a no-op for services already running), wait until it is healthy.
+
+    The supervisor keeps it running from then on: a service that dies is restarted with a backoff, and the
+    Flink statements of the deployed pipeline come back when the JobManager does.
+    """
     _quiet_http()
-    stack = Stack()
+    stack = local_stack()
     started = time.monotonic()
     try:
         statuses = stack.up(_check_service(service))
@@ -85,8 +99,8 @@ def up(service: Optional[str] = typer.Argument(None, help="Start only this servi
 
 @app.command()
 def down(service: Optional[str] = typer.Argument(None, help="Stop only this service.")) -> None:
-    """Stop exactly the processes `up` started (TERM, then KILL after the stop timeout)."""
-    stopped = Stack().down(_check_service(service))
+    """Stop the stack (statements first stop with savepoints they resume from on the next `up`)."""
+    stopped = local_stack().down(_check_service(service))
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -96,15 +110,13 @@ def adopt(
     pid: int = typer.Argument(..., help="its process id"),
     what: str = typer.Option("", "--what", help="what it talks to, shown in the status table"),
 ) -> None:
-    """Record a process started outside `up` (scripts/up's demo lead generator) so `status` lists it
-    and `down` stops it, before the services it uses."""
-    import psutil
-
-    if name in SERVICE_ORDER:
+    """Record a process started outside `up` so `status` lists it and `down` stops it, before the services it uses."""
+    stack = local_stack()
+    if name in stack.catalog:
         console.print(f"[red]{name!r} is a stack service[/]; pick another name")
         raise typer.Exit(2)
     try:
-        Stack().adopt(name, pid, what)
+        stack.adopt(name, pid, what)
     except psutil.NoSuchProcess:
         console.print(f"[red]no process {pid}[/]")
         raise typer.Exit(2) from None
@@ -113,24 +125,25 @@ def adopt(
 
 @app.command()
 def status() -> None:
-    """Health, pid and memory of each service."""
+    """State, restarts, pid and memory of each service (and of the supervisor that keeps them running)."""
     _quiet_http()
-    statuses = Stack().status()
+    statuses = local_stack().status()
     console.print(_table(statuses, "local stack"))
-    if any(s.state in ("dead", "unhealthy") for s in statuses):
+    if any(s.state in ("dead", "unhealthy", "failed") for s in statuses):
         raise typer.Exit(1)
 
 
 @app.command()
 def logs(
-    service: str = typer.Argument(..., help=f"One of: {', '.join(SERVICE_ORDER)}"),
+    service: str = typer.Argument(..., help="a service, or 'supervisor'"),
     lines: int = typer.Option(50, "--lines", "-n"),
     follow: bool = typer.Option(False, "--follow", "-f"),
 ) -> None:
     """Tail a service's log file."""
-    _check_service(service)
+    if service != "supervisor":
+        _check_service(service)
     try:
-        for line in Stack().follow_log(service, lines=lines, follow=follow):
+        for line in local_stack().follow_log(service, lines=lines, follow=follow):
             sys.stdout.write(line)
             sys.stdout.flush()
     except StackError as exc:
@@ -142,8 +155,18 @@ def logs(
 @app.command()
 def reset(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
     """Stop the stack and wipe its data (Kafka logs, Flink checkpoints, logs); keeps the jar cache."""
-    stack = Stack()
+    stack = local_stack()
     if not yes:
         typer.confirm(f"Stop the stack and delete {stack.cfg.state}?", abort=True)
     stack.reset()
     console.print(f"wiped {stack.cfg.state}")
+
+
+@app.command(hidden=True)
+def supervise(config: Path = typer.Option(..., "--config", exists=True, dir_okay=False,
+                                          help="the StackConfig JSON `stack up` wrote")) -> None:
+    """Run the stack's supervisor in the foreground (`stack up` starts it; not for interactive use)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    _quiet_http()
+    cfg = StackConfig.model_validate_json(config.read_text())
+    Supervisor(catalog(cfg)).run()

@@ -1,0 +1,168 @@
+"""The model server as a service of the local stack: what the supervisor starts, restarts and checks.
+
+It serves the artifact it was last told to (`model_deployment` records it after every deployment and hot
+swap), else the production version of the local artifact store, so a server restarted after a crash
+comes back with the model that was serving, not an older one.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lead_scoring.retry import WaitTimeout, wait_until
+from lead_scoring.settings import DEFAULT_MODEL_NAME
+from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.process import describe_exit, launch, log_tail, terminate
+from lead_scoring.stack.spec import HealthCheck, ServiceSpec, http_json
+from lead_scoring.storage.artifacts import ArtifactError, ArtifactRepository, LocalBlobs
+
+log = logging.getLogger(__name__)
+
+MODEL_SERVER = "model-server"
+
+
+def model_health(url: str, model_name: str) -> str | None:
+    """None when the model (not just the server) is ready: a server whose model failed to load is not healthy."""
+    try:
+        code, body = http_json(f"{url}/v2/models/{model_name}/ready")
+    except httpx.HTTPError as exc:
+        return f"not answering ({exc.__class__.__name__})"
+    return None if code == 200 else f"{model_name} not ready ({code}: {str(body)[:200]})"
+
+
+def served_version(url: str, model_name: str) -> str | None:
+    """The model version a server answers with, or None when it is not serving."""
+    try:
+        response = httpx.get(f"{url}/v2/models/{model_name}/ready", timeout=2.0)
+    except httpx.HTTPError:
+        return None
+    return response.json().get("model_version") if response.status_code == 200 else None
+
+
+def server_argv(artifact_uri: str, host: str, port: int, model_name: str = DEFAULT_MODEL_NAME,
+                allow_swap: bool = True) -> list[str]:
+    """The one command line of the model server (`python -m lead_scoring.serving`)."""
+    argv = [sys.executable, "-m", "lead_scoring.serving", "--artifact", str(artifact_uri), "--host", host,
+            "--port", str(port), "--model-name", model_name]
+    # --allow-swap: the local deployment hot-swaps new versions into the running server.
+    return [*argv, "--allow-swap"] if allow_swap else argv
+
+
+@dataclass
+class ModelServerService:
+    """`model-server` of the stack."""
+
+    cfg: StackConfig
+    name: str = MODEL_SERVER
+
+    def production_artifact(self) -> str | None:
+        """LEAD_SCORING_MODEL_URI, else the production version of the local artifact store."""
+        if self.cfg.model_artifact:
+            return self.cfg.model_artifact
+        root = self.cfg.state.parent / "artifacts"
+        if not root.is_dir():
+            return None
+        repo = ArtifactRepository(LocalBlobs(root))
+        try:
+            version = repo.production_version()
+        except (OSError, ValueError, KeyError, ArtifactError):
+            log.warning("could not read the production pointer under %s", root)
+            return None
+        return repo.artifact(version).uri if version else None
+
+    def wanted(self) -> bool:
+        return self.production_artifact() is not None
+
+    def ports(self) -> dict[int, str]:
+        return {self.cfg.model_port: "LEAD_SCORING_MODEL_PORT"}
+
+    def url(self) -> str:
+        return self.cfg.model_url
+
+    def health(self) -> HealthCheck:
+        return lambda: model_health(self.cfg.model_url, self.cfg.model_name)
+
+    def spec(self, args: dict[str, Any]) -> ServiceSpec | None:
+        uri = args.get("artifact") or self.production_artifact()
+        if not uri:
+            log.info("no model artifact yet: the model server waits for a deployment")
+            return None
+        return ServiceSpec(self.name, self.url(), server_argv(uri, self.cfg.host, self.cfg.model_port,
+                                                              self.cfg.model_name), self.health())
+
+    def detail(self) -> str:
+        version = served_version(self.cfg.model_url, self.cfg.model_name)
+        return f"serving {version}" if version else ""
+
+
+class ModelServerError(RuntimeError):
+    """A model server process exited or never became ready, or refused a hot swap; the message says why."""
+
+
+class ModelServerProcess:
+    """One model server child process, for tests and benchmarks that need a server of their own.
+
+    Not a second supervisor: it starts and stops one process with the stack's primitives and restarts
+    nothing (the stack's supervisor does that for `model-server`).
+    """
+
+    def __init__(self, artifact_uri: str, port: int, log_path: Path, host: str = "127.0.0.1",
+                 model_name: str = DEFAULT_MODEL_NAME, allow_swap: bool = True, env: dict[str, str] | None = None):
+        self.argv = server_argv(artifact_uri, host, port, model_name, allow_swap)
+        self.url = f"http://{host}:{port}"
+        self.port = port
+        self.model_name = model_name
+        self.log_path = log_path
+        self.env = env or {}
+        self.popen: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def start(self, timeout_s: float = 120.0) -> ModelServerProcess:
+        self.popen = launch(self.argv, self.log_path, env=self.env, banner=f"model server on {self.url}")
+        popen = self.popen
+
+        def ready() -> bool | None:
+            if popen.poll() is not None:
+                raise ModelServerError(f"model server exited ({describe_exit(popen.returncode)}) before it was "
+                                       f"ready:\n{log_tail(self.log_path, 20)}")
+            return True if model_health(self.url, self.model_name) is None else None
+
+        try:
+            wait_until(ready, timeout_s=timeout_s, interval_s=0.2, what=f"model server at {self.url} ready",
+                       last_state=lambda: log_tail(self.log_path, 20))
+        except WaitTimeout as exc:
+            self.stop()
+            raise ModelServerError(str(exc)) from None
+        return self
+
+    def stop(self) -> None:
+        terminate(self.popen, 10.0, "model server")
+
+    def __enter__(self) -> ModelServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Ask a running server (started with --allow-swap) to hot-swap to `version` of its artifact store."""
+    response = httpx.post(f"{url}/admin/models/{model_name}/swap", json={"version": version}, timeout=timeout_s)
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.status_code in (404, 405) and "error" not in body:  # the route itself is absent
+        raise ModelServerError(f"the model server at {url} has no hot-swap route: it was started without "
+                               f"--allow-swap (e.g. by an older `stack up`); restart it with --allow-swap or stop it")
+    if response.status_code != 200:
+        raise ModelServerError(f"hot swap to {version} refused (HTTP {response.status_code}): "
+                               f"{body.get('error', response.text[:300])}")
+    return body

@@ -1,0 +1,43 @@
+"""The pipeline's Kafka topics as assets, wired into the graph: who writes each topic and what it is made from.
+
+`kafka/<topic>` specs are observed, not materialized: the stream sensor records their offsets and rates,
+and the monitoring checks (consumer lag, DLQ growth, latency SLO) hang on them. Their lineage shows the
+stream: `streaming_topics` creates them, `flink_statements` writes them from the topics its statements read.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from lead_scoring.streaming.render import STATEMENT_SINKS, STATEMENT_SOURCES
+from lead_scoring.streaming.topics import INPUT_RAW, TOPICS, TOPICS_BY_NAME
+
+OWNERS = ["team:data-platform"]
+
+
+def topic_asset_key(topic: str) -> dg.AssetKey:
+    """The asset that stands for a Kafka topic in the graph (`kafka/<topic>`)."""
+    return dg.AssetKey(["kafka", topic])
+
+
+def _inputs_of(topic: str) -> list[str]:
+    """The topics the statements writing `topic` read."""
+    return sorted({src for role, sinks in STATEMENT_SINKS.items() if topic in sinks for src in STATEMENT_SOURCES[role]})
+
+
+def topic_specs() -> list[dg.AssetSpec]:
+    specs = []
+    for topic in TOPICS:
+        written_by_flink = any(topic.name in sinks for sinks in STATEMENT_SINKS.values())
+        deps: list[dg.AssetKey] = [dg.AssetKey("streaming_topics")]
+        if written_by_flink:
+            deps += [dg.AssetKey("flink_statements"), *(topic_asset_key(t) for t in _inputs_of(topic.name))]
+        specs.append(dg.AssetSpec(
+            key=topic_asset_key(topic.name), group_name="streaming", owners=OWNERS, kinds={"kafka"},
+            description=TOPICS_BY_NAME[topic.name].description, deps=deps,
+            metadata={"topic": topic.name, "partitions": topic.partitions,
+                      "written_by": "flink_statements" if written_by_flink else
+                      ("the Salesforce source connector, `lead-scoring leads replay|generate`" if topic.name == INPUT_RAW
+                       else "")},
+        ))
+    return specs
