@@ -156,9 +156,14 @@ def model_input_fields(pipeline: Any) -> set[str]:
     for _, transformer, columns in getattr(preprocess, "transformers_", []):
         if isinstance(transformer, str) and transformer == "drop":
             continue
-        for column in np.atleast_1d(columns).tolist():
-            # ColumnTransformer also accepts positions and masks; name them from the fitted input
-            used.add(given[column] if isinstance(column, int) and not isinstance(column, bool) and given else str(column))
+        selected = np.atleast_1d(columns)
+        # ColumnTransformer also selects by position (e.g. its remainder) or by mask: name those from the input
+        if selected.dtype == bool:
+            used.update(name for name, keep in zip(given, selected) if keep)
+        elif np.issubdtype(selected.dtype, np.integer):
+            used.update(given[i] for i in selected.tolist())
+        else:
+            used.update(str(c) for c in selected.tolist())
     return used
 
 

@@ -168,6 +168,10 @@ def test_a_pipeline_reading_a_leakage_field_is_seen_and_not_served(leads):
         assert "Activity_Score__c" in model_input_fields(pipeline)
         with pytest.raises(ValueError, match="not contract features"):
             LeadScorer(pipeline, "m-test")  # its reasons could not be exact: never served
+        by_position = build_pipeline(ModelParams(family=family))
+        by_position.named_steps["preprocess"].remainder = "passthrough"  # selects the extra column by index
+        fit(by_position, frame, train["IsConverted"])
+        assert "Activity_Score__c" in model_input_fields(by_position)
 
 
 def test_top_decile_lift_by_hand():
