@@ -16,7 +16,8 @@ newest 20%), so the leakage fields (Tags, Lead Quality, ...) are never features.
   call (the Flink path) and 100 records per call, median over repeated calls.
 
 Two reference models without per-lead reasons (plain logistic regression, scikit-learn gradient
-boosting) score the same splits and folds. Results also go to benchmarks/results/ (JSON + markdown).
+boosting) score the same splits and folds. Everything runs single-threaded (as the families train and
+serve). Results also go to benchmarks/results/ (JSON + markdown).
 
 Note on time: the export has no timestamps, so the importer gives each lead CreatedDate = end - a
 seeded uniform random offset (lead_scoring/crm/importer.py, `timestamps` in the mapping): not row
@@ -48,6 +49,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from lead_scoring.contract import CATEGORICAL_FEATURES, FLAG_FEATURES, LABEL, NUMERIC_FEATURES
 from lead_scoring.crm.importer import ExportMapping, import_export
@@ -200,6 +202,9 @@ def main() -> int:
                   f"time split: {len(valid):,} validation leads created from {valid['CreatedDate'].min()}")
     folds = StratifiedKFold(args.folds, shuffle=True, random_state=0)
 
+    # One thread everywhere, as the families train and serve: on this shared 2-core machine an OpenMP team
+    # spinning while another process holds a core made one HistGradientBoosting fit take 0.5 s or 70 s.
+    limits = threadpool_limits(limits=1)
     rows = []
     for family in FAMILIES:
         console.print(f"  {family} ...")
@@ -211,6 +216,7 @@ def main() -> int:
             console.print(f"  {name} ...")
             rows.append(evaluate(name, make, None, split, by_number, X, y, folds, fit_plain))
 
+    limits.restore_original_limits()
     chosen = select_candidate([r["_candidate"] for r in rows if "_candidate" in r], min_auc_gain=0.002)
     table = Table(title=f"Candidates on {Path(args.csv).name}: time split (newest {args.validation_fraction:.0%} "
                         f"by CreatedDate), {args.folds}-fold CV, serving cost")
