@@ -19,7 +19,7 @@ import pandas as pd
 
 from lead_scoring.contract import CATEGORICAL_FEATURES, FLAG_FEATURES, NUMERIC_FEATURES
 from lead_scoring.training.evaluation import png_base64
-from lead_scoring.training.model import ticked
+from lead_scoring.training.features import ticked
 
 EPSILON = 1e-4
 MISSING = "(missing)"

@@ -14,7 +14,7 @@ OWNERS = ["team:ml-platform"]
 def expected_for(model_store: ModelStore, artifact: ModelArtifact) -> Expected:
     """The answer the served model must give for the smoke record, computed from the verified artifact."""
     pipeline, manifest = model_store.repository().load(artifact.version)  # sha256-verified
-    score = LeadScorer(pipeline, str(manifest["version"])).score_records([SMOKE_RECORD])[0]
+    score = LeadScorer.from_manifest(pipeline, manifest).score_records([SMOKE_RECORD])[0]
     return Expected(version=artifact.version, score=score.score)
 
 

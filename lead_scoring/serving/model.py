@@ -119,7 +119,7 @@ class LeadScoringModel(Model):
         self.ready = False
         try:
             pipeline, manifest = load_verified(self.artifact_uri, self.gcs_client)
-            self.scorer = LeadScorer(pipeline, str(manifest["version"]))
+            self.scorer = LeadScorer.from_manifest(pipeline, manifest)  # grade cut-offs too, when the manifest has them
         except ArtifactIntegrityError as exc:
             self.load_error = str(exc)
             logger.error("model NOT loaded, artifact integrity check failed: %s", exc)

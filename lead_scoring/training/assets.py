@@ -1,12 +1,15 @@
 """Training assets: CRM records in the warehouse -> training data -> model -> gated, versioned artifact."""
 
 
+import dataclasses
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -17,9 +20,18 @@ from lead_scoring.util import markdown_table
 from lead_scoring.storage.artifacts import ArtifactError, ModelArtifact
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
-from lead_scoring.training.model import LeadScorer, ModelParams, build_pipeline, features_frame, fit
 from lead_scoring.streaming.lineage import topic_asset_key
 from lead_scoring.streaming.topics import INPUT_RAW
+from lead_scoring.training.grades import DEFAULT_MIN_SHARE, GradeFit, GradeFitError, GradeScale, fit_grades
+from lead_scoring.training.model import (
+    FAMILIES,
+    LeadScorer,
+    ModelParams,
+    build_pipeline,
+    features_frame,
+    fit,
+    model_input_fields,
+)
 from lead_scoring.training.queries import training_data_sql
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -136,14 +148,67 @@ def check_trainable(frame: pd.DataFrame, min_rows: int, min_positives: int) -> N
 
 
 class ModelConfig(dg.Config):
+    families: list[str] = Field(
+        default=["additive", "boosted"],
+        description="model families that compete (lead_scoring.training.model.FAMILIES), in order of preference",
+    )
+    min_auc_gain: float = Field(
+        default=0.002, ge=0,
+        description="a family later in `families` is chosen only if it beats the best earlier one by this much "
+                    "validation ROC AUC (near ties go to the simpler, faster model)",
+    )
+    grade_min_share: float = Field(
+        default=DEFAULT_MIN_SHARE, gt=0, le=0.25, description="every grade A-D holds at least this share of validation leads"
+    )
+    min_category_frequency: int = Field(default=ModelParams.min_category_frequency, ge=1)
+    # additive
     spline_knots: int = Field(default=ModelParams.spline_knots, ge=3, le=30)
     spline_degree: int = Field(default=ModelParams.spline_degree, ge=1, le=5)
-    min_category_frequency: int = Field(default=ModelParams.min_category_frequency, ge=1)
     regularization_c: float = Field(default=ModelParams.regularization_c, gt=0)
     max_iter: int = Field(default=ModelParams.max_iter, ge=100)
+    # boosted
+    n_estimators: int = Field(default=ModelParams.n_estimators, ge=10, le=5000)
+    learning_rate: float = Field(default=ModelParams.learning_rate, gt=0, le=1)
+    num_leaves: int = Field(default=ModelParams.num_leaves, ge=2, le=255)
+    max_depth: int = Field(default=ModelParams.max_depth, ge=-1)
+    min_child_samples: int = Field(default=ModelParams.min_child_samples, ge=1)
+    reg_lambda: float = Field(default=ModelParams.reg_lambda, ge=0)
+    cat_smooth: float = Field(default=ModelParams.cat_smooth, ge=0)
+    min_data_per_group: int = Field(default=ModelParams.min_data_per_group, ge=1)
+    random_state: int = Field(default=ModelParams.random_state)
 
-    def params(self) -> ModelParams:
-        return ModelParams(**self.model_dump())
+    def params(self, family: str) -> ModelParams:
+        """The hyperparameters of one family (the config's other fields are the candidates' settings)."""
+        hyper = {f.name for f in dataclasses.fields(ModelParams)} - {"family"}
+        return ModelParams(family=family, **{k: v for k, v in self.model_dump().items() if k in hyper})
+
+    def checked_families(self) -> list[str]:
+        if not self.families:
+            raise dg.Failure("lead_scoring_model.families is empty: list at least one of "
+                             f"{', '.join(FAMILIES)}")
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown:
+            raise dg.Failure(f"lead_scoring_model.families names unknown families {unknown}; "
+                             f"use any of {', '.join(FAMILIES)}")
+        if len(set(self.families)) != len(self.families):
+            raise dg.Failure(f"lead_scoring_model.families lists a family twice: {self.families}")
+        return list(self.families)
+
+
+@dataclass
+class Candidate:
+    """One family's fitted pipeline and how it did on the validation leads."""
+
+    family: str
+    pipeline: Any
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    fit_seconds: float
+    ms_per_record: float
+
+    def summary(self) -> dict[str, Any]:
+        return {"family": self.family, "params": self.params, "metrics": self.metrics,
+                "fit_seconds": round(self.fit_seconds, 3), "ms_per_record": round(self.ms_per_record, 4)}
 
 
 @dataclass
@@ -154,46 +219,115 @@ class TrainedModel:
     features: list[str]
     training_range: dict[str, str]
     validation_ids: list[str] = field(default_factory=list)
+    family: str = "additive"
+    grades: Optional[dict[str, Any]] = None  # the manifest's `grades` section (GradeFit.manifest_section)
+    grades_error: Optional[str] = None  # why no grades could be fitted (the gate blocks such a model)
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # Candidate.summary() of every family
+
+
+def train_candidate(family: str, params: ModelParams, train: pd.DataFrame, valid: pd.DataFrame) -> Candidate:
+    """Fit one family on the training leads and measure it on the validation leads."""
+    started = time.perf_counter()
+    pipeline = fit(build_pipeline(params), features_frame(train), train[LABEL])
+    fit_seconds = time.perf_counter() - started
+    proba = pipeline.predict_proba(features_frame(valid))[:, 1]
+    metrics = classification_metrics(valid[LABEL].astype(int).to_numpy(), proba)
+    return Candidate(family, pipeline, params.family_params(), metrics, fit_seconds,
+                     scoring_ms_per_record(pipeline, valid))
+
+
+def scoring_ms_per_record(pipeline: Any, frame: pd.DataFrame, rows: int = 50) -> float:
+    """Serving cost: ms per record of LeadScorer (score + reasons), one record per call (Flink's path)."""
+    scorer = LeadScorer(pipeline, "candidate")
+    sample = features_frame(frame.head(rows))
+    records = sample.astype(object).where(sample.notna(), None).to_dict(orient="records")
+    scorer.score_records(records[:1])  # warm-up
+    started = time.perf_counter()
+    for record in records:
+        scorer.score_records([record])
+    return (time.perf_counter() - started) * 1000 / max(1, len(records))
+
+
+def select_candidate(candidates: list[Candidate], min_auc_gain: float) -> Candidate:
+    """The best validation ROC AUC; a later (more complex) family must win by `min_auc_gain`."""
+    best = candidates[0]
+    for candidate in candidates[1:]:
+        if candidate.metrics["roc_auc"] >= best.metrics["roc_auc"] + min_auc_gain:
+            best = candidate
+    return best
 
 
 @dg.asset(
     group_name=GROUP,
-    kinds={"scikitlearn"},
+    kinds={"scikitlearn", "lightgbm"},
     owners=OWNERS,
 )
 def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig, training_data: pd.DataFrame) -> dg.Output[TrainedModel]:
-    """The fitted scikit-learn pipeline with its validation metrics and plots."""
+    """The best of the configured model families, with its validation metrics, plots and grade cut-offs."""
+    families = config.checked_families()
     train = training_data[training_data["split"] == "train"]
     valid = training_data[training_data["split"] == "validation"]
-    pipeline = fit(build_pipeline(config.params()), features_frame(train), train[LABEL])
-    proba = pipeline.predict_proba(features_frame(valid))[:, 1]
-    metrics = classification_metrics(valid[LABEL].astype(int).to_numpy(), proba)
+    candidates = []
+    for family in families:
+        candidate = train_candidate(family, config.params(family), train, valid)
+        context.log.info("%s: validation ROC AUC %.4f, fit %.1f s, %.3f ms/record", family,
+                         candidate.metrics["roc_auc"], candidate.fit_seconds, candidate.ms_per_record)
+        candidates.append(candidate)
+    chosen = select_candidate(candidates, config.min_auc_gain)
+    y_valid = valid[LABEL].astype(bool).to_numpy()
+    served = LeadScorer(chosen.pipeline, "candidate").score_frame(features_frame(valid))
+    grades: Optional[GradeFit] = None
+    grades_error: Optional[str] = None
+    try:
+        grades = fit_grades(np.array([s.score for s in served]), y_valid, config.grade_min_share)
+    except GradeFitError as exc:  # a model that cannot be graded is a quality problem: the gate blocks it
+        grades_error = str(exc)
+        context.log.warning("no grades for the %s model: %s", chosen.family, exc)
+    proba = np.array([s.probability for s in served])
     created = pd.to_datetime(training_data["CreatedDate"], utc=True)
     trained = TrainedModel(
-        pipeline=pipeline,
-        params=config.model_dump(),
-        metrics=metrics,
+        pipeline=chosen.pipeline,
+        params=chosen.params,
+        metrics=chosen.metrics,
         features=list(FEATURES),
         training_range={"from": str(created.min()), "to": str(created.max()),
                         "validation_from": str(pd.to_datetime(valid["CreatedDate"], utc=True).min())},
         validation_ids=valid["Id"].tolist(),
+        family=chosen.family,
+        grades=grades.manifest_section() if grades else None,
+        grades_error=grades_error,
+        candidates=[c.summary() for c in candidates],
     )
     return dg.Output(trained, metadata={
-        **{k: dg.MetadataValue.float(v) for k, v in metrics.items() if k != "rows"},
-        "validation_rows": metrics["rows"],
-        "hyperparameters": dg.MetadataValue.json(config.model_dump()),
+        **{k: dg.MetadataValue.float(v) for k, v in chosen.metrics.items() if k != "rows"},
+        "validation_rows": chosen.metrics["rows"],
+        "family": chosen.family,
+        "candidates": dg.MetadataValue.md(_candidates_table(candidates, chosen)),
+        "grades": dg.MetadataValue.md(grades.markdown() if grades else f"not fitted: {grades_error}"),
+        "grade_cutoffs": dg.MetadataValue.json(grades.scale.min_score if grades else {}),
+        "hyperparameters": dg.MetadataValue.json(chosen.params),
         "plots": dg.MetadataValue.md(evaluation_plots_markdown(
-            valid[LABEL].astype(int).to_numpy(), proba, "validation (newest leads)")),
-        "example_reasons": dg.MetadataValue.md(_example_reasons(pipeline, valid)),
+            y_valid.astype(int), proba, f"validation (newest leads), {chosen.family} model")),
+        "example_reasons": dg.MetadataValue.md(_example_reasons(chosen.pipeline, valid, grades.scale if grades else None)),
     })
 
 
-def _example_reasons(pipeline: Any, valid: pd.DataFrame) -> str:
+def _candidates_table(candidates: list[Candidate], chosen: Candidate) -> str:
+    lines = ["| family | ROC AUC | PR AUC | Brier | log loss | fit s | ms/record | chosen |", "|---|---|---|---|---|---|---|---|"]
+    for c in candidates:
+        m = c.metrics
+        lines.append(f"| {c.family} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['brier_score']:.4f} | "
+                     f"{m['log_loss']:.4f} | {c.fit_seconds:.1f} | {c.ms_per_record:.3f} | "
+                     f"{'yes' if c is chosen else ''} |")
+    return "\n".join(lines)
+
+
+def _example_reasons(pipeline: Any, valid: pd.DataFrame, grades: Optional[GradeScale]) -> str:
     sample = valid.head(5)
-    scores = LeadScorer(pipeline, "candidate").score_frame(features_frame(sample))
-    lines = ["| Id | score | reasons | converted |", "|---|---|---|---|"]
+    scores = LeadScorer(pipeline, "candidate", grades=grades).score_frame(features_frame(sample))
+    lines = ["| Id | score | grade | reasons | converted |", "|---|---|---|---|---|"]
     for (_, row), score in zip(sample.iterrows(), scores):
-        lines.append(f"| {row['Id']} | {score.score} | {'; '.join(score.reasons)} | {bool(row[LABEL])} |")
+        lines.append(f"| {row['Id']} | {score.score} | {score.grade} | {'; '.join(score.reasons)} | {bool(row[LABEL])} |")
     return "\n".join(lines)
 
 
@@ -208,7 +342,8 @@ class QualityGateConfig(dg.Config):
     asset=lead_scoring_model,
     blocking=True,
     additional_ins={"training_data": dg.AssetIn("training_data")},
-    description="Blocks deployment unless AUC clears the floor, matches the champion, and no leakage feature is used.",
+    description="Blocks deployment unless AUC clears the floor, matches the champion, no leakage feature is used, "
+                "the model is explainable exactly and its grades A-D could be fitted.",
 )
 def model_quality_gate(
     config: QualityGateConfig, lead_scoring_model: TrainedModel, training_data: pd.DataFrame, model_store: ModelStore
@@ -216,15 +351,19 @@ def model_quality_gate(
     valid = training_data[training_data["split"] == "validation"]
     challenger_auc = lead_scoring_model.metrics["roc_auc"]
     problems: list[str] = []
-    leaked = sorted(FORBIDDEN_FEATURES.intersection(lead_scoring_model.features))
-    input_columns = list(getattr(lead_scoring_model.pipeline, "feature_names_in_", []))
-    leaked += sorted(FORBIDDEN_FEATURES.intersection(input_columns) - set(leaked))
+    leaked = leakage_fields(lead_scoring_model)
     if leaked:
         problems.append(f"leakage/PII fields used as features: {', '.join(leaked)}")
+    not_servable = unservable(lead_scoring_model)
+    if not_servable:
+        problems.append(not_servable)
+    if lead_scoring_model.grades is None:
+        problems.append(f"no grades A-D could be fitted on the validation leads: {lead_scoring_model.grades_error}")
     if challenger_auc < config.min_roc_auc:
         problems.append(f"ROC AUC {challenger_auc:.4f} is below the floor {config.min_roc_auc:.4f}")
     champion = champion_auc(model_store, valid)
-    metadata: dict[str, Any] = {"challenger_roc_auc": challenger_auc, "min_roc_auc": config.min_roc_auc,
+    metadata: dict[str, Any] = {"challenger_family": lead_scoring_model.family,
+                                "challenger_roc_auc": challenger_auc, "min_roc_auc": config.min_roc_auc,
                                 "leakage_features": ", ".join(leaked) or "none"}
     if champion is not None:
         version, auc = champion
@@ -237,6 +376,23 @@ def model_quality_gate(
     metadata["problems"] = "; ".join(problems) or "none"
     return dg.AssetCheckResult(passed=not problems, metadata=metadata,
                                description="; ".join(problems) or "challenger passes the gate")
+
+
+def leakage_fields(trained: TrainedModel) -> list[str]:
+    """Forbidden (PII / leakage / label) fields the model could use, for any family: the declared
+    features, the columns the fitted pipeline was given, and the columns its transformers read."""
+    used = set(trained.features) | set(getattr(trained.pipeline, "feature_names_in_", []))
+    used |= model_input_fields(trained.pipeline)
+    return sorted(FORBIDDEN_FEATURES.intersection(used))
+
+
+def unservable(trained: TrainedModel) -> Optional[str]:
+    """Why `LeadScorer` cannot score and explain the model (None when it can)."""
+    try:
+        LeadScorer(trained.pipeline, "challenger")
+    except ValueError as exc:
+        return f"the {trained.family} model cannot be scored with exact reasons: {exc}"
+    return None
 
 
 def champion_auc(model_store: ModelStore, valid: pd.DataFrame) -> Optional[tuple[str, float]]:
@@ -261,11 +417,14 @@ def champion_auc(model_store: ModelStore, valid: pd.DataFrame) -> Optional[tuple
     owners=OWNERS,
 )
 def model_artifact(context: dg.AssetExecutionContext, lead_scoring_model: TrainedModel, model_store: ModelStore) -> dg.Output[ModelArtifact]:
-    """The gated model pickled with a manifest (version, sha256, libraries, metrics) in the object store."""
+    """The gated model pickled with a manifest (version, sha256, libraries, family, metrics, grade cut-offs)."""
     artifact = model_store.repository().save(lead_scoring_model.pipeline, {
+        "family": lead_scoring_model.family,
         "features": lead_scoring_model.features,
         "metrics": lead_scoring_model.metrics,
         "params": lead_scoring_model.params,
+        "grades": lead_scoring_model.grades,
+        "candidates": lead_scoring_model.candidates,
         "training_data": lead_scoring_model.training_range,
         "dagster_run_id": context.run.run_id,
     })
@@ -275,6 +434,8 @@ def model_artifact(context: dg.AssetExecutionContext, lead_scoring_model: Traine
         "sha256": artifact.sha256,
         "size_bytes": artifact.manifest["size_bytes"],
         "roc_auc": lead_scoring_model.metrics["roc_auc"],
+        "family": lead_scoring_model.family,
+        "grade_cutoffs": dg.MetadataValue.json((lead_scoring_model.grades or {}).get("min_score", {})),
         "store": model_store.describe(),
     })
 

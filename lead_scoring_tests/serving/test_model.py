@@ -10,8 +10,9 @@ import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, RequestedOutput
 
 from lead_scoring.serving.model import LeadScoringModel, RecordRejected, load_verified
-from lead_scoring.storage.artifacts import ArtifactIntegrityError, ArtifactRepository
-from lead_scoring.training.model import LeadScorer
+from lead_scoring.storage.artifacts import ArtifactIntegrityError, ArtifactRepository, LocalBlobs
+from lead_scoring.training.grades import GradeScale
+from lead_scoring.training.model import FAMILIES, LeadScorer, ModelParams, build_pipeline, features_frame, fit
 from lead_scoring_tests.serving.conftest import BAD, V1
 from lead_scoring_tests.serving.records import make_records
 
@@ -131,3 +132,36 @@ def test_full_kserve_call_path(model: LeadScoringModel) -> None:
     records, _ = make_records(1, seed=14)
     response, _headers = asyncio.run(model({"instances": records}, headers={}))
     assert response["predictions"][0]["model_version"] == V1
+
+
+def test_a_manifest_without_grades_still_serves(model: LeadScoringModel) -> None:
+    # the V1 fixture's manifest predates grades: scores as before, no grade
+    assert "grades" not in model.manifest and model.scorer is not None and model.scorer.grades is None
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_family_serves_exact_scores_with_manifest_grades(family: str, tmp_path) -> None:
+    records, labels = make_records(400, seed=21)
+    pipeline = fit(build_pipeline(ModelParams(family=family, min_category_frequency=2)), features_frame(records), labels)
+    section = {"min_score": {"A": 70, "B": 45, "C": 20}, "method": "test"}
+    repo = ArtifactRepository(LocalBlobs(tmp_path))
+    artifact = repo.save(pipeline, {"family": family, "grades": section}, version=f"m-{family}")
+    served = LeadScoringModel("lead_scorer", artifact.uri)
+    assert served.load() is True and served.scorer is not None
+    assert served.scorer.family.name == family and served.scorer.grades == GradeScale(section["min_score"])
+    probe, _ = make_records(30, seed=22)
+    predictions = served.predict(served.preprocess({"instances": probe}))["predictions"]
+    expected = pipeline.predict_proba(features_frame(probe))[:, 1]
+    assert [p["score"] for p in predictions] == [int(round(100 * p)) for p in expected]
+    scores = served.scorer.score_records(probe)
+    assert [s.grade for s in scores] == [served.scorer.grades.grade(p["score"]) for p in predictions]
+
+
+def test_a_broken_grades_section_keeps_the_model_not_ready(tmp_path) -> None:
+    records, labels = make_records(200, seed=23)
+    pipeline = fit(build_pipeline(ModelParams(min_category_frequency=2)), features_frame(records), labels)
+    repo = ArtifactRepository(LocalBlobs(tmp_path))
+    artifact = repo.save(pipeline, {"grades": {"min_score": {"A": 10, "B": 50, "C": 5}}}, version="m-broken")
+    m = LeadScoringModel("lead_scorer", artifact.uri)
+    assert m.load() is False and not m.ready
+    assert "grades" in (m.load_error or "") and "retrain" in m.load_error

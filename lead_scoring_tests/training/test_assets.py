@@ -9,6 +9,7 @@ import pytest
 from lead_scoring.crm.synthetic import generate_leads
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring.training import assets as training
+from lead_scoring.training.model import FAMILIES, LeadScorer, ModelParams, build_pipeline, features_frame, fit
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 ASSETS = [training.crm_leads_raw, training.training_data, training.lead_scoring_model,
@@ -47,14 +48,35 @@ def test_whole_graph_from_the_shipped_sample(resources):
     for key in ("pr_auc", "brier_score", "log_loss", "top_decile_lift"):
         assert key in model
     assert "data:image/png;base64," in model["plots"].value
+    # both families competed; the table shows each, the grade table each grade's conversion rate
+    candidates = model["candidates"].value
+    assert "| additive |" in candidates and "| boosted |" in candidates and candidates.count("| yes |") == 1
+    assert model["family"].value in ("additive", "boosted")
+    assert "| A |" in model["grades"].value and "validation conversion rate" in model["grades"].value
     [check] = result.get_asset_check_evaluations()
     assert check.passed and check.metadata["champion_version"].value == "none (first model)"
+    assert check.metadata["challenger_family"].value == model["family"].value
     artifact = result.output_for_node("model_artifact")
     repo = resources["model_store"].repository()
     assert repo.versions() == [artifact.version]
-    _, manifest = repo.load(artifact.version)
+    pipeline, manifest = repo.load(artifact.version)
     assert manifest["features"] and "Sales_Tags__c" not in manifest["features"]
     assert manifest["training_data"]["from"] < manifest["training_data"]["to"]
+    assert manifest["family"] == model["family"].value == manifest["params"]["family"]
+    assert [c["family"] for c in manifest["candidates"]] == ["additive", "boosted"]
+
+    # grades: fitted on the validation leads, kept in the manifest, used by the scorer built from it
+    grades = manifest["grades"]
+    cut = grades["min_score"]
+    assert 100 >= cut["A"] > cut["B"] > cut["C"] > 0
+    rates = [band["conversion_rate"] for band in grades["validation"]]
+    assert rates == sorted(rates, reverse=True)
+    assert sum(band["leads"] for band in grades["validation"]) == data["validation_rows"].value
+    scorer = LeadScorer.from_manifest(pipeline, manifest)
+    leads = generate_leads(200, seed=5)
+    graded = scorer.score_frame(features_frame(leads))
+    assert {s.grade for s in graded} <= {"A", "B", "C", "D"} and len({s.grade for s in graded}) >= 3
+    assert all(s.grade == scorer.grades.grade(s.score) for s in graded)
 
     # re-seeding is idempotent
     again = _run(resources, selection=[training.crm_leads_raw])
@@ -66,11 +88,12 @@ def test_gate_blocks_a_challenger_worse_than_the_champion(resources):
     champion = first.output_for_node("model_artifact")
     resources["model_store"].repository().set_production(champion.version)
     # a crippled challenger: regularized until it barely learns
-    weak = {"ops": {"lead_scoring_model": {"config": {"regularization_c": 1e-5}}}}
+    weak = {"ops": {"lead_scoring_model": {"config": {"families": ["additive"], "regularization_c": 1e-5}}}}
     result = _run(resources, run_config=weak)
     [check] = result.get_asset_check_evaluations()
     assert not check.passed
     assert "worse than production model" in check.description
+    assert "no grades A-D could be fitted" in check.description  # it cannot even separate four grades
     assert check.metadata["champion_version"].value == champion.version
     assert not _mats(result, "model_artifact")  # blocked: nothing new in the store
     assert resources["model_store"].repository().versions() == [champion.version]
@@ -112,3 +135,38 @@ def test_too_few_rows_and_rejected_records(resources, tmp_path: Path):
     assert rejected["reason"].tolist() == ["Total_Visits__c: expected a number, got string"]
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
     assert "training needs at least 200" in str(failure.event_specific_data.error)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_gate_leakage_check_sees_every_family(family: str):
+    leads = generate_leads(600, seed=4)
+    leads = leads[leads["IsConverted"].notna()]
+    frame = features_frame(leads).assign(Activity_Score__c=leads["Activity_Score__c"].astype(float).fillna(0.0))
+    clean = fit(build_pipeline(ModelParams(family=family)), features_frame(leads), leads["IsConverted"])
+    trained = training.TrainedModel(clean, {}, {"roc_auc": 0.9}, list(training.FEATURES), {}, family=family)
+    assert training.leakage_fields(trained) == [] and training.unservable(trained) is None
+
+    leaky = build_pipeline(ModelParams(family=family))
+    leaky.named_steps["preprocess"].transformers.append(("leak", "passthrough", ["Activity_Score__c"]))
+    fit(leaky, frame, leads["IsConverted"])
+    trained = training.TrainedModel(leaky, {}, {"roc_auc": 0.99}, list(training.FEATURES), {}, family=family)
+    assert training.leakage_fields(trained) == ["Activity_Score__c"]
+    assert "cannot be scored with exact reasons" in training.unservable(trained)
+
+
+def test_candidate_selection_prefers_the_simpler_family_on_near_ties():
+    def cand(family, auc):
+        return training.Candidate(family, None, {}, {"roc_auc": auc}, 0.0, 0.0)
+
+    additive, boosted = cand("additive", 0.900), cand("boosted", 0.901)
+    assert training.select_candidate([additive, boosted], min_auc_gain=0.002) is additive
+    assert training.select_candidate([additive, boosted], min_auc_gain=0.0) is boosted
+    assert training.select_candidate([additive, cand("boosted", 0.93)], min_auc_gain=0.002).family == "boosted"
+
+
+def test_unknown_family_stops_naming_the_setting(resources):
+    bad = {"ops": {"lead_scoring_model": {"config": {"families": ["additive", "forest"]}}}}
+    result = _run(resources, run_config=bad)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "lead_scoring_model.families names unknown families ['forest']" in str(failure.event_specific_data.error)
