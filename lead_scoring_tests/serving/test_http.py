@@ -93,6 +93,22 @@ def test_v2_gzip_body(client: httpx.Client) -> None:
     assert response.status_code == 200
 
 
+def test_v2_answer_carries_the_request_id(client: httpx.Client) -> None:
+    body = dict(flink_body(make_records(1, seed=28)[0][0]), id="req-7")
+    assert client.post(f"/v2/models/{NAME}/versions/latest/infer", json=body).json()["id"] == "req-7"
+
+
+def test_v2_metadata_and_kserves_own_routes(client: httpx.Client) -> None:
+    for path in (f"/v2/models/{NAME}", f"/v2/models/{NAME}/versions/latest"):
+        body = client.get(path).json()
+        assert body["name"] == NAME and body["versions"] == [V1]
+        assert [(t["name"], t["datatype"]) for t in body["inputs"] + body["outputs"]] == [("record", "BYTES"), ("score", "BYTES")]
+    assert client.get("/v2/models/other").status_code == 404
+    assert client.get("/v2/models").json() == {"models": [NAME]}
+    assert client.get("/v1/models").json() == {"models": [NAME]}
+    assert client.get("/").json() == {"status": "alive"}
+    assert client.get("/metrics").status_code == 200
+
 def test_v1_batch_with_bad_rows(client: httpx.Client, reference: LeadScorer) -> None:
     records, _ = make_records(100, seed=25)
     instances = list(records)
@@ -162,6 +178,16 @@ def test_payload_over_limit_is_413(client: httpx.Client, server) -> None:
     assert client.post(f"/v1/models/{NAME}:predict", content=chunks()).status_code == 413
     assert client.get("/v2/health/ready").status_code == 200  # and the server is fine
 
+
+def test_no_line_per_request_and_no_pii_in_the_log(client: httpx.Client, server) -> None:
+    records, _ = make_records(2, seed=29)
+    marker = "pii-marker-29@example.com"
+    rows = [dict(records[0], Email=marker), dict(records[1], Email=marker, DoNotCall="yes")]
+    assert client.post(f"/v1/models/{NAME}:predict", json={"instances": rows}).status_code == 200
+    assert client.post(f"/v2/models/{NAME}/infer", json=flink_body(rows[1])).status_code == 400
+    log = server["log"].read_text()
+    assert marker not in log
+    assert f"POST /v1/models/{NAME}:predict" not in log and f"POST /v2/models/{NAME}/infer" not in log
 
 # -- fuzzing: no client mistake may produce a 5xx ---------------------------------------------------
 json_values = st.recursive(
