@@ -202,9 +202,11 @@ V2_EXPECTED = {
     "shape": "an array of integers",
     "data": "an array",
 }
-# Errors of one tensor are reported in the V2 protocol's own field order (InferInputTensor in kserve's
-# docs/predict-api/v2/grpc_predict_v2.proto: name = 1, datatype = 2, shape = 3, parameters = 4, contents = 5).
-TENSOR_FIELD_ORDER = {"name": 0, "datatype": 1, "shape": 2, "parameters": 3, "data": 4}
+# Errors are reported in the V2 protocol's own field order: the request's id, parameters, inputs, outputs,
+# and within a tensor InferInputTensor's (kserve docs/predict-api/v2/grpc_predict_v2.proto:138-156:
+# name = 1, datatype = 2, shape = 3, parameters = 4, contents = 5).
+REQUEST_FIELD_ORDER = {"id": 1, "parameters": 2, "inputs": 3, "outputs": 4}
+TENSOR_FIELD_ORDER = {"name": 1, "datatype": 2, "shape": 3, "parameters": 4, "data": 5}
 
 
 def parse_v2_request(body: bytes, model_name: str, model_version: str | None = None) -> InferRequest:
@@ -231,35 +233,31 @@ def field_errors(errors: Iterable[dict[str, Any]]) -> list[FieldError]:
     """pydantic errors of a V2 body -> one FieldError per wrong field, e.g. ``inputs[0].shape``.
 
     A location is cut at the tensor field (``inputs[0].shape[2]`` -> ``inputs[0].shape``; the union
-    members pydantic tries for a parameter are one field), so each field is named once.
+    members pydantic tries for one parameter -> ``parameters``), so each field is named once.
     """
-    found: dict[str, tuple[tuple[int, ...], FieldError]] = {}
+    found: dict[str, tuple[tuple[int, int, int], FieldError]] = {}
     for error in errors:
         loc = [part for part in error.get("loc", ()) if part not in ("body", "query", "path")]
-        path, key, leaf = _v2_path(loc)
-        if path in found:
-            continue
-        if error.get("type") == "missing":
-            reason = "required field is missing"
-        elif error.get("type") == "json_invalid":
-            reason = f"not valid JSON: {str(error.get('msg', '')).removeprefix('Invalid JSON: ')}"
-        else:
-            reason = f"{error.get('msg', 'invalid')}; expected {V2_EXPECTED.get(leaf, 'a valid value')}"
-        found[path] = (key, FieldError(path, reason))
+        path, order, leaf = _field_path(loc)
+        if path not in found:
+            reason = ("required field is missing" if error.get("type") == "missing" else
+                      f"{error.get('msg', 'invalid')}; expected {V2_EXPECTED.get(leaf, 'a valid value')}")
+            found[path] = (order, FieldError(path, reason))
     return [error for _, error in sorted(found.values(), key=lambda item: item[0])]
 
 
-def _v2_path(loc: list[Any]) -> tuple[str, tuple[int, ...], str]:
-    """(field path, sort key, last field name) for a pydantic location in a V2 request."""
+def _field_path(loc: list[Any]) -> tuple[str, tuple[int, int, int], str]:
+    """(field path, report order, name of the field) of a pydantic error location in a V2 request."""
     if not loc:
-        return "$", (0,), "$"
+        return "$", (0, 0, 0), "$"
     top = str(loc[0])
+    order = REQUEST_FIELD_ORDER.get(top, 9)
     if top in ("inputs", "outputs") and len(loc) > 1 and isinstance(loc[1], int):
         if len(loc) > 2:
             name = str(loc[2])
-            return f"{top}[{loc[1]}].{name}", (1, loc[1], TENSOR_FIELD_ORDER.get(name, 9)), name
-        return f"{top}[{loc[1]}]", (1, loc[1], -1), top
-    return top, (1, -1, -1), top
+            return f"{top}[{loc[1]}].{name}", (order, loc[1], TENSOR_FIELD_ORDER.get(name, 9)), name
+        return f"{top}[{loc[1]}]", (order, loc[1], 0), top
+    return top, (order, -1, 0), top
 
 
 def v2_response_body(response: InferResponse) -> dict[str, Any]:

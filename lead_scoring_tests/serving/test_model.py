@@ -181,6 +181,8 @@ def test_a_broken_grades_section_keeps_the_model_not_ready(tmp_path) -> None:
     (b'{"inputs": [], "parameters": {"k": [1]}}', ["parameters"]),
     (b'{"inputs": [], "id": 7}', ["id"]),
     (b'{"inputs": [], "outputs": [{}]}', ["outputs[0].name"]),
+    (b'{"outputs": [{}], "inputs": [{"name": "R"}], "id": 3}',
+     ["id", "inputs[0].datatype", "inputs[0].shape", "inputs[0].data", "outputs[0].name"]),
     (b'{"inputs": ["x"]}', ["inputs[0]"]),
     (b'{"inputs": [{"name": "R", "datatype": "FP16", "shape": [1], "data": [1.0]}]}', ["inputs[0].datatype"]),
     (b'{"outputs": []}', ["inputs"]),
