@@ -384,8 +384,9 @@ def client_error_handlers(max_body_bytes: int) -> dict[Any, Callable[..., Any]]:
 class KServeRestAdapter:
     """kserve's REST server as `ModelServer.start` would build it, but on our app, host and logging.
 
-    Why it exists: kserve 0.21's only public way to serve is `ModelServer.start(models)`, and it cannot
-    serve this server (line numbers of kserve 0.21.0 as installed; upstream python/kserve/kserve/...):
+    Why it exists: kserve 0.21's only public way to serve is `ModelServer.start(models)`, which builds a
+    `RESTServer` and runs it (model_server.py:361-410, RESTServer at 385-398), and it cannot serve this
+    server (line numbers of kserve 0.21.0 as installed; upstream python/kserve/kserve/...):
 
     * it always binds 0.0.0.0: `RESTServer.__init__` hard-codes ``host="0.0.0.0"`` in its
       `uvicorn.Config` (protocol/rest/server.py:125-138) and neither `ModelServer.__init__`
@@ -473,7 +474,11 @@ class LeadScoringModelServer(ModelServer):
         self.register_model(model, self.config.model_name)
 
     def start(self, models: list[LeadScoringModel]) -> None:  # type: ignore[override]
-        """Serve the ready models until SIGTERM/SIGINT; `NoModelReady` if none is (kserve's contract)."""
+        """Serve the ready models until SIGTERM/SIGINT; `NoModelReady` if none is.
+
+        kserve's contract for `start` (model_server.py:474-494: register the ready models, `model.start()`
+        each, `NoModelReady` if none) through the public `register_model`; then `KServeRestAdapter` serves.
+        """
         for model in models:
             if model.ready:
                 self.serve_model(model)
