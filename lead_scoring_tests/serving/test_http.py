@@ -112,7 +112,8 @@ def test_v2_metadata_and_kserves_own_routes(client: httpx.Client) -> None:
     for path in (f"/v2/models/{NAME}", f"/v2/models/{NAME}/versions/latest"):
         body = client.get(path).json()
         assert body["name"] == NAME and body["versions"] == [V1]
-        assert [(t["name"], t["datatype"]) for t in body["inputs"] + body["outputs"]] == [("record", "BYTES"), ("score", "BYTES")]
+        tensors = [(t["name"], t["datatype"]) for t in body["inputs"] + body["outputs"]]
+        assert tensors == [("record", "BYTES"), ("score", "BYTES")]
     assert client.get("/v2/models/other").status_code == 404
     assert client.get("/v2/models").json() == {"models": [NAME]}
     assert client.get("/v1/models").json() == {"models": [NAME]}
