@@ -30,8 +30,9 @@ import logging
 import os
 import re
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import orjson
 import uvicorn
@@ -87,7 +88,7 @@ class ServerConfig:
 
     @classmethod
     def from_env(cls, port: int | None = None, host: str | None = None, model_name: str | None = None,
-                 allow_swap: bool = False) -> "ServerConfig":
+                 allow_swap: bool = False) -> ServerConfig:
         """Vertex AI sets AIP_HTTP_PORT / AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE; locally we bind loopback."""
         in_vertex = "AIP_HTTP_PORT" in os.environ
         if host is None:
@@ -273,7 +274,7 @@ def v2_response_body(response: InferResponse) -> dict[str, Any]:
 
 
 # -- our protocol routes --------------------------------------------------------------------------------
-def add_protocol_routes(app: FastAPI, server: "LeadScoringModelServer") -> None:
+def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
     """The routes kserve does not serve (or serves otherwise), added to `app` before kserve's by the adapter.
 
     Added on the app itself, not as an included APIRouter: FastAPI (0.165) matches an included router
