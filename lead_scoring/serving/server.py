@@ -499,10 +499,10 @@ class LeadScoringModelServer(ModelServer):
 
     async def swap(self, model_name: str, version: str) -> tuple[int, dict[str, Any]]:
         """Load + verify `version` off the event loop, then switch; the old model serves until then."""
-        current = self.model_for(model_name)
-        if current is None or self.swap_loader is None:
-            return 404, {"error": f"model {model_name!r} is not served here"}
         async with self.swap_lock:
+            current = self.model_for(model_name)  # under the lock: an earlier swap may just have finished
+            if current is None or self.swap_loader is None:
+                return 404, {"error": f"model {model_name!r} is not served here"}
             candidate = await asyncio.to_thread(self.swap_loader, version)
             if not candidate.ready:
                 logger.error("hot swap to %s refused; still serving %s", version, current.model_version)
