@@ -263,21 +263,18 @@ class ConfluentFlink(FlinkEngine):
         s = pipeline.settings
         if self.vertex_service_key:
             self.ensure_vertex_connection(s.vertex_connection, s.model_endpoint, self.vertex_service_key)
-        for table, sql in pipeline.ddl():
-            done.append(self._run_ddl(f"{s.statement_prefix}-ddl-{table.replace('_', '-')}", sql, s.model_version))
-        slug = pipeline.statements[StatementRole.SCORE_LEADS].name.rsplit("-score-leads-", 1)[-1]
-        done.append(self._run_ddl(f"{s.statement_prefix}-model-{slug}",
-                                  pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1),
-                                  s.model_version))
+        for name, sql in ddl_statements(pipeline):
+            done.append(self._run_ddl(name, sql, s.model_version, pipeline.session_config))
         return done
 
-    def _run_ddl(self, name: str, sql: str, version: str) -> str:
+    def _run_ddl(self, name: str, sql: str, version: str, properties: dict[str, str]) -> str:
         existing = self.get_statement(name)
         if existing is not None and (existing.get("status") or {}).get("phase") == "COMPLETED":
             return name
         if existing is not None:
             self.delete_statement(name)
-        self.create_statement(name, sql, labels={KIND_LABEL: "ddl", MODEL_VERSION_LABEL: version[:63]})
+        self.create_statement(name, sql, properties=properties,
+                              labels={KIND_LABEL: "ddl", MODEL_VERSION_LABEL: version[:63]})
         self.wait_phase(name, {"COMPLETED"}, self.ddl_timeout_s)
         return name
 
@@ -286,7 +283,9 @@ class ConfluentFlink(FlinkEngine):
 
     def start(self, pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None) -> str:
         st = pipeline.statements[role]
-        props = {"sql.tables.initial-offset-from": resume_from} if resume_from else {}
+        props = dict(pipeline.session_config)
+        if resume_from:
+            props["sql.tables.initial-offset-from"] = resume_from
         if self.get_statement(st.name) is not None:  # a stopped/failed earlier attempt: names are unique
             self.delete_statement(st.name)
         self.create_statement(st.name, st.sql, properties=props, labels={
@@ -365,6 +364,16 @@ class ConfluentFlink(FlinkEngine):
             else:
                 actions.append(HealAction(st["name"], "left", st["name"], detail=str(phase)))
         return actions
+
+
+def ddl_statements(pipeline: Pipeline) -> list[tuple[str, str]]:
+    """(statement name, SQL) of the run-once DDL: every table Confluent owns, then the model version."""
+    s = pipeline.settings
+    out = [(f"{s.statement_prefix}-ddl-{table.replace('_', '-')}", sql) for table, sql in pipeline.ddl()]
+    slug = pipeline.statements[StatementRole.SCORE_LEADS].name.rsplit("-score-leads-", 1)[-1]
+    out.append((f"{s.statement_prefix}-model-{slug}",
+                pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1)))
+    return out
 
 
 def _page_token(next_url: str) -> str:

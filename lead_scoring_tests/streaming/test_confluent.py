@@ -109,7 +109,8 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     assert first == {
         "name": "lead-scoring-score-leads-v1", "organization_id": ORG, "environment_id": ENV,
         "spec": {"statement": p.statements[StatementRole.SCORE_LEADS].sql,
-                 "properties": {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster"},
+                 "properties": {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
+                                "sql.local-time-zone": "UTC"},
                  "compute_pool_id": "lfcp-1", "principal": "sa-1", "stopped": False},
         "metadata": {"labels": {"user.confluent.io/model-version": "v1", "user.confluent.io/lead-scoring-kind": "statement",
                                 "user.confluent.io/lead-scoring-role": "score-leads",
@@ -168,7 +169,8 @@ def test_failed_new_statement_restores_the_old_one_and_fails() -> None:
                 or (b or {}).get("name") == "lead-scoring-score-leads-v1"]
     assert [(m, b["spec"]["stopped"]) for m, b in v1_calls if m == "PUT"] == [("PUT", True), ("PUT", False)]
     assert not [m for m, _ in v1_calls if m in ("POST", "DELETE")]
-    assert old["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster"}
+    assert old["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
+                                        "sql.local-time-zone": "UTC"}
     assert old["metadata"]["labels"]["user.confluent.io/lead-scoring-retired"] == "false"
     assert fake.statements["lead-scoring-score-contacts-v1"]["status"]["phase"] == "RUNNING"  # never touched
     assert "lead-scoring-score-contacts-v2" not in fake.statements
