@@ -28,9 +28,10 @@ from typing import Any, Optional
 
 import dagster as dg
 import httpx
+import tenacity
 from pydantic import Field, PrivateAttr
 
-from lead_scoring.retry import WaitTimeout, wait_until
+from lead_scoring.retry import WaitTimeout, backoff, wait_until
 from lead_scoring.streaming.engine import (
     DeploymentState,
     FlinkEngine,
@@ -54,6 +55,10 @@ RETIRED_LABEL = LABEL + "lead-scoring-retired"  # "true": stopped by a rollout t
 
 class ConfluentApiError(RuntimeError):
     """The Statements API refused a request; the message carries Confluent's own error text."""
+
+
+class _Conflict(ConfluentApiError):
+    """409: the statement changed since it was read."""
 
 
 class ConfluentFlink(FlinkEngine):
@@ -163,27 +168,36 @@ class ConfluentFlink(FlinkEngine):
 
     def update_statement(self, name: str, *, stopped: bool, labels: Optional[dict[str, str]] = None,
                          attempts: int = 5) -> dict[str, Any]:
-        """PUT the fetched statement back with `spec.stopped` (and labels) changed; re-read and retry on 409."""
-        for attempt in range(1, attempts + 1):
-            current = self.get_statement(name)
-            if current is None:
-                raise ConfluentApiError(f"statement {name} does not exist")
-            metadata = current.get("metadata") or {}
-            body = {
-                "name": name,
-                "organization_id": self.organization_id,
-                "environment_id": self.environment_id,
-                "spec": {**current["spec"], "stopped": stopped},
-                "metadata": {"resource_version": metadata.get("resource_version"),
-                             "labels": {**(metadata.get("labels") or {}), **(labels or {})}},
-            }
-            log.info("%s Confluent statement %s", "stopping" if stopped else "resuming", name)
-            with self._client() as client:
-                resp = client.put(f"{self._statements}/{name}", json=body)
-            if resp.status_code == 409 and attempt < attempts:
-                continue  # changed since we read it: read again, reapply, retry (as the API asks)
-            return self._check(resp, f"{'stop' if stopped else 'resume'} statement {name}")
-        raise AssertionError("unreachable")  # pragma: no cover
+        """PUT the fetched statement back with `spec.stopped` (and labels) changed; on 409 (it changed since
+        we read it) read it again, reapply and retry, as the API's description asks."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Conflict)),
+            stop=tenacity.stop_after_attempt(attempts), wait=backoff(self.poll_interval_s / 4, 5.0), reraise=True)
+        try:
+            return retrying(self._put_stopped, name, stopped, labels or {})
+        except _Conflict as exc:
+            raise ConfluentApiError(f"{exc} (still conflicting after {attempts} attempts)") from None
+
+    def _put_stopped(self, name: str, stopped: bool, labels: dict[str, str]) -> dict[str, Any]:
+        current = self.get_statement(name)
+        if current is None:
+            raise ConfluentApiError(f"statement {name} does not exist")
+        metadata = current.get("metadata") or {}
+        body = {
+            "name": name,
+            "organization_id": self.organization_id,
+            "environment_id": self.environment_id,
+            "spec": {**current["spec"], "stopped": stopped},
+            "metadata": {"resource_version": metadata.get("resource_version"),
+                         "labels": {**(metadata.get("labels") or {}), **labels}},
+        }
+        log.info("%s Confluent statement %s", "stopping" if stopped else "resuming", name)
+        with self._client() as client:
+            resp = client.put(f"{self._statements}/{name}", json=body)
+        what = f"{'stop' if stopped else 'resume'} statement {name}"
+        if resp.status_code == 409:
+            raise _Conflict(f"Confluent Cloud answered 409 for {what}: {resp.text[:500]}")
+        return self._check(resp, what)
 
     def delete_statement(self, name: str) -> None:
         with self._client() as client:

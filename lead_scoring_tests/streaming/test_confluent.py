@@ -1,4 +1,5 @@
-"""The gcp rollout against a fake Confluent Cloud (httpx.MockTransport): the exact requests it sends."""
+"""The gcp rollout against a fake Confluent Cloud: the exact requests it sends, each held against Confluent's
+own OpenAPI document (lead_scoring_tests/vendor/openapi.py), and the fake's answers too."""
 
 from __future__ import annotations
 
@@ -11,24 +12,45 @@ import pytest
 
 from lead_scoring.streaming.confluent import ConfluentApiError, ConfluentFlink
 from lead_scoring.streaming.engine import RolloutError
-from lead_scoring.streaming.render import Dialect, RenderSettings, StatementRole, render_pipeline
+from lead_scoring.streaming.render import (
+    Dialect,
+    RenderSettings,
+    StatementRole,
+    render_pipeline,
+)
 from lead_scoring.streaming.rollout import rollout
+from lead_scoring_tests.vendor.openapi import OpenApiContract, confluent_sql_contract
 
-ORG, ENV = "org-1", "env-abc"
+ORG, ENV = "5e0c8f8e-2d59-4f9a-9a43-7d6f1f0b2a11", "env-abc"
+HOST = "https://flink.us-central1.gcp.confluent.cloud"
 BASE = f"/sql/v1/organizations/{ORG}/environments/{ENV}"
 ENDPOINT = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/42"
 SERVICE_KEY = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----SECRET"}'
 
 
-class FakeConfluent:
-    """Statements and connections in memory; records every request."""
+def _error(status: int, detail: str) -> httpx.Response:
+    return httpx.Response(status, json={"errors": [{"status": str(status), "detail": detail}]})
 
-    def __init__(self, fail: set[str] | None = None):
+
+class FakeConfluent:
+    """Statements and connections in memory, answering as the OpenAPI document says; records every request.
+
+    `conflicts`: how many PUTs to refuse with 409 (someone else changed the statement in between).
+    """
+
+    def __init__(self, fail: set[str] | None = None, page_size: int | None = None, conflicts: int = 0):
         self.statements: dict[str, dict[str, Any]] = {}
         self.connections: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
         self.fail = fail or set()
         self.version = 0
+        self.page_size = page_size
+        self.conflicts = conflicts
+
+    def _meta(self, kind: str, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        self.version += 1
+        return {"self": f"{HOST}{BASE}/{kind}/{name}", "resource_version": str(self.version),
+                "labels": dict(labels or {})}
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
@@ -38,43 +60,82 @@ class FakeConfluent:
         if path.startswith(f"{BASE}/connections"):
             name = path.rsplit("/", 1)[-1]
             if request.method == "GET":
-                return httpx.Response(200, json=self.connections[name]) if name in self.connections else httpx.Response(404, json={})
-            self.connections[body["name"]] = body
-            return httpx.Response(201, json={"name": body["name"]})
+                return httpx.Response(200, json=self.connections[name]) if name in self.connections \
+                    else _error(404, f"connection {name} not found")
+            conn = {"api_version": "sql/v1", "kind": "Connection", "name": body["name"],
+                    "metadata": self._meta("connections", body["name"]),
+                    # the secret is never echoed back; the schema still wants an auth_data block
+                    "spec": {**body["spec"], "auth_data": {"kind": "PlaintextProvider"}},
+                    "status": {"phase": "ACTIVE"}}
+            self.connections[body["name"]] = conn
+            return httpx.Response(201, json=conn)
         if request.method == "GET" and path == f"{BASE}/statements":
-            return httpx.Response(200, json={"data": list(self.statements.values()), "metadata": {}})
+            items = sorted(self.statements.values(), key=lambda s: s["name"])
+            start = int(request.url.params.get("page_token") or 0)
+            size = self.page_size or len(items) or 1
+            page = items[start:start + size]
+            meta: dict[str, Any] = {"self": str(request.url)}
+            if start + size < len(items):
+                meta["next"] = f"{HOST}{BASE}/statements?page_size={size}&page_token={start + size}"
+            return httpx.Response(200, json={"api_version": "sql/v1", "kind": "StatementList", "metadata": meta,
+                                             "data": page})
         name = path.rsplit("/", 1)[-1]
         if request.method == "POST":
-            self.version += 1
             sql = body["spec"]["statement"]
             phase = "COMPLETED" if sql.startswith("CREATE") else "RUNNING"
             if body["name"] in self.fail:
                 phase = "FAILED"
-            self.statements[body["name"]] = {**body, "status": {"phase": phase, "detail": "boom" if phase == "FAILED" else ""},
-                                             "metadata": {"resource_version": str(self.version)}}
-            return httpx.Response(200, json=self.statements[body["name"]])
+            self.statements[body["name"]] = {
+                # the document's responses require spec.statement_name (an older field, kept in answers)
+                **body, "spec": {**body["spec"], "statement_name": body["name"]},
+                "api_version": "sql/v1", "kind": "Statement",
+                "status": {"phase": phase, "detail": "boom" if phase == "FAILED" else ""},
+                "metadata": self._meta("statements", body["name"], (body.get("metadata") or {}).get("labels"))}
+            return httpx.Response(201, json=self.statements[body["name"]])
         if request.method == "GET":
-            return httpx.Response(200, json=self.statements[name]) if name in self.statements else httpx.Response(404, json={"errors": [{"detail": "not found"}]})
+            return httpx.Response(200, json=self.statements[name]) if name in self.statements \
+                else _error(404, f"statement {name} not found")
         if request.method == "PUT":
             st = self.statements[name]
-            assert body["metadata"]["resource_version"] == st["metadata"]["resource_version"]
-            self.version += 1
-            st["spec"] = body["spec"]
-            st["metadata"] = {**body["metadata"], "resource_version": str(self.version)}
+            if self.conflicts:
+                self.conflicts -= 1
+                st["metadata"]["resource_version"] = str(int(st["metadata"]["resource_version"]) + 1000)
+                return _error(409, "the statement was changed since it was read")
+            if body["metadata"]["resource_version"] != st["metadata"]["resource_version"]:
+                return _error(409, "resource_version is stale")
+            st["spec"] = {**body["spec"], "statement_name": name}
+            st["metadata"] = {**self._meta("statements", name, body["metadata"].get("labels"))}
             st["status"] = {"phase": "STOPPED" if body["spec"]["stopped"] else "RUNNING"}
-            return httpx.Response(200, json=st)
+            return httpx.Response(202)
         if request.method == "DELETE":
             self.statements.pop(name, None)
             return httpx.Response(202)
         raise AssertionError(f"unexpected {request.method} {path}")
 
 
+@pytest.fixture()
+def contract() -> OpenApiContract:
+    return confluent_sql_contract()
+
+
+CONTRACT: OpenApiContract | None = None
+
+
+@pytest.fixture(autouse=True)
+def _contract(contract: OpenApiContract):
+    global CONTRACT
+    CONTRACT = contract
+    yield
+    CONTRACT = None
+
+
 def resource(fake: FakeConfluent) -> ConfluentFlink:
+    assert CONTRACT is not None
     return ConfluentFlink(
-        base_url="https://flink.us-central1.gcp.confluent.cloud", organization_id=ORG, environment_id=ENV,
+        base_url=HOST, organization_id=ORG, environment_id=ENV,
         compute_pool_id="lfcp-1", principal="sa-1", catalog="lead-env", database="lead-cluster",
         api_key="key", api_secret="secret", vertex_service_key=SERVICE_KEY, poll_interval_s=0.0,
-    ).with_transport(httpx.MockTransport(fake.handler))
+    ).with_transport(CONTRACT.transport(fake.handler))
 
 
 def pipeline(version: str):
@@ -179,11 +240,53 @@ def test_failed_new_statement_restores_the_old_one_and_fails() -> None:
 def test_api_errors_name_the_call_but_not_the_key() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
-            return httpx.Response(404, json={})
-        return httpx.Response(400, json={"errors": [{"detail": "invalid endpoint"}]})
+            return _error(404, "no such connection")
+        return _error(400, "invalid endpoint")
 
-    cc = resource(FakeConfluent()).with_transport(httpx.MockTransport(refuse))
+    cc = resource(FakeConfluent()).with_transport(CONTRACT.transport(refuse))
     with pytest.raises(ConfluentApiError) as info:
         cc.ensure_vertex_connection("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
     assert "create connection vertex-lead-scorer" in str(info.value) and "invalid endpoint" in str(info.value)
     assert "PRIVATE KEY" not in str(info.value)
+
+
+def test_every_request_of_a_rollout_history_is_one_the_openapi_document_allows(contract: OpenApiContract) -> None:
+    """First rollout, upgrade, failed upgrade with restore, healing, paging: all through the spec check."""
+    fake = FakeConfluent(fail={"lead-scoring-score-leads-v3"}, page_size=3)
+    rollout(engine(fake), pipeline("v1"))
+    rollout(engine(fake), pipeline("v2"))
+    with pytest.raises(RolloutError):
+        rollout(engine(fake), pipeline("v3"))
+    engine(fake).heal("lead-scoring")
+    fake.fail.clear()
+    rollout(engine(fake), pipeline("v3"))  # the failed v3 statement is deleted and created again
+    assert {"createSqlv1Connection", "getSqlv1Connection", "createSqlv1Statement", "getSqlv1Statement",
+            "listSqlv1Statements", "updateSqlv1Statement", "deleteSqlv1Statement"} <= set(contract.checked)
+    assert any(p.endswith("/statements") and m == "GET" for m, p, _ in fake.requests)
+
+
+def test_the_old_connection_body_is_refused_by_the_openapi_document(contract: OpenApiContract) -> None:
+    """The check that would have caught issue 12 #2: Confluent's schema has only the PlaintextProvider kind."""
+    wrong = {"name": "vertex-lead-scorer", "spec": {"connection_type": "VERTEXAI", "endpoint": ENDPOINT,
+             "auth_data": {"kind": "ServiceKey", "service_key": SERVICE_KEY}}}
+    with pytest.raises(AssertionError, match="auth_data"):
+        contract.check_request(httpx.Request("POST", f"{HOST}{BASE}/connections", json=wrong))
+    stale = {"name": "s", "spec": {"statement": "x", "stopped": True}, "metadata": {}}
+    with pytest.raises(AssertionError, match="resource_version"):
+        contract.check_request(httpx.Request("PUT", f"{HOST}{BASE}/statements/s", json=stale))
+
+
+def test_a_conflicting_update_is_read_again_and_retried() -> None:
+    fake = FakeConfluent()
+    rollout(engine(fake), pipeline("v1"))
+    fake.requests.clear()
+    fake.conflicts = 2
+    engine(fake).update_statement("lead-scoring-score-leads-v1", stopped=True)
+    puts = [b for m, p, b in fake.requests if m == "PUT"]
+    gets = [p for m, p, b in fake.requests if m == "GET" and p.endswith("score-leads-v1")]
+    assert len(puts) == 3 and len(gets) == 3  # GET, reapply, PUT -- three times
+    assert fake.statements["lead-scoring-score-leads-v1"]["spec"]["stopped"] is True
+
+    fake.conflicts = 10
+    with pytest.raises(ConfluentApiError, match="409"):
+        engine(fake).update_statement("lead-scoring-score-leads-v1", stopped=False, attempts=3)
