@@ -25,8 +25,8 @@ def load(name: str) -> dict[str, Any]:
 def check_options(options: Mapping[str, str], table: Mapping[str, Any], *, placeholders: bool = True) -> list[str]:
     """Problems of `options` against a property table {options: {key: rule}, required: [...]}.
 
-    A rule: `values` (allowed, compared as strings), `pattern` (regex), `only_with` ({key: value} that must
-    hold), or `any: true`. `${VAR}` placeholders stand for secrets and pass any rule when `placeholders`.
+    A rule: `values` (allowed, compared as strings), `range` ([low, high] integer), `pattern` (regex), or
+    `only_with` ({key: value} that must hold). `required_with` lists keys a grant type needs. `${VAR}` placeholders stand for secrets and pass any rule when `placeholders`.
     Keys matching a `patterns:` entry (e.g. `transforms\\..*`) are checked by that entry's rule.
     """
     rules: Mapping[str, Any] = table["options"]
@@ -44,6 +44,10 @@ def check_options(options: Mapping[str, str], table: Mapping[str, Any], *, place
             continue
         if "values" in rule and text not in [str(v) for v in rule["values"]]:
             problems.append(f"{key}={text!r}: allowed {rule['values']}")
+        if "range" in rule:
+            low, high = rule["range"]
+            if not (text.lstrip("-").isdigit() and low <= int(text) <= high):
+                problems.append(f"{key}={text!r}: must be an integer in [{low}, {high}]")
         if "pattern" in rule and not re.fullmatch(rule["pattern"], text):
             problems.append(f"{key}={text!r}: does not match {rule['pattern']}")
         for other, wanted in (rule.get("only_with") or {}).items():
@@ -52,4 +56,7 @@ def check_options(options: Mapping[str, str], table: Mapping[str, Any], *, place
     for key in table.get("required") or ():
         if key not in options:
             problems.append(f"{key}: required, missing")
+    for grant, keys in (table.get("required_with") or {}).items():
+        if options.get("salesforce.grant.type") == grant:
+            problems += [f"{key}: required with {grant}, missing" for key in keys if key not in options]
     return problems
