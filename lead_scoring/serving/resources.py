@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import dagster as dg
 import httpx
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from lead_scoring.serving.service import (
     MODEL_SERVER,
@@ -94,6 +94,8 @@ def check_prediction(prediction: Any, expected: Expected, where: str) -> int:
     """Compare one served prediction with the expectation; returns the score."""
     if not isinstance(prediction, dict) or "score" not in prediction:
         raise DeploymentError(f"{where}: smoke test got no score: {str(prediction)[:300]}")
+    if isinstance(prediction["score"], float) and prediction["score"].is_integer():
+        prediction = {**prediction, "score": int(prediction["score"])}  # Vertex AI: numbers arrive as doubles
     if prediction.get("model_version") != expected.version:
         raise DeploymentError(f"{where}: smoke test answered by version {prediction.get('model_version')!r}, "
                               f"expected {expected.version!r}")
@@ -275,11 +277,18 @@ class VertexAIModelServing(ModelServing):
     def describe(self) -> str:
         return f"Vertex AI endpoint {self.endpoint_id} ({self.project}/{self.region})"
 
+    _client_options: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def with_client_options(self, **options: Any) -> VertexAIModelServing:
+        """For tests: extra `aiplatform.init` arguments (credentials, api_endpoint of a loopback fake)."""
+        self._client_options = dict(options)
+        return self
+
     def aiplatform(self) -> Any:
-        """The `google.cloud.aiplatform` module, initialised (tests override this with a fake)."""
+        """The `google.cloud.aiplatform` module, initialised for this project and region."""
         from google.cloud import aiplatform
 
-        aiplatform.init(project=self.project, location=self.region)
+        aiplatform.init(project=self.project, location=self.region, **self._client_options)
         return aiplatform
 
     def deploy(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
