@@ -126,8 +126,9 @@ class ConfluentFlink(FlinkEngine):
             raise ConfluentApiError(f"Confluent Cloud answered {resp.status_code} for {what}: {errors}")
         return resp.json() if resp.content else {}
 
-    def create_statement(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
-                         labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    def statement_body(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
+                       labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+        """The body of `POST .../statements` (also what `lead-scoring plan` prints)."""
         body: dict[str, Any] = {
             "name": name,
             "organization_id": self.organization_id,
@@ -143,6 +144,11 @@ class ConfluentFlink(FlinkEngine):
         }
         if labels:
             body["metadata"] = {"labels": labels}
+        return body
+
+    def create_statement(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
+                         labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+        body = self.statement_body(name, sql, properties, labels)
         log.info("creating Confluent statement %s", name)
         with self._client() as client:
             return self._check(client.post(self._statements, json=body), f"create statement {name}")
@@ -226,13 +232,18 @@ class ConfluentFlink(FlinkEngine):
         except WaitTimeout as exc:
             raise TimeoutError(str(exc)) from None
 
-    def ensure_vertex_connection(self, name: str, endpoint: str, service_key: str) -> str:
-        """Create the Vertex AI connection unless it exists; returns 'created' or 'exists'."""
-        body = {
+    @staticmethod
+    def connection_body(name: str, endpoint: str, service_key: str) -> dict[str, Any]:
+        """The body of `POST .../connections` for Vertex AI (the key JSON under SERVICE_KEY, as the CLI sends it)."""
+        return {
             "name": name,
             "spec": {"connection_type": "VERTEXAI", "endpoint": endpoint,
                      "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": service_key})}},
         }
+
+    def ensure_vertex_connection(self, name: str, endpoint: str, service_key: str) -> str:
+        """Create the Vertex AI connection unless it exists; returns 'created' or 'exists'."""
+        body = self.connection_body(name, endpoint, service_key)
         with self._client() as client:
             existing = client.get(f"{self._connections}/{name}")
             if existing.status_code == 200:
@@ -295,16 +306,23 @@ class ConfluentFlink(FlinkEngine):
     def remember(self, pipeline: Pipeline, running: dict[str, str]) -> None:
         return None  # Confluent keeps the statements and their labels
 
-    def start(self, pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None) -> str:
-        st = pipeline.statements[role]
+    @staticmethod
+    def statement_request(pipeline: Pipeline, role: StatementRole,
+                          resume_from: Optional[str] = None) -> tuple[dict[str, str], dict[str, str]]:
+        """(properties, labels) of the long-running statement of `role`."""
         props = dict(pipeline.session_config)
         if resume_from:
             props["sql.tables.initial-offset-from"] = resume_from
+        labels = {MODEL_VERSION_LABEL: pipeline.settings.model_version[:63], KIND_LABEL: "statement",
+                  ROLE_LABEL: role.value, RETIRED_LABEL: "false"}
+        return props, labels
+
+    def start(self, pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None) -> str:
+        st = pipeline.statements[role]
+        props, labels = self.statement_request(pipeline, role, resume_from)
         if self.get_statement(st.name) is not None:  # a stopped/failed earlier attempt: names are unique
             self.delete_statement(st.name)
-        self.create_statement(st.name, st.sql, properties=props, labels={
-            MODEL_VERSION_LABEL: pipeline.settings.model_version[:63], KIND_LABEL: "statement",
-            ROLE_LABEL: role.value, RETIRED_LABEL: "false"})
+        self.create_statement(st.name, st.sql, properties=props, labels=labels)
         return st.name
 
     def wait_running(self, name: str, ident: str, timeout_s: float) -> str:

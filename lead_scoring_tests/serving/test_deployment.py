@@ -202,7 +202,7 @@ def test_vertex_refuses_a_local_artifact(vertex: FakeVertex, repo: ArtifactRepos
     assert vertex.calls == []
 
 
-def test_vertex_calls_match_the_sdk_signatures() -> None:
+def test_vertex_calls_match_the_sdk_signatures(vertex: FakeVertex) -> None:
     """Every keyword VertexAIModelServing passes exists in the installed SDK's signature (no silent typo)."""
     import ast
     import inspect
@@ -211,12 +211,15 @@ def test_vertex_calls_match_the_sdk_signatures() -> None:
 
     import lead_scoring.serving.resources as module
 
-    tree = ast.parse(inspect.getsource(module.VertexAIModelServing))
-    wanted = {"upload": aiplatform.Model.upload, "deploy": aiplatform.Endpoint.deploy,
-              "update": aiplatform.Endpoint.update, "predict": aiplatform.Endpoint.predict,
+    serving = vertex_serving(vertex)
+    artifact = gcs_artifact("m1")
+    assert set(serving.upload_kwargs(artifact)) <= set(inspect.signature(aiplatform.Model.upload).parameters)
+    assert set(serving.deploy_kwargs(artifact, 10)) | {"model"} <= set(
+        inspect.signature(aiplatform.Endpoint.deploy).parameters)
+    wanted = {"update": aiplatform.Endpoint.update, "predict": aiplatform.Endpoint.predict,
               "undeploy": aiplatform.Endpoint.undeploy}
     seen = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(inspect.getsource(module.VertexAIModelServing))):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in wanted:
             params = inspect.signature(wanted[node.func.attr]).parameters
             for kw in node.keywords:
