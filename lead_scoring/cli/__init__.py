@@ -38,6 +38,7 @@ app.command("worker")(crm.worker)
 app.command("serve")(serve)
 app.add_typer(stack.app, name="stack")
 app.command("plan")(production.plan)
+app.command("preflight")(production.preflight)
 
 
 def main() -> None:

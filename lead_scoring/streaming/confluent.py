@@ -116,6 +116,13 @@ class ConfluentFlink(FlinkEngine):
                           timeout=self.request_timeout_s, transport=self._transport) as client:
             yield client
 
+    def read(self, path: str, params: Optional[dict[str, Any]] = None) -> httpx.Response:
+        """A read-only GET under this environment's SQL API (`statements`, `connections/<name>`), unchecked:
+        `lead-scoring preflight` tells 401/403/404 apart itself."""
+        base = f"/sql/v1/organizations/{self.organization_id}/environments/{self.environment_id}"
+        with self._client() as client:
+            return client.get(f"{base}/{path}", params=params)
+
     @staticmethod
     def _check(resp: httpx.Response, what: str) -> dict[str, Any]:
         if resp.status_code >= 400:

@@ -23,6 +23,15 @@ from requests.adapters import BaseAdapter
 SESSION_ID = "00Dxx0000000001!FAKE.SESSION"
 INSTANCE = "acme.my.salesforce.com"
 LOGIN_URL = re.compile(r"^https://login\.salesforce\.com/services/Soap/u/(?P<version>[\d.]+)$")
+DESCRIBE = re.compile(r"^https://" + re.escape(INSTANCE) +
+                      r"/services/data/v(?P<version>[\d.]+)/sobjects/(?P<object>[A-Za-z_]+)/describe/?$")
+# describe's `fields` of the custom score fields as an admin creates them (docs/production.md)
+SCORE_FIELD_DESCRIBE = {
+    "Lead_Score__c": {"type": "double", "precision": 3, "scale": 0, "updateable": True},
+    "Lead_Score_Reasons__c": {"type": "textarea", "length": 32768, "updateable": True},
+    "Lead_Score_Model__c": {"type": "string", "length": 80, "updateable": True},
+    "Lead_Grade__c": {"type": "picklist", "updateable": True},
+}
 INGEST = re.compile(r"^https://" + re.escape(INSTANCE) +
                     r"/services/data/v(?P<version>[\d.]+)/jobs/ingest(?:/(?P<job>[^/]+))?(?:/(?P<rest>[^/]+)/?)?$")
 FIELDS = {"Lead": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c"},
@@ -80,6 +89,10 @@ class FakeSalesforce(BaseAdapter):
         self.logins = 0
         self.records: dict[str, dict[str, str]] = {}  # what the org holds after the updates
         self._ids = (f"750xx{n:010d}" for n in itertools.count(1))
+        # sobjects/<object>/describe: field name -> describe attributes (tests remove or alter fields)
+        self.described: dict[str, dict[str, dict[str, Any]]] = {
+            obj: {"Id": {"type": "id", "updateable": False}, **{k: dict(v) for k, v in SCORE_FIELD_DESCRIBE.items()}}
+            for obj in ("Lead", "Contact")}
 
     def session(self) -> requests.Session:
         s = requests.Session()
@@ -119,6 +132,15 @@ class FakeSalesforce(BaseAdapter):
                 return 500, _LOGIN_FAULT, "text/xml"
             self.logins += 1
             return 200, _LOGIN_OK, "text/xml"
+        m = DESCRIBE.match(url)
+        if m and method == "GET":
+            if headers.get("Authorization") != f"Bearer {SESSION_ID}":
+                return self._json(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
+            fields = self.described.get(m.group("object"))
+            if fields is None:
+                return self._json(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+            return self._json(200, {"name": m.group("object"), "updateable": True,
+                                    "fields": [{"name": k, **v} for k, v in fields.items()]})
         m = INGEST.match(url)
         if not m:
             return self._json(404, [{"errorCode": "NOT_FOUND", "message": f"no route {method} {url}"}])

@@ -33,6 +33,7 @@ class FakeVertex:
         self.predict_score = predict_score
         self.predict_version: Optional[str] = None  # None: the version of the deployed model with most traffic
         self.fail_upload: Optional[grpc.StatusCode] = None
+        self.endpoint_status: Optional[grpc.StatusCode] = None  # e.g. NOT_FOUND, PERMISSION_DENIED on GetEndpoint
         self.versions: dict[str, str] = {}  # model version id -> our version (its alias)
         self.deployed = 0
         self.server: Optional[grpc.Server] = None
@@ -74,7 +75,7 @@ class FakeVertex:
         return [
             grpc.method_handlers_generic_handler("google.cloud.aiplatform.v1.EndpointService", {
                 "GetEndpoint": unary("GetEndpoint", v1.GetEndpointRequest, v1.Endpoint.serialize,
-                                     lambda r, c: self.endpoint),
+                                     self._get_endpoint),
                 "DeployModel": unary("DeployModel", v1.DeployModelRequest, op, self._deploy),
                 "UpdateEndpoint": unary("UpdateEndpoint", v1.UpdateEndpointRequest, v1.Endpoint.serialize,
                                         self._update),
@@ -95,6 +96,11 @@ class FakeVertex:
         packed = any_pb2.Any()
         packed.Pack(type(message).pb(message))
         return operations_pb2.Operation(name=f"{PARENT}/operations/1", done=True, response=packed)
+
+    def _get_endpoint(self, request: v1.GetEndpointRequest, context: grpc.ServicerContext) -> v1.Endpoint:
+        if self.endpoint_status is not None:
+            context.abort(self.endpoint_status, f"Endpoint `{request.name}` is not available")
+        return self.endpoint
 
     def _upload(self, request: v1.UploadModelRequest, context: grpc.ServicerContext) -> Any:
         if self.fail_upload is not None:
