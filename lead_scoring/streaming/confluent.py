@@ -39,7 +39,7 @@ from lead_scoring.streaming.engine import (
     RolloutError,
     StatementHealth,
 )
-from lead_scoring.streaming.render import Dialect, Pipeline, StatementRole
+from lead_scoring.streaming.render import Dialect, Pipeline, StatementRole, statement_group_id
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +364,22 @@ class ConfluentFlink(FlinkEngine):
             raise RolloutError(f"{ident} is {phase}: {(st.get('status') or {}).get('detail', '')}")
         return "RUNNING"
 
+    # ---- monitoring -------------------------------------------------------------------------------------
+
+    def source_positions(self, statement_prefix: str,
+                         group_prefix: str = "lead-scoring") -> Optional[dict[str, dict[tuple[str, int], int]]]:
+        """From `status.latest_offsets` of each wanted statement: Confluent Cloud's statements read with
+        assign() and appear in no consumer group (Confluent's monitoring docs), so lag is the topic's end
+        offsets minus these. Keyed by the group id the monitoring watches for the statement's role."""
+        out: dict[str, dict[tuple[str, int], int]] = {}
+        for st in self._wanted(statement_prefix):
+            role = ((st.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL, "")
+            if (st.get("status") or {}).get("phase") not in LIVE_PHASES or role not in _ROLES:
+                continue
+            offsets = parse_latest_offsets((st.get("status") or {}).get("latest_offsets") or {})
+            out[statement_group_id(group_prefix, _ROLES[role])] = offsets
+        return out
+
     # ---- healing ----------------------------------------------------------------------------------------
 
     def _wanted(self, statement_prefix: str) -> list[dict[str, Any]]:
@@ -403,6 +419,26 @@ class ConfluentFlink(FlinkEngine):
             else:
                 actions.append(HealAction(st["name"], "left", st["name"], detail=str(phase)))
         return actions
+
+
+_ROLES = {role.value: role for role in StatementRole}
+
+
+def parse_latest_offsets(latest: dict[str, str]) -> dict[tuple[str, int], int]:
+    """`{"topic": "partition:0,offset:100;partition:1,offset:200"}` (the API's format) -> {(topic, 0): 100, ...}.
+
+    Taken as the next offset to read, like a committed consumer offset (the API says "the last Kafka offsets
+    that a statement has processed"; read the other way, the lag is overstated by at most 1 per partition).
+    """
+    out: dict[tuple[str, int], int] = {}
+    for topic, text in latest.items():
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            fields = dict(kv.split(":", 1) for kv in part.split(",") if ":" in kv)
+            try:
+                out[(topic, int(fields["partition"]))] = int(fields["offset"])
+            except (KeyError, ValueError):
+                log.warning("unreadable latest_offsets entry for %s: %r", topic, part)
+    return out
 
 
 def ddl_statements(pipeline: Pipeline) -> list[tuple[str, str]]:
