@@ -39,7 +39,12 @@ from lead_scoring.streaming.engine import (
     RolloutError,
     StatementHealth,
 )
-from lead_scoring.streaming.render import Dialect, Pipeline, StatementRole, statement_group_id
+from lead_scoring.streaming.render import (
+    Dialect,
+    Pipeline,
+    StatementRole,
+    statement_group_id,
+)
 
 log = logging.getLogger(__name__)
 
