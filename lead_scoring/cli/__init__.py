@@ -7,7 +7,7 @@ import logging
 import typer
 from rich.logging import RichHandler
 
-from lead_scoring.cli import crm, stack
+from lead_scoring.cli import crm, production, stack
 from lead_scoring.serving.cli import serve
 
 app = typer.Typer(
@@ -37,6 +37,8 @@ app.add_typer(crm.leads_app, name="leads")
 app.command("worker")(crm.worker)
 app.command("serve")(serve)
 app.add_typer(stack.app, name="stack")
+app.command("plan")(production.plan)
+app.command("preflight")(production.preflight)
 
 
 def main() -> None:
