@@ -15,12 +15,10 @@ PII fields are never logged: errors name fields, never values of PII fields.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 import orjson
 from kserve import Model
@@ -30,20 +28,11 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from lead_scoring.contract import parse_record
 from lead_scoring.contract.fields import PII_FIELDS
 from lead_scoring.contract.validation import FieldError
-from lead_scoring.storage.artifacts import (
-    MANIFEST_FILE,
-    MODEL_FILE,
-    ArtifactError,
-    ArtifactIntegrityError,
-    GcsBlobs,
-    LocalBlobs,
-    deserialize_verified,
-)
+from lead_scoring.storage.artifacts import ArtifactError, ArtifactIntegrityError, load_folder
 from lead_scoring.training.model import LeadScorer, format_reasons
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "lead_scorer"
 INPUT_NAME = "record"  # V2 input tensor (matched without regard to case)
 OUTPUT_NAME = "score"  # V2 output tensor (matched without regard to case)
 MAX_BATCH_ROWS = 1000
@@ -58,33 +47,9 @@ class RecordRejected(InvalidInput):
 
 
 def load_verified(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
-    """(pipeline, manifest) from a model folder holding manifest.json + model.joblib.
-
-    Works on any folder, not only `<root>/models/<version>`: Vertex AI copies `artifact_uri` to its own
-    bucket and hands the container that copy as AIP_STORAGE_URI. The sha256 in the manifest is checked
-    before the pickle is opened (`ArtifactIntegrityError` otherwise).
-    """
-    parsed = urlparse(uri)
-    if parsed.scheme == "gs":
-        if gcs_client is None:
-            from google.cloud import storage
-
-            gcs_client = storage.Client()
-        blobs: Any = GcsBlobs(gcs_client, parsed.netloc, parsed.path.strip("/"))
-    elif parsed.scheme in ("", "file"):
-        blobs = LocalBlobs(parsed.path if parsed.scheme == "file" else uri)
-    else:
-        raise ArtifactError(f"unsupported artifact URI scheme {parsed.scheme!r} in {uri} (use a path or gs://)")
-    try:
-        manifest = json.loads(blobs.read(MANIFEST_FILE))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"manifest of {uri} is not JSON: {exc}") from None
-    for key in ("version", "sha256"):
-        if not manifest.get(key):
-            raise ArtifactError(f"manifest of {uri} has no {key!r}")
-    payload = blobs.read(manifest.get("model_file", MODEL_FILE))
-    pipeline = deserialize_verified(payload, manifest["sha256"], uri)
-    return pipeline, manifest
+    """(pipeline, manifest) from a model folder (`storage.artifacts.load_folder`: any folder, e.g. the copy
+    Vertex AI hands the container as AIP_STORAGE_URI; sha256 checked before the pickle is opened)."""
+    return load_folder(uri, gcs_client)
 
 
 @dataclass

@@ -66,8 +66,9 @@ from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 from pydantic import ValidationError
 
 from lead_scoring.contract.validation import FieldError
-from lead_scoring.serving.model import DEFAULT_MODEL_NAME, LeadScoringModel, RecordRejected, error_body
-from lead_scoring.settings import Profile, current_profile
+from lead_scoring.serving.model import LeadScoringModel, RecordRejected, error_body
+from lead_scoring.settings import DEFAULT_MODEL_NAME, Profile, current_profile
+from lead_scoring.storage.artifacts import repository_for_uri
 
 logger = logging.getLogger(__name__)
 
@@ -526,7 +527,6 @@ def run_server(artifact_uri: str, config: ServerConfig) -> int:
 
 def _sibling_loader(model_name: str, artifact_uri: str) -> Callable[[str], LeadScoringModel]:
     """Loads other versions from the same artifact store as the one first served (never arbitrary paths)."""
-    from lead_scoring.storage.artifacts import repository_for_uri
 
     repo, _ = repository_for_uri(artifact_uri)
 
