@@ -105,6 +105,8 @@ class RenderSettings:
     # (docs/streaming.md); rollouts hand over via savepoints, so the interval only bounds crash replay.
     checkpoint_interval: str = "60 s"
     async_capacity: int = 256
+    dedup_ttl: str = "15 min"
+    buffer_timeout: str = "5 ms"
     validate_parallelism: int = 2
     # flink: "udf" = our CONTRACT_CHECK table function (one JSON parse per record, spec rendered from the
     # contract); "sql" = per-field JSON_VALUE/JSON_QUERY checks (what Confluent Cloud runs).
@@ -365,6 +367,7 @@ class FlinkTable:
     group_id: Optional[str] = None
     error_log_target: Optional[str] = None
     confluent_owned: bool = True  # False: the topic pre-exists in Confluent Cloud (input_raw)
+    proctime: bool = False  # flink: a processing-time column for the scoring stage's de-duplication
 
 
 def _contract_columns() -> tuple[Col, ...]:
@@ -396,8 +399,10 @@ def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
         T.INPUT_AVRO: spec(T.INPUT_AVRO, columns=contract, flink_format="avro", confluent_format="avro-registry",
                            error_log_target=avro_errors),
         T.LEADS: spec(T.LEADS, columns=contract, flink_format="avro", confluent_format="avro-registry",
+                      proctime=not s.confluent,
                       error_log_target=avro_errors),
         T.CONTACTS: spec(T.CONTACTS, columns=contract, flink_format="avro", confluent_format="avro-registry",
+                         proctime=not s.confluent,
                          error_log_target=avro_errors),
         T.LEAD_SCORES: spec(T.LEAD_SCORES, columns=_score_columns(s.confluent), flink_format="json",
                             confluent_format="avro-registry", timestamp_column=None),
@@ -422,6 +427,7 @@ class Statement:
     reads: tuple[str, ...]  # source tables (their consumer groups are the statement's offsets)
     uses_model: bool = False
     functions: tuple[str, ...] = ()  # local: session-scoped function DDL the statement needs
+    views: tuple[str, ...] = ()  # local: session-scoped views the statement reads
     parallelism: int = 1  # local: the JSON checks of `validate` are the pipeline's CPU hot spot
 
     def group_id(self, settings: RenderSettings, table: str) -> str:
@@ -453,6 +459,7 @@ class Pipeline:
         st = self.statements[role]
         script = [self.table_ddl(t, st.group_id(self.settings, t) if t in st.reads else None) for t in st.tables]
         script += list(st.functions)
+        script += list(st.views)
         if st.uses_model:
             script.append(self.model_sql)
         script.append(st.sql)
@@ -467,6 +474,8 @@ class Pipeline:
         functions = sorted({fn for st in self.statements.values() for fn in st.functions})
         parts += [f"{fn};" for fn in functions]
         parts += [f"-- table {n}\n{sql};" for n, sql in self.ddl()]
+        views = [v for st in self.statements.values() for v in st.views]
+        parts += [f"-- view\n{v};" for v in views]
         parts.append(f"-- model {self.model_name}\n{self.model_sql};")
         parts += [f"-- statement {st.name}\n{st.sql};" for st in self.statements.values()]
         return "\n\n".join(parts) + "\n"
@@ -540,10 +549,18 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     )
     for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS):
         (source,), (sink,) = sources[role], STATEMENT_SINKS[role]
-        sql = _render("score.sql", s, sink=names[sink], source=names[source], model=dict(name=mname),
+        views: tuple[str, ...] = ()
+        scored = names[source]
+        if not s.confluent:
+            # Each stage of the chain restarts from its own checkpoint after a crash, so an upstream stage
+            # re-emits records the scoring stage already scored: scoring each (Id, LastModifiedDate) once
+            # keeps the re-scored input to this stage's own replay, one checkpoint interval at most.
+            scored = f"{names[source]}_first"
+            views = (_render("first_change.sql", s, view=scored, source=names[source], columns=columns),)
+        sql = _render("score.sql", s, sink=names[sink], source=scored, model=dict(name=mname),
                       model_input_columns=input_args, text_inputs=text_inputs)
         statements[role] = Statement(name=statement_name(s, role), role=role, sql=sql, tables=(source, sink),
-                                     reads=sources[role], uses_model=True)
+                                     reads=sources[role], uses_model=True, views=views)
 
     # Confluent: statement properties of every statement (UTC, like the local session: the model's text
     # timestamps and CURRENT_TIMESTAMP must not depend on the compute pool's zone).
@@ -555,6 +572,10 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             "restart-strategy.type": "exponential-delay",
             "table.exec.async-ml-predict.max-concurrent-operations": str(s.async_capacity),
             "table.exec.async-ml-predict.timeout": "10 min",
+            # the scoring stage's (Id, LastModifiedDate) memory: long enough to outlive any restore
+            "table.exec.state.ttl": s.dedup_ttl,
+            # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
+            "execution.buffer-timeout.interval": s.buffer_timeout,
         }
     return Pipeline(settings=s, tables=tables, statements=statements, model_name=mname, model_sql=model_sql,
                     session_config=session_config)

@@ -4,10 +4,13 @@
     except-key): the SObject sink updates by the value's Id and BigQuery stores it as a column. -#}
 CREATE TABLE {% if confluent %}IF NOT EXISTS {% endif %}`{{ table.topic_name }}` (
   {%- for col in table.columns %}
-  `{{ col.name }}` {{ col.type }}{{ "," if not loop.last or table.timestamp_column }}
+  `{{ col.name }}` {{ col.type }}{{ "," if not loop.last or table.timestamp_column or table.proctime }}
   {%- endfor %}
   {%- if table.timestamp_column %}
-  `{{ table.timestamp_column }}` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+  `{{ table.timestamp_column }}` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'{{ "," if table.proctime }}
+  {%- endif %}
+  {%- if table.proctime %}
+  `proc_time` AS PROCTIME()
   {%- endif %}
 )
 {%- if confluent %}

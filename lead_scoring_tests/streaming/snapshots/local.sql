@@ -10,6 +10,10 @@ SET 'table.exec.async-ml-predict.max-concurrent-operations' = '256';
 
 SET 'table.exec.async-ml-predict.timeout' = '10 min';
 
+SET 'table.exec.state.ttl' = '15 min';
+
+SET 'execution.buffer-timeout.interval' = '5 ms';
+
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS 'io.leadscoring.flink.contract.ContractCheck';
 
 -- table input_raw
@@ -131,7 +135,8 @@ CREATE TABLE `leads` (
   `Profile_Index__c` STRING,
   `Activity_Score__c` DOUBLE,
   `Profile_Score__c` DOUBLE,
-  `source_time` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+  `source_time` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+  `proc_time` AS PROCTIME()
 )
 WITH (
   'connector' = 'kafka',
@@ -191,7 +196,8 @@ CREATE TABLE `contacts` (
   `Profile_Index__c` STRING,
   `Activity_Score__c` DOUBLE,
   `Profile_Score__c` DOUBLE,
-  `source_time` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+  `source_time` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp',
+  `proc_time` AS PROCTIME()
 )
 WITH (
   'connector' = 'kafka',
@@ -266,6 +272,24 @@ WITH (
   'properties.linger.ms' = '0',
   'value.format' = 'json'
 );
+
+-- view
+CREATE TEMPORARY VIEW `leads_first` AS
+SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `LastModifiedDate` ORDER BY `proc_time` ASC) AS `first_seen`
+  FROM `leads`
+)
+WHERE `first_seen` = 1;
+
+-- view
+CREATE TEMPORARY VIEW `contacts_first` AS
+SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `LastModifiedDate` ORDER BY `proc_time` ASC) AS `first_seen`
+  FROM `contacts`
+)
+WHERE `first_seen` = 1;
 
 -- model lead_scorer_m20261123_120000_abc123
 CREATE TEMPORARY MODEL `lead_scorer_m20261123_120000_abc123`
@@ -393,7 +417,7 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`,
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
-  TABLE `leads`,
+  TABLE `leads_first`,
   MODEL `lead_scorer_m20261123_120000_abc123`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
@@ -410,7 +434,7 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`,
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
-  TABLE `contacts`,
+  TABLE `contacts_first`,
   MODEL `lead_scorer_m20261123_120000_abc123`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
