@@ -7,12 +7,12 @@ import logging
 import typer
 from rich.logging import RichHandler
 
-from lead_scoring.cli import crm, stack
+from lead_scoring.cli import crm, lifecycle, stack
 from lead_scoring.serving.cli import serve
 
 app = typer.Typer(
     name="lead-scoring",
-    help="Real-time lead scoring: data, model server, local stack, replay and workers.",
+    help="Real-time lead scoring: data, model server, local stack, replay, workers, score ledger.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
@@ -35,6 +35,7 @@ def configure_logging(verbose: bool = False) -> None:
 app.add_typer(crm.data_app, name="data")
 app.add_typer(crm.leads_app, name="leads")
 app.command("worker")(crm.worker)
+app.add_typer(lifecycle.scores_app, name="scores")
 app.command("serve")(serve)
 app.add_typer(stack.app, name="stack")
 

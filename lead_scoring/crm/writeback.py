@@ -20,7 +20,12 @@ from typing import Any, Optional, Protocol
 
 import pandas as pd
 
-from lead_scoring.contract import OBJECT_TYPES, SCORE_FIELDS
+from lead_scoring.contract import (
+    OBJECT_TYPES,
+    OPTIONAL_SCORE_FIELDS,
+    SCORE_FIELDS,
+    SCORE_GRADES,
+)
 from lead_scoring.contract.samples import is_probe
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -28,7 +33,8 @@ log = logging.getLogger(__name__)
 
 ERROR_TABLE = "crm_writeback_errors"
 WRITTEN_FIELDS = ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c")
-SCORE_FIELD_NAMES = tuple(f.name for f in SCORE_FIELDS)
+# The contract's fields, then the optional ones (null when the record does not carry them yet).
+SCORE_FIELD_NAMES = tuple(dict.fromkeys(f.name for f in SCORE_FIELDS + OPTIONAL_SCORE_FIELDS))
 
 
 def _timestamp(value: Any) -> Optional[pd.Timestamp]:
@@ -70,9 +76,12 @@ def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Opt
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
             or score != int(score) or not 0 <= score <= 100:
         problems.append(f"Lead_Score__c: expected an integer 0-100, got {str(score)[:20]!r}")
-    for name in ("Lead_Score_Reasons__c", "Lead_Score_Model__c"):
+    for name in ("Lead_Score_Reasons__c", "Lead_Score_Model__c", "features_hash"):
         if record.get(name) is not None and not isinstance(record.get(name), str):
             problems.append(f"{name}: expected a string")
+    grade = record.get("Lead_Grade__c")
+    if grade is not None and grade not in SCORE_GRADES:
+        problems.append(f"Lead_Grade__c: must be one of {', '.join(SCORE_GRADES)} or null, got {str(grade)[:20]!r}")
     stamps = {}
     for name in ("source_ts", "scored_ts"):
         stamps[name] = _timestamp(record.get(name))
