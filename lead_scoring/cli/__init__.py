@@ -12,7 +12,7 @@ from lead_scoring.serving.cli import serve
 
 app = typer.Typer(
     name="lead-scoring",
-    help="Real-time lead scoring: data, model server, local stack, replay, workers, score ledger.",
+    help="Real-time lead scoring: data, model server, local stack, replay, workers, score ledger and erasure.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
@@ -36,6 +36,7 @@ app.add_typer(crm.data_app, name="data")
 app.add_typer(crm.leads_app, name="leads")
 app.command("worker")(crm.worker)
 app.add_typer(lifecycle.scores_app, name="scores")
+app.command("erase")(lifecycle.erase)
 app.command("serve")(serve)
 app.add_typer(stack.app, name="stack")
 

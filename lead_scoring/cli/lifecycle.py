@@ -1,7 +1,8 @@
-"""`lead-scoring scores export`: the score ledger out."""
+"""`lead-scoring scores export` and `lead-scoring erase`: the score ledger out, a lead's data gone."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -17,15 +18,22 @@ from rich.progress import (
     TextColumn,
 )
 
+from lead_scoring.crm.definitions import crm as crm_resource
+from lead_scoring.lifecycle.erasure import (
+    ErasureIncomplete,
+    ErasureRegister,
+    erase_leads,
+)
 from lead_scoring.lifecycle.ledger import (
     EXPORT_FORMATS,
     LEDGER_TABLE,
     ledger_slice,
     write_export,
 )
-from lead_scoring.settings import current_profile
+from lead_scoring.settings import ConfigurationError, current_profile
 from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 
+logger = logging.getLogger(__name__)
 console = Console()
 
 scores_app = typer.Typer(help="The score ledger (lead_score_history): every score produced, champion and shadow.",
@@ -65,3 +73,37 @@ def export(
         rows = write_export(frame, out, progress=lambda n: bar.advance(task, n))
     window = f"{start.isoformat()} .. {end.isoformat() if end else 'now'}"
     console.print(f"exported {rows:,} scores ({window}, {'with' if shadow else 'without'} shadow scores) to {out}")
+
+
+def erase(
+    ids: list[str] = typer.Argument(..., help="Salesforce Ids of the leads / contacts to erase"),
+    keep_crm: bool = typer.Option(False, "--keep-crm", help="do not clear the score fields in the CRM"),
+) -> None:
+    """Erase leads: every warehouse row (raw, CRM, scores, ledger), future training data, the CRM's score.
+
+    The Id's keyed hash goes into the erasure register, so its records still in Kafka are dropped.
+    """
+    profile = current_profile()
+    warehouse = warehouse_resource(profile).process_config_and_initialize()
+    try:
+        register = ErasureRegister.for_profile(warehouse, profile)
+    except ConfigurationError as exc:
+        console.print(f"[red]cannot erase:[/red] {exc}")
+        raise typer.Exit(2) from None
+    crm = None if keep_crm else crm_resource(profile).process_config_and_initialize().writer(warehouse)
+    try:
+        with console.status(f"erasing {len(set(ids))} Id(s) from {warehouse.describe()}"):
+            report = erase_leads(ids, warehouse, register, crm=crm)
+    except ErasureIncomplete as exc:
+        console.print(f"[red]erasure incomplete:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for table, rows in report.rows_deleted.items():
+        console.print(f"  {table}: {rows:,} row(s) deleted")
+    if report.crm_target:
+        console.print(f"  CRM {report.crm_target}: {report.crm_cleared} score(s) cleared")
+    for record_id, reason in report.crm_failures:
+        console.print(f"  [yellow]CRM not cleared for {record_id}:[/yellow] {reason}")
+    console.print(f"erased {report.ids} Id(s): {report.total_rows:,} row(s) deleted, no row left; records still in "
+                  "Kafka are dropped until retention removes them (docs/lifecycle.md)")
+    if report.crm_failures:
+        raise typer.Exit(1)

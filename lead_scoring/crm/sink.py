@@ -16,6 +16,10 @@ only in the ledger).
 Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) are TAGGED, not skipped:
 they land with `_source = 'probe'` instead of `'stream'`, so the monitoring can read them and training,
 which drops probe Ids, never learns from them.
+
+Erasure: a `deleted` event erases its Id (`lifecycle.erasure.erase_leads`: every warehouse row, and the Id
+into the erasure register); records of erased Ids (still in Kafka until retention removes them) are
+dropped, and a record landed while its Id was being erased elsewhere is erased again right after.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import pandas as pd
 from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
 from lead_scoring.contract.samples import is_probe
 from lead_scoring.crm.writeback import parse_score
+from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
 from lead_scoring.streaming.topics import SCORE_TOPICS, SHADOW_SCORE_TOPICS
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -47,13 +52,22 @@ def _source(record_id: Any) -> str:
 
 
 class SinkHandler:
-    """Micro-batch handler of the sink worker: split by topic, validate, insert-if-absent."""
+    """Micro-batch handler of the sink worker: split by topic, validate, erase, insert-if-absent."""
 
     def __init__(self, warehouse: Warehouse, score_topics: Optional[Sequence[str]] = None,
-                 shadow_topics: Optional[Sequence[str]] = None):
+                 shadow_topics: Optional[Sequence[str]] = None, register: Optional[ErasureRegister] = None):
         self.warehouse = warehouse
         self.score_topics = set(score_topics or SCORE_TOPICS)
         self.shadow_topics = set(SHADOW_SCORE_TOPICS if shadow_topics is None else shadow_topics)
+        self._register = register
+
+    @property
+    def register(self) -> ErasureRegister:
+        if self._register is None:  # the profile's key, read on first use (never at import)
+            from lead_scoring.settings import current_profile
+
+            self._register = ErasureRegister.for_profile(self.warehouse, current_profile())
+        return self._register
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:
         raw, rejected, scores, ledger = [], [], [], []
@@ -80,8 +94,24 @@ class SinkHandler:
                 continue
             record["_source"] = _source(record["Id"])
             raw.append(record)
-        now = pd.Timestamp.now(tz="UTC")
+
         counts = {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": bad_scores}
+        batch_ids = {r["Id"] for r in raw + rejected + scores + ledger if r.get("Id")}
+        deleted = {r["Id"] for r in raw if r.get("_EventType") == "deleted"}
+        gone: set[str] = set()
+        if batch_ids:
+            gone = self.register.erased(batch_ids) | deleted
+        if deleted:  # erased even if registered before: an erasure cut short by a crash is finished now
+            counts["erased"] = erase_leads(deleted, self.warehouse, self.register, trigger=TRIGGER_DELETED).ids
+        if gone:
+            offered = len(raw) + len(rejected) + len(ledger)
+            raw = [r for r in raw if r["Id"] not in gone]
+            rejected = [r for r in rejected if r["Id"] not in gone]
+            scores = [r for r in scores if r["Id"] not in gone]
+            ledger = [r for r in ledger if r["Id"] not in gone]
+            counts["erased_dropped"] = offered - len(raw) - len(rejected) - len(ledger)
+
+        now = pd.Timestamp.now(tz="UTC")
         if raw:
             frame = pd.DataFrame.from_records(raw, columns=[*FIELD_NAMES, "_source"]).assign(_ingested_at=now)
             counts["raw"] = self.warehouse.insert_new("crm_leads_raw", frame, RAW_KEY)
@@ -96,6 +126,13 @@ class SinkHandler:
             counts["history"] = self.warehouse.insert_new("lead_score_history", frame, LEDGER_KEY)
         counts["duplicates"] = (len(raw) + len(rejected) + len(scores) + len(ledger)
                                 - counts["raw"] - counts["rejected"] - counts["scores"] - counts["history"])
+
+        landed = batch_ids - gone
+        if landed:
+            late = self.register.erased(landed)  # erased by someone else while this batch was written
+            if late:
+                erase_leads(late, self.warehouse, self.register, trigger=TRIGGER_DELETED)
+                counts["erased_late"] = len(late)
         if bad_scores:
             log.warning("sink: %d malformed score record(s) skipped", bad_scores)
         return counts

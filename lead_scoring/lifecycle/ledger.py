@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lead_scoring.lifecycle.erasure import register_size
 from lead_scoring.streaming.lineage import topic_asset_key
 from lead_scoring.streaming.topics import SCORE_TOPICS, SHADOW_SCORE_TOPICS
 from lead_scoring.util import markdown_table
@@ -74,6 +75,7 @@ def lead_score_history(context: dg.AssetExecutionContext, warehouse: Warehouse) 
         "shadow_rows": shadow_rows,
         "shadow_share": dg.MetadataValue.float(shadow_rows / rows if rows else 0.0),
         "model_versions": int(by_version["model_version"].nunique()) if rows else 0,
+        "erased_ids_registered": register_size(warehouse),
         "warehouse": warehouse.describe(),
     }
     if newest is not None:

@@ -55,5 +55,8 @@ TABLES: dict[str, TableSpec] = {
                   "score records the writeback could not write to the CRM (unknown Id, field rejected, bad record)"),
         TableSpec("lead_score_history", _LEDGER_COLUMNS + RAW_META_COLUMNS,
                   "the score ledger: every score produced, champion or shadow (append only; erasure deletes)"),
+        TableSpec("erasure_register",
+                  (("id_hash", FieldType.STRING), ("trigger", FieldType.STRING), ("erased_at", FieldType.TIMESTAMP)),
+                  "keyed hashes (HMAC-SHA256) of erased Ids, so their records still in Kafka are dropped; no Id"),
     )
 }

@@ -20,6 +20,7 @@ from lead_scoring.crm.workers import (
     worker_topics,
 )
 from lead_scoring.crm.writeback import parse_score
+from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.lifecycle.ledger import lead_score_history
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.topics import SCORE_TOPICS, TOPICS_BY_NAME
@@ -46,7 +47,7 @@ def warehouse(tmp_path) -> DuckDBWarehouse:
 
 @pytest.fixture
 def sink(warehouse) -> SinkHandler:
-    return SinkHandler(warehouse)
+    return SinkHandler(warehouse, register=ErasureRegister(warehouse, b"k" * 32))
 
 
 def test_ledger_table_is_the_contract_section_2b_columns_plus_bookkeeping():
@@ -102,9 +103,10 @@ def test_the_shadow_topic_feeds_the_sink_and_never_the_writeback(warehouse):
     assert worker_topics(SINK) == ["input_raw", *SCORE_TOPICS, "lead_scores_shadow"]
     from lead_scoring.crm.resources import LocalCrm
 
+    register = ErasureRegister(warehouse, b"k" * 32)
     kafka = KafkaResource(bootstrap_servers="127.0.0.1:1")
-    writeback = build_worker(WRITEBACK, kafka, warehouse, LocalCrm())
-    sink = build_worker(SINK, kafka, warehouse)
+    writeback = build_worker(WRITEBACK, kafka, warehouse, LocalCrm(), register=register)
+    sink = build_worker(SINK, kafka, warehouse, register=register)
     assert writeback.topics == list(SCORE_TOPICS)
     assert sink.topics == worker_topics(SINK)
 
@@ -146,7 +148,7 @@ def test_scores_export_writes_parquet_and_csv_in_utc(cli_home, tmp_path):
     from lead_scoring.cli import app
 
     day = 86_400_000
-    sink = SinkHandler(cli_home)
+    sink = SinkHandler(cli_home, register=ErasureRegister(cli_home, b"k" * 32))
     sink.handle([msg("lead_scores", score("00QOLD", 10, NOW_MS - 10 * day), 0),
                  msg("lead_scores", score("00QNEW", 80, NOW_MS - day, Lead_Grade__c="A"), 1),
                  msg("lead_scores_shadow", score("00QNEW", 75, NOW_MS - day, model="v2"), 0)])
