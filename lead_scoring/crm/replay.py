@@ -18,6 +18,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES
+from lead_scoring.contract.samples import DEMO_ID_PREFIX
 from lead_scoring.crm.synthetic import frame_records
 
 log = logging.getLogger(__name__)
@@ -163,10 +164,11 @@ def _now_iso(now: datetime) -> str:
 
 def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = False, outcome_delay_s: float = 30.0,
                      clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Iterator[dict[str, Any]]:
-    """An endless stream of new synthetic leads, stamped when they are emitted.
+    """An endless stream of new synthetic demo leads, stamped when they are emitted.
 
-    With `with_outcomes`, each decided lead's `updated` event (carrying `IsConverted`) follows about
-    `outcome_delay_s` seconds after its `created` event.
+    Their Ids start with `DEMO_ID_PREFIX`, so the warehouse tags them `_source = 'demo'` and training
+    ignores them once real leads exist. With `with_outcomes`, each decided lead's `updated` event
+    (carrying `IsConverted`) follows about `outcome_delay_s` seconds after its `created` event.
     """
     from lead_scoring.crm.synthetic import generate_leads
 
@@ -182,6 +184,7 @@ def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = Fals
                 update["LastModifiedDate"] = _now_iso(now)
                 yield update
             outcome = record.pop("IsConverted", None)
+            record["Id"] = DEMO_ID_PREFIX + record["Id"]
             created = {**record, "_EventType": "created", "Status": "Open - Not Contacted",
                        "CreatedDate": _now_iso(now), "LastModifiedDate": _now_iso(now)}
             yield created

@@ -13,9 +13,10 @@ The score ledger (`lead_score_history`) gets every score record: the champion's 
 `contact_scores`, also kept in `lead_scores`) and the challenger's (`lead_scores_shadow`, `shadow = true`,
 only in the ledger).
 
-Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) are TAGGED, not skipped:
-they land with `_source = 'probe'` instead of `'stream'`, so the monitoring can read them and training,
-which drops probe Ids, never learns from them.
+Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) and streamed demo leads
+(`DEMO_ID_PREFIX`, from `lead-scoring leads generate`) are TAGGED, not skipped: they land with `_source =
+'probe'` / `'demo'` instead of `'stream'`, so the monitoring can read them, training never learns from
+probes, and demo leads train only until real leads exist.
 
 Erasure: a `deleted` event erases its Id (`lifecycle.erasure.erase_leads`: every warehouse row, and the Id
 into the erasure register); records of erased Ids (still in Kafka until retention removes them) are
@@ -31,7 +32,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
-from lead_scoring.contract.samples import is_probe
+from lead_scoring.contract.samples import is_demo, is_probe
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
 from lead_scoring.streaming.topics import SCORE_TOPICS, SHADOW_SCORE_TOPICS
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 STREAM_SOURCE = "stream"
 PROBE_SOURCE = "probe"
+DEMO_SOURCE = "demo"
 RAW_KEY = ("Id", "_EventType", "LastModifiedDate", "_source")
 SCORE_KEY = ("Id", "_ObjectType", "scored_ts", "Lead_Score_Model__c", "_source")
 REJECTED_KEY = ("payload", "_source")
@@ -48,7 +50,9 @@ LEDGER_KEY = ("Id", "Lead_Score_Model__c", "scored_ts", "shadow")
 
 
 def _source(record_id: Any) -> str:
-    return PROBE_SOURCE if is_probe(record_id) else STREAM_SOURCE
+    if is_probe(record_id):
+        return PROBE_SOURCE
+    return DEMO_SOURCE if is_demo(record_id) else STREAM_SOURCE
 
 
 class SinkHandler:
