@@ -35,6 +35,7 @@ from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
 from lead_scoring.contract.samples import is_demo, is_probe
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
+from lead_scoring.settings import current_profile
 from lead_scoring.streaming.topics import SCORE_TOPICS, SHADOW_SCORE_TOPICS
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -68,8 +69,6 @@ class SinkHandler:
     @property
     def register(self) -> ErasureRegister:
         if self._register is None:  # the profile's key, read on first use (never at import)
-            from lead_scoring.settings import current_profile
-
             self._register = ErasureRegister.for_profile(self.warehouse, current_profile())
         return self._register
 
@@ -135,7 +134,7 @@ class SinkHandler:
         if landed:
             late = self.register.erased(landed)  # erased by someone else while this batch was written
             if late:
-                erase_leads(late, self.warehouse, self.register, trigger=TRIGGER_DELETED)
+                erase_leads(late, self.warehouse, self.register)  # already registered: only the deletes
                 counts["erased_late"] = len(late)
         if bad_scores:
             log.warning("sink: %d malformed score record(s) skipped", bad_scores)

@@ -260,8 +260,10 @@ def erase_leads(ids: Iterable[str], warehouse: Warehouse, register: ErasureRegis
         records, unknown = [], []
         for record_id in wanted:
             object_type = types.get(record_id) or KEY_PREFIX_OBJECTS.get(record_id[:3])
-            (records.append({"Id": record_id, "_ObjectType": object_type}) if object_type
-             else unknown.append(record_id))
+            if object_type:
+                records.append({"Id": record_id, "_ObjectType": object_type})
+            else:
+                unknown.append(record_id)
         failures = crm.clear(records) if records else []
         report.crm_failures = [(str(f.record.get("Id")), f.reason) for f in failures]
         report.crm_failures += [(i, "object type unknown: not in the warehouse and not a Lead (00Q) or Contact (003) "
