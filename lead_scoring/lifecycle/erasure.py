@@ -123,6 +123,16 @@ def erasure_key(profile: Profile) -> ErasureKey:
     return ErasureKey(key_file=str(local_key_path()))
 
 
+def erasure_secret(profile: Profile) -> bytes:
+    """The key outside Dagster (CLI, workers), resolved like the `erasure_key` resource of the profile."""
+    value = os.environ.get(ERASURE_KEY_ENV_VAR)
+    if value:
+        return ErasureKey(key=value).secret()
+    if profile is Profile.GCP:
+        return ErasureKey().secret()  # raises: the variable is required in gcp
+    return ErasureKey(key_file=str(local_key_path())).secret()
+
+
 # ---- the register ---------------------------------------------------------------------------------
 
 
@@ -145,7 +155,7 @@ class ErasureRegister:
 
     @classmethod
     def for_profile(cls, warehouse: Warehouse, profile: Profile) -> "ErasureRegister":
-        return cls(warehouse, erasure_key(profile).process_config_and_initialize().secret())
+        return cls(warehouse, erasure_secret(profile))
 
     def digest(self, record_id: str) -> str:
         return hmac.new(self._secret, record_id.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -27,6 +27,7 @@ from lead_scoring.lifecycle.erasure import (
     erasable_tables,
     erase_leads,
     erasure_key,
+    erasure_secret,
 )
 from lead_scoring.settings import ConfigurationError, Profile
 from lead_scoring.warehouse.resources import DuckDBWarehouse
@@ -230,6 +231,7 @@ def test_local_key_is_created_once_private_and_stable(tmp_path, monkeypatch):
     path = tmp_path / "secrets" / "erasure.key"
     assert path.exists() and stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert len(first) == 64 and erasure_key(Profile.LOCAL).process_config_and_initialize().secret() == first
+    assert erasure_secret(Profile.LOCAL) == first  # the CLI and the workers read the same key
 
 
 def test_gcp_key_comes_from_the_environment_and_errors_name_it(monkeypatch):
@@ -245,6 +247,10 @@ def test_gcp_key_comes_from_the_environment_and_errors_name_it(monkeypatch):
     assert erasure_key(Profile.LOCAL).process_config_and_initialize().secret() == b"x" * 40  # env wins locally too
     with pytest.raises(ConfigurationError, match="LEAD_SCORING_ERASURE_KEY is not set"):
         ErasureKey().secret()
+    assert erasure_secret(Profile.GCP) == b"x" * 40
+    monkeypatch.delenv("LEAD_SCORING_ERASURE_KEY")
+    with pytest.raises(ConfigurationError, match="LEAD_SCORING_ERASURE_KEY is not set"):
+        erasure_secret(Profile.GCP)
 
 
 # ---- the CLI, the sweep, Salesforce, BigQuery ----------------------------------------------------
