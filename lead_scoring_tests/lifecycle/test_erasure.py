@@ -223,34 +223,36 @@ def test_erasure_that_finds_rows_left_behind_fails_loudly(tmp_path):
 
 # ---- the key ---------------------------------------------------------------------------------------
 
+def _secret(resource: ErasureKey) -> bytes:
+    with dg.build_resources({"erasure_key": resource}) as built:
+        return built.erasure_key.secret()
+
+
 def test_local_key_is_created_once_private_and_stable(tmp_path, monkeypatch):
     monkeypatch.setenv("LEAD_SCORING_HOME", str(tmp_path))
     monkeypatch.delenv("LEAD_SCORING_ERASURE_KEY", raising=False)
-    resource = erasure_key(Profile.LOCAL)
-    first = resource.process_config_and_initialize().secret()
+    first = _secret(erasure_key(Profile.LOCAL))
     path = tmp_path / "secrets" / "erasure.key"
     assert path.exists() and stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert len(first) == 64 and erasure_key(Profile.LOCAL).process_config_and_initialize().secret() == first
+    assert len(first) == 64 and _secret(erasure_key(Profile.LOCAL)) == first
     assert erasure_secret(Profile.LOCAL) == first  # the CLI and the workers read the same key
 
 
 def test_gcp_key_comes_from_the_environment_and_errors_name_it(monkeypatch):
     monkeypatch.delenv("LEAD_SCORING_ERASURE_KEY", raising=False)
     with pytest.raises(Exception, match="LEAD_SCORING_ERASURE_KEY"):
-        with dg.build_resources({"erasure_key": erasure_key(Profile.GCP)}) as built:
-            built.erasure_key.secret()
-    monkeypatch.setenv("LEAD_SCORING_ERASURE_KEY", "short")
-    with pytest.raises(ConfigurationError, match="LEAD_SCORING_ERASURE_KEY is too short .5 characters.") as info:
-        erasure_key(Profile.GCP).process_config_and_initialize().secret()
-    assert "short'" not in str(info.value)
-    monkeypatch.setenv("LEAD_SCORING_ERASURE_KEY", "x" * 40)
-    assert erasure_key(Profile.LOCAL).process_config_and_initialize().secret() == b"x" * 40  # env wins locally too
-    with pytest.raises(ConfigurationError, match="LEAD_SCORING_ERASURE_KEY is not set"):
-        ErasureKey().secret()
-    assert erasure_secret(Profile.GCP) == b"x" * 40
-    monkeypatch.delenv("LEAD_SCORING_ERASURE_KEY")
+        _secret(erasure_key(Profile.GCP))
     with pytest.raises(ConfigurationError, match="LEAD_SCORING_ERASURE_KEY is not set"):
         erasure_secret(Profile.GCP)
+    monkeypatch.setenv("LEAD_SCORING_ERASURE_KEY", "short")
+    with pytest.raises(ConfigurationError, match="LEAD_SCORING_ERASURE_KEY is too short .5 characters.") as info:
+        _secret(erasure_key(Profile.GCP))
+    assert "short'" not in str(info.value)
+    monkeypatch.setenv("LEAD_SCORING_ERASURE_KEY", "x" * 40)
+    assert _secret(erasure_key(Profile.LOCAL)) == b"x" * 40  # the variable wins locally too
+    assert erasure_secret(Profile.GCP) == erasure_secret(Profile.LOCAL) == b"x" * 40
+    with pytest.raises(ConfigurationError, match="LEAD_SCORING_ERASURE_KEY is not set"):
+        ErasureKey().secret()
 
 
 # ---- the CLI, the sweep, Salesforce, BigQuery ----------------------------------------------------
@@ -263,8 +265,7 @@ def test_erase_cli_on_the_local_profile(tmp_path, monkeypatch):
     from lead_scoring.warehouse.definitions import local_warehouse_path
 
     warehouse = DuckDBWarehouse(path=local_warehouse_path())
-    register = erasure_key(Profile.LOCAL).process_config_and_initialize()
-    fill(warehouse, ErasureRegister(warehouse, register.secret()), GONE, KEPT)
+    fill(warehouse, ErasureRegister(warehouse, erasure_secret(Profile.LOCAL)), GONE, KEPT)
     result = CliRunner().invoke(app, ["erase", GONE])
     assert result.exit_code == 0, result.output
     assert "lead_score_history: 3 row(s) deleted" in result.output and "CRM crm_leads: 1 score(s) cleared" in result.output
