@@ -7,9 +7,10 @@ the contract and the warehouse table names, writes it to a content-addressed fil
 (`<state>/connectors/<asset>/<sha12>.json`, plus `latest.json`) and reports it as metadata.
 
 Secrets are never rendered: they appear as `${VARIABLE}` placeholders, substituted when the config is
-applied (e.g. `envsubst < latest.json > /dev/stdin | confluent connect cluster create --config-file ...`).
-Property names follow Confluent's connector reference; check them with `confluent connect plugin describe
-<class>` when a connector version changes.
+applied (docs/production.md). Property names and values are the fully managed connectors' user-facing ones
+(Confluent Cloud's connector reference pages); the tests check every rendered key and value against our
+transcription of those tables (lead_scoring_tests/vendor/confluent_connectors.yaml, with URL and date), and
+`lead-scoring preflight` asks Confluent's own validate endpoint when a Cloud API key is set.
 """
 
 
@@ -22,6 +23,7 @@ import dagster as dg
 from pydantic import Field
 
 from lead_scoring.contract import OBJECT_TYPES
+from lead_scoring.contract.fields import LEAD_FIELDS, FieldType
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.settings import state_dir
 from lead_scoring.streaming import topics as t
@@ -51,19 +53,30 @@ class ConnectorSettings(dg.Config):
     output_dir: Optional[str] = Field(default=None, description="default: <state>/connectors")
 
 
+# Salesforce returns datetimes; the fully managed source turns them into epoch milliseconds unless they are
+# listed here. The contract (and validate.sql, which mirrors it) wants ISO-8601 text: keep every contract
+# timestamp as Salesforce's own ISO string, so nothing lands in the dlq as "expected an ISO-8601 timestamp".
+SALESFORCE_TIMESTAMP_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.type is FieldType.TIMESTAMP)
+
+
 def salesforce_source_configs(settings: ConnectorSettings) -> list[dict[str, Any]]:
-    """One source connector per SObject; both feed `input_raw` with key = Id and `_ObjectType` set."""
+    """One source connector per SObject (each stamps its own `_ObjectType`); both feed `input_raw`, key = Id.
+
+    The fully managed connector's object-indexed properties (`salesforce.object.num`, `salesforce.object1*`);
+    incremental pulls by LastModifiedDate (the offset the connector keeps per object).
+    """
     out = []
     for object_type in OBJECT_TYPES:
         out.append({"name": f"{settings.name_prefix}-salesforce-{object_type.lower()}-source", "config": {
             "connector.class": "SalesforceBulkApiV2Source",
             **_KAFKA_AUTH, **_SALESFORCE_AUTH,
-            "salesforce.object": object_type,
-            "salesforce.since": settings.salesforce_since,
-            # incremental pulls by the modification stamp: the offset the connector keeps per object
-            "salesforce.offset.field": "LastModifiedDate",
+            "salesforce.object.num": "1",
+            "salesforce.object1": object_type,
+            "salesforce.object1.topic": t.INPUT_RAW,
+            "salesforce.object1.since": settings.salesforce_since,
+            "salesforce.object1.offset.field.name": "LastModifiedDate",
+            "salesforce.object1.skip.epoch.conversion.fields": ",".join(SALESFORCE_TIMESTAMP_FIELDS),
             "poll.interval.ms": str(settings.poll_interval_ms),
-            "kafka.topic": t.INPUT_RAW,
             "output.data.format": "JSON",  # input_raw is schemaless JSON (contract section 1)
             "tasks.max": "1",
             # key = Id; `_ObjectType` routes the record in Flink. `_EventType` defaults to created in
@@ -81,30 +94,40 @@ def salesforce_source_configs(settings: ConnectorSettings) -> list[dict[str, Any
 
 
 def salesforce_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]:
-    """One SObject sink per score topic: update Lead / Contact by Id, at most 200 records per call."""
-    out = []
-    for object_type, topic in SCORE_TOPIC_BY_OBJECT.items():
-        out.append({"name": f"{settings.name_prefix}-salesforce-{object_type.lower()}-scores-sink", "config": {
-            "connector.class": "SalesforceSObjectSink",
-            **_KAFKA_AUTH, **_SALESFORCE_AUTH,
-            "topics": topic,
-            "input.data.format": "AVRO",  # the score topics use Schema Registry in Confluent Cloud
-            "salesforce.object": object_type,
-            "salesforce.sink.object.operation": "update",
-            "override.event.type": "true",  # always update by Id, whatever `_EventType` says
-            "salesforce.use.custom.id.field": "false",
-            "salesforce.ignore.fields": ",".join(NON_SALESFORCE_SCORE_FIELDS),
-            "salesforce.ignore.reference.fields": "true",
-            "behavior.on.api.errors": "log",  # a rejected record goes to the connector's DLQ, the rest goes on
-            "tasks.max": "1",
-            # latency probes are not real leads: drop them before they reach Salesforce
-            "transforms": "dropProbes",
-            "transforms.dropProbes.type": "io.confluent.connect.transforms.Filter$Value",
-            "transforms.dropProbes.filter.condition": f"$[?(@.Id =~ /{PROBE_ID_PREFIX}.*/)]",
-            "transforms.dropProbes.filter.type": "exclude",
-            "transforms.dropProbes.missing.or.null.behavior": "include",
-        }})
-    return out
+    """One SObject sink for both score topics (object1 = Lead, object2 = Contact): update by the value's Id.
+
+    The fully managed connector's object-indexed properties; `behavior.on.api.errors = ignore` (the managed
+    name of the plugin's `log`): a record Salesforce rejects goes to the connector's error topic and the
+    rest go on.
+    """
+    config: dict[str, Any] = {
+        "connector.class": "SalesforceSObjectSink",
+        **_KAFKA_AUTH, **_SALESFORCE_AUTH,
+        "topics": ",".join(SCORE_TOPIC_BY_OBJECT.values()),
+        "input.data.format": "AVRO",  # the score topics use Schema Registry in Confluent Cloud
+        "salesforce.object.num": str(len(SCORE_TOPIC_BY_OBJECT)),
+    }
+    for i, (object_type, topic) in enumerate(SCORE_TOPIC_BY_OBJECT.items(), start=1):
+        config.update({
+            f"salesforce.object{i}": object_type,
+            f"salesforce.object{i}.topics": topic,
+            f"salesforce.object{i}.override.event.type": "true",  # always update by Id, whatever `_EventType` says
+            f"salesforce.object{i}.sink.operation": "update",
+            f"salesforce.object{i}.use.custom.id.field": "false",
+            f"salesforce.object{i}.ignore.fields": ",".join(NON_SALESFORCE_SCORE_FIELDS),
+            f"salesforce.object{i}.ignore.reference.fields": "true",
+        })
+    config.update({
+        "behavior.on.api.errors": "ignore",
+        "tasks.max": "1",
+        # latency probes are not real leads: drop them before they reach Salesforce
+        "transforms": "dropProbes",
+        "transforms.dropProbes.type": "io.confluent.connect.transforms.Filter$Value",
+        "transforms.dropProbes.filter.condition": f"$[?(@.Id =~ /{PROBE_ID_PREFIX}.*/)]",
+        "transforms.dropProbes.filter.type": "exclude",
+        "transforms.dropProbes.missing.or.null.behavior": "include",
+    })
+    return [{"name": f"{settings.name_prefix}-salesforce-scores-sink", "config": config}]
 
 
 def bigquery_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]:

@@ -18,8 +18,9 @@ from typing import Any, Optional
 import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES
-from lead_scoring.contract.samples import DEMO_ID_PREFIX
-from lead_scoring.crm.synthetic import frame_records
+from lead_scoring.contract.samples import DEMO_ID_PREFIX, iso_ms
+from lead_scoring.crm.importer import ExportMapping, import_export, validate_frame
+from lead_scoring.crm.synthetic import frame_records, generate_leads, to_events
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,6 @@ def load_events(path: Path, mapping: Optional[Path] = None, with_outcomes: bool 
     `updated` events that carry the outcome follow once all leads were created, as the CRM emits
     them when a lead converts (or is closed). `limit` counts leads, not events.
     """
-    from lead_scoring.crm.importer import ExportMapping, import_export, validate_frame
-    from lead_scoring.crm.synthetic import to_events
-
     if mapping is not None:
         result = import_export(path, ExportMapping.load(mapping))
     else:
@@ -158,10 +156,6 @@ def replay(kafka: Any, records: Iterable[dict[str, Any]], topic: str, rate: floa
     return summary
 
 
-def _now_iso(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-
-
 def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = False, outcome_delay_s: float = 30.0,
                      clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Iterator[dict[str, Any]]:
     """An endless stream of new synthetic demo leads, stamped when they are emitted.
@@ -170,8 +164,6 @@ def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = Fals
     ignores them once real leads exist. With `with_outcomes`, each decided lead's `updated` event
     (carrying `IsConverted`) follows about `outcome_delay_s` seconds after its `created` event.
     """
-    from lead_scoring.crm.synthetic import generate_leads
-
     pending: list[tuple[datetime, dict[str, Any]]] = []
     round_ = 0
     while True:
@@ -181,12 +173,12 @@ def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = Fals
             now = clock()
             while pending and pending[0][0] <= now:
                 _, update = pending.pop(0)
-                update["LastModifiedDate"] = _now_iso(now)
+                update["LastModifiedDate"] = iso_ms(now)
                 yield update
             outcome = record.pop("IsConverted", None)
             record["Id"] = DEMO_ID_PREFIX + record["Id"]
             created = {**record, "_EventType": "created", "Status": "Open - Not Contacted",
-                       "CreatedDate": _now_iso(now), "LastModifiedDate": _now_iso(now)}
+                       "CreatedDate": iso_ms(now), "LastModifiedDate": iso_ms(now)}
             yield created
             if with_outcomes and outcome is not None:
                 due = now.timestamp() + outcome_delay_s

@@ -11,9 +11,11 @@ import dagster as dg
 from pydantic import Field
 
 from lead_scoring.monitoring.pipeline import DLQ_TOPIC, PIPELINE_CONSUMER_GROUPS, PIPELINE_TOPICS, SCORES_TOPIC
+from lead_scoring.crm.workers import GROUP_IDS
 from lead_scoring.settings import Profile, env_overrides
 from lead_scoring.streaming.topics import INPUT_RAW
 
+WORKER_GROUP_IDS = frozenset(GROUP_IDS.values())
 ENV_FIELDS = ("max_consumer_lag", "max_dlq_growth", "latency_slo_s", "probe_count", "probe_timeout_s",
               "kafka_timeout_s", "retrain_min_new_labels", "salesforce_probe")
 
@@ -46,4 +48,9 @@ def monitoring_settings(profile: Profile) -> MonitoringSettings:
     values = env_overrides(MonitoringSettings, ENV_FIELDS)
     if profile is not Profile.GCP:
         values.pop("salesforce_probe", None)  # there is no Salesforce outside the gcp profile
+    else:
+        # the managed connectors replace the CRM workers there: their consumer groups never exist
+        groups = [g for g in PIPELINE_CONSUMER_GROUPS if g.group_id not in WORKER_GROUP_IDS]
+        values["consumer_groups"] = [g.group_id for g in groups]
+        values["group_topics"] = {g.group_id: list(g.topics) for g in groups}
     return MonitoringSettings(**values)

@@ -24,9 +24,11 @@ from lead_scoring.monitoring.latency import ProbeError, run_probe, run_salesforc
 from lead_scoring.monitoring.pipeline import DLQ_TOPIC, PIPELINE_CONSUMER_GROUPS, PIPELINE_TOPICS, SCORES_TOPIC
 from lead_scoring.monitoring.resources import MonitoringSettings
 from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK, DLQ_GROWTH_CHECK, evaluate, take_snapshot
+from lead_scoring.streaming.engine import FlinkEngine
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lag import KafkaUnavailable
 from lead_scoring.streaming.lineage import topic_asset_key
+from lead_scoring.streaming.sensors import DEFAULT_STATEMENT_PREFIX
 from lead_scoring.warehouse.resources import Warehouse
 
 LATENCY_CHECK = "latency_slo"
@@ -78,12 +80,8 @@ def stream_alert_job() -> None:
     stream_alert()
 
 
-@dg.multi_asset_check(
-    specs=[s for t in PIPELINE_TOPICS for s in _check_specs_for(t) if s.name != LATENCY_CHECK],
-    description="Measure consumer lag and DLQ growth now (the sensor reports the same checks every 30 s).",
-)
-def stream_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaResource,
-                         monitoring: MonitoringSettings):
+def _health_results(context: dg.AssetCheckExecutionContext, kafka: KafkaResource, monitoring: MonitoringSettings,
+                    positions: Optional[dict[str, dict[tuple[str, int], int]]] = None):
     dlq_key = topic_asset_key(monitoring.dlq_topic)
     previous: dict[str, Any] = {}
     records = context.instance.fetch_observations(dlq_key, limit=1).records
@@ -93,7 +91,7 @@ def stream_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaRes
         if end is not None:
             previous = {"ts": last.timestamp, "end_offsets": {monitoring.dlq_topic: end.value}}
     snapshot = take_snapshot(kafka, monitoring.topics, monitoring.consumer_groups, monitoring.kafka_timeout_s,
-                             {g: tuple(t) for g, t in monitoring.group_topics.items()})
+                             {g: tuple(t) for g, t in monitoring.group_topics.items()}, positions)
     result = evaluate(snapshot, previous, monitoring.topics, monitoring.dlq_topic,
                       monitoring.max_consumer_lag, monitoring.max_dlq_growth)
     evaluations = {(e.asset_key, e.check_name): e for e in result.checks}
@@ -109,6 +107,25 @@ def stream_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaRes
             yield dg.AssetCheckResult(asset_key=found.asset_key, check_name=found.check_name, passed=found.passed,
                                       severity=found.severity, description=found.description,
                                       metadata=found.metadata)
+
+
+_HEALTH_CHECKS = dict(
+    specs=[s for t in PIPELINE_TOPICS for s in _check_specs_for(t) if s.name != LATENCY_CHECK],
+    description="Measure consumer lag and DLQ growth now (the sensor reports the same checks every 30 s).",
+)
+
+
+@dg.multi_asset_check(**_HEALTH_CHECKS)
+def stream_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaResource,
+                         monitoring: MonitoringSettings):
+    yield from _health_results(context, kafka, monitoring)
+
+
+@dg.multi_asset_check(**_HEALTH_CHECKS, name="statement_positions_health_checks")
+def statement_positions_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaResource,
+                                      monitoring: MonitoringSettings, flink: FlinkEngine):
+    """The gcp variant: the statements' positions from the Statements API (see statement_positions_topics_sensor)."""
+    yield from _health_results(context, kafka, monitoring, flink.source_positions(DEFAULT_STATEMENT_PREFIX))
 
 
 def stream_health_checks_specs() -> list[dg.AssetCheckSpec]:
@@ -137,19 +154,12 @@ def _load_cursor(raw: Optional[str]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-@dg.sensor(
-    name="streaming_topics_sensor",
-    minimum_interval_seconds=30,
-    jobs=[stream_alert_job],
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Topic end offsets and rates, consumer lag, DLQ growth; alerts when a threshold is crossed.",
-)
-def streaming_topics_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource,
-                            monitoring: MonitoringSettings):
+def _topics_tick(context: dg.SensorEvaluationContext, kafka: KafkaResource, monitoring: MonitoringSettings,
+                 positions: Optional[dict[str, dict[tuple[str, int], int]]] = None):
     previous = _load_cursor(context.cursor)
     try:
         snapshot = take_snapshot(kafka, monitoring.topics, monitoring.consumer_groups, monitoring.kafka_timeout_s,
-                             {g: tuple(t) for g, t in monitoring.group_topics.items()})
+                                 {g: tuple(t) for g, t in monitoring.group_topics.items()}, positions)
     except KafkaUnavailable as exc:
         return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} is unreachable: {exc}")
     result = evaluate(snapshot, previous, monitoring.topics, monitoring.dlq_topic,
@@ -169,6 +179,29 @@ def streaming_topics_sensor(context: dg.SensorEvaluationContext, kafka: KafkaRes
         context.log.info("topics not created yet: %s", ", ".join(snapshot.missing_topics))
     return dg.SensorResult(run_requests=run_requests, asset_events=[*result.observations, *result.checks],
                            cursor=json.dumps(result.cursor))
+
+
+_TOPICS_SENSOR = dict(
+    name="streaming_topics_sensor",
+    minimum_interval_seconds=30,
+    jobs=[stream_alert_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Topic end offsets and rates, consumer lag, DLQ growth; alerts when a threshold is crossed.",
+)
+
+
+@dg.sensor(**_TOPICS_SENSOR)
+def streaming_topics_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource,
+                            monitoring: MonitoringSettings):
+    return _topics_tick(context, kafka, monitoring)
+
+
+@dg.sensor(**_TOPICS_SENSOR)
+def statement_positions_topics_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource,
+                                      monitoring: MonitoringSettings, flink: FlinkEngine):
+    """The gcp variant: Confluent Cloud's statements commit no consumer-group offsets (they read with assign());
+    their lag comes from the Statements API (`status.latest_offsets`) through `flink.source_positions`."""
+    return _topics_tick(context, kafka, monitoring, flink.source_positions(DEFAULT_STATEMENT_PREFIX))
 
 
 def _latency_metadata(result: Any, slo_s: float) -> dict[str, Any]:
@@ -301,6 +334,8 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
 
-def monitoring_sensors(latency_interval_s: int = 60, salesforce_key: Optional[str] = None) -> list[dg.SensorDefinition]:
-    return [streaming_topics_sensor, make_e2e_latency_sensor(latency_interval_s, salesforce_key),
-            retraining_trigger_sensor]
+def monitoring_sensors(latency_interval_s: int = 60, salesforce_key: Optional[str] = None,
+                       statement_positions: bool = False) -> list[dg.SensorDefinition]:
+    """`statement_positions`: Flink statements' lag from the engine (Confluent Cloud), not from consumer groups."""
+    topics = statement_positions_topics_sensor if statement_positions else streaming_topics_sensor
+    return [topics, make_e2e_latency_sensor(latency_interval_s, salesforce_key), retraining_trigger_sensor]

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 CONSUMER_LAG_CHECK = "consumer_lag"
 DLQ_GROWTH_CHECK = "dlq_growth"
 KNOWN_GROUP_TOPICS = {g.group_id: g.topics for g in PIPELINE_CONSUMER_GROUPS}
+KNOWN_FLINK_GROUPS = {g.group_id for g in PIPELINE_CONSUMER_GROUPS if g.role.startswith("Flink statement")}
 
 
 @dataclass
@@ -48,8 +49,13 @@ class StreamSnapshot:
 
 
 def take_snapshot(kafka: KafkaResource, topics: list[str], groups: list[str], timeout_s: float = 5.0,
-                  group_topics: Optional[dict[str, tuple[str, ...]]] = None) -> StreamSnapshot:
-    """End offsets of `topics` and the lag of `groups`; raises KafkaUnavailable if the broker is down."""
+                  group_topics: Optional[dict[str, tuple[str, ...]]] = None,
+                  positions: Optional[dict[str, dict[tuple[str, int], int]]] = None) -> StreamSnapshot:
+    """End offsets of `topics` and the lag of `groups`; raises KafkaUnavailable if the broker is down.
+
+    `positions` (FlinkEngine.source_positions): offsets of groups that commit none to Kafka (Confluent Cloud
+    statements), used instead of the group's committed offsets; a group absent from it has none.
+    """
     group_topics = {**KNOWN_GROUP_TOPICS, **(group_topics or {})}
     with offset_reader(kafka, timeout_s=timeout_s) as reader:
         partitions = reader.partitions()
@@ -59,8 +65,11 @@ def take_snapshot(kafka: KafkaResource, topics: list[str], groups: list[str], ti
     lags: dict[str, GroupLag] = {}
     for group in groups:
         topics_of_group = tuple(sorted(set(group_topics.get(group, ()))))
-        with offset_reader(kafka, group, timeout_s) as reader:
-            committed = reader.committed({t: present[t] for t in topics_of_group if t in present})
+        if positions is not None and (group in positions or group in KNOWN_FLINK_GROUPS):
+            committed = {k: v for k, v in positions.get(group, {}).items() if k[0] in topics_of_group}
+        else:
+            with offset_reader(kafka, group, timeout_s) as reader:
+                committed = reader.committed({t: present[t] for t in topics_of_group if t in present})
         lag = GroupLag(group, committed=any(o >= 0 for o in committed.values()), topics=topics_of_group)
         if lag.committed:
             by_partition = lag_by_partition(committed, {k: v for k, v in marks.items() if k[0] in topics_of_group})

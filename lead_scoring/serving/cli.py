@@ -8,6 +8,10 @@ from typing import Optional
 
 import typer
 
+from lead_scoring.serving.server import ServerConfig, run_server
+from lead_scoring.settings import state_dir
+from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,17 +25,12 @@ def serve(
     allow_swap: bool = typer.Option(False, "--allow-swap", help="Enable the local hot-swap admin route."),
 ) -> None:
     """Serve the lead scoring model (KServe V1 + V2 + Vertex AI routes) until interrupted."""
-    from lead_scoring.serving.server import ServerConfig, run_server
-
     uri = artifact or os.environ.get("AIP_STORAGE_URI") or _local_production_uri()
     config = ServerConfig.from_env(port=port, host=host, model_name=model_name, allow_swap=allow_swap)
     raise typer.Exit(run_server(uri, config))
 
 
 def _local_production_uri() -> str:
-    from lead_scoring.settings import state_dir
-    from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
-
     repo = ArtifactRepository(LocalBlobs(state_dir() / "artifacts"))
     version = repo.production_version()
     if version is None:

@@ -15,11 +15,10 @@ PII fields are never logged: errors name fields, never values of PII fields.
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
-from urllib.parse import urlparse
+from typing import Any
 
 import orjson
 from kserve import Model
@@ -29,20 +28,11 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from lead_scoring.contract import parse_record
 from lead_scoring.contract.fields import PII_FIELDS
 from lead_scoring.contract.validation import FieldError
-from lead_scoring.storage.artifacts import (
-    MANIFEST_FILE,
-    MODEL_FILE,
-    ArtifactError,
-    ArtifactIntegrityError,
-    GcsBlobs,
-    LocalBlobs,
-    deserialize_verified,
-)
+from lead_scoring.storage.artifacts import ArtifactError, ArtifactIntegrityError, load_folder
 from lead_scoring.training.model import LeadScorer, format_reasons
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "lead_scorer"
 INPUT_NAME = "record"  # V2 input tensor (matched without regard to case)
 OUTPUT_NAME = "score"  # V2 output tensor (matched without regard to case)
 MAX_BATCH_ROWS = 1000
@@ -57,33 +47,9 @@ class RecordRejected(InvalidInput):
 
 
 def load_verified(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
-    """(pipeline, manifest) from a model folder holding manifest.json + model.joblib.
-
-    Works on any folder, not only `<root>/models/<version>`: Vertex AI copies `artifact_uri` to its own
-    bucket and hands the container that copy as AIP_STORAGE_URI. The sha256 in the manifest is checked
-    before the pickle is opened (`ArtifactIntegrityError` otherwise).
-    """
-    parsed = urlparse(uri)
-    if parsed.scheme == "gs":
-        if gcs_client is None:
-            from google.cloud import storage
-
-            gcs_client = storage.Client()
-        blobs: Any = GcsBlobs(gcs_client, parsed.netloc, parsed.path.strip("/"))
-    elif parsed.scheme in ("", "file"):
-        blobs = LocalBlobs(parsed.path if parsed.scheme == "file" else uri)
-    else:
-        raise ArtifactError(f"unsupported artifact URI scheme {parsed.scheme!r} in {uri} (use a path or gs://)")
-    try:
-        manifest = json.loads(blobs.read(MANIFEST_FILE))
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"manifest of {uri} is not JSON: {exc}") from None
-    for key in ("version", "sha256"):
-        if not manifest.get(key):
-            raise ArtifactError(f"manifest of {uri} has no {key!r}")
-    payload = blobs.read(manifest.get("model_file", MODEL_FILE))
-    pipeline = deserialize_verified(payload, manifest["sha256"], uri)
-    return pipeline, manifest
+    """(pipeline, manifest) from a model folder (`storage.artifacts.load_folder`: any folder, e.g. the copy
+    Vertex AI hands the container as AIP_STORAGE_URI; sha256 checked before the pickle is opened)."""
+    return load_folder(uri, gcs_client)
 
 
 @dataclass
@@ -143,80 +109,18 @@ class LeadScoringModel(Model):
         # The contract's validator already ran in `preprocess`; kserve's generic checks do not apply.
         return payload
 
+    # -- V2 model metadata (kserve's DataPlane.model_metadata reads these) ---------------------------
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [{"name": OUTPUT_NAME, "datatype": "BYTES", "shape": [-1]}]
+
     # -- preprocess ---------------------------------------------------------------------------------
     def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Batch:
         if isinstance(payload, InferRequest):
-            return self._preprocess_v2(payload)
-        return self._preprocess_v1(payload)
-
-    def _preprocess_v1(self, payload: Any) -> Batch:
-        if isinstance(payload, (bytes, bytearray, str)):
-            try:
-                payload = orjson.loads(payload)
-            except orjson.JSONDecodeError as exc:
-                raise RecordRejected([FieldError("$", f"not valid JSON: {exc}")]) from None
-        if not isinstance(payload, Mapping):
-            raise RecordRejected([FieldError("$", "expected a JSON object with an 'instances' array")])
-        instances = payload.get("instances")
-        if instances is None:
-            raise RecordRejected([FieldError("instances", "required field is missing")])
-        if not isinstance(instances, list):
-            raise RecordRejected([FieldError("instances", "expected an array of records")])
-        if not instances:
-            raise RecordRejected([FieldError("instances", "must hold at least one record")])
-        if len(instances) > MAX_BATCH_ROWS:
-            raise RecordRejected([FieldError("instances", f"at most {MAX_BATCH_ROWS} records per request")])
-        batch = Batch(protocol="v1", size=len(instances))
-        for i, instance in enumerate(instances):
-            self._add(batch, i, instance)
-        if not batch.records:
-            raise RecordRejected(
-                [e for i in sorted(batch.rejected) for e in _prefixed(batch.rejected[i], f"instances[{i}].")]
-            )
-        return batch
-
-    def _preprocess_v2(self, request: InferRequest) -> Batch:
-        matches = [t for t in request.inputs if str(t.name).lower() == INPUT_NAME]
-        if len(matches) != 1:
-            names = ", ".join(repr(t.name) for t in request.inputs) or "none"
-            raise RecordRejected([FieldError("inputs", f"expected one input named {INPUT_NAME!r} (any case); got {names}")])
-        tensor = matches[0]
-        if tensor.datatype != "BYTES":
-            raise RecordRejected([FieldError(f"inputs.{tensor.name}.datatype",
-                                             f"expected BYTES (JSON records), got {tensor.datatype}")])
-        data = tensor.data
-        if not isinstance(data, list) or not data:
-            raise RecordRejected([FieldError(f"inputs.{tensor.name}.data", "expected a non-empty array of JSON records")])
-        if len(data) > MAX_BATCH_ROWS:
-            raise RecordRejected([FieldError(f"inputs.{tensor.name}.data", f"at most {MAX_BATCH_ROWS} records")])
-        output_name = OUTPUT_NAME
-        if request.request_outputs:
-            wanted = [o.name for o in request.request_outputs]
-            if len(wanted) != 1 or str(wanted[0]).lower() != OUTPUT_NAME:
-                raise RecordRejected([FieldError("outputs", f"this model has one output, {OUTPUT_NAME!r}; asked for {wanted}")])
-            output_name = wanted[0]
-        batch = Batch(protocol="v2", size=len(data), output_name=output_name, request_id=request.id)
-        for i, element in enumerate(data):
-            if not isinstance(element, (str, bytes, bytearray, Mapping)):
-                batch.rejected[i] = [FieldError("$", "expected a JSON record (string)")]
-                continue
-            self._add(batch, i, element)
-        if batch.rejected:
-            # V2 tensors are all-or-nothing: Flink sends one row per request, so a bad row fails it.
-            raise RecordRejected(
-                [e for i in sorted(batch.rejected) for e in _prefixed(batch.rejected[i], f"{INPUT_NAME}[{i}].")]
-            )
-        return batch
-
-    @staticmethod
-    def _add(batch: Batch, index: int, instance: Any) -> None:
-        record, errors = parse_record(instance)
-        if errors:
-            batch.rejected[index] = errors
-            logger.debug("row %d rejected: %s", index, "; ".join(_loggable(e) for e in errors))
-        else:
-            batch.records.append(record)  # type: ignore[arg-type]
-            batch.positions.append(index)
+            return v2_batch(payload)
+        return v1_batch(payload)
 
     # -- predict ------------------------------------------------------------------------------------
     def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> dict[str, Any] | InferResponse:
@@ -239,6 +143,80 @@ class LeadScoringModel(Model):
         for index, errors in payload.rejected.items():
             results[index] = _error_row(errors)
         return {"predictions": results}
+
+
+# -- request -> Batch (module functions: the model keeps no private state beyond kserve's) --------------
+def v1_batch(payload: Any) -> Batch:
+    """A V1 / Vertex AI body (`{"instances": [...]}`, parsed or raw JSON) -> a Batch with per-row rejections."""
+    if isinstance(payload, (bytes, bytearray, str)):
+        try:
+            payload = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise RecordRejected([FieldError("$", f"not valid JSON: {exc}")]) from None
+    if not isinstance(payload, Mapping):
+        raise RecordRejected([FieldError("$", "expected a JSON object with an 'instances' array")])
+    instances = payload.get("instances")
+    if instances is None:
+        raise RecordRejected([FieldError("instances", "required field is missing")])
+    if not isinstance(instances, list):
+        raise RecordRejected([FieldError("instances", "expected an array of records")])
+    if not instances:
+        raise RecordRejected([FieldError("instances", "must hold at least one record")])
+    if len(instances) > MAX_BATCH_ROWS:
+        raise RecordRejected([FieldError("instances", f"at most {MAX_BATCH_ROWS} records per request")])
+    batch = Batch(protocol="v1", size=len(instances))
+    for i, instance in enumerate(instances):
+        _add_row(batch, i, instance)
+    if not batch.records:
+        raise RecordRejected(
+            [e for i in sorted(batch.rejected) for e in _prefixed(batch.rejected[i], f"instances[{i}].")]
+        )
+    return batch
+
+
+def v2_batch(request: InferRequest) -> Batch:
+    """A kserve InferRequest holding one BYTES tensor of JSON records -> a Batch (all rows must be good)."""
+    matches = [t for t in request.inputs if str(t.name).lower() == INPUT_NAME]
+    if len(matches) != 1:
+        names = ", ".join(repr(t.name) for t in request.inputs) or "none"
+        raise RecordRejected([FieldError("inputs", f"expected one input named {INPUT_NAME!r} (any case); got {names}")])
+    tensor = matches[0]
+    if tensor.datatype != "BYTES":
+        raise RecordRejected([FieldError(f"inputs.{tensor.name}.datatype",
+                                         f"expected BYTES (JSON records), got {tensor.datatype}")])
+    data = tensor.data
+    if not isinstance(data, list) or not data:
+        raise RecordRejected([FieldError(f"inputs.{tensor.name}.data", "expected a non-empty array of JSON records")])
+    if len(data) > MAX_BATCH_ROWS:
+        raise RecordRejected([FieldError(f"inputs.{tensor.name}.data", f"at most {MAX_BATCH_ROWS} records")])
+    output_name = OUTPUT_NAME
+    if request.request_outputs:
+        wanted = [o.name for o in request.request_outputs]
+        if len(wanted) != 1 or str(wanted[0]).lower() != OUTPUT_NAME:
+            raise RecordRejected([FieldError("outputs", f"this model has one output, {OUTPUT_NAME!r}; asked for {wanted}")])
+        output_name = wanted[0]
+    batch = Batch(protocol="v2", size=len(data), output_name=output_name, request_id=request.id)
+    for i, element in enumerate(data):
+        if not isinstance(element, (str, bytes, bytearray, Mapping)):
+            batch.rejected[i] = [FieldError("$", "expected a JSON record (string)")]
+            continue
+        _add_row(batch, i, element)
+    if batch.rejected:
+        # V2 tensors are all-or-nothing: Flink sends one row per request, so a bad row fails it.
+        raise RecordRejected(
+            [e for i in sorted(batch.rejected) for e in _prefixed(batch.rejected[i], f"{INPUT_NAME}[{i}].")]
+        )
+    return batch
+
+
+def _add_row(batch: Batch, index: int, instance: Any) -> None:
+    record, errors = parse_record(instance)
+    if errors:
+        batch.rejected[index] = errors
+        logger.debug("row %d rejected: %s", index, "; ".join(_loggable(e) for e in errors))
+    else:
+        batch.records.append(record)  # type: ignore[arg-type]
+        batch.positions.append(index)
 
 
 def _prefixed(errors: list[FieldError], prefix: str) -> list[FieldError]:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import dagster as dg
 import httpx
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from lead_scoring.serving.service import (
     MODEL_SERVER,
@@ -94,6 +94,8 @@ def check_prediction(prediction: Any, expected: Expected, where: str) -> int:
     """Compare one served prediction with the expectation; returns the score."""
     if not isinstance(prediction, dict) or "score" not in prediction:
         raise DeploymentError(f"{where}: smoke test got no score: {str(prediction)[:300]}")
+    if isinstance(prediction["score"], float) and prediction["score"].is_integer():
+        prediction = {**prediction, "score": int(prediction["score"])}  # Vertex AI: numbers arrive as doubles
     if prediction.get("model_version") != expected.version:
         raise DeploymentError(f"{where}: smoke test answered by version {prediction.get('model_version')!r}, "
                               f"expected {expected.version!r}")
@@ -275,12 +277,56 @@ class VertexAIModelServing(ModelServing):
     def describe(self) -> str:
         return f"Vertex AI endpoint {self.endpoint_id} ({self.project}/{self.region})"
 
+    _client_options: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def with_client_options(self, **options: Any) -> VertexAIModelServing:
+        """For tests: extra `aiplatform.init` arguments (credentials, api_endpoint of a loopback fake)."""
+        self._client_options = dict(options)
+        return self
+
     def aiplatform(self) -> Any:
-        """The `google.cloud.aiplatform` module, initialised (tests override this with a fake)."""
+        """The `google.cloud.aiplatform` module, initialised for this project and region."""
         from google.cloud import aiplatform
 
-        aiplatform.init(project=self.project, location=self.region)
+        aiplatform.init(project=self.project, location=self.region, **self._client_options)
         return aiplatform
+
+    def upload_kwargs(self, artifact: ModelArtifact) -> dict[str, Any]:
+        """`aiplatform.Model.upload(...)` arguments for `artifact` (also what `lead-scoring plan` prints)."""
+        return dict(
+            display_name=self.model_display_name,
+            parent_model=self.parent_model,
+            is_default_version=False,
+            version_aliases=[artifact.version],
+            version_description=f"lead_scoring {artifact.version} sha256 {artifact.sha256[:12]}",
+            artifact_uri=artifact.uri,
+            serving_container_image_uri=self.image_uri,
+            serving_container_predict_route=VERTEX_PREDICT_ROUTE,
+            serving_container_health_route=VERTEX_HEALTH_ROUTE,
+            serving_container_ports=[VERTEX_PORT],
+            serving_container_environment_variables={"LEAD_SCORING_PROFILE": "gcp",
+                                                     "LEAD_SCORING_MODEL_NAME": self.model_name},
+            labels={"lead_scoring_version": artifact.version},
+            sync=True,
+        )
+
+    def deploy_kwargs(self, artifact: ModelArtifact, traffic_percentage: int) -> dict[str, Any]:
+        """`Endpoint.deploy(model=..., ...)` arguments besides the model."""
+        return dict(
+            deployed_model_display_name=f"{self.model_display_name}-{artifact.version}",
+            traffic_percentage=traffic_percentage,
+            machine_type=self.machine_type,
+            min_replica_count=self.min_replicas,
+            max_replica_count=self.max_replicas,
+            service_account=self.service_account,
+            sync=True,
+        )
+
+    def endpoint_url(self, endpoint_resource_name: Optional[str] = None) -> str:
+        """The endpoint's REST URL (Confluent's Vertex AI connection takes it and appends :predict itself)."""
+        name = endpoint_resource_name or (self.endpoint_id if self.endpoint_id.startswith("projects/") else
+                                          f"projects/{self.project}/locations/{self.region}/endpoints/{self.endpoint_id}")
+        return f"https://{self.region}-aiplatform.googleapis.com/v1/{name}"
 
     def deploy(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
         if not artifact.uri.startswith("gs://"):
@@ -290,37 +336,13 @@ class VertexAIModelServing(ModelServing):
         before = dict(endpoint.traffic_split or {})
         previous = _deployed_version(endpoint, before, self.model_display_name)
         try:
-            model = aip.Model.upload(
-                display_name=self.model_display_name,
-                parent_model=self.parent_model,
-                is_default_version=False,
-                version_aliases=[artifact.version],
-                version_description=f"lead_scoring {artifact.version} sha256 {artifact.sha256[:12]}",
-                artifact_uri=artifact.uri,
-                serving_container_image_uri=self.image_uri,
-                serving_container_predict_route=VERTEX_PREDICT_ROUTE,
-                serving_container_health_route=VERTEX_HEALTH_ROUTE,
-                serving_container_ports=[VERTEX_PORT],
-                serving_container_environment_variables={"LEAD_SCORING_PROFILE": "gcp",
-                                                         "LEAD_SCORING_MODEL_NAME": self.model_name},
-                labels={"lead_scoring_version": artifact.version},
-                sync=True,
-            )
+            model = aip.Model.upload(**self.upload_kwargs(artifact))
         except Exception as exc:  # noqa: BLE001 - nothing changed on the endpoint yet
             raise DeploymentError(f"Model.upload failed: {exc}; endpoint unchanged") from exc
         canary = 100 if not before else self.canary_percent
         new_id: Optional[str] = None
         try:
-            endpoint.deploy(
-                model=model,
-                deployed_model_display_name=f"{self.model_display_name}-{artifact.version}",
-                traffic_percentage=canary,
-                machine_type=self.machine_type,
-                min_replica_count=self.min_replicas,
-                max_replica_count=self.max_replicas,
-                service_account=self.service_account,
-                sync=True,
-            )
+            endpoint.deploy(model=model, **self.deploy_kwargs(artifact, canary))
             new_ids = [i for i in (endpoint.traffic_split or {}) if i not in before]
             if len(new_ids) != 1:
                 raise DeploymentError(f"could not find the new deployed model in {endpoint.traffic_split}")
@@ -340,7 +362,7 @@ class VertexAIModelServing(ModelServing):
                                   f"traffic restored to {before or 'nothing'}") from exc
         for old in before:
             endpoint.undeploy(deployed_model_id=old, sync=True)
-        url = f"https://{self.region}-aiplatform.googleapis.com/v1/{endpoint.resource_name}:predict"
+        url = f"{self.endpoint_url(endpoint.resource_name)}:predict"
         return ModelDeployment(url=url, model_name=self.model_name, version=artifact.version,
                                 previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
                                 mode="vertex-canary",

@@ -111,8 +111,12 @@ class FlinkServices:
             "taskmanager.memory.process.size": c.taskmanager_memory,
             # Streaming SQL with the hashmap backend needs no managed memory; give it to the heap.
             "taskmanager.memory.managed.fraction": 0.05,
-            # A JobManager that comes back after a crash: the TaskManager keeps trying to reach it.
+            # A JobManager that comes back after a crash: the TaskManager keeps trying to reach it, and notices
+            # the old one is gone after 15 s instead of Flink's 50 s, so its tasks stop processing (and the
+            # statements are restored from their checkpoints) sooner: less input is read twice.
             "taskmanager.registration.timeout": "30 min",
+            "heartbeat.interval": 3000,
+            "heartbeat.timeout": 15000,
             "parallelism.default": 1,
             "rest.address": c.host,
             "rest.bind-address": c.host,

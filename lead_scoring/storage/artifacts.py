@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import joblib
+from google.api_core import exceptions as gexc
+from google.cloud import storage
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +144,6 @@ class GcsBlobs:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def read(self, key: str) -> bytes:
-        from google.api_core import exceptions as gexc
-
         try:
             return self.bucket.blob(self._name(key)).download_as_bytes()
         except gexc.NotFound:
@@ -223,29 +223,44 @@ class ArtifactRepository:
         self.blobs.write(f"models/{PRODUCTION_POINTER}", json.dumps(pointer).encode(), "application/json")
 
 
-def repository_for_uri(uri: str, gcs_client: Any | None = None) -> tuple[ArtifactRepository, str]:
-    """(repository, version) for the folder URI of one version: a local path, file:// or gs://."""
+def blobs_at(uri: str, gcs_client: Any | None = None) -> BlobIO:
+    """The object store folder at `uri` (a path, file:// or gs://): the one place a URI picks a backend."""
     parsed = urlparse(uri)
-    trimmed = uri.rstrip("/")
-    version = trimmed.rsplit("/", 1)[-1]
     if parsed.scheme == "gs":
-        path = parsed.path.strip("/")
-        if "/models/" not in f"/{path}/" or not version:
-            raise ArtifactError(f"{uri} is not a model version folder (gs://bucket/prefix/models/<version>)")
-        prefix = path.rsplit("/models/", 1)[0] if "/models/" in path else ""
-        if path.startswith("models/"):
-            prefix = ""
-        if gcs_client is None:
-            from google.cloud import storage
-
-            gcs_client = storage.Client()
-        return ArtifactRepository(GcsBlobs(gcs_client, parsed.netloc, prefix)), version
+        return GcsBlobs(gcs_client or storage.Client(), parsed.netloc, parsed.path.strip("/"))
     if parsed.scheme in ("", "file"):
-        folder = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
-        if folder.parent.name != "models":
-            raise ArtifactError(f"{uri} is not a model version folder (<root>/models/<version>)")
-        return ArtifactRepository(LocalBlobs(folder.parent.parent)), folder.name
+        return LocalBlobs(parsed.path if parsed.scheme == "file" else uri)
     raise ArtifactError(f"unsupported artifact URI scheme {parsed.scheme!r} in {uri} (use a path or gs://)")
+
+
+def repository_for_uri(uri: str, gcs_client: Any | None = None) -> tuple[ArtifactRepository, str]:
+    """(repository, version) for the folder URI of one version in a store (`<root>/models/<version>`)."""
+    parsed = urlparse(uri)
+    local = parsed.scheme in ("", "file")
+    trimmed = str(Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()) if local \
+        else uri.rstrip("/")
+    root, marker, version = trimmed.rpartition("/models/")
+    if not marker or not version or "/" in version:
+        raise ArtifactError(f"{uri} is not a model version folder (<root>/models/<version>)")
+    return ArtifactRepository(blobs_at(root, gcs_client)), version
+
+
+def load_folder(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
+    """(model, manifest) from any folder holding manifest.json + the model file, sha256-verified before unpickling.
+
+    Any folder, not only `<root>/models/<version>`: Vertex AI copies `artifact_uri` to its own bucket and
+    hands the container that copy as AIP_STORAGE_URI.
+    """
+    blobs = blobs_at(uri, gcs_client)
+    try:
+        manifest = json.loads(blobs.read(MANIFEST_FILE))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"manifest of {uri} is not JSON: {exc}") from None
+    for key in ("version", "sha256"):
+        if not manifest.get(key):
+            raise ArtifactError(f"manifest of {uri} has no {key!r}")
+    payload = blobs.read(manifest.get("model_file", MODEL_FILE))
+    return deserialize_verified(payload, manifest["sha256"], uri), manifest
 
 
 def load_artifact(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:

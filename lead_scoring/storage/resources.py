@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Optional
 
 import dagster as dg
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
 from pydantic import Field
 
 from lead_scoring.storage.artifacts import ArtifactRepository, GcsBlobs, LocalBlobs
@@ -42,12 +44,8 @@ class GcsModelStore(ModelStore):
         default=None, description="API endpoint override, e.g. a gcp-storage-emulator at http://127.0.0.1:9023"
     )
 
-    def client(self):
-        from google.cloud import storage
-
+    def client(self) -> storage.Client:
         if self.endpoint:
-            from google.auth.credentials import AnonymousCredentials
-
             return storage.Client(
                 project=self.project or "local-test",
                 credentials=AnonymousCredentials(),

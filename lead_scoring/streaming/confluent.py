@@ -28,9 +28,10 @@ from typing import Any, Optional
 
 import dagster as dg
 import httpx
+import tenacity
 from pydantic import Field, PrivateAttr
 
-from lead_scoring.retry import WaitTimeout, wait_until
+from lead_scoring.retry import WaitTimeout, backoff, wait_until
 from lead_scoring.streaming.engine import (
     DeploymentState,
     FlinkEngine,
@@ -38,7 +39,12 @@ from lead_scoring.streaming.engine import (
     RolloutError,
     StatementHealth,
 )
-from lead_scoring.streaming.render import Dialect, Pipeline, StatementRole
+from lead_scoring.streaming.render import (
+    Dialect,
+    Pipeline,
+    StatementRole,
+    statement_group_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,10 @@ RETIRED_LABEL = LABEL + "lead-scoring-retired"  # "true": stopped by a rollout t
 
 class ConfluentApiError(RuntimeError):
     """The Statements API refused a request; the message carries Confluent's own error text."""
+
+
+class _Conflict(ConfluentApiError):
+    """409: the statement changed since it was read."""
 
 
 class ConfluentFlink(FlinkEngine):
@@ -111,6 +121,13 @@ class ConfluentFlink(FlinkEngine):
                           timeout=self.request_timeout_s, transport=self._transport) as client:
             yield client
 
+    def read(self, path: str, params: Optional[dict[str, Any]] = None) -> httpx.Response:
+        """A read-only GET under this environment's SQL API (`statements`, `connections/<name>`), unchecked:
+        `lead-scoring preflight` tells 401/403/404 apart itself."""
+        base = f"/sql/v1/organizations/{self.organization_id}/environments/{self.environment_id}"
+        with self._client() as client:
+            return client.get(f"{base}/{path}", params=params)
+
     @staticmethod
     def _check(resp: httpx.Response, what: str) -> dict[str, Any]:
         if resp.status_code >= 400:
@@ -121,8 +138,9 @@ class ConfluentFlink(FlinkEngine):
             raise ConfluentApiError(f"Confluent Cloud answered {resp.status_code} for {what}: {errors}")
         return resp.json() if resp.content else {}
 
-    def create_statement(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
-                         labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    def statement_body(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
+                       labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+        """The body of `POST .../statements` (also what `lead-scoring plan` prints)."""
         body: dict[str, Any] = {
             "name": name,
             "organization_id": self.organization_id,
@@ -138,6 +156,11 @@ class ConfluentFlink(FlinkEngine):
         }
         if labels:
             body["metadata"] = {"labels": labels}
+        return body
+
+    def create_statement(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
+                         labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+        body = self.statement_body(name, sql, properties, labels)
         log.info("creating Confluent statement %s", name)
         with self._client() as client:
             return self._check(client.post(self._statements, json=body), f"create statement {name}")
@@ -163,27 +186,36 @@ class ConfluentFlink(FlinkEngine):
 
     def update_statement(self, name: str, *, stopped: bool, labels: Optional[dict[str, str]] = None,
                          attempts: int = 5) -> dict[str, Any]:
-        """PUT the fetched statement back with `spec.stopped` (and labels) changed; re-read and retry on 409."""
-        for attempt in range(1, attempts + 1):
-            current = self.get_statement(name)
-            if current is None:
-                raise ConfluentApiError(f"statement {name} does not exist")
-            metadata = current.get("metadata") or {}
-            body = {
-                "name": name,
-                "organization_id": self.organization_id,
-                "environment_id": self.environment_id,
-                "spec": {**current["spec"], "stopped": stopped},
-                "metadata": {"resource_version": metadata.get("resource_version"),
-                             "labels": {**(metadata.get("labels") or {}), **(labels or {})}},
-            }
-            log.info("%s Confluent statement %s", "stopping" if stopped else "resuming", name)
-            with self._client() as client:
-                resp = client.put(f"{self._statements}/{name}", json=body)
-            if resp.status_code == 409 and attempt < attempts:
-                continue  # changed since we read it: read again, reapply, retry (as the API asks)
-            return self._check(resp, f"{'stop' if stopped else 'resume'} statement {name}")
-        raise AssertionError("unreachable")  # pragma: no cover
+        """PUT the fetched statement back with `spec.stopped` (and labels) changed; on 409 (it changed since
+        we read it) read it again, reapply and retry, as the API's description asks."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Conflict)),
+            stop=tenacity.stop_after_attempt(attempts), wait=backoff(self.poll_interval_s / 4, 5.0), reraise=True)
+        try:
+            return retrying(self._put_stopped, name, stopped, labels or {})
+        except _Conflict as exc:
+            raise ConfluentApiError(f"{exc} (still conflicting after {attempts} attempts)") from None
+
+    def _put_stopped(self, name: str, stopped: bool, labels: dict[str, str]) -> dict[str, Any]:
+        current = self.get_statement(name)
+        if current is None:
+            raise ConfluentApiError(f"statement {name} does not exist")
+        metadata = current.get("metadata") or {}
+        body = {
+            "name": name,
+            "organization_id": self.organization_id,
+            "environment_id": self.environment_id,
+            "spec": {**current["spec"], "stopped": stopped},
+            "metadata": {"resource_version": metadata.get("resource_version"),
+                         "labels": {**(metadata.get("labels") or {}), **labels}},
+        }
+        log.info("%s Confluent statement %s", "stopping" if stopped else "resuming", name)
+        with self._client() as client:
+            resp = client.put(f"{self._statements}/{name}", json=body)
+        what = f"{'stop' if stopped else 'resume'} statement {name}"
+        if resp.status_code == 409:
+            raise _Conflict(f"Confluent Cloud answered 409 for {what}: {resp.text[:500]}")
+        return self._check(resp, what)
 
     def delete_statement(self, name: str) -> None:
         with self._client() as client:
@@ -212,13 +244,18 @@ class ConfluentFlink(FlinkEngine):
         except WaitTimeout as exc:
             raise TimeoutError(str(exc)) from None
 
-    def ensure_vertex_connection(self, name: str, endpoint: str, service_key: str) -> str:
-        """Create the Vertex AI connection unless it exists; returns 'created' or 'exists'."""
-        body = {
+    @staticmethod
+    def connection_body(name: str, endpoint: str, service_key: str) -> dict[str, Any]:
+        """The body of `POST .../connections` for Vertex AI (the key JSON under SERVICE_KEY, as the CLI sends it)."""
+        return {
             "name": name,
             "spec": {"connection_type": "VERTEXAI", "endpoint": endpoint,
                      "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": service_key})}},
         }
+
+    def ensure_vertex_connection(self, name: str, endpoint: str, service_key: str) -> str:
+        """Create the Vertex AI connection unless it exists; returns 'created' or 'exists'."""
+        body = self.connection_body(name, endpoint, service_key)
         with self._client() as client:
             existing = client.get(f"{self._connections}/{name}")
             if existing.status_code == 200:
@@ -263,35 +300,41 @@ class ConfluentFlink(FlinkEngine):
         s = pipeline.settings
         if self.vertex_service_key:
             self.ensure_vertex_connection(s.vertex_connection, s.model_endpoint, self.vertex_service_key)
-        for table, sql in pipeline.ddl():
-            done.append(self._run_ddl(f"{s.statement_prefix}-ddl-{table.replace('_', '-')}", sql, s.model_version))
-        slug = pipeline.statements[StatementRole.SCORE_LEADS].name.rsplit("-score-leads-", 1)[-1]
-        done.append(self._run_ddl(f"{s.statement_prefix}-model-{slug}",
-                                  pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1),
-                                  s.model_version))
+        for name, sql in ddl_statements(pipeline):
+            done.append(self._run_ddl(name, sql, s.model_version, pipeline.session_config))
         return done
 
-    def _run_ddl(self, name: str, sql: str, version: str) -> str:
+    def _run_ddl(self, name: str, sql: str, version: str, properties: dict[str, str]) -> str:
         existing = self.get_statement(name)
         if existing is not None and (existing.get("status") or {}).get("phase") == "COMPLETED":
             return name
         if existing is not None:
             self.delete_statement(name)
-        self.create_statement(name, sql, labels={KIND_LABEL: "ddl", MODEL_VERSION_LABEL: version[:63]})
+        self.create_statement(name, sql, properties=properties,
+                              labels={KIND_LABEL: "ddl", MODEL_VERSION_LABEL: version[:63]})
         self.wait_phase(name, {"COMPLETED"}, self.ddl_timeout_s)
         return name
 
     def remember(self, pipeline: Pipeline, running: dict[str, str]) -> None:
         return None  # Confluent keeps the statements and their labels
 
+    @staticmethod
+    def statement_request(pipeline: Pipeline, role: StatementRole,
+                          resume_from: Optional[str] = None) -> tuple[dict[str, str], dict[str, str]]:
+        """(properties, labels) of the long-running statement of `role`."""
+        props = dict(pipeline.session_config)
+        if resume_from:
+            props["sql.tables.initial-offset-from"] = resume_from
+        labels = {MODEL_VERSION_LABEL: pipeline.settings.model_version[:63], KIND_LABEL: "statement",
+                  ROLE_LABEL: role.value, RETIRED_LABEL: "false"}
+        return props, labels
+
     def start(self, pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None) -> str:
         st = pipeline.statements[role]
-        props = {"sql.tables.initial-offset-from": resume_from} if resume_from else {}
+        props, labels = self.statement_request(pipeline, role, resume_from)
         if self.get_statement(st.name) is not None:  # a stopped/failed earlier attempt: names are unique
             self.delete_statement(st.name)
-        self.create_statement(st.name, st.sql, properties=props, labels={
-            MODEL_VERSION_LABEL: pipeline.settings.model_version[:63], KIND_LABEL: "statement",
-            ROLE_LABEL: role.value, RETIRED_LABEL: "false"})
+        self.create_statement(st.name, st.sql, properties=props, labels=labels)
         return st.name
 
     def wait_running(self, name: str, ident: str, timeout_s: float) -> str:
@@ -325,6 +368,22 @@ class ConfluentFlink(FlinkEngine):
         if phase != "RUNNING":
             raise RolloutError(f"{ident} is {phase}: {(st.get('status') or {}).get('detail', '')}")
         return "RUNNING"
+
+    # ---- monitoring -------------------------------------------------------------------------------------
+
+    def source_positions(self, statement_prefix: str,
+                         group_prefix: str = "lead-scoring") -> Optional[dict[str, dict[tuple[str, int], int]]]:
+        """From `status.latest_offsets` of each wanted statement: Confluent Cloud's statements read with
+        assign() and appear in no consumer group (Confluent's monitoring docs), so lag is the topic's end
+        offsets minus these. Keyed by the group id the monitoring watches for the statement's role."""
+        out: dict[str, dict[tuple[str, int], int]] = {}
+        for st in self._wanted(statement_prefix):
+            role = ((st.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL, "")
+            if (st.get("status") or {}).get("phase") not in LIVE_PHASES or role not in _ROLES:
+                continue
+            offsets = parse_latest_offsets((st.get("status") or {}).get("latest_offsets") or {})
+            out[statement_group_id(group_prefix, _ROLES[role])] = offsets
+        return out
 
     # ---- healing ----------------------------------------------------------------------------------------
 
@@ -365,6 +424,36 @@ class ConfluentFlink(FlinkEngine):
             else:
                 actions.append(HealAction(st["name"], "left", st["name"], detail=str(phase)))
         return actions
+
+
+_ROLES = {role.value: role for role in StatementRole}
+
+
+def parse_latest_offsets(latest: dict[str, str]) -> dict[tuple[str, int], int]:
+    """`{"topic": "partition:0,offset:100;partition:1,offset:200"}` (the API's format) -> {(topic, 0): 100, ...}.
+
+    Taken as the next offset to read, like a committed consumer offset (the API says "the last Kafka offsets
+    that a statement has processed"; read the other way, the lag is overstated by at most 1 per partition).
+    """
+    out: dict[tuple[str, int], int] = {}
+    for topic, text in latest.items():
+        for part in filter(None, (p.strip() for p in text.split(";"))):
+            fields = dict(kv.split(":", 1) for kv in part.split(",") if ":" in kv)
+            try:
+                out[(topic, int(fields["partition"]))] = int(fields["offset"])
+            except (KeyError, ValueError):
+                log.warning("unreadable latest_offsets entry for %s: %r", topic, part)
+    return out
+
+
+def ddl_statements(pipeline: Pipeline) -> list[tuple[str, str]]:
+    """(statement name, SQL) of the run-once DDL: every table Confluent owns, then the model version."""
+    s = pipeline.settings
+    out = [(f"{s.statement_prefix}-ddl-{table.replace('_', '-')}", sql) for table, sql in pipeline.ddl()]
+    slug = pipeline.statements[StatementRole.SCORE_LEADS].name.rsplit("-score-leads-", 1)[-1]
+    out.append((f"{s.statement_prefix}-model-{slug}",
+                pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1)))
+    return out
 
 
 def _page_token(next_url: str) -> str:

@@ -132,6 +132,15 @@ class FlinkEngine(dg.ConfigurableResource, ABC):
     def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any, timeout_s: float) -> str:
         """The new statement produces, or has caught up with its input; else RolloutError."""
 
+    # ---- monitoring ------------------------------------------------------------------------------------
+
+    def source_positions(self, statement_prefix: str,
+                         group_prefix: str = "lead-scoring") -> Optional[dict[str, dict[tuple[str, int], int]]]:
+        """Where the deployed statements are in their source topics, by the consumer-group id the monitoring
+        knows them under ({group: {(topic, partition): offset}}); None where the statements' Kafka consumer
+        groups hold their offsets (OSS Flink commits them on checkpoints), so the lag checks read those."""
+        return None
+
     # ---- healing ---------------------------------------------------------------------------------------
 
     @abstractmethod

@@ -61,6 +61,25 @@ _FLINK_TYPES = {
 }
 
 
+# Confluent Cloud's ML_PREDICT serializer refuses TIMESTAMP/TIMESTAMP_LTZ model inputs ("Unsupported type
+# for model input"): there a timestamp input is declared STRING and fed UTC ISO-8601 text (the contract's
+# own format, which the model server parses like any JSON record's).
+ISO_SUFFIX = "_iso"
+ISO_UTC_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSS''Z''"
+
+
+def model_input_type(s: "RenderSettings", kind: FieldType) -> str:
+    """The SQL type of a model input: the contract's, except timestamps as STRING in Confluent."""
+    if s.confluent and kind is FieldType.TIMESTAMP:
+        return "STRING"
+    return _FLINK_TYPES[kind]
+
+
+def iso_utc_expr(ts: str) -> str:
+    """TIMESTAMP_LTZ(3) -> '2026-01-31T12:00:00.000Z' (the statements run with sql.local-time-zone = UTC)."""
+    return f"DATE_FORMAT({ts}, '{ISO_UTC_FORMAT}')"
+
+
 @dataclass(frozen=True)
 class RenderSettings:
     """Everything a rendering depends on; a profile's resources build it (see rollout.py)."""
@@ -476,7 +495,7 @@ def _model_options(s: RenderSettings) -> list[tuple[str, str]]:
         return [("provider", "triton"), ("endpoint", s.model_endpoint), ("model-name", s.server_model_name),
                 ("timeout", s.model_timeout)]
     return [("provider", "vertexai"), ("task", "classification"), ("vertexai.connection", s.vertex_connection),
-            ("vertexai.input_format", "tf-serving"), ("vertexai.output_format", "tf-serving")]
+            ("vertexai.input_format", "TF-SERVING"), ("vertexai.output_format", "TF-SERVING")]
 
 
 def render_pipeline(s: RenderSettings) -> Pipeline:
@@ -487,8 +506,13 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     triton = s.model_provider == "triton"
     inputs = [Col("record", "STRING")] if triton else [
         # nullable on purpose: ML_PREDICT accepts a NOT NULL column for a nullable input, not the reverse
-        Col(n, _FLINK_TYPES[FIELDS_BY_NAME[n].type]) for n in MODEL_INPUT_FIELDS
+        Col(n, model_input_type(s, FIELDS_BY_NAME[n].type)) for n in MODEL_INPUT_FIELDS
     ]
+    # Confluent: timestamp inputs are sent as UTC ISO-8601 text, computed next to the source's columns.
+    text_inputs = [(f"{c.name}{ISO_SUFFIX}", iso_utc_expr(f"`{c.name}`")) for c in inputs
+                   if s.confluent and FIELDS_BY_NAME[c.name].type is FieldType.TIMESTAMP]
+    text_alias = dict((alias.removesuffix(ISO_SUFFIX), alias) for alias, _ in text_inputs)
+    input_args = ", ".join(f"`{text_alias.get(c.name, c.name)}`" for c in inputs)
     outputs = [Col("response", "STRING")] if triton else [Col(n, ty) for n, ty in MODEL_OUTPUTS]
     mname = model_name(s)
     model_sql = _render("model.sql", s, model=dict(name=mname, version=s.model_version, inputs=inputs,
@@ -517,11 +541,13 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS):
         (source,), (sink,) = sources[role], STATEMENT_SINKS[role]
         sql = _render("score.sql", s, sink=names[sink], source=names[source], model=dict(name=mname),
-                      model_input_columns=", ".join(f"`{c.name}`" for c in inputs))
+                      model_input_columns=input_args, text_inputs=text_inputs)
         statements[role] = Statement(name=statement_name(s, role), role=role, sql=sql, tables=(source, sink),
                                      reads=sources[role], uses_model=True)
 
-    session_config: dict[str, str] = {}
+    # Confluent: statement properties of every statement (UTC, like the local session: the model's text
+    # timestamps and CURRENT_TIMESTAMP must not depend on the compute pool's zone).
+    session_config: dict[str, str] = {"sql.local-time-zone": "UTC"} if s.confluent else {}
     if not s.confluent:
         session_config = {
             "table.local-time-zone": "UTC",

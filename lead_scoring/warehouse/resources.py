@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Optional
 import dagster as dg
 import pandas as pd
 import sqlglot
+from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
 from lead_scoring.warehouse.tables import TABLES, TableSpec
@@ -130,16 +131,14 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
-        import duckdb
-
+        """A short-lived connection: DuckDB allows one writing process, so workers and assets take turns
+        (dagster-duckdb's `get_connection` retries while another process holds the file's lock)."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        # DuckDB allows one writer process; connections are short-lived so workers and assets take turns.
-        with self._lock:
-            con = _connect_with_retry(duckdb, self.path)
+        with self._lock, DuckDBResource(database=self.path).get_connection() as con:
             try:
                 yield con
             finally:
-                con.close()
+                con.close()  # also when the body raised: the file lock must not wait for garbage collection
 
     def ensure_tables(self) -> None:
         with self.connect() as con:
@@ -200,22 +199,6 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 con.unregister("_batch")
         return int(inserted[0]) if inserted else 0
-
-
-def _connect_with_retry(duckdb: Any, path: str, timeout_s: float = 60.0) -> Any:
-    """Open the file, waiting while another process holds DuckDB's single-writer lock."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(path)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
 
 
 class BigQueryWarehouse(Warehouse):

@@ -23,6 +23,16 @@ from requests.adapters import BaseAdapter
 SESSION_ID = "00Dxx0000000001!FAKE.SESSION"
 INSTANCE = "acme.my.salesforce.com"
 LOGIN_URL = re.compile(r"^https://login\.salesforce\.com/services/Soap/u/(?P<version>[\d.]+)$")
+OAUTH_TOKEN = re.compile(r"^https://(?P<host>[a-z0-9.-]+)\.salesforce\.com/services/oauth2/token$")
+DESCRIBE = re.compile(r"^https://" + re.escape(INSTANCE) +
+                      r"/services/data/v(?P<version>[\d.]+)/sobjects/(?P<object>[A-Za-z_]+)/describe/?$")
+# describe's `fields` of the custom score fields as an admin creates them (docs/production.md)
+SCORE_FIELD_DESCRIBE = {
+    "Lead_Score__c": {"type": "double", "precision": 3, "scale": 0, "updateable": True},
+    "Lead_Score_Reasons__c": {"type": "textarea", "length": 32768, "updateable": True},
+    "Lead_Score_Model__c": {"type": "string", "length": 80, "updateable": True},
+    "Lead_Grade__c": {"type": "picklist", "updateable": True},
+}
 INGEST = re.compile(r"^https://" + re.escape(INSTANCE) +
                     r"/services/data/v(?P<version>[\d.]+)/jobs/ingest(?:/(?P<job>[^/]+))?(?:/(?P<rest>[^/]+)/?)?$")
 FIELDS = {"Lead": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c"},
@@ -80,6 +90,14 @@ class FakeSalesforce(BaseAdapter):
         self.logins = 0
         self.records: dict[str, dict[str, str]] = {}  # what the org holds after the updates
         self._ids = (f"750xx{n:010d}" for n in itertools.count(1))
+        # sobjects/<object>/describe: field name -> describe attributes (tests remove or alter fields)
+        # JWT bearer flow: the connected app's certificate (PEM public key) and the consumer key it is for
+        self.jwt_public_key: str | None = None
+        self.jwt_consumer_key: str | None = None
+        self.jwt_assertions: list[dict[str, Any]] = []  # decoded claims of every accepted assertion
+        self.described: dict[str, dict[str, dict[str, Any]]] = {
+            obj: {"Id": {"type": "id", "updateable": False}, **{k: dict(v) for k, v in SCORE_FIELD_DESCRIBE.items()}}
+            for obj in ("Lead", "Contact")}
 
     def session(self) -> requests.Session:
         s = requests.Session()
@@ -119,6 +137,35 @@ class FakeSalesforce(BaseAdapter):
                 return 500, _LOGIN_FAULT, "text/xml"
             self.logins += 1
             return 200, _LOGIN_OK, "text/xml"
+        m = OAUTH_TOKEN.match(url)
+        if m and method == "POST" and self.jwt_public_key:
+            import urllib.parse
+
+            import jwt
+
+            form = dict(urllib.parse.parse_qsl(body.decode()))
+            if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+                return self._json(400, {"error": "unsupported_grant_type"})
+            try:
+                claims = jwt.decode(form["assertion"], self.jwt_public_key, algorithms=["RS256"],
+                                    audience=["https://login.salesforce.com", "https://test.salesforce.com"])
+            except jwt.PyJWTError as exc:
+                return self._json(400, {"error": "invalid_grant", "error_description": str(exc)})
+            if claims.get("iss") != self.jwt_consumer_key or claims.get("sub") != self.credentials[0]:
+                return self._json(400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"})
+            self.jwt_assertions.append({**claims, "token_host": m.group("host")})
+            self.logins += 1
+            return self._json(200, {"access_token": SESSION_ID, "instance_url": f"https://{INSTANCE}",
+                                    "token_type": "Bearer"})
+        m = DESCRIBE.match(url)
+        if m and method == "GET":
+            if headers.get("Authorization") != f"Bearer {SESSION_ID}":
+                return self._json(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
+            fields = self.described.get(m.group("object"))
+            if fields is None:
+                return self._json(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+            return self._json(200, {"name": m.group("object"), "updateable": True,
+                                    "fields": [{"name": k, **v} for k, v in fields.items()]})
         m = INGEST.match(url)
         if not m:
             return self._json(404, [{"errorCode": "NOT_FOUND", "message": f"no route {method} {url}"}])

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from lead_scoring.crm.assets import CONNECTOR_ASSETS
-from lead_scoring.streaming.topics import CONTACT_SCORES, INPUT_AVRO, INPUT_RAW, LEAD_SCORES
+from lead_scoring.contract.fields import LEAD_FIELDS, FieldType
+from lead_scoring.contract.validation import TIMESTAMP_PATTERN
+from lead_scoring.crm.assets import (
+    CONNECTOR_ASSETS,
+    ConnectorSettings,
+    bigquery_sink_configs,
+    salesforce_sink_configs,
+    salesforce_source_configs,
+)
+from lead_scoring.streaming.topics import (
+    CONTACT_SCORES,
+    INPUT_AVRO,
+    INPUT_RAW,
+    LEAD_SCORES,
+)
+from lead_scoring_tests.vendor import check_options, load
 
 SECRETS = {"SALESFORCE_USERNAME": "ops@acme.example", "SALESFORCE_CONSUMER_KEY": "3MVG9-consumer-key",
            "SALESFORCE_JWT_KEYSTORE_PASSWORD": "ks-pa55", "CONFLUENT_KAFKA_API_KEY": "ABCDEF123",
@@ -34,20 +50,66 @@ def test_connector_configs_render_to_versioned_files_with_placeholders_only(tmp_
         configs[name] = {c["name"]: c["config"] for c in json.loads(text)}
 
     source = configs["salesforce_source_connector_config"]
-    assert sorted(c["salesforce.object"] for c in source.values()) == ["Contact", "Lead"]
-    assert {c["kafka.topic"] for c in source.values()} == {INPUT_RAW}
+    assert sorted(c["salesforce.object1"] for c in source.values()) == ["Contact", "Lead"]
+    assert {c["salesforce.object1.topic"] for c in source.values()} == {INPUT_RAW}
+    assert all(c["salesforce.object.num"] == "1" for c in source.values())
     assert all(c["transforms.idKey.fields"] == "Id" for c in source.values())
     assert {c["transforms.objectType.static.value"] for c in source.values()} == {"Lead", "Contact"}
 
-    sink = configs["salesforce_sink_connector_config"]
-    assert {(c["salesforce.object"], c["topics"]) for c in sink.values()} == {("Lead", LEAD_SCORES),
-                                                                                ("Contact", CONTACT_SCORES)}
-    assert all(c["salesforce.sink.object.operation"] == "update" and "PROBE-" in c["transforms.dropProbes.filter.condition"]
-               for c in sink.values())
+    [sink] = configs["salesforce_sink_connector_config"].values()
+    assert sink["salesforce.object.num"] == "2"
+    assert {(sink[f"salesforce.object{i}"], sink[f"salesforce.object{i}.topics"]) for i in (1, 2)} == {
+        ("Lead", LEAD_SCORES), ("Contact", CONTACT_SCORES)}
+    assert all(sink[f"salesforce.object{i}.sink.operation"] == "update" for i in (1, 2))
+    assert "PROBE-" in sink["transforms.dropProbes.filter.condition"]
 
     [bq] = configs["bigquery_sink_connector_config"].values()
     assert bq["topic2table.map"] == f"{INPUT_AVRO}:crm_leads_raw,{LEAD_SCORES}:lead_scores,{CONTACT_SCORES}:lead_scores"
     assert bq["project"] == "${LEAD_SCORING_GCP_PROJECT}"
+
+
+def _all_configs() -> list[dict]:
+    settings = ConnectorSettings()
+    return [*salesforce_source_configs(settings), *salesforce_sink_configs(settings), *bigquery_sink_configs(settings)]
+
+
+@pytest.mark.parametrize("connector", [c["name"] for c in _all_configs()])
+def test_every_rendered_key_and_value_is_in_the_vendors_property_table(connector: str) -> None:
+    [config] = [c["config"] for c in _all_configs() if c["name"] == connector]
+    table = load("confluent_connectors")[config["connector.class"]]
+    assert table["source"]["url"].startswith("https://docs.confluent.io/cloud/current/connectors/")
+    assert check_options(config, table) == []
+    aliases = config.get("transforms", "").split(",") if config.get("transforms") else []
+    for alias in aliases:  # every SMT named has a type, and only named SMTs are configured
+        assert f"transforms.{alias}.type" in config, alias
+    for key in config:
+        if key.startswith("transforms."):
+            assert key.split(".")[1] in aliases, key
+
+
+def test_the_old_connector_keys_are_refused_by_the_property_tables() -> None:
+    """What would have caught issue 12 #4: internal (self-managed) names and values the managed service refuses."""
+    connectors = load("confluent_connectors")
+    old_source = {"connector.class": "SalesforceBulkApiV2Source", "salesforce.offset.field": "LastModifiedDate"}
+    assert "salesforce.offset.field: not a property of this vendor table" in check_options(
+        old_source, connectors["SalesforceBulkApiV2Source"])
+    old_sink = {"salesforce.object": "Lead", "salesforce.sink.object.operation": "update", "behavior.on.api.errors": "log"}
+    problems = check_options(old_sink, connectors["SalesforceSObjectSink"])
+    assert "salesforce.object: not a property of this vendor table" in problems
+    assert "salesforce.sink.object.operation: not a property of this vendor table" in problems
+    assert any(p.startswith("behavior.on.api.errors='log'") for p in problems)
+
+
+def test_salesforce_datetimes_stay_iso_strings_the_contract_accepts() -> None:
+    """The source lists every contract timestamp in skip.epoch.conversion.fields (else epoch millis, which the
+    contract and validate.sql reject); Salesforce's own datetime text passes the contract."""
+    for config in (c["config"] for c in salesforce_source_configs(ConnectorSettings())):
+        kept = set(config["salesforce.object1.skip.epoch.conversion.fields"].split(","))
+        assert kept == {f.name for f in LEAD_FIELDS if f.type is FieldType.TIMESTAMP} == {"LastModifiedDate",
+                                                                                           "CreatedDate"}
+    for text in ("2026-03-01T09:15:02.000+0000", "2026-03-01T09:15:02.000Z"):
+        assert re.fullmatch(TIMESTAMP_PATTERN, text), text
+    assert not re.fullmatch(TIMESTAMP_PATTERN, "1772356502000")  # what an epoch conversion would have sent
 
 
 def test_connector_assets_are_in_the_crm_group_owned_by_the_platform_team():

@@ -185,3 +185,47 @@ def test_an_expired_session_logs_in_again_and_the_update_goes_through(sleeps):
     assert writer.write(_parsed(records)) == []
     assert fake.logins == 2 and len(fake.records) == 3
     assert sleeps == []  # a new login, not a backoff
+
+
+def test_jwt_login_from_the_environment_writes_through_the_bulk_api(monkeypatch, sleeps):
+    """Issue 12 #5: LEAD_SCORING_SALESFORCE_AUTH=jwt reads SALESFORCE_CONSUMER_KEY / SALESFORCE_PRIVATE_KEY; the
+    assertion is signed with the key, addressed to login.salesforce.com, sent to the My Domain's token endpoint."""
+    import dagster as dg
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    for name, value in {"LEAD_SCORING_SALESFORCE_AUTH": "jwt", "LEAD_SCORING_SALESFORCE_INSTANCE_URL": "acme.my",
+                        "SALESFORCE_USERNAME": USER, "SALESFORCE_CONSUMER_KEY": "3MVG9-consumer-key",
+                        "SALESFORCE_PRIVATE_KEY": private_pem}.items():
+        monkeypatch.setenv(name, value)
+    records = [_score(1)]
+    fake = FakeSalesforce(USER, "", "", known_ids={records[0]["Id"]}, polls_before_complete=0)
+    fake.jwt_public_key, fake.jwt_consumer_key = public_pem, "3MVG9-consumer-key"
+
+    configured = crm_resource(Profile.GCP)
+    assert (configured.consumer_key, configured.private_key) == ("SALESFORCE_CONSUMER_KEY", "SALESFORCE_PRIVATE_KEY")
+    with dg.build_resources({"crm": configured}) as built:
+        writer = built.crm.with_session_factory(fake.session, sleep=sleeps.append).writer()
+        assert writer.write(_parsed(records)) == []
+    [claims] = fake.jwt_assertions
+    assert claims["aud"] == "https://login.salesforce.com" and claims["token_host"] == "acme.my"
+    assert claims["iss"] == "3MVG9-consumer-key" and claims["sub"] == USER
+    assert len(fake.records) == 1
+
+
+def test_the_crm_workers_refuse_to_start_in_the_gcp_profile(monkeypatch):
+    """Issue 12 #6: in gcp the score topics are Schema-Registry Avro and the managed connectors do the work."""
+    from typer.testing import CliRunner
+
+    from lead_scoring.cli import app
+
+    monkeypatch.setenv("LEAD_SCORING_PROFILE", "gcp")
+    for name in ("writeback", "sink"):
+        result = CliRunner().invoke(app, ["worker", name])
+        assert result.exit_code == 2, result.output
+        assert "do not run in the gcp profile" in " ".join(result.output.split())

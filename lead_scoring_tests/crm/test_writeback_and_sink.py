@@ -144,16 +144,27 @@ def test_rate_limiter_paces_evenly():
 
 
 def test_bigquery_upsert_is_a_merge_from_a_loaded_staging_table():
-    from lead_scoring_tests.warehouse.test_bigquery import FakeBigQueryClient
+    """The real BigQuery client against the loopback REST API (lead_scoring_tests/warehouse/fake_bigquery.py)."""
+    import io
 
-    fake = FakeBigQueryClient()
-    wh = BigQueryWarehouse(project="acme", dataset="ls").with_client_factory(lambda: fake)
-    frame = pd.DataFrame([{**score("00QA", 5, 1000), "scored_ts": pd.Timestamp(1000, unit="ms", tz="UTC"),
-                           "source_ts": pd.Timestamp(960, unit="ms", tz="UTC")}])
-    wh.upsert("crm_leads", frame, key="Id", newer="scored_ts")
-    [(loaded, stage, _)] = fake.loads
-    assert stage.startswith("acme.ls._stage_crm_leads_") and loaded["Id"].tolist() == ["00QA"]
-    merge, drop = fake.queries[0][0], fake.queries[1][0]
+    import pyarrow.parquet as pq
+
+    from lead_scoring_tests.warehouse.fake_bigquery import FakeBigQuery
+
+    fake = FakeBigQuery(project="acme").start()
+    try:
+        wh = BigQueryWarehouse(project="acme", dataset="ls").with_client_factory(fake.client)
+        frame = pd.DataFrame([{**score("00QA", 5, 1000), "scored_ts": pd.Timestamp(1000, unit="ms", tz="UTC"),
+                               "source_ts": pd.Timestamp(960, unit="ms", tz="UTC")}])
+        wh.upsert("crm_leads", frame, key="Id", newer="scored_ts")
+    finally:
+        fake.stop()
+    [load] = [c for c in fake.calls if c.path.startswith("/upload/")]
+    table = load.body["configuration"]["load"]["destinationTable"]
+    stage = f"{table['projectId']}.{table['datasetId']}.{table['tableId']}"
+    assert stage.startswith("acme.ls._stage_crm_leads_")
+    assert pq.read_table(io.BytesIO(load.upload)).column("Id").to_pylist() == ["00QA"]
+    merge, drop = fake.queries()
     assert merge.startswith(f"MERGE INTO crm_leads AS t USING `{stage}` AS s ON t.`Id` = s.`Id` "
                             "WHEN MATCHED AND s.`scored_ts` >= t.`scored_ts` THEN UPDATE SET")
     assert drop == f"DROP TABLE IF EXISTS `{stage}`"

@@ -1,16 +1,16 @@
-"""`model_deployment`: local start / hot swap / refusal / rollback on a real server; Vertex AI with a fake SDK."""
+"""`model_deployment`: local start / hot swap / refusal / rollback on a real server; Vertex AI through the real
+SDK against a loopback gRPC Vertex AI (the request protos it sends are asserted)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from types import SimpleNamespace
-from typing import Any
 
 import dagster as dg
+import grpc
 import httpx
 import pytest
 
+from lead_scoring.services import local_stack
 from lead_scoring.serving.assets import expected_for, model_deployment
 from lead_scoring.serving.resources import (
     SMOKE_RECORD,
@@ -23,13 +23,14 @@ from lead_scoring.serving.resources import (
     VertexAIModelServing,
 )
 from lead_scoring.serving.service import MODEL_SERVER, ModelServerError, swap_model
-from lead_scoring.services import local_stack
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.ports import free_port
 from lead_scoring.stack.stack import pid_alive
 from lead_scoring.storage.artifacts import ArtifactRepository, ModelArtifact
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring_tests.serving.conftest import BAD, V1, V2
+from lead_scoring_tests.serving.fake_vertex import MODEL as VERTEX_MODEL
+from lead_scoring_tests.serving.fake_vertex import FakeVertex
 
 
 def served_version(url: str) -> str:
@@ -100,151 +101,131 @@ def test_asset_deploys_sets_production_and_fails_without_touching_it(local_serve
     assert served_version(local_server.url) == V1
 
 
-# -- Vertex AI with a fake aiplatform layer ---------------------------------------------------------
-@dataclass
-class FakeAiplatform:
-    """Stands in for `google.cloud.aiplatform`: records every call, simulates one endpoint."""
+# -- Vertex AI: the real google-cloud-aiplatform SDK against a loopback gRPC Vertex AI ---------------
+@pytest.fixture()
+def vertex(monkeypatch):
+    """A fake Vertex AI on 127.0.0.1 that the real SDK talks gRPC to (lead_scoring_tests/serving/fake_vertex.py)."""
+    from google.api_core import grpc_helpers
+    from google.cloud.aiplatform import initializer
 
-    traffic: dict[str, int] = field(default_factory=dict)
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    predict_version: str | None = None  # the version the endpoint answers with (None: the newest deployed)
-    predict_score: int | None = None
-    fail_upload: bool = False
-    deployed_names: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        fake = self
-
-        class Model:
-            @staticmethod
-            def upload(**kwargs):
-                fake.calls.append(("Model.upload", kwargs))
-                if fake.fail_upload:
-                    raise RuntimeError("quota exceeded")
-                return SimpleNamespace(resource_name=f"projects/p/locations/r/models/42@{len(fake.calls)}",
-                                       version=kwargs["version_aliases"][0])
-
-        class Endpoint:
-            def __init__(self, endpoint_name):
-                fake.calls.append(("Endpoint", {"endpoint_name": endpoint_name}))
-                self.resource_name = f"projects/p/locations/r/endpoints/{endpoint_name}"
-
-            @property
-            def traffic_split(self):
-                return dict(fake.traffic)
-
-            def list_models(self):
-                return [SimpleNamespace(id=i, display_name=fake.deployed_names[i]) for i in fake.traffic]
-
-            def deploy(self, **kwargs):
-                fake.calls.append(("Endpoint.deploy", kwargs))
-                new_id = f"d{len(fake.deployed_names) + 1}"
-                pct = kwargs["traffic_percentage"]
-                rest = 100 - pct
-                total_old = sum(fake.traffic.values()) or 1
-                fake.traffic = {k: round(v * rest / total_old) for k, v in fake.traffic.items()}
-                fake.traffic[new_id] = pct
-                fake.deployed_names[new_id] = kwargs["deployed_model_display_name"]
-                fake.versions = {**getattr(fake, "versions", {}), new_id: kwargs["model"].version}
-
-            def update(self, traffic_split):
-                fake.calls.append(("Endpoint.update", {"traffic_split": dict(traffic_split)}))
-                assert sum(traffic_split.values()) == 100
-                fake.traffic = dict(traffic_split)
-
-            def undeploy(self, deployed_model_id, sync=True):
-                fake.calls.append(("Endpoint.undeploy", {"deployed_model_id": deployed_model_id}))
-                assert fake.traffic.get(deployed_model_id, 0) == 0 or len(fake.traffic) == 1, "undeploy with traffic"
-                fake.traffic.pop(deployed_model_id)
-
-            def predict(self, instances):
-                fake.calls.append(("Endpoint.predict", {"instances": instances}))
-                top = max(fake.traffic, key=fake.traffic.get)
-                version = fake.predict_version or fake.versions[top]
-                return SimpleNamespace(predictions=[{"score": fake.predict_score, "reasons": ["+x"],
-                                                     "model_version": version}])
-
-        self.Model = Model
-        self.Endpoint = Endpoint
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.calls]
+    fake = FakeVertex().start()
+    monkeypatch.setattr(grpc_helpers, "create_channel", lambda target, *a, **kw: grpc.insecure_channel(target))
+    saved = dict(vars(initializer.global_config))  # aiplatform.init is process-global: put it back afterwards
+    yield fake
+    fake.stop()
+    vars(initializer.global_config).clear()
+    vars(initializer.global_config).update(saved)
 
 
-def vertex_with(fake: FakeAiplatform, **overrides) -> VertexAIModelServing:
-    class FakeVertex(VertexAIModelServing):
-        def aiplatform(self):
-            return fake
+def vertex_serving(fake: FakeVertex, **overrides) -> VertexAIModelServing:
+    from google.auth.credentials import AnonymousCredentials
 
     config = dict(project="p", region="europe-west4", endpoint_id="123", image_uri="europe-docker.pkg.dev/p/r/ls:1",
-                  parent_model="projects/p/locations/r/models/42", canary_percent=20)
-    return FakeVertex(**{**config, **overrides})
+                  parent_model=VERTEX_MODEL, canary_percent=20)
+    return VertexAIModelServing(**{**config, **overrides}).with_client_options(
+        credentials=AnonymousCredentials(), api_endpoint=f"127.0.0.1:{fake.port}")
 
 
 def gcs_artifact(version: str) -> ModelArtifact:
     return ModelArtifact(version, f"gs://bucket/lead-scoring/models/{version}", "ab" * 32, {})
 
 
-def test_vertex_first_deploy_then_canary_promote_and_undeploy() -> None:
-    fake = FakeAiplatform(predict_score=55)
-    serving = vertex_with(fake)
+def test_vertex_first_deploy_then_canary_promote_and_undeploy(vertex: FakeVertex) -> None:
+    serving = vertex_serving(vertex)
 
     first = serving.deploy(gcs_artifact("m1"), Expected(version="m1", score=55))
-    assert fake.names() == ["Endpoint", "Model.upload", "Endpoint.deploy", "Endpoint.predict"]
-    upload = fake.calls[1][1]
-    assert upload["parent_model"] == "projects/p/locations/r/models/42"
-    assert upload["artifact_uri"] == "gs://bucket/lead-scoring/models/m1"
-    assert upload["serving_container_image_uri"] == "europe-docker.pkg.dev/p/r/ls:1"
-    assert upload["serving_container_predict_route"] == VERTEX_PREDICT_ROUTE == "/predict"
-    assert upload["serving_container_health_route"] == VERTEX_HEALTH_ROUTE == "/health"
-    assert upload["serving_container_ports"] == [VERTEX_PORT]
-    assert upload["version_aliases"] == ["m1"] and upload["is_default_version"] is False
-    assert upload["serving_container_environment_variables"]["LEAD_SCORING_PROFILE"] == "gcp"
-    assert fake.calls[2][1]["traffic_percentage"] == 100  # nothing to canary against on an empty endpoint
-    assert fake.calls[3][1]["instances"] == [SMOKE_RECORD]
-    assert first.previous_version is None and fake.traffic == {"d1": 100}
+    assert vertex.names() == ["UploadModel", "DeployModel", "Predict"]
+    [upload] = vertex.requests("UploadModel")  # the request proto the SDK put on the wire
+    assert upload.parent == "projects/p/locations/europe-west4" and upload.parent_model == VERTEX_MODEL
+    model = upload.model
+    assert model.artifact_uri == "gs://bucket/lead-scoring/models/m1"
+    assert model.container_spec.image_uri == "europe-docker.pkg.dev/p/r/ls:1"
+    assert model.container_spec.predict_route == VERTEX_PREDICT_ROUTE == "/predict"
+    assert model.container_spec.health_route == VERTEX_HEALTH_ROUTE == "/health"
+    assert [p.container_port for p in model.container_spec.ports] == [VERTEX_PORT]
+    assert {e.name: e.value for e in model.container_spec.env}["LEAD_SCORING_PROFILE"] == "gcp"
+    assert list(model.version_aliases) == ["m1"] and "default" not in model.version_aliases
+    assert dict(model.labels) == {"lead_scoring_version": "m1"}
+    [deploy] = vertex.requests("DeployModel")
+    assert dict(deploy.traffic_split) == {"0": 100}  # nothing to canary against on an empty endpoint
+    assert deploy.deployed_model.model == f"{VERTEX_MODEL}@1"
+    assert deploy.deployed_model.dedicated_resources.machine_spec.machine_type == "n1-standard-2"
+    assert (deploy.deployed_model.dedicated_resources.min_replica_count,
+            deploy.deployed_model.dedicated_resources.max_replica_count) == (1, 2)
+    [predict] = vertex.requests("Predict")
+    sent = type(predict).to_dict(predict)["instances"]
+    assert sent == [{k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                     for k, v in SMOKE_RECORD.items()}]  # JSON numbers travel as protobuf doubles
+    assert first.previous_version is None and vertex.traffic == {"d1": 100}
 
-    fake.calls.clear()
+    vertex.calls.clear()
     second = serving.deploy(gcs_artifact("m2"), Expected(version="m2", score=55))
-    assert fake.names() == ["Endpoint", "Model.upload", "Endpoint.deploy", "Endpoint.update", "Endpoint.predict",
-                            "Endpoint.undeploy"]
-    assert fake.calls[2][1]["traffic_percentage"] == 20
-    assert fake.calls[2][1]["deployed_model_display_name"] == "lead-scorer-m2"
-    assert fake.calls[3][1]["traffic_split"] == {"d2": 100, "d1": 0}
-    assert fake.calls[5][1]["deployed_model_id"] == "d1"
-    assert fake.traffic == {"d2": 100}
+    assert vertex.names() == ["UploadModel", "DeployModel", "UpdateEndpoint", "Predict", "UndeployModel"]
+    [deploy] = vertex.requests("DeployModel")
+    assert dict(deploy.traffic_split) == {"d1": 80, "0": 20}
+    assert deploy.deployed_model.display_name == "lead-scorer-m2"
+    [update] = vertex.requests("UpdateEndpoint")
+    assert dict(update.endpoint.traffic_split) == {"d2": 100, "d1": 0}
+    assert list(update.update_mask.paths) == ["traffic_split"]
+    [undeploy] = vertex.requests("UndeployModel")
+    assert undeploy.deployed_model_id == "d1"
+    assert vertex.traffic == {"d2": 100}
     assert second.previous_version == "m1" and second.details["canary_percent"] == 20
-    assert second.url == "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/r/endpoints/123:predict"
+    assert second.url == "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/europe-west4/endpoints/123:predict"
 
 
-def test_vertex_failed_smoke_test_restores_traffic_and_undeploys_new() -> None:
-    fake = FakeAiplatform(predict_score=55)
-    serving = vertex_with(fake)
+def test_vertex_failed_smoke_test_restores_traffic_and_undeploys_new(vertex: FakeVertex) -> None:
+    serving = vertex_serving(vertex)
     serving.deploy(gcs_artifact("m1"), Expected(version="m1", score=55))
-    fake.calls.clear()
-    fake.predict_score = 99  # the new version answers wrongly
+    vertex.calls.clear()
+    vertex.predict_score = 99  # the new version answers wrongly
 
     with pytest.raises(DeploymentError, match="smoke test score 99 != 55"):
         serving.deploy(gcs_artifact("m2"), Expected(version="m2", score=55))
-    assert fake.names() == ["Endpoint", "Model.upload", "Endpoint.deploy", "Endpoint.update", "Endpoint.predict",
-                            "Endpoint.update", "Endpoint.undeploy"]
-    assert fake.calls[5][1]["traffic_split"] == {"d1": 100}
-    assert fake.calls[6][1]["deployed_model_id"] == "d2"
-    assert fake.traffic == {"d1": 100}
+    assert vertex.names() == ["UploadModel", "DeployModel", "UpdateEndpoint", "Predict", "UpdateEndpoint",
+                              "UndeployModel"]
+    assert dict(vertex.requests("UpdateEndpoint")[1].endpoint.traffic_split) == {"d1": 100}
+    assert vertex.requests("UndeployModel")[0].deployed_model_id == "d2"
+    assert vertex.traffic == {"d1": 100}
 
 
-def test_vertex_upload_failure_leaves_endpoint_unchanged() -> None:
-    fake = FakeAiplatform(predict_score=55, fail_upload=True)
-    with pytest.raises(DeploymentError, match="Model.upload failed: quota exceeded; endpoint unchanged"):
-        vertex_with(fake).deploy(gcs_artifact("m1"), Expected(version="m1", score=55))
-    assert fake.names() == ["Endpoint", "Model.upload"] and fake.traffic == {}
+def test_vertex_upload_failure_leaves_endpoint_unchanged(vertex: FakeVertex) -> None:
+    vertex.fail_upload = grpc.StatusCode.RESOURCE_EXHAUSTED
+    with pytest.raises(DeploymentError, match="Model.upload failed: 429 quota exceeded; endpoint unchanged"):
+        vertex_serving(vertex).deploy(gcs_artifact("m1"), Expected(version="m1", score=55))
+    assert vertex.names() == ["UploadModel"] and vertex.traffic == {}
 
 
-def test_vertex_refuses_a_local_artifact(repo: ArtifactRepository) -> None:
-    fake = FakeAiplatform()
+def test_vertex_refuses_a_local_artifact(vertex: FakeVertex, repo: ArtifactRepository) -> None:
     with pytest.raises(DeploymentError, match="needs the artifact on GCS"):
-        vertex_with(fake).deploy(repo.artifact(V1), Expected(version=V1, score=1))
-    assert fake.calls == []
+        vertex_serving(vertex).deploy(repo.artifact(V1), Expected(version=V1, score=1))
+    assert vertex.calls == []
+
+
+def test_vertex_calls_match_the_sdk_signatures(vertex: FakeVertex) -> None:
+    """Every keyword VertexAIModelServing passes exists in the installed SDK's signature (no silent typo)."""
+    import ast
+    import inspect
+
+    from google.cloud import aiplatform
+
+    import lead_scoring.serving.resources as module
+
+    serving = vertex_serving(vertex)
+    artifact = gcs_artifact("m1")
+    assert set(serving.upload_kwargs(artifact)) <= set(inspect.signature(aiplatform.Model.upload).parameters)
+    assert set(serving.deploy_kwargs(artifact, 10)) | {"model"} <= set(
+        inspect.signature(aiplatform.Endpoint.deploy).parameters)
+    wanted = {"update": aiplatform.Endpoint.update, "predict": aiplatform.Endpoint.predict,
+              "undeploy": aiplatform.Endpoint.undeploy}
+    seen = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module.VertexAIModelServing))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in wanted:
+            params = inspect.signature(wanted[node.func.attr]).parameters
+            for kw in node.keywords:
+                assert kw.arg in params, f"{node.func.attr}({kw.arg}=...) is not in the SDK's signature"
+            seen.add(node.func.attr)
+    assert seen == set(wanted)
 
 
 def test_hot_swap_needs_a_server_started_with_allow_swap(server) -> None:

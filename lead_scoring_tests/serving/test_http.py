@@ -1,7 +1,9 @@
-"""HTTP tests against a real server process on a free 127.0.0.1 port: V1, V2 (versioned), Vertex, errors."""
+"""HTTP tests against a real server process on a free 127.0.0.1 port: V1, V2 (versioned), Vertex, errors;
+and of the adapter's app in-process (what no route of the live server can reach)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import socket
@@ -12,6 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lead_scoring.serving.model import LeadScoringModel
+from lead_scoring.serving.server import (
+    KServeRestAdapter,
+    LeadScoringModelServer,
+    ServerConfig,
+    add_protocol_routes,
+    client_error_handlers,
+)
 from lead_scoring.storage.artifacts import ArtifactRepository
 from lead_scoring.training.model import LeadScorer
 from lead_scoring_tests.serving.conftest import V1, VERTEX_HEALTH, VERTEX_PREDICT
@@ -93,6 +103,23 @@ def test_v2_gzip_body(client: httpx.Client) -> None:
     assert response.status_code == 200
 
 
+def test_v2_answer_carries_the_request_id(client: httpx.Client) -> None:
+    body = dict(flink_body(make_records(1, seed=28)[0][0]), id="req-7")
+    assert client.post(f"/v2/models/{NAME}/versions/latest/infer", json=body).json()["id"] == "req-7"
+
+
+def test_v2_metadata_and_kserves_own_routes(client: httpx.Client) -> None:
+    for path in (f"/v2/models/{NAME}", f"/v2/models/{NAME}/versions/latest"):
+        body = client.get(path).json()
+        assert body["name"] == NAME and body["versions"] == [V1]
+        tensors = [(t["name"], t["datatype"]) for t in body["inputs"] + body["outputs"]]
+        assert tensors == [("record", "BYTES"), ("score", "BYTES")]
+    assert client.get("/v2/models/other").status_code == 404
+    assert client.get("/v2/models").json() == {"models": [NAME]}
+    assert client.get("/v1/models").json() == {"models": [NAME]}
+    assert client.get("/").json() == {"status": "alive"}
+    assert client.get("/metrics").status_code == 200
+
 def test_v1_batch_with_bad_rows(client: httpx.Client, reference: LeadScorer) -> None:
     records, _ = make_records(100, seed=25)
     instances = list(records)
@@ -162,6 +189,48 @@ def test_payload_over_limit_is_413(client: httpx.Client, server) -> None:
     assert client.post(f"/v1/models/{NAME}:predict", content=chunks()).status_code == 413
     assert client.get("/v2/health/ready").status_code == 200  # and the server is fine
 
+
+def test_no_line_per_request_and_no_pii_in_the_log(client: httpx.Client, server) -> None:
+    records, _ = make_records(2, seed=29)
+    marker = "pii-marker-29@example.com"
+    rows = [dict(records[0], Email=marker), dict(records[1], Email=marker, DoNotCall="yes")]
+    assert client.post(f"/v1/models/{NAME}:predict", json={"instances": rows}).status_code == 200
+    assert client.post(f"/v2/models/{NAME}/infer", json=flink_body(rows[1])).status_code == 400
+    log = server["log"].read_text()
+    assert marker not in log
+    assert f"POST /v1/models/{NAME}:predict" not in log and f"POST /v2/models/{NAME}/infer" not in log
+
+def test_adapter_app_routes_ours_first_and_never_answers_422(repo: ArtifactRepository) -> None:
+    from fastapi import FastAPI
+
+    config = ServerConfig()
+    server = LeadScoringModelServer(config)
+    model = LeadScoringModel(config.model_name, repo.artifact(V1).uri)
+    assert model.load()
+    server.serve_model(model)
+
+    def add_routes(app: FastAPI) -> None:
+        add_protocol_routes(app, server)
+
+        async def typed(count: int) -> dict:  # a typed parameter, as a future kserve route might have
+            return {"count": count}
+
+        app.add_api_route("/typed", typed, methods=["GET"])
+
+    app = KServeRestAdapter(server, add_routes, "127.0.0.1", 0, client_error_handlers(1000), 1000).app()
+
+    async def calls() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            return [await c.get("/typed", params={"count": "many"}),
+                    await c.get(f"/v2/models/{NAME}/versions/latest/ready"),  # kserve's own answers 501
+                    await c.post(f"/v1/models/{NAME}:predict", content=b"x" * 1001),
+                    await c.get("/v2/health/live")]
+
+    typed, ready, too_large, live = asyncio.run(calls())
+    assert typed.status_code == 400 and typed.json()["errors"][0]["field"] == "count"
+    assert ready.json()["model_version"] == V1
+    assert too_large.status_code == 413
+    assert live.json() == {"live": True}
 
 # -- fuzzing: no client mistake may produce a 5xx ---------------------------------------------------
 json_values = st.recursive(

@@ -1,15 +1,20 @@
-"""In-process tests of the kserve Model (load / preprocess / predict), as kserve's sklearnserver does."""
+"""In-process tests of the kserve Model (load / preprocess / predict), as kserve's sklearnserver does, and of
+V2 request parsing through kserve's own request types (`server.parse_v2_request`)."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, RequestedOutput
 
+import lead_scoring.serving
 from lead_scoring.serving.model import LeadScoringModel, RecordRejected, load_verified
+from lead_scoring.serving.server import parse_v2_request
 from lead_scoring.storage.artifacts import ArtifactIntegrityError, ArtifactRepository, LocalBlobs
 from lead_scoring.training.grades import GradeScale
 from lead_scoring.training.model import FAMILIES, LeadScorer, ModelParams, build_pipeline, features_frame, fit
@@ -165,3 +170,48 @@ def test_a_broken_grades_section_keeps_the_model_not_ready(tmp_path) -> None:
     m = LeadScoringModel("lead_scorer", artifact.uri)
     assert m.load() is False and not m.ready
     assert "grades" in (m.load_error or "") and "retrain" in m.load_error
+
+
+# -- V2 request parsing: kserve's InferenceRequest -> InferRequest, 400s naming every wrong field ----------
+@pytest.mark.parametrize("body, fields", [
+    (b'{"inputs": [{"name": "RECORD"}]}', ["inputs[0].datatype", "inputs[0].shape", "inputs[0].data"]),
+    (b'{"inputs": [{"name": "R", "datatype": "BYTES", "shape": [true], "data": []}]}', ["inputs[0].shape"]),
+    (b'{"inputs": [{"name": "R", "datatype": "BYTES", "shape": ["1", 2.5], "data": []}]}', ["inputs[0].shape"]),
+    (b'{"inputs": [{"name": 1, "datatype": "BYTES", "shape": [1], "data": {}}]}', ["inputs[0].name", "inputs[0].data"]),
+    (b'{"inputs": [], "parameters": {"k": [1]}}', ["parameters"]),
+    (b'{"inputs": [], "id": 7}', ["id"]),
+    (b'{"inputs": [], "outputs": [{}]}', ["outputs[0].name"]),
+    (b'{"outputs": [{}], "inputs": [{"name": "R"}], "id": 3}',
+     ["id", "inputs[0].datatype", "inputs[0].shape", "inputs[0].data", "outputs[0].name"]),
+    (b'{"inputs": ["x"]}', ["inputs[0]"]),
+    (b'{"inputs": [{"name": "R", "datatype": "FP16", "shape": [1], "data": [1.0]}]}', ["inputs[0].datatype"]),
+    (b'{"outputs": []}', ["inputs"]),
+    (b"[]", ["$"]), (b'{"inputs": 1', ["$"]), (b"\xff", ["$"]),
+])
+def test_v2_parsing_names_every_wrong_field(body: bytes, fields: list[str]) -> None:
+    with pytest.raises(RecordRejected) as info:
+        parse_v2_request(body, "lead_scorer")
+    assert [e.field for e in info.value.errors] == fields
+    assert all(e.reason for e in info.value.errors)
+
+
+def test_v2_parsing_builds_kserves_infer_request() -> None:
+    body = {"id": "r1", "inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": ["{}"]}],
+            "outputs": [{"name": "SCORE"}]}
+    request = parse_v2_request(json.dumps(body).encode(), "lead_scorer", "latest")
+    assert isinstance(request, InferRequest)
+    assert (request.id, request.model_name, request.model_version) == ("r1", "lead_scorer", "latest")
+    assert [(t.name, t.datatype, t.shape, t.data) for t in request.inputs] == [("RECORD", "BYTES", [1], ["{}"])]
+    assert [o.name for o in request.request_outputs] == ["SCORE"]
+
+
+def test_serving_uses_no_private_kserve_names() -> None:
+    """kserve upgrades must not break the server: no underscore attribute or import in the server's modules."""
+    folder = Path(lead_scoring.serving.__file__).parent
+    for name in ("server.py", "model.py", "cli.py", "__main__.py"):
+        tree = ast.parse((folder / name).read_text())
+        private = [node.attr for node in ast.walk(tree)
+                   if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")]
+        private += [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    and (node.module or "").startswith("kserve") for alias in node.names if alias.name.startswith("_")]
+        assert private == [], f"{name} uses {private}"

@@ -1,80 +1,58 @@
-"""The gcp rollout against a fake Confluent Cloud (httpx.MockTransport): the exact requests it sends."""
+"""The gcp rollout against a fake Confluent Cloud: the exact requests it sends, each held against Confluent's
+own OpenAPI document (lead_scoring_tests/vendor/openapi.py), and the fake's answers too."""
 
 from __future__ import annotations
 
-import base64
 import json
-from typing import Any
 
 import httpx
 import pytest
 
 from lead_scoring.streaming.confluent import ConfluentApiError, ConfluentFlink
 from lead_scoring.streaming.engine import RolloutError
-from lead_scoring.streaming.render import Dialect, RenderSettings, StatementRole, render_pipeline
+from lead_scoring.streaming.render import (
+    Dialect,
+    RenderSettings,
+    StatementRole,
+    render_pipeline,
+)
 from lead_scoring.streaming.rollout import rollout
+from lead_scoring_tests.streaming.fake_confluent import (
+    BASE,
+    ENDPOINT,
+    ENV,
+    HOST,
+    ORG,
+    SERVICE_KEY,
+    FakeConfluent,
+    _error,
+)
+from lead_scoring_tests.vendor.openapi import OpenApiContract, confluent_sql_contract
 
-ORG, ENV = "org-1", "env-abc"
-BASE = f"/sql/v1/organizations/{ORG}/environments/{ENV}"
-ENDPOINT = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/42"
-SERVICE_KEY = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----SECRET"}'
+
+@pytest.fixture()
+def contract() -> OpenApiContract:
+    return confluent_sql_contract()
 
 
-class FakeConfluent:
-    """Statements and connections in memory; records every request."""
+CONTRACT: OpenApiContract | None = None
 
-    def __init__(self, fail: set[str] | None = None):
-        self.statements: dict[str, dict[str, Any]] = {}
-        self.connections: dict[str, dict[str, Any]] = {}
-        self.requests: list[tuple[str, str, Any]] = []
-        self.fail = fail or set()
-        self.version = 0
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
-        path = request.url.path
-        self.requests.append((request.method, path, body))
-        assert request.headers["authorization"] == "Basic " + base64.b64encode(b"key:secret").decode()
-        if path.startswith(f"{BASE}/connections"):
-            name = path.rsplit("/", 1)[-1]
-            if request.method == "GET":
-                return httpx.Response(200, json=self.connections[name]) if name in self.connections else httpx.Response(404, json={})
-            self.connections[body["name"]] = body
-            return httpx.Response(201, json={"name": body["name"]})
-        if request.method == "GET" and path == f"{BASE}/statements":
-            return httpx.Response(200, json={"data": list(self.statements.values()), "metadata": {}})
-        name = path.rsplit("/", 1)[-1]
-        if request.method == "POST":
-            self.version += 1
-            sql = body["spec"]["statement"]
-            phase = "COMPLETED" if sql.startswith("CREATE") else "RUNNING"
-            if body["name"] in self.fail:
-                phase = "FAILED"
-            self.statements[body["name"]] = {**body, "status": {"phase": phase, "detail": "boom" if phase == "FAILED" else ""},
-                                             "metadata": {"resource_version": str(self.version)}}
-            return httpx.Response(200, json=self.statements[body["name"]])
-        if request.method == "GET":
-            return httpx.Response(200, json=self.statements[name]) if name in self.statements else httpx.Response(404, json={"errors": [{"detail": "not found"}]})
-        if request.method == "PUT":
-            st = self.statements[name]
-            assert body["metadata"]["resource_version"] == st["metadata"]["resource_version"]
-            self.version += 1
-            st["spec"] = body["spec"]
-            st["metadata"] = {**body["metadata"], "resource_version": str(self.version)}
-            st["status"] = {"phase": "STOPPED" if body["spec"]["stopped"] else "RUNNING"}
-            return httpx.Response(200, json=st)
-        if request.method == "DELETE":
-            self.statements.pop(name, None)
-            return httpx.Response(202)
-        raise AssertionError(f"unexpected {request.method} {path}")
+@pytest.fixture(autouse=True)
+def _contract(contract: OpenApiContract):
+    global CONTRACT
+    CONTRACT = contract
+    yield
+    CONTRACT = None
 
 
 def resource(fake: FakeConfluent) -> ConfluentFlink:
+    assert CONTRACT is not None
     return ConfluentFlink(
-        base_url="https://flink.us-central1.gcp.confluent.cloud", organization_id=ORG, environment_id=ENV,
+        base_url=HOST, organization_id=ORG, environment_id=ENV,
         compute_pool_id="lfcp-1", principal="sa-1", catalog="lead-env", database="lead-cluster",
         api_key="key", api_secret="secret", vertex_service_key=SERVICE_KEY, poll_interval_s=0.0,
-    ).with_transport(httpx.MockTransport(fake.handler))
+    ).with_transport(CONTRACT.transport(fake.handler))
 
 
 def pipeline(version: str):
@@ -109,7 +87,8 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     assert first == {
         "name": "lead-scoring-score-leads-v1", "organization_id": ORG, "environment_id": ENV,
         "spec": {"statement": p.statements[StatementRole.SCORE_LEADS].sql,
-                 "properties": {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster"},
+                 "properties": {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
+                                "sql.local-time-zone": "UTC"},
                  "compute_pool_id": "lfcp-1", "principal": "sa-1", "stopped": False},
         "metadata": {"labels": {"user.confluent.io/model-version": "v1", "user.confluent.io/lead-scoring-kind": "statement",
                                 "user.confluent.io/lead-scoring-role": "score-leads",
@@ -168,7 +147,8 @@ def test_failed_new_statement_restores_the_old_one_and_fails() -> None:
                 or (b or {}).get("name") == "lead-scoring-score-leads-v1"]
     assert [(m, b["spec"]["stopped"]) for m, b in v1_calls if m == "PUT"] == [("PUT", True), ("PUT", False)]
     assert not [m for m, _ in v1_calls if m in ("POST", "DELETE")]
-    assert old["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster"}
+    assert old["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
+                                        "sql.local-time-zone": "UTC"}
     assert old["metadata"]["labels"]["user.confluent.io/lead-scoring-retired"] == "false"
     assert fake.statements["lead-scoring-score-contacts-v1"]["status"]["phase"] == "RUNNING"  # never touched
     assert "lead-scoring-score-contacts-v2" not in fake.statements
@@ -177,11 +157,53 @@ def test_failed_new_statement_restores_the_old_one_and_fails() -> None:
 def test_api_errors_name_the_call_but_not_the_key() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         if request.method == "GET":
-            return httpx.Response(404, json={})
-        return httpx.Response(400, json={"errors": [{"detail": "invalid endpoint"}]})
+            return _error(404, "no such connection")
+        return _error(400, "invalid endpoint")
 
-    cc = resource(FakeConfluent()).with_transport(httpx.MockTransport(refuse))
+    cc = resource(FakeConfluent()).with_transport(CONTRACT.transport(refuse))
     with pytest.raises(ConfluentApiError) as info:
         cc.ensure_vertex_connection("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
     assert "create connection vertex-lead-scorer" in str(info.value) and "invalid endpoint" in str(info.value)
     assert "PRIVATE KEY" not in str(info.value)
+
+
+def test_every_request_of_a_rollout_history_is_one_the_openapi_document_allows(contract: OpenApiContract) -> None:
+    """First rollout, upgrade, failed upgrade with restore, healing, paging: all through the spec check."""
+    fake = FakeConfluent(fail={"lead-scoring-score-leads-v3"}, page_size=3)
+    rollout(engine(fake), pipeline("v1"))
+    rollout(engine(fake), pipeline("v2"))
+    with pytest.raises(RolloutError):
+        rollout(engine(fake), pipeline("v3"))
+    engine(fake).heal("lead-scoring")
+    fake.fail.clear()
+    rollout(engine(fake), pipeline("v3"))  # the failed v3 statement is deleted and created again
+    assert {"createSqlv1Connection", "getSqlv1Connection", "createSqlv1Statement", "getSqlv1Statement",
+            "listSqlv1Statements", "updateSqlv1Statement", "deleteSqlv1Statement"} <= set(contract.checked)
+    assert any(p.endswith("/statements") and m == "GET" for m, p, _ in fake.requests)
+
+
+def test_the_old_connection_body_is_refused_by_the_openapi_document(contract: OpenApiContract) -> None:
+    """The check that would have caught issue 12 #2: Confluent's schema has only the PlaintextProvider kind."""
+    wrong = {"name": "vertex-lead-scorer", "spec": {"connection_type": "VERTEXAI", "endpoint": ENDPOINT,
+             "auth_data": {"kind": "ServiceKey", "service_key": SERVICE_KEY}}}
+    with pytest.raises(AssertionError, match="auth_data"):
+        contract.check_request(httpx.Request("POST", f"{HOST}{BASE}/connections", json=wrong))
+    stale = {"name": "s", "spec": {"statement": "x", "stopped": True}, "metadata": {}}
+    with pytest.raises(AssertionError, match="resource_version"):
+        contract.check_request(httpx.Request("PUT", f"{HOST}{BASE}/statements/s", json=stale))
+
+
+def test_a_conflicting_update_is_read_again_and_retried() -> None:
+    fake = FakeConfluent()
+    rollout(engine(fake), pipeline("v1"))
+    fake.requests.clear()
+    fake.conflicts = 2
+    engine(fake).update_statement("lead-scoring-score-leads-v1", stopped=True)
+    puts = [b for m, p, b in fake.requests if m == "PUT"]
+    gets = [p for m, p, b in fake.requests if m == "GET" and p.endswith("score-leads-v1")]
+    assert len(puts) == 3 and len(gets) == 3  # GET, reapply, PUT -- three times
+    assert fake.statements["lead-scoring-score-leads-v1"]["spec"]["stopped"] is True
+
+    fake.conflicts = 10
+    with pytest.raises(ConfluentApiError, match="409"):
+        engine(fake).update_statement("lead-scoring-score-leads-v1", stopped=False, attempts=3)

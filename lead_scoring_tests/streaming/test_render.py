@@ -127,3 +127,42 @@ def test_columns_and_checks_come_from_the_contract() -> None:
     # the validator's own timestamp pattern, verbatim
     assert TIMESTAMP_PATTERN in field_check(FIELDS_BY_NAME["LastModifiedDate"])
     assert "must be one of Lead, Contact; got '" in field_check(FIELDS_BY_NAME["_ObjectType"])
+
+
+# -- the Confluent rendering against Confluent's own option tables (lead_scoring_tests/vendor) ------------
+
+def _with_options(sql: str) -> dict[str, str]:
+    block = sql[sql.rindex("WITH (") + len("WITH ("):sql.rindex(")")]
+    return dict(re.findall(r"'([^']+)' = '([^']*)'", block))
+
+
+def test_confluent_tables_use_only_documented_options_and_keep_id_in_the_value() -> None:
+    from lead_scoring_tests.vendor import check_options, load
+
+    table = load("confluent_flink_sql")["create_table"]
+    for name, ddl in render_pipeline(GCP).ddl():
+        options = _with_options(ddl)
+        assert check_options(options, table) == [], name
+        # Confluent's default is except-key: with a key, Id would be only in the Kafka key and missing from
+        # the Avro value the SObject sink (update by Id) and BigQuery (Id column) read.
+        if "key.format" in options:
+            fields = options.get("value.fields-include", table["options"]["value.fields-include"]["default"])
+            assert fields == "all", f"{name}: Id is not in the value ({fields})"
+
+
+def test_confluent_model_options_and_input_types_are_supported() -> None:
+    from lead_scoring_tests.vendor import check_options, load
+
+    vendor = load("confluent_flink_sql")
+    pipeline = render_pipeline(GCP)
+    assert check_options(_with_options(pipeline.model_sql), vendor["create_model"]) == []
+    inputs = re.search(r"INPUT \((.*?)\)\nOUTPUT", pipeline.model_sql, re.S).group(1)
+    types = re.findall(r"`[^`]+` ([A-Z_]+)", inputs)
+    assert types and not set(types) - set(vendor["model_input_types"]["supported"]), types
+    # the contract's timestamp travels as UTC ISO-8601 text, formatted in a UTC session
+    leads = pipeline.statements[StatementRole.SCORE_LEADS].sql
+    assert "DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`" in leads
+    assert "`LastModifiedDate_iso`" in leads.split("ML_PREDICT(")[1]
+    assert pipeline.session_config == {"sql.local-time-zone": "UTC"}
+    # locally the kserve provider takes the timestamp as it is
+    assert "`LastModifiedDate` TIMESTAMP_LTZ(3)" in render_pipeline(LOCAL).model_sql

@@ -1,91 +1,108 @@
-"""The BigQuery warehouse path, against a fake client that records exactly what was sent."""
+"""The BigQuery warehouse path: the REAL google-cloud-bigquery client against a loopback BigQuery REST API
+(lead_scoring_tests/warehouse/fake_bigquery.py); the tests assert the job resources the library sent."""
 
 import re
 
 import pandas as pd
 import pytest
-from google.cloud import bigquery
+import sqlglot
 
 from lead_scoring.training.queries import training_data_sql
 from lead_scoring.warehouse.resources import BigQueryWarehouse, DuckDBWarehouse
-
-
-class FakeJob:
-    def __init__(self, frame=None):
-        self.frame = frame if frame is not None else pd.DataFrame()
-
-    def result(self):
-        return self
-
-    def to_dataframe(self):
-        return self.frame
-
-
-class FakeBigQueryClient:
-    def __init__(self, answer: pd.DataFrame | None = None):
-        self.queries: list[tuple[str, bigquery.QueryJobConfig]] = []
-        self.loads: list[tuple[pd.DataFrame, str, bigquery.LoadJobConfig]] = []
-        self.answer = answer
-
-    def query(self, sql, job_config=None):
-        self.queries.append((sql, job_config))
-        return FakeJob(self.answer)
-
-    def load_table_from_dataframe(self, frame, table_id, job_config=None):
-        self.loads.append((frame, table_id, job_config))
-        return FakeJob()
+from lead_scoring_tests.warehouse.fake_bigquery import FakeBigQuery
 
 
 @pytest.fixture
 def fake():
-    return FakeBigQueryClient(answer=pd.DataFrame({"n": [1]}))
+    bq = FakeBigQuery(answers={"COUNT(*)": ([{"name": "n", "type": "INTEGER", "mode": "NULLABLE"}], [[7]])}).start()
+    yield bq
+    bq.stop()
 
 
 @pytest.fixture
 def warehouse(fake):
-    return BigQueryWarehouse(project="acme-prod", dataset="lead_scoring").with_client_factory(lambda: fake)
+    return BigQueryWarehouse(project="acme-prod", dataset="lead_scoring").with_client_factory(fake.client)
 
 
 def test_training_sql_is_sent_verbatim_with_the_default_dataset(warehouse, fake):
     sql = training_data_sql(0.2)
-    frame = warehouse.query(sql)
-    assert frame.equals(fake.answer)
-    [(sent, config)] = fake.queries
-    assert sent == sql  # BigQuery runs the one SQL text as written, no transpiling
-    assert "QUALIFY ROW_NUMBER() OVER (PARTITION BY Id" in sent and "LAST_VALUE(IsConverted IGNORE NULLS)" in sent
-    selected = set(re.findall(r"\b\w+\b", sent))
+    warehouse.query(sql)
+    [config] = fake.job_configs("query")
+    assert config["query"] == sql  # BigQuery runs the one SQL text as written, no transpiling
+    assert "QUALIFY ROW_NUMBER() OVER (PARTITION BY Id" in sql and "LAST_VALUE(IsConverted IGNORE NULLS)" in sql
+    selected = set(re.findall(r"\b\w+\b", sql))
     assert not selected & {"Sales_Tags__c", "Lead_Quality__c", "Email", "FirstName", "Company"}
-    assert config.default_dataset.project == "acme-prod" and config.default_dataset.dataset_id == "lead_scoring"
-    assert config.use_legacy_sql is False
+    assert config["defaultDataset"] == {"projectId": "acme-prod", "datasetId": "lead_scoring"}
+    assert config["useLegacySql"] is False
+    job = next(c for c in fake.calls if c.method == "POST")
+    assert job.path == "/bigquery/v2/projects/acme-prod/jobs" and job.body["jobReference"]["location"] == "US"
 
 
-def test_query_parameters_are_typed(warehouse, fake):
-    warehouse.query("SELECT * FROM crm_leads_raw WHERE _source = @source AND Total_Visits__c > @visits",
-                    {"source": "stream", "visits": 3})
-    [(_, config)] = fake.queries
-    params = {p.name: (p.type_, p.value) for p in config.query_parameters}
-    assert params == {"source": ("STRING", "stream"), "visits": ("INT64", 3)}
+def test_query_results_come_back_as_a_frame_and_parameters_are_typed(warehouse, fake):
+    frame = warehouse.query("SELECT COUNT(*) AS n FROM crm_leads_raw WHERE _source = @source AND "
+                            "Total_Visits__c > @visits", {"source": "stream", "visits": 3})
+    assert frame.to_dict("records") == [{"n": 7}]
+    [config] = fake.job_configs("query")
+    assert config["parameterMode"] == "NAMED"
+    params = {p["name"]: (p["parameterType"]["type"], p["parameterValue"]["value"]) for p in config["queryParameters"]}
+    assert params == {"source": ("STRING", "stream"), "visits": ("INT64", "3")}
 
 
 def test_ensure_tables_sends_contract_ddl(warehouse, fake):
     warehouse.ensure_tables()
-    sent = [sql for sql, _ in fake.queries]
+    sent = fake.queries()
     assert any(s.startswith("CREATE TABLE IF NOT EXISTS crm_leads_raw") and "`Total_Visits__c` FLOAT64" in s for s in sent)
     assert any(s.startswith("CREATE TABLE IF NOT EXISTS rejected_leads") for s in sent)
+    for statement in sent:  # every DDL parses as GoogleSQL
+        sqlglot.parse_one(statement, read="bigquery")
 
 
 def test_append_is_a_load_job_with_the_contract_schema(warehouse, fake):
+    import pyarrow.parquet as pq
+
     rows = pd.DataFrame([{"Id": "00Q1", "_ObjectType": "Lead", "LastModifiedDate": "2026-01-01T00:00:00Z",
                           "Total_Visits__c": 2, "HasOptedOutOfEmail": True, "Unknown": "dropped",
                           "_source": "stream", "_ingested_at": "2026-01-01T00:00:01Z"}])
     assert warehouse.append("crm_leads_raw", rows) == 1
-    [(frame, table_id, config)] = fake.loads
-    assert table_id == "acme-prod.lead_scoring.crm_leads_raw"
-    assert config.write_disposition == bigquery.WriteDisposition.WRITE_APPEND
-    schema = {f.name: f.field_type for f in config.schema}
+    [load] = [c for c in fake.calls if c.path.startswith("/upload/")]
+    assert load.query["uploadType"] == ["multipart"]
+    config = load.body["configuration"]["load"]
+    assert config["destinationTable"] == {"projectId": "acme-prod", "datasetId": "lead_scoring",
+                                          "tableId": "crm_leads_raw"}
+    assert config["writeDisposition"] == "WRITE_APPEND" and config["sourceFormat"] == "PARQUET"
+    schema = {f["name"]: f["type"] for f in config["schema"]["fields"]}
     assert schema["Total_Visits__c"] == "FLOAT64" and schema["LastModifiedDate"] == "TIMESTAMP"
-    assert "Unknown" not in frame.columns and frame["Total_Visits__c"].iloc[0] == 2.0
-    assert str(frame["LastModifiedDate"].dt.tz) == "UTC"
+    assert "Unknown" not in schema
+    import io
+
+    table = pq.read_table(io.BytesIO(load.upload))  # the parquet bytes that went over the wire
+    assert "Unknown" not in table.column_names and table.column("Total_Visits__c").to_pylist() == [2.0]
+    assert str(table.schema.field("LastModifiedDate").type) == "timestamp[us, tz=UTC]"
+
+
+def test_upsert_merges_a_staged_batch_and_drops_the_stage(warehouse, fake):
+    scores = pd.DataFrame([{"Id": "00Q1", "_ObjectType": "Lead", "Lead_Score__c": 42,
+                            "scored_ts": "2026-01-01T00:00:00Z"}])
+    warehouse.upsert("lead_scores", scores, key="Id", newer="scored_ts")
+    [load] = fake.job_configs("load")
+    stage = load["destinationTable"]["tableId"]
+    assert stage.startswith("_stage_lead_scores_") and load["writeDisposition"] == "WRITE_TRUNCATE"
+    merge, drop = fake.queries()
+    assert merge.startswith(f"MERGE INTO lead_scores AS t USING `acme-prod.lead_scoring.{stage}` AS s ON t.`Id` = s.`Id`")
+    assert "WHEN MATCHED AND s.`scored_ts` >= t.`scored_ts` THEN UPDATE SET" in merge
+    assert drop == f"DROP TABLE IF EXISTS `acme-prod.lead_scoring.{stage}`"
+    sqlglot.parse_one(merge, read="bigquery")
+
+
+def test_insert_new_compares_keys_null_safely_in_googlesql(warehouse, fake):
+    """Unsettled item of issue 12: `IS NOT DISTINCT FROM` is GoogleSQL (operators reference, 'IS DISTINCT FROM
+    operator'); a NULL key matches itself, so a replayed row with a NULL LastModifiedDate is not inserted twice."""
+    rows = pd.DataFrame([{"Id": "00Q1", "_ObjectType": "Lead", "LastModifiedDate": None, "_source": "stream"}])
+    warehouse.insert_new("crm_leads_raw", rows, key=("Id", "LastModifiedDate"))
+    insert = next(q for q in fake.queries() if q.startswith("INSERT INTO crm_leads_raw"))
+    assert "t.`Id` IS NOT DISTINCT FROM s.`Id` AND t.`LastModifiedDate` IS NOT DISTINCT FROM s.`LastModifiedDate`" in insert
+    parsed = sqlglot.parse_one(insert, read="bigquery")
+    assert parsed.find(sqlglot.exp.NullSafeEQ) is not None  # read as the null-safe comparison, not as text
 
 
 def test_the_same_sql_runs_on_duckdb(tmp_path):
@@ -99,11 +116,12 @@ def test_lists_are_sent_as_array_parameters_and_datetimes_as_timestamps(warehous
     since = pd.Timestamp("2026-11-01", tz="UTC")
     warehouse.execute("DELETE FROM lead_scores WHERE Id IN UNNEST(@ids) AND scored_ts >= @since",
                       {"ids": ["00QA", "00QB"], "since": since})
-    [(_, config)] = fake.queries
-    ids, ts = config.query_parameters
-    assert isinstance(ids, bigquery.ArrayQueryParameter) and ids.array_type == "STRING"
-    assert ids.values == ["00QA", "00QB"]
-    assert isinstance(ts, bigquery.ScalarQueryParameter) and ts.type_ == "TIMESTAMP" and ts.value == since
+    [config] = fake.job_configs("query")
+    params = {p["name"]: p for p in config["queryParameters"]}
+    assert params["ids"]["parameterType"] == {"type": "ARRAY", "arrayType": {"type": "STRING"}}
+    assert [v["value"] for v in params["ids"]["parameterValue"]["arrayValues"]] == ["00QA", "00QB"]
+    assert params["since"]["parameterType"] == {"type": "TIMESTAMP"}
+    assert params["since"]["parameterValue"]["value"].startswith("2026-11-01")
     with pytest.raises(ValueError, match="@mixed mixes element types"):
         warehouse.execute("SELECT 1", {"mixed": ["a", 1]})
 

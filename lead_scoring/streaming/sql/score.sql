@@ -10,7 +10,12 @@ SELECT
   {{ score_ts("`source_time`") }} AS `source_ts`,
   {{ score_ts("CURRENT_TIMESTAMP") }} AS `scored_ts`
 {%- if confluent %}
-FROM `{{ source }}`,
+{#- Confluent's model providers refuse TIMESTAMP inputs: those go to the model as UTC ISO-8601 text. #}
+FROM (
+  SELECT *{% for alias, expr in text_inputs %},
+    {{ expr }} AS `{{ alias }}`{% endfor %}
+  FROM `{{ source }}`
+) AS `input`,
   LATERAL TABLE(ML_PREDICT('{{ model.name }}', {{ model_input_columns }}))
 {%- else %}
 FROM ML_PREDICT(

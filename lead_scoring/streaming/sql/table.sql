@@ -1,5 +1,7 @@
 {#- One Kafka-backed table. flink: OSS Flink 2.3 kafka connector; confluent: Confluent Cloud, where the
-    table owns its topic (partitions, retention, cleanup from lead_scoring/streaming/topics.py). -#}
+    table owns its topic (partitions, retention, cleanup from lead_scoring/streaming/topics.py).
+    Keyed tables keep `Id` in the value too ('value.fields-include' = 'all'; Confluent's default is
+    except-key): the SObject sink updates by the value's Id and BigQuery stores it as a column. -#}
 CREATE TABLE {% if confluent %}IF NOT EXISTS {% endif %}`{{ table.topic_name }}` (
   {%- for col in table.columns %}
   `{{ col.name }}` {{ col.type }}{{ "," if not loop.last or table.timestamp_column }}
@@ -18,6 +20,7 @@ WITH (
   'changelog.mode' = 'append',
   {%- if table.key %}
   'key.format' = 'raw',
+  'value.fields-include' = 'all',
   {%- endif %}
   'value.format' = '{{ table.confluent_format }}',
   {%- if table.error_log_target %}

@@ -1,5 +1,7 @@
 -- dialect: confluent; model m20261123-120000-abc123 (vertexai)
 
+SET 'sql.local-time-zone' = 'UTC';
+
 -- table input_avro
 CREATE TABLE IF NOT EXISTS `input_avro` (
   `Id` STRING NOT NULL,
@@ -51,6 +53,7 @@ DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS
 WITH (
   'changelog.mode' = 'append',
   'key.format' = 'raw',
+  'value.fields-include' = 'all',
   'value.format' = 'avro-registry',
   'error-handling.mode' = 'log',
   'error-handling.log.target' = 'dlq_avro',
@@ -109,6 +112,7 @@ DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS
 WITH (
   'changelog.mode' = 'append',
   'key.format' = 'raw',
+  'value.fields-include' = 'all',
   'value.format' = 'avro-registry',
   'error-handling.mode' = 'log',
   'error-handling.log.target' = 'dlq_avro',
@@ -167,6 +171,7 @@ DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS
 WITH (
   'changelog.mode' = 'append',
   'key.format' = 'raw',
+  'value.fields-include' = 'all',
   'value.format' = 'avro-registry',
   'error-handling.mode' = 'log',
   'error-handling.log.target' = 'dlq_avro',
@@ -189,6 +194,7 @@ DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS
 WITH (
   'changelog.mode' = 'append',
   'key.format' = 'raw',
+  'value.fields-include' = 'all',
   'value.format' = 'avro-registry',
   'kafka.retention.time' = '604800000 ms',
   'kafka.cleanup-policy' = 'delete'
@@ -209,6 +215,7 @@ DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS
 WITH (
   'changelog.mode' = 'append',
   'key.format' = 'raw',
+  'value.fields-include' = 'all',
   'value.format' = 'avro-registry',
   'kafka.retention.time' = '604800000 ms',
   'kafka.cleanup-policy' = 'delete'
@@ -233,7 +240,7 @@ CREATE MODEL `lead_scorer_m20261123_120000_abc123`
 INPUT (
   `Id` STRING,
   `_ObjectType` STRING,
-  `LastModifiedDate` TIMESTAMP_LTZ(3),
+  `LastModifiedDate` STRING,
   `LeadSource` STRING,
   `Lead_Origin__c` STRING,
   `Last_Activity__c` STRING,
@@ -267,8 +274,8 @@ WITH (
   'provider' = 'vertexai',
   'task' = 'classification',
   'vertexai.connection' = 'vertex-lead-scorer',
-  'vertexai.input_format' = 'tf-serving',
-  'vertexai.output_format' = 'tf-serving'
+  'vertexai.input_format' = 'TF-SERVING',
+  'vertexai.output_format' = 'TF-SERVING'
 );
 
 -- statement lead-scoring-validate
@@ -452,8 +459,12 @@ SELECT
   `model_version` AS `Lead_Score_Model__c`,
   `source_time` AS `source_ts`,
   CURRENT_TIMESTAMP AS `scored_ts`
-FROM `leads`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+FROM (
+  SELECT *,
+    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
+  FROM `leads`
+) AS `input`,
+  LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
 
 -- statement lead-scoring-score-contacts-m20261123-120000-abc123
 INSERT INTO `contact_scores`
@@ -466,5 +477,9 @@ SELECT
   `model_version` AS `Lead_Score_Model__c`,
   `source_time` AS `source_ts`,
   CURRENT_TIMESTAMP AS `scored_ts`
-FROM `contacts`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+FROM (
+  SELECT *,
+    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
+  FROM `contacts`
+) AS `input`,
+  LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
