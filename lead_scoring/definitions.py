@@ -3,6 +3,7 @@
 import dagster as dg
 
 from lead_scoring.crm import definitions as crm
+from lead_scoring.lifecycle import definitions as lifecycle
 from lead_scoring.monitoring import definitions as monitoring
 from lead_scoring.production import definitions as production
 from lead_scoring.serving import definitions as serving
@@ -12,7 +13,7 @@ from lead_scoring.streaming import definitions as streaming
 from lead_scoring.training import definitions as training
 from lead_scoring.warehouse import definitions as warehouse
 
-DOMAINS = (warehouse, storage, training, serving, streaming, crm, monitoring, production)
+DOMAINS = (warehouse, storage, training, serving, streaming, crm, lifecycle, monitoring, production)
 
 
 @dg.definitions

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("lead_scoring.cli.crm", "data_app"),
     "leads": ("lead_scoring.cli.crm", "leads_app"),
     "worker": ("lead_scoring.cli.crm", "worker"),
+    "scores": ("lead_scoring.cli.lifecycle", "scores_app"),
+    "erase": ("lead_scoring.cli.lifecycle", "erase"),
     "serve": ("lead_scoring.serving.cli", "serve"),
     "stack": ("lead_scoring.cli.stack", "app"),
     "plan": ("lead_scoring.cli.production", "plan"),
@@ -51,7 +53,7 @@ class LazyCommands(TyperGroup):
 app = typer.Typer(
     name="lead-scoring",
     cls=LazyCommands,
-    help="Real-time lead scoring: data, model server, local stack, replay and workers.",
+    help="Real-time lead scoring: data, model server, local stack, replay, workers, score ledger and erasure.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )

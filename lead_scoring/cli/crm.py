@@ -152,7 +152,7 @@ def generate_cmd(
     topic: str = typer.Option("input_raw", help="target topic"),
     bootstrap: str | None = typer.Option(None, help="Kafka bootstrap (default: the profile's Kafka)"),
 ) -> None:
-    """Stream synthetic leads to input_raw until Ctrl-C (for demos and load)."""
+    """Stream synthetic demo leads (Ids DEMO-...) to input_raw until Ctrl-C (for demos and load)."""
     stop = {"flag": False}
 
     def _on_term(_signum, _frame) -> None:

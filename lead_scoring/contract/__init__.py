@@ -10,11 +10,14 @@ from lead_scoring.contract.fields import (
     LABEL,
     LEAD_FIELDS,
     LEAKAGE_FIELDS,
+    LEDGER_COLUMNS,
     NUMERIC_FEATURES,
     OBJECT_TYPES,
+    OPTIONAL_SCORE_FIELDS,
     PII_FIELDS,
     REQUIRED_FIELDS,
     SCORE_FIELDS,
+    SCORE_GRADES,
     FieldType,
     LeadField,
     Role,
@@ -31,7 +34,8 @@ from lead_scoring.contract.validation import (
 
 __all__ = [
     "CATEGORICAL_FEATURES", "FEATURES", "FIELD_NAMES", "FIELDS_BY_NAME", "FLAG_FEATURES",
-    "FORBIDDEN_FEATURES", "LABEL", "LEAD_FIELDS", "LEAKAGE_FIELDS", "NUMERIC_FEATURES", "OBJECT_TYPES",
-    "PII_FIELDS", "REQUIRED_FIELDS", "SCORE_FIELDS", "FieldType", "LeadField", "Role", "FieldError", "RecordValidationError",
+    "FORBIDDEN_FEATURES", "LABEL", "LEAD_FIELDS", "LEAKAGE_FIELDS", "LEDGER_COLUMNS", "NUMERIC_FEATURES",
+    "OBJECT_TYPES", "OPTIONAL_SCORE_FIELDS", "PII_FIELDS", "REQUIRED_FIELDS", "SCORE_FIELDS", "SCORE_GRADES",
+    "FieldType", "LeadField", "Role", "FieldError", "RecordValidationError",
     "normalize_record", "parse_record", "parse_record_strict", "parse_timestamp", "validate_record",
 ]

@@ -132,3 +132,19 @@ SCORE_FIELDS: tuple[ScoreField, ...] = (
     ScoreField("source_ts", FieldType.TIMESTAMP, "input record's produce time (Kafka timestamp)"),
     ScoreField("scored_ts", FieldType.TIMESTAMP, "when the score was produced"),
 )
+
+# Fields a score record MAY carry (contract sections 2 and 2b) that the Flink pipeline does not emit yet:
+# the warehouse sink parses them when present and keeps null otherwise. Move a field into SCORE_FIELDS
+# when the pipeline renders it (SCORE_FIELDS also shapes the Flink score tables, the score Avro schema and
+# the `lead_scores` table).
+OPTIONAL_SCORE_FIELDS: tuple[ScoreField, ...] = (
+    ScoreField("Lead_Grade__c", FieldType.STRING, "grade A-D of the score; cut-offs fitted at training time"),
+    ScoreField("features_hash", FieldType.STRING, "hash of the feature values scored"),
+)
+SCORE_GRADES: tuple[str, ...] = ("A", "B", "C", "D")  # the values of Lead_Grade__c, best first
+
+# `lead_score_history` (contract section 2b): one row per score produced, champion or shadow.
+LEDGER_COLUMNS: tuple[str, ...] = (
+    "Id", "_ObjectType", "Lead_Score__c", "Lead_Grade__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c",
+    "features_hash", "source_ts", "scored_ts", "shadow",
+)

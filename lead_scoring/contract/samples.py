@@ -1,7 +1,11 @@
-"""Known records the system sends itself: the deployment smoke record and latency probes.
+"""Known records the system sends itself: the deployment smoke record, latency probes and demo leads.
 
 A probe is a valid, PII-free contract Lead whose Id starts with `PROBE_ID_PREFIX`: training, drift, the
 CRM writeback and the Salesforce sink skip such Ids, and the warehouse sink tags them `_source = 'probe'`.
+
+A demo lead is a synthetic lead streamed by `lead-scoring leads generate` (the local demo's trickle): its
+Id starts with `DEMO_ID_PREFIX` and the warehouse sink tags it `_source = 'demo'`. Demo leads, like the
+seed rows (`_source = 'seed'`), train a model only until real labelled leads exist (`DEMO_SOURCES`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from datetime import datetime
 from typing import Any
 
 PROBE_ID_PREFIX = "PROBE-"
+DEMO_ID_PREFIX = "DEMO-"
+# `_source` values of synthetic rows: the shipped sample seeded by `crm_leads_raw`, and streamed demo leads.
+DEMO_SOURCES = ("seed", "demo")
 
 # A fixed, PII-free contract record: the deployment smoke test and the rollout preflight send it and
 # compare the served score with the score the artifact itself gives it.
@@ -35,6 +42,10 @@ SMOKE_RECORD: dict[str, Any] = {
 
 def is_probe(record_id: object) -> bool:
     return isinstance(record_id, str) and record_id.startswith(PROBE_ID_PREFIX)
+
+
+def is_demo(record_id: object) -> bool:
+    return isinstance(record_id, str) and record_id.startswith(DEMO_ID_PREFIX)
 
 
 def iso_ms(now: datetime) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES
-from lead_scoring.contract.samples import iso_ms
+from lead_scoring.contract.samples import DEMO_ID_PREFIX, iso_ms
 from lead_scoring.crm.importer import ExportMapping, import_export, validate_frame
 from lead_scoring.crm.synthetic import frame_records, generate_leads, to_events
 
@@ -158,10 +158,11 @@ def replay(kafka: Any, records: Iterable[dict[str, Any]], topic: str, rate: floa
 
 def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = False, outcome_delay_s: float = 30.0,
                      clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Iterator[dict[str, Any]]:
-    """An endless stream of new synthetic leads, stamped when they are emitted.
+    """An endless stream of new synthetic demo leads, stamped when they are emitted.
 
-    With `with_outcomes`, each decided lead's `updated` event (carrying `IsConverted`) follows about
-    `outcome_delay_s` seconds after its `created` event.
+    Their Ids start with `DEMO_ID_PREFIX`, so the warehouse tags them `_source = 'demo'` and training
+    ignores them once real leads exist. With `with_outcomes`, each decided lead's `updated` event
+    (carrying `IsConverted`) follows about `outcome_delay_s` seconds after its `created` event.
     """
     pending: list[tuple[datetime, dict[str, Any]]] = []
     round_ = 0
@@ -175,6 +176,7 @@ def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = Fals
                 update["LastModifiedDate"] = iso_ms(now)
                 yield update
             outcome = record.pop("IsConverted", None)
+            record["Id"] = DEMO_ID_PREFIX + record["Id"]
             created = {**record, "_EventType": "created", "Status": "Open - Not Contacted",
                        "CreatedDate": iso_ms(now), "LastModifiedDate": iso_ms(now)}
             yield created

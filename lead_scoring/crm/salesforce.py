@@ -22,7 +22,7 @@ import requests
 from pydantic import Field, PrivateAttr
 
 from lead_scoring.crm.resources import CrmResource
-from lead_scoring.crm.writeback import WRITTEN_FIELDS, WriteFailure
+from lead_scoring.crm.writeback import CLEARED_FIELDS, WRITTEN_FIELDS, WriteFailure
 from lead_scoring.settings import SalesforceSettings, load
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 200  # Salesforce's own limit for a synchronous batch, kept for the bulk jobs too
 TRANSIENT_CODES = {"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW", "API_CURRENTLY_DISABLED"}
 TRANSIENT_STATUS = {500, 502, 503, 504}
+BULK_NULL = "#N/A"  # Bulk API 2.0 CSV: sets the field to null (an empty cell leaves it unchanged)
 
 
 class SalesforceResource(CrmResource):
@@ -121,13 +122,14 @@ def _is_transient(exc: Exception) -> bool:
     return False
 
 
-def to_csv(records: list[dict[str, Any]]) -> str:
+def to_csv(records: list[dict[str, Any]], fields: Optional[tuple[str, ...]] = None) -> str:
     """The Bulk 2.0 ingest CSV: header `Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c`, LF."""
+    fields = WRITTEN_FIELDS if fields is None else fields
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("Id", *WRITTEN_FIELDS))
+    writer.writerow(("Id", *fields))
     for rec in records:
-        writer.writerow([rec["Id"], *("" if rec.get(f) is None else rec.get(f) for f in WRITTEN_FIELDS)])
+        writer.writerow([rec["Id"], *("" if rec.get(f) is None else rec.get(f) for f in fields)])
     return out.getvalue()
 
 
@@ -146,22 +148,28 @@ class SalesforceWriter:
             self._sf = self.resource.client()
         return self._sf
 
-    def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+    def write(self, records: list[dict[str, Any]], fields: Optional[tuple[str, ...]] = None) -> list[WriteFailure]:
         failures: list[WriteFailure] = []
         size = self.resource.batch_size
         for object_type in ("Lead", "Contact"):
             rows = [r for r in records if r["_ObjectType"] == object_type]
             for start in range(0, len(rows), size):
-                failures += self._with_retry(object_type, rows[start:start + size])
+                failures += self._with_retry(object_type, rows[start:start + size], fields)
         return failures
 
-    def _with_retry(self, object_type: str, rows: list[dict[str, Any]]) -> list[WriteFailure]:
+    def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+        """Erasure: set every score field (`CLEARED_FIELDS`) of the records to null, same jobs as `write`."""
+        return self.write([{"Id": r["Id"], "_ObjectType": r["_ObjectType"], **dict.fromkeys(CLEARED_FIELDS, BULK_NULL)}
+                           for r in records], fields=CLEARED_FIELDS)
+
+    def _with_retry(self, object_type: str, rows: list[dict[str, Any]],
+                    fields: Optional[tuple[str, ...]] = None) -> list[WriteFailure]:
         from simple_salesforce.exceptions import SalesforceExpiredSession
 
         delay = self.resource.backoff_s
         for attempt in range(1, self.resource.max_attempts + 1):
             try:
-                return self._update_job(object_type, rows)
+                return self._update_job(object_type, rows, fields)
             except SalesforceExpiredSession:
                 log.info("salesforce: session expired; logging in again")
                 self._sf = None
@@ -180,7 +188,8 @@ class SalesforceWriter:
                 delay = min(delay * 2, self.resource.max_backoff_s)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _update_job(self, object_type: str, rows: list[dict[str, Any]]) -> list[WriteFailure]:
+    def _update_job(self, object_type: str, rows: list[dict[str, Any]],
+                    fields: Optional[tuple[str, ...]] = None) -> list[WriteFailure]:
         from simple_salesforce.exceptions import SalesforceError
         from simple_salesforce.util import call_salesforce
 
@@ -195,7 +204,7 @@ class SalesforceWriter:
         try:
             call_salesforce(url=f"{url}/{job_id}/batches", method="PUT", session=sf.session,
                             headers={**sf.headers, "Content-Type": "text/csv", "Accept": "application/json"},
-                            data=to_csv(rows).encode("utf-8"))
+                            data=to_csv(rows, fields).encode("utf-8"))
             call_salesforce(url=f"{url}/{job_id}", method="PATCH", session=sf.session, headers=dict(json_headers),
                             data=json.dumps({"state": "UploadComplete"}))
             info = self._wait(sf, f"{url}/{job_id}", json_headers)

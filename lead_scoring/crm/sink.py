@@ -1,15 +1,26 @@
-"""Warehouse sink: `input_raw` and the score topics -> `crm_leads_raw` / `rejected_leads` / `lead_scores`.
+"""Warehouse sink: `input_raw` and the score topics -> `crm_leads_raw` / `rejected_leads` / `lead_scores` /
+`lead_score_history`.
 
 Micro-batches land with the warehouse's own bulk path (DuckDB INSERT, BigQuery load job + statement).
 Every insert is idempotent: a row is only added when its natural key is not in the table yet, so a
 batch re-read after a kill (written, not yet committed) lands nothing twice.
 
 Natural keys: `crm_leads_raw` (Id, _EventType, LastModifiedDate, _source) — one CRM change event;
-`lead_scores` (Id, _ObjectType, scored_ts, Lead_Score_Model__c, _source); `rejected_leads` (payload, _source).
+`lead_scores` (Id, _ObjectType, scored_ts, Lead_Score_Model__c, _source); `rejected_leads` (payload, _source);
+`lead_score_history` (Id, Lead_Score_Model__c, scored_ts, shadow) — one score produced.
 
-Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) are TAGGED, not skipped:
-they land with `_source = 'probe'` instead of `'stream'`, so the monitoring can read them and training,
-which drops probe Ids, never learns from them.
+The score ledger (`lead_score_history`) gets every score record: the champion's (`lead_scores`,
+`contact_scores`, also kept in `lead_scores`) and the challenger's (`lead_scores_shadow`, `shadow = true`,
+only in the ledger).
+
+Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) and streamed demo leads
+(`DEMO_ID_PREFIX`, from `lead-scoring leads generate`) are TAGGED, not skipped: they land with `_source =
+'probe'` / `'demo'` instead of `'stream'`, so the monitoring can read them, training never learns from
+probes, and demo leads train only until real leads exist.
+
+Erasure: a `deleted` event erases its Id (`lifecycle.erasure.erase_leads`: every warehouse row, and the Id
+into the erasure register); records of erased Ids (still in Kafka until retention removes them) are
+dropped, and a record landed while its Id was being erased elsewhere is erased again right after.
 """
 
 from __future__ import annotations
@@ -20,43 +31,62 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from lead_scoring.contract import FIELD_NAMES, parse_record
-from lead_scoring.contract.samples import is_probe
+from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
+from lead_scoring.contract.samples import is_demo, is_probe
 from lead_scoring.crm.writeback import parse_score
-from lead_scoring.streaming.topics import SCORE_TOPICS
+from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
+from lead_scoring.settings import current_profile
+from lead_scoring.streaming.topics import SCORE_TOPICS, SHADOW_SCORE_TOPICS
 from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
 
 STREAM_SOURCE = "stream"
 PROBE_SOURCE = "probe"
+DEMO_SOURCE = "demo"
 RAW_KEY = ("Id", "_EventType", "LastModifiedDate", "_source")
 SCORE_KEY = ("Id", "_ObjectType", "scored_ts", "Lead_Score_Model__c", "_source")
 REJECTED_KEY = ("payload", "_source")
+LEDGER_KEY = ("Id", "Lead_Score_Model__c", "scored_ts", "shadow")
 
 
 def _source(record_id: Any) -> str:
-    return PROBE_SOURCE if is_probe(record_id) else STREAM_SOURCE
+    if is_probe(record_id):
+        return PROBE_SOURCE
+    return DEMO_SOURCE if is_demo(record_id) else STREAM_SOURCE
 
 
 class SinkHandler:
-    """Micro-batch handler of the sink worker: split by topic, validate, insert-if-absent."""
+    """Micro-batch handler of the sink worker: split by topic, validate, erase, insert-if-absent."""
 
-    def __init__(self, warehouse: Warehouse, score_topics: Optional[Sequence[str]] = None):
+    def __init__(self, warehouse: Warehouse, score_topics: Optional[Sequence[str]] = None,
+                 shadow_topics: Optional[Sequence[str]] = None, register: Optional[ErasureRegister] = None):
         self.warehouse = warehouse
         self.score_topics = set(score_topics or SCORE_TOPICS)
+        self.shadow_topics = set(SHADOW_SCORE_TOPICS if shadow_topics is None else shadow_topics)
+        self._register = register
+
+    @property
+    def register(self) -> ErasureRegister:
+        if self._register is None:  # the profile's key, read on first use (never at import)
+            self._register = ErasureRegister.for_profile(self.warehouse, current_profile())
+        return self._register
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:
-        raw, rejected, scores = [], [], []
+        raw, rejected, scores, ledger = [], [], [], []
         bad_scores = 0
         for msg in batch:
-            if msg.topic in self.score_topics:
+            shadow = msg.topic in self.shadow_topics
+            if shadow or msg.topic in self.score_topics:
                 record, reason = parse_score(msg.value)
                 if record is None:
-                    bad_scores += 1  # the writeback keeps these with the reason in crm_writeback_errors
+                    bad_scores += 1  # the writeback keeps champion ones with the reason in crm_writeback_errors
                     continue
                 record["_source"] = _source(record["Id"])
-                scores.append(record)
+                ledger.append({**{c: record.get(c) for c in LEDGER_COLUMNS}, "shadow": shadow,
+                               "_source": record["_source"]})
+                if not shadow:
+                    scores.append(record)
                 continue
             record, errors = parse_record(msg.value if msg.value is not None else b"")
             if record is None:
@@ -67,8 +97,24 @@ class SinkHandler:
                 continue
             record["_source"] = _source(record["Id"])
             raw.append(record)
+
+        counts = {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": bad_scores}
+        batch_ids = {r["Id"] for r in raw + rejected + scores + ledger if r.get("Id")}
+        deleted = {r["Id"] for r in raw if r.get("_EventType") == "deleted"}
+        gone: set[str] = set()
+        if batch_ids:
+            gone = self.register.erased(batch_ids) | deleted
+        if deleted:  # erased even if registered before: an erasure cut short by a crash is finished now
+            counts["erased"] = erase_leads(deleted, self.warehouse, self.register, trigger=TRIGGER_DELETED).ids
+        if gone:
+            offered = len(raw) + len(rejected) + len(ledger)
+            raw = [r for r in raw if r["Id"] not in gone]
+            rejected = [r for r in rejected if r["Id"] not in gone]
+            scores = [r for r in scores if r["Id"] not in gone]
+            ledger = [r for r in ledger if r["Id"] not in gone]
+            counts["erased_dropped"] = offered - len(raw) - len(rejected) - len(ledger)
+
         now = pd.Timestamp.now(tz="UTC")
-        counts = {"raw": 0, "rejected": 0, "scores": 0, "bad_scores": bad_scores}
         if raw:
             frame = pd.DataFrame.from_records(raw, columns=[*FIELD_NAMES, "_source"]).assign(_ingested_at=now)
             counts["raw"] = self.warehouse.insert_new("crm_leads_raw", frame, RAW_KEY)
@@ -78,8 +124,18 @@ class SinkHandler:
         if scores:
             frame = pd.DataFrame.from_records(scores).assign(_ingested_at=now)
             counts["scores"] = self.warehouse.insert_new("lead_scores", frame, SCORE_KEY)
-        counts["duplicates"] = len(raw) + len(rejected) + len(scores) - counts["raw"] - counts["rejected"] \
-            - counts["scores"]
+        if ledger:
+            frame = pd.DataFrame.from_records(ledger).assign(_ingested_at=now)
+            counts["history"] = self.warehouse.insert_new("lead_score_history", frame, LEDGER_KEY)
+        counts["duplicates"] = (len(raw) + len(rejected) + len(scores) + len(ledger)
+                                - counts["raw"] - counts["rejected"] - counts["scores"] - counts["history"])
+
+        landed = batch_ids - gone
+        if landed:
+            late = self.register.erased(landed)  # erased by someone else while this batch was written
+            if late:
+                erase_leads(late, self.warehouse, self.register)  # already registered: only the deletes
+                counts["erased_late"] = len(late)
         if bad_scores:
             log.warning("sink: %d malformed score record(s) skipped", bad_scores)
         return counts

@@ -32,11 +32,12 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from lead_scoring.crm.resources import CrmResource
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import WritebackHandler
+from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.retry import backoff
-from lead_scoring.settings import state_dir
+from lead_scoring.settings import current_profile, state_dir
 from lead_scoring.streaming.admin import ensure_topics
 from lead_scoring.streaming.kafka import KafkaResource
-from lead_scoring.streaming.topics import INPUT_RAW, SCORE_TOPICS
+from lead_scoring.streaming.topics import INPUT_RAW, SCORE_TOPICS, SHADOW_SCORE_TOPICS
 from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
@@ -344,25 +345,29 @@ class MicroBatchWorker:
 
 def build_worker(name: str, kafka: KafkaResource, warehouse: Warehouse, crm: Optional[CrmResource] = None, *,
                  topics: Optional[Sequence[str]] = None, score_topics: Optional[Sequence[str]] = None,
-                 group_id: Optional[str] = None, **options: Any) -> MicroBatchWorker:
+                 shadow_topics: Optional[Sequence[str]] = None, group_id: Optional[str] = None,
+                 register: Optional[ErasureRegister] = None, **options: Any) -> MicroBatchWorker:
     """The named worker on the given resources.
 
-    `topics`/`score_topics`/`group_id` default to the pipeline's (tests pass their own to stay isolated).
+    `topics`/`score_topics`/`shadow_topics`/`group_id` default to the pipeline's (tests pass their own to stay
+    isolated); `register` (the erasure register) to the profile's, keyed by its `erasure_key`.
     """
     if name not in WORKER_NAMES:
         raise ValueError(f"unknown worker {name!r}; one of: {', '.join(WORKER_NAMES)}")
     score_topics = list(score_topics or SCORE_TOPICS)
+    shadow_topics = list(SHADOW_SCORE_TOPICS if shadow_topics is None else shadow_topics)
+    register = register or ErasureRegister.for_profile(warehouse, current_profile())
     handler: BatchHandler
     if name == WRITEBACK:
         if crm is None:
             raise ValueError("the writeback worker needs a CRM resource")
-        handler = WritebackHandler(crm.writer(warehouse), warehouse)
+        handler = WritebackHandler(crm.writer(warehouse), warehouse, register=register)
         defaults: dict[str, Any] = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200
-        topics = list(topics or score_topics)
+        topics = list(topics or score_topics)  # never the shadow topic: a challenger's scores stay out of the CRM
     else:
-        handler = SinkHandler(warehouse, score_topics=score_topics)
+        handler = SinkHandler(warehouse, score_topics=score_topics, shadow_topics=shadow_topics, register=register)
         defaults = {"batch_size": 2000, "max_wait_s": 2.0}
-        topics = list(topics or worker_topics(SINK))
+        topics = list(topics or [INPUT_RAW, *score_topics, *shadow_topics])
     options.setdefault("heartbeat_path", heartbeat_path(name))
     return MicroBatchWorker(kafka, group_id or GROUP_IDS[name], topics, handler, name=name, **{**defaults, **options})
 
@@ -374,7 +379,7 @@ def heartbeat_path(name: str, state_root: Optional[Path] = None) -> Path:
 
 def worker_topics(name: str) -> list[str]:
     """The topics the named worker reads in the pipeline (for lag)."""
-    return list(SCORE_TOPICS) if name == WRITEBACK else [INPUT_RAW, *SCORE_TOPICS]
+    return list(SCORE_TOPICS) if name == WRITEBACK else [INPUT_RAW, *SCORE_TOPICS, *SHADOW_SCORE_TOPICS]
 
 
 def read_heartbeat(name: str, state_root: Optional[Path] = None) -> Optional[dict[str, Any]]:

@@ -5,7 +5,9 @@ gcp profile: Salesforce through Bulk API 2.0 (`lead_scoring.crm.salesforce`).
 
 Records that cannot be written (a malformed score, an unknown Id, a field the CRM rejects) are kept
 in `crm_writeback_errors` with the reason and the worker goes on. Probe leads (`PROBE-` Ids, sent by
-the latency sensor) are never written to the CRM.
+the latency sensor) are never written to the CRM, nor are scores of erased leads (`lifecycle.erasure`):
+still in Kafka until retention removes them, they are dropped here, and a score written while the same
+lead was being erased is cleared again right after.
 """
 
 from __future__ import annotations
@@ -20,15 +22,24 @@ from typing import Any, Optional, Protocol
 
 import pandas as pd
 
-from lead_scoring.contract import OBJECT_TYPES, SCORE_FIELDS
+from lead_scoring.contract import (
+    OBJECT_TYPES,
+    OPTIONAL_SCORE_FIELDS,
+    SCORE_FIELDS,
+    SCORE_GRADES,
+)
 from lead_scoring.contract.samples import is_probe
+from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
 
 ERROR_TABLE = "crm_writeback_errors"
 WRITTEN_FIELDS = ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c")
-SCORE_FIELD_NAMES = tuple(f.name for f in SCORE_FIELDS)
+# What erasing a lead clears in the CRM: every score field the contract gives a CRM record.
+CLEARED_FIELDS = (*WRITTEN_FIELDS, "Lead_Grade__c")
+# The contract's fields, then the optional ones (null when the record does not carry them yet).
+SCORE_FIELD_NAMES = tuple(dict.fromkeys(f.name for f in SCORE_FIELDS + OPTIONAL_SCORE_FIELDS))
 
 
 def _timestamp(value: Any) -> Optional[pd.Timestamp]:
@@ -70,9 +81,12 @@ def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Opt
     if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
             or score != int(score) or not 0 <= score <= 100:
         problems.append(f"Lead_Score__c: expected an integer 0-100, got {str(score)[:20]!r}")
-    for name in ("Lead_Score_Reasons__c", "Lead_Score_Model__c"):
+    for name in ("Lead_Score_Reasons__c", "Lead_Score_Model__c", "features_hash"):
         if record.get(name) is not None and not isinstance(record.get(name), str):
             problems.append(f"{name}: expected a string")
+    grade = record.get("Lead_Grade__c")
+    if grade is not None and grade not in SCORE_GRADES:
+        problems.append(f"Lead_Grade__c: must be one of {', '.join(SCORE_GRADES)} or null, got {str(grade)[:20]!r}")
     stamps = {}
     for name in ("source_ts", "scored_ts"):
         stamps[name] = _timestamp(record.get(name))
@@ -103,6 +117,9 @@ class CrmWriter(Protocol):
     def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
         """Write scores; return per-record failures; raise on a transient error (retried)."""
 
+    def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+        """Clear the score fields (`CLEARED_FIELDS`) of records (`Id`, `_ObjectType`): erasure."""
+
 
 class LocalCrmWriter:
     """The local CRM: `crm_leads` in the warehouse, one row per record with its current score."""
@@ -116,6 +133,13 @@ class LocalCrmWriter:
         frame = pd.DataFrame.from_records(records)
         frame["written_at"] = pd.Timestamp.now(tz="UTC")
         self.warehouse.upsert("crm_leads", frame, key="Id", newer="scored_ts")
+        return []
+
+    def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+        """The local CRM keeps nothing but the score: clearing it removes the record's row."""
+        ids = sorted({r["Id"] for r in records})
+        if ids:
+            self.warehouse.execute("DELETE FROM crm_leads WHERE Id IN UNNEST(@ids)", {"ids": ids})
         return []
 
 
@@ -138,9 +162,10 @@ def _payload(value: Optional[bytes]) -> str:
 class WritebackHandler:
     """Micro-batch handler of the writeback worker."""
 
-    def __init__(self, writer: CrmWriter, warehouse: Warehouse):
+    def __init__(self, writer: CrmWriter, warehouse: Warehouse, register: Optional[ErasureRegister] = None):
         self.writer = writer
         self.warehouse = warehouse
+        self.register = register  # None: no erasure filter (tests of the writing alone)
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:
         valid: list[dict[str, Any]] = []
@@ -157,8 +182,20 @@ class WritebackHandler:
                 probes += 1
                 continue
             valid.append(record)
+        counts: dict[str, int] = {}
+        if self.register is not None and valid:
+            erased = self.register.erased(r["Id"] for r in valid)
+            if erased:
+                counts["erased_skipped"] = sum(r["Id"] in erased for r in valid)
+                valid = [r for r in valid if r["Id"] not in erased]
         records = latest_per_id(valid)
         failures = self.writer.write(records) if records else []
+        if self.register is not None and records:
+            # erased while we wrote (the erasure registers first, then deletes): take the score back out
+            late = self.register.erased(r["Id"] for r in records)
+            if late:
+                self.writer.clear([r for r in records if r["Id"] in late])
+                counts["erased_cleared"] = len(late)
         for failure in failures:
             rec = failure.record
             errors.append({"Id": rec.get("Id"), "_ObjectType": rec.get("_ObjectType"),
@@ -171,4 +208,4 @@ class WritebackHandler:
             log.warning("writeback: %d record(s) not written to %s (see %s)", len(errors), self.writer.target,
                         ERROR_TABLE)
         return {"written": len(records) - len(failures), "failed": len(errors), "probes_skipped": probes,
-                "superseded": len(valid) - len(records)}
+                "superseded": len(valid) - len(records), **counts}

@@ -31,13 +31,14 @@ class DriftConfig(dg.Config):
 
 
 def recent_leads_sql(window_days: int) -> str:
-    """Latest state of every stream lead ingested in the window (probes and deletions excluded)."""
+    """Latest state of every streamed lead ingested in the window, demo leads included (what the live model
+    scores); probes and deletions excluded."""
     days = int(window_days)
     return f"""
 WITH recent AS (
   SELECT *
   FROM crm_leads_raw
-  WHERE _source = 'stream'
+  WHERE _source IN ('stream', 'demo')
     AND _ingested_at >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {days} DAY)
     AND NOT STARTS_WITH(Id, '{PROBE_ID_PREFIX}')
   QUALIFY ROW_NUMBER() OVER (PARTITION BY Id ORDER BY LastModifiedDate DESC, _ingested_at DESC) = 1

@@ -1,10 +1,11 @@
-"""The monitoring domain: drift, stream health, latency, retraining triggers and, locally, the stack itself."""
+"""The monitoring domain: drift, backtests, stream health, latency, retraining triggers and, locally, the stack itself."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from lead_scoring.monitoring.assets import daily_drift_schedule, drift_job, lead_score_drift
+from lead_scoring.monitoring.backtest import backtest_job, daily_backtest_schedule, lead_score_backtest
 from lead_scoring.monitoring.resources import monitoring_settings
 from lead_scoring.monitoring.sensors import (
     latency_slo,
@@ -24,10 +25,10 @@ def defs(profile: Profile) -> dg.Definitions:
     sensors = monitoring_sensors(project_settings().latency_probe_interval_s,
                                  salesforce_key="crm" if gcp else None, statement_positions=gcp)
     return dg.Definitions(
-        assets=[lead_score_drift, *([local_stack_spec] if local else [])],
+        assets=[lead_score_drift, lead_score_backtest, *([local_stack_spec] if local else [])],
         asset_checks=[statement_positions_health_checks if gcp else stream_health_checks, latency_slo, *([services_running] if local else [])],
-        jobs=[drift_job, stream_alert_job],
-        schedules=[daily_drift_schedule],
+        jobs=[drift_job, backtest_job, stream_alert_job],
+        schedules=[daily_drift_schedule, daily_backtest_schedule],
         sensors=[*sensors, *([local_stack_sensor] if local else [])],
         resources={"monitoring": monitoring_settings(profile)},
     )

@@ -5,8 +5,9 @@
   evaluations, and a `stream_alert_job` run when a threshold is newly crossed.
 - `e2e_latency_sensor` (interval configurable): probe leads through the pipeline -> p50 / max latency
   on `kafka/lead_scores`, `latency_slo` check evaluation.
-- `retraining_trigger_sensor`: requests `retraining_job` when the drift check fails or enough new
-  labelled outcomes arrived since the model's training data was last built.
+- `retraining_trigger_sensor`: requests `retraining_job` when the drift check or the backtest check fails
+  (once per failed evaluation) or enough new labelled outcomes arrived since the model's training data
+  was last built.
 """
 
 import json
@@ -18,6 +19,7 @@ from pydantic import Field
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.crm.salesforce import SalesforceResource
 from lead_scoring.monitoring.assets import DRIFT_ASSET_KEY, DRIFT_CHECK
+from lead_scoring.monitoring.backtest import BACKTEST_ASSET_KEY, BACKTEST_CHECK
 from lead_scoring.monitoring.latency import ProbeError, run_probe, run_salesforce_probe
 from lead_scoring.monitoring.pipeline import DLQ_TOPIC, PIPELINE_CONSUMER_GROUPS, PIPELINE_TOPICS, SCORES_TOPIC
 from lead_scoring.monitoring.resources import MonitoringSettings
@@ -33,6 +35,11 @@ LATENCY_CHECK = "latency_slo"
 OWNERS = ["team:data-platform"]
 TRAINING_DATA_KEY = dg.AssetKey("training_data")
 RETRAINING_JOB = "retraining_job"
+# Checks whose failed evaluation requests a retraining: (reason tag, check, cursor field).
+RETRAINING_CHECKS = (
+    ("drift", dg.AssetCheckKey(DRIFT_ASSET_KEY, DRIFT_CHECK), "drift_record"),
+    ("backtest", dg.AssetCheckKey(BACKTEST_ASSET_KEY, BACKTEST_CHECK), "backtest_record"),
+)
 
 
 # ---- topic assets and their checks -------------------------------------------------------------
@@ -273,7 +280,7 @@ def new_labels_sql(since_ms: int) -> str:
     minimum_interval_seconds=300,
     job_name=RETRAINING_JOB,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests retraining_job when the drift check fails or enough new outcomes arrived.",
+    description="Requests retraining_job when the drift or backtest check fails or enough new outcomes arrived.",
 )
 def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse,
                               monitoring: MonitoringSettings):
@@ -281,17 +288,23 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
     requests: list[dg.RunRequest] = []
     reasons: list[str] = []
 
-    # 1. the drift check's latest evaluation, once per evaluation
-    check_key = dg.AssetCheckKey(DRIFT_ASSET_KEY, DRIFT_CHECK)
-    record = context.instance.get_latest_asset_check_evaluation_record(check_key)
-    evaluation = None
-    if record is not None and record.event is not None and record.event.dagster_event is not None:
-        evaluation = record.event.dagster_event.event_specific_data
-    if evaluation is not None and record.id != cursor.get("drift_record"):
-        cursor["drift_record"] = record.id
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            requests.append(dg.RunRequest(run_key=f"drift-{record.id}", tags={"lead_scoring/retrain_reason": "drift"}))
-            reasons.append(f"drift check failed: {evaluation.description}")
+    # 1. the drift and backtest checks' latest evaluations, each once per evaluation; one run for all that failed
+    failed: list[tuple[str, int]] = []
+    status: dict[str, str] = {}
+    for reason, check_key, cursor_field in RETRAINING_CHECKS:
+        record = context.instance.get_latest_asset_check_evaluation_record(check_key)
+        evaluation = None
+        if record is not None and record.event is not None and record.event.dagster_event is not None:
+            evaluation = record.event.dagster_event.event_specific_data
+        status[reason] = "not failing" if evaluation is None or evaluation.passed else "already handled"
+        if evaluation is not None and record.id != cursor.get(cursor_field):
+            cursor[cursor_field] = record.id
+            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                failed.append((reason, record.id))
+                reasons.append(f"{reason} check failed: {evaluation.description}")
+    if failed:
+        requests.append(dg.RunRequest(run_key="-".join(f"{reason}-{rid}" for reason, rid in failed),
+                                      tags={"lead_scoring/retrain_reason": ",".join(r for r, _ in failed)}))
 
     # 2. enough new labelled outcomes since the training data was last built
     last_training = context.instance.get_latest_materialization_event(TRAINING_DATA_KEY)
@@ -310,11 +323,11 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
                                       tags={"lead_scoring/retrain_reason": "new_labels"}))
         reasons.append(f"{new_labels} new labelled outcomes since the last training data")
     elif requests and new_labels >= monitoring.retrain_min_new_labels:
-        cursor["labels_since"] = since_ms  # the drift-triggered run uses these labels too
+        cursor["labels_since"] = since_ms  # the check-triggered run uses these labels too
 
     if not requests:
         return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"no retraining needed: drift check {'not failing' if evaluation is None or evaluation.passed else 'already handled'}, "
+            f"no retraining needed: drift check {status['drift']}, backtest check {status['backtest']}, "
             f"{new_labels} new labelled outcomes (threshold {monitoring.retrain_min_new_labels})"),
             cursor=json.dumps(cursor))
     context.log.info("requesting retraining: %s", "; ".join(reasons))

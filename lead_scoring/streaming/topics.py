@@ -24,6 +24,7 @@ LEADS = "leads"
 CONTACTS = "contacts"
 LEAD_SCORES = "lead_scores"
 CONTACT_SCORES = "contact_scores"
+LEAD_SCORES_SHADOW = "lead_scores_shadow"
 DLQ = "dlq"
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -33,8 +34,11 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CONTACTS, "input_avro records with _ObjectType = Contact"),
     TopicSpec(LEAD_SCORES, "scores of Leads (contract section 2), read by the writeback and the sink"),
     TopicSpec(CONTACT_SCORES, "scores of Contacts (contract section 2)"),
+    TopicSpec(LEAD_SCORES_SHADOW, "scores of a challenger model on the live stream (contract section 2b); "
+                                  "read by the sink into the score ledger, never written back to the CRM"),
     TopicSpec(DLQ, "records that failed the contract: raw payload + reason", partitions=1,
               retention_ms=30 * 24 * 3600 * 1000),
 )
 TOPICS_BY_NAME = {t.name: t for t in TOPICS}
-SCORE_TOPICS = (LEAD_SCORES, CONTACT_SCORES)
+SCORE_TOPICS = (LEAD_SCORES, CONTACT_SCORES)  # the champion's scores: the writeback reads these only
+SHADOW_SCORE_TOPICS = (LEAD_SCORES_SHADOW,)  # the challenger's: the sink's score ledger only

@@ -32,7 +32,7 @@ from lead_scoring.training.model import (
     fit,
     model_input_fields,
 )
-from lead_scoring.training.queries import training_data_sql
+from lead_scoring.training.queries import DEMO_DATA_POLICIES, labelled_leads_by_kind_sql, training_data_sql
 from lead_scoring.warehouse.resources import Warehouse
 
 OWNERS = ["team:ml-platform"]
@@ -99,6 +99,32 @@ class TrainingDataConfig(dg.Config):
     validation_fraction: float = Field(default=0.2, description="newest share of leads (by CreatedDate) held out")
     min_rows: int = Field(default=200, description="fewer labelled leads than this stops training")
     min_positives: int = Field(default=20, description="each split needs at least this many of each class")
+    demo_data: str = Field(
+        default="auto",
+        description="auto: the seeded sample and streamed demo leads (_source seed/demo, DEMO- Ids) train only "
+                    "until real (import or stream) labelled leads exist; include: always; exclude: never",
+    )
+
+
+def demo_data_status(warehouse: Warehouse, policy: str) -> tuple[str, int, int]:
+    """(what happens to demo data in this run, real labelled leads, demo labelled leads)."""
+    kinds = warehouse.query(labelled_leads_by_kind_sql())
+    by_kind = {bool(d): int(n) for d, n in zip(kinds["demo"], kinds["leads"])}
+    real, demo = by_kind.get(False, 0), by_kind.get(True, 0)
+    used = policy == "include" or (policy == "auto" and real == 0)
+    why = {"include": "demo_data = include", "exclude": "demo_data = exclude",
+           "auto": f"{real} real labelled leads exist" if real else "no real labelled lead yet"}[policy]
+    return f"{demo} demo labelled leads {'used' if used else 'ignored'} ({why})", real, demo
+
+
+def sources_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Leads per `_source` (seed, demo, stream, import:<file>) in each split, with their conversion rate."""
+    return (frame.assign(converted=frame[LABEL].astype(bool))
+            .groupby("_source").agg(leads=("Id", "size"), train=("split", lambda s: int((s == "train").sum())),
+                                    validation=("split", lambda s: int((s == "validation").sum())),
+                                    converted=("converted", "mean"))
+            .reset_index().rename(columns={"_source": "source"})
+            .assign(converted=lambda t: t["converted"].map(lambda v: f"{v:.1%}")))
 
 
 @dg.asset(
@@ -108,14 +134,28 @@ class TrainingDataConfig(dg.Config):
     deps=[crm_leads_raw],
 )
 def training_data(context: dg.AssetExecutionContext, config: TrainingDataConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
-    """Latest state per Id with its outcome, leakage fields excluded, split by time."""
-    sql = training_data_sql(config.validation_fraction)
+    """Latest state per Id with its outcome, leakage fields excluded, demo data only until real leads exist, split by time."""
+    if config.demo_data not in DEMO_DATA_POLICIES:
+        raise dg.Failure(f"training_data.demo_data is {config.demo_data!r}; use one of: "
+                         + "; ".join(f"{k} ({v})" for k, v in DEMO_DATA_POLICIES.items()))
+    demo_status, real_leads, demo_leads = demo_data_status(warehouse, config.demo_data)
+    context.log.info("training data: %s", demo_status)
+    sql = training_data_sql(config.validation_fraction, config.demo_data)
     frame = warehouse.query(sql)
-    check_trainable(frame, config.min_rows, config.min_positives)
+    hint = ""
+    if "ignored" in demo_status and demo_leads:
+        hint = (f"; {demo_leads} demo labelled leads are not used once real leads exist (set training_data.demo_data "
+                "to include to train on both, or load more real leads)")
+    check_trainable(frame, config.min_rows, config.min_positives, hint)
     frame[LABEL] = frame[LABEL].astype(bool)
     train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
     created = pd.to_datetime(frame["CreatedDate"], utc=True)
+    sources = sources_table(frame)
     return dg.Output(frame, metadata={
+        "sources": dg.MetadataValue.md(markdown_table(sources)),
+        "rows_per_source": dg.MetadataValue.json(dict(zip(sources["source"], sources["leads"].astype(int)))),
+        "demo_data": demo_status,
+        "real_labelled_leads": real_leads,
         "rows": len(frame),
         "train_rows": len(train),
         "validation_rows": len(valid),
@@ -129,12 +169,12 @@ def training_data(context: dg.AssetExecutionContext, config: TrainingDataConfig,
     })
 
 
-def check_trainable(frame: pd.DataFrame, min_rows: int, min_positives: int) -> None:
+def check_trainable(frame: pd.DataFrame, min_rows: int, min_positives: int, hint: str = "") -> None:
     """Stop with a clear message when the data cannot train a model."""
     if len(frame) < min_rows:
         raise dg.Failure(
             f"only {len(frame)} labelled leads in the warehouse; training needs at least {min_rows} "
-            "(load more: lead-scoring data import / data generate, or lower training_data.min_rows)"
+            f"(load more: lead-scoring data import / data generate, or lower training_data.min_rows){hint}"
         )
     labels = frame[LABEL].astype(bool)
     for split in ("train", "validation"):
@@ -143,7 +183,7 @@ def check_trainable(frame: pd.DataFrame, min_rows: int, min_positives: int) -> N
         if min(positives, negatives) < min_positives:
             raise dg.Failure(
                 f"the {split} split has {positives} converted and {negatives} unconverted leads; both classes "
-                f"need at least {min_positives} (one class only cannot train a classifier)"
+                f"need at least {min_positives} (one class only cannot train a classifier){hint}"
             )
 
 

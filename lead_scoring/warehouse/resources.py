@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -231,7 +232,7 @@ class BigQueryWarehouse(Warehouse):
     def _job_config(self, params: Optional[dict[str, Any]]):
         from google.cloud import bigquery
 
-        query_params = [bigquery.ScalarQueryParameter(k, _bq_type(v), v) for k, v in (params or {}).items()]
+        query_params = [_bq_param(k, v) for k, v in (params or {}).items()]
         return bigquery.QueryJobConfig(
             default_dataset=f"{self.project}.{self.dataset}",
             query_parameters=query_params,
@@ -319,4 +320,18 @@ def _bq_type(value: Any) -> str:
         return "INT64"
     if isinstance(value, float):
         return "FLOAT64"
+    if isinstance(value, datetime):  # pd.Timestamp included
+        return "TIMESTAMP"
     return "STRING"
+
+
+def _bq_param(name: str, value: Any) -> Any:
+    """A query parameter: a list or tuple becomes an ARRAY (`x IN UNNEST(@name)`), anything else a scalar."""
+    from google.cloud import bigquery
+
+    if isinstance(value, (list, tuple)):
+        types = {_bq_type(v) for v in value}
+        if len(types) > 1:
+            raise ValueError(f"query parameter @{name} mixes element types {sorted(types)}; pass one type")
+        return bigquery.ArrayQueryParameter(name, types.pop() if types else "STRING", list(value))
+    return bigquery.ScalarQueryParameter(name, _bq_type(value), value)

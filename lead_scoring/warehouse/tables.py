@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lead_scoring.contract.fields import LEAD_FIELDS, SCORE_FIELDS, FieldType
+from lead_scoring.contract.fields import (
+    LEAD_FIELDS,
+    LEDGER_COLUMNS,
+    OPTIONAL_SCORE_FIELDS,
+    SCORE_FIELDS,
+    FieldType,
+)
 from lead_scoring.contract.schemas import RAW_META_COLUMNS, create_table_ddl, sql_type
 
 
@@ -23,6 +29,8 @@ class TableSpec:
 
 
 _LEAD_COLUMNS = tuple((f.name, f.type) for f in LEAD_FIELDS)
+_SCORE_TYPES = {f.name: f.type for f in SCORE_FIELDS + OPTIONAL_SCORE_FIELDS} | {"shadow": FieldType.BOOLEAN}
+_LEDGER_COLUMNS = tuple((name, _SCORE_TYPES[name]) for name in LEDGER_COLUMNS)
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
@@ -45,5 +53,10 @@ TABLES: dict[str, TableSpec] = {
                   (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING), ("payload", FieldType.STRING),
                    ("reason", FieldType.STRING), ("target", FieldType.STRING), ("failed_at", FieldType.TIMESTAMP)),
                   "score records the writeback could not write to the CRM (unknown Id, field rejected, bad record)"),
+        TableSpec("lead_score_history", _LEDGER_COLUMNS + RAW_META_COLUMNS,
+                  "the score ledger: every score produced, champion or shadow (append only; erasure deletes)"),
+        TableSpec("erasure_register",
+                  (("id_hash", FieldType.STRING), ("trigger", FieldType.STRING), ("erased_at", FieldType.TIMESTAMP)),
+                  "keyed hashes (HMAC-SHA256) of erased Ids, so their records still in Kafka are dropped; no Id"),
     )
 }

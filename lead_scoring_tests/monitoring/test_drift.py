@@ -184,7 +184,9 @@ def test_retraining_requested_when_enough_new_outcomes_arrived(trained):
     [request] = _retrain_tick(trained, instance, below.cursor, min_labels=100).run_requests
     assert request.tags["lead_scoring/retrain_reason"] == "new_labels"
 
-    # once the training data is rebuilt, only outcomes newer than that count
-    dg.materialize(TRAINING[:2], resources=trained, instance=instance, selection=[training.training_data])
+    # once the training data is rebuilt, only outcomes newer than that count (120 real leads alone are too
+    # few to train on, so this run keeps the seeded demo data too)
+    dg.materialize(TRAINING[:2], resources=trained, instance=instance, selection=[training.training_data],
+                   run_config={"ops": {"training_data": {"config": {"demo_data": "include"}}}})
     after = _retrain_tick(trained, instance, None, min_labels=100)
     assert not after.run_requests and "0 new labelled outcomes" in after.skip_reason.skip_message

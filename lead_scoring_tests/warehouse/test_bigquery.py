@@ -110,3 +110,24 @@ def test_the_same_sql_runs_on_duckdb(tmp_path):
     assert duck.query(training_data_sql(0.2)).empty  # parses, transpiles and runs on empty tables
     with pytest.raises(ValueError, match="unknown warehouse table"):
         duck.append("nope", pd.DataFrame({"a": [1]}))
+
+
+def test_lists_are_sent_as_array_parameters_and_datetimes_as_timestamps(warehouse, fake):
+    since = pd.Timestamp("2026-11-01", tz="UTC")
+    warehouse.execute("DELETE FROM lead_scores WHERE Id IN UNNEST(@ids) AND scored_ts >= @since",
+                      {"ids": ["00QA", "00QB"], "since": since})
+    [config] = fake.job_configs("query")
+    params = {p["name"]: p for p in config["queryParameters"]}
+    assert params["ids"]["parameterType"] == {"type": "ARRAY", "arrayType": {"type": "STRING"}}
+    assert [v["value"] for v in params["ids"]["parameterValue"]["arrayValues"]] == ["00QA", "00QB"]
+    assert params["since"]["parameterType"] == {"type": "TIMESTAMP"}
+    assert params["since"]["parameterValue"]["value"].startswith("2026-11-01")
+    with pytest.raises(ValueError, match="@mixed mixes element types"):
+        warehouse.execute("SELECT 1", {"mixed": ["a", 1]})
+
+
+def test_duckdb_runs_the_same_array_parameter_sql(tmp_path):
+    wh = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+    wh.append("crm_leads", pd.DataFrame({"Id": ["00QA", "00QB", "00QC"], "_ObjectType": "Lead"}))
+    wh.execute("DELETE FROM crm_leads WHERE Id IN UNNEST(@ids)", {"ids": ["00QA", "00QC", "00QX"]})
+    assert wh.query("SELECT Id FROM crm_leads")["Id"].tolist() == ["00QB"]

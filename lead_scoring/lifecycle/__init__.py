@@ -1,0 +1,1 @@
+"""The lead's lifecycle in the data we own: the score ledger and erasure."""
