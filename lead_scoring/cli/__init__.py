@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stack": ("lead_scoring.cli.stack", "app"),
     "plan": ("lead_scoring.cli.production", "plan"),
     "preflight": ("lead_scoring.cli.production", "preflight"),
+    "ui": ("lead_scoring.cli.ui", "ui"),
 }
 
 

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,47 @@ class ProcessRecord:
 def record_of(proc: psutil.Process, name: str, url: str, **extra: Any) -> ProcessRecord:
     return ProcessRecord(name=name, url=url, pid=proc.pid, create_time=proc.create_time(), argv=proc.cmdline(),
                          started_at=time.time(), **extra)
+
+
+def _foreground_child(niceness: int) -> Callable[[], None]:
+    def prepare() -> None:
+        # A child of a script started with `&` inherits SIGINT ignored; the UI must see Ctrl-C again.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if niceness:
+            os.nice(niceness)
+
+    return prepare
+
+
+def run_interruptible(argv: list[str], *, niceness: int = 0, stop_timeout_s: float = 8.0) -> int:
+    """Run `argv` in its own process group in the foreground; on SIGINT/SIGTERM pass SIGINT on and, if it has
+    not finished within `stop_timeout_s`, kill the whole group (it and every process it started).
+
+    For programs whose own shutdown waits for work in flight (Dagster's dev server waits for sensor ticks):
+    the user's Ctrl-C is answered within the timeout, whatever they are doing.
+    """
+    popen = subprocess.Popen(argv, start_new_session=True, preexec_fn=_foreground_child(niceness))
+    stopping = {"at": 0.0}
+
+    def forward(signum: int, _frame: Any) -> None:
+        if not stopping["at"]:
+            stopping["at"] = time.monotonic()
+            log.info("stopping %s (%s)", argv[0], signal.Signals(signum).name)
+            with contextlib.suppress(ProcessLookupError):
+                popen.send_signal(signal.SIGINT)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                return popen.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if stopping["at"] and time.monotonic() - stopping["at"] > stop_timeout_s:
+                    log.warning("%s did not stop within %.0f s of the signal; killing its processes", argv[0],
+                                stop_timeout_s)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(popen.pid, signal.SIGKILL)
+                    return popen.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
