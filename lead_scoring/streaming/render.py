@@ -50,7 +50,8 @@ class StatementRole(str, enum.Enum):
 
 # Columns of the model: what ML_PREDICT sends (no PII, no label, no leakage) and what it reads back.
 MODEL_INPUT_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + tuple(f for f in FEATURES if f not in REQUIRED_FIELDS)
-MODEL_OUTPUTS: tuple[tuple[str, str], ...] = (("score", "INT"), ("reasons_text", "STRING"), ("model_version", "STRING"))
+MODEL_OUTPUTS: tuple[tuple[str, str], ...] = (("score", "INT"), ("reasons_text", "STRING"), ("model_version", "STRING"),
+                                              ("grade", "STRING"), ("features_hash", "STRING"))
 
 _FLINK_TYPES = {
     FieldType.STRING: "STRING",
@@ -382,7 +383,7 @@ def _score_columns(confluent: bool) -> tuple[Col, ...]:
             ctype = "TIMESTAMP_LTZ(3)" if confluent else "BIGINT"
         else:
             ctype = _FLINK_TYPES[f.type]
-        cols.append(Col(f.name, ctype + " NOT NULL"))
+        cols.append(Col(f.name, ctype + ("" if f.nullable else " NOT NULL")))
     return tuple(cols)
 
 
@@ -553,8 +554,9 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         scored = names[source]
         if not s.confluent:
             # Each stage of the chain restarts from its own checkpoint after a crash, so an upstream stage
-            # re-emits records the scoring stage already scored: scoring each (Id, LastModifiedDate) once
-            # keeps the re-scored input to this stage's own replay, one checkpoint interval at most.
+            # re-emits records the scoring stage already scored: scoring each (Id, LastModifiedDate,
+            # source_time) once keeps the re-scored input to this stage's own replay, one checkpoint interval
+            # at most; a re-score request (a new Kafka record of an unchanged lead) has a new source_time.
             scored = f"{names[source]}_first"
             views = (_render("first_change.sql", s, view=scored, source=names[source], columns=columns),)
         sql = _render("score.sql", s, sink=names[sink], source=scored, model=dict(name=mname),
@@ -572,7 +574,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             "restart-strategy.type": "exponential-delay",
             "table.exec.async-ml-predict.max-concurrent-operations": str(s.async_capacity),
             "table.exec.async-ml-predict.timeout": "10 min",
-            # the scoring stage's (Id, LastModifiedDate) memory: long enough to outlive any restore
+            # the scoring stage's (Id, LastModifiedDate, source_time) memory: long enough to outlive any restore
             "table.exec.state.ttl": s.dedup_ttl,
             # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
             "execution.buffer-timeout.interval": s.buffer_timeout,

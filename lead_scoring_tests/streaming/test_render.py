@@ -60,10 +60,11 @@ def test_dialects_differ_where_they_must() -> None:
     local, gcp = render_pipeline(LOCAL), render_pipeline(GCP)
     leads_local = local.statements[StatementRole.SCORE_LEADS].sql
     leads_gcp = gcp.statements[StatementRole.SCORE_LEADS].sql
-    # locally the model reads each change once: a view keeping the first (Id, LastModifiedDate) of `leads`
+    # locally the model reads each input record once: a view keeping the first (Id, LastModifiedDate,
+    # source_time) of `leads` (a crash replay keeps the Kafka timestamp; a re-score request has a new one)
     assert "ML_PREDICT(\n  TABLE `leads_first`,\n  MODEL `lead_scorer_m20261123_120000_abc123`" in leads_local
     [view] = local.statements[StatementRole.SCORE_LEADS].views
-    assert "PARTITION BY `Id`, `LastModifiedDate` ORDER BY `proc_time` ASC" in view and "`first_seen` = 1" in view
+    assert "PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC" in view and "`first_seen` = 1" in view
     assert not gcp.statements[StatementRole.SCORE_LEADS].views  # Confluent resumes statements with their state
     assert "LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`" in leads_gcp
     assert "'provider' = 'kserve'" in local.model_sql and "CREATE TEMPORARY MODEL" in local.model_sql

@@ -7,6 +7,8 @@ SELECT
   `score` AS `Lead_Score__c`,
   `reasons_text` AS `Lead_Score_Reasons__c`,
   `model_version` AS `Lead_Score_Model__c`,
+  `grade` AS `Lead_Grade__c`,
+  `features_hash`,
   {{ score_ts("`source_time`") }} AS `source_ts`,
   {{ score_ts("CURRENT_TIMESTAMP") }} AS `scored_ts`
 {%- if confluent %}
