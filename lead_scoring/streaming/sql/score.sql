@@ -1,4 +1,5 @@
-{#- Statement 4: ML_PREDICT over leads (or contacts) -> lead_scores (or contact_scores), contract section 2. -#}
+{#- Statement 4: ML_PREDICT over leads (or contacts) -> lead_scores (or contact_scores), contract section 2;
+    the challenger's shadow statements are the same over its own model -> lead_scores_shadow (section 2b). -#}
 INSERT INTO `{{ sink }}`
 SELECT
   `Id`,
@@ -16,7 +17,7 @@ SELECT
 FROM (
   SELECT *{% for alias, expr in text_inputs %},
     {{ expr }} AS `{{ alias }}`{% endfor %}
-  FROM `{{ source }}`
+  FROM `{{ source }}`{{ source_hint }}
 ) AS `input`,
   LATERAL TABLE(ML_PREDICT('{{ model.name }}', {{ model_input_columns }}))
 {%- else %}
