@@ -34,8 +34,8 @@ from common import small_model, synthetic_records
 
 from lead_scoring.crm.synthetic import generate_leads
 from lead_scoring.promotion.rescore import rescore, start_or_resume
-from lead_scoring.serving.service import ModelServerProcess
 from lead_scoring.services import local_stack
+from lead_scoring.serving.service import ModelServerProcess
 from lead_scoring.stack.catalog import INFRASTRUCTURE as ENGINES
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import install

@@ -265,7 +265,7 @@ class RescoreConfig(dg.Config):
                                                  "pointer, so the same promotion is re-scored once")
     topic_prefix: str = Field(default="")
     include_seed: bool = Field(default=False, description="also re-score the shipped sample (_source = 'seed')")
-    chunk_size: int = Field(default=20_000, ge=100, description="records per chunk (one checkpoint each)")
+    chunk_size: int = Field(default=20_000, ge=10, description="records per chunk (one checkpoint each)")
     max_in_flight: int = Field(default=50_000, ge=0, description="re-score requests not yet scored before "
                                                                   "producing pauses (0: no limit)")
     max_rate: float = Field(default=0.0, ge=0, description="records per second (0: no limit)")
