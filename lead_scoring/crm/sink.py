@@ -18,6 +18,9 @@ Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) and
 'probe'` / `'demo'` instead of `'stream'`, so the monitoring can read them, training never learns from
 probes, and demo leads train only until real leads exist.
 
+Re-score requests (input_raw records with the `RESCORE_HEADER` Kafka header: an unchanged record sent again so
+a new champion scores it) are not CRM changes: they never land in `crm_leads_raw` (their scores do land).
+
 Erasure: a `deleted` event erases its Id (`lifecycle.erasure.erase_leads`: every warehouse row, and the Id
 into the erasure register); records of erased Ids (still in Kafka until retention removes them) are
 dropped, and a record landed while its Id was being erased elsewhere is erased again right after.
@@ -32,7 +35,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
-from lead_scoring.contract.samples import is_demo, is_probe
+from lead_scoring.contract.samples import RESCORE_HEADER, is_demo, is_probe
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
 from lead_scoring.settings import current_profile
@@ -74,7 +77,7 @@ class SinkHandler:
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:
         raw, rejected, scores, ledger = [], [], [], []
-        bad_scores = 0
+        bad_scores = rescore_requests = 0
         for msg in batch:
             shadow = msg.topic in self.shadow_topics
             if shadow or msg.topic in self.score_topics:
@@ -88,6 +91,9 @@ class SinkHandler:
                 if not shadow:
                     scores.append(record)
                 continue
+            if any(name == RESCORE_HEADER for name, _ in msg.headers):
+                rescore_requests += 1
+                continue
             record, errors = parse_record(msg.value if msg.value is not None else b"")
             if record is None:
                 key = msg.key.decode("utf-8", errors="replace") if msg.key else None
@@ -99,6 +105,8 @@ class SinkHandler:
             raw.append(record)
 
         counts = {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": bad_scores}
+        if rescore_requests:
+            counts["rescore_requests"] = rescore_requests
         batch_ids = {r["Id"] for r in raw + rejected + scores + ledger if r.get("Id")}
         deleted = {r["Id"] for r in raw if r.get("_EventType") == "deleted"}
         gone: set[str] = set()
