@@ -6,8 +6,9 @@ Every insert is idempotent: a row is only added when its natural key is not in t
 batch re-read after a kill (written, not yet committed) lands nothing twice.
 
 Natural keys: `crm_leads_raw` (Id, _EventType, LastModifiedDate, _source) — one CRM change event;
-`lead_scores` (Id, _ObjectType, scored_ts, Lead_Score_Model__c, _source); `rejected_leads` (payload, _source);
-`lead_score_history` (Id, Lead_Score_Model__c, scored_ts, shadow) — one score produced.
+`lead_scores` (Id, _ObjectType, source_ts, features_hash, Lead_Score_Model__c, _source); `rejected_leads`
+(payload, _source); `lead_score_history` (Id, Lead_Score_Model__c, source_ts, features_hash, shadow) — one
+input record scored by one model (a crash replay re-scores it later; it is still that score, landed once).
 
 The score ledger (`lead_score_history`) gets every score record: the champion's (`lead_scores`,
 `contact_scores`, also kept in `lead_scores`) and the challenger's (`lead_scores_shadow`, `shadow = true`,
@@ -48,9 +49,12 @@ STREAM_SOURCE = "stream"
 PROBE_SOURCE = "probe"
 DEMO_SOURCE = "demo"
 RAW_KEY = ("Id", "_EventType", "LastModifiedDate", "_source")
-SCORE_KEY = ("Id", "_ObjectType", "scored_ts", "Lead_Score_Model__c", "_source")
+# A score is identified by the input record it scored (its Kafka timestamp, and the feature values for two
+# changes in one millisecond) and the model: a statement restored from a checkpoint re-scores what came after
+# it, with a later scored_ts; those replays are the same score and land once.
+SCORE_KEY = ("Id", "_ObjectType", "source_ts", "features_hash", "Lead_Score_Model__c", "_source")
 REJECTED_KEY = ("payload", "_source")
-LEDGER_KEY = ("Id", "Lead_Score_Model__c", "scored_ts", "shadow")
+LEDGER_KEY = ("Id", "Lead_Score_Model__c", "source_ts", "features_hash", "shadow")
 
 
 def _source(record_id: Any) -> str:
