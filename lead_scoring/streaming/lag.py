@@ -13,12 +13,22 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+import tenacity
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from lead_scoring.retry import backoff
 from lead_scoring.streaming.kafka import KafkaResource
 
 Partition = tuple[str, int]
 OFFSETS_GROUP = "lead-scoring.offsets"  # reads only; never joins, never commits
+# A group's coordinator moving or still loading (a new group, a broker just back): asked again, not reported.
+COORDINATOR_BUSY = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                    KafkaError.COORDINATOR_NOT_AVAILABLE}
+
+
+def _coordinator_busy(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaException) and bool(exc.args) and getattr(exc.args[0], "code", lambda: None)() \
+        in COORDINATOR_BUSY
 
 
 class KafkaUnavailable(RuntimeError):
@@ -51,10 +61,13 @@ class OffsetReader:
         wanted = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
         if not wanted:
             return {}
+        retrying = tenacity.Retrying(stop=tenacity.stop_after_delay(self.timeout_s * 2), wait=backoff(0.2, 2.0),
+                                     retry=tenacity.retry_if_exception(_coordinator_busy), reraise=True)
         try:
-            return {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(wanted, timeout=self.timeout_s)}
+            committed = retrying(self.consumer.committed, wanted, timeout=self.timeout_s)
         except KafkaException as exc:
             raise _unavailable(exc) from exc
+        return {(tp.topic, tp.partition): tp.offset for tp in committed}
 
     def watermarks(self, partitions: dict[str, int]) -> dict[Partition, tuple[int, int]]:
         """(low, high) watermark per partition."""
