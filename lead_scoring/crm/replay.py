@@ -97,15 +97,29 @@ class RateLimiter:
         self._count += 1
 
 
+WAIT_LOG_EVERY_S = 30.0
+
+
 class Producer:
     """Produce contract records to a topic, counting broker acknowledgements and failures."""
 
     def __init__(self, kafka: Any, topic: str, rate: float = 0.0):
-        self.producer = kafka.producer()
+        # message.timeout.ms 0: a broker outage is waited out, not turned into failed records (idempotent
+        # producer: the retries neither duplicate nor reorder); `close()` says what it is waiting for.
+        self.producer = kafka.producer(**{"message.timeout.ms": 0})
+        self.bootstrap = getattr(kafka, "bootstrap_servers", "?")
         self.topic = topic
         self.limiter = RateLimiter(rate)
         self.summary = ReplaySummary()
         self._t0 = time.monotonic()
+        self._last_wait_log = 0.0
+
+    def _waiting(self, what: str) -> None:
+        """One log line per 30 s while Kafka does not take or acknowledge what we produce."""
+        now = time.monotonic()
+        if now - self._last_wait_log >= WAIT_LOG_EVERY_S:
+            self._last_wait_log = now
+            log.warning("waiting for Kafka at %s: %s", self.bootstrap, what)
 
     def _on_delivery(self, err: Any, _msg: Any) -> None:
         if err is None:
@@ -123,16 +137,21 @@ class Producer:
             try:
                 self.producer.produce(self.topic, key=key, value=value, on_delivery=self._on_delivery)
                 break
-            except BufferError:  # local queue full: let deliveries drain
+            except BufferError:  # local queue full: let deliveries drain (during an outage: until it is back)
                 self.producer.poll(0.1)
+                self._waiting(f"{len(self.producer)} messages queued, the local queue is full")
         self.summary.offered += 1
         self.producer.poll(0)
 
-    def close(self, timeout_s: float = 60.0) -> ReplaySummary:
-        remaining = self.producer.flush(timeout_s)
-        if remaining:
-            self.summary.failed += remaining
-            self.summary.errors.append(f"{remaining} messages not acknowledged within {timeout_s:.0f} s")
+    def close(self, timeout_s: Optional[float] = None) -> ReplaySummary:
+        """Wait until the broker acknowledged every message (however long an outage lasts, unless `timeout_s`)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while remaining := self.producer.flush(min(5.0, timeout_s or 5.0)):
+            if deadline is not None and time.monotonic() >= deadline:
+                self.summary.failed += remaining
+                self.summary.errors.append(f"{remaining} messages not acknowledged within {timeout_s:.0f} s")
+                break
+            self._waiting(f"{remaining} messages not acknowledged yet")
         self.summary.elapsed_s = time.monotonic() - self._t0
         return self.summary
 
