@@ -9,6 +9,7 @@ JobManager restart) are what brings the statements back. Nothing in these tests 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
+import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
@@ -34,7 +36,7 @@ from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.flink import JOBMANAGER
 from lead_scoring.stack.install import install
 from lead_scoring.stack.kafka import KAFKA
-from lead_scoring.stack.stack import Stack
+from lead_scoring.stack.stack import Stack, pid_alive
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.admin import ensure_topics
 from lead_scoring.streaming.healing import local_engine
@@ -214,6 +216,39 @@ def test_reboot_resumes_from_savepoints_exactly(product: Product) -> None:
     assert len(scores.ids) == len(records)
     assert [i for i, n in scores.ids.items() if n > 1] == []  # the savepoint hand-over is exact
     _landed(product, tag, len(records))
+
+
+def test_power_loss_resumes_from_the_retained_checkpoints(product: Product) -> None:
+    """Every process killed at once, the supervisor first (no savepoint, no orderly stop), then `stack up`."""
+    tag = f"PL{uuid.uuid4().hex[:6]}-"
+    records = _leads(1200, tag, seed=43)
+    scores = Scores(product.kafka, tag)
+    sender = _stream(product, records)
+    time.sleep(CHECKPOINT_S + 2)  # at least one checkpoint of this stream's statements
+    victims = [product.stack.files.daemon()] + [psutil.Process(r.pid) for r in product.stack.files.records().values()
+                                                if r.pid and pid_alive(r.pid)]
+    for proc in victims:
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+    psutil.wait_procs(victims, timeout=30)
+    product.stack.up()  # what `scripts/up` does after the machine comes back
+    sender.join()
+    wait_until(lambda: True if len(scores.ids) == len(records) else None, timeout_s=300, interval_s=1,
+               what="every lead scored after the power loss")
+    wait_until(lambda: True if _lag(product) == 0 else None, timeout_s=120, interval_s=1,
+               what="the restored statements caught up")
+    time.sleep(5)
+    scores.stop()
+    assert len(scores.ids) == len(records)  # nothing lost
+    # replayed from the last checkpoint: at most one interval (+ the time the kill took) of input, once more
+    assert sum(1 for n in scores.ids.values() if n > 1) <= RATE * (CHECKPOINT_S + 20)
+    assert max(scores.ids.values()) <= 2
+    _landed(product, tag, len(records), timeout_s=300)
+    # the replays are the same scores: one ledger row per lead
+    ledger = product.warehouse.query(
+        f"SELECT COUNT(*) AS n FROM lead_score_history WHERE STARTS_WITH(Id, '{tag}') AND NOT shadow")
+    assert int(ledger["n"][0]) == len(records)
 
 
 def test_the_workers_ride_out_a_broker_outage(product: Product) -> None:
