@@ -1,7 +1,7 @@
 """Streaming assets: the pipeline's Kafka topics and its Flink SQL statements (rolled out per model)."""
 
 
-from typing import Optional
+from typing import Any, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -50,6 +50,15 @@ class FlinkStatementsConfig(dg.Config):
     statement_prefix: str = Field(default="lead-scoring")
     group_prefix: str = Field(default="lead-scoring")
     verify_timeout_s: float = Field(default=120.0, description="how long a new statement may take to run and produce")
+    # Tuning: a changed value changes the statements' SQL, so they are handed over (a model version never is).
+    model_batch_size: Optional[int] = Field(default=None, ge=1, description="rows per model request (default 64)")
+    model_batch_linger: Optional[str] = Field(
+        default=None, description="how long a partial batch waits for more rows, e.g. '10 ms' (the default)")
+    checkpoint_interval: Optional[str] = Field(default=None, description="local Flink checkpoints, e.g. '60 s'")
+
+    def tuning(self) -> dict[str, Any]:
+        return {k: v for k in ("model_batch_size", "model_batch_linger", "checkpoint_interval")
+                if (v := getattr(self, k)) is not None}
 
 
 @dg.asset(group_name=GROUP, kinds={"flink"}, owners=OWNERS, deps=[streaming_topics],
@@ -57,11 +66,11 @@ class FlinkStatementsConfig(dg.Config):
 def flink_statements(context: dg.AssetExecutionContext, config: FlinkStatementsConfig,
                      model_deployment: ModelDeployment, kafka: KafkaResource, flink: FlinkEngine
                      ) -> dg.Output[RolloutReport]:
-    """The Flink SQL pipeline running the deployed model: new inference statements take over, old ones stop."""
+    """The Flink SQL pipeline scoring with the deployed model; statements whose SQL changed are handed over."""
     settings = render_settings_for(flink, kafka, url=model_deployment.url, model_name=model_deployment.model_name,
                                    version=model_deployment.version, provider=config.model_provider,
                                    topic_prefix=config.topic_prefix, statement_prefix=config.statement_prefix,
-                                   group_prefix=config.group_prefix)
+                                   group_prefix=config.group_prefix, **config.tuning())
     pipeline = render_pipeline(settings)
     try:
         report: RolloutReport = rollout(flink, pipeline, verify_timeout_s=config.verify_timeout_s,

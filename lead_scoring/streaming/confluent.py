@@ -46,7 +46,6 @@ from lead_scoring.streaming.render import (
     StatementRole,
     is_shadow_key,
     statement_group_id,
-    version_slug,
 )
 
 log = logging.getLogger(__name__)
@@ -55,7 +54,6 @@ TERMINAL_PHASES = frozenset({"COMPLETED", "STOPPED", "FAILED"})
 LIVE_PHASES = ("PENDING", "RUNNING", "DEGRADED")
 RESUMABLE_PHASES = ("STOPPED", "FAILED", "FAILING")
 LABEL = "user.confluent.io/"
-MODEL_VERSION_LABEL = LABEL + "model-version"
 KIND_LABEL = LABEL + "lead-scoring-kind"  # ddl | statement
 ROLE_LABEL = LABEL + "lead-scoring-role"
 RETIRED_LABEL = LABEL + "lead-scoring-retired"  # "true": stopped by a rollout that replaced it
@@ -304,17 +302,17 @@ class ConfluentFlink(FlinkEngine):
         if self.vertex_service_key:
             self.ensure_vertex_connection(s.vertex_connection, s.model_endpoint, self.vertex_service_key)
         for name, sql in ddl_statements(pipeline):
-            done.append(self._run_ddl(name, sql, s.model_version, pipeline.session_config))
+            done.append(self._run_ddl(name, sql, pipeline.session_config))
         return done
 
-    def _run_ddl(self, name: str, sql: str, version: str, properties: dict[str, str]) -> str:
+    def _run_ddl(self, name: str, sql: str, properties: dict[str, str]) -> str:
         existing = self.get_statement(name)
         if existing is not None and (existing.get("status") or {}).get("phase") == "COMPLETED":
             return name
         if existing is not None:
             self.delete_statement(name)
         self.create_statement(name, sql, properties=properties,
-                              labels={KIND_LABEL: "ddl", MODEL_VERSION_LABEL: version[:63]})
+                              labels={KIND_LABEL: "ddl"})
         self.wait_phase(name, {"COMPLETED"}, self.ddl_timeout_s)
         return name
 
@@ -328,7 +326,8 @@ class ConfluentFlink(FlinkEngine):
         props = dict(pipeline.session_config)
         if resume_from:
             props["sql.tables.initial-offset-from"] = resume_from
-        labels = {MODEL_VERSION_LABEL: pipeline.settings.model_version[:63], KIND_LABEL: "statement",
+        # no model-version label: the version is the endpoint's, it changes under a running statement
+        labels = {KIND_LABEL: "statement",
                   ROLE_LABEL: role.value, RETIRED_LABEL: "false"}
         return props, labels
 
@@ -461,8 +460,8 @@ def ddl_statements(pipeline: Pipeline) -> list[tuple[str, str]]:
     """(statement name, SQL) of the run-once DDL: every table Confluent owns, then the model version."""
     s = pipeline.settings
     out = [(f"{s.statement_prefix}-ddl-{table.replace('_', '-')}", sql) for table, sql in pipeline.ddl()]
-    kind = "model-shadow" if s.shadow else "model"
-    out.append((f"{s.statement_prefix}-{kind}-{version_slug(s.model_version)}"[:100].rstrip("-"),
+    # the model object is named after its DDL (render.model_name): one DDL statement per model definition
+    out.append((f"{s.statement_prefix}-ddl-{pipeline.model_name.replace('_', '-')}"[:100].rstrip("-"),
                 pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1)))
     return out
 

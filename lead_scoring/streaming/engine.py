@@ -161,14 +161,14 @@ CHALLENGER_CONNECTION = "vertex-lead-scorer-challenger"  # Confluent: the challe
 
 def render_settings_for(engine: FlinkEngine, kafka: KafkaResource, *, url: str, model_name: str, version: str,
                  provider: str = "", topic_prefix: str = "", statement_prefix: str = "lead-scoring",
-                 group_prefix: str = "lead-scoring", shadow: bool = False) -> RenderSettings:
+                 group_prefix: str = "lead-scoring", shadow: bool = False, **tuning: Any) -> RenderSettings:
     """The rendering of a model deployment for `engine`: the champion's pipeline, or (`shadow`) the
-    challenger's shadow statements against the challenger's endpoint."""
+    challenger's shadow statements against the challenger's endpoint. `tuning`: other RenderSettings fields."""
     provider = provider or ("kserve" if engine.dialect is Dialect.FLINK else "vertexai")
     extra = {"vertex_connection": CHALLENGER_CONNECTION} if shadow else {}
     return RenderSettings(
         dialect=engine.dialect, model_version=version, model_endpoint=engine.model_endpoint(url, model_name, provider),
         model_provider=provider, kafka_bootstrap=kafka.bootstrap_servers, topic_prefix=topic_prefix,
         statement_prefix=statement_prefix, group_prefix=group_prefix, server_model_name=model_name, shadow=shadow,
-        **extra,
+        **extra, **tuning,
     )

@@ -171,6 +171,27 @@ class StatementRecord:
     jobs: list[str] = field(default_factory=list)  # every job id this statement ran as, oldest first
     savepoint: Optional[str] = None  # where it was last stopped on purpose (hand-over, stack down)
     retired: bool = False  # stopped by a rollout that replaced it: not restored by heal()
+    # what was submitted, so heal() and a rollback resubmit exactly that (whatever the code renders today)
+    script: list[str] = field(default_factory=list)
+    config: dict[str, str] = field(default_factory=dict)
+
+    def submission(self, name: str) -> Optional[Submission]:
+        return Submission(name, self.script, self.config) if self.script else None
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One statement as the SQL Gateway runs it: its session's script and properties (parallelism included)."""
+
+    name: str
+    script: list[str]
+    config: dict[str, str]
+
+    @classmethod
+    def of(cls, pipeline: Pipeline, role: StatementRole) -> Submission:
+        st = pipeline.statements[role]
+        return cls(st.name, pipeline.session_script(role),
+                   {**pipeline.session_config, "pipeline.name": st.name, "parallelism.default": str(st.parallelism)})
 
 
 @dataclass
@@ -310,39 +331,43 @@ class SqlGatewayFlink(FlinkEngine):
     def prepare(self, pipeline: Pipeline) -> list[str]:
         return []  # tables and the model are session-scoped: every statement's session declares them
 
-    def _submit(self, pipeline: Pipeline, role: StatementRole, restore_from: Optional[str]) -> str:
-        st = pipeline.statements[role]
-        props = {**pipeline.session_config, "pipeline.name": st.name, "parallelism.default": str(st.parallelism)}
+    def _submit(self, submission: Submission, restore_from: Optional[str]) -> str:
+        props = dict(submission.config)
         if restore_from:
             # The Kafka sources resume from the offsets in that checkpoint/savepoint (group offsets committed
-            # at stop time are asynchronous and may lag a checkpoint behind). Old and new inference jobs share
-            # one topology, so the source state maps onto a new model version's job too.
+            # at stop time are asynchronous and may lag a checkpoint behind). A successor with changed SQL keeps
+            # the source state when its topology still maps onto it; what does not map is ignored.
             props["execution.state-recovery.path"] = restore_from
             props["execution.state-recovery.ignore-unclaimed-state"] = "true"
-        with self.session(properties=props, name=st.name) as session:
+        with self.session(properties=props, name=submission.name) as session:
             result = None
-            for sql in pipeline.session_script(role):
+            for sql in submission.script:
                 result = session.execute(sql, timeout_s=self.operation_timeout_s)
         if result is None or not result.rows:
-            raise RolloutError(f"no job id returned for {st.name}")
+            raise RolloutError(f"no job id returned for {submission.name}")
         return str(result.rows[0][0])
+
+    @staticmethod
+    def _entry(record: DeploymentRecord, pipeline: Pipeline, role: StatementRole) -> StatementRecord:
+        submission = Submission.of(pipeline, role)
+        entry = record.statements.setdefault(submission.name, StatementRecord(role=role.value))
+        entry.script, entry.config = submission.script, submission.config
+        return entry
 
     def remember(self, pipeline: Pipeline, running: dict[str, str]) -> None:
         with self._record(pipeline.key, pipeline.settings) as record:
-            for st in pipeline.statements.values():
+            for role, st in pipeline.statements.items():
                 if st.name in running:
-                    entry = record.statements.setdefault(st.name, StatementRecord(role=st.role.value))
+                    entry = self._entry(record, pipeline, role)
                     if running[st.name] not in entry.jobs:
                         entry.jobs.append(running[st.name])
                     entry.retired = False
 
     def start(self, pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None) -> str:
-        prefix = pipeline.key
-        st = pipeline.statements[role]
-        with self._record(prefix, pipeline.settings) as record:
+        with self._record(pipeline.key, pipeline.settings) as record:
             savepoint = record.statements[resume_from].savepoint if resume_from in record.statements else None
-            job = self._submit(pipeline, role, savepoint)
-            entry = record.statements.setdefault(st.name, StatementRecord(role=role.value))
+            job = self._submit(Submission.of(pipeline, role), savepoint)
+            entry = self._entry(record, pipeline, role)
             entry.jobs.append(job)
             entry.savepoint, entry.retired = None, False
         return job
@@ -402,14 +427,12 @@ class SqlGatewayFlink(FlinkEngine):
         return location
 
     def resume_stopped(self, pipeline: Pipeline, role: StatementRole, name: str, after: Optional[str]) -> str:
-        prefix = pipeline.key
-        old_pipeline = render_pipeline(_version_settings(pipeline.settings, name, role))
-        with self._record(prefix) as record:
+        with self._record(pipeline.key) as record:
             entry = record.statements[name]
             # the failed successor stopped with a savepoint too when it got as far as running
             successor = record.statements.get(after) if after else None
             restore = (successor.savepoint if successor and successor.savepoint else None) or entry.savepoint
-            job = self._submit(old_pipeline, role, restore)
+            job = self._submit(_submission_of(entry, name, record), restore)
             entry.jobs.append(job)
             entry.savepoint, entry.retired = None, False
             if successor is not None:
@@ -496,7 +519,6 @@ class SqlGatewayFlink(FlinkEngine):
         with self._record(statement_prefix) as record:
             if not record.settings:
                 return []
-            pipeline = render_pipeline(record.render_settings())
             live = self.running(statement_prefix)
             checkpoint_root = self._checkpoint_root()
             for name, entry in record.statements.items():
@@ -505,11 +527,8 @@ class SqlGatewayFlink(FlinkEngine):
                 if name in live:
                     actions.append(HealAction(name, "left", live[name], detail="running"))
                     continue
-                role = StatementRole(entry.role)
-                statement_pipeline = pipeline if pipeline.statements[role].name == name else \
-                    render_pipeline(_version_settings(pipeline.settings, name, role))
                 restore = _newest_snapshot(entry, checkpoint_root)
-                job = self._submit(statement_pipeline, role, restore)
+                job = self._submit(_submission_of(entry, name, record), restore)
                 entry.jobs.append(job)
                 entry.savepoint = None
                 actions.append(HealAction(name, "resubmitted", job, restore or "group offsets (no retained checkpoint)"))
@@ -552,10 +571,15 @@ class SqlGatewayFlink(FlinkEngine):
         return Path(parsed.path)
 
 
-def _version_settings(settings: RenderSettings, name: str, role: StatementRole) -> RenderSettings:
-    """The rendering an inference statement of another model version came from (names carry the version slug)."""
-    prefix = f"{settings.statement_prefix}-{role.value}-"
-    return replace(settings, model_version=name[len(prefix):]) if name.startswith(prefix) else settings
+def _submission_of(entry: StatementRecord, name: str, record: DeploymentRecord) -> Submission:
+    """What `name` ran as; a record written before submissions were kept: today's rendering of its role."""
+    submission = entry.submission(name)
+    if submission is None:
+        pipeline = render_pipeline(record.render_settings())
+        current = Submission.of(pipeline, StatementRole(entry.role))
+        submission = replace(current, name=name, config={**current.config, "pipeline.name": name})
+        entry.script, entry.config = submission.script, submission.config
+    return submission
 
 
 def _newest_snapshot(entry: StatementRecord, checkpoint_root: Optional[Path]) -> Optional[str]:

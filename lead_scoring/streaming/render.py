@@ -13,6 +13,7 @@ dialects in `lead_scoring_tests/streaming/`.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from lead_scoring.contract.validation import MAX_STRING_LENGTH, TIMESTAMP_PATTER
 from lead_scoring.streaming import topics as T
 
 SQL_DIR = Path(__file__).parent / "sql"
+UNNAMED = ""  # a statement before its name, the fingerprint of its finished rendering, is known
 STATEMENT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # Confluent's rule; we use it locally too
 
 
@@ -156,23 +158,29 @@ class RenderSettings:
         return f"{self.topic_prefix}{name}"
 
 
-def version_slug(version: str) -> str:
-    """A model version as it may appear in statement (`a-z0-9-`) and model (`a-z0-9_`) names."""
-    slug = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")
-    if not slug:
-        raise ValueError(f"model version {version!r} has no usable characters")
-    return slug
+def fingerprint(*parts: object) -> str:
+    """8 hex digits naming what a statement or model runs: equal text, equal name."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def statement_name(settings: RenderSettings, role: StatementRole) -> str:
-    """Stable names for the stateless statements, versioned names for the inference ones."""
-    name = f"{settings.statement_prefix}-{role.value}"
-    if role.is_inference:
-        name += f"-{version_slug(settings.model_version)}"
-    name = name[:100].rstrip("-")
+def statement_name(settings: RenderSettings, role: StatementRole, sql_fingerprint: str) -> str:
+    """`<prefix>-<role>-<fingerprint of what it runs>`.
+
+    The name changes when the statement's SQL does (the contract, a connector or provider option, the
+    topology), and only then: a new model version behind the same endpoint changes nothing in Flink. The
+    model server (local, cluster) or the Vertex AI endpoint (gcp) switches versions under the running
+    statement, so a retraining never stops the stream, never hands over and never runs cold code.
+    """
+    name = f"{settings.statement_prefix}-{role.value}-{sql_fingerprint}"[:100].rstrip("-")
     if not STATEMENT_NAME.match(name):
         raise ValueError(f"statement name {name!r} does not match {STATEMENT_NAME.pattern}")
     return name
+
+
+def role_of(name: str, statement_prefix: str, role: StatementRole) -> bool:
+    """Whether a statement `name` is (some rendering of) `role`: `<prefix>-<role>` or `<prefix>-<role>-<...>`."""
+    base = f"{statement_prefix}-{role.value}"
+    return name == base or name.startswith(base + "-")
 
 
 def statement_group_id(group_prefix: str, role: StatementRole) -> str:
@@ -213,11 +221,11 @@ SHADOW_STATEMENT_SINKS: dict[StatementRole, tuple[str, ...]] = {
 }
 
 
-def model_name(settings: RenderSettings) -> str:
-    """`lead_scorer_<version>`; a shadow model `lead_scorer_shadow_<version>` (in Confluent Cloud models are
-    persistent: the challenger's must not be reused by the champion's pipeline after a promotion)."""
-    kind = "lead_scorer_shadow_" if settings.shadow else "lead_scorer_"
-    return kind + version_slug(settings.model_version).replace("-", "_")
+def model_name(settings: RenderSettings, ddl_fingerprint: str) -> str:
+    """`lead_scorer_<fingerprint>`; the challenger's `lead_scorer_shadow_<fingerprint>`. Named by its DDL (inputs,
+    outputs, endpoint, options), not by a model version: in Confluent Cloud models are persistent, and the one
+    behind an endpoint changes without a new model object."""
+    return ("lead_scorer_shadow_" if settings.shadow else "lead_scorer_") + ddl_fingerprint
 
 
 # -- contract -> SQL ---------------------------------------------------------------------------------
@@ -572,9 +580,9 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     text_alias = dict((alias.removesuffix(ISO_SUFFIX), alias) for alias, _ in text_inputs)
     input_args = ", ".join(f"`{text_alias.get(c.name, c.name)}`" for c in inputs)
     outputs = [Col("response", "STRING")] if triton else [Col(n, ty) for n, ty in MODEL_OUTPUTS]
-    mname = model_name(s)
-    model_sql = _render("model.sql", s, model=dict(name=mname, version=s.model_version, inputs=inputs,
-                                                    outputs=outputs, options=_model_options(s)))
+    model = dict(inputs=inputs, outputs=outputs, options=_model_options(s))
+    mname = model_name(s, fingerprint(s.dialect.value, _render("model.sql", s, model={**model, "name": ""})))
+    model_sql = _render("model.sql", s, model={**model, "name": mname})
 
     columns = ", ".join(f"`{f.name}`" for f in LEAD_FIELDS)
     statements: dict[StatementRole, Statement] = {}
@@ -588,7 +596,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         source_time = "`$rowtime`" if s.confluent else "`source_time`"
         udf = s.validation == "udf"
         statements[StatementRole.VALIDATE] = Statement(
-            name=statement_name(s, StatementRole.VALIDATE), role=StatementRole.VALIDATE,
+            name=UNNAMED, role=StatementRole.VALIDATE,
             sql=_render("validate.sql", s, t=names, payload=payload, source_time=source_time, udf=udf,
                         converted=udf_converted_columns() if udf else converted_columns(),
                         reason="" if udf else reason_expr(payload), spec=_q(contract_spec())),
@@ -597,7 +605,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             functions=(CONTRACT_CHECK_DDL,) if udf else (),
         )
         statements[StatementRole.SPLIT] = Statement(
-            name=statement_name(s, StatementRole.SPLIT), role=StatementRole.SPLIT,
+            name=UNNAMED, role=StatementRole.SPLIT,
             sql=_render("split.sql", s, t=names, columns=columns, source_time="`source_time`"),
             tables=(*sources[StatementRole.SPLIT], *STATEMENT_SINKS[StatementRole.SPLIT]),
             reads=sources[StatementRole.SPLIT],
@@ -619,7 +627,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
                       # Confluent: a first shadow statement joins the live stream at its end, not its start
                       source_hint=" /*+ OPTIONS('scan.startup.mode'='latest-offset') */" if s.shadow and s.confluent
                       else "")
-        statements[role] = Statement(name=statement_name(s, role), role=role, sql=sql, tables=(source, sink),
+        statements[role] = Statement(name=UNNAMED, role=role, sql=sql, tables=(source, sink),
                                      reads=(source,), uses_model=True, views=views,
                                      offset_reset="latest" if role.is_shadow else "earliest")
 
@@ -638,5 +646,10 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
             "execution.buffer-timeout.interval": s.buffer_timeout,
         }
-    return Pipeline(settings=s, tables=tables, statements=statements, model_name=mname, model_sql=model_sql,
-                    session_config=session_config)
+    unnamed = Pipeline(settings=s, tables=tables, statements=statements, model_name=mname, model_sql=model_sql,
+                       session_config=session_config)
+    # Each statement is named after everything it runs (no model version in it: see statement_name).
+    named = {role: replace(st, name=statement_name(s, role, fingerprint(
+        s.dialect.value, unnamed.session_script(role), session_config, st.parallelism)))
+        for role, st in statements.items()}
+    return replace(unnamed, statements=named)

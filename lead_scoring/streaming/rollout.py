@@ -1,18 +1,21 @@
-"""Roll the pipeline's statements out: keep the stateless ones running, hand inference over to a new model.
+"""Roll the pipeline's statements out: start what is missing, hand over what changed, leave the rest running.
 
-How a new model version takes over, per inference statement (leads, then contacts):
+A statement is named after what it runs (`render.statement_name`: role + fingerprint of its SQL), never after
+a model version. A new model version behind the same endpoint (local and cluster: the model server swaps it in
+`model_deployment`; gcp: the Vertex AI endpoint's canary) therefore changes no statement: the rollout checks
+the endpoint answers with the new version and leaves the stream running, with no gap and nothing cold.
+Only a statement whose SQL changed (the contract, a provider or connector option, the topology) is handed over:
 
-1. Preflight, before anything running is touched: the new model is created and asked to score a known
-   record through ML_PREDICT (locally a bounded query through the SQL Gateway). A wrong endpoint, a
-   broken model or bad SQL fails here, and the old statements keep running untouched.
-2. Hand-over: the old statement stops at a consistent point (local: stop-with-savepoint; Confluent:
-   `spec.stopped`), then the new one starts from exactly those offsets (local: restored from the old job's
-   savepoint, whose Kafka source state holds them; Confluent: `sql.tables.initial-offset-from`).
-   So every record is scored once, by exactly one version: none is lost and none is scored by two
-   versions at once. (Starting the new one first would score the overlap twice.)
-3. Verify: the new statement must reach RUNNING and, when records are waiting, produce output. If it
-   does not, it is stopped, the old statement is restarted from the same offsets, and the rollout fails
-   with the reason.
+1. Preflight, before anything running is touched: the model is created and asked to score a known record
+   through ML_PREDICT (locally a bounded query through the SQL Gateway), and must answer with the version
+   being rolled out. A wrong endpoint, a broken model or bad SQL fails here; nothing running was touched.
+2. Hand-over, per changed statement in pipeline order: the old statement stops at a consistent point (local:
+   drained stop-with-savepoint; Confluent: `spec.stopped`), then the new one starts from exactly those offsets
+   (local: restored from the old job's savepoint, whose Kafka source state holds them; Confluent:
+   `sql.tables.initial-offset-from`). Every record is processed once, by exactly one of them.
+3. Verify: the new statement must reach RUNNING and, when records are waiting, produce output. If it does
+   not, it is stopped, the old statement is restarted from the same offsets (what it ran, as recorded), and
+   the rollout fails with the reason.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from lead_scoring.streaming.engine import FlinkEngine, RolloutError, StatementReport
-from lead_scoring.streaming.render import Pipeline, StatementRole
+from lead_scoring.streaming.render import Pipeline, StatementRole, role_of
 
 log = logging.getLogger(__name__)
 
@@ -50,36 +53,16 @@ def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float 
             report.notes.append(f"{action.action} {action.name} from {action.resumed_from or 'its offsets'}")
             on_event(f"{action.action} {action.name} ({action.ident}) from {action.resumed_from or 'its offsets'}")
     live = engine.running(s.statement_prefix + "-")
-    if all(st.name in live for st in pipeline.statements.values()):
-        for role, st in pipeline.statements.items():
-            report.statements.append(StatementReport(st.name, role.value, "RUNNING", live[st.name]))
-        engine.remember(pipeline, live)
-        report.notes.append(f"model {s.model_version} already scoring; nothing to roll out")
-        return report
     report.notes += [f"prepared {name}" for name in engine.prepare(pipeline)]
-
-    # Stateless statements: same name across versions, started once, left alone afterwards.
-    for role in (r for r in pipeline.statements if not r.is_inference):
-        st = pipeline.statements[role]
-        if st.name in live:
-            report.statements.append(StatementReport(st.name, role.value, "RUNNING", live[st.name]))
-            engine.remember(pipeline, {st.name: live[st.name]})
-            continue
-        ident = engine.start(pipeline, role)
-        phase = engine.wait_running(st.name, ident, verify_timeout_s)
-        on_event(f"started {st.name} ({ident})")
-        report.statements.append(StatementReport(st.name, role.value, phase, ident, action="started"))
-
     report.probe = engine.probe(pipeline)  # raises: nothing running was touched
     on_event(f"preflight: {report.probe}")
 
-    for role in (r for r in pipeline.statements if r.is_inference):
-        new = pipeline.statements[role]
+    for role, new in pipeline.statements.items():
         if new.name in live:
             report.statements.append(StatementReport(new.name, role.value, "RUNNING", live[new.name]))
             engine.remember(pipeline, {new.name: live[new.name]})
             continue
-        olds = sorted(n for n in live if n.startswith(f"{s.statement_prefix}-{role.value}-") and n != new.name)
+        olds = sorted(n for n in live if n != new.name and role_of(n, s.statement_prefix, role))
         stopped: list[str] = []
         for old in olds:
             engine.stop(pipeline, old, live[old])
@@ -104,6 +87,8 @@ def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float 
         report.stopped += stopped
         if produced:
             report.notes.append(f"{new.name}: {produced}")
+    if all(st.action == "unchanged" for st in report.statements):
+        report.notes.append(f"model {s.model_version} is served under the running statements; nothing to hand over")
     return report
 
 
@@ -130,7 +115,7 @@ def retire(engine: FlinkEngine, pipeline: Pipeline, on_event: Callable[[str], No
     live = engine.running(s.statement_prefix + "-")
     stopped = []
     for role in pipeline.statements:
-        for name in sorted(n for n in live if n.startswith(f"{s.statement_prefix}-{role.value}-")):
+        for name in sorted(n for n in live if role_of(n, s.statement_prefix, role)):
             engine.stop(pipeline, name, live[name])
             stopped.append(name)
             on_event(f"retired {name}")

@@ -47,8 +47,9 @@ def _engine(fake: FakeConfluent) -> ConfluentFlink:
 def test_statement_positions_feed_the_lag_of_the_flink_groups(monkeypatch) -> None:
     fake = FakeConfluent()
     engine = _engine(fake)
-    rollout(engine, render_pipeline(RenderSettings(Dialect.CONFLUENT, "v1", ENDPOINT)))
-    fake.statements["lead-scoring-score-leads-v1"]["status"]["latest_offsets"] = {
+    pipeline = render_pipeline(RenderSettings(Dialect.CONFLUENT, "v1", ENDPOINT))
+    rollout(engine, pipeline)
+    fake.statements[pipeline.statements[StatementRole.SCORE_LEADS].name]["status"]["latest_offsets"] = {
         "leads": "partition:0,offset:90;partition:1,offset:40;partition:2,offset:7"}
     positions = engine.source_positions("lead-scoring")
     leads_group = statement_group_id("lead-scoring", StatementRole.SCORE_LEADS)

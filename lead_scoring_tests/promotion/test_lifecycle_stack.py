@@ -63,6 +63,11 @@ def _wait(check, timeout_s: float, what: str) -> Any:
         time.sleep(2)
 
 
+def _roles(jobs: dict[str, str], names: str) -> dict[str, tuple[str, str]]:
+    """role -> (statement name, job id): statements are `<prefix>-<role>-<fingerprint of their SQL>`."""
+    return {name.removeprefix(names + "-").rsplit("-", 1)[0]: (name, jid) for name, jid in jobs.items()}
+
+
 def _jobs(flink_rest_url: str, names: str) -> dict[str, str]:
     jobs = httpx.get(f"{flink_rest_url}/jobs/overview", timeout=10).json()["jobs"]
     return {j["name"]: j["jid"] for j in jobs if j["name"].startswith(names) and j["state"] == "RUNNING"}
@@ -113,8 +118,9 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
         assert served_version(serving.url, challenger_model_name()) == v2.version
         assert served_version(serving.url, "lead_scorer") == v1.version
         jobs = _jobs(local_stack.flink_rest_url, names)
-        assert {f"{names}-shadow-leads-{v2.version}", f"{names}-shadow-contacts-{v2.version}",
-                f"{names}-score-leads-{v1.version}"} <= set(jobs)
+        roles = _roles(jobs, names)
+        assert {"shadow-leads", "shadow-contacts", "score-leads", "score-contacts"} <= set(roles)
+        champion_jobs = {role: roles[role] for role in ("score-leads", "score-contacts")}
 
         csv = tmp_path / "leads.csv"
         write_frame(generate_leads(80, seed=31), csv)
@@ -165,7 +171,8 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
         assert served_version(serving.url, "lead_scorer") == v2.version
         assert served_version(serving.url, challenger_model_name()) is None
         jobs = _jobs(local_stack.flink_rest_url, names)
-        assert f"{names}-score-leads-{v2.version}" in jobs and f"{names}-score-leads-{v1.version}" not in jobs
+        # the new champion is served under the running statements: the same jobs, the shadow ones retired
+        assert {role: _roles(jobs, names)[role] for role in champion_jobs} == champion_jobs
         assert not [n for n in jobs if "-shadow-" in n]
 
         open_ids = set(warehouse.query(
@@ -203,7 +210,7 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
         assert repo.production_version() == v1.version
         assert served_version(serving.url, "lead_scorer") == v1.version
         jobs = _jobs(local_stack.flink_rest_url, names)
-        assert f"{names}-score-leads-{v1.version}" in jobs and f"{names}-score-leads-{v2.version}" not in jobs
+        assert {role: _roles(jobs, names)[role] for role in champion_jobs} == champion_jobs
     finally:
         for w in workers:
             w.stop()

@@ -55,12 +55,20 @@ def resource(fake: FakeConfluent) -> ConfluentFlink:
     ).with_transport(CONTRACT.transport(fake.handler))
 
 
-def pipeline(version: str):
-    return render_pipeline(RenderSettings(Dialect.CONFLUENT, version, ENDPOINT))
+def pipeline(version: str, connection: str = "vertex-lead-scorer"):
+    """`connection` changes the model's DDL, so the scoring statements' SQL; the version changes no SQL."""
+    return render_pipeline(RenderSettings(Dialect.CONFLUENT, version, ENDPOINT, vertex_connection=connection))
 
 
 def engine(fake: FakeConfluent) -> ConfluentFlink:
     return resource(fake)
+
+
+def names(p) -> dict[StatementRole, str]:
+    return {role: st.name for role, st in p.statements.items()}
+
+
+LEADS, CONTACTS = StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS
 
 
 def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
@@ -76,26 +84,28 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     assert conn == {"name": "vertex-lead-scorer", "spec": {
         "connection_type": "VERTEXAI", "endpoint": ENDPOINT,
         "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": SERVICE_KEY})}}}
-    names = [body["name"] for path, body in posts if path == f"{BASE}/statements"]
-    assert names == [
+    created = [body["name"] for path, body in posts if path == f"{BASE}/statements"]
+    model_ddl = "lead-scoring-ddl-" + p.model_name.replace("_", "-")
+    assert created == [
         "lead-scoring-ddl-input-avro", "lead-scoring-ddl-leads", "lead-scoring-ddl-contacts",
         "lead-scoring-ddl-lead-scores", "lead-scoring-ddl-contact-scores", "lead-scoring-ddl-dlq",
-        "lead-scoring-model-v1", "lead-scoring-validate", "lead-scoring-route",
-        "lead-scoring-score-leads-v1", "lead-scoring-score-contacts-v1",
+        model_ddl, *names(p).values(),
     ]
-    first = next(body for path, body in posts if body.get("name") == "lead-scoring-score-leads-v1")
+    assert [n.rsplit("-", 1)[0] for n in names(p).values()] == [
+        "lead-scoring-validate", "lead-scoring-route", "lead-scoring-score-leads", "lead-scoring-score-contacts"]
+    first = next(body for path, body in posts if body.get("name") == names(p)[LEADS])
     assert first == {
-        "name": "lead-scoring-score-leads-v1", "organization_id": ORG, "environment_id": ENV,
-        "spec": {"statement": p.statements[StatementRole.SCORE_LEADS].sql,
+        "name": names(p)[LEADS], "organization_id": ORG, "environment_id": ENV,
+        "spec": {"statement": p.statements[LEADS].sql,
                  "properties": {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
                                 "sql.local-time-zone": "UTC"},
                  "compute_pool_id": "lfcp-1", "principal": "sa-1", "stopped": False},
-        "metadata": {"labels": {"user.confluent.io/model-version": "v1", "user.confluent.io/lead-scoring-kind": "statement",
+        "metadata": {"labels": {"user.confluent.io/lead-scoring-kind": "statement",
                                 "user.confluent.io/lead-scoring-role": "score-leads",
                                 "user.confluent.io/lead-scoring-retired": "false"}},
     }
-    model = next(body for path, body in posts if body.get("name") == "lead-scoring-model-v1")
-    assert model["spec"]["statement"].startswith("CREATE MODEL IF NOT EXISTS `lead_scorer_v1`")
+    model = next(body for path, body in posts if body.get("name") == model_ddl)
+    assert model["spec"]["statement"].startswith(f"CREATE MODEL IF NOT EXISTS `{p.model_name}`")
     # the key travels only in the connection request, never in a statement
     for method, path, body in fake.requests:
         if path.startswith(f"{BASE}/statements") and body:
@@ -103,25 +113,42 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     assert [s.action for s in report.statements] == ["started", "started", "started", "started"]
 
 
-def test_new_version_stops_old_then_resumes_from_its_offsets() -> None:
+def test_a_new_model_version_behind_the_endpoint_changes_no_statement() -> None:
     fake = FakeConfluent()
     rollout(engine(fake), pipeline("v1"))
     fake.requests.clear()
     report = rollout(engine(fake), pipeline("v2"))
+    assert names(pipeline("v2")) == names(pipeline("v1"))
+    writes = [(m, p) for m, p, _ in fake.requests if m in ("PUT", "DELETE")
+              or (m == "POST" and not p.endswith("/connections"))]
+    # the model DDL is idempotent (IF NOT EXISTS, already COMPLETED: not run again); no statement stops
+    assert writes == []
+    assert [s.action for s in report.statements] == ["unchanged"] * 4
+    assert "nothing to hand over" in report.notes[-1]
+
+
+def test_changed_sql_stops_the_old_statement_then_resumes_from_its_offsets() -> None:
+    fake = FakeConfluent()
+    old, new = pipeline("v1"), pipeline("v2", connection="vertex-lead-scorer-2")
+    rollout(engine(fake), old)
+    fake.requests.clear()
+    report = rollout(engine(fake), new)
 
     calls = [(m, p.removeprefix(BASE), (b or {}).get("name")) for m, p, b in fake.requests if m in ("POST", "PUT", "DELETE")]
-    stop_leads = calls.index(("PUT", "/statements/lead-scoring-score-leads-v1", "lead-scoring-score-leads-v1"))
-    start_leads = calls.index(("POST", "/statements", "lead-scoring-score-leads-v2"))
-    stop_contacts = calls.index(("PUT", "/statements/lead-scoring-score-contacts-v1", "lead-scoring-score-contacts-v1"))
-    start_contacts = calls.index(("POST", "/statements", "lead-scoring-score-contacts-v2"))
-    assert stop_leads < start_leads < stop_contacts < start_contacts  # hand-over: never two versions at once
-    put = next(b for m, p, b in fake.requests if m == "PUT" and p.endswith("score-leads-v1"))
-    assert put["spec"]["stopped"] is True and put["spec"]["statement"] == pipeline("v1").statements[StatementRole.SCORE_LEADS].sql
-    new = next(b for m, p, b in fake.requests if m == "POST" and (b or {}).get("name") == "lead-scoring-score-leads-v2")
-    assert new["spec"]["properties"]["sql.tables.initial-offset-from"] == "lead-scoring-score-leads-v1"
-    assert not any(n in ("lead-scoring-validate", "lead-scoring-route") for _, _, n in calls)  # left running
-    assert report.stopped == ["lead-scoring-score-leads-v1", "lead-scoring-score-contacts-v1"]
-    assert fake.statements["lead-scoring-score-leads-v1"]["status"]["phase"] == "STOPPED"
+    stop_leads = calls.index(("PUT", f"/statements/{names(old)[LEADS]}", names(old)[LEADS]))
+    start_leads = calls.index(("POST", "/statements", names(new)[LEADS]))
+    stop_contacts = calls.index(("PUT", f"/statements/{names(old)[CONTACTS]}", names(old)[CONTACTS]))
+    start_contacts = calls.index(("POST", "/statements", names(new)[CONTACTS]))
+    assert stop_leads < start_leads < stop_contacts < start_contacts  # hand-over: never two at once
+    put = next(b for m, p, b in fake.requests if m == "PUT" and p.endswith(names(old)[LEADS]))
+    assert put["spec"]["stopped"] is True and put["spec"]["statement"] == old.statements[LEADS].sql
+    started = next(b for m, p, b in fake.requests if m == "POST" and (b or {}).get("name") == names(new)[LEADS])
+    assert started["spec"]["properties"]["sql.tables.initial-offset-from"] == names(old)[LEADS]
+    # validate and route render the same SQL: same names, left running
+    assert names(new)[StatementRole.VALIDATE] == names(old)[StatementRole.VALIDATE]
+    assert not any(n in (names(old)[StatementRole.VALIDATE], names(old)[StatementRole.SPLIT]) for _, _, n in calls)
+    assert report.stopped == [names(old)[LEADS], names(old)[CONTACTS]]
+    assert fake.statements[names(old)[LEADS]]["status"]["phase"] == "STOPPED"
 
 
 def test_same_version_twice_is_a_no_op() -> None:
@@ -130,28 +157,29 @@ def test_same_version_twice_is_a_no_op() -> None:
     fake.requests.clear()
     report = rollout(engine(fake), pipeline("v1"))
     assert {m for m, _, _ in fake.requests} == {"GET"}  # list calls only: nothing created, stopped or deleted
-    assert "already scoring" in report.notes[0]
+    assert "nothing to hand over" in report.notes[-1]
 
 
 def test_failed_new_statement_restores_the_old_one_and_fails() -> None:
-    fake = FakeConfluent(fail={"lead-scoring-score-leads-v2"})
-    rollout(engine(fake), pipeline("v1"))
+    old, new = pipeline("v1"), pipeline("v2", connection="vertex-lead-scorer-2")
+    fake = FakeConfluent(fail={names(new)[LEADS]})
+    rollout(engine(fake), old)
     fake.requests.clear()
-    with pytest.raises(RolloutError, match="lead-scoring-score-leads-v2 did not take over: .*FAILED: boom"):
-        rollout(engine(fake), pipeline("v2"))
-    old = fake.statements["lead-scoring-score-leads-v1"]
-    assert old["status"]["phase"] == "RUNNING"
+    with pytest.raises(RolloutError, match=f"{names(new)[LEADS]} did not take over: .*FAILED: boom"):
+        rollout(engine(fake), new)
+    before = fake.statements[names(old)[LEADS]]
+    assert before["status"]["phase"] == "RUNNING"
     # resumed in place (PUT spec.stopped=false, as `confluent flink statement resume`), never deleted and
     # recreated: a recreated statement would start from the earliest offset and rescore everything
-    v1_calls = [(m, b) for m, p, b in fake.requests if p.endswith("/statements/lead-scoring-score-leads-v1")
-                or (b or {}).get("name") == "lead-scoring-score-leads-v1"]
-    assert [(m, b["spec"]["stopped"]) for m, b in v1_calls if m == "PUT"] == [("PUT", True), ("PUT", False)]
-    assert not [m for m, _ in v1_calls if m in ("POST", "DELETE")]
-    assert old["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
-                                        "sql.local-time-zone": "UTC"}
-    assert old["metadata"]["labels"]["user.confluent.io/lead-scoring-retired"] == "false"
-    assert fake.statements["lead-scoring-score-contacts-v1"]["status"]["phase"] == "RUNNING"  # never touched
-    assert "lead-scoring-score-contacts-v2" not in fake.statements
+    calls = [(m, b) for m, p, b in fake.requests if p.endswith(f"/statements/{names(old)[LEADS]}")
+             or (b or {}).get("name") == names(old)[LEADS]]
+    assert [(m, b["spec"]["stopped"]) for m, b in calls if m == "PUT"] == [("PUT", True), ("PUT", False)]
+    assert not [m for m, _ in calls if m in ("POST", "DELETE")]
+    assert before["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
+                                           "sql.local-time-zone": "UTC"}
+    assert before["metadata"]["labels"]["user.confluent.io/lead-scoring-retired"] == "false"
+    assert fake.statements[names(old)[CONTACTS]]["status"]["phase"] == "RUNNING"  # never touched
+    assert names(new)[CONTACTS] not in fake.statements
 
 
 def test_api_errors_name_the_call_but_not_the_key() -> None:
@@ -169,14 +197,15 @@ def test_api_errors_name_the_call_but_not_the_key() -> None:
 
 def test_every_request_of_a_rollout_history_is_one_the_openapi_document_allows(contract: OpenApiContract) -> None:
     """First rollout, upgrade, failed upgrade with restore, healing, paging: all through the spec check."""
-    fake = FakeConfluent(fail={"lead-scoring-score-leads-v3"}, page_size=3)
+    third = pipeline("v3", connection="vertex-lead-scorer-3")
+    fake = FakeConfluent(fail={names(third)[LEADS]}, page_size=3)
     rollout(engine(fake), pipeline("v1"))
-    rollout(engine(fake), pipeline("v2"))
+    rollout(engine(fake), pipeline("v2", connection="vertex-lead-scorer-2"))
     with pytest.raises(RolloutError):
-        rollout(engine(fake), pipeline("v3"))
+        rollout(engine(fake), third)
     engine(fake).heal("lead-scoring")
     fake.fail.clear()
-    rollout(engine(fake), pipeline("v3"))  # the failed v3 statement is deleted and created again
+    rollout(engine(fake), third)  # the failed statement is deleted and created again
     assert {"createSqlv1Connection", "getSqlv1Connection", "createSqlv1Statement", "getSqlv1Statement",
             "listSqlv1Statements", "updateSqlv1Statement", "deleteSqlv1Statement"} <= set(contract.checked)
     assert any(p.endswith("/statements") and m == "GET" for m, p, _ in fake.requests)
@@ -195,15 +224,16 @@ def test_the_old_connection_body_is_refused_by_the_openapi_document(contract: Op
 
 def test_a_conflicting_update_is_read_again_and_retried() -> None:
     fake = FakeConfluent()
+    leads = names(pipeline("v1"))[LEADS]
     rollout(engine(fake), pipeline("v1"))
     fake.requests.clear()
     fake.conflicts = 2
-    engine(fake).update_statement("lead-scoring-score-leads-v1", stopped=True)
+    engine(fake).update_statement(leads, stopped=True)
     puts = [b for m, p, b in fake.requests if m == "PUT"]
-    gets = [p for m, p, b in fake.requests if m == "GET" and p.endswith("score-leads-v1")]
+    gets = [p for m, p, b in fake.requests if m == "GET" and p.endswith(leads)]
     assert len(puts) == 3 and len(gets) == 3  # GET, reapply, PUT -- three times
-    assert fake.statements["lead-scoring-score-leads-v1"]["spec"]["stopped"] is True
+    assert fake.statements[leads]["spec"]["stopped"] is True
 
     fake.conflicts = 10
     with pytest.raises(ConfluentApiError, match="409"):
-        engine(fake).update_statement("lead-scoring-score-leads-v1", stopped=False, attempts=3)
+        engine(fake).update_statement(leads, stopped=False, attempts=3)

@@ -55,13 +55,13 @@ class Running:
     def topic(self, name: str) -> str:
         return self.prefix + name
 
-    def deploy(self, version: str, url: str | None = None) -> dg.ExecuteInMemoryResult:
+    def deploy(self, version: str, url: str | None = None, **tuning: Any) -> dg.ExecuteInMemoryResult:
         return dg.materialize_to_memory(
             [stub_deployment(url or self.url, version, MODEL), flink_statements],
             resources={"kafka": self.kafka, "flink": self.flink},
             run_config={"ops": {"flink_statements": {"config": {
                 "topic_prefix": self.prefix, "statement_prefix": self.names, "group_prefix": self.names,
-                "verify_timeout_s": 120.0}}}},
+                "verify_timeout_s": 120.0, **tuning}}}},
             raise_on_error=False,
         )
 
@@ -224,11 +224,13 @@ def test_topics_created_with_their_config(running) -> None:
     assert md["topics"].value[running.topic("dlq")]["retention.ms"] == str(30 * 24 * 3600 * 1000)
 
 
+def by_role(jobs: dict[str, str], names: str) -> dict[str, tuple[str, str]]:
+    """role -> (statement name, job id); names are `<prefix>-<role>-<fingerprint of the SQL>`."""
+    return {name.removeprefix(names + "-").rsplit("-", 1)[0]: (name, jid) for name, jid in jobs.items()}
+
+
 def test_rollout_metadata(running) -> None:
-    jobs = running.jobs()
-    v1 = running.versions[0]
-    assert set(jobs) == {f"{running.names}-validate", f"{running.names}-route",
-                         f"{running.names}-score-leads-{v1}", f"{running.names}-score-contacts-{v1}"}
+    assert set(by_role(running.jobs(), running.names)) == {"validate", "route", "score-leads", "score-contacts"}
 
 
 def test_replay_1000_with_2_percent_malformed(running) -> None:
@@ -298,33 +300,57 @@ def test_failed_rollout_leaves_the_old_statements_running(running) -> None:
     assert running.jobs() == before
 
 
-def test_rollout_during_a_replay_loses_nothing(running) -> None:
-    v1, v2 = running.versions
-    good = records(500, seed=11)
+def _replay_during(running, seed: int, action) -> tuple[dict[str, dict[str, Any]], Any]:
+    """`action()` while 500 leads stream in at 35/s; every lead and contact must be scored exactly once."""
+    good = records(500, seed=seed)
     keys = {r["Id"] for r in good}
     messages = [(r["Id"], json.dumps(r).encode()) for r in good]
     replay = threading.Thread(target=produce, args=(running.kafka, running.topic("input_raw"), messages, 35.0))
     replay.start()
     time.sleep(3)
-    swap_model(running.url, v2, MODEL)  # model_deployment's local hot swap
-    result = running.deploy(v2)
+    result = action()
     replay.join()
-    assert result.success, _failure(result)
-
-    jobs = running.jobs()
-    assert f"{running.names}-score-leads-{v2}" in jobs and f"{running.names}-score-leads-{v1}" not in jobs
-    assert f"{running.names}-score-contacts-{v2}" in jobs and f"{running.names}-score-contacts-{v1}" not in jobs
-    md = result.asset_materializations_for_node("flink_statements")[0].metadata
-    assert md["model_version"].value == v2
-    assert sorted(md["stopped"].value) == sorted([f"{running.names}-score-leads-{v1}", f"{running.names}-score-contacts-{v1}"])
-    assert "ML_PREDICT" in md["rendered_sql"].value
-
     leads = {r["Id"] for r in good if r["_ObjectType"] == "Lead"}
     contacts = keys - leads
     lead_scores = assert_once(read(running.kafka, running.topic("lead_scores"), leads), leads, "leads")
     assert_once(read(running.kafka, running.topic("contact_scores"), contacts), contacts, "contacts")
-    assert {s["Lead_Score_Model__c"] for s in lead_scores.values()} <= {v1, v2}
-    assert good[-1]["Id"] not in lead_scores or lead_scores[good[-1]["Id"]]["Lead_Score_Model__c"] == v2
+    return {r["Id"]: lead_scores.get(r["Id"]) for r in good if r["Id"] in lead_scores}, result
+
+
+def test_a_new_model_version_is_served_without_touching_the_stream(running) -> None:
+    v1, v2 = running.versions
+    before = running.jobs()
+
+    def retrain():
+        swap_model(running.url, v2, MODEL)  # model_deployment's local hot swap
+        return running.deploy(v2)
+
+    scores, result = _replay_during(running, 11, retrain)
+    assert result.success, _failure(result)
+    assert running.jobs() == before  # the same four jobs: nothing stopped, no gap, nothing cold
+    md = result.asset_materializations_for_node("flink_statements")[0].metadata
+    assert md["model_version"].value == v2 and md["stopped"].value == []
+    assert {s["action"] for s in md["statements"].value} == {"unchanged"}
+    assert md["preflight"].value["model_version"] == v2  # the probe saw the new version answer
+    versions = [s["Lead_Score_Model__c"] for s in scores.values()]
+    assert set(versions) <= {v1, v2} and versions[-1] == v2
+
+
+def test_changed_sql_is_handed_over_during_a_replay_and_loses_nothing(running) -> None:
+    before = by_role(running.jobs(), running.names)
+    v2 = running.versions[1]
+    _, result = _replay_during(running, 12, lambda: running.deploy(v2, model_batch_size=32))
+    assert result.success, _failure(result)
+    after = by_role(running.jobs(), running.names)
+    # the scoring statements' SQL changed (the provider's batch size): new statements from the old ones'
+    # savepoints; validate and route render the same SQL and keep running, the same jobs
+    for role in ("validate", "route"):
+        assert after[role] == before[role]
+    for role in ("score-leads", "score-contacts"):
+        assert after[role][0] != before[role][0]
+    md = result.asset_materializations_for_node("flink_statements")[0].metadata
+    assert sorted(md["stopped"].value) == sorted([before["score-leads"][0], before["score-contacts"][0]])
+    assert "'batch-size' = '32'" in md["rendered_sql"].value
 
 
 def test_model_server_down_for_10_s_loses_nothing(running) -> None:

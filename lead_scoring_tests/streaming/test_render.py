@@ -22,6 +22,7 @@ from lead_scoring.streaming.render import (
     StatementRole,
     field_check,
     render_pipeline,
+    role_of,
     statement_name,
 )
 
@@ -66,11 +67,11 @@ def test_dialects_differ_where_they_must() -> None:
     leads_gcp = gcp.statements[StatementRole.SCORE_LEADS].sql
     # locally the model reads each input record once: a view keeping the first (Id, LastModifiedDate,
     # source_time) of `leads` (a crash replay keeps the Kafka timestamp; a re-score request has a new one)
-    assert "ML_PREDICT(\n  TABLE `leads_first`,\n  MODEL `lead_scorer_m20261123_120000_abc123`" in leads_local
+    assert f"ML_PREDICT(\n  TABLE `leads_first`,\n  MODEL `{local.model_name}`" in leads_local
     [view] = local.statements[StatementRole.SCORE_LEADS].views
     assert "PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC" in view and "`first_seen` = 1" in view
     assert not gcp.statements[StatementRole.SCORE_LEADS].views  # Confluent resumes statements with their state
-    assert "LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`" in leads_gcp
+    assert f"LATERAL TABLE(ML_PREDICT('{gcp.model_name}', `Id`" in leads_gcp
     assert "'provider' = 'kserve'" in local.model_sql and "CREATE TEMPORARY MODEL" in local.model_sql
     assert "'provider' = 'vertexai'" in gcp.model_sql and "'vertexai.connection' = 'vertex-lead-scorer'" in gcp.model_sql
     ddl_local, ddl_gcp = dict(local.ddl()), dict(gcp.ddl())
@@ -93,14 +94,31 @@ def test_no_secret_is_ever_rendered() -> None:
         assert word not in text.lower(), word
 
 
-def test_statement_names_are_valid_and_versioned() -> None:
+def test_statements_are_named_after_their_sql_never_after_the_model_version() -> None:
     pipeline = render_pipeline(LOCAL)
     names = [st.name for st in pipeline.statements.values()]
-    assert names == ["lead-scoring-validate", "lead-scoring-route", f"lead-scoring-score-leads-{VERSION}",
-                     f"lead-scoring-score-contacts-{VERSION}"]
-    assert all(STATEMENT_NAME.match(n) for n in names)
-    odd = RenderSettings(Dialect.FLINK, "Model_V2.1 (final)", "http://x")
-    assert statement_name(odd, StatementRole.SCORE_LEADS) == "lead-scoring-score-leads-model-v2-1-final"
+    assert [n.rsplit("-", 1)[0] for n in names] == ["lead-scoring-validate", "lead-scoring-route",
+                                                   "lead-scoring-score-leads", "lead-scoring-score-contacts"]
+    assert all(STATEMENT_NAME.match(n) for n in names) and all(len(n.rsplit("-", 1)[1]) == 8 for n in names)
+    assert VERSION not in " ".join(names) and VERSION.replace("-", "_") not in pipeline.model_name
+    # a new model version behind the same endpoint: the same statements, the same model object
+    other = render_pipeline(replace(LOCAL, model_version="m20270101_000000_ffffff"))
+    assert [st.name for st in other.statements.values()] == names and other.model_name == pipeline.model_name
+    assert other.model_sql == pipeline.model_sql
+    # a change to what the scoring statements run (a provider option) renames them, and only them
+    batched = render_pipeline(replace(LOCAL, model_batch_size=128))
+    changed = {role for role, st in batched.statements.items() if st.name != pipeline.statements[role].name}
+    assert changed == {StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS}
+    assert batched.model_name != pipeline.model_name
+    # so does a change to the topology or the session (the stateless statements too)
+    assert render_pipeline(replace(LOCAL, validate_parallelism=1)).statements[StatementRole.VALIDATE].name != names[0]
+    assert render_pipeline(replace(LOCAL, kafka_bootstrap="10.0.0.1:9092")).statements[StatementRole.SPLIT].name \
+        != names[1]
+    assert role_of(names[2], "lead-scoring", StatementRole.SCORE_LEADS)
+    assert role_of("lead-scoring-score-leads-m20261123-120000-abc123", "lead-scoring", StatementRole.SCORE_LEADS)
+    assert not role_of(names[3], "lead-scoring", StatementRole.SCORE_LEADS)
+    with pytest.raises(ValueError, match="does not match"):
+        statement_name(replace(LOCAL, statement_prefix="Lead Scoring"), StatementRole.VALIDATE, "0a1b2c3d")
 
 
 def test_unavailable_provider_is_refused() -> None:
@@ -182,8 +200,9 @@ def test_shadow_statements_are_the_challengers_own_and_join_the_stream_at_its_en
     assert shadow.key == "lead-scoring-shadow" and render_pipeline(LOCAL).key == "lead-scoring"
     assert list(shadow.statements) == [StatementRole.SHADOW_LEADS, StatementRole.SHADOW_CONTACTS]
     names = [st.name for st in shadow.statements.values()]
-    assert names == [f"lead-scoring-shadow-leads-{VERSION}", f"lead-scoring-shadow-contacts-{VERSION}"]
-    assert shadow.model_name == "lead_scorer_shadow_m20261123_120000_abc123"  # never the champion's model name
+    assert [n.rsplit("-", 1)[0] for n in names] == ["lead-scoring-shadow-leads", "lead-scoring-shadow-contacts"]
+    # never the champion's model object (in Confluent Cloud models are persistent)
+    assert shadow.model_name.startswith("lead_scorer_shadow_") and shadow.model_name != render_pipeline(LOCAL).model_name
     script = shadow.session_script(StatementRole.SHADOW_LEADS)
     assert "'properties.group.id' = 'lead-scoring-flink-shadow-leads'" in script[0]
     assert "'properties.auto.offset.reset' = 'latest'" in script[0]

@@ -11,7 +11,7 @@ OUTPUT (
   `{{ col.name }}` {{ col.type }}{{ "," if not loop.last }}
   {%- endfor %}
 )
-COMMENT 'lead scorer {{ model.version }}'
+COMMENT 'lead scorer: the version is the one the endpoint serves (each score carries it)'
 WITH (
   {%- for key, value in model.options %}
   '{{ key }}' = '{{ value }}'{{ "," if not loop.last }}

@@ -239,8 +239,8 @@ WITH (
   'kafka.cleanup-policy' = 'delete'
 );
 
--- model lead_scorer_m20261123_120000_abc123
-CREATE MODEL `lead_scorer_m20261123_120000_abc123`
+-- model lead_scorer_afd549bd
+CREATE MODEL `lead_scorer_afd549bd`
 INPUT (
   `Id` STRING,
   `_ObjectType` STRING,
@@ -275,7 +275,7 @@ OUTPUT (
   `grade` STRING,
   `features_hash` STRING
 )
-COMMENT 'lead scorer m20261123-120000-abc123'
+COMMENT 'lead scorer: the version is the one the endpoint serves (each score carries it)'
 WITH (
   'provider' = 'vertexai',
   'task' = 'classification',
@@ -284,7 +284,7 @@ WITH (
   'vertexai.output_format' = 'TF-SERVING'
 );
 
--- statement lead-scoring-validate
+-- statement lead-scoring-validate-7d1f1753
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
@@ -443,7 +443,7 @@ FROM (
 WHERE `reason` <> '';
 END;
 
--- statement lead-scoring-route
+-- statement lead-scoring-route-b877b8f8
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `leads`
@@ -454,7 +454,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-m20261123-120000-abc123
+-- statement lead-scoring-score-leads-dc56e251
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -472,9 +472,9 @@ FROM (
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM `leads`
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
 
--- statement lead-scoring-score-contacts-m20261123-120000-abc123
+-- statement lead-scoring-score-contacts-26965ee0
 INSERT INTO `contact_scores`
 SELECT
   `Id`,
@@ -492,4 +492,4 @@ FROM (
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM `contacts`
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));

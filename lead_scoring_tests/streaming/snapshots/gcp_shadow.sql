@@ -143,8 +143,8 @@ WITH (
   'kafka.cleanup-policy' = 'delete'
 );
 
--- model lead_scorer_shadow_m20261123_120000_abc123
-CREATE MODEL `lead_scorer_shadow_m20261123_120000_abc123`
+-- model lead_scorer_shadow_a94e3af7
+CREATE MODEL `lead_scorer_shadow_a94e3af7`
 INPUT (
   `Id` STRING,
   `_ObjectType` STRING,
@@ -179,7 +179,7 @@ OUTPUT (
   `grade` STRING,
   `features_hash` STRING
 )
-COMMENT 'lead scorer m20261123-120000-abc123'
+COMMENT 'lead scorer: the version is the one the endpoint serves (each score carries it)'
 WITH (
   'provider' = 'vertexai',
   'task' = 'classification',
@@ -188,7 +188,7 @@ WITH (
   'vertexai.output_format' = 'TF-SERVING'
 );
 
--- statement lead-scoring-shadow-leads-m20261123-120000-abc123
+-- statement lead-scoring-shadow-leads-c9a849b6
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -206,9 +206,9 @@ FROM (
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM `leads` /*+ OPTIONS('scan.startup.mode'='latest-offset') */
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_a94e3af7', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
 
--- statement lead-scoring-shadow-contacts-m20261123-120000-abc123
+-- statement lead-scoring-shadow-contacts-0d818ca0
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -226,4 +226,4 @@ FROM (
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM `contacts` /*+ OPTIONS('scan.startup.mode'='latest-offset') */
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_a94e3af7', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));

@@ -295,8 +295,8 @@ FROM (
 )
 WHERE `first_seen` = 1;
 
--- model lead_scorer_m20261123_120000_abc123
-CREATE TEMPORARY MODEL `lead_scorer_m20261123_120000_abc123`
+-- model lead_scorer_2ccdbcf0
+CREATE TEMPORARY MODEL `lead_scorer_2ccdbcf0`
 INPUT (
   `Id` STRING,
   `_ObjectType` STRING,
@@ -331,7 +331,7 @@ OUTPUT (
   `grade` STRING,
   `features_hash` STRING
 )
-COMMENT 'lead scorer m20261123-120000-abc123'
+COMMENT 'lead scorer: the version is the one the endpoint serves (each score carries it)'
 WITH (
   'provider' = 'kserve',
   'endpoint' = 'http://127.0.0.1:8080/v1/models/lead_scorer:predict',
@@ -341,7 +341,7 @@ WITH (
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-validate
+-- statement lead-scoring-validate-48d20e75
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
@@ -400,7 +400,7 @@ FROM `input_raw`,
 WHERE `reason` <> '';
 END;
 
--- statement lead-scoring-route
+-- statement lead-scoring-route-33bd78d5
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `leads`
@@ -411,7 +411,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-m20261123-120000-abc123
+-- statement lead-scoring-score-leads-054af5f7
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -426,11 +426,11 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
   TABLE `leads_first`,
-  MODEL `lead_scorer_m20261123_120000_abc123`,
+  MODEL `lead_scorer_2ccdbcf0`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
 
--- statement lead-scoring-score-contacts-m20261123-120000-abc123
+-- statement lead-scoring-score-contacts-eb97357f
 INSERT INTO `contact_scores`
 SELECT
   `Id`,
@@ -445,6 +445,6 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
   TABLE `contacts_first`,
-  MODEL `lead_scorer_m20261123_120000_abc123`,
+  MODEL `lead_scorer_2ccdbcf0`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );

@@ -1,11 +1,11 @@
-CREATE TEMPORARY MODEL `lead_scorer_m20261123_120000_abc123`
+CREATE TEMPORARY MODEL `lead_scorer_e6128fde`
 INPUT (
   `record` STRING
 )
 OUTPUT (
   `response` STRING
 )
-COMMENT 'lead scorer m20261123-120000-abc123'
+COMMENT 'lead scorer: the version is the one the endpoint serves (each score carries it)'
 WITH (
   'provider' = 'triton',
   'endpoint' = 'http://127.0.0.1:8080',
