@@ -89,6 +89,7 @@ class RenderSettings:
     model_endpoint: str  # flink/kserve: V1 predict URL; flink/triton: server base URL; confluent: Vertex predict URL
     model_provider: str = ""  # flink: kserve (default) | triton; confluent: vertexai
     kafka_bootstrap: str = "127.0.0.1:9092"  # flink only
+    kafka_properties: tuple[tuple[str, str], ...] = ()  # flink only: non-secret client settings (TLS/SASL)
     topic_prefix: str = ""  # tests run side by side on one broker with their own topics
     group_prefix: str = "lead-scoring"
     statement_prefix: str = "lead-scoring"
@@ -105,9 +106,13 @@ class RenderSettings:
     # (docs/streaming.md); rollouts hand over via savepoints, so the interval only bounds crash replay.
     checkpoint_interval: str = "60 s"
     async_capacity: int = 256
+    # chained operators hand rows over without a defensive copy (Flink's pipeline.object-reuse)
+    object_reuse: bool = False
     dedup_ttl: str = "15 min"
     buffer_timeout: str = "5 ms"
     validate_parallelism: int = 2
+    route_parallelism: int = 1
+    scoring_parallelism: int = 1  # each inference statement's (its own batcher and in-flight requests per subtask)
     # flink: "udf" = our CONTRACT_CHECK table function (one JSON parse per record, spec rendered from the
     # contract); "sql" = per-field JSON_VALUE/JSON_QUERY checks (what Confluent Cloud runs).
     validation: str = "udf"
@@ -490,6 +495,7 @@ def _env() -> jinja2.Environment:
 def _render(template: str, s: RenderSettings, **ctx) -> str:
     score_ts: Callable[[str], str] = (lambda ts: ts) if s.confluent else epoch_ms_expr
     base = dict(confluent=s.confluent, bootstrap=s.kafka_bootstrap, linger_ms=s.producer_linger_ms,
+                kafka_properties=s.kafka_properties,
                 epoch_ms=score_ts, score_ts=score_ts)
     text = _env().get_template(template).render(**base, **ctx)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
@@ -546,6 +552,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         name=statement_name(s, StatementRole.SPLIT), role=StatementRole.SPLIT,
         sql=_render("split.sql", s, t=names, columns=columns, source_time="`source_time`"),
         tables=(*sources[StatementRole.SPLIT], *STATEMENT_SINKS[StatementRole.SPLIT]), reads=sources[StatementRole.SPLIT],
+        parallelism=s.route_parallelism,
     )
     for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS):
         (source,), (sink,) = sources[role], STATEMENT_SINKS[role]
@@ -560,7 +567,8 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         sql = _render("score.sql", s, sink=names[sink], source=scored, model=dict(name=mname),
                       model_input_columns=input_args, text_inputs=text_inputs)
         statements[role] = Statement(name=statement_name(s, role), role=role, sql=sql, tables=(source, sink),
-                                     reads=sources[role], uses_model=True, views=views)
+                                     reads=sources[role], uses_model=True, views=views,
+                                     parallelism=s.scoring_parallelism)
 
     # Confluent: statement properties of every statement (UTC, like the local session: the model's text
     # timestamps and CURRENT_TIMESTAMP must not depend on the compute pool's zone).
@@ -577,5 +585,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
             "execution.buffer-timeout.interval": s.buffer_timeout,
         }
+        if s.object_reuse:
+            session_config["pipeline.object-reuse"] = "true"
     return Pipeline(settings=s, tables=tables, statements=statements, model_name=mname, model_sql=model_sql,
                     session_config=session_config)
