@@ -542,7 +542,9 @@ class SqlGatewayFlink(FlinkEngine):
         for name in state.statements:
             if name not in live:
                 continue
-            location = self._stop_with_savepoint(name, live[name], drain=False)
+            # drained like a hand-over: without it the async ML_PREDICT queue is both in the savepoint and
+            # (completed after the barrier) flushed by the sink on close, so those leads were scored twice
+            location = self._stop_with_savepoint(name, live[name], drain=True)
             with self._record(statement_prefix) as record:
                 record.statements[name].savepoint = location
             suspended.append(name)
