@@ -1,17 +1,25 @@
-"""End-to-end latency of the streaming pipeline: produce on input_raw -> score record on lead_scores.
+"""End-to-end latency and throughput of the streaming pipeline: produce on input_raw -> score record on lead_scores.
 
 Latency per record = Kafka timestamp of the score record - Kafka timestamp of the input record (the
 score's `source_ts`), so both ends are broker-visible times, not the benchmark's own clock.
 
     .venv/bin/python benchmarks/e2e_latency.py                 # private stack, 50/200/1000 leads/s x 60 s
-    .venv/bin/python benchmarks/e2e_latency.py --stages --max-rate-search   # + per-hop split, 60 s search steps
+    .venv/bin/python benchmarks/e2e_latency.py --stages --max-rate-search   # + per-hop split, search steps
     .venv/bin/python benchmarks/e2e_latency.py --rates 200 --batch-linger "2 ms"  # one knob against the default
+    .venv/bin/python benchmarks/e2e_latency.py --rates 200 --max-rate-search \
+        --variant before:model_batch_size=64,async_capacity=256 --variant after:   # before/after in ONE run
 
 It starts its own stack (free ports, temporary state, the shared jar cache), trains a small model,
-starts the model server, rolls the pipeline out through the same `rollout()` the `flink_statements`
+starts the model server, and per `--variant` (knobs of `RenderSettings`, default: one variant with the
+defaults) rolls the pipeline out under its own topics through the same `rollout()` the `flink_statements`
 asset uses, runs a warm-up (reported apart), then drives each rate for `--seconds` and reports
 p50/p95/p99/max, whether the rate was sustained (every record scored; the backlog not rising through
-the window's second half and under 2 s of input at its end) and the task managers' GC time. Results go to benchmarks/results/.
+the window's second half and under 2 s of input at its end), the CPU seconds of every process of the
+stack over the window (psutil; the benchmark's own load generator reported apart), Flink's busy and
+back-pressure per vertex late in the window (which vertex is the bottleneck) and the task managers' GC
+time; then cancels the variant's jobs so the next one gets the cores. `--profile-dir` records the
+TaskManager (JFR, `benchmarks/profile_summary.py`) and the model server (py-spy) during the `--rates`
+windows. Results go to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -76,7 +84,7 @@ def job_vertices(flink_rest_url: str) -> dict[str, list[str]]:
     for job in httpx.get(f"{flink_rest_url}/jobs/overview", timeout=10).json()["jobs"]:
         if job["state"] == "RUNNING":
             detail = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}", timeout=10).json()
-            out[job["name"]] = [v["name"][:200] for v in detail["vertices"]]
+            out[job["name"]] = [v["name"][:1000] for v in detail["vertices"]]
     return out
 
 
@@ -371,8 +379,9 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME:KNOB=V,...",
                         help=f"a pipeline variant to measure in the same run (repeatable; knobs: "
                              f"{', '.join(VARIANT_KNOBS)}); default: one variant with the defaults")
-    parser.add_argument("--input-linger-ms", type=int, default=1,
-                        help="linger.ms of the benchmark's own producer (the CRM source stand-in)")
+    parser.add_argument("--input-linger-ms", type=int, default=5,
+                        help="linger.ms of the benchmark's own producer (the CRM source stand-in; 5 = the Kafka "
+                             "4.x client default)")
     parser.add_argument("--model-workers", type=int, default=None, help="model server worker processes")
     parser.add_argument("--profile-dir", default=None,
                         help="record JFR (TaskManager) and py-spy (model server) during each --rates window into DIR")

@@ -97,7 +97,10 @@ class RenderSettings:
     vertex_connection: str = "vertex-lead-scorer"
     model_timeout: str = "10s"
     model_retry_timeout: str = "5 min"
-    model_batch_size: int = 64
+    # 256 rows per request, up to 2,048 rows in flight per ML_PREDICT subtask: at 64 / 256 the in-flight
+    # limit capped a subtask at capacity / round trip (~2,500 rows/s when the 2 cores were busy) and the
+    # model server paid its per-request cost 4x as often (docs/performance.md).
+    model_batch_size: int = 256
     # 10 ms, not 2 ms: at 200 leads/s rows arrive 5 ms apart, so a 2 ms linger sent one row per HTTP call
     # and the Python model server's per-request cost made the p99 tail (docs/streaming.md, "the 200/s tail").
     model_batch_linger: str = "10 ms"
@@ -105,9 +108,10 @@ class RenderSettings:
     # 60 s, not 10 s: at-least-once Kafka sinks flush at every checkpoint, which showed up as p99 spikes
     # (docs/streaming.md); rollouts hand over via savepoints, so the interval only bounds crash replay.
     checkpoint_interval: str = "60 s"
-    async_capacity: int = 256
-    # chained operators hand rows over without a defensive copy (Flink's pipeline.object-reuse)
-    object_reuse: bool = False
+    async_capacity: int = 2048
+    # chained operators hand rows over without a defensive copy (Flink's pipeline.object-reuse): the copies
+    # were ~5 % of the TaskManager's samples; the async ML_PREDICT operator copies what it buffers itself
+    object_reuse: bool = True
     dedup_ttl: str = "15 min"
     buffer_timeout: str = "5 ms"
     validate_parallelism: int = 2
@@ -337,10 +341,10 @@ def contract_spec() -> str:
 
 
 def udf_converted_columns() -> list[str]:
-    """input_avro's typed columns from CONTRACT_CHECK's normalized `fields` map."""
+    """input_avro's typed columns from CONTRACT_CHECK's normalized values (`v`.`c`.`vals`, in contract order)."""
     out = []
-    for f in LEAD_FIELDS:
-        ref = f"`fields`[{_q(f.name)}]"
+    for i, f in enumerate(LEAD_FIELDS, start=1):  # SQL arrays are 1-based; the spec lists LEAD_FIELDS in order
+        ref = f"`v`.`c`.`vals`[{i}]"
         if f.type is FieldType.STRING:
             expr = f"COALESCE({ref}, 'created')" if f.name == "_EventType" else ref
         elif f.type is FieldType.TIMESTAMP:
@@ -539,14 +543,17 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     udf = s.validation == "udf"
     sources = statement_sources()
     statements: dict[StatementRole, Statement] = {}
+    checked = f"{names[T.INPUT_RAW]}_checked"
     statements[StatementRole.VALIDATE] = Statement(
         name=statement_name(s, StatementRole.VALIDATE), role=StatementRole.VALIDATE,
         sql=_render("validate.sql", s, t=names, payload=payload, source_time=source_time, udf=udf,
                     converted=udf_converted_columns() if udf else converted_columns(),
-                    reason="" if udf else reason_expr(payload), spec=_q(contract_spec())),
+                    reason="" if udf else reason_expr(payload), checked=checked),
         tables=(*sources[StatementRole.VALIDATE], *STATEMENT_SINKS[StatementRole.VALIDATE]),
         reads=sources[StatementRole.VALIDATE], parallelism=s.validate_parallelism,
         functions=(CONTRACT_CHECK_DDL,) if udf else (),
+        views=(_render("checked.sql", s, view=checked, source=names[T.INPUT_RAW], spec=_q(contract_spec())),)
+        if udf else (),
     )
     statements[StatementRole.SPLIT] = Statement(
         name=statement_name(s, StatementRole.SPLIT), role=StatementRole.SPLIT,
@@ -584,6 +591,8 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             "table.exec.state.ttl": s.dedup_ttl,
             # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
             "execution.buffer-timeout.interval": s.buffer_timeout,
+            # validate's two INSERTs read one view: optimize it once, so each record is checked once
+            "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
         }
         if s.object_reuse:
             session_config["pipeline.object-reuse"] = "true"

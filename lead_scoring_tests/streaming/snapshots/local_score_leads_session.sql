@@ -131,7 +131,7 @@ WITH (
   'endpoint' = 'http://127.0.0.1:8080/v1/models/lead_scorer:predict',
   'timeout' = '10s',
   'retry-timeout' = '5 min',
-  'batch-size' = '64',
+  'batch-size' = '256',
   'batch-linger' = '10 ms'
 );
 
