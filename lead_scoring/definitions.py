@@ -6,6 +6,7 @@ from lead_scoring.crm import definitions as crm
 from lead_scoring.lifecycle import definitions as lifecycle
 from lead_scoring.monitoring import definitions as monitoring
 from lead_scoring.production import definitions as production
+from lead_scoring.promotion import definitions as promotion
 from lead_scoring.serving import definitions as serving
 from lead_scoring.settings import current_profile
 from lead_scoring.storage import definitions as storage
@@ -13,7 +14,7 @@ from lead_scoring.streaming import definitions as streaming
 from lead_scoring.training import definitions as training
 from lead_scoring.warehouse import definitions as warehouse
 
-DOMAINS = (warehouse, storage, training, serving, streaming, crm, lifecycle, monitoring, production)
+DOMAINS = (warehouse, storage, training, serving, streaming, crm, lifecycle, promotion, monitoring, production)
 
 
 @dg.definitions

@@ -26,6 +26,11 @@ DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
 DEFAULT_MODEL_NAME = "lead_scorer"  # the model's name in the model server's V1/V2 URLs
 
 
+def challenger_model_name(model_name: str = DEFAULT_MODEL_NAME) -> str:
+    """The name a challenger version is served under, next to the champion (`lead_scorer_challenger`)."""
+    return f"{model_name}_challenger"
+
+
 class Profile(str, enum.Enum):
     LOCAL = "local"  # everything on this machine: DuckDB, a folder, our stack
     GCP = "gcp"  # BigQuery, GCS, Vertex AI, Confluent Cloud, Salesforce
@@ -147,6 +152,9 @@ class GcpSettings(BaseSettings):
 
     vertex_parent_model: str | None = Field(
         default=None, description="Model Registry id collecting the versions; empty for the very first upload")
+    vertex_challenger_endpoint: str | None = Field(
+        default=None, description="Vertex AI endpoint serving a challenger for shadow scoring (its own endpoint: "
+                                  "the champion's routes by traffic split only); needed by challenger_deployment")
 
 
 class SalesforceSettings(BaseSettings):

@@ -24,7 +24,8 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 # Infrastructure knows no domain: the stack runs whatever services the application registers.
 INFRASTRUCTURE = ("lead_scoring.stack", "lead_scoring.settings", "lead_scoring.retry")
 DOMAINS = ("lead_scoring.training", "lead_scoring.serving", "lead_scoring.streaming", "lead_scoring.crm",
-           "lead_scoring.monitoring", "lead_scoring.warehouse", "lead_scoring.storage", "lead_scoring.contract")
+           "lead_scoring.monitoring", "lead_scoring.warehouse", "lead_scoring.storage", "lead_scoring.contract",
+           "lead_scoring.lifecycle", "lead_scoring.promotion")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""`lead-scoring scores export` and `lead-scoring erase`: the score ledger out, a lead's data gone."""
+"""`lead-scoring scores export|rescore` and `lead-scoring erase`: the score ledger out, every open lead re-scored,
+a lead's data gone."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rich.progress import (
     Progress,
     SpinnerColumn,
     TextColumn,
+    TimeElapsedColumn,
 )
 
 from lead_scoring.crm.definitions import crm as crm_resource
@@ -30,7 +32,13 @@ from lead_scoring.lifecycle.ledger import (
     ledger_slice,
     write_export,
 )
+from lead_scoring.promotion.rescore import RescoreProgress, rescore, start_or_resume
+from lead_scoring.retry import WaitTimeout, wait_until
 from lead_scoring.settings import ConfigurationError, current_profile
+from lead_scoring.storage.definitions import model_store as model_store_resource
+from lead_scoring.streaming.definitions import kafka as kafka_resource
+from lead_scoring.streaming.lag import end_offset
+from lead_scoring.streaming.topics import CONTACT_SCORES, INPUT_RAW, LEAD_SCORES
 from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 
 logger = logging.getLogger(__name__)
@@ -73,6 +81,75 @@ def export(
         rows = write_export(frame, out, progress=lambda n: bar.advance(task, n))
     window = f"{start.isoformat()} .. {end.isoformat() if end else 'now'}"
     console.print(f"exported {rows:,} scores ({window}, {'with' if shadow else 'without'} shadow scores) to {out}")
+
+
+@scores_app.command("rescore")
+def rescore_command(
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="default: '<champion>@<promoted_at>' of the production "
+                                                                "pointer (the same promotion is re-scored once)"),
+    topic_prefix: str = typer.Option("", "--topic-prefix", help="prefix of the pipeline's topics"),
+    chunk_size: int = typer.Option(20_000, "--chunk-size", min=100, help="records per chunk (one checkpoint each)"),
+    max_in_flight: int = typer.Option(50_000, "--max-in-flight", min=0,
+                                      help="pause while this many re-score requests are not scored yet (0: no limit)"),
+    max_rate: float = typer.Option(0.0, "--max-rate", min=0.0, help="records per second (0: no limit)"),
+    include_seed: bool = typer.Option(False, "--include-seed", help="also re-score the shipped sample rows"),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="after producing, wait until as many scores arrived"),
+    wait_timeout_s: float = typer.Option(600.0, "--wait-timeout", help="how long to wait for the scores"),
+) -> None:
+    """Re-score every open lead and contact (not converted, not deleted) with the champion, through the pipeline.
+
+    Resumable (Ctrl-C, run it again: it continues after the last checkpointed chunk) and idempotent (a finished
+    run produces nothing again).
+    """
+    profile = current_profile()
+    warehouse = warehouse_resource(profile).process_config_and_initialize()
+    kafka = kafka_resource(profile).process_config_and_initialize()
+    pointer = model_store_resource(profile).process_config_and_initialize().repository().production_pointer()
+    if not pointer:
+        console.print("[red]no champion yet:[/red] deploy a model first (retraining_job or promotion_job)")
+        raise typer.Exit(2)
+    version = str(pointer["version"])
+    run = start_or_resume(warehouse, run_id or f"{version}@{pointer.get('promoted_at', '')}", version,
+                          include_seed=include_seed)
+    if run.done:
+        console.print(f"re-score run {run.run_id} is done already ({run.produced:,} records): nothing to do")
+        return
+    score_topics = (topic_prefix + LEAD_SCORES, topic_prefix + CONTACT_SCORES)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        produced = bar.add_task(f"produced ({version})", total=run.total, completed=run.produced, rate="")
+        scored = bar.add_task("scored (score topics' growth)", total=run.total - run.produced, rate="")
+
+        def progress(p: RescoreProgress) -> None:
+            bar.update(produced, completed=p.run.produced, rate=f"{p.produce_rate:,.0f}/s")
+            bar.update(scored, completed=min(p.scored_estimate, p.produced_now),
+                       rate=f"{p.scored_estimate / p.elapsed_s:,.0f}/s" if p.elapsed_s else "")
+
+        scores_before = sum(end_offset(kafka, t) for t in score_topics)
+        produced_before = run.produced
+        try:
+            run = rescore(warehouse, kafka, run, topic=topic_prefix + INPUT_RAW, score_topics=score_topics,
+                          include_seed=include_seed, chunk_size=chunk_size, max_in_flight=max_in_flight,
+                          max_rate=max_rate, on_progress=progress)
+        except KeyboardInterrupt:
+            console.print(f"stopped; run it again to resume after {run.produced:,} records")
+            raise typer.Exit(130) from None
+        target = run.produced - produced_before
+        bar.update(scored, total=target)
+        if wait and target:
+            def arrived() -> Optional[int]:
+                got = sum(end_offset(kafka, t) for t in score_topics) - scores_before
+                bar.update(scored, completed=min(got, target))
+                return got if got >= target else None
+
+            try:
+                wait_until(arrived, timeout_s=wait_timeout_s, interval_s=1.0, what=f"{target:,} scores")
+            except WaitTimeout as exc:
+                console.print(f"[yellow]{exc}[/yellow]: is the pipeline running? (lead-scoring stack status)")
+                raise typer.Exit(1) from None
+    console.print(f"re-score run {run.run_id}: {run.produced:,} of {run.total:,} open records produced with "
+                  f"version {version} ({run.status})")
 
 
 def erase(

@@ -120,6 +120,7 @@ class ScoreField:
     name: str
     type: FieldType
     description: str
+    nullable: bool = False  # null where the model has nothing to say (a model trained before grades)
 
 
 SCORE_FIELDS: tuple[ScoreField, ...] = (
@@ -129,17 +130,12 @@ SCORE_FIELDS: tuple[ScoreField, ...] = (
     ScoreField("Lead_Score__c", FieldType.INT, "calibrated conversion probability x 100, 0-100"),
     ScoreField("Lead_Score_Reasons__c", FieldType.STRING, "top factors, signed, human readable"),
     ScoreField("Lead_Score_Model__c", FieldType.STRING, "model version that produced the score"),
+    ScoreField("Lead_Grade__c", FieldType.STRING, "grade A-D of the score; cut-offs fitted at training time "
+               "(null for a model without grades)", nullable=True),
+    ScoreField("features_hash", FieldType.STRING, "hash of the feature values scored (contract.hashing)",
+               nullable=True),
     ScoreField("source_ts", FieldType.TIMESTAMP, "input record's produce time (Kafka timestamp)"),
     ScoreField("scored_ts", FieldType.TIMESTAMP, "when the score was produced"),
-)
-
-# Fields a score record MAY carry (contract sections 2 and 2b) that the Flink pipeline does not emit yet:
-# the warehouse sink parses them when present and keeps null otherwise. Move a field into SCORE_FIELDS
-# when the pipeline renders it (SCORE_FIELDS also shapes the Flink score tables, the score Avro schema and
-# the `lead_scores` table).
-OPTIONAL_SCORE_FIELDS: tuple[ScoreField, ...] = (
-    ScoreField("Lead_Grade__c", FieldType.STRING, "grade A-D of the score; cut-offs fitted at training time"),
-    ScoreField("features_hash", FieldType.STRING, "hash of the feature values scored"),
 )
 SCORE_GRADES: tuple[str, ...] = ("A", "B", "C", "D")  # the values of Lead_Grade__c, best first
 

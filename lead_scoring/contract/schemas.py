@@ -69,7 +69,7 @@ def score_avro_schema() -> dict[str, Any]:
         "name": "LeadScore",
         "namespace": AVRO_NAMESPACE,
         "doc": "Conversion score of one Lead/Contact (shared/contracts/lead-record.md section 2)",
-        "fields": [_avro_field(f.name, f.type, False, f.description) for f in SCORE_FIELDS],
+        "fields": [_avro_field(f.name, f.type, f.nullable, f.description) for f in SCORE_FIELDS],
     }
 
 

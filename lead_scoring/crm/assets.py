@@ -31,8 +31,9 @@ from lead_scoring.warehouse.tables import TABLES
 
 OWNERS = ["team:data-platform"]
 SCORE_TOPIC_BY_OBJECT = {"Lead": t.LEAD_SCORES, "Contact": t.CONTACT_SCORES}
-# Score fields the SObject sink must not try to write (they are not Salesforce fields).
-NON_SALESFORCE_SCORE_FIELDS = ("source_ts", "scored_ts")
+# Score fields the SObject sink must not try to write (they are not Salesforce fields; `Lead_Grade__c` is,
+# and is written with the score: the org needs that custom field, docs/production.md).
+NON_SALESFORCE_SCORE_FIELDS = ("features_hash", "source_ts", "scored_ts")
 
 _KAFKA_AUTH = {"kafka.auth.mode": "KAFKA_API_KEY", "kafka.api.key": "${CONFLUENT_KAFKA_API_KEY}",
                "kafka.api.secret": "${CONFLUENT_KAFKA_API_SECRET}"}

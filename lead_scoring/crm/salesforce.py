@@ -122,15 +122,30 @@ def _is_transient(exc: Exception) -> bool:
     return False
 
 
+# Written fields whose null must reach Salesforce as null: a model without grades clears the grade an
+# earlier model wrote (an empty cell would leave it in place).
+CLEARED_WHEN_NULL = ("Lead_Grade__c",)
+
+
 def to_csv(records: list[dict[str, Any]], fields: Optional[tuple[str, ...]] = None) -> str:
-    """The Bulk 2.0 ingest CSV: header `Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c`, LF."""
+    """The Bulk 2.0 ingest CSV: header `Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c,Lead_Grade__c`, LF.
+
+    A null value is an empty cell (Salesforce leaves the field as it is), except for `CLEARED_WHEN_NULL`
+    fields, written as `#N/A` (Salesforce sets the field to null).
+    """
     fields = WRITTEN_FIELDS if fields is None else fields
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("Id", *fields))
     for rec in records:
-        writer.writerow([rec["Id"], *("" if rec.get(f) is None else rec.get(f) for f in fields)])
+        writer.writerow([rec["Id"], *(_cell(f, rec.get(f)) for f in fields)])
     return out.getvalue()
+
+
+def _cell(field: str, value: Any) -> Any:
+    if value is None:
+        return BULK_NULL if field in CLEARED_WHEN_NULL else ""
+    return value
 
 
 class SalesforceWriter:

@@ -6,8 +6,9 @@ Every insert is idempotent: a row is only added when its natural key is not in t
 batch re-read after a kill (written, not yet committed) lands nothing twice.
 
 Natural keys: `crm_leads_raw` (Id, _EventType, LastModifiedDate, _source) — one CRM change event;
-`lead_scores` (Id, _ObjectType, scored_ts, Lead_Score_Model__c, _source); `rejected_leads` (payload, _source);
-`lead_score_history` (Id, Lead_Score_Model__c, scored_ts, shadow) — one score produced.
+`lead_scores` (Id, _ObjectType, source_ts, features_hash, Lead_Score_Model__c, _source); `rejected_leads`
+(payload, _source); `lead_score_history` (Id, Lead_Score_Model__c, source_ts, features_hash, shadow) — one
+input record scored by one model (a crash replay re-scores it later; it is still that score, landed once).
 
 The score ledger (`lead_score_history`) gets every score record: the champion's (`lead_scores`,
 `contact_scores`, also kept in `lead_scores`) and the challenger's (`lead_scores_shadow`, `shadow = true`,
@@ -17,6 +18,9 @@ Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) and
 (`DEMO_ID_PREFIX`, from `lead-scoring leads generate`) are TAGGED, not skipped: they land with `_source =
 'probe'` / `'demo'` instead of `'stream'`, so the monitoring can read them, training never learns from
 probes, and demo leads train only until real leads exist.
+
+Re-score requests (input_raw records with the `RESCORE_HEADER` Kafka header: an unchanged record sent again so
+a new champion scores it) are not CRM changes: they never land in `crm_leads_raw` (their scores do land).
 
 Erasure: a `deleted` event erases its Id (`lifecycle.erasure.erase_leads`: every warehouse row, and the Id
 into the erasure register); records of erased Ids (still in Kafka until retention removes them) are
@@ -32,7 +36,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
-from lead_scoring.contract.samples import is_demo, is_probe
+from lead_scoring.contract.samples import RESCORE_HEADER, is_demo, is_probe
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
 from lead_scoring.settings import current_profile
@@ -45,9 +49,12 @@ STREAM_SOURCE = "stream"
 PROBE_SOURCE = "probe"
 DEMO_SOURCE = "demo"
 RAW_KEY = ("Id", "_EventType", "LastModifiedDate", "_source")
-SCORE_KEY = ("Id", "_ObjectType", "scored_ts", "Lead_Score_Model__c", "_source")
+# A score is identified by the input record it scored (its Kafka timestamp, and the feature values for two
+# changes in one millisecond) and the model: a statement restored from a checkpoint re-scores what came after
+# it, with a later scored_ts; those replays are the same score and land once.
+SCORE_KEY = ("Id", "_ObjectType", "source_ts", "features_hash", "Lead_Score_Model__c", "_source")
 REJECTED_KEY = ("payload", "_source")
-LEDGER_KEY = ("Id", "Lead_Score_Model__c", "scored_ts", "shadow")
+LEDGER_KEY = ("Id", "Lead_Score_Model__c", "source_ts", "features_hash", "shadow")
 
 
 def _source(record_id: Any) -> str:
@@ -74,7 +81,7 @@ class SinkHandler:
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:
         raw, rejected, scores, ledger = [], [], [], []
-        bad_scores = 0
+        bad_scores = rescore_requests = 0
         for msg in batch:
             shadow = msg.topic in self.shadow_topics
             if shadow or msg.topic in self.score_topics:
@@ -88,6 +95,9 @@ class SinkHandler:
                 if not shadow:
                     scores.append(record)
                 continue
+            if any(name == RESCORE_HEADER for name, _ in msg.headers):
+                rescore_requests += 1
+                continue
             record, errors = parse_record(msg.value if msg.value is not None else b"")
             if record is None:
                 key = msg.key.decode("utf-8", errors="replace") if msg.key else None
@@ -99,6 +109,8 @@ class SinkHandler:
             raw.append(record)
 
         counts = {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": bad_scores}
+        if rescore_requests:
+            counts["rescore_requests"] = rescore_requests
         batch_ids = {r["Id"] for r in raw + rejected + scores + ledger if r.get("Id")}
         deleted = {r["Id"] for r in raw if r.get("_EventType") == "deleted"}
         gone: set[str] = set()

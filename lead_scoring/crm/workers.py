@@ -65,6 +65,7 @@ class Message:
     key: Optional[bytes]
     value: Optional[bytes]
     timestamp_ms: Optional[int]
+    headers: tuple[tuple[str, Optional[bytes]], ...] = ()
 
 
 class BatchHandler(Protocol):
@@ -217,7 +218,7 @@ class MicroBatchWorker:
                         self._batch_started = time.monotonic()
                     ts_type, ts = msg.timestamp()
                     self._batch.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                                               ts if ts_type != 0 else None))
+                                               ts if ts_type != 0 else None, tuple(msg.headers() or ())))
                     last_message = time.monotonic()
                 if self._batch and (len(self._batch) >= self.batch_size
                                     or time.monotonic() - self._batch_started >= self.max_wait_s):

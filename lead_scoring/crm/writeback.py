@@ -24,7 +24,6 @@ import pandas as pd
 
 from lead_scoring.contract import (
     OBJECT_TYPES,
-    OPTIONAL_SCORE_FIELDS,
     SCORE_FIELDS,
     SCORE_GRADES,
 )
@@ -35,11 +34,13 @@ from lead_scoring.warehouse.resources import Warehouse
 log = logging.getLogger(__name__)
 
 ERROR_TABLE = "crm_writeback_errors"
-WRITTEN_FIELDS = ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c")
+# What the CRM record gets: the score, its reasons, the model version and the grade (null for a model
+# without grades: the field is cleared, never left at an older model's grade).
+WRITTEN_FIELDS = ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c")
 # What erasing a lead clears in the CRM: every score field the contract gives a CRM record.
-CLEARED_FIELDS = (*WRITTEN_FIELDS, "Lead_Grade__c")
-# The contract's fields, then the optional ones (null when the record does not carry them yet).
-SCORE_FIELD_NAMES = tuple(dict.fromkeys(f.name for f in SCORE_FIELDS + OPTIONAL_SCORE_FIELDS))
+CLEARED_FIELDS = WRITTEN_FIELDS
+# The contract's score fields (the nullable ones are null when a record does not carry them).
+SCORE_FIELD_NAMES = tuple(f.name for f in SCORE_FIELDS)
 
 
 def _timestamp(value: Any) -> Optional[pd.Timestamp]:

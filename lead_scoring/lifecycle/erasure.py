@@ -45,7 +45,11 @@ ERASURE_KEY_ENV_VAR = "LEAD_SCORING_ERASURE_KEY"
 MIN_KEY_LENGTH = 32
 REGISTER_TABLE = "erasure_register"
 # Every table must either have an `Id` column (erased) or say here why it holds no lead's rows.
-NO_LEAD_ROWS: dict[str, str] = {REGISTER_TABLE: "keyed hashes of erased Ids only: no Id, nothing to erase"}
+NO_LEAD_ROWS: dict[str, str] = {
+    REGISTER_TABLE: "keyed hashes of erased Ids only: no Id, nothing to erase",
+    "rescore_runs": "one row per full re-score run (counts, status); `last_id` is the resume point of a run still "
+                    "producing and is cleared when the run finishes: no lead data",
+}
 # Columns that may embed a whole raw record (rejected or failed records): matched on the JSON-quoted Id.
 RECORD_TEXT_COLUMNS = ("payload",)
 # Salesforce key prefixes: the object of an Id the warehouse has never seen.

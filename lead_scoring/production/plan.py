@@ -37,7 +37,6 @@ from lead_scoring.streaming.confluent import ConfluentFlink, ddl_statements
 from lead_scoring.streaming.render import (
     Dialect,
     RenderSettings,
-    StatementRole,
     render_pipeline,
 )
 from lead_scoring.training.queries import training_data_sql
@@ -164,7 +163,7 @@ def build_gcp_plan(model_version: str, env: Mapping[str, str] | None = None,
                                      "user.confluent.io/model-version": model_version[:63]})
         plan.steps.append(Step("Confluent Cloud Flink", f"POST {sql_api}/statements", name, _json(body), "json",
                                "run once to COMPLETED (IF NOT EXISTS)", sql=sql))
-    for role in StatementRole:
+    for role in pipeline.statements:  # the champion's; a challenger's shadow statements come with challenger_deployment
         st = pipeline.statements[role]
         props, labels = flink.statement_request(pipeline, role)
         note = ("long-running; stays across model versions" if not role.is_inference else

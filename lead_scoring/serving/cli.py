@@ -22,11 +22,15 @@ def serve(
     port: Optional[int] = typer.Option(None, "--port", help="HTTP port. Default: $AIP_HTTP_PORT or 8080."),
     host: Optional[str] = typer.Option(None, "--host", help="Bind address. Default: 127.0.0.1 (local), 0.0.0.0 (gcp/Vertex)."),
     model_name: Optional[str] = typer.Option(None, "--model-name", help="Name in the V1/V2 URLs (default lead_scorer)."),
-    allow_swap: bool = typer.Option(False, "--allow-swap", help="Enable the local hot-swap admin route."),
+    allow_swap: bool = typer.Option(False, "--allow-swap", help="Enable the local hot-swap and challenger admin routes."),
+    challenger: Optional[str] = typer.Option(
+        None, "--challenger", help="Also serve this version of the same artifact store as <model-name>_challenger "
+                                   "(shadow scoring)."),
 ) -> None:
     """Serve the lead scoring model (KServe V1 + V2 + Vertex AI routes) until interrupted."""
     uri = artifact or os.environ.get("AIP_STORAGE_URI") or _local_production_uri()
-    config = ServerConfig.from_env(port=port, host=host, model_name=model_name, allow_swap=allow_swap)
+    config = ServerConfig.from_env(port=port, host=host, model_name=model_name, allow_swap=allow_swap,
+                                   challenger=challenger)
     raise typer.Exit(run_server(uri, config))
 
 

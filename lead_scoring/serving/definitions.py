@@ -18,6 +18,7 @@ def model_serving(profile: Profile) -> ModelServing:
             endpoint_id=dg.EnvVar("LEAD_SCORING_VERTEX_ENDPOINT"),
             image_uri=dg.EnvVar("LEAD_SCORING_SERVING_IMAGE"),
             parent_model=load(GcpSettings).vertex_parent_model,
+            challenger_endpoint_id=load(GcpSettings).vertex_challenger_endpoint,
         )
     if profile is Profile.CLUSTER:
         return ClusterModelServing.from_settings(load(ClusterSettings))

@@ -7,7 +7,11 @@ One `kserve.Model` subclass serves every protocol of the server:
   the good rows are still scored. If every row is bad the request fails with 400 naming the fields.
 * KServe V2 / Flink's triton provider: one BYTES input named ``record`` (any case) whose elements are
   JSON records; the answer is one BYTES output named ``score`` (echoing the requested spelling) whose
-  elements are JSON strings ``{"score", "reasons", "reasons_text", "model_version"}``.
+  elements are JSON strings ``{"score", "reasons", "reasons_text", "model_version", "grade", "features_hash"}``.
+
+Every prediction (V1 row or V2 element) carries the score's `grade` (A-D from the manifest's cut-offs; null
+for a model trained before grades) and `features_hash` (`contract.hashing.features_hash`: a hash of the
+feature values scored, never of PII).
 
 Records are contract records (`shared/contracts/lead-record.md`), checked by the contract's validator.
 PII fields are never logged: errors name fields, never values of PII fields.
@@ -27,6 +31,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from lead_scoring.contract import parse_record
 from lead_scoring.contract.fields import PII_FIELDS
+from lead_scoring.contract.hashing import features_hash
 from lead_scoring.contract.validation import FieldError
 from lead_scoring.storage.artifacts import ArtifactError, ArtifactIntegrityError, load_folder
 from lead_scoring.training.model import LeadScorer, format_reasons
@@ -128,12 +133,14 @@ class LeadScoringModel(Model):
         version = self.scorer.model_version
         scores = self.scorer.score_records(payload.records) if payload.records else []
         results: list[dict[str, Any] | None] = [None] * payload.size
-        for position, score in zip(payload.positions, scores):
+        for position, record, score in zip(payload.positions, payload.records, scores):
             results[position] = {
                 "score": score.score,
                 "reasons": score.reasons,
                 "reasons_text": format_reasons(score.reasons),
                 "model_version": version,
+                "grade": score.grade,
+                "features_hash": features_hash(record),
             }
         if payload.protocol == "v2":
             data = [orjson.dumps(r).decode() for r in results]

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,10 +24,12 @@ from lead_scoring.serving.service import (
     MODEL_SERVER,
     ModelServerError,
     ModelServerService,
+    load_challenger,
     served_version,
     swap_model,
+    unload_challenger,
 )
-from lead_scoring.settings import DEFAULT_MODEL_NAME, ClusterSettings
+from lead_scoring.settings import DEFAULT_MODEL_NAME, ClusterSettings, challenger_model_name
 from lead_scoring.stack.catalog import Catalog
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import StackError
@@ -138,6 +140,19 @@ class ModelServing(dg.ConfigurableResource, ABC):
     def describe(self) -> str:
         """Where it serves, for logs and metadata."""
 
+    @abstractmethod
+    def deploy_challenger(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
+        """Serve `artifact` as the challenger next to the champion (shadow scoring), smoke-tested; the champion
+        is never touched, and a failed challenger leaves the previous one (if any) serving."""
+
+    @abstractmethod
+    def retire_challenger(self) -> Optional[str]:
+        """Stop serving the challenger; returns its version (None when none was served). Idempotent."""
+
+    @abstractmethod
+    def challenger_version(self) -> Optional[str]:
+        """The version served as challenger now, or None."""
+
 
 class LocalModelServer(ModelServing):
     """The model server as a service of the local stack on 127.0.0.1, hot-swapped in place to each new version.
@@ -236,6 +251,59 @@ class LocalModelServer(ModelServing):
                                 mode=mode, details={"pid": self.read_state().get("pid"),
                                                     "log": str(stack.log_path(MODEL_SERVER))})
 
+    @property
+    def challenger_name(self) -> str:
+        return challenger_model_name(self.model_name)
+
+    def challenger_version(self) -> Optional[str]:
+        return served_version(self.url, self.challenger_name)
+
+    def deploy_challenger(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
+        """Load `artifact` into the running server as `<model_name>_challenger` (same artifact store as the
+        champion), smoke-test it under that name, and remember it so a restarted server serves it again."""
+        stack = self.stack()
+        champion = served_version(self.url, self.model_name)
+        if champion is None:
+            raise DeploymentError(f"no champion is serving at {self.url}: deploy a model first "
+                                  "(materialize model_deployment), then the challenger next to it")
+        serving_uri = stack.files.desired().get(MODEL_SERVER, {}).get("artifact")
+        if serving_uri is not None and _store_of(serving_uri) != _store_of(artifact.uri):
+            raise DeploymentError(f"the challenger {artifact.uri} is not in the artifact store the server loads "
+                                  f"from ({_store_of(serving_uri)}); save it there (model_artifact) first")
+        previous = self.challenger_version()
+        try:
+            load_challenger(self.url, artifact.version, self.model_name)
+        except ModelServerError as exc:
+            raise DeploymentError(f"{exc}; champion {champion} keeps serving") from None
+        try:
+            score, latency = smoke_test_v2(self.url, self.challenger_name, expected)
+        except DeploymentError as exc:
+            try:
+                if previous:
+                    load_challenger(self.url, previous, self.model_name)
+                else:
+                    unload_challenger(self.url, self.model_name)
+            except ModelServerError as undo:
+                logger.error("could not restore the previous challenger %s: %s", previous, undo)
+            raise DeploymentError(f"challenger {artifact.version}: {exc}; "
+                                  f"{'challenger ' + previous if previous else 'no challenger'} serving") from None
+        stack.set_args(MODEL_SERVER, challenger=artifact.version)  # a restarted server serves it again
+        logger.info("challenger %s serving at %s next to champion %s", artifact.version, self.url, champion)
+        return ModelDeployment(url=self.url, model_name=self.challenger_name, version=artifact.version,
+                               previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
+                               mode="challenger", details={"champion": champion})
+
+    def retire_challenger(self) -> Optional[str]:
+        stack = self.stack()
+        retired = None
+        if served_version(self.url, self.model_name) is not None:
+            try:
+                retired = unload_challenger(self.url, self.model_name)
+            except ModelServerError as exc:
+                raise DeploymentError(str(exc)) from None
+        stack.set_args(MODEL_SERVER, challenger=None)
+        return retired
+
     def _rollback_swap(self, previous: str) -> None:
         try:
             swap_model(self.url, previous, self.model_name)
@@ -314,6 +382,71 @@ class ClusterModelServing(ModelServing):
                                mode="cluster-swap" if swapped else "cluster-verified",
                                details={"replicas": smoke, "swapped": swapped})
 
+    # ---- the challenger, on every replica (shadow scoring) ------------------------------------------
+
+    @property
+    def challenger_name(self) -> str:
+        return challenger_model_name(self.model_name)
+
+    def challenger_version(self) -> Optional[str]:
+        versions = {served_version(url, self.challenger_name) for url in self.urls}
+        if len(versions) > 1:
+            logger.warning("replicas serve different challengers: %s", sorted(map(str, versions)))
+            return None
+        return versions.pop()
+
+    def deploy_challenger(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
+        """Load `artifact` as `<model_name>_challenger` on every replica, smoke-test each; on any failure every
+        replica touched gets its previous challenger back (or none). The champions are never touched."""
+        champions = self.read_state()
+        missing = [url for url, version in champions.items() if version is None]
+        if missing:
+            raise DeploymentError(f"no champion is serving at {', '.join(missing)}: deploy a model first "
+                                  "(materialize model_deployment), then the challenger next to it")
+        previous = {url: served_version(url, self.challenger_name) for url in self.urls}
+        touched: list[str] = []
+        smoke: dict[str, dict[str, Any]] = {}
+        try:
+            for url in self.urls:
+                touched.append(url)
+                try:
+                    load_challenger(url, artifact.version, self.model_name, timeout_s=self.swap_timeout_s)
+                except (ModelServerError, httpx.HTTPError) as exc:
+                    raise DeploymentError(f"replica {url}: {exc}") from None
+                score, latency = smoke_test_v2(url, self.challenger_name, expected)
+                smoke[url] = {"score": score, "latency_ms": round(latency, 2)}
+        except DeploymentError as exc:
+            for url in touched:
+                try:
+                    if previous[url]:
+                        load_challenger(url, str(previous[url]), self.model_name, timeout_s=self.swap_timeout_s)
+                    else:
+                        unload_challenger(url, self.model_name)
+                except (ModelServerError, httpx.HTTPError) as undo:
+                    logger.error("replica %s: could not restore its previous challenger %s: %s", url, previous[url],
+                                 undo)
+            raise DeploymentError(f"challenger {artifact.version}: {exc}; the replicas' previous challengers "
+                                  f"restored") from None
+        first = smoke[self.urls[0]]
+        olds = sorted({v for v in previous.values() if v})
+        return ModelDeployment(url=",".join(self.urls), model_name=self.challenger_name, version=artifact.version,
+                               previous_version=",".join(olds) or None, smoke_score=first["score"],
+                               smoke_latency_ms=first["latency_ms"], mode="challenger",
+                               details={"champions": champions, "replicas": smoke})
+
+    def retire_challenger(self) -> Optional[str]:
+        retired: set[str] = set()
+        for url in self.urls:
+            if served_version(url, self.model_name) is None:
+                continue  # not answering: it serves no challenger after its restart either
+            try:
+                version = unload_challenger(url, self.model_name)
+            except (ModelServerError, httpx.HTTPError) as exc:
+                raise DeploymentError(f"replica {url}: {exc}") from None
+            if version:
+                retired.add(version)
+        return ",".join(sorted(retired)) or None
+
     def _roll_back(self, swapped: list[str], before: dict[str, Optional[str]]) -> list[str]:
         failed = []
         for url in swapped:
@@ -339,6 +472,11 @@ class VertexAIModelServing(ModelServing):
     `Endpoint.deploy` with `canary_percent` of the traffic (100 on an empty endpoint); wait `canary_seconds`;
     promote (traffic 100 to the new deployed model); smoke test through `Endpoint.predict`; undeploy the
     old deployed models. Any failure after the deploy restores the old traffic split and undeploys the new.
+
+    The challenger (shadow scoring) is served by its OWN endpoint (`challenger_endpoint_id`), not as a second
+    deployed model without traffic on the champion's: an endpoint's `:predict` routes by traffic split only,
+    and Confluent's Vertex AI connection (one per endpoint) can call nothing else, so the shadow statements
+    need an endpoint whose every request reaches the challenger. Same steps, 100% traffic, no canary.
     """
 
     project: str = Field(description="GCP project")
@@ -354,6 +492,8 @@ class VertexAIModelServing(ModelServing):
     min_replicas: int = Field(default=1, ge=1)
     max_replicas: int = Field(default=2, ge=1)
     service_account: Optional[str] = Field(default=None, description="service account the container runs as")
+    challenger_endpoint_id: Optional[str] = Field(
+        default=None, description="Vertex AI endpoint serving the challenger (LEAD_SCORING_VERTEX_CHALLENGER_ENDPOINT)")
 
     def describe(self) -> str:
         return f"Vertex AI endpoint {self.endpoint_id} ({self.project}/{self.region})"
@@ -410,17 +550,52 @@ class VertexAIModelServing(ModelServing):
         return f"https://{self.region}-aiplatform.googleapis.com/v1/{name}"
 
     def deploy(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
+        return self._deploy_to(self.endpoint_id, artifact, expected, canary_percent=self.canary_percent,
+                               mode="vertex-canary")
+
+    def _challenger_endpoint(self) -> str:
+        if not self.challenger_endpoint_id:
+            raise DeploymentError("no challenger endpoint: create a second Vertex AI endpoint and set "
+                                  "LEAD_SCORING_VERTEX_CHALLENGER_ENDPOINT to its id (docs/lifecycle.md)")
+        return self.challenger_endpoint_id
+
+    def deploy_challenger(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
+        deployment = self._deploy_to(self._challenger_endpoint(), artifact, expected, canary_percent=100,
+                                     mode="vertex-challenger")
+        return replace(deployment, model_name=challenger_model_name(self.model_name))
+
+    def retire_challenger(self) -> Optional[str]:
+        if not self.challenger_endpoint_id:
+            return None
+        endpoint = self.aiplatform().Endpoint(self.challenger_endpoint_id)
+        split = dict(endpoint.traffic_split or {})
+        retired = _deployed_version(endpoint, split, self.model_display_name)
+        ids = sorted(split, key=lambda key: -split[key])
+        if len(ids) > 1:  # Vertex refuses to undeploy a model that still has traffic while others exist
+            endpoint.update(traffic_split={ids[0]: 100, **{other: 0 for other in ids[1:]}})
+        for deployed_id in [*ids[1:], *ids[:1]]:
+            endpoint.undeploy(deployed_model_id=deployed_id, sync=True)
+        return retired
+
+    def challenger_version(self) -> Optional[str]:
+        if not self.challenger_endpoint_id:
+            return None
+        endpoint = self.aiplatform().Endpoint(self.challenger_endpoint_id)
+        return _deployed_version(endpoint, dict(endpoint.traffic_split or {}), self.model_display_name)
+
+    def _deploy_to(self, endpoint_id: str, artifact: ModelArtifact, expected: Expected, canary_percent: int,
+                   mode: str) -> ModelDeployment:
         if not artifact.uri.startswith("gs://"):
             raise DeploymentError(f"Vertex AI needs the artifact on GCS; got {artifact.uri}")
         aip = self.aiplatform()
-        endpoint = aip.Endpoint(self.endpoint_id)
+        endpoint = aip.Endpoint(endpoint_id)
         before = dict(endpoint.traffic_split or {})
         previous = _deployed_version(endpoint, before, self.model_display_name)
         try:
             model = aip.Model.upload(**self.upload_kwargs(artifact))
         except Exception as exc:  # noqa: BLE001 - nothing changed on the endpoint yet
             raise DeploymentError(f"Model.upload failed: {exc}; endpoint unchanged") from exc
-        canary = 100 if not before else self.canary_percent
+        canary = 100 if not before else canary_percent
         new_id: Optional[str] = None
         try:
             endpoint.deploy(model=model, **self.deploy_kwargs(artifact, canary))
@@ -428,7 +603,7 @@ class VertexAIModelServing(ModelServing):
             if len(new_ids) != 1:
                 raise DeploymentError(f"could not find the new deployed model in {endpoint.traffic_split}")
             new_id = new_ids[0]
-            if before and self.canary_seconds:
+            if before and canary < 100 and self.canary_seconds:
                 time.sleep(self.canary_seconds)
             if before:
                 endpoint.update(traffic_split={new_id: 100, **{old: 0 for old in before}})
@@ -436,7 +611,7 @@ class VertexAIModelServing(ModelServing):
             response = endpoint.predict(instances=[expected.record])
             latency = (time.perf_counter() - start) * 1000
             score = check_prediction(response.predictions[0] if response.predictions else None, expected,
-                                     f"endpoint {self.endpoint_id}")
+                                     f"endpoint {endpoint_id}")
         except Exception as exc:  # noqa: BLE001 - any failure: restore, undeploy, report
             self._rollback(endpoint, before, new_id)
             raise DeploymentError(f"Vertex AI deployment of {artifact.version} failed: {exc}; "
@@ -446,7 +621,7 @@ class VertexAIModelServing(ModelServing):
         url = f"{self.endpoint_url(endpoint.resource_name)}:predict"
         return ModelDeployment(url=url, model_name=self.model_name, version=artifact.version,
                                 previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
-                                mode="vertex-canary",
+                                mode=mode,
                                 details={"model": model.resource_name, "deployed_model_id": new_id,
                                          "canary_percent": canary, "undeployed": list(before)})
 

@@ -14,6 +14,10 @@ ready, ...) and its error handlers. This module adds, in front of kserve's route
 * ``POST {AIP_PREDICT_ROUTE}`` / ``GET {AIP_HEALTH_ROUTE}``  Vertex AI custom-container routes
 * ``POST /admin/models/{name}/swap`` (only with ``allow_swap``): hot-swap to another version of the
   same artifact store; the old model serves until the new one is loaded and verified.
+* ``POST /admin/models/{name}_challenger/load`` / ``.../unload`` (only with ``allow_swap``): serve a challenger
+  version of the same store next to the champion under ``<name>_challenger`` (kserve's `register_model`
+  under a second name), or stop serving it; the champion is never touched. ``--challenger VERSION`` loads
+  one at start (how the supervisor brings it back after a restart).
 
 Client mistakes never produce a 422 or 500: bad JSON, wrong types, missing fields -> 400 naming the
 field; a body over `max_body_bytes` (1.5 MB, Vertex AI's own limit) -> 413 before any parsing.
@@ -67,7 +71,7 @@ from pydantic import ValidationError
 
 from lead_scoring.contract.validation import FieldError
 from lead_scoring.serving.model import LeadScoringModel, RecordRejected, error_body
-from lead_scoring.settings import DEFAULT_MODEL_NAME, Profile, current_profile
+from lead_scoring.settings import DEFAULT_MODEL_NAME, Profile, challenger_model_name, current_profile
 from lead_scoring.storage.artifacts import repository_for_uri
 
 logger = logging.getLogger(__name__)
@@ -86,10 +90,15 @@ class ServerConfig:
     max_body_bytes: int = MAX_BODY_BYTES
     allow_swap: bool = False
     access_log: bool = False  # one log line per request costs about as much as scoring a record
+    challenger: str | None = None  # a version of the same store served as `<model_name>_challenger` from the start
+
+    @property
+    def challenger_name(self) -> str:
+        return challenger_model_name(self.model_name)
 
     @classmethod
     def from_env(cls, port: int | None = None, host: str | None = None, model_name: str | None = None,
-                 allow_swap: bool = False) -> ServerConfig:
+                 allow_swap: bool = False, challenger: str | None = None) -> ServerConfig:
         """Vertex AI sets AIP_HTTP_PORT / AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE; locally we bind loopback."""
         in_vertex = "AIP_HTTP_PORT" in os.environ
         if host is None:
@@ -104,6 +113,7 @@ class ServerConfig:
             health_route=os.environ.get("AIP_HEALTH_ROUTE", "/health"),
             allow_swap=allow_swap,
             access_log=os.environ.get("LEAD_SCORING_ACCESS_LOG", "").lower() in ("1", "true", "yes"),
+            challenger=challenger,
         )
 
 
@@ -348,6 +358,24 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         status, answer = await server.swap(model_name, version)
         return JSONBytes(answer, status_code=status)
 
+    async def load_challenger(model_name: str, request: Request) -> Response:
+        if model_name != cfg.challenger_name:
+            return JSONBytes({"error": f"only the challenger ({cfg.challenger_name!r}) is loaded by name; the "
+                                       f"champion {cfg.model_name!r} changes by /admin/models/{cfg.model_name}/swap"},
+                             status_code=404)
+        body = parse_json(await read_body(request, limit))
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+            return JSONBytes(error_body([FieldError("version", "required: a model version name")]), status_code=400)
+        status, answer = await server.load_challenger(version)
+        return JSONBytes(answer, status_code=status)
+
+    async def unload_challenger(model_name: str) -> Response:
+        if model_name != cfg.challenger_name:
+            return JSONBytes({"error": f"only the challenger ({cfg.challenger_name!r}) can be unloaded"},
+                             status_code=404)
+        return JSONBytes(server.unload_challenger())
+
     app.add_api_route("/v1/models/{model_name}:predict", v1_predict, methods=["POST"])
     app.add_api_route("/v2/models/{model_name}/infer", v2_infer, methods=["POST"])
     app.add_api_route("/v2/models/{model_name}/versions/{model_version}/infer", v2_infer, methods=["POST"])
@@ -361,6 +389,8 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
     app.add_api_route(cfg.health_route, vertex_health, methods=["GET"])
     if cfg.allow_swap and server.swap_loader is not None:
         app.add_api_route("/admin/models/{model_name}/swap", swap, methods=["POST"])
+        app.add_api_route("/admin/models/{model_name}/load", load_challenger, methods=["POST"])
+        app.add_api_route("/admin/models/{model_name}/unload", unload_challenger, methods=["POST"])
 
 
 def client_error_handlers(max_body_bytes: int) -> dict[Any, Callable[..., Any]]:
@@ -459,11 +489,11 @@ class KServeRestAdapter:
 class LeadScoringModelServer(ModelServer):
     """kserve's ModelServer for the lead scorer: REST only (gRPC off), one worker, no latency log lines."""
 
-    def __init__(self, config: ServerConfig, swap_loader: Callable[[str], LeadScoringModel] | None = None):
+    def __init__(self, config: ServerConfig, swap_loader: Callable[[str, str], LeadScoringModel] | None = None):
         super().__init__(http_port=config.port, enable_grpc=False, workers=1, enable_docs_url=False,
                          enable_latency_logging=False, grace_period=5)
         self.config = config
-        self.swap_loader = swap_loader  # version -> LeadScoringModel (loaded, or not ready with load_error)
+        self.swap_loader = swap_loader  # (version, name) -> LeadScoringModel (loaded, or not ready with load_error)
         self.swap_lock = asyncio.Lock()
 
     def model_for(self, name: str) -> LeadScoringModel | None:
@@ -504,7 +534,7 @@ class LeadScoringModelServer(ModelServer):
             current = self.model_for(model_name)  # under the lock: an earlier swap may just have finished
             if current is None or self.swap_loader is None:
                 return 404, {"error": f"model {model_name!r} is not served here"}
-            candidate = await asyncio.to_thread(self.swap_loader, version)
+            candidate = await asyncio.to_thread(self.swap_loader, version, model_name)
             if not candidate.ready:
                 logger.error("hot swap to %s refused; still serving %s", version, current.model_version)
                 return 409, {"error": f"version {version} not loaded: {candidate.load_error}",
@@ -513,6 +543,35 @@ class LeadScoringModelServer(ModelServer):
         logger.info("hot swap: %s -> %s", current.model_version, candidate.model_version)
         return 200, {"serving": candidate.model_version, "previous": current.model_version}
 
+    async def load_challenger(self, version: str) -> tuple[int, dict[str, Any]]:
+        """Load + verify `version` off the event loop and serve it as the challenger (replacing one served)."""
+        name = self.config.challenger_name
+        async with self.swap_lock:
+            if self.swap_loader is None:
+                return 404, {"error": "this server loads no other versions (started without --allow-swap)"}
+            previous = self.model_for(name)
+            candidate = await asyncio.to_thread(self.swap_loader, version, name)
+            if not candidate.ready:
+                logger.error("challenger %s not loaded: %s", version, candidate.load_error)
+                return 409, {"error": f"version {version} not loaded: {candidate.load_error}",
+                             "serving": previous.model_version if previous else None}
+            self.register_challenger(candidate)
+        logger.info("challenger: %s -> %s", previous.model_version if previous else "none", version)
+        return 200, {"serving": version, "previous": previous.model_version if previous else None, "name": name}
+
+    def register_challenger(self, model: LeadScoringModel) -> None:
+        model.enable_latency_logging = self.enable_latency_logging
+        self.register_model(model, self.config.challenger_name)
+
+    def unload_challenger(self) -> dict[str, Any]:
+        """Stop serving the challenger (the champion is untouched); idempotent."""
+        current = self.model_for(self.config.challenger_name)
+        if current is None:
+            return {"unloaded": None}
+        self.registered_models.unload(self.config.challenger_name)
+        logger.info("challenger %s unloaded", current.model_version)
+        return {"unloaded": current.model_version}
+
 
 def run_server(artifact_uri: str, config: ServerConfig) -> int:
     """Load the artifact and serve (kserve's sklearnserver sequence); exit code 1 when it cannot be loaded."""
@@ -520,17 +579,24 @@ def run_server(artifact_uri: str, config: ServerConfig) -> int:
     if not model.load():
         logger.error("refusing to serve: %s", model.load_error)
         return 1
-    swap_loader = _sibling_loader(config.model_name, artifact_uri) if config.allow_swap else None
-    LeadScoringModelServer(config, swap_loader).start([model])
+    swap_loader = _sibling_loader(artifact_uri) if config.allow_swap or config.challenger else None
+    server = LeadScoringModelServer(config, swap_loader)
+    if config.challenger and swap_loader is not None:
+        challenger = swap_loader(config.challenger, config.challenger_name)
+        if challenger.ready:  # a challenger that cannot load never keeps the champion from serving
+            server.register_challenger(challenger)
+        else:
+            logger.error("challenger %s not served: %s", config.challenger, challenger.load_error)
+    server.start([model])
     return 0
 
 
-def _sibling_loader(model_name: str, artifact_uri: str) -> Callable[[str], LeadScoringModel]:
+def _sibling_loader(artifact_uri: str) -> Callable[[str, str], LeadScoringModel]:
     """Loads other versions from the same artifact store as the one first served (never arbitrary paths)."""
 
     repo, _ = repository_for_uri(artifact_uri)
 
-    def load(version: str) -> LeadScoringModel:
+    def load(version: str, model_name: str) -> LeadScoringModel:
         model = LeadScoringModel(model_name, repo.blobs.uri(f"models/{version}"))
         try:
             model.load()

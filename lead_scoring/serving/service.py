@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from lead_scoring.retry import WaitTimeout, wait_until
-from lead_scoring.settings import DEFAULT_MODEL_NAME
+from lead_scoring.settings import DEFAULT_MODEL_NAME, challenger_model_name
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.process import describe_exit, launch, log_tail, terminate
 from lead_scoring.stack.spec import HealthCheck, ServiceSpec, http_json
@@ -52,10 +52,12 @@ def served_version(url: str, model_name: str) -> str | None:
 
 
 def server_argv(artifact_uri: str, host: str, port: int, model_name: str = DEFAULT_MODEL_NAME,
-                allow_swap: bool = True) -> list[str]:
+                allow_swap: bool = True, challenger: str | None = None) -> list[str]:
     """The one command line of the model server (`python -m lead_scoring.serving`)."""
     argv = [sys.executable, "-m", "lead_scoring.serving", "--artifact", str(artifact_uri), "--host", host,
             "--port", str(port), "--model-name", model_name]
+    if challenger:  # served next to the champion as <model_name>_challenger (shadow scoring)
+        argv += ["--challenger", challenger]
     # --allow-swap: the local deployment hot-swaps new versions into the running server.
     return [*argv, "--allow-swap"] if allow_swap else argv
 
@@ -108,12 +110,16 @@ class ModelServerService:
         if not uri:
             log.info("no model artifact yet: the model server waits for a deployment")
             return None
-        return ServiceSpec(self.name, self.url(), server_argv(uri, self.cfg.host, self.port, self.cfg.model_name),
+        return ServiceSpec(self.name, self.url(), server_argv(uri, self.cfg.host, self.port, self.cfg.model_name,
+                                                              challenger=args.get("challenger")),
                            self.health())
 
     def detail(self) -> str:
         version = served_version(self.url(), self.cfg.model_name)
-        return f"serving {version}" if version else ""
+        challenger = served_version(self.url(), challenger_model_name(self.cfg.model_name)) if version else None
+        if not version:
+            return ""
+        return f"serving {version}" + (f", challenger {challenger}" if challenger else "")
 
 
 class ModelServerError(RuntimeError):
@@ -128,8 +134,9 @@ class ModelServerProcess:
     """
 
     def __init__(self, artifact_uri: str, port: int, log_path: Path, host: str = "127.0.0.1",
-                 model_name: str = DEFAULT_MODEL_NAME, allow_swap: bool = True, env: dict[str, str] | None = None):
-        self.argv = server_argv(artifact_uri, host, port, model_name, allow_swap)
+                 model_name: str = DEFAULT_MODEL_NAME, allow_swap: bool = True, env: dict[str, str] | None = None,
+                 challenger: str | None = None):
+        self.argv = server_argv(artifact_uri, host, port, model_name, allow_swap, challenger)
         self.url = f"http://{host}:{port}"
         self.port = port
         self.model_name = model_name
@@ -180,3 +187,28 @@ def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME, tim
         raise ModelServerError(f"hot swap to {version} refused (HTTP {response.status_code}): "
                                f"{body.get('error', response.text[:300])}")
     return body
+
+
+def load_challenger(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME,
+                    timeout_s: float = 120.0) -> dict[str, Any]:
+    """Ask a running server (started with --allow-swap) to serve `version` as `<model_name>_challenger`."""
+    name = challenger_model_name(model_name)
+    response = httpx.post(f"{url}/admin/models/{name}/load", json={"version": version}, timeout=timeout_s)
+    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    if response.status_code in (404, 405) and "error" not in body:
+        raise ModelServerError(f"the model server at {url} has no challenger route: it was started without "
+                               f"--allow-swap (e.g. by an older `stack up`); restart it (`lead-scoring stack down "
+                               f"model-server && lead-scoring stack up`)")
+    if response.status_code != 200:
+        raise ModelServerError(f"challenger {version} refused (HTTP {response.status_code}): "
+                               f"{body.get('error', response.text[:300])}")
+    return body
+
+
+def unload_challenger(url: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 30.0) -> str | None:
+    """Stop serving the challenger; returns the version that was served (None if none was)."""
+    name = challenger_model_name(model_name)
+    response = httpx.post(f"{url}/admin/models/{name}/unload", timeout=timeout_s)
+    if response.status_code != 200:
+        raise ModelServerError(f"unloading the challenger refused (HTTP {response.status_code}): {response.text[:300]}")
+    return response.json().get("unloaded")

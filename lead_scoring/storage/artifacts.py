@@ -217,10 +217,20 @@ class ArtifactRepository:
             return None
         return json.loads(self.blobs.read(f"models/{PRODUCTION_POINTER}"))["version"]
 
-    def set_production(self, version: str) -> None:
+    def production_pointer(self) -> dict[str, Any] | None:
+        """The pointer itself: version, promoted_at and (when recorded) the previous champion."""
+        if not self.blobs.exists(f"models/{PRODUCTION_POINTER}"):
+            return None
+        return json.loads(self.blobs.read(f"models/{PRODUCTION_POINTER}"))
+
+    def set_production(self, version: str, previous: str | None = None) -> dict[str, Any]:
+        """Point production at `version`, remembering the champion it replaces (what a revert goes back to)."""
         self.manifest(version)  # must exist
-        pointer = {"version": version, "promoted_at": datetime.now(timezone.utc).isoformat()}
+        current = self.production_version()
+        previous = previous if previous is not None else (current if current != version else None)
+        pointer = {"version": version, "promoted_at": datetime.now(timezone.utc).isoformat(), "previous": previous}
         self.blobs.write(f"models/{PRODUCTION_POINTER}", json.dumps(pointer).encode(), "application/json")
+        return pointer
 
 
 def blobs_at(uri: str, gcs_client: Any | None = None) -> BlobIO:

@@ -40,10 +40,13 @@ from lead_scoring.streaming.engine import (
     StatementHealth,
 )
 from lead_scoring.streaming.render import (
+    SHADOW_KEY_SUFFIX,
     Dialect,
     Pipeline,
     StatementRole,
+    is_shadow_key,
     statement_group_id,
+    version_slug,
 )
 
 log = logging.getLogger(__name__)
@@ -388,10 +391,18 @@ class ConfluentFlink(FlinkEngine):
     # ---- healing ----------------------------------------------------------------------------------------
 
     def _wanted(self, statement_prefix: str) -> list[dict[str, Any]]:
-        """The pipeline's long-running statements a rollout did not retire (from their labels)."""
+        """The pipeline's long-running statements a rollout did not retire (from their labels).
+
+        `statement_prefix` is a deployment key: `<prefix>` (the champion's statements) or `<prefix>-shadow`
+        (the challenger's); both are named `<prefix>-...`, so the role label tells them apart."""
+        shadow = is_shadow_key(statement_prefix)
+        prefix = statement_prefix.removesuffix(SHADOW_KEY_SUFFIX) if shadow else statement_prefix
         out = []
-        for st in self.list_statements(statement_prefix + "-"):
+        for st in self.list_statements(prefix + "-"):
             labels = (st.get("metadata") or {}).get("labels") or {}
+            role = _ROLES.get(labels.get(ROLE_LABEL, ""))
+            if role is not None and role.is_shadow != shadow:
+                continue
             if labels.get(KIND_LABEL) == "statement" and labels.get(RETIRED_LABEL) != "true":
                 out.append(st)
         return out
@@ -450,8 +461,8 @@ def ddl_statements(pipeline: Pipeline) -> list[tuple[str, str]]:
     """(statement name, SQL) of the run-once DDL: every table Confluent owns, then the model version."""
     s = pipeline.settings
     out = [(f"{s.statement_prefix}-ddl-{table.replace('_', '-')}", sql) for table, sql in pipeline.ddl()]
-    slug = pipeline.statements[StatementRole.SCORE_LEADS].name.rsplit("-score-leads-", 1)[-1]
-    out.append((f"{s.statement_prefix}-model-{slug}",
+    kind = "model-shadow" if s.shadow else "model"
+    out.append((f"{s.statement_prefix}-{kind}-{version_slug(s.model_version)}"[:100].rstrip("-"),
                 pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1)))
     return out
 

@@ -160,15 +160,20 @@ class FlinkEngine(dg.ConfigurableResource, ABC):
         """Bring back every statement of the deployed pipeline that is not running, from where it was."""
 
 
+CHALLENGER_CONNECTION = "vertex-lead-scorer-challenger"  # Confluent: the challenger endpoint's own connection
+
+
 def render_settings_for(engine: FlinkEngine, kafka: KafkaResource, *, url: str, model_name: str, version: str,
                  provider: str = "", topic_prefix: str = "", statement_prefix: str = "lead-scoring",
-                 group_prefix: str = "lead-scoring") -> RenderSettings:
-    """The rendering of a model deployment for `engine`."""
+                 group_prefix: str = "lead-scoring", shadow: bool = False) -> RenderSettings:
+    """The rendering of a model deployment for `engine`: the champion's pipeline, or (`shadow`) the
+    challenger's shadow statements against the challenger's endpoint."""
     provider = provider or ("kserve" if engine.dialect is Dialect.FLINK else "vertexai")
+    extra = {"vertex_connection": CHALLENGER_CONNECTION} if shadow else {}
     return RenderSettings(
         dialect=engine.dialect, model_version=version, model_endpoint=engine.model_endpoint(url, model_name, provider),
         model_provider=provider, kafka_bootstrap=kafka.bootstrap_servers, topic_prefix=topic_prefix,
-        statement_prefix=statement_prefix, group_prefix=group_prefix, server_model_name=model_name,
+        statement_prefix=statement_prefix, group_prefix=group_prefix, server_model_name=model_name, shadow=shadow,
         kafka_properties=tuple(sorted(kafka.flink_properties().items())) if engine.dialect is Dialect.FLINK else (),
-        **engine.render_overrides(),
+        **engine.render_overrides(), **extra,
     )

@@ -306,6 +306,7 @@ class SqlGatewayFlink(FlinkEngine):
             record.write(path)
 
     def deployed(self, statement_prefix: str) -> Optional[DeploymentState]:
+        """`statement_prefix` is the deployment key (`Pipeline.key`: `<prefix>` or `<prefix>-shadow`)."""
         record = DeploymentRecord.read(self._record_path(statement_prefix))
         if record is None or not record.settings:
             return None
@@ -341,7 +342,7 @@ class SqlGatewayFlink(FlinkEngine):
         return str(result.rows[0][0])
 
     def remember(self, pipeline: Pipeline, running: dict[str, str]) -> None:
-        with self._record(pipeline.settings.statement_prefix, pipeline.settings) as record:
+        with self._record(pipeline.key, pipeline.settings) as record:
             for st in pipeline.statements.values():
                 if st.name in running:
                     entry = record.statements.setdefault(st.name, StatementRecord(role=st.role.value))
@@ -350,7 +351,7 @@ class SqlGatewayFlink(FlinkEngine):
                     entry.retired = False
 
     def start(self, pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None) -> str:
-        prefix = pipeline.settings.statement_prefix
+        prefix = pipeline.key
         st = pipeline.statements[role]
         with self._record(prefix, pipeline.settings) as record:
             savepoint = record.statements[resume_from].savepoint if resume_from in record.statements else None
@@ -407,7 +408,7 @@ class SqlGatewayFlink(FlinkEngine):
         # drain: in-flight ML_PREDICT rows are emitted BEFORE the savepoint, so none is both emitted by the old
         # job and restored into the new one (no event-time logic here, so the final watermark changes nothing)
         location = self._stop_with_savepoint(name, ident, drain=True)
-        with self._record(pipeline.settings.statement_prefix) as record:
+        with self._record(pipeline.key) as record:
             entry = record.statements.setdefault(name, StatementRecord(role=""))
             entry.savepoint, entry.retired = location, True
             if ident not in entry.jobs:
@@ -415,7 +416,7 @@ class SqlGatewayFlink(FlinkEngine):
         return location
 
     def resume_stopped(self, pipeline: Pipeline, role: StatementRole, name: str, after: Optional[str]) -> str:
-        prefix = pipeline.settings.statement_prefix
+        prefix = pipeline.key
         old_pipeline = render_pipeline(_version_settings(pipeline.settings, name, role))
         with self._record(prefix) as record:
             entry = record.statements[name]
@@ -432,7 +433,7 @@ class SqlGatewayFlink(FlinkEngine):
 
     def probe(self, pipeline: Pipeline) -> dict[str, Any]:
         """Score the smoke record through the new model with a bounded ML_PREDICT."""
-        st = pipeline.statements[StatementRole.SCORE_LEADS]
+        st = next(st for st in pipeline.statements.values() if st.uses_model)
         cols = ", ".join(f"`{c}`" for c in MODEL_INPUT_FIELDS)
         values = ", ".join(_sql_literal(SMOKE_RECORD.get(c), c) for c in MODEL_INPUT_FIELDS)
         with self.session(properties={**pipeline.session_config, "pipeline.name": st.name + "-probe"}) as s:

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from lead_scoring.streaming.render import STATEMENT_SINKS, STATEMENT_SOURCES
+from lead_scoring.streaming.render import (
+    SHADOW_STATEMENT_SINKS,
+    SHADOW_STATEMENT_SOURCES,
+    STATEMENT_SINKS,
+    STATEMENT_SOURCES,
+)
 from lead_scoring.streaming.topics import INPUT_RAW, TOPICS, TOPICS_BY_NAME
 
 OWNERS = ["team:data-platform"]
+# The asset that rolls the challenger's shadow statements out (lead_scoring.promotion).
+CHALLENGER_ASSET_KEY = dg.AssetKey("challenger_deployment")
 
 
 def topic_asset_key(topic: str) -> dg.AssetKey:
@@ -29,14 +36,20 @@ def topic_specs() -> list[dg.AssetSpec]:
     specs = []
     for topic in TOPICS:
         written_by_flink = any(topic.name in sinks for sinks in STATEMENT_SINKS.values())
+        written_by_shadow = any(topic.name in sinks for sinks in SHADOW_STATEMENT_SINKS.values())
         deps: list[dg.AssetKey] = [dg.AssetKey("streaming_topics")]
         if written_by_flink:
             deps += [dg.AssetKey("flink_statements"), *(topic_asset_key(t) for t in _inputs_of(topic.name))]
+        if written_by_shadow:
+            deps += [CHALLENGER_ASSET_KEY, *(topic_asset_key(t) for t in sorted(
+                {src for role, sinks in SHADOW_STATEMENT_SINKS.items() if topic.name in sinks
+                 for src in SHADOW_STATEMENT_SOURCES[role]}))]
         specs.append(dg.AssetSpec(
             key=topic_asset_key(topic.name), group_name="streaming", owners=OWNERS, kinds={"kafka"},
             description=TOPICS_BY_NAME[topic.name].description, deps=deps,
             metadata={"topic": topic.name, "partitions": topic.partitions,
                       "written_by": "flink_statements" if written_by_flink else
+                      "challenger_deployment (shadow statements)" if written_by_shadow else
                       ("the Salesforce source connector, `lead-scoring leads replay|generate`" if topic.name == INPUT_RAW
                        else "")},
         ))

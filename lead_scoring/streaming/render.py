@@ -36,21 +36,42 @@ class Dialect(str, enum.Enum):
 
 
 class StatementRole(str, enum.Enum):
-    """The pipeline's long-running statements."""
+    """The pipeline's long-running statements (the champion's four, and the challenger's two shadow ones)."""
 
     VALIDATE = "validate"  # input_raw -> input_avro + dlq
     SPLIT = "route"  # input_avro -> leads / contacts
     SCORE_LEADS = "score-leads"  # ML_PREDICT leads -> lead_scores
     SCORE_CONTACTS = "score-contacts"  # ML_PREDICT contacts -> contact_scores
+    SHADOW_LEADS = "shadow-leads"  # ML_PREDICT(challenger) leads -> lead_scores_shadow
+    SHADOW_CONTACTS = "shadow-contacts"  # ML_PREDICT(challenger) contacts -> lead_scores_shadow
 
     @property
     def is_inference(self) -> bool:
-        return self in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS)
+        return self in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS, *SHADOW_ROLES)
+
+    @property
+    def is_shadow(self) -> bool:
+        return self in SHADOW_ROLES
+
+
+SHADOW_ROLES = (StatementRole.SHADOW_LEADS, StatementRole.SHADOW_CONTACTS)
+CHAMPION_ROLES = tuple(r for r in StatementRole if r not in SHADOW_ROLES)
+SHADOW_KEY_SUFFIX = "-shadow"
+
+
+def deployment_key(statement_prefix: str, shadow: bool = False) -> str:
+    """What the engine keeps a deployed pipeline under: the champion's `<prefix>`, the shadow's `<prefix>-shadow`."""
+    return statement_prefix + (SHADOW_KEY_SUFFIX if shadow else "")
+
+
+def is_shadow_key(key: str) -> bool:
+    return key.endswith(SHADOW_KEY_SUFFIX)
 
 
 # Columns of the model: what ML_PREDICT sends (no PII, no label, no leakage) and what it reads back.
 MODEL_INPUT_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + tuple(f for f in FEATURES if f not in REQUIRED_FIELDS)
-MODEL_OUTPUTS: tuple[tuple[str, str], ...] = (("score", "INT"), ("reasons_text", "STRING"), ("model_version", "STRING"))
+MODEL_OUTPUTS: tuple[tuple[str, str], ...] = (("score", "INT"), ("reasons_text", "STRING"), ("model_version", "STRING"),
+                                              ("grade", "STRING"), ("features_hash", "STRING"))
 
 _FLINK_TYPES = {
     FieldType.STRING: "STRING",
@@ -120,6 +141,9 @@ class RenderSettings:
     # flink: "udf" = our CONTRACT_CHECK table function (one JSON parse per record, spec rendered from the
     # contract); "sql" = per-field JSON_VALUE/JSON_QUERY checks (what Confluent Cloud runs).
     validation: str = "udf"
+    # True: the challenger's shadow statements (SHADOW_ROLES) instead of the champion's pipeline; the model is
+    # the challenger (model_version, model_endpoint, server_model_name and vertex_connection are its own)
+    shadow: bool = False
 
     def __post_init__(self) -> None:
         if not self.model_provider:
@@ -187,8 +211,22 @@ def statement_sources() -> dict[StatementRole, tuple[str, ...]]:
     return dict(STATEMENT_SOURCES)
 
 
+# The challenger's shadow statements: the same live stream (leads / contacts, own consumer groups), one output.
+SHADOW_STATEMENT_SOURCES: dict[StatementRole, tuple[str, ...]] = {
+    StatementRole.SHADOW_LEADS: (T.LEADS,),
+    StatementRole.SHADOW_CONTACTS: (T.CONTACTS,),
+}
+SHADOW_STATEMENT_SINKS: dict[StatementRole, tuple[str, ...]] = {
+    StatementRole.SHADOW_LEADS: (T.LEAD_SCORES_SHADOW,),
+    StatementRole.SHADOW_CONTACTS: (T.LEAD_SCORES_SHADOW,),
+}
+
+
 def model_name(settings: RenderSettings) -> str:
-    return "lead_scorer_" + version_slug(settings.model_version).replace("-", "_")
+    """`lead_scorer_<version>`; a shadow model `lead_scorer_shadow_<version>` (in Confluent Cloud models are
+    persistent: the challenger's must not be reused by the champion's pipeline after a promotion)."""
+    kind = "lead_scorer_shadow_" if settings.shadow else "lead_scorer_"
+    return kind + version_slug(settings.model_version).replace("-", "_")
 
 
 # -- contract -> SQL ---------------------------------------------------------------------------------
@@ -374,6 +412,7 @@ class FlinkTable:
     key: Optional[str] = "Id"
     timestamp_column: Optional[str] = "source_time"
     group_id: Optional[str] = None
+    offset_reset: str = "earliest"  # flink: where a source without committed group offsets starts
     error_log_target: Optional[str] = None
     confluent_owned: bool = True  # False: the topic pre-exists in Confluent Cloud (input_raw)
     proctime: bool = False  # flink: a processing-time column for the scoring stage's de-duplication
@@ -391,7 +430,7 @@ def _score_columns(confluent: bool) -> tuple[Col, ...]:
             ctype = "TIMESTAMP_LTZ(3)" if confluent else "BIGINT"
         else:
             ctype = _FLINK_TYPES[f.type]
-        cols.append(Col(f.name, ctype + " NOT NULL"))
+        cols.append(Col(f.name, ctype + ("" if f.nullable else " NOT NULL")))
     return tuple(cols)
 
 
@@ -417,6 +456,8 @@ def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
                             confluent_format="avro-registry", timestamp_column=None),
         T.CONTACT_SCORES: spec(T.CONTACT_SCORES, columns=_score_columns(s.confluent), flink_format="json",
                                confluent_format="avro-registry", timestamp_column=None),
+        T.LEAD_SCORES_SHADOW: spec(T.LEAD_SCORES_SHADOW, columns=_score_columns(s.confluent), flink_format="json",
+                                   confluent_format="avro-registry", timestamp_column=None),
         T.DLQ: spec(T.DLQ, columns=(Col("payload", "STRING"), Col("reason", "STRING NOT NULL"),
                                     Col("source_ts", ts_type)),
                     flink_format="json", confluent_format="json-registry", key=None, timestamp_column=None),
@@ -438,6 +479,8 @@ class Statement:
     functions: tuple[str, ...] = ()  # local: session-scoped function DDL the statement needs
     views: tuple[str, ...] = ()  # local: session-scoped views the statement reads
     parallelism: int = 1  # local: the JSON checks of `validate` are the pipeline's CPU hot spot
+    # local: where its sources start without committed offsets; the shadow joins the live stream at its end
+    offset_reset: str = "earliest"
 
     def group_id(self, settings: RenderSettings, table: str) -> str:
         return statement_group_id(settings.group_prefix, self.role)
@@ -452,10 +495,15 @@ class Pipeline:
     model_sql: str
     session_config: dict[str, str] = field(default_factory=dict)
 
-    def table_ddl(self, name: str, group_id: Optional[str] = None) -> str:
+    @property
+    def key(self) -> str:
+        """What the engine keeps this pipeline's deployment under (`deployment_key`)."""
+        return deployment_key(self.settings.statement_prefix, self.settings.shadow)
+
+    def table_ddl(self, name: str, group_id: Optional[str] = None, offset_reset: str = "earliest") -> str:
         spec = self.tables[name]
         if group_id:
-            spec = replace(spec, group_id=group_id)
+            spec = replace(spec, group_id=group_id, offset_reset=offset_reset)
         return _render("table.sql", self.settings, table=spec).strip()
 
     def ddl(self) -> list[tuple[str, str]]:
@@ -466,7 +514,8 @@ class Pipeline:
     def session_script(self, role: StatementRole) -> list[str]:
         """Local: everything one SQL Gateway session runs for `role`, in order (DDL is session-scoped)."""
         st = self.statements[role]
-        script = [self.table_ddl(t, st.group_id(self.settings, t) if t in st.reads else None) for t in st.tables]
+        script = [self.table_ddl(t, st.group_id(self.settings, t), st.offset_reset) if t in st.reads
+                  else self.table_ddl(t) for t in st.tables]
         script += list(st.functions)
         script += list(st.views)
         if st.uses_model:
@@ -476,8 +525,8 @@ class Pipeline:
 
     def as_text(self) -> str:
         """The whole rendering, for snapshots and asset metadata (no secrets are ever rendered)."""
-        parts = [f"-- dialect: {self.settings.dialect.value}; model {self.settings.model_version} "
-                 f"({self.settings.model_provider})"]
+        parts = [f"-- dialect: {self.settings.dialect.value}; {'shadow ' if self.settings.shadow else ''}model "
+                 f"{self.settings.model_version} ({self.settings.model_provider})"]
         if self.session_config:
             parts += [f"SET '{k}' = '{v}';" for k, v in self.session_config.items()]
         functions = sorted({fn for st in self.statements.values() for fn in st.functions})
@@ -538,43 +587,54 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
                                                     outputs=outputs, options=_model_options(s)))
 
     columns = ", ".join(f"`{f.name}`" for f in LEAD_FIELDS)
-    payload = "CAST(`val` AS STRING)" if s.confluent else "`payload`"
-    source_time = "`$rowtime`" if s.confluent else "`source_time`"
-    udf = s.validation == "udf"
-    sources = statement_sources()
     statements: dict[StatementRole, Statement] = {}
-    checked = f"{names[T.INPUT_RAW]}_checked"
-    statements[StatementRole.VALIDATE] = Statement(
-        name=statement_name(s, StatementRole.VALIDATE), role=StatementRole.VALIDATE,
-        sql=_render("validate.sql", s, t=names, payload=payload, source_time=source_time, udf=udf,
-                    converted=udf_converted_columns() if udf else converted_columns(),
-                    reason="" if udf else reason_expr(payload), checked=checked),
-        tables=(*sources[StatementRole.VALIDATE], *STATEMENT_SINKS[StatementRole.VALIDATE]),
-        reads=sources[StatementRole.VALIDATE], parallelism=s.validate_parallelism,
-        functions=(CONTRACT_CHECK_DDL,) if udf else (),
-        views=(_render("checked.sql", s, view=checked, source=names[T.INPUT_RAW], spec=_q(contract_spec())),)
-        if udf else (),
-    )
-    statements[StatementRole.SPLIT] = Statement(
-        name=statement_name(s, StatementRole.SPLIT), role=StatementRole.SPLIT,
-        sql=_render("split.sql", s, t=names, columns=columns, source_time="`source_time`"),
-        tables=(*sources[StatementRole.SPLIT], *STATEMENT_SINKS[StatementRole.SPLIT]), reads=sources[StatementRole.SPLIT],
-        parallelism=s.route_parallelism,
-    )
-    for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS):
-        (source,), (sink,) = sources[role], STATEMENT_SINKS[role]
+    if s.shadow:
+        tables = {name: tables[name] for name in (T.LEADS, T.CONTACTS, T.LEAD_SCORES_SHADOW)}
+        scoring = {role: (SHADOW_STATEMENT_SOURCES[role], SHADOW_STATEMENT_SINKS[role]) for role in SHADOW_ROLES}
+    else:
+        tables = {name: spec for name, spec in tables.items() if name != T.LEAD_SCORES_SHADOW}
+        sources = statement_sources()
+        payload = "CAST(`val` AS STRING)" if s.confluent else "`payload`"
+        source_time = "`$rowtime`" if s.confluent else "`source_time`"
+        udf = s.validation == "udf"
+        checked = f"{names[T.INPUT_RAW]}_checked"
+        statements[StatementRole.VALIDATE] = Statement(
+            name=statement_name(s, StatementRole.VALIDATE), role=StatementRole.VALIDATE,
+            sql=_render("validate.sql", s, t=names, payload=payload, source_time=source_time, udf=udf,
+                        converted=udf_converted_columns() if udf else converted_columns(),
+                        reason="" if udf else reason_expr(payload), checked=checked),
+            tables=(*sources[StatementRole.VALIDATE], *STATEMENT_SINKS[StatementRole.VALIDATE]),
+            reads=sources[StatementRole.VALIDATE], parallelism=s.validate_parallelism,
+            functions=(CONTRACT_CHECK_DDL,) if udf else (),
+            views=(_render("checked.sql", s, view=checked, source=names[T.INPUT_RAW], spec=_q(contract_spec())),)
+            if udf else (),
+        )
+        statements[StatementRole.SPLIT] = Statement(
+            name=statement_name(s, StatementRole.SPLIT), role=StatementRole.SPLIT,
+            sql=_render("split.sql", s, t=names, columns=columns, source_time="`source_time`"),
+            tables=(*sources[StatementRole.SPLIT], *STATEMENT_SINKS[StatementRole.SPLIT]),
+            reads=sources[StatementRole.SPLIT], parallelism=s.route_parallelism,
+        )
+        scoring = {role: (sources[role], STATEMENT_SINKS[role])
+                   for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS)}
+    for role, ((source,), (sink,)) in scoring.items():
         views: tuple[str, ...] = ()
         scored = names[source]
         if not s.confluent:
             # Each stage of the chain restarts from its own checkpoint after a crash, so an upstream stage
-            # re-emits records the scoring stage already scored: scoring each (Id, LastModifiedDate) once
-            # keeps the re-scored input to this stage's own replay, one checkpoint interval at most.
+            # re-emits records the scoring stage already scored: scoring each (Id, LastModifiedDate,
+            # source_time) once keeps the re-scored input to this stage's own replay, one checkpoint interval
+            # at most; a re-score request (a new Kafka record of an unchanged lead) has a new source_time.
             scored = f"{names[source]}_first"
             views = (_render("first_change.sql", s, view=scored, source=names[source], columns=columns),)
         sql = _render("score.sql", s, sink=names[sink], source=scored, model=dict(name=mname),
-                      model_input_columns=input_args, text_inputs=text_inputs)
+                      model_input_columns=input_args, text_inputs=text_inputs,
+                      # Confluent: a first shadow statement joins the live stream at its end, not its start
+                      source_hint=" /*+ OPTIONS('scan.startup.mode'='latest-offset') */" if s.shadow and s.confluent
+                      else "")
         statements[role] = Statement(name=statement_name(s, role), role=role, sql=sql, tables=(source, sink),
-                                     reads=sources[role], uses_model=True, views=views,
+                                     reads=(source,), uses_model=True, views=views,
+                                     offset_reset="latest" if role.is_shadow else "earliest",
                                      parallelism=s.scoring_parallelism)
 
     # Confluent: statement properties of every statement (UTC, like the local session: the model's text
@@ -587,7 +647,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             "restart-strategy.type": "exponential-delay",
             "table.exec.async-ml-predict.max-concurrent-operations": str(s.async_capacity),
             "table.exec.async-ml-predict.timeout": "10 min",
-            # the scoring stage's (Id, LastModifiedDate) memory: long enough to outlive any restore
+            # the scoring stage's (Id, LastModifiedDate, source_time) memory: long enough to outlive any restore
             "table.exec.state.ttl": s.dedup_ttl,
             # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
             "execution.buffer-timeout.interval": s.buffer_timeout,

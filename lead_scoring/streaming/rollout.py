@@ -39,11 +39,13 @@ class RolloutReport:
 
 def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float = 90.0,
             on_event: Callable[[str], None] = log.info) -> RolloutReport:
+    """Roll `pipeline` out: the champion's (validate, route, score-*) or the challenger's shadow statements
+    (`RenderSettings.shadow`: shadow-*; a new challenger takes over from the previous one's offsets)."""
     s = pipeline.settings
     report = RolloutReport(model_version=s.model_version)
     # Statements of the last rollout that died (JobManager restart, a failed statement) come back first, from
     # where they were: a rollout must never restart them from their group offsets or from the beginning.
-    for action in engine.heal(s.statement_prefix):
+    for action in engine.heal(pipeline.key):
         if action.action != "left":
             report.notes.append(f"{action.action} {action.name} from {action.resumed_from or 'its offsets'}")
             on_event(f"{action.action} {action.name} ({action.ident}) from {action.resumed_from or 'its offsets'}")
@@ -57,7 +59,7 @@ def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float 
     report.notes += [f"prepared {name}" for name in engine.prepare(pipeline)]
 
     # Stateless statements: same name across versions, started once, left alone afterwards.
-    for role in (StatementRole.VALIDATE, StatementRole.SPLIT):
+    for role in (r for r in pipeline.statements if not r.is_inference):
         st = pipeline.statements[role]
         if st.name in live:
             report.statements.append(StatementReport(st.name, role.value, "RUNNING", live[st.name]))
@@ -71,7 +73,7 @@ def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float 
     report.probe = engine.probe(pipeline)  # raises: nothing running was touched
     on_event(f"preflight: {report.probe}")
 
-    for role in (r for r in StatementRole if r.is_inference):
+    for role in (r for r in pipeline.statements if r.is_inference):
         new = pipeline.statements[role]
         if new.name in live:
             report.statements.append(StatementReport(new.name, role.value, "RUNNING", live[new.name]))
@@ -118,3 +120,18 @@ def _restore(engine: FlinkEngine, pipeline: Pipeline, role: StatementRole, new_n
     engine.resume_stopped(pipeline, role, old, after=new_name if ident else None)
     on_event(f"resumed {old}")
     return f"{old} is running again from where it stopped."
+
+
+def retire(engine: FlinkEngine, pipeline: Pipeline, on_event: Callable[[str], None] = log.info) -> list[str]:
+    """Stop every running inference statement of `pipeline`'s roles, whatever its version, at a consistent
+    point (the challenger's shadow statements when it is promoted or withdrawn). Nothing else is touched;
+    the stopped statements are retired, so healing never brings them back."""
+    s = pipeline.settings
+    live = engine.running(s.statement_prefix + "-")
+    stopped = []
+    for role in pipeline.statements:
+        for name in sorted(n for n in live if n.startswith(f"{s.statement_prefix}-{role.value}-")):
+            engine.stop(pipeline, name, live[name])
+            stopped.append(name)
+            on_event(f"retired {name}")
+    return stopped

@@ -8,12 +8,22 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from lead_scoring.streaming.engine import FlinkEngine, StatementHealth
+from lead_scoring.streaming.engine import FlinkEngine, HealAction, StatementHealth
+from lead_scoring.streaming.render import deployment_key
 
 STATEMENTS_RUNNING_CHECK = "statements_running"
 DEFAULT_STATEMENT_PREFIX = "lead-scoring"  # FlinkStatementsConfig's default
 FLINK_STATEMENTS = dg.AssetKey("flink_statements")
 RETRY_AFTER_S = 300.0
+
+
+def deployment_keys(statement_prefix: str = DEFAULT_STATEMENT_PREFIX) -> tuple[str, str]:
+    """The champion's pipeline and the challenger's shadow statements (absent when no challenger is deployed)."""
+    return deployment_key(statement_prefix), deployment_key(statement_prefix, shadow=True)
+
+
+def all_health(flink: FlinkEngine, statement_prefix: str = DEFAULT_STATEMENT_PREFIX) -> list[StatementHealth]:
+    return [h for key in deployment_keys(statement_prefix) for h in flink.health(key)]
 
 
 def _description(health: list[StatementHealth]) -> tuple[bool, str]:
@@ -33,7 +43,7 @@ def _metadata(health: list[StatementHealth]) -> dict[str, Any]:
 @dg.asset_check(asset=FLINK_STATEMENTS, name=STATEMENTS_RUNNING_CHECK, blocking=False,
                 description="Every statement of the deployed pipeline is running (the sensor reports it every 30 s).")
 def statements_running(flink: FlinkEngine) -> dg.AssetCheckResult:
-    health = flink.health(DEFAULT_STATEMENT_PREFIX)
+    health = all_health(flink)
     passed, description = _description(health)
     return dg.AssetCheckResult(passed=passed, description=description, metadata=_metadata(health),
                                severity=dg.AssetCheckSeverity.ERROR)
@@ -45,7 +55,7 @@ class RestoreConfig(dg.Config):
 
 @dg.op(description="Resume every statement of the deployed pipeline that is not running, from where it was.")
 def restore_statements(context: dg.OpExecutionContext, config: RestoreConfig, flink: FlinkEngine) -> None:
-    actions = flink.heal(config.statement_prefix)
+    actions: list[HealAction] = [a for key in deployment_keys(config.statement_prefix) for a in flink.heal(key)]
     for action in actions:
         context.log.info(f"{action.name}: {action.action} {action.ident or ''} "
                          f"{('from ' + action.resumed_from) if action.resumed_from else ''} {action.detail}".strip())
@@ -65,7 +75,7 @@ def restore_statements_job() -> None:
            description="Checks that every statement of the deployed pipeline runs; requests their restore when not.")
 def flink_statements_sensor(context: dg.SensorEvaluationContext, flink: FlinkEngine):
     try:
-        health = flink.health(DEFAULT_STATEMENT_PREFIX)
+        health = all_health(flink)
     except Exception as exc:  # JobManager restarting, Confluent unreachable: report, try next tick
         return dg.SkipReason(f"{flink.describe()} not answering ({type(exc).__name__}: {str(exc)[:200]}); next tick")
     passed, description = _description(health)

@@ -480,10 +480,15 @@ def model_artifact(context: dg.AssetExecutionContext, lead_scoring_model: Traine
     })
 
 
+# The model-lifecycle group (lead_scoring.promotion: challenger, comparison, promotion, revert) is downstream of
+# the ledger but no part of a retraining, which deploys straight to champion; its full re-score is.
+MODEL_LIFECYCLE_GROUP = "model_lifecycle"
 retraining_job = dg.define_asset_job(
     "retraining_job",
-    selection=dg.AssetSelection.assets(crm_leads_raw).downstream().materializable(),
-    description="Warehouse -> training data -> model (gated) -> artifact -> deployment -> Flink rollout.",
+    selection=(dg.AssetSelection.assets(crm_leads_raw).downstream().materializable()
+               - dg.AssetSelection.groups(MODEL_LIFECYCLE_GROUP)) | dg.AssetSelection.assets("full_rescore"),
+    description="Warehouse -> training data -> model (gated) -> artifact -> deployment -> Flink rollout -> "
+                "full re-score of the open leads.",
 )
 
 

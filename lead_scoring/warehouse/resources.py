@@ -28,6 +28,8 @@ class Warehouse(dg.ConfigurableResource):
     """Run BigQuery-dialect SQL and append frames to the project's tables."""
 
     def ensure_tables(self) -> None:
+        """Create the missing tables, and add the columns a table made by an older version lacks (an existing
+        warehouse keeps working after an upgrade: columns are only ever added)."""
         raise NotImplementedError
 
     def query(self, sql: str, params: Optional[dict[str, Any]] = None) -> pd.DataFrame:
@@ -121,6 +123,7 @@ class DuckDBWarehouse(Warehouse):
     path: str = Field(description="DuckDB database file")
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _columns_checked: set[str] = PrivateAttr(default_factory=set)  # tables whose columns this process checked
 
     @property
     def dialect(self) -> str:
@@ -143,7 +146,23 @@ class DuckDBWarehouse(Warehouse):
     def ensure_tables(self) -> None:
         with self.connect() as con:
             for spec in TABLES.values():
-                con.execute(spec.ddl("duckdb"))
+                self._ensure(con, spec)
+
+    def _ensure(self, con: Any, spec: TableSpec) -> None:
+        """CREATE TABLE IF NOT EXISTS, then (once per process and table) add the columns an older file lacks."""
+        con.execute(spec.ddl("duckdb"))
+        if spec.name in self._columns_checked:
+            return
+        existing = {row[0] for row in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
+            [spec.name]).fetchall()}
+        alters = spec.add_columns_ddl(existing, "duckdb")
+        for alter in alters:
+            con.execute(alter)
+        if alters:
+            logger.info("warehouse %s: added %s to %s", self.path,
+                        ", ".join(c for c, _ in spec.columns if c not in existing), spec.name)
+        self._columns_checked.add(spec.name)
 
     def transpile(self, sql: str) -> str:
         return ";\n".join(sqlglot.transpile(sql, read="bigquery", write="duckdb"))
@@ -178,7 +197,7 @@ class DuckDBWarehouse(Warehouse):
             return 0
         batch = _latest_per_key(conform(frame, spec), key, newer)
         with self.connect() as con:  # one connection per micro-batch: create-if-missing and write together
-            con.execute(spec.ddl("duckdb"))
+            self._ensure(con, spec)
             con.register("_batch", batch)
             try:
                 con.execute(_merge_sql(table, "_batch", spec, key, newer, '"'))
@@ -192,7 +211,7 @@ class DuckDBWarehouse(Warehouse):
             return 0
         batch = conform(frame, spec).drop_duplicates(subset=list(key))
         with self.connect() as con:
-            con.execute(spec.ddl("duckdb"))
+            self._ensure(con, spec)
             con.register("_batch", batch)
             try:
                 inserted = con.execute(_insert_new_sql(table, "_batch", spec, key, '"')).fetchone()
@@ -243,6 +262,18 @@ class BigQueryWarehouse(Warehouse):
         client = self.client()
         for spec in TABLES.values():
             client.query(spec.ddl("bigquery"), job_config=self._job_config(None)).result()
+        # one read of the dataset's columns; an ALTER only for a table that lacks some (metadata updates of a
+        # table are rate-limited in BigQuery, so nothing is altered when nothing is missing)
+        names = ", ".join(f"'{name}'" for name in TABLES)
+        columns = client.query(
+            f"SELECT table_name, column_name FROM INFORMATION_SCHEMA.COLUMNS WHERE table_name IN ({names})",
+            job_config=self._job_config(None)).result().to_dataframe()
+        for spec in TABLES.values():
+            existing = set(columns.loc[columns["table_name"] == spec.name, "column_name"]) if not columns.empty else set()
+            alters = spec.add_columns_ddl(existing, "bigquery") if existing else []  # no rows: nothing to compare
+            for alter in alters:
+                client.query(alter, job_config=self._job_config(None)).result()
+                logger.info("warehouse %s: %s", self.describe(), alter)
 
     def query(self, sql: str, params: Optional[dict[str, Any]] = None) -> pd.DataFrame:
         job = self.client().query(sql, job_config=self._job_config(params))

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from lead_scoring.contract.fields import (
     LEAD_FIELDS,
     LEDGER_COLUMNS,
-    OPTIONAL_SCORE_FIELDS,
     SCORE_FIELDS,
     FieldType,
 )
@@ -23,13 +22,26 @@ class TableSpec:
     def ddl(self, dialect: str) -> str:
         return create_table_ddl(self.name, [(c, sql_type(t, dialect)) for c, t in self.columns], dialect)
 
+    def add_columns_ddl(self, existing: set[str], dialect: str) -> list[str]:
+        """`ALTER TABLE ... ADD COLUMN IF NOT EXISTS` for the columns a table made by an older version lacks
+        (columns are only ever added, nullable): one statement in BigQuery, one per column in DuckDB (which
+        takes one ALTER command per statement); empty when the table has them all."""
+        missing = [(c, t) for c, t in self.columns if c not in existing]
+        if not missing:
+            return []
+        quote = "`" if dialect == "bigquery" else '"'
+        adds = [f"ADD COLUMN IF NOT EXISTS {quote}{c}{quote} {sql_type(t, dialect)}" for c, t in missing]
+        if dialect == "bigquery":
+            return [f"ALTER TABLE {self.name} {', '.join(adds)}"]
+        return [f"ALTER TABLE {self.name} {add}" for add in adds]
+
     @property
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
 
 
 _LEAD_COLUMNS = tuple((f.name, f.type) for f in LEAD_FIELDS)
-_SCORE_TYPES = {f.name: f.type for f in SCORE_FIELDS + OPTIONAL_SCORE_FIELDS} | {"shadow": FieldType.BOOLEAN}
+_SCORE_TYPES = {f.name: f.type for f in SCORE_FIELDS} | {"shadow": FieldType.BOOLEAN}
 _LEDGER_COLUMNS = tuple((name, _SCORE_TYPES[name]) for name in LEDGER_COLUMNS)
 
 TABLES: dict[str, TableSpec] = {
@@ -47,7 +59,8 @@ TABLES: dict[str, TableSpec] = {
                   (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING),
                    ("Lead_Score__c", FieldType.INT), ("Lead_Score_Reasons__c", FieldType.STRING),
                    ("Lead_Score_Model__c", FieldType.STRING), ("source_ts", FieldType.TIMESTAMP),
-                   ("scored_ts", FieldType.TIMESTAMP), ("written_at", FieldType.TIMESTAMP)),
+                   ("scored_ts", FieldType.TIMESTAMP), ("written_at", FieldType.TIMESTAMP),
+                   ("Lead_Grade__c", FieldType.STRING)),  # added later: ensure_tables adds it to older files
                   "the local CRM: current score per record, written back by the writeback worker"),
         TableSpec("crm_writeback_errors",
                   (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING), ("payload", FieldType.STRING),
@@ -55,6 +68,12 @@ TABLES: dict[str, TableSpec] = {
                   "score records the writeback could not write to the CRM (unknown Id, field rejected, bad record)"),
         TableSpec("lead_score_history", _LEDGER_COLUMNS + RAW_META_COLUMNS,
                   "the score ledger: every score produced, champion or shadow (append only; erasure deletes)"),
+        TableSpec("rescore_runs",
+                  (("run_id", FieldType.STRING), ("model_version", FieldType.STRING), ("source_ms", FieldType.INT),
+                   ("total", FieldType.INT), ("produced", FieldType.INT), ("last_id", FieldType.STRING),
+                   ("status", FieldType.STRING), ("started_at", FieldType.TIMESTAMP),
+                   ("updated_at", FieldType.TIMESTAMP), ("finished_at", FieldType.TIMESTAMP)),
+                  "full re-score runs after a promotion: checkpoint (counts, last Id produced while running)"),
         TableSpec("erasure_register",
                   (("id_hash", FieldType.STRING), ("trigger", FieldType.STRING), ("erased_at", FieldType.TIMESTAMP)),
                   "keyed hashes (HMAC-SHA256) of erased Ids, so their records still in Kafka are dropped; no Id"),

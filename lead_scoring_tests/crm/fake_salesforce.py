@@ -35,8 +35,8 @@ SCORE_FIELD_DESCRIBE = {
 }
 INGEST = re.compile(r"^https://" + re.escape(INSTANCE) +
                     r"/services/data/v(?P<version>[\d.]+)/jobs/ingest(?:/(?P<job>[^/]+))?(?:/(?P<rest>[^/]+)/?)?$")
-FIELDS = {"Lead": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c"},
-          "Contact": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c"}}
+FIELDS = {"Lead": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c"},
+          "Contact": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c"}}
 
 _LOGIN_OK = f"""<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">

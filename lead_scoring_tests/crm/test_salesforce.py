@@ -24,7 +24,8 @@ def _score(i: int, object_type: str = "Lead", score: int | None = None, reasons:
     return {"Id": f"{prefix}{i:012d}", "_ObjectType": object_type, "_EventType": "updated",
             "Lead_Score__c": (i * 7) % 101 if score is None else score,
             "Lead_Score_Reasons__c": reasons if reasons is not None else f"+Lead Add Form; -Email Bounced {i}",
-            "Lead_Score_Model__c": "v20261123-1", "source_ts": 1_763_900_000_000 + i,
+            "Lead_Score_Model__c": "v20261123-1", "Lead_Grade__c": "ABCD"[i % 4] if i % 5 else None,
+            "features_hash": f"{i:016x}", "source_ts": 1_763_900_000_000 + i,
             "scored_ts": 1_763_900_000_500 + i}
 
 
@@ -77,9 +78,10 @@ def test_bulk_jobs_carry_the_exact_csv_in_batches_of_at_most_200_with_the_sessio
     uploads = fake.uploads()
     assert [len(u.body.decode().splitlines()) - 1 for u in uploads] == [200, 200, 50, 3]
     first = uploads[0].body.decode().split("\n")
-    assert first[0] == "Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c"
-    assert first[1] == '00Q000000000000,0,"+Referral, ""word of mouth""; -Unreachable",v20261123-1'
-    assert first[2] == "00Q000000000001,7,+Lead Add Form; -Email Bounced 1,v20261123-1"
+    # the grade goes with the score (#N/A clears it when the model gave none); features_hash never goes
+    assert first[0] == "Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c,Lead_Grade__c"
+    assert first[1] == '00Q000000000000,0,"+Referral, ""word of mouth""; -Unreachable",v20261123-1,#N/A'
+    assert first[2] == "00Q000000000001,7,+Lead Add Form; -Email Bounced 1,v20261123-1,B"
     assert uploads[0].headers["Content-Type"] == "text/csv"
     assert uploads[3].body.decode().split("\n")[1].startswith("003000000000000,0,")
     # Every data call carries the session from the SOAP login; the login carried password + token.
@@ -166,8 +168,12 @@ def test_wrong_credentials_fail_loudly_without_echoing_them(sleeps):
 
 
 def test_to_csv_is_the_documented_header_and_empty_for_nulls():
-    rec = {"Id": "00Q1", "Lead_Score__c": 55, "Lead_Score_Reasons__c": None, "Lead_Score_Model__c": "m"}
-    assert to_csv([rec]) == "Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c\n00Q1,55,,m\n"
+    rec = {"Id": "00Q1", "Lead_Score__c": 55, "Lead_Score_Reasons__c": None, "Lead_Score_Model__c": "m",
+           "Lead_Grade__c": "B"}
+    header = "Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c,Lead_Grade__c\n"
+    assert to_csv([rec]) == header + "00Q1,55,,m,B\n"
+    # a model without grades clears the grade an earlier model wrote (#N/A = null in Bulk API 2.0)
+    assert to_csv([{**rec, "Lead_Grade__c": None}]) == header + "00Q1,55,,m,#N/A\n"
 
 
 def test_gcp_profile_reads_salesforce_secrets_from_the_environment_only():

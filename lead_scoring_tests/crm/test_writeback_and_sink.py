@@ -62,6 +62,23 @@ def test_local_writeback_upserts_by_id_newest_score_wins_and_replays_change_noth
     assert warehouse.query("SELECT COUNT(*) AS n FROM crm_writeback_errors")["n"][0] == 0
 
 
+def test_the_grade_reaches_the_crm_and_scores_tables_and_a_model_without_grades_clears_it(warehouse):
+    handler = WritebackHandler(LocalCrmWriter(warehouse), warehouse)
+    sink = SinkHandler(warehouse, register=None)
+    graded = {**score("00QG", 80, 1000), "Lead_Grade__c": "A", "features_hash": "00ff00ff00ff00ff"}
+    for h in (handler, sink):
+        h.handle([msg("lead_scores", graded, 0)])
+    crm = warehouse.query("SELECT Id, Lead_Grade__c FROM crm_leads")
+    assert crm.to_dict("records") == [{"Id": "00QG", "Lead_Grade__c": "A"}]
+    landed = warehouse.query("SELECT Lead_Grade__c, features_hash FROM lead_scores")
+    assert landed.to_dict("records") == [{"Lead_Grade__c": "A", "features_hash": "00ff00ff00ff00ff"}]
+    ledger = warehouse.query("SELECT Lead_Grade__c, features_hash FROM lead_score_history")
+    assert ledger.to_dict("records") == [{"Lead_Grade__c": "A", "features_hash": "00ff00ff00ff00ff"}]
+    # a newer score of a model without grades: the CRM keeps no stale grade
+    handler.handle([msg("lead_scores", {**score("00QG", 40, 2000, model="m0"), "Lead_Grade__c": None}, 1)])
+    assert warehouse.query("SELECT Lead_Grade__c FROM crm_leads")["Lead_Grade__c"].tolist() == [None]
+
+
 def test_local_writeback_skips_probes_and_keeps_bad_records_with_the_reason(warehouse):
     handler = WritebackHandler(LocalCrmWriter(warehouse), warehouse)
     batch = [msg("lead_scores", score("PROBE-1", 50, 1000), 0), msg("lead_scores", score("00QA", 61, 1000), 1),

@@ -87,6 +87,20 @@ def test_sink_appends_every_score_champion_and_shadow_once(warehouse, sink):
     assert champion.values.tolist() == [["v1", 3]]
 
 
+def test_a_crash_replay_of_a_score_lands_once_and_a_rescore_is_a_new_row(warehouse, sink):
+    first = score("00QR", 61, NOW_MS - 3000, Lead_Grade__c="B", features_hash="a" * 16)
+    # a statement restored from its checkpoint scores the same input record again, a little later
+    replayed = {**first, "scored_ts": NOW_MS - 100}
+    # a re-score request is the record produced again: a new Kafka timestamp, the same features
+    rescored = {**first, "source_ts": NOW_MS - 50, "scored_ts": NOW_MS - 10}
+    sink.handle([msg("lead_scores", first, 0)])
+    counts = sink.handle([msg("lead_scores", replayed, 1), msg("lead_scores", rescored, 2)])
+    assert counts["history"] == 1 and counts["scores"] == 1
+    ledger = warehouse.query("SELECT scored_ts FROM lead_score_history WHERE Id = '00QR' ORDER BY scored_ts")
+    assert ledger["scored_ts"].tolist() == [pd.Timestamp(NOW_MS - 3000, unit="ms", tz="UTC"),
+                                            pd.Timestamp(NOW_MS - 10, unit="ms", tz="UTC")]
+
+
 def test_parse_score_reads_grade_and_features_hash_when_present_and_checks_them():
     rec, reason = parse_score(json.dumps(score("00QA", 40, NOW_MS)).encode())
     assert reason is None and rec["Lead_Grade__c"] is None and rec["features_hash"] is None

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lead_scoring.contract.hashing import features_hash
 from lead_scoring.serving.model import LeadScoringModel
 from lead_scoring.serving.server import (
     KServeRestAdapter,
@@ -79,7 +80,7 @@ def test_v2_flink_request(client: httpx.Client, reference: LeadScorer, path: str
     result = json.loads(outputs[0]["data"][0])
     want = reference.score_records([record])[0]
     assert result == {"score": want.score, "reasons": want.reasons, "reasons_text": "; ".join(want.reasons),
-                      "model_version": V1}
+                      "model_version": V1, "grade": want.grade, "features_hash": features_hash(record)}
 
 
 def test_v2_names_match_without_regard_to_case(client: httpx.Client) -> None:

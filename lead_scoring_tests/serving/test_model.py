@@ -13,6 +13,8 @@ import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, RequestedOutput
 
 import lead_scoring.serving
+from lead_scoring.contract import FEATURES
+from lead_scoring.contract.hashing import canonical_features, features_hash
 from lead_scoring.serving.model import LeadScoringModel, RecordRejected, load_verified
 from lead_scoring.serving.server import parse_v2_request
 from lead_scoring.storage.artifacts import ArtifactIntegrityError, ArtifactRepository, LocalBlobs
@@ -160,6 +162,30 @@ def test_every_family_serves_exact_scores_with_manifest_grades(family: str, tmp_
     assert [p["score"] for p in predictions] == [int(round(100 * p)) for p in expected]
     scores = served.scorer.score_records(probe)
     assert [s.grade for s in scores] == [served.scorer.grades.grade(p["score"]) for p in predictions]
+    # every prediction carries its grade (what Flink writes to Lead_Grade__c) and the features' hash
+    assert [p["grade"] for p in predictions] == [s.grade for s in scores]
+    assert {p["grade"] for p in predictions} <= set("ABCD")
+    assert [p["features_hash"] for p in predictions] == [features_hash(r) for r in probe]
+
+
+def test_features_hash_is_of_the_features_only_and_stable() -> None:
+    record = make_records(1, seed=31)[0][0]
+    digest = features_hash(record)
+    assert len(digest) == 16 and int(digest, 16) >= 0
+    # PII, Id, timestamps and the label are not features: they do not change the hash
+    assert features_hash({**record, "Email": "other@example.com", "Id": "00Qother", "IsConverted": True,
+                          "LastModifiedDate": "2030-01-01T00:00:00Z"}) == digest
+    # a number sent as an int hashes like the same float; a changed feature changes the hash
+    assert features_hash({**record, "Time_On_Website__c": 600}) == features_hash({**record, "Time_On_Website__c": 600.0})
+    assert features_hash({**record, "Lead_Origin__c": "API" if record["Lead_Origin__c"] != "API" else "Lead Import"}) != digest
+    assert set(canonical_features(record)) == set(FEATURES)
+
+
+def test_a_model_without_grades_predicts_a_null_grade(model: LeadScoringModel) -> None:
+    records, _ = make_records(2, seed=32)
+    predictions = model.predict(model.preprocess({"instances": records}))["predictions"]
+    assert [p["grade"] for p in predictions] == [None, None]
+    assert all(len(p["features_hash"]) == 16 for p in predictions)
 
 
 def test_a_broken_grades_section_keeps_the_model_not_ready(tmp_path) -> None:

@@ -34,11 +34,15 @@ GCP = RenderSettings(Dialect.CONFLUENT, VERSION,
                      "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/1:predict")
 TRITON = RenderSettings(Dialect.FLINK, VERSION, "http://127.0.0.1:8080", model_provider="triton")
 LOCAL_SQL_CHECKS = replace(LOCAL, validation="sql")
+LOCAL_SHADOW = replace(LOCAL, shadow=True, model_endpoint="http://127.0.0.1:8080/v1/models/lead_scorer_challenger:predict",
+                       server_model_name="lead_scorer_challenger")
+GCP_SHADOW = replace(GCP, shadow=True, vertex_connection="vertex-lead-scorer-challenger")
 
 
 @pytest.mark.parametrize("name,settings", [("local", LOCAL), ("gcp", GCP), ("local_triton_model", TRITON),
                                            ("local_sql_checks_validate", LOCAL_SQL_CHECKS),
-                                           ("local_score_leads_session", LOCAL)])
+                                           ("local_score_leads_session", LOCAL), ("local_shadow", LOCAL_SHADOW),
+                                           ("gcp_shadow", GCP_SHADOW)])
 def test_rendering_matches_snapshot(name: str, settings: RenderSettings) -> None:
     pipeline = render_pipeline(settings)
     if name == "local_triton_model":
@@ -60,10 +64,11 @@ def test_dialects_differ_where_they_must() -> None:
     local, gcp = render_pipeline(LOCAL), render_pipeline(GCP)
     leads_local = local.statements[StatementRole.SCORE_LEADS].sql
     leads_gcp = gcp.statements[StatementRole.SCORE_LEADS].sql
-    # locally the model reads each change once: a view keeping the first (Id, LastModifiedDate) of `leads`
+    # locally the model reads each input record once: a view keeping the first (Id, LastModifiedDate,
+    # source_time) of `leads` (a crash replay keeps the Kafka timestamp; a re-score request has a new one)
     assert "ML_PREDICT(\n  TABLE `leads_first`,\n  MODEL `lead_scorer_m20261123_120000_abc123`" in leads_local
     [view] = local.statements[StatementRole.SCORE_LEADS].views
-    assert "PARTITION BY `Id`, `LastModifiedDate` ORDER BY `proc_time` ASC" in view and "`first_seen` = 1" in view
+    assert "PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC" in view and "`first_seen` = 1" in view
     assert not gcp.statements[StatementRole.SCORE_LEADS].views  # Confluent resumes statements with their state
     assert "LATERAL TABLE(ML_PREDICT('lead_scorer_m20261123_120000_abc123', `Id`" in leads_gcp
     assert "'provider' = 'kserve'" in local.model_sql and "CREATE TEMPORARY MODEL" in local.model_sql
@@ -174,3 +179,22 @@ def test_confluent_model_options_and_input_types_are_supported() -> None:
     assert pipeline.session_config == {"sql.local-time-zone": "UTC"}
     # locally the kserve provider takes the timestamp as it is
     assert "`LastModifiedDate` TIMESTAMP_LTZ(3)" in render_pipeline(LOCAL).model_sql
+
+
+def test_shadow_statements_are_the_challengers_own_and_join_the_stream_at_its_end() -> None:
+    shadow = render_pipeline(LOCAL_SHADOW)
+    assert shadow.key == "lead-scoring-shadow" and render_pipeline(LOCAL).key == "lead-scoring"
+    assert list(shadow.statements) == [StatementRole.SHADOW_LEADS, StatementRole.SHADOW_CONTACTS]
+    names = [st.name for st in shadow.statements.values()]
+    assert names == [f"lead-scoring-shadow-leads-{VERSION}", f"lead-scoring-shadow-contacts-{VERSION}"]
+    assert shadow.model_name == "lead_scorer_shadow_m20261123_120000_abc123"  # never the champion's model name
+    script = shadow.session_script(StatementRole.SHADOW_LEADS)
+    assert "'properties.group.id' = 'lead-scoring-flink-shadow-leads'" in script[0]
+    assert "'properties.auto.offset.reset' = 'latest'" in script[0]
+    assert script[-1].startswith("INSERT INTO `lead_scores_shadow`") and "lead_scorer_challenger:predict" in script[-2]
+    champion = render_pipeline(LOCAL).session_script(StatementRole.SCORE_LEADS)
+    assert "'properties.auto.offset.reset' = 'earliest'" in champion[0]
+    assert "lead_scores_shadow" not in render_pipeline(LOCAL).as_text()
+    gcp = render_pipeline(GCP_SHADOW)
+    assert "/*+ OPTIONS('scan.startup.mode'='latest-offset') */" in gcp.statements[StatementRole.SHADOW_LEADS].sql
+    assert "'vertexai.connection' = 'vertex-lead-scorer-challenger'" in gcp.model_sql

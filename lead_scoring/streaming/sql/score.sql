@@ -1,4 +1,5 @@
-{#- Statement 4: ML_PREDICT over leads (or contacts) -> lead_scores (or contact_scores), contract section 2. -#}
+{#- Statement 4: ML_PREDICT over leads (or contacts) -> lead_scores (or contact_scores), contract section 2;
+    the challenger's shadow statements are the same over its own model -> lead_scores_shadow (section 2b). -#}
 INSERT INTO `{{ sink }}`
 SELECT
   `Id`,
@@ -7,6 +8,8 @@ SELECT
   `score` AS `Lead_Score__c`,
   `reasons_text` AS `Lead_Score_Reasons__c`,
   `model_version` AS `Lead_Score_Model__c`,
+  `grade` AS `Lead_Grade__c`,
+  `features_hash`,
   {{ score_ts("`source_time`") }} AS `source_ts`,
   {{ score_ts("CURRENT_TIMESTAMP") }} AS `scored_ts`
 {%- if confluent %}
@@ -14,7 +17,7 @@ SELECT
 FROM (
   SELECT *{% for alias, expr in text_inputs %},
     {{ expr }} AS `{{ alias }}`{% endfor %}
-  FROM `{{ source }}`
+  FROM `{{ source }}`{{ source_hint }}
 ) AS `input`,
   LATERAL TABLE(ML_PREDICT('{{ model.name }}', {{ model_input_columns }}))
 {%- else %}

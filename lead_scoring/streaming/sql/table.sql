@@ -43,7 +43,7 @@ WITH (
   {%- endfor %}
   {%- if table.group_id %}
   'properties.group.id' = '{{ table.group_id }}',
-  'properties.auto.offset.reset' = 'earliest',
+  'properties.auto.offset.reset' = '{{ table.offset_reset }}',
   'scan.startup.mode' = 'group-offsets',
   'properties.commit.offsets.on.checkpoint' = 'true',
   {%- endif %}

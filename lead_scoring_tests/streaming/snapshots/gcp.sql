@@ -187,6 +187,8 @@ CREATE TABLE IF NOT EXISTS `lead_scores` (
   `Lead_Score__c` INT NOT NULL,
   `Lead_Score_Reasons__c` STRING NOT NULL,
   `Lead_Score_Model__c` STRING NOT NULL,
+  `Lead_Grade__c` STRING,
+  `features_hash` STRING,
   `source_ts` TIMESTAMP_LTZ(3) NOT NULL,
   `scored_ts` TIMESTAMP_LTZ(3) NOT NULL
 )
@@ -208,6 +210,8 @@ CREATE TABLE IF NOT EXISTS `contact_scores` (
   `Lead_Score__c` INT NOT NULL,
   `Lead_Score_Reasons__c` STRING NOT NULL,
   `Lead_Score_Model__c` STRING NOT NULL,
+  `Lead_Grade__c` STRING,
+  `features_hash` STRING,
   `source_ts` TIMESTAMP_LTZ(3) NOT NULL,
   `scored_ts` TIMESTAMP_LTZ(3) NOT NULL
 )
@@ -267,7 +271,9 @@ INPUT (
 OUTPUT (
   `score` INT,
   `reasons_text` STRING,
-  `model_version` STRING
+  `model_version` STRING,
+  `grade` STRING,
+  `features_hash` STRING
 )
 COMMENT 'lead scorer m20261123-120000-abc123'
 WITH (
@@ -457,6 +463,8 @@ SELECT
   `score` AS `Lead_Score__c`,
   `reasons_text` AS `Lead_Score_Reasons__c`,
   `model_version` AS `Lead_Score_Model__c`,
+  `grade` AS `Lead_Grade__c`,
+  `features_hash`,
   `source_time` AS `source_ts`,
   CURRENT_TIMESTAMP AS `scored_ts`
 FROM (
@@ -475,6 +483,8 @@ SELECT
   `score` AS `Lead_Score__c`,
   `reasons_text` AS `Lead_Score_Reasons__c`,
   `model_version` AS `Lead_Score_Model__c`,
+  `grade` AS `Lead_Grade__c`,
+  `features_hash`,
   `source_time` AS `source_ts`,
   CURRENT_TIMESTAMP AS `scored_ts`
 FROM (

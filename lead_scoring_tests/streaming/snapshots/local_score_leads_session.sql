@@ -69,6 +69,8 @@ CREATE TABLE `lead_scores` (
   `Lead_Score__c` INT NOT NULL,
   `Lead_Score_Reasons__c` STRING NOT NULL,
   `Lead_Score_Model__c` STRING NOT NULL,
+  `Lead_Grade__c` STRING,
+  `features_hash` STRING,
   `source_ts` BIGINT NOT NULL,
   `scored_ts` BIGINT NOT NULL
 )
@@ -87,7 +89,7 @@ WITH (
 CREATE TEMPORARY VIEW `leads_first` AS
 SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
 FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `LastModifiedDate` ORDER BY `proc_time` ASC) AS `first_seen`
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
   FROM `leads`
 )
 WHERE `first_seen` = 1;
@@ -123,7 +125,9 @@ INPUT (
 OUTPUT (
   `score` INT,
   `reasons_text` STRING,
-  `model_version` STRING
+  `model_version` STRING,
+  `grade` STRING,
+  `features_hash` STRING
 )
 COMMENT 'lead scorer m20261123-120000-abc123'
 WITH (
@@ -143,6 +147,8 @@ SELECT
   `score` AS `Lead_Score__c`,
   `reasons_text` AS `Lead_Score_Reasons__c`,
   `model_version` AS `Lead_Score_Model__c`,
+  `grade` AS `Lead_Grade__c`,
+  `features_hash`,
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`,
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(

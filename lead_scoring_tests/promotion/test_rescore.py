@@ -1,0 +1,138 @@
+"""The full re-score on a real DuckDB file with a recording producer: what is re-scored, checkpoints, resume, idempotency."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from lead_scoring.contract.samples import RESCORE_HEADER
+from lead_scoring.crm.sink import SinkHandler
+from lead_scoring.crm.workers import Message
+from lead_scoring.promotion.comparison import compare, verdict
+from lead_scoring.promotion.rescore import DONE, read_run, rescore, start_or_resume
+from lead_scoring.warehouse.resources import DuckDBWarehouse
+
+
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def produce(self, topic: str, key: bytes, value: bytes, timestamp: int, headers: list, on_delivery: Any) -> None:
+        self.sent.append({"topic": topic, "key": key.decode(), "value": json.loads(value), "timestamp": timestamp,
+                          "headers": headers})
+        on_delivery(None, None)
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+    def flush(self, _timeout: float) -> int:
+        return 0
+
+
+class FakeKafka:
+    def __init__(self) -> None:
+        self.out = RecordingProducer()
+
+    def producer(self, **_overrides: Any) -> RecordingProducer:
+        return self.out
+
+
+def _row(rid: str, modified: str, source: str = "stream", event: str = "created", converted: Any = None,
+         object_type: str = "Lead") -> dict[str, Any]:
+    return {"Id": rid, "_ObjectType": object_type, "_EventType": event, "LastModifiedDate": pd.Timestamp(modified, tz="UTC"),
+            "CreatedDate": pd.Timestamp("2026-11-01", tz="UTC"), "LeadSource": "Google", "Email": "x@example.com",
+            "Time_On_Website__c": 120.0, "IsConverted": converted, "_source": source,
+            "_ingested_at": pd.Timestamp(modified, tz="UTC")}
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> DuckDBWarehouse:
+    wh = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+    rows = [
+        _row("00Q01", "2026-11-02"), _row("00Q01", "2026-11-03", event="updated"),  # open, latest counts
+        _row("00Q02", "2026-11-02"), _row("00Q02", "2026-11-05", event="updated", converted=True),  # converted
+        _row("00Q03", "2026-11-02"), _row("00Q03", "2026-11-06", event="deleted"),  # deleted
+        _row("00Q04", "2026-11-02", converted=False),  # decided, not converted: still open
+        _row("PROBE-1", "2026-11-02", source="probe"),  # probes never
+        _row("SEED-1", "2026-11-02", source="seed"),  # the shipped sample: warehouse only
+        _row("DEMO-1", "2026-11-02", source="demo"),  # demo leads are CRM records
+        _row("00Q05", "2026-11-02", source="import:x.csv"),
+        _row("00306", "2026-11-02", object_type="Contact"),
+    ]
+    wh.append("crm_leads_raw", pd.DataFrame(rows))
+    return wh
+
+
+def test_every_open_lead_and_contact_once_with_one_timestamp_and_the_rescore_header(warehouse):
+    kafka = FakeKafka()
+    run = start_or_resume(warehouse, "m2@t1", "m2")
+    assert run.total == 5
+    run = rescore(warehouse, kafka, run, topic="input_raw", chunk_size=100, max_in_flight=0)  # type: ignore[arg-type]
+    sent = kafka.out.sent
+    # open: not converted (00Q04 closed without converting is open), not deleted, no probe, no seed sample
+    assert sorted(s["key"] for s in sent) == ["00306", "00Q01", "00Q04", "00Q05", "DEMO-1"]
+    first = next(s for s in sent if s["key"] == "00Q01")["value"]
+    assert first["_EventType"] == "updated" and first["LastModifiedDate"] == "2026-11-03T00:00:00.000Z"
+    assert "IsConverted" not in first and first["Email"] == "x@example.com"  # the record as the CRM has it
+    assert {s["timestamp"] for s in sent} == {run.source_ms}  # one Kafka timestamp for the whole run
+    assert all(s["headers"] == [(RESCORE_HEADER, b"m2@t1")] for s in sent)
+    assert run.status == DONE and run.produced == 5
+    stored = read_run(warehouse, "m2@t1")
+    assert stored is not None and stored.done and stored.cursor is None and stored.produced == 5
+
+
+def test_a_stopped_run_resumes_after_its_checkpoint_and_a_finished_one_produces_nothing(warehouse):
+    kafka = FakeKafka()
+    run = start_or_resume(warehouse, "m2@t2", "m2")
+    chunks = iter([False, True])
+    run = rescore(warehouse, kafka, run, topic="input_raw", chunk_size=2, max_in_flight=0,  # type: ignore[arg-type]
+                  should_stop=lambda: next(chunks, True))
+    assert run.produced == 2 and not run.done
+    again = start_or_resume(warehouse, "m2@t2", "m2")  # a new process: from the checkpoint
+    assert again.produced == 2 and again.cursor == run.cursor and again.source_ms == run.source_ms
+    rescore(warehouse, kafka, again, topic="input_raw", chunk_size=2, max_in_flight=0)  # type: ignore[arg-type]
+    keys = [s["key"] for s in kafka.out.sent]
+    assert len(keys) == len(set(keys)) == 5  # each open record once across the two calls
+    before = len(kafka.out.sent)
+    done = rescore(warehouse, kafka, start_or_resume(warehouse, "m2@t2", "m2"), topic="input_raw")  # type: ignore[arg-type]
+    assert done.done and len(kafka.out.sent) == before
+    with pytest.raises(ValueError, match="use another run id"):
+        start_or_resume(warehouse, "m2@t2", "m3")
+
+
+def test_the_sink_keeps_rescore_requests_out_of_crm_leads_raw(warehouse):
+    record = {"Id": "00Q01", "_ObjectType": "Lead", "_EventType": "updated", "LastModifiedDate": "2026-11-03T00:00:00Z"}
+    msg = Message("input_raw", 0, 1, b"00Q01", json.dumps(record).encode(), 1, ((RESCORE_HEADER, b"run"),))
+    counts = SinkHandler(warehouse, register=None).handle([msg])
+    assert counts["rescore_requests"] == 1 and counts["raw"] == 0
+
+
+def _pairs(champion: list[int], challenger: list[int], outcomes: list[Any], grades=("A", "B")) -> pd.DataFrame:
+    return pd.DataFrame({"Id": [f"00Q{i}" for i in range(len(champion))], "source_ts": 0,
+                         "champion_version": "m1", "champion_score": champion,
+                         "champion_grade": [grades[i % 2] for i in range(len(champion))],
+                         "challenger_score": challenger,
+                         "challenger_grade": [grades[(i + (i % 3 == 0)) % 2] for i in range(len(champion))],
+                         "converted": outcomes})
+
+
+def test_comparison_metrics_side_by_side_and_the_gate():
+    outcomes = [True, False] * 150
+    champion = [60 if o else 40 for o in outcomes]  # separates perfectly, badly calibrated
+    challenger = [90 if o else 10 for o in outcomes]  # separates perfectly, better calibrated
+    result = compare(_pairs(champion, challenger, outcomes), "m2")
+    assert result.pairs == result.with_outcome == 300 and result.converted == 150
+    assert result.champion.roc_auc == result.challenger.roc_auc == 1.0
+    assert result.challenger.brier < result.champion.brier
+    assert 0 < result.grade_agreement < 1 and sum(sum(r.values()) for r in result.flips.values()) == 300
+    assert verdict(result, 200, 0.0, 0.0)[0]
+    passed, why, _ = verdict(result, 500, 0.0, 0.0)
+    assert not passed and "not enough evidence" in why and "min_outcomes" in why
+    worse = compare(_pairs(challenger, champion, outcomes), "m2")  # the roles swapped: challenger worse
+    passed, why, _ = verdict(worse, 200, 0.0, 0.0)
+    assert not passed and "Brier" in why
+    unknown = compare(_pairs(champion, challenger, [None] * 300), "m2")
+    assert unknown.with_outcome == 0 and not verdict(unknown, 1, 0.0, 0.0)[0]

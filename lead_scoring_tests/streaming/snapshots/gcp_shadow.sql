@@ -1,0 +1,229 @@
+-- dialect: confluent; shadow model m20261123-120000-abc123 (vertexai)
+
+SET 'sql.local-time-zone' = 'UTC';
+
+-- table leads
+CREATE TABLE IF NOT EXISTS `leads` (
+  `Id` STRING NOT NULL,
+  `_ObjectType` STRING NOT NULL,
+  `_EventType` STRING,
+  `LastModifiedDate` TIMESTAMP_LTZ(3) NOT NULL,
+  `CreatedDate` TIMESTAMP_LTZ(3),
+  `FirstName` STRING,
+  `LastName` STRING,
+  `Company` STRING,
+  `Email` STRING,
+  `Title` STRING,
+  `Lead_Number__c` STRING,
+  `LeadSource` STRING,
+  `Lead_Origin__c` STRING,
+  `HasOptedOutOfEmail` BOOLEAN,
+  `DoNotCall` BOOLEAN,
+  `Total_Visits__c` DOUBLE,
+  `Time_On_Website__c` DOUBLE,
+  `Page_Views_Per_Visit__c` DOUBLE,
+  `Last_Activity__c` STRING,
+  `Country` STRING,
+  `City` STRING,
+  `Specialization__c` STRING,
+  `Occupation__c` STRING,
+  `Course_Priority__c` STRING,
+  `Referral_Channel__c` STRING,
+  `Ad_Search__c` BOOLEAN,
+  `Ad_Magazine__c` BOOLEAN,
+  `Ad_Newspaper_Article__c` BOOLEAN,
+  `Ad_Forums__c` BOOLEAN,
+  `Ad_Newspaper__c` BOOLEAN,
+  `Ad_Digital__c` BOOLEAN,
+  `Ad_Recommendation__c` BOOLEAN,
+  `Free_Copy_Requested__c` BOOLEAN,
+  `Status` STRING,
+  `IsConverted` BOOLEAN,
+  `Sales_Tags__c` STRING,
+  `Lead_Quality__c` STRING,
+  `Lead_Profile__c` STRING,
+  `Last_Notable_Activity__c` STRING,
+  `Activity_Index__c` STRING,
+  `Profile_Index__c` STRING,
+  `Activity_Score__c` DOUBLE,
+  `Profile_Score__c` DOUBLE,
+  `source_time` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+)
+DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS
+WITH (
+  'changelog.mode' = 'append',
+  'key.format' = 'raw',
+  'value.fields-include' = 'all',
+  'value.format' = 'avro-registry',
+  'error-handling.mode' = 'log',
+  'error-handling.log.target' = 'dlq_avro',
+  'kafka.retention.time' = '604800000 ms',
+  'kafka.cleanup-policy' = 'delete'
+);
+
+-- table contacts
+CREATE TABLE IF NOT EXISTS `contacts` (
+  `Id` STRING NOT NULL,
+  `_ObjectType` STRING NOT NULL,
+  `_EventType` STRING,
+  `LastModifiedDate` TIMESTAMP_LTZ(3) NOT NULL,
+  `CreatedDate` TIMESTAMP_LTZ(3),
+  `FirstName` STRING,
+  `LastName` STRING,
+  `Company` STRING,
+  `Email` STRING,
+  `Title` STRING,
+  `Lead_Number__c` STRING,
+  `LeadSource` STRING,
+  `Lead_Origin__c` STRING,
+  `HasOptedOutOfEmail` BOOLEAN,
+  `DoNotCall` BOOLEAN,
+  `Total_Visits__c` DOUBLE,
+  `Time_On_Website__c` DOUBLE,
+  `Page_Views_Per_Visit__c` DOUBLE,
+  `Last_Activity__c` STRING,
+  `Country` STRING,
+  `City` STRING,
+  `Specialization__c` STRING,
+  `Occupation__c` STRING,
+  `Course_Priority__c` STRING,
+  `Referral_Channel__c` STRING,
+  `Ad_Search__c` BOOLEAN,
+  `Ad_Magazine__c` BOOLEAN,
+  `Ad_Newspaper_Article__c` BOOLEAN,
+  `Ad_Forums__c` BOOLEAN,
+  `Ad_Newspaper__c` BOOLEAN,
+  `Ad_Digital__c` BOOLEAN,
+  `Ad_Recommendation__c` BOOLEAN,
+  `Free_Copy_Requested__c` BOOLEAN,
+  `Status` STRING,
+  `IsConverted` BOOLEAN,
+  `Sales_Tags__c` STRING,
+  `Lead_Quality__c` STRING,
+  `Lead_Profile__c` STRING,
+  `Last_Notable_Activity__c` STRING,
+  `Activity_Index__c` STRING,
+  `Profile_Index__c` STRING,
+  `Activity_Score__c` DOUBLE,
+  `Profile_Score__c` DOUBLE,
+  `source_time` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+)
+DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS
+WITH (
+  'changelog.mode' = 'append',
+  'key.format' = 'raw',
+  'value.fields-include' = 'all',
+  'value.format' = 'avro-registry',
+  'error-handling.mode' = 'log',
+  'error-handling.log.target' = 'dlq_avro',
+  'kafka.retention.time' = '604800000 ms',
+  'kafka.cleanup-policy' = 'delete'
+);
+
+-- table lead_scores_shadow
+CREATE TABLE IF NOT EXISTS `lead_scores_shadow` (
+  `Id` STRING NOT NULL,
+  `_ObjectType` STRING NOT NULL,
+  `_EventType` STRING NOT NULL,
+  `Lead_Score__c` INT NOT NULL,
+  `Lead_Score_Reasons__c` STRING NOT NULL,
+  `Lead_Score_Model__c` STRING NOT NULL,
+  `Lead_Grade__c` STRING,
+  `features_hash` STRING,
+  `source_ts` TIMESTAMP_LTZ(3) NOT NULL,
+  `scored_ts` TIMESTAMP_LTZ(3) NOT NULL
+)
+DISTRIBUTED BY HASH(`Id`) INTO 3 BUCKETS
+WITH (
+  'changelog.mode' = 'append',
+  'key.format' = 'raw',
+  'value.fields-include' = 'all',
+  'value.format' = 'avro-registry',
+  'kafka.retention.time' = '604800000 ms',
+  'kafka.cleanup-policy' = 'delete'
+);
+
+-- model lead_scorer_shadow_m20261123_120000_abc123
+CREATE MODEL `lead_scorer_shadow_m20261123_120000_abc123`
+INPUT (
+  `Id` STRING,
+  `_ObjectType` STRING,
+  `LastModifiedDate` STRING,
+  `LeadSource` STRING,
+  `Lead_Origin__c` STRING,
+  `Last_Activity__c` STRING,
+  `Country` STRING,
+  `City` STRING,
+  `Specialization__c` STRING,
+  `Occupation__c` STRING,
+  `Course_Priority__c` STRING,
+  `Referral_Channel__c` STRING,
+  `Total_Visits__c` DOUBLE,
+  `Time_On_Website__c` DOUBLE,
+  `Page_Views_Per_Visit__c` DOUBLE,
+  `HasOptedOutOfEmail` BOOLEAN,
+  `DoNotCall` BOOLEAN,
+  `Ad_Search__c` BOOLEAN,
+  `Ad_Magazine__c` BOOLEAN,
+  `Ad_Newspaper_Article__c` BOOLEAN,
+  `Ad_Forums__c` BOOLEAN,
+  `Ad_Newspaper__c` BOOLEAN,
+  `Ad_Digital__c` BOOLEAN,
+  `Ad_Recommendation__c` BOOLEAN,
+  `Free_Copy_Requested__c` BOOLEAN
+)
+OUTPUT (
+  `score` INT,
+  `reasons_text` STRING,
+  `model_version` STRING,
+  `grade` STRING,
+  `features_hash` STRING
+)
+COMMENT 'lead scorer m20261123-120000-abc123'
+WITH (
+  'provider' = 'vertexai',
+  'task' = 'classification',
+  'vertexai.connection' = 'vertex-lead-scorer-challenger',
+  'vertexai.input_format' = 'TF-SERVING',
+  'vertexai.output_format' = 'TF-SERVING'
+);
+
+-- statement lead-scoring-shadow-leads-m20261123-120000-abc123
+INSERT INTO `lead_scores_shadow`
+SELECT
+  `Id`,
+  `_ObjectType`,
+  'updated' AS `_EventType`,
+  `score` AS `Lead_Score__c`,
+  `reasons_text` AS `Lead_Score_Reasons__c`,
+  `model_version` AS `Lead_Score_Model__c`,
+  `grade` AS `Lead_Grade__c`,
+  `features_hash`,
+  `source_time` AS `source_ts`,
+  CURRENT_TIMESTAMP AS `scored_ts`
+FROM (
+  SELECT *,
+    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
+  FROM `leads` /*+ OPTIONS('scan.startup.mode'='latest-offset') */
+) AS `input`,
+  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+
+-- statement lead-scoring-shadow-contacts-m20261123-120000-abc123
+INSERT INTO `lead_scores_shadow`
+SELECT
+  `Id`,
+  `_ObjectType`,
+  'updated' AS `_EventType`,
+  `score` AS `Lead_Score__c`,
+  `reasons_text` AS `Lead_Score_Reasons__c`,
+  `model_version` AS `Lead_Score_Model__c`,
+  `grade` AS `Lead_Grade__c`,
+  `features_hash`,
+  `source_time` AS `source_ts`,
+  CURRENT_TIMESTAMP AS `scored_ts`
+FROM (
+  SELECT *,
+    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
+  FROM `contacts` /*+ OPTIONS('scan.startup.mode'='latest-offset') */
+) AS `input`,
+  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_m20261123_120000_abc123', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
