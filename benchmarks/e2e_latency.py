@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import statistics
 import subprocess
 import tempfile
@@ -266,6 +267,8 @@ VARIANT_KNOBS = {
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     """'big:model_batch_size=256,async_capacity=1024' -> ('big', {...}); knobs of VARIANT_KNOBS only."""
     name, _, rest = text.partition(":")
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
+        raise SystemExit(f"variant name {name!r}: lower-case letters, digits and '-' only (it names statements)")
     knobs: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
@@ -301,16 +304,16 @@ def start_profiles(args: argparse.Namespace, label: str, pids: dict[str, int], s
 
 def measure_variant(name: str, knobs: dict[str, Any], args: argparse.Namespace, cfg: StackConfig, kafka: KafkaResource,
                     flink: SqlGatewayFlink, version: str, endpoint: str, meter: CpuMeter,
-                    template: list[dict[str, Any]]) -> dict[str, Any]:
+                    template: list[dict[str, Any]], round_no: int = 0) -> dict[str, Any]:
     """Roll one variant out under its own topics and statement names, warm it up, drive the rates, stop it."""
-    prefix = f"bench_{name}_"
-    names = f"bench-{name}"
+    prefix = f"bench_{name}_r{round_no}_".replace("-", "_")
+    names = f"bench-{name}-r{round_no}"
     ensure_topics(kafka.admin(), TOPICS, prefix=prefix)
     base = dict(model_batch_linger=args.batch_linger, producer_linger_ms=args.producer_linger_ms,
                 validate_parallelism=args.validate_parallelism, checkpoint_interval=args.checkpoint_interval)
     settings = RenderSettings(Dialect.FLINK, version, endpoint, kafka_bootstrap=cfg.kafka_bootstrap,
                               topic_prefix=prefix, statement_prefix=names, group_prefix=names, **{**base, **knobs})
-    out: dict[str, Any] = {"variant": name, "knobs": knobs, "settings": {k: getattr(settings, k) for k in VARIANT_KNOBS
+    out: dict[str, Any] = {"variant": name, "round": round_no, "load_at_start": os.getloadavg(), "knobs": knobs, "settings": {k: getattr(settings, k) for k in VARIANT_KNOBS
                                                                          if hasattr(settings, k)}, "runs": []}
     started = time.monotonic()
     rollout(flink, render_pipeline(settings), verify_timeout_s=300)
@@ -382,7 +385,7 @@ def main() -> None:
     parser.add_argument("--input-linger-ms", type=int, default=5,
                         help="linger.ms of the benchmark's own producer (the CRM source stand-in; 5 = the Kafka "
                              "4.x client default)")
-    parser.add_argument("--model-workers", type=int, default=None, help="model server worker processes")
+    parser.add_argument("--rounds", type=int, default=1, help="measure every variant this many times, order alternating")
     parser.add_argument("--profile-dir", default=None,
                         help="record JFR (TaskManager) and py-spy (model server) during each --rates window into DIR")
     parser.add_argument("--warmup-rate", type=float, default=200)
@@ -394,6 +397,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     variants = [parse_variant(v) for v in args.variant] or [("default", {})]
 
+    out = Path(args.out)
     tmp = Path(tempfile.mkdtemp(prefix="e2e-latency-"))
     cfg = StackConfig.isolated(tmp / "stack")
     install(cfg)
@@ -406,21 +410,26 @@ def main() -> None:
         artifact = small_model(tmp / "artifacts", note="e2e benchmark")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {"LEAD_SCORING_MODEL_WORKERS": str(args.model_workers)} if args.model_workers else None
-        server = ModelServerProcess(artifact.uri, port=port, log_path=tmp / "model-server.log", env=env).start()
+        server = ModelServerProcess(artifact.uri, port=port, log_path=tmp / "model-server.log").start()
         kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
         flink = SqlGatewayFlink(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url, kafka=kafka,
                                 state_path=str(tmp / "streaming"), request_timeout_s=600, operation_timeout_s=600)
         meter = CpuMeter(stack_pids(stack, {"model-server": server.pid}))
         template = synthetic_records(500, seed=5)
-        for name, knobs in variants:
-            results["variants"].append(measure_variant(name, knobs, args, cfg, kafka, flink, artifact.version,
-                                                       f"{url}/v1/models/lead_scorer:predict", meter, template))
+        # Rounds alternate the order (A B, B A, ...): the machine's background load drifts, and a variant
+        # measured always first or always last would carry that drift as its own effect.
+        for round_no in range(args.rounds):
+            order = variants if round_no % 2 == 0 else list(reversed(variants))
+            for name, knobs in order:
+                results["variants"].append(measure_variant(name, knobs, args, cfg, kafka, flink, artifact.version,
+                                                           f"{url}/v1/models/lead_scorer:predict", meter, template,
+                                                           round_no))
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(results, indent=2))
     finally:
         if server is not None:
             server.stop()
         stack.down()
-        out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2))
     header = f"{'variant':>12} {'rate/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'scored':>7} {'cpu ms/rec':>10} sustained"
@@ -429,7 +438,8 @@ def main() -> None:
         for r in v["runs"] + v.get("search", []):
             lines.append(f"{v['variant']:>12} {r['rate']:>7.0f} {r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} {r['p99_ms']:>7.0f} "
                          f"{r['max_ms']:>7.0f} {r['scored']:>7} {r['cpu_ms_per_record'] or 0:>10.3f} {r['sustained']}")
-        lines.append(f"{v['variant']:>12} max sustained: {v.get('max_sustained_rate')}")
+        lines.append(f"{v['variant']:>12} round {v['round']}: max sustained {v.get('max_sustained_rate')} "
+                     f"(load average at its start {v['load_at_start'][0]:.1f})")
     log.info("results (%s):\n%s", out, "\n".join(lines))
 
 

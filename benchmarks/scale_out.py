@@ -204,6 +204,7 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     tmp = Path(tempfile.mkdtemp(prefix="scale-out-"))
+    os.environ["LEAD_SCORING_HOME"] = str(tmp / "home")  # deployment records etc. of this run only
     results: dict[str, Any] = {"settings": vars(args), "machine": {"cpus": os.cpu_count(),
                                                                   "load_at_start": os.getloadavg()},
                                "topologies": []}
