@@ -17,7 +17,9 @@ from lead_scoring.streaming.healing import StackHooks
 
 
 def catalog(cfg: StackConfig) -> Catalog:
-    return Catalog(cfg, extensions=[ModelServerService(cfg), WorkerService(cfg, WRITEBACK), WorkerService(cfg, SINK),
+    """Every service of `cfg`'s topology (one model-server service per replica)."""
+    replicas = [ModelServerService(cfg, r) for r in range(1, cfg.model_replicas + 1)]
+    return Catalog(cfg, extensions=[*replicas, WorkerService(cfg, WRITEBACK), WorkerService(cfg, SINK),
                                     DemoLeadsService(cfg)], hooks=StackHooks(cfg))
 
 

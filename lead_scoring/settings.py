@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "LEAD_SCORING_"
@@ -190,15 +190,57 @@ class ClusterSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port...]")
     kafka_security_protocol: str = Field(default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
-    kafka_sasl_mechanism: str | None = Field(default=None, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512")
+    kafka_sasl_mechanism: str | None = Field(default=None, validate_default=True,
+                                             description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512")
     kafka_ssl_ca_location: str | None = Field(default=None, description="CA bundle to verify the brokers")
     sql_gateway_url: str = Field(default="http://127.0.0.1:8083")
     flink_rest_url: str = Field(default="http://127.0.0.1:8081")
     model_endpoints: str = Field(default="http://127.0.0.1:8080",
                                  description="comma-separated base URLs of the model-server replicas")
-    flink_parallelism: int = Field(default=1, ge=1, description="parallelism of every statement")
+    flink_parallelism: int | None = Field(default=None, ge=1, description="parallelism of every statement "
+                                          "(default: the pipeline's own, sized for one node)")
     topic_partitions: int = Field(default=3, ge=1, description="partitions of the pipeline's topics")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        bad = [s for s in servers if ":" not in s or not s.rsplit(":", 1)[1].isdigit()]
+        if not servers or bad:
+            raise ValueError(f"expected host:port[,host:port...], e.g. kafka-1:9092,kafka-2:9092 (bad: {bad or value!r})")
+        return ",".join(servers)
+
+    @field_validator("kafka_sasl_mechanism")
+    @classmethod
+    def _sasl_pairs_with_protocol(cls, value: str | None, info: ValidationInfo) -> str | None:
+        protocol = info.data.get("kafka_security_protocol", "PLAINTEXT")
+        if value is not None and value not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise ValueError("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+        if protocol.startswith("SASL") and value is None:
+            raise ValueError(f"LEAD_SCORING_KAFKA_SECURITY_PROTOCOL={protocol} needs a SASL mechanism: set "
+                             "LEAD_SCORING_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+        if value is not None and not protocol.startswith("SASL"):
+            raise ValueError(f"a SASL mechanism needs LEAD_SCORING_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT "
+                             f"(it is {protocol})")
+        return value
+
+    @field_validator("sql_gateway_url", "flink_rest_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.strip().startswith(("http://", "https://")):
+            raise ValueError("expected an http(s) URL, e.g. http://flink-gateway:8083")
+        return value.strip().rstrip("/")
+
+    @field_validator("model_endpoints")
+    @classmethod
+    def _http_urls(cls, value: str) -> str:
+        urls = [e.strip().rstrip("/") for e in value.split(",") if e.strip()]
+        bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+        if not urls or bad:
+            raise ValueError("expected the replicas' base URLs, comma-separated, e.g. "
+                             f"http://model-1:8080,http://model-2:8080 (bad: {bad or value!r})")
+        return ",".join(urls)
 
     @property
     def endpoints(self) -> list[str]:
-        return [e.strip().rstrip("/") for e in self.model_endpoints.split(",") if e.strip()]
+        return self.model_endpoints.split(",")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from lead_scoring.serving.assets import model_deployment
-from lead_scoring.serving.resources import LocalModelServer, ModelServing, VertexAIModelServing
-from lead_scoring.settings import GcpSettings, Profile, load
+from lead_scoring.serving.resources import ClusterModelServing, LocalModelServer, ModelServing, VertexAIModelServing
+from lead_scoring.settings import ClusterSettings, GcpSettings, Profile, load
 from lead_scoring.stack.config import StackConfig
 
 
@@ -20,6 +20,8 @@ def model_serving(profile: Profile) -> ModelServing:
             parent_model=load(GcpSettings).vertex_parent_model,
             challenger_endpoint_id=load(GcpSettings).vertex_challenger_endpoint,
         )
+    if profile is Profile.CLUSTER:
+        return ClusterModelServing.from_settings(load(ClusterSettings))
     return LocalModelServer.for_stack(StackConfig.from_env())
 
 

@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 MODEL_SERVER = "model-server"
 
 
+def replica_name(replica: int) -> str:
+    """The stack service of model-server replica `replica` (1-based): `model-server`, `model-server-2`, ..."""
+    return MODEL_SERVER if replica == 1 else f"{MODEL_SERVER}-{replica}"
+
+
 def model_health(url: str, model_name: str) -> str | None:
     """None when the model (not just the server) is ready: a server whose model failed to load is not healthy."""
     try:
@@ -59,10 +64,18 @@ def server_argv(artifact_uri: str, host: str, port: int, model_name: str = DEFAU
 
 @dataclass
 class ModelServerService:
-    """`model-server` of the stack."""
+    """`model-server` of the stack (`model-server-2`, ... : the other replicas of a multi-node topology)."""
 
     cfg: StackConfig
-    name: str = MODEL_SERVER
+    replica: int = 1
+
+    @property
+    def name(self) -> str:
+        return replica_name(self.replica)
+
+    @property
+    def port(self) -> int:
+        return self.cfg.replica_port(self.replica)
 
     def production_artifact(self) -> str | None:
         """LEAD_SCORING_MODEL_URI, else the production version of the local artifact store."""
@@ -83,26 +96,27 @@ class ModelServerService:
         return self.production_artifact() is not None
 
     def ports(self) -> dict[int, str]:
-        return {self.cfg.model_port: "LEAD_SCORING_MODEL_PORT"}
+        return {self.port: "LEAD_SCORING_MODEL_PORT" if self.replica == 1 else "LEAD_SCORING_EXTRA_MODEL_PORTS"}
 
     def url(self) -> str:
-        return self.cfg.model_url
+        return self.cfg.replica_url(self.replica)
 
     def health(self) -> HealthCheck:
-        return lambda: model_health(self.cfg.model_url, self.cfg.model_name)
+        url = self.url()
+        return lambda: model_health(url, self.cfg.model_name)
 
     def spec(self, args: dict[str, Any]) -> ServiceSpec | None:
         uri = args.get("artifact") or self.production_artifact()
         if not uri:
             log.info("no model artifact yet: the model server waits for a deployment")
             return None
-        return ServiceSpec(self.name, self.url(), server_argv(uri, self.cfg.host, self.cfg.model_port,
-                                                              self.cfg.model_name, challenger=args.get("challenger")),
+        return ServiceSpec(self.name, self.url(), server_argv(uri, self.cfg.host, self.port, self.cfg.model_name,
+                                                              challenger=args.get("challenger")),
                            self.health())
 
     def detail(self) -> str:
-        version = served_version(self.cfg.model_url, self.cfg.model_name)
-        challenger = served_version(self.cfg.model_url, challenger_model_name(self.cfg.model_name)) if version else None
+        version = served_version(self.url(), self.cfg.model_name)
+        challenger = served_version(self.url(), challenger_model_name(self.cfg.model_name)) if version else None
         if not version:
             return ""
         return f"serving {version}" + (f", challenger {challenger}" if challenger else "")

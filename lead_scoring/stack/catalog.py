@@ -13,9 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lead_scoring.stack.config import StackConfig
-from lead_scoring.stack.flink import JOBMANAGER, SQL_GATEWAY, TASKMANAGER, FlinkServices, flink_health, gateway_health
+from lead_scoring.stack.flink import (
+    JOBMANAGER,
+    SQL_GATEWAY,
+    TASKMANAGER,
+    FlinkServices,
+    flink_health,
+    gateway_health,
+    taskmanager_name,
+)
 from lead_scoring.stack.install import Layout
-from lead_scoring.stack.kafka import KAFKA, KafkaService, kafka_health
+from lead_scoring.stack.kafka import KAFKA, KafkaService, broker_name
 from lead_scoring.stack.spec import HealthCheck, ServiceSpec
 
 
@@ -60,49 +68,75 @@ class NoHooks:
 
 @dataclass
 class _Infra:
-    """Kafka and the three Flink processes."""
+    """Kafka (one service per broker) and the Flink processes (one service per TaskManager)."""
 
     name: str
     cfg: StackConfig
     layout: Layout
+    role: str = ""  # KAFKA | JOBMANAGER | TASKMANAGER | SQL_GATEWAY
+    node: int = 1  # which broker / TaskManager (1-based)
+
+    def __post_init__(self) -> None:
+        self.role = self.role or self.name
 
     def wanted(self) -> bool:
         return True
 
     def ports(self) -> dict[int, str]:
         c = self.cfg
+        if self.role == KAFKA:
+            return KafkaService(c, self.layout, self.node).ports()
         return {
-            KAFKA: {c.kafka_port: "LEAD_SCORING_KAFKA_PORT", c.kafka_controller_port: "LEAD_SCORING_KAFKA_CONTROLLER_PORT"},
             JOBMANAGER: {c.flink_rest_port: "LEAD_SCORING_FLINK_REST_PORT", c.flink_rpc_port: "LEAD_SCORING_FLINK_RPC_PORT"},
             TASKMANAGER: {},
             SQL_GATEWAY: {c.sql_gateway_port: "LEAD_SCORING_SQL_GATEWAY_PORT"},
-        }[self.name]
+        }[self.role]
 
     def url(self) -> str:
         c = self.cfg
-        return {KAFKA: f"kafka://{c.kafka_bootstrap}", JOBMANAGER: c.flink_rest_url,
-                TASKMANAGER: c.flink_rest_url + "/#/task-manager", SQL_GATEWAY: c.sql_gateway_url}[self.name]
+        return {KAFKA: f"kafka://{c.broker_bootstrap(self.node)}", JOBMANAGER: c.flink_rest_url,
+                TASKMANAGER: c.flink_rest_url + "/#/task-manager", SQL_GATEWAY: c.sql_gateway_url}[self.role]
 
     def health(self) -> HealthCheck:
         c = self.cfg
+        if self.role == KAFKA:
+            return KafkaService(c, self.layout, self.node).health
+        if self.role == TASKMANAGER:
+            return lambda: FlinkServices(c, self.layout).taskmanager_health(self.node)
         return {
-            KAFKA: lambda: kafka_health(c.kafka_bootstrap),
             JOBMANAGER: lambda: flink_health(c.flink_rest_url, need_taskmanager=False),
-            TASKMANAGER: lambda: flink_health(c.flink_rest_url, need_taskmanager=True),
             SQL_GATEWAY: lambda: gateway_health(c.sql_gateway_url),
-        }[self.name]
+        }[self.role]
 
     def spec(self, args: dict[str, Any]) -> ServiceSpec:
-        if self.name == KAFKA:
-            return KafkaService(self.cfg, self.layout).spec()
+        if self.role == KAFKA:
+            return KafkaService(self.cfg, self.layout, self.node).spec()
         flink = FlinkServices(self.cfg, self.layout)
-        return {JOBMANAGER: flink.jobmanager, TASKMANAGER: flink.taskmanager, SQL_GATEWAY: flink.sql_gateway}[self.name]()
+        if self.role == TASKMANAGER:
+            return flink.taskmanager(self.node)
+        return {JOBMANAGER: flink.jobmanager, SQL_GATEWAY: flink.sql_gateway}[self.role]()
 
     def detail(self) -> str:
         return ""
 
 
-INFRASTRUCTURE = (KAFKA, JOBMANAGER, TASKMANAGER, SQL_GATEWAY)
+INFRASTRUCTURE = (KAFKA, JOBMANAGER, TASKMANAGER, SQL_GATEWAY)  # the single-node stack's engines
+
+
+def infrastructure(cfg: StackConfig) -> list[str]:
+    """The engines of `cfg`'s topology, in start order: every broker, the JobManager, every TaskManager,
+    the SQL Gateway (`kafka`, `kafka-2`, ..., `jobmanager`, `taskmanager`, `taskmanager-2`, ..., `sql-gateway`)."""
+    return ([broker_name(n) for n in range(1, cfg.kafka_brokers + 1)] + [JOBMANAGER]
+            + [taskmanager_name(n) for n in range(1, cfg.taskmanagers + 1)] + [SQL_GATEWAY])
+
+
+def _infra(cfg: StackConfig, layout: Layout) -> dict[str, _Infra]:
+    out = {broker_name(n): _Infra(broker_name(n), cfg, layout, KAFKA, n) for n in range(1, cfg.kafka_brokers + 1)}
+    out[JOBMANAGER] = _Infra(JOBMANAGER, cfg, layout)
+    out.update({taskmanager_name(n): _Infra(taskmanager_name(n), cfg, layout, TASKMANAGER, n)
+                for n in range(1, cfg.taskmanagers + 1)})
+    out[SQL_GATEWAY] = _Infra(SQL_GATEWAY, cfg, layout)
+    return out
 
 
 @dataclass
@@ -115,7 +149,7 @@ class Catalog:
 
     def __post_init__(self) -> None:
         layout = Layout(self.cfg.cache)
-        self.factories: dict[str, ServiceFactory] = {n: _Infra(n, self.cfg, layout) for n in INFRASTRUCTURE}
+        self.factories: dict[str, ServiceFactory] = dict(_infra(self.cfg, layout))
         for ext in self.extensions:
             self.factories[ext.name] = ext
 

@@ -56,6 +56,21 @@ class StackConfig(BaseSettings):
     model_artifact: str | None = Field(default=None, validation_alias=_env("LEAD_SCORING_MODEL_URI"))
     # Synthetic leads per second of the optional `demo-leads` service (scripts/up starts it).
     demo_rate: float = 5.0
+    # ---- topology: how many of each node the stack runs (1/1/1: the single-node stack) -------------------
+    # A multi-node topology on loopback is a small stand-in for the user's own cluster (the `cluster`
+    # profile drives it like any other): N Kafka brokers (KRaft; the first three are also the controller
+    # quorum, one controller when N < 3), N Flink TaskManagers, N model-server replicas.
+    kafka_brokers: int = Field(default=1, ge=1, le=9, validation_alias=_env("LEAD_SCORING_KAFKA_BROKERS"))
+    taskmanagers: int = Field(default=1, ge=1, le=9, validation_alias=_env("LEAD_SCORING_FLINK_TASKMANAGERS"))
+    model_replicas: int = Field(default=1, ge=1, le=9, validation_alias=_env("LEAD_SCORING_MODEL_REPLICAS"))
+    # Ports of brokers / replicas after the first (default: kafka_port + 2i, kafka_controller_port + 2i,
+    # model_port + 10i); `isolated()` picks free ones.
+    extra_kafka_ports: tuple[int, ...] = ()
+    extra_kafka_controller_ports: tuple[int, ...] = ()
+    extra_model_ports: tuple[int, ...] = ()
+    # Replication of the pipeline's topics and Kafka's internal ones; None: min(3, brokers).
+    kafka_replication_factor: int | None = Field(default=None, ge=1,
+                                                 validation_alias=_env("LEAD_SCORING_KAFKA_REPLICATION_FACTOR"))
     # Tests set this: the services get SIGTERM when the process that started them dies, even by
     # SIGKILL or abort, so a crashed test session leaves no JVM behind. The CLI leaves it off.
     die_with_parent: bool = Field(default=False, exclude=False)
@@ -70,12 +85,18 @@ class StackConfig(BaseSettings):
     @classmethod
     def isolated(cls, state_root: Path, **overrides: Any) -> StackConfig:
         """A stack on free ports under `state_root`, tied to the process that starts it (tests, benchmarks):
-        it never meets a developer's own `lead-scoring stack up`, and dies with its starter."""
-        kafka, controller, rest, rpc, gateway, model = free_ports(6)
+        it never meets a developer's own `lead-scoring stack up`, and dies with its starter.
+
+        With `kafka_brokers` / `model_replicas` overrides, every broker and replica gets free ports too."""
+        brokers = int(overrides.get("kafka_brokers") or 1)
+        replicas = int(overrides.get("model_replicas") or 1)
+        kafka, controller, rest, rpc, gateway, model, *extra = free_ports(6 + 2 * (brokers - 1) + (replicas - 1))
+        extra_brokers, extra_models = extra[:2 * (brokers - 1)], extra[2 * (brokers - 1):]
         return cls.from_env(**{
             "kafka_port": kafka, "kafka_controller_port": controller, "flink_rest_port": rest, "flink_rpc_port": rpc,
             "sql_gateway_port": gateway, "model_port": model, "start_timeout_s": 180.0, "die_with_parent": True,
-            "state_root": state_root, **overrides})
+            "extra_kafka_ports": tuple(extra_brokers[0::2]), "extra_kafka_controller_ports": tuple(extra_brokers[1::2]),
+            "extra_model_ports": tuple(extra_models), "state_root": state_root, **overrides})
 
     def replace(self, **changes: Any) -> StackConfig:
         return self.model_copy(update=changes)
@@ -94,9 +115,47 @@ class StackConfig(BaseSettings):
 
     # ---- addresses -----------------------------------------------------------------------------
 
+    def broker_ports(self, node: int) -> tuple[int, int]:
+        """(client port, controller port) of Kafka node `node` (1-based)."""
+        if node == 1:
+            return self.kafka_port, self.kafka_controller_port
+        i = node - 2
+        port = self.extra_kafka_ports[i] if i < len(self.extra_kafka_ports) else self.kafka_port + 2 * (node - 1)
+        controller = (self.extra_kafka_controller_ports[i] if i < len(self.extra_kafka_controller_ports)
+                      else self.kafka_controller_port + 2 * (node - 1))
+        return port, controller
+
+    @property
+    def kafka_controllers(self) -> int:
+        """Nodes that are also KRaft controllers (a quorum of 3 from 3 brokers on, else the first node alone)."""
+        return 3 if self.kafka_brokers >= 3 else 1
+
+    @property
+    def replication_factor(self) -> int:
+        return min(self.kafka_replication_factor or 3, self.kafka_brokers)
+
+    def broker_bootstrap(self, node: int) -> str:
+        return f"{self.host}:{self.broker_ports(node)[0]}"
+
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        """Every broker, comma-separated (one address for the single-node stack)."""
+        return ",".join(self.broker_bootstrap(n) for n in range(1, self.kafka_brokers + 1))
+
+    def replica_port(self, replica: int) -> int:
+        """HTTP port of model-server replica `replica` (1-based)."""
+        if replica == 1:
+            return self.model_port
+        i = replica - 2
+        return self.extra_model_ports[i] if i < len(self.extra_model_ports) else self.model_port + 10 * (replica - 1)
+
+    def replica_url(self, replica: int) -> str:
+        return f"http://{self.host}:{self.replica_port(replica)}"
+
+    @property
+    def model_urls(self) -> list[str]:
+        """Base URLs of every model-server replica."""
+        return [self.replica_url(r) for r in range(1, self.model_replicas + 1)]
 
     @property
     def flink_rest_url(self) -> str:

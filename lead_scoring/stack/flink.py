@@ -47,7 +47,12 @@ logger.netty.level = WARN
 """
 
 
-def flink_health(rest_url: str, need_taskmanager: bool) -> str | None:
+def taskmanager_name(node: int) -> str:
+    """The stack service of TaskManager `node` (1-based): `taskmanager`, `taskmanager-2`, ..."""
+    return TASKMANAGER if node == 1 else f"{TASKMANAGER}-{node}"
+
+
+def flink_health(rest_url: str, need_taskmanager: bool, resource_id: str | None = None) -> str | None:
     try:
         code, body = http_json(f"{rest_url}/overview")
     except httpx.HTTPError as exc:
@@ -56,6 +61,14 @@ def flink_health(rest_url: str, need_taskmanager: bool) -> str | None:
         return f"/overview answered {code}"
     if need_taskmanager and int(body.get("taskmanagers", 0)) < 1:
         return "no TaskManager registered yet"
+    if resource_id is not None:
+        try:
+            code, tms = http_json(f"{rest_url}/taskmanagers")
+        except httpx.HTTPError as exc:
+            return f"REST not answering ({exc.__class__.__name__})"
+        ids = [tm.get("id") for tm in tms.get("taskmanagers", [])] if isinstance(tms, dict) else []
+        if resource_id not in ids:
+            return f"TaskManager {resource_id} not registered yet"
     return None
 
 
@@ -135,6 +148,9 @@ class FlinkServices:
             "sql-gateway.endpoint.rest.bind-address": c.host,
             "sql-gateway.endpoint.rest.port": c.sql_gateway_port,
         }
+        if c.taskmanagers > 1:
+            # several TaskManagers: spread each statement's subtasks over them instead of filling one first
+            settings["cluster.evenly-spread-out-slots"] = "true"
         text = "# Written by `lead-scoring stack up` from StackConfig; edits are overwritten.\n"
         text += "".join(f"{k}: {json.dumps(v) if isinstance(v, str) else v}\n" for k, v in settings.items())
         (self.conf_dir / "config.yaml").write_text(text)
@@ -187,15 +203,29 @@ class FlinkServices:
             env=self.env(), cwd=self.dir,
         )
 
-    def taskmanager(self) -> ServiceSpec:
+    def taskmanager_resource_id(self, node: int) -> str | None:
+        """Multi-node: each TaskManager registers under its service name (its health check looks for it)."""
+        return taskmanager_name(node) if self.cfg.taskmanagers > 1 else None
+
+    def taskmanager_health(self, node: int = 1) -> str | None:
+        return flink_health(self.cfg.flink_rest_url, need_taskmanager=True,
+                            resource_id=self.taskmanager_resource_id(node))
+
+    def taskmanager(self, node: int = 1) -> ServiceSpec:
         c = self.cfg
+        name = taskmanager_name(node)
         self.write_config()
         jvm, dyn = self.resource_params("TM")
+        resource_id = self.taskmanager_resource_id(node)
+        if resource_id is not None:
+            tmp = self.dir / "tmp" / name
+            tmp.mkdir(parents=True, exist_ok=True)
+            dyn = [*dyn, "-D", f"taskmanager.resource-id={resource_id}", "-D", f"io.tmp.dirs={tmp}"]
         return ServiceSpec(
-            TASKMANAGER, c.flink_rest_url + "/#/task-manager",
-            ["java", *jvm, *self._jvm_common(TASKMANAGER), "-classpath", self.layout.flink_classpath(),
+            name, c.flink_rest_url + "/#/task-manager",
+            ["java", *jvm, *self._jvm_common(name), "-classpath", self.layout.flink_classpath(),
              "org.apache.flink.runtime.taskexecutor.TaskManagerRunner", "--configDir", str(self.conf_dir), *dyn],
-            lambda: flink_health(c.flink_rest_url, need_taskmanager=True),
+            lambda: self.taskmanager_health(node),
             env=self.env(), cwd=self.dir,
         )
 

@@ -1,4 +1,9 @@
-"""The local Kafka broker: one KRaft node (broker + controller) from the Maven Central jars."""
+"""The local Kafka: one KRaft node (broker + controller) from the Maven Central jars, or N brokers on loopback.
+
+A multi-node topology (`StackConfig.kafka_brokers`) runs one service per broker (`kafka`, `kafka-2`, ...),
+all formatted with one cluster id; the first three nodes (or the first alone, under three brokers) are
+also the controller quorum, the others are brokers only.
+"""
 
 from __future__ import annotations
 
@@ -46,8 +51,13 @@ logger.statechange.level = WARN
 """
 
 
-def kafka_health(bootstrap: str) -> str | None:
-    """None when the broker answers a metadata request with itself as a live broker."""
+def broker_name(node: int) -> str:
+    """The stack service of Kafka node `node` (1-based): `kafka`, `kafka-2`, ..."""
+    return KAFKA if node == 1 else f"{KAFKA}-{node}"
+
+
+def kafka_health(bootstrap: str, node_id: int | None = None) -> str | None:
+    """None when the broker answers a metadata request with itself (`node_id`, when given) as a live broker."""
     host, port = bootstrap.rsplit(":", 1)
     if not port_open(host, int(port)):
         return f"nothing listens on {bootstrap} yet"
@@ -59,6 +69,8 @@ def kafka_health(bootstrap: str) -> str | None:
         return f"metadata request failed: {exc}"
     if not md.brokers:
         return "metadata lists no broker"
+    if node_id is not None and node_id not in md.brokers:
+        return f"broker {node_id} not registered yet (live: {sorted(md.brokers)})"
     return None
 
 
@@ -72,40 +84,67 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-class KafkaService:
-    """Writes the broker's config, formats its storage once, and says how to run it."""
+def cluster_id(cfg: StackConfig) -> str:
+    """The one cluster id every node of this stack is formatted with (node 1's, once it has one)."""
+    path = cfg.state / "kafka-cluster-id"
+    if path.is_file():
+        return path.read_text().strip()
+    meta = cfg.state / "kafka" / "data" / "meta.properties"  # a stack formatted before topologies existed
+    found = None
+    if meta.is_file():
+        found = next((ln.split("=", 1)[1].strip() for ln in meta.read_text().splitlines()
+                      if ln.startswith("cluster.id=")), None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(found or new_cluster_id())
+    return path.read_text().strip()
 
-    def __init__(self, cfg: StackConfig, layout: Layout):
+
+class KafkaService:
+    """Writes one broker's config, formats its storage once, and says how to run it."""
+
+    def __init__(self, cfg: StackConfig, layout: Layout, node: int = 1):
         self.cfg = cfg
         self.layout = layout
+        self.node = node
+        self.name = broker_name(node)
 
     @property
     def dir(self) -> Path:
-        return self.cfg.state / "kafka"
+        return self.cfg.state / self.name
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cfg.broker_bootstrap(self.node)
 
     def write_config(self) -> Path:
         c = self.cfg
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
+        port, controller_port = c.broker_ports(self.node)
+        controller = self.node <= c.kafka_controllers
+        # A static voter set (not `--standalone`): the controller ports can change between runs.
+        voters = ",".join(f"{n}@{c.host}:{c.broker_ports(n)[1]}" for n in range(1, c.kafka_controllers + 1))
+        listeners = f"PLAINTEXT://{c.host}:{port}" + (f",CONTROLLER://{c.host}:{controller_port}" if controller else "")
+        rf = str(c.replication_factor)
+        min_isr = "2" if c.replication_factor >= 3 else "1"
         props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            # A static voter set (not `--standalone`): the controller port can change between runs.
-            "controller.quorum.voters": f"1@{c.host}:{c.kafka_controller_port}",
-            "listeners": f"PLAINTEXT://{c.host}:{c.kafka_port},CONTROLLER://{c.host}:{c.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{c.host}:{c.kafka_port}",
+            "process.roles": "broker,controller" if controller else "broker",
+            "node.id": str(self.node),
+            "controller.quorum.voters": voters,
+            "listeners": listeners,
+            "advertised.listeners": f"PLAINTEXT://{c.host}:{port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(data),
             "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "default.replication.factor": rf,
+            "min.insync.replicas": min_isr,
+            "offsets.topic.replication.factor": rf,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
             # Fewer threads than the defaults: one local client set, two cores.
@@ -130,23 +169,33 @@ class KafkaService:
         """Format the KRaft log dir once; later starts reuse it, which is what keeps data across up/down."""
         if (self.dir / "data" / "meta.properties").is_file():
             return
-        cluster_id = new_cluster_id()
-        cmd = [*self.java(), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(server_properties)]
+        cid = cluster_id(self.cfg)
+        cmd = [*self.java(), "kafka.tools.StorageTool", "format", "-t", cid, "-c", str(server_properties)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise StackError(
                 "formatting the Kafka storage failed; fix the cause below or wipe it with "
                 f"`lead-scoring stack reset`:\n{(proc.stdout + proc.stderr)[-2000:]}"
             )
-        log.info("formatted Kafka storage (cluster id %s)", cluster_id)
+        log.info("formatted Kafka storage of %s (cluster id %s)", self.name, cid)
+
+    def health(self) -> str | None:
+        # multi-node: this broker must be registered with the controller, not only listening
+        return kafka_health(self.bootstrap, self.node if self.cfg.kafka_brokers > 1 else None)
+
+    def ports(self) -> dict[int, str]:
+        port, controller_port = self.cfg.broker_ports(self.node)
+        if self.node == 1:
+            return {port: "LEAD_SCORING_KAFKA_PORT", controller_port: "LEAD_SCORING_KAFKA_CONTROLLER_PORT"}
+        out = {port: "LEAD_SCORING_EXTRA_KAFKA_PORTS"}
+        if self.node <= self.cfg.kafka_controllers:
+            out[controller_port] = "LEAD_SCORING_EXTRA_KAFKA_CONTROLLER_PORTS"
+        return out
 
     def spec(self) -> ServiceSpec:
         props = self.write_config()
         self.format_storage(props)
-        c = self.cfg
         return ServiceSpec(
-            KAFKA, f"kafka://{c.kafka_bootstrap}", [*self.java(), "kafka.Kafka", str(props)],
-            lambda: kafka_health(c.kafka_bootstrap),
-            ports={c.kafka_port: "LEAD_SCORING_KAFKA_PORT", c.kafka_controller_port: "LEAD_SCORING_KAFKA_CONTROLLER_PORT"},
-            cwd=self.dir,
+            self.name, f"kafka://{self.bootstrap}", [*self.java(), "kafka.Kafka", str(props)], self.health,
+            ports=self.ports(), cwd=self.dir,
         )

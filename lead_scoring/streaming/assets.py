@@ -1,6 +1,7 @@
 """Streaming assets: the pipeline's Kafka topics and its Flink SQL statements (rolled out per model)."""
 
 
+from dataclasses import replace
 from typing import Any, Optional
 
 import dagster as dg
@@ -12,7 +13,7 @@ from lead_scoring.streaming.engine import FlinkEngine, RolloutError, render_sett
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.render import render_pipeline
 from lead_scoring.streaming.rollout import RolloutReport, rollout
-from lead_scoring.streaming.topics import INPUT_RAW, TOPICS
+from lead_scoring.streaming.topics import DLQ, INPUT_RAW, TOPICS
 
 GROUP = "streaming"
 OWNERS = ["team:data-platform"]
@@ -32,6 +33,8 @@ def streaming_topics(context: dg.AssetExecutionContext, config: StreamingTopicsC
     # only input_raw, written by the Salesforce source connector, is created here.
     only_unowned = config.only_unowned if config.only_unowned is not None else flink.owns_topics
     specs = [t for t in TOPICS if t.name == INPUT_RAW] if only_unowned else list(TOPICS)
+    if kafka.topic_partitions:  # a cluster sized by the user (the dead-letter topic keeps one partition)
+        specs = [replace(t, partitions=kafka.topic_partitions) if t.name != DLQ else t for t in specs]
     states = ensure_topics(kafka.admin(), specs, prefix=config.topic_prefix)
     for st in states:
         context.log.info(f"topic {st.name}: {st.action} ({st.partitions} partitions, {st.config})")

@@ -90,6 +90,10 @@ class FlinkEngine(dg.ConfigurableResource, ABC):
     def describe(self) -> str:
         """Where the statements run, for logs and metadata."""
 
+    def render_overrides(self) -> dict[str, Any]:
+        """RenderSettings fields this engine sets (e.g. the statements' parallelism on a cluster)."""
+        return {}
+
     # ---- rollout ---------------------------------------------------------------------------------------
 
     @abstractmethod
@@ -170,5 +174,6 @@ def render_settings_for(engine: FlinkEngine, kafka: KafkaResource, *, url: str, 
         dialect=engine.dialect, model_version=version, model_endpoint=engine.model_endpoint(url, model_name, provider),
         model_provider=provider, kafka_bootstrap=kafka.bootstrap_servers, topic_prefix=topic_prefix,
         statement_prefix=statement_prefix, group_prefix=group_prefix, server_model_name=model_name, shadow=shadow,
-        **extra, **tuning,
+        kafka_properties=tuple(sorted(kafka.flink_properties().items())) if engine.dialect is Dialect.FLINK else (),
+        **engine.render_overrides(), **extra, **tuning,
     )

@@ -216,7 +216,8 @@ class DeploymentRecord:
         tmp.replace(path)
 
     def render_settings(self) -> RenderSettings:
-        return RenderSettings(**{**self.settings, "dialect": Dialect(self.settings["dialect"])})
+        props = tuple(tuple(kv) for kv in self.settings.get("kafka_properties", ()))
+        return RenderSettings(**{**self.settings, "dialect": Dialect(self.settings["dialect"]), "kafka_properties": props})
 
 
 def _settings_dict(settings: RenderSettings) -> dict[str, Any]:
@@ -233,6 +234,8 @@ class SqlGatewayFlink(FlinkEngine):
     poll_interval_s: float = Field(default=0.5)
     request_timeout_s: float = Field(default=30.0)
     operation_timeout_s: float = Field(default=300.0, description="DDL/INSERT submission and savepoint timeout")
+    parallelism: Optional[int] = Field(default=None, ge=1, description="parallelism of every statement "
+                                       "(None: the pipeline's defaults, sized for the single-node stack)")
 
     # ---- plumbing ---------------------------------------------------------------------------------------
 
@@ -244,8 +247,19 @@ class SqlGatewayFlink(FlinkEngine):
         return f"Flink SQL Gateway {self.url} (JobManager {self.flink_rest_url})"
 
     def model_endpoint(self, url: str, model_name: str, provider: str) -> str:
-        base = url.rstrip("/")
-        return f"{base}/v1/models/{model_name}:predict" if provider == "kserve" else base
+        """The kserve provider's predict URL(s): one per model-server replica when `url` lists several."""
+        bases = [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
+        if provider != "kserve":
+            if len(bases) != 1:
+                raise RolloutError(f"the {provider} provider takes one model endpoint, got {len(bases)}: use kserve")
+            return bases[0]
+        return ",".join(f"{base}/v1/models/{model_name}:predict" for base in bases)
+
+    def render_overrides(self) -> dict[str, Any]:
+        if self.parallelism is None:
+            return {}
+        return {"validate_parallelism": self.parallelism, "route_parallelism": self.parallelism,
+                "scoring_parallelism": self.parallelism}
 
     def info(self) -> dict[str, Any]:
         resp = httpx.get(f"{self.url}/v1/info", timeout=self.request_timeout_s)

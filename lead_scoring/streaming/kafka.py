@@ -23,6 +23,8 @@ class KafkaResource(dg.ConfigurableResource):
     api_secret: Optional[str] = Field(default=None, description="Confluent Cloud API secret (sasl.password)")
     client_id: str = Field(default="lead-scoring", description="client.id sent to the brokers")
     ssl_ca_location: Optional[str] = Field(default=None, description="CA bundle that signed the brokers' certificates")
+    topic_partitions: Optional[int] = Field(default=None, ge=1,
+                                            description="partitions of the pipeline's topics (None: topics.py)")
 
     @classmethod
     def local(cls, cfg: StackConfig) -> KafkaResource:
@@ -47,7 +49,24 @@ class KafkaResource(dg.ConfigurableResource):
                            "api_secret": dg.EnvVar("LEAD_SCORING_KAFKA_SASL_PASSWORD")}
         return cls(bootstrap_servers=settings.kafka_bootstrap_servers,
                    security_protocol=settings.kafka_security_protocol, sasl_mechanism=settings.kafka_sasl_mechanism,
-                   ssl_ca_location=settings.kafka_ssl_ca_location, **credentials)
+                   ssl_ca_location=settings.kafka_ssl_ca_location, topic_partitions=settings.topic_partitions,
+                   **credentials)
+
+    def flink_properties(self) -> dict[str, str]:
+        """What Flink's Kafka connector needs beyond the bootstrap servers (rendered as `properties.*`).
+
+        Never a secret: with SASL, the Flink cluster holds the credentials itself (a JAAS file with a
+        `KafkaClient` section, `-Djava.security.auth.login.config` in env.java.opts.taskmanager), so they
+        appear in no SQL, statement property or log."""
+        props: dict[str, str] = {}
+        if self.security_protocol != "PLAINTEXT":
+            props["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            props["sasl.mechanism"] = self.sasl_mechanism
+        if self.ssl_ca_location:
+            props["ssl.truststore.type"] = "PEM"
+            props["ssl.truststore.location"] = self.ssl_ca_location
+        return props
 
     def client_config(self) -> dict[str, Any]:
         """The librdkafka settings every client shares (credentials included; never log this)."""

@@ -112,6 +112,7 @@ class RenderSettings:
     model_endpoint: str  # flink/kserve: V1 predict URL; flink/triton: server base URL; confluent: Vertex predict URL
     model_provider: str = ""  # flink: kserve (default) | triton; confluent: vertexai
     kafka_bootstrap: str = "127.0.0.1:9092"  # flink only
+    kafka_properties: tuple[tuple[str, str], ...] = ()  # flink only: non-secret client settings (TLS/SASL)
     topic_prefix: str = ""  # tests run side by side on one broker with their own topics
     group_prefix: str = "lead-scoring"
     statement_prefix: str = "lead-scoring"
@@ -119,7 +120,10 @@ class RenderSettings:
     vertex_connection: str = "vertex-lead-scorer"
     model_timeout: str = "10s"
     model_retry_timeout: str = "5 min"
-    model_batch_size: int = 64
+    # 256 rows per request, up to 2,048 rows in flight per ML_PREDICT subtask: at 64 / 256 the in-flight
+    # limit capped a subtask at capacity / round trip (~2,500 rows/s when the 2 cores were busy) and the
+    # model server paid its per-request cost 4x as often (docs/performance.md).
+    model_batch_size: int = 256
     # 10 ms, not 2 ms: at 200 leads/s rows arrive 5 ms apart, so a 2 ms linger sent one row per HTTP call
     # and the Python model server's per-request cost made the p99 tail (docs/streaming.md, "the 200/s tail").
     model_batch_linger: str = "10 ms"
@@ -127,10 +131,15 @@ class RenderSettings:
     # 60 s, not 10 s: at-least-once Kafka sinks flush at every checkpoint, which showed up as p99 spikes
     # (docs/streaming.md); rollouts hand over via savepoints, so the interval only bounds crash replay.
     checkpoint_interval: str = "60 s"
-    async_capacity: int = 256
+    async_capacity: int = 2048
+    # chained operators hand rows over without a defensive copy (Flink's pipeline.object-reuse): the copies
+    # were ~5 % of the TaskManager's samples; the async ML_PREDICT operator copies what it buffers itself
+    object_reuse: bool = True
     dedup_ttl: str = "15 min"
     buffer_timeout: str = "5 ms"
     validate_parallelism: int = 2
+    route_parallelism: int = 1
+    scoring_parallelism: int = 1  # each inference statement's (its own batcher and in-flight requests per subtask)
     # flink: "udf" = our CONTRACT_CHECK table function (one JSON parse per record, spec rendered from the
     # contract); "sql" = per-field JSON_VALUE/JSON_QUERY checks (what Confluent Cloud runs).
     validation: str = "udf"
@@ -378,10 +387,10 @@ def contract_spec() -> str:
 
 
 def udf_converted_columns() -> list[str]:
-    """input_avro's typed columns from CONTRACT_CHECK's normalized `fields` map."""
+    """input_avro's typed columns from CONTRACT_CHECK's normalized values (`v`.`c`.`vals`, in contract order)."""
     out = []
-    for f in LEAD_FIELDS:
-        ref = f"`fields`[{_q(f.name)}]"
+    for i, f in enumerate(LEAD_FIELDS, start=1):  # SQL arrays are 1-based; the spec lists LEAD_FIELDS in order
+        ref = f"`v`.`c`.`vals`[{i}]"
         if f.type is FieldType.STRING:
             expr = f"COALESCE({ref}, 'created')" if f.name == "_EventType" else ref
         elif f.type is FieldType.TIMESTAMP:
@@ -547,6 +556,7 @@ def _env() -> jinja2.Environment:
 def _render(template: str, s: RenderSettings, **ctx) -> str:
     score_ts: Callable[[str], str] = (lambda ts: ts) if s.confluent else epoch_ms_expr
     base = dict(confluent=s.confluent, bootstrap=s.kafka_bootstrap, linger_ms=s.producer_linger_ms,
+                kafka_properties=s.kafka_properties,
                 epoch_ms=score_ts, score_ts=score_ts)
     text = _env().get_template(template).render(**base, **ctx)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
@@ -595,20 +605,23 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         payload = "CAST(`val` AS STRING)" if s.confluent else "`payload`"
         source_time = "`$rowtime`" if s.confluent else "`source_time`"
         udf = s.validation == "udf"
+        checked = f"{names[T.INPUT_RAW]}_checked"
         statements[StatementRole.VALIDATE] = Statement(
             name=UNNAMED, role=StatementRole.VALIDATE,
             sql=_render("validate.sql", s, t=names, payload=payload, source_time=source_time, udf=udf,
                         converted=udf_converted_columns() if udf else converted_columns(),
-                        reason="" if udf else reason_expr(payload), spec=_q(contract_spec())),
+                        reason="" if udf else reason_expr(payload), checked=checked),
             tables=(*sources[StatementRole.VALIDATE], *STATEMENT_SINKS[StatementRole.VALIDATE]),
             reads=sources[StatementRole.VALIDATE], parallelism=s.validate_parallelism,
             functions=(CONTRACT_CHECK_DDL,) if udf else (),
+            views=(_render("checked.sql", s, view=checked, source=names[T.INPUT_RAW], spec=_q(contract_spec())),)
+            if udf else (),
         )
         statements[StatementRole.SPLIT] = Statement(
             name=UNNAMED, role=StatementRole.SPLIT,
             sql=_render("split.sql", s, t=names, columns=columns, source_time="`source_time`"),
             tables=(*sources[StatementRole.SPLIT], *STATEMENT_SINKS[StatementRole.SPLIT]),
-            reads=sources[StatementRole.SPLIT],
+            reads=sources[StatementRole.SPLIT], parallelism=s.route_parallelism,
         )
         scoring = {role: (sources[role], STATEMENT_SINKS[role])
                    for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS)}
@@ -629,7 +642,8 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
                       else "")
         statements[role] = Statement(name=UNNAMED, role=role, sql=sql, tables=(source, sink),
                                      reads=(source,), uses_model=True, views=views,
-                                     offset_reset="latest" if role.is_shadow else "earliest")
+                                     offset_reset="latest" if role.is_shadow else "earliest",
+                                     parallelism=s.scoring_parallelism)
 
     # Confluent: statement properties of every statement (UTC, like the local session: the model's text
     # timestamps and CURRENT_TIMESTAMP must not depend on the compute pool's zone).
@@ -645,7 +659,11 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             "table.exec.state.ttl": s.dedup_ttl,
             # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
             "execution.buffer-timeout.interval": s.buffer_timeout,
+            # validate's two INSERTs read one view: optimize it once, so each record is checked once
+            "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
         }
+        if s.object_reuse:
+            session_config["pipeline.object-reuse"] = "true"
     unnamed = Pipeline(settings=s, tables=tables, statements=statements, model_name=mname, model_sql=model_sql,
                        session_config=session_config)
     # Each statement is named after everything it runs (no model version in it: see statement_name).

@@ -133,10 +133,14 @@ def test_local_validation_uses_the_contract_check_function_with_the_contract_spe
 
     pipeline = render_pipeline(LOCAL)
     script = pipeline.session_script(StatementRole.VALIDATE)
-    assert script[-2] == "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS " \
+    assert script[-3] == "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS " \
                          "'io.leadscoring.flink.contract.ContractCheck'"
-    sql = pipeline.statements[StatementRole.VALIDATE].sql
-    literal = re.search(r"CONTRACT_CHECK\(`payload`, '(.*?)'\)\)", sql).group(1).replace("''", "'")
+    # one check per record: a view both INSERTs read, whose plan the statement set shares
+    view, sql = script[-2], pipeline.statements[StatementRole.VALIDATE].sql
+    assert view.startswith("CREATE TEMPORARY VIEW `input_raw_checked` AS") and "CONTRACT_CHECK" not in sql
+    assert sql.count("FROM `input_raw_checked` AS `v`") == 2
+    assert pipeline.session_config["table.optimizer.reuse-optimize-block-with-digest-enabled"] == "true"
+    literal = re.search(r"CONTRACT_CHECK\(`payload`, '(.*?)'\) AS `c`", view).group(1).replace("''", "'")
     spec = json.loads(literal)
     assert [f["name"] for f in spec["fields"]] == [f.name for f in LEAD_FIELDS]
     assert spec["timestamp_pattern"] == TIMESTAMP_PATTERN

@@ -38,6 +38,9 @@ WITH (
   'connector' = 'kafka',
   'topic' = '{{ table.topic_name }}',
   'properties.bootstrap.servers' = '{{ bootstrap }}',
+  {%- for key, value in kafka_properties %}
+  'properties.{{ key }}' = '{{ value }}',
+  {%- endfor %}
   {%- if table.group_id %}
   'properties.group.id' = '{{ table.group_id }}',
   'properties.auto.offset.reset' = '{{ table.offset_reset }}',

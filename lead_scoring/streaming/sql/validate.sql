@@ -1,6 +1,7 @@
 {#- Statement 1: input_raw (JSON, schemaless) -> input_avro (the contract's Avro schema), bad records -> dlq.
-    Both checks come from lead_scoring.contract: `udf` passes the contract spec to CONTRACT_CHECK (one JSON
-    parse per record, our jar); otherwise per-field JSON_QUERY/JSON_VALUE checks are rendered (render.py). -#}
+    Both checks come from lead_scoring.contract: `udf` reads the view `checked.sql` (CONTRACT_CHECK with the
+    contract spec: one JSON parse per record, our jar); otherwise per-field JSON_QUERY/JSON_VALUE checks are
+    rendered (render.py). -#}
 {%- if udf %}
 EXECUTE STATEMENT SET
 BEGIN
@@ -9,15 +10,13 @@ SELECT
   {%- for expr in converted %}
   {{ expr }},
   {%- endfor %}
-  `source_time`
-FROM `{{ t.input_raw }}`,
-  LATERAL TABLE(CONTRACT_CHECK(`payload`, {{ spec }})) AS checked(`reason`, `fields`)
-WHERE `reason` = '';
+  `v`.`source_time`
+FROM `{{ checked }}` AS `v`
+WHERE `v`.`c`.`reason` = '';
 INSERT INTO `{{ t.dlq }}`
-SELECT `payload`, `reason`, {{ epoch_ms("`source_time`") }} AS `source_ts`
-FROM `{{ t.input_raw }}`,
-  LATERAL TABLE(CONTRACT_CHECK(`payload`, {{ spec }})) AS checked(`reason`, `fields`)
-WHERE `reason` <> '';
+SELECT `v`.`payload`, `v`.`c`.`reason`, {{ epoch_ms("`v`.`source_time`") }} AS `source_ts`
+FROM `{{ checked }}` AS `v`
+WHERE `v`.`c`.`reason` <> '';
 END
 {%- else %}
 EXECUTE STATEMENT SET

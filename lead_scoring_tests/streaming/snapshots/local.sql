@@ -6,13 +6,17 @@ SET 'execution.checkpointing.interval' = '60 s';
 
 SET 'restart-strategy.type' = 'exponential-delay';
 
-SET 'table.exec.async-ml-predict.max-concurrent-operations' = '256';
+SET 'table.exec.async-ml-predict.max-concurrent-operations' = '2048';
 
 SET 'table.exec.async-ml-predict.timeout' = '10 min';
 
 SET 'table.exec.state.ttl' = '15 min';
 
 SET 'execution.buffer-timeout.interval' = '5 ms';
+
+SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
+
+SET 'pipeline.object-reuse' = 'true';
 
 CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS 'io.leadscoring.flink.contract.ContractCheck';
 
@@ -278,6 +282,11 @@ WITH (
 );
 
 -- view
+CREATE TEMPORARY VIEW `input_raw_checked` AS
+SELECT `payload`, `source_time`, CONTRACT_CHECK(`payload`, '{"max_string_length":1000,"timestamp_pattern":"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:?\\d{2})?$","fields":[{"name":"Id","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"_ObjectType","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":["Lead","Contact"]},{"name":"_EventType","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":["created","updated","deleted"]},{"name":"LastModifiedDate","type":"timestamp","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"CreatedDate","type":"timestamp","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"FirstName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Company","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Email","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Title","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Number__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LeadSource","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Origin__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"HasOptedOutOfEmail","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"DoNotCall","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Total_Visits__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Time_On_Website__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Page_Views_Per_Visit__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Last_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Country","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"City","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Specialization__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Occupation__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Course_Priority__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Referral_Channel__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Search__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Magazine__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper_Article__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Forums__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Digital__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Recommendation__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Free_Copy_Requested__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Status","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"IsConverted","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Sales_Tags__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Quality__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Profile__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Last_Notable_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null}]}') AS `c`
+FROM `input_raw`;
+
+-- view
 CREATE TEMPORARY VIEW `leads_first` AS
 SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
 FROM (
@@ -295,8 +304,8 @@ FROM (
 )
 WHERE `first_seen` = 1;
 
--- model lead_scorer_2ccdbcf0
-CREATE TEMPORARY MODEL `lead_scorer_2ccdbcf0`
+-- model lead_scorer_810f0678
+CREATE TEMPORARY MODEL `lead_scorer_810f0678`
 INPUT (
   `Id` STRING,
   `_ObjectType` STRING,
@@ -337,70 +346,68 @@ WITH (
   'endpoint' = 'http://127.0.0.1:8080/v1/models/lead_scorer:predict',
   'timeout' = '10s',
   'retry-timeout' = '5 min',
-  'batch-size' = '64',
+  'batch-size' = '256',
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-validate-48d20e75
+-- statement lead-scoring-validate-4d1f803b
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
 SELECT
-  `fields`['Id'] AS `Id`,
-  `fields`['_ObjectType'] AS `_ObjectType`,
-  COALESCE(`fields`['_EventType'], 'created') AS `_EventType`,
-  TO_TIMESTAMP_LTZ(CAST(`fields`['LastModifiedDate'] AS BIGINT), 3) AS `LastModifiedDate`,
-  TO_TIMESTAMP_LTZ(CAST(`fields`['CreatedDate'] AS BIGINT), 3) AS `CreatedDate`,
-  `fields`['FirstName'] AS `FirstName`,
-  `fields`['LastName'] AS `LastName`,
-  `fields`['Company'] AS `Company`,
-  `fields`['Email'] AS `Email`,
-  `fields`['Title'] AS `Title`,
-  `fields`['Lead_Number__c'] AS `Lead_Number__c`,
-  `fields`['LeadSource'] AS `LeadSource`,
-  `fields`['Lead_Origin__c'] AS `Lead_Origin__c`,
-  CAST(`fields`['HasOptedOutOfEmail'] AS BOOLEAN) AS `HasOptedOutOfEmail`,
-  CAST(`fields`['DoNotCall'] AS BOOLEAN) AS `DoNotCall`,
-  CAST(`fields`['Total_Visits__c'] AS DOUBLE) AS `Total_Visits__c`,
-  CAST(`fields`['Time_On_Website__c'] AS DOUBLE) AS `Time_On_Website__c`,
-  CAST(`fields`['Page_Views_Per_Visit__c'] AS DOUBLE) AS `Page_Views_Per_Visit__c`,
-  `fields`['Last_Activity__c'] AS `Last_Activity__c`,
-  `fields`['Country'] AS `Country`,
-  `fields`['City'] AS `City`,
-  `fields`['Specialization__c'] AS `Specialization__c`,
-  `fields`['Occupation__c'] AS `Occupation__c`,
-  `fields`['Course_Priority__c'] AS `Course_Priority__c`,
-  `fields`['Referral_Channel__c'] AS `Referral_Channel__c`,
-  CAST(`fields`['Ad_Search__c'] AS BOOLEAN) AS `Ad_Search__c`,
-  CAST(`fields`['Ad_Magazine__c'] AS BOOLEAN) AS `Ad_Magazine__c`,
-  CAST(`fields`['Ad_Newspaper_Article__c'] AS BOOLEAN) AS `Ad_Newspaper_Article__c`,
-  CAST(`fields`['Ad_Forums__c'] AS BOOLEAN) AS `Ad_Forums__c`,
-  CAST(`fields`['Ad_Newspaper__c'] AS BOOLEAN) AS `Ad_Newspaper__c`,
-  CAST(`fields`['Ad_Digital__c'] AS BOOLEAN) AS `Ad_Digital__c`,
-  CAST(`fields`['Ad_Recommendation__c'] AS BOOLEAN) AS `Ad_Recommendation__c`,
-  CAST(`fields`['Free_Copy_Requested__c'] AS BOOLEAN) AS `Free_Copy_Requested__c`,
-  `fields`['Status'] AS `Status`,
-  CAST(`fields`['IsConverted'] AS BOOLEAN) AS `IsConverted`,
-  `fields`['Sales_Tags__c'] AS `Sales_Tags__c`,
-  `fields`['Lead_Quality__c'] AS `Lead_Quality__c`,
-  `fields`['Lead_Profile__c'] AS `Lead_Profile__c`,
-  `fields`['Last_Notable_Activity__c'] AS `Last_Notable_Activity__c`,
-  `fields`['Activity_Index__c'] AS `Activity_Index__c`,
-  `fields`['Profile_Index__c'] AS `Profile_Index__c`,
-  CAST(`fields`['Activity_Score__c'] AS DOUBLE) AS `Activity_Score__c`,
-  CAST(`fields`['Profile_Score__c'] AS DOUBLE) AS `Profile_Score__c`,
-  `source_time`
-FROM `input_raw`,
-  LATERAL TABLE(CONTRACT_CHECK(`payload`, '{"max_string_length":1000,"timestamp_pattern":"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:?\\d{2})?$","fields":[{"name":"Id","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"_ObjectType","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":["Lead","Contact"]},{"name":"_EventType","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":["created","updated","deleted"]},{"name":"LastModifiedDate","type":"timestamp","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"CreatedDate","type":"timestamp","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"FirstName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Company","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Email","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Title","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Number__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LeadSource","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Origin__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"HasOptedOutOfEmail","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"DoNotCall","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Total_Visits__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Time_On_Website__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Page_Views_Per_Visit__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Last_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Country","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"City","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Specialization__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Occupation__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Course_Priority__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Referral_Channel__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Search__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Magazine__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper_Article__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Forums__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Digital__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Recommendation__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Free_Copy_Requested__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Status","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"IsConverted","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Sales_Tags__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Quality__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Profile__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Last_Notable_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null}]}')) AS checked(`reason`, `fields`)
-WHERE `reason` = '';
+  `v`.`c`.`vals`[1] AS `Id`,
+  `v`.`c`.`vals`[2] AS `_ObjectType`,
+  COALESCE(`v`.`c`.`vals`[3], 'created') AS `_EventType`,
+  TO_TIMESTAMP_LTZ(CAST(`v`.`c`.`vals`[4] AS BIGINT), 3) AS `LastModifiedDate`,
+  TO_TIMESTAMP_LTZ(CAST(`v`.`c`.`vals`[5] AS BIGINT), 3) AS `CreatedDate`,
+  `v`.`c`.`vals`[6] AS `FirstName`,
+  `v`.`c`.`vals`[7] AS `LastName`,
+  `v`.`c`.`vals`[8] AS `Company`,
+  `v`.`c`.`vals`[9] AS `Email`,
+  `v`.`c`.`vals`[10] AS `Title`,
+  `v`.`c`.`vals`[11] AS `Lead_Number__c`,
+  `v`.`c`.`vals`[12] AS `LeadSource`,
+  `v`.`c`.`vals`[13] AS `Lead_Origin__c`,
+  CAST(`v`.`c`.`vals`[14] AS BOOLEAN) AS `HasOptedOutOfEmail`,
+  CAST(`v`.`c`.`vals`[15] AS BOOLEAN) AS `DoNotCall`,
+  CAST(`v`.`c`.`vals`[16] AS DOUBLE) AS `Total_Visits__c`,
+  CAST(`v`.`c`.`vals`[17] AS DOUBLE) AS `Time_On_Website__c`,
+  CAST(`v`.`c`.`vals`[18] AS DOUBLE) AS `Page_Views_Per_Visit__c`,
+  `v`.`c`.`vals`[19] AS `Last_Activity__c`,
+  `v`.`c`.`vals`[20] AS `Country`,
+  `v`.`c`.`vals`[21] AS `City`,
+  `v`.`c`.`vals`[22] AS `Specialization__c`,
+  `v`.`c`.`vals`[23] AS `Occupation__c`,
+  `v`.`c`.`vals`[24] AS `Course_Priority__c`,
+  `v`.`c`.`vals`[25] AS `Referral_Channel__c`,
+  CAST(`v`.`c`.`vals`[26] AS BOOLEAN) AS `Ad_Search__c`,
+  CAST(`v`.`c`.`vals`[27] AS BOOLEAN) AS `Ad_Magazine__c`,
+  CAST(`v`.`c`.`vals`[28] AS BOOLEAN) AS `Ad_Newspaper_Article__c`,
+  CAST(`v`.`c`.`vals`[29] AS BOOLEAN) AS `Ad_Forums__c`,
+  CAST(`v`.`c`.`vals`[30] AS BOOLEAN) AS `Ad_Newspaper__c`,
+  CAST(`v`.`c`.`vals`[31] AS BOOLEAN) AS `Ad_Digital__c`,
+  CAST(`v`.`c`.`vals`[32] AS BOOLEAN) AS `Ad_Recommendation__c`,
+  CAST(`v`.`c`.`vals`[33] AS BOOLEAN) AS `Free_Copy_Requested__c`,
+  `v`.`c`.`vals`[34] AS `Status`,
+  CAST(`v`.`c`.`vals`[35] AS BOOLEAN) AS `IsConverted`,
+  `v`.`c`.`vals`[36] AS `Sales_Tags__c`,
+  `v`.`c`.`vals`[37] AS `Lead_Quality__c`,
+  `v`.`c`.`vals`[38] AS `Lead_Profile__c`,
+  `v`.`c`.`vals`[39] AS `Last_Notable_Activity__c`,
+  `v`.`c`.`vals`[40] AS `Activity_Index__c`,
+  `v`.`c`.`vals`[41] AS `Profile_Index__c`,
+  CAST(`v`.`c`.`vals`[42] AS DOUBLE) AS `Activity_Score__c`,
+  CAST(`v`.`c`.`vals`[43] AS DOUBLE) AS `Profile_Score__c`,
+  `v`.`source_time`
+FROM `input_raw_checked` AS `v`
+WHERE `v`.`c`.`reason` = '';
 INSERT INTO `dlq`
-SELECT `payload`, `reason`, (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`
-FROM `input_raw`,
-  LATERAL TABLE(CONTRACT_CHECK(`payload`, '{"max_string_length":1000,"timestamp_pattern":"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:?\\d{2})?$","fields":[{"name":"Id","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"_ObjectType","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":["Lead","Contact"]},{"name":"_EventType","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":["created","updated","deleted"]},{"name":"LastModifiedDate","type":"timestamp","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"CreatedDate","type":"timestamp","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"FirstName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Company","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Email","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Title","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Number__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LeadSource","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Origin__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"HasOptedOutOfEmail","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"DoNotCall","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Total_Visits__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Time_On_Website__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Page_Views_Per_Visit__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Last_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Country","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"City","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Specialization__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Occupation__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Course_Priority__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Referral_Channel__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Search__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Magazine__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper_Article__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Forums__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Digital__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Recommendation__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Free_Copy_Requested__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Status","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"IsConverted","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Sales_Tags__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Quality__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Profile__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Last_Notable_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null}]}')) AS checked(`reason`, `fields`)
-WHERE `reason` <> '';
+SELECT `v`.`payload`, `v`.`c`.`reason`, (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `v`.`source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `v`.`source_time`) * 1000 + EXTRACT(MILLISECOND FROM `v`.`source_time`)) AS `source_ts`
+FROM `input_raw_checked` AS `v`
+WHERE `v`.`c`.`reason` <> '';
 END;
 
--- statement lead-scoring-route-33bd78d5
+-- statement lead-scoring-route-4c39d4bb
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `leads`
@@ -411,7 +418,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-054af5f7
+-- statement lead-scoring-score-leads-2271c519
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -426,11 +433,11 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
   TABLE `leads_first`,
-  MODEL `lead_scorer_2ccdbcf0`,
+  MODEL `lead_scorer_810f0678`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
 
--- statement lead-scoring-score-contacts-eb97357f
+-- statement lead-scoring-score-contacts-fe6f9df5
 INSERT INTO `contact_scores`
 SELECT
   `Id`,
@@ -445,6 +452,6 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
   TABLE `contacts_first`,
-  MODEL `lead_scorer_2ccdbcf0`,
+  MODEL `lead_scorer_810f0678`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );

@@ -94,7 +94,7 @@ FROM (
 )
 WHERE `first_seen` = 1;
 
-CREATE TEMPORARY MODEL `lead_scorer_2ccdbcf0`
+CREATE TEMPORARY MODEL `lead_scorer_810f0678`
 INPUT (
   `Id` STRING,
   `_ObjectType` STRING,
@@ -135,7 +135,7 @@ WITH (
   'endpoint' = 'http://127.0.0.1:8080/v1/models/lead_scorer:predict',
   'timeout' = '10s',
   'retry-timeout' = '5 min',
-  'batch-size' = '64',
+  'batch-size' = '256',
   'batch-linger' = '10 ms'
 );
 
@@ -153,6 +153,6 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
   TABLE `leads_first`,
-  MODEL `lead_scorer_2ccdbcf0`,
+  MODEL `lead_scorer_810f0678`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );

@@ -6,13 +6,17 @@ SET 'execution.checkpointing.interval' = '60 s';
 
 SET 'restart-strategy.type' = 'exponential-delay';
 
-SET 'table.exec.async-ml-predict.max-concurrent-operations' = '256';
+SET 'table.exec.async-ml-predict.max-concurrent-operations' = '2048';
 
 SET 'table.exec.async-ml-predict.timeout' = '10 min';
 
 SET 'table.exec.state.ttl' = '15 min';
 
 SET 'execution.buffer-timeout.interval' = '5 ms';
+
+SET 'table.optimizer.reuse-optimize-block-with-digest-enabled' = 'true';
+
+SET 'pipeline.object-reuse' = 'true';
 
 -- table leads
 CREATE TABLE `leads` (
@@ -179,8 +183,8 @@ FROM (
 )
 WHERE `first_seen` = 1;
 
--- model lead_scorer_shadow_a6427323
-CREATE TEMPORARY MODEL `lead_scorer_shadow_a6427323`
+-- model lead_scorer_shadow_c9bf9fac
+CREATE TEMPORARY MODEL `lead_scorer_shadow_c9bf9fac`
 INPUT (
   `Id` STRING,
   `_ObjectType` STRING,
@@ -221,11 +225,11 @@ WITH (
   'endpoint' = 'http://127.0.0.1:8080/v1/models/lead_scorer_challenger:predict',
   'timeout' = '10s',
   'retry-timeout' = '5 min',
-  'batch-size' = '64',
+  'batch-size' = '256',
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-shadow-leads-d168ac53
+-- statement lead-scoring-shadow-leads-f4c54873
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -240,11 +244,11 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
   TABLE `leads_first`,
-  MODEL `lead_scorer_shadow_a6427323`,
+  MODEL `lead_scorer_shadow_c9bf9fac`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
 
--- statement lead-scoring-shadow-contacts-c8213657
+-- statement lead-scoring-shadow-contacts-81497e89
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -259,6 +263,6 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
   TABLE `contacts_first`,
-  MODEL `lead_scorer_shadow_a6427323`,
+  MODEL `lead_scorer_shadow_c9bf9fac`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );

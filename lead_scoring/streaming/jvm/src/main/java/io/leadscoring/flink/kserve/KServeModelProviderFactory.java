@@ -45,6 +45,7 @@ public class KServeModelProviderFactory implements ModelProviderFactory {
                 KServeOptions.RETRY_BACKOFF_MAX,
                 KServeOptions.BATCH_SIZE,
                 KServeOptions.BATCH_LINGER,
+                KServeOptions.FAILOVER_COOLDOWN,
                 KServeOptions.AUTH_HEADER_ENV);
     }
 

@@ -15,7 +15,17 @@ public final class KServeOptions {
                     .noDefaultValue()
                     .withDescription(
                             "Full URL of a KServe V1 predict route, e.g. "
-                                    + "http://127.0.0.1:8080/v1/models/lead_scorer:predict");
+                                    + "http://127.0.0.1:8080/v1/models/lead_scorer:predict; several "
+                                    + "(one per model-server replica) separated by commas: batches go "
+                                    + "round-robin to the replicas that are up, with failover.");
+
+    public static final ConfigOption<Duration> FAILOVER_COOLDOWN =
+            ConfigOptions.key("failover-cooldown")
+                    .durationType()
+                    .defaultValue(Duration.ofSeconds(1))
+                    .withDescription(
+                            "How long a replica that refused a connection is left out of the rotation; "
+                                    + "doubled while it keeps failing, up to 30 s.");
 
     public static final ConfigOption<Duration> TIMEOUT =
             ConfigOptions.key("timeout")

@@ -45,6 +45,12 @@ import java.util.concurrent.TimeUnit;
 /**
  * Scores rows through a KServe V1 predict route, batching rows that arrive together.
  *
+ * <p>Replicas: {@code endpoint} may list several predict URLs, comma-separated (one per model-server
+ * replica). Batches go round-robin to the replicas that are up ({@link EndpointPool}); a batch whose
+ * replica cannot be reached, times out or answers 429/5xx is sent to the next replica at once, and a
+ * replica that refused a connection is left out for a cool-down. Only when every replica has failed the
+ * same batch does the retry wait for the backoff below.
+ *
  * <p>Delivery: a batch that fails with a connection error, a timeout, 429 or 5xx is retried with
  * exponential backoff for up to {@code retry-timeout}; only then do its rows fail (and with them the
  * job, which Flink restarts from its last checkpoint). So a model server that is down for a few
@@ -57,6 +63,8 @@ public class KServePredictFunction extends AsyncPredictFunction {
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
     private final String endpoint;
+    private final List<String> endpoints;
+    private final long cooldownMs;
     private final long timeoutMs;
     private final long retryTimeoutMs;
     private final long backoffMs;
@@ -69,6 +77,7 @@ public class KServePredictFunction extends AsyncPredictFunction {
     private final String[] outputNames;
     private final LogicalType[] outputTypes;
 
+    private transient EndpointPool pool;
     private transient HttpClient http;
     private transient ScheduledExecutorService timer;
     private transient String authHeader;
@@ -77,6 +86,8 @@ public class KServePredictFunction extends AsyncPredictFunction {
 
     public KServePredictFunction(ResolvedCatalogModel model, ReadableConfig options) {
         this.endpoint = options.get(KServeOptions.ENDPOINT);
+        this.endpoints = EndpointPool.parse(endpoint); // fails at planning on a malformed URL
+        this.cooldownMs = Math.max(1, options.get(KServeOptions.FAILOVER_COOLDOWN).toMillis());
         this.timeoutMs = options.get(KServeOptions.TIMEOUT).toMillis();
         this.retryTimeoutMs = options.get(KServeOptions.RETRY_TIMEOUT).toMillis();
         this.backoffMs = Math.max(1, options.get(KServeOptions.RETRY_BACKOFF).toMillis());
@@ -96,7 +107,6 @@ public class KServePredictFunction extends AsyncPredictFunction {
         for (LogicalType t : inputTypes) {
             checkInputType(t);
         }
-        URI.create(endpoint); // fail at planning on a malformed URL
     }
 
     @Override
@@ -112,18 +122,23 @@ public class KServePredictFunction extends AsyncPredictFunction {
             return t;
         });
         batch = new ArrayList<>();
+        pool = new EndpointPool(endpoints, cooldownMs, Math.max(cooldownMs, 30_000L), System::currentTimeMillis);
         if (authHeaderEnv != null) {
             authHeader = System.getenv(authHeaderEnv);
             if (authHeader == null) {
                 throw new IllegalStateException("environment variable " + authHeaderEnv + " is not set");
             }
         }
-        LOG.info("kserve model provider: {} (batch {} rows, linger {} ms, timeout {} ms, retries for {} ms)",
-                endpoint, batchSize, lingerMs, timeoutMs, retryTimeoutMs);
+        LOG.info("kserve model provider: {} ({} replica(s), batch {} rows, linger {} ms, timeout {} ms, retries for {} ms)",
+                endpoints, endpoints.size(), batchSize, lingerMs, timeoutMs, retryTimeoutMs);
     }
 
     @Override
     public void close() throws Exception {
+        if (pool != null && pool.size() > 1) {
+            LOG.info("kserve model provider: batches sent per replica {}: {}", endpoints,
+                    java.util.Arrays.toString(pool.sentCounts()));
+        }
         if (timer != null) {
             timer.shutdownNow();
         }
@@ -182,7 +197,9 @@ public class KServePredictFunction extends AsyncPredictFunction {
         for (Pending p : rows) {
             instances.add(p.instance);
         }
-        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(endpoint))
+        int replica = pool.next();
+        String target = pool.url(replica);
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(target))
                 .timeout(Duration.ofMillis(timeoutMs))
                 .header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(body.toString()));
@@ -196,25 +213,31 @@ public class KServePredictFunction extends AsyncPredictFunction {
                         Throwable cause = error instanceof CompletionException && error.getCause() != null
                                 ? error.getCause() : error;
                         if (cause instanceof IOException) {
-                            retryReason = cause.getClass().getSimpleName() + ": " + cause.getMessage();
+                            retryReason = target + ": " + cause.getClass().getSimpleName() + ": " + cause.getMessage();
+                            if (!(cause instanceof java.net.http.HttpTimeoutException)
+                                    || cause instanceof java.net.http.HttpConnectTimeoutException) {
+                                pool.failed(replica); // refused / reset / unreachable: leave it out for a while
+                            }
                         } else {
                             failAll(rows, cause);
                             return;
                         }
                     } else if (resp.statusCode() == 429 || resp.statusCode() >= 500) {
-                        retryReason = "HTTP " + resp.statusCode() + ": " + abbreviate(resp.body());
+                        retryReason = target + ": HTTP " + resp.statusCode() + ": " + abbreviate(resp.body());
                     } else if (resp.statusCode() >= 400) {
                         failAll(rows, new IllegalArgumentException(
-                                "model server answered HTTP " + resp.statusCode() + " from " + endpoint + ": "
+                                "model server answered HTTP " + resp.statusCode() + " from " + target + ": "
                                         + abbreviate(resp.body())));
                         return;
+                    } else {
+                        pool.succeeded(replica);
                     }
                     if (retryReason != null) {
                         retry(rows, attempt, firstTryMs, retryReason);
                         return;
                     }
                     try {
-                        complete(rows, resp.body());
+                        complete(rows, resp.body(), target);
                     } catch (RuntimeException | IOException e) {
                         failAll(rows, e);
                     }
@@ -228,7 +251,17 @@ public class KServePredictFunction extends AsyncPredictFunction {
                     + " ms and " + (attempt + 1) + " attempts: " + reason));
             return;
         }
-        long delay = Math.min(backoffMaxMs, backoffMs << Math.min(attempt, 20));
+        int replicas = pool.size();
+        if (replicas > 1 && (attempt + 1) % replicas != 0) {
+            // failover: the next replica gets the batch now; only a full round of failures waits
+            if (attempt == 0) {
+                LOG.warn("model server call failed ({}), sending {} rows to another replica", reason, rows.size());
+            }
+            timer.execute(() -> send(rows, attempt + 1, firstTryMs));
+            return;
+        }
+        int rounds = attempt / replicas;
+        long delay = Math.min(backoffMaxMs, backoffMs << Math.min(rounds, 20));
         if (attempt == 0 || attempt % 10 == 0) {
             LOG.warn("model server call failed ({}), retrying {} rows in {} ms (attempt {})",
                     reason, rows.size(), delay, attempt + 1);
@@ -242,10 +275,10 @@ public class KServePredictFunction extends AsyncPredictFunction {
         }
     }
 
-    private void complete(List<Pending> rows, String responseBody) throws IOException {
+    private void complete(List<Pending> rows, String responseBody, String target) throws IOException {
         JsonNode predictions = MAPPER.readTree(responseBody).get("predictions");
         if (predictions == null || !predictions.isArray() || predictions.size() != rows.size()) {
-            throw new IOException("expected " + rows.size() + " predictions from " + endpoint + ", got: "
+            throw new IOException("expected " + rows.size() + " predictions from " + target + ", got: "
                     + abbreviate(responseBody));
         }
         Iterator<JsonNode> it = predictions.elements();

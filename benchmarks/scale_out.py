@@ -1,0 +1,246 @@
+"""Scale-out: the single-node stack against a multi-node topology on loopback, in the same run.
+
+    .venv/bin/python benchmarks/scale_out.py                       # 1/1/1 vs 3 brokers / 2 TMs / 2 replicas
+    .venv/bin/python benchmarks/scale_out.py --fixed-rate 1500 --search-rates 2000 3000 4000 5000
+
+Both topologies are started by the stack's own catalog (`StackConfig(kafka_brokers=, taskmanagers=,
+model_replicas=)`: brokers, TaskManagers and model-server replicas are services of the supervisor) and
+both are driven through the `cluster` profile's code path, exactly as a user with their own cluster
+would: LEAD_SCORING_KAFKA_BOOTSTRAP_SERVERS / _SQL_GATEWAY_URL / _FLINK_REST_URL / _MODEL_ENDPOINTS /
+_FLINK_PARALLELISM / _TOPIC_PARTITIONS are set, then `model_deployment` (ClusterModelServing: verifies
+every replica serves the version), `streaming_topics` and `flink_statements` are materialized with the
+profile's resources. The single node is "a cluster of one" (pipeline's own parallelism); the topology
+runs every statement at parallelism = TaskManagers.
+
+What it reports per topology:
+* CPU per record at one fixed rate both can sustain (`--fixed-rate`): CPU seconds (psutil, user + system)
+  of every pipeline process (brokers, JobManager, TaskManagers, SQL Gateway, model servers) over the
+  window / records scored. Its inverse is the throughput per CPU-second. The load generator (this
+  process) is reported apart: it is the CRM's stand-in, not the pipeline.
+* the highest rate sustained (`--search-rates`, stepping up until one is not), with p50/p99.
+
+On a 2-core machine both topologies share the same two cores, so wall-clock throughput cannot show what
+a second TaskManager and replica on their own machines add; the throughput per CPU-second can: if the
+topology spends as much CPU per record as the single node, N times the machines give N times the
+throughput (the per-process split shows the work is spread across TaskManagers and replicas). The
+projection printed is `task managers x (single CPU per record / multi CPU per record)`, labelled as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from common import CpuMeter, flink_busy, small_model, synthetic_records
+from e2e_latency import run_rate
+
+from lead_scoring.serving.assets import model_deployment
+from lead_scoring.serving.definitions import model_serving
+from lead_scoring.serving.service import replica_name
+from lead_scoring.services import local_stack
+from lead_scoring.settings import Profile
+from lead_scoring.stack.catalog import infrastructure
+from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.install import install
+from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs, ModelArtifact
+from lead_scoring.storage.resources import LocalModelStore
+from lead_scoring.streaming.assets import flink_statements, streaming_topics
+from lead_scoring.streaming.definitions import flink, kafka
+
+log = logging.getLogger("scale_out")
+
+PREFIX = "so_"
+NAMES = "scale-out"
+
+
+def topology_config(root: Path, brokers: int, taskmanagers: int, replicas: int, args: argparse.Namespace) -> StackConfig:
+    return StackConfig.isolated(root, kafka_brokers=brokers, taskmanagers=taskmanagers, model_replicas=replicas,
+                                kafka_replication_factor=args.replication_factor, start_timeout_s=300.0,
+                                # each TaskManager is sized as a node of its own: same memory and slots as the single one
+                                taskmanager_memory=args.taskmanager_memory, task_slots=8)
+
+
+def cluster_env(cfg: StackConfig, parallelism: int | None, partitions: int) -> dict[str, str]:
+    env = {
+        "LEAD_SCORING_PROFILE": "cluster",
+        "LEAD_SCORING_KAFKA_BOOTSTRAP_SERVERS": cfg.kafka_bootstrap,
+        "LEAD_SCORING_SQL_GATEWAY_URL": cfg.sql_gateway_url,
+        "LEAD_SCORING_FLINK_REST_URL": cfg.flink_rest_url,
+        "LEAD_SCORING_MODEL_ENDPOINTS": ",".join(cfg.model_urls),
+        "LEAD_SCORING_TOPIC_PARTITIONS": str(partitions),
+    }
+    if parallelism:
+        env["LEAD_SCORING_FLINK_PARALLELISM"] = str(parallelism)
+    return env
+
+
+def deploy(cfg: StackConfig, store: Path, artifact: ModelArtifact) -> dict[str, Any]:
+    """The cluster profile's own assets and resources (the environment is already set)."""
+    resources: dict[str, Any] = {"kafka": kafka(Profile.CLUSTER), "flink": flink(Profile.CLUSTER),
+                                 "model_serving": model_serving(Profile.CLUSTER),
+                                 "model_store": LocalModelStore(root=str(store))}
+
+    @dg.asset(name="model_artifact")
+    def the_artifact() -> ModelArtifact:
+        return artifact
+
+    result = dg.materialize_to_memory(
+        [the_artifact, model_deployment, streaming_topics, flink_statements], resources=resources,
+        run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": PREFIX}},
+                            "flink_statements": {"config": {"topic_prefix": PREFIX, "statement_prefix": NAMES,
+                                                            "group_prefix": NAMES, "verify_timeout_s": 300.0}}}})
+    deployment = result.output_for_node("model_deployment")
+    md = result.asset_materializations_for_node("flink_statements")[0].metadata
+    return {"deployment_mode": deployment.mode, "endpoints": deployment.url,
+            "statements": md["statements"].value, "engine": md["engine"].value}
+
+
+def measure(name: str, brokers: int, taskmanagers: int, replicas: int, parallelism: int | None,
+            args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    root = tmp / name
+    cfg = topology_config(root, brokers, taskmanagers, replicas, args)
+    install(cfg)
+    store = root / "artifacts"  # the replicas' shared artifact store (<state root>/artifacts)
+    artifact = small_model(store, note="scale-out benchmark")
+    ArtifactRepository(LocalBlobs(store)).set_production(artifact.version)
+    stack = local_stack(cfg)
+    out: dict[str, Any] = {"topology": name, "kafka_brokers": brokers, "taskmanagers": taskmanagers,
+                           "model_replicas": replicas, "replication_factor": cfg.replication_factor,
+                           "parallelism": parallelism or "pipeline defaults", "partitions": args.partitions,
+                           "runs": []}
+    previous_env = {k: os.environ.get(k) for k in cluster_env(cfg, parallelism, args.partitions)}
+    started = time.monotonic()
+    try:
+        stack.up([*infrastructure(cfg), *(replica_name(r) for r in range(1, replicas + 1))])
+        out["stack_up_seconds"] = round(time.monotonic() - started, 1)
+        os.environ.update(cluster_env(cfg, parallelism, args.partitions))
+        t0 = time.monotonic()
+        out["deployment"] = deploy(cfg, store, artifact)
+        out["deploy_seconds"] = round(time.monotonic() - t0, 1)
+        kafka_res = kafka(Profile.CLUSTER)
+        pids = {s.name: s.pid for s in stack.status(health=False) if s.pid and s.name != "supervisor"}
+        meter = CpuMeter({**pids, "load generator": os.getpid()})
+        template = synthetic_records(500, seed=5)
+        producer = kafka_res.producer(**{"linger.ms": args.input_linger_ms})
+        producer.list_topics(PREFIX + "input_raw", timeout=30)
+        out["warmup"] = _summary(run_rate(kafka_res, producer, PREFIX, args.warmup_rate, args.warmup_seconds, template))
+        log.info("[%s] warm-up %s", name, out["warmup"])
+        fixed = run_rate(kafka_res, producer, PREFIX, args.fixed_rate, args.fixed_seconds, template, meter=meter,
+                         flink_rest_url=cfg.flink_rest_url)
+        out["fixed"] = _with_efficiency(fixed)
+        log.info("[%s] fixed %s", name, _brief(out["fixed"]))
+        best = None
+        for rate in args.search_rates:
+            res = _with_efficiency(run_rate(kafka_res, producer, PREFIX, rate, args.search_seconds, template,
+                                            meter=meter, flink_rest_url=cfg.flink_rest_url))
+            out["runs"].append(res)
+            log.info("[%s] search %s", name, _brief(res))
+            if not res["sustained"]:
+                break
+            best = rate
+        out["max_sustained_rate"] = best
+        out["flink_busy_after"] = flink_busy(cfg.flink_rest_url)
+    finally:
+        for key, value in previous_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        stack.down()
+    return out
+
+
+PIPELINE_EXCLUDES = ("load generator",)
+
+
+def _with_efficiency(res: dict[str, Any]) -> dict[str, Any]:
+    cpu = res.get("cpu_s") or {}
+    pipeline = sum(v for k, v in cpu.items() if k not in PIPELINE_EXCLUDES)
+    res["pipeline_cpu_s"] = round(pipeline, 2)
+    res["pipeline_cpu_ms_per_record"] = round(1000 * pipeline / max(1, res["scored"]), 4)
+    res["records_per_pipeline_cpu_s"] = round(res["scored"] / pipeline, 1) if pipeline else None
+    res.pop("backlog_per_second", None)
+    return res
+
+
+def _summary(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: res[k] for k in ("rate", "p50_ms", "p99_ms", "max_ms", "scored", "sustained")}
+
+
+def _brief(res: dict[str, Any]) -> str:
+    return (f"{res['rate']:.0f}/s: p50 {res['p50_ms']:.0f} p99 {res['p99_ms']:.0f} ms, scored {res['scored']}, "
+            f"sustained {res['sustained']}, pipeline CPU {res['pipeline_cpu_s']} s "
+            f"({res['pipeline_cpu_ms_per_record']} ms/record, {res['records_per_pipeline_cpu_s']} records/CPU-s), "
+            f"per process {res['cpu_s']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--brokers", type=int, default=3)
+    parser.add_argument("--taskmanagers", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--replication-factor", type=int, default=None,
+                        help="of the multi-node topics (default: min(3, brokers)); the single node has one copy")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the pipeline's topics (both)")
+    parser.add_argument("--taskmanager-memory", default="1536m")
+    parser.add_argument("--fixed-rate", type=float, default=1500)
+    parser.add_argument("--fixed-seconds", type=float, default=45)
+    parser.add_argument("--search-rates", type=float, nargs="*", default=[2000, 3000, 4000, 5000, 6000])
+    parser.add_argument("--search-seconds", type=float, default=30)
+    parser.add_argument("--warmup-rate", type=float, default=500)
+    parser.add_argument("--warmup-seconds", type=float, default=30)
+    parser.add_argument("--input-linger-ms", type=int, default=5)
+    parser.add_argument("--only", choices=["single", "multi"], default=None)
+    parser.add_argument("--out", default="benchmarks/results/scale_out.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    tmp = Path(tempfile.mkdtemp(prefix="scale-out-"))
+    os.environ["LEAD_SCORING_HOME"] = str(tmp / "home")  # deployment records etc. of this run only
+    results: dict[str, Any] = {"settings": vars(args), "machine": {"cpus": os.cpu_count(),
+                                                                  "load_at_start": os.getloadavg()},
+                               "topologies": []}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plan = [("single", 1, 1, 1, None),
+            (f"{args.brokers}b-{args.taskmanagers}tm-{args.replicas}r", args.brokers, args.taskmanagers,
+             args.replicas, args.taskmanagers)]
+    if args.only:
+        plan = [plan[0]] if args.only == "single" else [plan[1]]
+    for name, brokers, tms, replicas, parallelism in plan:
+        results["topologies"].append(measure(name, brokers, tms, replicas, parallelism, args, tmp))
+        out.write_text(json.dumps(results, indent=2))
+    results["machine"]["load_at_end"] = os.getloadavg()
+    if len(results["topologies"]) == 2:
+        single, multi = results["topologies"]
+        s_cost, m_cost = single["fixed"]["pipeline_cpu_ms_per_record"], multi["fixed"]["pipeline_cpu_ms_per_record"]
+        results["comparison"] = {
+            "fixed_rate": args.fixed_rate,
+            "records_per_cpu_s": {"single": single["fixed"]["records_per_pipeline_cpu_s"],
+                                  "multi": multi["fixed"]["records_per_pipeline_cpu_s"]},
+            "efficiency_multi_vs_single": round(s_cost / m_cost, 3),
+            "projected_speedup_with_own_cores": round(args.taskmanagers * s_cost / m_cost, 2),
+            "max_sustained_wall_clock": {"single": single["max_sustained_rate"], "multi": multi["max_sustained_rate"]},
+        }
+    out.write_text(json.dumps(results, indent=2))
+    lines = [f"{'topology':>14} {'fixed p99':>9} {'ms CPU/rec':>10} {'rec/CPU-s':>9} {'max sustained':>13}"]
+    for t in results["topologies"]:
+        lines.append(f"{t['topology']:>14} {t['fixed']['p99_ms']:>9.0f} {t['fixed']['pipeline_cpu_ms_per_record']:>10.3f} "
+                     f"{t['fixed']['records_per_pipeline_cpu_s']:>9} {str(t['max_sustained_rate']):>13}")
+    if "comparison" in results:
+        lines.append(f"throughput per CPU-second, multi / single: {results['comparison']['efficiency_multi_vs_single']}; "
+                     f"projected speed-up with each TaskManager + replica on its own cores: "
+                     f"{results['comparison']['projected_speedup_with_own_cores']}x (a projection, not a measurement)")
+    log.info("results (%s):\n%s", out, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
