@@ -42,8 +42,8 @@ import httpx
 import orjson
 from common import CpuMeter, flink_busy, small_model, synthetic_records
 
-from lead_scoring.serving.service import ModelServerProcess
 from lead_scoring.services import local_stack
+from lead_scoring.serving.service import ModelServerProcess
 from lead_scoring.stack.catalog import INFRASTRUCTURE as ENGINES
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import install

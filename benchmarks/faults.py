@@ -40,8 +40,8 @@ from confluent_kafka import TopicPartition
 from lead_scoring.crm.replay import replay
 from lead_scoring.crm.workers import SINK, WRITEBACK
 from lead_scoring.monitoring.pipeline import pipeline_consumer_groups
-from lead_scoring.serving.service import MODEL_SERVER
 from lead_scoring.services import local_stack
+from lead_scoring.serving.service import MODEL_SERVER
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.flink import JOBMANAGER, SQL_GATEWAY, TASKMANAGER
 from lead_scoring.stack.install import install

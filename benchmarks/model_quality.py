@@ -34,9 +34,10 @@ import statistics
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,15 @@ from lead_scoring.settings import project_root
 from lead_scoring.training.assets import Candidate, select_candidate
 from lead_scoring.training.evaluation import classification_metrics
 from lead_scoring.training.grades import fit_grades
-from lead_scoring.training.model import FAMILIES, LeadScorer, ModelParams, build_pipeline, features_frame, fit, model_logit
+from lead_scoring.training.model import (
+    FAMILIES,
+    LeadScorer,
+    ModelParams,
+    build_pipeline,
+    features_frame,
+    fit,
+    model_logit,
+)
 from lead_scoring.training.queries import training_data_sql
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
@@ -242,7 +251,7 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     report = {"created_at": stamp.isoformat(), "csv": str(args.csv), "leads": len(split),
               "validation_leads": len(valid), "folds": args.folds, "chosen_family": chosen.family,
               "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}

@@ -41,10 +41,10 @@ import dagster as dg
 from common import CpuMeter, flink_busy, small_model, synthetic_records
 from e2e_latency import run_rate
 
+from lead_scoring.services import local_stack
 from lead_scoring.serving.assets import model_deployment
 from lead_scoring.serving.definitions import model_serving
 from lead_scoring.serving.service import replica_name
-from lead_scoring.services import local_stack
 from lead_scoring.settings import Profile
 from lead_scoring.stack.catalog import infrastructure
 from lead_scoring.stack.config import StackConfig

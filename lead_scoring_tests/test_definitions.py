@@ -3,8 +3,8 @@
 import dagster as dg
 import pytest
 
-from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 from lead_scoring.settings import ConfigurationError, Profile, current_profile
+from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 
 
 def _load():

@@ -4,7 +4,7 @@ a lead's data gone."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Optional
 
@@ -56,7 +56,7 @@ def _timestamp(value: str, option: str) -> datetime:
         raise typer.BadParameter(f"{value!r} is not a date or timestamp (e.g. 2026-11-01 or "
                                  "2026-11-01T08:00:00Z)", param_hint=option) from None
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime().astimezone(timezone.utc)
+    return ts.to_pydatetime().astimezone(UTC)
 
 
 @scores_app.command("export")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from lead_scoring.contract.fields import (
     DEFAULT_EVENT_TYPE,
@@ -50,8 +51,8 @@ def parse_timestamp(value: str) -> datetime:
     """Parse a contract timestamp (already validated) into an aware UTC datetime."""
     parsed = datetime.fromisoformat(value.replace(" ", "T", 1))
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _type_error(spec: LeadField, value: Any) -> str | None:

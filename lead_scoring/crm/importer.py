@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ class ExportMapping:
     timestamps: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | Path) -> "ExportMapping":
+    def load(cls, path: str | Path) -> ExportMapping:
         try:
             raw = yaml.safe_load(Path(path).read_text())
         except FileNotFoundError:
@@ -93,7 +93,7 @@ def map_export(frame: pd.DataFrame, mapping: ExportMapping) -> list[dict[str, An
         raise MappingError(f"export lacks mapped columns: {', '.join(missing)}")
     ts = mapping.timestamps
     rng = np.random.default_rng(int(ts.get("seed", 0)))
-    end = pd.Timestamp(ts.get("end", datetime.now(timezone.utc).isoformat()))
+    end = pd.Timestamp(ts.get("end", datetime.now(UTC).isoformat()))
     spread_ms = int(float(ts.get("spread_days", 365)) * 86_400_000)
     offsets = rng.integers(0, max(spread_ms, 1), size=len(frame))
     records = []

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -176,7 +176,7 @@ def replay(kafka: Any, records: Iterable[dict[str, Any]], topic: str, rate: floa
 
 
 def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = False, outcome_delay_s: float = 30.0,
-                     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Iterator[dict[str, Any]]:
+                     clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Iterator[dict[str, Any]]:
     """An endless stream of new synthetic demo leads, stamped when they are emitted.
 
     Their Ids start with `DEMO_ID_PREFIX`, so the warehouse tags them `_source = 'demo'` and training
@@ -203,4 +203,4 @@ def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = Fals
                 due = now.timestamp() + outcome_delay_s
                 update = {**created, "_EventType": "updated", "IsConverted": bool(outcome),
                           "Status": "Closed - Converted" if outcome else "Closed - Not Converted"}
-                pending.append((datetime.fromtimestamp(due, timezone.utc), update))
+                pending.append((datetime.fromtimestamp(due, UTC), update))

@@ -69,7 +69,7 @@ class SalesforceResource(CrmResource):
                    **common)
 
     def with_session_factory(self, factory: Callable[[], requests.Session],
-                             sleep: Callable[[float], None] = time.sleep) -> "SalesforceResource":
+                             sleep: Callable[[float], None] = time.sleep) -> SalesforceResource:
         """Tests route HTTP to a fake Salesforce and record the backoff sleeps."""
         self._session_factory = factory
         self._sleep = sleep

@@ -8,9 +8,10 @@ outcome depends on the features through a known logistic model, so a model can l
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,7 +91,7 @@ def generate_leads(
     if rows < 0:
         raise ValueError("rows must be >= 0")
     rng = np.random.default_rng(seed)
-    end = end or datetime(2026, 11, 1, tzinfo=timezone.utc)
+    end = end or datetime(2026, 11, 1, tzinfo=UTC)
     end64 = np.datetime64(end.replace(tzinfo=None), "ms")
     n = rows
 

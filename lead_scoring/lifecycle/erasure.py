@@ -158,7 +158,7 @@ class ErasureRegister:
         self._secret = secret
 
     @classmethod
-    def for_profile(cls, warehouse: Warehouse, profile: Profile) -> "ErasureRegister":
+    def for_profile(cls, warehouse: Warehouse, profile: Profile) -> ErasureRegister:
         return cls(warehouse, erasure_secret(profile))
 
     def digest(self, record_id: str) -> str:

@@ -8,8 +8,8 @@ import pandas as pd
 from pydantic import Field
 
 from lead_scoring.contract import FEATURES
-from lead_scoring.monitoring.drift import DriftReport, compute_drift, drift_plot_markdown
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
+from lead_scoring.monitoring.drift import DriftReport, compute_drift, drift_plot_markdown
 from lead_scoring.storage.artifacts import ArtifactError
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.model import LeadScorer, features_frame

@@ -16,9 +16,10 @@ import logging
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from datetime import UTC, datetime
+from typing import Any, Optional
 
 from confluent_kafka import KafkaException, TopicPartition
 
@@ -100,7 +101,7 @@ def run_probe(kafka: KafkaResource, input_topic: str, scores_topic: str, count: 
 
         producer = kafka.producer(**{"log_level": 0, "message.timeout.ms": int(max(connect_timeout_s, 5) * 1000)})
         for record_id in ids:
-            record = probe_record(record_id, datetime.now(timezone.utc))
+            record = probe_record(record_id, datetime.now(UTC))
             producer.produce(input_topic, key=record_id.encode(), value=json.dumps(record).encode(),
                              on_delivery=delivered)
             producer.poll(0)

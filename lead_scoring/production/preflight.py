@@ -248,7 +248,7 @@ def gcs_findings(storage_client: Any, bucket: str) -> list[Finding]:
     try:
         handle = storage_client.get_bucket(bucket)
         held = set(handle.test_iam_permissions(list(GCS_PERMISSIONS)))
-    except Exception as exc:  # noqa: BLE001 - every failure is a finding
+    except Exception as exc:
         status = _google_status(exc)
         fix = {Status.MISSING: f"create it (gcloud storage buckets create gs://{bucket} --location <region>)",
                Status.FORBIDDEN: "grant the runtime service account roles/storage.objectAdmin on the bucket"
@@ -265,7 +265,7 @@ def bigquery_findings(client: Any, project: str, dataset: str) -> list[Finding]:
     ref = f"{project}.{dataset}"
     try:
         found = client.get_dataset(ref)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         status = _google_status(exc)
         fix = {Status.MISSING: f"create it (bq --location=US mk --dataset {ref})",
                Status.FORBIDDEN: "grant the runtime service account roles/bigquery.dataEditor on the dataset and "
@@ -294,7 +294,7 @@ def vertex_findings(aiplatform: Any, endpoint_id: str, parent_model: Optional[st
         split = dict(endpoint.traffic_split or {})
         out.append(Finding("Vertex AI", f"endpoint {endpoint_id}", Status.OK,
                            f"{endpoint.resource_name}; traffic {split or 'none yet'}"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         status = _google_status(exc)
         fix = {Status.MISSING: "create it (gcloud ai endpoints create --region <region> --display-name lead-scoring) "
                                "and set LEAD_SCORING_VERTEX_ENDPOINT to its id",
@@ -305,7 +305,7 @@ def vertex_findings(aiplatform: Any, endpoint_id: str, parent_model: Optional[st
         try:
             model = aiplatform.Model(parent_model)
             out.append(Finding("Vertex AI", f"model {parent_model}", Status.OK, model.resource_name))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             status = _google_status(exc)
             out.append(Finding("Vertex AI", f"model {parent_model}", status, _short(exc),
                                "unset LEAD_SCORING_VERTEX_PARENT_MODEL for the very first upload, or fix the id"))
@@ -319,7 +319,7 @@ def salesforce_findings(sf: Any) -> list[Finding]:
     for obj in SALESFORCE_OBJECTS:
         try:
             described = getattr(sf, obj).describe()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             text = _short(exc)
             status = Status.FORBIDDEN if any(s in text for s in ("401", "403", "INSUFFICIENT", "INVALID_SESSION")) \
                 else Status.ERROR
@@ -386,7 +386,7 @@ class PreflightTargets:
 def _guarded(system: str, what: str, check: Callable[[], list[Finding]]) -> list[Finding]:
     try:
         return check()
-    except Exception as exc:  # noqa: BLE001 - a check that cannot run is itself a finding
+    except Exception as exc:
         status = _google_status(exc) if type(exc).__module__.startswith("google") else Status.ERROR
         return [Finding(system, what, status, _short(exc), "see the detail; credentials come from the environment")]
 

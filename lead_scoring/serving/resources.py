@@ -572,7 +572,7 @@ class VertexAIModelServing(ModelServing):
         retired = _deployed_version(endpoint, split, self.model_display_name)
         ids = sorted(split, key=lambda key: -split[key])
         if len(ids) > 1:  # Vertex refuses to undeploy a model that still has traffic while others exist
-            endpoint.update(traffic_split={ids[0]: 100, **{other: 0 for other in ids[1:]}})
+            endpoint.update(traffic_split={ids[0]: 100, **dict.fromkeys(ids[1:], 0)})
         for deployed_id in [*ids[1:], *ids[:1]]:
             endpoint.undeploy(deployed_model_id=deployed_id, sync=True)
         return retired
@@ -593,7 +593,7 @@ class VertexAIModelServing(ModelServing):
         previous = _deployed_version(endpoint, before, self.model_display_name)
         try:
             model = aip.Model.upload(**self.upload_kwargs(artifact))
-        except Exception as exc:  # noqa: BLE001 - nothing changed on the endpoint yet
+        except Exception as exc:
             raise DeploymentError(f"Model.upload failed: {exc}; endpoint unchanged") from exc
         canary = 100 if not before else canary_percent
         new_id: Optional[str] = None
@@ -606,13 +606,13 @@ class VertexAIModelServing(ModelServing):
             if before and canary < 100 and self.canary_seconds:
                 time.sleep(self.canary_seconds)
             if before:
-                endpoint.update(traffic_split={new_id: 100, **{old: 0 for old in before}})
+                endpoint.update(traffic_split={new_id: 100, **dict.fromkeys(before, 0)})
             start = time.perf_counter()
             response = endpoint.predict(instances=[expected.record])
             latency = (time.perf_counter() - start) * 1000
             score = check_prediction(response.predictions[0] if response.predictions else None, expected,
                                      f"endpoint {endpoint_id}")
-        except Exception as exc:  # noqa: BLE001 - any failure: restore, undeploy, report
+        except Exception as exc:
             self._rollback(endpoint, before, new_id)
             raise DeploymentError(f"Vertex AI deployment of {artifact.version} failed: {exc}; "
                                   f"traffic restored to {before or 'nothing'}") from exc
@@ -632,7 +632,7 @@ class VertexAIModelServing(ModelServing):
                 endpoint.update(traffic_split=before)
             if new_id:
                 endpoint.undeploy(deployed_model_id=new_id, sync=True)
-        except Exception as exc:  # noqa: BLE001 - report, the original error is raised by the caller
+        except Exception as exc:
             logger.error("Vertex AI rollback incomplete (restore traffic %s, undeploy %s): %s", before, new_id, exc)
 
 

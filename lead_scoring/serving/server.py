@@ -600,7 +600,7 @@ def _sibling_loader(artifact_uri: str) -> Callable[[str, str], LeadScoringModel]
         model = LeadScoringModel(model_name, repo.blobs.uri(f"models/{version}"))
         try:
             model.load()
-        except Exception as exc:  # noqa: BLE001 - any failure keeps the old model serving; reason reported
+        except Exception as exc:
             model.ready = False
             model.load_error = f"{type(exc).__name__}: {exc}"
         return model

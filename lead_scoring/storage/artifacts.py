@@ -17,7 +17,7 @@ import logging
 import platform
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,7 +53,7 @@ class ModelArtifact:
 
 def new_version(now: datetime | None = None) -> str:
     """Sortable, lower-case, [a-z0-9-] only: usable in Flink statement names and Vertex labels."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"m{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
@@ -177,7 +177,7 @@ class ArtifactRepository:
         payload, sha = serialize_model(model)
         full_manifest = {
             "version": version,
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "model_file": MODEL_FILE,
             "format": "joblib",
             "sha256": sha,
@@ -228,7 +228,7 @@ class ArtifactRepository:
         self.manifest(version)  # must exist
         current = self.production_version()
         previous = previous if previous is not None else (current if current != version else None)
-        pointer = {"version": version, "promoted_at": datetime.now(timezone.utc).isoformat(), "previous": previous}
+        pointer = {"version": version, "promoted_at": datetime.now(UTC).isoformat(), "previous": previous}
         self.blobs.write(f"models/{PRODUCTION_POINTER}", json.dumps(pointer).encode(), "application/json")
         return pointer
 

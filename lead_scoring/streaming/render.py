@@ -16,14 +16,23 @@ import enum
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import jinja2
 
-from lead_scoring.contract.fields import FEATURES, FIELDS_BY_NAME, LEAD_FIELDS, REQUIRED_FIELDS, SCORE_FIELDS, FieldType, LeadField
+from lead_scoring.contract.fields import (
+    FEATURES,
+    FIELDS_BY_NAME,
+    LEAD_FIELDS,
+    REQUIRED_FIELDS,
+    SCORE_FIELDS,
+    FieldType,
+    LeadField,
+)
 from lead_scoring.contract.validation import MAX_STRING_LENGTH, TIMESTAMP_PATTERN
 from lead_scoring.streaming import topics as T
 
@@ -91,7 +100,7 @@ ISO_SUFFIX = "_iso"
 ISO_UTC_FORMAT = "yyyy-MM-dd''T''HH:mm:ss.SSS''Z''"
 
 
-def model_input_type(s: "RenderSettings", kind: FieldType) -> str:
+def model_input_type(s: RenderSettings, kind: FieldType) -> str:
     """The SQL type of a model input: the contract's, except timestamps as STRING in Confluent."""
     if s.confluent and kind is FieldType.TIMESTAMP:
         return "STRING"

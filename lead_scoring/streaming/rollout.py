@@ -75,7 +75,7 @@ def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float 
             ident = engine.start(pipeline, role, resume_from=resume_from)
             phase = engine.wait_running(new.name, ident, verify_timeout_s)
             produced = engine.verify_produces(pipeline, role, ident, before, verify_timeout_s)
-        except Exception as exc:  # noqa: BLE001 - restore the old statement whatever went wrong, then re-raise
+        except Exception as exc:
             restored = _restore(engine, pipeline, role, new.name, ident, stopped, on_event)
             raise RolloutError(
                 f"{new.name} did not take over: {exc}. {restored}"
@@ -97,7 +97,7 @@ def _restore(engine: FlinkEngine, pipeline: Pipeline, role: StatementRole, new_n
     if ident is not None:
         try:
             engine.stop(pipeline, new_name, ident)
-        except Exception as exc:  # noqa: BLE001 - it may never have started
+        except Exception as exc:
             log.warning("could not stop the failed %s: %s", new_name, exc)
     if not stopped:
         return "No older statement was running."

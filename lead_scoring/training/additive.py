@@ -11,7 +11,8 @@ explanation baseline (mean transformed training row) rides along as a numpy attr
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -16,12 +16,11 @@ from pydantic import Field
 from lead_scoring.contract import FEATURES, FORBIDDEN_FEATURES, LABEL
 from lead_scoring.crm.importer import validate_frame
 from lead_scoring.settings import project_root
-from lead_scoring.util import markdown_table
 from lead_scoring.storage.artifacts import ArtifactError, ModelArtifact
 from lead_scoring.storage.resources import ModelStore
-from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
 from lead_scoring.streaming.lineage import topic_asset_key
 from lead_scoring.streaming.topics import INPUT_RAW
+from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
 from lead_scoring.training.grades import DEFAULT_MIN_SHARE, GradeFit, GradeFitError, GradeScale, fit_grades
 from lead_scoring.training.model import (
     FAMILIES,
@@ -33,6 +32,7 @@ from lead_scoring.training.model import (
     model_input_fields,
 )
 from lead_scoring.training.queries import DEMO_DATA_POLICIES, labelled_leads_by_kind_sql, training_data_sql
+from lead_scoring.util import markdown_table
 from lead_scoring.warehouse.resources import Warehouse
 
 OWNERS = ["team:ml-platform"]

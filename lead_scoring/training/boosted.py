@@ -13,7 +13,8 @@ and flags as they are, missing numbers left to LightGBM's own missing-value bran
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

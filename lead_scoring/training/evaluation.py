@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: runs in the Dagster daemon/webserver processes
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     log_loss,

@@ -26,9 +26,10 @@ placed the three cut-offs (3 numbers fitted on ~1,500 leads: a small optimism, n
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from itertools import combinations
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from scipy.special import xlogy
@@ -63,7 +64,7 @@ class GradeScale:
         return GRADES[-1]
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any]) -> "GradeScale | None":
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> GradeScale | None:
         """The scale in a model manifest's `grades` section; None for manifests written before grades."""
         section = manifest.get("grades")
         if section is None:

@@ -17,8 +17,9 @@ the best one; `benchmarks/model_quality.py` compares them side by side on real l
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -214,7 +215,7 @@ class LeadScorer:
         self.explainer = self.family.explainer(pipeline)
 
     @classmethod
-    def from_manifest(cls, pipeline: Pipeline, manifest: Mapping[str, Any], top_k: int = 3) -> "LeadScorer":
+    def from_manifest(cls, pipeline: Pipeline, manifest: Mapping[str, Any], top_k: int = 3) -> LeadScorer:
         """The scorer of a stored model: version and grade cut-offs from its manifest."""
         return cls(pipeline, str(manifest["version"]), top_k=top_k, grades=GradeScale.from_manifest(manifest))
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import dagster as dg
 import pandas as pd
@@ -236,7 +237,7 @@ class BigQueryWarehouse(Warehouse):
     def describe(self) -> str:
         return f"bigquery://{self.project}.{self.dataset}"
 
-    def with_client_factory(self, factory: Callable[[], Any]) -> "BigQueryWarehouse":
+    def with_client_factory(self, factory: Callable[[], Any]) -> BigQueryWarehouse:
         """Tests swap in a fake client; production builds `bigquery.Client`."""
         self._client_factory = factory
         return self

@@ -16,8 +16,8 @@ from lead_scoring.serving.resources import ClusterModelServing, DeploymentError
 from lead_scoring.settings import ClusterSettings, ConfigurationError, Profile, load
 from lead_scoring.stack.catalog import Catalog, infrastructure
 from lead_scoring.stack.config import StackConfig
-from lead_scoring.stack.kafka import KafkaService
 from lead_scoring.stack.install import Layout
+from lead_scoring.stack.kafka import KafkaService
 from lead_scoring.streaming.definitions import flink, kafka
 from lead_scoring.streaming.engine import render_settings_for
 from lead_scoring.streaming.gateway import SqlGatewayFlink

@@ -106,7 +106,7 @@ class FakeSalesforce(BaseAdapter):
 
     # ---- requests adapter ------------------------------------------------------------------------
 
-    def close(self) -> None:  # noqa: D401 - adapter protocol
+    def close(self) -> None:
         pass
 
     def send(self, request: requests.PreparedRequest, **_: Any) -> requests.Response:

@@ -24,9 +24,9 @@ from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.assets import flink_statements, streaming_topics
 from lead_scoring.streaming.lag import group_lag
+from lead_scoring.warehouse.resources import DuckDBWarehouse
 from lead_scoring_tests.fixtures.stack import stub_deployment
 from lead_scoring_tests.serving.records import fit_model
-from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 pytestmark = pytest.mark.stack
 
@@ -114,4 +114,4 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
     assert int(raw_rows["n"][0]) == len(events)
     assert int(raw_rows["labelled"][0]) == int((events["_EventType"] == "updated").sum())
     assert int(warehouse.query("SELECT COUNT(*) AS n FROM lead_scores")["n"][0]) >= len(ids)
-    assert group_lag(kafka, f"{names}-writeback", scores) == {s: 0 for s in scores}
+    assert group_lag(kafka, f"{names}-writeback", scores) == dict.fromkeys(scores, 0)

@@ -7,13 +7,13 @@ stack-managed workers (which read the pipeline's own topics); the last test chec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +25,9 @@ from lead_scoring.contract import validate_record
 from lead_scoring.crm.replay import frame_records, load_events, replay
 from lead_scoring.crm.synthetic import generate_leads, write_frame
 from lead_scoring.crm.workers import GROUP_IDS, SINK, WRITEBACK, worker_health
+from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lag import group_lag
 from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES
-from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 pytestmark = pytest.mark.stack
@@ -163,7 +163,7 @@ class Worker:
         self.home = log.parent / f"{name}-home"  # its own state folder: a heartbeat no other worker wrote
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
                                      cwd=Path(__file__).resolve().parents[2],
@@ -242,9 +242,8 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
         log.info("all produced")
         assert landed_at_kill < len(raw_records), "the kill was not mid-stream; produce more or slower"
         expected_crm = n  # probes are never written back
-        totals = ("SELECT (SELECT COUNT(*) FROM lead_scores) >= {s} AND (SELECT COUNT(*) FROM crm_leads) >= {c} "
-                  "AND (SELECT COUNT(*) FROM crm_leads_raw) >= {r}").format(s=len(scores), c=expected_crm,
-                                                                              r=len(raw_records))
+        totals = (f"SELECT (SELECT COUNT(*) FROM lead_scores) >= {len(scores)} AND (SELECT COUNT(*) FROM crm_leads) >= {expected_crm} "
+                  f"AND (SELECT COUNT(*) FROM crm_leads_raw) >= {len(raw_records)}")
         wait_until(lambda: bool(warehouse.query(totals).iloc[0, 0]), 180, "everything to land after the restart",
                    interval_s=2.0, logs=[w.log for w in workers.values()])
         log.info("everything landed")
@@ -313,10 +312,10 @@ def test_stack_up_runs_the_workers_on_the_pipeline_topics(local_stack):
         assert _count(warehouse, f"SELECT Lead_Score__c FROM crm_leads WHERE Id = '{rid}'") == 77
         wait_until(lambda: sum(group_lag(kafka, GROUP_IDS["writeback"], [LEAD_SCORES]).values()) == 0, 30,
                    "the writeback to commit")
-        assert {s.name: s.state for s in stack.status(workers)} == {w: "healthy" for w in workers}
+        assert {s.name: s.state for s in stack.status(workers)} == dict.fromkeys(workers, "healthy")
     finally:
         assert sorted(stack.down(workers)) == sorted(workers)
-    assert {s.name: s.state for s in stack.status(workers)} == {w: "stopped" for w in workers}
+    assert {s.name: s.state for s in stack.status(workers)} == dict.fromkeys(workers, "stopped")
     # SIGTERM made each worker flush and close: their logs end with the clean-stop line.
     for name in workers:
         assert f"{name} stopped cleanly" in stack.log_path(name).read_text()

@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from lead_scoring.settings import Profile
-from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 from lead_scoring.cli import app
 from lead_scoring.contract import FIELD_NAMES, validate_record
 from lead_scoring.crm.importer import ExportMapping, MappingError, import_export
 from lead_scoring.crm.synthetic import generate_leads, to_events
-from lead_scoring.settings import project_root
+from lead_scoring.settings import Profile, project_root
+from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 
 X_EDU = project_root().parent / "shared" / "data" / "x_education_leads_dev.csv"
 MAPPING = project_root() / "data" / "mappings" / "x_education.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import pandas as pd
 import pytest
@@ -189,12 +190,12 @@ def test_bigquery_upsert_is_a_merge_from_a_loaded_staging_table():
 
 def test_synthetic_stream_emits_valid_new_leads_and_their_outcomes_after_the_delay():
     import itertools
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from lead_scoring.contract import validate_record
     from lead_scoring.crm.replay import synthetic_stream
 
-    now = [datetime(2026, 11, 23, 20, 0, tzinfo=timezone.utc)]
+    now = [datetime(2026, 11, 23, 20, 0, tzinfo=UTC)]
 
     def clock() -> datetime:
         now[0] += timedelta(seconds=1)  # one record per second

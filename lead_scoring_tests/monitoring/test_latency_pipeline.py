@@ -15,15 +15,15 @@ from lead_scoring.monitoring import sensors
 from lead_scoring.monitoring.latency import run_probe
 from lead_scoring.monitoring.resources import MonitoringSettings
 from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK
-from lead_scoring.settings import project_root
 from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.settings import project_root
+from lead_scoring.stack.ports import free_ports
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring.streaming.admin import ensure_topics
 from lead_scoring.streaming.render import Dialect, RenderSettings, render_pipeline
 from lead_scoring.streaming.rollout import rollout
 from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES, TOPICS
 from lead_scoring.training import assets as training
-from lead_scoring.stack.ports import free_ports
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 pytestmark = pytest.mark.stack

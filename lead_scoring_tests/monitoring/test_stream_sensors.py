@@ -21,11 +21,11 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from lead_scoring.monitoring import sensors
-from lead_scoring.streaming.lineage import topic_asset_key, topic_specs
 from lead_scoring.monitoring.resources import MonitoringSettings
 from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK, DLQ_GROWTH_CHECK
-from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.stack.ports import free_ports
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.streaming.lineage import topic_asset_key, topic_specs
 
 pytestmark = pytest.mark.stack
 

@@ -19,14 +19,14 @@ class FakeGcs:
     calls: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     _server: Optional[ThreadingHTTPServer] = None
 
-    def start(self) -> "FakeGcs":
+    def start(self) -> FakeGcs:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
                 fake.calls.append(("GET", url.path, query))

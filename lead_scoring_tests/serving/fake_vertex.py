@@ -11,8 +11,9 @@ operations are answered done, with the response packed as the real service packs
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent import futures
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import grpc
 from google.cloud import aiplatform_v1 as v1
@@ -40,7 +41,7 @@ class FakeVertex:
         self.port = 0
 
     # -- the server ------------------------------------------------------------------------------
-    def start(self) -> "FakeVertex":
+    def start(self) -> FakeVertex:
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self.server.add_generic_rpc_handlers(tuple(self._handlers()))
         self.port = self.server.add_insecure_port("127.0.0.1:0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -48,7 +48,7 @@ def _import(warehouse: DuckDBWarehouse, leads: pd.DataFrame, name: str = "import
 
 def test_streamed_demo_leads_carry_the_demo_prefix_and_land_as_demo():
     clock = itertools.count()
-    start = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 23, tzinfo=UTC)
     records = list(itertools.islice(synthetic_stream(seed=5, chunk=20, with_outcomes=True, outcome_delay_s=2,
                                                      clock=lambda: start + timedelta(seconds=next(clock))), 40))
     assert records and all(r["Id"].startswith(DEMO_ID_PREFIX) and is_demo(r["Id"]) for r in records)

@@ -114,7 +114,7 @@ def test_leakage_and_pii_values_never_move_a_score(trained):
     assert not FORBIDDEN_FEATURES.intersection(scorer.feature_names)
     assert not FORBIDDEN_FEATURES.intersection(model_input_fields(pipeline))
     plain = _records(valid.head(5))
-    leaky = [dict(r, **{f: "Will revert after reading the email" for f in LEAKAGE_FIELDS},
+    leaky = [dict(r, **dict.fromkeys(LEAKAGE_FIELDS, "Will revert after reading the email"),
                   Email="someone@example.com", IsConverted=True) for r in plain]
     assert scorer.score_records(plain) == scorer.score_records(leaky)
 

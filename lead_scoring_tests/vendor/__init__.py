@@ -8,16 +8,17 @@ required keys), so a test can assert the list is empty and print it when it is n
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 HERE = Path(__file__).parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict[str, Any]:
     return yaml.safe_load((HERE / f"{name}.yaml").read_text())
 

@@ -44,17 +44,17 @@ class FakeBigQuery:
         self._server: Optional[ThreadingHTTPServer] = None
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def start(self) -> "FakeBigQuery":
+    def start(self) -> FakeBigQuery:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 fake._serve(self, "GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 fake._serve(self, "POST")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
