@@ -1,0 +1,205 @@
+"""End-to-end latency of the PRODUCT as `scripts/up` leaves it, not of the pipeline alone.
+
+On a private stack (free ports, temporary state), it starts what `scripts/up` starts: the supervised stack
+(Kafka, Flink, SQL Gateway, model server, both CRM workers), the assets materialized through `dg launch`
+(training -> gated model -> deployment -> Flink rollout), and `lead-scoring ui` (Dagster webserver, daemon
+and code server, every sensor at its real interval, niced as scripts/up runs it). Then, in one run:
+
+* `product`: leads at --rate on input_raw -> score on lead_scores, with everything running;
+* `dagster paused`: the same window with the Dagster processes stopped (SIGSTOP), the cost of orchestration;
+* `after rollout` (--rollout): the first --rollout-window seconds after a new model version took over.
+
+For each window: p50/p95/p99/max, and where the CPU went: seconds per process (psutil) and, from the
+daemon's log, how long each sensor's ticks took. Results to benchmarks/results/product_latency.json.
+
+    .venv/bin/python benchmarks/product_latency.py                         # 200/s, 60 s windows
+    .venv/bin/python benchmarks/product_latency.py --rate 200 --rollout    # + the cold spike after a rollout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from common import CpuMeter, synthetic_records
+from e2e_latency import run_rate
+
+from lead_scoring.retry import wait_until
+from lead_scoring.services import local_stack
+from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.install import install
+from lead_scoring.stack.ports import free_port
+from lead_scoring.streaming.kafka import KafkaResource
+
+log = logging.getLogger("product_latency")
+
+# process label -> a fragment of its command line
+PROCESSES = {
+    "kafka": "kafka.Kafka", "jobmanager": "StandaloneSessionClusterEntrypoint", "taskmanager": "TaskManagerRunner",
+    "sql-gateway": "SqlGateway", "model-server": "lead_scoring.serving", "writeback": "worker writeback",
+    "sink": "worker sink", "supervisor": "stack supervise", "dagster-webserver": "dagster_webserver",
+    "dagster-daemon": "dagster._daemon", "dagster-code-server": "dagster api grpc",
+    "dagster-code-server-proxy": "dagster code-server", "dg-dev": "dg dev",
+}
+DAGSTER = ("dagster-webserver", "dagster-daemon", "dagster-code-server", "dagster-code-server-proxy", "dg-dev")
+TICK = re.compile(r"^\S*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000\S* - dagster\.daemon\.SensorDaemon - \S*INFO\S* - "
+                  r"(Checking for new runs for sensor: (?P<start>\S+)|Sensor (?P<end>\S+) (skipped|.*))")
+
+
+def _ours(proc: psutil.Process, line: str, root: str) -> bool:
+    """A process of this benchmark's private stack (other stacks may run on the machine)."""
+    if root in line:
+        return True
+    try:
+        return any(root in value for value in proc.environ().values())
+    except psutil.Error:
+        return False
+
+
+def processes(root: Path) -> dict[str, list[psutil.Process]]:
+    found: dict[str, list[psutil.Process]] = defaultdict(list)
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        for label, needle in PROCESSES.items():
+            if needle in line and _ours(proc, line, str(root)):
+                found[label].append(proc)
+                break
+    return found
+
+
+def sensor_ticks(log_path: Path, since: float, until: float) -> dict[str, dict[str, float]]:
+    """Per sensor: ticks and their total/max seconds inside [since, until], from the daemon's log lines."""
+    started: dict[str, float] = {}
+    durations: dict[str, list[float]] = defaultdict(list)
+    for line in log_path.read_text(errors="replace").splitlines():
+        clean = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        match = TICK.match(clean)
+        if not match:
+            continue
+        at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp() - time.timezone
+        if not since <= at <= until:
+            continue
+        if match.group("start"):
+            started[match.group("start")] = at
+        elif match.group("end") in started:
+            durations[match.group("end")].append(at - started.pop(match.group("end")))
+    return {name: {"ticks": len(d), "total_s": round(sum(d), 1), "max_s": round(max(d), 1)}
+            for name, d in sorted(durations.items())}
+
+
+def window(kafka: KafkaResource, producer: Any, rate: float, seconds: float, template: list[dict[str, Any]],
+           label: str, root: Path) -> dict[str, Any]:
+    pids = {f"{name}-{i}" if i else name: proc.pid for name, group in processes(root).items()
+            for i, proc in enumerate(group)}
+    meter = CpuMeter({**pids, "benchmark": os.getpid()})
+    t0 = time.time()
+    result = run_rate(kafka, producer, "", rate, seconds, template)
+    t1 = time.time()
+    result["mode"] = label
+    result["cpu_seconds"] = dict(sorted(meter.since(meter.start).items()))
+    result["cpu_share"] = {k: round(v / (t1 - t0), 3) for k, v in result["cpu_seconds"].items()}
+    result["sensor_ticks"] = sensor_ticks(root / "ui.log", t0, t1)
+    log.info("%s: p50 %.0f, p99 %.0f, max %.0f ms; CPU %s; ticks %s", label, result["p50_ms"], result["p99_ms"],
+             result["max_ms"], result["cpu_seconds"], result["sensor_ticks"])
+    return result
+
+
+def signal_dagster(sig: int, root: Path) -> None:
+    for label, group in processes(root).items():
+        if label in DAGSTER:
+            for proc in group:
+                proc.send_signal(sig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rollout", action="store_true", help="also measure the window after a model rollout")
+    parser.add_argument("--rollout-window", type=float, default=30.0)
+    parser.add_argument("--ui-nice", type=int, default=10, help="niceness of the Dagster processes (scripts/up: 10)")
+    parser.add_argument("--out", default="benchmarks/results/product_latency.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    tmp = Path(tempfile.mkdtemp(prefix="product-"))
+    cfg = StackConfig.isolated(tmp)
+    install(cfg)
+    ui_port = free_port()
+    env = {**os.environ, "LEAD_SCORING_PROFILE": "local", "LEAD_SCORING_HOME": str(tmp),
+           "LEAD_SCORING_STACK_CACHE": str(cfg.cache), "DAGSTER_HOME": str(tmp / "dagster_home"),
+           "LEAD_SCORING_KAFKA_PORT": str(cfg.kafka_port),
+           "LEAD_SCORING_KAFKA_CONTROLLER_PORT": str(cfg.kafka_controller_port),
+           "LEAD_SCORING_FLINK_REST_PORT": str(cfg.flink_rest_port),
+           "LEAD_SCORING_FLINK_RPC_PORT": str(cfg.flink_rpc_port),
+           "LEAD_SCORING_SQL_GATEWAY_PORT": str(cfg.sql_gateway_port), "LEAD_SCORING_MODEL_PORT": str(cfg.model_port)}
+    (tmp / "dagster_home").mkdir()
+    (tmp / "dagster_home" / "dagster.yaml").symlink_to(Path("dagster.yaml").resolve())
+    bin_dir = Path(sys.executable).parent
+    stack = local_stack(cfg)
+    ui_log = tmp / "ui.log"
+    ui = None
+    results: dict[str, Any] = {"settings": vars(args), "windows": []}
+    try:
+        stack.up()
+        # what scripts/up materializes (the demo generator stays off: the benchmark is the only producer)
+        for selection, check in (("group:training or group:serving or group:streaming or group:crm", True),
+                                 ("group:monitoring or group:lifecycle", False)):
+            subprocess.run([str(bin_dir / "dg"), "launch", "--assets", selection], env=env, check=check,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(ui_log, "wb") as out:
+            ui = subprocess.Popen([str(bin_dir / "lead-scoring"), "ui", "--port", str(ui_port), "--nice",
+                                   str(args.ui_nice)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        wait_until(lambda: True if httpx.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).status_code == 200
+                   else None, timeout_s=180, interval_s=2, what="the Dagster UI")
+        time.sleep(60)  # every sensor ticks at least once before we measure
+        kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
+        producer = kafka.producer(**{"linger.ms": 1})
+        producer.list_topics("input_raw", timeout=30)
+        template = synthetic_records(500, seed=5)
+        results["warmup"] = run_rate(kafka, producer, "", args.rate, 30, template)
+        results["windows"].append(window(kafka, producer, args.rate, args.seconds, template, "product", tmp))
+        signal_dagster(signal.SIGSTOP, tmp)
+        try:
+            results["windows"].append(window(kafka, producer, args.rate, args.seconds, template, "dagster paused",
+                                             tmp))
+        finally:
+            signal_dagster(signal.SIGCONT, tmp)
+        if args.rollout:
+            retrain = [str(bin_dir / "dg"), "launch", "--assets", "lead_scoring_model+"]
+            subprocess.run(retrain, env=env, check=True, stdout=subprocess.DEVNULL)  # a new version takes over
+            results["windows"].append(window(kafka, producer, args.rate, args.rollout_window, template,
+                                             "after rollout", tmp))
+    finally:
+        if ui is not None:
+            ui.send_signal(signal.SIGTERM)
+            ui.wait(30)
+        stack.down()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str))
+    lines = ["| window | p50 | p95 | p99 | max | scored | CPU s (top 5) |", "|---|---|---|---|---|---|---|"]
+    for w in results["windows"]:
+        top = sorted(w["cpu_seconds"].items(), key=lambda kv: -kv[1])[:5]
+        lines.append(f"| {w['mode']} | {w['p50_ms']:.0f} | {w['p95_ms']:.0f} | {w['p99_ms']:.0f} | {w['max_ms']:.0f} "
+                     f"| {w['scored']}/{w['produced']} | {', '.join(f'{k} {v}' for k, v in top)} |")
+    log.info("results (%s):\n%s", out, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
