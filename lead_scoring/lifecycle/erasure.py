@@ -87,7 +87,8 @@ class ErasureKey(dg.ConfigurableResource):
             if len(self.key) < MIN_KEY_LENGTH:
                 raise ConfigurationError(
                     f"{ERASURE_KEY_ENV_VAR} is too short ({len(self.key)} characters): use at least "
-                    f"{MIN_KEY_LENGTH} random characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'")
+                    f"{MIN_KEY_LENGTH} random characters, e.g. "
+                    "python -c 'import secrets; print(secrets.token_hex(32))'")
             return self.key.encode("utf-8")
         if self.key_file:
             return _local_key(Path(self.key_file))

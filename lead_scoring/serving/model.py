@@ -200,7 +200,8 @@ def v2_batch(request: InferRequest) -> Batch:
     if request.request_outputs:
         wanted = [o.name for o in request.request_outputs]
         if len(wanted) != 1 or str(wanted[0]).lower() != OUTPUT_NAME:
-            raise RecordRejected([FieldError("outputs", f"this model has one output, {OUTPUT_NAME!r}; asked for {wanted}")])
+            raise RecordRejected([FieldError("outputs",
+                                             f"this model has one output, {OUTPUT_NAME!r}; asked for {wanted}")])
         output_name = wanted[0]
     batch = Batch(protocol="v2", size=len(data), output_name=output_name, request_id=request.id)
     for i, element in enumerate(data):

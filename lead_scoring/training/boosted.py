@@ -109,7 +109,8 @@ class Explainer:
         for f in CATEGORICAL_FEATURES:
             sub = steps[step_name(f)]
             known = [str(c) for c in sub[-1].categories_[0]]
-            probe = pd.DataFrame({f: np.array(known + [self._UNKNOWN, np.nan], dtype=object)})  # NaN as features_frame gives it
+            # NaN as features_frame gives it
+            probe = pd.DataFrame({f: np.array(known + [self._UNKNOWN, np.nan], dtype=object)})
             codes = np.asarray(sub.transform(probe), dtype=float).ravel()
             self._codes[f] = dict(zip(known, codes[:-2].tolist()))
             self._unknown[f] = float(codes[-2])

@@ -50,9 +50,10 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
         assert dg.materialize_to_memory([streaming_topics], resources=resources, run_config={
             "ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}}).success
 
-        rollout = dg.materialize_to_memory([stub_deployment(url, version.version, MODEL), flink_statements], resources=resources, run_config={
-            "ops": {"flink_statements": {"config": {"topic_prefix": prefix, "statement_prefix": names,
-                                                    "group_prefix": names, "verify_timeout_s": 180.0}}}},
+        rollout = dg.materialize_to_memory(
+            [stub_deployment(url, version.version, MODEL), flink_statements], resources=resources,
+            run_config={"ops": {"flink_statements": {"config": {"topic_prefix": prefix, "statement_prefix": names,
+                                                                "group_prefix": names, "verify_timeout_s": 180.0}}}},
             raise_on_error=False)
         assert rollout.success, [str(e.event_specific_data) for e in rollout.all_events if e.is_failure]
 

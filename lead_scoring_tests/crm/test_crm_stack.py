@@ -242,7 +242,8 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
         log.info("all produced")
         assert landed_at_kill < len(raw_records), "the kill was not mid-stream; produce more or slower"
         expected_crm = n  # probes are never written back
-        totals = (f"SELECT (SELECT COUNT(*) FROM lead_scores) >= {len(scores)} AND (SELECT COUNT(*) FROM crm_leads) >= {expected_crm} "
+        totals = (f"SELECT (SELECT COUNT(*) FROM lead_scores) >= {len(scores)} "
+                  f"AND (SELECT COUNT(*) FROM crm_leads) >= {expected_crm} "
                   f"AND (SELECT COUNT(*) FROM crm_leads_raw) >= {len(raw_records)}")
         wait_until(lambda: bool(warehouse.query(totals).iloc[0, 0]), 180, "everything to land after the restart",
                    interval_s=2.0, logs=[w.log for w in workers.values()])

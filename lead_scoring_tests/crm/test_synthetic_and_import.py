@@ -19,7 +19,8 @@ MAPPING = project_root() / "data" / "mappings" / "x_education.yaml"
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in frame.to_dict("records")]
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in frame.to_dict("records")]
 
 
 def test_generation_is_deterministic_valid_and_learnable():

@@ -134,7 +134,8 @@ def test_changed_sql_stops_the_old_statement_then_resumes_from_its_offsets() -> 
     fake.requests.clear()
     report = rollout(engine(fake), new)
 
-    calls = [(m, p.removeprefix(BASE), (b or {}).get("name")) for m, p, b in fake.requests if m in ("POST", "PUT", "DELETE")]
+    calls = [(m, p.removeprefix(BASE), (b or {}).get("name")) for m, p, b in fake.requests
+             if m in ("POST", "PUT", "DELETE")]
     stop_leads = calls.index(("PUT", f"/statements/{names(old)[LEADS]}", names(old)[LEADS]))
     start_leads = calls.index(("POST", "/statements", names(new)[LEADS]))
     stop_contacts = calls.index(("PUT", f"/statements/{names(old)[CONTACTS]}", names(old)[CONTACTS]))
