@@ -355,7 +355,7 @@ def measure_variant(name: str, knobs: dict[str, Any], args: argparse.Namespace, 
             out["max_sustained_rate"] = best
     finally:
         producer.flush(10)
-        for job_name, jid in flink.running(names + "-").items():  # free the cores for the next variant
+        for _job_name, jid in flink.running(names + "-").items():  # free the cores for the next variant
             flink.cancel_job(jid)
     return out
 

@@ -149,7 +149,7 @@ def _scoring_resumed(scored_ms: list[int], kill_ms: float, gap_ms: float = 2000.
     after = [ts for ts in scored_ms if ts >= kill_ms]
     if not after:
         return None
-    gaps = [(b - a, b) for a, b in zip([kill_ms, *after], after)]
+    gaps = [(b - a, b) for a, b in zip([kill_ms, *after], after, strict=False)]  # consecutive pairs
     longest, end = max(gaps)
     return round((end - kill_ms) / 1000, 1) if longest > gap_ms else 0.0
 

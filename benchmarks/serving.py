@@ -223,7 +223,8 @@ def main() -> None:
             ml = httpx.post(f"http://127.0.0.1:{ml_port}/v2/models/{NAME}/infer", content=mlserver_v2(sample),
                             headers={"content-type": "application/json"}).json()
             probabilities = [row[1] for row in _rows(ml["outputs"][0])]
-            mismatches = sum(1 for o, p in zip(ours["predictions"], probabilities) if o["score"] != round(p * 100))
+            mismatches = sum(1 for o, p in zip(ours["predictions"], probabilities, strict=True)
+                             if o["score"] != round(p * 100))
             print(f"answer check vs {label}: {len(sample) - mismatches}/{len(sample)} identical scores")
             if mismatches > 1:  # a .5 rounding tie may differ by float noise; more means different models
                 raise SystemExit("the two servers do not compute the same model: benchmark aborted")

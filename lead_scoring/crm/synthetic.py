@@ -224,7 +224,7 @@ def frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """Rows as contract JSON objects (absent = null, so nulls are left out)."""
     columns = list(frame.columns)
     for values in frame.itertuples(index=False, name=None):
-        yield {k: _plain(v) for k, v in zip(columns, values) if not _is_null(v)}
+        yield {k: _plain(v) for k, v in zip(columns, values, strict=True) if not _is_null(v)}
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:

@@ -263,7 +263,7 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
             dg.AssetObservation(asset_key=key, metadata=metadata),
             dg.AssetCheckEvaluation(asset_key=key, check_name=LATENCY_CHECK, passed=passed,
                                     severity=dg.AssetCheckSeverity.ERROR, description=description,
-                                    metadata={k: v for k, v in metadata.items()}),
+                                    metadata=dict(metadata)),
         ])
 
     return e2e_latency_sensor

@@ -133,7 +133,7 @@ class LeadScoringModel(Model):
         version = self.scorer.model_version
         scores = self.scorer.score_records(payload.records) if payload.records else []
         results: list[dict[str, Any] | None] = [None] * payload.size
-        for position, record, score in zip(payload.positions, payload.records, scores):
+        for position, record, score in zip(payload.positions, payload.records, scores, strict=True):
             results[position] = {
                 "score": score.score,
                 "reasons": score.reasons,

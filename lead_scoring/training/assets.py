@@ -110,7 +110,7 @@ class TrainingDataConfig(dg.Config):
 def demo_data_status(warehouse: Warehouse, policy: str) -> tuple[str, int, int]:
     """(what happens to demo data in this run, real labelled leads, demo labelled leads)."""
     kinds = warehouse.query(labelled_leads_by_kind_sql())
-    by_kind = {bool(d): int(n) for d, n in zip(kinds["demo"], kinds["leads"])}
+    by_kind = {bool(d): int(n) for d, n in zip(kinds["demo"], kinds["leads"], strict=True)}
     real, demo = by_kind.get(False, 0), by_kind.get(True, 0)
     used = policy == "include" or (policy == "auto" and real == 0)
     why = {"include": "demo_data = include", "exclude": "demo_data = exclude",
@@ -156,7 +156,8 @@ def training_data(context: dg.AssetExecutionContext, config: TrainingDataConfig,
     sources = sources_table(frame)
     return dg.Output(frame, metadata={
         "sources": dg.MetadataValue.md(markdown_table(sources)),
-        "rows_per_source": dg.MetadataValue.json(dict(zip(sources["source"], sources["leads"].astype(int)))),
+        "rows_per_source": dg.MetadataValue.json(
+            dict(zip(sources["source"], sources["leads"].astype(int), strict=True))),
         "demo_data": demo_status,
         "real_labelled_leads": real_leads,
         "rows": len(frame),
@@ -373,7 +374,7 @@ def _example_reasons(pipeline: Any, valid: pd.DataFrame, grades: Optional[GradeS
     sample = valid.head(5)
     scores = LeadScorer(pipeline, "candidate", grades=grades).score_frame(features_frame(sample))
     lines = ["| Id | score | grade | reasons | converted |", "|---|---|---|---|---|"]
-    for (_, row), score in zip(sample.iterrows(), scores):
+    for (_, row), score in zip(sample.iterrows(), scores, strict=True):
         lines.append(f"| {row['Id']} | {score.score} | {score.grade} | {'; '.join(score.reasons)} | "
                      f"{bool(row[LABEL])} |")
     return "\n".join(lines)

@@ -108,8 +108,8 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
     assert set(crm["Id"]) == ids  # every replayed Lead/Contact carries a score, nothing else
     assert crm["Lead_Score__c"].between(0, 100).all()
     assert (crm["scored_ts"] >= crm["source_ts"]).all()
-    kinds = dict(zip(created["Id"], created["_ObjectType"]))
-    assert all(kinds[i] == o for i, o in zip(crm["Id"], crm["_ObjectType"]))
+    kinds = dict(zip(created["Id"], created["_ObjectType"], strict=True))
+    assert all(kinds[i] == o for i, o in zip(crm["Id"], crm["_ObjectType"], strict=True))
     # every event reached crm_leads_raw once, outcomes included: the next training run sees them
     raw_rows = warehouse.query("SELECT COUNT(*) AS n, COUNT(IsConverted) AS labelled FROM crm_leads_raw")
     assert int(raw_rows["n"][0]) == len(events)

@@ -81,7 +81,7 @@ def test_import_maps_types_and_rejects_bad_rows(tmp_path: Path):
     assert pd.isna(rec["Specialization__c"])  # "Select" means unanswered
     assert rec["Sales_Tags__c"] == "Will revert after reading the email"  # kept, never a feature
     assert rec["CreatedDate"] and rec["LastModifiedDate"]
-    reasons = dict(zip(result.rejected["Id"].fillna(""), result.rejected["reason"]))
+    reasons = dict(zip(result.rejected["Id"].fillna(""), result.rejected["reason"], strict=True))
     assert reasons["p-2"] == "Total_Visits__c: expected a number, got string"
     assert reasons[""].startswith("Id: required field is missing")
 

@@ -73,7 +73,7 @@ def test_v1_scores_good_rows_and_reports_bad_rows(model: LeadScoringModel, refer
     predictions = result["predictions"]
     assert len(predictions) == 4
     expected = reference.score_records([records[0], records[3]])
-    for got, want in zip([predictions[0], predictions[3]], expected):
+    for got, want in zip([predictions[0], predictions[3]], expected, strict=True):
         assert got["score"] == want.score and got["reasons"] == want.reasons and got["model_version"] == V1
         assert 0 <= got["score"] <= 100 and 1 <= len(got["reasons"]) <= 3
         assert all(r[0] in "+-" for r in got["reasons"])

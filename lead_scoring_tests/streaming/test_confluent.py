@@ -107,7 +107,7 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     model = next(body for path, body in posts if body.get("name") == model_ddl)
     assert model["spec"]["statement"].startswith(f"CREATE MODEL IF NOT EXISTS `{p.model_name}`")
     # the key travels only in the connection request, never in a statement
-    for method, path, body in fake.requests:
+    for _method, path, body in fake.requests:
         if path.startswith(f"{BASE}/statements") and body:
             assert "PRIVATE KEY" not in json.dumps(body)
     assert [s.action for s in report.statements] == ["started", "started", "started", "started"]

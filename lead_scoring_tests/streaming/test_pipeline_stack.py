@@ -161,7 +161,7 @@ def direct_scores(url: str, batch: list[dict[str, Any]]) -> dict[str, dict[str, 
         chunk = batch[i:i + 200]
         resp = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": chunk}, timeout=60)
         assert resp.status_code == 200, resp.text
-        for rec, pred in zip(chunk, resp.json()["predictions"]):
+        for rec, pred in zip(chunk, resp.json()["predictions"], strict=True):
             out[rec["Id"]] = pred
     return out
 
