@@ -283,7 +283,8 @@ def stack_pids(stack: Any, extra: dict[str, int]) -> dict[str, int]:
     return {**pids, **extra, "benchmark": os.getpid()}
 
 
-def start_profiles(args: argparse.Namespace, label: str, pids: dict[str, int], seconds: float) -> list[subprocess.Popen]:
+def start_profiles(args: argparse.Namespace, label: str, pids: dict[str, int],
+                   seconds: float) -> list[subprocess.Popen]:
     """Diagnostics only (`--profile-dir`): JFR on the TaskManager(s), py-spy on the model server, for one window."""
     if not args.profile_dir:
         return []
@@ -313,8 +314,9 @@ def measure_variant(name: str, knobs: dict[str, Any], args: argparse.Namespace, 
                 validate_parallelism=args.validate_parallelism, checkpoint_interval=args.checkpoint_interval)
     settings = RenderSettings(Dialect.FLINK, version, endpoint, kafka_bootstrap=cfg.kafka_bootstrap,
                               topic_prefix=prefix, statement_prefix=names, group_prefix=names, **{**base, **knobs})
-    out: dict[str, Any] = {"variant": name, "round": round_no, "load_at_start": os.getloadavg(), "knobs": knobs, "settings": {k: getattr(settings, k) for k in VARIANT_KNOBS
-                                                                         if hasattr(settings, k)}, "runs": []}
+    out: dict[str, Any] = {"variant": name, "round": round_no, "load_at_start": os.getloadavg(), "knobs": knobs,
+                           "settings": {k: getattr(settings, k) for k in VARIANT_KNOBS if hasattr(settings, k)},
+                           "runs": []}
     started = time.monotonic()
     rollout(flink, render_pipeline(settings), verify_timeout_s=300)
     out["rollout_seconds"] = round(time.monotonic() - started, 1)
@@ -353,7 +355,7 @@ def measure_variant(name: str, knobs: dict[str, Any], args: argparse.Namespace, 
             out["max_sustained_rate"] = best
     finally:
         producer.flush(10)
-        for job_name, jid in flink.running(names + "-").items():  # free the cores for the next variant
+        for _job_name, jid in flink.running(names + "-").items():  # free the cores for the next variant
             flink.cancel_job(jid)
     return out
 
@@ -373,7 +375,8 @@ def main() -> None:
     parser.add_argument("--search-rates", type=float, nargs="+", default=[1000, 2000, 3000, 4000, 5000, 6000, 7000],
                         help="rates the search steps through, in order, until one is not sustained")
     parser.add_argument("--out", default="benchmarks/results/e2e_latency.json")
-    parser.add_argument("--batch-linger", default=RenderSettings.model_batch_linger, help="kserve provider batch-linger")
+    parser.add_argument("--batch-linger", default=RenderSettings.model_batch_linger,
+                        help="kserve provider batch-linger")
     parser.add_argument("--producer-linger-ms", type=int, default=RenderSettings.producer_linger_ms,
                         help="Flink Kafka sinks' linger.ms")
     parser.add_argument("--validate-parallelism", type=int, default=RenderSettings.validate_parallelism)
@@ -385,7 +388,8 @@ def main() -> None:
     parser.add_argument("--input-linger-ms", type=int, default=5,
                         help="linger.ms of the benchmark's own producer (the CRM source stand-in; 5 = the Kafka "
                              "4.x client default)")
-    parser.add_argument("--rounds", type=int, default=1, help="measure every variant this many times, order alternating")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every variant this many times, order alternating")
     parser.add_argument("--profile-dir", default=None,
                         help="record JFR (TaskManager) and py-spy (model server) during each --rates window into DIR")
     parser.add_argument("--warmup-rate", type=float, default=200)
@@ -432,12 +436,14 @@ def main() -> None:
         stack.down()
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2))
-    header = f"{'variant':>12} {'rate/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'scored':>7} {'cpu ms/rec':>10} sustained"
+    header = (f"{'variant':>12} {'rate/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'scored':>7} "
+              f"{'cpu ms/rec':>10} sustained")
     lines = [header]
     for v in results["variants"]:
         for r in v["runs"] + v.get("search", []):
-            lines.append(f"{v['variant']:>12} {r['rate']:>7.0f} {r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} {r['p99_ms']:>7.0f} "
-                         f"{r['max_ms']:>7.0f} {r['scored']:>7} {r['cpu_ms_per_record'] or 0:>10.3f} {r['sustained']}")
+            lines.append(f"{v['variant']:>12} {r['rate']:>7.0f} {r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} "
+                         f"{r['p99_ms']:>7.0f} {r['max_ms']:>7.0f} {r['scored']:>7} "
+                         f"{r['cpu_ms_per_record'] or 0:>10.3f} {r['sustained']}")
         lines.append(f"{v['variant']:>12} round {v['round']}: max sustained {v.get('max_sustained_rate')} "
                      f"(load average at its start {v['load_at_start'][0]:.1f})")
     log.info("results (%s):\n%s", out, "\n".join(lines))

@@ -149,7 +149,7 @@ def _scoring_resumed(scored_ms: list[int], kill_ms: float, gap_ms: float = 2000.
     after = [ts for ts in scored_ms if ts >= kill_ms]
     if not after:
         return None
-    gaps = [(b - a, b) for a, b in zip([kill_ms, *after], after)]
+    gaps = [(b - a, b) for a, b in zip([kill_ms, *after], after, strict=False)]  # consecutive pairs
     longest, end = max(gaps)
     return round((end - kill_ms) / 1000, 1) if longest > gap_ms else 0.0
 
@@ -258,7 +258,8 @@ def main() -> None:
         ArtifactRepository(LocalBlobs(tmp / "artifacts")).set_production(artifact.version)
         stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact.uri}})
         ensure_topics(kafka.admin(), TOPICS)
-        settings = RenderSettings(Dialect.FLINK, artifact.version, f"{cfg.model_url}/v1/models/{cfg.model_name}:predict",
+        settings = RenderSettings(Dialect.FLINK, artifact.version,
+                                  f"{cfg.model_url}/v1/models/{cfg.model_name}:predict",
                                   kafka_bootstrap=cfg.kafka_bootstrap, checkpoint_interval=args.checkpoint_interval)
         rollout(local_engine(cfg), render_pipeline(settings), verify_timeout_s=300)
         warehouse = DuckDBWarehouse(path=str(tmp / "warehouse" / "lead_scoring.duckdb"))

@@ -182,7 +182,8 @@ def markdown(rows: list[dict[str, Any]], title: str) -> str:
         lines.append(f"| {r['model']} | {exact} | {r['time_split']['roc_auc']:.4f} | "
                      f"{r['lead_number_split']['roc_auc']:.4f} | "
                      f"{r['cv_roc_auc']['mean']:.4f} ± {r['cv_roc_auc']['sd']:.4f} | "
-                     f"{r['time_split']['brier_score']:.4f} | {logit_error} | {single} | {batch} | {r['fit_seconds']:.2f} |")
+                     f"{r['time_split']['brier_score']:.4f} | {logit_error} | {single} | {batch} | "
+                     f"{r['fit_seconds']:.2f} |")
     return "\n".join(lines)
 
 

@@ -99,7 +99,8 @@ def load_open_leads(warehouse: DuckDBWarehouse, n: int, seed: int) -> int:
         frame["Id"] = [f"R{start + i:09d}" for i in range(len(frame))]
         frame["IsConverted"] = None
         frame["_EventType"] = "created"
-        done += warehouse.append("crm_leads_raw", frame.assign(_source="stream", _ingested_at=pd.Timestamp.now(tz="UTC")))
+        done += warehouse.append("crm_leads_raw",
+                                 frame.assign(_source="stream", _ingested_at=pd.Timestamp.now(tz="UTC")))
     log.info("loaded %d open leads into %s in %.1f s", done, warehouse.describe(), time.monotonic() - started)
     return done
 
@@ -109,7 +110,8 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=200_000)
     parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--max-in-flight", type=int, default=50_000)
-    parser.add_argument("--warmup", type=int, default=5_000, help="live leads through the pipeline first (not measured)")
+    parser.add_argument("--warmup", type=int, default=5_000,
+                        help="live leads through the pipeline first (not measured)")
     parser.add_argument("--timeout-s", type=float, default=3600)
     parser.add_argument("--out", default="benchmarks/results/rescore.json")
     args = parser.parse_args()

@@ -60,10 +60,12 @@ PREFIX = "so_"
 NAMES = "scale-out"
 
 
-def topology_config(root: Path, brokers: int, taskmanagers: int, replicas: int, args: argparse.Namespace) -> StackConfig:
+def topology_config(root: Path, brokers: int, taskmanagers: int, replicas: int,
+                    args: argparse.Namespace) -> StackConfig:
     return StackConfig.isolated(root, kafka_brokers=brokers, taskmanagers=taskmanagers, model_replicas=replicas,
                                 kafka_replication_factor=args.replication_factor, start_timeout_s=300.0,
-                                # each TaskManager is sized as a node of its own: same memory and slots as the single one
+                                # each TaskManager is sized as a node of its own: same memory and slots as the
+                                # single one
                                 taskmanager_memory=args.taskmanager_memory, task_slots=8)
 
 
@@ -233,10 +235,12 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=2))
     lines = [f"{'topology':>14} {'fixed p99':>9} {'ms CPU/rec':>10} {'rec/CPU-s':>9} {'max sustained':>13}"]
     for t in results["topologies"]:
-        lines.append(f"{t['topology']:>14} {t['fixed']['p99_ms']:>9.0f} {t['fixed']['pipeline_cpu_ms_per_record']:>10.3f} "
+        lines.append(f"{t['topology']:>14} {t['fixed']['p99_ms']:>9.0f} "
+                     f"{t['fixed']['pipeline_cpu_ms_per_record']:>10.3f} "
                      f"{t['fixed']['records_per_pipeline_cpu_s']:>9} {str(t['max_sustained_rate']):>13}")
     if "comparison" in results:
-        lines.append(f"throughput per CPU-second, multi / single: {results['comparison']['efficiency_multi_vs_single']}; "
+        lines.append(f"throughput per CPU-second, multi / single: "
+                     f"{results['comparison']['efficiency_multi_vs_single']}; "
                      f"projected speed-up with each TaskManager + replica on its own cores: "
                      f"{results['comparison']['projected_speedup_with_own_cores']}x (a projection, not a measurement)")
     log.info("results (%s):\n%s", out, "\n".join(lines))

@@ -99,7 +99,8 @@ def mlserver_v2(batch: list[dict]) -> bytes:
             inputs.append({"name": name, "datatype": "BYTES", "shape": [len(data)], "data": data,
                            "parameters": {"content_type": "str"}})
         else:
-            inputs.append({"name": name, "datatype": "FP64", "shape": [len(column)], "data": [float(v) for v in column]})
+            inputs.append({"name": name, "datatype": "FP64", "shape": [len(column)],
+                           "data": [float(v) for v in column]})
     return json.dumps({"parameters": {"content_type": "pd"}, "inputs": inputs,
                        "outputs": [{"name": "predict_proba"}]}).encode()
 
@@ -222,7 +223,8 @@ def main() -> None:
             ml = httpx.post(f"http://127.0.0.1:{ml_port}/v2/models/{NAME}/infer", content=mlserver_v2(sample),
                             headers={"content-type": "application/json"}).json()
             probabilities = [row[1] for row in _rows(ml["outputs"][0])]
-            mismatches = sum(1 for o, p in zip(ours["predictions"], probabilities) if o["score"] != round(p * 100))
+            mismatches = sum(1 for o, p in zip(ours["predictions"], probabilities, strict=True)
+                             if o["score"] != round(p * 100))
             print(f"answer check vs {label}: {len(sample) - mismatches}/{len(sample)} identical scores")
             if mismatches > 1:  # a .5 rounding tie may differ by float noise; more means different models
                 raise SystemExit("the two servers do not compute the same model: benchmark aborted")
@@ -265,11 +267,13 @@ def _rows(output: dict) -> list[list[float]]:
 def _print_row(row: dict[str, Any], baselines: list[str]) -> None:
     ours = row["ours"]
     print(f"\n{row['scenario']}")
-    print(f"  {'ours (lead_scoring)':34s} {ours['rps']:8.0f} req/s  p50 {ours['p50_ms']:6.2f} ms  p99 {ours['p99_ms']:6.2f} ms")
+    print(f"  {'ours (lead_scoring)':34s} {ours['rps']:8.0f} req/s  "
+          f"p50 {ours['p50_ms']:6.2f} ms  p99 {ours['p99_ms']:6.2f} ms")
     for label in baselines:
         ml = row[label]
         print(f"  {label:34s} {ml['rps']:8.0f} req/s  p50 {ml['p50_ms']:6.2f} ms  p99 {ml['p99_ms']:6.2f} ms"
-              f"   -> ours/MLServer throughput x{ours['rps'] / ml['rps']:.2f}, p99 x{ours['p99_ms'] / ml['p99_ms']:.2f}")
+              f"   -> ours/MLServer throughput x{ours['rps'] / ml['rps']:.2f}, "
+              f"p99 x{ours['p99_ms'] / ml['p99_ms']:.2f}")
 
 
 def _markdown(results: list[dict[str, Any]], baselines: list[str], meta: dict[str, Any]) -> str:
@@ -280,7 +284,8 @@ def _markdown(results: list[dict[str, Any]], baselines: list[str], meta: dict[st
              "|---|---|---:|---:|---:|---:|---:|"]
     for row in results:
         ours = row["ours"]
-        lines.append(f"| {row['scenario']} | ours | {ours['rps']:.0f} | {ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | | |")
+        lines.append(f"| {row['scenario']} | ours | {ours['rps']:.0f} | {ours['p50_ms']:.2f} | "
+                     f"{ours['p99_ms']:.2f} | | |")
         for label in baselines:
             ml = row[label]
             lines.append(f"| | {label} | {ml['rps']:.0f} | {ml['p50_ms']:.2f} | {ml['p99_ms']:.2f} | "

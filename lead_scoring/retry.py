@@ -24,7 +24,8 @@ class WaitTimeout(TimeoutError):
 
 def backoff(initial_s: float = 0.5, max_s: float = 30.0) -> tenacity.wait.wait_base:
     """initial, 2x initial, 4x initial ... capped at `max_s` (with a little jitter against lock-step)."""
-    return tenacity.wait_exponential(multiplier=initial_s, min=initial_s, max=max_s) + tenacity.wait_random(0, initial_s / 10)
+    return (tenacity.wait_exponential(multiplier=initial_s, min=initial_s, max=max_s)
+            + tenacity.wait_random(0, initial_s / 10))
 
 
 def wait_until(check: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.5, what: str,

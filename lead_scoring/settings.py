@@ -207,7 +207,8 @@ class ClusterSettings(BaseSettings):
         servers = [s.strip() for s in value.split(",") if s.strip()]
         bad = [s for s in servers if ":" not in s or not s.rsplit(":", 1)[1].isdigit()]
         if not servers or bad:
-            raise ValueError(f"expected host:port[,host:port...], e.g. kafka-1:9092,kafka-2:9092 (bad: {bad or value!r})")
+            raise ValueError(f"expected host:port[,host:port...], e.g. kafka-1:9092,kafka-2:9092 "
+                             f"(bad: {bad or value!r})")
         return ",".join(servers)
 
     @field_validator("kafka_sasl_mechanism")

@@ -51,7 +51,8 @@ def test_infrastructure_imports_no_domain_code(graph: grimp.ImportGraph) -> None
 
 
 def test_only_the_application_layer_imports_the_cli(graph: grimp.ImportGraph) -> None:
-    importers = {m for m in graph.find_modules_that_directly_import("lead_scoring.cli") if not m.startswith("lead_scoring.cli")}
+    importers = {m for m in graph.find_modules_that_directly_import("lead_scoring.cli")
+                 if not m.startswith("lead_scoring.cli")}
     assert importers == set()
 
 

@@ -128,7 +128,8 @@ def import_export(path: str | Path, mapping: ExportMapping) -> ImportResult:
         else:
             valid.append(record)
     records = pd.DataFrame.from_records(valid, columns=list(FIELD_NAMES))
-    return ImportResult(records=records, rejected=pd.DataFrame.from_records(rejected, columns=["Id", "payload", "reason"]))
+    return ImportResult(records=records,
+                        rejected=pd.DataFrame.from_records(rejected, columns=["Id", "payload", "reason"]))
 
 
 def validate_frame(frame: pd.DataFrame) -> ImportResult:

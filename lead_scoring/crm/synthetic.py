@@ -43,8 +43,9 @@ _COUNTRY = [("India", 0.70, 0.0), (None, 0.26, 0.3), ("United States", 0.01, -0.
 _CITY = [(None, 0.40, 0.1), ("Mumbai", 0.35, 0.0), ("Thane & Outskirts", 0.08, 0.0), ("Other Cities", 0.07, -0.1),
          ("Other Cities of Maharashtra", 0.05, 0.0), ("Other Metro Cities", 0.04, 0.0), ("Tier II Cities", 0.01, -0.1)]
 _PRIORITY = [("Better Career Prospects", 0.71, 0.4), (None, 0.29, -0.5)]
-_REFERRAL = [(None, 0.78, 0.0), ("Online Search", 0.09, 0.0), ("Word Of Mouth", 0.04, 0.3), ("Student of SomeSchool", 0.03, -0.1),
-             ("Other", 0.02, 0.0), ("Multiple Sources", 0.02, 0.0), ("Advertisements", 0.01, 0.0), ("Social Media", 0.01, 0.0)]
+_REFERRAL = [(None, 0.78, 0.0), ("Online Search", 0.09, 0.0), ("Word Of Mouth", 0.04, 0.3),
+             ("Student of SomeSchool", 0.03, -0.1), ("Other", 0.02, 0.0), ("Multiple Sources", 0.02, 0.0),
+             ("Advertisements", 0.01, 0.0), ("Social Media", 0.01, 0.0)]
 _STATUS_OPEN = "Open - Not Contacted"
 _FIRST = ["Aarav", "Diya", "Ishaan", "Meera", "Rohan", "Saanvi", "Vikram", "Ananya", "Kabir", "Priya",
           "Arjun", "Nisha", "Dev", "Kavya", "Rahul", "Sara", "Maya", "Omar", "Lena", "Tom"]
@@ -143,7 +144,8 @@ def generate_leads(
 
     first = np.array(_FIRST, dtype=object)[rng.integers(0, len(_FIRST), n)]
     last = np.array(_LAST, dtype=object)[rng.integers(0, len(_LAST), n)]
-    email = np.char.lower(np.char.add(np.char.add(first.astype(str), "."), np.char.add(last.astype(str), "@example.com")))
+    email = np.char.lower(np.char.add(np.char.add(first.astype(str), "."),
+                                      np.char.add(last.astype(str), "@example.com")))
 
     frame = pd.DataFrame({
         "Id": ids,
@@ -194,7 +196,9 @@ def to_events(leads: pd.DataFrame, conversion_delay_days: float = 7.0, seed: int
     decided = leads[leads["IsConverted"].notna()].copy()
     delay = rng.exponential(conversion_delay_days * 86_400_000, len(decided)).astype("int64")
     base = pd.to_datetime(decided["CreatedDate"], utc=True, format="ISO8601")
-    decided["LastModifiedDate"] = (base + pd.to_timedelta(delay + 60_000, unit="ms")).dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+    decided["LastModifiedDate"] = (
+        (base + pd.to_timedelta(delay + 60_000, unit="ms")).dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+    )
     decided["_EventType"] = "updated"
     events = pd.concat([created, decided], ignore_index=True)
     return events.sort_values("LastModifiedDate", kind="stable").reset_index(drop=True)
@@ -220,7 +224,7 @@ def frame_records(frame: pd.DataFrame) -> Iterator[dict[str, Any]]:
     """Rows as contract JSON objects (absent = null, so nulls are left out)."""
     columns = list(frame.columns)
     for values in frame.itertuples(index=False, name=None):
-        yield {k: _plain(v) for k, v in zip(columns, values) if not _is_null(v)}
+        yield {k: _plain(v) for k, v in zip(columns, values, strict=True) if not _is_null(v)}
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:

@@ -87,7 +87,8 @@ class ErasureKey(dg.ConfigurableResource):
             if len(self.key) < MIN_KEY_LENGTH:
                 raise ConfigurationError(
                     f"{ERASURE_KEY_ENV_VAR} is too short ({len(self.key)} characters): use at least "
-                    f"{MIN_KEY_LENGTH} random characters, e.g. python -c 'import secrets; print(secrets.token_hex(32))'")
+                    f"{MIN_KEY_LENGTH} random characters, e.g. "
+                    "python -c 'import secrets; print(secrets.token_hex(32))'")
             return self.key.encode("utf-8")
         if self.key_file:
             return _local_key(Path(self.key_file))
@@ -230,7 +231,7 @@ def _counts(warehouse: Warehouse, specs: Sequence[TableSpec], params: dict[str, 
     sql = " UNION ALL ".join(f"SELECT '{s.name}' AS table_name, COUNT(*) AS n FROM {s.name} WHERE {_ids_condition(s)}"
                              for s in specs)
     frame = warehouse.query(sql, _used(sql, params))
-    counts = {str(t): int(n) for t, n in zip(frame["table_name"], frame["n"])}
+    counts = {str(t): int(n) for t, n in zip(frame["table_name"], frame["n"], strict=True)}
     return {s.name: counts.get(s.name, 0) for s in specs}
 
 
@@ -242,7 +243,7 @@ def _object_types(warehouse: Warehouse, specs: Sequence[TableSpec], ids: list[st
     sql = " UNION DISTINCT ".join(f"SELECT Id, _ObjectType FROM {s.name} WHERE Id IN UNNEST(@ids) "
                                   "AND _ObjectType IS NOT NULL" for s in typed)
     frame = warehouse.query(sql, {"ids": ids})
-    return {str(i): str(t) for i, t in zip(frame["Id"], frame["_ObjectType"])}
+    return {str(i): str(t) for i, t in zip(frame["Id"], frame["_ObjectType"], strict=True)}
 
 
 def erase_leads(ids: Iterable[str], warehouse: Warehouse, register: ErasureRegister,

@@ -90,7 +90,7 @@ def lead_score_history(context: dg.AssetExecutionContext, warehouse: Warehouse) 
         metadata["rows_by_model_version"] = dg.MetadataValue.md(markdown_table(shown))
         metadata["scores_per_version"] = dg.MetadataValue.json(
             {f"{v}{' (shadow)' if s else ''}": int(n)
-             for v, s, n in zip(by_version["model_version"], by_version["shadow"], by_version["scores"])})
+             for v, s, n in zip(by_version["model_version"], by_version["shadow"], by_version["scores"], strict=True)})
     else:
         context.log.info("the score ledger is empty: the sink worker fills it from the score topics")
     return dg.MaterializeResult(metadata=metadata)

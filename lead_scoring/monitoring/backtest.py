@@ -107,7 +107,8 @@ class VersionBacktest:
 
     @property
     def grade_rates(self) -> dict[str, float]:
-        return {g: round(float(r), 4) for g, r in zip(self.grades["grade"], self.grades["conversion_rate"])}
+        return {g: round(float(r), 4)
+                for g, r in zip(self.grades["grade"], self.grades["conversion_rate"], strict=True)}
 
 
 def calibration_table(scores: np.ndarray, converted: np.ndarray, bins: int = DECILES) -> tuple[pd.DataFrame, float]:
@@ -143,7 +144,7 @@ def is_monotonic(grades: pd.DataFrame, min_grade_leads: int) -> Optional[bool]:
     rates = grades.loc[grades["leads"] >= min_grade_leads, "conversion_rate"].tolist()
     if len(rates) < 2:
         return None
-    return all(a > b for a, b in zip(rates, rates[1:]))
+    return all(a > b for a, b in zip(rates, rates[1:], strict=False))  # consecutive pairs
 
 
 def manifest_scale(model_store: Optional[ModelStore], version: str) -> tuple[Optional[GradeScale], str]:

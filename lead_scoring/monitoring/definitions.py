@@ -1,4 +1,5 @@
-"""The monitoring domain: drift, backtests, stream health, latency, retraining triggers and, locally, the stack itself."""
+"""The monitoring domain: drift, backtests, stream health, latency, retraining triggers and, locally, the
+stack itself."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def defs(profile: Profile) -> dg.Definitions:
                                  salesforce_key="crm" if gcp else None, statement_positions=gcp)
     return dg.Definitions(
         assets=[lead_score_drift, lead_score_backtest, *([local_stack_spec] if local else [])],
-        asset_checks=[statement_positions_health_checks if gcp else stream_health_checks, latency_slo, *([services_running] if local else [])],
+        asset_checks=[statement_positions_health_checks if gcp else stream_health_checks, latency_slo,
+                      *([services_running] if local else [])],
         jobs=[drift_job, backtest_job, stream_alert_job],
         schedules=[daily_drift_schedule, daily_backtest_schedule],
         sensors=[*sensors, *([local_stack_sensor] if local else [])],

@@ -159,7 +159,7 @@ def compute_drift(
 
 def drift_plot_markdown(report: DriftReport, warn_threshold: float, fail_threshold: float, top: int = 4) -> str:
     """PSI per feature as bars, and reference vs current shares of the most drifted ones (PNG as markdown)."""
-    shown = [f for f in report.table["feature"].tolist()[:top]]
+    shown = list(report.table["feature"].tolist()[:top])
     fig, axes = plt.subplots(1, 1 + len(shown), figsize=(4.2 * (1 + len(shown)), 4.2))
     axes = np.atleast_1d(axes)
     table = report.table.sort_values("psi")
@@ -169,7 +169,7 @@ def drift_plot_markdown(report: DriftReport, warn_threshold: float, fail_thresho
     axes[0].axvline(fail_threshold, color="#d62728", linestyle="--", linewidth=1)
     axes[0].set(title="PSI per feature", xlabel="PSI")
     axes[0].tick_params(axis="y", labelsize=7)
-    for ax, name in zip(axes[1:], shown):
+    for ax, name in zip(axes[1:], shown, strict=True):
         frame = report.shares[name]
         x = np.arange(len(frame))
         ax.bar(x - 0.2, frame["reference"], width=0.4, label="training")

@@ -63,7 +63,8 @@ class ProbeResult:
     def summary(self, slo_s: float) -> str:
         if self.missing and not self.latencies_s:
             return f"none of {self.sent} probe leads was scored within {self.timeout_s:.0f} s (SLO {slo_s:g} s)"
-        text = f"p50 {self.p50_s:.2f} s, max {self.max_s:.2f} s over {self.received}/{self.sent} probes (SLO {slo_s:g} s)"
+        text = (f"p50 {self.p50_s:.2f} s, max {self.max_s:.2f} s over {self.received}/{self.sent} probes "
+                f"(SLO {slo_s:g} s)")
         if self.missing:
             text += f"; {len(self.missing)} not scored within {self.timeout_s:.0f} s"
         return text

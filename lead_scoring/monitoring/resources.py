@@ -34,13 +34,16 @@ class MonitoringSettings(dg.ConfigurableResource):
     input_topic: str = Field(default=INPUT_RAW, description="where latency probes are produced")
     scores_topic: str = Field(default=SCORES_TOPIC, description="where latency probes' scores are awaited")
     max_consumer_lag: int = Field(default=10_000, description="lag (messages) above which consumer_lag fails")
-    max_dlq_growth: int = Field(default=50, description="new DLQ messages between two ticks above which dlq_growth fails")
+    max_dlq_growth: int = Field(default=50,
+                                description="new DLQ messages between two ticks above which dlq_growth fails")
     latency_slo_s: float = Field(default=10.0, description="p50 and max probe latency must stay at or below this")
     probe_count: int = Field(default=5, ge=1, le=100, description="probe leads per latency measurement")
     probe_timeout_s: float = Field(default=30.0, description="how long to wait for the probes' scores")
-    kafka_timeout_s: float = Field(default=5.0, description="admin request timeout; an unreachable broker skips the tick")
+    kafka_timeout_s: float = Field(default=5.0,
+                                   description="admin request timeout; an unreachable broker skips the tick")
     retrain_min_new_labels: int = Field(default=500, description="new labelled outcomes that trigger a retraining")
-    salesforce_probe: bool = Field(default=False, description="gcp: also probe through Salesforce (create, await score, delete)")
+    salesforce_probe: bool = Field(default=False,
+                                   description="gcp: also probe through Salesforce (create, await score, delete)")
 
 
 def monitoring_settings(profile: Profile) -> MonitoringSettings:

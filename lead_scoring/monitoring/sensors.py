@@ -52,10 +52,12 @@ def _check_specs_for(topic: str) -> list[dg.AssetCheckSpec]:
     key = topic_asset_key(topic)
     if topic in CONSUMED_TOPICS:
         specs.append(dg.AssetCheckSpec(CONSUMER_LAG_CHECK, asset=key,
-                                       description="Every pipeline consumer group reading this topic is within the lag threshold."))
+                                       description="Every pipeline consumer group reading this topic is within "
+                                                   "the lag threshold."))
     if topic == DLQ_TOPIC:
         specs.append(dg.AssetCheckSpec(DLQ_GROWTH_CHECK, asset=key,
-                                       description="The dead-letter topic grew by at most the threshold since the last tick."))
+                                       description="The dead-letter topic grew by at most the threshold since "
+                                                   "the last tick."))
     if topic == SCORES_TOPIC:
         specs.append(dg.AssetCheckSpec(LATENCY_CHECK, asset=key,
                                        description="Probe leads are scored end to end within the latency SLO."))
@@ -74,7 +76,8 @@ def stream_alert(context: dg.OpExecutionContext, config: StreamAlertConfig) -> N
                      metadata={"alerts": dg.MetadataValue.md("\n".join(f"- {a}" for a in config.alerts))})
 
 
-@dg.job(name="stream_alert_job", description="Raised by streaming_topics_sensor when lag or DLQ growth crosses its threshold.",
+@dg.job(name="stream_alert_job",
+        description="Raised by streaming_topics_sensor when lag or DLQ growth crosses its threshold.",
         tags={"team": "data-platform"})
 def stream_alert_job() -> None:
     stream_alert()
@@ -260,7 +263,7 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
             dg.AssetObservation(asset_key=key, metadata=metadata),
             dg.AssetCheckEvaluation(asset_key=key, check_name=LATENCY_CHECK, passed=passed,
                                     severity=dg.AssetCheckSeverity.ERROR, description=description,
-                                    metadata={k: v for k, v in metadata.items()}),
+                                    metadata=dict(metadata)),
         ])
 
     return e2e_latency_sensor

@@ -122,7 +122,8 @@ def confluent_findings(flink: Any, connection: str, expected_endpoint: Optional[
              Status.MISSING: "check CONFLUENT_ORG_ID, CONFLUENT_ENV_ID and CONFLUENT_FLINK_REST_ENDPOINT "
                              "(https://flink.<region>.gcp.confluent.cloud)"}
     out.append(Finding("Confluent Flink", f"statements API of {env}", status,
-                       "" if status is Status.OK else f"HTTP {resp.status_code}: {_errors(resp)}", fixes.get(status, "")))
+                       "" if status is Status.OK else f"HTTP {resp.status_code}: {_errors(resp)}",
+                       fixes.get(status, "")))
     if status is not Status.OK:
         return out
     resp = flink.read("statements", {"page_size": 1, "spec.compute_pool_id": flink.compute_pool_id})
@@ -335,7 +336,8 @@ def salesforce_findings(sf: Any) -> list[Finding]:
             resource = f"{obj}.{name}"
             spec = fields.get(name)
             if spec is None:
-                out.append(Finding("Salesforce", resource, Status.MISSING, "no such field (or not visible to this user)",
+                out.append(Finding("Salesforce", resource, Status.MISSING,
+                                   "no such field (or not visible to this user)",
                                    f"create custom field {name} on {obj} as {create_as} (Setup > Object Manager > "
                                    f"{obj} > Fields & Relationships) and give the integration user's permission "
                                    f"set Edit access to it"))
@@ -396,11 +398,13 @@ def run_preflight(t: PreflightTargets) -> list[Finding]:
     findings += _guarded("Confluent Flink", "statements API",
                          lambda: confluent_findings(t.flink, t.connection, t.expected_endpoint))
     if t.cloud is not None:
-        findings += _guarded("Confluent Cloud", "compute pool", lambda: [compute_pool_finding(t.cloud, t.flink.compute_pool_id)])
+        findings += _guarded("Confluent Cloud", "compute pool",
+                             lambda: [compute_pool_finding(t.cloud, t.flink.compute_pool_id)])
         settings = ConnectorSettings()
         configs = [*salesforce_source_configs(settings), *salesforce_sink_configs(settings),
                    *bigquery_sink_configs(settings)]
-        findings += _guarded("Confluent Connect", "connector configs", lambda: connector_findings(t.cloud, configs, t.env))
+        findings += _guarded("Confluent Connect", "connector configs",
+                             lambda: connector_findings(t.cloud, configs, t.env))
     else:
         findings.append(Finding("Confluent Cloud", "compute pool and connector configs", Status.SKIPPED, "",
                                 "set CONFLUENT_CLOUD_API_KEY/SECRET (a Cloud API key) to check them too"))

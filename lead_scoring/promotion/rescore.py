@@ -13,8 +13,8 @@ source_time) lets it through (a new source_time), the writeback writes the new s
 adds it to the ledger.
 
 Resumable and idempotent, with a checkpoint per chunk in the warehouse table `rescore_runs` (one row per run:
-counts, the last Id produced while it runs, status). Records go out in Id order, `chunk_size` at a time; after a chunk is
-acknowledged by the broker the run's row records its last Id. A restart (same `run_id`) continues after that
+counts, the last Id produced while it runs, status). Records go out in Id order, `chunk_size` at a time; after a chunk
+is acknowledged by the broker the run's row records its last Id. A restart (same `run_id`) continues after that
 Id; a finished run produces nothing again. The chunk that was in flight when a run died is produced once more
 on resume, with the run's same Kafka timestamp, so the scoring stage drops those duplicates (its
 de-duplication state lives `dedup_ttl`, 15 min) instead of scoring them twice.

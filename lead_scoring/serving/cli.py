@@ -20,9 +20,12 @@ def serve(
         None, "--artifact", help="Model version folder: a path, file:// or gs:// URI. Default: $AIP_STORAGE_URI "
                                  "(Vertex AI), else the PRODUCTION version of the local artifact store."),
     port: Optional[int] = typer.Option(None, "--port", help="HTTP port. Default: $AIP_HTTP_PORT or 8080."),
-    host: Optional[str] = typer.Option(None, "--host", help="Bind address. Default: 127.0.0.1 (local), 0.0.0.0 (gcp/Vertex)."),
-    model_name: Optional[str] = typer.Option(None, "--model-name", help="Name in the V1/V2 URLs (default lead_scorer)."),
-    allow_swap: bool = typer.Option(False, "--allow-swap", help="Enable the local hot-swap and challenger admin routes."),
+    host: Optional[str] = typer.Option(
+        None, "--host", help="Bind address. Default: 127.0.0.1 (local), 0.0.0.0 (gcp/Vertex)."),
+    model_name: Optional[str] = typer.Option(
+        None, "--model-name", help="Name in the V1/V2 URLs (default lead_scorer)."),
+    allow_swap: bool = typer.Option(
+        False, "--allow-swap", help="Enable the local hot-swap and challenger admin routes."),
     challenger: Optional[str] = typer.Option(
         None, "--challenger", help="Also serve this version of the same artifact store as <model-name>_challenger "
                                    "(shadow scoring)."),

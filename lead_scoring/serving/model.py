@@ -133,7 +133,7 @@ class LeadScoringModel(Model):
         version = self.scorer.model_version
         scores = self.scorer.score_records(payload.records) if payload.records else []
         results: list[dict[str, Any] | None] = [None] * payload.size
-        for position, record, score in zip(payload.positions, payload.records, scores):
+        for position, record, score in zip(payload.positions, payload.records, scores, strict=True):
             results[position] = {
                 "score": score.score,
                 "reasons": score.reasons,
@@ -200,7 +200,8 @@ def v2_batch(request: InferRequest) -> Batch:
     if request.request_outputs:
         wanted = [o.name for o in request.request_outputs]
         if len(wanted) != 1 or str(wanted[0]).lower() != OUTPUT_NAME:
-            raise RecordRejected([FieldError("outputs", f"this model has one output, {OUTPUT_NAME!r}; asked for {wanted}")])
+            raise RecordRejected([FieldError("outputs",
+                                             f"this model has one output, {OUTPUT_NAME!r}; asked for {wanted}")])
         output_name = wanted[0]
     batch = Batch(protocol="v2", size=len(data), output_name=output_name, request_id=request.id)
     for i, element in enumerate(data):

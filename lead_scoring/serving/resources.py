@@ -482,7 +482,8 @@ class VertexAIModelServing(ModelServing):
     project: str = Field(description="GCP project")
     region: str = Field(default="us-central1", description="Vertex AI region")
     endpoint_id: str = Field(description="Vertex AI endpoint id or resource name")
-    image_uri: str = Field(description="our model server image, e.g. REGION-docker.pkg.dev/PROJECT/REPO/lead-scoring:TAG")
+    image_uri: str = Field(description="our model server image, "
+                                       "e.g. REGION-docker.pkg.dev/PROJECT/REPO/lead-scoring:TAG")
     parent_model: Optional[str] = Field(default=None, description="Model Registry model that gets the new version")
     model_display_name: str = Field(default="lead-scorer")
     model_name: str = Field(default=DEFAULT_MODEL_NAME)

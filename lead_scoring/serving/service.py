@@ -176,7 +176,8 @@ class ModelServerProcess:
         self.stop()
 
 
-def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 120.0) -> dict[str, Any]:
+def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME,
+               timeout_s: float = 120.0) -> dict[str, Any]:
     """Ask a running server (started with --allow-swap) to hot-swap to `version` of its artifact store."""
     response = httpx.post(f"{url}/admin/models/{model_name}/swap", json={"version": version}, timeout=timeout_s)
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}

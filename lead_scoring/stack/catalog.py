@@ -87,7 +87,8 @@ class _Infra:
         if self.role == KAFKA:
             return KafkaService(c, self.layout, self.node).ports()
         return {
-            JOBMANAGER: {c.flink_rest_port: "LEAD_SCORING_FLINK_REST_PORT", c.flink_rpc_port: "LEAD_SCORING_FLINK_RPC_PORT"},
+            JOBMANAGER: {c.flink_rest_port: "LEAD_SCORING_FLINK_REST_PORT",
+                         c.flink_rpc_port: "LEAD_SCORING_FLINK_RPC_PORT"},
             TASKMANAGER: {},
             SQL_GATEWAY: {c.sql_gateway_port: "LEAD_SCORING_SQL_GATEWAY_PORT"},
         }[self.role]

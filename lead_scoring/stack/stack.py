@@ -154,7 +154,8 @@ class Stack:
         names = self.catalog.ordered(services) if services is not None else self.catalog.defaults()
         unknown = set(services or ()) - set(self.catalog.order)
         if unknown:
-            raise StackError(f"unknown service(s) {', '.join(sorted(unknown))}; one of: {', '.join(self.catalog.order)}")
+            raise StackError(f"unknown service(s) {', '.join(sorted(unknown))}; "
+                             f"one of: {', '.join(self.catalog.order)}")
         require_java()
         require_installed(self.layout)
         self.cfg.state.mkdir(parents=True, exist_ok=True)

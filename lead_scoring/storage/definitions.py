@@ -23,7 +23,8 @@ def defs(profile: Profile) -> dg.Definitions:
     resources: dict[str, object] = {"model_store": model_store(profile)}
     if profile is Profile.GCP:
         resources["io_manager"] = GCSPickleIOManager(
-            gcs=GCSResource(project=dg.EnvVar("LEAD_SCORING_GCP_PROJECT")), gcs_bucket=dg.EnvVar("LEAD_SCORING_GCS_BUCKET"),
+            gcs=GCSResource(project=dg.EnvVar("LEAD_SCORING_GCP_PROJECT")),
+            gcs_bucket=dg.EnvVar("LEAD_SCORING_GCS_BUCKET"),
             gcs_prefix="lead-scoring/dagster-io",
         )
     return dg.Definitions(resources=resources)

@@ -364,7 +364,8 @@ class ConfluentFlink(FlinkEngine):
     def position(self, pipeline: Pipeline, role: StatementRole) -> Any:
         return None
 
-    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any, timeout_s: float) -> str:
+    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any,
+                        timeout_s: float) -> str:
         st = self.get_statement(ident) or {}
         phase = (st.get("status") or {}).get("phase")
         if phase != "RUNNING":

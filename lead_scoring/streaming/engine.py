@@ -133,7 +133,8 @@ class FlinkEngine(dg.ConfigurableResource, ABC):
         """A marker of the statement's progress now (to tell later whether it produced)."""
 
     @abstractmethod
-    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any, timeout_s: float) -> str:
+    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any,
+                        timeout_s: float) -> str:
         """The new statement produces, or has caught up with its input; else RolloutError."""
 
     # ---- monitoring ------------------------------------------------------------------------------------

@@ -217,7 +217,8 @@ class DeploymentRecord:
 
     def render_settings(self) -> RenderSettings:
         props = tuple(tuple(kv) for kv in self.settings.get("kafka_properties", ()))
-        return RenderSettings(**{**self.settings, "dialect": Dialect(self.settings["dialect"]), "kafka_properties": props})
+        return RenderSettings(**{**self.settings, "dialect": Dialect(self.settings["dialect"]),
+                                 "kafka_properties": props})
 
 
 def _settings_dict(settings: RenderSettings) -> dict[str, Any]:
@@ -230,7 +231,8 @@ class SqlGatewayFlink(FlinkEngine):
     url: str = Field(description="SQL Gateway base URL, e.g. http://127.0.0.1:8083")
     flink_rest_url: str = Field(description="JobManager REST URL, for job state, savepoints and cancellation")
     kafka: KafkaResource = Field(description="the Kafka the statements read (for lag and output checks)")
-    state_path: Optional[str] = Field(default=None, description="where deployment records live; default <state>/streaming")
+    state_path: Optional[str] = Field(default=None,
+                                      description="where deployment records live; default <state>/streaming")
     poll_interval_s: float = Field(default=0.5)
     request_timeout_s: float = Field(default=30.0)
     operation_timeout_s: float = Field(default=300.0, description="DDL/INSERT submission and savepoint timeout")
@@ -320,7 +322,8 @@ class SqlGatewayFlink(FlinkEngine):
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            record = DeploymentRecord.read(path) or DeploymentRecord(settings=_settings_dict(settings) if settings else {})
+            record = DeploymentRecord.read(path) or DeploymentRecord(
+                settings=_settings_dict(settings) if settings else {})
             if settings is not None:
                 record.settings = _settings_dict(settings)
             yield record
@@ -484,7 +487,8 @@ class SqlGatewayFlink(FlinkEngine):
         return {"lag": sum(group_lag(self.kafka, group, [pipeline.settings.topic(source)]).values()),
                 "sink_end": end_offset(self.kafka, pipeline.settings.topic(sink))}
 
-    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any, timeout_s: float) -> str:
+    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any,
+                        timeout_s: float) -> str:
         """Output grows, or the job has caught up with its input (its checkpoints commit the group offsets)."""
         st = pipeline.statements[role]
         source, sink = pipeline.settings.topic(st.reads[0]), pipeline.settings.topic(st.tables[-1])
@@ -522,7 +526,8 @@ class SqlGatewayFlink(FlinkEngine):
             if job is None:
                 out.append(StatementHealth(name, role, "MISSING", detail="no such job on the JobManager"))
             elif job["state"] in LIVE_STATES:
-                out.append(StatementHealth(name, role, "RUNNING" if job["state"] == "RUNNING" else job["state"], job["jid"]))
+                out.append(StatementHealth(name, role, "RUNNING" if job["state"] == "RUNNING" else job["state"],
+                                           job["jid"]))
             else:
                 out.append(StatementHealth(name, role, job["state"], job["jid"], self._root_cause(job["jid"])))
         return out
@@ -545,7 +550,8 @@ class SqlGatewayFlink(FlinkEngine):
                 job = self._submit(_submission_of(entry, name, record), restore)
                 entry.jobs.append(job)
                 entry.savepoint = None
-                actions.append(HealAction(name, "resubmitted", job, restore or "group offsets (no retained checkpoint)"))
+                actions.append(HealAction(name, "resubmitted", job,
+                                          restore or "group offsets (no retained checkpoint)"))
                 log.info("restored %s as job %s from %s", name, job, restore or "its committed group offsets")
         for action in actions:
             if action.action == "resubmitted" and action.ident:

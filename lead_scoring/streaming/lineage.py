@@ -50,7 +50,7 @@ def topic_specs() -> list[dg.AssetSpec]:
             metadata={"topic": topic.name, "partitions": topic.partitions,
                       "written_by": "flink_statements" if written_by_flink else
                       "challenger_deployment (shadow statements)" if written_by_shadow else
-                      ("the Salesforce source connector, `lead-scoring leads replay|generate`" if topic.name == INPUT_RAW
-                       else "")},
+                      ("the Salesforce source connector, `lead-scoring leads replay|generate`"
+                       if topic.name == INPUT_RAW else "")},
         ))
     return specs

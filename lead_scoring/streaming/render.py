@@ -596,7 +596,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     # Confluent: timestamp inputs are sent as UTC ISO-8601 text, computed next to the source's columns.
     text_inputs = [(f"{c.name}{ISO_SUFFIX}", iso_utc_expr(f"`{c.name}`")) for c in inputs
                    if s.confluent and FIELDS_BY_NAME[c.name].type is FieldType.TIMESTAMP]
-    text_alias = dict((alias.removesuffix(ISO_SUFFIX), alias) for alias, _ in text_inputs)
+    text_alias = {alias.removesuffix(ISO_SUFFIX): alias for alias, _ in text_inputs}
     input_args = ", ".join(f"`{text_alias.get(c.name, c.name)}`" for c in inputs)
     outputs = [Col("response", "STRING")] if triton else [Col(n, ty) for n, ty in MODEL_OUTPUTS]
     model = dict(inputs=inputs, outputs=outputs, options=_model_options(s))

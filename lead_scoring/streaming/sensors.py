@@ -89,7 +89,8 @@ def flink_statements_sensor(context: dg.SensorEvaluationContext, flink: FlinkEng
     # once per incident; again after RETRY_AFTER_S if the statements are still down (a restore that failed)
     if down and (cursor.get("down") != down or now - cursor.get("requested_at", 0) > RETRY_AFTER_S):
         context.log.warning("statements not running: %s; requesting restore_statements_job", ", ".join(down))
-        requests.append(dg.RunRequest(run_key=f"restore-{int(now)}", tags={"lead_scoring/restore": ",".join(down)[:200]}))
+        requests.append(dg.RunRequest(run_key=f"restore-{int(now)}",
+                                      tags={"lead_scoring/restore": ",".join(down)[:200]}))
         cursor["requested_at"] = now
     cursor["down"] = down
     return dg.SensorResult(run_requests=requests, asset_events=[evaluation], cursor=json.dumps(cursor))

@@ -99,7 +99,7 @@ class Explainer:
             raise ValueError(f"additive pipeline has {len(coef)} model columns but the contract features explain only "
                              f"{sum(b - a for a, b in slices.values())}: some are not contract features; rebuild it "
                              "with lead_scoring.training.model.build_pipeline")
-        steps = dict((name, trans) for name, trans, _ in preprocess.transformers_)
+        steps = {name: trans for name, trans, _ in preprocess.transformers_}
         # Log-odds term of the average training lead, per field: contributions are relative to it.
         self._base_terms = np.array([float(baseline[a:b] @ coef[a:b]) for a, b in (slices[f] for f in FEATURES)])
         self._base = float(classifier.intercept_[0]) + float(self._base_terms.sum())
@@ -113,7 +113,7 @@ class Explainer:
             known = [str(c) for c in encoder.categories_[0]]
             probe = pd.DataFrame({f: np.array(known + [self._UNKNOWN], dtype=object)})
             terms = np.asarray(sub.transform(probe), dtype=float) @ coef[a:b]
-            self._cat_tables[f] = dict(zip(known, terms[:-1].tolist()))
+            self._cat_tables[f] = dict(zip(known, terms[:-1].tolist(), strict=True))
             self._cat_unknown[f] = float(terms[-1])
             self._cat_missing[f] = self._cat_tables[f].get(MISSING, float(terms[-1]))
         self.numeric_terms = {
@@ -182,7 +182,7 @@ class NumericTerm:
 
     def _evaluate(self, values: np.ndarray) -> np.ndarray:
         total = np.zeros(len(values))
-        for column, (spline, low, high) in zip(self._columns(values), self._splines):
+        for column, (spline, low, high) in zip(self._columns(values), self._splines, strict=True):
             total += spline(np.clip(np.log1p(column), low, high))
         return total
 

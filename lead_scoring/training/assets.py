@@ -61,7 +61,8 @@ def read_jsonl_records(path: Path) -> pd.DataFrame:
     owners=OWNERS,
     deps=[topic_asset_key(INPUT_RAW)],  # the sink worker (or the BigQuery connector) lands the stream here too
 )
-def crm_leads_raw(context: dg.AssetExecutionContext, config: CrmSeedConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+def crm_leads_raw(context: dg.AssetExecutionContext, config: CrmSeedConfig,
+                  warehouse: Warehouse) -> dg.MaterializeResult:
     """Raw CRM change records in the warehouse (seeded from data/ locally; fed by the stream)."""
     warehouse.ensure_tables()
     seeded = rejected = 0
@@ -109,7 +110,7 @@ class TrainingDataConfig(dg.Config):
 def demo_data_status(warehouse: Warehouse, policy: str) -> tuple[str, int, int]:
     """(what happens to demo data in this run, real labelled leads, demo labelled leads)."""
     kinds = warehouse.query(labelled_leads_by_kind_sql())
-    by_kind = {bool(d): int(n) for d, n in zip(kinds["demo"], kinds["leads"])}
+    by_kind = {bool(d): int(n) for d, n in zip(kinds["demo"], kinds["leads"], strict=True)}
     real, demo = by_kind.get(False, 0), by_kind.get(True, 0)
     used = policy == "include" or (policy == "auto" and real == 0)
     why = {"include": "demo_data = include", "exclude": "demo_data = exclude",
@@ -133,8 +134,10 @@ def sources_table(frame: pd.DataFrame) -> pd.DataFrame:
     owners=OWNERS,
     deps=[crm_leads_raw],
 )
-def training_data(context: dg.AssetExecutionContext, config: TrainingDataConfig, warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
-    """Latest state per Id with its outcome, leakage fields excluded, demo data only until real leads exist, split by time."""
+def training_data(context: dg.AssetExecutionContext, config: TrainingDataConfig,
+                  warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+    # one line (no E501 wrap): the docstring is the asset's description, single-line by convention (test_definitions)
+    """Latest state per Id with its outcome, leakage fields excluded, demo data only until real leads exist, split by time."""  # noqa: E501
     if config.demo_data not in DEMO_DATA_POLICIES:
         raise dg.Failure(f"training_data.demo_data is {config.demo_data!r}; use one of: "
                          + "; ".join(f"{k} ({v})" for k, v in DEMO_DATA_POLICIES.items()))
@@ -153,7 +156,8 @@ def training_data(context: dg.AssetExecutionContext, config: TrainingDataConfig,
     sources = sources_table(frame)
     return dg.Output(frame, metadata={
         "sources": dg.MetadataValue.md(markdown_table(sources)),
-        "rows_per_source": dg.MetadataValue.json(dict(zip(sources["source"], sources["leads"].astype(int)))),
+        "rows_per_source": dg.MetadataValue.json(
+            dict(zip(sources["source"], sources["leads"].astype(int), strict=True))),
         "demo_data": demo_status,
         "real_labelled_leads": real_leads,
         "rows": len(frame),
@@ -198,7 +202,8 @@ class ModelConfig(dg.Config):
                     "validation ROC AUC (near ties go to the simpler, faster model)",
     )
     grade_min_share: float = Field(
-        default=DEFAULT_MIN_SHARE, gt=0, le=0.25, description="every grade A-D holds at least this share of validation leads"
+        default=DEFAULT_MIN_SHARE, gt=0, le=0.25,
+        description="every grade A-D holds at least this share of validation leads",
     )
     min_category_frequency: int = Field(default=ModelParams.min_category_frequency, ge=1)
     # additive
@@ -302,7 +307,8 @@ def select_candidate(candidates: list[Candidate], min_auc_gain: float) -> Candid
     kinds={"scikitlearn", "lightgbm"},
     owners=OWNERS,
 )
-def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig, training_data: pd.DataFrame) -> dg.Output[TrainedModel]:
+def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig,
+                       training_data: pd.DataFrame) -> dg.Output[TrainedModel]:
     """The best of the configured model families, with its validation metrics, plots and grade cut-offs."""
     families = config.checked_families()
     train = training_data[training_data["split"] == "train"]
@@ -348,12 +354,14 @@ def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig, t
         "hyperparameters": dg.MetadataValue.json(chosen.params),
         "plots": dg.MetadataValue.md(evaluation_plots_markdown(
             y_valid.astype(int), proba, f"validation (newest leads), {chosen.family} model")),
-        "example_reasons": dg.MetadataValue.md(_example_reasons(chosen.pipeline, valid, grades.scale if grades else None)),
+        "example_reasons": dg.MetadataValue.md(
+            _example_reasons(chosen.pipeline, valid, grades.scale if grades else None)),
     })
 
 
 def _candidates_table(candidates: list[Candidate], chosen: Candidate) -> str:
-    lines = ["| family | ROC AUC | PR AUC | Brier | log loss | fit s | ms/record | chosen |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| family | ROC AUC | PR AUC | Brier | log loss | fit s | ms/record | chosen |",
+             "|---|---|---|---|---|---|---|---|"]
     for c in candidates:
         m = c.metrics
         lines.append(f"| {c.family} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['brier_score']:.4f} | "
@@ -366,8 +374,9 @@ def _example_reasons(pipeline: Any, valid: pd.DataFrame, grades: Optional[GradeS
     sample = valid.head(5)
     scores = LeadScorer(pipeline, "candidate", grades=grades).score_frame(features_frame(sample))
     lines = ["| Id | score | grade | reasons | converted |", "|---|---|---|---|---|"]
-    for (_, row), score in zip(sample.iterrows(), scores):
-        lines.append(f"| {row['Id']} | {score.score} | {score.grade} | {'; '.join(score.reasons)} | {bool(row[LABEL])} |")
+    for (_, row), score in zip(sample.iterrows(), scores, strict=True):
+        lines.append(f"| {row['Id']} | {score.score} | {score.grade} | {'; '.join(score.reasons)} | "
+                     f"{bool(row[LABEL])} |")
     return "\n".join(lines)
 
 
@@ -456,7 +465,8 @@ def champion_auc(model_store: ModelStore, valid: pd.DataFrame) -> Optional[tuple
     kinds={"gcs", "joblib"},
     owners=OWNERS,
 )
-def model_artifact(context: dg.AssetExecutionContext, lead_scoring_model: TrainedModel, model_store: ModelStore) -> dg.Output[ModelArtifact]:
+def model_artifact(context: dg.AssetExecutionContext, lead_scoring_model: TrainedModel,
+                   model_store: ModelStore) -> dg.Output[ModelArtifact]:
     """The gated model pickled with a manifest (version, sha256, libraries, family, metrics, grade cut-offs)."""
     artifact = model_store.repository().save(lead_scoring_model.pipeline, {
         "family": lead_scoring_model.family,

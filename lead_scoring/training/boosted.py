@@ -102,16 +102,17 @@ class Explainer:
         _check_layout(pipeline)
         preprocess: ColumnTransformer = pipeline.named_steps["preprocess"]
         self._booster = pipeline.named_steps["classifier"].booster_
-        steps = dict((name, trans) for name, trans, _ in preprocess.transformers_)
+        steps = {name: trans for name, trans, _ in preprocess.transformers_}
         self._codes: dict[str, dict[str, float]] = {}
         self._unknown: dict[str, float] = {}
         self._missing: dict[str, float] = {}
         for f in CATEGORICAL_FEATURES:
             sub = steps[step_name(f)]
             known = [str(c) for c in sub[-1].categories_[0]]
-            probe = pd.DataFrame({f: np.array(known + [self._UNKNOWN, np.nan], dtype=object)})  # NaN as features_frame gives it
+            # NaN as features_frame gives it
+            probe = pd.DataFrame({f: np.array(known + [self._UNKNOWN, np.nan], dtype=object)})
             codes = np.asarray(sub.transform(probe), dtype=float).ravel()
-            self._codes[f] = dict(zip(known, codes[:-2].tolist()))
+            self._codes[f] = dict(zip(known, codes[:-2].tolist(), strict=True))
             self._unknown[f] = float(codes[-2])
             self._missing[f] = float(codes[-1])
 

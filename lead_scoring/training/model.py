@@ -161,7 +161,8 @@ def model_input_fields(pipeline: Any) -> set[str]:
         selected = np.atleast_1d(columns)
         # ColumnTransformer also selects by position (e.g. its remainder) or by mask: name those from the input
         if selected.dtype == bool:
-            used.update(name for name, keep in zip(given, selected) if keep)
+            # strict=False: `given` is empty when the preprocessing was fitted without column names
+            used.update(name for name, keep in zip(given, selected, strict=False) if keep)
         elif np.issubdtype(selected.dtype, np.integer):
             used.update(given[i] for i in selected.tolist())
         else:

@@ -111,7 +111,8 @@ def conform(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         elif ftype.value == "int":
             col = pd.to_numeric(col, errors="coerce").astype("Int64")
         elif ftype.value == "boolean":
-            col = col.astype(object).where(col.notna(), None).map(lambda v: None if v is None else bool(v)).astype("boolean")
+            col = (col.astype(object).where(col.notna(), None)
+                   .map(lambda v: None if v is None else bool(v)).astype("boolean"))
         else:
             col = col.astype(object).where(col.notna(), None)
         out[name] = col
@@ -270,7 +271,8 @@ class BigQueryWarehouse(Warehouse):
             f"SELECT table_name, column_name FROM INFORMATION_SCHEMA.COLUMNS WHERE table_name IN ({names})",
             job_config=self._job_config(None)).result().to_dataframe()
         for spec in TABLES.values():
-            existing = set(columns.loc[columns["table_name"] == spec.name, "column_name"]) if not columns.empty else set()
+            existing = (set(columns.loc[columns["table_name"] == spec.name, "column_name"])
+                        if not columns.empty else set())
             alters = spec.add_columns_ddl(existing, "bigquery") if existing else []  # no rows: nothing to compare
             for alter in alters:
                 client.query(alter, job_config=self._job_config(None)).result()
@@ -342,7 +344,8 @@ class BigQueryWarehouse(Warehouse):
         return int(affected) if affected is not None else len(batch)
 
 
-_BQ_SCHEMA_TYPES = {"string": "STRING", "boolean": "BOOL", "number": "FLOAT64", "int": "INT64", "timestamp": "TIMESTAMP"}
+_BQ_SCHEMA_TYPES = {"string": "STRING", "boolean": "BOOL", "number": "FLOAT64", "int": "INT64",
+                    "timestamp": "TIMESTAMP"}
 
 
 def _bq_type(value: Any) -> str:

@@ -51,7 +51,7 @@ _LOGIN_FAULT = """<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Body><soapenv:Fault><faultcode>INVALID_LOGIN</faultcode><faultstring>INVALID_LOGIN: Invalid username,
 password, security token; or user locked out.</faultstring><detail><sf:LoginFault><sf:exceptionCode>INVALID_LOGIN
 </sf:exceptionCode><sf:exceptionMessage>Invalid username, password, security token; or user locked out.
-</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"""
+</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"""  # noqa: E501
 
 
 @dataclass
@@ -152,7 +152,8 @@ class FakeSalesforce(BaseAdapter):
             except jwt.PyJWTError as exc:
                 return self._json(400, {"error": "invalid_grant", "error_description": str(exc)})
             if claims.get("iss") != self.jwt_consumer_key or claims.get("sub") != self.credentials[0]:
-                return self._json(400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"})
+                return self._json(400, {"error": "invalid_grant",
+                                        "error_description": "user hasn't approved this consumer"})
             self.jwt_assertions.append({**claims, "token_host": m.group("host")})
             self.logins += 1
             return self._json(200, {"access_token": SESSION_ID, "instance_url": f"https://{INSTANCE}",
@@ -185,7 +186,8 @@ class FakeSalesforce(BaseAdapter):
             self.jobs[job.id] = job
             return self._json(200, {"id": job.id, "operation": job.operation, "object": job.object,
                                     "state": "Open", "contentType": "CSV", "apiVersion": float(m.group("version")),
-                                    "lineEnding": spec.get("lineEnding"), "columnDelimiter": spec.get("columnDelimiter")})
+                                    "lineEnding": spec.get("lineEnding"),
+                                    "columnDelimiter": spec.get("columnDelimiter")})
         job = self.jobs.get(job_id or "")
         if job is None:
             return self._json(404, [{"errorCode": "NOT_FOUND", "message": "job not found"}])

@@ -93,7 +93,8 @@ def test_the_old_connector_keys_are_refused_by_the_property_tables() -> None:
     old_source = {"connector.class": "SalesforceBulkApiV2Source", "salesforce.offset.field": "LastModifiedDate"}
     assert "salesforce.offset.field: not a property of this vendor table" in check_options(
         old_source, connectors["SalesforceBulkApiV2Source"])
-    old_sink = {"salesforce.object": "Lead", "salesforce.sink.object.operation": "update", "behavior.on.api.errors": "log"}
+    old_sink = {"salesforce.object": "Lead", "salesforce.sink.object.operation": "update",
+                "behavior.on.api.errors": "log"}
     problems = check_options(old_sink, connectors["SalesforceSObjectSink"])
     assert "salesforce.object: not a property of this vendor table" in problems
     assert "salesforce.sink.object.operation: not a property of this vendor table" in problems

@@ -50,9 +50,10 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
         assert dg.materialize_to_memory([streaming_topics], resources=resources, run_config={
             "ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}}).success
 
-        rollout = dg.materialize_to_memory([stub_deployment(url, version.version, MODEL), flink_statements], resources=resources, run_config={
-            "ops": {"flink_statements": {"config": {"topic_prefix": prefix, "statement_prefix": names,
-                                                    "group_prefix": names, "verify_timeout_s": 180.0}}}},
+        rollout = dg.materialize_to_memory(
+            [stub_deployment(url, version.version, MODEL), flink_statements], resources=resources,
+            run_config={"ops": {"flink_statements": {"config": {"topic_prefix": prefix, "statement_prefix": names,
+                                                                "group_prefix": names, "verify_timeout_s": 180.0}}}},
             raise_on_error=False)
         assert rollout.success, [str(e.event_specific_data) for e in rollout.all_events if e.is_failure]
 
@@ -107,8 +108,8 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
     assert set(crm["Id"]) == ids  # every replayed Lead/Contact carries a score, nothing else
     assert crm["Lead_Score__c"].between(0, 100).all()
     assert (crm["scored_ts"] >= crm["source_ts"]).all()
-    kinds = dict(zip(created["Id"], created["_ObjectType"]))
-    assert all(kinds[i] == o for i, o in zip(crm["Id"], crm["_ObjectType"]))
+    kinds = dict(zip(created["Id"], created["_ObjectType"], strict=True))
+    assert all(kinds[i] == o for i, o in zip(crm["Id"], crm["_ObjectType"], strict=True))
     # every event reached crm_leads_raw once, outcomes included: the next training run sees them
     raw_rows = warehouse.query("SELECT COUNT(*) AS n, COUNT(IsConverted) AS labelled FROM crm_leads_raw")
     assert int(raw_rows["n"][0]) == len(events)

@@ -114,11 +114,11 @@ def test_replay_produces_contract_records_keyed_by_id_at_a_steady_rate(local_sta
     messages = consume_all(kafka, topic, len(events))
     assert len(messages) == len(events)  # idempotent producer: nothing twice
     records = [json.loads(m.value()) for m in messages]
-    assert all(m.key().decode() == r["Id"] for m, r in zip(messages, records))
+    assert all(m.key().decode() == r["Id"] for m, r in zip(messages, records, strict=True))
     assert [e for r in records for e in validate_record(r)] == []
     # within a partition (= per Id), a lead's outcome event comes after its creation event
     seen: dict[str, str] = {}
-    for r in sorted(zip(messages, records), key=lambda mr: (mr[0].partition(), mr[0].offset())):
+    for r in sorted(zip(messages, records, strict=True), key=lambda mr: (mr[0].partition(), mr[0].offset())):
         rec = r[1]
         if rec["_EventType"] == "updated":
             assert seen.get(rec["Id"]) == "created" and isinstance(rec["IsConverted"], bool)
@@ -164,11 +164,10 @@ class Worker:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Worker:
-        out = open(self.log, "ab")
-        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parents[2],
-                                     env={**os.environ, "LEAD_SCORING_HOME": str(self.home)})
-        out.close()
+        with open(self.log, "ab") as out:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=Path(__file__).resolve().parents[2],
+                                         env={**os.environ, "LEAD_SCORING_HOME": str(self.home)})
         return self
 
     def wait_consuming(self, timeout_s: float = 180.0) -> None:
@@ -242,7 +241,8 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
         log.info("all produced")
         assert landed_at_kill < len(raw_records), "the kill was not mid-stream; produce more or slower"
         expected_crm = n  # probes are never written back
-        totals = (f"SELECT (SELECT COUNT(*) FROM lead_scores) >= {len(scores)} AND (SELECT COUNT(*) FROM crm_leads) >= {expected_crm} "
+        totals = (f"SELECT (SELECT COUNT(*) FROM lead_scores) >= {len(scores)} "
+                  f"AND (SELECT COUNT(*) FROM crm_leads) >= {expected_crm} "
                   f"AND (SELECT COUNT(*) FROM crm_leads_raw) >= {len(raw_records)}")
         wait_until(lambda: bool(warehouse.query(totals).iloc[0, 0]), 180, "everything to land after the restart",
                    interval_s=2.0, logs=[w.log for w in workers.values()])

@@ -139,7 +139,7 @@ def test_unknown_ids_and_bad_records_are_kept_with_the_reason_probes_never_sent(
     assert set(fake.records) == {r["Id"] for r in good}
     assert not any(b"PROBE-" in c.body for c in fake.calls)
     errors = warehouse.query("SELECT Id, reason, target FROM crm_writeback_errors ORDER BY Id")
-    by_id = dict(zip(errors["Id"], errors["reason"]))
+    by_id = dict(zip(errors["Id"], errors["reason"], strict=True))
     assert by_id[unknown["Id"]] == "salesforce: INVALID_CROSS_REFERENCE_KEY:invalid cross reference id:--"
     assert "Lead_Score__c: expected an integer 0-100" in by_id[bad["Id"]]
     assert by_id["k"].startswith("bad score record: $: not valid JSON")

@@ -19,7 +19,8 @@ MAPPING = project_root() / "data" / "mappings" / "x_education.yaml"
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in frame.to_dict("records")]
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in frame.to_dict("records")]
 
 
 def test_generation_is_deterministic_valid_and_learnable():
@@ -80,7 +81,7 @@ def test_import_maps_types_and_rejects_bad_rows(tmp_path: Path):
     assert pd.isna(rec["Specialization__c"])  # "Select" means unanswered
     assert rec["Sales_Tags__c"] == "Will revert after reading the email"  # kept, never a feature
     assert rec["CreatedDate"] and rec["LastModifiedDate"]
-    reasons = dict(zip(result.rejected["Id"].fillna(""), result.rejected["reason"]))
+    reasons = dict(zip(result.rejected["Id"].fillna(""), result.rejected["reason"], strict=True))
     assert reasons["p-2"] == "Total_Visits__c: expected a number, got string"
     assert reasons[""].startswith("Id: required field is missing")
 

@@ -268,7 +268,8 @@ def test_erase_cli_on_the_local_profile(tmp_path, monkeypatch):
     fill(warehouse, ErasureRegister(warehouse, erasure_secret(Profile.LOCAL)), GONE, KEPT)
     result = CliRunner().invoke(app, ["erase", GONE])
     assert result.exit_code == 0, result.output
-    assert "lead_score_history: 3 row(s) deleted" in result.output and "CRM crm_leads: 1 score(s) cleared" in result.output
+    assert ("lead_score_history: 3 row(s) deleted" in result.output
+            and "CRM crm_leads: 1 score(s) cleared" in result.output)
     assert cells_mentioning(warehouse, GONE) == {} and cells_mentioning(warehouse, KEPT)
 
 

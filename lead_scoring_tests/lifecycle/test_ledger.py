@@ -127,7 +127,8 @@ def test_the_shadow_topic_feeds_the_sink_and_never_the_writeback(warehouse):
 
 def test_ledger_asset_reports_size_versions_shadow_share_and_freshness(warehouse, sink):
     sink.handle([msg("lead_scores", score(f"00Q{i}", i, NOW_MS - 60_000 + i), i) for i in range(6)]
-                + [msg("lead_scores_shadow", score(f"00Q{i}", i + 1, NOW_MS - 30_000, model="v2"), i) for i in range(2)])
+                + [msg("lead_scores_shadow", score(f"00Q{i}", i + 1, NOW_MS - 30_000, model="v2"), i)
+                   for i in range(2)])
     result = dg.materialize([lead_score_history], resources={"warehouse": warehouse},
                             instance=dg.DagsterInstance.ephemeral())
     [mat] = result.get_asset_materialization_events()

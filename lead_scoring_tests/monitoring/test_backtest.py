@@ -35,7 +35,8 @@ def leads_with_outcomes(n: int, seed: int, prefix: str = "00Q") -> pd.DataFrame:
     """Leads whose true conversion probability is known: the outcome is drawn from it."""
     rng = np.random.default_rng(seed)
     p = rng.uniform(0.02, 0.9, n)
-    return pd.DataFrame({"Id": [f"{prefix}{seed:02d}{i:06d}" for i in range(n)], "p": p, "converted": rng.random(n) < p})
+    return pd.DataFrame({"Id": [f"{prefix}{seed:02d}{i:06d}" for i in range(n)], "p": p,
+                         "converted": rng.random(n) < p})
 
 
 def land(resources: dict, leads: pd.DataFrame, version: str, scores: np.ndarray, grades: list | None,

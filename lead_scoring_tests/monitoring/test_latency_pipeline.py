@@ -83,7 +83,8 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
         for st in pipeline.statements.values():
             for table in st.reads:
                 group_topics.setdefault(st.group_id(settings, table), []).append(pipeline.tables[table].topic_name)
-        watch = MonitoringSettings(topics=[settings.topic(t.name) for t in TOPICS], consumer_groups=sorted(group_topics),
+        watch = MonitoringSettings(topics=[settings.topic(t.name) for t in TOPICS],
+                                   consumer_groups=sorted(group_topics),
                                    group_topics=group_topics, dlq_topic=settings.topic("dlq"), max_consumer_lag=0)
         deadline = time.monotonic() + 90
         while True:

@@ -60,8 +60,10 @@ def commit(kafka: KafkaResource, group: str, topic: str, offsets: dict[int, int]
                 consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
                 return
             except KafkaException as exc:
-                if not exc.args[0].retriable() and exc.args[0].code() not in (
-                        KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS) or time.monotonic() > deadline:
+                if (not exc.args[0].retriable()
+                        and exc.args[0].code() not in (KafkaError.NOT_COORDINATOR,
+                                                       KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+                        or time.monotonic() > deadline):
                     raise
                 time.sleep(0.5)
     finally:
@@ -121,7 +123,8 @@ def test_topics_sensor_offsets_rates_lag_dlq_and_alerts(local_stack):
     # only the NEW breach raises an alert; the lag breach is already being alerted on
     [alert] = second.run_requests
     assert alert.run_config["ops"]["stream_alert"]["config"]["alerts"] == [
-        f"5 new records in {dlq} in {checks[(f'kafka/{dlq}', DLQ_GROWTH_CHECK)].metadata['seconds'].value:.0f} s (threshold 3)"]
+        f"5 new records in {dlq} in {checks[(f'kafka/{dlq}', DLQ_GROWTH_CHECK)].metadata['seconds'].value:.0f} s "
+        "(threshold 3)"]
 
     # the consumer catches up, the DLQ stops growing: everything passes, no alert
     consumer = kafka.consumer(group)

@@ -56,8 +56,9 @@ class FakeConfluentCloud:
         path = request.url.path
         if request.method == "GET" and path == "/fcpm/v2/compute-pools/lfcp-1":
             assert request.url.params["environment"] == ENV
-            return httpx.Response(200, json={"id": "lfcp-1", "spec": {"cloud": "GCP", "region": "europe-west4",
-                                                                      "max_cfu": 10}, "status": {"phase": "PROVISIONED"}})
+            return httpx.Response(200, json={"id": "lfcp-1",
+                                             "spec": {"cloud": "GCP", "region": "europe-west4", "max_cfu": 10},
+                                             "status": {"phase": "PROVISIONED"}})
         if request.method == "PUT" and path.endswith("/config/validate"):
             assert path.startswith(f"/connect/v1/environments/{ENV}/clusters/lkc-1/connector-plugins/")
             config = json.loads(request.content)
@@ -85,7 +86,8 @@ def world(monkeypatch):
     cloud = FakeConfluentCloud()
     flink = ConfluentFlink(base_url=HOST, organization_id=ORG, environment_id=ENV, compute_pool_id="lfcp-1",
                            principal="sa-1", catalog="lead-env", database="lead-cluster", api_key="key",
-                           api_secret="secret", poll_interval_s=0.0).with_transport(contract.transport(confluent.handler))
+                           api_secret="secret",
+                           poll_interval_s=0.0).with_transport(contract.transport(confluent.handler))
     serving = VertexAIModelServing(project="p", region="europe-west4", endpoint_id="123", image_uri="img",
                                    parent_model=VERTEX_MODEL).with_client_options(
         credentials=AnonymousCredentials(), api_endpoint=f"127.0.0.1:{vertex.port}")

@@ -112,8 +112,8 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
             t.start()
 
         # a challenger next to it, shadow-scoring the same live stream
-        challenger = materialize([challenger_deployment], {"challenger_deployment": {"config": {**pipeline,
-                                                                                                "version": v2.version}}})
+        challenger = materialize([challenger_deployment],
+                                 {"challenger_deployment": {"config": {**pipeline, "version": v2.version}}})
         assert challenger.success, failure(challenger)
         assert served_version(serving.url, challenger_model_name()) == v2.version
         assert served_version(serving.url, "lead_scorer") == v1.version

@@ -1,4 +1,5 @@
-"""The full re-score on a real DuckDB file with a recording producer: what is re-scored, checkpoints, resume, idempotency."""
+"""The full re-score on a real DuckDB file with a recording producer: what is re-scored, checkpoints, resume,
+idempotency."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class FakeKafka:
 
 def _row(rid: str, modified: str, source: str = "stream", event: str = "created", converted: Any = None,
          object_type: str = "Lead") -> dict[str, Any]:
-    return {"Id": rid, "_ObjectType": object_type, "_EventType": event, "LastModifiedDate": pd.Timestamp(modified, tz="UTC"),
+    return {"Id": rid, "_ObjectType": object_type, "_EventType": event,
+            "LastModifiedDate": pd.Timestamp(modified, tz="UTC"),
             "CreatedDate": pd.Timestamp("2026-11-01", tz="UTC"), "LeadSource": "Google", "Email": "x@example.com",
             "Time_On_Website__c": 120.0, "IsConverted": converted, "_source": source,
             "_ingested_at": pd.Timestamp(modified, tz="UTC")}

@@ -73,7 +73,7 @@ def test_v1_scores_good_rows_and_reports_bad_rows(model: LeadScoringModel, refer
     predictions = result["predictions"]
     assert len(predictions) == 4
     expected = reference.score_records([records[0], records[3]])
-    for got, want in zip([predictions[0], predictions[3]], expected):
+    for got, want in zip([predictions[0], predictions[3]], expected, strict=True):
         assert got["score"] == want.score and got["reasons"] == want.reasons and got["model_version"] == V1
         assert 0 <= got["score"] <= 100 and 1 <= len(got["reasons"]) <= 3
         assert all(r[0] in "+-" for r in got["reasons"])
@@ -149,7 +149,8 @@ def test_a_manifest_without_grades_still_serves(model: LeadScoringModel) -> None
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_every_family_serves_exact_scores_with_manifest_grades(family: str, tmp_path) -> None:
     records, labels = make_records(400, seed=21)
-    pipeline = fit(build_pipeline(ModelParams(family=family, min_category_frequency=2)), features_frame(records), labels)
+    pipeline = fit(build_pipeline(ModelParams(family=family, min_category_frequency=2)), features_frame(records),
+                   labels)
     section = {"min_score": {"A": 70, "B": 45, "C": 20}, "method": "test"}
     repo = ArtifactRepository(LocalBlobs(tmp_path))
     artifact = repo.save(pipeline, {"family": family, "grades": section}, version=f"m-{family}")
@@ -176,8 +177,10 @@ def test_features_hash_is_of_the_features_only_and_stable() -> None:
     assert features_hash({**record, "Email": "other@example.com", "Id": "00Qother", "IsConverted": True,
                           "LastModifiedDate": "2030-01-01T00:00:00Z"}) == digest
     # a number sent as an int hashes like the same float; a changed feature changes the hash
-    assert features_hash({**record, "Time_On_Website__c": 600}) == features_hash({**record, "Time_On_Website__c": 600.0})
-    assert features_hash({**record, "Lead_Origin__c": "API" if record["Lead_Origin__c"] != "API" else "Lead Import"}) != digest
+    assert (features_hash({**record, "Time_On_Website__c": 600})
+            == features_hash({**record, "Time_On_Website__c": 600.0}))
+    assert features_hash({**record,
+                          "Lead_Origin__c": "API" if record["Lead_Origin__c"] != "API" else "Lead Import"}) != digest
     assert set(canonical_features(record)) == set(FEATURES)
 
 

@@ -140,7 +140,8 @@ def deployed(topology: Topology, cluster_env: dict[str, str]) -> Iterator[Deploy
             engine.cancel_job(jid)
 
 
-def test_the_profile_builds_cluster_resources_and_starts_nothing(topology: Topology, cluster_env: dict[str, str]) -> None:
+def test_the_profile_builds_cluster_resources_and_starts_nothing(topology: Topology,
+                                                                 cluster_env: dict[str, str]) -> None:
     before = {s.name: s.pid for s in topology.stack.status(health=False)}
     serving = model_serving(Profile.CLUSTER)
     assert isinstance(serving, ClusterModelServing) and serving.urls == topology.replicas
@@ -183,10 +184,12 @@ def _scored_once(got: list[tuple[str, dict[str, Any]]], keys: set[str]) -> dict[
 
 def test_leads_are_scored_by_both_replicas(topology: Topology, deployed: Deployed) -> None:
     before = {url: served_requests(url) for url in topology.replicas}
-    leads = [dict(r, Id=f"CL{uuid.uuid4().hex[:6]}{i:05d}", _ObjectType="Lead") for i, r in enumerate(records(400, seed=11))]
+    leads = [dict(r, Id=f"CL{uuid.uuid4().hex[:6]}{i:05d}", _ObjectType="Lead")
+             for i, r in enumerate(records(400, seed=11))]
     # a steady trickle, so the provider sends many batches (round-robin spreads batches, not rows)
     produce(deployed.kafka, PREFIX + "input_raw", [(r["Id"], json.dumps(r).encode()) for r in leads], rate=100)
-    scores = _scored_once(read(deployed.kafka, PREFIX + "lead_scores", {r["Id"] for r in leads}), {r["Id"] for r in leads})
+    scores = _scored_once(read(deployed.kafka, PREFIX + "lead_scores", {r["Id"] for r in leads}),
+                          {r["Id"] for r in leads})
     assert {s["Lead_Score_Model__c"] for s in scores.values()} == {topology.versions[1]}
     after = {url: served_requests(url) for url in topology.replicas}
     assert all(after[url] > before[url] for url in topology.replicas), (before, after)
@@ -197,9 +200,11 @@ def test_scoring_goes_on_when_a_replica_is_stopped(topology: Topology, deployed:
     topology.stack.down([replica_name(2)])  # gone for good: the supervisor does not bring it back
     assert served_version(stopped, "lead_scorer") is None
     before = served_requests(survivor)
-    leads = [dict(r, Id=f"CF{uuid.uuid4().hex[:6]}{i:05d}", _ObjectType="Lead") for i, r in enumerate(records(300, seed=12))]
+    leads = [dict(r, Id=f"CF{uuid.uuid4().hex[:6]}{i:05d}", _ObjectType="Lead")
+             for i, r in enumerate(records(300, seed=12))]
     produce(deployed.kafka, PREFIX + "input_raw", [(r["Id"], json.dumps(r).encode()) for r in leads], rate=100)
-    scores = _scored_once(read(deployed.kafka, PREFIX + "lead_scores", {r["Id"] for r in leads}), {r["Id"] for r in leads})
+    scores = _scored_once(read(deployed.kafka, PREFIX + "lead_scores", {r["Id"] for r in leads}),
+                          {r["Id"] for r in leads})
     assert len(scores) == len(leads)
     assert served_requests(survivor) > before
     # the statements never failed over to a restart: the same jobs run

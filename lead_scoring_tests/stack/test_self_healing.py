@@ -81,7 +81,8 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact.uri}})
         kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
         ensure_topics(kafka.admin(), TOPICS)
-        settings = RenderSettings(Dialect.FLINK, artifact.version, f"{cfg.model_url}/v1/models/{cfg.model_name}:predict",
+        settings = RenderSettings(Dialect.FLINK, artifact.version,
+                                  f"{cfg.model_url}/v1/models/{cfg.model_name}:predict",
                                   kafka_bootstrap=cfg.kafka_bootstrap, checkpoint_interval=f"{CHECKPOINT_S} s")
         rollout(local_engine(cfg), render_pipeline(settings), verify_timeout_s=300)
         yield Product(stack, kafka, DuckDBWarehouse(path=str(root / "warehouse" / "lead_scoring.duckdb")))

@@ -1,7 +1,8 @@
 """Flink's triton model provider against our real model server: CREATE MODEL + ML_PREDICT.
 
 A tiny model is trained and saved to a temporary artifact store, the stack's model server is started
-on it (`Stack.up([MODEL_SERVER])`, the same path `lead-scoring stack up` and `model_deployment` take), and Flink scores records read from Kafka through the server's KServe V2 endpoint.
+on it (`Stack.up([MODEL_SERVER])`, the same path `lead-scoring stack up` and `model_deployment` take), and Flink
+scores records read from Kafka through the server's KServe V2 endpoint.
 
 KNOWN UPSTREAM BUG: flink-model-triton 2.3.0 (the only release on Maven Central) inverts its schema
 check: `AbstractTritonModelFunction.validateSingleColumnSchema` is compiled as

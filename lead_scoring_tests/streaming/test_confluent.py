@@ -107,7 +107,7 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     model = next(body for path, body in posts if body.get("name") == model_ddl)
     assert model["spec"]["statement"].startswith(f"CREATE MODEL IF NOT EXISTS `{p.model_name}`")
     # the key travels only in the connection request, never in a statement
-    for method, path, body in fake.requests:
+    for _method, path, body in fake.requests:
         if path.startswith(f"{BASE}/statements") and body:
             assert "PRIVATE KEY" not in json.dumps(body)
     assert [s.action for s in report.statements] == ["started", "started", "started", "started"]
@@ -134,7 +134,8 @@ def test_changed_sql_stops_the_old_statement_then_resumes_from_its_offsets() -> 
     fake.requests.clear()
     report = rollout(engine(fake), new)
 
-    calls = [(m, p.removeprefix(BASE), (b or {}).get("name")) for m, p, b in fake.requests if m in ("POST", "PUT", "DELETE")]
+    calls = [(m, p.removeprefix(BASE), (b or {}).get("name")) for m, p, b in fake.requests
+             if m in ("POST", "PUT", "DELETE")]
     stop_leads = calls.index(("PUT", f"/statements/{names(old)[LEADS]}", names(old)[LEADS]))
     start_leads = calls.index(("POST", "/statements", names(new)[LEADS]))
     stop_contacts = calls.index(("PUT", f"/statements/{names(old)[CONTACTS]}", names(old)[CONTACTS]))

@@ -161,7 +161,7 @@ def direct_scores(url: str, batch: list[dict[str, Any]]) -> dict[str, dict[str, 
         chunk = batch[i:i + 200]
         resp = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": chunk}, timeout=60)
         assert resp.status_code == 200, resp.text
-        for rec, pred in zip(chunk, resp.json()["predictions"]):
+        for rec, pred in zip(chunk, resp.json()["predictions"], strict=True):
             out[rec["Id"]] = pred
     return out
 
@@ -193,8 +193,9 @@ def running(local_stack, tmp_path_factory) -> Iterator[Running]:
                   uris={v1.version: v1.uri, v2.version: v2.uri})
     try:
         server.start()
-        topics = dg.materialize_to_memory([streaming_topics], resources={"kafka": ctx.kafka, "flink": ctx.flink},
-                                          run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": ctx.prefix}}}})
+        topics = dg.materialize_to_memory(
+            [streaming_topics], resources={"kafka": ctx.kafka, "flink": ctx.flink},
+            run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": ctx.prefix}}}})
         assert topics.success
         result = ctx.deploy(v1.version)
         assert result.success, _failure(result)
@@ -218,8 +219,9 @@ def test_topics_created_with_their_config(running) -> None:
     assert len(meta[running.topic("input_raw")].partitions) == 3
     assert len(meta[running.topic("dlq")].partitions) == 1
     # a second materialization changes nothing
-    again = dg.materialize_to_memory([streaming_topics], resources={"kafka": running.kafka, "flink": running.flink},
-                                     run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": running.prefix}}}})
+    again = dg.materialize_to_memory(
+        [streaming_topics], resources={"kafka": running.kafka, "flink": running.flink},
+        run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": running.prefix}}}})
     md = again.asset_materializations_for_node("streaming_topics")[0].metadata
     assert md["created"].value == []
     assert md["topics"].value[running.topic("dlq")]["retention.ms"] == str(30 * 24 * 3600 * 1000)
@@ -290,7 +292,8 @@ def test_replay_1000_with_2_percent_malformed(running) -> None:
     for rec in decoded:
         src = originals[rec["Id"]]
         assert rec["_ObjectType"] == src["_ObjectType"] and rec["Time_On_Website__c"] == src["Time_On_Website__c"]
-        assert rec["LastModifiedDate"].isoformat().replace("+00:00", "")[:23] == src["LastModifiedDate"].rstrip("Z")[:23]
+        assert (rec["LastModifiedDate"].isoformat().replace("+00:00", "")[:23]
+                == src["LastModifiedDate"].rstrip("Z")[:23])
 
 
 def test_failed_rollout_leaves_the_old_statements_running(running) -> None:

@@ -69,11 +69,13 @@ def test_dialects_differ_where_they_must() -> None:
     # source_time) of `leads` (a crash replay keeps the Kafka timestamp; a re-score request has a new one)
     assert f"ML_PREDICT(\n  TABLE `leads_first`,\n  MODEL `{local.model_name}`" in leads_local
     [view] = local.statements[StatementRole.SCORE_LEADS].views
-    assert "PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC" in view and "`first_seen` = 1" in view
+    assert ("PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC" in view
+            and "`first_seen` = 1" in view)
     assert not gcp.statements[StatementRole.SCORE_LEADS].views  # Confluent resumes statements with their state
     assert f"LATERAL TABLE(ML_PREDICT('{gcp.model_name}', `Id`" in leads_gcp
     assert "'provider' = 'kserve'" in local.model_sql and "CREATE TEMPORARY MODEL" in local.model_sql
-    assert "'provider' = 'vertexai'" in gcp.model_sql and "'vertexai.connection' = 'vertex-lead-scorer'" in gcp.model_sql
+    assert ("'provider' = 'vertexai'" in gcp.model_sql
+            and "'vertexai.connection' = 'vertex-lead-scorer'" in gcp.model_sql)
     ddl_local, ddl_gcp = dict(local.ddl()), dict(gcp.ddl())
     assert "'value.format' = 'avro'" in ddl_local["input_avro"]
     assert "'value.format' = 'avro-registry'" in ddl_gcp["input_avro"]
@@ -144,7 +146,8 @@ def test_local_validation_uses_the_contract_check_function_with_the_contract_spe
     spec = json.loads(literal)
     assert [f["name"] for f in spec["fields"]] == [f.name for f in LEAD_FIELDS]
     assert spec["timestamp_pattern"] == TIMESTAMP_PATTERN
-    assert render_pipeline(GCP).statements[StatementRole.VALIDATE].sql.count("JSON_QUERY") > 40  # SQL checks in Confluent
+    # SQL checks in Confluent
+    assert render_pipeline(GCP).statements[StatementRole.VALIDATE].sql.count("JSON_QUERY") > 40
 
 
 def test_columns_and_checks_come_from_the_contract() -> None:
@@ -206,7 +209,8 @@ def test_shadow_statements_are_the_challengers_own_and_join_the_stream_at_its_en
     names = [st.name for st in shadow.statements.values()]
     assert [n.rsplit("-", 1)[0] for n in names] == ["lead-scoring-shadow-leads", "lead-scoring-shadow-contacts"]
     # never the champion's model object (in Confluent Cloud models are persistent)
-    assert shadow.model_name.startswith("lead_scorer_shadow_") and shadow.model_name != render_pipeline(LOCAL).model_name
+    assert (shadow.model_name.startswith("lead_scorer_shadow_")
+            and shadow.model_name != render_pipeline(LOCAL).model_name)
     script = shadow.session_script(StatementRole.SHADOW_LEADS)
     assert "'properties.group.id' = 'lead-scoring-flink-shadow-leads'" in script[0]
     assert "'properties.auto.offset.reset' = 'latest'" in script[0]

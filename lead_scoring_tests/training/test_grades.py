@@ -34,7 +34,8 @@ def test_rates_fall_from_a_to_d_and_every_grade_has_its_share():
         assert rates == sorted(rates, reverse=True) and len(set(rates)) == 4
         assert all(b.share >= min_share for b in fit.bands)
         assert sum(b.leads for b in fit.bands) == 3000
-        assert all(fit.scale.grade(s) == g for b in fit.bands for s, g in [(b.min_score, b.grade), (b.max_score, b.grade)])
+        assert all(fit.scale.grade(s) == g
+                   for b in fit.bands for s, g in [(b.min_score, b.grade), (b.max_score, b.grade)])
 
 
 def test_non_monotonic_groups_are_not_split_apart():

@@ -102,7 +102,7 @@ def test_reasons_follow_the_largest_exact_contributions(trained):
     scorer = LeadScorer(pipeline, "m-test")
     records = _records(valid.head(20))
     explanation = scorer.explain(records)
-    for record, row, score in zip(records, explanation.contributions, scorer.score_records(records)):
+    for _record, row, score in zip(records, explanation.contributions, scorer.score_records(records), strict=True):
         top = np.argsort(-np.abs(row), kind="stable")[:3]
         expected_signs = ["+" if row[j] > 0 else "-" for j in top if abs(row[j]) >= 0.01]
         assert [r[0] for r in score.reasons] == expected_signs

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ def check_options(options: Mapping[str, str], table: Mapping[str, Any], *, place
     """Problems of `options` against a property table {options: {key: rule}, required: [...]}.
 
     A rule: `values` (allowed, compared as strings), `range` ([low, high] integer), `pattern` (regex), or
-    `only_with` ({key: value} that must hold). `required_with` lists keys a grant type needs. `${VAR}` placeholders stand for secrets and pass any rule when `placeholders`.
+    `only_with` ({key: value} that must hold). `required_with` lists keys a grant type needs. `${VAR}` placeholders
+    stand for secrets and pass any rule when `placeholders`.
     Keys matching a `patterns:` entry (e.g. `transforms\\..*`) are checked by that entry's rule.
     """
     rules: Mapping[str, Any] = table["options"]

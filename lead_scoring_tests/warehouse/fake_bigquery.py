@@ -147,7 +147,8 @@ class FakeBigQuery:
             dataset, tables, table = m.group(1), m.group(2), m.group(3)
             if dataset in self.forbidden:
                 return self._error(handler, 403, "accessDenied",
-                                   f"Access Denied: Dataset {self.project}:{dataset}: Permission bigquery.datasets.get denied")
+                                   f"Access Denied: Dataset {self.project}:{dataset}: "
+                                   "Permission bigquery.datasets.get denied")
             if dataset not in self.datasets:
                 return self._error(handler, 404, "notFound", f"Not found: Dataset {self.project}:{dataset}")
             if table:

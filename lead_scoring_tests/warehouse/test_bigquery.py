@@ -51,7 +51,8 @@ def test_query_results_come_back_as_a_frame_and_parameters_are_typed(warehouse, 
 def test_ensure_tables_sends_contract_ddl(warehouse, fake):
     warehouse.ensure_tables()
     sent = fake.queries()
-    assert any(s.startswith("CREATE TABLE IF NOT EXISTS crm_leads_raw") and "`Total_Visits__c` FLOAT64" in s for s in sent)
+    assert any(s.startswith("CREATE TABLE IF NOT EXISTS crm_leads_raw") and "`Total_Visits__c` FLOAT64" in s
+               for s in sent)
     assert any(s.startswith("CREATE TABLE IF NOT EXISTS rejected_leads") for s in sent)
     for statement in sent:  # every DDL parses as GoogleSQL
         sqlglot.parse_one(statement, read="bigquery")
@@ -88,7 +89,8 @@ def test_upsert_merges_a_staged_batch_and_drops_the_stage(warehouse, fake):
     stage = load["destinationTable"]["tableId"]
     assert stage.startswith("_stage_lead_scores_") and load["writeDisposition"] == "WRITE_TRUNCATE"
     merge, drop = fake.queries()
-    assert merge.startswith(f"MERGE INTO lead_scores AS t USING `acme-prod.lead_scoring.{stage}` AS s ON t.`Id` = s.`Id`")
+    assert merge.startswith(f"MERGE INTO lead_scores AS t USING `acme-prod.lead_scoring.{stage}` AS s "
+                            "ON t.`Id` = s.`Id`")
     assert "WHEN MATCHED AND s.`scored_ts` >= t.`scored_ts` THEN UPDATE SET" in merge
     assert drop == f"DROP TABLE IF EXISTS `acme-prod.lead_scoring.{stage}`"
     sqlglot.parse_one(merge, read="bigquery")
@@ -100,7 +102,8 @@ def test_insert_new_compares_keys_null_safely_in_googlesql(warehouse, fake):
     rows = pd.DataFrame([{"Id": "00Q1", "_ObjectType": "Lead", "LastModifiedDate": None, "_source": "stream"}])
     warehouse.insert_new("crm_leads_raw", rows, key=("Id", "LastModifiedDate"))
     insert = next(q for q in fake.queries() if q.startswith("INSERT INTO crm_leads_raw"))
-    assert "t.`Id` IS NOT DISTINCT FROM s.`Id` AND t.`LastModifiedDate` IS NOT DISTINCT FROM s.`LastModifiedDate`" in insert
+    assert ("t.`Id` IS NOT DISTINCT FROM s.`Id` AND "
+            "t.`LastModifiedDate` IS NOT DISTINCT FROM s.`LastModifiedDate`" in insert)
     parsed = sqlglot.parse_one(insert, read="bigquery")
     assert parsed.find(sqlglot.exp.NullSafeEQ) is not None  # read as the null-safe comparison, not as text
 

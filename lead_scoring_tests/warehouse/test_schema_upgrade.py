@@ -37,7 +37,8 @@ def test_an_older_duckdb_file_gets_the_new_columns_and_keeps_its_rows(tmp_path):
     warehouse.upsert("crm_leads", pd.DataFrame([{
         "Id": "00Q2", "_ObjectType": "Lead", "Lead_Score__c": 70, "Lead_Score_Reasons__c": "+Lead Add Form",
         "Lead_Score_Model__c": "m2", "Lead_Grade__c": "A", "source_ts": pd.Timestamp.now(tz="UTC"),
-        "scored_ts": pd.Timestamp.now(tz="UTC"), "written_at": pd.Timestamp.now(tz="UTC")}]), key="Id", newer="scored_ts")
+        "scored_ts": pd.Timestamp.now(tz="UTC"), "written_at": pd.Timestamp.now(tz="UTC")}]),
+        key="Id", newer="scored_ts")
     warehouse.ensure_tables()
     assert set(_columns(path, "crm_leads")) == set(TABLES["crm_leads"].column_names)
     assert set(_columns(path, "lead_scores")) == set(TABLES["lead_scores"].column_names)
