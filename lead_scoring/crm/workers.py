@@ -52,6 +52,9 @@ CONSUMING = "consuming"
 WAITING_FOR_KAFKA = "waiting for Kafka"
 RETRYING_WRITE = "retrying a write"
 # librdkafka's signals that no broker can be reached (it keeps reconnecting on its own).
+# Consuming but nothing arrived for this long: check the broker is still there (one metadata request).
+IDLE_PROBE_S = 5.0
+IDLE_PROBE_TIMEOUT_S = 3.0
 _BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
@@ -201,6 +204,11 @@ class MicroBatchWorker:
                 if self.state == WAITING_FOR_KAFKA and time.monotonic() - last_probe > 2.0:
                     last_probe = time.monotonic()
                     self._probe_broker(consumer)
+                elif (self.state == CONSUMING and time.monotonic() - max(last_message, last_probe) > IDLE_PROBE_S):
+                    # librdkafka does not always call error_cb when the only broker goes away from an idle
+                    # client: with nothing arriving, ask for metadata to know whether we are idle or cut off.
+                    last_probe = time.monotonic()
+                    self._check_broker(consumer)
                 if self._pending_commit:
                     self._commit(consumer)
                 room = max(1, self.batch_size - len(self._batch))
@@ -235,6 +243,13 @@ class MicroBatchWorker:
                      self.stats.batches, self.stats.outages,
                      ", ".join(f"{k}={v}" for k, v in sorted(self.stats.counts.items())))
         return self.stats
+
+    def _check_broker(self, consumer: Any) -> None:
+        """While consuming but idle: a failed metadata request means the broker is gone, not the traffic."""
+        try:
+            consumer.list_topics(topic=self.topics[0], timeout=IDLE_PROBE_TIMEOUT_S)
+        except KafkaException as exc:
+            self._set_state(WAITING_FOR_KAFKA, f"metadata request failed: {exc.args[0] if exc.args else exc}")
 
     def _probe_broker(self, consumer: Any) -> None:
         """While waiting: a cheap metadata request tells when the broker is back, even on an idle topic."""
