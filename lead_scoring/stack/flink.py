@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from lead_scoring.stack.atomic import write_atomically
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import Layout, StackError
 from lead_scoring.stack.kafka import LOG4J2_CONSOLE
@@ -153,8 +154,8 @@ class FlinkServices:
             settings["cluster.evenly-spread-out-slots"] = "true"
         text = "# Written by `lead-scoring stack up` from StackConfig; edits are overwritten.\n"
         text += "".join(f"{k}: {json.dumps(v) if isinstance(v, str) else v}\n" for k, v in settings.items())
-        (self.conf_dir / "config.yaml").write_text(text)
-        (self.conf_dir / "log4j.properties").write_text(LOG4J2_CONSOLE.format(extra=_FLINK_LOGGERS))
+        write_atomically(self.conf_dir / "config.yaml", text)
+        write_atomically(self.conf_dir / "log4j.properties", LOG4J2_CONSOLE.format(extra=_FLINK_LOGGERS))
         return self.conf_dir
 
     def resource_params(self, which: str) -> tuple[list[str], list[str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from lead_scoring.stack.atomic import write_atomically
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import Layout, StackError
 from lead_scoring.stack.ports import port_open
@@ -154,8 +155,8 @@ class KafkaService:
             "log.retention.hours": "168",
         }
         path = self.dir / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        (self.dir / "log4j2.properties").write_text(LOG4J2_CONSOLE.format(extra=_KAFKA_LOGGERS))
+        write_atomically(path, "".join(f"{k}={v}\n" for k, v in props.items()))
+        write_atomically(self.dir / "log4j2.properties", LOG4J2_CONSOLE.format(extra=_KAFKA_LOGGERS))
         return path
 
     def java(self) -> list[str]:

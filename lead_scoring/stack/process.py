@@ -24,6 +24,8 @@ from typing import Any
 
 import psutil
 
+from lead_scoring.stack.atomic import write_atomically
+
 log = logging.getLogger(__name__)
 
 
@@ -171,10 +173,7 @@ class ProcessRecord:
         return cls(**known)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.replace(path)
+        write_atomically(path, json.dumps(asdict(self)))
 
 
 def record_of(proc: psutil.Process, name: str, url: str, **extra: Any) -> ProcessRecord:

@@ -30,6 +30,7 @@ from typing import Any
 
 import psutil
 
+from lead_scoring.stack.atomic import write_atomically
 from lead_scoring.stack.catalog import Catalog
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.process import ProcessRecord, describe_exit, launch, terminate
@@ -110,10 +111,7 @@ class SupervisorFiles:
         return data.get("services", {}) if isinstance(data, dict) else {}
 
     def write_desired(self, services: dict[str, dict[str, Any]]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.desired_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"services": services}, indent=1))
-        tmp.replace(self.desired_file)
+        write_atomically(self.desired_file, json.dumps({"services": services}, indent=1))
 
     def daemon(self) -> psutil.Process | None:
         """The running supervisor of this state dir, if any."""
