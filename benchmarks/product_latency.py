@@ -118,6 +118,13 @@ def window(kafka: KafkaResource, producer: Any, rate: float, seconds: float, tem
     return result
 
 
+def _answers(url: str) -> bool | None:
+    try:
+        return True if httpx.get(url, timeout=2).status_code == 200 else None
+    except httpx.HTTPError:  # not listening yet
+        return None
+
+
 def signal_dagster(sig: int, root: Path) -> None:
     for label, group in processes(root).items():
         if label in DAGSTER:
@@ -165,8 +172,8 @@ def main() -> None:
         with open(ui_log, "wb") as out:
             ui = subprocess.Popen([str(bin_dir / "lead-scoring"), "ui", "--port", str(ui_port), "--nice",
                                    str(args.ui_nice)], env=env, stdout=out, stderr=subprocess.STDOUT)
-        wait_until(lambda: True if httpx.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).status_code == 200
-                   else None, timeout_s=180, interval_s=2, what="the Dagster UI")
+        wait_until(lambda: _answers(f"http://127.0.0.1:{ui_port}/server_info"), timeout_s=180, interval_s=2,
+                   what="the Dagster UI")
         time.sleep(60)  # every sensor ticks at least once before we measure
         kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
         producer = kafka.producer(**{"linger.ms": 1})
