@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
     tag = uuid.uuid4().hex[:6]
     total = int(rate * seconds)
     latencies: dict[str, float] = {}
+    versions: Counter[str] = Counter()  # which model scored the window (a rollout's window must show the new one)
     score_times: dict[str, tuple[int, int, int]] = {}  # key -> (source_ts, scored_ts, kafka ts)
     seen: dict[str, dict[str, float]] = {"input_avro": {}, "leads": {}}
     done = threading.Event()
@@ -130,6 +132,7 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
                     kts = msg.timestamp()[1]
                     k = key.decode()
                     latencies[k] = kts - value["source_ts"]
+                    versions[value.get("Lead_Score_Model__c") or "?"] += 1
                     if stages:
                         score_times[k] = (value["source_ts"], value["scored_ts"], kts)
 
@@ -208,7 +211,7 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
     bounded = backlog_end <= rate * 2.0
     return {
         "rate": rate, "seconds": seconds, "produced": total, "achieved_produce_rate": round(total / produced_in, 1),
-        "scored": len(lat), "lost_or_late": total - len(lat),
+        "scored": len(lat), "lost_or_late": total - len(lat), "model_versions": dict(versions),
         "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
         "max_ms": max(lat) if lat else float("nan"), "mean_ms": round(statistics.fmean(lat), 1) if lat else None,
         "backlog_at_end_of_window": backlog_end, "backlog_rise_second_half": round(rise),

@@ -55,6 +55,8 @@ PROCESSES = {
     "dagster-daemon": "dagster._daemon", "dagster-code-server": "dagster api grpc",
     "dagster-code-server-proxy": "dagster code-server", "dg-dev": "dg dev",
 }
+# training -> gated model -> deployment -> Flink rollout, as scripts/up launches it
+PRODUCT_ASSETS = "group:training or group:serving or group:streaming"
 DAGSTER = ("dagster-webserver", "dagster-daemon", "dagster-code-server", "dagster-code-server-proxy", "dg-dev")
 TICK = re.compile(r"^\S*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000\S* - dagster\.daemon\.SensorDaemon - \S*INFO\S* - "
                   r"(Checking for new runs for sensor: (?P<start>\S+)|Sensor (?P<end>\S+) (skipped|.*))")
@@ -118,6 +120,20 @@ def window(kafka: KafkaResource, producer: Any, rate: float, seconds: float, tem
     return result
 
 
+def champion(home: Path) -> str | None:
+    """The production pointer's version (the local model store)."""
+    try:
+        return json.loads((home / "artifacts" / "models" / "PRODUCTION").read_text())["version"]
+    except FileNotFoundError:
+        return None
+
+
+def _launch_failed(launch: subprocess.Popen) -> None:
+    if launch.poll() is not None:
+        raise SystemExit(f"the retraining launch ended (exit {launch.returncode}) without a new champion")
+    return None
+
+
 def _answers(url: str) -> bool | None:
     try:
         return True if httpx.get(url, timeout=2).status_code == 200 else None
@@ -165,7 +181,7 @@ def main() -> None:
     try:
         stack.up()
         # what scripts/up materializes (the demo generator stays off: the benchmark is the only producer)
-        for selection, check in (("group:training or group:serving or group:streaming or group:crm", True),
+        for selection, check in ((f"{PRODUCT_ASSETS} or group:crm", True),
                                  ("group:monitoring or group:lifecycle", False)):
             subprocess.run([str(bin_dir / "dg"), "launch", "--assets", selection], env=env, check=check,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -188,10 +204,21 @@ def main() -> None:
         finally:
             signal_dagster(signal.SIGCONT, tmp)
         if args.rollout:
-            retrain = [str(bin_dir / "dg"), "launch", "--assets", "lead_scoring_model+"]
-            subprocess.run(retrain, env=env, check=True, stdout=subprocess.DEVNULL)  # a new version takes over
+            # What a user re-runs to retrain and roll out: a new version is trained, gated, hot-swapped into the
+            # model server and checked by the rollout. The window opens the moment the production pointer moves
+            # (the swap), so it holds the first seconds of the new version, while the launch still finishes.
+            before = champion(tmp)
+            launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", PRODUCT_ASSETS], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_until(lambda: True if champion(tmp) != before else _launch_failed(launch), timeout_s=900,
+                       interval_s=0.2, what="a new champion version")
+            results["rollout"] = {"from": before, "to": champion(tmp)}
             results["windows"].append(window(kafka, producer, args.rate, args.rollout_window, template,
                                              "after rollout", tmp))
+            scored_by = results["windows"][-1]["model_versions"]
+            log.info("rollout %s -> %s; the window was scored by %s", before, results["rollout"]["to"], scored_by)
+            if launch.wait(600) != 0:
+                raise SystemExit(f"the retraining launch failed (exit {launch.returncode})")
     finally:
         if ui is not None:
             ui.send_signal(signal.SIGTERM)
