@@ -128,9 +128,10 @@ def champion(home: Path) -> str | None:
         return None
 
 
-def _launch_failed(launch: subprocess.Popen) -> None:
+def _launch_failed(launch: subprocess.Popen, log_path: Path) -> None:
     if launch.poll() is not None:
-        raise SystemExit(f"the retraining launch ended (exit {launch.returncode}) without a new champion")
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
+        raise SystemExit(f"the retraining launch ended (exit {launch.returncode}) without a new champion:\n{tail}")
     return None
 
 
@@ -208,9 +209,12 @@ def main() -> None:
             # model server and checked by the rollout. The window opens the moment the production pointer moves
             # (the swap), so it holds the first seconds of the new version, while the launch still finishes.
             before = champion(tmp)
-            launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", PRODUCT_ASSETS], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_until(lambda: True if champion(tmp) != before else _launch_failed(launch), timeout_s=900,
+            launch_log = tmp / "retrain.log"
+            with open(launch_log, "wb") as launch_out:
+                launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", PRODUCT_ASSETS], env=env,
+                                          stdout=launch_out, stderr=subprocess.STDOUT)
+            wait_until(lambda: True if champion(tmp) != before else _launch_failed(launch, launch_log),
+                       timeout_s=900,
                        interval_s=0.2, what="a new champion version")
             results["rollout"] = {"from": before, "to": champion(tmp)}
             results["windows"].append(window(kafka, producer, args.rate, args.rollout_window, template,
