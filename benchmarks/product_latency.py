@@ -7,7 +7,8 @@ and code server, every sensor at its real interval, niced as scripts/up runs it)
 
 * `product`: leads at --rate on input_raw -> score on lead_scores, with everything running;
 * `dagster paused`: the same window with the Dagster processes stopped (SIGSTOP), the cost of orchestration;
-* `after rollout` (--rollout): the first --rollout-window seconds after a new model version took over.
+* `after rollout` (--rollout): the first --rollout-window seconds after another model version took over
+  (two champions are trained before any traffic; `champion_revert` swaps between them).
 
 For each window: p50/p95/p99/max, and where the CPU went: seconds per process (psutil) and, from the
 daemon's log, how long each sensor's ticks took. Results to benchmarks/results/product_latency.json.
@@ -131,7 +132,7 @@ def champion(home: Path) -> str | None:
 def _launch_failed(launch: subprocess.Popen, log_path: Path) -> None:
     if launch.poll() is not None:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
-        raise SystemExit(f"the retraining launch ended (exit {launch.returncode}) without a new champion:\n{tail}")
+        raise SystemExit(f"the rollout launch ended (exit {launch.returncode}) without a new champion:\n{tail}")
     return None
 
 
@@ -182,8 +183,10 @@ def main() -> None:
     try:
         stack.up()
         # what scripts/up materializes (the demo generator stays off: the benchmark is the only producer)
-        for selection, check in ((f"{PRODUCT_ASSETS} or group:crm", True),
-                                 ("group:monitoring or group:lifecycle", False)):
+        launches = [(f"{PRODUCT_ASSETS} or group:crm", True)]
+        if args.rollout:  # a second champion before any traffic, so there is a good version to roll out to
+            launches.append((PRODUCT_ASSETS, True))
+        for selection, check in [*launches, ("group:monitoring or group:lifecycle", False)]:
             subprocess.run([str(bin_dir / "dg"), "launch", "--assets", selection], env=env, check=check,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with open(ui_log, "wb") as out:
@@ -205,14 +208,15 @@ def main() -> None:
         finally:
             signal_dagster(signal.SIGCONT, tmp)
         if args.rollout:
-            # What a user re-runs to retrain and roll out: a new version is trained, gated, hot-swapped into the
-            # model server and checked by the rollout. The window opens the moment the production pointer moves
-            # (the swap), so it holds the first seconds of the new version, while the launch still finishes.
+            # The other good version takes over (`champion_revert`: hot swap into the model server, then the
+            # rollout's check), as after a retraining or a promotion. Not a retraining here: the benchmark's own
+            # synthetic leads are in the warehouse by now and the quality gate rightly refuses what they train.
+            # The window opens the moment the production pointer moves, while the launch still finishes.
             before = champion(tmp)
-            launch_log = tmp / "retrain.log"
+            launch_log = tmp / "rollout.log"
             with open(launch_log, "wb") as launch_out:
-                launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", PRODUCT_ASSETS], env=env,
-                                          stdout=launch_out, stderr=subprocess.STDOUT)
+                launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", "champion_revert"],
+                                          env=env, stdout=launch_out, stderr=subprocess.STDOUT)
             wait_until(lambda: True if champion(tmp) != before else _launch_failed(launch, launch_log),
                        timeout_s=900,
                        interval_s=0.2, what="a new champion version")
@@ -222,7 +226,7 @@ def main() -> None:
             scored_by = results["windows"][-1]["model_versions"]
             log.info("rollout %s -> %s; the window was scored by %s", before, results["rollout"]["to"], scored_by)
             if launch.wait(600) != 0:
-                raise SystemExit(f"the retraining launch failed (exit {launch.returncode})")
+                raise SystemExit(f"the rollout launch failed (exit {launch.returncode})")
     finally:
         if ui is not None:
             ui.send_signal(signal.SIGTERM)
