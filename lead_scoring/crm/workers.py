@@ -190,6 +190,9 @@ class MicroBatchWorker:
             "topic.metadata.refresh.interval.ms": 10_000,
             # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
             "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
+            # A request in flight when the broker goes away (a synchronous commit) fails after 10 s, not librdkafka's
+            # 60 s: the loop, and so the heartbeat's "waiting for Kafka", is never held up longer than that.
+            "socket.timeout.ms": 10_000,
             # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
             "log_level": 0, "error_cb": self._on_kafka_error,
             **self.consumer_overrides})

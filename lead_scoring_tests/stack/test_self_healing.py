@@ -264,7 +264,7 @@ def test_the_workers_ride_out_a_broker_outage(product: Product) -> None:
     try:
         wait_until(lambda: True if all((read_heartbeat(w, state_root) or {}).get("state") == "waiting for Kafka"
                                        for w in (WRITEBACK, SINK)) else None,
-                   timeout_s=60, interval_s=1, what="both workers reporting 'waiting for Kafka'")
+                   timeout_s=90, interval_s=1, what="both workers reporting 'waiting for Kafka'")
         time.sleep(20)  # a real outage, not a blip
         assert {w: product.pid(w) for w in pids} == pids  # nobody died
     finally:  # whatever failed above, the module's other tests need their broker back
