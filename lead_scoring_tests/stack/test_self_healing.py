@@ -148,6 +148,18 @@ def _count(warehouse: DuckDBWarehouse, table: str, tag: str) -> int:
     return int(warehouse.query(f"SELECT COUNT(DISTINCT Id) AS n FROM {table} WHERE STARTS_WITH(Id, '{tag}')")["n"][0])
 
 
+def _caught_up_with_a_bounded_replay(product: Product, scores: Scores, n: int) -> None:
+    """After a crash restored from checkpoints: nothing lost, and re-scored input stays within one checkpoint
+    interval (+ the crash's detection) of input, each change scored at most once more (not once per stage)."""
+    wait_until(lambda: True if _lag(product) == 0 else None, timeout_s=120, interval_s=1,
+               what="the restored statements caught up")
+    time.sleep(5)
+    scores.stop()
+    assert len(scores.ids) == n  # nothing lost
+    assert sum(1 for c in scores.ids.values() if c > 1) <= RATE * (CHECKPOINT_S + 20)
+    assert max(scores.ids.values()) <= 2
+
+
 def _landed(product: Product, tag: str, n: int, timeout_s: float = 240.0) -> None:
     """Until the CRM holds a score for each of the `n` leads and the warehouse each raw record."""
     wait_until(lambda: True if _count(product.warehouse, "crm_leads", tag) == n
@@ -189,14 +201,7 @@ def test_jobmanager_crash_restores_the_statements_with_nothing_lost(product: Pro
     restored = wait_until(four_running,
                           timeout_s=180, interval_s=1, what="the four statements restored")
     assert not jobs_before & set(restored.values())  # new jobs, same statements
-    wait_until(lambda: True if _lag(product) == 0 else None, timeout_s=120, interval_s=1,
-               what="the restored statements caught up")
-    time.sleep(5)
-    scores.stop()
-    assert len(scores.ids) == len(records)  # nothing lost
-    # at-least-once: re-scored input stays within one checkpoint interval (+ the crash's detection) of input
-    assert sum(1 for n in scores.ids.values() if n > 1) <= RATE * (CHECKPOINT_S + 20)
-    assert max(scores.ids.values()) <= 2  # each change is scored once by the restored statement, not per stage
+    _caught_up_with_a_bounded_replay(product, scores, len(records))
     assert product.stack.files.record(JOBMANAGER).restarts == 1
     _landed(product, tag, len(records))
 
@@ -237,14 +242,7 @@ def test_power_loss_resumes_from_the_retained_checkpoints(product: Product) -> N
     sender.join()
     wait_until(lambda: True if len(scores.ids) == len(records) else None, timeout_s=300, interval_s=1,
                what="every lead scored after the power loss")
-    wait_until(lambda: True if _lag(product) == 0 else None, timeout_s=120, interval_s=1,
-               what="the restored statements caught up")
-    time.sleep(5)
-    scores.stop()
-    assert len(scores.ids) == len(records)  # nothing lost
-    # replayed from the last checkpoint: at most one interval (+ the time the kill took) of input, once more
-    assert sum(1 for n in scores.ids.values() if n > 1) <= RATE * (CHECKPOINT_S + 20)
-    assert max(scores.ids.values()) <= 2
+    _caught_up_with_a_bounded_replay(product, scores, len(records))
     _landed(product, tag, len(records), timeout_s=300)
     # the replays are the same scores: one ledger row per lead
     ledger = product.warehouse.query(
