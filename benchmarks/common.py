@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,122 @@ def flink_busy(flink_rest_url: str) -> dict[str, dict[str, float]]:
                 "busy": metrics.get("busyTimeMsPerSecond", float("nan")),
                 "backpressured": metrics.get("backPressuredTimeMsPerSecond", float("nan"))}
     return out
+
+
+def flink_placement(flink_rest_url: str) -> dict[str, Any]:
+    """Where the running statements' subtasks run: per TaskManager, the number of subtasks (all jobs), and
+    per job, its subtasks per TaskManager (Flink REST `/jobs/<id>/vertices/<id>/taskmanagers`).
+
+    A scale-out is only real if each statement's subtasks are spread over the TaskManagers.
+    """
+    registered = httpx.get(f"{flink_rest_url}/taskmanagers", timeout=10).json()["taskmanagers"]
+    totals: dict[str, int] = {tm["id"]: 0 for tm in registered}
+    jobs: dict[str, dict[str, int]] = {}
+    for job in httpx.get(f"{flink_rest_url}/jobs/overview", timeout=10).json()["jobs"]:
+        if job["state"] != "RUNNING":
+            continue
+        per_tm: dict[str, int] = {}
+        detail = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}", timeout=10).json()
+        for vertex in detail["vertices"]:
+            got = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}/vertices/{vertex['id']}/taskmanagers",
+                            timeout=10).json()
+            for tm in got.get("taskmanagers", []):
+                tm_id = tm.get("taskmanager-id") or tm.get("resource-id") or tm.get("endpoint", "?")
+                count = sum(int(v) for v in tm.get("status-counts", {}).values()) or 1
+                per_tm[tm_id] = per_tm.get(tm_id, 0) + count
+                totals[tm_id] = totals.get(tm_id, 0) + count
+        jobs[job["name"]] = per_tm
+    return {"subtasks_per_taskmanager": totals, "jobs": jobs}
+
+
+class CpuBudgetError(RuntimeError):
+    pass
+
+
+class CpuBudgets:
+    """Machines emulated on one host: each node is a cgroup with a CPU quota, so the processes put in it use at
+    most `cpus` CPUs however idle the host is (cgroup v1 `cpu.cfs_quota_us`, or v2 `cpu.max`).
+
+    On a 2-core host two topologies share the same cores, so wall-clock throughput cannot show what a second
+    TaskManager on its own machine adds; with every service capped at the same budget, it can: a topology
+    with twice the TaskManagers and replicas has twice the CPU where the work is, and the throughput each
+    sustains is measured, not projected. Needs root (or a delegated cgroup) on Linux.
+    """
+
+    PERIOD_US = 100_000
+
+    def __init__(self, cpus: float, label: str = "lead_scoring_bench"):
+        if cpus <= 0:
+            raise CpuBudgetError(f"a node's CPU budget must be > 0, got {cpus}")
+        self.cpus = cpus
+        v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+        if (v1 / "cpu.cfs_quota_us").exists():
+            self.version, self.root = 1, v1
+        elif "cpu" in _read(v2 / "cgroup.controllers").split():
+            self.version, self.root = 2, v2
+        else:
+            raise CpuBudgetError("no cgroup CPU controller at /sys/fs/cgroup/cpu (v1) or /sys/fs/cgroup (v2): "
+                                 "run without --node-cpus (throughput per CPU-second only)")
+        self.base = self.root / f"{label}_{os.getpid()}"
+        try:
+            if self.version == 2:
+                _write(self.root / "cgroup.subtree_control", "+cpu")
+            self.base.mkdir(exist_ok=True)
+            if self.version == 2:
+                _write(self.base / "cgroup.subtree_control", "+cpu")
+        except OSError as exc:
+            raise CpuBudgetError(f"cannot create the cgroup {self.base} ({exc.strerror}): --node-cpus needs root "
+                                 "or a cgroup delegated to this user; run without it (throughput per CPU-second "
+                                 "only)") from None
+        self.nodes: dict[str, list[int]] = {}
+
+    def assign(self, node: str, pids: list[int]) -> None:
+        """Put `pids` and all their descendants (threads follow their process) in `node`'s budget."""
+        group = self.base / node
+        if node not in self.nodes:
+            group.mkdir(exist_ok=True)
+            quota = int(self.cpus * self.PERIOD_US)
+            if self.version == 1:
+                _write(group / "cpu.cfs_period_us", str(self.PERIOD_US))
+                _write(group / "cpu.cfs_quota_us", str(quota))
+            else:
+                _write(group / "cpu.max", f"{quota} {self.PERIOD_US}")
+            self.nodes[node] = []
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+                    _write(group / "cgroup.procs", str(proc.pid))
+                    self.nodes[node].append(proc.pid)
+
+    def throttled_s(self) -> dict[str, float]:
+        """Per node, the seconds its processes were held back by the quota so far (cpu.stat)."""
+        out = {}
+        for node in self.nodes:
+            stat = dict(line.split() for line in _read(self.base / node / "cpu.stat").splitlines() if line.strip())
+            out[node] = (int(stat.get("throttled_time", 0)) / 1e9 if self.version == 1
+                         else int(stat.get("throttled_usec", 0)) / 1e6)
+        return out
+
+    def close(self) -> None:
+        """Back to the parent cgroup, then remove the nodes (a process that exited needs no moving)."""
+        for node, pids in self.nodes.items():
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    _write(self.root / "cgroup.procs", str(pid))
+            with contextlib.suppress(OSError):
+                (self.base / node).rmdir()
+        self.nodes = {}
+        with contextlib.suppress(OSError):
+            self.base.rmdir()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)

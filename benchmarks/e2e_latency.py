@@ -140,7 +140,9 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
         watcher = kafka.consumer(f"bench-stages-{tag}", **{"auto.offset.reset": "latest", "fetch.wait.max.ms": 5})
         watcher.subscribe([prefix + "input_avro", prefix + "leads"])
         while not done.is_set():
-            batch = watcher.consume(1000, timeout=0.2)
+            # a short timeout: consume() waits for the whole batch or the timeout, and the arrival time is
+            # read after it returns (with 0.2 s, a slow stream's hops read up to 200 ms late)
+            batch = watcher.consume(1000, timeout=0.01)
             now_ms = time.time() * 1000
             for msg in batch:
                 if msg.error():

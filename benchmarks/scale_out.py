@@ -34,11 +34,12 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from common import CpuMeter, flink_busy, small_model, synthetic_records
+from common import CpuBudgets, CpuMeter, flink_busy, flink_placement, small_model, synthetic_records
 from e2e_latency import run_rate
 
 from lead_scoring.services import local_stack
@@ -118,6 +119,8 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
                            "parallelism": parallelism or "pipeline defaults", "partitions": args.partitions,
                            "runs": []}
     previous_env = {k: os.environ.get(k) for k in cluster_env(cfg, parallelism, args.partitions)}
+    budgets: CpuBudgets | None = None
+    throttled: dict[str, float] = {}
     started = time.monotonic()
     try:
         stack.up([*infrastructure(cfg), *(replica_name(r) for r in range(1, replicas + 1))])
@@ -126,8 +129,21 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
         t0 = time.monotonic()
         out["deployment"] = deploy(cfg, store, artifact)
         out["deploy_seconds"] = round(time.monotonic() - t0, 1)
+        out["placement"] = flink_placement(cfg.flink_rest_url)
+        log.info("[%s] subtasks per TaskManager: %s", name, out["placement"]["subtasks_per_taskmanager"])
         kafka_res = kafka(Profile.CLUSTER)
         pids = {s.name: s.pid for s in stack.status(health=False) if s.pid and s.name != "supervisor"}
+        if args.node_cpus:
+            # every broker, TaskManager and replica is a machine of its own with the same CPU budget; the Flink
+            # control plane (JobManager, SQL Gateway) and the load generator are not budgeted, in either topology
+            budgets = CpuBudgets(args.node_cpus)
+            for service, pid in pids.items():
+                if service.startswith(BUDGETED):
+                    budgets.assign(service, [pid])
+            out["cpu_budget"] = {"cpus_per_node": args.node_cpus, "nodes": sorted(budgets.nodes),
+                                 "not_budgeted": sorted(set(pids) - set(budgets.nodes)) + ["load generator"]}
+            throttled = budgets.throttled_s()
+            log.info("[%s] CPU budget %.2f per node: %s", name, args.node_cpus, ", ".join(sorted(budgets.nodes)))
         meter = CpuMeter({**pids, "load generator": os.getpid()})
         template = synthetic_records(500, seed=5)
         producer = kafka_res.producer(**{"linger.ms": args.input_linger_ms})
@@ -137,19 +153,26 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
         fixed = run_rate(kafka_res, producer, PREFIX, args.fixed_rate, args.fixed_seconds, template, meter=meter,
                          flink_rest_url=cfg.flink_rest_url)
         out["fixed"] = _with_efficiency(fixed)
+        if budgets:
+            out["fixed"]["throttled_s"] = _delta(budgets.throttled_s(), throttled)
+            throttled.update(budgets.throttled_s())
         log.info("[%s] fixed %s", name, _brief(out["fixed"]))
-        best = None
-        for rate in args.search_rates:
+
+        def attempt(rate: float) -> bool:
             res = _with_efficiency(run_rate(kafka_res, producer, PREFIX, rate, args.search_seconds, template,
                                             meter=meter, flink_rest_url=cfg.flink_rest_url))
+            if budgets:
+                res["throttled_s"] = _delta(budgets.throttled_s(), throttled)
+                throttled.update(budgets.throttled_s())
             out["runs"].append(res)
             log.info("[%s] search %s", name, _brief(res))
-            if not res["sustained"]:
-                break
-            best = rate
-        out["max_sustained_rate"] = best
+            return bool(res["sustained"])
+
+        out["max_sustained_rate"] = search(attempt, args)
         out["flink_busy_after"] = flink_busy(cfg.flink_rest_url)
     finally:
+        if budgets:
+            budgets.close()
         for key, value in previous_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -160,6 +183,38 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
 
 
 PIPELINE_EXCLUDES = ("load generator",)
+BUDGETED = ("kafka", "taskmanager", "model-server")  # the data path: brokers, TaskManagers, replicas
+
+
+def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float | None:
+    """The highest rate sustained: the listed `--search-rates` in order until one is not sustained; or, with
+    `--search-start`, rates growing by `--search-factor` until one fails, then `--search-bisect` bisections
+    between the last sustained rate and the first failed one (so two topologies are compared to a few %)."""
+    if not args.search_start:
+        best = None
+        for rate in args.search_rates:
+            if not attempt(rate):
+                break
+            best = rate
+        return best
+    low, high = None, args.search_start
+    while attempt(high):
+        low, high = high, round(high * args.search_factor)
+        if high > args.search_max:
+            return low
+    if low is None:
+        return None
+    for _ in range(args.search_bisect):
+        mid = round((low + high) / 2)
+        if attempt(mid):
+            low = mid
+        else:
+            high = mid
+    return low
+
+
+def _delta(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: round(v - before.get(k, 0.0), 1) for k, v in now.items()}
 
 
 def _with_efficiency(res: dict[str, Any]) -> dict[str, Any]:
@@ -195,7 +250,15 @@ def main() -> None:
     parser.add_argument("--fixed-rate", type=float, default=1500)
     parser.add_argument("--fixed-seconds", type=float, default=45)
     parser.add_argument("--search-rates", type=float, nargs="*", default=[2000, 3000, 4000, 5000, 6000])
+    parser.add_argument("--search-start", type=float, default=None,
+                        help="search from this rate up by --search-factor, then bisect (instead of --search-rates)")
+    parser.add_argument("--search-factor", type=float, default=1.25)
+    parser.add_argument("--search-bisect", type=int, default=2)
+    parser.add_argument("--search-max", type=float, default=20000)
     parser.add_argument("--search-seconds", type=float, default=30)
+    parser.add_argument("--node-cpus", type=float, default=None,
+                        help="cap every broker, TaskManager and model-server replica at this many CPUs (a cgroup "
+                             "quota: each is a machine of that size), so wall-clock throughput shows the scaling")
     parser.add_argument("--warmup-rate", type=float, default=500)
     parser.add_argument("--warmup-seconds", type=float, default=30)
     parser.add_argument("--input-linger-ms", type=int, default=5)
@@ -231,13 +294,22 @@ def main() -> None:
             "efficiency_multi_vs_single": round(s_cost / m_cost, 3),
             "projected_speedup_with_own_cores": round(args.taskmanagers * s_cost / m_cost, 2),
             "max_sustained_wall_clock": {"single": single["max_sustained_rate"], "multi": multi["max_sustained_rate"]},
+            "cpus_per_node": args.node_cpus,
         }
+        if single["max_sustained_rate"] and multi["max_sustained_rate"]:
+            results["comparison"]["speedup_wall_clock"] = round(
+                multi["max_sustained_rate"] / single["max_sustained_rate"], 2)
     out.write_text(json.dumps(results, indent=2))
     lines = [f"{'topology':>14} {'fixed p99':>9} {'ms CPU/rec':>10} {'rec/CPU-s':>9} {'max sustained':>13}"]
     for t in results["topologies"]:
         lines.append(f"{t['topology']:>14} {t['fixed']['p99_ms']:>9.0f} "
                      f"{t['fixed']['pipeline_cpu_ms_per_record']:>10.3f} "
                      f"{t['fixed']['records_per_pipeline_cpu_s']:>9} {str(t['max_sustained_rate']):>13}")
+    if "speedup_wall_clock" in results.get("comparison", {}):
+        budget = (f"every broker, TaskManager and replica capped at {args.node_cpus} CPU" if args.node_cpus
+                  else "both on the same shared cores")
+        lines.append(f"max sustained rate, multi / single: {results['comparison']['speedup_wall_clock']}x "
+                     f"(measured; {budget})")
     if "comparison" in results:
         lines.append(f"throughput per CPU-second, multi / single: "
                      f"{results['comparison']['efficiency_multi_vs_single']}; "

@@ -150,10 +150,11 @@ class FlinkServices:
             "sql-gateway.endpoint.rest.port": c.sql_gateway_port,
         }
         if c.taskmanagers > 1:
-            # several TaskManagers: spread each statement's subtasks over them instead of filling one first.
-            # (Flink 2 dropped `cluster.evenly-spread-out-slots`; set, it was ignored and every subtask of the
-            # scale-out benchmark ran on one TaskManager.)
-            settings["taskmanager.load-balance.mode"] = "tasks"
+            # several TaskManagers: each slot request goes to the least used TaskManager, so a statement's
+            # subtasks are spread over them instead of filling the first one. (Flink 2 dropped
+            # `cluster.evenly-spread-out-slots`, and `TASKS` only balances tasks over the slots a job already
+            # has: with either, every subtask of the scale-out benchmark ran on one TaskManager.)
+            settings["taskmanager.load-balance.mode"] = "SLOTS"
         text = "# Written by `lead-scoring stack up` from StackConfig; edits are overwritten.\n"
         text += "".join(f"{k}: {json.dumps(v) if isinstance(v, str) else v}\n" for k, v in settings.items())
         write_atomically(self.conf_dir / "config.yaml", text)
