@@ -115,20 +115,17 @@ class CpuBudgetError(RuntimeError):
 
 class CpuBudgets:
     """Machines emulated on one host: each node is a cgroup with a CPU quota, so the processes put in it use at
-    most `cpus` CPUs however idle the host is (cgroup v1 `cpu.cfs_quota_us`, or v2 `cpu.max`).
+    most that many CPUs however idle the host is (cgroup v1 `cpu.cfs_quota_us`, or v2 `cpu.max`).
 
     On a 2-core host two topologies share the same cores, so wall-clock throughput cannot show what a second
-    TaskManager on its own machine adds; with every service capped at the same budget, it can: a topology
-    with twice the TaskManagers and replicas has twice the CPU where the work is, and the throughput each
-    sustains is measured, not projected. Needs root (or a delegated cgroup) on Linux.
+    TaskManager on its own machine adds; with every node capped at the same budget, it can: a topology with
+    twice the nodes has twice the CPU where the work is, and the throughput each sustains is measured, not
+    projected. Needs root (or a delegated cgroup) on Linux.
     """
 
     PERIOD_US = 100_000
 
-    def __init__(self, cpus: float, label: str = "lead_scoring_bench"):
-        if cpus <= 0:
-            raise CpuBudgetError(f"a node's CPU budget must be > 0, got {cpus}")
-        self.cpus = cpus
+    def __init__(self, label: str = "lead_scoring_bench"):
         v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
         if (v1 / "cpu.cfs_quota_us").exists():
             self.version, self.root = 1, v1
@@ -150,12 +147,14 @@ class CpuBudgets:
                                  "only)") from None
         self.nodes: dict[str, list[int]] = {}
 
-    def assign(self, node: str, pids: list[int]) -> None:
-        """Put `pids` and all their descendants (threads follow their process) in `node`'s budget."""
+    def assign(self, node: str, pids: list[int], cpus: float) -> None:
+        """Put `pids` and all their descendants (threads follow their process) in `node`, capped at `cpus`."""
+        if cpus <= 0:
+            raise CpuBudgetError(f"a node's CPU budget must be > 0, got {cpus}")
         group = self.base / node
         if node not in self.nodes:
             group.mkdir(exist_ok=True)
-            quota = int(self.cpus * self.PERIOD_US)
+            quota = int(cpus * self.PERIOD_US)
             if self.version == 1:
                 _write(group / "cpu.cfs_period_us", str(self.PERIOD_US))
                 _write(group / "cpu.cfs_quota_us", str(quota))

@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/scale_out.py                       # 1/1/1 vs 3 brokers / 2 TMs / 2 replicas
     .venv/bin/python benchmarks/scale_out.py --fixed-rate 1500 --search-rates 2000 3000 4000 5000
+    # each compute node (TaskManager n + replica n) a machine of 0.25 CPU: wall-clock scaling, measured
+    .venv/bin/python benchmarks/scale_out.py --node-cpus 0.25 --fixed-rate 200 --search-start 250
 
 Both topologies are started by the stack's own catalog (`StackConfig(kafka_brokers=, taskmanagers=,
 model_replicas=)`: brokers, TaskManagers and model-server replicas are services of the supervisor) and
@@ -13,16 +15,22 @@ profile's resources. The single node is "a cluster of one" (pipeline's own paral
 runs every statement at parallelism = TaskManagers.
 
 What it reports per topology:
+* where Flink placed the statements' subtasks (per TaskManager, per job): a scale-out is only real if
+  each statement runs on every TaskManager.
 * CPU per record at one fixed rate both can sustain (`--fixed-rate`): CPU seconds (psutil, user + system)
   of every pipeline process (brokers, JobManager, TaskManagers, SQL Gateway, model servers) over the
   window / records scored. Its inverse is the throughput per CPU-second. The load generator (this
   process) is reported apart: it is the CRM's stand-in, not the pipeline.
-* the highest rate sustained (`--search-rates`, stepping up until one is not), with p50/p99.
+* the highest rate sustained (`--search-rates`, stepping up until one is not; or `--search-start`, growing
+  by `--search-factor`, then bisecting), with p50/p99.
 
-On a 2-core machine both topologies share the same two cores, so wall-clock throughput cannot show what
-a second TaskManager and replica on their own machines add; the throughput per CPU-second can: if the
-topology spends as much CPU per record as the single node, N times the machines give N times the
-throughput (the per-process split shows the work is spread across TaskManagers and replicas). The
+On a 2-core machine both topologies share the same two cores, so unconstrained wall-clock throughput cannot
+show what a second TaskManager and replica on their own machines add. `--node-cpus` makes it measurable:
+compute node n (TaskManager n + model-server replica n) is put in a cgroup capped at that many CPUs, a
+machine of that size, in both topologies; the topology has twice the nodes, so twice the CPU where the
+scoring work is, and the max sustained rates are compared directly (`speedup_wall_clock`). The Kafka
+brokers are not capped unless `--broker-cpus` is given (they are the cluster both share the rest of the
+host with); the Flink control plane and the load generator never are. Without `--node-cpus`, the
 projection printed is `task managers x (single CPU per record / multi CPU per record)`, labelled as such.
 """
 
@@ -49,6 +57,7 @@ from lead_scoring.serving.service import replica_name
 from lead_scoring.settings import Profile
 from lead_scoring.stack.catalog import infrastructure
 from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.flink import taskmanager_name
 from lead_scoring.stack.install import install
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs, ModelArtifact
 from lead_scoring.storage.resources import LocalModelStore
@@ -134,16 +143,10 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
         kafka_res = kafka(Profile.CLUSTER)
         pids = {s.name: s.pid for s in stack.status(health=False) if s.pid and s.name != "supervisor"}
         if args.node_cpus:
-            # every broker, TaskManager and replica is a machine of its own with the same CPU budget; the Flink
-            # control plane (JobManager, SQL Gateway) and the load generator are not budgeted, in either topology
-            budgets = CpuBudgets(args.node_cpus)
-            for service, pid in pids.items():
-                if service.startswith(BUDGETED):
-                    budgets.assign(service, [pid])
-            out["cpu_budget"] = {"cpus_per_node": args.node_cpus, "nodes": sorted(budgets.nodes),
-                                 "not_budgeted": sorted(set(pids) - set(budgets.nodes)) + ["load generator"]}
+            budgets = CpuBudgets()
+            out["cpu_budget"] = assign_nodes(budgets, pids, args)
             throttled = budgets.throttled_s()
-            log.info("[%s] CPU budget %.2f per node: %s", name, args.node_cpus, ", ".join(sorted(budgets.nodes)))
+            log.info("[%s] CPU budgets: %s", name, out["cpu_budget"])
         meter = CpuMeter({**pids, "load generator": os.getpid()})
         template = synthetic_records(500, seed=5)
         producer = kafka_res.producer(**{"linger.ms": args.input_linger_ms})
@@ -183,7 +186,24 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
 
 
 PIPELINE_EXCLUDES = ("load generator",)
-BUDGETED = ("kafka", "taskmanager", "model-server")  # the data path: brokers, TaskManagers, replicas
+
+
+def assign_nodes(budgets: CpuBudgets, pids: dict[str, int], args: argparse.Namespace) -> dict[str, Any]:
+    """The machines: compute node n runs TaskManager n and model-server replica n (`--node-cpus` each); with
+    `--broker-cpus`, each broker is a machine of that size, else the Kafka cluster is not budgeted (it is the
+    cluster both topologies share the rest of the host with). The Flink control plane (JobManager, SQL
+    Gateway) and the load generator are never budgeted."""
+    compute = {name(n): f"node-{n}" for n in range(1, 10) for name in (taskmanager_name, replica_name)}
+    nodes: dict[str, list[str]] = {}
+    for service, pid in pids.items():
+        if service in compute:
+            budgets.assign(compute[service], [pid], args.node_cpus)
+            nodes.setdefault(compute[service], []).append(service)
+        elif args.broker_cpus and service.startswith("kafka"):
+            budgets.assign(service, [pid], args.broker_cpus)
+            nodes[service] = [service]
+    return {"cpus_per_compute_node": args.node_cpus, "cpus_per_broker": args.broker_cpus, "nodes": nodes,
+            "not_budgeted": sorted(set(pids) - {s for v in nodes.values() for s in v}) + ["load generator"]}
 
 
 def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float | None:
@@ -202,8 +222,12 @@ def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float 
         low, high = high, round(high * args.search_factor)
         if high > args.search_max:
             return low
-    if low is None:
-        return None
+    while low is None:  # not even the first rate: step down until one is sustained
+        high, low = round(high / args.search_factor), round(high / args.search_factor)
+        if low < args.search_min:
+            return None
+        if not attempt(low):
+            low = None
     for _ in range(args.search_bisect):
         mid = round((low + high) / 2)
         if attempt(mid):
@@ -255,10 +279,13 @@ def main() -> None:
     parser.add_argument("--search-factor", type=float, default=1.25)
     parser.add_argument("--search-bisect", type=int, default=2)
     parser.add_argument("--search-max", type=float, default=20000)
+    parser.add_argument("--search-min", type=float, default=50)
     parser.add_argument("--search-seconds", type=float, default=30)
     parser.add_argument("--node-cpus", type=float, default=None,
-                        help="cap every broker, TaskManager and model-server replica at this many CPUs (a cgroup "
-                             "quota: each is a machine of that size), so wall-clock throughput shows the scaling")
+                        help="run TaskManager n and replica n as compute node n, capped at this many CPUs (a cgroup "
+                             "quota: a machine of that size), so wall-clock throughput shows the scaling")
+    parser.add_argument("--broker-cpus", type=float, default=None,
+                        help="with --node-cpus: also cap each Kafka broker at this many CPUs (default: not capped)")
     parser.add_argument("--warmup-rate", type=float, default=500)
     parser.add_argument("--warmup-seconds", type=float, default=30)
     parser.add_argument("--input-linger-ms", type=int, default=5)
@@ -294,7 +321,7 @@ def main() -> None:
             "efficiency_multi_vs_single": round(s_cost / m_cost, 3),
             "projected_speedup_with_own_cores": round(args.taskmanagers * s_cost / m_cost, 2),
             "max_sustained_wall_clock": {"single": single["max_sustained_rate"], "multi": multi["max_sustained_rate"]},
-            "cpus_per_node": args.node_cpus,
+            "cpus_per_compute_node": args.node_cpus, "cpus_per_broker": args.broker_cpus,
         }
         if single["max_sustained_rate"] and multi["max_sustained_rate"]:
             results["comparison"]["speedup_wall_clock"] = round(
@@ -306,8 +333,9 @@ def main() -> None:
                      f"{t['fixed']['pipeline_cpu_ms_per_record']:>10.3f} "
                      f"{t['fixed']['records_per_pipeline_cpu_s']:>9} {str(t['max_sustained_rate']):>13}")
     if "speedup_wall_clock" in results.get("comparison", {}):
-        budget = (f"every broker, TaskManager and replica capped at {args.node_cpus} CPU" if args.node_cpus
-                  else "both on the same shared cores")
+        budget = (f"each TaskManager + replica node capped at {args.node_cpus} CPU"
+                  + (f", each broker at {args.broker_cpus}" if args.broker_cpus else ", Kafka not capped")
+                  if args.node_cpus else "both on the same shared cores")
         lines.append(f"max sustained rate, multi / single: {results['comparison']['speedup_wall_clock']}x "
                      f"(measured; {budget})")
     if "comparison" in results:
