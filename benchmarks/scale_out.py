@@ -153,20 +153,22 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
         producer.list_topics(PREFIX + "input_raw", timeout=30)
         out["warmup"] = _summary(run_rate(kafka_res, producer, PREFIX, args.warmup_rate, args.warmup_seconds, template))
         log.info("[%s] warm-up %s", name, out["warmup"])
-        fixed = run_rate(kafka_res, producer, PREFIX, args.fixed_rate, args.fixed_seconds, template, meter=meter,
-                         flink_rest_url=cfg.flink_rest_url)
-        out["fixed"] = _with_efficiency(fixed)
-        if budgets:
-            out["fixed"]["throttled_s"] = _delta(budgets.throttled_s(), throttled)
-            throttled.update(budgets.throttled_s())
+
+        def window(rate: float, seconds: float) -> dict[str, Any]:
+            """One measured window at `rate`, with how long each budgeted node was throttled during it."""
+            res = _with_efficiency(run_rate(kafka_res, producer, PREFIX, rate, seconds, template, meter=meter,
+                                            flink_rest_url=cfg.flink_rest_url))
+            if budgets:
+                now = budgets.throttled_s()
+                res["throttled_s"] = {k: round(v - throttled.get(k, 0.0), 1) for k, v in now.items()}
+                throttled.update(now)
+            return res
+
+        out["fixed"] = window(args.fixed_rate, args.fixed_seconds)
         log.info("[%s] fixed %s", name, _brief(out["fixed"]))
 
         def attempt(rate: float) -> bool:
-            res = _with_efficiency(run_rate(kafka_res, producer, PREFIX, rate, args.search_seconds, template,
-                                            meter=meter, flink_rest_url=cfg.flink_rest_url))
-            if budgets:
-                res["throttled_s"] = _delta(budgets.throttled_s(), throttled)
-                throttled.update(budgets.throttled_s())
+            res = window(rate, args.search_seconds)
             out["runs"].append(res)
             log.info("[%s] search %s", name, _brief(res))
             return bool(res["sustained"])
@@ -235,10 +237,6 @@ def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float 
         else:
             high = mid
     return low
-
-
-def _delta(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
-    return {k: round(v - before.get(k, 0.0), 1) for k, v in now.items()}
 
 
 def _with_efficiency(res: dict[str, Any]) -> dict[str, Any]:
