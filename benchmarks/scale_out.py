@@ -224,12 +224,14 @@ def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float 
         low, high = high, round(high * args.search_factor)
         if high > args.search_max:
             return low
-    while low is None:  # not even the first rate: step down until one is sustained
-        high, low = round(high / args.search_factor), round(high / args.search_factor)
-        if low < args.search_min:
+    while low is None:  # not even the first rate: step down until one is sustained; high stays the lowest failed
+        lower = round(high / args.search_factor)
+        if lower < args.search_min:
             return None
-        if not attempt(low):
-            low = None
+        if attempt(lower):
+            low = lower
+        else:
+            high = lower
     for _ in range(args.search_bisect):
         mid = round((low + high) / 2)
         if attempt(mid):
