@@ -136,9 +136,10 @@ class RenderSettings:
     # 10 ms, not 2 ms: at 200 leads/s rows arrive 5 ms apart, so a 2 ms linger sent one row per HTTP call
     # and the Python model server's per-request cost made the p99 tail (docs/streaming.md, "the 200/s tail").
     model_batch_linger: str = "10 ms"
-    # 5 ms, not 0: at 0 every record was its own produce request, which cost the broker and the TaskManager
-    # more CPU than the records themselves and made the 200/s p99 tail (docs/performance.md, "Kafka sinks")
-    producer_linger_ms: int = 5
+    # 2 ms: at 0 every record was its own produce request, which cost the broker and the TaskManager more CPU
+    # than the records themselves and made the 200/s p99 tail; 5 ms cost ~6 ms of p50 on every hop for no
+    # CPU saved over 2 ms (docs/performance.md, "Kafka sinks")
+    producer_linger_ms: int = 2
     # 60 s, not 10 s: at-least-once Kafka sinks flush at every checkpoint, which showed up as p99 spikes
     # (docs/streaming.md); rollouts hand over via savepoints, so the interval only bounds crash replay.
     checkpoint_interval: str = "60 s"

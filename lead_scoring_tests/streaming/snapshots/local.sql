@@ -30,7 +30,7 @@ WITH (
   'topic' = 'input_raw',
   'properties.bootstrap.servers' = '127.0.0.1:9092',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.format' = 'raw'
 );
 
@@ -89,7 +89,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.avro.timestamp_mapping.legacy' = 'false',
   'value.format' = 'avro'
 );
@@ -150,7 +150,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.avro.timestamp_mapping.legacy' = 'false',
   'value.format' = 'avro'
 );
@@ -211,7 +211,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.avro.timestamp_mapping.legacy' = 'false',
   'value.format' = 'avro'
 );
@@ -237,7 +237,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.format' = 'json'
 );
 
@@ -262,7 +262,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.format' = 'json'
 );
 
@@ -277,7 +277,7 @@ WITH (
   'topic' = 'dlq',
   'properties.bootstrap.servers' = '127.0.0.1:9092',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.format' = 'json'
 );
 
@@ -350,7 +350,7 @@ WITH (
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-validate-d03a8e0a
+-- statement lead-scoring-validate-54422001
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
@@ -407,7 +407,7 @@ FROM `input_raw_checked` AS `v`
 WHERE `v`.`c`.`reason` <> '';
 END;
 
--- statement lead-scoring-route-46feab78
+-- statement lead-scoring-route-891a1293
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `leads`
@@ -418,7 +418,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-94ce52c1
+-- statement lead-scoring-score-leads-0e68d3ab
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -437,7 +437,7 @@ FROM ML_PREDICT(
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
 
--- statement lead-scoring-score-contacts-00601105
+-- statement lead-scoring-score-contacts-79f20290
 INSERT INTO `contact_scores`
 SELECT
   `Id`,

@@ -57,7 +57,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.avro.timestamp_mapping.legacy' = 'false',
   'value.format' = 'avro'
 );
@@ -82,7 +82,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.format' = 'json'
 );
 

@@ -74,7 +74,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.avro.timestamp_mapping.legacy' = 'false',
   'value.format' = 'avro'
 );
@@ -135,7 +135,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.avro.timestamp_mapping.legacy' = 'false',
   'value.format' = 'avro'
 );
@@ -161,7 +161,7 @@ WITH (
   'key.fields' = 'Id',
   'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'at-least-once',
-  'properties.linger.ms' = '5',
+  'properties.linger.ms' = '2',
   'value.format' = 'json'
 );
 
@@ -229,7 +229,7 @@ WITH (
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-shadow-leads-b7c62a39
+-- statement lead-scoring-shadow-leads-87ead5cd
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -248,7 +248,7 @@ FROM ML_PREDICT(
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
 
--- statement lead-scoring-shadow-contacts-82c7119a
+-- statement lead-scoring-shadow-contacts-c9a0ff24
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
