@@ -20,7 +20,9 @@ What it reports per topology:
 * CPU per record at one fixed rate both can sustain (`--fixed-rate`): CPU seconds (psutil, user + system)
   of every pipeline process (brokers, JobManager, TaskManagers, SQL Gateway, model servers) over the
   window / records scored. Its inverse is the throughput per CPU-second. The load generator (this
-  process) is reported apart: it is the CRM's stand-in, not the pipeline.
+  process) is reported apart: it is the CRM's stand-in, not the pipeline. Also per tier: the compute tier
+  (TaskManagers + model servers, what the topology doubles) apart from the Kafka tier (one broker against
+  three with every partition replicated three times: a cost of replication, not of scaling out).
 * the highest rate sustained (`--search-rates`, stepping up until one is not; or `--search-start`, growing
   by `--search-factor`, then bisecting), with p50/p99.
 
@@ -203,6 +205,8 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
 
 
 PIPELINE_EXCLUDES = ("load generator",)
+# process-name prefix -> tier; the rest (JobManager, SQL Gateway) is the control plane
+TIERS = (("kafka", "kafka"), ("taskmanager", "taskmanagers"), ("model-server", "model servers"))
 
 
 def assign_nodes(budgets: CpuBudgets, pids: dict[str, int], args: argparse.Namespace) -> dict[str, Any]:
@@ -256,12 +260,29 @@ def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float 
     return low
 
 
+def _tier(process: str) -> str:
+    """Which tier of the cluster a process belongs to (`kafka-2` -> kafka, `taskmanager-2` -> taskmanagers)."""
+    for prefix, tier in TIERS:
+        if process.startswith(prefix):
+            return tier
+    return "control plane"
+
+
 def _with_efficiency(res: dict[str, Any]) -> dict[str, Any]:
     cpu = res.get("cpu_s") or {}
     pipeline = sum(v for k, v in cpu.items() if k not in PIPELINE_EXCLUDES)
     res["pipeline_cpu_s"] = round(pipeline, 2)
     res["pipeline_cpu_ms_per_record"] = round(1000 * pipeline / max(1, res["scored"]), 4)
     res["records_per_pipeline_cpu_s"] = round(res["scored"] / pipeline, 1) if pipeline else None
+    # Per tier: the compute tier (TaskManagers + model servers) is what a scale-out doubles; the Kafka tier
+    # is the user's cluster, sized (and replicated) on its own, so its cost is reported apart, not hidden.
+    tiers: dict[str, float] = {}
+    for process, seconds in cpu.items():
+        if process not in PIPELINE_EXCLUDES:
+            tiers[_tier(process)] = tiers.get(_tier(process), 0.0) + seconds
+    res["tier_cpu_ms_per_record"] = {t: round(1000 * v / max(1, res["scored"]), 4) for t, v in sorted(tiers.items())}
+    compute = tiers.get("taskmanagers", 0.0) + tiers.get("model servers", 0.0)
+    res["compute_tier_cpu_ms_per_record"] = round(1000 * compute / max(1, res["scored"]), 4)
     res.pop("backlog_per_second", None)
     return res
 
@@ -334,12 +355,18 @@ def main() -> None:
     if len(results["topologies"]) == 2:
         single, multi = results["topologies"]
         s_cost, m_cost = single["fixed"]["pipeline_cpu_ms_per_record"], multi["fixed"]["pipeline_cpu_ms_per_record"]
+        s_compute = single["fixed"]["compute_tier_cpu_ms_per_record"]
+        m_compute = multi["fixed"]["compute_tier_cpu_ms_per_record"]
         results["comparison"] = {
             "fixed_rate": args.fixed_rate,
             "records_per_cpu_s": {"single": single["fixed"]["records_per_pipeline_cpu_s"],
                                   "multi": multi["fixed"]["records_per_pipeline_cpu_s"]},
             "efficiency_multi_vs_single": round(s_cost / m_cost, 3),
             "projected_speedup_with_own_cores": round(args.taskmanagers * s_cost / m_cost, 2),
+            "tier_cpu_ms_per_record": {"single": single["fixed"]["tier_cpu_ms_per_record"],
+                                       "multi": multi["fixed"]["tier_cpu_ms_per_record"]},
+            "compute_tier_efficiency_multi_vs_single": round(s_compute / m_compute, 3),
+            "compute_tier_projected_speedup": round(args.taskmanagers * s_compute / m_compute, 2),
             "max_sustained_wall_clock": {"single": single["max_sustained_rate"], "multi": multi["max_sustained_rate"]},
             "cpus_per_compute_node": args.node_cpus, "cpus_per_broker": args.broker_cpus,
         }
@@ -363,6 +390,12 @@ def main() -> None:
                      f"{results['comparison']['efficiency_multi_vs_single']}; "
                      f"projected speed-up with each TaskManager + replica on its own cores: "
                      f"{results['comparison']['projected_speedup_with_own_cores']}x (a projection, not a measurement)")
+        c = results["comparison"]
+        kafka_ms = [c["tier_cpu_ms_per_record"][t].get("kafka") for t in ("single", "multi")]
+        lines.append(f"compute tier only (TaskManagers + model servers), per CPU-second, multi / single: "
+                     f"{c['compute_tier_efficiency_multi_vs_single']}; projected: "
+                     f"{c['compute_tier_projected_speedup']}x (a projection; the Kafka tier apart, CPU ms per "
+                     f"record single / multi: {kafka_ms[0]} / {kafka_ms[1]})")
     log.info("results (%s):\n%s", out, "\n".join(lines))
 
 
