@@ -55,6 +55,7 @@ RETRYING_WRITE = "retrying a write"
 # Consuming but nothing arrived for this long: check the broker is still there (one metadata request).
 IDLE_PROBE_S = 5.0
 IDLE_PROBE_TIMEOUT_S = 3.0
+COMMIT_STALL_S = 30.0
 _BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
@@ -135,7 +136,10 @@ class MicroBatchWorker:
         self.state = WAITING_FOR_KAFKA
         self._state_since = time.time()
         self._detail = ""
-        self._pending_commit: list[TopicPartition] = []
+        # written, not yet committed: (topic, partition) -> next offset; committed asynchronously (see _commit)
+        self._pending_commit: dict[tuple[str, int], int] = {}
+        self._commit_issued_at: Optional[float] = None  # an asynchronous commit in flight since then
+        self._next_commit_at = 0.0
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -190,11 +194,10 @@ class MicroBatchWorker:
             "topic.metadata.refresh.interval.ms": 10_000,
             # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
             "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
-            # A request in flight when the broker goes away (a synchronous commit) fails after 10 s, not librdkafka's
-            # 60 s: the loop, and so the heartbeat's "waiting for Kafka", is never held up longer than that.
+            # A request in flight when the broker goes away fails after 10 s, not librdkafka's 60 s.
             "socket.timeout.ms": 10_000,
             # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
-            "log_level": 0, "error_cb": self._on_kafka_error,
+            "log_level": 0, "error_cb": self._on_kafka_error, "on_commit": self._on_commit,
             **self.consumer_overrides})
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                            on_lost=self._on_lost)
@@ -237,6 +240,7 @@ class MicroBatchWorker:
                 if idle_exit_s is not None and not self._batch and time.monotonic() - last_message > idle_exit_s:
                     break
             self._flush(consumer)
+            self._commit_now(consumer)
         finally:
             if self._pending_commit:
                 log.warning("%s: stopping with offsets not committed (Kafka unreachable); their records will be "
@@ -268,6 +272,7 @@ class MicroBatchWorker:
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         self._flush(consumer)
+        self._commit_now(consumer)
         self._assigned = 0
         self._heartbeat(force=True)
 
@@ -276,7 +281,7 @@ class MicroBatchWorker:
         batch, self._batch = self._batch, []
         if batch:
             self._write(batch)
-        self._pending_commit = []
+        self._pending_commit = {}
         self._assigned = 0
         self._heartbeat(force=True)
 
@@ -319,7 +324,8 @@ class MicroBatchWorker:
         for m in batch:
             key = (m.topic, m.partition)
             next_offsets[key] = max(next_offsets.get(key, 0), m.offset + 1)
-        self._pending_commit = [TopicPartition(t, p, o) for (t, p), o in sorted(next_offsets.items())]
+        for key, offset in next_offsets.items():
+            self._pending_commit[key] = max(self._pending_commit.get(key, 0), offset)
         self.stats.consumed += len(batch)
         self.stats.batches += 1
         self.stats.add(counts)
@@ -327,19 +333,58 @@ class MicroBatchWorker:
         log.debug("%s: batch of %d written (%s)", self.name, len(batch), counts)
 
     def _commit(self, consumer: Any) -> None:
-        """Commit what was written; while Kafka is away, keep the offsets and try again on the next loop."""
-        try:
-            consumer.commit(offsets=self._pending_commit, asynchronous=False)
-        except KafkaException as exc:
-            code = exc.args[0].code() if exc.args and isinstance(exc.args[0], KafkaError) else None
-            if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):
-                self._pending_commit = []  # no longer ours: the new owner re-reads them (idempotent writes)
-                return
-            self._set_state(WAITING_FOR_KAFKA, f"commit failed: {exc}")
+        """Commit what was written, asynchronously; the result arrives in `_on_commit` during `consume`.
+
+        Never synchronously: librdkafka defers a commit issued while no broker is up until a coordinator is
+        found again (librdkafka#3740), so a synchronous one held the loop, and with it the heartbeat's
+        "waiting for Kafka", for the whole outage. A commit that got no answer for COMMIT_STALL_S is issued
+        again (a later commit of the same partitions supersedes it)."""
+        now = time.monotonic()
+        if not self._pending_commit or now < self._next_commit_at:
             return
-        self._pending_commit = []
-        if self.state == WAITING_FOR_KAFKA:
+        if self._commit_issued_at is not None and now - self._commit_issued_at < COMMIT_STALL_S:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._pending_commit.items())]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as exc:
+            self._commit_failed(exc.args[0] if exc.args else None, str(exc))
+            return
+        self._commit_issued_at = now
+
+    def _on_commit(self, err: Optional[KafkaError], partitions: list) -> None:
+        # on_commit runs inside poll/consume on this thread
+        self._commit_issued_at = None
+        failed = err if err is not None else next((tp.error for tp in partitions if tp.error is not None), None)
+        for tp in partitions if err is None else ():
+            key = (tp.topic, tp.partition)
+            if tp.error is None and tp.offset >= self._pending_commit.get(key, tp.offset + 1):
+                del self._pending_commit[key]
+        if failed is not None:
+            self._commit_failed(failed, failed.str() if isinstance(failed, KafkaError) else str(failed))
+        elif self.state == WAITING_FOR_KAFKA:
             self._set_state(CONSUMING)
+
+    def _commit_failed(self, err: Any, detail: str) -> None:
+        code = err.code() if isinstance(err, KafkaError) else None
+        if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):
+            self._pending_commit = {}  # no longer ours: the new owner re-reads them (idempotent writes)
+            return
+        self._next_commit_at = time.monotonic() + 1.0
+        self._set_state(WAITING_FOR_KAFKA, f"commit failed: {detail}")
+
+    def _commit_now(self, consumer: Any) -> None:
+        """Before partitions leave (a clean stop, a rebalance) and with the broker there: commit synchronously,
+        so whoever reads them next starts after what was written."""
+        if not self._pending_commit or self.state == WAITING_FOR_KAFKA:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._pending_commit.items())]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("%s: final commit failed (%s)", self.name, exc)
+            return
+        self._pending_commit = {}
 
     def _write(self, batch: list[Message]) -> dict[str, int]:
         stop = tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts else tenacity.stop_never

@@ -164,7 +164,16 @@ def _landed(product: Product, tag: str, n: int, timeout_s: float = 240.0) -> Non
     """Until the CRM holds a score for each of the `n` leads and the warehouse each raw record."""
     wait_until(lambda: True if _count(product.warehouse, "crm_leads", tag) == n
                and _count(product.warehouse, "crm_leads_raw", tag) == n else None,
-               timeout_s=timeout_s, interval_s=2, what=f"{n} leads in crm_leads and crm_leads_raw")
+               timeout_s=timeout_s, interval_s=2, what=f"{n} leads in crm_leads and crm_leads_raw",
+               last_state=lambda: _landing_state(product, tag))
+
+
+def _landing_state(product: Product, tag: str) -> str:
+    """Where the leads stopped: the two tables' counts and every consumer group's lag (Flink and workers)."""
+    lags = {g.role: sum(group_lag(product.kafka, g.group_id, g.topics).values())
+            for g in pipeline_consumer_groups()}
+    return (f"crm_leads {_count(product.warehouse, 'crm_leads', tag)}, crm_leads_raw "
+            f"{_count(product.warehouse, 'crm_leads_raw', tag)}, lag {lags}")
 
 
 def test_a_killed_service_is_restarted_and_counted(product: Product) -> None:
@@ -262,7 +271,10 @@ def test_the_workers_ride_out_a_broker_outage(product: Product) -> None:
     try:
         wait_until(lambda: True if all((read_heartbeat(w, state_root) or {}).get("state") == "waiting for Kafka"
                                        for w in (WRITEBACK, SINK)) else None,
-                   timeout_s=90, interval_s=1, what="both workers reporting 'waiting for Kafka'")
+                   timeout_s=90, interval_s=1, what="both workers reporting 'waiting for Kafka'",
+                   last_state=lambda: str({w: {k: (read_heartbeat(w, state_root) or {}).get(k)
+                                               for k in ("state", "detail", "ts", "consumed")}
+                                           for w in (WRITEBACK, SINK)}))
         time.sleep(20)  # a real outage, not a blip
         assert {w: product.pid(w) for w in pids} == pids  # nobody died
     finally:  # whatever failed above, the module's other tests need their broker back
