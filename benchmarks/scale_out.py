@@ -279,7 +279,8 @@ def _with_efficiency(res: dict[str, Any]) -> dict[str, Any]:
     tiers: dict[str, float] = {}
     for process, seconds in cpu.items():
         if process not in PIPELINE_EXCLUDES:
-            tiers[_tier(process)] = tiers.get(_tier(process), 0.0) + seconds
+            tier = _tier(process)
+            tiers[tier] = tiers.get(tier, 0.0) + seconds
     res["tier_cpu_ms_per_record"] = {t: round(1000 * v / max(1, res["scored"]), 4) for t, v in sorted(tiers.items())}
     compute = tiers.get("taskmanagers", 0.0) + tiers.get("model servers", 0.0)
     res["compute_tier_cpu_ms_per_record"] = round(1000 * compute / max(1, res["scored"]), 4)

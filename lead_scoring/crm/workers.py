@@ -320,12 +320,9 @@ class MicroBatchWorker:
             return
         batch, self._batch = self._batch, []
         counts = self._write(batch)
-        next_offsets: dict[tuple[str, int], int] = {}
         for m in batch:
             key = (m.topic, m.partition)
-            next_offsets[key] = max(next_offsets.get(key, 0), m.offset + 1)
-        for key, offset in next_offsets.items():
-            self._pending_commit[key] = max(self._pending_commit.get(key, 0), offset)
+            self._pending_commit[key] = max(self._pending_commit.get(key, 0), m.offset + 1)
         self.stats.consumed += len(batch)
         self.stats.batches += 1
         self.stats.add(counts)
@@ -344,13 +341,15 @@ class MicroBatchWorker:
             return
         if self._commit_issued_at is not None and now - self._commit_issued_at < COMMIT_STALL_S:
             return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._pending_commit.items())]
         try:
-            consumer.commit(offsets=offsets, asynchronous=True)
+            consumer.commit(offsets=self._pending_offsets(), asynchronous=True)
         except KafkaException as exc:
             self._commit_failed(exc.args[0] if exc.args else None, str(exc))
             return
         self._commit_issued_at = now
+
+    def _pending_offsets(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(self._pending_commit.items())]
 
     def _on_commit(self, err: Optional[KafkaError], partitions: list) -> None:
         # on_commit runs inside poll/consume on this thread
@@ -378,9 +377,8 @@ class MicroBatchWorker:
         so whoever reads them next starts after what was written."""
         if not self._pending_commit or self.state == WAITING_FOR_KAFKA:
             return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._pending_commit.items())]
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            consumer.commit(offsets=self._pending_offsets(), asynchronous=False)
         except KafkaException as exc:
             log.warning("%s: final commit failed (%s)", self.name, exc)
             return
