@@ -20,6 +20,8 @@ import contextlib
 import fcntl
 import json
 import logging
+import os
+import select
 import signal
 import subprocess
 import threading
@@ -129,23 +131,34 @@ class Supervisor:
         self.procs: dict[str, subprocess.Popen | psutil.Process] = {}
         self.failures: dict[str, int] = {}  # consecutive restarts without a healthy minute (the backoff exponent)
         self._last_probe: dict[str, float] = {}
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self._stop_requested = False
         self._hook_threads: list[threading.Thread] = []
 
     # ---- control --------------------------------------------------------------------------------------
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        if signum == signal.SIGUSR1:
-            self._wake.set()
-        else:
-            self._stopping.set()
-            self._wake.set()
+        # No lock may be taken here: the handler runs between two bytecodes of the main thread, which may hold
+        # that very lock. (It did: `threading.Event.set()` from here, while the loop was inside the same Event's
+        # wait/clear, deadlocked the supervisor during a `stack down`, its stopped services left as zombies.)
+        # The wait is broken by the wakeup fd, which Python's C-level handler writes before this one runs.
+        if signum != signal.SIGUSR1:
+            self._stop_requested = True
+
+    def _sleep(self, wakeup: int, seconds: float) -> None:
+        """Until `seconds` pass or a signal arrives (SIGUSR1: the wanted services changed)."""
+        readable, _, _ = select.select([wakeup], [], [], seconds)
+        if readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(wakeup, 512):
+                    pass
 
     def run(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        wakeup, wakeup_w = os.pipe()
+        os.set_blocking(wakeup, False)
+        os.set_blocking(wakeup_w, False)
+        signal.set_wakeup_fd(wakeup_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, self._on_signal)
-        signal.signal(signal.SIGUSR1, self._on_signal)
         me = psutil.Process()
         ProcessRecord(name="supervisor", pid=me.pid, create_time=me.create_time(), argv=me.cmdline(),
                       state="running", started_at=time.time()).write(self.files.pid_file)
@@ -153,7 +166,7 @@ class Supervisor:
         self._adopt_running()
         idle_since: float | None = None
         try:
-            while not self._stopping.is_set():
+            while not self._stop_requested:
                 self.reconcile()
                 if self.files.desired() or self.procs:
                     idle_since = None
@@ -162,8 +175,7 @@ class Supervisor:
                 elif time.monotonic() - idle_since > IDLE_EXIT_S:
                     log.info("nothing has been wanted for %.0f s; supervisor exiting", IDLE_EXIT_S)
                     break
-                self._wake.wait(TICK_S)
-                self._wake.clear()
+                self._sleep(wakeup, TICK_S)
         finally:
             self.stop_all()
             self.files.pid_file.unlink(missing_ok=True)
