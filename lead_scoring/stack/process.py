@@ -36,6 +36,21 @@ def _die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+# Reset in every launched service: an ignored signal survives exec, and a caller may have SIGTERM ignored without
+# knowing it. Dagster's in-process execution maps SIGTERM to SIGINT's disposition, which is "ignore" in anything
+# started in the background from a shell (`cmd &`): services launched afterwards ignored `stack down`'s SIGTERM.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _child_setup(die_with_parent: bool) -> Callable[[], None]:
+    def setup() -> None:  # runs in the child, between fork and exec
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        if die_with_parent and sys.platform == "linux":
+            _die_with_parent()
+    return setup
+
+
 def launch(argv: list[str], log_path: Path, *, env: dict[str, str] | None = None, cwd: Path | None = None,
            die_with_parent: bool = False, banner: str = "") -> subprocess.Popen:
     """Start `argv` in its own session (it outlives the caller, killable as a group), output to `log_path`."""
@@ -47,7 +62,7 @@ def launch(argv: list[str], log_path: Path, *, env: dict[str, str] | None = None
         return subprocess.Popen(
             argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
             cwd=cwd, start_new_session=True,
-            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
+            preexec_fn=_child_setup(die_with_parent),
         )
 
 

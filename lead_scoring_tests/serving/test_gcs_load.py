@@ -12,6 +12,7 @@ import pytest
 
 from lead_scoring.serving.model import LeadScoringModel
 from lead_scoring.stack.ports import free_port, port_open
+from lead_scoring.stack.process import terminate
 from lead_scoring.storage.artifacts import MANIFEST_FILE, MODEL_FILE, ArtifactRepository
 from lead_scoring.storage.resources import GcsModelStore
 from lead_scoring_tests.serving.conftest import V1
@@ -33,8 +34,7 @@ def gcs(tmp_path_factory):
             time.sleep(0.2)
         yield GcsModelStore(bucket="models", prefix="lead-scoring", endpoint=f"http://127.0.0.1:{port}", project="t")
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        terminate(proc, 10, "gcp-storage-emulator")  # SIGTERM, then SIGKILL
 
 
 def test_load_from_gcs_store_and_vertex_copy(gcs: GcsModelStore, repo: ArtifactRepository) -> None:

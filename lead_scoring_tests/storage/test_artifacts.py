@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lead_scoring.stack.process import terminate
 from lead_scoring.storage.artifacts import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -112,8 +113,7 @@ def gcs_emulator(tmp_path_factory):
         proc.kill()
         pytest.fail(f"gcp-storage-emulator did not start: {log.read_text()}")
     yield endpoint
-    proc.terminate()
-    proc.wait(timeout=10)
+    terminate(proc, 10, "gcp-storage-emulator")  # SIGTERM, then SIGKILL
 
 
 def test_gcs_store_round_trip_on_the_emulator(gcs_emulator, model):
