@@ -42,10 +42,15 @@ def _die_with_parent() -> None:
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
+def _reset_stop_signals() -> None:
+    """In a child, between fork and exec: the stop signals at their defaults, whatever the parent ignored."""
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _child_setup(die_with_parent: bool) -> Callable[[], None]:
-    def setup() -> None:  # runs in the child, between fork and exec
-        for sig in _STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+    def setup() -> None:
+        _reset_stop_signals()
         if die_with_parent and sys.platform == "linux":
             _die_with_parent()
     return setup
@@ -199,7 +204,7 @@ def record_of(proc: psutil.Process, name: str, url: str, **extra: Any) -> Proces
 def _foreground_child(niceness: int) -> Callable[[], None]:
     def prepare() -> None:
         # A child of a script started with `&` inherits SIGINT ignored; the UI must see Ctrl-C again.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _reset_stop_signals()
         if niceness:
             os.nice(niceness)
 

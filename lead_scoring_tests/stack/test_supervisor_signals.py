@@ -49,7 +49,6 @@ def test_a_service_stops_on_sigterm_even_when_its_launcher_ignores_it(tmp_path: 
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    time.sleep(0.5)  # past exec
     popen.send_signal(signal.SIGTERM)
     try:
         code = popen.wait(timeout=10)
