@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["lead_scoring_tests.fixtures.stack"]
+pytest_plugins = ["lead_scoring_tests.fixtures.stack", "lead_scoring_tests.fixtures.gcs"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,16 +1,10 @@
 """Versioned artifacts: local folder and GCS (against a real gcp-storage-emulator process)."""
 
 import json
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from lead_scoring.stack.process import terminate
 from lead_scoring.storage.artifacts import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -18,7 +12,7 @@ from lead_scoring.storage.artifacts import (
     new_version,
     repository_for_uri,
 )
-from lead_scoring.storage.resources import GcsModelStore, LocalModelStore
+from lead_scoring.storage.resources import LocalModelStore
 
 
 def _model():
@@ -87,37 +81,8 @@ def test_bad_uris_are_explained(tmp_path: Path):
         load_artifact(str(tmp_path / "models" / "m1"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator(tmp_path_factory):
-    port = _free_port()
-    exe = shutil.which("gcp-storage-emulator", path=str(Path(sys.executable).parent))
-    log = tmp_path_factory.mktemp("gcs") / "emulator.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-                                 "--default-bucket", "lead-models"], stdout=out, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"gcp-storage-emulator did not start: {log.read_text()}")
-    yield endpoint
-    terminate(proc, 10, "gcp-storage-emulator")  # SIGTERM, then SIGKILL
-
-
 def test_gcs_store_round_trip_on_the_emulator(gcs_emulator, model):
-    store = GcsModelStore(bucket="lead-models", prefix="lead-scoring", endpoint=gcs_emulator, project="test")
+    store = gcs_emulator.store("lead-scoring")
     artifact = _roundtrip(store, model)
     assert artifact.uri == f"gs://lead-models/lead-scoring/models/{artifact.version}"
     blob = store.client().bucket("lead-models").blob(f"lead-scoring/models/{artifact.version}/manifest.json")
