@@ -83,6 +83,47 @@ def flink_busy(flink_rest_url: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def flink_checkpoints(flink_rest_url: str, since_ms: float) -> list[dict[str, Any]]:
+    """Every running job's checkpoints triggered at or after `since_ms` (epoch ms), oldest first: when, how
+    long, how much state (Flink REST `/jobs/<id>/checkpoints`, its `history`)."""
+    out: list[dict[str, Any]] = []
+    for job in httpx.get(f"{flink_rest_url}/jobs/overview", timeout=10).json()["jobs"]:
+        if job["state"] != "RUNNING":
+            continue
+        got = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}/checkpoints", timeout=10).json()
+        for cp in got.get("history", []):
+            if cp.get("trigger_timestamp", 0) >= since_ms:
+                out.append({"job": job["name"], "id": cp["id"], "status": cp.get("status"),
+                            "trigger_ms": cp["trigger_timestamp"], "duration_ms": cp.get("end_to_end_duration"),
+                            "state_bytes": cp.get("state_size", cp.get("checkpointed_size")),
+                            "alignment_buffered_bytes": cp.get("alignment_buffered")})
+    return sorted(out, key=lambda c: c["trigger_ms"])
+
+
+def taskmanager_gc(flink_rest_url: str) -> dict[str, dict[str, float]]:
+    """Per TaskManager: each garbage collector's total time (ms) and count so far (Flink's JVM metrics)."""
+    out: dict[str, dict[str, float]] = {}
+    for tm in httpx.get(f"{flink_rest_url}/taskmanagers", timeout=10).json()["taskmanagers"]:
+        url = f"{flink_rest_url}/taskmanagers/{tm['id']}/metrics"
+        names = [m["id"] for m in httpx.get(url, timeout=10).json()
+                 if m["id"].startswith("Status.JVM.GarbageCollector.")]
+        if names:
+            got = httpx.get(url, params={"get": ",".join(names)}, timeout=10).json()
+            out[tm["id"]] = {m["id"].removeprefix("Status.JVM.GarbageCollector."): float(m["value"]) for m in got}
+    return out
+
+
+def stall_runs(slow_by_second: dict[int, int], rate: float, share: float = 0.9) -> list[tuple[int, int]]:
+    """(first second, last second) of each run of seconds in which at least `share` of the records were slow."""
+    runs: list[tuple[int, int]] = []
+    for second in sorted(int(s) for s, n in slow_by_second.items() if n >= share * rate):
+        if runs and second == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], second)
+        else:
+            runs.append((second, second))
+    return runs
+
+
 def flink_placement(flink_rest_url: str) -> dict[str, Any]:
     """Where the running statements' subtasks run: per TaskManager, the number of subtasks (all jobs), and
     per job, its subtasks per TaskManager (Flink REST `/jobs/<id>/vertices/<id>/taskmanagers`).

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -169,6 +170,7 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
         watchers[0].start()
         time.sleep(3)  # let the watcher join its group
     cpu_before = meter.read() if meter else {}
+    started_at_ms = time.time() * 1000
     start = time.monotonic()
     backlog_samples = []
     busy: dict[str, Any] = {}
@@ -216,7 +218,8 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
     growing = rise > rate * 0.5
     bounded = backlog_end <= rate * 2.0
     return {
-        "rate": rate, "seconds": seconds, "produced": total, "achieved_produce_rate": round(total / produced_in, 1),
+        "rate": rate, "seconds": seconds, "started_at_ms": round(started_at_ms), "produced": total,
+        "achieved_produce_rate": round(total / produced_in, 1),
         "scored": len(lat), "lost_or_late": total - len(lat), "model_versions": dict(versions),
         "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
         "max_ms": max(lat) if lat else float("nan"), "mean_ms": round(statistics.fmean(lat), 1) if lat else None,
@@ -305,7 +308,11 @@ def start_profiles(args: argparse.Namespace, label: str, pids: dict[str, int],
             subprocess.run(["jcmd", str(pid), "JFR.start", f"duration={int(seconds)}s", "settings=profile",
                             f"filename={folder / f'{label}-{name}.jfr'}"], capture_output=True, check=False)
         elif name.startswith("model-server"):
-            procs.append(subprocess.Popen([os.path.expanduser("~/.local/bin/py-spy"), "record", "--pid", str(pid),
+            py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=os.path.expanduser("~/.local/bin"))
+            if py_spy is None:  # a diagnostic extra, not a dependency: the window is still measured
+                log.warning("py-spy is not installed (pip install py-spy): the model server is not profiled")
+                continue
+            procs.append(subprocess.Popen([py_spy, "record", "--pid", str(pid),
                                            "--duration", str(int(seconds)), "--format", "speedscope", "--output",
                                            str(folder / f"{label}-{name}.speedscope.json"), "--nonblocking"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

@@ -54,7 +54,17 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from common import CpuBudgets, CpuMeter, flink_busy, flink_placement, small_model, synthetic_records
+from common import (
+    CpuBudgets,
+    CpuMeter,
+    flink_busy,
+    flink_checkpoints,
+    flink_placement,
+    small_model,
+    stall_runs,
+    synthetic_records,
+    taskmanager_gc,
+)
 from e2e_latency import run_rate
 
 from lead_scoring.services import local_stack
@@ -175,9 +185,12 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
         meter = CpuMeter({**pids, "load generator": os.getpid()})
 
         def window(rate: float, seconds: float) -> dict[str, Any]:
-            """One measured window at `rate`, with how long each budgeted node was throttled during it."""
+            """One measured window at `rate`, with how long each budgeted node was throttled during it, and
+            what might stall the stream: its checkpoints and the TaskManagers' garbage collection."""
+            gc_before = taskmanager_gc(cfg.flink_rest_url)
             res = _with_efficiency(run_rate(kafka_res, producer, PREFIX, rate, seconds, template, meter=meter,
                                             flink_rest_url=cfg.flink_rest_url))
+            res.update(_stall_diagnosis(res, cfg.flink_rest_url, gc_before))
             if budgets:
                 now = budgets.throttled_s()
                 res["throttled_s"] = {k: round(v - throttled.get(k, 0.0), 1) for k, v in now.items()}
@@ -265,6 +278,22 @@ def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float 
     return low
 
 
+def _stall_diagnosis(res: dict[str, Any], flink_rest_url: str, gc_before: dict[str, dict[str, float]]
+                     ) -> dict[str, Any]:
+    """The window's stalls (runs of seconds in which 90% of the records took over 250 ms, by when they were
+    produced) next to its checkpoints (seconds into the window) and each TaskManager's GC time in it: a stall
+    that starts at a checkpoint's trigger, or with a jump in old-generation GC time, names its cause."""
+    start = res["started_at_ms"]
+    checkpoints = [{**{k: v for k, v in c.items() if k != "trigger_ms"},
+                    "at_s": round((c["trigger_ms"] - start) / 1000, 1)}
+                   for c in flink_checkpoints(flink_rest_url, start)]
+    gc_after = taskmanager_gc(flink_rest_url)
+    gc = {tm: {k: round(v - gc_before.get(tm, {}).get(k, 0.0)) for k, v in metrics.items()}
+          for tm, metrics in gc_after.items()}
+    return {"stalls_s": stall_runs(res["over_250ms_by_second"], res["rate"]), "checkpoints": checkpoints,
+            "gc_in_window": gc}
+
+
 def _tier(process: str) -> str:
     """Which tier of the cluster a process belongs to (`kafka-2` -> kafka, `taskmanager-2` -> taskmanagers)."""
     for prefix, tier in TIERS:
@@ -301,7 +330,10 @@ def _brief(res: dict[str, Any]) -> str:
     return (f"{res['rate']:.0f}/s: p50 {res['p50_ms']:.0f} p99 {res['p99_ms']:.0f} ms, scored {res['scored']}, "
             f"sustained {res['sustained']}, pipeline CPU {res['pipeline_cpu_s']} s "
             f"({res['pipeline_cpu_ms_per_record']} ms/record, {res['records_per_pipeline_cpu_s']} records/CPU-s), "
-            f"per process {res['cpu_s']}")
+            f"per process {res['cpu_s']}"
+            + (f"; stalls at {res['stalls_s']} s, checkpoints at "
+               f"{sorted({c['at_s'] for c in res.get('checkpoints', [])})} s, GC {res.get('gc_in_window')}"
+               if "stalls_s" in res else ""))
 
 
 def main() -> None:
