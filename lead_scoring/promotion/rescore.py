@@ -17,7 +17,7 @@ counts, the last Id produced while it runs, status). Records go out in Id order,
 is acknowledged by the broker the run's row records its last Id. A restart (same `run_id`) continues after that
 Id; a finished run produces nothing again. The chunk that was in flight when a run died is produced once more
 on resume, with the run's same Kafka timestamp, so the scoring stage drops those duplicates (its
-de-duplication state lives `dedup_ttl`, 15 min) instead of scoring them twice.
+de-duplication state lives `dedup_ttl`, 5 min) instead of scoring them twice.
 
 Backpressure: at most `max_in_flight` records produced and not yet scored (the score topics' growth since the
 run started), so live leads wait behind at most that many re-score requests, not behind the whole CRM.

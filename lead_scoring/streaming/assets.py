@@ -54,13 +54,16 @@ class FlinkStatementsConfig(dg.Config):
     group_prefix: str = Field(default="lead-scoring")
     verify_timeout_s: float = Field(default=120.0, description="how long a new statement may take to run and produce")
     # Tuning: a changed value changes the statements' SQL, so they are handed over (a model version never is).
-    model_batch_size: Optional[int] = Field(default=None, ge=1, description="rows per model request (default 64)")
+    model_batch_size: Optional[int] = Field(default=None, ge=1, description="rows per model request (default 256)")
     model_batch_linger: Optional[str] = Field(
         default=None, description="how long a partial batch waits for more rows, e.g. '10 ms' (the default)")
     checkpoint_interval: Optional[str] = Field(default=None, description="local Flink checkpoints, e.g. '60 s'")
+    dedup_ttl: Optional[str] = Field(
+        default=None, description="local Flink: how long the scoring stage remembers a scored change to drop its "
+                                  "replay after a crash, e.g. '5 min' (the default)")
 
     def tuning(self) -> dict[str, Any]:
-        return {k: v for k in ("model_batch_size", "model_batch_linger", "checkpoint_interval")
+        return {k: v for k in ("model_batch_size", "model_batch_linger", "checkpoint_interval", "dedup_ttl")
                 if (v := getattr(self, k)) is not None}
 
 

@@ -147,7 +147,12 @@ class RenderSettings:
     # chained operators hand rows over without a defensive copy (Flink's pipeline.object-reuse): the copies
     # were ~5 % of the TaskManager's samples; the async ML_PREDICT operator copies what it buffers itself
     object_reuse: bool = True
-    dedup_ttl: str = "15 min"
+    # How long the scoring stage remembers a scored (Id, LastModifiedDate, source_time): a replay comes at most
+    # one checkpoint interval (60 s) plus the restart after the crash. 5 min, not 15: the state is every change
+    # of that span (rate x TTL keys), held on the heap and written whole at every checkpoint; with 15 min a
+    # capped node's checkpoints of it grew to 1-2 s of CPU and each one delayed hundreds of records past
+    # 250 ms (docs/performance.md, "The de-duplication state and the checkpoints").
+    dedup_ttl: str = "5 min"
     buffer_timeout: str = "5 ms"
     validate_parallelism: int = 2
     route_parallelism: int = 1

@@ -15,6 +15,7 @@ import pytest
 
 from lead_scoring.contract.fields import FIELDS_BY_NAME, LEAD_FIELDS, REQUIRED_FIELDS
 from lead_scoring.contract.validation import TIMESTAMP_PATTERN
+from lead_scoring.streaming.assets import FlinkStatementsConfig
 from lead_scoring.streaming.render import (
     STATEMENT_NAME,
     Dialect,
@@ -221,3 +222,11 @@ def test_shadow_statements_are_the_challengers_own_and_join_the_stream_at_its_en
     gcp = render_pipeline(GCP_SHADOW)
     assert "/*+ OPTIONS('scan.startup.mode'='latest-offset') */" in gcp.statements[StatementRole.SHADOW_LEADS].sql
     assert "'vertexai.connection' = 'vertex-lead-scorer-challenger'" in gcp.model_sql
+
+
+def test_the_dedup_ttl_is_tuned_from_the_assets_config_and_reaches_the_flink_session() -> None:
+    tuning = FlinkStatementsConfig(dedup_ttl="2 min").tuning()
+    assert tuning == {"dedup_ttl": "2 min"}
+    assert render_pipeline(replace(LOCAL, **tuning)).session_config["table.exec.state.ttl"] == "2 min"
+    # the default: a replay comes within one checkpoint interval plus a restart, not 15 min later
+    assert render_pipeline(LOCAL).session_config["table.exec.state.ttl"] == "5 min"

@@ -10,7 +10,7 @@ SET 'table.exec.async-ml-predict.max-concurrent-operations' = '2048';
 
 SET 'table.exec.async-ml-predict.timeout' = '10 min';
 
-SET 'table.exec.state.ttl' = '15 min';
+SET 'table.exec.state.ttl' = '5 min';
 
 SET 'execution.buffer-timeout.interval' = '5 ms';
 
@@ -350,7 +350,7 @@ WITH (
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-validate-54422001
+-- statement lead-scoring-validate-6c6b7231
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
@@ -407,7 +407,7 @@ FROM `input_raw_checked` AS `v`
 WHERE `v`.`c`.`reason` <> '';
 END;
 
--- statement lead-scoring-route-891a1293
+-- statement lead-scoring-route-eac06ce9
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `leads`
@@ -418,7 +418,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-0e68d3ab
+-- statement lead-scoring-score-leads-c0a68858
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -437,7 +437,7 @@ FROM ML_PREDICT(
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
 
--- statement lead-scoring-score-contacts-79f20290
+-- statement lead-scoring-score-contacts-b7ea9d59
 INSERT INTO `contact_scores`
 SELECT
   `Id`,

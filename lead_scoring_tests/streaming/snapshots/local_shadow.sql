@@ -10,7 +10,7 @@ SET 'table.exec.async-ml-predict.max-concurrent-operations' = '2048';
 
 SET 'table.exec.async-ml-predict.timeout' = '10 min';
 
-SET 'table.exec.state.ttl' = '15 min';
+SET 'table.exec.state.ttl' = '5 min';
 
 SET 'execution.buffer-timeout.interval' = '5 ms';
 
@@ -229,7 +229,7 @@ WITH (
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-shadow-leads-87ead5cd
+-- statement lead-scoring-shadow-leads-daee4a6a
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -248,7 +248,7 @@ FROM ML_PREDICT(
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
 
--- statement lead-scoring-shadow-contacts-c9a0ff24
+-- statement lead-scoring-shadow-contacts-e8688227
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
