@@ -7,6 +7,7 @@ through the job's default dataset; DuckDB runs the same text transpiled by sqlgl
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -119,12 +120,24 @@ def conform(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
     return out
 
 
+# One lock per database file for the whole process. DuckDB refuses a second in-process attach of a file that is
+# open ("Unique file handle conflict"), and Dagster hands each run its own copy of a resource, so a per-instance
+# lock let an asset's copy and a worker's instance open the same file at once.
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: str) -> threading.Lock:
+    key = os.path.realpath(path)
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(key, threading.Lock())
+
+
 class DuckDBWarehouse(Warehouse):
     """A DuckDB file: the local profile's warehouse."""
 
     path: str = Field(description="DuckDB database file")
 
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _columns_checked: set[str] = PrivateAttr(default_factory=set)  # tables whose columns this process checked
 
     @property
@@ -139,7 +152,7 @@ class DuckDBWarehouse(Warehouse):
         """A short-lived connection: DuckDB allows one writing process, so workers and assets take turns
         (dagster-duckdb's `get_connection` retries while another process holds the file's lock)."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, DuckDBResource(database=self.path).get_connection() as con:
+        with _file_lock(self.path), DuckDBResource(database=self.path).get_connection() as con:
             try:
                 yield con
             finally:
