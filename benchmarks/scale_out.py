@@ -6,7 +6,7 @@
     .venv/bin/python benchmarks/scale_out.py --node-cpus 0.25 --fixed-rate 200 --search-start 250
     # ... and a rate counts only with p99 <= 1 s, over windows that each span a checkpoint interval
     .venv/bin/python benchmarks/scale_out.py --node-cpus 0.4 --search-start 1000 --search-seconds 60 \
-        --search-max-p99-ms 1000
+        --search-max-p99-ms 1000 [--search-retries 1]   # a failed window gets one more chance, both sides alike
 
 Both topologies are started by the stack's own catalog (`StackConfig(kafka_brokers=, taskmanagers=,
 model_replicas=)`: brokers, TaskManagers and model-server replicas are services of the supervisor) and
@@ -201,12 +201,17 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
         log.info("[%s] fixed %s", name, _brief(out["fixed"]))
 
         def attempt(rate: float) -> bool:
-            res = window(rate, args.search_seconds)
-            out["runs"].append(res)
-            log.info("[%s] search %s", name, _brief(res))
-            # kept up (the backlog stayed bounded), and with --search-max-p99-ms also fast enough
-            return bool(res["sustained"]) and (args.search_max_p99_ms is None
-                                               or res["p99_ms"] <= args.search_max_p99_ms)
+            # A failed window is repeated up to --search-retries times (both topologies alike): near a capped
+            # node's ceiling one stall decides a window, and the first failure would end the search for good.
+            for tries in range(args.search_retries + 1):
+                res = window(rate, args.search_seconds)
+                res["attempt"] = tries + 1
+                out["runs"].append(res)
+                log.info("[%s] search (attempt %d) %s", name, tries + 1, _brief(res))
+                # kept up (the backlog stayed bounded), and with --search-max-p99-ms also fast enough
+                if res["sustained"] and (args.search_max_p99_ms is None or res["p99_ms"] <= args.search_max_p99_ms):
+                    return True
+            return False
 
         out["max_sustained_rate"] = search(attempt, args)
         out["flink_busy_after"] = flink_busy(cfg.flink_rest_url)
@@ -358,6 +363,10 @@ def main() -> None:
     parser.add_argument("--search-max-p99-ms", type=float, default=None,
                         help="a searched rate counts only if its p99 is at most this (e.g. 1000: the throughput "
                              "target's p99 < 1 s); by default, only if the backlog stayed bounded")
+    parser.add_argument("--search-retries", type=int, default=0,
+                        help="repeat a searched rate's window this many times when it fails; the rate counts if one "
+                             "of its windows passes (run 6 in docs/performance.md: one failed first step ended a "
+                             "search below its start)")
     parser.add_argument("--node-cpus", type=float, default=None,
                         help="run TaskManager n and replica n as compute node n, capped at this many CPUs (a cgroup "
                              "quota: a machine of that size), so wall-clock throughput shows the scaling")
