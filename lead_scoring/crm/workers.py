@@ -56,6 +56,11 @@ RETRYING_WRITE = "retrying a write"
 IDLE_PROBE_S = 5.0
 IDLE_PROBE_TIMEOUT_S = 3.0
 COMMIT_STALL_S = 30.0
+# Nothing arrived for this long while the broker holds records past our position: the client may be stuck
+# (after a broker restart librdkafka can keep a partition without fetching it, librdkafka#5153). Confirmed by a
+# second look IDLE_PROBE_S later, then the consumer is replaced by a new one in the same group.
+FETCH_STALL_S = 30.0
+CLOSE_TIMEOUT_S = 30.0
 _BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
@@ -83,6 +88,7 @@ class WorkerStats:
     batches: int = 0
     retries: int = 0
     outages: int = 0
+    reconnects: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, counts: dict[str, int]) -> None:
@@ -140,6 +146,9 @@ class MicroBatchWorker:
         self._pending_commit: dict[tuple[str, int], int] = {}
         self._commit_issued_at: Optional[float] = None  # an asynchronous commit in flight since then
         self._next_commit_at = 0.0
+        # (topic, partition) -> the position records were waiting behind, at the first sight of a stall
+        self._stall_suspect: dict[tuple[str, int], int] = {}
+        self._stall_replaced: dict[tuple[str, int], int] = {}  # what the last replacement was for
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -190,31 +199,28 @@ class MicroBatchWorker:
     def run(self, idle_exit_s: Optional[float] = None) -> WorkerStats:
         """Run until `stop()` (or, with `idle_exit_s`, until no message came for that long)."""
         self._wait_for_topics()
-        consumer = self.kafka.consumer(self.group_id, **{
-            "topic.metadata.refresh.interval.ms": 10_000,
-            # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
-            "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
-            # A request in flight when the broker goes away fails after 10 s, not librdkafka's 60 s.
-            "socket.timeout.ms": 10_000,
-            # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
-            "log_level": 0, "error_cb": self._on_kafka_error, "on_commit": self._on_commit,
-            **self.consumer_overrides})
-        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                           on_lost=self._on_lost)
-        log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
+        consumer = self._subscribe()
         last_message = time.monotonic()
         try:
-            last_probe = 0.0
+            last_probe = last_stall_check = 0.0
             while not self._stop.is_set():
                 self._heartbeat()
-                if self.state == WAITING_FOR_KAFKA and time.monotonic() - last_probe > 2.0:
-                    last_probe = time.monotonic()
+                now = time.monotonic()
+                if self.state == WAITING_FOR_KAFKA and now - last_probe > 2.0:
+                    last_probe = now
                     self._probe_broker(consumer)
-                elif (self.state == CONSUMING and time.monotonic() - max(last_message, last_probe) > IDLE_PROBE_S):
+                elif self.state == CONSUMING and now - max(last_message, last_probe) > IDLE_PROBE_S:
                     # librdkafka does not always call error_cb when the only broker goes away from an idle
                     # client: with nothing arriving, ask for metadata to know whether we are idle or cut off.
-                    last_probe = time.monotonic()
-                    self._check_broker(consumer)
+                    last_probe = now
+                    if (self._check_broker(consumer) and now - last_message > FETCH_STALL_S
+                            and now - last_stall_check >= IDLE_PROBE_S):
+                        last_stall_check = now
+                        if self._fetch_stalled(consumer):
+                            stalled, consumer = consumer, None
+                            self._retire(stalled)
+                            consumer = self._subscribe()
+                            last_message = time.monotonic()
                 if self._pending_commit:
                     self._commit(consumer)
                 room = max(1, self.batch_size - len(self._batch))
@@ -234,6 +240,7 @@ class MicroBatchWorker:
                     self._batch.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
                                                ts if ts_type != 0 else None, tuple(msg.headers() or ())))
                     last_message = time.monotonic()
+                    self._stall_suspect = {}
                 if self._batch and (len(self._batch) >= self.batch_size
                                     or time.monotonic() - self._batch_started >= self.max_wait_s):
                     self._flush(consumer)
@@ -245,18 +252,90 @@ class MicroBatchWorker:
             if self._pending_commit:
                 log.warning("%s: stopping with offsets not committed (Kafka unreachable); their records will be "
                             "read again and written idempotently", self.name)
-            consumer.close()
-            log.info("%s: stopped after %d messages in %d batches, %d outage(s) (%s)", self.name, self.stats.consumed,
-                     self.stats.batches, self.stats.outages,
+            if consumer is not None:  # None: a stalled consumer that would not close (see _retire)
+                consumer.close()
+            log.info("%s: stopped after %d messages in %d batches, %d outage(s), %d reconnect(s) (%s)", self.name,
+                     self.stats.consumed, self.stats.batches, self.stats.outages, self.stats.reconnects,
                      ", ".join(f"{k}={v}" for k, v in sorted(self.stats.counts.items())))
         return self.stats
 
-    def _check_broker(self, consumer: Any) -> None:
+    def _subscribe(self) -> Any:
+        consumer = self.kafka.consumer(self.group_id, **{
+            "topic.metadata.refresh.interval.ms": 10_000,
+            # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
+            "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
+            # A request in flight when the broker goes away fails after 10 s, not librdkafka's 60 s.
+            "socket.timeout.ms": 10_000,
+            # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
+            "log_level": 0, "error_cb": self._on_kafka_error, "on_commit": self._on_commit,
+            **self.consumer_overrides})
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_lost)
+        log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
+        return consumer
+
+    def _check_broker(self, consumer: Any) -> bool:
         """While consuming but idle: a failed metadata request means the broker is gone, not the traffic."""
         try:
             consumer.list_topics(topic=self.topics[0], timeout=IDLE_PROBE_TIMEOUT_S)
         except KafkaException as exc:
             self._set_state(WAITING_FOR_KAFKA, f"metadata request failed: {exc.args[0] if exc.args else exc}")
+            return False
+        return True
+
+    def _fetch_stalled(self, consumer: Any) -> bool:
+        """True when, at two looks IDLE_PROBE_S apart with nothing consumed between them, the broker held records
+        past our position on the same partitions (and a replacement was not already made for exactly those)."""
+        try:
+            waiting = self._records_waiting(consumer)
+        except KafkaException as exc:
+            log.debug("%s: could not read the partitions' offsets: %s", self.name, exc)
+            return False
+        suspect, self._stall_suspect = self._stall_suspect, waiting
+        if not waiting or waiting != suspect:
+            return False
+        # A new consumer stopped at the very positions of the last replacement: not a stuck client but records no
+        # consumer may read (transaction markers, aborted transactions under read_committed).
+        return waiting != self._stall_replaced
+
+    def _records_waiting(self, consumer: Any) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> our position, for each assigned partition whose log ends beyond it."""
+        assignment = consumer.assignment()
+        if not assignment:
+            return {}
+        positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(assignment)}
+        unread = [tp for tp in assignment if positions[(tp.topic, tp.partition)] < 0]
+        if unread:  # nothing consumed since the assignment: it starts from the committed offset
+            for tp in consumer.committed(unread, timeout=IDLE_PROBE_TIMEOUT_S):
+                positions[(tp.topic, tp.partition)] = tp.offset
+        waiting = {}
+        for tp in assignment:
+            key = (tp.topic, tp.partition)
+            low, high = consumer.get_watermark_offsets(tp, timeout=IDLE_PROBE_TIMEOUT_S, cached=False)
+            start = max(positions[key], low)  # below the log's start (or none committed): it starts there
+            if high > start:
+                waiting[key] = start
+        return waiting
+
+    def _retire(self, consumer: Any) -> None:
+        """Close a consumer that stopped fetching (a new one in the group takes over); what it holds is written
+        and committed on the way out, as on any revocation."""
+        waiting = self._stall_suspect
+        log.warning("%s: records are waiting on %s but none arrived for %.0f s with the broker up; replacing the "
+                    "Kafka consumer", self.name, ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(waiting.items())),
+                    FETCH_STALL_S)
+        self.stats.reconnects += 1
+        self._stall_replaced, self._stall_suspect = waiting, {}
+        self._flush(consumer)
+        # close() revokes (a synchronous commit) and may hang on a wedged client: bounded, on a side thread
+        closing = threading.Thread(target=consumer.close, name=f"{self.name}-close", daemon=True)
+        closing.start()
+        closing.join(CLOSE_TIMEOUT_S)
+        if closing.is_alive():
+            # beyond closing: only a new process gets a clean client (the supervisor restarts the worker)
+            raise WorkerFailed(f"{self.name}: the stalled Kafka consumer did not close within {CLOSE_TIMEOUT_S:.0f} s")
+        self._assigned = 0
+        self._heartbeat(force=True)
 
     def _probe_broker(self, consumer: Any) -> None:
         """While waiting: a cheap metadata request tells when the broker is back, even on an idle topic."""
@@ -297,7 +376,7 @@ class MicroBatchWorker:
         tmp.write_text(json.dumps({"pid": os.getpid(), "ts": now, "assigned_partitions": self._assigned,
                                    "consumed": self.stats.consumed, "group": self.group_id, "state": self.state,
                                    "since": self._state_since, "detail": self._detail[:300],
-                                   "outages": self.stats.outages}))
+                                   "outages": self.stats.outages, "reconnects": self.stats.reconnects}))
         tmp.replace(self.heartbeat_path)
 
     def _wait_for_topics(self) -> None:

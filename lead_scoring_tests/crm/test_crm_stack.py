@@ -15,16 +15,19 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
 from lead_scoring.contract import validate_record
+from lead_scoring.crm import workers
 from lead_scoring.crm.replay import frame_records, load_events, replay
 from lead_scoring.crm.synthetic import generate_leads, write_frame
-from lead_scoring.crm.workers import GROUP_IDS, SINK, WRITEBACK, worker_health
+from lead_scoring.crm.workers import GROUP_IDS, SINK, WRITEBACK, MicroBatchWorker, worker_health
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lag import group_lag
 from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES
@@ -337,3 +340,83 @@ def test_leads_generate_cli_streams_valid_synthetic_leads(local_stack):
     records = [json.loads(m.value()) for m in messages]
     assert len(records) == 40 and [e for r in records for e in validate_record(r)] == []
     assert any(r["_EventType"] == "updated" and isinstance(r["IsConverted"], bool) for r in records)
+
+
+class _Recorder:
+    """A handler that keeps what it was given, by (topic, partition, offset)."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[tuple[str, int, int]] = Counter()
+
+    def handle(self, batch) -> dict[str, int]:
+        self.seen.update((m.topic, m.partition, m.offset) for m in batch)
+        return {"written": len(batch)}
+
+
+class _StuckFirstConsumer(MicroBatchWorker):
+    """Its first Kafka consumer holds its partitions without fetching them, as a client stuck after a broker
+    restart does (librdkafka#5153): a real consumer, paused by librdkafka's own API on assignment."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.paused_once = False
+
+    def _on_assign(self, consumer, partitions) -> None:
+        super()._on_assign(consumer, partitions)
+        if not self.paused_once:
+            consumer.pause(partitions)
+            self.paused_once = True
+
+
+def _run_in_thread(worker: MicroBatchWorker) -> threading.Thread:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_consumer_that_stops_fetching_is_replaced_and_nothing_is_lost(local_stack, tmp_path, monkeypatch):
+    monkeypatch.setattr(workers, "FETCH_STALL_S", 3.0)
+    kafka = local_stack.kafka()
+    topic = _name("stall")
+    create_topics(kafka, [topic])
+    assert replay(kafka, iter([_score(f"00QT{i:06d}", "Lead", i) for i in range(60)]), topic).sent == 60
+    recorder = _Recorder()
+    worker = _StuckFirstConsumer(kafka, _name("stall"), [topic], recorder, name="writeback", batch_size=500,
+                                 max_wait_s=0.2, heartbeat_path=tmp_path / "writeback.json")
+    thread = _run_in_thread(worker)
+    try:
+        wait_until(lambda: len(recorder.seen) == 60, 90, "the 60 records written after the stuck consumer is replaced")
+    finally:
+        worker.stop()
+        thread.join(60)
+    assert worker.paused_once and worker.stats.reconnects == 1
+    assert set(recorder.seen.values()) == {1}  # the stuck consumer had fetched nothing: nothing twice
+    assert json.loads((tmp_path / "writeback.json").read_text())["reconnects"] == 1  # in its heartbeat
+    assert group_lag(kafka, worker.group_id, [topic]) == {topic: 0}
+
+
+def test_an_idle_worker_behind_a_transaction_marker_is_not_replaced_over_and_over(local_stack, tmp_path, monkeypatch):
+    # The log of a transactionally written topic ends in a commit marker no consumer returns: an idle worker
+    # may sit one offset short of the log's end for good. One replacement at most, never one per check.
+    monkeypatch.setattr(workers, "FETCH_STALL_S", 1.0)
+    kafka = local_stack.kafka()
+    topic = _name("txn")
+    create_topics(kafka, [topic], partitions=1)
+    producer = Producer({**kafka.client_config(), "transactional.id": _name("txn")})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for i in range(5):
+        producer.produce(topic, key=f"k{i}", value=json.dumps(_score(f"00QX{i:06d}", "Lead", i)))
+    producer.commit_transaction(30)
+    recorder = _Recorder()
+    worker = MicroBatchWorker(kafka, _name("txn"), [topic], recorder, name="sink", max_wait_s=0.2,
+                              heartbeat_path=tmp_path / "sink.json")
+    thread = _run_in_thread(worker)
+    try:
+        wait_until(lambda: len(recorder.seen) == 5, 90, "the 5 committed records")
+        time.sleep(25)  # idle: several rounds of the stall check
+    finally:
+        worker.stop()
+        thread.join(60)
+    assert worker.stats.reconnects <= 1
+    assert set(recorder.seen.values()) == {1}

@@ -172,8 +172,12 @@ def _landing_state(product: Product, tag: str) -> str:
     """Where the leads stopped: the two tables' counts and every consumer group's lag (Flink and workers)."""
     lags = {g.role: sum(group_lag(product.kafka, g.group_id, g.topics).values())
             for g in pipeline_consumer_groups()}
+    state_root = product.stack.cfg.state.parent
+    beats = {w: {k: (read_heartbeat(w, state_root) or {}).get(k)
+                 for k in ("state", "detail", "ts", "consumed", "assigned_partitions", "reconnects")}
+             for w in (WRITEBACK, SINK)}
     return (f"crm_leads {_count(product.warehouse, 'crm_leads', tag)}, crm_leads_raw "
-            f"{_count(product.warehouse, 'crm_leads_raw', tag)}, lag {lags}")
+            f"{_count(product.warehouse, 'crm_leads_raw', tag)}, lag {lags}, workers {beats} at {time.time():.0f}")
 
 
 def test_a_killed_service_is_restarted_and_counted(product: Product) -> None:
