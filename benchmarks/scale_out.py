@@ -27,7 +27,8 @@ What it reports per topology:
   (TaskManagers + model servers, what the topology doubles) apart from the Kafka tier (one broker against
   three with every partition replicated three times: a cost of replication, not of scaling out).
 * the highest rate sustained (`--search-rates`, stepping up until one is not; or `--search-start`, growing
-  by `--search-factor`, then bisecting), with p50/p99.
+  by `--search-factor`, then bisecting), with p50/p99. Every measured window starts with no backlog: short
+  probes at 50/s until one is scored within 500 ms (a failed window's backlog used to fail the next one).
 
 On a 2-core machine both topologies share the same two cores, so unconstrained wall-clock throughput cannot
 show what a second TaskManager and replica on their own machines add. `--node-cpus` makes it measurable:
@@ -184,13 +185,30 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
             log.info("[%s] settled under the cap %s", name, out["settle"])
         meter = CpuMeter({**pids, "load generator": os.getpid()})
 
+        def drained() -> dict[str, Any]:
+            """Wait (up to DRAIN_MAX_S) until a short probe at a low rate is scored fast: a failed window leaves a
+            backlog, and the next window must not inherit it (it did: a retry after a failure started seconds
+            behind, and each failed step of the search failed the next one)."""
+            deadline = time.monotonic() + DRAIN_MAX_S
+            probes = 0
+            while True:
+                probes += 1
+                probe = run_rate(kafka_res, producer, PREFIX, DRAIN_PROBE_RATE, DRAIN_PROBE_S, template, drain_s=20)
+                clear = probe["scored"] == probe["produced"] and probe["p99_ms"] <= DRAIN_PROBE_MAX_P99_MS
+                if clear or time.monotonic() > deadline:
+                    return {"probes": probes, "clear": clear, "last_probe_p99_ms": probe["p99_ms"]}
+
         def window(rate: float, seconds: float) -> dict[str, Any]:
             """One measured window at `rate`, with how long each budgeted node was throttled during it, and
             what might stall the stream: its checkpoints and the TaskManagers' garbage collection."""
+            before = drained()
+            if before["probes"] > 1 or not before["clear"]:
+                log.info("[%s] waited for the backlog before the window: %s", name, before)
             gc_before = taskmanager_gc(cfg.flink_rest_url)
             res = _with_efficiency(run_rate(kafka_res, producer, PREFIX, rate, seconds, template, meter=meter,
                                             flink_rest_url=cfg.flink_rest_url))
             res.update(_stall_diagnosis(res, cfg.flink_rest_url, gc_before))
+            res["drained_before"] = before
             if budgets:
                 now = budgets.throttled_s()
                 res["throttled_s"] = {k: round(v - throttled.get(k, 0.0), 1) for k, v in now.items()}
@@ -227,6 +245,12 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
     return out
 
 
+# Before each measured window: probes of DRAIN_PROBE_S at DRAIN_PROBE_RATE until one is scored within
+# DRAIN_PROBE_MAX_P99_MS (so the window starts with no backlog), for at most DRAIN_MAX_S.
+DRAIN_PROBE_RATE = 50.0
+DRAIN_PROBE_S = 4.0
+DRAIN_PROBE_MAX_P99_MS = 500.0
+DRAIN_MAX_S = 240.0
 PIPELINE_EXCLUDES = ("load generator",)
 # process-name prefix -> tier; the rest (JobManager, SQL Gateway) is the control plane
 TIERS = (("kafka", "kafka"), ("taskmanager", "taskmanagers"), ("model-server", "model servers"))
