@@ -202,7 +202,7 @@ class MicroBatchWorker:
         consumer = self._subscribe()
         last_message = time.monotonic()
         try:
-            last_probe = last_stall_check = 0.0
+            last_probe = 0.0
             while not self._stop.is_set():
                 self._heartbeat()
                 now = time.monotonic()
@@ -213,14 +213,13 @@ class MicroBatchWorker:
                     # librdkafka does not always call error_cb when the only broker goes away from an idle
                     # client: with nothing arriving, ask for metadata to know whether we are idle or cut off.
                     last_probe = now
+                    # At most one stall check per IDLE_PROBE_S: this branch only runs that often.
                     if (self._check_broker(consumer) and now - last_message > FETCH_STALL_S
-                            and now - last_stall_check >= IDLE_PROBE_S):
-                        last_stall_check = now
-                        if self._fetch_stalled(consumer):
-                            stalled, consumer = consumer, None
-                            self._retire(stalled)
-                            consumer = self._subscribe()
-                            last_message = time.monotonic()
+                            and self._fetch_stalled(consumer)):
+                        stalled, consumer = consumer, None
+                        self._retire(stalled)
+                        consumer = self._subscribe()
+                        last_message = time.monotonic()
                 if self._pending_commit:
                     self._commit(consumer)
                 room = max(1, self.batch_size - len(self._batch))

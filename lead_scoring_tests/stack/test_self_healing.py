@@ -172,12 +172,17 @@ def _landing_state(product: Product, tag: str) -> str:
     """Where the leads stopped: the two tables' counts and every consumer group's lag (Flink and workers)."""
     lags = {g.role: sum(group_lag(product.kafka, g.group_id, g.topics).values())
             for g in pipeline_consumer_groups()}
-    state_root = product.stack.cfg.state.parent
-    beats = {w: {k: (read_heartbeat(w, state_root) or {}).get(k)
-                 for k in ("state", "detail", "ts", "consumed", "assigned_partitions", "reconnects")}
-             for w in (WRITEBACK, SINK)}
     return (f"crm_leads {_count(product.warehouse, 'crm_leads', tag)}, crm_leads_raw "
-            f"{_count(product.warehouse, 'crm_leads_raw', tag)}, lag {lags}, workers {beats} at {time.time():.0f}")
+            f"{_count(product.warehouse, 'crm_leads_raw', tag)}, lag {lags}, workers {_heartbeats(product)} "
+            f"at {time.time():.0f}")
+
+
+def _heartbeats(product: Product) -> str:
+    """Where each CRM worker says it stands (its heartbeat file)."""
+    state_root = product.stack.cfg.state.parent
+    return str({w: {k: (read_heartbeat(w, state_root) or {}).get(k)
+                    for k in ("state", "detail", "ts", "consumed", "assigned_partitions", "reconnects")}
+                for w in (WRITEBACK, SINK)})
 
 
 def test_a_killed_service_is_restarted_and_counted(product: Product) -> None:
@@ -276,9 +281,7 @@ def test_the_workers_ride_out_a_broker_outage(product: Product) -> None:
         wait_until(lambda: True if all((read_heartbeat(w, state_root) or {}).get("state") == "waiting for Kafka"
                                        for w in (WRITEBACK, SINK)) else None,
                    timeout_s=90, interval_s=1, what="both workers reporting 'waiting for Kafka'",
-                   last_state=lambda: str({w: {k: (read_heartbeat(w, state_root) or {}).get(k)
-                                               for k in ("state", "detail", "ts", "consumed")}
-                                           for w in (WRITEBACK, SINK)}))
+                   last_state=lambda: _heartbeats(product))
         time.sleep(20)  # a real outage, not a blip
         assert {w: product.pid(w) for w in pids} == pids  # nobody died
     finally:  # whatever failed above, the module's other tests need their broker back
