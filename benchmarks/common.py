@@ -62,6 +62,44 @@ class CpuMeter:
         return {name: round(now[name] - before.get(name, 0.0), 2) for name in now}
 
 
+class ThreadCpu:
+    """CPU seconds per thread name of one process between two reads (Linux /proc), e.g. a JVM's GC, JIT compiler
+    and Flink task threads, to tell which of them a latency tail comes from.
+
+    Names are the kernel's 15-character thread names with trailing numbers dropped ("GC Thread#1" and
+    "GC Thread#0" add up as "GC Thread#"); threads that ended between reads are not counted.
+    """
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.start = self.read()
+
+    def read(self) -> dict[int, tuple[str, float]]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        out: dict[int, tuple[str, float]] = {}
+        task_dir = Path(f"/proc/{self.pid}/task")
+        with contextlib.suppress(OSError):
+            for task in task_dir.iterdir():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    name = (task / "comm").read_text().strip()
+                    # fields after the ")" that closes the name: utime and stime are the 12th and 13th
+                    fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                    out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+        return out
+
+    def since(self, before: dict[int, tuple[str, float]], top: int = 8) -> dict[str, float]:
+        """The `top` thread names by CPU seconds since `before`, the rest as "other"."""
+        by_name: dict[str, float] = {}
+        for tid, (name, cpu) in self.read().items():
+            label = name.rstrip("0123456789").rstrip("-_ ") or name
+            by_name[label] = by_name.get(label, 0.0) + cpu - before.get(tid, (name, 0.0))[1]
+        ranked = sorted(by_name.items(), key=lambda kv: -kv[1])
+        out = {name: round(cpu, 2) for name, cpu in ranked[:top]}
+        if ranked[top:]:
+            out["other"] = round(sum(cpu for _, cpu in ranked[top:]), 2)
+        return out
+
+
 def flink_busy(flink_rest_url: str) -> dict[str, dict[str, float]]:
     """Per running job and vertex: max busy / back-pressured ms per second over its subtasks (Flink metrics).
 

@@ -98,7 +98,7 @@ def hop_summary(hops: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float, template: list[dict[str, Any]],
              drain_s: float = 30.0, stages: bool = False, meter: CpuMeter | None = None,
-             flink_rest_url: str | None = None) -> dict[str, Any]:
+             flink_rest_url: str | None = None, slow_ms: int = 250) -> dict[str, Any]:
     """Produce Leads at `rate`/s for `seconds`; collect each one's latency from lead_scores.
 
     With `stages`, also note when each record is first seen on input_avro and on leads (this process's
@@ -233,7 +233,7 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
         "flink_busy_ms_per_s": busy,
         # When the slow records were produced (seconds into the window, with counts): a periodic cause
         # (checkpoints, a timer) shows as a regular spacing, load as a spread.
-        "over_250ms_by_second": _slow_by_second(latencies, rate, 250),
+        f"over_{slow_ms}ms_by_second": _slow_by_second(latencies, rate, slow_ms),
         **({"hops": stage_hops(latencies, score_times, seen)} if stages else {}),
     }
 
