@@ -12,7 +12,6 @@ from lead_scoring.monitoring.sensors import (
     latency_slo,
     monitoring_sensors,
     statement_positions_health_checks,
-    stream_alert_job,
     stream_health_checks,
 )
 from lead_scoring.monitoring.stack_sensor import local_stack_sensor, local_stack_spec, services_running
@@ -29,7 +28,7 @@ def defs(profile: Profile) -> dg.Definitions:
         assets=[lead_score_drift, lead_score_backtest, *([local_stack_spec] if local else [])],
         asset_checks=[statement_positions_health_checks if gcp else stream_health_checks, latency_slo,
                       *([services_running] if local else [])],
-        jobs=[drift_job, backtest_job, stream_alert_job],
+        jobs=[drift_job, backtest_job],
         schedules=[daily_drift_schedule, daily_backtest_schedule],
         sensors=[*sensors, *([local_stack_sensor] if local else [])],
         resources={"monitoring": monitoring_settings(profile)},

@@ -2,7 +2,9 @@
 
 - `streaming_topics_sensor` (30 s): end offsets and rates of every topic, lag of every pipeline consumer
   group, DLQ growth -> observations on the `kafka/<topic>` assets, `consumer_lag` / `dlq_growth` check
-  evaluations, and a `stream_alert_job` run when a threshold is newly crossed.
+  evaluations (ERROR when a threshold is crossed: the check is the alert), and one error line in the tick's log
+  when a threshold is newly crossed. No run is launched for an alert: under load a run per incident meant a new
+  Python process every 30-40 s at the moment the machine had least to spare.
 - `e2e_latency_sensor` (interval configurable): probe leads through the pipeline -> p50 / max latency
   on `kafka/lead_scores`, `latency_slo` check evaluation.
 - `retraining_trigger_sensor`: requests `retraining_job` when the drift check or the backtest check fails
@@ -14,7 +16,6 @@ import json
 from typing import Any, Optional
 
 import dagster as dg
-from pydantic import Field
 
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.crm.salesforce import SalesforceResource
@@ -62,25 +63,6 @@ def _check_specs_for(topic: str) -> list[dg.AssetCheckSpec]:
         specs.append(dg.AssetCheckSpec(LATENCY_CHECK, asset=key,
                                        description="Probe leads are scored end to end within the latency SLO."))
     return specs
-
-
-class StreamAlertConfig(dg.Config):
-    alerts: list[str] = Field(default_factory=list, description="what crossed its threshold")
-
-
-@dg.op(description="Fail loudly with the stream alerts, so run-failure notifications fire.")
-def stream_alert(context: dg.OpExecutionContext, config: StreamAlertConfig) -> None:
-    for alert in config.alerts:
-        context.log.error("stream alert: %s", alert)
-    raise dg.Failure(description="; ".join(config.alerts) or "stream alert without details",
-                     metadata={"alerts": dg.MetadataValue.md("\n".join(f"- {a}" for a in config.alerts))})
-
-
-@dg.job(name="stream_alert_job",
-        description="Raised by streaming_topics_sensor when lag or DLQ growth crosses its threshold.",
-        tags={"team": "data-platform"})
-def stream_alert_job() -> None:
-    stream_alert()
 
 
 def _health_results(context: dg.AssetCheckExecutionContext, kafka: KafkaResource, monitoring: MonitoringSettings,
@@ -169,27 +151,19 @@ def _topics_tick(context: dg.SensorEvaluationContext, kafka: KafkaResource, moni
                       monitoring.max_consumer_lag, monitoring.max_dlq_growth)
     already = set(previous.get("alerts", []))
     new = {k: v for k, v in result.breaches.items() if k not in already}
-    run_requests = []
-    if new:
-        context.log.warning("stream thresholds crossed: %s", "; ".join(new.values()))
-        run_requests.append(dg.RunRequest(
-            job_name=stream_alert_job.name,
-            run_key=f"stream-alert-{int(snapshot.taken_at)}-{'|'.join(sorted(new))}"[:250],
-            run_config={"ops": {"stream_alert": {"config": {"alerts": sorted(new.values())}}}},
-            tags={"lead_scoring/alert": ",".join(sorted({k.split(':')[0] for k in new}))},
-        ))
+    if new:  # once per incident; the ERROR check evaluations below carry it to the asset's Checks tab
+        context.log.error("stream thresholds crossed: %s", "; ".join(sorted(new.values())))
     if snapshot.missing_topics:
         context.log.info("topics not created yet: %s", ", ".join(snapshot.missing_topics))
-    return dg.SensorResult(run_requests=run_requests, asset_events=[*result.observations, *result.checks],
-                           cursor=json.dumps(result.cursor))
+    return dg.SensorResult(asset_events=[*result.observations, *result.checks], cursor=json.dumps(result.cursor))
 
 
 _TOPICS_SENSOR = dict(
     name="streaming_topics_sensor",
     minimum_interval_seconds=30,
-    jobs=[stream_alert_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Topic end offsets and rates, consumer lag, DLQ growth; alerts when a threshold is crossed.",
+    description="Topic end offsets and rates, consumer lag, DLQ growth; the checks turn red when a threshold is "
+                "crossed.",
 )
 
 

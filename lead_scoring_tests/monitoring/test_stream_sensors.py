@@ -105,9 +105,9 @@ def test_topics_sensor_offsets_rates_lag_dlq_and_alerts(local_stack):
     lag = _checks(first)[(f"kafka/{source}", CONSUMER_LAG_CHECK)]
     assert not lag.passed and lag.severity == dg.AssetCheckSeverity.ERROR and "20 behind" in lag.description
     assert (f"kafka/{dlq}", DLQ_GROWTH_CHECK) not in _checks(first)  # growth needs a baseline
-    [alert] = first.run_requests
-    assert alert.job_name == "stream_alert_job"
-    assert "20 messages behind" in alert.run_config["ops"]["stream_alert"]["config"]["alerts"][0]
+    assert first.run_requests == []  # the red check is the alert: no run, no new process
+    [breach] = json.loads(first.cursor)["alerts"]
+    assert source in breach and group in breach
 
     time.sleep(1.0)
     produce(kafka, source, 12)
@@ -120,11 +120,9 @@ def test_topics_sensor_offsets_rates_lag_dlq_and_alerts(local_stack):
     checks = _checks(second)
     assert not checks[(f"kafka/{dlq}", DLQ_GROWTH_CHECK)].passed
     assert checks[(f"kafka/{dlq}", DLQ_GROWTH_CHECK)].metadata["growth"].value == 5
-    # only the NEW breach raises an alert; the lag breach is already being alerted on
-    [alert] = second.run_requests
-    assert alert.run_config["ops"]["stream_alert"]["config"]["alerts"] == [
-        f"5 new records in {dlq} in {checks[(f'kafka/{dlq}', DLQ_GROWTH_CHECK)].metadata['seconds'].value:.0f} s "
-        "(threshold 3)"]
+    # the DLQ breach joins the open incidents; still no run
+    assert second.run_requests == []
+    assert len(json.loads(second.cursor)["alerts"]) == 2
 
     # the consumer catches up, the DLQ stops growing: everything passes, no alert
     consumer = kafka.consumer(group)
