@@ -18,6 +18,7 @@ import pytest
 
 from lead_scoring import definitions
 from lead_scoring.settings import project_root
+from lead_scoring_tests import package_map
 
 PACKAGE = project_root() / "lead_scoring"
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -25,7 +26,7 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 INFRASTRUCTURE = ("lead_scoring.stack", "lead_scoring.settings", "lead_scoring.retry")
 DOMAINS = ("lead_scoring.training", "lead_scoring.serving", "lead_scoring.streaming", "lead_scoring.crm",
            "lead_scoring.monitoring", "lead_scoring.warehouse", "lead_scoring.storage", "lead_scoring.contract",
-           "lead_scoring.lifecycle", "lead_scoring.promotion")
+           "lead_scoring.lifecycle", "lead_scoring.promotion", "lead_scoring.production")
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,23 @@ def test_infrastructure_imports_no_domain_code(graph: grimp.ImportGraph) -> None
             if imported.startswith(DOMAINS + ("lead_scoring.cli", "lead_scoring.services")):
                 offending.append(f"{module} -> {imported}")
     assert offending == []
+
+
+def test_the_package_diagram_is_drawn_from_the_imports() -> None:
+    """docs/architecture.md shows exactly today's package edges (redraw: LEAD_SCORING_UPDATE_SNAPSHOTS=1)."""
+    text, drawn = package_map.current_doc()
+    if os.environ.get("LEAD_SCORING_UPDATE_SNAPSHOTS"):
+        package_map.DOC.write_text(drawn)
+        text = drawn
+    assert text == drawn, "docs/architecture.md's package diagram is stale: python -m lead_scoring_tests.package_map"
+
+
+def test_every_package_is_in_the_layering_rules_and_the_doc() -> None:
+    packages = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    ruled = {m.split(".")[1] for m in INFRASTRUCTURE + DOMAINS} | {"cli"}
+    assert packages <= ruled, f"packages no layering rule covers: {sorted(packages - ruled)}"
+    doc = package_map.DOC.read_text()
+    assert [p for p in sorted(packages) if f"| `{p}` |" not in doc] == []
 
 
 def test_only_the_application_layer_imports_the_cli(graph: grimp.ImportGraph) -> None:
