@@ -14,6 +14,13 @@ from lead_scoring.streaming import definitions as streaming
 from lead_scoring.training import definitions as training
 from lead_scoring.warehouse import definitions as warehouse
 
+# Evaluates every asset's automation condition (the daily drift, backtest and ledger summary), in the daemon:
+# no process per tick. Dagster's implicit default sensor would start STOPPED.
+AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
+    "automation_condition_sensor", target=dg.AssetSelection.all(), minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Materializes the assets whose automation condition says so (see each asset's Automation tab).",
+)
 DOMAINS = (warehouse, storage, training, serving, streaming, crm, lifecycle, promotion, monitoring, production)
 
 
@@ -23,5 +30,5 @@ def defs() -> dg.Definitions:
     return dg.Definitions.merge(
         *(domain.defs(profile) for domain in DOMAINS),
         # One process per run: a step subprocess would re-import sklearn/dagster (~10 s) on 2 cores.
-        dg.Definitions(executor=dg.in_process_executor),
+        dg.Definitions(executor=dg.in_process_executor, sensors=[AUTOMATION_SENSOR]),
     )

@@ -100,6 +100,8 @@ def _describe(defs: dg.Definitions) -> dict:
             "materializable": node.is_materializable,
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "description": (node.description or "").strip().splitlines()[0] if node.description else "",
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
+            "freshness": repr(node.freshness_policy) if node.freshness_policy else None,
         }
     return {
         "assets": assets,

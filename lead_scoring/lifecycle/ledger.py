@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from lead_scoring.lifecycle.erasure import register_size
 from lead_scoring.streaming.lineage import topic_asset_key
 from lead_scoring.streaming.topics import SCORE_TOPICS, SHADOW_SCORE_TOPICS
-from lead_scoring.util import markdown_table
+from lead_scoring.util import DAILY_FRESHNESS, daily_at, markdown_table
 from lead_scoring.warehouse.resources import Warehouse
 from lead_scoring.warehouse.tables import TABLES
 
@@ -27,6 +27,7 @@ LEDGER_TABLE = "lead_score_history"
 GROUP = "lifecycle"
 OWNERS = ["team:ml-platform"]
 LEDGER_ASSET_KEY = dg.AssetKey(LEDGER_TABLE)
+LEDGER_SUMMARY_CRON = "30 6 * * *"
 EXPORT_FORMATS = (".parquet", ".csv")
 _ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
                 "timestamp": pa.timestamp("us", tz="UTC")}
@@ -60,6 +61,8 @@ def _utc(value: Any) -> Optional[pd.Timestamp]:
     kinds={"duckdb", "bigquery"},
     owners=OWNERS,
     deps=[topic_asset_key(t) for t in (*SCORE_TOPICS, *SHADOW_SCORE_TOPICS)],  # the sink worker appends to it
+    automation_condition=daily_at(LEDGER_SUMMARY_CRON, "daily at 06:30 UTC"),  # with the backtest that reads it
+    freshness_policy=DAILY_FRESHNESS,
 )
 def lead_score_history(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """The score ledger: every score produced (champion and shadow), with its size and freshness per model version."""

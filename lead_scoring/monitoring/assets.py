@@ -14,13 +14,14 @@ from lead_scoring.storage.artifacts import ArtifactError
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.model import LeadScorer, features_frame
 from lead_scoring.training.queries import training_data_sql
-from lead_scoring.util import markdown_table
+from lead_scoring.util import DAILY_FRESHNESS, daily_at, markdown_table
 from lead_scoring.warehouse.resources import Warehouse
 
 GROUP = "monitoring"
 OWNERS = ["team:ml-platform"]
 DRIFT_CHECK = "feature_and_score_psi"
 DRIFT_ASSET_KEY = dg.AssetKey("lead_score_drift")
+DRIFT_CRON = "0 6 * * *"
 
 
 class DriftConfig(dg.Config):
@@ -100,6 +101,8 @@ def _scores(pipeline: Any, version: str, frame: pd.DataFrame) -> pd.Series:
     group_name=GROUP,
     owners=OWNERS,
     kinds={"pandas", "sql"},
+    automation_condition=daily_at(DRIFT_CRON, "daily at 06:00 UTC"),
+    freshness_policy=DAILY_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset=DRIFT_ASSET_KEY,
                                    description="Fails when any feature's or the score's PSI exceeds max_psi.")],
 )
@@ -180,11 +183,3 @@ drift_job = dg.define_asset_job(
     description="Compare recent scored leads with the serving model's training data (PSI).",
 )
 
-daily_drift_schedule = dg.ScheduleDefinition(
-    name="daily_drift",
-    job=drift_job,
-    cron_schedule="0 6 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Measure feature and score drift every morning.",
-)

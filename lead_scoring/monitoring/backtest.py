@@ -32,12 +32,13 @@ from lead_scoring.storage.artifacts import ArtifactError
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.evaluation import png_base64
 from lead_scoring.training.grades import GradeScale
-from lead_scoring.util import markdown_table
+from lead_scoring.util import DAILY_FRESHNESS, daily_at, markdown_table
 from lead_scoring.warehouse.resources import Warehouse
 
 GROUP = "monitoring"
 OWNERS = ["team:ml-platform"]
 BACKTEST_ASSET_KEY = dg.AssetKey("lead_score_backtest")
+BACKTEST_CRON = "30 6 * * *"
 BACKTEST_CHECK = "grades_and_calibration"
 DECILES = 10
 MAX_PLOTTED_VERSIONS = 6
@@ -222,6 +223,8 @@ def verdict(champion: Optional[VersionBacktest], config: BacktestConfig) -> tupl
     owners=OWNERS,
     kinds={"pandas", "sql"},
     deps=[LEDGER_ASSET_KEY, dg.AssetKey("crm_leads_raw")],
+    automation_condition=daily_at(BACKTEST_CRON, "daily at 06:30 UTC"),
+    freshness_policy=DAILY_FRESHNESS,
     check_specs=[dg.AssetCheckSpec(
         BACKTEST_CHECK, asset=BACKTEST_ASSET_KEY, blocking=False,
         description="Fails when the champion's grades stop converting in order A > B > C > D or its expected "
@@ -281,13 +284,4 @@ def lead_score_backtest(context: dg.AssetExecutionContext, config: BacktestConfi
 backtest_job = dg.define_asset_job(
     "backtest_job", selection=dg.AssetSelection.assets(LEDGER_ASSET_KEY, BACKTEST_ASSET_KEY),
     description="Refresh the score ledger's summary and backtest every model version against outcomes.",
-)
-
-daily_backtest_schedule = dg.ScheduleDefinition(
-    name="daily_backtest",
-    job=backtest_job,
-    cron_schedule="30 6 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Backtest the models' grades and calibration against outcomes every morning.",
 )

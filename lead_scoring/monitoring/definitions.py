@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from lead_scoring.monitoring.assets import daily_drift_schedule, drift_job, lead_score_drift
-from lead_scoring.monitoring.backtest import backtest_job, daily_backtest_schedule, lead_score_backtest
+from lead_scoring.monitoring.assets import drift_job, lead_score_drift
+from lead_scoring.monitoring.backtest import backtest_job, lead_score_backtest
 from lead_scoring.monitoring.resources import monitoring_settings
 from lead_scoring.monitoring.sensors import (
     latency_slo,
@@ -29,7 +29,6 @@ def defs(profile: Profile) -> dg.Definitions:
         asset_checks=[statement_positions_health_checks if gcp else stream_health_checks, latency_slo,
                       *([services_running] if local else [])],
         jobs=[drift_job, backtest_job],
-        schedules=[daily_drift_schedule, daily_backtest_schedule],
         sensors=[*sensors, *([local_stack_sensor] if local else [])],
         resources={"monitoring": monitoring_settings(profile)},
     )

@@ -185,7 +185,7 @@ def test_materialize_the_training_group_from_the_ui(dagster_ui: DagsterUI):
                 # the automation page lists the sensors and schedules, all running
                 page.goto(f"{dagster_ui.url}/automation", wait_until="domcontentloaded")
                 for name in ("streaming_topics_sensor", "e2e_latency_sensor", "retraining_trigger_sensor",
-                             "weekly_retraining", "daily_drift"):
+                             "weekly_retraining", "automation_condition_sensor"):
                     expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
                 page.screenshot(path=str(shots / "ui-automation.png"))
             except Exception:

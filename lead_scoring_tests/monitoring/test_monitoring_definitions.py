@@ -1,5 +1,7 @@
 """The monitoring pieces are wired into the definitions: assets in their groups, checks, sensors, jobs."""
 
+import datetime
+
 import dagster as dg
 import pytest
 
@@ -29,7 +31,13 @@ def test_monitoring_assets_checks_sensors_and_schedules_are_defined():
     assert sensors["streaming_topics_sensor"].minimum_interval_seconds == 30
     assert sensors["e2e_latency_sensor"].minimum_interval_seconds == 60
     assert sensors["retraining_trigger_sensor"].job_name == "retraining_job"
-    assert definitions.resolve_schedule_def("daily_drift").cron_schedule == "0 6 * * *"
+    # daily work is declared on the assets (AutomationCondition + FreshnessPolicy), not in cron schedules
+    graph = definitions.resolve_asset_graph()
+    drift = graph.get(dg.AssetKey("lead_score_drift"))
+    assert drift.automation_condition.get_label() == "daily at 06:00 UTC" and drift.freshness_policy is not None
+    assert graph.get(dg.AssetKey("lead_score_backtest")).automation_condition is not None
+    assert sensors["automation_condition_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert not {s.name for s in definitions.schedules or []} & {"daily_drift", "daily_backtest"}
     # an alert is the red check and a log line, never a run (a new process per incident): no alert job
     assert "stream_alert_job" not in {j.name for j in definitions.resolve_all_job_defs()}
 
@@ -89,3 +97,25 @@ def test_gcp_definitions_load_with_the_salesforce_probe(monkeypatch):
     monkeypatch.setenv("LEAD_SCORING_PROFILE", "gcp")
     sensors = {s.name: s for s in _defs().sensors}
     assert sensors["e2e_latency_sensor"].required_resource_keys == {"kafka", "monitoring", "crm"}
+
+
+def test_the_daily_assets_are_requested_once_per_cron_tick() -> None:
+    """The automation conditions themselves, evaluated by Dagster: once after each tick, not again that day."""
+    defs = _defs()
+    instance = dg.DagsterInstance.ephemeral()
+    before = datetime.datetime(2026, 12, 7, 5, 59, tzinfo=datetime.timezone.utc)
+
+    def requested(minutes: int, cursor):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
+                                                   evaluation_time=before + datetime.timedelta(minutes=minutes))
+        keys = {r.key.to_user_string() for r in result.results if r.true_subset.size}
+        return keys & {"lead_score_drift", "lead_score_backtest", "lead_score_history"}, result.cursor
+
+    first, cursor = requested(0, None)
+    assert first == set()
+    after_drift_tick, cursor = requested(2, cursor)
+    assert after_drift_tick == {"lead_score_drift"}
+    again, cursor = requested(4, cursor)
+    assert again == set()
+    after_backtest_tick, cursor = requested(33, cursor)
+    assert after_backtest_tick == {"lead_score_backtest", "lead_score_history"}
