@@ -103,7 +103,7 @@ def test_the_daily_assets_are_requested_once_per_cron_tick() -> None:
     """The automation conditions themselves, evaluated by Dagster: once after each tick, not again that day."""
     defs = _defs()
     instance = dg.DagsterInstance.ephemeral()
-    before = datetime.datetime(2026, 12, 7, 5, 59, tzinfo=datetime.timezone.utc)
+    before = datetime.datetime(2026, 12, 7, 5, 59, tzinfo=datetime.UTC)
 
     def requested(minutes: int, cursor):
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
