@@ -244,7 +244,9 @@ def main() -> None:
             before = champion(tmp)
             launch_log = tmp / "rollout.log"
             with open(launch_log, "wb") as launch_out:
-                launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", "champion_revert"],
+                revert = {"ops": {"champion_revert": {"config": {"to_previous": True}}}}
+                launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", "champion_revert",
+                                           "--config-json", json.dumps(revert)],
                                           env=env, stdout=launch_out, stderr=subprocess.STDOUT)
             wait_until(lambda: True if champion(tmp) != before else _launch_failed(launch, launch_log),
                        timeout_s=900,

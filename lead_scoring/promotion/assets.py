@@ -19,6 +19,7 @@
 """
 
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -67,8 +68,12 @@ class PipelineConfig(dg.Config):
     verify_timeout_s: float = Field(default=120.0, description="how long a new statement may take to run and produce")
 
 
+# Action assets do nothing unless asked: "Materialize all" in the UI runs them with their defaults, and a
+# revert or a challenger nobody asked for must not happen. They then produce no output (the step says why) and
+# Dagster skips what depends on them; their jobs (promotion_job, revert_job) ask explicitly.
 class ChallengerConfig(PipelineConfig):
-    version: str = Field(description="model version (in the model store) to serve as challenger and shadow-score with")
+    version: str = Field(default="", description="model version (in the model store) to serve as challenger and "
+                                                 "shadow-score with; empty: nothing is deployed")
 
 
 @dataclass
@@ -118,12 +123,16 @@ def _rollout(context: dg.AssetExecutionContext, flink: FlinkEngine, pipeline: Pi
                          metadata={"model_version": pipeline.settings.model_version}) from exc
 
 
-@dg.asset(group_name=GROUP, kinds={"kserve", "flink"}, owners=OWNERS,
+@dg.asset(group_name=GROUP, kinds={"kserve", "flink"}, owners=OWNERS, output_required=False,
           deps=[dg.AssetKey("model_artifact"), dg.AssetKey("streaming_topics")])
 def challenger_deployment(context: dg.AssetExecutionContext, config: ChallengerConfig, model_store: ModelStore,
                           model_serving: ModelServing, kafka: KafkaResource,
-                          flink: FlinkEngine) -> dg.Output[ChallengerDeployment]:
+                          flink: FlinkEngine) -> Iterator[dg.Output[ChallengerDeployment]]:
     """A challenger version served next to the champion, shadow-scoring the live stream into lead_scores_shadow."""
+    if not config.version:
+        context.log.info("no challenger asked for (challenger_deployment.version is empty): nothing deployed, "
+                         "the comparison and promotion after it are skipped")
+        return
     champion = model_store.repository().production_version()
     if config.version == champion:
         raise dg.Failure(f"{config.version} is the champion already; "
@@ -136,7 +145,7 @@ def challenger_deployment(context: dg.AssetExecutionContext, config: ChallengerC
     pipeline = _pipeline(flink, kafka, config, deployment, shadow=True)
     report = _rollout(context, flink, pipeline, config)
     statements = [s.name for s in report.statements]
-    return dg.Output(ChallengerDeployment(config.version, champion, deployment, statements), metadata={
+    yield dg.Output(ChallengerDeployment(config.version, champion, deployment, statements), metadata={
         "challenger_version": config.version,
         "champion_version": champion or "none",
         "served_as": deployment.model_name,
@@ -248,20 +257,27 @@ def champion_promotion(context: dg.AssetExecutionContext, config: PipelineConfig
 
 
 class RevertConfig(PipelineConfig):
-    version: str = Field(default="", description="default: the champion before the current one (production pointer)")
+    version: str = Field(default="", description="the version to make champion again")
+    to_previous: bool = Field(default=False, description="revert to the champion before the current one (the "
+                                                         "production pointer's previous); revert_job sets it")
 
 
-@dg.asset(group_name=GROUP, kinds={"kserve", "flink"}, owners=OWNERS)
+@dg.asset(group_name=GROUP, kinds={"kserve", "flink"}, owners=OWNERS, output_required=False)
 def champion_revert(context: dg.AssetExecutionContext, config: RevertConfig, model_store: ModelStore,
-                    model_serving: ModelServing, kafka: KafkaResource, flink: FlinkEngine) -> dg.Output[ChampionChange]:
+                    model_serving: ModelServing, kafka: KafkaResource,
+                    flink: FlinkEngine) -> Iterator[dg.Output[ChampionChange]]:
     """The previous champion serving and scoring again (one materialization), then re-scoring every open lead."""
+    if not (config.version or config.to_previous):
+        context.log.info("no revert asked for (set champion_revert.to_previous: true, or .version; revert_job "
+                         "does): the champion stays, the re-score after it is skipped")
+        return
     pointer = model_store.repository().production_pointer() or {}
     target = config.version or pointer.get("previous")
     if not target:
         raise dg.Failure("no previous champion recorded in the production pointer: set champion_revert.version")
     change = make_champion(context, config, target, pointer.get("version"), "reverted", model_store, model_serving,
                            kafka, flink)
-    return dg.Output(change, metadata=_change_metadata(change))
+    yield dg.Output(change, metadata=_change_metadata(change))
 
 
 class RescoreConfig(dg.Config):
@@ -319,6 +335,7 @@ promotion_job = dg.define_asset_job(
     tags={"team": "ml-platform"})
 revert_job = dg.define_asset_job(
     "revert_job", selection=dg.AssetSelection.assets(champion_revert, full_rescore),
+    config={"ops": {"champion_revert": {"config": {"to_previous": True}}}},
     description="Make the previous champion champion again and re-score every open lead.", tags={"team": "ml-platform"})
 
 ASSETS = [challenger_deployment, champion_challenger_comparison, champion_promotion, champion_revert, full_rescore]

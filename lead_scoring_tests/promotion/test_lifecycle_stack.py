@@ -203,9 +203,9 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
         assert scored_once.empty, scored_once.head()
 
         # revert: one materialization back to v1, then its own re-score
+        revert = {"ops": {"champion_revert": {"config": {**pipeline, "to_previous": True}}}}
         reverted = dg.materialize_to_memory([*ASSETS], selection=[champion_revert], resources=resources,
-                                            raise_on_error=False,
-                                            run_config={"ops": {"champion_revert": {"config": pipeline}}})
+                                            raise_on_error=False, run_config=revert)
         assert reverted.success, failure(reverted)
         assert repo.production_version() == v1.version
         assert served_version(serving.url, "lead_scorer") == v1.version
