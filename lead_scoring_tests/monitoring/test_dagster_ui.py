@@ -130,6 +130,35 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
             pass
 
 
+def _wait_for_run(ui: DagsterUI, run_id: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    status = "NOT_STARTED"
+    while time.monotonic() < deadline:
+        status = next(r["status"] for r in ui.graphql(RUNS)["runsOrError"]["results"] if r["runId"] == run_id)
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(3)
+    return status
+
+
+def _launch_materialize_all(ui: DagsterUI, page, group: str) -> dict:
+    """Click "Materialize all" on a group's graph; the run it launched (no launchpad: no config is required)."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{ui.url}/locations/{LOCATION}/asset-groups/{group}", wait_until="domcontentloaded")
+    page.get_by_role("button", name="Materialize all").click()
+    toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
+    # the UI asks once when upstream assets of other groups were never materialized (not a config error)
+    confirm = page.get_by_role("button", name="Confirm")
+    expect(toast.or_(confirm)).to_be_visible(timeout=60_000)
+    if confirm.is_visible():
+        confirm.click()
+    expect(toast).to_be_visible(timeout=60_000)
+    short_id = re.search(r"[0-9a-f]{8}", toast.inner_text()).group(0)
+    [run] = [r for r in ui.graphql(RUNS)["runsOrError"]["results"] if r["runId"].startswith(short_id)]
+    return run
+
+
 def test_materialize_the_training_group_from_the_ui(dagster_ui: DagsterUI):
     from playwright.sync_api import expect, sync_playwright
 
@@ -153,25 +182,12 @@ def test_materialize_the_training_group_from_the_ui(dagster_ui: DagsterUI):
                 for asset in sorted(TRAINING_ASSETS):
                     expect(page.get_by_text(asset, exact=True).first).to_be_visible(timeout=60_000)
                 page.screenshot(path=str(shots / "ui-training-group-before.png"))
-                page.get_by_role("button", name="Materialize all").click()
-                toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
-                expect(toast).to_be_visible(timeout=60_000)
-                short_id = re.search(r"[0-9a-f]{8}", toast.inner_text()).group(0)
-
-                runs = dagster_ui.graphql(RUNS)["runsOrError"]["results"]
-                [run] = [r for r in runs if r["runId"].startswith(short_id)]
+                run = _launch_materialize_all(dagster_ui, page, "training")
                 assert {"/".join(a["path"]) for a in run["assetSelection"]} == TRAINING_ASSETS
 
                 # the run page turns to Success (in-process executor: all steps in one run worker)
                 page.goto(f"{dagster_ui.url}/runs/{run['runId']}", wait_until="domcontentloaded")
-                deadline = time.monotonic() + 420
-                status = run["status"]
-                while time.monotonic() < deadline:
-                    status = next(r["status"] for r in dagster_ui.graphql(RUNS)["runsOrError"]["results"]
-                                  if r["runId"] == run["runId"])
-                    if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                        break
-                    time.sleep(3)
+                status = _wait_for_run(dagster_ui, run["runId"], timeout_s=420)
                 assert status == "SUCCESS", f"run {run['runId']} ended {status}:\n{dagster_ui.log_tail()}"
                 expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=60_000)
                 page.screenshot(path=str(shots / "ui-training-run.png"))
@@ -190,6 +206,33 @@ def test_materialize_the_training_group_from_the_ui(dagster_ui: DagsterUI):
                 page.screenshot(path=str(shots / "ui-automation.png"))
             except Exception:
                 page.screenshot(path=str(shots / "ui-failure.png"))
+                raise
+        finally:
+            browser.close()
+
+
+def test_materialize_all_of_the_model_lifecycle_group_asks_for_nothing_and_succeeds(dagster_ui: DagsterUI):
+    """The first click a newcomer makes: the action assets run with their defaults, do nothing and say so."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shots = artifacts_dir()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                                     lambda: page.get_by_role("button", name="Skip").click())
+            try:
+                run = _launch_materialize_all(dagster_ui, page, "model_lifecycle")
+                assert {"/".join(a["path"]) for a in run["assetSelection"]} >= {
+                    "challenger_deployment", "champion_promotion", "champion_revert", "full_rescore"}
+                status = _wait_for_run(dagster_ui, run["runId"], timeout_s=300)
+                assert status == "SUCCESS", f"run {run['runId']} ended {status}:\n{dagster_ui.log_tail()}"
+                page.goto(f"{dagster_ui.url}/runs/{run['runId']}", wait_until="domcontentloaded")
+                expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=60_000)
+                page.screenshot(path=str(shots / "ui-model-lifecycle-materialize-all.png"))
+            except Exception:
+                page.screenshot(path=str(shots / "ui-failure-model-lifecycle.png"))
                 raise
         finally:
             browser.close()
