@@ -89,3 +89,11 @@ def test_hostile_payloads_are_followed_as_invalid_records() -> None:
                           until_ms=10)
     assert [(i.id, i.valid, i.payload_id) for i in inputs] == [("H1", False, None), ("H2", False, None),
                                                                (None, False, None), (None, False, None)]
+
+
+def test_dead_letters_without_an_id_sent_in_the_same_millisecond_count_as_two() -> None:
+    expected = {(None, 1_000): 1_000}
+    both = _tally("dlq", expected, Counter({(None, 1_000): 2}), 100_000, 10.0, copies=Counter({(None, 1_000): 2}))
+    assert (both.expected, both.arrived, both.missing, both.doubled) == (2, 2, 0, 0)
+    one = _tally("dlq", expected, Counter({(None, 1_000): 1}), 100_000, 10.0, copies=Counter({(None, 1_000): 2}))
+    assert (one.expected, one.arrived, one.missing, one.doubled) == (2, 1, 1, 0)
