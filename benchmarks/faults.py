@@ -224,11 +224,18 @@ def provenance(argv: list[str]) -> dict[str, Any]:
             return ""
 
     memory = psutil.virtual_memory()
+    # the machine probe docs/performance.md compares machines by (pure Python, one core): record it with the figures
+    started = time.perf_counter()
+    sum(i * i for i in range(10**7))
+    probe_s = round(time.perf_counter() - started, 2)
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     return {
         "commit": git("rev-parse", "HEAD") or "unknown",
         "tree_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "command": " ".join([sys.executable.rsplit("/", 1)[-1], *argv]),
-        "machine": {"cpus": os.cpu_count(), "memory_gib": round(memory.total / 2**30, 1),
+        "machine": {"probe_s": probe_s, "probe": "sum(i*i for i in range(10**7)), seconds", "cpu": cpu,
+                    "cpus": os.cpu_count(), "memory_gib": round(memory.total / 2**30, 1),
                     "memory_available_gib_at_start": round(memory.available / 2**30, 1),
                     "load_at_start": os.getloadavg(), "platform": platform.platform(),
                     "python": platform.python_version(), "host": platform.node()},
