@@ -29,11 +29,8 @@ WORKERS_CHECK = "workers_flowing"
 HOPS_CHECK = "hops_reconciled"
 
 
-@dg.asset_check(asset=LEDGER_ASSET_KEY, name=WORKERS_CHECK,
-                description="The CRM workers (sink: topics -> warehouse and ledger; writeback: scores -> CRM) are "
-                            "consuming: red with why (stuck at a record, stale heartbeat, waiting for Kafka, gone), "
-                            "green with their consumed and quarantined counts.")
-def workers_flowing() -> dg.AssetCheckResult:
+def workers_evaluation() -> dg.AssetCheckEvaluation:
+    """The `workers_flowing` verdict from the workers' heartbeats (the check, and local_stack_sensor every 30 s)."""
     reports = worker_reports(state_dir())
     bad = [r for r in reports if not r.healthy]
     description = ("; ".join(f"{r.name}: {r.problem}" for r in bad) if bad else
@@ -45,8 +42,18 @@ def workers_flowing() -> dg.AssetCheckResult:
                                             "stuck": r.stuck})
         for r in reports}
     metadata["quarantined_total"] = dg.MetadataValue.int(sum(r.quarantined or 0 for r in reports))
-    return dg.AssetCheckResult(passed=not bad, severity=dg.AssetCheckSeverity.ERROR, description=description,
-                               metadata=metadata)
+    return dg.AssetCheckEvaluation(asset_key=LEDGER_ASSET_KEY, check_name=WORKERS_CHECK, passed=not bad,
+                                   severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata)
+
+
+@dg.asset_check(asset=LEDGER_ASSET_KEY, name=WORKERS_CHECK,
+                description="The CRM workers (sink: topics -> warehouse and ledger; writeback: scores -> CRM) are "
+                            "consuming: red with why (stuck at a record, stale heartbeat, waiting for Kafka, gone), "
+                            "green with their consumed and quarantined counts (local_stack_sensor: every 30 s).")
+def workers_flowing() -> dg.AssetCheckResult:
+    verdict = workers_evaluation()
+    return dg.AssetCheckResult(passed=verdict.passed, severity=verdict.severity, description=verdict.description,
+                               metadata=verdict.metadata)
 
 
 class HopsConfig(dg.Config):
