@@ -271,7 +271,7 @@ def test_jobmanager_crash_restores_the_statements_with_nothing_lost(product: Pro
     sender = _stream(product, records)
     scores.wait_for(200)
     # kill right after a checkpoint that holds part of this stream: what comes before it must never be re-scored
-    checkpoint_ms = _checkpointed_after(product, since.timestamp() * 1000 + 3000)
+    checkpoint_ms = _checkpointed_after(product, since.timestamp() * 1000 + 8000)
     os.kill(product.pid(JOBMANAGER), signal.SIGKILL)
     sender.join()
     wait_until(lambda: True if len(scores.ids) == len(records) else None, timeout_s=240, interval_s=1,
@@ -321,7 +321,7 @@ def test_power_loss_resumes_from_the_retained_checkpoints(product: Product) -> N
     since = datetime.now(UTC) - timedelta(seconds=1)
     sender = _stream(product, records)
     scores.wait_for(200)
-    checkpoint_ms = _checkpointed_after(product, since.timestamp() * 1000 + 3000)  # one holding part of the stream
+    checkpoint_ms = _checkpointed_after(product, since.timestamp() * 1000 + 8000)  # one holding part of the stream
     victims = [product.stack.files.daemon()] + [psutil.Process(r.pid) for r in product.stack.files.records().values()
                                                 if r.pid and pid_alive(r.pid)]
     for proc in victims:
