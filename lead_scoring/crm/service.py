@@ -50,12 +50,14 @@ class WorkerService:
                            cwd=self.cfg.state)
 
     def detail(self) -> str:
-        """`lag N` (messages not yet written and committed), for `stack status`."""
+        """`lag N` (messages not yet written and committed) and the records it quarantined, for `stack status`."""
+        quarantined = worker_report(self.name, self.cfg.state.parent).quarantined
+        kept = f"; quarantined {quarantined:,}" if quarantined else ""
         try:
             lag = group_lag(KafkaResource.local(self.cfg), GROUP_IDS[self.name], worker_topics(self.name), 3.0)
         except KafkaUnavailable as exc:
-            return f"lag unknown ({exc})"
-        return "lag " + ", ".join(f"{topic} {n:,}" for topic, n in lag.items())
+            return f"lag unknown ({exc}){kept}"
+        return "lag " + ", ".join(f"{topic} {n:,}" for topic, n in lag.items()) + kept
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from lead_scoring.crm.health import format_age, worker_report
+from lead_scoring.crm.health import ERROR_CHARS, format_age, stuck_text, worker_report
 from lead_scoring.crm.service import WorkerService
 from lead_scoring.crm.workers import SINK, WRITEBACK, heartbeat_path
 from lead_scoring.monitoring.hop_checks import workers_flowing
@@ -56,7 +56,16 @@ def test_a_stale_heartbeat_says_how_old_it_is_and_what_the_worker_did_last(tmp_p
         "stuck at lead_scores[2]@7 for 50 s: boom (last heartbeat 40 s ago)"
 
 
+def test_a_healthy_worker_s_status_detail_counts_what_it_quarantined(tmp_path: Path) -> None:
+    write_beat(tmp_path, SINK, quarantined=3)
+    service = WorkerService(test_stack_config(tmp_path), SINK)
+    assert service.health()() is None
+    assert service.detail().endswith("; quarantined 3")  # after the lag (unknown here: no broker)
+
+
 def test_a_huge_error_is_cut_and_durations_read_as_an_operator_would() -> None:
+    text = stuck_text({"topic": "input_raw", "partition": 1, "offset": 9, "since": 100.0, "error": "x" * 5000}, 160.0)
+    assert text == "stuck at input_raw[1]@9 for 60 s: " + "x" * ERROR_CHARS + "..."
     assert [format_age(s) for s in (0, 42, 119, 185, 7199, 7500)] == ["0 s", "42 s", "119 s", "3 min", "119 min",
                                                                        "2 h 5 min"]
 
