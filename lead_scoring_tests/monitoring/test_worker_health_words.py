@@ -14,7 +14,7 @@ import pytest
 from lead_scoring.crm.health import ERROR_CHARS, format_age, stuck_text, worker_report
 from lead_scoring.crm.service import WorkerService
 from lead_scoring.crm.workers import SINK, WRITEBACK, heartbeat_path
-from lead_scoring.monitoring.hop_checks import workers_flowing
+from lead_scoring.monitoring.hop_checks import workers_evaluation, workers_flowing
 from lead_scoring.services import catalog
 from lead_scoring.serving.service import MODEL_SERVER
 from lead_scoring.stack.catalog import INFRASTRUCTURE, blocks_start
@@ -79,7 +79,7 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_workers_flowing_is_green_with_counts_and_red_with_the_same_words(state_home: Path) -> None:
     write_beat(state_home, SINK, consumed=5000, quarantined=3)
     write_beat(state_home, WRITEBACK, consumed=4000)
-    green = workers_flowing()
+    green = workers_evaluation()
     assert green.passed
     assert green.description == "writeback: consumed 4,000, quarantined 0; sink: consumed 5,000, quarantined 3"
     assert green.metadata["quarantined_total"] == dg.MetadataValue.int(3)
@@ -87,16 +87,27 @@ def test_workers_flowing_is_green_with_counts_and_red_with_the_same_words(state_
     write_beat(state_home, SINK, consumed=5000, quarantined=3,
                stuck={"topic": "input_raw", "partition": 0, "offset": 41234, "since": time.time() - 185,
                       "error": ERROR})
-    red = workers_flowing()
+    red = workers_evaluation()
     assert not red.passed and red.severity == dg.AssetCheckSeverity.ERROR
     assert red.description == f"sink: stuck at input_raw[0]@41234 for 3 min: {ERROR}"
 
 
 def test_workers_flowing_is_red_when_a_worker_never_reported(state_home: Path) -> None:
     write_beat(state_home, WRITEBACK)
-    red = workers_flowing()
+    red = workers_evaluation()
     assert not red.passed
     assert red.description.startswith("sink: no heartbeat yet at ")
+
+
+def test_the_asset_check_reports_the_same_verdict(state_home: Path) -> None:
+    # states that stay red however long the check takes to start (an ephemeral Dagster instance: seconds)
+    write_beat(state_home, SINK, ts=time.time() - 60,
+               stuck={"topic": "input_raw", "partition": 0, "offset": 41234, "since": time.time() - 185,
+                      "error": ERROR})
+    result = workers_flowing()
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
+    assert result.description.startswith("writeback: no heartbeat yet at ")
+    assert f"; sink: stuck at input_raw[0]@41234 for 3 min: {ERROR} (last heartbeat " in result.description
 
 
 def test_only_the_workers_may_be_unhealthy_when_stack_up_returns(tmp_path: Path) -> None:
