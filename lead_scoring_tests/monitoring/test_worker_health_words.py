@@ -44,15 +44,15 @@ def test_a_stuck_worker_says_where_since_when_and_why(tmp_path: Path) -> None:
 
 
 def test_a_stale_heartbeat_says_how_old_it_is_and_what_the_worker_did_last(tmp_path: Path) -> None:
-    write_beat(tmp_path, SINK, ts=time.time() - 29, state="retrying a write",
+    now = time.time()
+    write_beat(tmp_path, SINK, ts=now - 29, state="retrying a write",
                detail="batch of 2000, attempt 7: IOException: database is locked")
-    problem = worker_report(SINK, tmp_path).problem
+    problem = worker_report(SINK, tmp_path, now=now).problem
     assert problem == ("last heartbeat 29 s ago (last state: retrying a write: batch of 2000, attempt 7: "
                        "IOException: database is locked)")
-    write_beat(tmp_path, WRITEBACK, ts=time.time() - 40, stuck={"topic": "lead_scores", "partition": 2,
-                                                                 "offset": 7, "since": time.time() - 50,
-                                                                 "error": "boom"})
-    assert worker_report(WRITEBACK, tmp_path).problem == \
+    write_beat(tmp_path, WRITEBACK, ts=now - 40, stuck={"topic": "lead_scores", "partition": 2, "offset": 7,
+                                                         "since": now - 50, "error": "boom"})
+    assert worker_report(WRITEBACK, tmp_path, now=now).problem == \
         "stuck at lead_scores[2]@7 for 50 s: boom (last heartbeat 40 s ago)"
 
 
