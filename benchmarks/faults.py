@@ -9,21 +9,33 @@ supervisor, Flink pipeline, model server, both CRM workers):
 * seconds until the affected path flowed again with no command typed: the first output written after the
   kill (a score on lead_scores for the pipeline's parts, a crm_leads write for the writeback, a warehouse
   row for the sink), and when the supervisor saw the part healthy again;
-* crm_leads and warehouse rows written for the run's leads.
+* crm_leads and warehouse rows written for the run's leads;
+* the audit (`lead-scoring audit`, `monitoring.audit`) of the fault's window once the stream has drained: every
+  lead in every hop (DLQ or leads/contacts, score topics, the CRM, crm_leads_raw, lead_scores, the score ledger,
+  rejected_leads) exactly once, or the hop where records are missing or doubled.
+
+`hostile` kills nothing: a few structurally hostile payloads (not JSON, invalid UTF-8, deeply nested, ~900 KB,
+a tombstone, zero bytes, Avro bytes, duplicate keys, a binary key) go to input_raw in the middle of the stream;
+every valid lead must still reach the CRM, the warehouse and the ledger, every hostile one the DLQ.
 
     .venv/bin/python benchmarks/faults.py                       # every fault, 60 s streams, kill at 20 s
     .venv/bin/python benchmarks/faults.py --faults jobmanager kafka --seconds 40
 
-Results go to benchmarks/results/faults.json and a markdown table on stdout (docs/operations.md).
+Results go to benchmarks/results/faults.json (with the commit, the machine and the command that produced them)
+and a markdown table on stdout (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import platform
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,12 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 from common import small_model, synthetic_records
 from confluent_kafka import TopicPartition
 
 from lead_scoring.crm.replay import replay
 from lead_scoring.crm.workers import SINK, WRITEBACK
+from lead_scoring.monitoring.audit import AuditReport, audit
 from lead_scoring.monitoring.pipeline import pipeline_consumer_groups
+from lead_scoring.retry import WaitTimeout, wait_until
 from lead_scoring.services import local_stack
 from lead_scoring.serving.service import MODEL_SERVER
 from lead_scoring.stack.config import StackConfig
@@ -59,8 +74,26 @@ from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 log = logging.getLogger("faults")
 
-FAULTS = [KAFKA, JOBMANAGER, TASKMANAGER, SQL_GATEWAY, MODEL_SERVER, WRITEBACK, SINK, "stack"]
+HOSTILE = "hostile"
+FAULTS = [KAFKA, JOBMANAGER, TASKMANAGER, SQL_GATEWAY, MODEL_SERVER, WRITEBACK, SINK, "stack", HOSTILE]
 SCORING_PATH = {KAFKA, JOBMANAGER, TASKMANAGER, MODEL_SERVER, "stack"}
+
+
+def hostile_payloads(tag: str) -> list[tuple[bytes | None, bytes | None]]:
+    """(key, value) pairs no worker may choke on: each must end in the DLQ (and rejected_leads), nothing else."""
+    nested = b"[" * 5_000 + b"]" * 5_000
+    return [
+        (f"{tag}H1".encode(), b"this is not JSON"),
+        (f"{tag}H2".encode(), b"\xff\xfe\x00 invalid UTF-8 \xc3\x28"),
+        (f"{tag}H3".encode(), b'{"Id": ' + nested + b"}"),
+        (f"{tag}H4".encode(), b'{"Id": "' + f"{tag}H4".encode() + b'", "Company": "' + b"x" * 900_000 + b'"}'),
+        (f"{tag}H5".encode(), None),  # a tombstone
+        (f"{tag}H6".encode(), b""),  # zero bytes
+        (f"{tag}H7".encode(), b"\x00\x00\x00\x00\x01\x02" + b"avro-ish \x10\x20"),  # Confluent wire format
+        (f"{tag}H8".encode(), b'{"Id": "a", "Id": "b", "_ObjectType": "Lead"}'),  # duplicate keys
+        (b"\x00\xff\xfe binary key", b'{"Id": ["not", "a", "string"], "LastModifiedDate": 5}'),
+        (None, b'[1, 2, 3]'),  # no key, not an object
+    ]
 
 
 @dataclass
@@ -78,6 +111,12 @@ class FaultResult:
     warehouse_raw_rows: int = 0
     warehouse_score_rows: int = 0
     duplicate_bound: int = 0  # one checkpoint interval of input
+    hostile_sent: int = 0
+    audit_ok: bool | None = None  # every hop holds every record of the window exactly once
+    audit_missing: dict[str, int] = field(default_factory=dict)  # hop -> records missing there
+    audit_doubled: dict[str, int] = field(default_factory=dict)  # hop -> records doubled (CRM, warehouse, ledger)
+    audit_replayed: dict[str, int] = field(default_factory=dict)  # hop -> replays on an at-least-once topic
+    audit_verdict: str = ""
     notes: list[str] = field(default_factory=list)
 
 
@@ -154,6 +193,56 @@ def _scoring_resumed(scored_ms: list[int], kill_ms: float, gap_ms: float = 2000.
     return round((end - kill_ms) / 1000, 1) if longest > gap_ms else 0.0
 
 
+def _send_hostile(kafka: KafkaResource, tag: str) -> int:
+    producer = kafka.producer(**{"message.max.bytes": 2_000_000})
+    payloads = hostile_payloads(tag)
+    for key, value in payloads:
+        producer.produce(INPUT_RAW, key=key, value=value)
+    if producer.flush(30) != 0:
+        raise SystemExit("the hostile records were not acknowledged by Kafka within 30 s")
+    return len(payloads)
+
+
+def _audit_until_settled(kafka: KafkaResource, warehouse: DuckDBWarehouse, since: Any, timeout_s: float
+                         ) -> AuditReport:
+    """The audit of the window once nothing is in flight any more (or at the timeout: what is missing then)."""
+    def settled() -> AuditReport | None:
+        report = audit(kafka, warehouse, since, grace_s=3600.0)
+        return report if report.ok and report.late == 0 else None
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(settled, timeout_s=timeout_s, interval_s=5.0, what="every hop to hold the window")
+    return audit(kafka, warehouse, since, grace_s=0.0)
+
+
+def provenance(argv: list[str]) -> dict[str, Any]:
+    """What produced a results file: the commit (and whether the tree had changes), the machine, the command."""
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    memory = psutil.virtual_memory()
+    # the machine probe docs/performance.md compares machines by (pure Python, one core): record it with the figures
+    started = time.perf_counter()
+    sum(i * i for i in range(10**7))
+    probe_s = round(time.perf_counter() - started, 2)
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {
+        "commit": git("rev-parse", "HEAD") or "unknown",
+        "tree_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "command": " ".join([sys.executable.rsplit("/", 1)[-1], *argv]),
+        "machine": {"probe_s": probe_s, "probe": "sum(i*i for i in range(10**7)), seconds", "cpu": cpu,
+                    "cpus": os.cpu_count(), "memory_gib": round(memory.total / 2**30, 1),
+                    "memory_available_gib_at_start": round(memory.available / 2**30, 1),
+                    "load_at_start": os.getloadavg(), "platform": platform.platform(),
+                    "python": platform.python_version(), "host": platform.node()},
+        "started_at": pd.Timestamp.now(tz="UTC").isoformat(),
+    }
+
+
 def settle(stack: Stack, timeout_s: float = 300.0) -> None:
     """Until every statement runs, no Flink group lags and the workers consume: the next fault starts clean."""
     engine = local_engine(stack.cfg)
@@ -188,21 +277,37 @@ def run_fault(stack: Stack, kafka: KafkaResource, warehouse: DuckDBWarehouse, fa
     before = stack.files.record(watched)
     restarts_before = before.restarts if before else 0
     summary_box: dict[str, Any] = {}
+    window_start = pd.Timestamp.now(tz="UTC").to_pydatetime() - pd.Timedelta(seconds=1)
     sender = threading.Thread(target=lambda: summary_box.setdefault("s", replay(kafka, iter(records), INPUT_RAW, rate)))
     sender.start()
     time.sleep(kill_after)
     kill_at = time.time()
-    log.info("%s: killing at %.0f s into the stream", fault, kill_after)
-    _kill(stack, fault)
+    if fault == HOSTILE:
+        log.info("%s: hostile records into input_raw at %.0f s into the stream", fault, kill_after)
+        result.hostile_sent = _send_hostile(kafka, tag)
+    else:
+        log.info("%s: killing at %.0f s into the stream", fault, kill_after)
+        _kill(stack, fault)
     sender.join()
     summary = summary_box["s"]
     if summary.failed:
         result.notes.append(f"{summary.failed} records not acknowledged by Kafka (producer gave up)")
-    result.healthy_again_s = _healthy_again(stack, fault, kill_at, timeout_s=drain_s)
+    if fault != HOSTILE:
+        result.healthy_again_s = _healthy_again(stack, fault, kill_at, timeout_s=drain_s)
     deadline = time.time() + drain_s
-    while time.time() < deadline and len({i for i, _, _ in collector.scores}) < len(ids):
-        time.sleep(1)
-    time.sleep(10)  # late replays of a restore still count as duplicates
+    with contextlib.suppress(WaitTimeout):
+        wait_until(lambda: True if len({i for i, _, _ in collector.scores}) >= len(ids) else None,
+                   timeout_s=max(1.0, deadline - time.time()), interval_s=1.0, what="every lead scored")
+    # late replays of a restore still count as duplicates: the topic must stay quiet for 10 s first
+    quiet_since = [len(collector.scores), time.time()]
+
+    def quiet() -> bool | None:
+        if len(collector.scores) != quiet_since[0]:
+            quiet_since[:] = [len(collector.scores), time.time()]
+        return True if time.time() - quiet_since[1] >= 10 else None
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(quiet, timeout_s=60, interval_s=1.0, what="the score topics to stay quiet")
     collector.stop()
     counts = Counter(i for i, _, _ in collector.scores)
     result.scored = len(counts)
@@ -214,8 +319,13 @@ def run_fault(stack: Stack, kafka: KafkaResource, warehouse: DuckDBWarehouse, fa
     kill_ms = kill_at * 1000
     if fault in SCORING_PATH:
         result.resumed_s = _scoring_resumed(sorted(ts for _, ts, _ in collector.scores), kill_ms)
-    # the CRM and the warehouse, for the run's leads (the workers land them within a few seconds)
-    time.sleep(5)
+    # every hop, for the fault's window: wait until the workers have landed everything (or the drain is over)
+    report = _audit_until_settled(kafka, warehouse, window_start, max(30.0, deadline - time.time()))
+    result.audit_ok = report.ok
+    result.audit_missing = {h.hop: h.missing for h in report.hops if h.missing}
+    result.audit_doubled = {h.hop: h.doubled for h in report.hops if h.doubled and not h.replays_allowed}
+    result.audit_replayed = {h.hop: h.doubled for h in report.hops if h.doubled and h.replays_allowed}
+    result.audit_verdict = report.verdict()
     like = f"{tag}%"
     crm = warehouse.query(f"SELECT COUNT(DISTINCT Id) AS n, MIN(written_at) AS first_after FROM crm_leads "
                           f"WHERE Id LIKE '{like}'")
@@ -232,6 +342,14 @@ def run_fault(stack: Stack, kafka: KafkaResource, warehouse: DuckDBWarehouse, fa
     return result
 
 
+def _audit_cell(r: FaultResult) -> str:
+    if r.audit_ok:
+        return "yes: 0 missing, 0 doubled"
+    parts = [f"{n} missing in {hop}" for hop, n in r.audit_missing.items()]
+    parts += [f"{n} doubled in {hop}" for hop, n in r.audit_doubled.items()]
+    return "NO: " + ", ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faults", nargs="+", default=FAULTS, choices=FAULTS)
@@ -244,6 +362,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    run = provenance(sys.argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="faults-"))
     cfg = StackConfig.isolated(tmp)
@@ -271,13 +390,16 @@ def main() -> None:
         stack.down()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": vars(args), "results": [asdict(r) for r in results]}, indent=2))
+    run["machine"]["load_at_end"] = os.getloadavg()
+    run["finished_at"] = pd.Timestamp.now(tz="UTC").isoformat()
+    out.write_text(json.dumps({**run, "settings": vars(args), "results": [asdict(r) for r in results]}, indent=2))
     header = ("| fault | produced | lost | scored twice (bound) | flow resumed after | part healthy after | restarts "
-              "| crm_leads rows | warehouse raw / score rows |\n|---|---|---|---|---|---|---|---|---|")
+              "| crm_leads rows | warehouse raw / score rows | audit: every hop exactly once |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
     rows = [f"| {r.fault} | {r.produced:,} | {r.lost} | {r.scored_twice:,} ({r.duplicate_bound:,}) | "
             f"{'-' if r.resumed_s is None else f'{r.resumed_s} s'} | "
             f"{'-' if r.healthy_again_s is None else f'{r.healthy_again_s} s'} | {r.restarts} | {r.crm_rows:,} | "
-            f"{r.warehouse_raw_rows:,} / {r.warehouse_score_rows:,} |" for r in results]
+            f"{r.warehouse_raw_rows:,} / {r.warehouse_score_rows:,} | {_audit_cell(r)} |" for r in results]
     log.info("results (%s):\n%s", out, "\n".join([header, *rows]))
 
 

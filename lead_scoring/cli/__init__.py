@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("lead_scoring.cli.crm", "worker"),
     "scores": ("lead_scoring.cli.lifecycle", "scores_app"),
     "erase": ("lead_scoring.cli.lifecycle", "erase"),
+    "audit": ("lead_scoring.cli.audit", "audit_command"),
     "serve": ("lead_scoring.serving.cli", "serve"),
     "stack": ("lead_scoring.cli.stack", "app"),
     "plan": ("lead_scoring.cli.production", "plan"),

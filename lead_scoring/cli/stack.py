@@ -80,21 +80,34 @@ def install(force: bool = typer.Option(False, "--force", help="Resolve again eve
 
 
 @app.command()
-def up(service: Optional[str] = typer.Argument(None, help="Start only this service (e.g. demo-leads).")) -> None:
+def up(
+    service: Optional[str] = typer.Argument(None, help="Start only this service (e.g. demo-leads)."),
+    optional_wait: float = typer.Option(
+        30.0, "--optional-wait", min=0.0,
+        help="seconds to wait for the CRM workers once the engines are healthy; then a worker that is still not "
+             "healthy is reported (which one, why) and `up` succeeds: the rest of the product works without it"),
+) -> None:
     """Start the stack (a no-op for services already running), wait until it is healthy.
 
     The supervisor keeps it running from then on: a service that dies is restarted with a backoff, and the
-    Flink statements of the deployed pipeline come back when the JobManager does.
+    Flink statements of the deployed pipeline come back when the JobManager does. A CRM worker that is
+    stuck, waiting or dead does not fail `up`: it is named with its reason (and in `stack status`).
     """
     _quiet_http()
     stack = local_stack()
     started = time.monotonic()
     try:
-        statuses = stack.up(_check_service(service))
+        statuses = stack.up(_check_service(service), optional_wait_s=optional_wait)
     except StackError as exc:
         _fail(exc)
         return
-    console.print(_table(statuses, f"local stack, healthy after {time.monotonic() - started:.1f} s"))
+    unhealthy = [s for s in statuses if s.state not in ("healthy", "running")]
+    elapsed = time.monotonic() - started
+    console.print(_table(statuses, f"local stack, up after {elapsed:.1f} s" + (
+        f", {len(unhealthy)} not healthy" if unhealthy else ", healthy")))
+    for s in unhealthy:
+        console.print(f"[yellow]{s.name} is {s.state}[/]: {s.detail or '-'} (reported, not waited for; "
+                      f"`lead-scoring stack logs {s.name}`)", markup=True, highlight=False)
 
 
 @app.command()

@@ -6,7 +6,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from lead_scoring.crm.workers import GROUP_IDS, worker_health, worker_topics
+from lead_scoring.crm.health import worker_report
+from lead_scoring.crm.workers import GROUP_IDS, worker_topics
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.spec import HealthCheck, ServiceSpec
 from lead_scoring.streaming.kafka import KafkaResource
@@ -25,6 +26,8 @@ class WorkerService:
 
     cfg: StackConfig
     name: str
+    # A stuck or dead worker is reported by `stack up`, it does not fail it: the product opens without it.
+    blocks_start = False
 
     def wanted(self) -> bool:
         return True
@@ -36,7 +39,8 @@ class WorkerService:
         return f"kafka://{self.cfg.kafka_bootstrap}#group={GROUP_IDS[self.name]}"
 
     def health(self) -> HealthCheck:
-        return lambda: worker_health(self.name, self.cfg.state.parent)
+        # why, in words: `stuck at input_raw[0]@41234 for 3 min: ...`, `last heartbeat 29 s ago (...)`
+        return lambda: worker_report(self.name, self.cfg.state.parent).problem
 
     def spec(self, args: dict[str, Any]) -> ServiceSpec:
         # The stack's workers write the stack's local warehouse and local CRM (its state root).
@@ -46,12 +50,14 @@ class WorkerService:
                            cwd=self.cfg.state)
 
     def detail(self) -> str:
-        """`lag N` (messages not yet written and committed), for `stack status`."""
+        """`lag N` (messages not yet written and committed) and the records it quarantined, for `stack status`."""
+        quarantined = worker_report(self.name, self.cfg.state.parent).quarantined
+        kept = f"; quarantined {quarantined:,}" if quarantined else ""
         try:
             lag = group_lag(KafkaResource.local(self.cfg), GROUP_IDS[self.name], worker_topics(self.name), 3.0)
         except KafkaUnavailable as exc:
-            return f"lag unknown ({exc})"
-        return "lag " + ", ".join(f"{topic} {n:,}" for topic, n in lag.items())
+            return f"lag unknown ({exc}){kept}"
+        return "lag " + ", ".join(f"{topic} {n:,}" for topic, n in lag.items()) + kept
 
 
 @dataclass

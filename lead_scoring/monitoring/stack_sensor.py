@@ -7,6 +7,7 @@ supervisor again if it was killed, so nothing waits for a human.
 
 import dagster as dg
 
+from lead_scoring.monitoring.hop_checks import workers_evaluation
 from lead_scoring.services import local_stack
 
 LOCAL_STACK = dg.AssetKey("local_stack")
@@ -47,6 +48,7 @@ def local_stack_sensor(context: dg.SensorEvaluationContext):
         dg.AssetCheckEvaluation(asset_key=LOCAL_STACK, check_name=SERVICES_RUNNING_CHECK, passed=not down,
                                 severity=dg.AssetCheckSeverity.ERROR, description=description,
                                 metadata={"down": ", ".join(s.name for s in down) or "none"}),
+        workers_evaluation(),  # a stuck worker is alive to the supervisor: its heartbeat says why it is not flowing
     ])
 
 

@@ -48,6 +48,14 @@ class ServiceFactory(Protocol):
         """Extra words for `stack status` when it is healthy (e.g. a worker's lag)."""
 
 
+def blocks_start(factory: ServiceFactory) -> bool:
+    """Whether `stack up` fails when this service is not healthy in time (default: yes).
+
+    A factory sets `blocks_start = False` when the rest of the product works without it (a CRM worker): then
+    `up` reports it unhealthy, with its reason, and returns; the supervisor and `stack status` keep watching it."""
+    return bool(getattr(factory, "blocks_start", True))
+
+
 class Hooks(Protocol):
     """What the application does around service lifecycle events (run inside the supervisor)."""
 

@@ -1,0 +1,99 @@
+"""The audit's bookkeeping without a broker: the window, what is followed, and missing / late / doubled per hop
+(the whole audit runs on the real stack in test_audit_stack.py)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+
+from lead_scoring.contract.samples import PROBE_ID_PREFIX, RESCORE_HEADER, probe_record
+from lead_scoring.monitoring.audit import (
+    AuditReport,
+    HopResult,
+    KafkaRecord,
+    _classify,
+    _dlq_key,
+    _tally,
+    parse_since,
+)
+
+NOW = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
+
+
+def test_since_takes_a_duration_ago_or_an_iso_time() -> None:
+    assert parse_since("30m", NOW) == datetime(2026, 12, 7, 4, 30, tzinfo=UTC)
+    assert parse_since("2h", NOW) == datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
+    assert parse_since("90s", NOW) == datetime(2026, 12, 7, 4, 58, 30, tzinfo=UTC)
+    assert parse_since("2026-12-07T04:00:00", NOW) == datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+    assert parse_since("2026-12-07T05:00:00+01:00", NOW) == datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="neither a duration"):
+        parse_since("last tuesday", NOW)
+
+
+def _rec(value: bytes | None, ts: int, key: bytes | None = None, headers=()) -> KafkaRecord:
+    return KafkaRecord("input_raw", key, value, ts, tuple(headers))
+
+
+def test_probes_demo_leads_and_rescore_requests_are_left_out_and_the_rest_classified() -> None:
+    probe = probe_record(PROBE_ID_PREFIX + "1", NOW)  # a valid contract record; the others differ in Id only
+    lead, demo = {**probe, "Id": "00Q1"}, {**probe, "Id": "DEMO-1"}
+    inputs, excluded = _classify([
+        _rec(json.dumps(lead).encode(), 1_000, b"00Q1"),
+        _rec(json.dumps(probe).encode(), 1_001),
+        _rec(json.dumps(demo).encode(), 1_002),
+        _rec(json.dumps(lead).encode(), 1_003, headers=[(RESCORE_HEADER, b"v2")]),
+        _rec(b"\xff not json", 1_004, b"BAD-1"),
+        _rec(json.dumps(lead).encode(), 9_999),  # after the window
+    ], until_ms=5_000)
+    assert excluded == Counter({"probe or demo": 2, "rescore requests": 1})
+    assert [(i.id, i.ts_ms, i.valid) for i in inputs] == [("00Q1", 1_000, True), ("BAD-1", 1_004, False)]
+    assert inputs[1].payload_id is None and inputs[1].payload.startswith("\ufffd not json")
+
+
+def test_a_dead_letter_is_matched_by_the_id_in_its_payload_and_the_input_time() -> None:
+    letter = {"payload": json.dumps({"Id": "00Q9", "Rating": "bad"}), "reason": "Rating: ...", "source_ts": 1_234}
+    assert _dlq_key(KafkaRecord("dlq", None, json.dumps(letter).encode(), 5_000)) == ("00Q9", 1_234)
+    letter = {"payload": "not json", "reason": "$: not valid JSON", "source_ts": 1_235}
+    assert _dlq_key(KafkaRecord("dlq", None, json.dumps(letter).encode(), 5_000)) == (None, 1_235)
+
+
+def test_missing_late_and_doubled_per_hop() -> None:
+    now_ms = 100_000
+    expected = {("a", 1_000): 1_000, ("b", 2_000): 2_000, ("c", 95_000): 95_000, ("d", 3_000): 3_000}
+    arrived = Counter({("a", 1_000): 1, ("b", 2_000): 2, ("zzz", 1): 1})
+    hop = _tally("lead_scores", expected, arrived, now_ms, grace_s=10.0)
+    assert (hop.expected, hop.arrived, hop.missing, hop.late, hop.doubled) == (4, 2, 1, 1, 1)
+    assert hop.examples == {"missing": ["d"], "doubled": ["b"]}
+    assert not hop.ok
+    replays = _tally("score topics", expected, arrived, now_ms, grace_s=10.0, replays_allowed=True)
+    assert not replays.ok  # still one missing
+    replays.missing = 0
+    assert replays.ok  # a replay on an at-least-once topic is not a failure
+
+
+def test_the_verdict_names_the_hop() -> None:
+    good = HopResult("crm_leads_raw", expected=10, arrived=10)
+    bad = HopResult("lead_score_history", expected=10, arrived=9, missing=1, examples={"missing": ["00Q1"]})
+    report = AuditReport(NOW, NOW, 60.0, audited=10, excluded={}, hops=[good, bad])
+    assert not report.ok and report.missing == 1
+    assert report.verdict().endswith("lead_score_history: 1 missing (e.g. missing: 00Q1)")
+    assert AuditReport(NOW, NOW, 60.0, 10, {}, [good]).verdict().startswith("every hop accounted for")
+
+
+def test_hostile_payloads_are_followed_as_invalid_records() -> None:
+    nested = b'{"Id": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+    inputs, _ = _classify([_rec(nested, 1, b"H1"), _rec(None, 2, b"H2"), _rec(b"", 3), _rec(b"\xff\xfe", 4)],
+                          until_ms=10)
+    assert [(i.id, i.valid, i.payload_id) for i in inputs] == [("H1", False, None), ("H2", False, None),
+                                                               (None, False, None), (None, False, None)]
+
+
+def test_dead_letters_without_an_id_sent_in_the_same_millisecond_count_as_two() -> None:
+    expected = {(None, 1_000): 1_000}
+    both = _tally("dlq", expected, Counter({(None, 1_000): 2}), 100_000, 10.0, copies=Counter({(None, 1_000): 2}))
+    assert (both.expected, both.arrived, both.missing, both.doubled) == (2, 2, 0, 0)
+    one = _tally("dlq", expected, Counter({(None, 1_000): 1}), 100_000, 10.0, copies=Counter({(None, 1_000): 2}))
+    assert (one.expected, one.arrived, one.missing, one.doubled) == (2, 1, 1, 0)
