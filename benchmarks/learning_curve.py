@@ -1,11 +1,11 @@
 """Learning curve on real leads: what each model family (and the training asset's pick) is worth with few conversions.
 
     nice -n 10 .venv/bin/python benchmarks/learning_curve.py [--csv ../shared/data/x_education_leads_dev.csv]
-        [--sizes 20 40 80 160 320 0] [--test-fraction 0.3] [--resamples 200]
+        [--sizes 20 40 80 120 160 320 0] [--test-fraction 0.3] [--resamples 200]
 
 The X Education export goes through the shipped mapping (data/mappings/x_education.yaml). Leads are put in
 the dataset's real order, by Lead Number; the newest `--test-fraction` of them is the test split, the same
-for every size. For each size (20, 40, 80, 160, 320 conversions and all; 0 means all) the training leads
+for every size. For each size (20, 40, 80, 120, 160, 320 conversions and all; 0 means all) the training leads
 are the earliest leads up to the one that brings that many conversions, as a team adopting lead scoring
 would have them. On each, and always scored on the same later test leads:
 
@@ -150,7 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(ROOT.parent / "shared" / "data" / "x_education_leads_dev.csv"))
     parser.add_argument("--mapping", default=str(ROOT / "data" / "mappings" / "x_education.yaml"))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40, 80, 160, 320, 0],
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40, 80, 120, 160, 320, 0],
                         help="conversions in the training leads (0: all)")
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the test leads")

@@ -18,7 +18,7 @@ from lead_scoring.storage.artifacts import ArtifactError, ModelArtifact
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.streaming.lineage import topic_asset_key
 from lead_scoring.streaming.topics import INPUT_RAW
-from lead_scoring.training.card import card_section, champion_for, render_card
+from lead_scoring.training.card import card_section, model_card_markdown
 from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
 from lead_scoring.training.fitting import (
     DEFAULT_FEW_DATA_CONVERSIONS,
@@ -557,14 +557,6 @@ def model_card(model_artifact: ModelArtifact, model_store: ModelStore) -> dg.Mat
                       + (" (few-data mode)" if card.get("few_data_mode") else ""),
         "card": dg.MetadataValue.md(markdown),
     })
-
-
-def model_card_markdown(repo: Any, version: str) -> tuple[str, Optional[str]]:
-    """(the card of `version` from the model store, the champion it is compared with); the CLI's too."""
-    manifest = repo.manifest(version)
-    champion = champion_for(version, repo.production_pointer())
-    champion_manifest = repo.manifest(champion) if champion and champion != version else None
-    return render_card(manifest, champion_manifest), champion
 
 
 # The model-lifecycle group (lead_scoring.promotion: challenger, comparison, promotion, revert) is downstream of

@@ -171,3 +171,11 @@ def render_card(manifest: Mapping[str, Any], champion: Mapping[str, Any] | None 
                 f"{_num(r['roc_auc'])} | {_num(r['ece'])} |" for r in rows] or ["| (none large enough) | | | | | |"]
     out += ["", "## What changed against the champion", *_changes(manifest, champion)]
     return "\n".join(out) + "\n"
+
+
+def model_card_markdown(repo: Any, version: str) -> tuple[str, str | None]:
+    """(the card of `version` in a model repository, the champion it is compared with): the asset's and the CLI's."""
+    manifest = repo.manifest(version)
+    champion = champion_for(version, repo.production_pointer())
+    champion_manifest = repo.manifest(champion) if champion and champion != version else None
+    return render_card(manifest, champion_manifest), champion

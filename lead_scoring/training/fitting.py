@@ -48,7 +48,7 @@ FEW_DATA_PARAMS: dict[str, dict[str, Any]] = {
     "boosted": {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 2, "max_depth": 1,
                 "min_child_samples": 5, "min_data_per_group": 5, "min_category_frequency": 5},
 }
-DEFAULT_FEW_DATA_CONVERSIONS = 300
+DEFAULT_FEW_DATA_CONVERSIONS = 400
 MIN_VALIDATION_CLASS = 20  # fewer converted (or unconverted) validation leads cannot measure a model
 
 
