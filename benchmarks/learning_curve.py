@@ -13,7 +13,8 @@ would have them. On each, and always scored on the same later test leads:
   the training leads (`<family> default`), and with its few-data hyperparameters (`<family> few-data`);
 * the training asset's own logic (`lead_scoring.training.fitting`: few-data mode or not, cross-fitting,
   Platt calibration, selection, grade cut-offs), per family alone (`asset: <family>`) and with every family
-  competing (`asset pick`), its validation split the newest 20% of the training leads by Lead Number.
+  competing (`asset pick`), its validation split the newest 20% of the training leads by Lead Number, with
+  the quality gate's verdict on it (`quality_problems`, no champion).
 
 Per row: ROC AUC, ECE (10 equal-width bins, the score read as a probability) and Brier on the test leads
 with 90% bootstrap intervals (`--resamples` resamples of the test leads), and for the asset rows the
@@ -40,13 +41,15 @@ from rich.console import Console
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from lead_scoring.contract import LABEL
+from lead_scoring.contract import FEATURES, LABEL
 from lead_scoring.crm.importer import ExportMapping, import_export
 from lead_scoring.settings import project_root
+from lead_scoring.training.assets import QualityGateConfig, TrainedModel, quality_problems
 from lead_scoring.training.evaluation import bootstrap_intervals, classification_metrics
 from lead_scoring.training.fitting import (
     FitSettings,
     few_data_params,
+    intervals,
     is_few_data,
     select_candidate,
     served_scores,
@@ -117,12 +120,20 @@ def asset_rows(train: pd.DataFrame, x_test: pd.DataFrame, y_test: np.ndarray, se
                                    candidate.fit_seconds, 2),
                                "test": test_metrics(y_test, proba, resamples),
                                "training_estimate": {k: candidate.metrics[k] for k in ("roc_auc", "ece")}}
+        fitted = None
         try:
             fitted = fit_grades(served_scores(candidate.evaluation_proba), evaluation[LABEL].astype(bool).to_numpy(),
                                 fewest_bands=3 if few else 4)
             row["grading"] = graded(fitted.scale, y_test, proba)
         except GradeFitError as exc:
             row["grading"] = {"error": str(exc)}
+        # the training gate's own verdict on this model (no champion: a team's first model)
+        trained = TrainedModel(candidate.pipeline, candidate.params, candidate.metrics, list(FEATURES), {},
+                               family=candidate.family, few_data_mode=few,
+                               grades=fitted.manifest_section() if fitted else None,
+                               intervals=intervals(candidate, evaluation, settings))
+        row["training_estimate"]["intervals_90"] = trained.intervals
+        row["gate"] = "; ".join(quality_problems(QualityGateConfig(), trained)) or "passes"
         rows.append(row)
     return rows
 
@@ -180,7 +191,8 @@ def main() -> int:
     limits.restore_original_limits()
 
     table = Table(title=f"Learning curve: test = newest {len(test):,} leads by Lead Number; value [90% bootstrap CI]")
-    for column in ("conversions (leads)", "model", "ROC AUC", "ECE", "Brier", "grades: test conversion", "monotone"):
+    for column in ("conversions (leads)", "model", "ROC AUC", "ECE", "Brier", "grades: test conversion", "monotone",
+                   "gate"):
         table.add_column(column)
     for size in sizes:
         for r in size["rows"]:
@@ -188,7 +200,7 @@ def main() -> int:
             rates = ", ".join(f"{g} {v:.0%}" for g, v in grading.get("test_conversion", {}).items())
             table.add_row(f"{size['conversions']} ({size['leads']})", r["model"] + (" (few-data)" if r.get(
                 "few_data_mode") else ""), ci(r["test"], "roc_auc"), ci(r["test"], "ece"), ci(r["test"], "brier_score"),
-                rates or grading.get("error", "")[:40], str(grading.get("monotone", "")))
+                rates or grading.get("error", "")[:40], str(grading.get("monotone", "")), r.get("gate", "")[:60])
     console.print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
