@@ -129,7 +129,7 @@ def asset_rows(train: pd.DataFrame, x_test: pd.DataFrame, y_test: np.ndarray, se
             row["grading"] = {"error": str(exc)}
         # the training gate's own verdict on this model (no champion: a team's first model)
         trained = TrainedModel(candidate.pipeline, candidate.params, candidate.metrics, list(FEATURES), {},
-                               family=candidate.family, few_data_mode=few,
+                               family=candidate.family, few_data_mode=few, calibration=candidate.calibration,
                                grades=fitted.manifest_section() if fitted else None,
                                intervals=intervals(candidate, evaluation, settings))
         row["training_estimate"]["intervals_90"] = trained.intervals

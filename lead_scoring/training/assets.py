@@ -22,6 +22,7 @@ from lead_scoring.training.card import card_section, model_card_markdown
 from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
 from lead_scoring.training.fitting import (
     DEFAULT_FEW_DATA_CONVERSIONS,
+    MIN_VALIDATION_CLASS,
     Candidate,
     FitSettings,
     intervals,
@@ -280,6 +281,7 @@ class TrainedModel:
     calibration: dict[str, Any] = field(default_factory=dict)  # Candidate.calibration of the chosen family
     uncalibrated_metrics: dict[str, float] = field(default_factory=dict)
     card: dict[str, Any] = field(default_factory=dict)  # the manifest's `card` (lead_scoring.training.card)
+    evaluation_proba: list[float] = field(default_factory=list)  # served probability per `validation_ids` lead
 
 
 @dg.asset(
@@ -328,6 +330,7 @@ def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig,
         training_range={"from": str(created.min()), "to": str(created.max()),
                         "validation_from": str(valid_created.min())},
         validation_ids=evaluation["Id"].tolist(),
+        evaluation_proba=[float(p) for p in proba],
         family=chosen.family,
         grades=grades.manifest_section() if grades else None,
         grades_error=grades_error,
@@ -394,6 +397,10 @@ class QualityGateConfig(dg.Config):
     max_ece: float = Field(default=0.03, ge=0, description="expected calibration error (10 bins) above this blocks")
     max_ece_increase_vs_champion: float = Field(
         default=0.01, ge=0, description="the challenger's ECE may exceed the production model's by at most this")
+    few_data_max_ece: float = Field(
+        default=0.08, ge=0, description="few-data mode: the ECE limit instead of max_ece (out-of-fold predictions of "
+                                        "fold models that saw 80% of a few hundred leads overstate the deployed "
+                                        "model's ECE: benchmarks/learning_curve.py, docs/training.md)")
     few_data_min_auc_lower_bound: float = Field(
         default=0.60, description="few-data mode: the 90% bootstrap interval's lower bound of ROC AUC must reach this "
                                   "(instead of min_roc_auc, a point a few dozen conversions cannot show)")
@@ -419,19 +426,22 @@ def model_quality_gate(
                                 "max_ece": config.max_ece, "few_data_mode": model.few_data_mode,
                                 "intervals_90": dg.MetadataValue.json(model.intervals),
                                 "leakage_features": ", ".join(leakage_fields(model)) or "none"}
-    champion = champion_metrics(model_store, evaluation)
-    if champion is not None:
-        version, metrics = champion
-        auc, ece = metrics["roc_auc"], metrics["ece"]
-        metadata.update({"champion_version": version, "champion_roc_auc": auc, "champion_ece": ece})
-        if challenger_auc < auc - config.max_auc_drop_vs_champion:
-            problems.append(f"ROC AUC {challenger_auc:.4f} is worse than production model {version} ({auc:.4f}) "
-                            "on the same validation leads")
-        if challenger_ece > ece + config.max_ece_increase_vs_champion:
-            problems.append(f"ECE {challenger_ece:.4f} is worse than production model {version} ({ece:.4f}) by more "
-                            f"than {config.max_ece_increase_vs_champion} on the same validation leads")
-    else:
+    champion = champion_metrics(model_store, model, evaluation)
+    if champion is None:
         metadata["champion_version"] = "none (first model)"
+    elif isinstance(champion[1], str):  # no fair comparison possible: said, not silently skipped
+        metadata.update({"champion_version": champion[0], "champion_comparison": champion[1]})
+    else:
+        version, (mine, theirs, leads) = champion
+        auc, ece = theirs["roc_auc"], theirs["ece"]
+        metadata.update({"champion_version": version, "champion_roc_auc": auc, "champion_ece": ece,
+                         "champion_comparison": f"on {leads} leads"})
+        if mine["roc_auc"] < auc - config.max_auc_drop_vs_champion:
+            problems.append(f"ROC AUC {mine['roc_auc']:.4f} is worse than production model {version} ({auc:.4f}) "
+                            f"on the same {leads} validation leads")
+        if mine["ece"] > ece + config.max_ece_increase_vs_champion:
+            problems.append(f"ECE {mine['ece']:.4f} is worse than production model {version} ({ece:.4f}) by more "
+                            f"than {config.max_ece_increase_vs_champion} on the same {leads} validation leads")
     metadata["problems"] = "; ".join(problems) or "none"
     return dg.AssetCheckResult(passed=not problems, metadata=metadata,
                                description="; ".join(problems) or "challenger passes the gate")
@@ -443,7 +453,9 @@ def quality_problems(config: QualityGateConfig, model: TrainedModel) -> list[str
     Calibration: ECE above `max_ece` blocks unless a perfectly calibrated model would show as much on these
     leads (the 95th percentile of `ece_if_calibrated`): a 10-bin ECE on 600 leads is ~0.04 by chance alone,
     on 100 leads ~0.1, and a gate on the point would refuse every model that small data measures.
-    Few-data mode judges AUC by the lower bound of its 90% bootstrap interval instead of `min_roc_auc`."""
+    Few-data mode judges AUC by the lower bound of its 90% bootstrap interval instead of `min_roc_auc`, and
+    ECE against `few_data_max_ece`: its out-of-fold ECE comes from fold models that saw 80% of the leads and
+    overstates the deployed model's (measured: 0.069 out of fold vs 0.036 on later leads at 160 conversions)."""
     problems: list[str] = []
     leaked = leakage_fields(model)
     if leaked:
@@ -462,8 +474,9 @@ def quality_problems(config: QualityGateConfig, model: TrainedModel) -> list[str
     elif auc < config.min_roc_auc:
         problems.append(f"ROC AUC {auc:.4f} is below the floor {config.min_roc_auc:.4f}")
     noise = model.intervals.get("ece_if_calibrated", [0.0, 0.0])[1]
-    if not ece <= max(config.max_ece, noise):
-        problems.append(f"expected calibration error {ece:.4f} is above {config.max_ece:.4f} and above the "
+    limit = config.few_data_max_ece if model.few_data_mode else config.max_ece
+    if not ece <= max(limit, noise):
+        problems.append(f"expected calibration error {ece:.4f} is above {limit:.4f} and above the "
                         f"{noise:.4f} a calibrated model could show by chance on these leads: the score does not "
                         f"read as a probability (calibration "
                         f"{'applied' if model.calibration.get('applied') else 'not applied'})")
@@ -487,19 +500,38 @@ def unservable(trained: TrainedModel) -> Optional[str]:
     return None
 
 
-def champion_metrics(model_store: ModelStore, evaluation: pd.DataFrame) -> Optional[tuple[str, dict[str, float]]]:
-    """The production model's metrics (its served, calibrated probabilities) on the challenger's evaluation
-    leads (None without a production model)."""
+def champion_metrics(model_store: ModelStore, model: TrainedModel, evaluation: pd.DataFrame
+                     ) -> Optional[tuple[str, Any]]:
+    """The production model against the challenger on the same leads: (version, (challenger metrics, champion
+    metrics, leads)), or (version, why no fair comparison) -- None without a production model.
+
+    Normal mode: the validation leads. Few-data mode measures the challenger out of fold on every lead, which
+    the champion mostly trained on (its in-sample AUC would block every newcomer): only the leads created
+    after the champion's training window count, and with fewer than `MIN_VALIDATION_CLASS` of either class
+    there is no comparison (the absolute conditions still judge)."""
     repo = model_store.repository()
     version = repo.production_version()
     if version is None:
         return None
     try:
-        pipeline, _ = repo.load(version)
+        pipeline, manifest = repo.load(version)
     except ArtifactError as exc:
         raise dg.Failure(f"cannot evaluate the production model {version}: {exc}") from exc
-    proba = probability(pipeline, features_frame(evaluation))
-    return version, classification_metrics(evaluation[LABEL].astype(int).to_numpy(), proba)
+    by_id = dict(zip(model.validation_ids, model.evaluation_proba, strict=False))
+    leads = evaluation
+    window_end = (manifest.get("training_data") or {}).get("to")
+    if model.few_data_mode and window_end:
+        leads = evaluation[pd.to_datetime(evaluation["CreatedDate"], utc=True) > pd.Timestamp(window_end)]
+    y = leads[LABEL].astype(int).to_numpy()
+    if min(int(y.sum()), int(len(y) - y.sum())) < MIN_VALIDATION_CLASS:
+        return version, (f"not compared: {len(y)} leads the champion did not train on ({int(y.sum())} converted); "
+                         f"a fair comparison needs {MIN_VALIDATION_CLASS} of each outcome")
+    if model.evaluation_proba:
+        mine = classification_metrics(y, np.array([by_id[i] for i in leads["Id"]], dtype=float))
+    else:  # a model object without its evaluation predictions (built outside the asset)
+        mine = classification_metrics(y, probability(model.pipeline, features_frame(leads)))
+    theirs = classification_metrics(y, probability(pipeline, features_frame(leads)))
+    return version, (mine, theirs, len(y))
 
 
 @dg.asset(

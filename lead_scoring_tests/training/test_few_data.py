@@ -181,3 +181,25 @@ def test_expected_calibration_error_by_hand():
     p = np.array([0.95, 0.95, 0.15, 0.15, 0.15, 0.15])
     # bin 0.9-1.0: 2 leads, observed 0.5, predicted 0.95; bin 0.1-0.2: 4 leads, observed 0.5, predicted 0.15
     assert expected_calibration_error(y, p) == pytest.approx((2 * 0.45 + 4 * 0.35) / 6)
+
+
+def test_a_few_data_champion_is_compared_only_on_leads_it_did_not_train_on(resources, tmp_path: Path):
+    leads = generate_leads(3000, seed=31)
+    first = earliest_with_conversions(leads, 40)
+    more = earliest_with_conversions(leads, 90)
+    runs = []
+    for name, frame in (("first", first), ("more", more)):
+        seed = tmp_path / f"{name}.jsonl"
+        write_frame(frame, seed)
+        runs.append(dg.materialize(ASSETS, resources=resources, instance=dg.DagsterInstance.ephemeral(),
+                                   run_config={"ops": {"crm_leads_raw": {"config": {"seed_file": str(seed)}}}},
+                                   raise_on_error=False))
+        if name == "first":
+            assert runs[0].success
+            resources["model_store"].repository().set_production(runs[0].output_for_node("model_artifact").version)
+    [check] = runs[1].get_asset_check_evaluations()
+    # the champion trained on the first leads: only the later ones judge it against the challenger
+    newer = more[pd.to_datetime(more["CreatedDate"], utc=True) > pd.to_datetime(first["CreatedDate"], utc=True).max()]
+    labelled = int(newer["IsConverted"].notna().sum())
+    assert check.metadata["few_data_mode"].value is True
+    assert check.metadata["champion_comparison"].value == f"on {labelled} leads"
