@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +280,20 @@ def _read(path: Path) -> str:
 def _write(path: Path, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
+
+
+MACHINE_PROBE = "import time;t=time.time();sum(i*i for i in range(10**7));print(time.time()-t)"
+
+
+def provenance(argv: list[str]) -> dict[str, Any]:
+    """What a results file needs to be compared later: the commit (and whether the tree was dirty), the
+    command, and the machine probe (seconds of a fixed pure-Python loop: higher is a slower or busier machine)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
+
+    probe = subprocess.run([sys.executable, "-c", MACHINE_PROBE], capture_output=True, text=True, check=True)
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "command": " ".join(["python", *argv]), "machine_probe_s": round(float(probe.stdout.strip()), 3),
+            "machine_probe": f"python3 -c \"{MACHINE_PROBE}\"", "cpus": os.cpu_count()}

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("lead_scoring.cli.production", "plan"),
     "preflight": ("lead_scoring.cli.production", "preflight"),
     "ui": ("lead_scoring.cli.ui", "ui"),
+    "model": ("lead_scoring.cli.model", "model_app"),
 }
 
 

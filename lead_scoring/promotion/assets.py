@@ -166,6 +166,8 @@ class ComparisonConfig(dg.Config):
     min_outcomes: int = Field(default=200, ge=1, description="leads scored by both with a known outcome the gate needs")
     max_auc_drop: float = Field(default=0.0, ge=0, description="the challenger's ROC AUC may trail by at most this")
     max_brier_increase: float = Field(default=0.0, ge=0, description="its Brier score may exceed by at most this")
+    max_ece: float = Field(default=0.03, ge=0, description="its expected calibration error (10 bins) above this blocks")
+    max_ece_increase: float = Field(default=0.01, ge=0, description="its ECE may exceed the champion's by at most this")
 
 
 @dg.asset(group_name=GROUP, kinds={"duckdb", "bigquery"}, owners=OWNERS,
@@ -180,7 +182,8 @@ def champion_challenger_comparison(context: dg.AssetExecutionContext, config: Co
                          "champion_challenger_comparison.challenger_version)")
     pairs = warehouse.query(pairs_sql(), {"challenger": version})
     result = compare(pairs, version)
-    passed, description, _ = verdict(result, config.min_outcomes, config.max_auc_drop, config.max_brier_increase)
+    passed, description, _ = verdict(result, config.min_outcomes, config.max_auc_drop, config.max_brier_increase,
+                                     config.max_ece, config.max_ece_increase)
     context.log.info(description)
     metadata: dict[str, Any] = {
         "challenger_version": version,
@@ -204,11 +207,11 @@ def champion_challenger_comparison(context: dg.AssetExecutionContext, config: Co
 
 @dg.asset_check(asset=champion_challenger_comparison, name=CHALLENGER_CHECK, blocking=True,
                 description="Blocks promotion unless the challenger is at least as good as the champion on enough "
-                            "leads with an outcome (ROC AUC and Brier on the same leads).")
+                            "leads with an outcome (ROC AUC, Brier and calibration (ECE) on the same leads).")
 def challenger_beats_champion(config: ComparisonConfig,
                               champion_challenger_comparison: ComparisonResult) -> dg.AssetCheckResult:
     passed, description, metadata = verdict(champion_challenger_comparison, config.min_outcomes, config.max_auc_drop,
-                                            config.max_brier_increase)
+                                            config.max_brier_increase, config.max_ece, config.max_ece_increase)
     return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata,
                                severity=dg.AssetCheckSeverity.ERROR)
 

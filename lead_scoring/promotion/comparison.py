@@ -22,7 +22,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
 from lead_scoring.contract import SCORE_GRADES
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
-from lead_scoring.training.evaluation import png_base64
+from lead_scoring.training.evaluation import expected_calibration_error, png_base64
 
 
 def pairs_sql() -> str:
@@ -74,6 +74,7 @@ class SideMetrics:
     roc_auc: Optional[float] = None
     brier: Optional[float] = None
     log_loss: Optional[float] = None
+    ece: Optional[float] = None  # expected calibration error, 10 bins, score / 100 as the probability
     mean_score: Optional[float] = None
 
 
@@ -105,6 +106,7 @@ def _side(scores: np.ndarray, y: np.ndarray) -> SideMetrics:
     return SideMetrics(roc_auc=float(roc_auc_score(y, p)) if both else None,
                        brier=float(brier_score_loss(y, p)) if len(y) else None,
                        log_loss=float(log_loss(y, p, labels=[0, 1])) if len(y) else None,
+                       ece=expected_calibration_error(y, scores / 100.0) if len(y) else None,
                        mean_score=float(scores.mean()) if len(scores) else None)
 
 
@@ -140,7 +142,8 @@ def metrics_markdown(result: ComparisonResult) -> str:
     champion = ", ".join(result.champion_versions) or "none"
     rows = [f"| metric | champion ({champion}) | challenger ({result.challenger_version}) |", "|---|---|---|"]
     for label, attr, better in (("ROC AUC", "roc_auc", "higher"), ("Brier score", "brier", "lower"),
-                                ("log loss", "log_loss", "lower"), ("mean score", "mean_score", "")):
+                                ("log loss", "log_loss", "lower"), ("ECE", "ece", "lower"),
+                                ("mean score", "mean_score", "")):
         rows.append(f"| {label}{' (' + better + ' is better)' if better else ''} | "
                     f"{_fmt(getattr(result.champion, attr))} | {_fmt(getattr(result.challenger, attr))} |")
     rows.append(f"| leads compared (with outcome) | {result.pairs} ({result.with_outcome}) | same leads |")
@@ -186,14 +189,17 @@ def comparison_plot_markdown(pairs: pd.DataFrame, result: ComparisonResult) -> s
     return f"![champion vs challenger](data:image/png;base64,{png_base64(fig)})"
 
 
-def verdict(result: ComparisonResult, min_outcomes: int, max_auc_drop: float,
-            max_brier_increase: float) -> tuple[bool, str, dict[str, Any]]:
-    """(passed, description, metadata) of the promotion gate."""
+def verdict(result: ComparisonResult, min_outcomes: int, max_auc_drop: float, max_brier_increase: float,
+            max_ece: float = 0.03, max_ece_increase: float = 0.01) -> tuple[bool, str, dict[str, Any]]:
+    """(passed, description, metadata) of the promotion gate: ranking (ROC AUC), accuracy (Brier) and
+    calibration (the challenger's ECE at most `max_ece` and at most `max_ece_increase` above the champion's)."""
     meta: dict[str, Any] = {"leads_with_outcome": result.with_outcome, "min_outcomes": min_outcomes,
                             "challenger_roc_auc": result.challenger.roc_auc or 0.0,
                             "champion_roc_auc": result.champion.roc_auc or 0.0,
                             "challenger_brier": result.challenger.brier or 0.0,
-                            "champion_brier": result.champion.brier or 0.0}
+                            "champion_brier": result.champion.brier or 0.0,
+                            "challenger_ece": result.challenger.ece or 0.0,
+                            "champion_ece": result.champion.ece or 0.0, "max_ece": max_ece}
     if result.with_outcome < min_outcomes or not result.evaluable:
         return False, (f"not enough evidence yet: {result.with_outcome} leads scored by both have an outcome "
                        f"({result.converted} converted); the gate needs {min_outcomes} with both outcomes present "
@@ -205,7 +211,13 @@ def verdict(result: ComparisonResult, min_outcomes: int, max_auc_drop: float,
     brier_c, brier_x = result.champion.brier or 0.0, result.challenger.brier or 0.0
     if brier_x > brier_c + max_brier_increase:
         problems.append(f"challenger Brier {brier_x:.4f} > champion {brier_c:.4f} + {max_brier_increase}")
+    ece_c, ece_x = result.champion.ece or 0.0, result.challenger.ece or 0.0
+    if ece_x > max_ece:
+        problems.append(f"challenger ECE {ece_x:.4f} > {max_ece}: its scores do not read as probabilities")
+    if ece_x > ece_c + max_ece_increase:
+        problems.append(f"challenger ECE {ece_x:.4f} > champion {ece_c:.4f} + {max_ece_increase}")
     if problems:
         return False, "; ".join(problems), meta
     return True, (f"challenger {result.challenger_version} is at least as good on {result.with_outcome} leads: "
-                  f"ROC AUC {auc_x:.4f} vs {auc_c:.4f}, Brier {brier_x:.4f} vs {brier_c:.4f}"), meta
+                  f"ROC AUC {auc_x:.4f} vs {auc_c:.4f}, Brier {brier_x:.4f} vs {brier_c:.4f}, "
+                  f"ECE {ece_x:.4f} vs {ece_c:.4f}"), meta

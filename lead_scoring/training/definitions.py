@@ -9,6 +9,7 @@ from lead_scoring.training.assets import (
     crm_leads_raw,
     lead_scoring_model,
     model_artifact,
+    model_card,
     model_quality_gate,
     retraining_job,
     retraining_schedule,
@@ -18,7 +19,7 @@ from lead_scoring.training.assets import (
 
 def defs(profile: Profile) -> dg.Definitions:
     return dg.Definitions(
-        assets=[crm_leads_raw, training_data, lead_scoring_model, model_artifact],
+        assets=[crm_leads_raw, training_data, lead_scoring_model, model_artifact, model_card],
         asset_checks=[model_quality_gate],
         jobs=[retraining_job],
         schedules=[retraining_schedule(cron=retraining_cron())],

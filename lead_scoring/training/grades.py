@@ -19,6 +19,10 @@ can split leads with nearly equal chances into different grades while lumping di
 together; fixed probability thresholds ignore the validation data altogether. The search is
 exhaustive (at most C(100, 3) triples, vectorised), so the optimum is exact and deterministic.
 
+Few leads (few-data mode, `fewest_bands=3`): when no four bands satisfy both rules, three bands A-C are
+fitted the same way (C covers every score below B, D is not used) rather than no grades at all; every
+band's conversion rate carries a 90% Wilson interval, so a grade read from 30 leads says how sure it is.
+
 Caveat: the conversion rate shown for each grade is measured on the same validation leads that
 placed the three cut-offs (3 numbers fitted on ~1,500 leads: a small optimism, not a held-out rate).
 """
@@ -88,6 +92,19 @@ class GradeBand:
     leads: int
     share: float
     conversion_rate: float
+    conversion_low: float = float("nan")  # 90% Wilson interval of the conversion rate
+    conversion_high: float = float("nan")
+
+
+def wilson_interval(converted: int, leads: int, z: float = 1.645) -> tuple[float, float]:
+    """The Wilson score interval of a conversion rate (90% for z = 1.645); (nan, nan) without leads."""
+    if leads <= 0:
+        return float("nan"), float("nan")
+    rate = converted / leads
+    denominator = 1 + z * z / leads
+    centre = (rate + z * z / (2 * leads)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / leads + z * z / (4 * leads * leads)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,7 @@ class GradeFit:
     scale: GradeScale
     bands: list[GradeBand]
     min_share: float
+    band_count: int = len(GRADES)
 
     def manifest_section(self) -> dict[str, Any]:
         """What the model manifest keeps under `grades` (read back by `GradeScale.from_manifest`)."""
@@ -103,14 +121,20 @@ class GradeFit:
             "min_score": dict(self.scale.min_score),
             "method": METHOD,
             "min_share": self.min_share,
+            "bands": self.band_count,
             "validation": [asdict(b) for b in self.bands],
         }
 
     def markdown(self) -> str:
-        lines = ["| grade | Lead_Score__c | leads | share | validation conversion rate |", "|---|---|---|---|---|"]
+        lines = ["| grade | Lead_Score__c | leads | share | validation conversion rate | 90% interval |",
+                 "|---|---|---|---|---|---|"]
         for b in self.bands:
+            if not b.leads:
+                continue  # D in a three-band scale
             lines.append(f"| {b.grade} | {b.min_score}-{b.max_score} | {b.leads} | {b.share:.1%} | "
-                         f"{b.conversion_rate:.1%} |")
+                         f"{b.conversion_rate:.1%} | {b.conversion_low:.0%}-{b.conversion_high:.0%} |")
+        if self.band_count < len(GRADES):
+            lines.append(f"\n{self.band_count} grades only: too few leads for four bands with falling conversion")
         return "\n".join(lines)
 
 
@@ -124,31 +148,45 @@ def bands(scale: GradeScale, scores: np.ndarray, converted: np.ndarray) -> list[
         low = scale.min_score.get(g, 0)
         inside = (scores >= low) & (scores <= upper)
         n = int(inside.sum())
+        low_rate, high_rate = wilson_interval(int(converted[inside].sum()), n)
         out.append(GradeBand(g, low, upper, n, n / len(scores) if len(scores) else 0.0,
-                             float(converted[inside].mean()) if n else float("nan")))
+                             float(converted[inside].mean()) if n else float("nan"), low_rate, high_rate))
         upper = low - 1
     return out
 
 
-def fit_grades(scores: np.ndarray, converted: np.ndarray, min_share: float = DEFAULT_MIN_SHARE) -> GradeFit:
-    """Cut-offs for A-D on validation leads' integer scores (see the module docstring for the method)."""
+def fit_grades(scores: np.ndarray, converted: np.ndarray, min_share: float = DEFAULT_MIN_SHARE,
+               fewest_bands: int = len(GRADES)) -> GradeFit:
+    """Cut-offs for A-D on validation leads' integer scores (see the module docstring for the method);
+    with `fewest_bands=3`, three bands A-C when four are not possible."""
     if not 0.0 < min_share <= 0.25:
         raise ValueError(f"grade min_share must be in (0, 0.25] (four grades), got {min_share}")
-    scores = np.asarray(scores, dtype=int)
-    converted = np.asarray(converted, dtype=bool)
+    if fewest_bands not in (3, len(GRADES)):
+        raise ValueError(f"fewest_bands must be 3 or {len(GRADES)}, got {fewest_bands}")
+    error: GradeFitError | None = None
+    for band_count in range(len(GRADES), fewest_bands - 1, -1):
+        try:
+            return _fit_bands(np.asarray(scores, dtype=int), np.asarray(converted, dtype=bool), min_share, band_count)
+        except GradeFitError as exc:
+            error = error or exc
+    assert error is not None
+    raise error
+
+
+def _fit_bands(scores: np.ndarray, converted: np.ndarray, min_share: float, band_count: int) -> GradeFit:
     n = len(scores)
     values, inverse = np.unique(scores, return_inverse=True)
-    if len(values) < len(GRADES):
-        raise GradeFitError(f"the {n} validation leads have {len(values)} distinct scores; four grades need at "
-                            "least four (check the model: it barely separates the leads)")
+    if len(values) < band_count:
+        raise GradeFitError(f"the {n} validation leads have {len(values)} distinct scores; {band_count} grades need "
+                            f"at least {band_count} (check the model: it barely separates the leads)")
     counts = np.bincount(inverse, minlength=len(values))
     positives = np.bincount(inverse, weights=converted.astype(float), minlength=len(values))
     below_n = np.concatenate([[0], np.cumsum(counts)])  # leads with a score below values[m]
     below_p = np.concatenate([[0.0], np.cumsum(positives)])
-    # cut indices i < j < k: D = values[:i], C = values[i:j], B = values[j:k], A = values[k:]
-    cuts = np.array(list(combinations(range(1, len(values)), 3)), dtype=int)
+    # cut indices (four bands) i < j < k: D = values[:i], C = values[i:j], B = values[j:k], A = values[k:]
+    cuts = np.array(list(combinations(range(1, len(values)), band_count - 1)), dtype=int)
     edges = np.column_stack([np.zeros(len(cuts), dtype=int), cuts, np.full(len(cuts), len(values))])
-    band_n = np.diff(below_n[edges], axis=1)  # columns: D, C, B, A
+    band_n = np.diff(below_n[edges], axis=1)  # columns: lowest grade first
     band_p = np.diff(below_p[edges], axis=1)
     rate = band_p / band_n
     min_leads = math.ceil(min_share * n)
@@ -156,9 +194,13 @@ def fit_grades(scores: np.ndarray, converted: np.ndarray, min_share: float = DEF
     if not feasible.any():
         raise GradeFitError(
             f"no cut-offs give every grade at least {min_share:.0%} of the {n} validation leads with conversion "
-            f"falling from A to D; lower lead_scoring_model's grade_min_share (now {min_share}) or check the model"
+            f"falling from A to {GRADES[band_count - 1]}; lower lead_scoring_model's grade_min_share (now "
+            f"{min_share}) or check the model"
         )
     log_likelihood = (xlogy(band_p, rate) + xlogy(band_n - band_p, 1.0 - rate)).sum(axis=1)
     best = cuts[np.flatnonzero(feasible)[np.argmax(log_likelihood[feasible])]]
-    scale = GradeScale({"A": int(values[best[2]]), "B": int(values[best[1]]), "C": int(values[best[0]])})
-    return GradeFit(scale, bands(scale, scores, converted), min_share)
+    if band_count == len(GRADES):
+        scale = GradeScale({"A": int(values[best[2]]), "B": int(values[best[1]]), "C": int(values[best[0]])})
+    else:  # three bands: C is every score below B, D unused
+        scale = GradeScale({"A": int(values[best[1]]), "B": int(values[best[0]]), "C": 0})
+    return GradeFit(scale, bands(scale, scores, converted), min_share, band_count)

@@ -7,6 +7,13 @@ Families (`FAMILIES`, chosen by `ModelParams.family`):
 * ``boosted`` -- LightGBM gradient-boosted trees, one input column per field
   (lead_scoring/training/boosted.py): TreeSHAP splits each record's log-odds into per-field terms.
 
+Calibration (`calibrate`): a family that ranks well but whose probabilities are off is recalibrated with
+Platt scaling, fitted on leads the model did not train on: calibrated log-odds = slope * log-odds +
+intercept. The map is affine in the log-odds, so it distributes over the explanation (base' = slope *
+base + intercept, each contribution' = slope * contribution) and the reasons still add up exactly; it
+rides in the pickle as a numpy attribute (`CALIBRATION_ATTR`), read by `model_logit`, `probability` and
+`LeadScorer`. Isotonic regression is not affine and would break the exact reasons, hence Platt.
+
 Every family fits into a plain picklable scikit-learn `Pipeline` (library objects only, no project
 classes in the pickle) and `LeadScorer(pipeline, version)` scores and explains any of them: a record's
 reasons are its per-field contributions to the log-odds, and base + contributions == the model's logit
@@ -33,10 +40,12 @@ from lead_scoring.training.features import MISSING, features_frame, is_missing
 from lead_scoring.training.grades import GradeScale
 
 __all__ = [
-    "FAMILIES", "FIELD_LABELS", "MISSING", "Explanation", "Family", "LeadScorer", "ModelParams", "Score",
-    "build_pipeline", "family_named", "family_of", "features_frame", "fit", "format_reasons", "model_input_fields",
-    "model_logit",
+    "CALIBRATION_ATTR", "FAMILIES", "FIELD_LABELS", "MISSING", "Explanation", "Family", "LeadScorer", "ModelParams",
+    "Score", "build_pipeline", "calibrate", "calibration_of", "family_named", "family_of", "features_frame", "fit",
+    "format_reasons", "model_input_fields", "model_logit", "platt_map", "probability",
 ]
+
+CALIBRATION_ATTR = "lead_scoring_calibration_"  # np.array([slope, intercept]) on the log-odds (Platt)
 
 # Human wording of each field in reasons ("+Lead Add Form", "-Opted out of email", ...).
 # Human wording of each field in reasons ("+Lead Add Form", "-Opted out of email", ...).
@@ -171,8 +180,39 @@ def model_input_fields(pipeline: Any) -> set[str]:
 
 
 def model_logit(pipeline: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    """The fitted model's log-odds computed by its own library (what explanations must add up to)."""
-    return family_of(pipeline).logit(pipeline, frame)
+    """The fitted model's (calibrated) log-odds computed by its own library (what explanations must add up to)."""
+    slope, intercept = calibration_of(pipeline)
+    return slope * family_of(pipeline).logit(pipeline, frame) + intercept
+
+
+def probability(pipeline: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+    """The probability the model serves (calibration applied): the logistic of `model_logit`."""
+    return 1.0 / (1.0 + np.exp(-model_logit(pipeline, frame)))
+
+
+def calibration_of(pipeline: Any) -> tuple[float, float]:
+    """(slope, intercept) of the Platt map on the log-odds; (1, 0) for an uncalibrated model."""
+    values = getattr(pipeline, CALIBRATION_ATTR, None)
+    if values is None:
+        return 1.0, 0.0
+    slope, intercept = (float(v) for v in np.asarray(values, dtype=float).ravel())
+    return slope, intercept
+
+
+def platt_map(logits: np.ndarray, labels: Iterable[Any]) -> tuple[float, float]:
+    """Platt scaling: the (slope, intercept) of a near-unpenalised 1-D logistic regression on the log-odds."""
+    y = np.asarray([bool(v) for v in labels], dtype=int)
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(np.asarray(logits, dtype=float).reshape(-1, 1), y)
+    return float(platt.coef_[0, 0]), float(platt.intercept_[0])
+
+
+def calibrate(pipeline: Pipeline, slope: float, intercept: float) -> Pipeline:
+    """Attach a Platt map (see the module docstring) to a fitted pipeline, replacing any earlier one."""
+    if not np.isfinite([slope, intercept]).all() or slope <= 0:
+        raise ValueError(f"calibration slope must be a positive finite number (a ranking model), got slope={slope}, "
+                         f"intercept={intercept}; do not calibrate this model")
+    setattr(pipeline, CALIBRATION_ATTR, np.array([slope, intercept], dtype=float))
+    return pipeline
 
 
 @dataclass(frozen=True)
@@ -214,6 +254,7 @@ class LeadScorer:
         self.grades = grades
         self.family = family_of(pipeline)
         self.explainer = self.family.explainer(pipeline)
+        self.calibration = calibration_of(pipeline)
 
     @classmethod
     def from_manifest(cls, pipeline: Pipeline, manifest: Mapping[str, Any], top_k: int = 3) -> LeadScorer:
@@ -222,6 +263,9 @@ class LeadScorer:
 
     def explain(self, records: Iterable[Mapping[str, Any]]) -> Explanation:
         base, contributions = self.explainer.contributions(list(records))
+        slope, intercept = self.calibration
+        if (slope, intercept) != (1.0, 0.0):  # Platt map distributed over the terms (exact, see the docstring)
+            base, contributions = slope * base + intercept, slope * contributions
         return Explanation(base, contributions, self.feature_names)
 
     def score_records(self, records: Iterable[Mapping[str, Any]]) -> list[Score]:

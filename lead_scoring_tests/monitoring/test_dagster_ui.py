@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = os.environ.get("LEAD_SCORING_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-TRAINING_ASSETS = {"crm_leads_raw", "training_data", "lead_scoring_model", "model_artifact"}
+TRAINING_ASSETS = {"crm_leads_raw", "training_data", "lead_scoring_model", "model_artifact", "model_card"}
 LOCATION = "lead_scoring"
 
 

@@ -124,7 +124,7 @@ def _pairs(champion: list[int], challenger: list[int], outcomes: list[Any], grad
 def test_comparison_metrics_side_by_side_and_the_gate():
     outcomes = [True, False] * 150
     champion = [60 if o else 40 for o in outcomes]  # separates perfectly, badly calibrated
-    challenger = [90 if o else 10 for o in outcomes]  # separates perfectly, better calibrated
+    challenger = [99 if o else 1 for o in outcomes]  # separates perfectly, well calibrated (ECE 0.01)
     result = compare(_pairs(champion, challenger, outcomes), "m2")
     assert result.pairs == result.with_outcome == 300 and result.converted == 150
     assert result.champion.roc_auc == result.challenger.roc_auc == 1.0

@@ -13,7 +13,7 @@ from lead_scoring.training.model import FAMILIES, LeadScorer, ModelParams, build
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 ASSETS = [training.crm_leads_raw, training.training_data, training.lead_scoring_model,
-          training.model_quality_gate, training.model_artifact]
+          training.model_quality_gate, training.model_artifact, training.model_card]
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_too_few_rows_and_rejected_records(resources, tmp_path: Path):
     rejected = resources["warehouse"].query("SELECT reason FROM rejected_leads")
     assert rejected["reason"].tolist() == ["Total_Visits__c: expected a number, got string"]
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
-    assert "training needs at least 200" in str(failure.event_specific_data.error)
+    assert "training needs at least 50" in str(failure.event_specific_data.error)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

@@ -109,12 +109,12 @@ def test_real_stream_outcomes_also_count_as_real(warehouse):
 
 def test_too_few_real_leads_say_why_the_demo_data_is_not_used(warehouse):
     _materialize(warehouse)
-    _import(warehouse, generate_leads(60, seed=14))
+    _import(warehouse, generate_leads(30, seed=14))
     result = _materialize(warehouse)
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = str(failure.event_specific_data.error)
-    assert "training needs at least 200" in message
+    assert "training needs at least 50" in message
     assert "2897 demo labelled leads are not used once real leads exist" in message
     assert "training_data.demo_data" in message
 
