@@ -37,8 +37,12 @@ QUARANTINE_TABLE = "worker_quarantine"
 MAX_PAYLOAD_BYTES = 10_000  # what is kept of a quarantined record: enough to read it, bounded for the table
 MAX_KEY_CHARS = 1_000
 MAX_ERROR_CHARS = 300
+# Salesforce over a limit or unavailable (its writer retries these itself before giving up to the worker).
+TRANSIENT_CODES = {"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW", "API_CURRENTLY_DISABLED"}
+TRANSIENT_STATUS = {500, 502, 503, 504}
 # Salesforce answers that are about the request's data, not the service (per-record rejections come back as
-# failed results, not as exceptions; these are whole-request rejections of a malformed upload).
+# failed results, not as exceptions; this is a whole-request rejection of a malformed upload). Any other
+# answer (401, 403, 404: credentials, permissions, configuration) is not a record's fault: transient.
 _SALESFORCE_PERMANENT_STATUS = (400,)
 
 
@@ -81,10 +85,28 @@ def classify(exc: BaseException) -> ErrorKind:
         return ErrorKind.TRANSIENT
     if isinstance(exc, SalesforceError):
         status = getattr(exc, "status", None)
+        if salesforce_unavailable(exc):
+            return ErrorKind.TRANSIENT
         return ErrorKind.PERMANENT if status in _SALESFORCE_PERMANENT_STATUS else ErrorKind.TRANSIENT
     if isinstance(exc, _PERMANENT_TYPES):
         return ErrorKind.PERMANENT
     return ErrorKind.TRANSIENT
+
+
+def salesforce_error_code(exc: BaseException) -> str:
+    """The `errorCode` of a Salesforce error answer ('' when it has none)."""
+    content = getattr(exc, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("errorCode", ""))
+    if isinstance(content, dict):
+        return str(content.get("errorCode", ""))
+    return str(content or "")
+
+
+def salesforce_unavailable(exc: BaseException) -> bool:
+    """A Salesforce error answer meaning "over a limit or unavailable, try later"."""
+    return (getattr(exc, "status", None) in TRANSIENT_STATUS
+            or any(code in salesforce_error_code(exc) for code in TRANSIENT_CODES))
 
 
 def describe_error(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
