@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Protocol
 
@@ -44,6 +45,7 @@ TRANSIENT_STATUS = {500, 502, 503, 504}
 # failed results, not as exceptions; this is a whole-request rejection of a malformed upload). Any other
 # answer (401, 403, 404: credentials, permissions, configuration) is not a record's fault: transient.
 _SALESFORCE_PERMANENT_STATUS = (400,)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ErrorKind(enum.Enum):
@@ -162,6 +164,21 @@ def decode_safely(decode: Callable[[Any], tuple[Any, Any]], payload: Any) -> tup
         return decode(payload)
     except Exception as exc:  # a pure function of the bytes: whatever it raises is the bytes' fault
         return None, f"$: cannot be decoded ({describe_error(exc)})"
+
+
+def with_storable_text(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with each lone surrogate in its text replaced by U+FFFD. The contract and the Flink statements
+    accept one (a JSON "\\ud800" escape is valid JSON, a Java string holds it, and Java writes it on as a
+    replacement), so the lead is scored; the warehouse must keep it too, as the nearest text it can store."""
+    clean = {}
+    for name, value in record.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                value = _SURROGATE.sub("\ufffd", value)
+        clean[name] = value
+    return clean
 
 
 def unstorable_text(record: dict[str, Any]) -> Optional[str]:

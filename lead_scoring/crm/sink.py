@@ -45,7 +45,7 @@ from lead_scoring.crm.quarantine import (
     payload_text,
     quarantine_frame,
     safe_text,
-    unstorable_text,
+    with_storable_text,
 )
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
@@ -74,12 +74,11 @@ def _source(record_id: Any) -> str:
 
 
 def _parse_lead(payload: bytes) -> tuple[Optional[dict[str, Any]], Optional[str]]:
-    """A contract record of `input_raw`, or (None, reason): the contract's checks, then text a store can take."""
+    """A contract record of `input_raw` (its text made storable, as the pipeline scored it), or (None, reason)."""
     record, errors = parse_record(payload)
     if record is None:
         return None, "; ".join(str(e) for e in errors)
-    unstorable = unstorable_text(record)
-    return (None, unstorable) if unstorable else (record, None)
+    return with_storable_text(record), None
 
 
 class SinkHandler:

@@ -163,7 +163,7 @@ def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the
         warehouse, tmp_path, monkeypatch):
     """The backstop behind the decoders' checks: with the text check switched off, a lone surrogate reaches
     DuckDB, which refuses the whole batch; the worker splits it down to that record."""
-    monkeypatch.setattr(sink_module, "unstorable_text", lambda record: None)
+    monkeypatch.setattr(sink_module, "with_storable_text", lambda record: record)
     monkeypatch.setattr(writeback_module, "unstorable_text", lambda record: None)  # parse_score's
     handler = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
     calls = []
@@ -226,7 +226,7 @@ def test_the_writeback_isolates_a_score_the_crm_cannot_store(warehouse, tmp_path
 
 def test_a_quarantine_that_cannot_be_written_is_retried_not_dropped(warehouse, tmp_path, monkeypatch):
     """Putting a record aside is a write too: if the warehouse refuses it (locked), nothing is committed."""
-    monkeypatch.setattr(sink_module, "unstorable_text", lambda record: None)
+    monkeypatch.setattr(sink_module, "with_storable_text", lambda record: record)
     handler = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
     real = handler.quarantine
     refusals = []
@@ -244,3 +244,12 @@ def test_a_quarantine_that_cannot_be_written_is_retried_not_dropped(warehouse, t
     assert refusals == [1, 1] and len(beats) == 2 and beats[0]["stuck"]["offset"] == 0
     assert worker._pending_commit == {("input_raw", 0): 2}
     assert warehouse.query("SELECT Id FROM rejected_leads")["Id"].tolist() == ["00QQ2"]
+
+
+def test_a_lead_with_a_lone_surrogate_lands_with_a_replacement_character(warehouse):
+    """Valid JSON, valid by the contract, scored by the pipeline (Java strings hold it): the warehouse keeps the
+    lead with U+FFFD in place of what no UTF-8 store holds, so every hop has it."""
+    sink = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
+    counts = sink.handle([_msg("input_raw", _lead("00QU1", Email="x\ud800@example.com"), 0)])
+    assert counts["raw"] == 1 and counts["rejected"] == 0
+    assert warehouse.query("SELECT Email FROM crm_leads_raw")["Email"].tolist() == ["x\ufffd@example.com"]
