@@ -6,13 +6,16 @@ what the consumer would have handed over, and the commit is observed as the offs
 
 from __future__ import annotations
 
+import io
 import json
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import requests
+import sqlglot
 from confluent_kafka import KafkaError, KafkaException
 from google.api_core import exceptions as google_exceptions
 from simple_salesforce.exceptions import SalesforceGeneralError
@@ -24,7 +27,8 @@ from lead_scoring.crm.salesforce import TransientSalesforceError
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.workers import Message, MicroBatchWorker, WorkerFailed
 from lead_scoring.crm.writeback import LocalCrmWriter, WritebackHandler
-from lead_scoring.warehouse.resources import DuckDBWarehouse
+from lead_scoring.warehouse.resources import BigQueryWarehouse, DuckDBWarehouse
+from lead_scoring_tests.warehouse.fake_bigquery import FakeBigQuery
 
 
 def _lead(rid: str, **extra) -> dict:
@@ -253,3 +257,28 @@ def test_a_lead_with_a_lone_surrogate_lands_with_a_replacement_character(warehou
     counts = sink.handle([_msg("input_raw", _lead("00QU1", Email="x\ud800@example.com"), 0)])
     assert counts["raw"] == 1 and counts["rejected"] == 0
     assert warehouse.query("SELECT Email FROM crm_leads_raw")["Email"].tolist() == ["x\ufffd@example.com"]
+
+
+def test_the_quarantine_table_exists_and_is_written_the_same_way_in_bigquery():
+    """The gcp profile: the real BigQuery client against the loopback REST API (warehouse/fake_bigquery.py)."""
+    fake = FakeBigQuery(project="acme").start()
+    try:
+        wh = BigQueryWarehouse(project="acme", dataset="ls").with_client_factory(fake.client)
+        wh.ensure_tables()
+        sink = SinkHandler(wh, score_topics=["lead_scores"], shadow_topics=[])
+        hostile = Message("lead_scores", 2, 77, b"00QB1", b"[" * 5000 + b"]" * 5000, 1)
+        assert sink.handle([hostile])["quarantined"] == 1
+    finally:
+        fake.stop()
+    [ddl] = [q for q in fake.queries() if q.startswith("CREATE TABLE IF NOT EXISTS worker_quarantine")]
+    assert "`kafka_offset` INT64" in ddl and "`quarantined_at` TIMESTAMP" in ddl
+    sqlglot.parse_one(ddl, read="bigquery")
+    [load] = [c for c in fake.calls if c.path.startswith("/upload/")]
+    assert load.body["configuration"]["load"]["destinationTable"]["tableId"].startswith("_stage_worker_quarantine_")
+    [row] = pq.read_table(io.BytesIO(load.upload)).to_pylist()
+    assert (row["worker"], row["topic"], row["kafka_partition"], row["kafka_offset"], row["Id"]) == (
+        "sink", "lead_scores", 2, 77, "00QB1")
+    assert row["payload_bytes"] == 10_000 and len(row["payload"]) == 10_000
+    assert row["error"] == "bad score record: $: nested too deeply to decode"
+    insert = next(q for q in fake.queries() if q.startswith("INSERT INTO worker_quarantine"))
+    assert "t.`kafka_offset` IS NOT DISTINCT FROM s.`kafka_offset`" in insert
