@@ -282,3 +282,14 @@ def test_the_quarantine_table_exists_and_is_written_the_same_way_in_bigquery():
     assert row["error"] == "bad score record: $: nested too deeply to decode"
     insert = next(q for q in fake.queries() if q.startswith("INSERT INTO worker_quarantine"))
     assert "t.`kafka_offset` IS NOT DISTINCT FROM s.`kafka_offset`" in insert
+
+
+def test_a_stop_ends_the_retrying_of_a_transient_failure_without_committing(warehouse, tmp_path):
+    """SIGTERM while the warehouse stays locked: the worker ends (the batch is read again later), it does not hang."""
+    handler = LockedFirst(SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[]), times=10**6)
+    worker, _ = _worker(handler, tmp_path)
+    worker._sleep = lambda _seconds: worker.stop()
+    worker._batch = [_msg("input_raw", _lead("00QT1"), 7)]
+    with pytest.raises(WorkerFailed, match="the worker is stopping"):
+        worker._flush(None)
+    assert handler.calls == 2 and worker._pending_commit == {}  # the attempt after the cut backoff is the last
