@@ -45,7 +45,7 @@ TRANSIENT_STATUS = {500, 502, 503, 504}
 # failed results, not as exceptions; this is a whole-request rejection of a malformed upload). Any other
 # answer (401, 403, 404: credentials, permissions, configuration) is not a record's fault: transient.
 _SALESFORCE_PERMANENT_STATUS = (400,)
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class ErrorKind(enum.Enum):
@@ -123,10 +123,10 @@ def safe_text(text: str) -> str:
 
 
 def payload_text(value: Optional[bytes], limit: int = MAX_PAYLOAD_BYTES) -> str:
-    """The first `limit` bytes of a raw value as text: valid UTF-8 as is, other bytes as `\\xNN` escapes."""
+    """The first `limit` bytes of a raw value as text: valid UTF-8 as is, other bytes and NUL as `\\xNN`."""
     if value is None:
         return ""
-    return bytes(value[:limit]).decode("utf-8", errors="backslashreplace")
+    return bytes(value[:limit]).decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
 def key_text(key: Optional[bytes]) -> Optional[str]:
@@ -167,27 +167,11 @@ def decode_safely(decode: Callable[[Any], tuple[Any, Any]], payload: Any) -> tup
 
 
 def with_storable_text(record: dict[str, Any]) -> dict[str, Any]:
-    """`record` with each lone surrogate in its text replaced by U+FFFD. The contract and the Flink statements
-    accept one (a JSON "\\ud800" escape is valid JSON, a Java string holds it, and Java writes it on as a
-    replacement), so the lead is scored; the warehouse must keep it too, as the nearest text it can store."""
-    clean = {}
-    for name, value in record.items():
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                value = _SURROGATE.sub("\ufffd", value)
-        clean[name] = value
-    return clean
+    """`record` with each lone surrogate and NUL character in its text replaced by U+FFFD.
 
-
-def unstorable_text(record: dict[str, Any]) -> Optional[str]:
-    """The first field of a decoded record whose text no UTF-8 store accepts (a lone surrogate, which JSON's
-    "\\ud800" escape produces), as a reason; None when every string is storable."""
-    for name, value in record.items():
-        if isinstance(value, str):
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                return f"{safe_text(str(name))[:80]}: not storable text ({exc.reason} at character {exc.start})"
-    return None
+    Both are valid in JSON (a "\\ud800" or "\\u0000" escape), pass the contract, and Flink scores such a lead
+    (Java strings hold them), so they are kept, as the nearest text every store handles: no UTF-8 store takes a
+    lone surrogate, and pandas' multi-column de-duplication compares text only up to a NUL (it dropped ""
+    as a duplicate of "\\x00..." in `insert_new`)."""
+    return {name: _UNSTORABLE.sub("\ufffd", value) if isinstance(value, str) else value
+            for name, value in record.items()}

@@ -37,7 +37,7 @@ from lead_scoring.crm.quarantine import (
     payload_text,
     quarantine_frame,
     safe_text,
-    unstorable_text,
+    with_storable_text,
 )
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.warehouse.resources import Warehouse
@@ -118,10 +118,7 @@ def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Opt
     clean["Lead_Score__c"] = int(score)
     clean["_EventType"] = "updated"
     clean.update(stamps)
-    unstorable = unstorable_text(clean)
-    if unstorable:
-        return None, unstorable
-    return clean, None
+    return with_storable_text(clean), None
 
 
 def _excerpt(value: Any) -> str:

@@ -168,7 +168,7 @@ def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the
     """The backstop behind the decoders' checks: with the text check switched off, a lone surrogate reaches
     DuckDB, which refuses the whole batch; the worker splits it down to that record."""
     monkeypatch.setattr(sink_module, "with_storable_text", lambda record: record)
-    monkeypatch.setattr(writeback_module, "unstorable_text", lambda record: None)  # parse_score's
+    monkeypatch.setattr(writeback_module, "with_storable_text", lambda record: record)  # parse_score's
     handler = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
     calls = []
     real_handle = handler.handle
@@ -212,7 +212,7 @@ def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the
 
 
 def test_the_writeback_isolates_a_score_the_crm_cannot_store(warehouse, tmp_path, monkeypatch):
-    monkeypatch.setattr(writeback_module, "unstorable_text", lambda record: None)
+    monkeypatch.setattr(writeback_module, "with_storable_text", lambda record: record)
     handler = WritebackHandler(LocalCrmWriter(warehouse), warehouse)
     worker, beats = _worker(handler, tmp_path)
     worker.name = "writeback"
@@ -250,13 +250,28 @@ def test_a_quarantine_that_cannot_be_written_is_retried_not_dropped(warehouse, t
     assert warehouse.query("SELECT Id FROM rejected_leads")["Id"].tolist() == ["00QQ2"]
 
 
-def test_a_lead_with_a_lone_surrogate_lands_with_a_replacement_character(warehouse):
-    """Valid JSON, valid by the contract, scored by the pipeline (Java strings hold it): the warehouse keeps the
-    lead with U+FFFD in place of what no UTF-8 store holds, so every hop has it."""
+def test_lone_surrogates_and_nul_land_as_replacement_characters(warehouse):
+    """Valid JSON, valid by the contract, scored by the pipeline (Java strings hold them): the warehouse keeps the
+    lead and its score with U+FFFD in place of what a store mishandles, so every hop has them."""
     sink = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
-    counts = sink.handle([_msg("input_raw", _lead("00QU1", Email="x\ud800@example.com"), 0)])
-    assert counts["raw"] == 1 and counts["rejected"] == 0
-    assert warehouse.query("SELECT Email FROM crm_leads_raw")["Email"].tolist() == ["x\ufffd@example.com"]
+    counts = sink.handle([_msg("input_raw", _lead("00QU1", Email="x\ud800@example.com"), 0),
+                          _msg("input_raw", _lead("00QU2", Email="y\x00@example.com"), 1),
+                          _msg("lead_scores", _score("00QU1", Lead_Score_Reasons__c="+Form \udfff\x00"), 0)])
+    assert (counts["raw"], counts["rejected"], counts["scores"], counts["history"]) == (2, 0, 1, 1)
+    assert warehouse.query("SELECT Email FROM crm_leads_raw ORDER BY Id")["Email"].tolist() == [
+        "x\ufffd@example.com", "y\ufffd@example.com"]
+    assert warehouse.query("SELECT Lead_Score_Reasons__c AS r FROM lead_scores")["r"].tolist() == ["+Form \ufffd\ufffd"]
+
+
+def test_rejected_payloads_with_nul_are_not_taken_for_duplicates(warehouse):
+    """Found on the stack: pandas' multi-column drop_duplicates compares text up to a NUL, so the rejected row of
+    a zero-byte value ("") was dropped as a duplicate of a Confluent-Avro payload ("\x00\x00..."): NUL is escaped."""
+    sink = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
+    avro = b"\x00\x00\x00\x00\x07\x0c00QH7\x08Lead"
+    counts = sink.handle([Message("input_raw", 0, 0, None, avro, 1), Message("input_raw", 0, 1, b"00QH8", b"", 1)])
+    assert counts["rejected"] == 2
+    assert sorted(warehouse.query("SELECT payload FROM rejected_leads")["payload"]) == [
+        "", "\\x00\\x00\\x00\\x00\x07\x0c00QH7\x08Lead"]
 
 
 def test_the_quarantine_table_exists_and_is_written_the_same_way_in_bigquery():
