@@ -79,7 +79,8 @@ def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Opt
     if payload is None:
         return None, "$: empty message (tombstone)"
     try:
-        record = json.loads(payload)
+        # strict UTF-8 first: json.loads of bytes would let the surrogate of a CESU-8 sequence through
+        record = json.loads(payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"$: not valid JSON ({exc})"
     except RecursionError:
