@@ -25,7 +25,7 @@ from lead_scoring.crm.writeback import LocalCrmWriter, WritebackHandler
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
-PROPERTY = settings(max_examples=25, deadline=None,
+PROPERTY = settings(max_examples=20, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                            HealthCheck.data_too_large, HealthCheck.large_base_example])
 SCORES = "lead_scores"
