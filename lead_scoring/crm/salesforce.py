@@ -21,6 +21,7 @@ import dagster as dg
 import requests
 from pydantic import Field, PrivateAttr
 
+from lead_scoring.crm.quarantine import salesforce_error_code, salesforce_unavailable
 from lead_scoring.crm.resources import CrmResource
 from lead_scoring.crm.writeback import CLEARED_FIELDS, WRITTEN_FIELDS, WriteFailure
 from lead_scoring.settings import SalesforceSettings, load
@@ -29,8 +30,6 @@ from lead_scoring.warehouse.resources import Warehouse
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200  # Salesforce's own limit for a synchronous batch, kept for the bulk jobs too
-TRANSIENT_CODES = {"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW", "API_CURRENTLY_DISABLED"}
-TRANSIENT_STATUS = {500, 502, 503, 504}
 BULK_NULL = "#N/A"  # Bulk API 2.0 CSV: sets the field to null (an empty cell leaves it unchanged)
 
 
@@ -102,24 +101,12 @@ class TransientSalesforceError(RuntimeError):
     """Salesforce is over a limit or unavailable: retry later, the batch stays uncommitted."""
 
 
-def _error_code(exc: Exception) -> str:
-    content = getattr(exc, "content", None)
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        return str(content[0].get("errorCode", ""))
-    if isinstance(content, dict):
-        return str(content.get("errorCode", ""))
-    return str(content or "")
-
-
 def _is_transient(exc: Exception) -> bool:
     from simple_salesforce.exceptions import SalesforceError
 
     if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
         return True
-    if isinstance(exc, SalesforceError):
-        code = _error_code(exc)
-        return exc.status in TRANSIENT_STATUS or any(c in code for c in TRANSIENT_CODES)
-    return False
+    return isinstance(exc, SalesforceError) and salesforce_unavailable(exc)
 
 
 # Written fields whose null must reach Salesforce as null: a model without grades clears the grade an
@@ -196,9 +183,10 @@ class SalesforceWriter:
                 if attempt == self.resource.max_attempts:
                     raise TransientSalesforceError(
                         f"{object_type} update of {len(rows)} records still failing after {attempt} attempts: "
-                        f"{type(exc).__name__} {_error_code(exc)}") from exc
+                        f"{type(exc).__name__} {salesforce_error_code(exc)}") from exc
                 log.warning("salesforce: %s (%s) on attempt %d/%d; retrying in %.1f s", type(exc).__name__,
-                            _error_code(exc) or getattr(exc, "status", ""), attempt, self.resource.max_attempts, delay)
+                            salesforce_error_code(exc) or getattr(exc, "status", ""), attempt,
+                            self.resource.max_attempts, delay)
                 self.resource._sleep(delay)
                 delay = min(delay * 2, self.resource.max_backoff_s)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -37,6 +37,16 @@ import pandas as pd
 
 from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
 from lead_scoring.contract.samples import RESCORE_HEADER, is_demo, is_probe
+from lead_scoring.crm.quarantine import (
+    QUARANTINE_KEY,
+    QUARANTINE_TABLE,
+    decode_safely,
+    key_text,
+    payload_text,
+    quarantine_frame,
+    safe_text,
+    with_storable_text,
+)
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
 from lead_scoring.settings import current_profile
@@ -63,8 +73,23 @@ def _source(record_id: Any) -> str:
     return DEMO_SOURCE if is_demo(record_id) else STREAM_SOURCE
 
 
+def _parse_lead(payload: bytes) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    """A contract record of `input_raw` (its text made storable, as the pipeline scored it), or (None, reason)."""
+    record, errors = parse_record(payload)
+    if record is None:
+        return None, "; ".join(str(e) for e in errors)
+    return with_storable_text(record), None
+
+
 class SinkHandler:
-    """Micro-batch handler of the sink worker: split by topic, validate, erase, insert-if-absent."""
+    """Micro-batch handler of the sink worker: split by topic, validate, erase, insert-if-absent.
+
+    A score record that cannot be decoded or validated goes to `worker_quarantine`, an `input_raw` record to
+    `rejected_leads`, each with its reason; so does a record whose write fails on its own (the worker isolates
+    it, `crm.quarantine`).
+    """
+
+    worker_name = "sink"
 
     def __init__(self, warehouse: Warehouse, score_topics: Optional[Sequence[str]] = None,
                  shadow_topics: Optional[Sequence[str]] = None, register: Optional[ErasureRegister] = None):
@@ -81,13 +106,14 @@ class SinkHandler:
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:
         raw, rejected, scores, ledger = [], [], [], []
-        bad_scores = rescore_requests = 0
+        bad_scores: list[tuple[Any, str]] = []
+        rescore_requests = 0
         for msg in batch:
             shadow = msg.topic in self.shadow_topics
             if shadow or msg.topic in self.score_topics:
-                record, reason = parse_score(msg.value)
+                record, reason = decode_safely(parse_score, msg.value)
                 if record is None:
-                    bad_scores += 1  # the writeback keeps champion ones with the reason in crm_writeback_errors
+                    bad_scores.append((msg, f"bad score record: {reason}"))
                     continue
                 record["_source"] = _source(record["Id"])
                 ledger.append({**{c: record.get(c) for c in LEDGER_COLUMNS}, "shadow": shadow,
@@ -98,17 +124,14 @@ class SinkHandler:
             if any(name == RESCORE_HEADER for name, _ in msg.headers):
                 rescore_requests += 1
                 continue
-            record, errors = parse_record(msg.value if msg.value is not None else b"")
+            record, reason = decode_safely(_parse_lead, msg.value if msg.value is not None else b"")
             if record is None:
-                key = msg.key.decode("utf-8", errors="replace") if msg.key else None
-                payload = (msg.value or b"").decode("utf-8", errors="replace")[:10_000]
-                rejected.append({"Id": key, "payload": payload, "reason": "; ".join(str(e) for e in errors),
-                                 "_source": STREAM_SOURCE})
+                rejected.append(self._rejected_row(msg, reason))
                 continue
             record["_source"] = _source(record["Id"])
             raw.append(record)
 
-        counts = {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": bad_scores}
+        counts = {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": len(bad_scores)}
         if rescore_requests:
             counts["rescore_requests"] = rescore_requests
         batch_ids = {r["Id"] for r in raw + rejected + scores + ledger if r.get("Id")}
@@ -149,5 +172,28 @@ class SinkHandler:
                 erase_leads(late, self.warehouse, self.register)  # already registered: only the deletes
                 counts["erased_late"] = len(late)
         if bad_scores:
-            log.warning("sink: %d malformed score record(s) skipped", bad_scores)
+            messages, reasons = zip(*bad_scores, strict=True)
+            counts["quarantined"] = self._quarantine_scores(messages, reasons)
+            log.warning("sink: %d malformed score record(s) kept in %s", len(bad_scores), QUARANTINE_TABLE)
         return counts
+
+    def quarantine(self, msg: Any, error: str) -> dict[str, int]:
+        """Keep a record whose write failed on its own (permanent error): `rejected_leads` for `input_raw`,
+        `worker_quarantine` for a score topic."""
+        if msg.topic in self.score_topics or msg.topic in self.shadow_topics:
+            return {"quarantined": self._quarantine_scores([msg], [error])}
+        frame = pd.DataFrame.from_records([self._rejected_row(msg, f"could not be written: {error}")])
+        self.warehouse.insert_new("rejected_leads", frame.assign(_ingested_at=pd.Timestamp.now(tz="UTC")),
+                                  REJECTED_KEY)
+        return {"rejected": 1, "quarantined": 1}
+
+    def _quarantine_scores(self, messages: Sequence[Any], reasons: Sequence[str]) -> int:
+        # idempotent by (worker, topic, partition, offset): a batch replayed after a crash adds nothing
+        self.warehouse.insert_new(QUARANTINE_TABLE, quarantine_frame(self.worker_name, messages, reasons),
+                                  QUARANTINE_KEY)
+        return len(messages)
+
+    @staticmethod
+    def _rejected_row(msg: Any, reason: Optional[str]) -> dict[str, Any]:
+        return {"Id": key_text(msg.key), "payload": payload_text(msg.value), "reason": safe_text(reason or ""),
+                "_source": STREAM_SOURCE}

@@ -10,6 +10,13 @@ retried with backoff until it succeeds, and a commit that fails is retried; noth
 not written. The worker's state ("consuming", "waiting for Kafka", "retrying a write") is in its heartbeat
 file, which `stack status` reads.
 
+No record stops a worker: a write that fails with an error that is the record's fault (`crm.quarantine.classify`:
+permanent) is split in halves until the record is alone; that record is quarantined with the error
+(`handler.quarantine`) and the rest lands, offsets committed. Only transient errors retry the batch. While they
+do, the heartbeat carries `"stuck": {"topic", "partition", "offset", "since", "error"}` (the batch's first
+record, since the first failure, the last error) and `"stuck": null` otherwise; `"quarantined"` counts the
+records this process put aside.
+
 `lead-scoring worker NAME` runs one; the stack's supervisor runs both as services.
 """
 
@@ -29,6 +36,7 @@ from typing import Any, Optional, Protocol
 import tenacity
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from lead_scoring.crm.quarantine import ErrorKind, classify, describe_error
 from lead_scoring.crm.resources import CrmResource
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import WritebackHandler
@@ -79,7 +87,10 @@ class Message:
 
 class BatchHandler(Protocol):
     def handle(self, batch: Sequence[Message]) -> dict[str, int]:
-        """Write the batch; raise to have it retried (nothing is committed until it succeeds)."""
+        """Write the batch; raise to have it retried or, for a permanent error, split (see `crm.quarantine`)."""
+
+    def quarantine(self, msg: Message, error: str) -> dict[str, int]:
+        """Keep one record whose write failed permanently, with the error (idempotent); raise if that fails."""
 
 
 @dataclass
@@ -149,6 +160,7 @@ class MicroBatchWorker:
         # (topic, partition) -> the position records were waiting behind, at the first sight of a stall
         self._stall_suspect: dict[tuple[str, int], int] = {}
         self._stall_replaced: dict[tuple[str, int], int] = {}  # what the last replacement was for
+        self._stuck: Optional[dict[str, Any]] = None  # the batch whose write is being retried (heartbeat)
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -375,7 +387,8 @@ class MicroBatchWorker:
         tmp.write_text(json.dumps({"pid": os.getpid(), "ts": now, "assigned_partitions": self._assigned,
                                    "consumed": self.stats.consumed, "group": self.group_id, "state": self.state,
                                    "since": self._state_since, "detail": self._detail[:300],
-                                   "outages": self.stats.outages, "reconnects": self.stats.reconnects}))
+                                   "outages": self.stats.outages, "reconnects": self.stats.reconnects,
+                                   "stuck": self._stuck, "quarantined": self.stats.counts.get("quarantined", 0)}))
         tmp.replace(self.heartbeat_path)
 
     def _wait_for_topics(self) -> None:
@@ -463,24 +476,67 @@ class MicroBatchWorker:
         self._pending_commit = {}
 
     def _write(self, batch: list[Message]) -> dict[str, int]:
+        """Write the batch, isolating and quarantining records that fail on their own; retry transient failures
+        (with backoff, heartbeating, until `max_attempts` or a stop) and commit nothing until it is written."""
         stop = tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts else tenacity.stop_never
         retrying = tenacity.Retrying(
-            stop=stop, wait=backoff(self.backoff_s, self.max_backoff_s), sleep=self._sleep, reraise=True,
-            before_sleep=lambda state: self._on_write_failure(len(batch), state),
+            stop=tenacity.stop_any(stop, lambda _state: self._stop.is_set()),
+            wait=backoff(self.backoff_s, self.max_backoff_s), sleep=self._sleep_heartbeating, reraise=True,
+            before_sleep=lambda state: self._on_write_failure(batch, state),
         )
         try:
-            counts = retrying(self.handler.handle, batch)
-        except Exception as exc:  # the handler's write failed max_attempts times: commit nothing
-            raise WorkerFailed(f"{self.name}: batch of {len(batch)} not written after {self.max_attempts} "
-                               f"attempts: {exc}") from exc
+            counts = retrying(self._write_isolating, batch)
+        except Exception as exc:  # still failing after max_attempts, or asked to stop meanwhile: commit nothing
+            why = "the worker is stopping" if self._stop.is_set() else f"{self.max_attempts} attempts"
+            raise WorkerFailed(f"{self.name}: batch of {len(batch)} not written ({why}): "
+                               f"{describe_error(exc)}") from exc
+        if self._stuck is not None:
+            log.info("%s: the batch at %s[%s]@%s is written after %.0f s", self.name, self._stuck["topic"],
+                     self._stuck["partition"], self._stuck["offset"], time.time() - self._stuck["since"])
+            self._stuck = None
         if self.state == RETRYING_WRITE:
             self._set_state(CONSUMING)
         return counts
 
-    def _on_write_failure(self, size: int, state: tenacity.RetryCallState) -> None:
+    def _write_isolating(self, batch: list[Message]) -> dict[str, int]:
+        """`handler.handle(batch)`; on a permanent error, the two halves on their own, down to the one record
+        that fails, which is quarantined (each write is idempotent, so a half written twice changes nothing)."""
+        try:
+            return self.handler.handle(batch)
+        except Exception as exc:
+            if classify(exc) is ErrorKind.TRANSIENT:
+                raise
+            if len(batch) == 1:
+                error = describe_error(exc)
+                log.warning("%s: record %s[%d]@%d cannot be written (%s); quarantined", self.name, batch[0].topic,
+                            batch[0].partition, batch[0].offset, type(exc).__name__)
+                return self.handler.quarantine(batch[0], error)
+        middle = len(batch) // 2
+        counts = WorkerStats()
+        counts.add(self._write_isolating(batch[:middle]))
+        counts.add(self._write_isolating(batch[middle:]))
+        return counts.counts
+
+    def _sleep_heartbeating(self, seconds: float) -> None:
+        """The backoff between write attempts, in slices of at most a second with a heartbeat after each (a
+        30 s backoff must not read as a dead worker), cut short when the worker is asked to stop."""
+        remaining = seconds
+        while remaining > 0 and not self._stop.is_set():
+            step = min(1.0, remaining)
+            self._sleep(step)
+            remaining -= step
+            self._heartbeat()
+
+    def _on_write_failure(self, batch: list[Message], state: tenacity.RetryCallState) -> None:
         self.stats.retries += 1
         exc = state.outcome.exception() if state.outcome else None
-        self._set_state(RETRYING_WRITE, f"batch of {size}, attempt {state.attempt_number}: {type(exc).__name__}: {exc}")
+        error = describe_error(exc) if exc is not None else "unknown error"
+        first = batch[0]
+        since = self._stuck["since"] if self._stuck is not None else time.time()
+        # the batch's first record: its offset is where the group's committed position stays until this is written
+        self._stuck = {"topic": first.topic, "partition": first.partition, "offset": first.offset, "since": since,
+                       "error": error}
+        self._set_state(RETRYING_WRITE, f"batch of {len(batch)}, attempt {state.attempt_number}: {error}")
 
 
 def build_worker(name: str, kafka: KafkaResource, warehouse: Warehouse, crm: Optional[CrmResource] = None, *,

@@ -28,6 +28,17 @@ from lead_scoring.contract import (
     SCORE_GRADES,
 )
 from lead_scoring.contract.samples import is_probe
+from lead_scoring.crm.quarantine import (
+    QUARANTINE_KEY,
+    QUARANTINE_TABLE,
+    decode_safely,
+    describe_error,
+    key_text,
+    payload_text,
+    quarantine_frame,
+    safe_text,
+    with_storable_text,
+)
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -48,13 +59,14 @@ def _timestamp(value: Any) -> Optional[pd.Timestamp]:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
+        try:  # a huge integer overflows a float, a far date the nanosecond range: not a timestamp either way
+            return pd.Timestamp(int(value), unit="ms", tz="UTC") if math.isfinite(value) else None
+        except (OverflowError, ValueError):
             return None
-        return pd.Timestamp(int(value), unit="ms", tz="UTC")
     if isinstance(value, str):
         try:
             ts = pd.Timestamp(value.replace(" ", "T", 1))
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
         return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     if isinstance(value, datetime):
@@ -67,9 +79,14 @@ def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Opt
     if payload is None:
         return None, "$: empty message (tombstone)"
     try:
-        record = json.loads(payload)
+        # strict UTF-8 first: json.loads of bytes would let the surrogate of a CESU-8 sequence through
+        record = json.loads(payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"$: not valid JSON ({exc})"
+    except RecursionError:
+        return None, "$: nested too deeply to decode"
+    except ValueError as exc:  # an integer literal of more digits than Python converts
+        return None, f"$: not decodable ({describe_error(exc, 120)})"
     if not isinstance(record, dict):
         return None, "$: expected a JSON object"
     problems = []
@@ -79,15 +96,16 @@ def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Opt
     if record.get("_ObjectType") not in OBJECT_TYPES:
         problems.append(f"_ObjectType: must be one of {', '.join(OBJECT_TYPES)}")
     score = record.get("Lead_Score__c")
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score) \
-            or score != int(score) or not 0 <= score <= 100:
-        problems.append(f"Lead_Score__c: expected an integer 0-100, got {str(score)[:20]!r}")
+    # range first: a huge integer never reaches math.isfinite (which would overflow converting it to a float)
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not -1 < score < 101 \
+            or not math.isfinite(score) or score != int(score) or not 0 <= score <= 100:
+        problems.append(f"Lead_Score__c: expected an integer 0-100, got {_excerpt(score)!r}")
     for name in ("Lead_Score_Reasons__c", "Lead_Score_Model__c", "features_hash"):
         if record.get(name) is not None and not isinstance(record.get(name), str):
             problems.append(f"{name}: expected a string")
     grade = record.get("Lead_Grade__c")
     if grade is not None and grade not in SCORE_GRADES:
-        problems.append(f"Lead_Grade__c: must be one of {', '.join(SCORE_GRADES)} or null, got {str(grade)[:20]!r}")
+        problems.append(f"Lead_Grade__c: must be one of {', '.join(SCORE_GRADES)} or null, got {_excerpt(grade)!r}")
     stamps = {}
     for name in ("source_ts", "scored_ts"):
         stamps[name] = _timestamp(record.get(name))
@@ -101,7 +119,14 @@ def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Opt
     clean["Lead_Score__c"] = int(score)
     clean["_EventType"] = "updated"
     clean.update(stamps)
-    return clean, None
+    return with_storable_text(clean), None
+
+
+def _excerpt(value: Any) -> str:
+    """At most 20 characters of a value for a reason (an integer of thousands of digits is not converted)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"an integer of ~{int(value.bit_length() * 0.30103) + 1} digits"
+    return safe_text(str(value))[:20]
 
 
 @dataclass
@@ -154,14 +179,14 @@ def latest_per_id(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(best.values())
 
 
-def _payload(value: Optional[bytes]) -> str:
-    if value is None:
-        return ""
-    return value.decode("utf-8", errors="replace")[:10_000]
-
-
 class WritebackHandler:
-    """Micro-batch handler of the writeback worker."""
+    """Micro-batch handler of the writeback worker.
+
+    A score record that cannot be decoded or validated goes to `crm_writeback_errors` with the reason; one
+    whose write fails on its own (the worker isolates it, `crm.quarantine`) to `worker_quarantine`.
+    """
+
+    worker_name = "writeback"
 
     def __init__(self, writer: CrmWriter, warehouse: Warehouse, register: Optional[ErasureRegister] = None):
         self.writer = writer
@@ -173,11 +198,10 @@ class WritebackHandler:
         errors: list[dict[str, Any]] = []
         probes = 0
         for msg in batch:
-            record, reason = parse_score(msg.value)
+            record, reason = decode_safely(parse_score, msg.value)
             if record is None:
-                key = msg.key.decode("utf-8", errors="replace") if msg.key else None
-                errors.append({"Id": key, "_ObjectType": None, "payload": _payload(msg.value),
-                               "reason": f"bad score record: {reason}"})
+                errors.append({"Id": key_text(msg.key), "_ObjectType": None, "payload": payload_text(msg.value),
+                               "reason": f"bad score record: {safe_text(reason)}"})
                 continue
             if is_probe(record["Id"]):
                 probes += 1
@@ -210,3 +234,9 @@ class WritebackHandler:
                         ERROR_TABLE)
         return {"written": len(records) - len(failures), "failed": len(errors), "probes_skipped": probes,
                 "superseded": len(valid) - len(records), **counts}
+
+    def quarantine(self, msg: Any, error: str) -> dict[str, int]:
+        """Keep a record whose write failed on its own (permanent error) in `worker_quarantine`."""
+        self.warehouse.insert_new(QUARANTINE_TABLE, quarantine_frame(self.worker_name, [msg], [error]),
+                                  QUARANTINE_KEY)
+        return {"quarantined": 1}

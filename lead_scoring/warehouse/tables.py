@@ -66,6 +66,13 @@ TABLES: dict[str, TableSpec] = {
                   (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING), ("payload", FieldType.STRING),
                    ("reason", FieldType.STRING), ("target", FieldType.STRING), ("failed_at", FieldType.TIMESTAMP)),
                   "score records the writeback could not write to the CRM (unknown Id, field rejected, bad record)"),
+        TableSpec("worker_quarantine",
+                  (("worker", FieldType.STRING), ("topic", FieldType.STRING), ("kafka_partition", FieldType.INT),
+                   ("kafka_offset", FieldType.INT), ("Id", FieldType.STRING), ("payload", FieldType.STRING),
+                   ("payload_bytes", FieldType.INT), ("error", FieldType.STRING),
+                   ("quarantined_at", FieldType.TIMESTAMP)),
+                  "score records a CRM worker could not decode, validate or write: the Kafka key as Id, the first "
+                  "10 KB of the value (non-UTF-8 bytes as \\xNN), its size and the error; offsets committed"),
         TableSpec("lead_score_history", _LEDGER_COLUMNS + RAW_META_COLUMNS,
                   "the score ledger: every score produced, champion or shadow (append only; erasure deletes)"),
         TableSpec("rescore_runs",

@@ -114,8 +114,13 @@ def test_sink_lands_raw_rejected_and_scores_once_tagging_probes(warehouse):
     ]
     first = sink.handle(batch)
     again = sink.handle(batch)  # the same batch re-read after a crash before the commit
-    assert first == {"raw": 3, "rejected": 2, "scores": 3, "history": 3, "bad_scores": 1, "duplicates": 0}
-    assert again == {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": 1, "duplicates": 11}
+    assert first == {"raw": 3, "rejected": 2, "scores": 3, "history": 3, "bad_scores": 1, "duplicates": 0,
+                     "quarantined": 1}
+    assert again == {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": 1, "duplicates": 11,
+                     "quarantined": 1}
+    kept = warehouse.query("SELECT worker, topic, kafka_offset, Id, error FROM worker_quarantine")
+    assert kept[["worker", "topic", "kafka_offset", "Id"]].values.tolist() == [["sink", "lead_scores", 2, "00QE"]]
+    assert kept["error"][0].startswith("bad score record: _ObjectType: must be one of")
     raw = warehouse.query("SELECT Id, _EventType, IsConverted, _source FROM crm_leads_raw ORDER BY Id, _EventType")
     assert raw.astype(object).where(raw.notna(), None).values.tolist() == [
         ["00QA", "created", None, "stream"], ["00QA", "updated", True, "stream"], ["PROBE-7", "created", None, "probe"]]

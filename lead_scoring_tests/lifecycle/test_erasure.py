@@ -83,9 +83,10 @@ def fill(warehouse: DuckDBWarehouse, register: ErasureRegister, *ids: str) -> No
     sink = SinkHandler(warehouse, register=register)
     for i, rid in enumerate(ids):
         sink.handle(stream_of(rid, 10 * i))
+        bad_score = msg("lead_scores", {**score(rid), "Lead_Score__c": "high"}, 10 * i + 1)
         WritebackHandler(LocalCrmWriter(warehouse), warehouse, register=register).handle(
-            [msg("lead_scores", score(rid, 45, NOW_MS - 1000), 10 * i),
-             msg("lead_scores", {**score(rid), "Lead_Score__c": "high"}, 10 * i + 1)])  # -> crm_writeback_errors
+            [msg("lead_scores", score(rid, 45, NOW_MS - 1000), 10 * i), bad_score])  # -> crm_writeback_errors
+        sink.handle([bad_score])  # -> worker_quarantine
     # a rejected record without a key: only its payload carries the Id
     warehouse.append("rejected_leads", pd.DataFrame([{"Id": None, "payload": json.dumps(lead(ids[0]))[:-1],
                                                       "reason": "not valid JSON", "_source": "stream"}]))
@@ -124,7 +125,7 @@ def test_erase_leaves_no_row_with_the_id_anywhere_and_keeps_everyone_else(wareho
     assert cells_mentioning(warehouse, KEPT) == kept_before
     assert report.ids == 1 and report.newly_registered == 1
     assert report.rows_deleted == {"crm_leads_raw": 2, "rejected_leads": 2, "lead_scores": 2, "crm_leads": 1,
-                                   "crm_writeback_errors": 1, "lead_score_history": 3}
+                                   "crm_writeback_errors": 1, "worker_quarantine": 1, "lead_score_history": 3}
     assert report.crm_target == "crm_leads" and report.crm_cleared == 1 and report.crm_failures == []
     assert GONE not in report.summary()
     # idempotent: again, nothing to delete, still registered once
