@@ -274,7 +274,9 @@ def security_settings() -> SecuritySettings:
 
 def owner_only_dir(path: Path) -> Path:
     """`path` (and missing parents) created 0700, and tightened to 0700 if it exists: local state is private."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for folder in reversed([path, *path.parents]):  # Path.mkdir gives missing parents the default mode
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
     return path

@@ -145,6 +145,8 @@ class FlinkServices:
             "execution.target": "remote",
             "io.tmp.dirs": str(self.dir / "tmp"),
             "web.tmpdir": str(self.dir / "tmp"),
+            # no jar upload/run through the REST API: statements reach Flink through the SQL Gateway only
+            "web.submit.enable": False,
             "sql-gateway.endpoint.rest.address": c.host,
             "sql-gateway.endpoint.rest.bind-address": c.host,
             "sql-gateway.endpoint.rest.port": c.sql_gateway_port,
