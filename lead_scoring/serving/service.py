@@ -38,12 +38,12 @@ ADMIN_TOKEN_FILE = "model-admin-token"
 
 def admin_token(home: Path | None = None) -> str:
     """The token of the model servers' admin routes: LEAD_SCORING_MODEL_ADMIN_TOKEN when set, else one generated
-    once for this state folder (`<home>/keys/model-admin-token`, 0600), which the local stack's servers and
+    once for this state folder (`<home>/secrets/model-admin-token`, 0600), which the local stack's servers and
     the local deployment both read. Never logged."""
     configured = security_settings().admin_token
     if configured is not None:
         return configured.get_secret_value()
-    return owner_only_secret((home or state_dir()) / "keys" / ADMIN_TOKEN_FILE)
+    return owner_only_secret((home or state_dir()) / "secrets" / ADMIN_TOKEN_FILE)
 
 
 def admin_headers(token: str | None) -> dict[str, str]:
@@ -203,8 +203,8 @@ class ModelServerProcess:
 def _refused_token(url: str, response: httpx.Response) -> None:
     if response.status_code == 401:
         raise ModelServerError(f"the model server at {url} refused the admin token (HTTP 401): give the caller "
-                               f"the server's {ADMIN_TOKEN_ENV_VAR} (locally both read <state>/keys/{ADMIN_TOKEN_FILE}"
-                               f"; restart a server started before it existed)")
+                               f"the server's {ADMIN_TOKEN_ENV_VAR} (locally both read "
+                               f"<state>/secrets/{ADMIN_TOKEN_FILE}; restart a server started before it existed)")
 
 
 def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME,

@@ -8,7 +8,7 @@ Layout under the store's root (a directory, or gs://bucket/prefix):
 A pickle is code, and whoever can write the store can replace both files, so the sha256 alone proves
 integrity, not authorship. Training signs the manifest (which holds the model's sha256) with an HMAC-SHA256
 key held OUTSIDE the store (LEAD_SCORING_ARTIFACT_SIGNING_KEY; locally, when unset, a key generated once
-under `<state>/keys`, 0600). Every load verifies, in this order and BEFORE unpickling: the manifest's
+under `<state>/secrets`, 0600). Every load verifies, in this order and BEFORE unpickling: the manifest's
 signature with that key, then the model file's sha256 against the signed manifest.
 """
 
@@ -67,7 +67,7 @@ class ArtifactSignatureError(ArtifactIntegrityError):
 # -- signing --------------------------------------------------------------------------------------------
 def signing_key() -> bytes:
     """The artifact signing key: LEAD_SCORING_ARTIFACT_SIGNING_KEY, else (local and cluster profiles) a key
-    generated once under `<state>/keys` (0600). The gcp profile never falls back: its key lives in Secret
+    generated once under `<state>/secrets` (0600). The gcp profile never falls back: its key lives in Secret
     Manager and reaches Dagster and the model server through the environment."""
     configured = security_settings().signing_key
     if configured is not None:
@@ -77,7 +77,7 @@ def signing_key() -> bytes:
             f"{SIGNING_KEY_ENV_VAR} is not set: the gcp profile signs and verifies model artifacts with a key held "
             f"outside the bucket; set it from Secret Manager in Dagster's and the model server's environment "
             f"(docs/security.md)")
-    return owner_only_secret(state_dir() / "keys" / SIGNING_KEY_FILE).encode()
+    return owner_only_secret(state_dir() / "secrets" / SIGNING_KEY_FILE).encode()
 
 
 def key_id(key: bytes) -> str:

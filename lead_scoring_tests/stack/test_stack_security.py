@@ -55,7 +55,7 @@ def test_state_folders_are_owner_only_and_services_write_owner_only_files(tmp_pa
         pass
     assert mode(home) == 0o700 and mode(cfg.state) == 0o700 and mode(files.dir) == 0o700
     # the model server service gets its admin token from an owner-only file under the state folder
-    token_file = home / "keys" / "model-admin-token"
+    token_file = home / "secrets" / "model-admin-token"
     spec_env = ModelServerService(cfg.replace(model_artifact=str(tmp_path / "models" / "m1"))).spec({}).env
     assert spec_env["LEAD_SCORING_MODEL_ADMIN_TOKEN"] == token_file.read_text() and mode(token_file) == 0o600
     # a service (here: a Python child) creating files and folders gets 0600 / 0700, as Kafka's segments do

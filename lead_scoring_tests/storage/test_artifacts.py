@@ -169,7 +169,7 @@ def test_the_local_key_is_owner_only(tmp_path, monkeypatch):
     monkeypatch.setenv("LEAD_SCORING_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LEAD_SCORING_ARTIFACT_SIGNING_KEY", raising=False)
     key = signing_key()
-    path = tmp_path / "home" / "keys" / "artifact-signing-key"
+    path = tmp_path / "home" / "secrets" / "artifact-signing-key"
     assert path.read_text().encode() == key and len(key) == 64
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
