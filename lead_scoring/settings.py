@@ -29,6 +29,7 @@ DEFAULT_MODEL_NAME = "lead_scorer"  # the model's name in the model server's V1/
 ADMIN_TOKEN_ENV_VAR = "LEAD_SCORING_MODEL_ADMIN_TOKEN"
 SIGNING_KEY_ENV_VAR = "LEAD_SCORING_ARTIFACT_SIGNING_KEY"
 ALLOW_NON_LOOPBACK_ENV_VAR = "LEAD_SCORING_ALLOW_NON_LOOPBACK"
+MANIFEST_PIN_ENV_VAR = "LEAD_SCORING_ARTIFACT_MANIFEST_SHA256"
 
 
 def challenger_model_name(model_name: str = DEFAULT_MODEL_NAME) -> str:
@@ -266,6 +267,9 @@ class SecuritySettings(BaseSettings):
                                           description="HMAC key that signs model artifacts")
     allow_non_loopback: bool = Field(default=False, validation_alias=AliasChoices(ALLOW_NON_LOOPBACK_ENV_VAR),
                                      description="let LEAD_SCORING_STACK_HOST bind the stack off loopback")
+    manifest_sha256: str | None = Field(default=None, validation_alias=AliasChoices(MANIFEST_PIN_ENV_VAR),
+                                        description="digest of the one signed manifest a Vertex AI container may "
+                                                    "load (set by the deployment, which verified its signature)")
 
 
 def security_settings() -> SecuritySettings:

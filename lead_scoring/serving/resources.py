@@ -30,13 +30,13 @@ from lead_scoring.serving.service import (
     swap_model,
     unload_challenger,
 )
-from lead_scoring.settings import DEFAULT_MODEL_NAME, ClusterSettings, challenger_model_name
+from lead_scoring.settings import DEFAULT_MODEL_NAME, MANIFEST_PIN_ENV_VAR, ClusterSettings, challenger_model_name
 from lead_scoring.stack.catalog import Catalog
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import StackError
 from lead_scoring.stack.ports import port_open, port_owner
 from lead_scoring.stack.stack import Stack
-from lead_scoring.storage.artifacts import ModelArtifact, repository_for_uri
+from lead_scoring.storage.artifacts import SIGNATURE_FIELD, ModelArtifact, manifest_digest, repository_for_uri
 
 logger = logging.getLogger(__name__)
 
@@ -531,11 +531,18 @@ class VertexAIModelServing(ModelServing):
             serving_container_predict_route=VERTEX_PREDICT_ROUTE,
             serving_container_health_route=VERTEX_HEALTH_ROUTE,
             serving_container_ports=[VERTEX_PORT],
-            serving_container_environment_variables={"LEAD_SCORING_PROFILE": "gcp",
-                                                     "LEAD_SCORING_MODEL_NAME": self.model_name},
+            serving_container_environment_variables=self.container_env(artifact),
             labels={"lead_scoring_version": artifact.version},
             sync=True,
         )
+
+    def container_env(self, artifact: ModelArtifact) -> dict[str, str]:
+        """The container's environment: no secret. The signing key stays in Secret Manager; the container gets
+        the digest of the signed manifest this deployment verified, and loads nothing else."""
+        env = {"LEAD_SCORING_PROFILE": "gcp", "LEAD_SCORING_MODEL_NAME": self.model_name}
+        if SIGNATURE_FIELD in artifact.manifest:
+            env[MANIFEST_PIN_ENV_VAR] = manifest_digest(artifact.manifest)
+        return env
 
     def deploy_kwargs(self, artifact: ModelArtifact, traffic_percentage: int) -> dict[str, Any]:
         """`Endpoint.deploy(model=..., ...)` arguments besides the model."""

@@ -33,6 +33,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from lead_scoring.settings import (
+    MANIFEST_PIN_ENV_VAR,
     SIGNING_KEY_ENV_VAR,
     Profile,
     current_profile,
@@ -95,6 +96,23 @@ def manifest_signature(manifest: dict[str, Any], key: bytes) -> str:
 def sign_manifest(manifest: dict[str, Any], key: bytes) -> dict[str, Any]:
     signature = {"algorithm": SIGNATURE_ALGORITHM, "key_id": key_id(key), "value": manifest_signature(manifest, key)}
     return {**manifest, SIGNATURE_FIELD: signature}
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the whole manifest (signature included) as canonical JSON: what pins one signed manifest."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def verify_pinned_manifest(manifest: dict[str, Any], source: str, pinned: str) -> str:
+    """For a loader without the signing key (the Vertex AI container): the manifest must be exactly the one the
+    deployment verified with the key, pinned by its digest in LEAD_SCORING_ARTIFACT_MANIFEST_SHA256."""
+    if not hmac.compare_digest(manifest_digest(manifest).encode(), pinned.strip().lower().encode()):
+        raise ArtifactSignatureError(
+            f"refusing to load {source}: its manifest is not the one the deployment verified "
+            f"({MANIFEST_PIN_ENV_VAR} pins another); it was changed after the deployment checked its signature: "
+            f"deploy again (materialize model_deployment)")
+    signature = manifest.get(SIGNATURE_FIELD)
+    return str(signature.get("key_id")) if isinstance(signature, dict) else ""
 
 
 def verify_manifest(manifest: dict[str, Any], source: str, key: bytes | None = None) -> str:
@@ -342,7 +360,8 @@ def load_folder(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str,
     before unpickling.
 
     Any folder, not only `<root>/models/<version>`: Vertex AI copies `artifact_uri` to its own bucket and
-    hands the container that copy as AIP_STORAGE_URI.
+    hands the container that copy as AIP_STORAGE_URI. The container holds no signing key: the deployment,
+    having verified the signature, pins the manifest's digest in LEAD_SCORING_ARTIFACT_MANIFEST_SHA256.
     """
     blobs = blobs_at(uri, gcs_client)
     try:
@@ -352,7 +371,11 @@ def load_folder(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str,
     for key in ("version", "sha256"):
         if not manifest.get(key):
             raise ArtifactError(f"manifest of {uri} has no {key!r}")
-    verify_manifest(manifest, uri)
+    pinned = security_settings().manifest_sha256
+    if pinned and security_settings().signing_key is None:
+        verify_pinned_manifest(manifest, uri, pinned)
+    else:
+        verify_manifest(manifest, uri)
     payload = blobs.read(manifest.get("model_file", MODEL_FILE))
     return deserialize_verified(payload, manifest["sha256"], uri), manifest
 

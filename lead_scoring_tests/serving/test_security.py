@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lead_scoring.serving.model import LeadScoringModel
+from lead_scoring.serving.resources import VertexAIModelServing
 from lead_scoring.serving.server import (
     MAX_BODY_BYTES,
     KServeRestAdapter,
@@ -29,7 +30,7 @@ from lead_scoring.serving.server import (
 )
 from lead_scoring.serving.service import ModelServerError, ModelServerProcess, swap_model
 from lead_scoring.stack.ports import free_port
-from lead_scoring.storage.artifacts import ArtifactRepository
+from lead_scoring.storage.artifacts import ArtifactRepository, manifest_digest
 from lead_scoring_tests.serving.conftest import BAD, V1, V2
 from lead_scoring_tests.serving.records import make_records
 
@@ -316,3 +317,12 @@ def test_property_no_v2_body_answers_5xx(model_server, elements, shape) -> None:
         assert len(response.json()["outputs"][0]["data"]) == len(elements)
     else:
         assert all(e["field"] for e in response.json()["errors"])
+
+
+def test_the_vertex_container_gets_the_manifest_pin_and_no_secret(repo: ArtifactRepository, monkeypatch) -> None:
+    monkeypatch.setenv("LEAD_SCORING_ARTIFACT_SIGNING_KEY", "a-signing-key-that-must-not-leave-dagster")
+    serving = VertexAIModelServing(project="p", endpoint_id="1", image_uri="r/i:1")
+    artifact = repo.artifact(V1)
+    env = serving.upload_kwargs(artifact)["serving_container_environment_variables"]
+    assert env["LEAD_SCORING_ARTIFACT_MANIFEST_SHA256"] == manifest_digest(repo.manifest(V1))
+    assert "LEAD_SCORING_ARTIFACT_SIGNING_KEY" not in env and "a-signing-key" not in json.dumps(env)

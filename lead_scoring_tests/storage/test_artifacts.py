@@ -15,6 +15,7 @@ from lead_scoring.storage.artifacts import (
     key_id,
     load_artifact,
     load_folder,
+    manifest_digest,
     new_version,
     repository_for_uri,
     signing_key,
@@ -188,3 +189,20 @@ def test_gcs_store_signs_and_verifies_on_the_emulator(gcs_emulator, model):
     blob.upload_from_string(json.dumps({**manifest, "metrics": {"roc_auc": 0.99}}))
     with pytest.raises(ArtifactSignatureError):
         load_artifact(artifact.uri, gcs_client=client)
+
+
+def test_a_loader_without_the_key_loads_only_the_pinned_manifest(tmp_path, model, monkeypatch):
+    """The Vertex AI container: no signing key, the digest of the manifest the deployment verified."""
+    repo = LocalModelStore(root=str(tmp_path)).repository()
+    artifact = repo.save(model[0], {})
+    pin = manifest_digest(repo.manifest(artifact.version))
+    monkeypatch.setenv("LEAD_SCORING_PROFILE", "gcp")
+    monkeypatch.delenv("LEAD_SCORING_ARTIFACT_SIGNING_KEY", raising=False)
+    with pytest.raises(ArtifactSignatureError, match="LEAD_SCORING_ARTIFACT_SIGNING_KEY is not set"):
+        load_folder(artifact.uri)
+    monkeypatch.setenv("LEAD_SCORING_ARTIFACT_MANIFEST_SHA256", pin)
+    assert load_folder(artifact.uri)[1]["version"] == artifact.version
+    path = _manifest_path(tmp_path, artifact.version)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "metrics": {"roc_auc": 1.0}}))
+    with pytest.raises(ArtifactSignatureError, match="LEAD_SCORING_ARTIFACT_MANIFEST_SHA256"):
+        load_folder(artifact.uri)
