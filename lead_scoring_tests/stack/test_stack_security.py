@@ -4,8 +4,10 @@ no jar submission through Flink's REST API, and downloads that must match their 
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -15,10 +17,11 @@ from lead_scoring.serving.service import ModelServerService
 from lead_scoring.settings import ConfigurationError
 from lead_scoring.stack import install as stack_install
 from lead_scoring.stack.config import StackConfig
-from lead_scoring.stack.flink import FlinkServices
+from lead_scoring.stack.flink import RETAINED_CHECKPOINT_MAX_AGE_S, FlinkServices
 from lead_scoring.stack.install import Layout, StackError, safe_member_path, verify_wheel
 from lead_scoring.stack.process import launch
 from lead_scoring.stack.supervisor import SupervisorFiles
+from lead_scoring.streaming.topics import ERASURE_RETENTION_MS
 
 
 def mode(path: Path) -> int:
@@ -100,3 +103,17 @@ def test_maven_checks_checksums(monkeypatch, tmp_path: Path) -> None:
     stack_install._maven(Layout(tmp_path, build_id="b"), tmp_path / "lib")
     assert "--strict-checksums" in seen[0]
 
+
+
+def test_retained_checkpoints_of_jobs_stopped_past_the_erasure_bound_are_pruned_at_up(tmp_path: Path) -> None:
+    flink = FlinkServices(StackConfig.from_env(state_root=tmp_path), Layout(tmp_path / "cache"))
+    old, live = flink.checkpoint_dir / "a", flink.checkpoint_dir / "b"
+    for job in (old, live):
+        (job / "chk-7").mkdir(parents=True)
+        (job / "chk-7" / "_metadata").write_bytes(b"state with lead Ids")
+    stale = time.time() - RETAINED_CHECKPOINT_MAX_AGE_S - 3600
+    for path in (old, old / "chk-7", old / "chk-7" / "_metadata"):
+        os.utime(path, (stale, stale))
+    flink.write_config()
+    assert not old.exists() and (live / "chk-7" / "_metadata").exists()
+    assert RETAINED_CHECKPOINT_MAX_AGE_S * 1000 == ERASURE_RETENTION_MS  # the same promise as Kafka's
