@@ -11,11 +11,13 @@ logs or metadata.
 from __future__ import annotations
 
 import enum
+import os
+import secrets
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "LEAD_SCORING_"
@@ -24,6 +26,10 @@ HOME_ENV_VAR = "LEAD_SCORING_HOME"
 RETRAIN_CRON_ENV_VAR = "LEAD_SCORING_RETRAIN_CRON"
 DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
 DEFAULT_MODEL_NAME = "lead_scorer"  # the model's name in the model server's V1/V2 URLs
+ADMIN_TOKEN_ENV_VAR = "LEAD_SCORING_MODEL_ADMIN_TOKEN"
+SIGNING_KEY_ENV_VAR = "LEAD_SCORING_ARTIFACT_SIGNING_KEY"
+ALLOW_NON_LOOPBACK_ENV_VAR = "LEAD_SCORING_ALLOW_NON_LOOPBACK"
+MANIFEST_PIN_ENV_VAR = "LEAD_SCORING_ARTIFACT_MANIFEST_SHA256"
 
 
 def challenger_model_name(model_name: str = DEFAULT_MODEL_NAME) -> str:
@@ -116,12 +122,11 @@ def project_root() -> Path:
 def state_dir() -> Path:
     """Root of everything the local profile writes: warehouse, artifacts, stack data, logs.
 
-    Defaults to `<checkout>/.state`; LEAD_SCORING_HOME moves it (tests point it at a tmp dir).
+    Defaults to `<checkout>/.state`; LEAD_SCORING_HOME moves it (tests point it at a tmp dir). Owner-only
+    (0700): it holds the warehouse (PII), the Kafka segments and the local secrets.
     """
     home = project_settings().home
-    path = home.expanduser() if home else project_root() / ".state"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return owner_only_dir(home.expanduser() if home else project_root() / ".state")
 
 
 def retraining_cron() -> str:
@@ -245,3 +250,51 @@ class ClusterSettings(BaseSettings):
     @property
     def endpoints(self) -> list[str]:
         return self.model_endpoints.split(",")
+
+
+class SecuritySettings(BaseSettings):
+    """The two shared secrets (held as `SecretStr`: never printed, never in a repr) and the loopback escape hatch.
+
+    Secrets are read here rather than through `dg.EnvVar` because the model server and the stack read them
+    outside Dagster; neither is ever validated with a message that could echo it.
+    """
+
+    model_config = _settings_config()
+
+    admin_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices(ADMIN_TOKEN_ENV_VAR),
+                                          description="bearer token of the model server's admin routes")
+    signing_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices(SIGNING_KEY_ENV_VAR),
+                                          description="HMAC key that signs model artifacts")
+    allow_non_loopback: bool = Field(default=False, validation_alias=AliasChoices(ALLOW_NON_LOOPBACK_ENV_VAR),
+                                     description="let LEAD_SCORING_STACK_HOST bind the stack off loopback")
+    manifest_sha256: str | None = Field(default=None, validation_alias=AliasChoices(MANIFEST_PIN_ENV_VAR),
+                                        description="digest of the one signed manifest a Vertex AI container may "
+                                                    "load (set by the deployment, which verified its signature)")
+
+
+def security_settings() -> SecuritySettings:
+    return load(SecuritySettings)
+
+
+def owner_only_dir(path: Path) -> Path:
+    """`path` (and missing parents) created 0700, and tightened to 0700 if it exists: local state is private."""
+    for folder in reversed([path, *path.parents]):  # Path.mkdir gives missing parents the default mode
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def owner_only_secret(path: Path) -> str:
+    """The secret stored in `path`, created once (32 random bytes, hex) readable by the owner only (0600)."""
+    owner_only_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_hex(32))
+    return path.read_text().strip()

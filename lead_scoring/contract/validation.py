@@ -28,6 +28,9 @@ from lead_scoring.contract.fields import (
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$"
 _TIMESTAMP_RE = re.compile(TIMESTAMP_PATTERN)
 MAX_STRING_LENGTH = 1000  # Salesforce text fields stop at 255; long text areas at far more, but no feature needs it
+# Visits, seconds on site, page views and scores are all far below this; 1e308 is an attack, not a lead (and
+# an int of 400 digits cannot even become a float).
+MAX_NUMBER = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,10 @@ def _type_error(spec: LeadField, value: Any) -> str | None:
     if kind in (FieldType.NUMBER, FieldType.INT):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"expected a number, got {_json_type(value)}"
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return "must be a finite number"
+        if abs(value) > MAX_NUMBER:
+            return f"must be at most {MAX_NUMBER:,} in magnitude"
         if spec.non_negative and value < 0:
             return f"must be >= 0, got {value}"
         return None
@@ -148,6 +153,9 @@ def parse_record(payload: bytes | str | Mapping[str, Any]) -> tuple[dict[str, An
             payload = json.loads(payload)
         except json.JSONDecodeError as exc:
             return None, [FieldError("$", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+        except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits; nesting deeper than the stack
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else "holds an integer too long to read"
+            return None, [FieldError("$", f"not a readable JSON record: {reason}")]
     errors = validate_record(payload)
     if errors:
         return None, errors

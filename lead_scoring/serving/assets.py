@@ -3,7 +3,7 @@
 import dagster as dg
 
 from lead_scoring.serving.resources import SMOKE_RECORD, DeploymentError, Expected, ModelDeployment, ModelServing
-from lead_scoring.storage.artifacts import ModelArtifact
+from lead_scoring.storage.artifacts import ModelArtifact, key_id
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.model import LeadScorer
 
@@ -13,7 +13,7 @@ OWNERS = ["team:ml-platform"]
 
 def expected_for(model_store: ModelStore, artifact: ModelArtifact) -> Expected:
     """The answer the served model must give for the smoke record, computed from the verified artifact."""
-    pipeline, manifest = model_store.repository().load(artifact.version)  # sha256-verified
+    pipeline, manifest = model_store.repository().load(artifact.version)  # signature and sha256 verified
     score = LeadScorer.from_manifest(pipeline, manifest).score_records([SMOKE_RECORD])[0]
     return Expected(version=artifact.version, score=score.score)
 
@@ -53,5 +53,7 @@ def model_deployment(
             "smoke_test_score": result.smoke_score,
             "smoke_test_latency_ms": result.smoke_latency_ms,
             "artifact_uri": model_artifact.uri,
+            # which key verified the artifact's signature (an id: the first 8 hex of its sha256, never the key)
+            "artifact_signing_key_id": key_id(model_store.repository().signing_key()),
         },
     )

@@ -20,6 +20,7 @@ PII fields are never logged: errors name fields, never values of PII fields.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from lead_scoring.contract import parse_record
 from lead_scoring.contract.fields import PII_FIELDS
 from lead_scoring.contract.hashing import features_hash
 from lead_scoring.contract.validation import FieldError
-from lead_scoring.storage.artifacts import ArtifactError, ArtifactIntegrityError, load_folder
+from lead_scoring.storage.artifacts import ArtifactError, ArtifactIntegrityError, ArtifactSignatureError, load_folder
 from lead_scoring.training.model import LeadScorer, format_reasons
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ class LeadScoringModel(Model):
         self.gcs_client = gcs_client
         self.scorer: LeadScorer | None = None
         self.manifest: dict[str, Any] = {}
-        self.load_error: str | None = None
+        self.load_error: str | None = None  # full reason (with paths): for the server's log only
+        self.load_problem: str | None = None  # the same without local paths: what an HTTP answer may say
 
     @property
     def model_version(self) -> str | None:
@@ -91,16 +93,24 @@ class LeadScoringModel(Model):
         try:
             pipeline, manifest = load_verified(self.artifact_uri, self.gcs_client)
             self.scorer = LeadScorer.from_manifest(pipeline, manifest)  # grade cut-offs too, when the manifest has them
+        except ArtifactSignatureError as exc:
+            self.load_error = str(exc)
+            self.load_problem = ("its signature does not verify with this server's "
+                                 "LEAD_SCORING_ARTIFACT_SIGNING_KEY (unsigned, tampered, or signed with another key)")
+            logger.error("model NOT loaded, artifact signature check failed: %s", exc)
+            return False
         except ArtifactIntegrityError as exc:
             self.load_error = str(exc)
+            self.load_problem = "its model file does not match the sha256 in its manifest"
             logger.error("model NOT loaded, artifact integrity check failed: %s", exc)
             return False
         except (ArtifactError, ValueError, KeyError, OSError) as exc:
             self.load_error = f"{type(exc).__name__}: {exc}"
+            self.load_problem = f"it could not be read from the artifact store ({type(exc).__name__})"
             logger.error("model NOT loaded from %s: %s", self.artifact_uri, self.load_error)
             return False
         self.manifest = manifest
-        self.load_error = None
+        self.load_error = self.load_problem = None
         self.ready = True
         logger.info("model %s version %s loaded from %s (sha256 %s)", self.name, self.scorer.model_version,
                     self.artifact_uri, str(manifest["sha256"])[:12])
@@ -126,6 +136,11 @@ class LeadScoringModel(Model):
         if isinstance(payload, InferRequest):
             return v2_batch(payload)
         return v1_batch(payload)
+
+    def score(self, payload: Any) -> dict[str, Any] | InferResponse:
+        """`preprocess` then `predict`, synchronously: what the server runs on its scoring threads, off the
+        event loop (kserve's `__call__` runs both on the loop; ours are plain functions, nothing is lost)."""
+        return self.predict(self.preprocess(payload))
 
     # -- predict ------------------------------------------------------------------------------------
     def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> dict[str, Any] | InferResponse:
@@ -194,6 +209,11 @@ def v2_batch(request: InferRequest) -> Batch:
     data = tensor.data
     if not isinstance(data, list) or not data:
         raise RecordRejected([FieldError(f"inputs.{tensor.name}.data", "expected a non-empty array of JSON records")])
+    shape = list(tensor.shape or [])
+    if any(dim < 0 for dim in shape) or math.prod(shape) != len(data):
+        raise RecordRejected([FieldError(f"inputs.{tensor.name}.shape",
+                                         f"does not match the {len(data)} element(s) of data; "
+                                         f"expected [{len(data)}]")])
     if len(data) > MAX_BATCH_ROWS:
         raise RecordRejected([FieldError(f"inputs.{tensor.name}.data", f"at most {MAX_BATCH_ROWS} records")])
     output_name = OUTPUT_NAME

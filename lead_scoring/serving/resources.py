@@ -24,18 +24,19 @@ from lead_scoring.serving.service import (
     MODEL_SERVER,
     ModelServerError,
     ModelServerService,
+    admin_token,
     load_challenger,
     served_version,
     swap_model,
     unload_challenger,
 )
-from lead_scoring.settings import DEFAULT_MODEL_NAME, ClusterSettings, challenger_model_name
+from lead_scoring.settings import DEFAULT_MODEL_NAME, MANIFEST_PIN_ENV_VAR, ClusterSettings, challenger_model_name
 from lead_scoring.stack.catalog import Catalog
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import StackError
 from lead_scoring.stack.ports import port_open, port_owner
 from lead_scoring.stack.stack import Stack
-from lead_scoring.storage.artifacts import ModelArtifact, repository_for_uri
+from lead_scoring.storage.artifacts import SIGNATURE_FIELD, ModelArtifact, manifest_digest, repository_for_uri
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,10 @@ class LocalModelServer(ModelServing):
         cfg = StackConfig.from_env(**overrides)
         return Stack(Catalog(cfg, extensions=[ModelServerService(cfg)]))
 
+    def token(self) -> str:
+        """The admin token the stack gave its model server (`serving.service.admin_token`)."""
+        return admin_token(self.stack().cfg.state.parent)
+
     def read_state(self) -> dict[str, Any]:
         """pid, serving version and artifact of the server, as its supervisor and the server itself report."""
         stack = self.stack()
@@ -225,7 +230,7 @@ class LocalModelServer(ModelServing):
         elif same_store:
             mode = "hot-swap"
             try:
-                swap_model(self.url, artifact.version, self.model_name)
+                swap_model(self.url, artifact.version, self.model_name, token=self.token())
             except ModelServerError as exc:
                 raise DeploymentError(f"{exc}; version {previous} keeps serving") from None
             try:
@@ -272,7 +277,7 @@ class LocalModelServer(ModelServing):
                                   f"from ({_store_of(serving_uri)}); save it there (model_artifact) first")
         previous = self.challenger_version()
         try:
-            load_challenger(self.url, artifact.version, self.model_name)
+            load_challenger(self.url, artifact.version, self.model_name, token=self.token())
         except ModelServerError as exc:
             raise DeploymentError(f"{exc}; champion {champion} keeps serving") from None
         try:
@@ -280,9 +285,9 @@ class LocalModelServer(ModelServing):
         except DeploymentError as exc:
             try:
                 if previous:
-                    load_challenger(self.url, previous, self.model_name)
+                    load_challenger(self.url, previous, self.model_name, token=self.token())
                 else:
-                    unload_challenger(self.url, self.model_name)
+                    unload_challenger(self.url, self.model_name, token=self.token())
             except ModelServerError as undo:
                 logger.error("could not restore the previous challenger %s: %s", previous, undo)
             raise DeploymentError(f"challenger {artifact.version}: {exc}; "
@@ -298,7 +303,7 @@ class LocalModelServer(ModelServing):
         retired = None
         if served_version(self.url, self.model_name) is not None:
             try:
-                retired = unload_challenger(self.url, self.model_name)
+                retired = unload_challenger(self.url, self.model_name, token=self.token())
             except ModelServerError as exc:
                 raise DeploymentError(str(exc)) from None
         stack.set_args(MODEL_SERVER, challenger=None)
@@ -306,7 +311,7 @@ class LocalModelServer(ModelServing):
 
     def _rollback_swap(self, previous: str) -> None:
         try:
-            swap_model(self.url, previous, self.model_name)
+            swap_model(self.url, previous, self.model_name, token=self.token())
         except ModelServerError as exc:  # the bad version keeps serving: say so loudly
             logger.error("ROLLBACK FAILED: could not swap back to %s: %s", previous, exc)
             raise DeploymentError(f"rollback to {previous} failed too: {exc}") from None
@@ -526,11 +531,18 @@ class VertexAIModelServing(ModelServing):
             serving_container_predict_route=VERTEX_PREDICT_ROUTE,
             serving_container_health_route=VERTEX_HEALTH_ROUTE,
             serving_container_ports=[VERTEX_PORT],
-            serving_container_environment_variables={"LEAD_SCORING_PROFILE": "gcp",
-                                                     "LEAD_SCORING_MODEL_NAME": self.model_name},
+            serving_container_environment_variables=self.container_env(artifact),
             labels={"lead_scoring_version": artifact.version},
             sync=True,
         )
+
+    def container_env(self, artifact: ModelArtifact) -> dict[str, str]:
+        """The container's environment: no secret. The signing key stays in Secret Manager; the container gets
+        the digest of the signed manifest this deployment verified, and loads nothing else."""
+        env = {"LEAD_SCORING_PROFILE": "gcp", "LEAD_SCORING_MODEL_NAME": self.model_name}
+        if SIGNATURE_FIELD in artifact.manifest:
+            env[MANIFEST_PIN_ENV_VAR] = manifest_digest(artifact.manifest)
+        return env
 
     def deploy_kwargs(self, artifact: ModelArtifact, traffic_percentage: int) -> dict[str, Any]:
         """`Endpoint.deploy(model=..., ...)` arguments besides the model."""

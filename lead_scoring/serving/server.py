@@ -19,8 +19,16 @@ ready, ...) and its error handlers. This module adds, in front of kserve's route
   under a second name), or stop serving it; the champion is never touched. ``--challenger VERSION`` loads
   one at start (how the supervisor brings it back after a restart).
 
-Client mistakes never produce a 422 or 500: bad JSON, wrong types, missing fields -> 400 naming the
-field; a body over `max_body_bytes` (1.5 MB, Vertex AI's own limit) -> 413 before any parsing.
+The admin routes exist only with ``allow_swap`` AND a token in LEAD_SCORING_MODEL_ADMIN_TOKEN (the server
+refuses to start with one and not the other); every admin request must carry ``Authorization: Bearer
+<token>`` (compared in constant time), else 401. Their answers never carry a local path.
+
+Client mistakes never produce a 422 or 500: bad JSON, wrong types, missing fields, numbers out of the
+contract's range -> 400 naming the field; a body over `max_body_bytes` (1.5 MB, Vertex AI's own limit) ->
+413 before any parsing; a body not received within `body_timeout_s` -> 408. Connections that never finish
+their headers are closed after `header_timeout_s`; past `max_concurrency` connections uvicorn answers 503.
+Parsing and scoring run on a small thread pool, never on the event loop, so one large request does not
+hold up the others (nor the health checks).
 
 kserve 0.21's `ModelServer.start` cannot bind loopback nor take extra routes; the one place that
 builds and runs the REST server instead is `KServeRestAdapter` (its docstring says why, with the
@@ -30,12 +38,14 @@ kserve source lines it stands in for). Nothing here uses an underscore name of k
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import re
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -68,16 +78,26 @@ from kserve.protocol.rest.v1_endpoints import register_v1_endpoints
 from kserve.protocol.rest.v2_datamodels import InferenceRequest, ModelMetadataResponse
 from kserve.protocol.rest.v2_endpoints import register_v2_endpoints
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lead_scoring.contract.validation import FieldError
 from lead_scoring.serving.model import LeadScoringModel, RecordRejected, error_body
-from lead_scoring.settings import DEFAULT_MODEL_NAME, Profile, challenger_model_name, current_profile
+from lead_scoring.settings import (
+    ADMIN_TOKEN_ENV_VAR,
+    DEFAULT_MODEL_NAME,
+    Profile,
+    challenger_model_name,
+    current_profile,
+    security_settings,
+)
 from lead_scoring.storage.artifacts import repository_for_uri
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_500_000  # Vertex AI online prediction refuses bodies over 1.5 MB
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MIN_ADMIN_TOKEN_CHARS = 24
 
 
 @dataclass(frozen=True)
@@ -91,6 +111,11 @@ class ServerConfig:
     allow_swap: bool = False
     access_log: bool = False  # one log line per request costs about as much as scoring a record
     challenger: str | None = None  # a version of the same store served as `<model_name>_challenger` from the start
+    admin_token: str | None = field(default=None, repr=False)  # LEAD_SCORING_MODEL_ADMIN_TOKEN: never printed
+    header_timeout_s: float = 10.0  # a connection must send complete request headers within this
+    body_timeout_s: float = 10.0  # ... and each chunk of its body within this
+    max_concurrency: int = 64  # connections + requests in flight; beyond, uvicorn answers 503
+    scoring_threads: int = 4  # parse + score off the event loop
 
     @property
     def challenger_name(self) -> str:
@@ -114,7 +139,24 @@ class ServerConfig:
             allow_swap=allow_swap,
             access_log=os.environ.get("LEAD_SCORING_ACCESS_LOG", "").lower() in ("1", "true", "yes"),
             challenger=challenger,
+            admin_token=_secret(security_settings().admin_token),
         )
+
+    def admin_problem(self) -> str | None:
+        """Why the admin routes cannot be served as configured (None: they can, or are not asked for)."""
+        if not self.allow_swap:
+            return None
+        if not self.admin_token:
+            return (f"--allow-swap needs a token: set {ADMIN_TOKEN_ENV_VAR} (e.g. to the output of "
+                    f"`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) in the server's environment "
+                    f"and in the caller's, or start without --allow-swap")
+        if len(self.admin_token) < MIN_ADMIN_TOKEN_CHARS:
+            return f"{ADMIN_TOKEN_ENV_VAR} is too short: use at least {MIN_ADMIN_TOKEN_CHARS} random characters"
+        return None
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 # -- request bodies -----------------------------------------------------------------------------------
@@ -122,12 +164,18 @@ class PayloadTooLarge(Exception):
     pass
 
 
-class BodyLimitMiddleware:
-    """Refuse oversized bodies with 413 from Content-Length, and cut off streamed ones that grow past it."""
+class BodyTimeout(Exception):
+    """The client stopped sending its body: answered with 408."""
 
-    def __init__(self, app: Any, max_bytes: int):
+
+class BodyLimitMiddleware:
+    """Refuse oversized bodies with 413 from Content-Length, cut off streamed ones that grow past it, and
+    bodies that stall for longer than `timeout_s` (408)."""
+
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = 10.0):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -148,7 +196,11 @@ class BodyLimitMiddleware:
 
         async def limited_receive() -> dict:
             nonlocal received
-            message = await receive()
+            try:
+                async with asyncio.timeout(self.timeout_s):  # a slow-body client holds a connection no longer
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
@@ -156,6 +208,38 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing a connection that has not completed a request's headers within
+    `header_timeout_s` of connecting, or of its previous response.
+
+    uvicorn has no such timeout (its keep-alive timer stops at the first byte received), so a client sending
+    headers a byte at a time, or nothing at all, held a connection and a file descriptor for as long as it
+    liked. A request being served is never cut: the timer only closes a connection with none in flight.
+    """
+
+    header_timeout_s = 10.0
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.arm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.arm_header_timer()
+
+    def arm_header_timer(self) -> None:
+        self.loop.call_later(self.header_timeout_s, self.close_if_no_request, self.cycle)
+
+    def close_if_no_request(self, cycle_when_armed: Any) -> None:
+        idle = self.cycle is cycle_when_armed and (self.cycle is None or self.cycle.response_complete)
+        if idle and not self.transport.is_closing():
+            self.transport.close()
+
+
+def header_timeout_protocol(timeout_s: float) -> type[HeaderTimeoutProtocol]:
+    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": timeout_s})
 
 
 def _too_large_body(limit: int) -> dict[str, Any]:
@@ -294,6 +378,16 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
     cfg = server.config
     limit = cfg.max_body_bytes
 
+    def unauthorized(request: Request) -> Response | None:
+        """None when the request carries the admin token; else the 401 to answer (the token is never echoed)."""
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = (cfg.admin_token or "").encode()
+        if expected and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
+            return None
+        return JSONBytes({"error": f"admin routes need 'Authorization: Bearer <token>' with the server's "
+                                   f"{ADMIN_TOKEN_ENV_VAR}"}, status_code=401,
+                         headers={"WWW-Authenticate": 'Bearer realm="lead_scoring admin"'})
+
     def ready_model(name: str) -> LeadScoringModel | Response:
         model = server.model_for(name)
         if model is None:
@@ -306,8 +400,8 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         model = ready_model(model_name)
         if isinstance(model, Response):
             return model
-        result, _ = await model(parse_json(await read_body(request, limit)), headers=None)
-        return JSONBytes(result)
+        body = await read_body(request, limit)
+        return JSONBytes(await server.off_loop(lambda: model.score(parse_json(body))))
 
     async def v2_infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
         model = ready_model(model_name)
@@ -317,8 +411,8 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
                 and not model_version.isdigit():
             return JSONBytes({"error": f"version {model_version!r} of {model_name!r} is not served; "
                                        f"serving {model.model_version!r} (or use 'latest')"}, status_code=404)
-        infer_request = parse_v2_request(await read_body(request, limit), model_name, model_version)
-        result, _ = await model(infer_request, headers=None)
+        body = await read_body(request, limit)
+        result = await server.off_loop(lambda: model.score(parse_v2_request(body, model_name, model_version)))
         return JSONBytes(v2_response_body(result))
 
     async def v2_ready(model_name: str, model_version: str | None = None) -> Response:
@@ -351,6 +445,8 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         return JSONBytes({"ready": True, "model_version": model.model_version})
 
     async def swap(model_name: str, request: Request) -> Response:
+        if (denied := unauthorized(request)) is not None:
+            return denied
         body = parse_json(await read_body(request, limit))
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, str) or not VERSION_PATTERN.match(version):
@@ -359,6 +455,8 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         return JSONBytes(answer, status_code=status)
 
     async def load_challenger(model_name: str, request: Request) -> Response:
+        if (denied := unauthorized(request)) is not None:
+            return denied
         if model_name != cfg.challenger_name:
             return JSONBytes({"error": f"only the challenger ({cfg.challenger_name!r}) is loaded by name; the "
                                        f"champion {cfg.model_name!r} changes by /admin/models/{cfg.model_name}/swap"},
@@ -370,7 +468,9 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         status, answer = await server.load_challenger(version)
         return JSONBytes(answer, status_code=status)
 
-    async def unload_challenger(model_name: str) -> Response:
+    async def unload_challenger(model_name: str, request: Request) -> Response:
+        if (denied := unauthorized(request)) is not None:
+            return denied
         if model_name != cfg.challenger_name:
             return JSONBytes({"error": f"only the challenger ({cfg.challenger_name!r}) can be unloaded"},
                              status_code=404)
@@ -387,7 +487,7 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
     app.add_api_route("/v2/repository/models/{model_name}/unload", repository_not_supported, methods=["POST"])
     app.add_api_route(cfg.predict_route, vertex_predict, methods=["POST"])
     app.add_api_route(cfg.health_route, vertex_health, methods=["GET"])
-    if cfg.allow_swap and server.swap_loader is not None:
+    if cfg.allow_swap and cfg.admin_problem() is None and server.swap_loader is not None:
         app.add_api_route("/admin/models/{model_name}/swap", swap, methods=["POST"])
         app.add_api_route("/admin/models/{model_name}/load", load_challenger, methods=["POST"])
         app.add_api_route("/admin/models/{model_name}/unload", unload_challenger, methods=["POST"])
@@ -408,8 +508,16 @@ def client_error_handlers(max_body_bytes: int) -> dict[Any, Callable[..., Any]]:
         errors = field_errors(exc.errors()) if isinstance(exc, RequestValidationError) else []
         return JSONBytes(error_body(errors or [FieldError("$", "invalid request")]), status_code=400)
 
+    async def body_timeout(_: Request, __: Exception) -> Response:
+        return JSONBytes(error_body([FieldError("$", "request body not received in time")]), status_code=408)
+
+    async def client_gone(_: Request, __: Exception) -> Response:
+        # The client hung up before its body arrived: nobody reads this answer, and it is not an error
+        # of ours (kserve's generic handler logged a traceback for it, and uvicorn a second one).
+        return Response(status_code=499)
+
     return {PayloadTooLarge: too_large, RecordRejected: rejected, InvalidInput: rejected,
-            RequestValidationError: invalid_request}
+            RequestValidationError: invalid_request, BodyTimeout: body_timeout, ClientDisconnect: client_gone}
 
 
 # -- the adapter ------------------------------------------------------------------------------------------
@@ -442,7 +550,11 @@ class KServeRestAdapter:
     """
 
     def __init__(self, model_server: ModelServer, add_routes: Callable[[FastAPI], None], host: str, port: int,
-                 error_handlers: dict[Any, Callable[..., Any]], max_body_bytes: int, access_log: bool = False):
+                 error_handlers: dict[Any, Callable[..., Any]], max_body_bytes: int, access_log: bool = False,
+                 *, header_timeout_s: float = 10.0, body_timeout_s: float = 10.0, max_concurrency: int = 64):
+        self.header_timeout_s = header_timeout_s
+        self.body_timeout_s = body_timeout_s
+        self.max_concurrency = max_concurrency
         self.model_server = model_server
         self.add_routes = add_routes
         self.host = host
@@ -469,16 +581,19 @@ class KServeRestAdapter:
         handlers.update(self.error_handlers)  # ours replace kserve's (e.g. its InvalidInput handler)
         for exc_class, handler in handlers.items():
             app.add_exception_handler(exc_class, handler)
-        app.add_middleware(BodyLimitMiddleware, max_bytes=self.max_body_bytes)
+        app.add_middleware(BodyLimitMiddleware, max_bytes=self.max_body_bytes, timeout_s=self.body_timeout_s)
         return app
 
     def uvicorn_config(self) -> uvicorn.Config:
         server = self.model_server
         # log_config=None: kserve configured logging in ModelServer.__init__; access_log=False also
-        # detaches uvicorn's access logger (uvicorn.Config.configure_logging).
+        # detaches uvicorn's access logger (uvicorn.Config.configure_logging). limit_concurrency: past it
+        # uvicorn answers 503 instead of holding one more connection open.
         return uvicorn.Config(self.app(), host=self.host, port=self.port, workers=1, log_config=None,
                               access_log=self.access_log, timeout_graceful_shutdown=server.grace_period,
-                              timeout_keep_alive=server.timeout_keep_alive, loop=server.event_loop)
+                              timeout_keep_alive=server.timeout_keep_alive, loop=server.event_loop,
+                              http=header_timeout_protocol(self.header_timeout_s),
+                              limit_concurrency=self.max_concurrency)
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT (uvicorn's own signal handling, graceful shutdown)."""
@@ -495,6 +610,11 @@ class LeadScoringModelServer(ModelServer):
         self.config = config
         self.swap_loader = swap_loader  # (version, name) -> LeadScoringModel (loaded, or not ready with load_error)
         self.swap_lock = asyncio.Lock()
+        self.scoring_pool = ThreadPoolExecutor(max_workers=config.scoring_threads, thread_name_prefix="scoring")
+
+    async def off_loop(self, work: Callable[[], Any]) -> Any:
+        """Run `work` (parse + score) on the scoring threads: the event loop keeps answering meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self.scoring_pool, work)
 
     def model_for(self, name: str) -> LeadScoringModel | None:
         model = self.registered_models.get_model(name)
@@ -519,12 +639,15 @@ class LeadScoringModelServer(ModelServer):
             raise NoModelReady(models)
         cfg = self.config
         adapter = KServeRestAdapter(self, lambda app: add_protocol_routes(app, self), cfg.host, cfg.port,
-                                    client_error_handlers(cfg.max_body_bytes), cfg.max_body_bytes, cfg.access_log)
+                                    client_error_handlers(cfg.max_body_bytes), cfg.max_body_bytes, cfg.access_log,
+                                    header_timeout_s=cfg.header_timeout_s, body_timeout_s=cfg.body_timeout_s,
+                                    max_concurrency=cfg.max_concurrency)
         logger.info("serving %s on http://%s:%d (V1, V2, Vertex %s)", cfg.model_name, cfg.host, cfg.port,
                     cfg.predict_route)
         try:
             adapter.run()
         finally:
+            self.scoring_pool.shutdown(wait=False, cancel_futures=True)
             for name in list(self.registered_models.get_models()):
                 self.registered_models.unload(name)
 
@@ -537,7 +660,7 @@ class LeadScoringModelServer(ModelServer):
             candidate = await asyncio.to_thread(self.swap_loader, version, model_name)
             if not candidate.ready:
                 logger.error("hot swap to %s refused; still serving %s", version, current.model_version)
-                return 409, {"error": f"version {version} not loaded: {candidate.load_error}",
+                return 409, {"error": f"version {version} not loaded: {candidate.load_problem}",
                              "serving": current.model_version}
             self.serve_model(candidate)
         logger.info("hot swap: %s -> %s", current.model_version, candidate.model_version)
@@ -553,7 +676,7 @@ class LeadScoringModelServer(ModelServer):
             candidate = await asyncio.to_thread(self.swap_loader, version, name)
             if not candidate.ready:
                 logger.error("challenger %s not loaded: %s", version, candidate.load_error)
-                return 409, {"error": f"version {version} not loaded: {candidate.load_error}",
+                return 409, {"error": f"version {version} not loaded: {candidate.load_problem}",
                              "serving": previous.model_version if previous else None}
             self.register_challenger(candidate)
         logger.info("challenger: %s -> %s", previous.model_version if previous else "none", version)
@@ -575,6 +698,9 @@ class LeadScoringModelServer(ModelServer):
 
 def run_server(artifact_uri: str, config: ServerConfig) -> int:
     """Load the artifact and serve (kserve's sklearnserver sequence); exit code 1 when it cannot be loaded."""
+    if (problem := config.admin_problem()) is not None:
+        logger.error("refusing to serve: %s", problem)
+        return 1
     model = LeadScoringModel(config.model_name, artifact_uri)
     if not model.load():
         logger.error("refusing to serve: %s", model.load_error)
@@ -603,6 +729,8 @@ def _sibling_loader(artifact_uri: str) -> Callable[[str, str], LeadScoringModel]
         except Exception as exc:
             model.ready = False
             model.load_error = f"{type(exc).__name__}: {exc}"
+            model.load_problem = f"it could not be loaded ({type(exc).__name__})"
+            logger.error("version %s not loaded: %s", version, model.load_error)
         return model
 
     return load

@@ -17,7 +17,14 @@ from typing import Any
 import httpx
 
 from lead_scoring.retry import WaitTimeout, wait_until
-from lead_scoring.settings import DEFAULT_MODEL_NAME, challenger_model_name
+from lead_scoring.settings import (
+    ADMIN_TOKEN_ENV_VAR,
+    DEFAULT_MODEL_NAME,
+    challenger_model_name,
+    owner_only_secret,
+    security_settings,
+    state_dir,
+)
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.process import describe_exit, launch, log_tail, terminate
 from lead_scoring.stack.spec import HealthCheck, ServiceSpec, http_json
@@ -26,6 +33,21 @@ from lead_scoring.storage.artifacts import ArtifactError, ArtifactRepository, Lo
 log = logging.getLogger(__name__)
 
 MODEL_SERVER = "model-server"
+ADMIN_TOKEN_FILE = "model-admin-token"
+
+
+def admin_token(home: Path | None = None) -> str:
+    """The token of the model servers' admin routes: LEAD_SCORING_MODEL_ADMIN_TOKEN when set, else one generated
+    once for this state folder (`<home>/secrets/model-admin-token`, 0600), which the local stack's servers and
+    the local deployment both read. Never logged."""
+    configured = security_settings().admin_token
+    if configured is not None:
+        return configured.get_secret_value()
+    return owner_only_secret((home or state_dir()) / "secrets" / ADMIN_TOKEN_FILE)
+
+
+def admin_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token or admin_token()}"}
 
 
 def replica_name(replica: int) -> str:
@@ -112,7 +134,7 @@ class ModelServerService:
             return None
         return ServiceSpec(self.name, self.url(), server_argv(uri, self.cfg.host, self.port, self.cfg.model_name,
                                                               challenger=args.get("challenger")),
-                           self.health())
+                           self.health(), env={ADMIN_TOKEN_ENV_VAR: admin_token(self.cfg.state.parent)})
 
     def detail(self) -> str:
         version = served_version(self.url(), self.cfg.model_name)
@@ -135,13 +157,15 @@ class ModelServerProcess:
 
     def __init__(self, artifact_uri: str, port: int, log_path: Path, host: str = "127.0.0.1",
                  model_name: str = DEFAULT_MODEL_NAME, allow_swap: bool = True, env: dict[str, str] | None = None,
-                 challenger: str | None = None):
+                 challenger: str | None = None, token: str | None = None):
         self.argv = server_argv(artifact_uri, host, port, model_name, allow_swap, challenger)
         self.url = f"http://{host}:{port}"
         self.port = port
         self.model_name = model_name
         self.log_path = log_path
-        self.env = env or {}
+        # with --allow-swap: the admin token (default: this state folder's, which `swap_model` also uses)
+        self.token = (token or admin_token()) if allow_swap else None
+        self.env = {**({ADMIN_TOKEN_ENV_VAR: self.token} if self.token else {}), **(env or {})}
         self.popen: subprocess.Popen | None = None
 
     @property
@@ -176,14 +200,25 @@ class ModelServerProcess:
         self.stop()
 
 
+def _refused_token(url: str, response: httpx.Response) -> None:
+    if response.status_code == 401:
+        raise ModelServerError(f"the model server at {url} refused the admin token (HTTP 401): give the caller "
+                               f"the server's {ADMIN_TOKEN_ENV_VAR} (locally both read "
+                               f"<state>/secrets/{ADMIN_TOKEN_FILE}; restart a server started before it existed)")
+
+
 def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME,
-               timeout_s: float = 120.0) -> dict[str, Any]:
-    """Ask a running server (started with --allow-swap) to hot-swap to `version` of its artifact store."""
-    response = httpx.post(f"{url}/admin/models/{model_name}/swap", json={"version": version}, timeout=timeout_s)
+               timeout_s: float = 120.0, token: str | None = None) -> dict[str, Any]:
+    """Ask a running server (started with --allow-swap) to hot-swap to `version` of its artifact store.
+
+    `token`: the server's admin token (default: `admin_token()`, the variable or this state folder's)."""
+    response = httpx.post(f"{url}/admin/models/{model_name}/swap", json={"version": version}, timeout=timeout_s,
+                          headers=admin_headers(token))
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code in (404, 405) and "error" not in body:  # the route itself is absent
         raise ModelServerError(f"the model server at {url} has no hot-swap route: it was started without "
                                f"--allow-swap (e.g. by an older `stack up`); restart it with --allow-swap or stop it")
+    _refused_token(url, response)
     if response.status_code != 200:
         raise ModelServerError(f"hot swap to {version} refused (HTTP {response.status_code}): "
                                f"{body.get('error', response.text[:300])}")
@@ -191,10 +226,12 @@ def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME,
 
 
 def load_challenger(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME,
-                    timeout_s: float = 120.0) -> dict[str, Any]:
+                    timeout_s: float = 120.0, token: str | None = None) -> dict[str, Any]:
     """Ask a running server (started with --allow-swap) to serve `version` as `<model_name>_challenger`."""
     name = challenger_model_name(model_name)
-    response = httpx.post(f"{url}/admin/models/{name}/load", json={"version": version}, timeout=timeout_s)
+    response = httpx.post(f"{url}/admin/models/{name}/load", json={"version": version}, timeout=timeout_s,
+                          headers=admin_headers(token))
+    _refused_token(url, response)
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code in (404, 405) and "error" not in body:
         raise ModelServerError(f"the model server at {url} has no challenger route: it was started without "
@@ -206,10 +243,12 @@ def load_challenger(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME
     return body
 
 
-def unload_challenger(url: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 30.0) -> str | None:
+def unload_challenger(url: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 30.0,
+                      token: str | None = None) -> str | None:
     """Stop serving the challenger; returns the version that was served (None if none was)."""
     name = challenger_model_name(model_name)
-    response = httpx.post(f"{url}/admin/models/{name}/unload", timeout=timeout_s)
+    response = httpx.post(f"{url}/admin/models/{name}/unload", timeout=timeout_s, headers=admin_headers(token))
+    _refused_token(url, response)
     if response.status_code != 200:
         raise ModelServerError(f"unloading the challenger refused (HTTP {response.status_code}): {response.text[:300]}")
     return response.json().get("unloaded")

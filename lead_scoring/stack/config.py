@@ -7,13 +7,22 @@ at import time), e.g. LEAD_SCORING_KAFKA_PORT=19092; explicit keyword arguments 
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lead_scoring.settings import DEFAULT_MODEL_NAME, ENV_PREFIX, load, project_root, state_dir
+from lead_scoring.settings import (
+    ALLOW_NON_LOOPBACK_ENV_VAR,
+    DEFAULT_MODEL_NAME,
+    ENV_PREFIX,
+    load,
+    project_root,
+    security_settings,
+    state_dir,
+)
 from lead_scoring.stack.ports import free_ports
 
 KAFKA_VERSION = "4.4.0"
@@ -76,6 +85,17 @@ class StackConfig(BaseSettings):
     die_with_parent: bool = Field(default=False, exclude=False)
     state_root: Path | None = Field(default=None, validation_alias=_env("LEAD_SCORING_HOME"))
     cache_root: Path | None = Field(default=None, validation_alias=_env("LEAD_SCORING_STACK_CACHE"))
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_unless_allowed(cls, value: str) -> str:
+        """Kafka, Flink's REST API and SQL Gateway and the model server have no authentication in the local
+        stack: off loopback, anyone on the network could read the leads or run SQL. Only on purpose."""
+        if is_loopback(value) or security_settings().allow_non_loopback:
+            return value
+        raise ValueError(f"{value} is not a loopback address: every service of the local stack (Kafka, Flink REST, "
+                         f"SQL Gateway, model server) would listen there without authentication. Use 127.0.0.1, "
+                         f"or set {ALLOW_NON_LOOPBACK_ENV_VAR}=1 to bind it anyway (docs/security.md)")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> StackConfig:
@@ -168,3 +188,12 @@ class StackConfig(BaseSettings):
     @property
     def model_url(self) -> str:
         return f"http://{self.host}:{self.model_port}"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import shlex
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +17,13 @@ from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import Layout, StackError
 from lead_scoring.stack.kafka import LOG4J2_CONSOLE
 from lead_scoring.stack.spec import ServiceSpec, http_json
+
+log = logging.getLogger(__name__)
+
+# Retained checkpoints (RETAIN_ON_CANCELLATION, below) of jobs that stopped this long ago are deleted at
+# `stack up`: they point at Kafka offsets the topics no longer hold (streaming/topics.ERASURE_RETENTION_MS,
+# the same 7 days), and their de-duplication state holds lead Ids the erasure promise says are gone.
+RETAINED_CHECKPOINT_MAX_AGE_S = 7 * 24 * 3600
 
 JOBMANAGER = "jobmanager"
 TASKMANAGER = "taskmanager"
@@ -107,11 +117,31 @@ class FlinkServices:
     def log_path(self, name: str) -> Path:
         return self.cfg.state / "logs" / f"{name}.log"
 
+    def prune_retained_checkpoints(self, max_age_s: float = RETAINED_CHECKPOINT_MAX_AGE_S) -> list[Path]:
+        """Delete the checkpoint folders (one per job) nothing has written to for `max_age_s`: a running job
+        writes one every checkpoint interval, so only those of cancelled or long-dead jobs go."""
+        root = self.checkpoint_dir
+        if not root.is_dir():
+            return []
+        cutoff = time.time() - max_age_s
+        pruned = []
+        for job in root.iterdir():
+            if not job.is_dir():
+                continue
+            newest = max((p.stat().st_mtime for p in job.rglob("*")), default=job.stat().st_mtime)
+            if max(newest, job.stat().st_mtime) < cutoff:
+                shutil.rmtree(job, ignore_errors=True)
+                pruned.append(job)
+        if pruned:
+            log.info("pruned %d retained checkpoint folder(s) older than %.0f days", len(pruned), max_age_s / 86400)
+        return pruned
+
     def write_config(self) -> Path:
         c = self.cfg
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("checkpoints", "savepoints", "tmp"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        self.prune_retained_checkpoints()
         settings: dict[str, object] = {
             "env.java.opts.all": FLINK_JAVA17_OPTS,
             "jobmanager.bind-host": c.host,
@@ -145,6 +175,8 @@ class FlinkServices:
             "execution.target": "remote",
             "io.tmp.dirs": str(self.dir / "tmp"),
             "web.tmpdir": str(self.dir / "tmp"),
+            # no jar upload/run through the REST API: statements reach Flink through the SQL Gateway only
+            "web.submit.enable": False,
             "sql-gateway.endpoint.rest.address": c.host,
             "sql-gateway.endpoint.rest.bind-address": c.host,
             "sql-gateway.endpoint.rest.port": c.sql_gateway_port,

@@ -41,6 +41,12 @@ LOCK_FILE = ".install.lock"
 # Older builds kept besides the current one (when no running process uses them, they are removed).
 KEEP_OLD_BUILDS = 2
 FLINK_WHEEL = "apache-flink-libraries"
+# sha256 of apache_flink_libraries-<version>-py2.py3-none-any.whl as published on PyPI, per Flink version: a
+# download (or a cached file) with another hash is refused. Bumping FLINK_VERSION needs a new line here
+# (PyPI's "File hashes" of the wheel, or `pip download` it and `sha256sum` it).
+FLINK_WHEEL_SHA256 = {
+    "2.3.0": "38ece876553286b3a285cf344c2d2038f8a7ca10da5df54d5107250386d64151",
+}
 # Maven executions of jvm/pom.xml; the triton one needs the old plugin (see the comment in the pom).
 MAVEN_GOALS = [
     "dependency:copy-dependencies@kafka",
@@ -221,7 +227,8 @@ def _maven(layout: Layout, lib: Path) -> None:
         )
     offline = ["-o"] if layout.maven_repo.is_dir() and _maven_repo_complete(layout) else []
     cmd = [
-        mvn, "-B", "-q", *offline,
+        # --strict-checksums: a jar whose checksum does not match Maven Central's fails the install
+        mvn, "-B", "-q", "--strict-checksums", *offline,
         "-f", str(POM),
         f"-Dmaven.repo.local={layout.maven_repo}",
         f"-Dstack.lib={lib}",
@@ -260,12 +267,35 @@ def _maven_repo_complete(layout: Layout, key: str = "pom_sha256") -> bool:
     return False
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_wheel(wheel: Path, version: str = FLINK_VERSION) -> Path:
+    """`wheel` if its sha256 is the pinned one; else it is deleted and `StackError` says what to do."""
+    expected = FLINK_WHEEL_SHA256.get(version)
+    if expected is None:
+        raise StackError(f"no pinned sha256 for {FLINK_WHEEL} {version}: add it to FLINK_WHEEL_SHA256 in "
+                         f"lead_scoring/stack/install.py (PyPI lists it under the wheel's 'File hashes')")
+    actual = file_sha256(wheel)
+    if actual != expected:
+        wheel.unlink(missing_ok=True)
+        raise StackError(f"{wheel.name} has sha256 {actual}, not the pinned {expected}: it was not what PyPI "
+                         f"publishes (a corrupt download or a tampered mirror); it is deleted, run "
+                         f"`lead-scoring stack install` again")
+    return wheel
+
+
 def _pip_download(layout: Layout) -> Path:
     layout.downloads.mkdir(parents=True, exist_ok=True)
     pattern = f"apache_flink_libraries-{FLINK_VERSION}-*.whl"
     cached = sorted(layout.downloads.glob(pattern))
     if cached:
-        return cached[0]
+        return verify_wheel(cached[0])
     # The project venv is uv-managed and has no pip; use pip where there is one, else uv's.
     if _has_pip(sys.executable):
         pip = [sys.executable, "-m", "pip"]
@@ -284,7 +314,7 @@ def _pip_download(layout: Layout) -> Path:
     cached = sorted(layout.downloads.glob(pattern))
     if not cached:
         raise StackError(f"pip reported success but no {pattern} is in {layout.downloads}")
-    return cached[0]
+    return verify_wheel(cached[0])
 
 
 def _has_pip(python: str) -> bool:
@@ -303,7 +333,7 @@ def _unpack_flink(layout: Layout, wheel: Path) -> None:
                 continue
             if info.is_dir():
                 continue
-            target = tmp.joinpath(*parts[1:])
+            target = safe_member_path(tmp, parts[1:], wheel)
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(info) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, length=1 << 20)
@@ -312,6 +342,18 @@ def _unpack_flink(layout: Layout, wheel: Path) -> None:
     if layout.flink_home.exists():
         shutil.rmtree(layout.flink_home)
     tmp.rename(layout.flink_home)
+
+
+def safe_member_path(root: Path, parts: list[str], archive: Path) -> Path:
+    """Where an archive member goes under `root`; `StackError` for one that would land outside it
+    ('..', an absolute path, a drive or a backslash in a name: a zip-slip)."""
+    if any(p in ("", ".", "..") or "\\" in p or ":" in p for p in parts):
+        raise StackError(f"{archive.name} holds an unsafe member path {'/'.join(parts)!r}; refusing to unpack it "
+                         f"(delete {archive} and run `lead-scoring stack install` again)")
+    target = root.joinpath(*parts)
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise StackError(f"{archive.name} member {'/'.join(parts)!r} would be written outside {root}; refusing it")
+    return target
 
 
 @contextmanager

@@ -50,6 +50,8 @@ def _reset_stop_signals() -> None:
 
 def _child_setup(die_with_parent: bool) -> Callable[[], None]:
     def setup() -> None:
+        # Owner-only files for every service (Kafka segments, checkpoints, DuckDB, logs): 0600 / 0700.
+        os.umask(0o077)
         _reset_stop_signals()
         if die_with_parent and sys.platform == "linux":
             _die_with_parent()

@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 
 from lead_scoring.retry import WaitTimeout, wait_until
+from lead_scoring.settings import owner_only_dir
 from lead_scoring.stack.catalog import Catalog, blocks_start
 from lead_scoring.stack.install import Layout, StackError, require_installed, require_java
 from lead_scoring.stack.ports import port_free, port_owner
@@ -87,7 +88,7 @@ class Stack:
         running = self.supervisor()
         if running is not None:
             return running
-        self.files.dir.mkdir(parents=True, exist_ok=True)
+        owner_only_dir(self.files.dir)
         # The daemon runs with this exact config (tests' free ports and temp dirs included).
         config = self.cfg.replace(state_root=self.cfg.state.parent, cache_root=self.cfg.cache)
         self.files.config_file.write_text(config.model_dump_json(indent=1))
@@ -164,7 +165,8 @@ class Stack:
                              f"one of: {', '.join(self.catalog.order)}")
         require_java()
         require_installed(self.layout)
-        self.cfg.state.mkdir(parents=True, exist_ok=True)
+        owner_only_dir(self.cfg.state.parent)  # the state folder holds PII (Kafka segments) and keys
+        owner_only_dir(self.cfg.state)
         running = {n for n in names if self._live(n)}
         to_start = [n for n in names if n not in running]
         t0 = time.monotonic()

@@ -32,6 +32,7 @@ from typing import Any
 
 import psutil
 
+from lead_scoring.settings import owner_only_dir
 from lead_scoring.stack.atomic import write_atomically
 from lead_scoring.stack.catalog import Catalog
 from lead_scoring.stack.config import StackConfig
@@ -97,7 +98,7 @@ class SupervisorFiles:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """One writer of desired.json at a time (two `stack up` calls, or up and a deployment)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        owner_only_dir(self.dir)
         with open(self.dir / "lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

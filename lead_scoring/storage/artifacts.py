@@ -5,12 +5,17 @@ Layout under the store's root (a directory, or gs://bucket/prefix):
     models/<version>/manifest.json    version, sha256 of model.joblib, libraries, features, metrics, data range
     models/PRODUCTION                 {"version": ...} of the model currently serving (champion)
 
-A pickle is code: `load_artifact` verifies the sha256 recorded in the manifest BEFORE unpickling.
+A pickle is code, and whoever can write the store can replace both files, so the sha256 alone proves
+integrity, not authorship. Training signs the manifest (which holds the model's sha256) with an HMAC-SHA256
+key held OUTSIDE the store (LEAD_SCORING_ARTIFACT_SIGNING_KEY; locally, when unset, a key generated once
+under `<state>/secrets`, 0600). Every load verifies, in this order and BEFORE unpickling: the manifest's
+signature with that key, then the model file's sha256 against the signed manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -27,11 +32,24 @@ import joblib
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
+from lead_scoring.settings import (
+    MANIFEST_PIN_ENV_VAR,
+    SIGNING_KEY_ENV_VAR,
+    Profile,
+    current_profile,
+    owner_only_secret,
+    security_settings,
+    state_dir,
+)
+
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
 PRODUCTION_POINTER = "PRODUCTION"
+SIGNATURE_FIELD = "signature"
+SIGNATURE_ALGORITHM = "HMAC-SHA256"
+SIGNING_KEY_FILE = "artifact-signing-key"
 TRACKED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib", "lead_scoring")
 
 
@@ -41,6 +59,78 @@ class ArtifactError(RuntimeError):
 
 class ArtifactIntegrityError(ArtifactError):
     """The model file does not match the sha256 in its manifest: it is not loaded."""
+
+
+class ArtifactSignatureError(ArtifactIntegrityError):
+    """The manifest is unsigned, or its signature does not verify with our key: the artifact is not loaded."""
+
+
+# -- signing --------------------------------------------------------------------------------------------
+def signing_key() -> bytes:
+    """The artifact signing key: LEAD_SCORING_ARTIFACT_SIGNING_KEY, else (local and cluster profiles) a key
+    generated once under `<state>/secrets` (0600). The gcp profile never falls back: its key lives in Secret
+    Manager and reaches Dagster and the model server through the environment."""
+    configured = security_settings().signing_key
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    if current_profile() is Profile.GCP:
+        raise ArtifactSignatureError(
+            f"{SIGNING_KEY_ENV_VAR} is not set: the gcp profile signs and verifies model artifacts with a key held "
+            f"outside the bucket; set it from Secret Manager in Dagster's and the model server's environment "
+            f"(docs/security.md)")
+    return owner_only_secret(state_dir() / "secrets" / SIGNING_KEY_FILE).encode()
+
+
+def key_id(key: bytes) -> str:
+    """A name for a key that gives nothing away: the first 8 hex digits of its sha256."""
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
+def manifest_signature(manifest: dict[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 of the manifest without its signature, as canonical JSON (sorted keys, no spaces)."""
+    unsigned = {k: v for k, v in manifest.items() if k != SIGNATURE_FIELD}
+    canonical = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+
+
+def sign_manifest(manifest: dict[str, Any], key: bytes) -> dict[str, Any]:
+    signature = {"algorithm": SIGNATURE_ALGORITHM, "key_id": key_id(key), "value": manifest_signature(manifest, key)}
+    return {**manifest, SIGNATURE_FIELD: signature}
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the whole manifest (signature included) as canonical JSON: what pins one signed manifest."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def verify_pinned_manifest(manifest: dict[str, Any], source: str, pinned: str) -> str:
+    """For a loader without the signing key (the Vertex AI container): the manifest must be exactly the one the
+    deployment verified with the key, pinned by its digest in LEAD_SCORING_ARTIFACT_MANIFEST_SHA256."""
+    if not hmac.compare_digest(manifest_digest(manifest).encode(), pinned.strip().lower().encode()):
+        raise ArtifactSignatureError(
+            f"refusing to load {source}: its manifest is not the one the deployment verified "
+            f"({MANIFEST_PIN_ENV_VAR} pins another); it was changed after the deployment checked its signature: "
+            f"deploy again (materialize model_deployment)")
+    signature = manifest.get(SIGNATURE_FIELD)
+    return str(signature.get("key_id")) if isinstance(signature, dict) else ""
+
+
+def verify_manifest(manifest: dict[str, Any], source: str, key: bytes | None = None) -> str:
+    """The id of the key that verified `manifest`'s signature; `ArtifactSignatureError` (saying the fix) if none."""
+    key = key if key is not None else signing_key()
+    signature = manifest.get(SIGNATURE_FIELD)
+    if not isinstance(signature, dict) or not isinstance(signature.get("value"), str):
+        raise ArtifactSignatureError(
+            f"refusing to load {source}: its manifest is not signed (saved before artifacts were signed, or not by "
+            f"our training); retrain it (materialize model_artifact) with {SIGNING_KEY_ENV_VAR} set to the key "
+            f"the loaders verify with")
+    if not hmac.compare_digest(signature["value"].encode(), manifest_signature(manifest, key).encode()):
+        raise ArtifactSignatureError(
+            f"refusing to load {source}: its manifest signature does not verify with {SIGNING_KEY_ENV_VAR} (key id "
+            f"{key_id(key)}; the manifest names key id {str(signature.get('key_id'))[:16]!r}): the manifest was "
+            f"changed after training, or signed with another key; give this process the key that signed it, "
+            f"or retrain")
+    return key_id(key)
 
 
 @dataclass(frozen=True)
@@ -75,6 +165,7 @@ def serialize_model(model: Any) -> tuple[bytes, str]:
 
 
 def deserialize_verified(payload: bytes, expected_sha256: str, source: str) -> Any:
+    """Unpickle `payload` if its sha256 is `expected_sha256` (taken from a manifest already signature-verified)."""
     actual = hashlib.sha256(payload).hexdigest()
     if actual != expected_sha256:
         raise ArtifactIntegrityError(
@@ -169,8 +260,12 @@ class GcsBlobs:
 class ArtifactRepository:
     """Versioned models on any `BlobIO`: save, load (verified), list, and the production pointer."""
 
-    def __init__(self, blobs: BlobIO):
+    def __init__(self, blobs: BlobIO, key: bytes | None = None):
         self.blobs = blobs
+        self.key = key  # None: `signing_key()`, resolved when an artifact is saved or loaded
+
+    def signing_key(self) -> bytes:
+        return self.key if self.key is not None else signing_key()
 
     def save(self, model: Any, manifest: dict[str, Any], version: str | None = None) -> ModelArtifact:
         version = version or new_version()
@@ -185,6 +280,8 @@ class ArtifactRepository:
             "libraries": library_versions(),
             **manifest,
         }
+        # signed as it will be read back (JSON: tuples become lists, datetimes strings)
+        full_manifest = sign_manifest(json.loads(json.dumps(full_manifest, default=str)), self.signing_key())
         # Model first, manifest last: a version without a manifest is invisible to loaders.
         self.blobs.write(f"models/{version}/{MODEL_FILE}", payload, "application/octet-stream")
         self.blobs.write(
@@ -200,9 +297,12 @@ class ArtifactRepository:
         return json.loads(self.blobs.read(f"models/{version}/{MANIFEST_FILE}"))
 
     def load(self, version: str) -> tuple[Any, dict[str, Any]]:
+        """(model, manifest): signature, then sha256, verified before the pickle is opened."""
         manifest = self.manifest(version)
+        source = self.blobs.uri(f"models/{version}")
+        verify_manifest(manifest, source, self.signing_key())
         payload = self.blobs.read(f"models/{version}/{manifest.get('model_file', MODEL_FILE)}")
-        model = deserialize_verified(payload, manifest["sha256"], self.blobs.uri(f"models/{version}"))
+        model = deserialize_verified(payload, manifest["sha256"], source)
         return model, manifest
 
     def versions(self) -> list[str]:
@@ -256,10 +356,12 @@ def repository_for_uri(uri: str, gcs_client: Any | None = None) -> tuple[Artifac
 
 
 def load_folder(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
-    """(model, manifest) from any folder holding manifest.json + the model file, sha256-verified before unpickling.
+    """(model, manifest) from any folder holding manifest.json + the model file: signature and sha256 verified
+    before unpickling.
 
     Any folder, not only `<root>/models/<version>`: Vertex AI copies `artifact_uri` to its own bucket and
-    hands the container that copy as AIP_STORAGE_URI.
+    hands the container that copy as AIP_STORAGE_URI. The container holds no signing key: the deployment,
+    having verified the signature, pins the manifest's digest in LEAD_SCORING_ARTIFACT_MANIFEST_SHA256.
     """
     blobs = blobs_at(uri, gcs_client)
     try:
@@ -269,6 +371,11 @@ def load_folder(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str,
     for key in ("version", "sha256"):
         if not manifest.get(key):
             raise ArtifactError(f"manifest of {uri} has no {key!r}")
+    pinned = security_settings().manifest_sha256
+    if pinned and security_settings().signing_key is None:
+        verify_pinned_manifest(manifest, uri, pinned)
+    else:
+        verify_manifest(manifest, uri)
     payload = blobs.read(manifest.get("model_file", MODEL_FILE))
     return deserialize_verified(payload, manifest["sha256"], uri), manifest
 

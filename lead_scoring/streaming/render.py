@@ -35,6 +35,7 @@ from lead_scoring.contract.fields import (
 )
 from lead_scoring.contract.validation import MAX_STRING_LENGTH, TIMESTAMP_PATTERN
 from lead_scoring.streaming import topics as T
+from lead_scoring.streaming.identifiers import validate_render_settings
 
 SQL_DIR = Path(__file__).parent / "sql"
 UNNAMED = ""  # a statement before its name, the fingerprint of its finished rendering, is known
@@ -175,6 +176,7 @@ class RenderSettings:
         if self.model_provider not in allowed:
             raise ValueError(f"model provider {self.model_provider!r} is not available in {self.dialect.value} "
                              f"(choose from {sorted(allowed)})")
+        validate_render_settings(self)  # nothing from config reaches the SQL unless it cannot break out of it
 
     @property
     def confluent(self) -> bool:

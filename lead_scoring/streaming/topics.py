@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The erasure promise for Kafka (docs/lifecycle.md, docs/security.md): an erased lead's records are dropped
+# by every consumer at once (the sink and the writeback check the erasure register), and are GONE from the
+# brokers at most this long after they were written: every topic that can hold a PII field (a raw CRM
+# record, or a copy of one) is time-retained, never compacted, for no longer than this.
+ERASURE_RETENTION_MS = 7 * 24 * 3600 * 1000
+
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     description: str
     partitions: int = 3
-    retention_ms: int = 7 * 24 * 3600 * 1000
+    retention_ms: int = ERASURE_RETENTION_MS
     cleanup_policy: str = "delete"
     extra_config: dict[str, str] = field(default_factory=dict)
+    pii: bool = True  # holds records with PII fields (Email, Title, ...): bound by ERASURE_RETENTION_MS
 
     def config(self) -> dict[str, str]:
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": self.cleanup_policy, **self.extra_config}
@@ -32,12 +39,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INPUT_AVRO, "records that passed the contract, as Avro"),
     TopicSpec(LEADS, "input_avro records with _ObjectType = Lead"),
     TopicSpec(CONTACTS, "input_avro records with _ObjectType = Contact"),
-    TopicSpec(LEAD_SCORES, "scores of Leads (contract section 2), read by the writeback and the sink"),
-    TopicSpec(CONTACT_SCORES, "scores of Contacts (contract section 2)"),
+    # scores carry the Id (a pseudonymous key), never a PII field; same retention all the same
+    TopicSpec(LEAD_SCORES, "scores of Leads (contract section 2), read by the writeback and the sink", pii=False),
+    TopicSpec(CONTACT_SCORES, "scores of Contacts (contract section 2)", pii=False),
     TopicSpec(LEAD_SCORES_SHADOW, "scores of a challenger model on the live stream (contract section 2b); "
-                                  "read by the sink into the score ledger, never written back to the CRM"),
-    TopicSpec(DLQ, "records that failed the contract: raw payload + reason", partitions=1,
-              retention_ms=30 * 24 * 3600 * 1000),
+                                  "read by the sink into the score ledger, never written back to the CRM", pii=False),
+    # raw payloads of bad records: PII like input_raw, so the same bound (it was 30 days, past the promise)
+    TopicSpec(DLQ, "records that failed the contract: raw payload + reason", partitions=1),
 )
 TOPICS_BY_NAME = {t.name: t for t in TOPICS}
 SCORE_TOPICS = (LEAD_SCORES, CONTACT_SCORES)  # the champion's scores: the writeback reads these only

@@ -26,7 +26,7 @@ from lead_scoring.serving.service import MODEL_SERVER, ModelServerError, swap_mo
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.ports import free_port
 from lead_scoring.stack.stack import pid_alive
-from lead_scoring.storage.artifacts import ArtifactRepository, ModelArtifact
+from lead_scoring.storage.artifacts import ArtifactRepository, ModelArtifact, key_id, signing_key
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring_tests.serving.conftest import BAD, V1, V2
 from lead_scoring_tests.serving.fake_vertex import MODEL as VERTEX_MODEL
@@ -93,6 +93,8 @@ def test_asset_deploys_sets_production_and_fails_without_touching_it(local_serve
     assert metadata["smoke_test_latency_ms"].value > 0
     assert metadata["smoke_test_score"].value == expected_for(resources["model_store"], repo.artifact(V1)).score
     assert repo.production_version() == V1
+    assert metadata["artifact_signing_key_id"].value == key_id(signing_key())
+    assert metadata["artifact_signing_key_id"].value == repo.manifest(V1)["signature"]["key_id"]
 
     failed = dg.materialize_to_memory([_artifact_asset(repo.artifact(BAD)), model_deployment], resources=resources,
                                       raise_on_error=False)

@@ -29,7 +29,7 @@ from lead_scoring.services import local_stack as make_stack
 from lead_scoring.serving.assets import model_deployment
 from lead_scoring.serving.definitions import model_serving
 from lead_scoring.serving.resources import ClusterModelServing
-from lead_scoring.serving.service import replica_name, served_version
+from lead_scoring.serving.service import admin_token, replica_name, served_version
 from lead_scoring.settings import Profile
 from lead_scoring.stack.catalog import infrastructure
 from lead_scoring.stack.config import StackConfig
@@ -100,6 +100,8 @@ def cluster_env(topology: Topology) -> Iterator[dict[str, str]]:
         "LEAD_SCORING_MODEL_ENDPOINTS": ",".join(topology.replicas),
         "LEAD_SCORING_FLINK_PARALLELISM": "2",
         "LEAD_SCORING_TOPIC_PARTITIONS": "4",
+        # the replicas' admin token, as an operator gives Dagster the one the replicas run with
+        "LEAD_SCORING_MODEL_ADMIN_TOKEN": admin_token(topology.cfg.state.parent),
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():

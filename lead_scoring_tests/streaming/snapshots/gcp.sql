@@ -235,7 +235,7 @@ DISTRIBUTED INTO 1 BUCKETS
 WITH (
   'changelog.mode' = 'append',
   'value.format' = 'json-registry',
-  'kafka.retention.time' = '2592000000 ms',
+  'kafka.retention.time' = '604800000 ms',
   'kafka.cleanup-policy' = 'delete'
 );
 
@@ -284,7 +284,7 @@ WITH (
   'vertexai.output_format' = 'TF-SERVING'
 );
 
--- statement lead-scoring-validate-7d1f1753
+-- statement lead-scoring-validate-9c8b1110
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
