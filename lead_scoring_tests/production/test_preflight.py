@@ -139,7 +139,7 @@ def test_each_missing_resource_or_permission_is_named_with_the_fix(world) -> Non
     world.vertex.endpoint_status = grpc.StatusCode.NOT_FOUND
     del world.salesforce.described["Lead"]["Lead_Grade__c"]
     world.salesforce.described["Contact"]["Lead_Score__c"]["updateable"] = False
-    world.cloud.errors = {"salesforce.object1.skip.epoch.conversion.fields": "Unknown configuration"}
+    world.cloud.errors = {"include.deleted.records": "Unknown configuration"}
     world.confluent.connections.clear()
 
     found = _by_resource(run_preflight(world.targets()))
@@ -157,7 +157,7 @@ def test_each_missing_resource_or_permission_is_named_with_the_fix(world) -> Non
     score = found["Contact.Lead_Score__c"]
     assert score.status is Status.FORBIDDEN and "field-level security" in score.fix
     source = found["connector lead-scoring-salesforce-lead-source"]
-    assert source.status is Status.ERROR and "skip.epoch.conversion.fields: Unknown configuration" in source.detail
+    assert source.status is Status.ERROR and "include.deleted.records: Unknown configuration" in source.detail
     for finding in found.values():
         assert "s3cr3t" not in finding.detail + finding.fix
 
