@@ -13,8 +13,8 @@ from lead_scoring.contract.fields import LEAD_FIELDS, FieldType
 from lead_scoring.contract.validation import TIMESTAMP_PATTERN
 from lead_scoring.crm.assets import (
     CONNECTOR_ASSETS,
-    ConnectorSettings,
     ISO_TIMESTAMP_FORMAT,
+    ConnectorSettings,
     bigquery_sink_configs,
     salesforce_sink_configs,
     salesforce_source_configs,
