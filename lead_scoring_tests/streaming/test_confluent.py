@@ -282,3 +282,39 @@ def test_a_create_refused_with_409_while_the_old_one_is_deleting_is_retried_then
         cc.delete_statement("ddl-2")
     with pytest.raises(ConfluentApiError, match="409 .*still exists after 0 s"):
         cc.create_statement("ddl-2", "CREATE TABLE t (a INT)")
+
+
+def _connection_request(spec: dict) -> httpx.Request:
+    return httpx.Request("POST", f"{HOST}{BASE}/connections", json={"name": "vertex-lead-scorer", "spec": spec})
+
+
+def test_the_mistakes_the_vendor_schema_lets_through_are_refused_by_our_strict_bodies(
+        contract: OpenApiContract) -> None:
+    """Issue 28 #9: Confluent's document accepts these three; our schemas from its Go SDK and CLI do not."""
+    from lead_scoring_tests.vendor.strict_bodies import strict_body_errors
+
+    good = ConfluentFlink.connection_body("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
+    contract.check_request(_connection_request(good["spec"]))  # what we send passes both
+    empty_auth = {**good["spec"], "auth_data": {}}
+    raw_key = {**good["spec"], "auth_data": {"kind": "PlaintextProvider", "data": SERVICE_KEY}}
+    cc = resource(FakeConfluent())
+    statement = cc.statement_body("s-1", "INSERT INTO t SELECT 1")
+    typo = {**statement, "spec": {**statement["spec"], "stoped": True}}
+    update = {"name": "s-1", "organization_id": ORG, "environment_id": ENV, "metadata": {"resource_version": "3"},
+              "spec": {**statement["spec"], "stoped": True}}
+    # the vendor document alone lets each through (what the check did before)
+    assert not strict_body_errors("nope", empty_auth)
+    contract._validate({"name": "c", "spec": empty_auth}, contract.operation("POST", f"{BASE}/connections").spec[
+        "requestBody"]["content"]["application/json"]["schema"], "request", "vendor only")
+    with pytest.raises(AssertionError, match="auth_data: 'kind' is a required property"):
+        contract.check_request(_connection_request(empty_auth))
+    with pytest.raises(AssertionError, match="auth_data/data: not a JSON object of secrets|SERVICE_KEY"):
+        contract.check_request(_connection_request(raw_key))
+    wrong_key_name = {**good["spec"], "auth_data": {"kind": "PlaintextProvider",
+                                                    "data": json.dumps({"service_key": SERVICE_KEY})}}
+    with pytest.raises(AssertionError, match="'SERVICE_KEY' is a required property"):
+        contract.check_request(_connection_request(wrong_key_name))
+    with pytest.raises(AssertionError, match="'stoped' was unexpected"):
+        contract.check_request(httpx.Request("POST", f"{HOST}{BASE}/statements", json=typo))
+    with pytest.raises(AssertionError, match="'stoped' was unexpected"):
+        contract.check_request(httpx.Request("PUT", f"{HOST}{BASE}/statements/s-1", json=update))
