@@ -52,7 +52,10 @@ _SALESFORCE_AUTH = {
 class ConnectorSettings(dg.Config):
     name_prefix: str = Field(default="lead-scoring", description="prefix of the connector names")
     salesforce_since: str = Field(default="2024-01-01", description="first CreatedDate the source pulls (yyyy-MM-dd)")
-    poll_interval_ms: int = Field(default=10_000, ge=8_700, description="how often the source asks for changes")
+    # 60 s: each poll of each object is one Bulk API 2.0 query job and >= 3 API calls whether or not anything
+    # changed; at 10 s the two sources alone would take 17,280 of the org's 10,000 daily query jobs
+    # (production/api_budget.py, `lead-scoring plan`)
+    poll_interval_ms: int = Field(default=60_000, ge=8_700, description="how often the source asks for changes")
     output_dir: Optional[str] = Field(default=None, description="default: <state>/connectors")
 
 
