@@ -36,7 +36,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(CONTACT_SCORES, "scores of Contacts (contract section 2)"),
     TopicSpec(LEAD_SCORES_SHADOW, "scores of a challenger model on the live stream (contract section 2b); "
                                   "read by the sink into the score ledger, never written back to the CRM"),
-    TopicSpec(DLQ, "records that failed the contract: raw payload + reason", partitions=1,
+    TopicSpec(DLQ, "records that failed the contract (raw payload) or got no usable score (Id + model answer), "
+                   "with the reason", partitions=1,
               retention_ms=30 * 24 * 3600 * 1000),
 )
 TOPICS_BY_NAME = {t.name: t for t in TOPICS}
