@@ -107,6 +107,8 @@ def test_a_null_model_output_goes_to_the_dlq_and_the_statement_keeps_scoring(loc
         assert {d["reason"] for d in dlq} == {"model output: score is null"}
         assert all(json.loads(d["payload"])["model_version"] == artifact.version for d in dlq)
     finally:
-        for name, ident in engine.running(settings.statement_prefix + "-").items():
-            engine.stop(pipeline, name, ident)
-        server.stop()
+        try:
+            for name, ident in engine.running(settings.statement_prefix + "-").items():
+                engine.stop(pipeline, name, ident)
+        finally:
+            server.stop()  # also when a failing statement cannot be stopped with a savepoint
