@@ -14,7 +14,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from lead_scoring.crm import definitions as crm_definitions
-from lead_scoring.production.plan import SYSTEMS, build_gcp_plan
+from lead_scoring.production.api_budget import API_REQUESTS_PER_LICENSE, DEFAULT_API_SHARE
+from lead_scoring.production.plan import SYSTEMS, OrgLoad, build_gcp_plan
 from lead_scoring.production.preflight import (
     ConfluentCloudApi,
     PreflightTargets,
@@ -49,18 +50,36 @@ def plan(
     model_version: Optional[str] = typer.Option(
         None, "--model-version", help="model version to plan for (default: the local store's production version)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    changes_per_day: int = typer.Option(10_000, "--changes-per-day", min=0,
+                                        help="Lead + Contact changes per day the org makes (API budget)"),
+    licenses: int = typer.Option(100, "--licenses", min=0, help="Salesforce licences of the org (API budget)"),
+    edition: str = typer.Option("Enterprise", "--edition",
+                                help=f"Salesforce edition: {', '.join(API_REQUESTS_PER_LICENSE)}"),
+    api_share: float = typer.Option(DEFAULT_API_SHARE, "--api-share", min=0.01, max=1.0,
+                                    help="the most of the org's daily API allocation the pipeline may use"),
 ) -> None:
-    """Print every statement, connector config, Vertex AI call and BigQuery DDL/DML the gcp profile would issue.
+    """Print every statement, connector config, Vertex AI call and BigQuery DDL/DML the gcp profile would issue,
+    and the connectors' Salesforce API calls per day against the org's allocation.
 
-    Nothing is called and no secret is read: secrets appear as ${VARIABLE}.
+    Nothing is called and no secret is read: secrets appear as ${VARIABLE}. Exit code 1 when the projected
+    Salesforce API use exceeds --api-share of the allocation.
     """
+    if edition not in API_REQUESTS_PER_LICENSE:
+        console.print(f"[red]--edition {escape(edition)}[/]: expected one of {', '.join(API_REQUESTS_PER_LICENSE)}")
+        raise typer.Exit(2)
     if profile != "gcp":
         console.print(f"[red]--profile {escape(profile)}[/]: only the gcp profile sends requests to vendors; the "
                       "local profile runs on this machine (`lead-scoring stack up`)")
         raise typer.Exit(2)
-    result = build_gcp_plan(_model_version(model_version))
+    result = build_gcp_plan(_model_version(model_version),
+                            org=OrgLoad(changes_per_day=changes_per_day, licenses=licenses, edition=edition,
+                                        share=api_share))
+    budget = result.api_budget
+    over_budget = bool(budget and budget.problems())
     if as_json:
         typer.echo(result.as_json())
+        if over_budget:
+            raise typer.Exit(1)
         return
     console.print(Rule(f"gcp plan for model version {escape(result.model_version)}"))
     for system in SYSTEMS:
@@ -84,6 +103,14 @@ def plan(
     if result.unset:
         console.print("[yellow]not set (shown as ${NAME}):[/] " + ", ".join(result.unset))
     console.print("[dim]secrets are never read by `plan`; they appear as ${NAME}[/]")
+    if budget is not None:
+        console.print(Rule("Salesforce API budget (per 24 h)", style="cyan"))
+        for line in budget.lines():
+            console.print("  " + escape(line))
+        for problem in budget.problems():
+            console.print(f"  [red]over budget:[/] {escape(problem)}")
+        if over_budget:
+            raise typer.Exit(1)
 
 
 _STYLE = {Status.OK: "green", Status.MISSING: "red", Status.FORBIDDEN: "red", Status.ERROR: "red",
@@ -93,6 +120,10 @@ _STYLE = {Status.OK: "green", Status.MISSING: "red", Status.FORBIDDEN: "red", St
 def preflight(
     profile: str = typer.Option("gcp", "--profile", help="the profile to check (only gcp has vendor resources)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    changes_per_day: int = typer.Option(10_000, "--changes-per-day", min=0,
+                                        help="Lead + Contact changes per day the org makes (API budget)"),
+    api_share: float = typer.Option(DEFAULT_API_SHARE, "--api-share", min=0.01, max=1.0,
+                                    help="the most of the org's /limits the connectors may use"),
 ) -> None:
     """With the real credentials: does every vendor resource exist, is every permission held? (read-only calls)
 
@@ -109,7 +140,8 @@ def preflight(
     try:
         with dg.build_resources(resources) as built:
             targets = PreflightTargets.from_resources(built.flink, built.warehouse, built.model_serving,
-                                                      built.model_store, built.crm, cloud=ConfluentCloudApi.from_env())
+                                                      built.model_store, built.crm, cloud=ConfluentCloudApi.from_env(),
+                                                      changes_per_day=changes_per_day, api_share=api_share)
             with console.status("asking the vendors (read-only)"):
                 findings = run_preflight(targets)
     except (dg.DagsterError, ConfigurationError) as exc:

@@ -7,9 +7,10 @@ the contract and the warehouse table names, writes it to a content-addressed fil
 (`<state>/connectors/<asset>/<sha12>.json`, plus `latest.json`) and reports it as metadata.
 
 Secrets are never rendered: they appear as `${VARIABLE}` placeholders, substituted when the config is
-applied (docs/production.md). Property names and values are the fully managed connectors' user-facing ones
-(Confluent Cloud's connector reference pages); the tests check every rendered key and value against our
-transcription of those tables (lead_scoring_tests/vendor/confluent_connectors.yaml, with URL and date), and
+applied (docs/production.md). Property names and values are the fully managed connectors' user-facing ones:
+the tests check every rendered key and value against Confluent's own resolved templates
+(confluentinc/connect-migration-utility, pinned copies in lead_scoring_tests/vendor/connect_migration_utility)
+and our transcription of the reference pages (lead_scoring_tests/vendor/confluent_connectors.yaml), and
 `lead-scoring preflight` asks Confluent's own validate endpoint when a Cloud API key is set.
 """
 
@@ -34,6 +35,7 @@ SCORE_TOPIC_BY_OBJECT = {"Lead": t.LEAD_SCORES, "Contact": t.CONTACT_SCORES}
 # Score fields the SObject sink must not try to write (they are not Salesforce fields; `Lead_Grade__c` is,
 # and is written with the score: the org needs that custom field, docs/production.md).
 NON_SALESFORCE_SCORE_FIELDS = ("features_hash", "source_ts", "scored_ts")
+SOBJECT_SINK_BATCH_SIZE = 200  # the template's maximum (and default) salesforce.batch.size
 
 _KAFKA_AUTH = {"kafka.auth.mode": "KAFKA_API_KEY", "kafka.api.key": "${CONFLUENT_KAFKA_API_KEY}",
                "kafka.api.secret": "${CONFLUENT_KAFKA_API_SECRET}"}
@@ -50,39 +52,59 @@ _SALESFORCE_AUTH = {
 class ConnectorSettings(dg.Config):
     name_prefix: str = Field(default="lead-scoring", description="prefix of the connector names")
     salesforce_since: str = Field(default="2024-01-01", description="first CreatedDate the source pulls (yyyy-MM-dd)")
-    poll_interval_ms: int = Field(default=10_000, ge=8_700, description="how often the source asks for changes")
+    # 60 s: each poll of each object is one Bulk API 2.0 query job and >= 3 API calls whether or not anything
+    # changed; at 10 s the two sources alone would take 17,280 of the org's 10,000 daily query jobs
+    # (production/api_budget.py, `lead-scoring plan`)
+    poll_interval_ms: int = Field(default=60_000, ge=8_700, description="how often the source asks for changes")
     output_dir: Optional[str] = Field(default=None, description="default: <state>/connectors")
 
 
-# Salesforce returns datetimes; the fully managed source turns them into epoch milliseconds unless they are
-# listed here. The contract (and validate.sql, which mirrors it) wants ISO-8601 text: keep every contract
-# timestamp as Salesforce's own ISO string, so nothing lands in the dlq as "expected an ISO-8601 timestamp".
+# Salesforce returns datetimes; depending on the output format the managed source may emit them as epoch
+# milliseconds (Connect Timestamp) or as Salesforce's own text. The contract (and validate.sql, which mirrors
+# it) wants ISO-8601 text: a TimestampConverter per contract timestamp turns either into
+# `2026-03-01T09:15:02.000Z` (SimpleDateFormat `XX` also parses Salesforce's `+0000` and `Z`), so nothing
+# lands in the dlq as "expected an ISO-8601 timestamp". Confluent's template has no option for this
+# (the old `skip.epoch.conversion.fields` is not in it), the SMT is on its list for this connector.
 SALESFORCE_TIMESTAMP_FIELDS = tuple(f.name for f in LEAD_FIELDS if f.type is FieldType.TIMESTAMP)
+ISO_TIMESTAMP_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSXX"
+
+
+def _timestamp_transforms() -> dict[str, str]:
+    out = {}
+    for name in SALESFORCE_TIMESTAMP_FIELDS:
+        alias = f"iso{name}"
+        out.update({f"transforms.{alias}.type": "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+                    f"transforms.{alias}.field": name,
+                    f"transforms.{alias}.target.type": "string",
+                    f"transforms.{alias}.format": ISO_TIMESTAMP_FORMAT})
+    return out
 
 
 def salesforce_source_configs(settings: ConnectorSettings) -> list[dict[str, Any]]:
     """One source connector per SObject (each stamps its own `_ObjectType`); both feed `input_raw`, key = Id.
 
-    The fully managed connector's object-indexed properties (`salesforce.object.num`, `salesforce.object1*`);
-    incremental pulls by LastModifiedDate (the offset the connector keeps per object).
+    Property names are those of Confluent's own SalesforceBulkApiV2Source template
+    (confluentinc/connect-migration-utility, kept in lead_scoring_tests/vendor/connect_migration_utility):
+    one non-indexed `salesforce.object` per connector, `salesforce.since`, `kafka.topic`.
+    `include.deleted.records` (queryAll) also emits soft-deleted records, so an erasure reaches the stream.
     """
     out = []
+    timestamps = _timestamp_transforms()
+    aliases = ["idKey", "idOnly", "objectType", *sorted({k.split(".")[1] for k in timestamps})]
     for object_type in OBJECT_TYPES:
         out.append({"name": f"{settings.name_prefix}-salesforce-{object_type.lower()}-source", "config": {
             "connector.class": "SalesforceBulkApiV2Source",
             **_KAFKA_AUTH, **_SALESFORCE_AUTH,
-            "salesforce.object.num": "1",
-            "salesforce.object1": object_type,
-            "salesforce.object1.topic": t.INPUT_RAW,
-            "salesforce.object1.since": settings.salesforce_since,
-            "salesforce.object1.offset.field.name": "LastModifiedDate",
-            "salesforce.object1.skip.epoch.conversion.fields": ",".join(SALESFORCE_TIMESTAMP_FIELDS),
+            "salesforce.object": object_type,
+            "kafka.topic": t.INPUT_RAW,
+            "salesforce.since": settings.salesforce_since,
+            "include.deleted.records": "true",  # erasure needs the delete events (the Recycle Bin's 15 days)
             "poll.interval.ms": str(settings.poll_interval_ms),
             "output.data.format": "JSON",  # input_raw is schemaless JSON (contract section 1)
             "tasks.max": "1",
             # key = Id; `_ObjectType` routes the record in Flink. `_EventType` defaults to created in
             # the contract; updates are recognised by LastModifiedDate > CreatedDate downstream.
-            "transforms": "idKey,idOnly,objectType",
+            "transforms": ",".join(aliases),
             "transforms.idKey.type": "org.apache.kafka.connect.transforms.ValueToKey",
             "transforms.idKey.fields": "Id",
             "transforms.idOnly.type": "org.apache.kafka.connect.transforms.ExtractField$Key",
@@ -90,6 +112,7 @@ def salesforce_source_configs(settings: ConnectorSettings) -> list[dict[str, Any
             "transforms.objectType.type": "org.apache.kafka.connect.transforms.InsertField$Value",
             "transforms.objectType.static.field": "_ObjectType",
             "transforms.objectType.static.value": object_type,
+            **timestamps,
         }})
     return out
 
@@ -107,6 +130,13 @@ def salesforce_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]
         "topics": ",".join(SCORE_TOPIC_BY_OBJECT.values()),
         "input.data.format": "AVRO",  # the score topics use Schema Registry in Confluent Cloud
         "salesforce.object.num": str(len(SCORE_TOPIC_BY_OBJECT)),
+        # Batching (Confluent's template: off by default, batch size up to 200): one sObject Collections
+        # request per batch instead of one API call per record -- the org's daily API allocation
+        # (`lead-scoring plan`, `lead-scoring preflight`). Not all-or-none: one rejected Lead must not
+        # fail the other 199.
+        "salesforce.enable.batching": "true",
+        "salesforce.batch.size": str(SOBJECT_SINK_BATCH_SIZE),
+        "salesforce.all.or.none": "false",
     }
     for i, (object_type, topic) in enumerate(SCORE_TOPIC_BY_OBJECT.items(), start=1):
         config.update({
@@ -147,6 +177,9 @@ def bigquery_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]:
         "topics": ",".join(topic_to_table),
         "topic2table.map": ",".join(f"{k}:{v}" for k, v in topic_to_table.items()),
         "input.data.format": "AVRO",
+        # Flink writes the Id as a raw UTF-8 string key (key.format 'raw'); the template's two defaults
+        # (BYTES in the connector's entry, JSON in the shared one) would not read it as text / not at all.
+        "input.key.format": "STRING",
         "ingestion.mode": "STREAMING",
         "auto.create.tables": "DISABLED",  # tables come from the contract DDL (lead_scoring.warehouse.tables)
         "auto.update.schemas": "DISABLED",

@@ -5,15 +5,22 @@ writeback skip such Ids, and the warehouse sink tags them `_source = 'probe'`. L
 its score was read from the scores topic minus the Kafka timestamp its input record was produced with
 (contract: latency is measured from the moment the record is produced).
 
+The scores are read in the format the scores topic has in the profile (`MonitoringSettings.scores_format`):
+JSON locally and on a cluster; in Confluent Cloud (gcp) Avro in Schema Registry wire format -- a magic byte 0,
+a 4-byte schema id, then the Avro body -- written by Flink from the contract's score columns, so the contract's
+Avro schema (`contract.schemas.score_avro_schema`, the same fields, types and order) reads the body.
+
 In the gcp profile an optional Salesforce probe goes through the whole loop: a probe Lead is created
 in Salesforce (the source connector picks it up), its `Lead_Score__c` is awaited, then it is deleted.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import statistics
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -21,15 +28,41 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Optional
 
+import fastavro
 from confluent_kafka import KafkaException, TopicPartition
 
 from lead_scoring.contract.samples import PROBE_ID_PREFIX, probe_record
+from lead_scoring.contract.schemas import score_avro_schema
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lag import KafkaUnavailable
 
 log = logging.getLogger(__name__)
 
 PROBE_CONSUMER_GROUP = "lead-scoring-latency-probe"  # never commits: it reads from the end offsets it assigns
+SCORE_FORMATS = ("json", "avro-registry")
+_WIRE_HEADER = struct.Struct(">bI")  # Confluent Schema Registry wire format: magic byte 0, schema id
+_SCORE_SCHEMA = fastavro.parse_schema(score_avro_schema())
+
+
+def decode_score(value: Optional[bytes], value_format: str) -> Optional[dict[str, Any]]:
+    """One score record as a dict, or None when it cannot be read in `value_format` (json | avro-registry)."""
+    if not value:
+        return None
+    if value_format == "json":
+        try:
+            record = json.loads(value)
+        except (TypeError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+    if value_format != "avro-registry":
+        raise ValueError(f"value_format={value_format!r}: expected one of {', '.join(SCORE_FORMATS)}")
+    if len(value) <= _WIRE_HEADER.size or value[0] != 0:
+        return None
+    try:
+        record = fastavro.schemaless_reader(io.BytesIO(value[_WIRE_HEADER.size:]), _SCORE_SCHEMA)
+    except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 class ProbeError(RuntimeError):
@@ -71,8 +104,11 @@ class ProbeResult:
 
 
 def run_probe(kafka: KafkaResource, input_topic: str, scores_topic: str, count: int, timeout_s: float,
-              connect_timeout_s: float = 5.0) -> ProbeResult:
-    """Produce `count` probes to `input_topic` and wait up to `timeout_s` for their scores."""
+              connect_timeout_s: float = 5.0, scores_format: str = "json") -> ProbeResult:
+    """Produce `count` probes to `input_topic` and wait up to `timeout_s` for their scores (read as
+    `scores_format`: json | avro-registry)."""
+    if scores_format not in SCORE_FORMATS:
+        raise ValueError(f"scores_format={scores_format!r}: expected one of {', '.join(SCORE_FORMATS)}")
     run_id = uuid.uuid4().hex[:10]
     ids = [f"{PROBE_ID_PREFIX}{run_id}-{i}" for i in range(count)]
     consumer = kafka.consumer(PROBE_CONSUMER_GROUP, **{"log_level": 0, "enable.partition.eof": False})
@@ -117,11 +153,8 @@ def run_probe(kafka: KafkaResource, input_topic: str, scores_topic: str, count: 
             if msg is None or msg.error():
                 continue
             received_ms = time.time() * 1000.0
-            try:
-                score = json.loads(msg.value())
-            except (TypeError, ValueError):
-                continue
-            record_id = score.get("Id") if isinstance(score, dict) else None
+            score = decode_score(msg.value(), scores_format)
+            record_id = score.get("Id") if score is not None else None
             if record_id in pending:
                 pending.discard(record_id)
                 result.latencies_s[record_id] = max(0.0, (received_ms - produced_ms[record_id]) / 1000.0)

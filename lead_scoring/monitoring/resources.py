@@ -33,6 +33,9 @@ class MonitoringSettings(dg.ConfigurableResource):
     dlq_topic: str = Field(default=DLQ_TOPIC)
     input_topic: str = Field(default=INPUT_RAW, description="where latency probes are produced")
     scores_topic: str = Field(default=SCORES_TOPIC, description="where latency probes' scores are awaited")
+    scores_format: str = Field(default="json", pattern="^(json|avro-registry)$",
+                               description="value format of the scores topic: json (local, cluster) | "
+                                           "avro-registry (Confluent Cloud, Schema Registry wire format)")
     max_consumer_lag: int = Field(default=10_000, description="lag (messages) above which consumer_lag fails")
     max_dlq_growth: int = Field(default=50,
                                 description="new DLQ messages between two ticks above which dlq_growth fails")
@@ -52,6 +55,8 @@ def monitoring_settings(profile: Profile) -> MonitoringSettings:
     if profile is not Profile.GCP:
         values.pop("salesforce_probe", None)  # there is no Salesforce outside the gcp profile
     else:
+        # Confluent Cloud's score tables are 'avro-registry' (streaming.render.table_specs)
+        values["scores_format"] = "avro-registry"
         # the managed connectors replace the CRM workers there: their consumer groups never exist
         groups = [g for g in PIPELINE_CONSUMER_GROUPS if g.group_id not in WORKER_GROUP_IDS]
         values["consumer_groups"] = [g.group_id for g in groups]

@@ -121,7 +121,7 @@ def stream_health_checks_specs() -> list[dg.AssetCheckSpec]:
                 description="Send probe leads now and check they are scored within the latency SLO.")
 def latency_slo(kafka: KafkaResource, monitoring: MonitoringSettings) -> dg.AssetCheckResult:
     result = run_probe(kafka, monitoring.input_topic, monitoring.scores_topic, monitoring.probe_count,
-                       monitoring.probe_timeout_s, monitoring.kafka_timeout_s)
+                       monitoring.probe_timeout_s, monitoring.kafka_timeout_s, monitoring.scores_format)
     return dg.AssetCheckResult(passed=result.within(monitoring.latency_slo_s),
                                description=result.summary(monitoring.latency_slo_s),
                                metadata=_latency_metadata(result, monitoring.latency_slo_s))
@@ -211,7 +211,7 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
         monitoring: MonitoringSettings = context.resources.monitoring
         try:
             result = run_probe(kafka, monitoring.input_topic, monitoring.scores_topic, monitoring.probe_count,
-                               monitoring.probe_timeout_s, monitoring.kafka_timeout_s)
+                               monitoring.probe_timeout_s, monitoring.kafka_timeout_s, monitoring.scores_format)
         except KafkaUnavailable as exc:
             return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} is unreachable: {exc}")
         except ProbeError as exc:

@@ -7,7 +7,10 @@ For one model version it lists, in the order a first deployment issues them:
 2. Confluent Cloud Connect: the three fully managed connector configs (crm connector-config assets);
 3. Vertex AI: Model.upload, Endpoint.deploy (canary), Endpoint.update (promote), Endpoint.predict (smoke
    test), Endpoint.undeploy (the previous version), with the arguments VertexAIModelServing passes;
-4. BigQuery: the DDL of every warehouse table and the queries the assets and sensors run.
+4. BigQuery: the DDL of every warehouse table and the queries the assets and sensors run;
+
+and the Salesforce API arithmetic of the connectors (`production.api_budget`): projected calls per day for a
+change rate and org size against the org's daily allocation.
 
 The requests are built by the same code that sends them (ConfluentFlink.statement_body, the connector
 config functions, VertexAIModelServing.upload_kwargs, TableSpec.ddl, the SQL builders). Secrets are never
@@ -31,6 +34,7 @@ from lead_scoring.crm.assets import (
 )
 from lead_scoring.monitoring.assets import recent_leads_sql, recent_scores_sql
 from lead_scoring.monitoring.sensors import new_labels_sql
+from lead_scoring.production.api_budget import ApiBudget, project_api_budget
 from lead_scoring.serving.resources import SMOKE_RECORD, VertexAIModelServing
 from lead_scoring.storage.artifacts import ModelArtifact
 from lead_scoring.streaming.confluent import ConfluentFlink, ddl_statements
@@ -74,13 +78,16 @@ class Plan:
     model_version: str
     steps: list[Step] = field(default_factory=list)
     unset: list[str] = field(default_factory=list)  # non-secret settings not set (shown as ${NAME})
+    api_budget: ApiBudget | None = None  # the connectors' Salesforce API calls per day
 
     def by_system(self, system: str) -> list[Step]:
         return [s for s in self.steps if s.system == system]
 
     def as_json(self) -> str:
         return json.dumps({"model_version": self.model_version, "unset": self.unset,
-                           "steps": [asdict(s) for s in self.steps]}, indent=2)
+                           "steps": [asdict(s) for s in self.steps],
+                           "salesforce_api_budget": self.api_budget.as_dict() if self.api_budget else None},
+                          indent=2)
 
 
 class _Settings:
@@ -109,8 +116,18 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=False, default=str)
 
 
+@dataclass(frozen=True)
+class OrgLoad:
+    """The Salesforce org the plan is sized for: change rate and licences (docs/production.md, API budget)."""
+
+    changes_per_day: int = 10_000
+    licenses: int = 100
+    edition: str = "Enterprise"
+    share: float = 0.5
+
+
 def build_gcp_plan(model_version: str, env: Mapping[str, str] | None = None,
-                   connectors: ConnectorSettings | None = None) -> Plan:
+                   connectors: ConnectorSettings | None = None, org: OrgLoad | None = None) -> Plan:
     """The plan of a first deployment of `model_version` with the gcp profile (no network, no secrets)."""
     get = _Settings(os.environ if env is None else env)
     plan = Plan(model_version=model_version)
@@ -177,6 +194,10 @@ def build_gcp_plan(model_version: str, env: Mapping[str, str] | None = None,
     connect_api = (f"{CONFLUENT_CLOUD_API}/connect/v1/environments/{get('CONFLUENT_ENV_ID')}/clusters/"
                    f"{get('CONFLUENT_KAFKA_CLUSTER_ID')}/connectors")
     settings = connectors or ConnectorSettings()
+    org = org or OrgLoad()
+    plan.api_budget = project_api_budget(salesforce_source_configs(settings), salesforce_sink_configs(settings),
+                                         changes_per_day=org.changes_per_day, licenses=org.licenses,
+                                         edition=org.edition, share=org.share)
     for config in (*salesforce_source_configs(settings), *salesforce_sink_configs(settings),
                    *bigquery_sink_configs(settings)):
         plan.steps.append(Step("Confluent Cloud Connect", f"POST {connect_api}", config["name"], _json(config), "json",

@@ -11,7 +11,9 @@ missing / forbidden / error / skipped) that names the resource and, when it is n
 * BigQuery: the dataset, its tables, and read/write permission on them (tables.testIamPermissions);
 * Vertex AI: the endpoint (EndpointService.GetEndpoint) and, when set, the Model Registry parent model;
 * Salesforce: describe Lead and Contact: the custom fields the scores are written to, their types, and
-  whether the integration user may update them (field-level security shows as `updateable`).
+  whether the integration user may update them (field-level security shows as `updateable`); and the org's
+  `/limits` (DailyApiRequests, DailyBulkV2QueryJobs): the connectors' projected calls per day
+  (`production.api_budget`) must stay within a stated share of each, else the configuration is refused.
 
 `run_preflight` is what the `gcp_preflight` asset check and `lead-scoring preflight` run. Secrets stay in
 the resources; findings never quote them.
@@ -35,6 +37,7 @@ from lead_scoring.crm.assets import (
     salesforce_sink_configs,
     salesforce_source_configs,
 )
+from lead_scoring.production.api_budget import DEFAULT_API_SHARE, project_api_budget
 from lead_scoring.warehouse.tables import TABLES
 
 CONFLUENT_CLOUD_API = "https://api.confluent.cloud"
@@ -353,6 +356,41 @@ def salesforce_findings(sf: Any) -> list[Finding]:
     return out
 
 
+def salesforce_budget_findings(sf: Any, changes_per_day: int, share: float = DEFAULT_API_SHARE,
+                               settings: Optional[ConnectorSettings] = None) -> list[Finding]:
+    """The org's own daily maxima (GET /services/data/vXX.X/limits) against the connectors' projected use."""
+    try:
+        limits = sf.limits()
+    except Exception as exc:
+        text = _short(exc)
+        status = Status.FORBIDDEN if any(s in text for s in ("401", "403", "INSUFFICIENT")) else Status.ERROR
+        return [Finding("Salesforce", "API budget", status, text,
+                        "the integration user needs View Setup and Configuration to read /limits")]
+    settings = settings or ConnectorSettings()
+    try:
+        api_max = int(limits["DailyApiRequests"]["Max"])
+        jobs_max = int(limits["DailyBulkV2QueryJobs"]["Max"])
+    except (KeyError, TypeError, ValueError):
+        return [Finding("Salesforce", "API budget", Status.ERROR,
+                        "no DailyApiRequests / DailyBulkV2QueryJobs Max in the /limits answer",
+                        "read /services/data/vXX.X/limits by hand and size the pipeline with `lead-scoring plan`")]
+    budget = project_api_budget(salesforce_source_configs(settings), salesforce_sink_configs(settings),
+                                changes_per_day=changes_per_day, licenses=0, share=share, allocation=api_max,
+                                query_job_allocation=jobs_max)
+    used = (f"{budget.total_calls:,} API calls/day ({budget.api_fraction:.1%} of {api_max:,}), "
+            f"{budget.source_query_jobs:,} query jobs/day ({budget.query_job_fraction:.1%} of {jobs_max:,}) "
+            f"at {changes_per_day:,} changes/day")
+    remaining = limits["DailyApiRequests"].get("Remaining")
+    if remaining is not None:
+        used += f"; {int(remaining):,} API calls left in the current 24 h"
+    problems = budget.problems()
+    if problems:
+        return [Finding("Salesforce", "API budget", Status.ERROR, "; ".join(problems),
+                        "raise ConnectorSettings.poll_interval_ms or lower the change rate, then "
+                        "`lead-scoring plan` again; never share more than the stated part of the org's allocation")]
+    return [Finding("Salesforce", "API budget", Status.OK, used)]
+
+
 # ---- all of it ------------------------------------------------------------------------------------------
 
 @dataclass
@@ -373,16 +411,20 @@ class PreflightTargets:
     salesforce: Callable[[], Any]
     cloud: Optional[ConfluentCloudApi] = None
     env: dict[str, str] = field(default_factory=dict)
+    changes_per_day: int = 10_000  # Lead + Contact changes the org makes per day (sizes the API budget)
+    api_share: float = DEFAULT_API_SHARE  # the most of the org's daily allocations the connectors may use
 
     @classmethod
     def from_resources(cls, flink: Any, warehouse: Any, serving: Any, store: Any, crm: Any,
                        cloud: Optional[ConfluentCloudApi] = None, env: Optional[dict[str, str]] = None,
-                       connection: str = "vertex-lead-scorer") -> PreflightTargets:
+                       connection: str = "vertex-lead-scorer", changes_per_day: int = 10_000,
+                       api_share: float = DEFAULT_API_SHARE) -> PreflightTargets:
         return cls(flink=flink, connection=connection, expected_endpoint=serving.endpoint_url(),
                    storage_client=store.client, bucket=store.bucket, bigquery_client=warehouse.client,
                    project=warehouse.project, dataset=warehouse.dataset, aiplatform=serving.aiplatform,
                    endpoint_id=serving.endpoint_id, parent_model=serving.parent_model, salesforce=crm.client,
-                   cloud=cloud, env=dict(os.environ if env is None else env))
+                   cloud=cloud, env=dict(os.environ if env is None else env), changes_per_day=changes_per_day,
+                   api_share=api_share)
 
 
 def _guarded(system: str, what: str, check: Callable[[], list[Finding]]) -> list[Finding]:
@@ -413,8 +455,13 @@ def run_preflight(t: PreflightTargets) -> list[Finding]:
                          lambda: bigquery_findings(t.bigquery_client(), t.project, t.dataset))
     findings += _guarded("Vertex AI", f"endpoint {t.endpoint_id}",
                          lambda: vertex_findings(t.aiplatform(), t.endpoint_id, t.parent_model))
-    findings += _guarded("Salesforce", "login", lambda: salesforce_findings(t.salesforce()))
+    findings += _guarded("Salesforce", "login", lambda: _salesforce_findings(t))
     return findings
+
+
+def _salesforce_findings(t: PreflightTargets) -> list[Finding]:
+    sf = t.salesforce()  # one login for the describes and /limits
+    return salesforce_findings(sf) + salesforce_budget_findings(sf, t.changes_per_day, t.api_share)
 
 
 def findings_markdown(findings: list[Finding]) -> str:

@@ -64,7 +64,7 @@ class ConfluentApiError(RuntimeError):
 
 
 class _Conflict(ConfluentApiError):
-    """409: the statement changed since it was read."""
+    """409: the statement changed since it was read (PUT), or one of that name still exists (POST)."""
 
 
 class ConfluentFlink(FlinkEngine):
@@ -84,6 +84,8 @@ class ConfluentFlink(FlinkEngine):
     poll_interval_s: float = 2.0
     request_timeout_s: float = 30.0
     ddl_timeout_s: float = 300.0
+    # DELETE answers 202 "being deleted": the name stays taken (GET 200, POST 409) until GET answers 404
+    delete_timeout_s: float = 300.0
     _transport: Optional[httpx.BaseTransport] = PrivateAttr(default=None)
 
     @classmethod
@@ -161,10 +163,26 @@ class ConfluentFlink(FlinkEngine):
 
     def create_statement(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
                          labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+        """POST the statement; a 409 (a statement of that name is still being deleted) is retried with backoff
+        for up to `delete_timeout_s`, then reported with Confluent's answer."""
         body = self.statement_body(name, sql, properties, labels)
         log.info("creating Confluent statement %s", name)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Conflict)),
+            stop=tenacity.stop_after_delay(self.delete_timeout_s),
+            wait=backoff(max(self.poll_interval_s, 0.01), 10.0), reraise=True)
+        try:
+            return retrying(self._post_statement, name, body)
+        except _Conflict as exc:
+            raise ConfluentApiError(f"{exc} (a statement named {name} still exists after "
+                                    f"{self.delete_timeout_s:.0f} s: delete it, or wait and roll out again)") from None
+
+    def _post_statement(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         with self._client() as client:
-            return self._check(client.post(self._statements, json=body), f"create statement {name}")
+            resp = client.post(self._statements, json=body)
+        if resp.status_code == 409:
+            raise _Conflict(f"Confluent Cloud answered 409 for create statement {name}: {resp.text[:500]}")
+        return self._check(resp, f"create statement {name}")
 
     def get_statement(self, name: str) -> Optional[dict[str, Any]]:
         with self._client() as client:
@@ -218,11 +236,28 @@ class ConfluentFlink(FlinkEngine):
             raise _Conflict(f"Confluent Cloud answered 409 for {what}: {resp.text[:500]}")
         return self._check(resp, what)
 
-    def delete_statement(self, name: str) -> None:
+    def delete_statement(self, name: str, wait: bool = True) -> None:
+        """DELETE answers 202 ("being deleted"): with `wait`, poll until GET answers 404, so the name can be
+        created again (bounded by `delete_timeout_s`)."""
         with self._client() as client:
             resp = client.delete(f"{self._statements}/{name}")
         if resp.status_code not in (202, 204, 404):
             self._check(resp, f"delete statement {name}")
+        if not wait or resp.status_code == 404:
+            return
+        last: dict[str, Any] = {}
+
+        def gone() -> bool | None:
+            st = self.get_statement(name)
+            last.update(st or {})
+            return True if st is None else None
+
+        try:
+            wait_until(gone, timeout_s=self.delete_timeout_s, interval_s=self.poll_interval_s,
+                       what=f"statement {name} deleted",
+                       last_state=lambda: str((last.get("status") or {}).get("phase", "UNKNOWN")))
+        except WaitTimeout as exc:
+            raise TimeoutError(str(exc)) from None
 
     def wait_phase(self, name: str, phases: set[str], timeout_s: float = 300.0) -> dict[str, Any]:
         """Poll until the statement reaches one of `phases`; raise on FAILED or on timeout."""

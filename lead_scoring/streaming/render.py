@@ -228,8 +228,9 @@ STATEMENT_SOURCES: dict[StatementRole, tuple[str, ...]] = {
 STATEMENT_SINKS: dict[StatementRole, tuple[str, ...]] = {
     StatementRole.VALIDATE: (T.INPUT_AVRO, T.DLQ),
     StatementRole.SPLIT: (T.LEADS, T.CONTACTS),
-    StatementRole.SCORE_LEADS: (T.LEAD_SCORES,),
-    StatementRole.SCORE_CONTACTS: (T.CONTACT_SCORES,),
+    # the dlq: model answers without a usable score (score.sql), never a NOT NULL violation in the sink
+    StatementRole.SCORE_LEADS: (T.LEAD_SCORES, T.DLQ),
+    StatementRole.SCORE_CONTACTS: (T.CONTACT_SCORES, T.DLQ),
 }
 
 
@@ -244,8 +245,8 @@ SHADOW_STATEMENT_SOURCES: dict[StatementRole, tuple[str, ...]] = {
     StatementRole.SHADOW_CONTACTS: (T.CONTACTS,),
 }
 SHADOW_STATEMENT_SINKS: dict[StatementRole, tuple[str, ...]] = {
-    StatementRole.SHADOW_LEADS: (T.LEAD_SCORES_SHADOW,),
-    StatementRole.SHADOW_CONTACTS: (T.LEAD_SCORES_SHADOW,),
+    StatementRole.SHADOW_LEADS: (T.LEAD_SCORES_SHADOW, T.DLQ),
+    StatementRole.SHADOW_CONTACTS: (T.LEAD_SCORES_SHADOW, T.DLQ),
 }
 
 
@@ -616,7 +617,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     columns = ", ".join(f"`{f.name}`" for f in LEAD_FIELDS)
     statements: dict[StatementRole, Statement] = {}
     if s.shadow:
-        tables = {name: tables[name] for name in (T.LEADS, T.CONTACTS, T.LEAD_SCORES_SHADOW)}
+        tables = {name: tables[name] for name in (T.LEADS, T.CONTACTS, T.LEAD_SCORES_SHADOW, T.DLQ)}
         scoring = {role: (SHADOW_STATEMENT_SOURCES[role], SHADOW_STATEMENT_SINKS[role]) for role in SHADOW_ROLES}
     else:
         tables = {name: spec for name, spec in tables.items() if name != T.LEAD_SCORES_SHADOW}
@@ -644,7 +645,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         )
         scoring = {role: (sources[role], STATEMENT_SINKS[role])
                    for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS)}
-    for role, ((source,), (sink,)) in scoring.items():
+    for role, ((source,), (sink, dlq)) in scoring.items():
         views: tuple[str, ...] = ()
         scored = names[source]
         if not s.confluent:
@@ -654,12 +655,12 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             # at most; a re-score request (a new Kafka record of an unchanged lead) has a new source_time.
             scored = f"{names[source]}_first"
             views = (_render("first_change.sql", s, view=scored, source=names[source], columns=columns),)
-        sql = _render("score.sql", s, sink=names[sink], source=scored, model=dict(name=mname),
+        sql = _render("score.sql", s, sink=names[sink], dlq=names[dlq], source=scored, model=dict(name=mname),
                       model_input_columns=input_args, text_inputs=text_inputs,
                       # Confluent: a first shadow statement joins the live stream at its end, not its start
                       source_hint=" /*+ OPTIONS('scan.startup.mode'='latest-offset') */" if s.shadow and s.confluent
                       else "")
-        statements[role] = Statement(name=UNNAMED, role=role, sql=sql, tables=(source, sink),
+        statements[role] = Statement(name=UNNAMED, role=role, sql=sql, tables=(source, sink, dlq),
                                      reads=(source,), uses_model=True, views=views,
                                      offset_reset="latest" if role.is_shadow else "earliest",
                                      parallelism=s.scoring_parallelism)

@@ -45,7 +45,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(LEAD_SCORES_SHADOW, "scores of a challenger model on the live stream (contract section 2b); "
                                   "read by the sink into the score ledger, never written back to the CRM", pii=False),
     # raw payloads of bad records: PII like input_raw, so the same bound (it was 30 days, past the promise)
-    TopicSpec(DLQ, "records that failed the contract: raw payload + reason", partitions=1),
+    TopicSpec(DLQ, "records that failed the contract (raw payload) or got no usable score (Id + model answer), "
+                   "with the reason", partitions=1),
 )
 TOPICS_BY_NAME = {t.name: t for t in TOPICS}
 SCORE_TOPICS = (LEAD_SCORES, CONTACT_SCORES)  # the champion's scores: the writeback reads these only

@@ -33,6 +33,7 @@ SCORE_FIELD_DESCRIBE = {
     "Lead_Score_Model__c": {"type": "string", "length": 80, "updateable": True},
     "Lead_Grade__c": {"type": "picklist", "updateable": True},
 }
+LIMITS = re.compile(r"^https://" + re.escape(INSTANCE) + r"/services/data/v(?P<version>[\d.]+)/limits/?$")
 INGEST = re.compile(r"^https://" + re.escape(INSTANCE) +
                     r"/services/data/v(?P<version>[\d.]+)/jobs/ingest(?:/(?P<job>[^/]+))?(?:/(?P<rest>[^/]+)/?)?$")
 FIELDS = {"Lead": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c"},
@@ -95,6 +96,15 @@ class FakeSalesforce(BaseAdapter):
         self.jwt_public_key: str | None = None
         self.jwt_consumer_key: str | None = None
         self.jwt_assertions: list[dict[str, Any]] = []  # decoded claims of every accepted assertion
+        # GET /services/data/vXX.X/limits: shaped like Salesforce's documented answer (a JSON object of
+        # {"Max": n, "Remaining": n} per limit; REST API Developer Guide, "Limits"); tests change the numbers
+        self.limits: dict[str, dict[str, int]] = {
+            "DailyApiRequests": {"Max": 200_000, "Remaining": 199_500},
+            "DailyBulkApiBatches": {"Max": 15_000, "Remaining": 15_000},
+            "DailyBulkV2QueryJobs": {"Max": 10_000, "Remaining": 9_990},
+            "DailyBulkV2QueryFileStorageMB": {"Max": 976_562, "Remaining": 976_562},
+            "DataStorageMB": {"Max": 5_120, "Remaining": 4_900},
+        }
         self.described: dict[str, dict[str, dict[str, Any]]] = {
             obj: {"Id": {"type": "id", "updateable": False}, **{k: dict(v) for k, v in SCORE_FIELD_DESCRIBE.items()}}
             for obj in ("Lead", "Contact")}
@@ -158,6 +168,11 @@ class FakeSalesforce(BaseAdapter):
             self.logins += 1
             return self._json(200, {"access_token": SESSION_ID, "instance_url": f"https://{INSTANCE}",
                                     "token_type": "Bearer"})
+        m = LIMITS.match(url)
+        if m and method == "GET":
+            if headers.get("Authorization") != f"Bearer {SESSION_ID}":
+                return self._json(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
+            return self._json(200, self.limits)
         m = DESCRIBE.match(url)
         if m and method == "GET":
             if headers.get("Authorization") != f"Bearer {SESSION_ID}":

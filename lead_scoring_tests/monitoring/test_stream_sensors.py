@@ -26,6 +26,7 @@ from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK, DLQ_GROWTH_CHECK
 from lead_scoring.stack.ports import free_ports
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lineage import topic_asset_key, topic_specs
+from lead_scoring_tests.monitoring.test_latency_decoding import wire_format
 
 pytestmark = pytest.mark.stack
 
@@ -149,8 +150,9 @@ def test_topics_sensor_skips_when_the_broker_is_down():
 
 @contextmanager
 def echoing_scorer(kafka: KafkaResource, source: str, target: str, delay_s: float = 0.0,
-                   drop: bool = False) -> Iterator[list[str]]:
-    """Plays the pipeline's role: for every record on `source`, a contract score record on `target`."""
+                   drop: bool = False, scores_format: str = "json") -> Iterator[list[str]]:
+    """Plays the pipeline's role: for every record on `source`, a contract score record on `target`
+    (JSON, or Schema Registry Avro wire format as Confluent Cloud's Flink writes it)."""
     stop = threading.Event()
     seen: list[str] = []
     ready = threading.Event()
@@ -172,7 +174,9 @@ def echoing_scorer(kafka: KafkaResource, source: str, target: str, delay_s: floa
                 score = {"Id": record["Id"], "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": 42,
                          "Lead_Score_Reasons__c": "+echo", "Lead_Score_Model__c": "echo",
                          "source_ts": msg.timestamp()[1], "scored_ts": int(time.time() * 1000)}
-                producer.produce(target, key=record["Id"].encode(), value=json.dumps(score).encode())
+                value = (wire_format({"Lead_Grade__c": "B", "features_hash": None, **score})
+                         if scores_format == "avro-registry" else json.dumps(score).encode())
+                producer.produce(target, key=record["Id"].encode(), value=value)
                 producer.flush(10)
         finally:
             consumer.close()
@@ -237,6 +241,24 @@ def test_latency_probe_against_an_echoing_stand_in_for_the_pipeline(local_stack)
         result = _latency_tick(kafka, tight)
     [check] = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
     assert not check.passed and "SLO 0.2 s" in check.description
+
+
+def test_latency_probe_reads_schema_registry_avro_scores_as_in_confluent_cloud(local_stack):
+    """Issue 28 #5: in gcp the scores topic is Avro in Schema Registry wire format; the probe read it as JSON
+    and so never saw a score (the SLO could not pass)."""
+    kafka = local_stack.kafka()
+    uid = _uid()
+    source, target = f"probe_in_{uid}", f"probe_scores_{uid}"
+    create_topics(kafka, {source: 1, target: 1})
+    monitoring = MonitoringSettings(input_topic=source, scores_topic=target, probe_count=3, probe_timeout_s=20,
+                                    latency_slo_s=10.0, scores_format="avro-registry")
+    with echoing_scorer(kafka, source, target, scores_format="avro-registry") as seen:
+        result = _latency_tick(kafka, monitoring)
+    assert len(seen) == 3
+    [observation] = [e for e in result.asset_events if isinstance(e, dg.AssetObservation)]
+    [check] = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert observation.metadata["probes_scored"].value == 3
+    assert check.passed, check.description
 
 
 def test_latency_probe_fails_when_scores_never_come(local_stack):

@@ -139,7 +139,7 @@ def test_each_missing_resource_or_permission_is_named_with_the_fix(world) -> Non
     world.vertex.endpoint_status = grpc.StatusCode.NOT_FOUND
     del world.salesforce.described["Lead"]["Lead_Grade__c"]
     world.salesforce.described["Contact"]["Lead_Score__c"]["updateable"] = False
-    world.cloud.errors = {"salesforce.object1.skip.epoch.conversion.fields": "Unknown configuration"}
+    world.cloud.errors = {"include.deleted.records": "Unknown configuration"}
     world.confluent.connections.clear()
 
     found = _by_resource(run_preflight(world.targets()))
@@ -157,9 +157,42 @@ def test_each_missing_resource_or_permission_is_named_with_the_fix(world) -> Non
     score = found["Contact.Lead_Score__c"]
     assert score.status is Status.FORBIDDEN and "field-level security" in score.fix
     source = found["connector lead-scoring-salesforce-lead-source"]
-    assert source.status is Status.ERROR and "skip.epoch.conversion.fields: Unknown configuration" in source.detail
+    assert source.status is Status.ERROR and "include.deleted.records: Unknown configuration" in source.detail
     for finding in found.values():
         assert "s3cr3t" not in finding.detail + finding.fix
+
+
+def test_the_orgs_limits_are_read_and_a_configuration_over_the_share_is_refused(world) -> None:
+    """Issue 28: GET /services/data/vXX.X/limits; the connectors' projected calls against DailyApiRequests and
+    DailyBulkV2QueryJobs (each within 50 % by default)."""
+    found = _by_resource(run_preflight(world.targets()))
+    budget = found["API budget"]
+    assert budget.status is Status.OK
+    assert "11,520 API calls/day (5.8% of 200,000)" in budget.detail and "2,880 query jobs/day (28.8% of 10,000)" \
+        in budget.detail and "199,500 API calls left" in budget.detail
+    assert any(c.url.endswith("/limits/") and c.method == "GET" for c in world.salesforce.calls)
+
+    # a small org: 15,000 a day (a Developer Edition's), 11,520 planned is 77 %
+    world.salesforce.limits["DailyApiRequests"] = {"Max": 15_000, "Remaining": 15_000}
+    budget = _by_resource(run_preflight(world.targets()))["API budget"]
+    assert budget.status is Status.ERROR and budget.blocking
+    assert "11,520 API calls/day is 77% of DailyApiRequests 15,000 (allowed share 50%)" in budget.detail
+    assert "poll_interval_ms" in budget.fix
+
+    # fewer query jobs than the sources' polls need
+    world.salesforce.limits["DailyApiRequests"] = {"Max": 200_000, "Remaining": 200_000}
+    world.salesforce.limits["DailyBulkV2QueryJobs"] = {"Max": 5_000, "Remaining": 5_000}
+    budget = _by_resource(run_preflight(world.targets()))["API budget"]
+    assert budget.status is Status.ERROR and "2,880 Bulk API 2.0 query jobs/day is 58% of DailyBulkV2QueryJobs" \
+        in budget.detail
+
+    # a stated higher share lets it through; a change rate is part of the check
+    targets = world.targets()
+    targets.api_share = 0.6
+    assert _by_resource(run_preflight(targets))["API budget"].status is Status.OK
+    del world.salesforce.limits["DailyBulkV2QueryJobs"]
+    budget = _by_resource(run_preflight(world.targets()))["API budget"]
+    assert budget.status is Status.ERROR and "no DailyApiRequests / DailyBulkV2QueryJobs Max" in budget.detail
 
 
 def test_a_refused_flink_key_is_forbidden_and_stops_the_confluent_checks(world) -> None:

@@ -25,9 +25,13 @@ class FakeConfluent:
     """Statements and connections in memory, answering as the OpenAPI document says; records every request.
 
     `conflicts`: how many PUTs to refuse with 409 (someone else changed the statement in between).
+    `delete_gets`: DELETE answers 202 and the statement stays, in phase DELETING, for that many more requests
+    about it (GET or POST) before GET answers 404 (the document: "A Statement is being deleted"); meanwhile a
+    POST of its name answers 409, as for any name that exists.
     """
 
-    def __init__(self, fail: set[str] | None = None, page_size: int | None = None, conflicts: int = 0):
+    def __init__(self, fail: set[str] | None = None, page_size: int | None = None, conflicts: int = 0,
+                 delete_gets: int = 0):
         self.statements: dict[str, dict[str, Any]] = {}
         self.connections: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
@@ -35,11 +39,21 @@ class FakeConfluent:
         self.version = 0
         self.page_size = page_size
         self.conflicts = conflicts
+        self.delete_gets = delete_gets
+        self.deleting: dict[str, int] = {}  # name -> GETs left before it is gone
 
     def _meta(self, kind: str, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         self.version += 1
         return {"self": f"{HOST}{BASE}/{kind}/{name}", "resource_version": str(self.version),
                 "labels": dict(labels or {})}
+
+    def _deleting_tick(self, name: str) -> None:
+        """One more request about a statement being deleted: after `delete_gets` of them it is gone."""
+        if name in self.deleting:
+            self.deleting[name] -= 1
+            if self.deleting[name] < 0:
+                del self.deleting[name]
+                self.statements.pop(name, None)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
@@ -70,6 +84,9 @@ class FakeConfluent:
                                              "data": page})
         name = path.rsplit("/", 1)[-1]
         if request.method == "POST":
+            self._deleting_tick(body["name"])
+            if body["name"] in self.statements:
+                return _error(409, f"statement {body['name']} already exists")
             sql = body["spec"]["statement"]
             phase = "COMPLETED" if sql.startswith("CREATE") else "RUNNING"
             if body["name"] in self.fail:
@@ -82,6 +99,7 @@ class FakeConfluent:
                 "metadata": self._meta("statements", body["name"], (body.get("metadata") or {}).get("labels"))}
             return httpx.Response(201, json=self.statements[body["name"]])
         if request.method == "GET":
+            self._deleting_tick(name)
             return httpx.Response(200, json=self.statements[name]) if name in self.statements \
                 else _error(404, f"statement {name} not found")
         if request.method == "PUT":
@@ -97,6 +115,12 @@ class FakeConfluent:
             st["status"] = {"phase": "STOPPED" if body["spec"]["stopped"] else "RUNNING"}
             return httpx.Response(202)
         if request.method == "DELETE":
-            self.statements.pop(name, None)
+            if name not in self.statements:
+                return _error(404, f"statement {name} not found")
+            if self.delete_gets and name not in self.deleting:
+                self.deleting[name] = self.delete_gets
+                self.statements[name]["status"] = {"phase": "DELETING", "detail": ""}
+            elif not self.delete_gets:
+                self.statements.pop(name)
             return httpx.Response(202)
         raise AssertionError(f"unexpected {request.method} {path}")

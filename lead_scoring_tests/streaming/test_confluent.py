@@ -238,3 +238,83 @@ def test_a_conflicting_update_is_read_again_and_retried() -> None:
     fake.conflicts = 10
     with pytest.raises(ConfluentApiError, match="409"):
         engine(fake).update_statement(leads, stopped=False, attempts=3)
+
+
+def test_a_statement_being_deleted_is_awaited_before_its_name_is_created_again(contract: OpenApiContract) -> None:
+    """Issue 28 #7: DELETE answers 202 (still deleting) and a POST of the same name answers 409 meanwhile.
+    The failed statement of a rollout is deleted and created again: the engine waits for GET 404 first."""
+    third = pipeline("v3", connection="vertex-lead-scorer-3")
+    fake = FakeConfluent(fail={names(third)[LEADS]}, delete_gets=3)
+    rollout(engine(fake), pipeline("v1"))
+    with pytest.raises(RolloutError):
+        rollout(engine(fake), third)
+    fake.fail.clear()
+    fake.requests.clear()
+    rollout(engine(fake), third)  # the failed statement is deleted and created again
+    leads = names(third)[LEADS]
+    calls = [(m, p.rsplit("/", 1)[-1]) for m, p, b in fake.requests
+             if p.endswith(f"/{leads}") or (b or {}).get("name") == leads]
+    first_post = calls.index(("POST", "statements"))
+    assert calls[first_post - 1] == ("GET", leads)  # the last GET before the POST answered 404
+    assert ("DELETE", leads) in calls[:first_post]
+    assert [c for c in calls[:first_post] if c == ("GET", leads)][-4:] == [("GET", leads)] * 4
+    assert fake.statements[leads]["status"]["phase"] == "RUNNING"
+    assert "deleteSqlv1Statement" in contract.checked
+
+
+def test_a_create_refused_with_409_while_the_old_one_is_deleting_is_retried_then_bounded() -> None:
+    fake = FakeConfluent(delete_gets=2)
+    cc = engine(fake)
+    cc.create_statement("ddl-1", "CREATE TABLE t (a INT)")
+    cc.delete_statement("ddl-1", wait=False)
+    assert fake.statements["ddl-1"]["status"]["phase"] == "DELETING"
+    created = cc.create_statement("ddl-1", "CREATE TABLE t (a INT, b INT)")  # 409, 409, then 201
+    assert created["spec"]["statement"] == "CREATE TABLE t (a INT, b INT)"
+    posts = [b["name"] for m, p, b in fake.requests if m == "POST"]
+    assert posts == ["ddl-1"] * 4
+
+    # a name that never frees up: bounded, and the error says what to do
+    stuck = FakeConfluent(delete_gets=10_000)
+    cc = engine(stuck).model_copy(update={"delete_timeout_s": 0.2, "poll_interval_s": 0.01})
+    cc = cc.with_transport(CONTRACT.transport(stuck.handler))
+    cc.create_statement("ddl-2", "CREATE TABLE t (a INT)")
+    with pytest.raises(TimeoutError, match="statement ddl-2 deleted not reached .*DELETING"):
+        cc.delete_statement("ddl-2")
+    with pytest.raises(ConfluentApiError, match="409 .*still exists after 0 s"):
+        cc.create_statement("ddl-2", "CREATE TABLE t (a INT)")
+
+
+def _connection_request(spec: dict) -> httpx.Request:
+    return httpx.Request("POST", f"{HOST}{BASE}/connections", json={"name": "vertex-lead-scorer", "spec": spec})
+
+
+def test_the_mistakes_the_vendor_schema_lets_through_are_refused_by_our_strict_bodies(
+        contract: OpenApiContract) -> None:
+    """Issue 28 #9: Confluent's document accepts these three; our schemas from its Go SDK and CLI do not."""
+    from lead_scoring_tests.vendor.strict_bodies import strict_body_errors
+
+    good = ConfluentFlink.connection_body("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
+    contract.check_request(_connection_request(good["spec"]))  # what we send passes both
+    empty_auth = {**good["spec"], "auth_data": {}}
+    raw_key = {**good["spec"], "auth_data": {"kind": "PlaintextProvider", "data": SERVICE_KEY}}
+    cc = resource(FakeConfluent())
+    statement = cc.statement_body("s-1", "INSERT INTO t SELECT 1")
+    typo = {**statement, "spec": {**statement["spec"], "stoped": True}}
+    update = {"name": "s-1", "organization_id": ORG, "environment_id": ENV, "metadata": {"resource_version": "3"},
+              "spec": {**statement["spec"], "stoped": True}}
+    # the vendor document alone lets each through (what the check did before)
+    assert not strict_body_errors("nope", empty_auth)
+    contract._validate({"name": "c", "spec": empty_auth}, contract.operation("POST", f"{BASE}/connections").spec[
+        "requestBody"]["content"]["application/json"]["schema"], "request", "vendor only")
+    with pytest.raises(AssertionError, match="auth_data: 'kind' is a required property"):
+        contract.check_request(_connection_request(empty_auth))
+    with pytest.raises(AssertionError, match="auth_data/data: not a JSON object of secrets|SERVICE_KEY"):
+        contract.check_request(_connection_request(raw_key))
+    wrong_key_name = {**good["spec"], "auth_data": {"kind": "PlaintextProvider",
+                                                    "data": json.dumps({"service_key": SERVICE_KEY})}}
+    with pytest.raises(AssertionError, match="'SERVICE_KEY' is a required property"):
+        contract.check_request(_connection_request(wrong_key_name))
+    with pytest.raises(AssertionError, match="'stoped' was unexpected"):
+        contract.check_request(httpx.Request("POST", f"{HOST}{BASE}/statements", json=typo))
+    with pytest.raises(AssertionError, match="'stoped' was unexpected"):
+        contract.check_request(httpx.Request("PUT", f"{HOST}{BASE}/statements/s-1", json=update))

@@ -215,7 +215,7 @@ def test_shadow_statements_are_the_challengers_own_and_join_the_stream_at_its_en
     script = shadow.session_script(StatementRole.SHADOW_LEADS)
     assert "'properties.group.id' = 'lead-scoring-flink-shadow-leads'" in script[0]
     assert "'properties.auto.offset.reset' = 'latest'" in script[0]
-    assert script[-1].startswith("INSERT INTO `lead_scores_shadow`") and "lead_scorer_challenger:predict" in script[-2]
+    assert "INSERT INTO `lead_scores_shadow`" in script[-1] and "lead_scorer_challenger:predict" in script[-2]
     champion = render_pipeline(LOCAL).session_script(StatementRole.SCORE_LEADS)
     assert "'properties.auto.offset.reset' = 'earliest'" in champion[0]
     assert "lead_scores_shadow" not in render_pipeline(LOCAL).as_text()
@@ -230,3 +230,36 @@ def test_the_dedup_ttl_is_tuned_from_the_assets_config_and_reaches_the_flink_ses
     assert render_pipeline(replace(LOCAL, **tuning)).session_config["table.exec.state.ttl"] == "2 min"
     # the default: a replay comes within one checkpoint interval plus a restart, not 15 min later
     assert render_pipeline(LOCAL).session_config["table.exec.state.ttl"] == "5 min"
+
+
+@pytest.mark.parametrize("settings", [LOCAL, GCP, LOCAL_SHADOW, GCP_SHADOW], ids=["local", "gcp", "local_shadow",
+                                                                                  "gcp_shadow"])
+def test_a_model_answer_without_a_usable_score_goes_to_the_dlq_not_into_a_not_null_column(settings) -> None:
+    """Issue 28 #8: a null score into `Lead_Score__c INT NOT NULL` fails the statement, and healing resumes
+    into the same record. Each scoring statement writes only usable answers to the scores and the rest,
+    with a reason, to the dlq -- and the two conditions split every answer exactly once."""
+    import duckdb
+
+    pipeline = render_pipeline(settings)
+    for statement in pipeline.statements.values():
+        if not statement.uses_model:
+            continue
+        sql = statement.sql
+        [score_insert, dlq_insert] = re.findall(r"INSERT INTO `([^`]+)`", sql)
+        assert dlq_insert == "dlq" and "dlq" in statement.tables
+        assert score_insert.startswith(("lead_scores", "contact_scores"))
+        keep = re.findall(r"\nWHERE (CASE.*?END) (=|<>) ''", sql, re.S)
+        assert [op for _, op in keep] == ["=", "<>"], sql
+        assert keep[0][0] == keep[1][0]  # one condition: what is not written is routed, and vice versa
+        route = keep[0][0].replace("`", '"')
+        answers = [(None, "r", "v"), (101, "r", "v"), (-1, "r", "v"), (50, None, "v"), (50, "r", None),
+                   (50, "r", "v"), (0, "", "v"), (100, "r", "v")]
+        values = ", ".join("(?, ?, ?)" for _ in answers)
+        reasons = duckdb.connect().execute(
+            f"SELECT {route} FROM (VALUES {values}) AS t(score, reasons_text, model_version)",
+            [v for answer in answers for v in answer]).fetchall()
+        assert [r for (r,) in reasons] == [
+            "model output: score is null", "model output: score outside 0-100", "model output: score outside 0-100",
+            "model output: reasons are null", "model output: model version is null", "", "", ""]
+        # the dlq row carries the record's key and the model's answer (the lead is re-scored from it)
+        assert "JSON_OBJECT('Id' VALUE `Id`" in sql and "AS `reason`" in sql

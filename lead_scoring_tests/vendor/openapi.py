@@ -11,6 +11,9 @@ schema's `required` does not apply (the server sets those); `nullable` allows nu
 enforced (Confluent's own SDKs send the JSON text itself: the Go SDK's `PlaintextProvider.Data *string`).
 Query and path parameters are checked against their declared schemas, unknown query parameters refused;
 a fake's status code must be one the operation declares, and its body must match that response's schema.
+Where the document is loose, the bodies we send are also held to our own strict schemas
+(`strict_bodies.py`, derived from Confluent's Go SDK and CLI): no unknown field, the required ones present,
+the Vertex AI key wrapped as the CLI wraps it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from lead_scoring.production.vendor_specs import (
     VendorSpecError,
     document_path,
 )
+from lead_scoring_tests.vendor.strict_bodies import strict_body_errors
 
 _DROP = {"example", "examples", "discriminator", "description", "nullable", "readOnly", "writeOnly", "title",
          "deprecated", "externalDocs"}
@@ -144,7 +148,12 @@ class OpenApiContract:
             if media is None:
                 raise ContractViolation(f"{what}: content type {content_type!r}, {op.id} takes "
                                         f"{sorted(body_spec['content'])}")
-            self._validate(json.loads(request.content), media["schema"], "request", f"{what} body")
+            body = json.loads(request.content)
+            self._validate(body, media["schema"], "request", f"{what} body")
+            strict = strict_body_errors(op.id, body)
+            if strict:
+                raise ContractViolation(f"{what} body breaks our strict schema of {op.id} "
+                                        "(lead_scoring_tests/vendor/strict_bodies.py):\n  " + "\n  ".join(strict[:5]))
         elif request.content:
             raise ContractViolation(f"{what}: {op.id} takes no body")
         self.checked.append(op.id)

@@ -454,7 +454,9 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-dc56e251
+-- statement lead-scoring-score-leads-ac195a0a
+EXECUTE STATEMENT SET
+BEGIN
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -472,9 +474,44 @@ FROM (
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM `leads`
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END = '';
+INSERT INTO `dlq`
+SELECT
+  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
+              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
+  CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END AS `reason`,
+  `source_time` AS `source_ts`
+FROM (
+  SELECT *,
+    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
+  FROM `leads`
+) AS `input`,
+  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END <> '';
+END;
 
--- statement lead-scoring-score-contacts-26965ee0
+-- statement lead-scoring-score-contacts-9b663c9e
+EXECUTE STATEMENT SET
+BEGIN
 INSERT INTO `contact_scores`
 SELECT
   `Id`,
@@ -492,4 +529,37 @@ FROM (
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM `contacts`
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END = '';
+INSERT INTO `dlq`
+SELECT
+  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
+              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
+  CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END AS `reason`,
+  `source_time` AS `source_ts`
+FROM (
+  SELECT *,
+    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
+  FROM `contacts`
+) AS `input`,
+  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END <> '';
+END;

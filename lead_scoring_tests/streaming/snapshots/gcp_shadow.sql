@@ -143,6 +143,20 @@ WITH (
   'kafka.cleanup-policy' = 'delete'
 );
 
+-- table dlq
+CREATE TABLE IF NOT EXISTS `dlq` (
+  `payload` STRING,
+  `reason` STRING NOT NULL,
+  `source_ts` TIMESTAMP_LTZ(3)
+)
+DISTRIBUTED INTO 1 BUCKETS
+WITH (
+  'changelog.mode' = 'append',
+  'value.format' = 'json-registry',
+  'kafka.retention.time' = '604800000 ms',
+  'kafka.cleanup-policy' = 'delete'
+);
+
 -- model lead_scorer_shadow_a94e3af7
 CREATE MODEL `lead_scorer_shadow_a94e3af7`
 INPUT (
@@ -188,7 +202,9 @@ WITH (
   'vertexai.output_format' = 'TF-SERVING'
 );
 
--- statement lead-scoring-shadow-leads-c9a849b6
+-- statement lead-scoring-shadow-leads-189b4fb4
+EXECUTE STATEMENT SET
+BEGIN
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -206,9 +222,44 @@ FROM (
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM `leads` /*+ OPTIONS('scan.startup.mode'='latest-offset') */
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_a94e3af7', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_a94e3af7', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END = '';
+INSERT INTO `dlq`
+SELECT
+  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
+              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
+  CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END AS `reason`,
+  `source_time` AS `source_ts`
+FROM (
+  SELECT *,
+    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
+  FROM `leads` /*+ OPTIONS('scan.startup.mode'='latest-offset') */
+) AS `input`,
+  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_a94e3af7', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END <> '';
+END;
 
--- statement lead-scoring-shadow-contacts-0d818ca0
+-- statement lead-scoring-shadow-contacts-5b9dcb12
+EXECUTE STATEMENT SET
+BEGIN
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -226,4 +277,37 @@ FROM (
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM `contacts` /*+ OPTIONS('scan.startup.mode'='latest-offset') */
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_a94e3af7', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
+  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_a94e3af7', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END = '';
+INSERT INTO `dlq`
+SELECT
+  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
+              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
+  CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END AS `reason`,
+  `source_time` AS `source_ts`
+FROM (
+  SELECT *,
+    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
+  FROM `contacts` /*+ OPTIONS('scan.startup.mode'='latest-offset') */
+) AS `input`,
+  LATERAL TABLE(ML_PREDICT('lead_scorer_shadow_a94e3af7', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END <> '';
+END;
