@@ -48,6 +48,7 @@ class LeadField:
 
 
 OBJECT_TYPES = ("Lead", "Contact")
+RESCORE_FIELD = "_Rescore"
 EVENT_TYPES = ("created", "updated", "deleted")
 DEFAULT_EVENT_TYPE = "created"
 
@@ -58,6 +59,11 @@ LEAD_FIELDS: tuple[LeadField, ...] = (
     LeadField("_ObjectType", _S, Role.ROUTING, required=True, nullable=False, allowed=OBJECT_TYPES,
               description="routes the record to leads or contacts"),
     LeadField("_EventType", _S, Role.ROUTING, allowed=EVENT_TYPES, description="default created"),
+    # A field, not a Kafka header: Confluent Cloud's statements carry a record's columns, not its headers.
+    LeadField(RESCORE_FIELD, _S, Role.ROUTING,
+              description="re-score run id: set only on a re-score request (an unchanged record sent again so a "
+                          "new champion scores it; promotion.rescore); never a CRM change, never lands in "
+                          "crm_leads_raw; null on every CRM record"),
     LeadField("LastModifiedDate", _T, Role.EVENT_TIME, required=True, nullable=False, description="event time"),
     LeadField("CreatedDate", _T, Role.ATTRIBUTE),
     LeadField("FirstName", _S, Role.PII),

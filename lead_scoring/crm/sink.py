@@ -19,7 +19,7 @@ Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) and
 'probe'` / `'demo'` instead of `'stream'`, so the monitoring can read them, training never learns from
 probes, and demo leads train only until real leads exist.
 
-Re-score requests (input_raw records with the `RESCORE_HEADER` Kafka header: an unchanged record sent again so
+Re-score requests (input_raw records whose contract field `_Rescore` is set: an unchanged record sent again so
 a new champion scores it) are not CRM changes: they never land in `crm_leads_raw` (their scores do land).
 
 Erasure: a `deleted` event erases its Id (`lifecycle.erasure.erase_leads`: every warehouse row, and the Id
@@ -35,8 +35,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
-from lead_scoring.contract.samples import RESCORE_HEADER, is_demo, is_probe
+from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, RESCORE_FIELD, parse_record
+from lead_scoring.contract.samples import is_demo, is_probe
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
 from lead_scoring.settings import current_profile
@@ -95,15 +95,15 @@ class SinkHandler:
                 if not shadow:
                     scores.append(record)
                 continue
-            if any(name == RESCORE_HEADER for name, _ in msg.headers):
-                rescore_requests += 1
-                continue
             record, errors = parse_record(msg.value if msg.value is not None else b"")
             if record is None:
                 key = msg.key.decode("utf-8", errors="replace") if msg.key else None
                 payload = (msg.value or b"").decode("utf-8", errors="replace")[:10_000]
                 rejected.append({"Id": key, "payload": payload, "reason": "; ".join(str(e) for e in errors),
                                  "_source": STREAM_SOURCE})
+                continue
+            if record.get(RESCORE_FIELD):  # a re-score request, no CRM change (promotion.rescore)
+                rescore_requests += 1
                 continue
             record["_source"] = _source(record["Id"])
             raw.append(record)
