@@ -30,15 +30,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import orjson
 import pandas as pd
 
-from lead_scoring.contract.fields import FIELD_NAMES, LEAD_FIELDS, RESCORE_FIELD, FieldType
+from lead_scoring.contract.fields import FIELD_NAMES, RESCORE_FIELD
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
+from lead_scoring.crm.echo import record_payloads
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lag import end_offset
 from lead_scoring.streaming.topics import CONTACT_SCORES, INPUT_RAW, LEAD_SCORES
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 RESCORE_TABLE = "rescore_runs"
 RUNNING, DONE = "running", "done"
-_TIMESTAMPS = tuple(f.name for f in LEAD_FIELDS if f.type is FieldType.TIMESTAMP)
 
 
 def open_records_sql(include_seed: bool = False, limit: Optional[int] = None) -> str:
@@ -165,23 +164,6 @@ def _checkpoint(warehouse: Warehouse, run: RescoreRun) -> None:
         {"produced": run.produced, "last_id": run.cursor or "", "now": now, "run_id": run.run_id})
 
 
-def record_payloads(frame: pd.DataFrame, rescore_id: Optional[str] = None) -> Iterator[tuple[bytes, bytes]]:
-    """(key, contract JSON) of each row: nulls left out, timestamps as ISO-8601 UTC with milliseconds; with
-    `rescore_id`, marked as that run's re-score request (`RESCORE_FIELD`)."""
-    frame = frame.copy()
-    for name in _TIMESTAMPS:
-        if name in frame.columns:
-            stamps = pd.to_datetime(frame[name], utc=True)
-            text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
-            frame[name] = text.where(stamps.notna(), None)
-    frame = frame.astype(object).where(frame.notna(), None)
-    for row in frame.to_dict(orient="records"):
-        record = {k: v for k, v in row.items() if v is not None and k != RESCORE_FIELD}
-        if rescore_id:
-            record[RESCORE_FIELD] = rescore_id
-        yield str(record["Id"]).encode(), orjson.dumps(record)
-
-
 def _in_flight(kafka: KafkaResource, score_topics: tuple[str, ...], start: int, produced: int) -> tuple[int, int]:
     scored = sum(end_offset(kafka, t) for t in score_topics) - start
     return max(0, produced - scored), scored
@@ -216,7 +198,7 @@ def rescore(warehouse: Warehouse, kafka: KafkaResource, run: RescoreRun, *, topi
         page = warehouse.query(open_records_sql(include_seed, limit=chunk_size), {"after": run.cursor or ""})
         if page.empty:
             break
-        for key, value in record_payloads(page, run.run_id):
+        for key, value in record_payloads(page, **{RESCORE_FIELD: run.run_id}):
             while True:
                 try:
                     producer.produce(topic, key=key, value=value, timestamp=run.source_ms,
