@@ -49,7 +49,8 @@ def gcp_like(tmp_path) -> DuckDBWarehouse:
         _score("00Q2", "m2", 80, s2, s2 + pd.Timedelta(seconds=2))]))
     wh.append("crm_leads_raw", pd.DataFrame([
         {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "LastModifiedDate": T0 - pd.Timedelta(days=40),
-         "IsConverted": conv, "_source": "stream", "_ingested_at": T0} for rid, conv in (("00Q1", True), ("00Q2", False))]))
+         "IsConverted": conv, "_source": "stream", "_ingested_at": T0}
+        for rid, conv in (("00Q1", True), ("00Q2", False))]))
     with wh.connect() as con:  # the ledger as gcp has it: the view, not the sink worker's table
         con.execute(f"DROP TABLE {LEDGER_TABLE}")
         con.execute(f"CREATE VIEW {LEDGER_TABLE} AS {wh.transpile(LEDGER_VIEW_SQL)}")
