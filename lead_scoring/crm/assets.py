@@ -23,7 +23,7 @@ import dagster as dg
 from pydantic import Field
 
 from lead_scoring.contract import OBJECT_TYPES
-from lead_scoring.contract.fields import LEAD_FIELDS, RESCORE_FIELD, FieldType
+from lead_scoring.contract.fields import LEAD_FIELDS, RESCORE_EVENT, FieldType
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.settings import state_dir
 from lead_scoring.streaming import topics as t
@@ -154,13 +154,13 @@ def bigquery_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]:
         "auto.create.tables": "DISABLED",  # tables come from the contract DDL (lead_scoring.warehouse.tables)
         "auto.update.schemas": "DISABLED",
         "tasks.max": "1",
-        # re-score requests (`_Rescore` set: promotion.rescore) are no CRM change: kept out of crm_leads_raw,
-        # like the local sink does; the score topics have no `_Rescore` and pass.
+        # re-score requests (`_EventType` = 'rescore': promotion.rescore) are no CRM change: kept out of
+        # crm_leads_raw, like the local sink does; scores are 'updated' and pass.
         # The bookkeeping columns of the raw tables; probes keep _source = 'stream' here (training drops
         # them by Id), where the local sink tags them 'probe'
         "transforms": "dropRescores,source,ingested",
         "transforms.dropRescores.type": "io.confluent.connect.transforms.Filter$Value",
-        "transforms.dropRescores.filter.condition": f"$[?(@.{RESCORE_FIELD} =~ /.+/)]",
+        "transforms.dropRescores.filter.condition": f"$[?(@._EventType == '{RESCORE_EVENT}')]",
         "transforms.dropRescores.filter.type": "exclude",
         "transforms.dropRescores.missing.or.null.behavior": "include",
         "transforms.source.type": "org.apache.kafka.connect.transforms.InsertField$Value",

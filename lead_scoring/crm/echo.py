@@ -6,7 +6,7 @@ local CRM does the same (on by default: `LocalCrm.echo`), so every local test an
 the loop production has, and the pipeline's echo suppression (streaming/sql/unchanged.sql) is what ends it.
 
 The echoed record is the CRM record as the warehouse has it (the latest `crm_leads_raw` row of the Id),
-`_EventType = 'updated'`, `LastModifiedDate` = the write time, no `_Rescore`. A deleted Id is not echoed (a
+`_EventType = 'updated'`, `LastModifiedDate` = the write time. A deleted Id is not echoed (a
 deleted Salesforce record is not updated). A written Id whose record has not landed in `crm_leads_raw` yet (the
 sink is a micro-batch behind the writeback) is waited for up to `wait_s`, then kept pending and echoed with a
 later write, or dropped after `max_pending_s` (counted in the log, never an error).
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from lead_scoring.contract.fields import FIELD_NAMES, LEAD_FIELDS, RESCORE_FIELD, FieldType
+from lead_scoring.contract.fields import FIELD_NAMES, LEAD_FIELDS, FieldType
 from lead_scoring.crm.writeback import CrmWriter, WriteFailure
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.warehouse.resources import Warehouse
@@ -38,8 +38,8 @@ def iso_utc_ms(stamp: pd.Timestamp) -> str:
 
 
 def record_payloads(frame: pd.DataFrame, **overrides: Any) -> Iterator[tuple[bytes, bytes]]:
-    """(key, contract JSON) of each warehouse row: nulls and `_Rescore` left out, timestamps as ISO-8601 UTC
-    with milliseconds, then `overrides` (e.g. the re-score run id, or an echo's LastModifiedDate)."""
+    """(key, contract JSON) of each warehouse row: nulls left out, timestamps as ISO-8601 UTC with milliseconds,
+    then `overrides` (a re-score request's `_EventType`, an echo's `LastModifiedDate`)."""
     frame = frame.copy()
     for name in _TIMESTAMPS:
         if name in frame.columns:
@@ -48,7 +48,7 @@ def record_payloads(frame: pd.DataFrame, **overrides: Any) -> Iterator[tuple[byt
             frame[name] = text.where(stamps.notna(), None)
     frame = frame.astype(object).where(frame.notna(), None)
     for row in frame.to_dict(orient="records"):
-        record = {k: v for k, v in row.items() if v is not None and k != RESCORE_FIELD}
+        record = {k: v for k, v in row.items() if v is not None}
         record.update(overrides)
         yield str(record["Id"]).encode(), orjson.dumps(record)
 

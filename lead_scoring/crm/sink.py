@@ -19,7 +19,7 @@ Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) and
 'probe'` / `'demo'` instead of `'stream'`, so the monitoring can read them, training never learns from
 probes, and demo leads train only until real leads exist.
 
-Re-score requests (input_raw records whose contract field `_Rescore` is set: an unchanged record sent again so
+Re-score requests (input_raw records with `_EventType` = 'rescore': an unchanged record sent again so
 a new champion scores it) are not CRM changes: they never land in `crm_leads_raw` (their scores do land).
 
 Erasure: a `deleted` event erases its Id (`lifecycle.erasure.erase_leads`: every warehouse row, and the Id
@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, RESCORE_FIELD, parse_record
+from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, RESCORE_EVENT, parse_record
 from lead_scoring.contract.samples import is_demo, is_probe
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
@@ -102,7 +102,7 @@ class SinkHandler:
                 rejected.append({"Id": key, "payload": payload, "reason": "; ".join(str(e) for e in errors),
                                  "_source": STREAM_SOURCE})
                 continue
-            if record.get(RESCORE_FIELD):  # a re-score request, no CRM change (promotion.rescore)
+            if record.get("_EventType") == RESCORE_EVENT:  # a re-score request, no CRM change (promotion.rescore)
                 rescore_requests += 1
                 continue
             record["_source"] = _source(record["Id"])

@@ -6,19 +6,19 @@ them), unless that Id is converted (its latest known `IsConverted` is true), del
 warehouse rows only, no CRM record; `include_seed` adds them). Streamed demo leads (`DEMO-`) and imported
 leads are CRM records and are re-scored.
 
-How: each record is produced to `input_raw` again, unchanged but for the contract field `_Rescore`
-(`RESCORE_FIELD`) = the run id, and with ONE Kafka timestamp for the whole run. A field, not a Kafka header:
-it survives every statement in both dialects (Confluent Cloud's statements drop headers), so the sinks of
-every profile can tell a re-score request from a CRM change (the local sink and the BigQuery sink keep it out
-of `crm_leads_raw`). validate -> route -> ML_PREDICT score it like any change: the scoring stage's echo
-suppression keys on (Id, features key, `_Rescore`), so an unchanged lead with a new run id is scored again
+How: each record is produced to `input_raw` again, unchanged but for `_EventType` = 'rescore' (the contract's
+`RESCORE_EVENT`), with ONE Kafka timestamp for the whole run. A value, not a Kafka header: it survives every
+statement in both dialects (Confluent Cloud's statements drop headers), so the sinks of every profile tell a
+re-score request from a CRM change (the local sink and the BigQuery sink keep it out of `crm_leads_raw`).
+validate -> route -> ML_PREDICT score it like any change: the scoring stage's echo suppression keys a re-score
+request on (Id, features key, the run's timestamp), so an unchanged lead is scored once per run
 (streaming/sql/unchanged.sql); the writeback writes the new score to the CRM and the ledger gets it.
 
 Resumable and idempotent, with a checkpoint per chunk in the warehouse table `rescore_runs` (one row per run:
 counts, the last Id produced while it runs, status). Records go out in Id order, `chunk_size` at a time; after a chunk
 is acknowledged by the broker the run's row records its last Id. A restart (same `run_id`) continues after that
 Id; a finished run produces nothing again. The chunk that was in flight when a run died is produced once more
-on resume, with the run's same `_Rescore` id, so the scoring stage drops those duplicates (its
+on resume, with the run's same Kafka timestamp, so the scoring stage drops those duplicates (its
 de-duplication state lives `dedup_ttl`) instead of scoring them twice.
 
 Backpressure: at most `max_in_flight` records produced and not yet scored (the score topics' growth since the
@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from lead_scoring.contract.fields import FIELD_NAMES, RESCORE_FIELD
+from lead_scoring.contract.fields import FIELD_NAMES, RESCORE_EVENT
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.crm.echo import record_payloads
 from lead_scoring.streaming.kafka import KafkaResource
@@ -198,7 +198,7 @@ def rescore(warehouse: Warehouse, kafka: KafkaResource, run: RescoreRun, *, topi
         page = warehouse.query(open_records_sql(include_seed, limit=chunk_size), {"after": run.cursor or ""})
         if page.empty:
             break
-        for key, value in record_payloads(page, **{RESCORE_FIELD: run.run_id}):
+        for key, value in record_payloads(page, _EventType=RESCORE_EVENT):
             while True:
                 try:
                     producer.produce(topic, key=key, value=value, timestamp=run.source_ms,

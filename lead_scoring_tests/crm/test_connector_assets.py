@@ -69,7 +69,7 @@ def test_connector_configs_render_to_versioned_files_with_placeholders_only(tmp_
     assert bq["topic2table.map"] == (f"{INPUT_AVRO}:crm_leads_raw,{LEAD_SCORES}:lead_scores,"
                                      f"{CONTACT_SCORES}:lead_scores,{LEAD_SCORES_SHADOW}:lead_scores_shadow")
     assert bq["transforms"].startswith("dropRescores,")
-    assert bq["transforms.dropRescores.filter.condition"] == "$[?(@._Rescore =~ /.+/)]"
+    assert bq["transforms.dropRescores.filter.condition"] == "$[?(@._EventType == 'rescore')]"
     assert bq["transforms.dropRescores.filter.type"] == "exclude"
     assert bq["transforms.dropRescores.missing.or.null.behavior"] == "include"
     assert bq["project"] == "${LEAD_SCORING_GCP_PROJECT}"

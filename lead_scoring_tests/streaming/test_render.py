@@ -229,7 +229,8 @@ def test_the_dedup_ttl_is_tuned_from_the_assets_config_and_reaches_the_flink_ses
     assert render_pipeline(LOCAL).session_config["table.exec.state.ttl"] == "5 min"
 
 
-SUPPRESSION = "ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `_Rescore` ORDER BY `{order}` ASC)"
+SUPPRESSION = "ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `rescore_run` ORDER BY `{order}` ASC)"
+RESCORE_RUN = "CASE WHEN `_EventType` = 'rescore' THEN `source_time` END AS `rescore_run`"
 FEATURES_KEY = "SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, "
 
 
@@ -237,8 +238,9 @@ FEATURES_KEY = "SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, "
                                             (LOCAL_SHADOW, "proc_time"), (GCP_SHADOW, "arrival_time")])
 def test_echo_suppression_is_in_both_dialects(settings: RenderSettings, order: str) -> None:
     """Every scoring statement, champion and shadow, local and Confluent, reads only the first record of each
-    (Id, features key, _Rescore): an echo of a written score (same features, new LastModifiedDate) never
-    reaches the model; a re-score request (its run id in `_Rescore`) and a changed feature do."""
+    (Id, features key, re-score run): an echo of a written score (same features, new LastModifiedDate) never
+    reaches the model; a re-score request (`_EventType` 'rescore', keyed by its run's one Kafka timestamp) and
+    a changed feature do."""
     pipeline = render_pipeline(settings)
     scoring = [st for st in pipeline.statements.values() if st.role.is_inference]
     assert len(scoring) == 2
@@ -246,6 +248,7 @@ def test_echo_suppression_is_in_both_dialects(settings: RenderSettings, order: s
         query = st.views[0] if st.views else st.sql
         assert SUPPRESSION.format(order=order) in query and "WHERE `first_seen` = 1" in query, st.name
         assert FEATURES_KEY in query and " NULL ON NULL)), 1, 16) AS `features_key`" in query
+        assert RESCORE_RUN in query
         # the key never holds what an echo changes (LastModifiedDate, the Kafka timestamp)
         partition = re.search(r"PARTITION BY (.*?) ORDER BY", query).group(1)
         assert "LastModifiedDate" not in partition and "source_time" not in partition

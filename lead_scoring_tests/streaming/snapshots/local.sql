@@ -39,7 +39,6 @@ CREATE TABLE `input_avro` (
   `Id` STRING NOT NULL,
   `_ObjectType` STRING NOT NULL,
   `_EventType` STRING,
-  `_Rescore` STRING,
   `LastModifiedDate` TIMESTAMP_LTZ(3) NOT NULL,
   `CreatedDate` TIMESTAMP_LTZ(3),
   `FirstName` STRING,
@@ -100,7 +99,6 @@ CREATE TABLE `leads` (
   `Id` STRING NOT NULL,
   `_ObjectType` STRING NOT NULL,
   `_EventType` STRING,
-  `_Rescore` STRING,
   `LastModifiedDate` TIMESTAMP_LTZ(3) NOT NULL,
   `CreatedDate` TIMESTAMP_LTZ(3),
   `FirstName` STRING,
@@ -162,7 +160,6 @@ CREATE TABLE `contacts` (
   `Id` STRING NOT NULL,
   `_ObjectType` STRING NOT NULL,
   `_EventType` STRING,
-  `_Rescore` STRING,
   `LastModifiedDate` TIMESTAMP_LTZ(3) NOT NULL,
   `CreatedDate` TIMESTAMP_LTZ(3),
   `FirstName` STRING,
@@ -286,16 +283,17 @@ WITH (
 
 -- view
 CREATE TEMPORARY VIEW `input_raw_checked` AS
-SELECT `payload`, `source_time`, CONTRACT_CHECK(`payload`, '{"max_string_length":1000,"timestamp_pattern":"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:?\\d{2})?$","fields":[{"name":"Id","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"_ObjectType","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":["Lead","Contact"]},{"name":"_EventType","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":["created","updated","deleted"]},{"name":"_Rescore","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastModifiedDate","type":"timestamp","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"CreatedDate","type":"timestamp","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"FirstName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Company","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Email","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Title","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Number__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LeadSource","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Origin__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"HasOptedOutOfEmail","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"DoNotCall","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Total_Visits__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Time_On_Website__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Page_Views_Per_Visit__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Last_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Country","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"City","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Specialization__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Occupation__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Course_Priority__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Referral_Channel__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Search__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Magazine__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper_Article__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Forums__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Digital__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Recommendation__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Free_Copy_Requested__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Status","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"IsConverted","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Sales_Tags__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Quality__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Profile__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Last_Notable_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null}]}') AS `c`
+SELECT `payload`, `source_time`, CONTRACT_CHECK(`payload`, '{"max_string_length":1000,"timestamp_pattern":"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:?\\d{2})?$","fields":[{"name":"Id","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"_ObjectType","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":["Lead","Contact"]},{"name":"_EventType","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":["created","updated","deleted","rescore"]},{"name":"LastModifiedDate","type":"timestamp","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"CreatedDate","type":"timestamp","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"FirstName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Company","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Email","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Title","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Number__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LeadSource","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Origin__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"HasOptedOutOfEmail","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"DoNotCall","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Total_Visits__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Time_On_Website__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Page_Views_Per_Visit__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Last_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Country","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"City","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Specialization__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Occupation__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Course_Priority__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Referral_Channel__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Search__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Magazine__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper_Article__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Forums__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Digital__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Recommendation__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Free_Copy_Requested__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Status","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"IsConverted","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Sales_Tags__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Quality__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Profile__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Last_Notable_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null}]}') AS `c`
 FROM `input_raw`;
 
 -- view
 CREATE TEMPORARY VIEW `leads_changed` AS
-SELECT `Id`, `_ObjectType`, `_EventType`, `_Rescore`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
 FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `_Rescore` ORDER BY `proc_time` ASC) AS `first_seen`
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `rescore_run` ORDER BY `proc_time` ASC) AS `first_seen`
   FROM (
-    SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+    SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`,
+      CASE WHEN `_EventType` = 'rescore' THEN `source_time` END AS `rescore_run`
     FROM `leads`
   )
 )
@@ -303,11 +301,12 @@ WHERE `first_seen` = 1;
 
 -- view
 CREATE TEMPORARY VIEW `contacts_changed` AS
-SELECT `Id`, `_ObjectType`, `_EventType`, `_Rescore`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
 FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `_Rescore` ORDER BY `proc_time` ASC) AS `first_seen`
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `rescore_run` ORDER BY `proc_time` ASC) AS `first_seen`
   FROM (
-    SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+    SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`,
+      CASE WHEN `_EventType` = 'rescore' THEN `source_time` END AS `rescore_run`
     FROM `contacts`
   )
 )
@@ -359,7 +358,7 @@ WITH (
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-validate-6d9c3954
+-- statement lead-scoring-validate-f975bbab
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
@@ -367,47 +366,46 @@ SELECT
   `v`.`c`.`vals`[1] AS `Id`,
   `v`.`c`.`vals`[2] AS `_ObjectType`,
   COALESCE(`v`.`c`.`vals`[3], 'created') AS `_EventType`,
-  `v`.`c`.`vals`[4] AS `_Rescore`,
-  TO_TIMESTAMP_LTZ(CAST(`v`.`c`.`vals`[5] AS BIGINT), 3) AS `LastModifiedDate`,
-  TO_TIMESTAMP_LTZ(CAST(`v`.`c`.`vals`[6] AS BIGINT), 3) AS `CreatedDate`,
-  `v`.`c`.`vals`[7] AS `FirstName`,
-  `v`.`c`.`vals`[8] AS `LastName`,
-  `v`.`c`.`vals`[9] AS `Company`,
-  `v`.`c`.`vals`[10] AS `Email`,
-  `v`.`c`.`vals`[11] AS `Title`,
-  `v`.`c`.`vals`[12] AS `Lead_Number__c`,
-  `v`.`c`.`vals`[13] AS `LeadSource`,
-  `v`.`c`.`vals`[14] AS `Lead_Origin__c`,
-  CAST(`v`.`c`.`vals`[15] AS BOOLEAN) AS `HasOptedOutOfEmail`,
-  CAST(`v`.`c`.`vals`[16] AS BOOLEAN) AS `DoNotCall`,
-  CAST(`v`.`c`.`vals`[17] AS DOUBLE) AS `Total_Visits__c`,
-  CAST(`v`.`c`.`vals`[18] AS DOUBLE) AS `Time_On_Website__c`,
-  CAST(`v`.`c`.`vals`[19] AS DOUBLE) AS `Page_Views_Per_Visit__c`,
-  `v`.`c`.`vals`[20] AS `Last_Activity__c`,
-  `v`.`c`.`vals`[21] AS `Country`,
-  `v`.`c`.`vals`[22] AS `City`,
-  `v`.`c`.`vals`[23] AS `Specialization__c`,
-  `v`.`c`.`vals`[24] AS `Occupation__c`,
-  `v`.`c`.`vals`[25] AS `Course_Priority__c`,
-  `v`.`c`.`vals`[26] AS `Referral_Channel__c`,
-  CAST(`v`.`c`.`vals`[27] AS BOOLEAN) AS `Ad_Search__c`,
-  CAST(`v`.`c`.`vals`[28] AS BOOLEAN) AS `Ad_Magazine__c`,
-  CAST(`v`.`c`.`vals`[29] AS BOOLEAN) AS `Ad_Newspaper_Article__c`,
-  CAST(`v`.`c`.`vals`[30] AS BOOLEAN) AS `Ad_Forums__c`,
-  CAST(`v`.`c`.`vals`[31] AS BOOLEAN) AS `Ad_Newspaper__c`,
-  CAST(`v`.`c`.`vals`[32] AS BOOLEAN) AS `Ad_Digital__c`,
-  CAST(`v`.`c`.`vals`[33] AS BOOLEAN) AS `Ad_Recommendation__c`,
-  CAST(`v`.`c`.`vals`[34] AS BOOLEAN) AS `Free_Copy_Requested__c`,
-  `v`.`c`.`vals`[35] AS `Status`,
-  CAST(`v`.`c`.`vals`[36] AS BOOLEAN) AS `IsConverted`,
-  `v`.`c`.`vals`[37] AS `Sales_Tags__c`,
-  `v`.`c`.`vals`[38] AS `Lead_Quality__c`,
-  `v`.`c`.`vals`[39] AS `Lead_Profile__c`,
-  `v`.`c`.`vals`[40] AS `Last_Notable_Activity__c`,
-  `v`.`c`.`vals`[41] AS `Activity_Index__c`,
-  `v`.`c`.`vals`[42] AS `Profile_Index__c`,
-  CAST(`v`.`c`.`vals`[43] AS DOUBLE) AS `Activity_Score__c`,
-  CAST(`v`.`c`.`vals`[44] AS DOUBLE) AS `Profile_Score__c`,
+  TO_TIMESTAMP_LTZ(CAST(`v`.`c`.`vals`[4] AS BIGINT), 3) AS `LastModifiedDate`,
+  TO_TIMESTAMP_LTZ(CAST(`v`.`c`.`vals`[5] AS BIGINT), 3) AS `CreatedDate`,
+  `v`.`c`.`vals`[6] AS `FirstName`,
+  `v`.`c`.`vals`[7] AS `LastName`,
+  `v`.`c`.`vals`[8] AS `Company`,
+  `v`.`c`.`vals`[9] AS `Email`,
+  `v`.`c`.`vals`[10] AS `Title`,
+  `v`.`c`.`vals`[11] AS `Lead_Number__c`,
+  `v`.`c`.`vals`[12] AS `LeadSource`,
+  `v`.`c`.`vals`[13] AS `Lead_Origin__c`,
+  CAST(`v`.`c`.`vals`[14] AS BOOLEAN) AS `HasOptedOutOfEmail`,
+  CAST(`v`.`c`.`vals`[15] AS BOOLEAN) AS `DoNotCall`,
+  CAST(`v`.`c`.`vals`[16] AS DOUBLE) AS `Total_Visits__c`,
+  CAST(`v`.`c`.`vals`[17] AS DOUBLE) AS `Time_On_Website__c`,
+  CAST(`v`.`c`.`vals`[18] AS DOUBLE) AS `Page_Views_Per_Visit__c`,
+  `v`.`c`.`vals`[19] AS `Last_Activity__c`,
+  `v`.`c`.`vals`[20] AS `Country`,
+  `v`.`c`.`vals`[21] AS `City`,
+  `v`.`c`.`vals`[22] AS `Specialization__c`,
+  `v`.`c`.`vals`[23] AS `Occupation__c`,
+  `v`.`c`.`vals`[24] AS `Course_Priority__c`,
+  `v`.`c`.`vals`[25] AS `Referral_Channel__c`,
+  CAST(`v`.`c`.`vals`[26] AS BOOLEAN) AS `Ad_Search__c`,
+  CAST(`v`.`c`.`vals`[27] AS BOOLEAN) AS `Ad_Magazine__c`,
+  CAST(`v`.`c`.`vals`[28] AS BOOLEAN) AS `Ad_Newspaper_Article__c`,
+  CAST(`v`.`c`.`vals`[29] AS BOOLEAN) AS `Ad_Forums__c`,
+  CAST(`v`.`c`.`vals`[30] AS BOOLEAN) AS `Ad_Newspaper__c`,
+  CAST(`v`.`c`.`vals`[31] AS BOOLEAN) AS `Ad_Digital__c`,
+  CAST(`v`.`c`.`vals`[32] AS BOOLEAN) AS `Ad_Recommendation__c`,
+  CAST(`v`.`c`.`vals`[33] AS BOOLEAN) AS `Free_Copy_Requested__c`,
+  `v`.`c`.`vals`[34] AS `Status`,
+  CAST(`v`.`c`.`vals`[35] AS BOOLEAN) AS `IsConverted`,
+  `v`.`c`.`vals`[36] AS `Sales_Tags__c`,
+  `v`.`c`.`vals`[37] AS `Lead_Quality__c`,
+  `v`.`c`.`vals`[38] AS `Lead_Profile__c`,
+  `v`.`c`.`vals`[39] AS `Last_Notable_Activity__c`,
+  `v`.`c`.`vals`[40] AS `Activity_Index__c`,
+  `v`.`c`.`vals`[41] AS `Profile_Index__c`,
+  CAST(`v`.`c`.`vals`[42] AS DOUBLE) AS `Activity_Score__c`,
+  CAST(`v`.`c`.`vals`[43] AS DOUBLE) AS `Profile_Score__c`,
   `v`.`source_time`
 FROM `input_raw_checked` AS `v`
 WHERE `v`.`c`.`reason` = '';
@@ -417,18 +415,18 @@ FROM `input_raw_checked` AS `v`
 WHERE `v`.`c`.`reason` <> '';
 END;
 
--- statement lead-scoring-route-406eee50
+-- statement lead-scoring-route-eac06ce9
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `leads`
-SELECT `Id`, `_ObjectType`, `_EventType`, `_Rescore`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
 FROM `input_avro` WHERE `_ObjectType` = 'Lead';
 INSERT INTO `contacts`
-SELECT `Id`, `_ObjectType`, `_EventType`, `_Rescore`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-4924711a
+-- statement lead-scoring-score-leads-b19b0f51
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -447,7 +445,7 @@ FROM ML_PREDICT(
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
 );
 
--- statement lead-scoring-score-contacts-4e9255fa
+-- statement lead-scoring-score-contacts-e399857f
 INSERT INTO `contact_scores`
 SELECT
   `Id`,
