@@ -100,3 +100,6 @@ def test_the_local_crm_echoes_by_default_and_can_be_told_not_to(warehouse):
     assert isinstance(LocalCrm(echo=False).echoing_writer(warehouse, kafka), LocalCrmWriter)  # type: ignore[arg-type]
     assert input_topic_of(["t1_lead_scores", "t1_contact_scores"]) == "t1_input_raw"
     assert input_topic_of(["lead_scores"]) == "input_raw"
+    # a writeback on hand-made topics has no pipeline input_raw: no echo, never into another pipeline's topic
+    assert input_topic_of(["t_lscores"]) is None
+    assert isinstance(LocalCrm().echoing_writer(warehouse, kafka, None), LocalCrmWriter)  # type: ignore[arg-type]
