@@ -148,7 +148,7 @@ class RenderSettings:
     # chained operators hand rows over without a defensive copy (Flink's pipeline.object-reuse): the copies
     # were ~5 % of the TaskManager's samples; the async ML_PREDICT operator copies what it buffers itself
     object_reuse: bool = True
-    # How long the scoring stage remembers a scored (Id, features key, re-score run) (sql/unchanged.sql): it must
+    # How long the scoring stage remembers a scored (Id, features key) (sql/unchanged.sql): it must
     # outlive the CRM echo of a written score (local CRM: seconds; Salesforce: the source's poll interval, 10 s
     # by default, plus a Bulk API query job) and a crash replay (one checkpoint interval plus the restart).
     # Local: 5 min, not 15: the state is every change of that span (rate x TTL keys), held on the heap and
@@ -700,7 +700,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             "restart-strategy.type": "exponential-delay",
             "table.exec.async-ml-predict.max-concurrent-operations": str(s.async_capacity),
             "table.exec.async-ml-predict.timeout": "10 min",
-            # the echo suppression's (Id, features key, re-score run) memory: outlives an echo and a restore
+            # the echo suppression's (Id, features key) memory: outlives an echo and a restore
             "table.exec.state.ttl": s.dedup_ttl,
             # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
             "execution.buffer-timeout.interval": s.buffer_timeout,

@@ -229,8 +229,8 @@ def test_the_dedup_ttl_is_tuned_from_the_assets_config_and_reaches_the_flink_ses
     assert render_pipeline(LOCAL).session_config["table.exec.state.ttl"] == "5 min"
 
 
-SUPPRESSION = "ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `rescore_run` ORDER BY `{order}` ASC)"
-RESCORE_RUN = "CASE WHEN `_EventType` = 'rescore' THEN `source_time` END AS `rescore_run`"
+CHANGED = "ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `{order}` ASC)"
+RESCORED = "ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `{order}` ASC)"
 FEATURES_KEY = "SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, "
 
 
@@ -238,23 +238,26 @@ FEATURES_KEY = "SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, "
                                             (LOCAL_SHADOW, "proc_time"), (GCP_SHADOW, "arrival_time")])
 def test_echo_suppression_is_in_both_dialects(settings: RenderSettings, order: str) -> None:
     """Every scoring statement, champion and shadow, local and Confluent, reads only the first record of each
-    (Id, features key, re-score run): an echo of a written score (same features, new LastModifiedDate) never
-    reaches the model; a re-score request (`_EventType` 'rescore', keyed by its run's one Kafka timestamp) and
-    a changed feature do."""
+    (Id, features key): an echo of a written score (same features, new LastModifiedDate) never reaches the
+    model; a changed feature does, and a re-score request (`_EventType` 'rescore') once per run (its run's one
+    Kafka timestamp); the request also passes the first de-duplication, so its own echo is suppressed."""
     pipeline = render_pipeline(settings)
     scoring = [st for st in pipeline.statements.values() if st.role.is_inference]
     assert len(scoring) == 2
     for st in scoring:
         query = st.views[0] if st.views else st.sql
-        assert SUPPRESSION.format(order=order) in query and "WHERE `first_seen` = 1" in query, st.name
+        assert CHANGED.format(order=order) in query and RESCORED.format(order=order) in query, st.name
+        assert query.count("WHERE `first_seen` = 1") == 2 and "UNION ALL" in query
         assert FEATURES_KEY in query and " NULL ON NULL)), 1, 16) AS `features_key`" in query
-        assert RESCORE_RUN in query
-        # the key never holds what an echo changes (LastModifiedDate, the Kafka timestamp)
-        partition = re.search(r"PARTITION BY (.*?) ORDER BY", query).group(1)
-        assert "LastModifiedDate" not in partition and "source_time" not in partition
+        # the re-score requests leave the first result (they come from the second), and only they are in it
+        assert "WHERE NOT `is_rescore`" in query and "WHERE `_EventType` = 'rescore'" in query
+        assert "`_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`" in query
+        # the key never holds what an echo changes (LastModifiedDate; the Kafka timestamp only for re-scores)
+        partitions = re.findall(r"PARTITION BY (.*?) ORDER BY", query)
+        assert len(partitions) == 2 and not any("LastModifiedDate" in p for p in partitions)
         if settings.confluent:
             assert "`$rowtime` AS `arrival_time`" in query  # Confluent's documented dedup order
-            assert "ML_PREDICT('" in query.split("WHERE `first_seen` = 1")[1]  # inlined before the model
+            assert "ML_PREDICT('" in query.rsplit("WHERE `first_seen` = 1", 1)[1]  # inlined before the model
         else:
             assert f"TABLE `{query.split('`')[1]}`" in st.sql  # ML_PREDICT reads the view
     # the features key covers exactly the model's features, and nothing an echo changes
