@@ -48,7 +48,11 @@ class LeadField:
 
 
 OBJECT_TYPES = ("Lead", "Contact")
-EVENT_TYPES = ("created", "updated", "deleted")
+# `rescore`: the project's own re-score request (promotion.rescore): an unchanged record sent again so a new
+# champion scores it; scored even when its features are unchanged, never landed as a CRM change. A value, not a
+# Kafka header, so it survives every profile (Confluent's statements carry columns, not headers).
+RESCORE_EVENT = "rescore"
+EVENT_TYPES = ("created", "updated", "deleted", RESCORE_EVENT)
 DEFAULT_EVENT_TYPE = "created"
 
 _S, _B, _N, _T = FieldType.STRING, FieldType.BOOLEAN, FieldType.NUMBER, FieldType.TIMESTAMP
@@ -57,7 +61,8 @@ LEAD_FIELDS: tuple[LeadField, ...] = (
     LeadField("Id", _S, Role.KEY, required=True, nullable=False, description="Salesforce record id"),
     LeadField("_ObjectType", _S, Role.ROUTING, required=True, nullable=False, allowed=OBJECT_TYPES,
               description="routes the record to leads or contacts"),
-    LeadField("_EventType", _S, Role.ROUTING, allowed=EVENT_TYPES, description="default created"),
+    LeadField("_EventType", _S, Role.ROUTING, allowed=EVENT_TYPES,
+              description="default created; rescore: the project's re-score request, never a CRM change"),
     LeadField("LastModifiedDate", _T, Role.EVENT_TIME, required=True, nullable=False, description="event time"),
     LeadField("CreatedDate", _T, Role.ATTRIBUTE),
     LeadField("FirstName", _S, Role.PII),

@@ -14,9 +14,6 @@ from datetime import datetime
 from typing import Any
 
 PROBE_ID_PREFIX = "PROBE-"
-# Kafka header of a re-score request on input_raw: an unchanged CRM record sent again so a new champion
-# scores it (lead_scoring.promotion.rescore). Not a CRM change: the sink keeps it out of crm_leads_raw.
-RESCORE_HEADER = "lead-scoring-rescore"
 DEMO_ID_PREFIX = "DEMO-"
 # `_source` values of synthetic rows: the shipped sample seeded by `crm_leads_raw`, and streamed demo leads.
 DEMO_SOURCES = ("seed", "demo")

@@ -24,11 +24,11 @@ import dagster as dg
 from pydantic import Field
 
 from lead_scoring.contract import OBJECT_TYPES
-from lead_scoring.contract.fields import LEAD_FIELDS, FieldType
+from lead_scoring.contract.fields import LEAD_FIELDS, RESCORE_EVENT, FieldType
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.settings import state_dir
 from lead_scoring.streaming import topics as t
-from lead_scoring.warehouse.tables import TABLES
+from lead_scoring.warehouse.tables import SHADOW_SCORES_TABLE, TABLES
 
 OWNERS = ["team:data-platform"]
 SCORE_TOPIC_BY_OBJECT = {"Lead": t.LEAD_SCORES, "Contact": t.CONTACT_SCORES}
@@ -163,7 +163,10 @@ def salesforce_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]
 
 def bigquery_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]:
     """BigQuery Sink V2 (Storage Write API): validated leads and scores into the warehouse tables."""
-    topic_to_table = {t.INPUT_AVRO: "crm_leads_raw", t.LEAD_SCORES: "lead_scores", t.CONTACT_SCORES: "lead_scores"}
+    # the challenger's shadow scores too: with the champion's they are the ledger (`lead_score_history`, a view
+    # over both tables in BigQuery: warehouse.tables.LEDGER_VIEW_SQL), as the local sink worker keeps it
+    topic_to_table = {t.INPUT_AVRO: "crm_leads_raw", t.LEAD_SCORES: "lead_scores", t.CONTACT_SCORES: "lead_scores",
+                      t.LEAD_SCORES_SHADOW: SHADOW_SCORES_TABLE}
     for table in set(topic_to_table.values()):
         assert table in TABLES, table  # the tables the monitoring and training read
     return [{"name": f"{settings.name_prefix}-bigquery-sink", "config": {
@@ -184,9 +187,15 @@ def bigquery_sink_configs(settings: ConnectorSettings) -> list[dict[str, Any]]:
         "auto.create.tables": "DISABLED",  # tables come from the contract DDL (lead_scoring.warehouse.tables)
         "auto.update.schemas": "DISABLED",
         "tasks.max": "1",
-        # the bookkeeping columns of the raw tables; probes keep _source = 'stream' here (training drops
+        # re-score requests (`_EventType` = 'rescore': promotion.rescore) are no CRM change: kept out of
+        # crm_leads_raw, like the local sink does; scores are 'updated' and pass.
+        # The bookkeeping columns of the raw tables; probes keep _source = 'stream' here (training drops
         # them by Id), where the local sink tags them 'probe'
-        "transforms": "source,ingested",
+        "transforms": "dropRescores,source,ingested",
+        "transforms.dropRescores.type": "io.confluent.connect.transforms.Filter$Value",
+        "transforms.dropRescores.filter.condition": f"$[?(@._EventType == '{RESCORE_EVENT}')]",
+        "transforms.dropRescores.filter.type": "exclude",
+        "transforms.dropRescores.missing.or.null.behavior": "include",
         "transforms.source.type": "org.apache.kafka.connect.transforms.InsertField$Value",
         "transforms.source.static.field": "_source",
         "transforms.source.static.value": "stream",

@@ -19,7 +19,7 @@ Probe leads (`contract.samples.PROBE_ID_PREFIX` Ids from the latency sensor) and
 'probe'` / `'demo'` instead of `'stream'`, so the monitoring can read them, training never learns from
 probes, and demo leads train only until real leads exist.
 
-Re-score requests (input_raw records with the `RESCORE_HEADER` Kafka header: an unchanged record sent again so
+Re-score requests (input_raw records with `_EventType` = 'rescore': an unchanged record sent again so
 a new champion scores it) are not CRM changes: they never land in `crm_leads_raw` (their scores do land).
 
 Erasure: a `deleted` event erases its Id (`lifecycle.erasure.erase_leads`: every warehouse row, and the Id
@@ -35,8 +35,8 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, parse_record
-from lead_scoring.contract.samples import RESCORE_HEADER, is_demo, is_probe
+from lead_scoring.contract import FIELD_NAMES, LEDGER_COLUMNS, RESCORE_EVENT, parse_record
+from lead_scoring.contract.samples import is_demo, is_probe
 from lead_scoring.crm.quarantine import (
     QUARANTINE_KEY,
     QUARANTINE_TABLE,
@@ -121,12 +121,12 @@ class SinkHandler:
                 if not shadow:
                     scores.append(record)
                 continue
-            if any(name == RESCORE_HEADER for name, _ in msg.headers):
-                rescore_requests += 1
-                continue
             record, reason = decode_safely(_parse_lead, msg.value if msg.value is not None else b"")
             if record is None:
                 rejected.append(self._rejected_row(msg, reason))
+                continue
+            if record.get("_EventType") == RESCORE_EVENT:  # a re-score request, no CRM change (promotion.rescore)
+                rescore_requests += 1
                 continue
             record["_source"] = _source(record["Id"])
             raw.append(record)

@@ -37,7 +37,7 @@ import tenacity
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from lead_scoring.crm.quarantine import ErrorKind, classify, describe_error
-from lead_scoring.crm.resources import CrmResource
+from lead_scoring.crm.resources import CrmResource, input_topic_of
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import WritebackHandler
 from lead_scoring.lifecycle.erasure import ErasureRegister
@@ -557,9 +557,11 @@ def build_worker(name: str, kafka: KafkaResource, warehouse: Warehouse, crm: Opt
     if name == WRITEBACK:
         if crm is None:
             raise ValueError("the writeback worker needs a CRM resource")
-        handler = WritebackHandler(crm.writer(warehouse), warehouse, register=register)
-        defaults: dict[str, Any] = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200
         topics = list(topics or score_topics)  # never the shadow topic: a challenger's scores stay out of the CRM
+        # the local CRM echoes its writes to input_raw like Salesforce (crm/echo.py), next to the topics read
+        writer = crm.echoing_writer(warehouse, kafka, input_topic_of(topics))
+        handler = WritebackHandler(writer, warehouse, register=register)
+        defaults: dict[str, Any] = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200
     else:
         handler = SinkHandler(warehouse, score_topics=score_topics, shadow_topics=shadow_topics, register=register)
         defaults = {"batch_size": 2000, "max_wait_s": 2.0}

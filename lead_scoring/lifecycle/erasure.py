@@ -37,7 +37,7 @@ from pydantic import Field
 
 from lead_scoring.settings import ConfigurationError, Profile, state_dir
 from lead_scoring.warehouse.resources import DuckDBWarehouse, Warehouse
-from lead_scoring.warehouse.tables import TABLES, TableSpec
+from lead_scoring.warehouse.tables import TableSpec, tables_in
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,10 @@ class ErasureIncomplete(RuntimeError):
     """Rows of an erased Id are still in the warehouse after the deletes (run the erasure again)."""
 
 
-def erasable_tables() -> list[TableSpec]:
-    """Every warehouse table with an `Id` column, in TABLES order."""
-    return [spec for spec in TABLES.values() if "Id" in spec.column_names]
+def erasable_tables(dialect: str = "duckdb") -> list[TableSpec]:
+    """Every warehouse table with an `Id` column, in TABLES order; not the relations that are views in
+    `dialect` (BigQuery's ledger view: its rows are erased in the score tables under it)."""
+    return [spec for spec in tables_in(dialect) if "Id" in spec.column_names]
 
 
 # ---- the key --------------------------------------------------------------------------------------
@@ -258,7 +259,7 @@ def erase_leads(ids: Iterable[str], warehouse: Warehouse, register: ErasureRegis
     if not wanted:
         return report
     warehouse.ensure_tables()
-    specs = erasable_tables()
+    specs = erasable_tables(warehouse.dialect)
     params = {"ids": wanted, "quoted_ids": [json.dumps(i) for i in wanted]}
     # 1. first the register: from now on the sink and the writeback drop the Ids' records
     report.newly_registered = register.add(wanted, trigger)

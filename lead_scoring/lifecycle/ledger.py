@@ -21,9 +21,8 @@ from lead_scoring.streaming.lineage import topic_asset_key
 from lead_scoring.streaming.topics import SCORE_TOPICS, SHADOW_SCORE_TOPICS
 from lead_scoring.util import DAILY_FRESHNESS, daily_at, markdown_table
 from lead_scoring.warehouse.resources import Warehouse
-from lead_scoring.warehouse.tables import TABLES
+from lead_scoring.warehouse.tables import LEDGER_TABLE, TABLES
 
-LEDGER_TABLE = "lead_score_history"
 GROUP = "lifecycle"
 OWNERS = ["team:ml-platform"]
 LEDGER_ASSET_KEY = dg.AssetKey(LEDGER_TABLE)

@@ -16,8 +16,13 @@ payload. For every hop the audit says how many were expected, how many arrived, 
 Kafka hops after Flink are at-least-once (a restored statement replays up to one checkpoint interval): their
 doubles are shown as replays, not failures; the warehouse and the CRM must hold every record exactly once.
 
+Not scored again, on purpose: a record whose features equal an earlier record of the same Id within the scoring
+stage's de-duplication TTL (an echo of a written score, or a change that left every feature as it was; see
+`sql/unchanged.sql`). The audit looks back `UNCHANGED_LOOKBACK` before the window for such twins; these records
+are expected in the Flink routing and in `crm_leads_raw` (they are CRM changes), not in the score hops.
+
 Left out, as the sink tags them (`_source`): probes (`PROBE-` Ids: never written to the CRM), demo leads
-(`DEMO-`), re-score requests (the `RESCORE_HEADER` header: no CRM change); Ids deleted in the window or in the
+(`DEMO-`), re-score requests (`_EventType` = 'rescore': no CRM change); Ids deleted in the window or in the
 erasure register are left out of the warehouse and CRM hops (erased there on purpose).
 
 Used by `lead-scoring audit`, the `hops_reconciled` asset check and `benchmarks/faults.py`. The SQL is plain
@@ -40,8 +45,8 @@ from typing import Any, Optional
 import pandas as pd
 from confluent_kafka import KafkaException, TopicPartition
 
-from lead_scoring.contract import parse_record
-from lead_scoring.contract.samples import RESCORE_HEADER, is_demo, is_probe
+from lead_scoring.contract import FEATURES, RESCORE_EVENT, parse_record
+from lead_scoring.contract.samples import is_demo, is_probe
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.streaming.kafka import KafkaResource
@@ -54,6 +59,9 @@ DEFAULT_GRACE_S = 60.0
 EXAMPLES = 5  # Ids shown per problem
 # Rows land after their record was produced: the warehouse is read from a little before the window (clock skew).
 INGEST_SLACK = timedelta(minutes=5)
+# How far before the window the audit looks for an earlier record with the same features: the scoring stage's
+# de-duplication TTL (streaming.render.RenderSettings.dedup_ttl, 5 min locally; Confluent keeps 1 h).
+UNCHANGED_LOOKBACK = timedelta(minutes=5)
 REJECTED_PAYLOAD_CHARS = 10_000  # as the sink stores them (crm.sink)
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -254,6 +262,7 @@ class _Input:
     deleted: bool = False
     payload: str = ""  # an invalid record's value as the sink stores it in rejected_leads
     payload_id: Optional[str] = None  # the Id inside an invalid record's JSON, as a dead letter shows it
+    features: tuple = ()  # the model's feature values: equal to an earlier record's means "not scored again"
 
 
 def _payload_id(value: Optional[bytes]) -> Optional[str]:
@@ -274,9 +283,6 @@ def _classify(records: Iterable[KafkaRecord], until_ms: int) -> tuple[list[_Inpu
     for rec in records:
         if rec.timestamp_ms >= until_ms:
             continue
-        if any(name == RESCORE_HEADER for name, _ in rec.headers):
-            excluded["rescore requests"] += 1
-            continue
         try:
             record, _errors = parse_record(rec.value if rec.value is not None else b"")
         except RecursionError:  # nested deeper than Python parses: invalid for the audit as for the contract
@@ -294,10 +300,26 @@ def _classify(records: Iterable[KafkaRecord], until_ms: int) -> tuple[list[_Inpu
         if is_probe(rid) or is_demo(rid):
             excluded["probe or demo"] += 1
             continue
+        if record.get("_EventType") == RESCORE_EVENT:
+            excluded["rescore requests"] += 1
+            continue
         event = record.get("_EventType") or "created"
         inputs.append(_Input(rid, rec.timestamp_ms, valid=True,
-                             raw_key=(rid, event, _ms(record.get("LastModifiedDate"))), deleted=event == "deleted"))
+                             raw_key=(rid, event, _ms(record.get("LastModifiedDate"))), deleted=event == "deleted",
+                             features=tuple(record.get(name) for name in FEATURES)))
     return inputs, excluded
+
+
+def _unchanged(inputs: Sequence[_Input], earlier: Sequence[_Input]) -> set[tuple[Optional[str], int]]:
+    """(Id, time) of the valid inputs the scoring stage does not score again: an earlier record of the same Id
+    (in the window or in the look-back before it) had the same features."""
+    seen = {(i.id, i.features) for i in earlier if i.valid}
+    unchanged = set()
+    for i in sorted((i for i in inputs if i.valid), key=lambda i: i.ts_ms):
+        if (i.id, i.features) in seen:
+            unchanged.add((i.id, i.ts_ms))
+        seen.add((i.id, i.features))
+    return unchanged
 
 
 def _dlq_key(rec: KafkaRecord) -> Optional[tuple[Optional[str], int]]:
@@ -363,6 +385,12 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
     window = read_window(kafka, [topics.input_raw, topics.dlq, topics.leads, topics.contacts, topics.lead_scores,
                                  topics.contact_scores], since_ms, read_timeout_s)
     inputs, excluded = _classify(window[topics.input_raw], until_ms)
+    lookback_ms = since_ms - int(UNCHANGED_LOOKBACK.total_seconds() * 1000)
+    before = read_window(kafka, [topics.input_raw], lookback_ms, read_timeout_s)[topics.input_raw]
+    earlier, _ = _classify(before, since_ms)
+    unchanged = _unchanged(inputs, earlier)
+    if unchanged:
+        excluded["unchanged features (not scored again: score hops)"] = len(unchanged)
     valid = [i for i in inputs if i.valid]
     invalid = [i for i in inputs if not i.valid]
     by_record: dict[tuple[str, int], int] = {}
@@ -382,7 +410,8 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
     # Flink: ML_PREDICT (source_ts = the input's Kafka timestamp)
     scored = Counter(k for t in (topics.lead_scores, topics.contact_scores) for k in map(_score_key, window[t])
                      if k is not None)
-    hops.append(_tally(HOP_SCORES, by_record, scored, now_ms, grace_s, replays_allowed=True))
+    to_score = {k: v for k, v in by_record.items() if k not in unchanged}
+    hops.append(_tally(HOP_SCORES, to_score, scored, now_ms, grace_s, replays_allowed=True))
 
     # The workers: the warehouse and the CRM; erased Ids are not expected there
     ids = sorted({i.id for i in valid if i.id})
@@ -393,8 +422,10 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
     if gone:
         excluded["erased Ids (warehouse and CRM hops)"] = len(gone)
     lower = since - INGEST_SLACK
-    newest: dict[str, int] = {}
+    newest: dict[str, int] = {}  # the newest SCORED change of each Id: what the CRM row must carry
     for i in kept:
+        if (i.id, i.ts_ms) in unchanged:
+            continue
         newest[i.id] = max(newest.get(i.id, 0), i.ts_ms)  # type: ignore[index]
     if crm_table:
         # one row per record, carrying the newest score: present, and not older than the newest change
@@ -413,7 +444,7 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
     raw_rows = Counter((rid, event or "created", _ms(lmd)) for rid, event, lmd in
                        zip(raw["Id"], raw["_EventType"], raw["LastModifiedDate"], strict=True))
     hops.append(_tally(HOP_RAW, raw_expected, raw_rows, now_ms, grace_s))
-    score_expected = {(i.id, i.ts_ms): i.ts_ms for i in kept}
+    score_expected = {(i.id, i.ts_ms): i.ts_ms for i in kept if (i.id, i.ts_ms) not in unchanged}
     table = warehouse.query("SELECT Id, source_ts FROM lead_scores WHERE source_ts >= @since AND _source = 'stream'",
                             {"since": since})
     hops.append(_tally(HOP_SCORE_TABLE, score_expected,

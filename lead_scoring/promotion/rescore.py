@@ -6,18 +6,20 @@ them), unless that Id is converted (its latest known `IsConverted` is true), del
 warehouse rows only, no CRM record; `include_seed` adds them). Streamed demo leads (`DEMO-`) and imported
 leads are CRM records and are re-scored.
 
-How: each record is produced to `input_raw` again, unchanged, with the Kafka header `RESCORE_HEADER` (the sink
-keeps it out of `crm_leads_raw`: it is no CRM change) and ONE Kafka timestamp for the whole run. validate ->
-route -> ML_PREDICT score it like any change; the scoring stage's de-duplication key (Id, LastModifiedDate,
-source_time) lets it through (a new source_time), the writeback writes the new score to the CRM and the sink
-adds it to the ledger.
+How: each record is produced to `input_raw` again, unchanged but for `_EventType` = 'rescore' (the contract's
+`RESCORE_EVENT`), with ONE Kafka timestamp for the whole run. A value, not a Kafka header: it survives every
+statement in both dialects (Confluent Cloud's statements drop headers), so the sinks of every profile tell a
+re-score request from a CRM change (the local sink and the BigQuery sink keep it out of `crm_leads_raw`).
+validate -> route -> ML_PREDICT score it like any change: the scoring stage's echo suppression keys a re-score
+request on (Id, features key, the run's timestamp), so an unchanged lead is scored once per run
+(streaming/sql/unchanged.sql); the writeback writes the new score to the CRM and the ledger gets it.
 
 Resumable and idempotent, with a checkpoint per chunk in the warehouse table `rescore_runs` (one row per run:
 counts, the last Id produced while it runs, status). Records go out in Id order, `chunk_size` at a time; after a chunk
 is acknowledged by the broker the run's row records its last Id. A restart (same `run_id`) continues after that
 Id; a finished run produces nothing again. The chunk that was in flight when a run died is produced once more
 on resume, with the run's same Kafka timestamp, so the scoring stage drops those duplicates (its
-de-duplication state lives `dedup_ttl`, 5 min) instead of scoring them twice.
+de-duplication state lives `dedup_ttl`) instead of scoring them twice.
 
 Backpressure: at most `max_in_flight` records produced and not yet scored (the score topics' growth since the
 run started), so live leads wait behind at most that many re-score requests, not behind the whole CRM.
@@ -28,15 +30,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import orjson
 import pandas as pd
 
-from lead_scoring.contract.fields import FIELD_NAMES, LEAD_FIELDS, FieldType
-from lead_scoring.contract.samples import PROBE_ID_PREFIX, RESCORE_HEADER
+from lead_scoring.contract.fields import FIELD_NAMES, RESCORE_EVENT
+from lead_scoring.contract.samples import PROBE_ID_PREFIX
+from lead_scoring.crm.echo import record_payloads
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lag import end_offset
 from lead_scoring.streaming.topics import CONTACT_SCORES, INPUT_RAW, LEAD_SCORES
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 
 RESCORE_TABLE = "rescore_runs"
 RUNNING, DONE = "running", "done"
-_TIMESTAMPS = tuple(f.name for f in LEAD_FIELDS if f.type is FieldType.TIMESTAMP)
 
 
 def open_records_sql(include_seed: bool = False, limit: Optional[int] = None) -> str:
@@ -163,20 +164,6 @@ def _checkpoint(warehouse: Warehouse, run: RescoreRun) -> None:
         {"produced": run.produced, "last_id": run.cursor or "", "now": now, "run_id": run.run_id})
 
 
-def record_payloads(frame: pd.DataFrame) -> Iterator[tuple[bytes, bytes]]:
-    """(key, contract JSON) of each row: nulls left out, timestamps as ISO-8601 UTC with milliseconds."""
-    frame = frame.copy()
-    for name in _TIMESTAMPS:
-        if name in frame.columns:
-            stamps = pd.to_datetime(frame[name], utc=True)
-            text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
-            frame[name] = text.where(stamps.notna(), None)
-    frame = frame.astype(object).where(frame.notna(), None)
-    for row in frame.to_dict(orient="records"):
-        record = {k: v for k, v in row.items() if v is not None}
-        yield str(record["Id"]).encode(), orjson.dumps(record)
-
-
 def _in_flight(kafka: KafkaResource, score_topics: tuple[str, ...], start: int, produced: int) -> tuple[int, int]:
     scored = sum(end_offset(kafka, t) for t in score_topics) - start
     return max(0, produced - scored), scored
@@ -205,17 +192,16 @@ def rescore(warehouse: Warehouse, kafka: KafkaResource, run: RescoreRun, *, topi
             failures.append(str(err))
 
     scores_at_start = sum(end_offset(kafka, t) for t in score_topics) if max_in_flight else 0
-    headers = [(RESCORE_HEADER, run.run_id.encode())]
     produced_now = 0
     scored = 0
     while not should_stop():
         page = warehouse.query(open_records_sql(include_seed, limit=chunk_size), {"after": run.cursor or ""})
         if page.empty:
             break
-        for key, value in record_payloads(page):
+        for key, value in record_payloads(page, _EventType=RESCORE_EVENT):
             while True:
                 try:
-                    producer.produce(topic, key=key, value=value, timestamp=run.source_ms, headers=headers,
+                    producer.produce(topic, key=key, value=value, timestamp=run.source_ms,
                                      on_delivery=delivered)
                     break
                 except BufferError:

@@ -29,6 +29,7 @@ from lead_scoring.contract.fields import (
     FIELDS_BY_NAME,
     LEAD_FIELDS,
     REQUIRED_FIELDS,
+    RESCORE_EVENT,
     SCORE_FIELDS,
     FieldType,
     LeadField,
@@ -148,12 +149,15 @@ class RenderSettings:
     # chained operators hand rows over without a defensive copy (Flink's pipeline.object-reuse): the copies
     # were ~5 % of the TaskManager's samples; the async ML_PREDICT operator copies what it buffers itself
     object_reuse: bool = True
-    # How long the scoring stage remembers a scored (Id, LastModifiedDate, source_time): a replay comes at most
-    # one checkpoint interval (60 s) plus the restart after the crash. 5 min, not 15: the state is every change
-    # of that span (rate x TTL keys), held on the heap and written whole at every checkpoint; with 15 min a
-    # capped node's checkpoints of it grew to 1-2 s of CPU and each one delayed hundreds of records past
-    # 250 ms (docs/performance.md, "The de-duplication state and the checkpoints").
-    dedup_ttl: str = "5 min"
+    # How long the scoring stage remembers a scored (Id, features key) (sql/unchanged.sql): it must
+    # outlive the CRM echo of a written score (local CRM: seconds; Salesforce: the source's poll interval, 10 s
+    # by default, plus a Bulk API query job) and a crash replay (one checkpoint interval plus the restart).
+    # Local: 5 min, not 15: the state is every change of that span (rate x TTL keys), held on the heap and
+    # written whole at every checkpoint; with 15 min a capped node's checkpoints of it grew to 1-2 s of CPU and
+    # each one delayed hundreds of records past 250 ms (docs/performance.md, "The de-duplication state and the
+    # checkpoints"). Confluent: 1 h (managed state, a CRM's change rate): an echo behind a slow Bulk API job
+    # is still recognised. Empty: the dialect's default.
+    dedup_ttl: str = ""
     buffer_timeout: str = "5 ms"
     validate_parallelism: int = 2
     route_parallelism: int = 1
@@ -166,6 +170,8 @@ class RenderSettings:
     shadow: bool = False
 
     def __post_init__(self) -> None:
+        if not self.dedup_ttl:
+            object.__setattr__(self, "dedup_ttl", "1 h" if self.dialect is Dialect.CONFLUENT else "5 min")
         if not self.model_provider:
             object.__setattr__(self, "model_provider", "kserve" if self.dialect is Dialect.FLINK else "vertexai")
         if self.dialect is Dialect.CONFLUENT:
@@ -594,6 +600,23 @@ def _model_options(s: RenderSettings) -> list[tuple[str, str]]:
             ("vertexai.input_format", "TF-SERVING"), ("vertexai.output_format", "TF-SERVING")]
 
 
+CHANGED_VIEW_SUFFIX = "_changed"
+DEDUP_ORDER_CONFLUENT = "arrival_time"  # `$rowtime` under a name a sub-query can carry
+FEATURES_KEY_LENGTH = 16  # hex digits of SHA-256, like contract.hashing.FEATURES_HASH_LENGTH
+
+
+def features_key_expr() -> str:
+    """SQL of the echo suppression's features key: 16 hex digits of SHA-256 over the JSON array of the model's
+    feature values (the contract's FEATURES, in contract order), NULLs kept in place.
+
+    Not the model output's `features_hash` (contract.hashing, computed by the model server after scoring): this
+    one must be known before scoring, in both dialects (SHA256 and JSON_ARRAY ... NULL ON NULL are built-ins of
+    OSS Flink and of Confluent Cloud). Equal features give equal keys, which is all the suppression needs.
+    """
+    values = ", ".join(f"`{name}`" for name in FEATURES)
+    return f"SUBSTR(SHA256(JSON_ARRAY({values} NULL ON NULL)), 1, {FEATURES_KEY_LENGTH})"
+
+
 def render_pipeline(s: RenderSettings) -> Pipeline:
     tables = table_specs(s)
     # Table names equal topic names: in Confluent Cloud a table IS its topic.
@@ -646,20 +669,22 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         scoring = {role: (sources[role], STATEMENT_SINKS[role])
                    for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS)}
     for role, ((source,), (sink, dlq)) in scoring.items():
+        # Echo suppression, in every dialect (sql/unchanged.sql): only records whose features changed since
+        # that Id's last score (or re-score requests) reach the model. Locally a session view ML_PREDICT's
+        # TABLE argument reads; in Confluent (no session views) the same query inlined in the statement.
+        unchanged = _render("unchanged.sql", s, columns=columns, source=names[source], rescore=RESCORE_EVENT,
+                            order_by=DEDUP_ORDER_CONFLUENT if s.confluent else "proc_time",
+                            features_key=features_key_expr(),
+                            # Confluent: a first shadow statement joins the live stream at its end, not its start
+                            source_hint=" /*+ OPTIONS('scan.startup.mode'='latest-offset') */"
+                            if s.shadow and s.confluent else "")
         views: tuple[str, ...] = ()
         scored = names[source]
         if not s.confluent:
-            # Each stage of the chain restarts from its own checkpoint after a crash, so an upstream stage
-            # re-emits records the scoring stage already scored: scoring each (Id, LastModifiedDate,
-            # source_time) once keeps the re-scored input to this stage's own replay, one checkpoint interval
-            # at most; a re-score request (a new Kafka record of an unchanged lead) has a new source_time.
-            scored = f"{names[source]}_first"
-            views = (_render("first_change.sql", s, view=scored, source=names[source], columns=columns),)
+            scored = f"{names[source]}{CHANGED_VIEW_SUFFIX}"
+            views = (f"CREATE TEMPORARY VIEW `{scored}` AS\n{unchanged}",)
         sql = _render("score.sql", s, sink=names[sink], dlq=names[dlq], source=scored, model=dict(name=mname),
-                      model_input_columns=input_args, text_inputs=text_inputs,
-                      # Confluent: a first shadow statement joins the live stream at its end, not its start
-                      source_hint=" /*+ OPTIONS('scan.startup.mode'='latest-offset') */" if s.shadow and s.confluent
-                      else "")
+                      model_input_columns=input_args, text_inputs=text_inputs, source_query=unchanged)
         statements[role] = Statement(name=UNNAMED, role=role, sql=sql, tables=(source, sink, dlq),
                                      reads=(source,), uses_model=True, views=views,
                                      offset_reset="latest" if role.is_shadow else "earliest",
@@ -667,7 +692,10 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
 
     # Confluent: statement properties of every statement (UTC, like the local session: the model's text
     # timestamps and CURRENT_TIMESTAMP must not depend on the compute pool's zone).
-    session_config: dict[str, str] = {"sql.local-time-zone": "UTC"} if s.confluent else {}
+    session_config: dict[str, str] = {}
+    if s.confluent:
+        # sql.state-ttl bounds the echo suppression's state (Confluent's statement property for it)
+        session_config = {"sql.local-time-zone": "UTC", "sql.state-ttl": s.dedup_ttl}
     if not s.confluent:
         session_config = {
             "table.local-time-zone": "UTC",
@@ -675,7 +703,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             "restart-strategy.type": "exponential-delay",
             "table.exec.async-ml-predict.max-concurrent-operations": str(s.async_capacity),
             "table.exec.async-ml-predict.timeout": "10 min",
-            # the scoring stage's (Id, LastModifiedDate, source_time) memory: long enough to outlive any restore
+            # the echo suppression's (Id, features key) memory: outlives an echo and a restore
             "table.exec.state.ttl": s.dedup_ttl,
             # that de-duplication shuffles by key: flush network buffers every few ms, not every 100 ms
             "execution.buffer-timeout.interval": s.buffer_timeout,

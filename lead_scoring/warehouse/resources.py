@@ -21,7 +21,7 @@ import sqlglot
 from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
-from lead_scoring.warehouse.tables import TABLES, TableSpec
+from lead_scoring.warehouse.tables import TABLES, TableSpec, tables_in, views
 
 logger = logging.getLogger(__name__)
 
@@ -275,15 +275,17 @@ class BigQueryWarehouse(Warehouse):
 
     def ensure_tables(self) -> None:
         client = self.client()
-        for spec in TABLES.values():
+        for spec in tables_in("bigquery"):
             client.query(spec.ddl("bigquery"), job_config=self._job_config(None)).result()
+        for name, select in views("bigquery").items():  # over the tables above: after them
+            client.query(f"CREATE OR REPLACE VIEW {name} AS\n{select}", job_config=self._job_config(None)).result()
         # one read of the dataset's columns; an ALTER only for a table that lacks some (metadata updates of a
         # table are rate-limited in BigQuery, so nothing is altered when nothing is missing)
         names = ", ".join(f"'{name}'" for name in TABLES)
         columns = client.query(
             f"SELECT table_name, column_name FROM INFORMATION_SCHEMA.COLUMNS WHERE table_name IN ({names})",
             job_config=self._job_config(None)).result().to_dataframe()
-        for spec in TABLES.values():
+        for spec in tables_in("bigquery"):
             existing = (set(columns.loc[columns["table_name"] == spec.name, "column_name"])
                         if not columns.empty else set())
             alters = spec.add_columns_ddl(existing, "bigquery") if existing else []  # no rows: nothing to compare

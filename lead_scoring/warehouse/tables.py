@@ -40,6 +40,8 @@ class TableSpec:
         return [c for c, _ in self.columns]
 
 
+LEDGER_TABLE = "lead_score_history"
+SHADOW_SCORES_TABLE = "lead_scores_shadow"
 _LEAD_COLUMNS = tuple((f.name, f.type) for f in LEAD_FIELDS)
 _SCORE_TYPES = {f.name: f.type for f in SCORE_FIELDS} | {"shadow": FieldType.BOOLEAN}
 _LEDGER_COLUMNS = tuple((name, _SCORE_TYPES[name]) for name in LEDGER_COLUMNS)
@@ -55,6 +57,9 @@ TABLES: dict[str, TableSpec] = {
                   "records that failed the contract, with the reason"),
         TableSpec("lead_scores", tuple((f.name, f.type) for f in SCORE_FIELDS) + RAW_META_COLUMNS,
                   "scores produced by the stream (lead_scores and contact_scores topics)"),
+        TableSpec(SHADOW_SCORES_TABLE, tuple((f.name, f.type) for f in SCORE_FIELDS) + RAW_META_COLUMNS,
+                  "the challenger's shadow scores (lead_scores_shadow topic), where a managed sink lands them "
+                  "(gcp: the BigQuery sink; the ledger view reads them); locally the sink puts them in the ledger"),
         TableSpec("crm_leads",
                   (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING),
                    ("Lead_Score__c", FieldType.INT), ("Lead_Score_Reasons__c", FieldType.STRING),
@@ -86,3 +91,38 @@ TABLES: dict[str, TableSpec] = {
                   "keyed hashes (HMAC-SHA256) of erased Ids, so their records still in Kafka are dropped; no Id"),
     )
 }
+
+
+def _ledger_view_sql() -> str:
+    """The ledger as a view over the score tables a managed sink fills (the BigQuery Sink V2 lands
+    `lead_scores`/`contact_scores` in `lead_scores` and `lead_scores_shadow` in its own table): the columns of
+    `lead_score_history` (LEDGER_COLUMNS, then `_source`, `_ingested_at`), one row per (Id, model, source_ts,
+    features_hash, shadow) like the local sink's idempotent insert (the connector delivers at least once)."""
+    score_columns = ", ".join(c for c in LEDGER_COLUMNS if c != "shadow")
+    key = "Id, Lead_Score_Model__c, source_ts, features_hash, shadow"
+    return f"""
+SELECT {", ".join(LEDGER_COLUMNS)}, _source, _ingested_at
+FROM (
+  SELECT {score_columns}, FALSE AS shadow, _source, _ingested_at FROM lead_scores
+  UNION ALL
+  SELECT {score_columns}, TRUE AS shadow, _source, _ingested_at FROM {SHADOW_SCORES_TABLE}
+) AS scores
+QUALIFY ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY _ingested_at) = 1
+""".strip()
+
+
+LEDGER_VIEW_SQL = _ledger_view_sql()
+# Relations that are views in a warehouse dialect (a table in the others): in BigQuery the ledger is fed from the
+# score topics by the BigQuery sink, so comparison, backtest and re-score read the same `lead_score_history`
+# SQL in both warehouses (locally the sink worker appends to the table).
+VIEWS: dict[str, dict[str, str]] = {"bigquery": {LEDGER_TABLE: LEDGER_VIEW_SQL}}
+
+
+def views(dialect: str) -> dict[str, str]:
+    """name -> SELECT of the relations that are views in `dialect`."""
+    return VIEWS.get(dialect, {})
+
+
+def tables_in(dialect: str) -> list[TableSpec]:
+    """The TABLES that are tables (not views) in `dialect`: what is created, altered, erased."""
+    return [spec for spec in TABLES.values() if spec.name not in views(dialect)]

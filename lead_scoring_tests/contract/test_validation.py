@@ -63,7 +63,7 @@ def test_valid_records_pass_and_normalize(record):
     assert validate_record(record) == []
     clean = normalize_record(record)
     assert set(clean) == set(FIELDS_BY_NAME)  # extras dropped, every contract field present
-    assert clean["_EventType"] in ("created", "updated", "deleted")
+    assert clean["_EventType"] in ("created", "updated", "deleted", "rescore")
 
 
 @given(valid_records(), st.data())

@@ -24,6 +24,7 @@ from lead_scoring.streaming.topics import (
     INPUT_AVRO,
     INPUT_RAW,
     LEAD_SCORES,
+    LEAD_SCORES_SHADOW,
 )
 from lead_scoring_tests.vendor import check_options, load
 from lead_scoring_tests.vendor.templates import check_against_template, provenance, template_properties
@@ -66,7 +67,13 @@ def test_connector_configs_render_to_versioned_files_with_placeholders_only(tmp_
     assert "PROBE-" in sink["transforms.dropProbes.filter.condition"]
 
     [bq] = configs["bigquery_sink_connector_config"].values()
-    assert bq["topic2table.map"] == f"{INPUT_AVRO}:crm_leads_raw,{LEAD_SCORES}:lead_scores,{CONTACT_SCORES}:lead_scores"
+    # the shadow scores too (the ledger view reads both tables); re-score requests never land as CRM changes
+    assert bq["topic2table.map"] == (f"{INPUT_AVRO}:crm_leads_raw,{LEAD_SCORES}:lead_scores,"
+                                     f"{CONTACT_SCORES}:lead_scores,{LEAD_SCORES_SHADOW}:lead_scores_shadow")
+    assert bq["transforms"].startswith("dropRescores,")
+    assert bq["transforms.dropRescores.filter.condition"] == "$[?(@._EventType == 'rescore')]"
+    assert bq["transforms.dropRescores.filter.type"] == "exclude"
+    assert bq["transforms.dropRescores.missing.or.null.behavior"] == "include"
     assert bq["project"] == "${LEAD_SCORING_GCP_PROJECT}"
 
 

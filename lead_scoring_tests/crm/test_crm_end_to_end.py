@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 import httpx
+import pandas as pd
 import pytest
 
 from lead_scoring.crm.replay import frame_records, load_events, replay
@@ -110,9 +111,15 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
     assert (crm["scored_ts"] >= crm["source_ts"]).all()
     kinds = dict(zip(created["Id"], created["_ObjectType"], strict=True))
     assert all(kinds[i] == o for i, o in zip(crm["Id"], crm["_ObjectType"], strict=True))
-    # every event reached crm_leads_raw once, outcomes included: the next training run sees them
-    raw_rows = warehouse.query("SELECT COUNT(*) AS n, COUNT(IsConverted) AS labelled FROM crm_leads_raw")
-    assert int(raw_rows["n"][0]) == len(events)
-    assert int(raw_rows["labelled"][0]) == int((events["_EventType"] == "updated").sum())
+    # every event reached crm_leads_raw once, outcomes included: the next training run sees them; the other rows
+    # are the local CRM's echoes of the writes (LastModifiedDate moved, as Salesforce sends them: docs/crm.md)
+    raw_rows = warehouse.query("SELECT Id, LastModifiedDate, _EventType, IsConverted FROM crm_leads_raw")
+    stamps = pd.to_datetime(events["LastModifiedDate"], utc=True)
+    sent = set(zip(events["Id"], stamps, strict=True))
+    landed = list(zip(raw_rows["Id"], pd.to_datetime(raw_rows["LastModifiedDate"], utc=True), strict=True))
+    originals = [key for key in landed if key in sent]
+    assert len(originals) == len(set(originals)) == len(events)
+    echoes = raw_rows[[key not in sent for key in landed]]
+    assert set(echoes["Id"]) <= ids and set(echoes["_EventType"]) <= {"updated"}
     assert int(warehouse.query("SELECT COUNT(*) AS n FROM lead_scores")["n"][0]) >= len(ids)
     assert group_lag(kafka, f"{names}-writeback", scores) == dict.fromkeys(scores, 0)

@@ -87,6 +87,11 @@ def fill(warehouse: DuckDBWarehouse, register: ErasureRegister, *ids: str) -> No
         WritebackHandler(LocalCrmWriter(warehouse), warehouse, register=register).handle(
             [msg("lead_scores", score(rid, 45, NOW_MS - 1000), 10 * i), bad_score])  # -> crm_writeback_errors
         sink.handle([bad_score])  # -> worker_quarantine
+    # the challenger's scores as a managed sink lands them (gcp: the BigQuery sink; the ledger view reads them)
+    stamp = pd.Timestamp(NOW_MS, unit="ms", tz="UTC")
+    warehouse.append("lead_scores_shadow", pd.DataFrame([
+        {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": 50, "Lead_Score_Model__c": "m2",
+         "source_ts": stamp, "scored_ts": stamp, "_source": "stream"} for rid in ids]))
     # a rejected record without a key: only its payload carries the Id
     warehouse.append("rejected_leads", pd.DataFrame([{"Id": None, "payload": json.dumps(lead(ids[0]))[:-1],
                                                       "reason": "not valid JSON", "_source": "stream"}]))
@@ -110,7 +115,9 @@ def test_every_table_is_either_erased_or_explains_why_it_holds_no_lead_rows():
     for name in NO_LEAD_ROWS:
         assert "Id" not in TABLES[name].column_names and "payload" not in TABLES[name].column_names
     assert {"crm_leads_raw", "rejected_leads", "lead_scores", "crm_leads", "crm_writeback_errors",
-            "lead_score_history"} <= erased
+            "lead_score_history", "lead_scores_shadow"} <= erased
+    # in BigQuery the ledger is a view over lead_scores and lead_scores_shadow: erased there, never DELETEd from
+    assert {s.name for s in erasable_tables("bigquery")} == erased - {"lead_score_history"}
 
 
 def test_erase_leaves_no_row_with_the_id_anywhere_and_keeps_everyone_else(warehouse, register):
@@ -125,7 +132,8 @@ def test_erase_leaves_no_row_with_the_id_anywhere_and_keeps_everyone_else(wareho
     assert cells_mentioning(warehouse, KEPT) == kept_before
     assert report.ids == 1 and report.newly_registered == 1
     assert report.rows_deleted == {"crm_leads_raw": 2, "rejected_leads": 2, "lead_scores": 2, "crm_leads": 1,
-                                   "crm_writeback_errors": 1, "worker_quarantine": 1, "lead_score_history": 3}
+                                   "crm_writeback_errors": 1, "worker_quarantine": 1, "lead_score_history": 3,
+                                   "lead_scores_shadow": 1}
     assert report.crm_target == "crm_leads" and report.crm_cleared == 1 and report.crm_failures == []
     assert GONE not in report.summary()
     # idempotent: again, nothing to delete, still registered once

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lead_scoring.contract.samples import PROBE_ID_PREFIX, RESCORE_HEADER, probe_record
+from lead_scoring.contract import FEATURES, RESCORE_EVENT
+from lead_scoring.contract.samples import PROBE_ID_PREFIX, probe_record
 from lead_scoring.monitoring.audit import (
     AuditReport,
     HopResult,
@@ -17,6 +18,7 @@ from lead_scoring.monitoring.audit import (
     _classify,
     _dlq_key,
     _tally,
+    _unchanged,
     parse_since,
 )
 
@@ -44,7 +46,7 @@ def test_probes_demo_leads_and_rescore_requests_are_left_out_and_the_rest_classi
         _rec(json.dumps(lead).encode(), 1_000, b"00Q1"),
         _rec(json.dumps(probe).encode(), 1_001),
         _rec(json.dumps(demo).encode(), 1_002),
-        _rec(json.dumps(lead).encode(), 1_003, headers=[(RESCORE_HEADER, b"v2")]),
+        _rec(json.dumps({**lead, "_EventType": RESCORE_EVENT}).encode(), 1_003),
         _rec(b"\xff not json", 1_004, b"BAD-1"),
         _rec(json.dumps(lead).encode(), 9_999),  # after the window
     ], until_ms=5_000)
@@ -97,3 +99,17 @@ def test_dead_letters_without_an_id_sent_in_the_same_millisecond_count_as_two() 
     assert (both.expected, both.arrived, both.missing, both.doubled) == (2, 2, 0, 0)
     one = _tally("dlq", expected, Counter({(None, 1_000): 1}), 100_000, 10.0, copies=Counter({(None, 1_000): 2}))
     assert (one.expected, one.arrived, one.missing, one.doubled) == (2, 1, 1, 0)
+
+
+def test_a_record_with_the_features_of_an_earlier_one_is_not_expected_to_be_scored_again() -> None:
+    """The scoring stage suppresses echoes (same Id, same features, new LastModifiedDate): the audit expects no
+    score for them, whether the earlier twin is in the window or in the look-back before it."""
+    lead = {**probe_record(PROBE_ID_PREFIX + "1", NOW), "Id": "00Q1"}
+    echo = {**lead, "LastModifiedDate": "2026-12-07T10:00:05.000Z"}  # a written score moved it
+    changed = {**echo, FEATURES[0]: "a value no earlier record had"}
+    earlier, _ = _classify([_rec(json.dumps(lead).encode(), 500, b"00Q1")], until_ms=1_000)
+    inputs, _ = _classify([_rec(json.dumps(echo).encode(), 1_000, b"00Q1"),
+                           _rec(json.dumps(changed).encode(), 1_100, b"00Q1"),
+                           _rec(json.dumps(echo).encode(), 1_200, b"00Q1")], until_ms=5_000)
+    assert _unchanged(inputs, earlier) == {("00Q1", 1_000), ("00Q1", 1_200)}
+    assert _unchanged(inputs, []) == {("00Q1", 1_200)}  # the twin of the first is outside the look-back

@@ -98,7 +98,7 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
         "name": names(p)[LEADS], "organization_id": ORG, "environment_id": ENV,
         "spec": {"statement": p.statements[LEADS].sql,
                  "properties": {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
-                                "sql.local-time-zone": "UTC"},
+                                "sql.local-time-zone": "UTC", "sql.state-ttl": "1 h"},
                  "compute_pool_id": "lfcp-1", "principal": "sa-1", "stopped": False},
         "metadata": {"labels": {"user.confluent.io/lead-scoring-kind": "statement",
                                 "user.confluent.io/lead-scoring-role": "score-leads",
@@ -177,7 +177,7 @@ def test_failed_new_statement_restores_the_old_one_and_fails() -> None:
     assert [(m, b["spec"]["stopped"]) for m, b in calls if m == "PUT"] == [("PUT", True), ("PUT", False)]
     assert not [m for m, _ in calls if m in ("POST", "DELETE")]
     assert before["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
-                                           "sql.local-time-zone": "UTC"}
+                                           "sql.local-time-zone": "UTC", "sql.state-ttl": "1 h"}
     assert before["metadata"]["labels"]["user.confluent.io/lead-scoring-retired"] == "false"
     assert fake.statements[names(old)[CONTACTS]]["status"]["phase"] == "RUNNING"  # never touched
     assert names(new)[CONTACTS] not in fake.statements

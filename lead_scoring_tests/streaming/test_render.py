@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lead_scoring.contract.fields import FIELDS_BY_NAME, LEAD_FIELDS, REQUIRED_FIELDS
+from lead_scoring.contract.fields import FEATURES, FIELDS_BY_NAME, LEAD_FIELDS, REQUIRED_FIELDS
 from lead_scoring.contract.validation import TIMESTAMP_PATTERN
 from lead_scoring.streaming.assets import FlinkStatementsConfig
 from lead_scoring.streaming.render import (
@@ -66,13 +66,10 @@ def test_dialects_differ_where_they_must() -> None:
     local, gcp = render_pipeline(LOCAL), render_pipeline(GCP)
     leads_local = local.statements[StatementRole.SCORE_LEADS].sql
     leads_gcp = gcp.statements[StatementRole.SCORE_LEADS].sql
-    # locally the model reads each input record once: a view keeping the first (Id, LastModifiedDate,
-    # source_time) of `leads` (a crash replay keeps the Kafka timestamp; a re-score request has a new one)
-    assert f"ML_PREDICT(\n  TABLE `leads_first`,\n  MODEL `{local.model_name}`" in leads_local
-    [view] = local.statements[StatementRole.SCORE_LEADS].views
-    assert ("PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC" in view
-            and "`first_seen` = 1" in view)
-    assert not gcp.statements[StatementRole.SCORE_LEADS].views  # Confluent resumes statements with their state
+    # locally the model reads the records whose features changed through a session view; Confluent has no
+    # session views: the same query is inlined (test_echo_suppression_is_in_both_dialects)
+    assert f"ML_PREDICT(\n  TABLE `leads_changed`,\n  MODEL `{local.model_name}`" in leads_local
+    assert not gcp.statements[StatementRole.SCORE_LEADS].views
     assert f"LATERAL TABLE(ML_PREDICT('{gcp.model_name}', `Id`" in leads_gcp
     assert "'provider' = 'kserve'" in local.model_sql and "CREATE TEMPORARY MODEL" in local.model_sql
     assert ("'provider' = 'vertexai'" in gcp.model_sql
@@ -198,7 +195,7 @@ def test_confluent_model_options_and_input_types_are_supported() -> None:
     leads = pipeline.statements[StatementRole.SCORE_LEADS].sql
     assert "DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`" in leads
     assert "`LastModifiedDate_iso`" in leads.split("ML_PREDICT(")[1]
-    assert pipeline.session_config == {"sql.local-time-zone": "UTC"}
+    assert pipeline.session_config == {"sql.local-time-zone": "UTC", "sql.state-ttl": "1 h"}
     # locally the kserve provider takes the timestamp as it is
     assert "`LastModifiedDate` TIMESTAMP_LTZ(3)" in render_pipeline(LOCAL).model_sql
 
@@ -263,3 +260,59 @@ def test_a_model_answer_without_a_usable_score_goes_to_the_dlq_not_into_a_not_nu
             "model output: reasons are null", "model output: model version is null", "", "", ""]
         # the dlq row carries the record's key and the model's answer (the lead is re-scored from it)
         assert "JSON_OBJECT('Id' VALUE `Id`" in sql and "AS `reason`" in sql
+
+
+CHANGED = "ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `{order}` ASC)"
+RESCORED = "ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `{order}` ASC)"
+FEATURES_KEY = "SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, "
+
+
+@pytest.mark.parametrize("settings,order", [(LOCAL, "proc_time"), (GCP, "arrival_time"),
+                                            (LOCAL_SHADOW, "proc_time"), (GCP_SHADOW, "arrival_time")])
+def test_echo_suppression_is_in_both_dialects(settings: RenderSettings, order: str) -> None:
+    """Every scoring statement, champion and shadow, local and Confluent, reads only the first record of each
+    (Id, features key): an echo of a written score (same features, new LastModifiedDate) never reaches the
+    model; a changed feature does, and a re-score request (`_EventType` 'rescore') once per run (its run's one
+    Kafka timestamp); the request also passes the first de-duplication, so its own echo is suppressed."""
+    pipeline = render_pipeline(settings)
+    scoring = [st for st in pipeline.statements.values() if st.role.is_inference]
+    assert len(scoring) == 2
+    for st in scoring:
+        query = st.views[0] if st.views else st.sql
+        assert CHANGED.format(order=order) in query and RESCORED.format(order=order) in query, st.name
+        assert query.count("WHERE `first_seen` = 1") == 2 and "UNION ALL" in query
+        assert FEATURES_KEY in query and " NULL ON NULL)), 1, 16) AS `features_key`" in query
+        # the re-score requests leave the first result (they come from the second), and only they are in it
+        assert "WHERE NOT `is_rescore`" in query and "WHERE `_EventType` = 'rescore'" in query
+        assert "`_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`" in query
+        # the key never holds what an echo changes (LastModifiedDate; the Kafka timestamp only for re-scores)
+        partitions = re.findall(r"PARTITION BY (.*?) ORDER BY", query)
+        assert len(partitions) == 2 and not any("LastModifiedDate" in p for p in partitions)
+        if settings.confluent:
+            assert "`$rowtime` AS `arrival_time`" in query  # Confluent's documented dedup order
+            assert "ML_PREDICT('" in query.rsplit("WHERE `first_seen` = 1", 1)[1]  # inlined before the model
+        else:
+            assert f"TABLE `{query.split('`')[1]}`" in st.sql  # ML_PREDICT reads the view
+    # the features key covers exactly the model's features, and nothing an echo changes
+    key = re.search(r"JSON_ARRAY\((.*?) NULL ON NULL", scoring[0].views[0] if scoring[0].views
+                    else scoring[0].sql).group(1)
+    assert re.findall(r"`([^`]+)`", key) == list(FEATURES)
+    ttl = "sql.state-ttl" if settings.confluent else "table.exec.state.ttl"
+    assert pipeline.session_config[ttl] == ("1 h" if settings.confluent else "5 min")
+
+
+# Options and constructs of OSS Flink that Confluent Cloud does not have (its tables are its topics, state is
+# managed, there is no processing time and no session-scoped object).
+OSS_ONLY = ("'connector'", "properties.bootstrap.servers", "scan.startup.mode' = 'group-offsets",
+            "table.exec.", "execution.", "pipeline.", "restart-strategy", "PROCTIME()", "proc_time",
+            "TEMPORARY", "'key.fields'", "sink.delivery-guarantee", "'format'")
+
+
+def test_the_confluent_rendering_has_no_oss_only_option() -> None:
+    for settings in (GCP, GCP_SHADOW):
+        pipeline = render_pipeline(settings)
+        text = pipeline.as_text()
+        found = [word for word in OSS_ONLY if word in text]
+        assert not found, found
+        assert set(pipeline.session_config) == {"sql.local-time-zone", "sql.state-ttl"}
+    assert "PROCTIME()" in render_pipeline(LOCAL).as_text()  # the check can fail

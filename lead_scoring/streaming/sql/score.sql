@@ -9,7 +9,9 @@
 FROM (
   SELECT *{% for alias, expr in text_inputs %},
     {{ expr }} AS `{{ alias }}`{% endfor %}
-  FROM `{{ source }}`{{ source_hint }}
+  FROM (
+    {{ source_query | indent(4) }}
+  ) AS `unchanged`
 ) AS `input`,
   LATERAL TABLE(ML_PREDICT('{{ model.name }}', {{ model_input_columns }}))
 {%- else %}

@@ -2,6 +2,8 @@
 
 SET 'sql.local-time-zone' = 'UTC';
 
+SET 'sql.state-ttl' = '1 h';
+
 -- table input_avro
 CREATE TABLE IF NOT EXISTS `input_avro` (
   `Id` STRING NOT NULL,
@@ -235,7 +237,7 @@ DISTRIBUTED INTO 1 BUCKETS
 WITH (
   'changelog.mode' = 'append',
   'value.format' = 'json-registry',
-  'kafka.retention.time' = '604800000 ms',
+  'kafka.retention.time' = '2592000000 ms',
   'kafka.cleanup-policy' = 'delete'
 );
 
@@ -284,7 +286,7 @@ WITH (
   'vertexai.output_format' = 'TF-SERVING'
 );
 
--- statement lead-scoring-validate-9c8b1110
+-- statement lead-scoring-validate-18b11461
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
@@ -341,7 +343,7 @@ FROM (
     ELSE CONCAT_WS('; ',
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$.Id' WITH WRAPPER) IS NULL THEN CONCAT('Id: ', 'required field is missing') WHEN JSON_QUERY(CAST(`val` AS STRING), '$.Id' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('Id: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$.Id' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$.Id')) > 1000 THEN CONCAT('Id: ', 'longer than 1000 characters') WHEN TRIM(JSON_VALUE(CAST(`val` AS STRING), '$.Id')) = '' THEN CONCAT('Id: ', 'must not be empty') END,
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$._ObjectType' WITH WRAPPER) IS NULL THEN CONCAT('_ObjectType: ', 'required field is missing') WHEN JSON_QUERY(CAST(`val` AS STRING), '$._ObjectType' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('_ObjectType: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$._ObjectType' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$._ObjectType')) > 1000 THEN CONCAT('_ObjectType: ', 'longer than 1000 characters') WHEN JSON_VALUE(CAST(`val` AS STRING), '$._ObjectType') NOT IN ('Lead', 'Contact') THEN CONCAT('_ObjectType: ', CONCAT('must be one of Lead, Contact; got ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$._ObjectType'), 1, 40), '''')) WHEN TRIM(JSON_VALUE(CAST(`val` AS STRING), '$._ObjectType')) = '' THEN CONCAT('_ObjectType: ', 'must not be empty') END,
-      CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER) IS NULL THEN CAST(NULL AS STRING) WHEN JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('_EventType: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$._EventType')) > 1000 THEN CONCAT('_EventType: ', 'longer than 1000 characters') WHEN JSON_VALUE(CAST(`val` AS STRING), '$._EventType') NOT IN ('created', 'updated', 'deleted') THEN CONCAT('_EventType: ', CONCAT('must be one of created, updated, deleted; got ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$._EventType'), 1, 40), '''')) END,
+      CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER) IS NULL THEN CAST(NULL AS STRING) WHEN JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('_EventType: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$._EventType')) > 1000 THEN CONCAT('_EventType: ', 'longer than 1000 characters') WHEN JSON_VALUE(CAST(`val` AS STRING), '$._EventType') NOT IN ('created', 'updated', 'deleted', 'rescore') THEN CONCAT('_EventType: ', CONCAT('must be one of created, updated, deleted, rescore; got ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$._EventType'), 1, 40), '''')) END,
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$.LastModifiedDate' WITH WRAPPER) IS NULL THEN CONCAT('LastModifiedDate: ', 'required field is missing') WHEN JSON_QUERY(CAST(`val` AS STRING), '$.LastModifiedDate' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('LastModifiedDate: ', CONCAT('expected an ISO-8601 timestamp string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$.LastModifiedDate' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN NOT REGEXP(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$') THEN CONCAT('LastModifiedDate: ', CONCAT('not an ISO-8601 timestamp: ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), 1, 40), '''')) WHEN TIMESTAMPADD(MINUTE, -COALESCE(CASE WHEN REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '([+-])(\d{2}):?(\d{2})$', 1) = '-' THEN -1 ELSE 1 END * (CAST(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '([+-])(\d{2}):?(\d{2})$', 2) AS INT) * 60 + CAST(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '([+-])(\d{2}):?(\d{2})$', 3) AS INT)), 0), TO_TIMESTAMP_LTZ(CONCAT(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 1), ' ', REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 2), COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 3), ':00'), SUBSTR(RPAD(COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 4), '.'), 4, '0'), 1, 4)), 'yyyy-MM-dd HH:mm:ss.SSS', 'UTC')) IS NULL THEN CONCAT('LastModifiedDate: ', 'not a valid timestamp') END,
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$.CreatedDate' WITH WRAPPER) IS NULL THEN CAST(NULL AS STRING) WHEN JSON_QUERY(CAST(`val` AS STRING), '$.CreatedDate' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('CreatedDate: ', CONCAT('expected an ISO-8601 timestamp string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$.CreatedDate' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN NOT REGEXP(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$') THEN CONCAT('CreatedDate: ', CONCAT('not an ISO-8601 timestamp: ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), 1, 40), '''')) WHEN TIMESTAMPADD(MINUTE, -COALESCE(CASE WHEN REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '([+-])(\d{2}):?(\d{2})$', 1) = '-' THEN -1 ELSE 1 END * (CAST(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '([+-])(\d{2}):?(\d{2})$', 2) AS INT) * 60 + CAST(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '([+-])(\d{2}):?(\d{2})$', 3) AS INT)), 0), TO_TIMESTAMP_LTZ(CONCAT(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 1), ' ', REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 2), COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 3), ':00'), SUBSTR(RPAD(COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 4), '.'), 4, '0'), 1, 4)), 'yyyy-MM-dd HH:mm:ss.SSS', 'UTC')) IS NULL THEN CONCAT('CreatedDate: ', 'not a valid timestamp') END,
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$.FirstName' WITH WRAPPER) IS NULL THEN CAST(NULL AS STRING) WHEN JSON_QUERY(CAST(`val` AS STRING), '$.FirstName' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('FirstName: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$.FirstName' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$.FirstName')) > 1000 THEN CONCAT('FirstName: ', 'longer than 1000 characters') END,
@@ -396,7 +398,7 @@ FROM (
     ELSE CONCAT_WS('; ',
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$.Id' WITH WRAPPER) IS NULL THEN CONCAT('Id: ', 'required field is missing') WHEN JSON_QUERY(CAST(`val` AS STRING), '$.Id' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('Id: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$.Id' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$.Id')) > 1000 THEN CONCAT('Id: ', 'longer than 1000 characters') WHEN TRIM(JSON_VALUE(CAST(`val` AS STRING), '$.Id')) = '' THEN CONCAT('Id: ', 'must not be empty') END,
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$._ObjectType' WITH WRAPPER) IS NULL THEN CONCAT('_ObjectType: ', 'required field is missing') WHEN JSON_QUERY(CAST(`val` AS STRING), '$._ObjectType' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('_ObjectType: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$._ObjectType' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$._ObjectType')) > 1000 THEN CONCAT('_ObjectType: ', 'longer than 1000 characters') WHEN JSON_VALUE(CAST(`val` AS STRING), '$._ObjectType') NOT IN ('Lead', 'Contact') THEN CONCAT('_ObjectType: ', CONCAT('must be one of Lead, Contact; got ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$._ObjectType'), 1, 40), '''')) WHEN TRIM(JSON_VALUE(CAST(`val` AS STRING), '$._ObjectType')) = '' THEN CONCAT('_ObjectType: ', 'must not be empty') END,
-      CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER) IS NULL THEN CAST(NULL AS STRING) WHEN JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('_EventType: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$._EventType')) > 1000 THEN CONCAT('_EventType: ', 'longer than 1000 characters') WHEN JSON_VALUE(CAST(`val` AS STRING), '$._EventType') NOT IN ('created', 'updated', 'deleted') THEN CONCAT('_EventType: ', CONCAT('must be one of created, updated, deleted; got ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$._EventType'), 1, 40), '''')) END,
+      CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER) IS NULL THEN CAST(NULL AS STRING) WHEN JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('_EventType: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$._EventType' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$._EventType')) > 1000 THEN CONCAT('_EventType: ', 'longer than 1000 characters') WHEN JSON_VALUE(CAST(`val` AS STRING), '$._EventType') NOT IN ('created', 'updated', 'deleted', 'rescore') THEN CONCAT('_EventType: ', CONCAT('must be one of created, updated, deleted, rescore; got ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$._EventType'), 1, 40), '''')) END,
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$.LastModifiedDate' WITH WRAPPER) IS NULL THEN CONCAT('LastModifiedDate: ', 'required field is missing') WHEN JSON_QUERY(CAST(`val` AS STRING), '$.LastModifiedDate' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('LastModifiedDate: ', CONCAT('expected an ISO-8601 timestamp string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$.LastModifiedDate' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN NOT REGEXP(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$') THEN CONCAT('LastModifiedDate: ', CONCAT('not an ISO-8601 timestamp: ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), 1, 40), '''')) WHEN TIMESTAMPADD(MINUTE, -COALESCE(CASE WHEN REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '([+-])(\d{2}):?(\d{2})$', 1) = '-' THEN -1 ELSE 1 END * (CAST(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '([+-])(\d{2}):?(\d{2})$', 2) AS INT) * 60 + CAST(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '([+-])(\d{2}):?(\d{2})$', 3) AS INT)), 0), TO_TIMESTAMP_LTZ(CONCAT(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 1), ' ', REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 2), COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 3), ':00'), SUBSTR(RPAD(COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.LastModifiedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 4), '.'), 4, '0'), 1, 4)), 'yyyy-MM-dd HH:mm:ss.SSS', 'UTC')) IS NULL THEN CONCAT('LastModifiedDate: ', 'not a valid timestamp') END,
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$.CreatedDate' WITH WRAPPER) IS NULL THEN CAST(NULL AS STRING) WHEN JSON_QUERY(CAST(`val` AS STRING), '$.CreatedDate' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('CreatedDate: ', CONCAT('expected an ISO-8601 timestamp string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$.CreatedDate' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN NOT REGEXP(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$') THEN CONCAT('CreatedDate: ', CONCAT('not an ISO-8601 timestamp: ''', SUBSTR(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), 1, 40), '''')) WHEN TIMESTAMPADD(MINUTE, -COALESCE(CASE WHEN REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '([+-])(\d{2}):?(\d{2})$', 1) = '-' THEN -1 ELSE 1 END * (CAST(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '([+-])(\d{2}):?(\d{2})$', 2) AS INT) * 60 + CAST(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '([+-])(\d{2}):?(\d{2})$', 3) AS INT)), 0), TO_TIMESTAMP_LTZ(CONCAT(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 1), ' ', REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 2), COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 3), ':00'), SUBSTR(RPAD(COALESCE(REGEXP_EXTRACT(JSON_VALUE(CAST(`val` AS STRING), '$.CreatedDate'), '^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?', 4), '.'), 4, '0'), 1, 4)), 'yyyy-MM-dd HH:mm:ss.SSS', 'UTC')) IS NULL THEN CONCAT('CreatedDate: ', 'not a valid timestamp') END,
       CASE WHEN JSON_QUERY(CAST(`val` AS STRING), '$.FirstName' WITH WRAPPER) IS NULL THEN CAST(NULL AS STRING) WHEN JSON_QUERY(CAST(`val` AS STRING), '$.FirstName' WITH WRAPPER) NOT LIKE '["%' THEN CONCAT('FirstName: ', CONCAT('expected a string, got ', COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', POSITION(SUBSTR(JSON_QUERY(CAST(`val` AS STRING), '$.FirstName' WITH WRAPPER), 2, 1) IN '"tf{[') - 1), 'number'))) WHEN CHAR_LENGTH(JSON_VALUE(CAST(`val` AS STRING), '$.FirstName')) > 1000 THEN CONCAT('FirstName: ', 'longer than 1000 characters') END,
@@ -443,7 +445,7 @@ FROM (
 WHERE `reason` <> '';
 END;
 
--- statement lead-scoring-route-b877b8f8
+-- statement lead-scoring-route-d79eba91
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `leads`
@@ -454,9 +456,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-ac195a0a
-EXECUTE STATEMENT SET
-BEGIN
+-- statement lead-scoring-score-leads-5c52f299
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -472,46 +472,39 @@ SELECT
 FROM (
   SELECT *,
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
-  FROM `leads`
+  FROM (
+    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+    FROM (
+      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+      FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+        FROM (
+          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+          FROM `leads`
+        )
+      )
+      WHERE `first_seen` = 1
+    ) AS `changed`
+    WHERE NOT `is_rescore`
+    UNION ALL
+    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+    FROM (
+      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+      FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
+        FROM (
+          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+          FROM `leads`
+          WHERE `_EventType` = 'rescore'
+        )
+      )
+      WHERE `first_seen` = 1
+    ) AS `rescored`
+  ) AS `unchanged`
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
-WHERE CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END = '';
-INSERT INTO `dlq`
-SELECT
-  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
-              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
-  CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END AS `reason`,
-  `source_time` AS `source_ts`
-FROM (
-  SELECT *,
-    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
-  FROM `leads`
-) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
-WHERE CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END <> '';
-END;
+  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));
 
--- statement lead-scoring-score-contacts-9b663c9e
-EXECUTE STATEMENT SET
-BEGIN
+-- statement lead-scoring-score-contacts-c91f9d6b
 INSERT INTO `contact_scores`
 SELECT
   `Id`,
@@ -527,39 +520,34 @@ SELECT
 FROM (
   SELECT *,
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
-  FROM `contacts`
+  FROM (
+    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+    FROM (
+      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+      FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+        FROM (
+          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+          FROM `contacts`
+        )
+      )
+      WHERE `first_seen` = 1
+    ) AS `changed`
+    WHERE NOT `is_rescore`
+    UNION ALL
+    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+    FROM (
+      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+      FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
+        FROM (
+          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+          FROM `contacts`
+          WHERE `_EventType` = 'rescore'
+        )
+      )
+      WHERE `first_seen` = 1
+    ) AS `rescored`
+  ) AS `unchanged`
 ) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
-WHERE CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END = '';
-INSERT INTO `dlq`
-SELECT
-  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
-              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
-  CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END AS `reason`,
-  `source_time` AS `source_ts`
-FROM (
-  SELECT *,
-    DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
-  FROM `contacts`
-) AS `input`,
-  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
-WHERE CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END <> '';
-END;
+  LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`));

@@ -283,26 +283,68 @@ WITH (
 
 -- view
 CREATE TEMPORARY VIEW `input_raw_checked` AS
-SELECT `payload`, `source_time`, CONTRACT_CHECK(`payload`, '{"max_string_length":1000,"timestamp_pattern":"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:?\\d{2})?$","fields":[{"name":"Id","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"_ObjectType","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":["Lead","Contact"]},{"name":"_EventType","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":["created","updated","deleted"]},{"name":"LastModifiedDate","type":"timestamp","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"CreatedDate","type":"timestamp","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"FirstName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Company","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Email","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Title","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Number__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LeadSource","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Origin__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"HasOptedOutOfEmail","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"DoNotCall","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Total_Visits__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Time_On_Website__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Page_Views_Per_Visit__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Last_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Country","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"City","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Specialization__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Occupation__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Course_Priority__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Referral_Channel__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Search__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Magazine__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper_Article__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Forums__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Digital__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Recommendation__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Free_Copy_Requested__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Status","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"IsConverted","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Sales_Tags__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Quality__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Profile__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Last_Notable_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null}]}') AS `c`
+SELECT `payload`, `source_time`, CONTRACT_CHECK(`payload`, '{"max_string_length":1000,"timestamp_pattern":"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:?\\d{2})?$","fields":[{"name":"Id","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"_ObjectType","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":["Lead","Contact"]},{"name":"_EventType","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":["created","updated","deleted","rescore"]},{"name":"LastModifiedDate","type":"timestamp","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"CreatedDate","type":"timestamp","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"FirstName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Company","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Email","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Title","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Number__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LeadSource","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Origin__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"HasOptedOutOfEmail","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"DoNotCall","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Total_Visits__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Time_On_Website__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Page_Views_Per_Visit__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Last_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Country","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"City","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Specialization__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Occupation__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Course_Priority__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Referral_Channel__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Search__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Magazine__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper_Article__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Forums__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Digital__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Recommendation__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Free_Copy_Requested__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Status","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"IsConverted","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Sales_Tags__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Quality__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Profile__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Last_Notable_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null}]}') AS `c`
 FROM `input_raw`;
 
 -- view
-CREATE TEMPORARY VIEW `leads_first` AS
+CREATE TEMPORARY VIEW `leads_changed` AS
 SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
 FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
-  FROM `leads`
-)
-WHERE `first_seen` = 1;
+  SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+  FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `proc_time` ASC) AS `first_seen`
+    FROM (
+      SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+      FROM `leads`
+    )
+  )
+  WHERE `first_seen` = 1
+) AS `changed`
+WHERE NOT `is_rescore`
+UNION ALL
+SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+FROM (
+  SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+  FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
+    FROM (
+      SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+      FROM `leads`
+      WHERE `_EventType` = 'rescore'
+    )
+  )
+  WHERE `first_seen` = 1
+) AS `rescored`;
 
 -- view
-CREATE TEMPORARY VIEW `contacts_first` AS
+CREATE TEMPORARY VIEW `contacts_changed` AS
 SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
 FROM (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `LastModifiedDate`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
-  FROM `contacts`
-)
-WHERE `first_seen` = 1;
+  SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+  FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `proc_time` ASC) AS `first_seen`
+    FROM (
+      SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+      FROM `contacts`
+    )
+  )
+  WHERE `first_seen` = 1
+) AS `changed`
+WHERE NOT `is_rescore`
+UNION ALL
+SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+FROM (
+  SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+  FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
+    FROM (
+      SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+      FROM `contacts`
+      WHERE `_EventType` = 'rescore'
+    )
+  )
+  WHERE `first_seen` = 1
+) AS `rescored`;
 
 -- model lead_scorer_810f0678
 CREATE TEMPORARY MODEL `lead_scorer_810f0678`
@@ -350,7 +392,7 @@ WITH (
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-validate-6c6b7231
+-- statement lead-scoring-validate-f975bbab
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `input_avro`
@@ -418,9 +460,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-0a7d63aa
-EXECUTE STATEMENT SET
-BEGIN
+-- statement lead-scoring-score-leads-a9699204
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -434,46 +474,12 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`,
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
-  TABLE `leads_first`,
+  TABLE `leads_changed`,
   MODEL `lead_scorer_810f0678`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
-)
-WHERE CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END = '';
-INSERT INTO `dlq`
-SELECT
-  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
-              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
-  CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END AS `reason`,
-  (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`
-FROM ML_PREDICT(
-  TABLE `leads_first`,
-  MODEL `lead_scorer_810f0678`,
-  DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
-)
-WHERE CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END <> '';
-END;
+);
 
--- statement lead-scoring-score-contacts-9ae3fa6b
-EXECUTE STATEMENT SET
-BEGIN
+-- statement lead-scoring-score-contacts-bba7d080
 INSERT INTO `contact_scores`
 SELECT
   `Id`,
@@ -487,39 +493,7 @@ SELECT
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`,
   (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), CURRENT_TIMESTAMP) AS BIGINT) * 60000 + EXTRACT(SECOND FROM CURRENT_TIMESTAMP) * 1000 + EXTRACT(MILLISECOND FROM CURRENT_TIMESTAMP)) AS `scored_ts`
 FROM ML_PREDICT(
-  TABLE `contacts_first`,
+  TABLE `contacts_changed`,
   MODEL `lead_scorer_810f0678`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
-)
-WHERE CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END = '';
-INSERT INTO `dlq`
-SELECT
-  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
-              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
-  CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END AS `reason`,
-  (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`
-FROM ML_PREDICT(
-  TABLE `contacts_first`,
-  MODEL `lead_scorer_810f0678`,
-  DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
-)
-WHERE CASE
-    WHEN `score` IS NULL THEN 'model output: score is null'
-    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
-    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
-    WHEN `model_version` IS NULL THEN 'model output: model version is null'
-    ELSE ''
-  END <> '';
-END;
+);

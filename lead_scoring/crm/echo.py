@@ -1,0 +1,140 @@
+"""The local CRM's echo: what Salesforce does to the pipeline when a score is written back.
+
+Writing a score updates the CRM record, which moves its `LastModifiedDate`; Salesforce's Bulk API 2.0 source
+polls on `LastModifiedDate`, so every written record comes back to `input_raw` with the same features. The
+local CRM does the same (on by default: `LocalCrm.echo`), so every local test and `scripts/up` runs against
+the loop production has, and the pipeline's echo suppression (streaming/sql/unchanged.sql) is what ends it.
+
+The echoed record is the CRM record as the warehouse has it (the latest `crm_leads_raw` row of the Id),
+`_EventType = 'updated'`, `LastModifiedDate` = the write time. A deleted Id is not echoed (a
+deleted Salesforce record is not updated). A written Id whose record has not landed in `crm_leads_raw` yet (the
+sink is a micro-batch behind the writeback) is waited for up to `wait_s`, then kept pending and echoed with a
+later write, or dropped after `max_pending_s` (counted in the log, never an error).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from lead_scoring.contract.fields import FIELD_NAMES, LEAD_FIELDS, FieldType
+from lead_scoring.crm.writeback import CrmWriter, WriteFailure
+from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.warehouse.resources import Warehouse
+
+log = logging.getLogger(__name__)
+
+_TIMESTAMPS = tuple(f.name for f in LEAD_FIELDS if f.type is FieldType.TIMESTAMP)
+
+
+def iso_utc_ms(stamp: pd.Timestamp) -> str:
+    """A timestamp as the contract's ISO-8601 UTC text with milliseconds."""
+    return stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def record_payloads(frame: pd.DataFrame, **overrides: Any) -> Iterator[tuple[bytes, bytes]]:
+    """(key, contract JSON) of each warehouse row: nulls left out, timestamps as ISO-8601 UTC with milliseconds,
+    then `overrides` (a re-score request's `_EventType`, an echo's `LastModifiedDate`)."""
+    frame = frame.copy()
+    for name in _TIMESTAMPS:
+        if name in frame.columns:
+            stamps = pd.to_datetime(frame[name], utc=True)
+            text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+            frame[name] = text.where(stamps.notna(), None)
+    frame = frame.astype(object).where(frame.notna(), None)
+    for row in frame.to_dict(orient="records"):
+        record = {k: v for k, v in row.items() if v is not None}
+        record.update(overrides)
+        yield str(record["Id"]).encode(), orjson.dumps(record)
+
+
+def latest_records_sql() -> str:
+    """The latest `crm_leads_raw` row of each Id in @ids (both warehouses' SQL)."""
+    columns = ", ".join(f"`{name}`" for name in FIELD_NAMES)
+    return f"""
+SELECT {columns}
+FROM crm_leads_raw
+WHERE Id IN UNNEST(@ids)
+QUALIFY ROW_NUMBER() OVER (PARTITION BY Id ORDER BY LastModifiedDate DESC, _ingested_at DESC) = 1
+""".strip()
+
+
+class CrmEcho:
+    """Sends written records back to `topic` (input_raw), as the Salesforce source does after a write."""
+
+    def __init__(self, warehouse: Warehouse, kafka: KafkaResource, topic: str, *, wait_s: float = 2.0,
+                 poll_s: float = 0.2, max_pending_s: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.warehouse, self.kafka, self.topic = warehouse, kafka, topic
+        self.wait_s, self.poll_s, self.max_pending_s = wait_s, poll_s, max_pending_s
+        self.clock, self.sleep = clock, sleep
+        self.pending: dict[str, float] = {}  # Id -> when it was first written without a landed record
+        self._producer: Any = None
+
+    def echo(self, ids: Iterable[str]) -> int:
+        """Echo the records of `ids` (just written) and of the pending ones; the number echoed."""
+        now = self.clock()
+        wanted = dict.fromkeys(ids, now)
+        wanted.update(self.pending)
+        if not wanted:
+            return 0
+        found: dict[str, pd.Series] = {}
+        deadline = now + self.wait_s
+        while True:
+            missing = sorted(set(wanted) - set(found))
+            rows = self.warehouse.query(latest_records_sql(), {"ids": missing})
+            for _, row in rows.iterrows():
+                found[str(row["Id"])] = row
+            if len(found) == len(wanted) or self.clock() >= deadline:
+                break
+            self.sleep(self.poll_s)
+        written_at = iso_utc_ms(pd.Timestamp.now(tz="UTC"))
+        records = [row for row in found.values() if (row.get("_EventType") or "created") != "deleted"]
+        if records:
+            self._produce(pd.DataFrame(records), written_at)
+        self.pending = {i: since for i, since in wanted.items()
+                        if i not in found and self.clock() - since < self.max_pending_s}
+        dropped = len(wanted) - len(found) - len(self.pending)
+        if dropped:
+            log.warning("crm echo: %d written record(s) never landed in crm_leads_raw within %.0f s: not echoed",
+                        dropped, self.max_pending_s)
+        return len(records)
+
+    def _produce(self, frame: pd.DataFrame, written_at: str) -> None:
+        if self._producer is None:
+            self._producer = self.kafka.producer()
+        failures: list[str] = []
+
+        def delivered(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for key, value in record_payloads(frame, _EventType="updated", LastModifiedDate=written_at):
+            self._producer.produce(self.topic, key=key, value=value, on_delivery=delivered)
+        remaining = self._producer.flush(30)
+        if remaining or failures:
+            # transient: the writeback retries the batch (the CRM write is an idempotent upsert)
+            raise RuntimeError(f"crm echo: {remaining} record(s) not acknowledged by Kafka on {self.topic}, "
+                               f"{len(failures)} failed ({failures[:1]})")
+
+
+class EchoingCrmWriter:
+    """A CRM writer whose successful writes come back to the pipeline through `CrmEcho`."""
+
+    def __init__(self, inner: CrmWriter, echo: CrmEcho):
+        self.inner, self.echo = inner, echo
+        self.target = inner.target
+
+    def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+        failures = self.inner.write(records)
+        failed = {f.record.get("Id") for f in failures}
+        self.echo.echo(r["Id"] for r in records if r["Id"] not in failed)
+        return failures
+
+    def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
+        return self.inner.clear(records)

@@ -1,0 +1,105 @@
+"""The local CRM echoes its writes like Salesforce: a written record comes back to input_raw, LastModifiedDate moved.
+
+The stack test (`test_echo_stack.py`) shows the pipeline ending the loop; these check what is echoed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from lead_scoring.contract import parse_record
+from lead_scoring.crm.echo import CrmEcho, EchoingCrmWriter
+from lead_scoring.crm.resources import LocalCrm, input_topic_of
+from lead_scoring.crm.writeback import LocalCrmWriter
+from lead_scoring.warehouse.resources import DuckDBWarehouse
+
+
+class RecordingProducer:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def produce(self, topic: str, key: bytes, value: bytes, on_delivery: Any) -> None:
+        self.sent.append({"topic": topic, "key": key.decode(), "value": json.loads(value)})
+        on_delivery(None, None)
+
+    def flush(self, _timeout: float) -> int:
+        return 0
+
+
+class FakeKafka:
+    def __init__(self) -> None:
+        self.out = RecordingProducer()
+
+    def producer(self, **_overrides: Any) -> RecordingProducer:
+        return self.out
+
+
+def _row(rid: str, modified: str, event: str = "created", visits: float = 3.0) -> dict[str, Any]:
+    return {"Id": rid, "_ObjectType": "Lead", "_EventType": event, "LastModifiedDate": pd.Timestamp(modified, tz="UTC"),
+            "CreatedDate": pd.Timestamp("2026-11-01", tz="UTC"), "LeadSource": "Google", "Email": "x@example.com",
+            "Total_Visits__c": visits, "_source": "stream", "_ingested_at": pd.Timestamp(modified, tz="UTC")}
+
+
+def _score(rid: str) -> dict[str, Any]:
+    now = pd.Timestamp.now(tz="UTC")
+    return {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": 70,
+            "Lead_Score_Reasons__c": "+ visits", "Lead_Score_Model__c": "m1", "Lead_Grade__c": "B",
+            "features_hash": "abc", "source_ts": now, "scored_ts": now}
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> DuckDBWarehouse:
+    wh = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+    wh.ensure_tables()
+    wh.append("crm_leads_raw", pd.DataFrame([_row("00Q01", "2026-11-02", visits=1.0),
+                                             _row("00Q01", "2026-11-03", event="updated", visits=5.0),
+                                             _row("00Q02", "2026-11-02"),
+                                             _row("00Q02", "2026-11-04", event="deleted")]))
+    return wh
+
+
+def test_a_written_record_comes_back_with_its_features_and_a_new_last_modified_date(warehouse):
+    kafka = FakeKafka()
+    now = [0.0]
+    echo = CrmEcho(warehouse, kafka, "p_input_raw", wait_s=1.0, clock=lambda: now[0],  # type: ignore[arg-type]
+                   sleep=lambda s: now.__setitem__(0, now[0] + s))
+    writer = EchoingCrmWriter(LocalCrmWriter(warehouse), echo)
+    before = pd.Timestamp.now(tz="UTC")
+    assert writer.write([_score("00Q01"), _score("00Q02"), _score("00Q09")]) == []
+    assert warehouse.query("SELECT COUNT(*) AS n FROM crm_leads")["n"].iloc[0] == 3  # the CRM write itself
+    [sent] = kafka.out.sent  # 00Q02 is deleted (no update), 00Q09 not landed yet
+    assert sent["topic"] == "p_input_raw" and sent["key"] == "00Q01"
+    record, errors = parse_record(sent["value"])
+    assert errors == [] and record is not None
+    assert record["Total_Visits__c"] == 5.0 and record["LeadSource"] == "Google"  # the latest CRM state
+    assert record["_EventType"] == "updated"
+    assert pd.Timestamp(record["LastModifiedDate"]) >= before.floor("ms")  # moved by the write
+    assert echo.pending.keys() == {"00Q09"} and now[0] >= 1.0  # waited for it, then kept it pending
+    warehouse.append("crm_leads_raw", pd.DataFrame([_row("00Q09", "2026-11-05")]))
+    assert echo.echo([]) == 1 and kafka.out.sent[-1]["key"] == "00Q09" and not echo.pending
+
+
+def test_a_record_that_never_lands_is_dropped_after_max_pending(warehouse):
+    now = [0.0]
+    echo = CrmEcho(warehouse, FakeKafka(), "input_raw", wait_s=0.0, max_pending_s=10.0,  # type: ignore[arg-type]
+                   clock=lambda: now[0], sleep=lambda s: None)
+    echo.echo(["00Q77"])
+    assert echo.pending.keys() == {"00Q77"}
+    now[0] = 11.0
+    echo.echo([])
+    assert not echo.pending
+
+
+def test_the_local_crm_echoes_by_default_and_can_be_told_not_to(warehouse):
+    kafka = FakeKafka()
+    assert isinstance(LocalCrm().echoing_writer(warehouse, kafka, "input_raw"), EchoingCrmWriter)  # type: ignore[arg-type]
+    assert isinstance(LocalCrm(echo=False).echoing_writer(warehouse, kafka), LocalCrmWriter)  # type: ignore[arg-type]
+    assert input_topic_of(["t1_lead_scores", "t1_contact_scores"]) == "t1_input_raw"
+    assert input_topic_of(["lead_scores"]) == "input_raw"
+    # a writeback on hand-made topics has no pipeline input_raw: no echo, never into another pipeline's topic
+    assert input_topic_of(["t_lscores"]) is None
+    assert isinstance(LocalCrm().echoing_writer(warehouse, kafka, None), LocalCrmWriter)  # type: ignore[arg-type]
