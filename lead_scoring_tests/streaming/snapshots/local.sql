@@ -460,7 +460,9 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-a9699204
+-- statement lead-scoring-score-leads-ff0ad2ea
+EXECUTE STATEMENT SET
+BEGIN
 INSERT INTO `lead_scores`
 SELECT
   `Id`,
@@ -477,9 +479,43 @@ FROM ML_PREDICT(
   TABLE `leads_changed`,
   MODEL `lead_scorer_810f0678`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
-);
+)
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END = '';
+INSERT INTO `dlq`
+SELECT
+  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
+              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
+  CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END AS `reason`,
+  (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`
+FROM ML_PREDICT(
+  TABLE `leads_changed`,
+  MODEL `lead_scorer_810f0678`,
+  DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
+)
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END <> '';
+END;
 
--- statement lead-scoring-score-contacts-bba7d080
+-- statement lead-scoring-score-contacts-ba508b9e
+EXECUTE STATEMENT SET
+BEGIN
 INSERT INTO `contact_scores`
 SELECT
   `Id`,
@@ -496,4 +532,36 @@ FROM ML_PREDICT(
   TABLE `contacts_changed`,
   MODEL `lead_scorer_810f0678`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
-);
+)
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END = '';
+INSERT INTO `dlq`
+SELECT
+  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
+              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
+  CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END AS `reason`,
+  (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`
+FROM ML_PREDICT(
+  TABLE `contacts_changed`,
+  MODEL `lead_scorer_810f0678`,
+  DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
+)
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END <> '';
+END;

@@ -165,6 +165,21 @@ WITH (
   'value.format' = 'json'
 );
 
+-- table dlq
+CREATE TABLE `dlq` (
+  `payload` STRING,
+  `reason` STRING NOT NULL,
+  `source_ts` BIGINT
+)
+WITH (
+  'connector' = 'kafka',
+  'topic' = 'dlq',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'sink.delivery-guarantee' = 'at-least-once',
+  'properties.linger.ms' = '2',
+  'value.format' = 'json'
+);
+
 -- view
 CREATE TEMPORARY VIEW `leads_changed` AS
 SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
@@ -271,7 +286,9 @@ WITH (
   'batch-linger' = '10 ms'
 );
 
--- statement lead-scoring-shadow-leads-5036f229
+-- statement lead-scoring-shadow-leads-4b9859b4
+EXECUTE STATEMENT SET
+BEGIN
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -288,9 +305,43 @@ FROM ML_PREDICT(
   TABLE `leads_changed`,
   MODEL `lead_scorer_shadow_c9bf9fac`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
-);
+)
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END = '';
+INSERT INTO `dlq`
+SELECT
+  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
+              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
+  CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END AS `reason`,
+  (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`
+FROM ML_PREDICT(
+  TABLE `leads_changed`,
+  MODEL `lead_scorer_shadow_c9bf9fac`,
+  DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
+)
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END <> '';
+END;
 
--- statement lead-scoring-shadow-contacts-f3e63a93
+-- statement lead-scoring-shadow-contacts-af30259f
+EXECUTE STATEMENT SET
+BEGIN
 INSERT INTO `lead_scores_shadow`
 SELECT
   `Id`,
@@ -307,4 +358,36 @@ FROM ML_PREDICT(
   TABLE `contacts_changed`,
   MODEL `lead_scorer_shadow_c9bf9fac`,
   DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
-);
+)
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END = '';
+INSERT INTO `dlq`
+SELECT
+  JSON_OBJECT('Id' VALUE `Id`, '_ObjectType' VALUE `_ObjectType`, 'LastModifiedDate' VALUE CAST(`LastModifiedDate` AS STRING),
+              'model_version' VALUE `model_version`, 'score' VALUE `score`) AS `payload`,
+  CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END AS `reason`,
+  (CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), `source_time`) AS BIGINT) * 60000 + EXTRACT(SECOND FROM `source_time`) * 1000 + EXTRACT(MILLISECOND FROM `source_time`)) AS `source_ts`
+FROM ML_PREDICT(
+  TABLE `contacts_changed`,
+  MODEL `lead_scorer_shadow_c9bf9fac`,
+  DESCRIPTOR(`Id`, `_ObjectType`, `LastModifiedDate`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`)
+)
+WHERE CASE
+    WHEN `score` IS NULL THEN 'model output: score is null'
+    WHEN `score` < 0 OR `score` > 100 THEN 'model output: score outside 0-100'
+    WHEN `reasons_text` IS NULL THEN 'model output: reasons are null'
+    WHEN `model_version` IS NULL THEN 'model output: model version is null'
+    ELSE ''
+  END <> '';
+END;
