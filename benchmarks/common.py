@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import subprocess
 import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -282,18 +285,29 @@ def _write(path: Path, text: str) -> None:
         f.write(text)
 
 
-MACHINE_PROBE = "import time;t=time.time();sum(i*i for i in range(10**7));print(time.time()-t)"
-
-
 def provenance(argv: list[str]) -> dict[str, Any]:
-    """What a results file needs to be compared later: the commit (and whether the tree was dirty), the
-    command, and the machine probe (seconds of a fixed pure-Python loop: higher is a slower or busier machine)."""
-    root = Path(__file__).resolve().parent.parent
-
+    """What produced a results file: the commit (and whether the tree had changes), the machine, the command."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
 
-    probe = subprocess.run([sys.executable, "-c", MACHINE_PROBE], capture_output=True, text=True, check=True)
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "command": " ".join(["python", *argv]), "machine_probe_s": round(float(probe.stdout.strip()), 3),
-            "machine_probe": f"python3 -c \"{MACHINE_PROBE}\"", "cpus": os.cpu_count()}
+    memory = psutil.virtual_memory()
+    # the machine probe docs/performance.md compares machines by (pure Python, one core): record it with the figures
+    started = time.perf_counter()
+    sum(i * i for i in range(10**7))
+    probe_s = round(time.perf_counter() - started, 2)
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {
+        "commit": git("rev-parse", "HEAD") or "unknown",
+        "tree_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "command": " ".join([sys.executable.rsplit("/", 1)[-1], *argv]),
+        "machine": {"probe_s": probe_s, "probe": "sum(i*i for i in range(10**7)), seconds", "cpu": cpu,
+                    "cpus": os.cpu_count(), "memory_gib": round(memory.total / 2**30, 1),
+                    "memory_available_gib_at_start": round(memory.available / 2**30, 1),
+                    "load_at_start": os.getloadavg(), "platform": platform.platform(),
+                    "python": platform.python_version(), "host": platform.node()},
+        "started_at": datetime.now(UTC).isoformat(),
+    }

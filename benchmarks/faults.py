@@ -32,9 +32,7 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,8 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
-from common import small_model, synthetic_records
+from common import provenance, small_model, synthetic_records
 from confluent_kafka import TopicPartition
 
 from lead_scoring.crm.replay import replay
@@ -213,34 +210,6 @@ def _audit_until_settled(kafka: KafkaResource, warehouse: DuckDBWarehouse, since
     with contextlib.suppress(WaitTimeout):
         wait_until(settled, timeout_s=timeout_s, interval_s=5.0, what="every hop to hold the window")
     return audit(kafka, warehouse, since, grace_s=0.0)
-
-
-def provenance(argv: list[str]) -> dict[str, Any]:
-    """What produced a results file: the commit (and whether the tree had changes), the machine, the command."""
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    memory = psutil.virtual_memory()
-    # the machine probe docs/performance.md compares machines by (pure Python, one core): record it with the figures
-    started = time.perf_counter()
-    sum(i * i for i in range(10**7))
-    probe_s = round(time.perf_counter() - started, 2)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {
-        "commit": git("rev-parse", "HEAD") or "unknown",
-        "tree_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "command": " ".join([sys.executable.rsplit("/", 1)[-1], *argv]),
-        "machine": {"probe_s": probe_s, "probe": "sum(i*i for i in range(10**7)), seconds", "cpu": cpu,
-                    "cpus": os.cpu_count(), "memory_gib": round(memory.total / 2**30, 1),
-                    "memory_available_gib_at_start": round(memory.available / 2**30, 1),
-                    "load_at_start": os.getloadavg(), "platform": platform.platform(),
-                    "python": platform.python_version(), "host": platform.node()},
-        "started_at": pd.Timestamp.now(tz="UTC").isoformat(),
-    }
 
 
 def settle(stack: Stack, timeout_s: float = 300.0) -> None:
