@@ -62,6 +62,7 @@ INGEST_SLACK = timedelta(minutes=5)
 # How far before the window the audit looks for an earlier record with the same features: the scoring stage's
 # de-duplication TTL (streaming.render.RenderSettings.dedup_ttl, 5 min locally; Confluent keeps 1 h).
 UNCHANGED_LOOKBACK = timedelta(minutes=5)
+UNCHANGED = "unchanged features (not scored again: score hops)"  # how the report counts them
 REJECTED_PAYLOAD_CHARS = 10_000  # as the sink stores them (crm.sink)
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -390,7 +391,7 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
     earlier, _ = _classify(before, since_ms)
     unchanged = _unchanged(inputs, earlier)
     if unchanged:
-        excluded["unchanged features (not scored again: score hops)"] = len(unchanged)
+        excluded[UNCHANGED] = len(unchanged)
     valid = [i for i in inputs if i.valid]
     invalid = [i for i in inputs if not i.valid]
     by_record: dict[tuple[str, int], int] = {}

@@ -27,6 +27,7 @@ from lead_scoring.monitoring.audit import (
     HOP_REJECTED,
     HOP_SCORE_TABLE,
     HOP_SCORES,
+    UNCHANGED,
     AuditReport,
     AuditTopics,
     audit,
@@ -112,7 +113,7 @@ def test_audit_accounts_for_every_hop_then_names_the_one_that_lost_or_doubled_a_
         # the local CRM echoes every score it writes back to input_raw (as Salesforce does): those records are
         # audited too, routed and landed as CRM changes, and - features unchanged - not scored again
         echoes = report.audited - len(records) - len(MALFORMED)
-        unchanged = report.excluded.get("unchanged features (not scored again: score hops)", 0)
+        unchanged = report.excluded.get(UNCHANGED, 0)
         assert 0 < echoes <= len(records) and unchanged >= echoes
         hops = {h.hop: h for h in report.hops}
         assert list(hops) == [HOP_LEADS, HOP_DLQ, HOP_SCORES, HOP_CRM, HOP_RAW, HOP_SCORE_TABLE, HOP_LEDGER,
