@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from kserve import Model
 from kserve.errors import InvalidInput
+from kserve.metrics import PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from lead_scoring.contract import parse_record
@@ -139,8 +140,14 @@ class LeadScoringModel(Model):
 
     def score(self, payload: Any) -> dict[str, Any] | InferResponse:
         """`preprocess` then `predict`, synchronously: what the server runs on its scoring threads, off the
-        event loop (kserve's `__call__` runs both on the loop; ours are plain functions, nothing is lost)."""
-        return self.predict(self.preprocess(payload))
+        event loop (kserve's `__call__` runs both on the loop; ours are plain functions). Timed into kserve's own
+        Prometheus histograms as `__call__` does, so `/metrics` still counts every request
+        (`request_preprocess_seconds`, `request_predict_seconds`)."""
+        labels = get_labels(self.name)
+        with PRE_HIST_TIME.labels(**labels).time():
+            batch = self.preprocess(payload)
+        with PREDICT_HIST_TIME.labels(**labels).time():
+            return self.predict(batch)
 
     # -- predict ------------------------------------------------------------------------------------
     def predict(self, payload: Batch, headers: dict[str, str] | None = None) -> dict[str, Any] | InferResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import re
 import socket
 
 import httpx
@@ -120,6 +121,22 @@ def test_v2_metadata_and_kserves_own_routes(client: httpx.Client) -> None:
     assert client.get("/v1/models").json() == {"models": [NAME]}
     assert client.get("/").json() == {"status": "alive"}
     assert client.get("/metrics").status_code == 200
+
+def _predict_count(client: httpx.Client) -> float:
+    found = re.findall(rf'^request_predict_seconds_count{{model_name="{NAME}"}} ([0-9.e+]+)$',
+                       client.get("/metrics").text, re.M)
+    return float(found[0]) if found else 0.0
+
+
+def test_every_scored_request_is_counted_in_kserves_metrics(client: httpx.Client) -> None:
+    """Scoring runs on threads, off kserve's `__call__`: it still times each request into kserve's histogram
+    (operators and the cluster test read `request_predict_seconds_count` to see which replica serves)."""
+    before = _predict_count(client)
+    record = make_records(1, seed=22)[0][0]
+    assert client.post(f"/v2/models/{NAME}/infer", json=flink_body(record)).status_code == 200
+    assert client.post(f"/v1/models/{NAME}:predict", json={"instances": [record]}).status_code == 200
+    assert _predict_count(client) == before + 2
+
 
 def test_v1_batch_with_bad_rows(client: httpx.Client, reference: LeadScorer) -> None:
     records, _ = make_records(100, seed=25)
