@@ -10,6 +10,10 @@ The echoed record is the CRM record as the warehouse has it (the latest `crm_lea
 deleted Salesforce record is not updated). A written Id whose record has not landed in `crm_leads_raw` yet (the
 sink is a micro-batch behind the writeback) is waited for up to `wait_s`, then kept pending and echoed with a
 later write, or dropped after `max_pending_s` (counted in the log, never an error).
+
+The echo never holds up the CRM write: Salesforce accepts the write whether or not its source connector can
+reach Kafka, and the record comes back on a later poll. So echoes are produced asynchronously; one Kafka does
+not acknowledge (a broker outage, a full producer queue) is kept pending and sent again with a later write.
 """
 
 from __future__ import annotations
@@ -95,32 +99,43 @@ class CrmEcho:
             self.sleep(self.poll_s)
         written_at = iso_utc_ms(pd.Timestamp.now(tz="UTC"))
         records = [row for row in found.values() if (row.get("_EventType") or "created") != "deleted"]
-        if records:
-            self._produce(pd.DataFrame(records), written_at)
+        # pending first: delivery failures reported while producing add to it
         self.pending = {i: since for i, since in wanted.items()
                         if i not in found and self.clock() - since < self.max_pending_s}
         dropped = len(wanted) - len(found) - len(self.pending)
         if dropped:
             log.warning("crm echo: %d written record(s) never landed in crm_leads_raw within %.0f s: not echoed",
                         dropped, self.max_pending_s)
+        if records:
+            self._produce(pd.DataFrame(records), written_at, {str(r["Id"]): wanted[str(r["Id"])] for r in records})
         return len(records)
 
-    def _produce(self, frame: pd.DataFrame, written_at: str) -> None:
+    def _produce(self, frame: pd.DataFrame, written_at: str, since: dict[str, float]) -> None:
         if self._producer is None:
             self._producer = self.kafka.producer()
-        failures: list[str] = []
 
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failures.append(str(err))
+        def delivered(err: Any, msg: Any) -> None:
+            if err is not None:  # sent again with a later write, unless it has waited max_pending_s already
+                self._undelivered(msg.key().decode(), since, str(err))
 
         for key, value in record_payloads(frame, _EventType="updated", LastModifiedDate=written_at):
-            self._producer.produce(self.topic, key=key, value=value, on_delivery=delivered)
-        remaining = self._producer.flush(30)
-        if remaining or failures:
-            # transient: the writeback retries the batch (the CRM write is an idempotent upsert)
-            raise RuntimeError(f"crm echo: {remaining} record(s) not acknowledged by Kafka on {self.topic}, "
-                               f"{len(failures)} failed ({failures[:1]})")
+            try:
+                self._producer.produce(self.topic, key=key, value=value, on_delivery=delivered)
+            except BufferError:  # the producer's queue is full: Kafka has been away for a while
+                self._undelivered(key.decode(), since, "producer queue full")
+        self._producer.poll(0)  # serve the delivery reports of earlier echoes
+
+    def _undelivered(self, rid: str, since: dict[str, float], reason: str) -> None:
+        first = since.get(rid, self.clock())
+        if self.clock() - first < self.max_pending_s:
+            if not self.pending:
+                log.warning("crm echo: not acknowledged by Kafka on %s (%s): sent again with a later write",
+                            self.topic, reason)
+            self.pending.setdefault(rid, first)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait up to `timeout_s` for the echoes in flight; the number still unacknowledged."""
+        return 0 if self._producer is None else int(self._producer.flush(timeout_s))
 
 
 class EchoingCrmWriter:

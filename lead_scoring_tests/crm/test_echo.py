@@ -29,6 +29,38 @@ class RecordingProducer:
     def flush(self, _timeout: float) -> int:
         return 0
 
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+
+class Msg:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def key(self) -> bytes:
+        return self._key
+
+
+class UnreachableProducer(RecordingProducer):
+    """Kafka away: the first `refused` produce calls fail outright (full queue), the rest are reported failed."""
+
+    def __init__(self, refused: int = 0) -> None:
+        super().__init__()
+        self.refused = refused
+        self.reports: list[Any] = []
+
+    def produce(self, topic: str, key: bytes, value: bytes, on_delivery: Any) -> None:
+        if self.refused:
+            self.refused -= 1
+            raise BufferError("Local: Queue full")
+        self.reports.append((on_delivery, Msg(key)))
+
+    def poll(self, _timeout: float) -> int:
+        reports, self.reports = self.reports, []
+        for callback, msg in reports:
+            callback("KafkaError{code=_MSG_TIMED_OUT}", msg)
+        return len(reports)
+
 
 class FakeKafka:
     def __init__(self) -> None:
@@ -103,3 +135,22 @@ def test_the_local_crm_echoes_by_default_and_can_be_told_not_to(warehouse):
     # a writeback on hand-made topics has no pipeline input_raw: no echo, never into another pipeline's topic
     assert input_topic_of(["t_lscores"]) is None
     assert isinstance(LocalCrm().echoing_writer(warehouse, kafka, None), LocalCrmWriter)  # type: ignore[arg-type]
+
+
+def test_an_echo_kafka_does_not_acknowledge_never_fails_the_write_and_is_sent_again_later(warehouse):
+    """Salesforce accepts a write whether or not its source connector can reach Kafka: the CRM write succeeds
+    (the writeback must not retry it, nor say anything but 'waiting for Kafka' from its own consumer), and the
+    echo comes back with a later write."""
+    warehouse.append("crm_leads_raw", pd.DataFrame([_row("00Q03", "2026-11-02")]))
+    kafka = FakeKafka()
+    kafka.out = UnreachableProducer(refused=1)  # type: ignore[assignment]
+    echo = CrmEcho(warehouse, kafka, "input_raw", wait_s=0.0)  # type: ignore[arg-type]
+    writer = EchoingCrmWriter(LocalCrmWriter(warehouse), echo)
+    assert writer.write([_score("00Q01"), _score("00Q03")]) == []  # one refused, one reported failed
+    assert warehouse.query("SELECT COUNT(*) AS n FROM crm_leads")["n"].iloc[0] == 2
+    assert echo.pending.keys() == {"00Q01", "00Q03"}
+    kafka.out = RecordingProducer()  # Kafka is back
+    echo._producer = None
+    assert echo.echo([]) == 2 and not echo.pending
+    assert sorted(m["key"] for m in kafka.out.sent) == ["00Q01", "00Q03"]
+    assert echo.flush(1.0) == 0

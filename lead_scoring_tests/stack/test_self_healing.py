@@ -229,9 +229,11 @@ def _reconciled(product: Product, since: datetime, n: int, timeout_s: float = 30
     except WaitTimeout:
         final = audit(product.kafka, product.warehouse, since, grace_s=0.0)
         raise AssertionError(f"{final.verdict()}; {_landing_state(product, '')}") from None
-    # the local CRM echoes each written score to input_raw (as Salesforce does): audited, not scored again
+    # The local CRM echoes each written score to input_raw (as Salesforce does): audited, not scored again. A
+    # lead is written once, and once more if its score was replayed after the crash (at most once, asserted by
+    # the caller) or its write redone after the writeback was killed: an echo loop would pass any bound.
     echoes = report.excluded.get(UNCHANGED, 0)
-    assert report.audited - echoes == n and echoes <= n, report.verdict()
+    assert report.audited - echoes == n and echoes <= 2 * n, report.verdict()
     for hop in report.hops:
         assert hop.missing == 0 and (hop.replays_allowed or hop.doubled == 0), hop.summary()
     return report
