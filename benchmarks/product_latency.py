@@ -29,91 +29,27 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 from common import CpuMeter, ThreadCpu, synthetic_records
 from e2e_latency import run_rate
+from product import PRODUCT_ASSETS, Product, champion, private_product, process_pids, processes, sensor_ticks
 
 from lead_scoring.retry import wait_until
-from lead_scoring.services import local_stack
-from lead_scoring.stack.config import StackConfig
-from lead_scoring.stack.install import install
-from lead_scoring.stack.ports import free_port
 from lead_scoring.streaming.kafka import KafkaResource
 
 log = logging.getLogger("product_latency")
 
-# process label -> a fragment of its command line
-PROCESSES = {
-    "kafka": "kafka.Kafka", "jobmanager": "StandaloneSessionClusterEntrypoint", "taskmanager": "TaskManagerRunner",
-    "sql-gateway": "SqlGateway", "model-server": "lead_scoring.serving", "writeback": "worker writeback",
-    "sink": "worker sink", "supervisor": "stack supervise", "dagster-webserver": "dagster_webserver",
-    "dagster-daemon": "dagster._daemon", "dagster-code-server": "dagster api grpc",
-    "dagster-code-server-proxy": "dagster code-server", "dg-dev": "dg dev",
-}
-# training -> gated model -> deployment -> Flink rollout, as scripts/up launches it
-PRODUCT_ASSETS = "group:training or group:serving or group:streaming"
-DAGSTER = ("dagster-webserver", "dagster-daemon", "dagster-code-server", "dagster-code-server-proxy", "dg-dev")
-TICK = re.compile(r"^\S*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000\S* - dagster\.daemon\.SensorDaemon - \S*INFO\S* - "
-                  r"(Checking for new runs for sensor: (?P<start>\S+)|Sensor (?P<end>\S+) (skipped|.*))")
-
-
-def _ours(proc: psutil.Process, line: str, root: str) -> bool:
-    """A process of this benchmark's private stack (other stacks may run on the machine)."""
-    if root in line:
-        return True
-    try:
-        return any(root in value for value in proc.environ().values())
-    except psutil.Error:
-        return False
-
-
-def processes(root: Path) -> dict[str, list[psutil.Process]]:
-    found: dict[str, list[psutil.Process]] = defaultdict(list)
-    for proc in psutil.process_iter(["cmdline"]):
-        line = " ".join(proc.info["cmdline"] or [])
-        for label, needle in PROCESSES.items():
-            if needle in line and _ours(proc, line, str(root)):
-                found[label].append(proc)
-                break
-    return found
-
-
-def sensor_ticks(log_path: Path, since: float, until: float) -> dict[str, dict[str, float]]:
-    """Per sensor: ticks and their total/max seconds inside [since, until], from the daemon's log lines."""
-    started: dict[str, float] = {}
-    durations: dict[str, list[float]] = defaultdict(list)
-    for line in log_path.read_text(errors="replace").splitlines():
-        clean = re.sub(r"\x1b\[[0-9;]*m", "", line)
-        match = TICK.match(clean)
-        if not match:
-            continue
-        at = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp() - time.timezone
-        if not since <= at <= until:
-            continue
-        if match.group("start"):
-            started[match.group("start")] = at
-        elif match.group("end") in started:
-            durations[match.group("end")].append(at - started.pop(match.group("end")))
-    return {name: {"ticks": len(d), "total_s": round(sum(d), 1), "max_s": round(max(d), 1)}
-            for name, d in sorted(durations.items())}
-
 
 def window(kafka: KafkaResource, producer: Any, rate: float, seconds: float, template: list[dict[str, Any]],
            label: str, root: Path) -> dict[str, Any]:
-    pids = {f"{name}-{i}" if i else name: proc.pid for name, group in processes(root).items()
-            for i, proc in enumerate(group)}
+    pids = process_pids(root)
     meter = CpuMeter({**pids, "benchmark": os.getpid()})
     threads = ThreadCpu(pids["taskmanager"]) if "taskmanager" in pids else None
     t0 = time.time()
@@ -141,14 +77,6 @@ def window(kafka: KafkaResource, producer: Any, rate: float, seconds: float, tem
     return result
 
 
-def champion(home: Path) -> str | None:
-    """The production pointer's version (the local model store)."""
-    try:
-        return json.loads((home / "artifacts" / "models" / "PRODUCTION").read_text())["version"]
-    except FileNotFoundError:
-        return None
-
-
 def _launch_failed(launch: subprocess.Popen, log_path: Path) -> None:
     if launch.poll() is not None:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
@@ -156,18 +84,55 @@ def _launch_failed(launch: subprocess.Popen, log_path: Path) -> None:
     return None
 
 
-def _answers(url: str) -> bool | None:
-    try:
-        return True if httpx.get(url, timeout=2).status_code == 200 else None
-    except httpx.HTTPError:  # not listening yet
-        return None
-
-
-def signal_dagster(sig: int, root: Path) -> None:
-    for label, group in processes(root).items():
-        if label in DAGSTER:
-            for proc in group:
-                proc.send_signal(sig)
+def measure_product(product: Product, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """What scripts/up materializes, the UI, then the windows of `args` into `results["windows"]`."""
+    tmp = product.home
+    # what scripts/up materializes (the demo generator stays off: the benchmark is the only producer)
+    launches = [(f"{PRODUCT_ASSETS} or group:crm", True)]
+    if args.rollout:  # a second champion before any traffic, so there is a good version to roll out to
+        launches.append((PRODUCT_ASSETS, True))
+    for selection, check in [*launches, ("group:monitoring or group:lifecycle", False)]:
+        product.run("dg", "launch", "--assets", selection, check=check, log_name="launch")
+    product.open_ui()
+    kafka = product.kafka
+    producer = kafka.producer(**{"linger.ms": 1})
+    producer.list_topics("input_raw", timeout=30)
+    template = synthetic_records(500, seed=5)
+    # The first traffic after start meets a cold JVM (the JIT compiles the hot paths, C2 threads show in the
+    # TaskManager's thread split): measured on its own, then more warm-up before the alternated windows.
+    results["windows"].append(window(kafka, producer, args.rate, args.seconds, template, "first after start", tmp))
+    if args.warmup_seconds:
+        results["warmup"] = run_rate(kafka, producer, "", args.rate, args.warmup_seconds, template)
+    for _ in range(args.rounds):
+        results["windows"].append(window(kafka, producer, args.rate, args.seconds, template, "product", tmp))
+        product.signal_dagster(signal.SIGSTOP)
+        try:
+            results["windows"].append(window(kafka, producer, args.rate, args.seconds, template,
+                                             "dagster paused", tmp))
+        finally:
+            product.signal_dagster(signal.SIGCONT)
+    if args.rollout:
+        # The other good version takes over (`champion_revert`: hot swap into the model server, then the
+        # rollout's check), as after a retraining or a promotion. Not a retraining here: the benchmark's own
+        # synthetic leads are in the warehouse by now and the quality gate rightly refuses what they train.
+        # The window opens the moment the production pointer moves, while the launch still finishes.
+        before = champion(tmp)
+        launch_log = tmp / "rollout.log"
+        bin_dir = Path(sys.executable).parent
+        with open(launch_log, "wb") as launch_out:
+            revert = {"ops": {"champion_revert": {"config": {"to_previous": True}}}}
+            launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", "champion_revert",
+                                       "--config-json", json.dumps(revert)],
+                                      env=product.env, stdout=launch_out, stderr=subprocess.STDOUT)
+        wait_until(lambda: True if champion(tmp) != before else _launch_failed(launch, launch_log), timeout_s=900,
+                   interval_s=0.2, what="a new champion version")
+        results["rollout"] = {"from": before, "to": champion(tmp)}
+        results["windows"].append(window(kafka, producer, args.rate, args.rollout_window, template,
+                                         "after rollout", tmp))
+        scored_by = results["windows"][-1]["model_versions"]
+        log.info("rollout %s -> %s; the window was scored by %s", before, results["rollout"]["to"], scored_by)
+        if launch.wait(600) != 0:
+            raise SystemExit(f"the rollout launch failed (exit {launch.returncode})")
 
 
 def main() -> None:
@@ -185,84 +150,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    tmp = Path(tempfile.mkdtemp(prefix="product-"))
-    cfg = StackConfig.isolated(tmp)
-    install(cfg)
-    ui_port = free_port()
-    env = {**os.environ, "LEAD_SCORING_PROFILE": "local", "LEAD_SCORING_HOME": str(tmp),
-           "LEAD_SCORING_STACK_CACHE": str(cfg.cache), "DAGSTER_HOME": str(tmp / "dagster_home"),
-           "LEAD_SCORING_KAFKA_PORT": str(cfg.kafka_port),
-           "LEAD_SCORING_KAFKA_CONTROLLER_PORT": str(cfg.kafka_controller_port),
-           "LEAD_SCORING_FLINK_REST_PORT": str(cfg.flink_rest_port),
-           "LEAD_SCORING_FLINK_RPC_PORT": str(cfg.flink_rpc_port),
-           "LEAD_SCORING_SQL_GATEWAY_PORT": str(cfg.sql_gateway_port), "LEAD_SCORING_MODEL_PORT": str(cfg.model_port)}
-    (tmp / "dagster_home").mkdir()
-    (tmp / "dagster_home" / "dagster.yaml").symlink_to(Path("dagster.yaml").resolve())
-    bin_dir = Path(sys.executable).parent
-    stack = local_stack(cfg)
-    ui_log = tmp / "ui.log"
-    ui = None
     results: dict[str, Any] = {"settings": vars(args), "windows": []}
-    try:
-        stack.up()
-        # what scripts/up materializes (the demo generator stays off: the benchmark is the only producer)
-        launches = [(f"{PRODUCT_ASSETS} or group:crm", True)]
-        if args.rollout:  # a second champion before any traffic, so there is a good version to roll out to
-            launches.append((PRODUCT_ASSETS, True))
-        for selection, check in [*launches, ("group:monitoring or group:lifecycle", False)]:
-            subprocess.run([str(bin_dir / "dg"), "launch", "--assets", selection], env=env, check=check,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(ui_log, "wb") as out:
-            ui = subprocess.Popen([str(bin_dir / "lead-scoring"), "ui", "--port", str(ui_port), "--nice",
-                                   str(args.ui_nice)], env=env, stdout=out, stderr=subprocess.STDOUT)
-        wait_until(lambda: _answers(f"http://127.0.0.1:{ui_port}/server_info"), timeout_s=180, interval_s=2,
-                   what="the Dagster UI")
-        time.sleep(60)  # every sensor ticks at least once before we measure
-        kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
-        producer = kafka.producer(**{"linger.ms": 1})
-        producer.list_topics("input_raw", timeout=30)
-        template = synthetic_records(500, seed=5)
-        # The first traffic after start meets a cold JVM (the JIT compiles the hot paths, C2 threads show in the
-        # TaskManager's thread split): measured on its own, then more warm-up before the alternated windows.
-        results["windows"].append(window(kafka, producer, args.rate, args.seconds, template, "first after start",
-                                         tmp))
-        if args.warmup_seconds:
-            results["warmup"] = run_rate(kafka, producer, "", args.rate, args.warmup_seconds, template)
-        for _ in range(args.rounds):
-            results["windows"].append(window(kafka, producer, args.rate, args.seconds, template, "product", tmp))
-            signal_dagster(signal.SIGSTOP, tmp)
-            try:
-                results["windows"].append(window(kafka, producer, args.rate, args.seconds, template,
-                                                 "dagster paused", tmp))
-            finally:
-                signal_dagster(signal.SIGCONT, tmp)
-        if args.rollout:
-            # The other good version takes over (`champion_revert`: hot swap into the model server, then the
-            # rollout's check), as after a retraining or a promotion. Not a retraining here: the benchmark's own
-            # synthetic leads are in the warehouse by now and the quality gate rightly refuses what they train.
-            # The window opens the moment the production pointer moves, while the launch still finishes.
-            before = champion(tmp)
-            launch_log = tmp / "rollout.log"
-            with open(launch_log, "wb") as launch_out:
-                revert = {"ops": {"champion_revert": {"config": {"to_previous": True}}}}
-                launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", "champion_revert",
-                                           "--config-json", json.dumps(revert)],
-                                          env=env, stdout=launch_out, stderr=subprocess.STDOUT)
-            wait_until(lambda: True if champion(tmp) != before else _launch_failed(launch, launch_log),
-                       timeout_s=900,
-                       interval_s=0.2, what="a new champion version")
-            results["rollout"] = {"from": before, "to": champion(tmp)}
-            results["windows"].append(window(kafka, producer, args.rate, args.rollout_window, template,
-                                             "after rollout", tmp))
-            scored_by = results["windows"][-1]["model_versions"]
-            log.info("rollout %s -> %s; the window was scored by %s", before, results["rollout"]["to"], scored_by)
-            if launch.wait(600) != 0:
-                raise SystemExit(f"the rollout launch failed (exit {launch.returncode})")
-    finally:
-        if ui is not None:
-            ui.send_signal(signal.SIGTERM)
-            ui.wait(30)
-        stack.down()
+    with private_product(args.ui_nice) as product:
+        measure_product(product, args, results)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
