@@ -3,8 +3,9 @@
 * `wait_until(check, ...)`: poll `check()` until it returns something other than None (a job is
   RUNNING, a server answers ready, a savepoint completed), or raise `WaitTimeout` naming what was
   awaited and the last answer seen.
-* `backoff(...)`: the exponential wait every retry loop of the project uses (workers, Salesforce,
-  the stack supervisor), so "how long between attempts" is one decision.
+* `backoff(...)`: the exponential wait every retry loop of the project uses (workers, Salesforce, the
+  Confluent client, consumer lag), so "how long between attempts" is one decision; `backoff_delay(n)` is the
+  same wait for a loop that is not tenacity's (the stack supervisor's restarts of a process).
 """
 
 from __future__ import annotations
@@ -28,13 +29,20 @@ def backoff(initial_s: float = 0.5, max_s: float = 30.0) -> tenacity.wait.wait_b
             + tenacity.wait_random(0, initial_s / 10))
 
 
+def backoff_delay(failures: int, initial_s: float = 1.0, max_s: float = 30.0) -> float:
+    """`backoff(initial_s, max_s)`'s wait after `failures` consecutive failures (initial_s * 2**failures, capped)."""
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = failures + 1
+    return backoff(initial_s, max_s)(state)
+
+
 def wait_until(check: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.5, what: str,
                last_state: Callable[[], str] | None = None,
                sleep: Callable[[float], None] = time.sleep) -> T:
     """Call `check` every `interval_s` until it returns a value (not None); that value is returned.
 
     Exceptions from `check` propagate at once (a failed job must not be polled for minutes).
-    On timeout: `WaitTimeout("<what> after N s (<last_state()>)")`.
+    On timeout: `WaitTimeout("<what> not reached after N s (<last_state()>)")`.
     """
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_delay(timeout_s),

@@ -19,11 +19,13 @@ from typing import Any, Optional
 
 import dagster as dg
 import requests
+import tenacity
 from pydantic import Field, PrivateAttr
 
 from lead_scoring.crm.quarantine import salesforce_error_code, salesforce_unavailable
 from lead_scoring.crm.resources import CrmResource
 from lead_scoring.crm.writeback import CLEARED_FIELDS, WRITTEN_FIELDS, WriteFailure
+from lead_scoring.retry import backoff
 from lead_scoring.settings import SalesforceSettings, load
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -168,28 +170,39 @@ class SalesforceWriter:
                     fields: Optional[tuple[str, ...]] = None) -> list[WriteFailure]:
         from simple_salesforce.exceptions import SalesforceExpiredSession
 
-        delay = self.resource.backoff_s
-        for attempt in range(1, self.resource.max_attempts + 1):
-            try:
-                return self._update_job(object_type, rows, fields)
-            except SalesforceExpiredSession:
+        attempts = self.resource.max_attempts
+        exponential = backoff(self.resource.backoff_s, self.resource.max_backoff_s)
+
+        def expired(exc: BaseException | None) -> bool:
+            return isinstance(exc, SalesforceExpiredSession)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return 0.0 if expired(state.outcome.exception()) else exponential(state)  # a new login, not a backoff
+
+        def before_retry(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception()
+            if expired(exc):
                 log.info("salesforce: session expired; logging in again")
                 self._sf = None
-                if attempt == self.resource.max_attempts:
-                    raise
-            except Exception as exc:
-                if not _is_transient(exc):
-                    raise
-                if attempt == self.resource.max_attempts:
-                    raise TransientSalesforceError(
-                        f"{object_type} update of {len(rows)} records still failing after {attempt} attempts: "
-                        f"{type(exc).__name__} {salesforce_error_code(exc)}") from exc
+            else:
                 log.warning("salesforce: %s (%s) on attempt %d/%d; retrying in %.1f s", type(exc).__name__,
-                            salesforce_error_code(exc) or getattr(exc, "status", ""), attempt,
-                            self.resource.max_attempts, delay)
-                self.resource._sleep(delay)
-                delay = min(delay * 2, self.resource.max_backoff_s)
-        raise AssertionError("unreachable")  # pragma: no cover
+                            salesforce_error_code(exc) or getattr(exc, "status", ""), state.attempt_number,
+                            attempts, state.next_action.sleep)
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts), wait=wait,
+            retry=tenacity.retry_if_exception(lambda exc: expired(exc) or _is_transient(exc)),
+            sleep=lambda seconds: seconds and self.resource._sleep(seconds), before_sleep=before_retry, reraise=True)
+        try:
+            return retrying(self._update_job, object_type, rows, fields)
+        except SalesforceExpiredSession:
+            raise
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise
+            raise TransientSalesforceError(
+                f"{object_type} update of {len(rows)} records still failing after {attempts} attempts: "
+                f"{type(exc).__name__} {salesforce_error_code(exc)}") from exc
 
     def _update_job(self, object_type: str, rows: list[dict[str, Any]],
                     fields: Optional[tuple[str, ...]] = None) -> list[WriteFailure]:

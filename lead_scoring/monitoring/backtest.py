@@ -33,6 +33,7 @@ from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.evaluation import png_base64
 from lead_scoring.training.grades import GradeScale
 from lead_scoring.util import DAILY_FRESHNESS, daily_at, markdown_table
+from lead_scoring.warehouse.outcomes import outcomes_cte
 from lead_scoring.warehouse.resources import Warehouse
 
 GROUP = "monitoring"
@@ -57,17 +58,7 @@ def backtest_sql(min_age_days: int) -> str:
     """Per (lead, champion version): its first score, at least `min_age_days` old, with the lead's outcome."""
     days = int(min_age_days)
     return f"""
-WITH outcomes AS (
-  SELECT
-    Id,
-    LAST_VALUE(IsConverted IGNORE NULLS) OVER (
-      PARTITION BY Id ORDER BY LastModifiedDate, _ingested_at
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    ) AS converted
-  FROM crm_leads_raw
-  WHERE NOT STARTS_WITH(Id, '{PROBE_ID_PREFIX}')
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY Id ORDER BY LastModifiedDate DESC, _ingested_at DESC) = 1
-),
+WITH {outcomes_cte()},
 first_scores AS (
   SELECT Id, Lead_Score_Model__c, Lead_Score__c, Lead_Grade__c, scored_ts
   FROM lead_score_history

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lead_scoring.contract.samples import SMOKE_RECORD
 from lead_scoring.crm.assets import (
     ConnectorSettings,
     bigquery_sink_configs,
@@ -35,7 +36,7 @@ from lead_scoring.crm.assets import (
 from lead_scoring.monitoring.assets import recent_leads_sql, recent_scores_sql
 from lead_scoring.monitoring.sensors import new_labels_sql
 from lead_scoring.production.api_budget import ApiBudget, project_api_budget
-from lead_scoring.serving.resources import SMOKE_RECORD, VertexAIModelServing
+from lead_scoring.serving.resources import VertexAIModelServing
 from lead_scoring.storage.artifacts import ModelArtifact
 from lead_scoring.streaming.confluent import ConfluentFlink, ddl_statements
 from lead_scoring.streaming.render import (

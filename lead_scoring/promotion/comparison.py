@@ -23,22 +23,13 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 from lead_scoring.contract import SCORE_GRADES
 from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.training.evaluation import expected_calibration_error, png_base64
+from lead_scoring.warehouse.outcomes import outcomes_cte
 
 
 def pairs_sql() -> str:
     """(Id, champion and challenger score/grade of the same input record, outcome), newest pair per Id."""
     return f"""
-WITH outcomes AS (
-  SELECT
-    Id,
-    LAST_VALUE(IsConverted IGNORE NULLS) OVER (
-      PARTITION BY Id ORDER BY LastModifiedDate, _ingested_at
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    ) AS converted
-  FROM crm_leads_raw
-  WHERE NOT STARTS_WITH(Id, '{PROBE_ID_PREFIX}')
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY Id ORDER BY LastModifiedDate DESC, _ingested_at DESC) = 1
-),
+WITH {outcomes_cte()},
 challenger AS (
   SELECT Id, source_ts, scored_ts, Lead_Score__c AS score, Lead_Grade__c AS grade
   FROM lead_score_history

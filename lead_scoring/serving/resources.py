@@ -20,6 +20,7 @@ import dagster as dg
 import httpx
 from pydantic import Field, PrivateAttr
 
+from lead_scoring.contract.samples import SMOKE_RECORD
 from lead_scoring.serving.service import (
     MODEL_SERVER,
     ModelServerError,
@@ -39,27 +40,6 @@ from lead_scoring.stack.stack import Stack
 from lead_scoring.storage.artifacts import SIGNATURE_FIELD, ModelArtifact, manifest_digest, repository_for_uri
 
 logger = logging.getLogger(__name__)
-
-# A fixed, PII-free contract record: the deployment smoke test sends it and compares the served score
-# with the score the artifact itself gives it.
-SMOKE_RECORD: dict[str, Any] = {
-    "Id": "00Q000000SMOKE0001",
-    "_ObjectType": "Lead",
-    "_EventType": "created",
-    "LastModifiedDate": "2026-01-01T00:00:00Z",
-    "LeadSource": "Google",
-    "Lead_Origin__c": "Landing Page Submission",
-    "HasOptedOutOfEmail": False,
-    "DoNotCall": False,
-    "Total_Visits__c": 4.0,
-    "Time_On_Website__c": 640.0,
-    "Page_Views_Per_Visit__c": 2.5,
-    "Last_Activity__c": "Email Opened",
-    "Country": "India",
-    "City": "Mumbai",
-    "Occupation__c": "Working Professional",
-    "Course_Priority__c": "Better Career Prospects",
-}
 
 # Vertex AI custom-container contract (the image reads these through AIP_* variables)
 VERTEX_PREDICT_ROUTE = "/predict"

@@ -32,6 +32,7 @@ from typing import Any
 
 import psutil
 
+from lead_scoring.retry import backoff_delay
 from lead_scoring.settings import owner_only_dir
 from lead_scoring.stack.atomic import write_atomically
 from lead_scoring.stack.catalog import Catalog
@@ -255,7 +256,7 @@ class Supervisor:
     def _delay(self, name: str) -> float:
         n = self.failures.get(name, 0)
         self.failures[name] = n + 1
-        return min(self.cfg.restart_backoff_max_s, 2.0 ** n)
+        return backoff_delay(n, 1.0, self.cfg.restart_backoff_max_s)
 
     def _start(self, name: str, args: dict[str, Any], rec: ProcessRecord) -> None:
         spec = self.catalog[name].spec(args)
