@@ -116,13 +116,16 @@ def flink_busy(flink_rest_url: str) -> dict[str, dict[str, float]]:
             continue
         detail = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}", timeout=10).json()
         for i, vertex in enumerate(detail["vertices"]):
-            got = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}/vertices/{vertex['id']}/subtasks/metrics",
-                            params={"get": "busyTimeMsPerSecond,backPressuredTimeMsPerSecond", "agg": "max"},
-                            timeout=10).json()
+            got = httpx.get(
+                f"{flink_rest_url}/jobs/{job['jid']}/vertices/{vertex['id']}/subtasks/metrics",
+                params={"get": "busyTimeMsPerSecond,backPressuredTimeMsPerSecond", "agg": "max"},
+                timeout=10,
+            ).json()
             metrics = {m["id"]: round(float(m.get("max", "nan")), 0) for m in got}
             out[f"{job['name']}#{i} x{vertex['parallelism']}"] = {
                 "busy": metrics.get("busyTimeMsPerSecond", float("nan")),
-                "backpressured": metrics.get("backPressuredTimeMsPerSecond", float("nan"))}
+                "backpressured": metrics.get("backPressuredTimeMsPerSecond", float("nan")),
+            }
     return out
 
 
@@ -136,10 +139,17 @@ def flink_checkpoints(flink_rest_url: str, since_ms: float) -> list[dict[str, An
         got = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}/checkpoints", timeout=10).json()
         for cp in got.get("history", []):
             if cp.get("trigger_timestamp", 0) >= since_ms:
-                out.append({"job": job["name"], "id": cp["id"], "status": cp.get("status"),
-                            "trigger_ms": cp["trigger_timestamp"], "duration_ms": cp.get("end_to_end_duration"),
-                            "state_bytes": cp.get("state_size", cp.get("checkpointed_size")),
-                            "alignment_buffered_bytes": cp.get("alignment_buffered")})
+                out.append(
+                    {
+                        "job": job["name"],
+                        "id": cp["id"],
+                        "status": cp.get("status"),
+                        "trigger_ms": cp["trigger_timestamp"],
+                        "duration_ms": cp.get("end_to_end_duration"),
+                        "state_bytes": cp.get("state_size", cp.get("checkpointed_size")),
+                        "alignment_buffered_bytes": cp.get("alignment_buffered"),
+                    }
+                )
     return sorted(out, key=lambda c: c["trigger_ms"])
 
 
@@ -148,8 +158,9 @@ def taskmanager_gc(flink_rest_url: str) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for tm in httpx.get(f"{flink_rest_url}/taskmanagers", timeout=10).json()["taskmanagers"]:
         url = f"{flink_rest_url}/taskmanagers/{tm['id']}/metrics"
-        names = [m["id"] for m in httpx.get(url, timeout=10).json()
-                 if m["id"].startswith("Status.JVM.GarbageCollector.")]
+        names = [
+            m["id"] for m in httpx.get(url, timeout=10).json() if m["id"].startswith("Status.JVM.GarbageCollector.")
+        ]
         if names:
             got = httpx.get(url, params={"get": ",".join(names)}, timeout=10).json()
             out[tm["id"]] = {m["id"].removeprefix("Status.JVM.GarbageCollector."): float(m["value"]) for m in got}
@@ -182,8 +193,9 @@ def flink_placement(flink_rest_url: str) -> dict[str, Any]:
         per_tm: dict[str, int] = {}
         detail = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}", timeout=10).json()
         for vertex in detail["vertices"]:
-            got = httpx.get(f"{flink_rest_url}/jobs/{job['jid']}/vertices/{vertex['id']}/taskmanagers",
-                            timeout=10).json()
+            got = httpx.get(
+                f"{flink_rest_url}/jobs/{job['jid']}/vertices/{vertex['id']}/taskmanagers", timeout=10
+            ).json()
             for tm in got.get("taskmanagers", []):
                 tm_id = tm.get("taskmanager-id") or tm.get("resource-id") or tm.get("endpoint", "?")
                 count = sum(int(v) for v in tm.get("status-counts", {}).values()) or 1
@@ -216,8 +228,10 @@ class CpuBudgets:
         elif "cpu" in _read(v2 / "cgroup.controllers").split():
             self.version, self.root = 2, v2
         else:
-            raise CpuBudgetError("no cgroup CPU controller at /sys/fs/cgroup/cpu (v1) or /sys/fs/cgroup (v2): "
-                                 "run without --node-cpus (throughput per CPU-second only)")
+            raise CpuBudgetError(
+                "no cgroup CPU controller at /sys/fs/cgroup/cpu (v1) or /sys/fs/cgroup (v2): "
+                "run without --node-cpus (throughput per CPU-second only)"
+            )
         self.base = self.root / f"{label}_{os.getpid()}"
         try:
             if self.version == 2:
@@ -226,9 +240,11 @@ class CpuBudgets:
             if self.version == 2:
                 _write(self.base / "cgroup.subtree_control", "+cpu")
         except OSError as exc:
-            raise CpuBudgetError(f"cannot create the cgroup {self.base} ({exc.strerror}): --node-cpus needs root "
-                                 "or a cgroup delegated to this user; run without it (throughput per CPU-second "
-                                 "only)") from None
+            raise CpuBudgetError(
+                f"cannot create the cgroup {self.base} ({exc.strerror}): --node-cpus needs root "
+                "or a cgroup delegated to this user; run without it (throughput per CPU-second "
+                "only)"
+            ) from None
         self.nodes: dict[str, list[int]] = {}
 
     def assign(self, node: str, pids: list[int], cpus: float) -> None:
@@ -256,8 +272,11 @@ class CpuBudgets:
         out = {}
         for node in self.nodes:
             stat = dict(line.split() for line in _read(self.base / node / "cpu.stat").splitlines() if line.strip())
-            out[node] = (int(stat.get("throttled_time", 0)) / 1e9 if self.version == 1
-                         else int(stat.get("throttled_usec", 0)) / 1e6)
+            out[node] = (
+                int(stat.get("throttled_time", 0)) / 1e9
+                if self.version == 1
+                else int(stat.get("throttled_usec", 0)) / 1e6
+            )
         return out
 
     def close(self) -> None:
@@ -287,6 +306,7 @@ def _write(path: Path, text: str) -> None:
 
 def provenance(argv: list[str]) -> dict[str, Any]:
     """What produced a results file: the commit (and whether the tree had changes), the machine, the command."""
+
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10).stdout.strip()
@@ -298,16 +318,33 @@ def provenance(argv: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     sum(i * i for i in range(10**7))
     probe_s = round(time.perf_counter() - started, 2)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else ""
+    )
     return {
         "commit": git("rev-parse", "HEAD") or "unknown",
         "tree_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "command": " ".join([sys.executable.rsplit("/", 1)[-1], *argv]),
-        "machine": {"probe_s": probe_s, "probe": "sum(i*i for i in range(10**7)), seconds", "cpu": cpu,
-                    "cpus": os.cpu_count(), "memory_gib": round(memory.total / 2**30, 1),
-                    "memory_available_gib_at_start": round(memory.available / 2**30, 1),
-                    "load_at_start": os.getloadavg(), "platform": platform.platform(),
-                    "python": platform.python_version(), "host": platform.node()},
+        "machine": {
+            "probe_s": probe_s,
+            "probe": "sum(i*i for i in range(10**7)), seconds",
+            "cpu": cpu,
+            "cpus": os.cpu_count(),
+            "memory_gib": round(memory.total / 2**30, 1),
+            "memory_available_gib_at_start": round(memory.available / 2**30, 1),
+            "load_at_start": os.getloadavg(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "host": platform.node(),
+        },
         "started_at": datetime.now(UTC).isoformat(),
     }

@@ -70,12 +70,16 @@ def percentile(values: list[float], q: float) -> float:
 
 def taskmanager_gc(flink_rest_url: str) -> dict[str, float]:
     """Cumulative GC counts and times (ms) of the task managers, from Flink's REST metrics."""
-    names = [f"Status.JVM.GarbageCollector.{gc}.{m}" for gc in ("G1_Young_Generation", "G1_Old_Generation")
-             for m in ("Count", "Time")]
+    names = [
+        f"Status.JVM.GarbageCollector.{gc}.{m}"
+        for gc in ("G1_Young_Generation", "G1_Old_Generation")
+        for m in ("Count", "Time")
+    ]
     totals = dict.fromkeys(names, 0.0)
     for tm in httpx.get(f"{flink_rest_url}/taskmanagers", timeout=10).json()["taskmanagers"]:
-        got = httpx.get(f"{flink_rest_url}/taskmanagers/{tm['id']}/metrics", params={"get": ",".join(names)},
-                        timeout=10).json()
+        got = httpx.get(
+            f"{flink_rest_url}/taskmanagers/{tm['id']}/metrics", params={"get": ",".join(names)}, timeout=10
+        ).json()
         for item in got:
             totals[item["id"]] += float(item["value"])
     return {k.removeprefix("Status.JVM.GarbageCollector."): v for k, v in totals.items()}
@@ -92,13 +96,25 @@ def job_vertices(flink_rest_url: str) -> dict[str, list[str]]:
 
 
 def hop_summary(hops: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-    return {name: {"p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99), "max_ms": max(v) if v else float("nan")}
-            for name, v in hops.items()}
+    return {
+        name: {"p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99), "max_ms": max(v) if v else float("nan")}
+        for name, v in hops.items()
+    }
 
 
-def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float, template: list[dict[str, Any]],
-             drain_s: float = 30.0, stages: bool = False, meter: CpuMeter | None = None,
-             flink_rest_url: str | None = None, slow_ms: int = 250) -> dict[str, Any]:
+def run_rate(
+    kafka: Any,
+    producer: Any,
+    prefix: str,
+    rate: float,
+    seconds: float,
+    template: list[dict[str, Any]],
+    drain_s: float = 30.0,
+    stages: bool = False,
+    meter: CpuMeter | None = None,
+    flink_rest_url: str | None = None,
+    slow_ms: int = 250,
+) -> dict[str, Any]:
     """Produce Leads at `rate`/s for `seconds`; collect each one's latency from lead_scores.
 
     With `stages`, also note when each record is first seen on input_avro and on leads (this process's
@@ -116,8 +132,9 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
     # The latency is read from the score's Kafka timestamp, not from when this consumer sees it, so a long fetch
     # wait costs the measurement nothing and keeps this process (the CRM's stand-in) from polling every broker
     # 100 times a second: with 3 brokers that made it the machine's third-largest CPU user.
-    consumer = kafka.consumer(f"bench-{tag}", **{"auto.offset.reset": "latest", "fetch.wait.max.ms": 100,
-                                                 "fetch.min.bytes": 65536})
+    consumer = kafka.consumer(
+        f"bench-{tag}", **{"auto.offset.reset": "latest", "fetch.wait.max.ms": 100, "fetch.min.bytes": 65536}
+    )
     consumer.subscribe([prefix + "lead_scores"])
     for _ in range(10):  # join the group before producing
         consumer.poll(0.3)
@@ -154,14 +171,15 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
                     continue
                 key = msg.key() or b""
                 if key.startswith(key_prefix):
-                    seen[msg.topic()[len(prefix):]].setdefault(key.decode(), now_ms)
+                    seen[msg.topic()[len(prefix) :]].setdefault(key.decode(), now_ms)
         watcher.close()
 
     # Every message is serialized before the window starts: the window itself only hands bytes to librdkafka.
     topic = prefix + "input_raw"
-    messages = [(f"B{tag}-{i}".encode(),
-                 orjson.dumps(dict(template[i % len(template)], Id=f"B{tag}-{i}", _ObjectType="Lead")))
-                for i in range(total)]
+    messages = [
+        (f"B{tag}-{i}".encode(), orjson.dumps(dict(template[i % len(template)], Id=f"B{tag}-{i}", _ObjectType="Lead")))
+        for i in range(total)
+    ]
     reader = threading.Thread(target=consume, daemon=True)
     reader.start()
     watchers = []
@@ -213,22 +231,35 @@ def run_rate(kafka: Any, producer: Any, prefix: str, rate: float, seconds: float
     # second of input over the window's second half (least-squares slope, so one slow poll does not count),
     # and at the end it was under 2 s of input.
     half = [(t, b) for t, b in backlog_samples if t >= produced_in / 2]
-    rise = (statistics.linear_regression([t for t, _ in half], [b for _, b in half]).slope * (produced_in / 2)
-            if len(half) >= 2 else 0.0)
+    rise = (
+        statistics.linear_regression([t for t, _ in half], [b for _, b in half]).slope * (produced_in / 2)
+        if len(half) >= 2
+        else 0.0
+    )
     growing = rise > rate * 0.5
     bounded = backlog_end <= rate * 2.0
     return {
-        "rate": rate, "seconds": seconds, "started_at_ms": round(started_at_ms), "produced": total,
+        "rate": rate,
+        "seconds": seconds,
+        "started_at_ms": round(started_at_ms),
+        "produced": total,
         "achieved_produce_rate": round(total / produced_in, 1),
-        "scored": len(lat), "lost_or_late": total - len(lat), "model_versions": dict(versions),
-        "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95), "p99_ms": percentile(lat, 99),
-        "max_ms": max(lat) if lat else float("nan"), "mean_ms": round(statistics.fmean(lat), 1) if lat else None,
-        "backlog_at_end_of_window": backlog_end, "backlog_rise_second_half": round(rise),
+        "scored": len(lat),
+        "lost_or_late": total - len(lat),
+        "model_versions": dict(versions),
+        "p50_ms": percentile(lat, 50),
+        "p95_ms": percentile(lat, 95),
+        "p99_ms": percentile(lat, 99),
+        "max_ms": max(lat) if lat else float("nan"),
+        "mean_ms": round(statistics.fmean(lat), 1) if lat else None,
+        "backlog_at_end_of_window": backlog_end,
+        "backlog_rise_second_half": round(rise),
         "backlog_growing": growing,
         "sustained": (not growing) and bounded and len(lat) == total and total / produced_in >= 0.95 * rate,
         "backlog_per_second": [b for _, b in backlog_samples],
         # CPU seconds per process over the producing window (psutil), and per 1,000 records scored
-        "cpu_s": cpu, "cpu_s_total": round(sum(cpu.values()), 1),
+        "cpu_s": cpu,
+        "cpu_s_total": round(sum(cpu.values()), 1),
         "cpu_ms_per_record": round(1000 * sum(cpu.values()) / max(1, total), 3) if cpu else None,
         "flink_busy_ms_per_s": busy,
         # When the slow records were produced (seconds into the window, with counts): a periodic cause
@@ -247,9 +278,11 @@ def _slow_by_second(latencies: dict[str, float], rate: float, threshold_ms: floa
     return dict(sorted(counts.items()))
 
 
-def stage_hops(latencies: dict[str, float], score_times: dict[str, tuple[int, int, int]],
-               seen: dict[str, dict[str, float]]) -> dict[str, Any]:
+def stage_hops(
+    latencies: dict[str, float], score_times: dict[str, tuple[int, int, int]], seen: dict[str, dict[str, float]]
+) -> dict[str, Any]:
     """Per-hop latency, for all records and for the slowest 1% (where the tail comes from)."""
+
     def hops_of(keys: list[str]) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {"validate": [], "split": [], "predict": [], "score_sink": []}
         for k in keys:
@@ -263,16 +296,26 @@ def stage_hops(latencies: dict[str, float], score_times: dict[str, tuple[int, in
         return out
 
     keys = sorted(latencies, key=latencies.get)
-    tail = keys[int(len(keys) * 0.99):]
-    return {"all": hop_summary(hops_of(keys)), "slowest_1pct": hop_summary(hops_of(tail)),
-            "observed": sum(1 for k in keys if k in seen["input_avro"] and k in seen["leads"])}
+    tail = keys[int(len(keys) * 0.99) :]
+    return {
+        "all": hop_summary(hops_of(keys)),
+        "slowest_1pct": hop_summary(hops_of(tail)),
+        "observed": sum(1 for k in keys if k in seen["input_avro"] and k in seen["leads"]),
+    }
 
 
 VARIANT_KNOBS = {
     # RenderSettings fields a variant may set (`--variant name:knob=value,knob=value`)
-    "model_batch_size": int, "model_batch_linger": str, "async_capacity": int, "producer_linger_ms": int,
-    "validate_parallelism": int, "scoring_parallelism": int, "route_parallelism": int,
-    "checkpoint_interval": str, "buffer_timeout": str, "object_reuse": lambda v: v.lower() in ("1", "true", "yes"),
+    "model_batch_size": int,
+    "model_batch_linger": str,
+    "async_capacity": int,
+    "producer_linger_ms": int,
+    "validate_parallelism": int,
+    "scoring_parallelism": int,
+    "route_parallelism": int,
+    "checkpoint_interval": str,
+    "buffer_timeout": str,
+    "object_reuse": lambda v: v.lower() in ("1", "true", "yes"),
 }
 
 
@@ -295,8 +338,9 @@ def stack_pids(stack: Any, extra: dict[str, int]) -> dict[str, int]:
     return {**pids, **extra, "benchmark": os.getpid()}
 
 
-def start_profiles(args: argparse.Namespace, label: str, pids: dict[str, int],
-                   seconds: float) -> list[subprocess.Popen]:
+def start_profiles(
+    args: argparse.Namespace, label: str, pids: dict[str, int], seconds: float
+) -> list[subprocess.Popen]:
     """Diagnostics only (`--profile-dir`): JFR on the TaskManager(s), py-spy on the model server, for one window."""
     if not args.profile_dir:
         return []
@@ -305,34 +349,86 @@ def start_profiles(args: argparse.Namespace, label: str, pids: dict[str, int],
     procs = []
     for name, pid in pids.items():
         if name.startswith("taskmanager"):
-            subprocess.run(["jcmd", str(pid), "JFR.start", f"duration={int(seconds)}s", "settings=profile",
-                            f"filename={folder / f'{label}-{name}.jfr'}"], capture_output=True, check=False)
+            subprocess.run(
+                [
+                    "jcmd",
+                    str(pid),
+                    "JFR.start",
+                    f"duration={int(seconds)}s",
+                    "settings=profile",
+                    f"filename={folder / f'{label}-{name}.jfr'}",
+                ],
+                capture_output=True,
+                check=False,
+            )
         elif name.startswith("model-server"):
             py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=os.path.expanduser("~/.local/bin"))
             if py_spy is None:  # a diagnostic extra, not a dependency: the window is still measured
                 log.warning("py-spy is not installed (pip install py-spy): the model server is not profiled")
                 continue
-            procs.append(subprocess.Popen([py_spy, "record", "--pid", str(pid),
-                                           "--duration", str(int(seconds)), "--format", "speedscope", "--output",
-                                           str(folder / f"{label}-{name}.speedscope.json"), "--nonblocking"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        py_spy,
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--duration",
+                        str(int(seconds)),
+                        "--format",
+                        "speedscope",
+                        "--output",
+                        str(folder / f"{label}-{name}.speedscope.json"),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
     return procs
 
 
-def measure_variant(name: str, knobs: dict[str, Any], args: argparse.Namespace, cfg: StackConfig, kafka: KafkaResource,
-                    flink: SqlGatewayFlink, version: str, endpoint: str, meter: CpuMeter,
-                    template: list[dict[str, Any]], round_no: int = 0) -> dict[str, Any]:
+def measure_variant(
+    name: str,
+    knobs: dict[str, Any],
+    args: argparse.Namespace,
+    cfg: StackConfig,
+    kafka: KafkaResource,
+    flink: SqlGatewayFlink,
+    version: str,
+    endpoint: str,
+    meter: CpuMeter,
+    template: list[dict[str, Any]],
+    round_no: int = 0,
+) -> dict[str, Any]:
     """Roll one variant out under its own topics and statement names, warm it up, drive the rates, stop it."""
     prefix = f"bench_{name}_r{round_no}_".replace("-", "_")
     names = f"bench-{name}-r{round_no}"
     ensure_topics(kafka.admin(), TOPICS, prefix=prefix)
-    base = dict(model_batch_linger=args.batch_linger, producer_linger_ms=args.producer_linger_ms,
-                validate_parallelism=args.validate_parallelism, checkpoint_interval=args.checkpoint_interval)
-    settings = RenderSettings(Dialect.FLINK, version, endpoint, kafka_bootstrap=cfg.kafka_bootstrap,
-                              topic_prefix=prefix, statement_prefix=names, group_prefix=names, **{**base, **knobs})
-    out: dict[str, Any] = {"variant": name, "round": round_no, "load_at_start": os.getloadavg(), "knobs": knobs,
-                           "settings": {k: getattr(settings, k) for k in VARIANT_KNOBS if hasattr(settings, k)},
-                           "runs": []}
+    base = dict(
+        model_batch_linger=args.batch_linger,
+        producer_linger_ms=args.producer_linger_ms,
+        validate_parallelism=args.validate_parallelism,
+        checkpoint_interval=args.checkpoint_interval,
+    )
+    settings = RenderSettings(
+        Dialect.FLINK,
+        version,
+        endpoint,
+        kafka_bootstrap=cfg.kafka_bootstrap,
+        topic_prefix=prefix,
+        statement_prefix=names,
+        group_prefix=names,
+        **{**base, **knobs},
+    )
+    out: dict[str, Any] = {
+        "variant": name,
+        "round": round_no,
+        "load_at_start": os.getloadavg(),
+        "knobs": knobs,
+        "settings": {k: getattr(settings, k) for k in VARIANT_KNOBS if hasattr(settings, k)},
+        "runs": [],
+    }
     started = time.monotonic()
     rollout(flink, render_pipeline(settings), verify_timeout_s=300)
     out["rollout_seconds"] = round(time.monotonic() - started, 1)
@@ -350,8 +446,17 @@ def measure_variant(name: str, knobs: dict[str, Any], args: argparse.Namespace, 
         for rate in args.rates:
             gc_before = taskmanager_gc(cfg.flink_rest_url)
             profilers = start_profiles(args, f"{name}-{rate:.0f}", meter.pids, args.seconds)
-            res = run_rate(kafka, producer, prefix, rate, args.seconds, template, stages=args.stages, meter=meter,
-                           flink_rest_url=cfg.flink_rest_url)
+            res = run_rate(
+                kafka,
+                producer,
+                prefix,
+                rate,
+                args.seconds,
+                template,
+                stages=args.stages,
+                meter=meter,
+                flink_rest_url=cfg.flink_rest_url,
+            )
             gc_after = taskmanager_gc(cfg.flink_rest_url)
             res["taskmanager_gc"] = {k: gc_after[k] - gc_before[k] for k in gc_after}
             for proc in profilers:
@@ -361,8 +466,16 @@ def measure_variant(name: str, knobs: dict[str, Any], args: argparse.Namespace, 
         if args.max_rate_search:
             best = None
             for rate in args.search_rates:
-                res = run_rate(kafka, producer, prefix, rate, args.search_seconds, template, meter=meter,
-                               flink_rest_url=cfg.flink_rest_url)
+                res = run_rate(
+                    kafka,
+                    producer,
+                    prefix,
+                    rate,
+                    args.search_seconds,
+                    template,
+                    meter=meter,
+                    flink_rest_url=cfg.flink_rest_url,
+                )
                 log.info("[%s] search %s", name, _brief(res))
                 out.setdefault("search", []).append(res)
                 if not res["sustained"]:
@@ -377,9 +490,11 @@ def measure_variant(name: str, knobs: dict[str, Any], args: argparse.Namespace, 
 
 
 def _brief(res: dict[str, Any]) -> str:
-    return (f"rate {res['rate']:.0f}/s: p50 {res['p50_ms']:.0f} p99 {res['p99_ms']:.0f} max {res['max_ms']:.0f} ms, "
-            f"scored {res['scored']}/{res['produced']}, sustained {res['sustained']}, "
-            f"cpu {res.get('cpu_s')} ({res.get('cpu_ms_per_record')} ms/record), busy {res.get('flink_busy_ms_per_s')}")
+    return (
+        f"rate {res['rate']:.0f}/s: p50 {res['p50_ms']:.0f} p99 {res['p99_ms']:.0f} max {res['max_ms']:.0f} ms, "
+        f"scored {res['scored']}/{res['produced']}, sustained {res['sustained']}, "
+        f"cpu {res.get('cpu_s')} ({res.get('cpu_ms_per_record')} ms/record), busy {res.get('flink_busy_ms_per_s')}"
+    )
 
 
 def main() -> None:
@@ -388,30 +503,53 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--max-rate-search", action="store_true", help="then step the rate up until not sustained")
     parser.add_argument("--search-seconds", type=float, default=60)
-    parser.add_argument("--search-rates", type=float, nargs="+", default=[1000, 2000, 3000, 4000, 5000, 6000, 7000],
-                        help="rates the search steps through, in order, until one is not sustained")
+    parser.add_argument(
+        "--search-rates",
+        type=float,
+        nargs="+",
+        default=[1000, 2000, 3000, 4000, 5000, 6000, 7000],
+        help="rates the search steps through, in order, until one is not sustained",
+    )
     parser.add_argument("--out", default="benchmarks/results/e2e_latency.json")
-    parser.add_argument("--batch-linger", default=RenderSettings.model_batch_linger,
-                        help="kserve provider batch-linger")
-    parser.add_argument("--producer-linger-ms", type=int, default=RenderSettings.producer_linger_ms,
-                        help="Flink Kafka sinks' linger.ms")
+    parser.add_argument(
+        "--batch-linger", default=RenderSettings.model_batch_linger, help="kserve provider batch-linger"
+    )
+    parser.add_argument(
+        "--producer-linger-ms", type=int, default=RenderSettings.producer_linger_ms, help="Flink Kafka sinks' linger.ms"
+    )
     parser.add_argument("--validate-parallelism", type=int, default=RenderSettings.validate_parallelism)
-    parser.add_argument("--checkpoint-interval", default=RenderSettings.checkpoint_interval,
-                        help="execution.checkpointing.interval of the jobs")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KNOB=V,...",
-                        help=f"a pipeline variant to measure in the same run (repeatable; knobs: "
-                             f"{', '.join(VARIANT_KNOBS)}); default: one variant with the defaults")
-    parser.add_argument("--input-linger-ms", type=int, default=5,
-                        help="linger.ms of the benchmark's own producer (the CRM source stand-in; 5 = the Kafka "
-                             "4.x client default)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="measure every variant this many times, order alternating")
-    parser.add_argument("--profile-dir", default=None,
-                        help="record JFR (TaskManager) and py-spy (model server) during each --rates window into DIR")
+    parser.add_argument(
+        "--checkpoint-interval",
+        default=RenderSettings.checkpoint_interval,
+        help="execution.checkpointing.interval of the jobs",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KNOB=V,...",
+        help=f"a pipeline variant to measure in the same run (repeatable; knobs: "
+        f"{', '.join(VARIANT_KNOBS)}); default: one variant with the defaults",
+    )
+    parser.add_argument(
+        "--input-linger-ms",
+        type=int,
+        default=5,
+        help="linger.ms of the benchmark's own producer (the CRM source stand-in; 5 = the Kafka 4.x client default)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every variant this many times, order alternating"
+    )
+    parser.add_argument(
+        "--profile-dir",
+        default=None,
+        help="record JFR (TaskManager) and py-spy (model server) during each --rates window into DIR",
+    )
     parser.add_argument("--warmup-rate", type=float, default=200)
     parser.add_argument("--warmup-seconds", type=float, default=30)
-    parser.add_argument("--stages", action="store_true",
-                        help="also split the latency into hops (validate, split, predict, score sink)")
+    parser.add_argument(
+        "--stages", action="store_true", help="also split the latency into hops (validate, split, predict, score sink)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -423,8 +561,11 @@ def main() -> None:
     install(cfg)
     stack = local_stack(cfg)
     server = None
-    results: dict[str, Any] = {"settings": vars(args), "machine": {"cpus": os.cpu_count(),
-                                                                  "load_at_start": os.getloadavg()}, "variants": []}
+    results: dict[str, Any] = {
+        "settings": vars(args),
+        "machine": {"cpus": os.cpu_count(), "load_at_start": os.getloadavg()},
+        "variants": [],
+    }
     try:
         stack.up(ENGINES)
         artifact = small_model(tmp / "artifacts", note="e2e benchmark")
@@ -432,8 +573,14 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         server = ModelServerProcess(artifact.uri, port=port, log_path=tmp / "model-server.log").start()
         kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
-        flink = SqlGatewayFlink(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url, kafka=kafka,
-                                state_path=str(tmp / "streaming"), request_timeout_s=600, operation_timeout_s=600)
+        flink = SqlGatewayFlink(
+            url=cfg.sql_gateway_url,
+            flink_rest_url=cfg.flink_rest_url,
+            kafka=kafka,
+            state_path=str(tmp / "streaming"),
+            request_timeout_s=600,
+            operation_timeout_s=600,
+        )
         meter = CpuMeter(stack_pids(stack, {"model-server": server.pid}))
         template = synthetic_records(500, seed=5)
         # Rounds alternate the order (A B, B A, ...): the machine's background load drifts, and a variant
@@ -441,9 +588,21 @@ def main() -> None:
         for round_no in range(args.rounds):
             order = variants if round_no % 2 == 0 else list(reversed(variants))
             for name, knobs in order:
-                results["variants"].append(measure_variant(name, knobs, args, cfg, kafka, flink, artifact.version,
-                                                           f"{url}/v1/models/lead_scorer:predict", meter, template,
-                                                           round_no))
+                results["variants"].append(
+                    measure_variant(
+                        name,
+                        knobs,
+                        args,
+                        cfg,
+                        kafka,
+                        flink,
+                        artifact.version,
+                        f"{url}/v1/models/lead_scorer:predict",
+                        meter,
+                        template,
+                        round_no,
+                    )
+                )
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(results, indent=2))
     finally:
@@ -452,16 +611,22 @@ def main() -> None:
         stack.down()
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2))
-    header = (f"{'variant':>12} {'rate/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'scored':>7} "
-              f"{'cpu ms/rec':>10} sustained")
+    header = (
+        f"{'variant':>12} {'rate/s':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7} {'scored':>7} "
+        f"{'cpu ms/rec':>10} sustained"
+    )
     lines = [header]
     for v in results["variants"]:
         for r in v["runs"] + v.get("search", []):
-            lines.append(f"{v['variant']:>12} {r['rate']:>7.0f} {r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} "
-                         f"{r['p99_ms']:>7.0f} {r['max_ms']:>7.0f} {r['scored']:>7} "
-                         f"{r['cpu_ms_per_record'] or 0:>10.3f} {r['sustained']}")
-        lines.append(f"{v['variant']:>12} round {v['round']}: max sustained {v.get('max_sustained_rate')} "
-                     f"(load average at its start {v['load_at_start'][0]:.1f})")
+            lines.append(
+                f"{v['variant']:>12} {r['rate']:>7.0f} {r['p50_ms']:>7.0f} {r['p95_ms']:>7.0f} "
+                f"{r['p99_ms']:>7.0f} {r['max_ms']:>7.0f} {r['scored']:>7} "
+                f"{r['cpu_ms_per_record'] or 0:>10.3f} {r['sustained']}"
+            )
+        lines.append(
+            f"{v['variant']:>12} round {v['round']}: max sustained {v.get('max_sustained_rate')} "
+            f"(load average at its start {v['load_at_start'][0]:.1f})"
+        )
     log.info("results (%s):\n%s", out, "\n".join(lines))
 
 

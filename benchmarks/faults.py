@@ -89,7 +89,7 @@ def hostile_payloads(tag: str) -> list[tuple[bytes | None, bytes | None]]:
         (f"{tag}H7".encode(), b"\x00\x00\x00\x00\x01\x02" + b"avro-ish \x10\x20"),  # Confluent wire format
         (f"{tag}H8".encode(), b'{"Id": "a", "Id": "b", "_ObjectType": "Lead"}'),  # duplicate keys
         (b"\x00\xff\xfe binary key", b'{"Id": ["not", "a", "string"], "LastModifiedDate": 5}'),
-        (None, b'[1, 2, 3]'),  # no key, not an object
+        (None, b"[1, 2, 3]"),  # no key, not an object
     ]
 
 
@@ -200,9 +200,9 @@ def _send_hostile(kafka: KafkaResource, tag: str) -> int:
     return len(payloads)
 
 
-def _audit_until_settled(kafka: KafkaResource, warehouse: DuckDBWarehouse, since: Any, timeout_s: float
-                         ) -> AuditReport:
+def _audit_until_settled(kafka: KafkaResource, warehouse: DuckDBWarehouse, since: Any, timeout_s: float) -> AuditReport:
     """The audit of the window once nothing is in flight any more (or at the timeout: what is missing then)."""
+
     def settled() -> AuditReport | None:
         report = audit(kafka, warehouse, since, grace_s=3600.0)
         return report if report.ok and report.late == 0 else None
@@ -232,8 +232,17 @@ def settle(stack: Stack, timeout_s: float = 300.0) -> None:
     raise SystemExit(f"the stack did not settle within {timeout_s:.0f} s")
 
 
-def run_fault(stack: Stack, kafka: KafkaResource, warehouse: DuckDBWarehouse, fault: str, rate: float,
-              seconds: float, kill_after: float, drain_s: float, checkpoint_s: float) -> FaultResult:
+def run_fault(
+    stack: Stack,
+    kafka: KafkaResource,
+    warehouse: DuckDBWarehouse,
+    fault: str,
+    rate: float,
+    seconds: float,
+    kill_after: float,
+    drain_s: float,
+    checkpoint_s: float,
+) -> FaultResult:
     tag = f"F{fault[:3].upper()}{uuid.uuid4().hex[:5]}-"
     records = synthetic_records(int(rate * seconds), seed=hash(tag) % 10_000)
     for i, rec in enumerate(records):
@@ -265,8 +274,12 @@ def run_fault(stack: Stack, kafka: KafkaResource, warehouse: DuckDBWarehouse, fa
         result.healthy_again_s = _healthy_again(stack, fault, kill_at, timeout_s=drain_s)
     deadline = time.time() + drain_s
     with contextlib.suppress(WaitTimeout):
-        wait_until(lambda: True if len({i for i, _, _ in collector.scores}) >= len(ids) else None,
-                   timeout_s=max(1.0, deadline - time.time()), interval_s=1.0, what="every lead scored")
+        wait_until(
+            lambda: True if len({i for i, _, _ in collector.scores}) >= len(ids) else None,
+            timeout_s=max(1.0, deadline - time.time()),
+            interval_s=1.0,
+            what="every lead scored",
+        )
     # late replays of a restore still count as duplicates: the topic must stay quiet for 10 s first
     quiet_since = [len(collector.scores), time.time()]
 
@@ -296,16 +309,19 @@ def run_fault(stack: Stack, kafka: KafkaResource, warehouse: DuckDBWarehouse, fa
     result.audit_replayed = {h.hop: h.doubled for h in report.hops if h.doubled and h.replays_allowed}
     result.audit_verdict = report.verdict()
     like = f"{tag}%"
-    crm = warehouse.query(f"SELECT COUNT(DISTINCT Id) AS n, MIN(written_at) AS first_after FROM crm_leads "
-                          f"WHERE Id LIKE '{like}'")
+    crm = warehouse.query(
+        f"SELECT COUNT(DISTINCT Id) AS n, MIN(written_at) AS first_after FROM crm_leads WHERE Id LIKE '{like}'"
+    )
     raw = warehouse.query(f"SELECT COUNT(*) AS n FROM crm_leads_raw WHERE Id LIKE '{like}'")
     scores = warehouse.query(f"SELECT COUNT(*) AS n FROM lead_scores WHERE Id LIKE '{like}'")
     result.crm_rows, result.warehouse_raw_rows = int(crm["n"][0]), int(raw["n"][0])
     result.warehouse_score_rows = int(scores["n"][0])
     if fault in (WRITEBACK, SINK):
         table, column = ("crm_leads", "written_at") if fault == WRITEBACK else ("crm_leads_raw", "_ingested_at")
-        first = warehouse.query(f"SELECT MIN({column}) AS t FROM {table} WHERE Id LIKE '{like}' "
-                                f"AND {column} > TIMESTAMP_MILLIS({int(kill_ms)})")["t"][0]
+        first = warehouse.query(
+            f"SELECT MIN({column}) AS t FROM {table} WHERE Id LIKE '{like}' "
+            f"AND {column} > TIMESTAMP_MILLIS({int(kill_ms)})"
+        )["t"][0]
         result.resumed_s = round(pd.Timestamp(first).timestamp() - kill_at, 1) if pd.notna(first) else None
     log.info("%s: %s", fault, asdict(result))
     return result
@@ -346,15 +362,22 @@ def main() -> None:
         ArtifactRepository(LocalBlobs(tmp / "artifacts")).set_production(artifact.version)
         stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact.uri}})
         ensure_topics(kafka.admin(), TOPICS)
-        settings = RenderSettings(Dialect.FLINK, artifact.version,
-                                  f"{cfg.model_url}/v1/models/{cfg.model_name}:predict",
-                                  kafka_bootstrap=cfg.kafka_bootstrap, checkpoint_interval=args.checkpoint_interval)
+        settings = RenderSettings(
+            Dialect.FLINK,
+            artifact.version,
+            f"{cfg.model_url}/v1/models/{cfg.model_name}:predict",
+            kafka_bootstrap=cfg.kafka_bootstrap,
+            checkpoint_interval=args.checkpoint_interval,
+        )
         rollout(local_engine(cfg), render_pipeline(settings), verify_timeout_s=300)
         warehouse = DuckDBWarehouse(path=str(tmp / "warehouse" / "lead_scoring.duckdb"))
         for fault in args.faults:
             settle(stack)
-            results.append(run_fault(stack, kafka, warehouse, fault, args.rate, args.seconds, args.kill_after,
-                                     args.drain, checkpoint_s))
+            results.append(
+                run_fault(
+                    stack, kafka, warehouse, fault, args.rate, args.seconds, args.kill_after, args.drain, checkpoint_s
+                )
+            )
     finally:
         stack.down()
     out = Path(args.out)
@@ -362,13 +385,18 @@ def main() -> None:
     run["machine"]["load_at_end"] = os.getloadavg()
     run["finished_at"] = pd.Timestamp.now(tz="UTC").isoformat()
     out.write_text(json.dumps({**run, "settings": vars(args), "results": [asdict(r) for r in results]}, indent=2))
-    header = ("| fault | produced | lost | scored twice (bound) | flow resumed after | part healthy after | restarts "
-              "| crm_leads rows | warehouse raw / score rows | audit: every hop exactly once |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
-    rows = [f"| {r.fault} | {r.produced:,} | {r.lost} | {r.scored_twice:,} ({r.duplicate_bound:,}) | "
-            f"{'-' if r.resumed_s is None else f'{r.resumed_s} s'} | "
-            f"{'-' if r.healthy_again_s is None else f'{r.healthy_again_s} s'} | {r.restarts} | {r.crm_rows:,} | "
-            f"{r.warehouse_raw_rows:,} / {r.warehouse_score_rows:,} | {_audit_cell(r)} |" for r in results]
+    header = (
+        "| fault | produced | lost | scored twice (bound) | flow resumed after | part healthy after | restarts "
+        "| crm_leads rows | warehouse raw / score rows | audit: every hop exactly once |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [
+        f"| {r.fault} | {r.produced:,} | {r.lost} | {r.scored_twice:,} ({r.duplicate_bound:,}) | "
+        f"{'-' if r.resumed_s is None else f'{r.resumed_s} s'} | "
+        f"{'-' if r.healthy_again_s is None else f'{r.healthy_again_s} s'} | {r.restarts} | {r.crm_rows:,} | "
+        f"{r.warehouse_raw_rows:,} / {r.warehouse_score_rows:,} | {_audit_cell(r)} |"
+        for r in results
+    ]
     log.info("results (%s):\n%s", out, "\n".join([header, *rows]))
 
 

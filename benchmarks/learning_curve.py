@@ -87,21 +87,29 @@ def with_split(train: pd.DataFrame, validation_fraction: float = 0.2) -> pd.Data
 
 def test_metrics(y: np.ndarray, proba: np.ndarray, resamples: int) -> dict[str, Any]:
     m = classification_metrics(y, proba)
-    return {"roc_auc": m["roc_auc"], "ece": m["ece"], "brier_score": m["brier_score"],
-            "ci90": bootstrap_intervals(y, proba, resamples)}
+    return {
+        "roc_auc": m["roc_auc"],
+        "ece": m["ece"],
+        "brier_score": m["brier_score"],
+        "ci90": bootstrap_intervals(y, proba, resamples),
+    }
 
 
 def graded(scale: GradeScale, y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     test_bands = [b for b in bands(scale, served_scores(proba), y.astype(bool)) if b.leads]
     rates = [b.conversion_rate for b in test_bands]
-    return {"cutoffs": scale.min_score, "grades": len(test_bands),
-            "test_conversion": {b.grade: round(b.conversion_rate, 4) for b in test_bands},
-            "test_share": {b.grade: round(b.share, 4) for b in test_bands},
-            "monotone": bool(all(a > b for a, b in zip(rates, rates[1:], strict=False)))}
+    return {
+        "cutoffs": scale.min_score,
+        "grades": len(test_bands),
+        "test_conversion": {b.grade: round(b.conversion_rate, 4) for b in test_bands},
+        "test_share": {b.grade: round(b.share, 4) for b in test_bands},
+        "monotone": bool(all(a > b for a, b in zip(rates, rates[1:], strict=False))),
+    }
 
 
-def asset_rows(train: pd.DataFrame, x_test: pd.DataFrame, y_test: np.ndarray, settings: FitSettings,
-               resamples: int) -> list[dict[str, Any]]:
+def asset_rows(
+    train: pd.DataFrame, x_test: pd.DataFrame, y_test: np.ndarray, settings: FitSettings, resamples: int
+) -> list[dict[str, Any]]:
     """The training asset's logic, per family alone and all competing (`asset pick`)."""
     frame = with_split(train)
     few, why = is_few_data(frame, settings)
@@ -115,40 +123,62 @@ def asset_rows(train: pd.DataFrame, x_test: pd.DataFrame, y_test: np.ndarray, se
     for candidate, evaluation in candidates + [(c, e) for c, e in candidates if c is chosen]:
         name = "asset pick" if len(rows) == len(candidates) else f"asset: {candidate.family}"
         proba = probability(candidate.pipeline, x_test)
-        row: dict[str, Any] = {"model": name, "family": candidate.family, "few_data_mode": few, "mode_reason": why,
-                               "calibrated": candidate.calibration["applied"], "fit_seconds": round(
-                                   candidate.fit_seconds, 2),
-                               "test": test_metrics(y_test, proba, resamples),
-                               "training_estimate": {k: candidate.metrics[k] for k in ("roc_auc", "ece")}}
+        row: dict[str, Any] = {
+            "model": name,
+            "family": candidate.family,
+            "few_data_mode": few,
+            "mode_reason": why,
+            "calibrated": candidate.calibration["applied"],
+            "fit_seconds": round(candidate.fit_seconds, 2),
+            "test": test_metrics(y_test, proba, resamples),
+            "training_estimate": {k: candidate.metrics[k] for k in ("roc_auc", "ece")},
+        }
         fitted = None
         try:
-            fitted = fit_grades(served_scores(candidate.evaluation_proba), evaluation[LABEL].astype(bool).to_numpy(),
-                                fewest_bands=3 if few else 4)
+            fitted = fit_grades(
+                served_scores(candidate.evaluation_proba),
+                evaluation[LABEL].astype(bool).to_numpy(),
+                fewest_bands=3 if few else 4,
+            )
             row["grading"] = graded(fitted.scale, y_test, proba)
         except GradeFitError as exc:
             row["grading"] = {"error": str(exc)}
         # the training gate's own verdict on this model (no champion: a team's first model)
-        trained = TrainedModel(candidate.pipeline, candidate.params, candidate.metrics, list(FEATURES), {},
-                               family=candidate.family, few_data_mode=few, calibration=candidate.calibration,
-                               grades=fitted.manifest_section() if fitted else None,
-                               intervals=intervals(candidate, evaluation, settings))
+        trained = TrainedModel(
+            candidate.pipeline,
+            candidate.params,
+            candidate.metrics,
+            list(FEATURES),
+            {},
+            family=candidate.family,
+            few_data_mode=few,
+            calibration=candidate.calibration,
+            grades=fitted.manifest_section() if fitted else None,
+            intervals=intervals(candidate, evaluation, settings),
+        )
         row["training_estimate"]["intervals_90"] = trained.intervals
         row["gate"] = "; ".join(quality_problems(QualityGateConfig(), trained)) or "passes"
         rows.append(row)
     return rows
 
 
-def plain_rows(train: pd.DataFrame, x_test: pd.DataFrame, y_test: np.ndarray,
-               resamples: int) -> list[dict[str, Any]]:
+def plain_rows(train: pd.DataFrame, x_test: pd.DataFrame, y_test: np.ndarray, resamples: int) -> list[dict[str, Any]]:
     rows = []
     for family in FAMILIES:
-        for label, params in (("default", ModelParams(family=family)),
-                              ("few-data", few_data_params(ModelParams(family=family)))):
+        for label, params in (
+            ("default", ModelParams(family=family)),
+            ("few-data", few_data_params(ModelParams(family=family))),
+        ):
             started = time.perf_counter()
             model = fit(build_pipeline(params), features_frame(train), train[LABEL])
-            rows.append({"model": f"{family} {label}", "family": family,
-                         "fit_seconds": round(time.perf_counter() - started, 2),
-                         "test": test_metrics(y_test, probability(model, x_test), resamples)})
+            rows.append(
+                {
+                    "model": f"{family} {label}",
+                    "family": family,
+                    "fit_seconds": round(time.perf_counter() - started, 2),
+                    "test": test_metrics(y_test, probability(model, x_test), resamples),
+                }
+            )
     return rows
 
 
@@ -161,8 +191,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", default=str(ROOT.parent / "shared" / "data" / "x_education_leads_dev.csv"))
     parser.add_argument("--mapping", default=str(ROOT / "data" / "mappings" / "x_education.yaml"))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40, 80, 120, 160, 320, 0],
-                        help="conversions in the training leads (0: all)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[20, 40, 80, 120, 160, 320, 0],
+        help="conversions in the training leads (0: all)",
+    )
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the test leads")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "learning_curve.json"))
@@ -178,36 +213,61 @@ def main() -> int:
     n_test = int(round(len(leads) * args.test_fraction))
     pool, test = leads.iloc[:-n_test], leads.iloc[-n_test:]
     x_test, y_test = features_frame(test), test[LABEL].astype(int).to_numpy()
-    console.print(f"{len(leads):,} leads by Lead Number; test: the newest {len(test):,} (Lead Number "
-                  f"{int(test['_n'].min())}-{int(test['_n'].max())}, {y_test.mean():.1%} converted)")
+    console.print(
+        f"{len(leads):,} leads by Lead Number; test: the newest {len(test):,} (Lead Number "
+        f"{int(test['_n'].min())}-{int(test['_n'].max())}, {y_test.mean():.1%} converted)"
+    )
     settings = FitSettings()
     sizes = []
     for conversions in args.sizes:
         train = earliest_with(pool, conversions)
         console.print(f"  {int(train[LABEL].sum())} conversions ({len(train)} leads) ...")
-        rows = plain_rows(train, x_test, y_test, args.resamples) + asset_rows(train, x_test, y_test, settings,
-                                                                              args.resamples)
+        rows = plain_rows(train, x_test, y_test, args.resamples) + asset_rows(
+            train, x_test, y_test, settings, args.resamples
+        )
         sizes.append({"conversions": int(train[LABEL].sum()), "leads": len(train), "rows": rows})
     limits.restore_original_limits()
 
     table = Table(title=f"Learning curve: test = newest {len(test):,} leads by Lead Number; value [90% bootstrap CI]")
-    for column in ("conversions (leads)", "model", "ROC AUC", "ECE", "Brier", "grades: test conversion", "monotone",
-                   "gate"):
+    for column in (
+        "conversions (leads)",
+        "model",
+        "ROC AUC",
+        "ECE",
+        "Brier",
+        "grades: test conversion",
+        "monotone",
+        "gate",
+    ):
         table.add_column(column)
     for size in sizes:
         for r in size["rows"]:
             grading = r.get("grading", {})
             rates = ", ".join(f"{g} {v:.0%}" for g, v in grading.get("test_conversion", {}).items())
-            table.add_row(f"{size['conversions']} ({size['leads']})", r["model"] + (" (few-data)" if r.get(
-                "few_data_mode") else ""), ci(r["test"], "roc_auc"), ci(r["test"], "ece"), ci(r["test"], "brier_score"),
-                rates or grading.get("error", "")[:40], str(grading.get("monotone", "")), r.get("gate", "")[:60])
+            table.add_row(
+                f"{size['conversions']} ({size['leads']})",
+                r["model"] + (" (few-data)" if r.get("few_data_mode") else ""),
+                ci(r["test"], "roc_auc"),
+                ci(r["test"], "ece"),
+                ci(r["test"], "brier_score"),
+                rates or grading.get("error", "")[:40],
+                str(grading.get("monotone", "")),
+                r.get("gate", "")[:60],
+            )
     console.print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"created_at": datetime.now(UTC).isoformat(), **provenance(sys.argv), "csv": str(args.csv),
-              "leads": len(leads), "test_leads": len(test), "test_positive_rate": float(y_test.mean()),
-              "bootstrap_resamples": args.resamples, "seconds": round(time.perf_counter() - started, 1),
-              "sizes": sizes}
+    report = {
+        "created_at": datetime.now(UTC).isoformat(),
+        **provenance(sys.argv),
+        "csv": str(args.csv),
+        "leads": len(leads),
+        "test_leads": len(test),
+        "test_positive_rate": float(y_test.mean()),
+        "bootstrap_resamples": args.resamples,
+        "seconds": round(time.perf_counter() - started, 1),
+        "sizes": sizes,
+    }
     out.write_text(json.dumps(report, indent=2, default=str))
     console.print(f"results: {out} ({report['seconds']} s)")
     return 0

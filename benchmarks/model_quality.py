@@ -74,23 +74,43 @@ ROOT = project_root()
 
 
 def baseline_logistic():
-    cats = make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"),
-                         OneHotEncoder(handle_unknown="ignore"))
+    cats = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="(missing)"), OneHotEncoder(handle_unknown="ignore")
+    )
     nums = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-    return make_pipeline(ColumnTransformer([("c", cats, list(CATEGORICAL_FEATURES)),
-                                            ("n", nums, list(NUMERIC_FEATURES)),
-                                            ("f", "passthrough", list(FLAG_FEATURES))]),
-                         LogisticRegression(max_iter=2000))
+    return make_pipeline(
+        ColumnTransformer(
+            [
+                ("c", cats, list(CATEGORICAL_FEATURES)),
+                ("n", nums, list(NUMERIC_FEATURES)),
+                ("f", "passthrough", list(FLAG_FEATURES)),
+            ]
+        ),
+        LogisticRegression(max_iter=2000),
+    )
 
 
 def sklearn_gradient_boosting():
-    cats = make_pipeline(SimpleImputer(strategy="constant", fill_value="(missing)"),
-                         OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1))
-    pre = ColumnTransformer([("c", cats, list(CATEGORICAL_FEATURES)),
-                             ("n", "passthrough", list(NUMERIC_FEATURES)),
-                             ("f", "passthrough", list(FLAG_FEATURES))])
-    return make_pipeline(pre, HistGradientBoostingClassifier(
-        categorical_features=list(range(len(CATEGORICAL_FEATURES))), learning_rate=0.05, max_iter=300, random_state=0))
+    cats = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value="(missing)"),
+        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+    )
+    pre = ColumnTransformer(
+        [
+            ("c", cats, list(CATEGORICAL_FEATURES)),
+            ("n", "passthrough", list(NUMERIC_FEATURES)),
+            ("f", "passthrough", list(FLAG_FEATURES)),
+        ]
+    )
+    return make_pipeline(
+        pre,
+        HistGradientBoostingClassifier(
+            categorical_features=list(range(len(CATEGORICAL_FEATURES))),
+            learning_rate=0.05,
+            max_iter=300,
+            random_state=0,
+        ),
+    )
 
 
 def time_split(records: pd.DataFrame, validation_fraction: float) -> pd.DataFrame:
@@ -123,28 +143,42 @@ def latency_ms(scorer: LeadScorer, records: list[dict[str, Any]], batch: int, ca
     per_record = []
     for i in range(calls):
         start = (i * batch) % max(1, len(records) - batch)
-        chunk = records[start:start + batch]
+        chunk = records[start : start + batch]
         started = time.perf_counter()
         scorer.score_records(chunk)
         per_record.append((time.perf_counter() - started) * 1000 / len(chunk))
     return statistics.median(per_record)
 
 
-def evaluate(name: str, make: Callable[[], Any], family: str | None, split: pd.DataFrame, by_number: pd.DataFrame,
-             X: pd.DataFrame, y: np.ndarray, folds: StratifiedKFold, fit_model: Callable) -> dict[str, Any]:
+def evaluate(
+    name: str,
+    make: Callable[[], Any],
+    family: str | None,
+    split: pd.DataFrame,
+    by_number: pd.DataFrame,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: StratifiedKFold,
+    fit_model: Callable,
+) -> dict[str, Any]:
     train, valid = split[split["split"] == "train"], split[split["split"] == "validation"]
     y_valid = valid[LABEL].astype(int).to_numpy()
     started = time.perf_counter()
     model = fit_model(make(), features_frame(train), train[LABEL].astype(int).to_numpy())
     fit_seconds = time.perf_counter() - started
     proba = model.predict_proba(features_frame(valid))[:, 1]
-    row: dict[str, Any] = {"model": name, "family": family, "exact_reasons": family is not None,
-                           "fit_seconds": round(fit_seconds, 2),
-                           "time_split": classification_metrics(y_valid, proba)}
+    row: dict[str, Any] = {
+        "model": name,
+        "family": family,
+        "exact_reasons": family is not None,
+        "fit_seconds": round(fit_seconds, 2),
+        "time_split": classification_metrics(y_valid, proba),
+    }
     n_train, n_valid = by_number[by_number["split"] == "train"], by_number[by_number["split"] == "validation"]
     by_n = fit_model(make(), features_frame(n_train), n_train[LABEL].astype(int).to_numpy())
-    row["lead_number_split"] = classification_metrics(n_valid[LABEL].astype(int).to_numpy(),
-                                                      by_n.predict_proba(features_frame(n_valid))[:, 1])
+    row["lead_number_split"] = classification_metrics(
+        n_valid[LABEL].astype(int).to_numpy(), by_n.predict_proba(features_frame(n_valid))[:, 1]
+    )
     aucs = []
     for train_idx, test_idx in folds.split(X, y):
         fold_model = fit_model(make(), X.iloc[train_idx], y[train_idx])
@@ -170,20 +204,25 @@ def fit_plain(model: Any, frame: pd.DataFrame, labels: np.ndarray) -> Any:
 
 
 def markdown(rows: list[dict[str, Any]], title: str) -> str:
-    lines = [f"### {title}", "",
-             "| model | exact reasons | time-split ROC AUC | Lead Number split ROC AUC | CV ROC AUC (mean ± sd) | "
-             "Brier (time split) | max logit error | ms/record, 1 per call | ms/record, 100 per call | fit s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| model | exact reasons | time-split ROC AUC | Lead Number split ROC AUC | CV ROC AUC (mean ± sd) | "
+        "Brier (time split) | max logit error | ms/record, 1 per call | ms/record, 100 per call | fit s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         exact = "yes" if r["exact_reasons"] else "no"
         logit_error = f"{r['max_abs_logit_error']:.1e}" if "max_abs_logit_error" in r else "—"
         single = f"{r['ms_per_record_single']:.3f}" if "ms_per_record_single" in r else "—"
         batch = f"{r['ms_per_record_batch100']:.3f}" if "ms_per_record_batch100" in r else "—"
-        lines.append(f"| {r['model']} | {exact} | {r['time_split']['roc_auc']:.4f} | "
-                     f"{r['lead_number_split']['roc_auc']:.4f} | "
-                     f"{r['cv_roc_auc']['mean']:.4f} ± {r['cv_roc_auc']['sd']:.4f} | "
-                     f"{r['time_split']['brier_score']:.4f} | {logit_error} | {single} | {batch} | "
-                     f"{r['fit_seconds']:.2f} |")
+        lines.append(
+            f"| {r['model']} | {exact} | {r['time_split']['roc_auc']:.4f} | "
+            f"{r['lead_number_split']['roc_auc']:.4f} | "
+            f"{r['cv_roc_auc']['mean']:.4f} ± {r['cv_roc_auc']['sd']:.4f} | "
+            f"{r['time_split']['brier_score']:.4f} | {logit_error} | {single} | {batch} | "
+            f"{r['fit_seconds']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -208,8 +247,10 @@ def main() -> int:
     X = features_frame(split)
     y = split[LABEL].astype(int).to_numpy()
     valid = split[split["split"] == "validation"]
-    console.print(f"{len(split):,} leads ({result.counts['rejected']} rejected), {y.mean():.1%} converted; "
-                  f"time split: {len(valid):,} validation leads created from {valid['CreatedDate'].min()}")
+    console.print(
+        f"{len(split):,} leads ({result.counts['rejected']} rejected), {y.mean():.1%} converted; "
+        f"time split: {len(valid):,} validation leads created from {valid['CreatedDate'].min()}"
+    )
     folds = StratifiedKFold(args.folds, shuffle=True, random_state=0)
 
     # One thread everywhere, as the families train and serve: on this shared 2-core machine an OpenMP team
@@ -218,47 +259,88 @@ def main() -> int:
     rows = []
     for family in FAMILIES:
         console.print(f"  {family} ...")
-        rows.append(evaluate(family, lambda f=family: build_pipeline(ModelParams(family=f)), family, split, by_number,
-                             X, y, folds, fit))
+        rows.append(
+            evaluate(
+                family,
+                lambda f=family: build_pipeline(ModelParams(family=f)),
+                family,
+                split,
+                by_number,
+                X,
+                y,
+                folds,
+                fit,
+            )
+        )
     if not args.no_references:
-        for name, make in (("reference: plain logistic regression", baseline_logistic),
-                           ("reference: sklearn gradient boosting", sklearn_gradient_boosting)):
+        for name, make in (
+            ("reference: plain logistic regression", baseline_logistic),
+            ("reference: sklearn gradient boosting", sklearn_gradient_boosting),
+        ):
             console.print(f"  {name} ...")
             rows.append(evaluate(name, make, None, split, by_number, X, y, folds, fit_plain))
 
     limits.restore_original_limits()
     chosen = select_candidate([r["_candidate"] for r in rows if "_candidate" in r], min_auc_gain=0.002)
-    table = Table(title=f"Candidates on {Path(args.csv).name}: time split (newest {args.validation_fraction:.0%} "
-                        f"by CreatedDate), {args.folds}-fold CV, serving cost")
-    for column in ("model", "exact reasons", "time-split AUC", "Lead No. split AUC", f"{args.folds}-fold CV AUC",
-                   "Brier", "max |logit err|", "ms/rec ×1", "ms/rec ×100", "fit s"):
+    table = Table(
+        title=f"Candidates on {Path(args.csv).name}: time split (newest {args.validation_fraction:.0%} "
+        f"by CreatedDate), {args.folds}-fold CV, serving cost"
+    )
+    for column in (
+        "model",
+        "exact reasons",
+        "time-split AUC",
+        "Lead No. split AUC",
+        f"{args.folds}-fold CV AUC",
+        "Brier",
+        "max |logit err|",
+        "ms/rec ×1",
+        "ms/rec ×100",
+        "fit s",
+    ):
         table.add_column(column)
     for r in rows:
         table.add_row(
-            r["model"], "yes" if r["exact_reasons"] else "no", f"{r['time_split']['roc_auc']:.4f}",
-            f"{r['lead_number_split']['roc_auc']:.4f}", f"{r['cv_roc_auc']['mean']:.4f} ± {r['cv_roc_auc']['sd']:.4f}",
+            r["model"],
+            "yes" if r["exact_reasons"] else "no",
+            f"{r['time_split']['roc_auc']:.4f}",
+            f"{r['lead_number_split']['roc_auc']:.4f}",
+            f"{r['cv_roc_auc']['mean']:.4f} ± {r['cv_roc_auc']['sd']:.4f}",
             f"{r['time_split']['brier_score']:.4f}",
             f"{r['max_abs_logit_error']:.1e}" if "max_abs_logit_error" in r else "—",
             f"{r['ms_per_record_single']:.3f}" if "ms_per_record_single" in r else "—",
             f"{r['ms_per_record_batch100']:.3f}" if "ms_per_record_batch100" in r else "—",
-            f"{r['fit_seconds']:.2f}")
+            f"{r['fit_seconds']:.2f}",
+        )
     console.print(table)
     console.print(f"the training asset's selection (min_auc_gain 0.002) would ship: [bold]{chosen.family}[/bold]")
     for r in rows:
         if "grades" in r:
-            console.print(f"grades of {r['model']} on the validation leads: " + ", ".join(
-                f"{g['grade']} {g['min_score']}-{g['max_score']} ({g['share']:.0%} of leads, "
-                f"{g['conversion_rate']:.0%} converted)" for g in r["grades"]))
+            console.print(
+                f"grades of {r['model']} on the validation leads: "
+                + ", ".join(
+                    f"{g['grade']} {g['min_score']}-{g['max_score']} ({g['share']:.0%} of leads, "
+                    f"{g['conversion_rate']:.0%} converted)"
+                    for g in r["grades"]
+                )
+            )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC)
-    report = {"created_at": stamp.isoformat(), "csv": str(args.csv), "leads": len(split),
-              "validation_leads": len(valid), "folds": args.folds, "chosen_family": chosen.family,
-              "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}
+    report = {
+        "created_at": stamp.isoformat(),
+        "csv": str(args.csv),
+        "leads": len(split),
+        "validation_leads": len(valid),
+        "folds": args.folds,
+        "chosen_family": chosen.family,
+        "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+    }
     (out / "model_quality.json").write_text(json.dumps(report, indent=2, default=str))
     (out / "model_quality.md").write_text(
-        markdown(rows, f"Model quality, {stamp:%Y-%m-%d %H:%M} UTC, {len(split):,} leads") + "\n")
+        markdown(rows, f"Model quality, {stamp:%Y-%m-%d %H:%M} UTC, {len(split):,} leads") + "\n"
+    )
     console.print(f"results: {out / 'model_quality.json'}, {out / 'model_quality.md'}")
     return 0
 

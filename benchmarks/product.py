@@ -37,17 +37,28 @@ from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 # process label -> a fragment of its command line
 PROCESSES = {
-    "kafka": "kafka.Kafka", "jobmanager": "StandaloneSessionClusterEntrypoint", "taskmanager": "TaskManagerRunner",
-    "sql-gateway": "SqlGateway", "model-server": "lead_scoring.serving", "writeback": "worker writeback",
-    "sink": "worker sink", "demo-leads": "leads generate", "supervisor": "stack supervise",
-    "dagster-webserver": "dagster_webserver", "dagster-daemon": "dagster._daemon",
-    "dagster-code-server": "dagster api grpc", "dagster-code-server-proxy": "dagster code-server", "dg-dev": "dg dev",
+    "kafka": "kafka.Kafka",
+    "jobmanager": "StandaloneSessionClusterEntrypoint",
+    "taskmanager": "TaskManagerRunner",
+    "sql-gateway": "SqlGateway",
+    "model-server": "lead_scoring.serving",
+    "writeback": "worker writeback",
+    "sink": "worker sink",
+    "demo-leads": "leads generate",
+    "supervisor": "stack supervise",
+    "dagster-webserver": "dagster_webserver",
+    "dagster-daemon": "dagster._daemon",
+    "dagster-code-server": "dagster api grpc",
+    "dagster-code-server-proxy": "dagster code-server",
+    "dg-dev": "dg dev",
 }
 # training -> gated model -> deployment -> Flink rollout, as scripts/up launches it
 PRODUCT_ASSETS = "group:training or group:serving or group:streaming"
 DAGSTER = ("dagster-webserver", "dagster-daemon", "dagster-code-server", "dagster-code-server-proxy", "dg-dev")
-TICK = re.compile(r"^\S*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000\S* - dagster\.daemon\.SensorDaemon - \S*INFO\S* - "
-                  r"(Checking for new runs for sensor: (?P<start>\S+)|Sensor (?P<end>\S+) (skipped|.*))")
+TICK = re.compile(
+    r"^\S*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000\S* - dagster\.daemon\.SensorDaemon - \S*INFO\S* - "
+    r"(Checking for new runs for sensor: (?P<start>\S+)|Sensor (?P<end>\S+) (skipped|.*))"
+)
 
 
 def _ours(proc: psutil.Process, line: str, root: str) -> bool:
@@ -73,8 +84,11 @@ def processes(root: Path) -> dict[str, list[psutil.Process]]:
 
 def process_pids(root: Path) -> dict[str, int]:
     """label -> pid of each process of the private product (label-1, label-2 for the second and third)."""
-    return {f"{name}-{i}" if i else name: proc.pid for name, group in processes(root).items()
-            for i, proc in enumerate(group)}
+    return {
+        f"{name}-{i}" if i else name: proc.pid
+        for name, group in processes(root).items()
+        for i, proc in enumerate(group)
+    }
 
 
 def sensor_ticks(log_path: Path, since: float, until: float) -> dict[str, dict[str, float]]:
@@ -95,8 +109,10 @@ def sensor_ticks(log_path: Path, since: float, until: float) -> dict[str, dict[s
             started[match.group("start")] = at
         elif match.group("end") in started:
             durations[match.group("end")].append(at - started.pop(match.group("end")))
-    return {name: {"ticks": len(d), "total_s": round(sum(d), 1), "max_s": round(max(d), 1)}
-            for name, d in sorted(durations.items())}
+    return {
+        name: {"ticks": len(d), "total_s": round(sum(d), 1), "max_s": round(max(d), 1)}
+        for name, d in sorted(durations.items())
+    }
 
 
 def champion(home: Path) -> str | None:
@@ -143,8 +159,9 @@ class Product:
         bin_dir = Path(sys.executable).parent
         out = self.home / f"{log_name or argv[0]}.log"
         with open(out, "ab") as log_file:
-            done = subprocess.run([str(bin_dir / argv[0]), *argv[1:]], env=self.env, stdout=log_file,
-                                  stderr=subprocess.STDOUT)
+            done = subprocess.run(
+                [str(bin_dir / argv[0]), *argv[1:]], env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+            )
         if check and done.returncode != 0:
             tail = "\n".join(out.read_text(errors="replace").splitlines()[-40:])
             raise SystemExit(f"`{' '.join(argv)}` failed (exit {done.returncode}):\n{tail}")
@@ -154,10 +171,18 @@ class Product:
         """`lead-scoring ui`, niced as scripts/up runs it; returns once it answers and every sensor ticked once."""
         bin_dir = Path(sys.executable).parent
         with open(self.ui_log, "wb") as out:
-            self.ui = subprocess.Popen([str(bin_dir / "lead-scoring"), "ui", "--port", str(self.ui_port), "--nice",
-                                        str(self.ui_nice)], env=self.env, stdout=out, stderr=subprocess.STDOUT)
-        wait_until(lambda: _answers(f"http://127.0.0.1:{self.ui_port}/server_info"), timeout_s=180, interval_s=2,
-                   what="the Dagster UI")
+            self.ui = subprocess.Popen(
+                [str(bin_dir / "lead-scoring"), "ui", "--port", str(self.ui_port), "--nice", str(self.ui_nice)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(
+            lambda: _answers(f"http://127.0.0.1:{self.ui_port}/server_info"),
+            timeout_s=180,
+            interval_s=2,
+            what="the Dagster UI",
+        )
         time.sleep(60)  # every sensor ticks at least once before anything is measured
 
     def signal_dagster(self, sig: int) -> None:
@@ -173,13 +198,19 @@ def private_product(ui_nice: int = 10) -> Iterator[Product]:
     tmp = Path(tempfile.mkdtemp(prefix="product-"))
     cfg = StackConfig.isolated(tmp)
     install(cfg)
-    env = {**os.environ, "LEAD_SCORING_PROFILE": "local", "LEAD_SCORING_HOME": str(tmp),
-           "LEAD_SCORING_STACK_CACHE": str(cfg.cache), "DAGSTER_HOME": str(tmp / "dagster_home"),
-           "LEAD_SCORING_KAFKA_PORT": str(cfg.kafka_port),
-           "LEAD_SCORING_KAFKA_CONTROLLER_PORT": str(cfg.kafka_controller_port),
-           "LEAD_SCORING_FLINK_REST_PORT": str(cfg.flink_rest_port),
-           "LEAD_SCORING_FLINK_RPC_PORT": str(cfg.flink_rpc_port),
-           "LEAD_SCORING_SQL_GATEWAY_PORT": str(cfg.sql_gateway_port), "LEAD_SCORING_MODEL_PORT": str(cfg.model_port)}
+    env = {
+        **os.environ,
+        "LEAD_SCORING_PROFILE": "local",
+        "LEAD_SCORING_HOME": str(tmp),
+        "LEAD_SCORING_STACK_CACHE": str(cfg.cache),
+        "DAGSTER_HOME": str(tmp / "dagster_home"),
+        "LEAD_SCORING_KAFKA_PORT": str(cfg.kafka_port),
+        "LEAD_SCORING_KAFKA_CONTROLLER_PORT": str(cfg.kafka_controller_port),
+        "LEAD_SCORING_FLINK_REST_PORT": str(cfg.flink_rest_port),
+        "LEAD_SCORING_FLINK_RPC_PORT": str(cfg.flink_rpc_port),
+        "LEAD_SCORING_SQL_GATEWAY_PORT": str(cfg.sql_gateway_port),
+        "LEAD_SCORING_MODEL_PORT": str(cfg.model_port),
+    }
     (tmp / "dagster_home").mkdir()
     (tmp / "dagster_home" / "dagster.yaml").symlink_to(Path("dagster.yaml").resolve())
     product = Product(tmp, cfg, env, local_stack(cfg), ui_nice=ui_nice)

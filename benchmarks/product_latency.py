@@ -47,8 +47,15 @@ from lead_scoring.streaming.kafka import KafkaResource
 log = logging.getLogger("product_latency")
 
 
-def window(kafka: KafkaResource, producer: Any, rate: float, seconds: float, template: list[dict[str, Any]],
-           label: str, root: Path) -> dict[str, Any]:
+def window(
+    kafka: KafkaResource,
+    producer: Any,
+    rate: float,
+    seconds: float,
+    template: list[dict[str, Any]],
+    label: str,
+    root: Path,
+) -> dict[str, Any]:
     pids = process_pids(root)
     meter = CpuMeter({**pids, "benchmark": os.getpid()})
     threads = ThreadCpu(pids["taskmanager"]) if "taskmanager" in pids else None
@@ -71,9 +78,17 @@ def window(kafka: KafkaResource, producer: Any, rate: float, seconds: float, tem
     result["cpu_share"] = {k: round(v / (t1 - t0), 3) for k, v in result["cpu_seconds"].items()}
     result["taskmanager_threads_cpu_seconds"] = threads.since(threads.start) if threads else {}
     result["sensor_ticks"] = sensor_ticks(root / "ui.log", t0, t1)
-    log.info("%s: p50 %.0f, p99 %.0f, max %.0f ms; CPU %s; TaskManager threads %s; ticks %s; >100 ms by second %s",
-             label, result["p50_ms"], result["p99_ms"], result["max_ms"], result["cpu_seconds"],
-             result["taskmanager_threads_cpu_seconds"], result["sensor_ticks"], result["over_100ms_by_second"])
+    log.info(
+        "%s: p50 %.0f, p99 %.0f, max %.0f ms; CPU %s; TaskManager threads %s; ticks %s; >100 ms by second %s",
+        label,
+        result["p50_ms"],
+        result["p99_ms"],
+        result["max_ms"],
+        result["cpu_seconds"],
+        result["taskmanager_threads_cpu_seconds"],
+        result["sensor_ticks"],
+        result["over_100ms_by_second"],
+    )
     return result
 
 
@@ -107,8 +122,7 @@ def measure_product(product: Product, args: argparse.Namespace, results: dict[st
         results["windows"].append(window(kafka, producer, args.rate, args.seconds, template, "product", tmp))
         product.signal_dagster(signal.SIGSTOP)
         try:
-            results["windows"].append(window(kafka, producer, args.rate, args.seconds, template,
-                                             "dagster paused", tmp))
+            results["windows"].append(window(kafka, producer, args.rate, args.seconds, template, "dagster paused", tmp))
         finally:
             product.signal_dagster(signal.SIGCONT)
     if args.rollout:
@@ -121,14 +135,22 @@ def measure_product(product: Product, args: argparse.Namespace, results: dict[st
         bin_dir = Path(sys.executable).parent
         with open(launch_log, "wb") as launch_out:
             revert = {"ops": {"champion_revert": {"config": {"to_previous": True}}}}
-            launch = subprocess.Popen([str(bin_dir / "dg"), "launch", "--assets", "champion_revert",
-                                       "--config-json", json.dumps(revert)],
-                                      env=product.env, stdout=launch_out, stderr=subprocess.STDOUT)
-        wait_until(lambda: True if champion(tmp) != before else _launch_failed(launch, launch_log), timeout_s=900,
-                   interval_s=0.2, what="a new champion version")
+            launch = subprocess.Popen(
+                [str(bin_dir / "dg"), "launch", "--assets", "champion_revert", "--config-json", json.dumps(revert)],
+                env=product.env,
+                stdout=launch_out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(
+            lambda: True if champion(tmp) != before else _launch_failed(launch, launch_log),
+            timeout_s=900,
+            interval_s=0.2,
+            what="a new champion version",
+        )
         results["rollout"] = {"from": before, "to": champion(tmp)}
-        results["windows"].append(window(kafka, producer, args.rate, args.rollout_window, template,
-                                         "after rollout", tmp))
+        results["windows"].append(
+            window(kafka, producer, args.rate, args.rollout_window, template, "after rollout", tmp)
+        )
         scored_by = results["windows"][-1]["model_versions"]
         log.info("rollout %s -> %s; the window was scored by %s", before, results["rollout"]["to"], scored_by)
         if launch.wait(600) != 0:
@@ -139,8 +161,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--warmup-seconds", type=float, default=60.0,
-                        help="more traffic at --rate after the first window, before the alternated ones")
+    parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=60.0,
+        help="more traffic at --rate after the first window, before the alternated ones",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="product / dagster-paused window pairs, alternated")
     parser.add_argument("--rollout", action="store_true", help="also measure the window after a model rollout")
     parser.add_argument("--rollout-window", type=float, default=30.0)
@@ -156,14 +182,18 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
-    lines = ["| window | p50 | p95 | p99 | max | scored | CPU s (top 5) | TaskManager threads CPU s (top 4) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| window | p50 | p95 | p99 | max | scored | CPU s (top 5) | TaskManager threads CPU s (top 4) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for w in results["windows"]:
         top = sorted(w["cpu_seconds"].items(), key=lambda kv: -kv[1])[:5]
         threads = list(w["taskmanager_threads_cpu_seconds"].items())[:4]
-        lines.append(f"| {w['mode']} | {w['p50_ms']:.0f} | {w['p95_ms']:.0f} | {w['p99_ms']:.0f} | {w['max_ms']:.0f} "
-                     f"| {w['scored']}/{w['produced']} | {', '.join(f'{k} {v}' for k, v in top)} "
-                     f"| {', '.join(f'{k} {v}' for k, v in threads)} |")
+        lines.append(
+            f"| {w['mode']} | {w['p50_ms']:.0f} | {w['p95_ms']:.0f} | {w['p99_ms']:.0f} | {w['max_ms']:.0f} "
+            f"| {w['scored']}/{w['produced']} | {', '.join(f'{k} {v}' for k, v in top)} "
+            f"| {', '.join(f'{k} {v}' for k, v in threads)} |"
+        )
     log.info("results (%s):\n%s", out, "\n".join(lines))
 
 

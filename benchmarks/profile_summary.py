@@ -20,17 +20,36 @@ AREAS = [
     ("our CONTRACT_CHECK", ("io.leadscoring.flink.contract",)),
     ("Kafka client", ("org.apache.kafka",)),
     ("Avro", ("org.apache.avro", "org.apache.flink.formats.avro")),
-    ("JSON (Jackson, flink-json)", ("com.fasterxml.jackson", "org.apache.flink.shaded.jackson2",
-                                    "org.apache.flink.formats.json")),
+    (
+        "JSON (Jackson, flink-json)",
+        ("com.fasterxml.jackson", "org.apache.flink.shaded.jackson2", "org.apache.flink.formats.json"),
+    ),
     ("JDK HTTP client", ("jdk.internal.net.http", "java.net.http")),
-    ("Flink network / serialization", ("org.apache.flink.runtime.io", "org.apache.flink.runtime.io.network",
-                                       "org.apache.flink.api.common.typeutils",
-                                       "org.apache.flink.table.runtime.typeutils")),
+    (
+        "Flink network / serialization",
+        (
+            "org.apache.flink.runtime.io",
+            "org.apache.flink.runtime.io.network",
+            "org.apache.flink.api.common.typeutils",
+            "org.apache.flink.table.runtime.typeutils",
+        ),
+    ),
     ("Flink state / dedup", ("org.apache.flink.runtime.state", "org.apache.flink.table.runtime.operators.deduplicate")),
-    ("Flink async / ML_PREDICT", ("org.apache.flink.streaming.api.operators.async",
-                                  "org.apache.flink.table.runtime.operators.ml")),
-    ("generated code (Calc, projections)", ("org.apache.flink.table.runtime.generated", "StreamExecCalc", "Projection$",
-                                            "SinkConversion", "BatchCalc", "StreamExec")),
+    (
+        "Flink async / ML_PREDICT",
+        ("org.apache.flink.streaming.api.operators.async", "org.apache.flink.table.runtime.operators.ml"),
+    ),
+    (
+        "generated code (Calc, projections)",
+        (
+            "org.apache.flink.table.runtime.generated",
+            "StreamExecCalc",
+            "Projection$",
+            "SinkConversion",
+            "BatchCalc",
+            "StreamExec",
+        ),
+    ),
     ("Flink runtime (mailbox, tasks)", ("org.apache.flink",)),
     ("JDK", ("java.", "jdk.", "sun.")),
 ]
@@ -52,15 +71,21 @@ def main() -> None:
     parser.add_argument("jfr")
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
-    raw = subprocess.run(["jfr", "print", "--json", "--stack-depth", "64", "--events", "jdk.ExecutionSample", args.jfr],
-                         capture_output=True, text=True, check=True).stdout
+    raw = subprocess.run(
+        ["jfr", "print", "--json", "--stack-depth", "64", "--events", "jdk.ExecutionSample", args.jfr],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     events = json.loads(raw)["recording"]["events"]
     self_counts: collections.Counter[str] = collections.Counter()
     areas: collections.Counter[str] = collections.Counter()
     threads: collections.Counter[str] = collections.Counter()
     for ev in events:
-        frames = [f"{fr['method']['type']['name']}.{fr['method']['name']}"
-                  for fr in (ev["values"]["stackTrace"] or {}).get("frames", [])]
+        frames = [
+            f"{fr['method']['type']['name']}.{fr['method']['name']}"
+            for fr in (ev["values"]["stackTrace"] or {}).get("frames", [])
+        ]
         if not frames:
             continue
         self_counts[frames[0]] += 1

@@ -99,8 +99,9 @@ def load_open_leads(warehouse: DuckDBWarehouse, n: int, seed: int) -> int:
         frame["Id"] = [f"R{start + i:09d}" for i in range(len(frame))]
         frame["IsConverted"] = None
         frame["_EventType"] = "created"
-        done += warehouse.append("crm_leads_raw",
-                                 frame.assign(_source="stream", _ingested_at=pd.Timestamp.now(tz="UTC")))
+        done += warehouse.append(
+            "crm_leads_raw", frame.assign(_source="stream", _ingested_at=pd.Timestamp.now(tz="UTC"))
+        )
     log.info("loaded %d open leads into %s in %.1f s", done, warehouse.describe(), time.monotonic() - started)
     return done
 
@@ -110,8 +111,9 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=200_000)
     parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--max-in-flight", type=int, default=50_000)
-    parser.add_argument("--warmup", type=int, default=5_000,
-                        help="live leads through the pipeline first (not measured)")
+    parser.add_argument(
+        "--warmup", type=int, default=5_000, help="live leads through the pipeline first (not measured)"
+    )
     parser.add_argument("--timeout-s", type=float, default=3600)
     parser.add_argument("--out", default="benchmarks/results/rescore.json")
     args = parser.parse_args()
@@ -131,11 +133,22 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         server = ModelServerProcess(champion.uri, port=port, log_path=tmp / "model-server.log").start()
         kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
-        flink = SqlGatewayFlink(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url, kafka=kafka,
-                                state_path=str(tmp / "streaming"), request_timeout_s=600, operation_timeout_s=600)
+        flink = SqlGatewayFlink(
+            url=cfg.sql_gateway_url,
+            flink_rest_url=cfg.flink_rest_url,
+            kafka=kafka,
+            state_path=str(tmp / "streaming"),
+            request_timeout_s=600,
+            operation_timeout_s=600,
+        )
         ensure_topics(kafka.admin(), TOPICS, prefix=PREFIX)
-        settings = RenderSettings(Dialect.FLINK, champion.version, f"{url}/v1/models/lead_scorer:predict",
-                                  kafka_bootstrap=cfg.kafka_bootstrap, topic_prefix=PREFIX)
+        settings = RenderSettings(
+            Dialect.FLINK,
+            champion.version,
+            f"{url}/v1/models/lead_scorer:predict",
+            kafka_bootstrap=cfg.kafka_bootstrap,
+            topic_prefix=PREFIX,
+        )
         rollout(flink, render_pipeline(settings), verify_timeout_s=300)
 
         warehouse = DuckDBWarehouse(path=str(tmp / "warehouse.duckdb"))
@@ -156,11 +169,18 @@ def main() -> None:
         counter.source_ms = run.source_ms
         log.info("re-scoring %d open records with %s", run.total, champion.version)
         started = time.monotonic()
-        run = rescore(warehouse, kafka, run, topic=PREFIX + "input_raw",
-                      score_topics=(PREFIX + "lead_scores", PREFIX + "contact_scores"),
-                      chunk_size=args.chunk_size, max_in_flight=args.max_in_flight,
-                      on_progress=lambda p: log.info("produced %d/%d (%.0f/s), %d scored", p.run.produced,
-                                                     p.run.total, p.produce_rate, len(counter.ids)))
+        run = rescore(
+            warehouse,
+            kafka,
+            run,
+            topic=PREFIX + "input_raw",
+            score_topics=(PREFIX + "lead_scores", PREFIX + "contact_scores"),
+            chunk_size=args.chunk_size,
+            max_in_flight=args.max_in_flight,
+            on_progress=lambda p: log.info(
+                "produced %d/%d (%.0f/s), %d scored", p.run.produced, p.run.total, p.produce_rate, len(counter.ids)
+            ),
+        )
         produce_s = time.monotonic() - started
         deadline = time.monotonic() + args.timeout_s
         while len(counter.ids) < run.total and time.monotonic() < deadline:
@@ -170,14 +190,23 @@ def main() -> None:
         scored_s = (counter.last_at or time.monotonic()) - started
         scored = len(counter.ids)
         # a second call for the same run: idempotent, nothing produced
-        again = rescore(warehouse, kafka, start_or_resume(warehouse, run.run_id, champion.version),
-                        topic=PREFIX + "input_raw")
-        results.update({
-            "leads": run.total, "produced": run.produced, "scored": scored, "scored_twice": counter.duplicates,
-            "produce_seconds": round(produce_s, 1), "produce_rate_per_s": round(run.produced / produce_s, 1),
-            "scored_seconds": round(scored_s, 1), "scored_rate_per_s": round(scored / scored_s, 1) if scored_s else 0.0,
-            "rerun_produced": again.produced - run.produced, "rerun_status": again.status,
-        })
+        again = rescore(
+            warehouse, kafka, start_or_resume(warehouse, run.run_id, champion.version), topic=PREFIX + "input_raw"
+        )
+        results.update(
+            {
+                "leads": run.total,
+                "produced": run.produced,
+                "scored": scored,
+                "scored_twice": counter.duplicates,
+                "produce_seconds": round(produce_s, 1),
+                "produce_rate_per_s": round(run.produced / produce_s, 1),
+                "scored_seconds": round(scored_s, 1),
+                "scored_rate_per_s": round(scored / scored_s, 1) if scored_s else 0.0,
+                "rerun_produced": again.produced - run.produced,
+                "rerun_status": again.status,
+            }
+        )
         rate = results["scored_rate_per_s"]
         results["extrapolated_1m_seconds"] = round(1_000_000 / rate, 1) if rate else None
         results["target"] = {"rate_per_s": 2000, "one_million_seconds": 600}
@@ -190,10 +219,18 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=2))
     log.info("results (%s): %s", out, json.dumps({k: v for k, v in results.items() if k != "settings"}))
     if "scored_rate_per_s" in results:
-        log.info("%d leads: produced at %.0f/s, scored at %.0f/s (%d of %d, %d twice); 1,000,000 leads ~ %.0f s "
-                 "(%.1f min) at that rate", results["leads"], results["produce_rate_per_s"],
-                 results["scored_rate_per_s"], results["scored"], results["leads"], results["scored_twice"],
-                 results["extrapolated_1m_seconds"] or 0, (results["extrapolated_1m_seconds"] or 0) / 60)
+        log.info(
+            "%d leads: produced at %.0f/s, scored at %.0f/s (%d of %d, %d twice); 1,000,000 leads ~ %.0f s "
+            "(%.1f min) at that rate",
+            results["leads"],
+            results["produce_rate_per_s"],
+            results["scored_rate_per_s"],
+            results["scored"],
+            results["leads"],
+            results["scored_twice"],
+            results["extrapolated_1m_seconds"] or 0,
+            (results["extrapolated_1m_seconds"] or 0) / 60,
+        )
 
 
 if __name__ == "__main__":

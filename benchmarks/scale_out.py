@@ -88,13 +88,21 @@ PREFIX = "so_"
 NAMES = "scale-out"
 
 
-def topology_config(root: Path, brokers: int, taskmanagers: int, replicas: int,
-                    args: argparse.Namespace) -> StackConfig:
-    return StackConfig.isolated(root, kafka_brokers=brokers, taskmanagers=taskmanagers, model_replicas=replicas,
-                                kafka_replication_factor=args.replication_factor, start_timeout_s=300.0,
-                                # each TaskManager is sized as a node of its own: same memory and slots as the
-                                # single one
-                                taskmanager_memory=args.taskmanager_memory, task_slots=8)
+def topology_config(
+    root: Path, brokers: int, taskmanagers: int, replicas: int, args: argparse.Namespace
+) -> StackConfig:
+    return StackConfig.isolated(
+        root,
+        kafka_brokers=brokers,
+        taskmanagers=taskmanagers,
+        model_replicas=replicas,
+        kafka_replication_factor=args.replication_factor,
+        start_timeout_s=300.0,
+        # each TaskManager is sized as a node of its own: same memory and slots as the
+        # single one
+        taskmanager_memory=args.taskmanager_memory,
+        task_slots=8,
+    )
 
 
 def cluster_env(cfg: StackConfig, parallelism: int | None, partitions: int) -> dict[str, str]:
@@ -113,27 +121,53 @@ def cluster_env(cfg: StackConfig, parallelism: int | None, partitions: int) -> d
 
 def deploy(cfg: StackConfig, store: Path, artifact: ModelArtifact) -> dict[str, Any]:
     """The cluster profile's own assets and resources (the environment is already set)."""
-    resources: dict[str, Any] = {"kafka": kafka(Profile.CLUSTER), "flink": flink(Profile.CLUSTER),
-                                 "model_serving": model_serving(Profile.CLUSTER),
-                                 "model_store": LocalModelStore(root=str(store))}
+    resources: dict[str, Any] = {
+        "kafka": kafka(Profile.CLUSTER),
+        "flink": flink(Profile.CLUSTER),
+        "model_serving": model_serving(Profile.CLUSTER),
+        "model_store": LocalModelStore(root=str(store)),
+    }
 
     @dg.asset(name="model_artifact")
     def the_artifact() -> ModelArtifact:
         return artifact
 
     result = dg.materialize_to_memory(
-        [the_artifact, model_deployment, streaming_topics, flink_statements], resources=resources,
-        run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": PREFIX}},
-                            "flink_statements": {"config": {"topic_prefix": PREFIX, "statement_prefix": NAMES,
-                                                            "group_prefix": NAMES, "verify_timeout_s": 300.0}}}})
+        [the_artifact, model_deployment, streaming_topics, flink_statements],
+        resources=resources,
+        run_config={
+            "ops": {
+                "streaming_topics": {"config": {"topic_prefix": PREFIX}},
+                "flink_statements": {
+                    "config": {
+                        "topic_prefix": PREFIX,
+                        "statement_prefix": NAMES,
+                        "group_prefix": NAMES,
+                        "verify_timeout_s": 300.0,
+                    }
+                },
+            }
+        },
+    )
     deployment = result.output_for_node("model_deployment")
     md = result.asset_materializations_for_node("flink_statements")[0].metadata
-    return {"deployment_mode": deployment.mode, "endpoints": deployment.url,
-            "statements": md["statements"].value, "engine": md["engine"].value}
+    return {
+        "deployment_mode": deployment.mode,
+        "endpoints": deployment.url,
+        "statements": md["statements"].value,
+        "engine": md["engine"].value,
+    }
 
 
-def measure(name: str, brokers: int, taskmanagers: int, replicas: int, parallelism: int | None,
-            args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def measure(
+    name: str,
+    brokers: int,
+    taskmanagers: int,
+    replicas: int,
+    parallelism: int | None,
+    args: argparse.Namespace,
+    tmp: Path,
+) -> dict[str, Any]:
     root = tmp / name
     cfg = topology_config(root, brokers, taskmanagers, replicas, args)
     install(cfg)
@@ -141,10 +175,16 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
     artifact = small_model(store, note="scale-out benchmark")
     ArtifactRepository(LocalBlobs(store)).set_production(artifact.version)
     stack = local_stack(cfg)
-    out: dict[str, Any] = {"topology": name, "kafka_brokers": brokers, "taskmanagers": taskmanagers,
-                           "model_replicas": replicas, "replication_factor": cfg.replication_factor,
-                           "parallelism": parallelism or "pipeline defaults", "partitions": args.partitions,
-                           "runs": []}
+    out: dict[str, Any] = {
+        "topology": name,
+        "kafka_brokers": brokers,
+        "taskmanagers": taskmanagers,
+        "model_replicas": replicas,
+        "replication_factor": cfg.replication_factor,
+        "parallelism": parallelism or "pipeline defaults",
+        "partitions": args.partitions,
+        "runs": [],
+    }
     previous_env = {k: os.environ.get(k) for k in cluster_env(cfg, parallelism, args.partitions)}
     budgets: CpuBudgets | None = None
     throttled: dict[str, float] = {}
@@ -180,8 +220,9 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
             # that one-off work takes minutes and leaves a backlog the measured windows then inherit. A node's
             # capacity is its steady state, so the nodes are capped once warm, then settle under the cap.
             cap()
-            out["settle"] = _summary(run_rate(kafka_res, producer, PREFIX, args.warmup_rate, args.settle_seconds,
-                                              template))
+            out["settle"] = _summary(
+                run_rate(kafka_res, producer, PREFIX, args.warmup_rate, args.settle_seconds, template)
+            )
             log.info("[%s] settled under the cap %s", name, out["settle"])
         meter = CpuMeter({**pids, "load generator": os.getpid()})
 
@@ -205,8 +246,11 @@ def measure(name: str, brokers: int, taskmanagers: int, replicas: int, paralleli
             if before["probes"] > 1 or not before["clear"]:
                 log.info("[%s] waited for the backlog before the window: %s", name, before)
             gc_before = taskmanager_gc(cfg.flink_rest_url)
-            res = _with_efficiency(run_rate(kafka_res, producer, PREFIX, rate, seconds, template, meter=meter,
-                                            flink_rest_url=cfg.flink_rest_url))
+            res = _with_efficiency(
+                run_rate(
+                    kafka_res, producer, PREFIX, rate, seconds, template, meter=meter, flink_rest_url=cfg.flink_rest_url
+                )
+            )
             res.update(_stall_diagnosis(res, cfg.flink_rest_url, gc_before))
             res["drained_before"] = before
             if budgets:
@@ -270,8 +314,12 @@ def assign_nodes(budgets: CpuBudgets, pids: dict[str, int], args: argparse.Names
         elif args.broker_cpus and service.startswith("kafka"):
             budgets.assign(service, [pid], args.broker_cpus)
             nodes[service] = [service]
-    return {"cpus_per_compute_node": args.node_cpus, "cpus_per_broker": args.broker_cpus, "nodes": nodes,
-            "not_budgeted": sorted(set(pids) - {s for v in nodes.values() for s in v}) + ["load generator"]}
+    return {
+        "cpus_per_compute_node": args.node_cpus,
+        "cpus_per_broker": args.broker_cpus,
+        "nodes": nodes,
+        "not_budgeted": sorted(set(pids) - {s for v in nodes.values() for s in v}) + ["load generator"],
+    }
 
 
 def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float | None:
@@ -307,20 +355,27 @@ def search(attempt: Callable[[float], bool], args: argparse.Namespace) -> float 
     return low
 
 
-def _stall_diagnosis(res: dict[str, Any], flink_rest_url: str, gc_before: dict[str, dict[str, float]]
-                     ) -> dict[str, Any]:
+def _stall_diagnosis(
+    res: dict[str, Any], flink_rest_url: str, gc_before: dict[str, dict[str, float]]
+) -> dict[str, Any]:
     """The window's stalls (runs of seconds in which 90% of the records took over 250 ms, by when they were
     produced) next to its checkpoints (seconds into the window) and each TaskManager's GC time in it: a stall
     that starts at a checkpoint's trigger, or with a jump in old-generation GC time, names its cause."""
     start = res["started_at_ms"]
-    checkpoints = [{**{k: v for k, v in c.items() if k != "trigger_ms"},
-                    "at_s": round((c["trigger_ms"] - start) / 1000, 1)}
-                   for c in flink_checkpoints(flink_rest_url, start)]
+    checkpoints = [
+        {**{k: v for k, v in c.items() if k != "trigger_ms"}, "at_s": round((c["trigger_ms"] - start) / 1000, 1)}
+        for c in flink_checkpoints(flink_rest_url, start)
+    ]
     gc_after = taskmanager_gc(flink_rest_url)
-    gc = {tm: {k: round(v - gc_before.get(tm, {}).get(k, 0.0)) for k, v in metrics.items()}
-          for tm, metrics in gc_after.items()}
-    return {"stalls_s": stall_runs(res["over_250ms_by_second"], res["rate"]), "checkpoints": checkpoints,
-            "gc_in_window": gc}
+    gc = {
+        tm: {k: round(v - gc_before.get(tm, {}).get(k, 0.0)) for k, v in metrics.items()}
+        for tm, metrics in gc_after.items()
+    }
+    return {
+        "stalls_s": stall_runs(res["over_250ms_by_second"], res["rate"]),
+        "checkpoints": checkpoints,
+        "gc_in_window": gc,
+    }
 
 
 def _tier(process: str) -> str:
@@ -356,13 +411,18 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def _brief(res: dict[str, Any]) -> str:
-    return (f"{res['rate']:.0f}/s: p50 {res['p50_ms']:.0f} p99 {res['p99_ms']:.0f} ms, scored {res['scored']}, "
-            f"sustained {res['sustained']}, pipeline CPU {res['pipeline_cpu_s']} s "
-            f"({res['pipeline_cpu_ms_per_record']} ms/record, {res['records_per_pipeline_cpu_s']} records/CPU-s), "
-            f"per process {res['cpu_s']}"
-            + (f"; stalls at {res['stalls_s']} s, checkpoints at "
-               f"{sorted({c['at_s'] for c in res.get('checkpoints', [])})} s, GC {res.get('gc_in_window')}"
-               if "stalls_s" in res else ""))
+    return (
+        f"{res['rate']:.0f}/s: p50 {res['p50_ms']:.0f} p99 {res['p99_ms']:.0f} ms, scored {res['scored']}, "
+        f"sustained {res['sustained']}, pipeline CPU {res['pipeline_cpu_s']} s "
+        f"({res['pipeline_cpu_ms_per_record']} ms/record, {res['records_per_pipeline_cpu_s']} records/CPU-s), "
+        f"per process {res['cpu_s']}"
+        + (
+            f"; stalls at {res['stalls_s']} s, checkpoints at "
+            f"{sorted({c['at_s'] for c in res.get('checkpoints', [])})} s, GC {res.get('gc_in_window')}"
+            if "stalls_s" in res
+            else ""
+        )
+    )
 
 
 def main() -> None:
@@ -370,44 +430,79 @@ def main() -> None:
     parser.add_argument("--brokers", type=int, default=3)
     parser.add_argument("--taskmanagers", type=int, default=2)
     parser.add_argument("--replicas", type=int, default=2)
-    parser.add_argument("--replication-factor", type=int, default=None,
-                        help="of the multi-node topics (default: min(3, brokers)); the single node has one copy")
+    parser.add_argument(
+        "--replication-factor",
+        type=int,
+        default=None,
+        help="of the multi-node topics (default: min(3, brokers)); the single node has one copy",
+    )
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the pipeline's topics (both)")
     parser.add_argument("--taskmanager-memory", default="1536m")
     parser.add_argument("--fixed-rate", type=float, default=1500)
     parser.add_argument("--fixed-seconds", type=float, default=45)
     parser.add_argument("--search-rates", type=float, nargs="*", default=[2000, 3000, 4000, 5000, 6000])
-    parser.add_argument("--search-start", type=float, default=None,
-                        help="search from this rate up by --search-factor, then bisect (instead of --search-rates)")
+    parser.add_argument(
+        "--search-start",
+        type=float,
+        default=None,
+        help="search from this rate up by --search-factor, then bisect (instead of --search-rates)",
+    )
     parser.add_argument("--search-factor", type=float, default=1.25)
     parser.add_argument("--search-bisect", type=int, default=2)
     parser.add_argument("--search-max", type=float, default=20000)
     parser.add_argument("--search-min", type=float, default=50)
     parser.add_argument("--search-seconds", type=float, default=30)
-    parser.add_argument("--search-max-p99-ms", type=float, default=None,
-                        help="a searched rate counts only if its p99 is at most this (e.g. 1000: the throughput "
-                             "target's p99 < 1 s); by default, only if the backlog stayed bounded")
-    parser.add_argument("--search-retries", type=int, default=0,
-                        help="repeat a searched rate's window this many times when it fails; the rate counts if one "
-                             "of its windows passes (run 6 in docs/performance.md: one failed first step ended a "
-                             "search below its start)")
-    parser.add_argument("--node-cpus", type=float, default=None,
-                        help="run TaskManager n and replica n as compute node n, capped at this many CPUs (a cgroup "
-                             "quota: a machine of that size), so wall-clock throughput shows the scaling")
-    parser.add_argument("--broker-cpus", type=float, default=None,
-                        help="with --node-cpus: also cap each Kafka broker at this many CPUs (default: not capped)")
+    parser.add_argument(
+        "--search-max-p99-ms",
+        type=float,
+        default=None,
+        help="a searched rate counts only if its p99 is at most this (e.g. 1000: the throughput "
+        "target's p99 < 1 s); by default, only if the backlog stayed bounded",
+    )
+    parser.add_argument(
+        "--search-retries",
+        type=int,
+        default=0,
+        help="repeat a searched rate's window this many times when it fails; the rate counts if one "
+        "of its windows passes (run 6 in docs/performance.md: one failed first step ended a "
+        "search below its start)",
+    )
+    parser.add_argument(
+        "--node-cpus",
+        type=float,
+        default=None,
+        help="run TaskManager n and replica n as compute node n, capped at this many CPUs (a cgroup "
+        "quota: a machine of that size), so wall-clock throughput shows the scaling",
+    )
+    parser.add_argument(
+        "--broker-cpus",
+        type=float,
+        default=None,
+        help="with --node-cpus: also cap each Kafka broker at this many CPUs (default: not capped)",
+    )
     parser.add_argument("--warmup-rate", type=float, default=500)
     parser.add_argument("--warmup-seconds", type=float, default=30)
-    parser.add_argument("--settle-seconds", type=float, default=30,
-                        help="with --node-cpus: seconds at --warmup-rate after the nodes are capped, unmeasured")
-    parser.add_argument("--cap-from-start", action="store_true",
-                        help="with --node-cpus: cap the nodes before the warm-up (JIT compilation then runs under "
-                             "the cap); by default they are capped once warm")
+    parser.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=30,
+        help="with --node-cpus: seconds at --warmup-rate after the nodes are capped, unmeasured",
+    )
+    parser.add_argument(
+        "--cap-from-start",
+        action="store_true",
+        help="with --node-cpus: cap the nodes before the warm-up (JIT compilation then runs under "
+        "the cap); by default they are capped once warm",
+    )
     # 20 ms, not the latency benchmarks' 5: against three brokers a 5 ms producer's librdkafka broker threads
     # spun whenever the brokers answered slowly (cold, or the 2 cores full): 15 CPU s per 30 s at 1,500/s
     # against 4.6 at 20 ms, cold; 1.9-5.3 against 1.0, warm. That CPU was taken from the topology being measured.
-    parser.add_argument("--input-linger-ms", type=int, default=20,
-                        help="linger.ms of the load generator's producer (the CRM's stand-in)")
+    parser.add_argument(
+        "--input-linger-ms",
+        type=int,
+        default=20,
+        help="linger.ms of the load generator's producer (the CRM's stand-in)",
+    )
     parser.add_argument("--only", choices=["single", "multi"], default=None)
     parser.add_argument("--out", default="benchmarks/results/scale_out.json")
     args = parser.parse_args()
@@ -416,14 +511,23 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="scale-out-"))
     os.environ["LEAD_SCORING_HOME"] = str(tmp / "home")  # deployment records etc. of this run only
-    results: dict[str, Any] = {"settings": vars(args), "machine": {"cpus": os.cpu_count(),
-                                                                  "load_at_start": os.getloadavg()},
-                               "topologies": []}
+    results: dict[str, Any] = {
+        "settings": vars(args),
+        "machine": {"cpus": os.cpu_count(), "load_at_start": os.getloadavg()},
+        "topologies": [],
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    plan = [("single", 1, 1, 1, None),
-            (f"{args.brokers}b-{args.taskmanagers}tm-{args.replicas}r", args.brokers, args.taskmanagers,
-             args.replicas, args.taskmanagers)]
+    plan = [
+        ("single", 1, 1, 1, None),
+        (
+            f"{args.brokers}b-{args.taskmanagers}tm-{args.replicas}r",
+            args.brokers,
+            args.taskmanagers,
+            args.replicas,
+            args.taskmanagers,
+        ),
+    ]
     if args.only:
         plan = [plan[0]] if args.only == "single" else [plan[1]]
     for name, brokers, tms, replicas, parallelism in plan:
@@ -437,43 +541,59 @@ def main() -> None:
         m_compute = multi["fixed"]["compute_tier_cpu_ms_per_record"]
         results["comparison"] = {
             "fixed_rate": args.fixed_rate,
-            "records_per_cpu_s": {"single": single["fixed"]["records_per_pipeline_cpu_s"],
-                                  "multi": multi["fixed"]["records_per_pipeline_cpu_s"]},
+            "records_per_cpu_s": {
+                "single": single["fixed"]["records_per_pipeline_cpu_s"],
+                "multi": multi["fixed"]["records_per_pipeline_cpu_s"],
+            },
             "efficiency_multi_vs_single": round(s_cost / m_cost, 3),
             "projected_speedup_with_own_cores": round(args.taskmanagers * s_cost / m_cost, 2),
-            "tier_cpu_ms_per_record": {"single": single["fixed"]["tier_cpu_ms_per_record"],
-                                       "multi": multi["fixed"]["tier_cpu_ms_per_record"]},
+            "tier_cpu_ms_per_record": {
+                "single": single["fixed"]["tier_cpu_ms_per_record"],
+                "multi": multi["fixed"]["tier_cpu_ms_per_record"],
+            },
             "compute_tier_efficiency_multi_vs_single": round(s_compute / m_compute, 3),
             "compute_tier_projected_speedup": round(args.taskmanagers * s_compute / m_compute, 2),
             "max_sustained_wall_clock": {"single": single["max_sustained_rate"], "multi": multi["max_sustained_rate"]},
-            "cpus_per_compute_node": args.node_cpus, "cpus_per_broker": args.broker_cpus,
+            "cpus_per_compute_node": args.node_cpus,
+            "cpus_per_broker": args.broker_cpus,
         }
         if single["max_sustained_rate"] and multi["max_sustained_rate"]:
             results["comparison"]["speedup_wall_clock"] = round(
-                multi["max_sustained_rate"] / single["max_sustained_rate"], 2)
+                multi["max_sustained_rate"] / single["max_sustained_rate"], 2
+            )
     out.write_text(json.dumps(results, indent=2))
     lines = [f"{'topology':>14} {'fixed p99':>9} {'ms CPU/rec':>10} {'rec/CPU-s':>9} {'max sustained':>13}"]
     for t in results["topologies"]:
-        lines.append(f"{t['topology']:>14} {t['fixed']['p99_ms']:>9.0f} "
-                     f"{t['fixed']['pipeline_cpu_ms_per_record']:>10.3f} "
-                     f"{t['fixed']['records_per_pipeline_cpu_s']:>9} {str(t['max_sustained_rate']):>13}")
+        lines.append(
+            f"{t['topology']:>14} {t['fixed']['p99_ms']:>9.0f} "
+            f"{t['fixed']['pipeline_cpu_ms_per_record']:>10.3f} "
+            f"{t['fixed']['records_per_pipeline_cpu_s']:>9} {str(t['max_sustained_rate']):>13}"
+        )
     if "speedup_wall_clock" in results.get("comparison", {}):
-        budget = (f"each TaskManager + replica node capped at {args.node_cpus} CPU"
-                  + (f", each broker at {args.broker_cpus}" if args.broker_cpus else ", Kafka not capped")
-                  if args.node_cpus else "both on the same shared cores")
-        lines.append(f"max sustained rate, multi / single: {results['comparison']['speedup_wall_clock']}x "
-                     f"(measured; {budget})")
+        budget = (
+            f"each TaskManager + replica node capped at {args.node_cpus} CPU"
+            + (f", each broker at {args.broker_cpus}" if args.broker_cpus else ", Kafka not capped")
+            if args.node_cpus
+            else "both on the same shared cores"
+        )
+        lines.append(
+            f"max sustained rate, multi / single: {results['comparison']['speedup_wall_clock']}x (measured; {budget})"
+        )
     if "comparison" in results:
-        lines.append(f"throughput per CPU-second, multi / single: "
-                     f"{results['comparison']['efficiency_multi_vs_single']}; "
-                     f"projected speed-up with each TaskManager + replica on its own cores: "
-                     f"{results['comparison']['projected_speedup_with_own_cores']}x (a projection, not a measurement)")
+        lines.append(
+            f"throughput per CPU-second, multi / single: "
+            f"{results['comparison']['efficiency_multi_vs_single']}; "
+            f"projected speed-up with each TaskManager + replica on its own cores: "
+            f"{results['comparison']['projected_speedup_with_own_cores']}x (a projection, not a measurement)"
+        )
         c = results["comparison"]
         kafka_ms = [c["tier_cpu_ms_per_record"][t].get("kafka") for t in ("single", "multi")]
-        lines.append(f"compute tier only (TaskManagers + model servers), per CPU-second, multi / single: "
-                     f"{c['compute_tier_efficiency_multi_vs_single']}; projected: "
-                     f"{c['compute_tier_projected_speedup']}x (a projection; the Kafka tier apart, CPU ms per "
-                     f"record single / multi: {kafka_ms[0]} / {kafka_ms[1]})")
+        lines.append(
+            f"compute tier only (TaskManagers + model servers), per CPU-second, multi / single: "
+            f"{c['compute_tier_efficiency_multi_vs_single']}; projected: "
+            f"{c['compute_tier_projected_speedup']}x (a projection; the Kafka tier apart, CPU ms per "
+            f"record single / multi: {kafka_ms[0]} / {kafka_ms[1]})"
+        )
     log.info("results (%s):\n%s", out, "\n".join(lines))
 
 

@@ -81,8 +81,12 @@ def fit_artifact(store: Path) -> tuple[str, str]:
 
 # -- payloads ---------------------------------------------------------------------------------------
 def ours_v2(record: dict) -> bytes:
-    return json.dumps({"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": [json.dumps(record)]}],
-                       "outputs": [{"name": "SCORE"}]}).encode()
+    return json.dumps(
+        {
+            "inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": [json.dumps(record)]}],
+            "outputs": [{"name": "SCORE"}],
+        }
+    ).encode()
 
 
 def ours_v1(batch: list[dict]) -> bytes:
@@ -96,13 +100,22 @@ def mlserver_v2(batch: list[dict]) -> bytes:
         column = frame[name].tolist()
         if name in CATEGORICAL_FEATURES:
             data = [MISSING if (v is None or (isinstance(v, float) and math.isnan(v))) else v for v in column]
-            inputs.append({"name": name, "datatype": "BYTES", "shape": [len(data)], "data": data,
-                           "parameters": {"content_type": "str"}})
+            inputs.append(
+                {
+                    "name": name,
+                    "datatype": "BYTES",
+                    "shape": [len(data)],
+                    "data": data,
+                    "parameters": {"content_type": "str"},
+                }
+            )
         else:
-            inputs.append({"name": name, "datatype": "FP64", "shape": [len(column)],
-                           "data": [float(v) for v in column]})
-    return json.dumps({"parameters": {"content_type": "pd"}, "inputs": inputs,
-                       "outputs": [{"name": "predict_proba"}]}).encode()
+            inputs.append(
+                {"name": name, "datatype": "FP64", "shape": [len(column)], "data": [float(v) for v in column]}
+            )
+    return json.dumps(
+        {"parameters": {"content_type": "pd"}, "inputs": inputs, "outputs": [{"name": "predict_proba"}]}
+    ).encode()
 
 
 # -- servers ----------------------------------------------------------------------------------------
@@ -113,15 +126,35 @@ def start_mlserver(model_file: str, workdir: Path, parallel_workers: int) -> tup
     (repo / NAME).mkdir(parents=True)
     shutil.copy(model_file, repo / NAME / "model.joblib")
     port = free_port()
-    (repo / "settings.json").write_text(json.dumps({
-        "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
-        "debug": False, "parallel_workers": parallel_workers}))
-    (repo / NAME / "model-settings.json").write_text(json.dumps({
-        "name": NAME, "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib", "version": "v1"}}))
+    (repo / "settings.json").write_text(
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+                "debug": False,
+                "parallel_workers": parallel_workers,
+            }
+        )
+    )
+    (repo / NAME / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": NAME,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib", "version": "v1"},
+            }
+        )
+    )
     log = open(repo / "mlserver.log", "wb")  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen([str(MLSERVER_ENV / "bin" / "mlserver"), "start", str(repo)], stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True, cwd=repo)
+    process = subprocess.Popen(
+        [str(MLSERVER_ENV / "bin" / "mlserver"), "start", str(repo)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=repo,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -137,8 +170,9 @@ def start_mlserver(model_file: str, workdir: Path, parallel_workers: int) -> tup
 
 
 # -- load generator ---------------------------------------------------------------------------------
-async def _worker(port: int, requests: list[bytes], start_at: int, deadline: float, out: list[float],
-                  errors: list[int]) -> None:
+async def _worker(
+    port: int, requests: list[bytes], start_at: int, deadline: float, out: list[float], errors: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = start_at
     try:
@@ -161,8 +195,14 @@ async def _worker(port: int, requests: list[bytes], start_at: int, deadline: flo
 
 
 def drive(port: int, path: str, bodies: list[bytes], seconds: float, concurrency: int) -> dict[str, float]:
-    requests = [(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 f"Content-Length: {len(b)}\r\n\r\n").encode() + b for b in bodies]
+    requests = [
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(b)}\r\n\r\n"
+        ).encode()
+        + b
+        for b in bodies
+    ]
 
     async def run(duration: float) -> tuple[list[float], list[int], float]:
         latencies: list[float] = []
@@ -177,14 +217,22 @@ def drive(port: int, path: str, bodies: list[bytes], seconds: float, concurrency
     if errors:
         raise RuntimeError(f"{len(errors)} non-200 answers on {path} (e.g. {errors[:3]})")
     latencies.sort()
-    return {"requests": len(latencies), "seconds": elapsed, "rps": len(latencies) / elapsed,
-            "p50_ms": latencies[len(latencies) // 2] * 1000, "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000}
+    return {
+        "requests": len(latencies),
+        "seconds": elapsed,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+    }
 
 
 def merge(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {"rps": sum(r["requests"] for r in runs) / sum(r["seconds"] for r in runs),
-            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-            "p99_ms": max(r["p99_ms"] for r in runs), "requests": sum(r["requests"] for r in runs)}
+    return {
+        "rps": sum(r["requests"] for r in runs) / sum(r["seconds"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": max(r["p99_ms"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+    }
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -203,7 +251,7 @@ def main() -> None:
     singles_ours_v2 = [ours_v2(r) for r in recs[:500]]
     singles_ours_v1 = [ours_v1([r]) for r in recs[:500]]
     singles_ml = [mlserver_v2([r]) for r in recs[:500]]
-    batches = [recs[i:i + 100] for i in range(0, 1_000, 100)]
+    batches = [recs[i : i + 100] for i in range(0, 1_000, 100)]
     batch_ours = [ours_v1(b) for b in batches]
     batch_ml = [mlserver_v2(b) for b in batches]
 
@@ -214,24 +262,34 @@ def main() -> None:
         server.start()
         for workers in (1, 0):
             mlservers[f"MLServer (parallel_workers={workers})"] = start_mlserver(
-                str(Path(uri) / MODEL_FILE), workdir, workers)
+                str(Path(uri) / MODEL_FILE), workdir, workers
+            )
 
         # same answers?
         sample = recs[:50]
         ours = httpx.post(f"http://127.0.0.1:{port}/v1/models/{NAME}:predict", json={"instances": sample}).json()
         for label, (_, ml_port) in mlservers.items():
-            ml = httpx.post(f"http://127.0.0.1:{ml_port}/v2/models/{NAME}/infer", content=mlserver_v2(sample),
-                            headers={"content-type": "application/json"}).json()
+            ml = httpx.post(
+                f"http://127.0.0.1:{ml_port}/v2/models/{NAME}/infer",
+                content=mlserver_v2(sample),
+                headers={"content-type": "application/json"},
+            ).json()
             probabilities = [row[1] for row in _rows(ml["outputs"][0])]
-            mismatches = sum(1 for o, p in zip(ours["predictions"], probabilities, strict=True)
-                             if o["score"] != round(p * 100))
+            mismatches = sum(
+                1 for o, p in zip(ours["predictions"], probabilities, strict=True) if o["score"] != round(p * 100)
+            )
             print(f"answer check vs {label}: {len(sample) - mismatches}/{len(sample)} identical scores")
             if mismatches > 1:  # a .5 rounding tie may differ by float noise; more means different models
                 raise SystemExit("the two servers do not compute the same model: benchmark aborted")
 
         scenarios = [
-            ("V2 single row (Flink path)", f"/v2/models/{NAME}/versions/latest/infer", singles_ours_v2,
-             f"/v2/models/{NAME}/infer", singles_ml),
+            (
+                "V2 single row (Flink path)",
+                f"/v2/models/{NAME}/versions/latest/infer",
+                singles_ours_v2,
+                f"/v2/models/{NAME}/infer",
+                singles_ml,
+            ),
             ("V1 single row", f"/v1/models/{NAME}:predict", singles_ours_v1, f"/v2/models/{NAME}/infer", singles_ml),
             ("V1 batch of 100", f"/v1/models/{NAME}:predict", batch_ours, f"/v2/models/{NAME}/infer", batch_ml),
         ]
@@ -251,9 +309,16 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=30)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"cpus": os.cpu_count(), "concurrency": args.concurrency, "seconds": args.seconds, "rounds": args.rounds,
-            "model_version": version, "python": sys.version.split()[0], "load_average_at_start": load_before,
-            "load_average_at_end": list(os.getloadavg())}
+    meta = {
+        "cpus": os.cpu_count(),
+        "concurrency": args.concurrency,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "model_version": version,
+        "python": sys.version.split()[0],
+        "load_average_at_start": load_before,
+        "load_average_at_end": list(os.getloadavg()),
+    }
     args.output.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(f"\nresults written to {args.output}")
     print(_markdown(results, list(mlservers), meta))
@@ -261,35 +326,45 @@ def main() -> None:
 
 def _rows(output: dict) -> list[list[float]]:
     data, shape = output["data"], output["shape"]
-    return [data[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
+    return [data[i * shape[1] : (i + 1) * shape[1]] for i in range(shape[0])]
 
 
 def _print_row(row: dict[str, Any], baselines: list[str]) -> None:
     ours = row["ours"]
     print(f"\n{row['scenario']}")
-    print(f"  {'ours (lead_scoring)':34s} {ours['rps']:8.0f} req/s  "
-          f"p50 {ours['p50_ms']:6.2f} ms  p99 {ours['p99_ms']:6.2f} ms")
+    print(
+        f"  {'ours (lead_scoring)':34s} {ours['rps']:8.0f} req/s  "
+        f"p50 {ours['p50_ms']:6.2f} ms  p99 {ours['p99_ms']:6.2f} ms"
+    )
     for label in baselines:
         ml = row[label]
-        print(f"  {label:34s} {ml['rps']:8.0f} req/s  p50 {ml['p50_ms']:6.2f} ms  p99 {ml['p99_ms']:6.2f} ms"
-              f"   -> ours/MLServer throughput x{ours['rps'] / ml['rps']:.2f}, "
-              f"p99 x{ours['p99_ms'] / ml['p99_ms']:.2f}")
+        print(
+            f"  {label:34s} {ml['rps']:8.0f} req/s  p50 {ml['p50_ms']:6.2f} ms  p99 {ml['p99_ms']:6.2f} ms"
+            f"   -> ours/MLServer throughput x{ours['rps'] / ml['rps']:.2f}, "
+            f"p99 x{ours['p99_ms'] / ml['p99_ms']:.2f}"
+        )
 
 
 def _markdown(results: list[dict[str, Any]], baselines: list[str], meta: dict[str, Any]) -> str:
-    lines = [f"{meta['cpus']} CPUs, {meta['concurrency']} connections, {meta['rounds']} x {meta['seconds']:g} s "
-             f"per scenario and server, loopback; load average at start/end "
-             f"{meta['load_average_at_start'][0]:.1f}/{meta['load_average_at_end'][0]:.1f}.", "",
-             "| scenario | server | req/s | p50 ms | p99 ms | ours / this: throughput | ours / this: p99 |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"{meta['cpus']} CPUs, {meta['concurrency']} connections, {meta['rounds']} x {meta['seconds']:g} s "
+        f"per scenario and server, loopback; load average at start/end "
+        f"{meta['load_average_at_start'][0]:.1f}/{meta['load_average_at_end'][0]:.1f}.",
+        "",
+        "| scenario | server | req/s | p50 ms | p99 ms | ours / this: throughput | ours / this: p99 |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for row in results:
         ours = row["ours"]
-        lines.append(f"| {row['scenario']} | ours | {ours['rps']:.0f} | {ours['p50_ms']:.2f} | "
-                     f"{ours['p99_ms']:.2f} | | |")
+        lines.append(
+            f"| {row['scenario']} | ours | {ours['rps']:.0f} | {ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | | |"
+        )
         for label in baselines:
             ml = row[label]
-            lines.append(f"| | {label} | {ml['rps']:.0f} | {ml['p50_ms']:.2f} | {ml['p99_ms']:.2f} | "
-                         f"x{ours['rps'] / ml['rps']:.2f} | x{ours['p99_ms'] / ml['p99_ms']:.2f} |")
+            lines.append(
+                f"| | {label} | {ml['rps']:.0f} | {ml['p50_ms']:.2f} | {ml['p99_ms']:.2f} | "
+                f"x{ours['rps'] / ml['rps']:.2f} | x{ours['p99_ms'] / ml['p99_ms']:.2f} |"
+            )
     return "\n".join(lines)
 
 

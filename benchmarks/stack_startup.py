@@ -40,13 +40,14 @@ def _up(stack: Stack) -> tuple[float, int]:
 def _rss_with_jobs(stack: Stack, jobs: int) -> int:
     """RSS while `jobs` Kafka -> Flink SQL -> Kafka JSON statements run (the pipeline's steady state)."""
     cfg = stack.cfg
-    flink = SqlGatewayFlink(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url,
-                            kafka=KafkaResource.local(cfg))
+    flink = SqlGatewayFlink(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url, kafka=KafkaResource.local(cfg))
     job_ids = []
     with flink.session() as session:
         for i in range(jobs):
-            for name, extra in ((f"src{i}", ",'scan.startup.mode'='earliest-offset','properties.group.id'='bench'"),
-                                (f"dst{i}", "")):
+            for name, extra in (
+                (f"src{i}", ",'scan.startup.mode'='earliest-offset','properties.group.id'='bench'"),
+                (f"dst{i}", ""),
+            ):
                 session.execute(
                     f"CREATE TABLE {name} (Id STRING, n INT) WITH ('connector'='kafka','topic'='bench_{name}',"
                     f"'properties.bootstrap.servers'='{cfg.kafka_bootstrap}','format'='json'{extra})"

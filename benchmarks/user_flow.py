@@ -45,8 +45,11 @@ log = logging.getLogger("user_flow")
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "x_education_leads_dev.csv"
 MAPPING = Path(__file__).resolve().parents[1] / "data" / "mappings" / "x_education.yaml"
-TARGETS = {"steady": {"p99_scores_ms": 100, "p99_crm_ms": 1000}, "burst": {"p99_scores_ms": 100, "p99_crm_ms": 1000},
-           "poll": {"last_scored_ms": 2000, "last_in_crm_ms": 3000}}
+TARGETS = {
+    "steady": {"p99_scores_ms": 100, "p99_crm_ms": 1000},
+    "burst": {"p99_scores_ms": 100, "p99_crm_ms": 1000},
+    "poll": {"last_scored_ms": 2000, "last_in_crm_ms": 3000},
+}
 
 
 def real_leads(path: Path) -> list[dict[str, Any]]:
@@ -67,8 +70,9 @@ class ScoreWatch:
         self.prefix = prefix.encode()
         self.seen: dict[str, tuple[int, int]] = {}
         self._done = threading.Event()
-        self._consumer = product.kafka.consumer(f"user-flow-{uuid.uuid4().hex[:6]}", **{
-            "auto.offset.reset": "latest", "fetch.wait.max.ms": 100})
+        self._consumer = product.kafka.consumer(
+            f"user-flow-{uuid.uuid4().hex[:6]}", **{"auto.offset.reset": "latest", "fetch.wait.max.ms": 100}
+        )
         self._consumer.subscribe(["lead_scores"])
         for _ in range(10):  # join the group before anything is produced
             self._consumer.poll(0.3)
@@ -109,16 +113,22 @@ def send(producer: Any, messages: list[tuple[bytes, bytes]], rate: float | None)
 
 def crm_rows(product: Product, prefix: str, n: int, timeout_s: float) -> dict[str, tuple[int, int]]:
     """Id -> (source_ts, written_at) in epoch ms of the CRM rows of `prefix`, once all `n` are there (or timeout)."""
-    sql = ("SELECT Id, epoch_ms(source_ts) AS source_ms, epoch_ms(written_at) AS written_ms FROM crm_leads "
-           f"WHERE STARTS_WITH(Id, '{prefix}')")
+    sql = (
+        "SELECT Id, epoch_ms(source_ts) AS source_ms, epoch_ms(written_at) AS written_ms FROM crm_leads "
+        f"WHERE STARTS_WITH(Id, '{prefix}')"
+    )
 
     def rows() -> dict[str, tuple[int, int]]:
         frame = product.warehouse.query(sql)
         return {r.Id: (int(r.source_ms), int(r.written_ms)) for r in frame.itertuples()}
 
     try:
-        return wait_until(lambda: got if len(got := rows()) >= n else None, timeout_s=timeout_s, interval_s=2,
-                          what=f"{n} CRM rows of {prefix}")
+        return wait_until(
+            lambda: got if len(got := rows()) >= n else None,
+            timeout_s=timeout_s,
+            interval_s=2,
+            what=f"{n} CRM rows of {prefix}",
+        )
     except WaitTimeout:
         return rows()
 
@@ -126,8 +136,13 @@ def crm_rows(product: Product, prefix: str, n: int, timeout_s: float) -> dict[st
 def summary(latencies: list[float]) -> dict[str, Any]:
     if not latencies:
         return {"n": 0}
-    return {"n": len(latencies), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
-            "p99_ms": percentile(latencies, 99), "max_ms": max(latencies)}
+    return {
+        "n": len(latencies),
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies),
+    }
 
 
 def worst_by_second(pairs: dict[str, tuple[int, int]], t0_ms: float) -> dict[int, float]:
@@ -139,12 +154,21 @@ def worst_by_second(pairs: dict[str, tuple[int, int]], t0_ms: float) -> dict[int
     return dict(sorted(worst.items()))
 
 
-def measure(product: Product, pattern: str, batches: list[list[dict[str, Any]]], rate: float | None,
-            every_s: float, quiet_s: float, drain_s: float) -> dict[str, Any]:
+def measure(
+    product: Product,
+    pattern: str,
+    batches: list[list[dict[str, Any]]],
+    rate: float | None,
+    every_s: float,
+    quiet_s: float,
+    drain_s: float,
+) -> dict[str, Any]:
     """Send `batches` (at `rate`, or each at once `every_s` apart) after `quiet_s`; both latencies per record."""
     prefix = f"UF{uuid.uuid4().hex[:5]}-{pattern}-"
-    keyed = [[(f"{prefix}{b}-{i}".encode(), orjson.dumps(dict(r, Id=f"{prefix}{b}-{i}"))) for i, r in enumerate(batch)]
-             for b, batch in enumerate(batches)]
+    keyed = [
+        [(f"{prefix}{b}-{i}".encode(), orjson.dumps(dict(r, Id=f"{prefix}{b}-{i}"))) for i, r in enumerate(batch)]
+        for b, batch in enumerate(batches)
+    ]
     total = sum(len(b) for b in keyed)
     watch = ScoreWatch(product, prefix)
     producer = product.kafka.producer(**{"linger.ms": 1})
@@ -166,8 +190,12 @@ def measure(product: Product, pattern: str, batches: list[list[dict[str, Any]]],
         last_sent_ms.append(time.time() * 1000)
     t1 = time.time()
     try:
-        wait_until(lambda: True if len(watch.seen) >= total else None, timeout_s=drain_s, interval_s=0.5,
-                   what=f"{total} scores of {pattern}")
+        wait_until(
+            lambda: True if len(watch.seen) >= total else None,
+            timeout_s=drain_s,
+            interval_s=0.5,
+            what=f"{total} scores of {pattern}",
+        )
     except WaitTimeout:
         log.warning("%s: %d of %d scored after %.0f s", pattern, len(watch.seen), total, drain_s)
     watch.stop()
@@ -176,15 +204,21 @@ def measure(product: Product, pattern: str, batches: list[list[dict[str, Any]]],
     crm = crm_rows(product, prefix, total, drain_s)
     scores = watch.seen
     result: dict[str, Any] = {
-        "pattern": pattern, "records": total, "window_s": round(t1 - t0, 1), "drained_after_s": round(t2 - t1, 1),
+        "pattern": pattern,
+        "records": total,
+        "window_s": round(t1 - t0, 1),
+        "drained_after_s": round(t2 - t1, 1),
         "to_lead_scores": summary([done - src for src, done in scores.values()]),
         "to_crm_row": summary([done - src for src, done in crm.values()]),
-        "scored": len(scores), "in_crm": len(crm),
+        "scored": len(scores),
+        "in_crm": len(crm),
         "worst_by_second_to_lead_scores": worst_by_second(scores, t0 * 1000),
         "worst_by_second_to_crm_row": worst_by_second(crm, t0 * 1000),
-        "checkpoints": [{**c, "at_s": round(c["trigger_ms"] / 1000 - t0, 1)}
-                        for c in flink_checkpoints(product.cfg.flink_rest_url, t0 * 1000 - 1000)
-                        if c["trigger_ms"] <= t2 * 1000],
+        "checkpoints": [
+            {**c, "at_s": round(c["trigger_ms"] / 1000 - t0, 1)}
+            for c in flink_checkpoints(product.cfg.flink_rest_url, t0 * 1000 - 1000)
+            if c["trigger_ms"] <= t2 * 1000
+        ],
         "cpu_seconds": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
         "cpu_share_of_one_core": {k: round(v / (t2 - t0), 3) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])},
         "taskmanager_threads_cpu_seconds": threads.since(thread_start) if threads else {},
@@ -196,22 +230,37 @@ def measure(product: Product, pattern: str, batches: list[list[dict[str, Any]]],
             mine = f"{prefix}{b}-"
             scored = [done for k, (_, done) in scores.items() if k.startswith(mine)]
             written = [done for k, (_, done) in crm.items() if k.startswith(mine)]
-            polls.append({"records": len(keyed[b]), "scored": len(scored), "in_crm": len(written),
-                          "last_scored_ms": round(max(scored) - sent_ms) if scored else None,
-                          "last_in_crm_ms": round(max(written) - sent_ms) if written else None})
+            polls.append(
+                {
+                    "records": len(keyed[b]),
+                    "scored": len(scored),
+                    "in_crm": len(written),
+                    "last_scored_ms": round(max(scored) - sent_ms) if scored else None,
+                    "last_in_crm_ms": round(max(written) - sent_ms) if written else None,
+                }
+            )
         result["polls"] = polls
-    log.info("%s: to lead_scores %s; to the CRM row %s; CPU %s", pattern, result["to_lead_scores"],
-             result["to_crm_row"], result["cpu_seconds"])
+    log.info(
+        "%s: to lead_scores %s; to the CRM row %s; CPU %s",
+        pattern,
+        result["to_lead_scores"],
+        result["to_crm_row"],
+        result["cpu_seconds"],
+    )
     return result
 
 
 def verdict(result: dict[str, Any]) -> dict[str, bool]:
     target = TARGETS[result["pattern"]]
     if result["pattern"] == "poll":
-        return {name: all(p[name] is not None and p[name] <= bound for p in result["polls"])
-                for name, bound in target.items()}
-    return {"p99_scores_ms": result["to_lead_scores"].get("p99_ms", float("inf")) <= target["p99_scores_ms"],
-            "p99_crm_ms": result["to_crm_row"].get("p99_ms", float("inf")) <= target["p99_crm_ms"]}
+        return {
+            name: all(p[name] is not None and p[name] <= bound for p in result["polls"])
+            for name, bound in target.items()
+        }
+    return {
+        "p99_scores_ms": result["to_lead_scores"].get("p99_ms", float("inf")) <= target["p99_scores_ms"],
+        "p99_crm_ms": result["to_crm_row"].get("p99_ms", float("inf")) <= target["p99_crm_ms"],
+    }
 
 
 def main() -> None:
@@ -233,19 +282,23 @@ def main() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if not args.data.exists():
         raise SystemExit(f"{args.data}: not found (the X Education export, ../shared/data beside the clone)")
-    results: dict[str, Any] = {"provenance": provenance(sys.argv), "settings": {k: str(v) for k, v in
-                                                                                vars(args).items()}, "steps": {}}
+    results: dict[str, Any] = {
+        "provenance": provenance(sys.argv),
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "steps": {},
+    }
     leads = real_leads(args.data)
 
     def cycle(n: int) -> list[dict[str, Any]]:
         return [leads[i % len(leads)] for i in range(n)]
 
     with private_product(args.ui_nice) as product:
-        for step, argv in [("product assets", ("dg", "launch", "--assets", f"{PRODUCT_ASSETS} or group:crm")),
-                           ("reports", ("dg", "launch", "--assets", "group:monitoring or group:lifecycle")),
-                           ("data import", ("lead-scoring", "data", "import", str(args.data), "--mapping",
-                                            str(MAPPING))),
-                           ("retraining_job", ("dg", "launch", "--job", "retraining_job"))]:
+        for step, argv in [
+            ("product assets", ("dg", "launch", "--assets", f"{PRODUCT_ASSETS} or group:crm")),
+            ("reports", ("dg", "launch", "--assets", "group:monitoring or group:lifecycle")),
+            ("data import", ("lead-scoring", "data", "import", str(args.data), "--mapping", str(MAPPING))),
+            ("retraining_job", ("dg", "launch", "--job", "retraining_job")),
+        ]:
             started = time.monotonic()
             product.run(*argv, check=step != "reports", log_name=step.replace(" ", "_"))
             results["steps"][step] = round(time.monotonic() - started, 1)
@@ -255,29 +308,38 @@ def main() -> None:
             product.stack.up([DEMO_LEADS])
         product.open_ui()
         results["patterns"] = [
-            measure(product, "steady", [cycle(int(args.rate * args.seconds))], args.rate, 0.0, 0.0,
-                    args.drain_seconds),
-            measure(product, "poll", [cycle(args.poll_size) for _ in range(args.polls)], None, args.poll_every,
-                    0.0, args.drain_seconds),
-            measure(product, "burst", [cycle(args.burst_size)], args.rate, 0.0, args.quiet_seconds,
-                    args.drain_seconds),
+            measure(product, "steady", [cycle(int(args.rate * args.seconds))], args.rate, 0.0, 0.0, args.drain_seconds),
+            measure(
+                product,
+                "poll",
+                [cycle(args.poll_size) for _ in range(args.polls)],
+                None,
+                args.poll_every,
+                0.0,
+                args.drain_seconds,
+            ),
+            measure(product, "burst", [cycle(args.burst_size)], args.rate, 0.0, args.quiet_seconds, args.drain_seconds),
         ]
     for result in results["patterns"]:
         result["meets_target"] = verdict(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
-    lines = ["| pattern | records | to lead_scores p50 / p99 / max ms | to the CRM row p50 / p99 / max ms | "
-             "polls: last scored / in CRM ms | meets target | CPU s (top 4) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| pattern | records | to lead_scores p50 / p99 / max ms | to the CRM row p50 / p99 / max ms | "
+        "polls: last scored / in CRM ms | meets target | CPU s (top 4) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results["patterns"]:
         s, c = r["to_lead_scores"], r["to_crm_row"]
         polls = ", ".join(f"{p['last_scored_ms']}/{p['last_in_crm_ms']}" for p in r.get("polls", [])) or "-"
         top = ", ".join(f"{k} {v}" for k, v in list(r["cpu_seconds"].items())[:4])
-        lines.append(f"| {r['pattern']} | {r['scored']}/{r['records']} | {s.get('p50_ms', 0):.0f} / "
-                     f"{s.get('p99_ms', 0):.0f} / {s.get('max_ms', 0):.0f} | {c.get('p50_ms', 0):.0f} / "
-                     f"{c.get('p99_ms', 0):.0f} / {c.get('max_ms', 0):.0f} | {polls} | {r['meets_target']} | {top} |")
-    log.info("results (%s), steps %s, champion %s:\n%s", out, results["steps"], results["champion"],
-             "\n".join(lines))
+        lines.append(
+            f"| {r['pattern']} | {r['scored']}/{r['records']} | {s.get('p50_ms', 0):.0f} / "
+            f"{s.get('p99_ms', 0):.0f} / {s.get('max_ms', 0):.0f} | {c.get('p50_ms', 0):.0f} / "
+            f"{c.get('p99_ms', 0):.0f} / {c.get('max_ms', 0):.0f} | {polls} | {r['meets_target']} | {top} |"
+        )
+    log.info("results (%s), steps %s, champion %s:\n%s", out, results["steps"], results["champion"], "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from lead_scoring.warehouse import definitions as warehouse
 # Evaluates every asset's automation condition (the daily drift, backtest and ledger summary), in the daemon:
 # no process per tick. Dagster's implicit default sensor would start STOPPED.
 AUTOMATION_SENSOR = dg.AutomationConditionSensorDefinition(
-    "automation_condition_sensor", target=dg.AssetSelection.all(), minimum_interval_seconds=60,
+    "automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Materializes the assets whose automation condition says so (see each asset's Automation tab).",
 )

@@ -25,8 +25,9 @@ class WaitTimeout(TimeoutError):
 
 def backoff(initial_s: float = 0.5, max_s: float = 30.0) -> tenacity.wait.wait_base:
     """initial, 2x initial, 4x initial ... capped at `max_s` (with a little jitter against lock-step)."""
-    return (tenacity.wait_exponential(multiplier=initial_s, min=initial_s, max=max_s)
-            + tenacity.wait_random(0, initial_s / 10))
+    return tenacity.wait_exponential(multiplier=initial_s, min=initial_s, max=max_s) + tenacity.wait_random(
+        0, initial_s / 10
+    )
 
 
 def backoff_delay(failures: int, initial_s: float = 1.0, max_s: float = 30.0) -> float:
@@ -36,9 +37,15 @@ def backoff_delay(failures: int, initial_s: float = 1.0, max_s: float = 30.0) ->
     return backoff(initial_s, max_s)(state)
 
 
-def wait_until(check: Callable[[], T | None], *, timeout_s: float, interval_s: float = 0.5, what: str,
-               last_state: Callable[[], str] | None = None,
-               sleep: Callable[[float], None] = time.sleep) -> T:
+def wait_until(
+    check: Callable[[], T | None],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.5,
+    what: str,
+    last_state: Callable[[], str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Call `check` every `interval_s` until it returns a value (not None); that value is returned.
 
     Exceptions from `check` propagate at once (a failed job must not be polled for minutes).

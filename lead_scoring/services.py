@@ -19,8 +19,11 @@ from lead_scoring.streaming.healing import StackHooks
 def catalog(cfg: StackConfig) -> Catalog:
     """Every service of `cfg`'s topology (one model-server service per replica)."""
     replicas = [ModelServerService(cfg, r) for r in range(1, cfg.model_replicas + 1)]
-    return Catalog(cfg, extensions=[*replicas, WorkerService(cfg, WRITEBACK), WorkerService(cfg, SINK),
-                                    DemoLeadsService(cfg)], hooks=StackHooks(cfg))
+    return Catalog(
+        cfg,
+        extensions=[*replicas, WorkerService(cfg, WRITEBACK), WorkerService(cfg, SINK), DemoLeadsService(cfg)],
+        hooks=StackHooks(cfg),
+    )
 
 
 def local_stack(cfg: StackConfig | None = None) -> Stack:

@@ -71,15 +71,19 @@ def load(model: type[S], **overrides: Any) -> S:
             field = str(error["loc"][0]) if error["loc"] else ""
             var = env_var(model, field) if field in model.model_fields else field
             expected = (error.get("ctx") or {}).get("expected")
-            fix = (f"set it to one of: {expected.replace(' or ', ', ').replace(chr(39), '')}" if expected
-                   else "unset it or give a valid value")
+            fix = (
+                f"set it to one of: {expected.replace(' or ', ', ').replace(chr(39), '')}"
+                if expected
+                else "unset it or give a valid value"
+            )
             problems.append(f"{var}={error.get('input')!r} is not valid ({error['msg']}): {fix}")
         raise ConfigurationError("; ".join(problems)) from None
 
 
 def _settings_config(**extra: Any) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True,
-                              env_ignore_empty=True, **extra)
+    return SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True, env_ignore_empty=True, **extra
+    )
 
 
 class ProjectSettings(BaseSettings):
@@ -156,10 +160,13 @@ class GcpSettings(BaseSettings):
     model_config = _settings_config()
 
     vertex_parent_model: str | None = Field(
-        default=None, description="Model Registry id collecting the versions; empty for the very first upload")
+        default=None, description="Model Registry id collecting the versions; empty for the very first upload"
+    )
     vertex_challenger_endpoint: str | None = Field(
-        default=None, description="Vertex AI endpoint serving a challenger for shadow scoring (its own endpoint: "
-                                  "the champion's routes by traffic split only); needed by challenger_deployment")
+        default=None,
+        description="Vertex AI endpoint serving a challenger for shadow scoring (its own endpoint: "
+        "the champion's routes by traffic split only); needed by challenger_deployment",
+    )
 
 
 class SalesforceSettings(BaseSettings):
@@ -167,8 +174,11 @@ class SalesforceSettings(BaseSettings):
 
     model_config = _settings_config()
 
-    salesforce_auth: str = Field(default="password", pattern="^(password|jwt)$",
-                                 description="password (user + password + token) | jwt (connected app)")
+    salesforce_auth: str = Field(
+        default="password",
+        pattern="^(password|jwt)$",
+        description="password (user + password + token) | jwt (connected app)",
+    )
     salesforce_domain: str = Field(default="login", description="login | test")
     salesforce_instance_url: str | None = Field(default=None, description="My Domain host, e.g. acme.my")
 
@@ -195,15 +205,20 @@ class ClusterSettings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port...]")
     kafka_security_protocol: str = Field(default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$")
-    kafka_sasl_mechanism: str | None = Field(default=None, validate_default=True,
-                                             description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512")
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, validate_default=True, description="PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512"
+    )
     kafka_ssl_ca_location: str | None = Field(default=None, description="CA bundle to verify the brokers")
     sql_gateway_url: str = Field(default="http://127.0.0.1:8083")
     flink_rest_url: str = Field(default="http://127.0.0.1:8081")
-    model_endpoints: str = Field(default="http://127.0.0.1:8080",
-                                 description="comma-separated base URLs of the model-server replicas")
-    flink_parallelism: int | None = Field(default=None, ge=1, description="parallelism of every statement "
-                                          "(default: the pipeline's own, sized for one node)")
+    model_endpoints: str = Field(
+        default="http://127.0.0.1:8080", description="comma-separated base URLs of the model-server replicas"
+    )
+    flink_parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        description="parallelism of every statement (default: the pipeline's own, sized for one node)",
+    )
     topic_partitions: int = Field(default=3, ge=1, description="partitions of the pipeline's topics")
 
     @field_validator("kafka_bootstrap_servers")
@@ -212,8 +227,9 @@ class ClusterSettings(BaseSettings):
         servers = [s.strip() for s in value.split(",") if s.strip()]
         bad = [s for s in servers if ":" not in s or not s.rsplit(":", 1)[1].isdigit()]
         if not servers or bad:
-            raise ValueError(f"expected host:port[,host:port...], e.g. kafka-1:9092,kafka-2:9092 "
-                             f"(bad: {bad or value!r})")
+            raise ValueError(
+                f"expected host:port[,host:port...], e.g. kafka-1:9092,kafka-2:9092 (bad: {bad or value!r})"
+            )
         return ",".join(servers)
 
     @field_validator("kafka_sasl_mechanism")
@@ -223,11 +239,15 @@ class ClusterSettings(BaseSettings):
         if value is not None and value not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
             raise ValueError("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
         if protocol.startswith("SASL") and value is None:
-            raise ValueError(f"LEAD_SCORING_KAFKA_SECURITY_PROTOCOL={protocol} needs a SASL mechanism: set "
-                             "LEAD_SCORING_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+            raise ValueError(
+                f"LEAD_SCORING_KAFKA_SECURITY_PROTOCOL={protocol} needs a SASL mechanism: set "
+                "LEAD_SCORING_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
         if value is not None and not protocol.startswith("SASL"):
-            raise ValueError(f"a SASL mechanism needs LEAD_SCORING_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT "
-                             f"(it is {protocol})")
+            raise ValueError(
+                f"a SASL mechanism needs LEAD_SCORING_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT "
+                f"(it is {protocol})"
+            )
         return value
 
     @field_validator("sql_gateway_url", "flink_rest_url")
@@ -243,8 +263,10 @@ class ClusterSettings(BaseSettings):
         urls = [e.strip().rstrip("/") for e in value.split(",") if e.strip()]
         bad = [u for u in urls if not u.startswith(("http://", "https://"))]
         if not urls or bad:
-            raise ValueError("expected the replicas' base URLs, comma-separated, e.g. "
-                             f"http://model-1:8080,http://model-2:8080 (bad: {bad or value!r})")
+            raise ValueError(
+                "expected the replicas' base URLs, comma-separated, e.g. "
+                f"http://model-1:8080,http://model-2:8080 (bad: {bad or value!r})"
+            )
         return ",".join(urls)
 
     @property
@@ -261,15 +283,27 @@ class SecuritySettings(BaseSettings):
 
     model_config = _settings_config()
 
-    admin_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices(ADMIN_TOKEN_ENV_VAR),
-                                          description="bearer token of the model server's admin routes")
-    signing_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices(SIGNING_KEY_ENV_VAR),
-                                          description="HMAC key that signs model artifacts")
-    allow_non_loopback: bool = Field(default=False, validation_alias=AliasChoices(ALLOW_NON_LOOPBACK_ENV_VAR),
-                                     description="let LEAD_SCORING_STACK_HOST bind the stack off loopback")
-    manifest_sha256: str | None = Field(default=None, validation_alias=AliasChoices(MANIFEST_PIN_ENV_VAR),
-                                        description="digest of the one signed manifest a Vertex AI container may "
-                                                    "load (set by the deployment, which verified its signature)")
+    admin_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(ADMIN_TOKEN_ENV_VAR),
+        description="bearer token of the model server's admin routes",
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(SIGNING_KEY_ENV_VAR),
+        description="HMAC key that signs model artifacts",
+    )
+    allow_non_loopback: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(ALLOW_NON_LOOPBACK_ENV_VAR),
+        description="let LEAD_SCORING_STACK_HOST bind the stack off loopback",
+    )
+    manifest_sha256: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(MANIFEST_PIN_ENV_VAR),
+        description="digest of the one signed manifest a Vertex AI container may "
+        "load (set by the deployment, which verified its signature)",
+    )
 
 
 def security_settings() -> SecuritySettings:

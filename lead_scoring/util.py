@@ -17,8 +17,9 @@ def daily_at(cron: str, label: str) -> dg.AutomationCondition:
     Not `AutomationCondition.on_cron`: that also waits for every upstream asset to update after the tick,
     and these assets read tables the stream appends to, whose upstream assets change only on retraining.
     """
-    return (dg.AutomationCondition.cron_tick_passed(cron, "UTC") & ~dg.AutomationCondition.in_progress()
-            ).with_label(label)
+    return (dg.AutomationCondition.cron_tick_passed(cron, "UTC") & ~dg.AutomationCondition.in_progress()).with_label(
+        label
+    )
 
 
 def markdown_table(frame: pd.DataFrame, max_rows: int = 50) -> str:
@@ -28,7 +29,8 @@ def markdown_table(frame: pd.DataFrame, max_rows: int = 50) -> str:
     shown = frame.head(max_rows)
     header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
     rule = "|" + "---|" * len(shown.columns)
-    rows = ["| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |"
-            for row in shown.itertuples(index=False)]
+    rows = [
+        "| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |" for row in shown.itertuples(index=False)
+    ]
     more = [f"\n… {len(frame) - max_rows} more rows"] if len(frame) > max_rows else []
     return "\n".join([header, rule, *rows, *more])

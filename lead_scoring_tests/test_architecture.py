@@ -24,9 +24,19 @@ PACKAGE = project_root() / "lead_scoring"
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 # Infrastructure knows no domain: the stack runs whatever services the application registers.
 INFRASTRUCTURE = ("lead_scoring.stack", "lead_scoring.settings", "lead_scoring.retry")
-DOMAINS = ("lead_scoring.training", "lead_scoring.serving", "lead_scoring.streaming", "lead_scoring.crm",
-           "lead_scoring.monitoring", "lead_scoring.warehouse", "lead_scoring.storage", "lead_scoring.contract",
-           "lead_scoring.lifecycle", "lead_scoring.promotion", "lead_scoring.production")
+DOMAINS = (
+    "lead_scoring.training",
+    "lead_scoring.serving",
+    "lead_scoring.streaming",
+    "lead_scoring.crm",
+    "lead_scoring.monitoring",
+    "lead_scoring.warehouse",
+    "lead_scoring.storage",
+    "lead_scoring.contract",
+    "lead_scoring.lifecycle",
+    "lead_scoring.promotion",
+    "lead_scoring.production",
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +45,14 @@ def graph() -> grimp.ImportGraph:
 
 
 def test_no_import_cycles_inside_lead_scoring(graph: grimp.ImportGraph) -> None:
-    cycles = sorted({tuple(sorted((m, n))) for m in graph.modules for n in graph.find_modules_directly_imported_by(m)
-                     if graph.chain_exists(importer=n, imported=m)})
+    cycles = sorted(
+        {
+            tuple(sorted((m, n)))
+            for m in graph.modules
+            for n in graph.find_modules_directly_imported_by(m)
+            if graph.chain_exists(importer=n, imported=m)
+        }
+    )
     assert cycles == [], f"import cycles: {cycles}"
 
 
@@ -69,8 +85,9 @@ def test_every_package_is_in_the_layering_rules_and_the_doc() -> None:
 
 
 def test_only_the_application_layer_imports_the_cli(graph: grimp.ImportGraph) -> None:
-    importers = {m for m in graph.find_modules_that_directly_import("lead_scoring.cli")
-                 if not m.startswith("lead_scoring.cli")}
+    importers = {
+        m for m in graph.find_modules_that_directly_import("lead_scoring.cli") if not m.startswith("lead_scoring.cli")
+    }
     assert importers == set()
 
 
@@ -96,7 +113,9 @@ def _describe(defs: dg.Definitions) -> dict:
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         node = graph.get(key)
         assets[key.to_user_string()] = {
-            "group": node.group_name, "kinds": sorted(node.kinds), "owners": sorted(node.owners),
+            "group": node.group_name,
+            "kinds": sorted(node.kinds),
+            "owners": sorted(node.owners),
             "materializable": node.is_materializable,
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "description": (node.description or "").strip().splitlines()[0] if node.description else "",

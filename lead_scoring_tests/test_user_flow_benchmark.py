@@ -29,8 +29,15 @@ def test_the_worst_record_of_each_second_and_the_verdicts() -> None:
     assert user_flow.worst_by_second(pairs, 1_000) == {0: 200, 1: 30, 3: 1_500}
     steady = {"pattern": "steady", "to_lead_scores": {"p99_ms": 90}, "to_crm_row": {"p99_ms": 1_200}}
     assert user_flow.verdict(steady) == {"p99_scores_ms": True, "p99_crm_ms": False}
-    poll = {"pattern": "poll", "polls": [{"last_scored_ms": 1_500, "last_in_crm_ms": 2_500},
-                                         {"last_scored_ms": None, "last_in_crm_ms": 2_000}]}
+    poll = {
+        "pattern": "poll",
+        "polls": [
+            {"last_scored_ms": 1_500, "last_in_crm_ms": 2_500},
+            {"last_scored_ms": None, "last_in_crm_ms": 2_000},
+        ],
+    }
     assert user_flow.verdict(poll) == {"last_scored_ms": False, "last_in_crm_ms": True}  # a poll never scored fails
     assert user_flow.verdict({"pattern": "burst", "to_lead_scores": {"n": 0}, "to_crm_row": {"n": 0}}) == {
-        "p99_scores_ms": False, "p99_crm_ms": False}
+        "p99_scores_ms": False,
+        "p99_crm_ms": False,
+    }

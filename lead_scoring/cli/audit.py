@@ -22,30 +22,44 @@ console = Console()
 
 
 def report_table(report: AuditReport) -> Table:
-    table = Table(title=f"input_raw {report.since:%Y-%m-%d %H:%M:%S} .. {report.until:%H:%M:%S} UTC: "
-                        f"{report.audited:,} record(s) followed (grace {report.grace_s:.0f} s)")
+    table = Table(
+        title=f"input_raw {report.since:%Y-%m-%d %H:%M:%S} .. {report.until:%H:%M:%S} UTC: "
+        f"{report.audited:,} record(s) followed (grace {report.grace_s:.0f} s)"
+    )
     for column in ("hop", "expected", "arrived", "missing", "late", "doubled", "e.g."):
-        table.add_column(column, justify="right" if column in ("expected", "arrived", "missing", "late", "doubled")
-                         else "left")
+        table.add_column(
+            column, justify="right" if column in ("expected", "arrived", "missing", "late", "doubled") else "left"
+        )
     for h in report.hops:
         doubled = f"{h.doubled:,}" + (" (replays)" if h.replays_allowed and h.doubled else "")
         colour = "green" if h.ok else "red"
-        table.add_row(f"[{colour}]{h.hop}[/]", f"{h.expected:,}", f"{h.arrived:,}",
-                      f"[red]{h.missing:,}[/]" if h.missing else "0", f"{h.late:,}",
-                      f"[red]{doubled}[/]" if h.doubled and not h.replays_allowed else doubled,
-                      "; ".join(f"{k}: {', '.join(v)}" for k, v in h.examples.items()) or h.note)
+        table.add_row(
+            f"[{colour}]{h.hop}[/]",
+            f"{h.expected:,}",
+            f"{h.arrived:,}",
+            f"[red]{h.missing:,}[/]" if h.missing else "0",
+            f"{h.late:,}",
+            f"[red]{doubled}[/]" if h.doubled and not h.replays_allowed else doubled,
+            "; ".join(f"{k}: {', '.join(v)}" for k, v in h.examples.items()) or h.note,
+        )
     if report.excluded:
         table.caption = "left out: " + ", ".join(f"{k} {v:,}" for k, v in sorted(report.excluded.items()))
     return table
 
 
 def audit_command(
-    since: str = typer.Option(..., "--since", help="start of the window: a duration ago (30m, 2h, 1d) or an ISO "
-                                                   "time (UTC when it names no zone)"),
+    since: str = typer.Option(
+        ...,
+        "--since",
+        help="start of the window: a duration ago (30m, 2h, 1d) or an ISO time (UTC when it names no zone)",
+    ),
     until: Optional[str] = typer.Option(None, "--until", help="end of the window (default: now)"),
-    grace: float = typer.Option(DEFAULT_GRACE_S, "--grace", min=0.0,
-                                help="records younger than this many seconds that are not there yet are late "
-                                     "(in flight), not missing"),
+    grace: float = typer.Option(
+        DEFAULT_GRACE_S,
+        "--grace",
+        min=0.0,
+        help="records younger than this many seconds that are not there yet are late (in flight), not missing",
+    ),
     topic_prefix: str = typer.Option("", "--topic-prefix", help="the pipeline's topic prefix, if it has one"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON instead of a table"),
 ) -> None:
@@ -67,11 +81,22 @@ def audit_command(
         register = None
     topics = AuditTopics.prefixed(topic_prefix) if topic_prefix else AuditTopics()
     try:
-        report = audit(kafka, warehouse, start, end, grace_s=grace, topics=topics, register=register,
-                       crm_table="crm_leads" if isinstance(crm, LocalCrm) else None)
+        report = audit(
+            kafka,
+            warehouse,
+            start,
+            end,
+            grace_s=grace,
+            topics=topics,
+            register=register,
+            crm_table="crm_leads" if isinstance(crm, LocalCrm) else None,
+        )
     except (KafkaException, TimeoutError) as exc:
-        console.print(f"[bold red]error:[/] cannot read the window from Kafka ({exc}); is the stack up "
-                      "(`lead-scoring stack status`)?", highlight=False)
+        console.print(
+            f"[bold red]error:[/] cannot read the window from Kafka ({exc}); is the stack up "
+            "(`lead-scoring stack status`)?",
+            highlight=False,
+        )
         raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))

@@ -26,8 +26,9 @@ from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 logger = logging.getLogger(__name__)
 console = Console()
 
-data_app = typer.Typer(help="Generate synthetic CRM leads or import a CRM export into the warehouse.",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Generate synthetic CRM leads or import a CRM export into the warehouse.", no_args_is_help=True
+)
 
 
 @data_app.command("generate")
@@ -75,8 +76,10 @@ def import_csv(
     with console.status(f"loading into {warehouse.describe()}"):
         loaded = warehouse.append("crm_leads_raw", result.records.assign(_source=source, _ingested_at=stamp))
         rejected = warehouse.append("rejected_leads", result.rejected.assign(_source=source, _ingested_at=stamp))
-    console.print(f"imported {loaded:,} records into crm_leads_raw, {rejected:,} rejected "
-                  f"(see rejected_leads) from {path} via mapping {export_mapping.name}")
+    console.print(
+        f"imported {loaded:,} records into crm_leads_raw, {rejected:,} rejected "
+        f"(see rejected_leads) from {path} via mapping {export_mapping.name}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -106,22 +109,30 @@ class _Ticker:
 
 def _print_summary(summary: ReplaySummary, extra: str = "") -> None:
     colour = "red" if summary.failed else "green"
-    console.print(f"[{colour}]sent {summary.sent:,}[/], failed {summary.failed:,}{extra} in {summary.elapsed_s:.1f} s "
-                  f"({summary.rate:,.0f} records/s achieved)")
+    console.print(
+        f"[{colour}]sent {summary.sent:,}[/], failed {summary.failed:,}{extra} in {summary.elapsed_s:.1f} s "
+        f"({summary.rate:,.0f} records/s achieved)"
+    )
     for error in summary.errors:
         console.print(f"  [red]{error}[/]")
 
 
 @leads_app.command("replay")
 def replay_cmd(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                help="CRM export (.csv with --mapping) or contract records (.csv/.parquet/.jsonl)"),
-    mapping: Path | None = typer.Option(None, "--mapping", "-m", exists=True, dir_okay=False,
-                                        help="column mapping of the export (YAML)"),
+    path: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="CRM export (.csv with --mapping) or contract records (.csv/.parquet/.jsonl)",
+    ),
+    mapping: Path | None = typer.Option(
+        None, "--mapping", "-m", exists=True, dir_okay=False, help="column mapping of the export (YAML)"
+    ),
     rate: float = typer.Option(100.0, "--rate", "-r", min=0.0, help="records per second (0: as fast as possible)"),
     limit: int | None = typer.Option(None, "--limit", "-n", min=1, help="replay only the first N leads"),
-    with_outcomes: bool = typer.Option(False, "--with-outcomes",
-                                       help="then emit the `updated` events carrying IsConverted"),
+    with_outcomes: bool = typer.Option(
+        False, "--with-outcomes", help="then emit the `updated` events carrying IsConverted"
+    ),
     topic: str = typer.Option("input_raw", help="target topic"),
     bootstrap: str | None = typer.Option(None, help="Kafka bootstrap (default: the profile's Kafka)"),
 ) -> None:
@@ -132,8 +143,13 @@ def replay_cmd(
         console.print(f"[red]cannot read {path}:[/red] {exc}")
         raise typer.Exit(2) from None
     kafka = _kafka(bootstrap)
-    with Progress(TextColumn("replaying to {task.fields[topic]}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("replaying to {task.fields[topic]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("replay", total=len(events), topic=topic)
         summary = replay(kafka, frame_records(events), topic, rate=rate, progress=lambda n: bar.advance(task, n))
     summary.rejected = rejected
@@ -163,8 +179,12 @@ def generate_cmd(
     if limit is not None:
         records = itertools.islice(records, limit)
     kafka = _kafka(bootstrap)
-    with Progress(SpinnerColumn(), TextColumn("{task.completed:,} synthetic records to " + topic),
-                  console=console, disable=not console.is_terminal) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed:,} synthetic records to " + topic),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
         task = bar.add_task("generate", total=None)
         ticker = _Ticker(topic)  # without a terminal (nohup, a service): a log line every 30 s
 
@@ -199,15 +219,21 @@ def worker(
     if profile is Profile.GCP:
         # In Confluent Cloud the score topics are Schema-Registry Avro and the fully managed SObject and
         # BigQuery Sink V2 connectors (the crm group's connector configs) do this work.
-        console.print("[red]the CRM workers do not run in the gcp profile[/]: there the Salesforce SObject sink and "
-                      "BigQuery Sink V2 connectors (assets salesforce_sink_connector_config, "
-                      "bigquery_sink_connector_config) write the scores; run the workers with "
-                      "LEAD_SCORING_PROFILE=local or cluster")
+        console.print(
+            "[red]the CRM workers do not run in the gcp profile[/]: there the Salesforce SObject sink and "
+            "BigQuery Sink V2 connectors (assets salesforce_sink_connector_config, "
+            "bigquery_sink_connector_config) write the scores; run the workers with "
+            "LEAD_SCORING_PROFILE=local or cluster"
+        )
         raise typer.Exit(2)
     options = {k: v for k, v in (("batch_size", batch_size), ("max_wait_s", max_wait)) if v is not None}
-    w = build_worker(name, kafka=_kafka(bootstrap),
-                     warehouse=warehouse_resource(profile).process_config_and_initialize(),
-                     crm=crm_resource(profile).process_config_and_initialize(), **options)
+    w = build_worker(
+        name,
+        kafka=_kafka(bootstrap),
+        warehouse=warehouse_resource(profile).process_config_and_initialize(),
+        crm=crm_resource(profile).process_config_and_initialize(),
+        **options,
+    )
     w.install_signal_handlers()
     try:
         stats = w.run()

@@ -44,8 +44,9 @@ from lead_scoring.warehouse.definitions import warehouse as warehouse_resource
 logger = logging.getLogger(__name__)
 console = Console()
 
-scores_app = typer.Typer(help="The score ledger (lead_score_history): every score produced, champion and shadow.",
-                         no_args_is_help=True)
+scores_app = typer.Typer(
+    help="The score ledger (lead_score_history): every score produced, champion and shadow.", no_args_is_help=True
+)
 
 
 def _timestamp(value: str, option: str) -> datetime:
@@ -53,8 +54,9 @@ def _timestamp(value: str, option: str) -> datetime:
     try:
         ts = pd.Timestamp(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date or timestamp (e.g. 2026-11-01 or "
-                                 "2026-11-01T08:00:00Z)", param_hint=option) from None
+        raise typer.BadParameter(
+            f"{value!r} is not a date or timestamp (e.g. 2026-11-01 or 2026-11-01T08:00:00Z)", param_hint=option
+        ) from None
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.to_pydatetime().astimezone(UTC)
 
@@ -68,13 +70,15 @@ def export(
 ) -> None:
     """Export the score ledger scored since a date to Parquet or CSV (timestamps in UTC)."""
     if out.suffix.lower() not in EXPORT_FORMATS:
-        raise typer.BadParameter(f"unsupported format {out.suffix or '(none)'!r}: use .parquet or .csv",
-                                 param_hint="--out")
+        raise typer.BadParameter(
+            f"unsupported format {out.suffix or '(none)'!r}: use .parquet or .csv", param_hint="--out"
+        )
     start = _timestamp(since, "--since")
     end = _timestamp(until, "--until") if until else None
     warehouse = warehouse_resource(current_profile()).process_config_and_initialize()
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console) as bar:
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
         task = bar.add_task(f"reading {LEDGER_TABLE} from {warehouse.describe()}", total=None)
         frame = ledger_slice(warehouse, start, end, include_shadow=shadow)
         bar.update(task, description=f"writing {out.name}", total=len(frame), completed=0)
@@ -85,12 +89,19 @@ def export(
 
 @scores_app.command("rescore")
 def rescore_command(
-    run_id: Optional[str] = typer.Option(None, "--run-id", help="default: '<champion>@<promoted_at>' of the production "
-                                                                "pointer (the same promotion is re-scored once)"),
+    run_id: Optional[str] = typer.Option(
+        None,
+        "--run-id",
+        help="default: '<champion>@<promoted_at>' of the production pointer (the same promotion is re-scored once)",
+    ),
     topic_prefix: str = typer.Option("", "--topic-prefix", help="prefix of the pipeline's topics"),
     chunk_size: int = typer.Option(20_000, "--chunk-size", min=100, help="records per chunk (one checkpoint each)"),
-    max_in_flight: int = typer.Option(50_000, "--max-in-flight", min=0,
-                                      help="pause while this many re-score requests are not scored yet (0: no limit)"),
+    max_in_flight: int = typer.Option(
+        50_000,
+        "--max-in-flight",
+        min=0,
+        help="pause while this many re-score requests are not scored yet (0: no limit)",
+    ),
     max_rate: float = typer.Option(0.0, "--max-rate", min=0.0, help="records per second (0: no limit)"),
     include_seed: bool = typer.Option(False, "--include-seed", help="also re-score the shipped sample rows"),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="after producing, wait until as many scores arrived"),
@@ -109,35 +120,55 @@ def rescore_command(
         console.print("[red]no champion yet:[/red] deploy a model first (retraining_job or promotion_job)")
         raise typer.Exit(2)
     version = str(pointer["version"])
-    run = start_or_resume(warehouse, run_id or f"{version}@{pointer.get('promoted_at', '')}", version,
-                          include_seed=include_seed)
+    run = start_or_resume(
+        warehouse, run_id or f"{version}@{pointer.get('promoted_at', '')}", version, include_seed=include_seed
+    )
     if run.done:
         console.print(f"re-score run {run.run_id} is done already ({run.produced:,} records): nothing to do")
         return
     score_topics = (topic_prefix + LEAD_SCORES, topic_prefix + CONTACT_SCORES)
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as bar:
         produced = bar.add_task(f"produced ({version})", total=run.total, completed=run.produced, rate="")
         scored = bar.add_task("scored (score topics' growth)", total=run.total - run.produced, rate="")
 
         def progress(p: RescoreProgress) -> None:
             bar.update(produced, completed=p.run.produced, rate=f"{p.produce_rate:,.0f}/s")
-            bar.update(scored, completed=min(p.scored_estimate, p.produced_now),
-                       rate=f"{p.scored_estimate / p.elapsed_s:,.0f}/s" if p.elapsed_s else "")
+            bar.update(
+                scored,
+                completed=min(p.scored_estimate, p.produced_now),
+                rate=f"{p.scored_estimate / p.elapsed_s:,.0f}/s" if p.elapsed_s else "",
+            )
 
         scores_before = sum(end_offset(kafka, t) for t in score_topics)
         produced_before = run.produced
         try:
-            run = rescore(warehouse, kafka, run, topic=topic_prefix + INPUT_RAW, score_topics=score_topics,
-                          include_seed=include_seed, chunk_size=chunk_size, max_in_flight=max_in_flight,
-                          max_rate=max_rate, on_progress=progress)
+            run = rescore(
+                warehouse,
+                kafka,
+                run,
+                topic=topic_prefix + INPUT_RAW,
+                score_topics=score_topics,
+                include_seed=include_seed,
+                chunk_size=chunk_size,
+                max_in_flight=max_in_flight,
+                max_rate=max_rate,
+                on_progress=progress,
+            )
         except KeyboardInterrupt:
             console.print(f"stopped; run it again to resume after {run.produced:,} records")
             raise typer.Exit(130) from None
         target = run.produced - produced_before
         bar.update(scored, total=target)
         if wait and target:
+
             def arrived() -> Optional[int]:
                 got = sum(end_offset(kafka, t) for t in score_topics) - scores_before
                 bar.update(scored, completed=min(got, target))
@@ -148,8 +179,10 @@ def rescore_command(
             except WaitTimeout as exc:
                 console.print(f"[yellow]{exc}[/yellow]: is the pipeline running? (lead-scoring stack status)")
                 raise typer.Exit(1) from None
-    console.print(f"re-score run {run.run_id}: {run.produced:,} of {run.total:,} open records produced with "
-                  f"version {version} ({run.status})")
+    console.print(
+        f"re-score run {run.run_id}: {run.produced:,} of {run.total:,} open records produced with "
+        f"version {version} ({run.status})"
+    )
 
 
 def erase(
@@ -180,7 +213,9 @@ def erase(
         console.print(f"  CRM {report.crm_target}: {report.crm_cleared} score(s) cleared")
     for record_id, reason in report.crm_failures:
         console.print(f"  [yellow]CRM not cleared for {record_id}:[/yellow] {reason}")
-    console.print(f"erased {report.ids} Id(s): {report.total_rows:,} row(s) deleted, no row left; records still in "
-                  "Kafka are dropped until retention removes them (docs/lifecycle.md)")
+    console.print(
+        f"erased {report.ids} Id(s): {report.total_rows:,} row(s) deleted, no row left; records still in "
+        "Kafka are dropped until retention removes them (docs/lifecycle.md)"
+    )
     if report.crm_failures:
         raise typer.Exit(1)

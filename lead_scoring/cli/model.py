@@ -25,12 +25,14 @@ def card(
     if version == "production":
         version = repo.production_version() or ""
         if not version:
-            raise typer.BadParameter("no production model yet; pass a version (lead-scoring model card VERSION)",
-                                     param_hint="VERSION")
+            raise typer.BadParameter(
+                "no production model yet; pass a version (lead-scoring model card VERSION)", param_hint="VERSION"
+            )
     if version not in repo.versions():
         known = ", ".join(sorted(repo.versions())[-5:]) or "none"
-        raise typer.BadParameter(f"no model version {version!r} in the model store (newest: {known})",
-                                 param_hint="VERSION")
+        raise typer.BadParameter(
+            f"no model version {version!r} in the model store (newest: {known})", param_hint="VERSION"
+        )
     markdown, _ = model_card_markdown(repo, version)
     if out is None:
         typer.echo(markdown)

@@ -39,8 +39,10 @@ def _model_version(given: Optional[str]) -> str:
         return given
     local = LocalModelStore(root=local_artifact_root()).repository().production_version()
     if local is None:
-        console.print("[red]no model version[/]: pass --model-version (the version the gcp profile would deploy); "
-                      "no production version in the local artifact store either")
+        console.print(
+            "[red]no model version[/]: pass --model-version (the version the gcp profile would deploy); "
+            "no production version in the local artifact store either"
+        )
         raise typer.Exit(2)
     return local
 
@@ -48,15 +50,23 @@ def _model_version(given: Optional[str]) -> str:
 def plan(
     profile: str = typer.Option("gcp", "--profile", help="the profile to plan (only gcp talks to vendors)"),
     model_version: Optional[str] = typer.Option(
-        None, "--model-version", help="model version to plan for (default: the local store's production version)"),
+        None, "--model-version", help="model version to plan for (default: the local store's production version)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    changes_per_day: int = typer.Option(10_000, "--changes-per-day", min=0,
-                                        help="Lead + Contact changes per day the org makes (API budget)"),
+    changes_per_day: int = typer.Option(
+        10_000, "--changes-per-day", min=0, help="Lead + Contact changes per day the org makes (API budget)"
+    ),
     licenses: int = typer.Option(100, "--licenses", min=0, help="Salesforce licences of the org (API budget)"),
-    edition: str = typer.Option("Enterprise", "--edition",
-                                help=f"Salesforce edition: {', '.join(API_REQUESTS_PER_LICENSE)}"),
-    api_share: float = typer.Option(DEFAULT_API_SHARE, "--api-share", min=0.01, max=1.0,
-                                    help="the most of the org's daily API allocation the pipeline may use"),
+    edition: str = typer.Option(
+        "Enterprise", "--edition", help=f"Salesforce edition: {', '.join(API_REQUESTS_PER_LICENSE)}"
+    ),
+    api_share: float = typer.Option(
+        DEFAULT_API_SHARE,
+        "--api-share",
+        min=0.01,
+        max=1.0,
+        help="the most of the org's daily API allocation the pipeline may use",
+    ),
 ) -> None:
     """Print every statement, connector config, Vertex AI call and BigQuery DDL/DML the gcp profile would issue,
     and the connectors' Salesforce API calls per day against the org's allocation.
@@ -68,12 +78,15 @@ def plan(
         console.print(f"[red]--edition {escape(edition)}[/]: expected one of {', '.join(API_REQUESTS_PER_LICENSE)}")
         raise typer.Exit(2)
     if profile != "gcp":
-        console.print(f"[red]--profile {escape(profile)}[/]: only the gcp profile sends requests to vendors; the "
-                      "local profile runs on this machine (`lead-scoring stack up`)")
+        console.print(
+            f"[red]--profile {escape(profile)}[/]: only the gcp profile sends requests to vendors; the "
+            "local profile runs on this machine (`lead-scoring stack up`)"
+        )
         raise typer.Exit(2)
-    result = build_gcp_plan(_model_version(model_version),
-                            org=OrgLoad(changes_per_day=changes_per_day, licenses=licenses, edition=edition,
-                                        share=api_share))
+    result = build_gcp_plan(
+        _model_version(model_version),
+        org=OrgLoad(changes_per_day=changes_per_day, licenses=licenses, edition=edition, share=api_share),
+    )
     budget = result.api_budget
     over_budget = bool(budget and budget.problems())
     if as_json:
@@ -89,9 +102,15 @@ def plan(
             shown = [Syntax(step.display_body(), step.language, word_wrap=True)]
             if step.sql:
                 shown.append(Syntax(step.sql, "sql", word_wrap=True))
-            console.print(Panel(Group(*shown),
-                                title=f"[bold]{escape(step.name)}[/]", subtitle=escape(step.call),
-                                subtitle_align="left", title_align="left"))
+            console.print(
+                Panel(
+                    Group(*shown),
+                    title=f"[bold]{escape(step.name)}[/]",
+                    subtitle=escape(step.call),
+                    subtitle_align="left",
+                    title_align="left",
+                )
+            )
             if step.note:
                 console.print(f"  [dim]{escape(step.note)}[/]")
     summary = Table(title="summary", show_header=True)
@@ -113,17 +132,24 @@ def plan(
             raise typer.Exit(1)
 
 
-_STYLE = {Status.OK: "green", Status.MISSING: "red", Status.FORBIDDEN: "red", Status.ERROR: "red",
-          Status.SKIPPED: "yellow"}
+_STYLE = {
+    Status.OK: "green",
+    Status.MISSING: "red",
+    Status.FORBIDDEN: "red",
+    Status.ERROR: "red",
+    Status.SKIPPED: "yellow",
+}
 
 
 def preflight(
     profile: str = typer.Option("gcp", "--profile", help="the profile to check (only gcp has vendor resources)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    changes_per_day: int = typer.Option(10_000, "--changes-per-day", min=0,
-                                        help="Lead + Contact changes per day the org makes (API budget)"),
-    api_share: float = typer.Option(DEFAULT_API_SHARE, "--api-share", min=0.01, max=1.0,
-                                    help="the most of the org's /limits the connectors may use"),
+    changes_per_day: int = typer.Option(
+        10_000, "--changes-per-day", min=0, help="Lead + Contact changes per day the org makes (API budget)"
+    ),
+    api_share: float = typer.Option(
+        DEFAULT_API_SHARE, "--api-share", min=0.01, max=1.0, help="the most of the org's /limits the connectors may use"
+    ),
 ) -> None:
     """With the real credentials: does every vendor resource exist, is every permission held? (read-only calls)
 
@@ -132,16 +158,25 @@ def preflight(
     if profile != "gcp":
         console.print(f"[red]--profile {escape(profile)}[/]: only the gcp profile has vendor resources to check")
         raise typer.Exit(2)
-    resources = {"flink": streaming_definitions.flink(Profile.GCP),
-                 "warehouse": warehouse_definitions.warehouse(Profile.GCP),
-                 "model_serving": serving_definitions.model_serving(Profile.GCP),
-                 "model_store": storage_definitions.model_store(Profile.GCP),
-                 "crm": crm_definitions.crm(Profile.GCP)}
+    resources = {
+        "flink": streaming_definitions.flink(Profile.GCP),
+        "warehouse": warehouse_definitions.warehouse(Profile.GCP),
+        "model_serving": serving_definitions.model_serving(Profile.GCP),
+        "model_store": storage_definitions.model_store(Profile.GCP),
+        "crm": crm_definitions.crm(Profile.GCP),
+    }
     try:
         with dg.build_resources(resources) as built:
-            targets = PreflightTargets.from_resources(built.flink, built.warehouse, built.model_serving,
-                                                      built.model_store, built.crm, cloud=ConfluentCloudApi.from_env(),
-                                                      changes_per_day=changes_per_day, api_share=api_share)
+            targets = PreflightTargets.from_resources(
+                built.flink,
+                built.warehouse,
+                built.model_serving,
+                built.model_store,
+                built.crm,
+                cloud=ConfluentCloudApi.from_env(),
+                changes_per_day=changes_per_day,
+                api_share=api_share,
+            )
             with console.status("asking the vendors (read-only)"):
                 findings = run_preflight(targets)
     except (dg.DagsterError, ConfigurationError) as exc:
@@ -154,8 +189,13 @@ def preflight(
         for column in ("system", "resource", "status", "detail", "what to do"):
             table.add_column(column, overflow="fold")
         for f in findings:
-            table.add_row(f.system, escape(f.resource), f"[{_STYLE[f.status]}]{f.status.value}[/]", escape(f.detail),
-                          escape(f.fix))
+            table.add_row(
+                f.system,
+                escape(f.resource),
+                f"[{_STYLE[f.status]}]{f.status.value}[/]",
+                escape(f.detail),
+                escape(f.fix),
+            )
         console.print(table)
     if any(f.blocking for f in findings):
         raise typer.Exit(1)

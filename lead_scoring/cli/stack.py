@@ -20,8 +20,11 @@ from lead_scoring.stack.install import install as install_jars
 from lead_scoring.stack.stack import ServiceStatus, total_rss
 from lead_scoring.stack.supervisor import Supervisor
 
-app = typer.Typer(help="The local stack: Kafka 4 (KRaft) + Flink 2.3 + SQL Gateway + model server + CRM workers, "
-                       "kept running by a supervisor.", no_args_is_help=True)
+app = typer.Typer(
+    help="The local stack: Kafka 4 (KRaft) + Flink 2.3 + SQL Gateway + model server + CRM workers, "
+    "kept running by a supervisor.",
+    no_args_is_help=True,
+)
 console = Console()
 log = logging.getLogger(__name__)
 
@@ -36,9 +39,18 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-COLOURS = {"healthy": "green", "running": "green", "starting": "cyan", "unhealthy": "yellow",
-           "restarting": "yellow", "waiting": "yellow", "dead": "red", "failed": "red", "stopped": "dim",
-           "exited": "dim"}
+COLOURS = {
+    "healthy": "green",
+    "running": "green",
+    "starting": "cyan",
+    "unhealthy": "yellow",
+    "restarting": "yellow",
+    "waiting": "yellow",
+    "dead": "red",
+    "failed": "red",
+    "stopped": "dim",
+    "exited": "dim",
+}
 
 
 def _table(statuses: list[ServiceStatus], title: str) -> Table:
@@ -48,8 +60,13 @@ def _table(statuses: list[ServiceStatus], title: str) -> Table:
     for s in statuses:
         restarts = str(s.restarts) + (f" (last: {s.last_exit})" if s.last_exit else "") if s.restarts else "-"
         table.add_row(
-            s.name, s.url, str(s.pid or "-"), f"[{COLOURS.get(s.state, 'white')}]{s.state}[/]", restarts,
-            f"{s.rss_bytes / 2**20:.0f}" if s.rss_bytes else "-", s.detail,
+            s.name,
+            s.url,
+            str(s.pid or "-"),
+            f"[{COLOURS.get(s.state, 'white')}]{s.state}[/]",
+            restarts,
+            f"{s.rss_bytes / 2**20:.0f}" if s.rss_bytes else "-",
+            s.detail,
         )
     rss = total_rss(statuses)
     if rss:
@@ -83,9 +100,12 @@ def install(force: bool = typer.Option(False, "--force", help="Resolve again eve
 def up(
     service: Optional[str] = typer.Argument(None, help="Start only this service (e.g. demo-leads)."),
     optional_wait: float = typer.Option(
-        30.0, "--optional-wait", min=0.0,
+        30.0,
+        "--optional-wait",
+        min=0.0,
         help="seconds to wait for the CRM workers once the engines are healthy; then a worker that is still not "
-             "healthy is reported (which one, why) and `up` succeeds: the rest of the product works without it"),
+        "healthy is reported (which one, why) and `up` succeeds: the rest of the product works without it",
+    ),
 ) -> None:
     """Start the stack (a no-op for services already running), wait until it is healthy.
 
@@ -103,11 +123,20 @@ def up(
         return
     unhealthy = [s for s in statuses if s.state not in ("healthy", "running")]
     elapsed = time.monotonic() - started
-    console.print(_table(statuses, f"local stack, up after {elapsed:.1f} s" + (
-        f", {len(unhealthy)} not healthy" if unhealthy else ", healthy")))
+    console.print(
+        _table(
+            statuses,
+            f"local stack, up after {elapsed:.1f} s"
+            + (f", {len(unhealthy)} not healthy" if unhealthy else ", healthy"),
+        )
+    )
     for s in unhealthy:
-        console.print(f"[yellow]{s.name} is {s.state}[/]: {s.detail or '-'} (reported, not waited for; "
-                      f"`lead-scoring stack logs {s.name}`)", markup=True, highlight=False)
+        console.print(
+            f"[yellow]{s.name} is {s.state}[/]: {s.detail or '-'} (reported, not waited for; "
+            f"`lead-scoring stack logs {s.name}`)",
+            markup=True,
+            highlight=False,
+        )
 
 
 @app.command()
@@ -176,8 +205,11 @@ def reset(yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) ->
 
 
 @app.command(hidden=True)
-def supervise(config: Path = typer.Option(..., "--config", exists=True, dir_okay=False,
-                                          help="the StackConfig JSON `stack up` wrote")) -> None:
+def supervise(
+    config: Path = typer.Option(
+        ..., "--config", exists=True, dir_okay=False, help="the StackConfig JSON `stack up` wrote"
+    ),
+) -> None:
     """Run the stack's supervisor in the foreground (`stack up` starts it; not for interactive use)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     _quiet_http()

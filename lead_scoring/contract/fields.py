@@ -59,10 +59,22 @@ _S, _B, _N, _T = FieldType.STRING, FieldType.BOOLEAN, FieldType.NUMBER, FieldTyp
 
 LEAD_FIELDS: tuple[LeadField, ...] = (
     LeadField("Id", _S, Role.KEY, required=True, nullable=False, description="Salesforce record id"),
-    LeadField("_ObjectType", _S, Role.ROUTING, required=True, nullable=False, allowed=OBJECT_TYPES,
-              description="routes the record to leads or contacts"),
-    LeadField("_EventType", _S, Role.ROUTING, allowed=EVENT_TYPES,
-              description="default created; rescore: the project's re-score request, never a CRM change"),
+    LeadField(
+        "_ObjectType",
+        _S,
+        Role.ROUTING,
+        required=True,
+        nullable=False,
+        allowed=OBJECT_TYPES,
+        description="routes the record to leads or contacts",
+    ),
+    LeadField(
+        "_EventType",
+        _S,
+        Role.ROUTING,
+        allowed=EVENT_TYPES,
+        description="default created; rescore: the project's re-score request, never a CRM change",
+    ),
     LeadField("LastModifiedDate", _T, Role.EVENT_TIME, required=True, nullable=False, description="event time"),
     LeadField("CreatedDate", _T, Role.ATTRIBUTE),
     LeadField("FirstName", _S, Role.PII),
@@ -135,10 +147,15 @@ SCORE_FIELDS: tuple[ScoreField, ...] = (
     ScoreField("Lead_Score__c", FieldType.INT, "calibrated conversion probability x 100, 0-100"),
     ScoreField("Lead_Score_Reasons__c", FieldType.STRING, "top factors, signed, human readable"),
     ScoreField("Lead_Score_Model__c", FieldType.STRING, "model version that produced the score"),
-    ScoreField("Lead_Grade__c", FieldType.STRING, "grade A-D of the score; cut-offs fitted at training time "
-               "(null for a model without grades)", nullable=True),
-    ScoreField("features_hash", FieldType.STRING, "hash of the feature values scored (contract.hashing)",
-               nullable=True),
+    ScoreField(
+        "Lead_Grade__c",
+        FieldType.STRING,
+        "grade A-D of the score; cut-offs fitted at training time (null for a model without grades)",
+        nullable=True,
+    ),
+    ScoreField(
+        "features_hash", FieldType.STRING, "hash of the feature values scored (contract.hashing)", nullable=True
+    ),
     ScoreField("source_ts", FieldType.TIMESTAMP, "input record's produce time (Kafka timestamp)"),
     ScoreField("scored_ts", FieldType.TIMESTAMP, "when the score was produced"),
 )
@@ -146,6 +163,14 @@ SCORE_GRADES: tuple[str, ...] = ("A", "B", "C", "D")  # the values of Lead_Grade
 
 # `lead_score_history` (contract section 2b): one row per score produced, champion or shadow.
 LEDGER_COLUMNS: tuple[str, ...] = (
-    "Id", "_ObjectType", "Lead_Score__c", "Lead_Grade__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c",
-    "features_hash", "source_ts", "scored_ts", "shadow",
+    "Id",
+    "_ObjectType",
+    "Lead_Score__c",
+    "Lead_Grade__c",
+    "Lead_Score_Reasons__c",
+    "Lead_Score_Model__c",
+    "features_hash",
+    "source_ts",
+    "scored_ts",
+    "shadow",
 )

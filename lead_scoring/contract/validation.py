@@ -134,8 +134,13 @@ def normalize_record(record: Mapping[str, Any]) -> dict[str, Any]:
     clean = {name: record.get(name) for name in FIELDS_BY_NAME}
     if clean["_EventType"] is None:
         clean["_EventType"] = DEFAULT_EVENT_TYPE
-    for name in ("Total_Visits__c", "Time_On_Website__c", "Page_Views_Per_Visit__c",
-                 "Activity_Score__c", "Profile_Score__c"):
+    for name in (
+        "Total_Visits__c",
+        "Time_On_Website__c",
+        "Page_Views_Per_Visit__c",
+        "Activity_Score__c",
+        "Profile_Score__c",
+    ):
         if clean[name] is not None:
             clean[name] = float(clean[name])
     return clean

@@ -71,9 +71,18 @@ QUALIFY ROW_NUMBER() OVER (PARTITION BY Id ORDER BY LastModifiedDate DESC, _inge
 class CrmEcho:
     """Sends written records back to `topic` (input_raw), as the Salesforce source does after a write."""
 
-    def __init__(self, warehouse: Warehouse, kafka: KafkaResource, topic: str, *, wait_s: float = 2.0,
-                 poll_s: float = 0.2, max_pending_s: float = 600.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        kafka: KafkaResource,
+        topic: str,
+        *,
+        wait_s: float = 2.0,
+        poll_s: float = 0.2,
+        max_pending_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.warehouse, self.kafka, self.topic = warehouse, kafka, topic
         self.wait_s, self.poll_s, self.max_pending_s = wait_s, poll_s, max_pending_s
         self.clock, self.sleep = clock, sleep
@@ -100,12 +109,16 @@ class CrmEcho:
         written_at = iso_utc_ms(pd.Timestamp.now(tz="UTC"))
         records = [row for row in found.values() if (row.get("_EventType") or "created") != "deleted"]
         # pending first: delivery failures reported while producing add to it
-        self.pending = {i: since for i, since in wanted.items()
-                        if i not in found and self.clock() - since < self.max_pending_s}
+        self.pending = {
+            i: since for i, since in wanted.items() if i not in found and self.clock() - since < self.max_pending_s
+        }
         dropped = len(wanted) - len(found) - len(self.pending)
         if dropped:
-            log.warning("crm echo: %d written record(s) never landed in crm_leads_raw within %.0f s: not echoed",
-                        dropped, self.max_pending_s)
+            log.warning(
+                "crm echo: %d written record(s) never landed in crm_leads_raw within %.0f s: not echoed",
+                dropped,
+                self.max_pending_s,
+            )
         if records:
             self._produce(pd.DataFrame(records), written_at, {str(r["Id"]): wanted[str(r["Id"])] for r in records})
         return len(records)
@@ -129,8 +142,9 @@ class CrmEcho:
         first = since.get(rid, self.clock())
         if self.clock() - first < self.max_pending_s:
             if not self.pending:
-                log.warning("crm echo: not acknowledged by Kafka on %s (%s): sent again with a later write",
-                            self.topic, reason)
+                log.warning(
+                    "crm echo: not acknowledged by Kafka on %s (%s): sent again with a later write", self.topic, reason
+                )
             self.pending.setdefault(rid, first)
 
     def flush(self, timeout_s: float) -> int:

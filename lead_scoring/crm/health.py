@@ -70,8 +70,12 @@ def worker_report(name: str, state_root: Optional[Path] = None, now: Optional[fl
         return WorkerReport(name, worker_health(name, state_root) or "no heartbeat yet")
     age = now - float(beat.get("ts", 0) or 0)
     stuck = beat.get("stuck") if isinstance(beat.get("stuck"), dict) else None
-    counts = {"consumed": _int(beat.get("consumed")), "quarantined": _int(beat.get("quarantined")),
-              "heartbeat_age_s": round(age, 1), "stuck": stuck}
+    counts = {
+        "consumed": _int(beat.get("consumed")),
+        "quarantined": _int(beat.get("quarantined")),
+        "heartbeat_age_s": round(age, 1),
+        "stuck": stuck,
+    }
     stale = f"last heartbeat {format_age(age)} ago" if age > HEARTBEAT_MAX_AGE_S else None
     if stuck is not None:
         problem = stuck_text(stuck, now) + (f" ({stale})" if stale else "")

@@ -61,8 +61,11 @@ class ImportResult:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"rows": len(self.records) + len(self.rejected), "valid": len(self.records),
-                "rejected": len(self.rejected)}
+        return {
+            "rows": len(self.records) + len(self.rejected),
+            "valid": len(self.records),
+            "rejected": len(self.rejected),
+        }
 
 
 def _convert(value: Any, ftype: FieldType, mapping: ExportMapping) -> Any:
@@ -120,16 +123,19 @@ def import_export(path: str | Path, mapping: ExportMapping) -> ImportResult:
     for record in map_export(frame, mapping):
         errors = validate_record(record)
         if errors:
-            rejected.append({
-                "Id": record.get("Id") if isinstance(record.get("Id"), str) else None,
-                "payload": json.dumps(record, default=str),
-                "reason": "; ".join(str(e) for e in errors),
-            })
+            rejected.append(
+                {
+                    "Id": record.get("Id") if isinstance(record.get("Id"), str) else None,
+                    "payload": json.dumps(record, default=str),
+                    "reason": "; ".join(str(e) for e in errors),
+                }
+            )
         else:
             valid.append(record)
     records = pd.DataFrame.from_records(valid, columns=list(FIELD_NAMES))
-    return ImportResult(records=records,
-                        rejected=pd.DataFrame.from_records(rejected, columns=["Id", "payload", "reason"]))
+    return ImportResult(
+        records=records, rejected=pd.DataFrame.from_records(rejected, columns=["Id", "payload", "reason"])
+    )
 
 
 def validate_frame(frame: pd.DataFrame) -> ImportResult:
@@ -139,9 +145,13 @@ def validate_frame(frame: pd.DataFrame) -> ImportResult:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}
         errors = validate_record(clean)
         if errors:
-            rejected.append({"Id": clean.get("Id") if isinstance(clean.get("Id"), str) else None,
-                             "payload": json.dumps(clean, default=str),
-                             "reason": "; ".join(str(e) for e in errors)})
+            rejected.append(
+                {
+                    "Id": clean.get("Id") if isinstance(clean.get("Id"), str) else None,
+                    "payload": json.dumps(clean, default=str),
+                    "reason": "; ".join(str(e) for e in errors),
+                }
+            )
         else:
             valid.append(clean)
     return ImportResult(

@@ -63,21 +63,26 @@ _PERMANENT_TYPES: tuple[type[BaseException], ...] = (
     RecursionError,  # json.loads of a deeply nested document
     UnicodeError,  # a lone surrogate (from a JSON "\ud800" escape) that no UTF-8 store accepts
     OverflowError,  # an integer too large for a float, an INT64 or a timestamp
-    OutOfBoundsDatetime, OutOfBoundsTimedelta,
+    OutOfBoundsDatetime,
+    OutOfBoundsTimedelta,
     json.JSONDecodeError,
     duckdb.DataError,  # ConversionException, OutOfRangeException, TypeMismatchException
     duckdb.InvalidInputException,  # "Python Conversion Failure" of a value DuckDB cannot take
-    pa.ArrowInvalid, pa.ArrowTypeError,  # a value the BigQuery load's Parquet cannot hold
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,  # a value the BigQuery load's Parquet cannot hold
     google_exceptions.BadRequest,  # BigQuery: invalid data in a load or a statement (400)
 )
 # Errors of the other side; listed so the decision is explicit (the default is transient as well).
 _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     OSError,  # connection refused/reset, timeouts, requests' ConnectionError, a full disk
     duckdb.IOException,  # the file is locked by another process
-    duckdb.TransactionException, duckdb.OperationalError,
+    duckdb.TransactionException,
+    duckdb.OperationalError,
     KafkaException,
     requests.RequestException,
-    google_exceptions.ServerError, google_exceptions.TooManyRequests, google_exceptions.Forbidden,
+    google_exceptions.ServerError,
+    google_exceptions.TooManyRequests,
+    google_exceptions.Forbidden,
 )
 
 
@@ -107,8 +112,9 @@ def salesforce_error_code(exc: BaseException) -> str:
 
 def salesforce_unavailable(exc: BaseException) -> bool:
     """A Salesforce error answer meaning "over a limit or unavailable, try later"."""
-    return (getattr(exc, "status", None) in TRANSIENT_STATUS
-            or any(code in salesforce_error_code(exc) for code in TRANSIENT_CODES))
+    return getattr(exc, "status", None) in TRANSIENT_STATUS or any(
+        code in salesforce_error_code(exc) for code in TRANSIENT_CODES
+    )
 
 
 def describe_error(exc: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
@@ -147,12 +153,22 @@ class RecordMessage(Protocol):
 def quarantine_frame(worker: str, messages: Sequence[RecordMessage], errors: Sequence[str]) -> pd.DataFrame:
     """`worker_quarantine` rows of `messages`, each with its error."""
     now = pd.Timestamp.now(tz="UTC")
-    return pd.DataFrame.from_records([
-        {"worker": worker, "topic": m.topic, "kafka_partition": m.partition, "kafka_offset": m.offset,
-         "Id": key_text(m.key), "payload": payload_text(m.value),
-         "payload_bytes": None if m.value is None else len(m.value), "error": safe_text(error)[:MAX_ERROR_CHARS * 4],
-         "quarantined_at": now}
-        for m, error in zip(messages, errors, strict=True)])
+    return pd.DataFrame.from_records(
+        [
+            {
+                "worker": worker,
+                "topic": m.topic,
+                "kafka_partition": m.partition,
+                "kafka_offset": m.offset,
+                "Id": key_text(m.key),
+                "payload": payload_text(m.value),
+                "payload_bytes": None if m.value is None else len(m.value),
+                "error": safe_text(error)[: MAX_ERROR_CHARS * 4],
+                "quarantined_at": now,
+            }
+            for m, error in zip(messages, errors, strict=True)
+        ]
+    )
 
 
 QUARANTINE_KEY = ("worker", "topic", "kafka_partition", "kafka_offset")
@@ -173,5 +189,6 @@ def with_storable_text(record: dict[str, Any]) -> dict[str, Any]:
     (Java strings hold them), so they are kept, as the nearest text every store handles: no UTF-8 store takes a
     lone surrogate, and pandas' multi-column de-duplication compares text only up to a NUL (it dropped ""
     as a duplicate of "\\x00..." in `insert_new`)."""
-    return {name: _UNSTORABLE.sub("\ufffd", value) if isinstance(value, str) else value
-            for name, value in record.items()}
+    return {
+        name: _UNSTORABLE.sub("\ufffd", value) if isinstance(value, str) else value for name, value in record.items()
+    }

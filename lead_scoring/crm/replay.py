@@ -39,8 +39,9 @@ class ReplaySummary:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def load_events(path: Path, mapping: Optional[Path] = None, with_outcomes: bool = False,
-                limit: Optional[int] = None) -> tuple[pd.DataFrame, int]:
+def load_events(
+    path: Path, mapping: Optional[Path] = None, with_outcomes: bool = False, limit: Optional[int] = None
+) -> tuple[pd.DataFrame, int]:
     """The events to replay from a CRM export and how many rows were rejected by the contract.
 
     Without `with_outcomes` every lead is a `created` event without `IsConverted`; with it, the
@@ -58,8 +59,10 @@ def load_events(path: Path, mapping: Optional[Path] = None, with_outcomes: bool 
         elif suffix in (".jsonl", ".ndjson"):
             frame = pd.read_json(path, lines=True, dtype=False)
         else:
-            raise ValueError(f"unsupported input {suffix!r}: a CRM export .csv with --mapping, or contract "
-                             "records as .csv, .parquet or .jsonl")
+            raise ValueError(
+                f"unsupported input {suffix!r}: a CRM export .csv with --mapping, or contract "
+                "records as .csv, .parquet or .jsonl"
+            )
         frame = frame.reindex(columns=list(FIELD_NAMES)).astype(object).where(lambda f: f.notna(), None)
         result = validate_frame(frame)
     leads = result.records
@@ -77,8 +80,9 @@ def load_events(path: Path, mapping: Optional[Path] = None, with_outcomes: bool 
 class RateLimiter:
     """A steady pace: `rate` events per second on average, short bursts of at most one tick."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ):
         self.rate = rate
         self._clock = clock
         self._sleep = sleep
@@ -156,9 +160,14 @@ class Producer:
         return self.summary
 
 
-def replay(kafka: Any, records: Iterable[dict[str, Any]], topic: str, rate: float = 0.0,
-           progress: Optional[Callable[[int], None]] = None,
-           should_stop: Callable[[], bool] = lambda: False) -> ReplaySummary:
+def replay(
+    kafka: Any,
+    records: Iterable[dict[str, Any]],
+    topic: str,
+    rate: float = 0.0,
+    progress: Optional[Callable[[int], None]] = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> ReplaySummary:
     """Produce `records` to `topic` at `rate` per second; returns what the broker acknowledged."""
     out = Producer(kafka, topic, rate)
     try:
@@ -170,13 +179,19 @@ def replay(kafka: Any, records: Iterable[dict[str, Any]], topic: str, rate: floa
                 progress(1)
     finally:
         summary = out.close()
-    log.info("replay: %d sent, %d failed in %.1f s (%.0f/s)", summary.sent, summary.failed, summary.elapsed_s,
-             summary.rate)
+    log.info(
+        "replay: %d sent, %d failed in %.1f s (%.0f/s)", summary.sent, summary.failed, summary.elapsed_s, summary.rate
+    )
     return summary
 
 
-def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = False, outcome_delay_s: float = 30.0,
-                     clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Iterator[dict[str, Any]]:
+def synthetic_stream(
+    seed: int = 7,
+    chunk: int = 500,
+    with_outcomes: bool = False,
+    outcome_delay_s: float = 30.0,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Iterator[dict[str, Any]]:
     """An endless stream of new synthetic demo leads, stamped when they are emitted.
 
     Their Ids start with `DEMO_ID_PREFIX`, so the warehouse tags them `_source = 'demo'` and training
@@ -196,11 +211,20 @@ def synthetic_stream(seed: int = 7, chunk: int = 500, with_outcomes: bool = Fals
                 yield update
             outcome = record.pop("IsConverted", None)
             record["Id"] = DEMO_ID_PREFIX + record["Id"]
-            created = {**record, "_EventType": "created", "Status": "Open - Not Contacted",
-                       "CreatedDate": iso_ms(now), "LastModifiedDate": iso_ms(now)}
+            created = {
+                **record,
+                "_EventType": "created",
+                "Status": "Open - Not Contacted",
+                "CreatedDate": iso_ms(now),
+                "LastModifiedDate": iso_ms(now),
+            }
             yield created
             if with_outcomes and outcome is not None:
                 due = now.timestamp() + outcome_delay_s
-                update = {**created, "_EventType": "updated", "IsConverted": bool(outcome),
-                          "Status": "Closed - Converted" if outcome else "Closed - Not Converted"}
+                update = {
+                    **created,
+                    "_EventType": "updated",
+                    "IsConverted": bool(outcome),
+                    "Status": "Closed - Converted" if outcome else "Closed - Not Converted",
+                }
                 pending.append((datetime.fromtimestamp(due, UTC), update))

@@ -30,8 +30,9 @@ class CrmResource(dg.ConfigurableResource, ABC):
     def writer(self, warehouse: Warehouse) -> CrmWriter:
         """A writer of score records (per-record failures returned, transient errors raised)."""
 
-    def echoing_writer(self, warehouse: Warehouse, kafka: KafkaResource,
-                       input_topic: Optional[str] = INPUT_RAW) -> CrmWriter:
+    def echoing_writer(
+        self, warehouse: Warehouse, kafka: KafkaResource, input_topic: Optional[str] = INPUT_RAW
+    ) -> CrmWriter:
         """The writer the writeback worker uses: for a CRM whose writes come back to the pipeline on their own
         (Salesforce: its source polls on LastModifiedDate), the plain writer."""
         return self.writer(warehouse)
@@ -40,25 +41,34 @@ class CrmResource(dg.ConfigurableResource, ABC):
 class LocalCrm(CrmResource):
     """The local profile's CRM: the `crm_leads` table of the warehouse, which echoes like Salesforce."""
 
-    echo: bool = Field(default=True, description=(
-        "a write moves the record's LastModifiedDate and sends it back to input_raw, as Salesforce's source "
-        "does (crm/echo.py); false: writes stay in crm_leads"))
-    echo_wait_s: float = Field(default=2.0, ge=0, description=(
-        "how long a write waits for its record to land in crm_leads_raw before echoing it with a later write"))
+    echo: bool = Field(
+        default=True,
+        description=(
+            "a write moves the record's LastModifiedDate and sends it back to input_raw, as Salesforce's source "
+            "does (crm/echo.py); false: writes stay in crm_leads"
+        ),
+    )
+    echo_wait_s: float = Field(
+        default=2.0,
+        ge=0,
+        description=(
+            "how long a write waits for its record to land in crm_leads_raw before echoing it with a later write"
+        ),
+    )
 
     def writer(self, warehouse: Warehouse) -> CrmWriter:
         return LocalCrmWriter(warehouse)
 
-    def echoing_writer(self, warehouse: Warehouse, kafka: KafkaResource,
-                       input_topic: Optional[str] = INPUT_RAW) -> CrmWriter:
+    def echoing_writer(
+        self, warehouse: Warehouse, kafka: KafkaResource, input_topic: Optional[str] = INPUT_RAW
+    ) -> CrmWriter:
         """With `echo` (the default), a writer whose writes come back to `input_topic`; None (a writeback on
         topics that are not a pipeline's, so no input_raw to echo to): the plain writer."""
         if not self.echo or input_topic is None:
             if self.echo:
                 log.info("local CRM echo off: the writeback reads no pipeline's score topics")
             return self.writer(warehouse)
-        return EchoingCrmWriter(self.writer(warehouse), CrmEcho(warehouse, kafka, input_topic,
-                                                                wait_s=self.echo_wait_s))
+        return EchoingCrmWriter(self.writer(warehouse), CrmEcho(warehouse, kafka, input_topic, wait_s=self.echo_wait_s))
 
 
 def input_topic_of(score_topics: Sequence[str]) -> Optional[str]:

@@ -45,7 +45,8 @@ class SalesforceResource(CrmResource):
     private_key: Optional[str] = Field(default=None, description="PEM private key of the connected app (secret)")
     domain: str = Field(default="login", description="login | test: the JWT audience and login host")
     instance_url: Optional[str] = Field(
-        default=None, description="My Domain host without .salesforce.com, e.g. 'acme.my' (JWT token endpoint)")
+        default=None, description="My Domain host without .salesforce.com, e.g. 'acme.my' (JWT token endpoint)"
+    )
     api_version: str = Field(default="62.0")
     batch_size: int = Field(default=MAX_BATCH, le=MAX_BATCH, ge=1, description="records per ingest job")
     max_attempts: int = Field(default=6, description="attempts per job on limit / transient errors")
@@ -61,16 +62,24 @@ class SalesforceResource(CrmResource):
     def from_env(cls) -> SalesforceResource:
         """Secrets as `dg.EnvVar`s; LEAD_SCORING_SALESFORCE_AUTH picks the flow (password | jwt)."""
         settings = load(SalesforceSettings)
-        common = {"domain": settings.domain, "instance_url": settings.instance_url,
-                  "username": dg.EnvVar("SALESFORCE_USERNAME")}
+        common = {
+            "domain": settings.domain,
+            "instance_url": settings.instance_url,
+            "username": dg.EnvVar("SALESFORCE_USERNAME"),
+        }
         if settings.auth == "jwt":
-            return cls(consumer_key=dg.EnvVar("SALESFORCE_CONSUMER_KEY"),
-                       private_key=dg.EnvVar("SALESFORCE_PRIVATE_KEY"), **common)
-        return cls(password=dg.EnvVar("SALESFORCE_PASSWORD"), security_token=dg.EnvVar("SALESFORCE_SECURITY_TOKEN"),
-                   **common)
+            return cls(
+                consumer_key=dg.EnvVar("SALESFORCE_CONSUMER_KEY"),
+                private_key=dg.EnvVar("SALESFORCE_PRIVATE_KEY"),
+                **common,
+            )
+        return cls(
+            password=dg.EnvVar("SALESFORCE_PASSWORD"), security_token=dg.EnvVar("SALESFORCE_SECURITY_TOKEN"), **common
+        )
 
-    def with_session_factory(self, factory: Callable[[], requests.Session],
-                             sleep: Callable[[float], None] = time.sleep) -> SalesforceResource:
+    def with_session_factory(
+        self, factory: Callable[[], requests.Session], sleep: Callable[[float], None] = time.sleep
+    ) -> SalesforceResource:
         """Tests route HTTP to a fake Salesforce and record the backoff sleeps."""
         self._session_factory = factory
         self._sleep = sleep
@@ -86,14 +95,18 @@ class SalesforceResource(CrmResource):
                 raise ValueError("Salesforce JWT login needs SALESFORCE_USERNAME (the integration user)")
             if self.instance_url:
                 common["instance_url"] = self.instance_url
-            return Salesforce(username=self.username, consumer_key=self.consumer_key, privatekey=self.private_key,
-                              **common)
+            return Salesforce(
+                username=self.username, consumer_key=self.consumer_key, privatekey=self.private_key, **common
+            )
         if not (self.username and self.password):
-            raise ValueError("Salesforce credentials missing: set SALESFORCE_USERNAME and SALESFORCE_PASSWORD "
-                             "(+ SALESFORCE_SECURITY_TOKEN), or LEAD_SCORING_SALESFORCE_AUTH=jwt with "
-                             "SALESFORCE_CONSUMER_KEY and SALESFORCE_PRIVATE_KEY")
-        return Salesforce(username=self.username, password=self.password,
-                          security_token=self.security_token or "", **common)
+            raise ValueError(
+                "Salesforce credentials missing: set SALESFORCE_USERNAME and SALESFORCE_PASSWORD "
+                "(+ SALESFORCE_SECURITY_TOKEN), or LEAD_SCORING_SALESFORCE_AUTH=jwt with "
+                "SALESFORCE_CONSUMER_KEY and SALESFORCE_PRIVATE_KEY"
+            )
+        return Salesforce(
+            username=self.username, password=self.password, security_token=self.security_token or "", **common
+        )
 
     def writer(self, warehouse: Warehouse | None = None) -> SalesforceWriter:
         return SalesforceWriter(self)
@@ -158,16 +171,22 @@ class SalesforceWriter:
         for object_type in ("Lead", "Contact"):
             rows = [r for r in records if r["_ObjectType"] == object_type]
             for start in range(0, len(rows), size):
-                failures += self._with_retry(object_type, rows[start:start + size], fields)
+                failures += self._with_retry(object_type, rows[start : start + size], fields)
         return failures
 
     def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
         """Erasure: set every score field (`CLEARED_FIELDS`) of the records to null, same jobs as `write`."""
-        return self.write([{"Id": r["Id"], "_ObjectType": r["_ObjectType"], **dict.fromkeys(CLEARED_FIELDS, BULK_NULL)}
-                           for r in records], fields=CLEARED_FIELDS)
+        return self.write(
+            [
+                {"Id": r["Id"], "_ObjectType": r["_ObjectType"], **dict.fromkeys(CLEARED_FIELDS, BULK_NULL)}
+                for r in records
+            ],
+            fields=CLEARED_FIELDS,
+        )
 
-    def _with_retry(self, object_type: str, rows: list[dict[str, Any]],
-                    fields: Optional[tuple[str, ...]] = None) -> list[WriteFailure]:
+    def _with_retry(
+        self, object_type: str, rows: list[dict[str, Any]], fields: Optional[tuple[str, ...]] = None
+    ) -> list[WriteFailure]:
         from simple_salesforce.exceptions import SalesforceExpiredSession
 
         attempts = self.resource.max_attempts
@@ -185,14 +204,23 @@ class SalesforceWriter:
                 log.info("salesforce: session expired; logging in again")
                 self._sf = None
             else:
-                log.warning("salesforce: %s (%s) on attempt %d/%d; retrying in %.1f s", type(exc).__name__,
-                            salesforce_error_code(exc) or getattr(exc, "status", ""), state.attempt_number,
-                            attempts, state.next_action.sleep)
+                log.warning(
+                    "salesforce: %s (%s) on attempt %d/%d; retrying in %.1f s",
+                    type(exc).__name__,
+                    salesforce_error_code(exc) or getattr(exc, "status", ""),
+                    state.attempt_number,
+                    attempts,
+                    state.next_action.sleep,
+                )
 
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(attempts), wait=wait,
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=wait,
             retry=tenacity.retry_if_exception(lambda exc: expired(exc) or _is_transient(exc)),
-            sleep=lambda seconds: seconds and self.resource._sleep(seconds), before_sleep=before_retry, reraise=True)
+            sleep=lambda seconds: seconds and self.resource._sleep(seconds),
+            before_sleep=before_retry,
+            reraise=True,
+        )
         try:
             return retrying(self._update_job, object_type, rows, fields)
         except SalesforceExpiredSession:
@@ -202,45 +230,77 @@ class SalesforceWriter:
                 raise
             raise TransientSalesforceError(
                 f"{object_type} update of {len(rows)} records still failing after {attempts} attempts: "
-                f"{type(exc).__name__} {salesforce_error_code(exc)}") from exc
+                f"{type(exc).__name__} {salesforce_error_code(exc)}"
+            ) from exc
 
-    def _update_job(self, object_type: str, rows: list[dict[str, Any]],
-                    fields: Optional[tuple[str, ...]] = None) -> list[WriteFailure]:
+    def _update_job(
+        self, object_type: str, rows: list[dict[str, Any]], fields: Optional[tuple[str, ...]] = None
+    ) -> list[WriteFailure]:
         from simple_salesforce.exceptions import SalesforceError
         from simple_salesforce.util import call_salesforce
 
         sf = self._client()
         url = f"{sf.bulk2_url}ingest"
         json_headers = {**sf.headers, "Content-Type": "application/json", "Accept": "application/json"}
-        body = {"object": object_type, "operation": "update", "contentType": "CSV", "lineEnding": "LF",
-                "columnDelimiter": "COMMA"}
-        job = call_salesforce(url=url, method="POST", session=sf.session, headers=dict(json_headers),
-                              data=json.dumps(body)).json()
+        body = {
+            "object": object_type,
+            "operation": "update",
+            "contentType": "CSV",
+            "lineEnding": "LF",
+            "columnDelimiter": "COMMA",
+        }
+        job = call_salesforce(
+            url=url, method="POST", session=sf.session, headers=dict(json_headers), data=json.dumps(body)
+        ).json()
         job_id = job["id"]
         try:
-            call_salesforce(url=f"{url}/{job_id}/batches", method="PUT", session=sf.session,
-                            headers={**sf.headers, "Content-Type": "text/csv", "Accept": "application/json"},
-                            data=to_csv(rows, fields).encode("utf-8"))
-            call_salesforce(url=f"{url}/{job_id}", method="PATCH", session=sf.session, headers=dict(json_headers),
-                            data=json.dumps({"state": "UploadComplete"}))
+            call_salesforce(
+                url=f"{url}/{job_id}/batches",
+                method="PUT",
+                session=sf.session,
+                headers={**sf.headers, "Content-Type": "text/csv", "Accept": "application/json"},
+                data=to_csv(rows, fields).encode("utf-8"),
+            )
+            call_salesforce(
+                url=f"{url}/{job_id}",
+                method="PATCH",
+                session=sf.session,
+                headers=dict(json_headers),
+                data=json.dumps({"state": "UploadComplete"}),
+            )
             info = self._wait(sf, f"{url}/{job_id}", json_headers)
         except SalesforceError:
             # Leave no open job behind; the retry creates a fresh one (updates are idempotent).
             try:
-                call_salesforce(url=f"{url}/{job_id}", method="PATCH", session=sf.session,
-                                headers=dict(json_headers), data=json.dumps({"state": "Aborted"}))
+                call_salesforce(
+                    url=f"{url}/{job_id}",
+                    method="PATCH",
+                    session=sf.session,
+                    headers=dict(json_headers),
+                    data=json.dumps({"state": "Aborted"}),
+                )
             except SalesforceError:
                 log.warning("salesforce: could not abort job %s", job_id)
             raise
-        self.jobs.append({"id": job_id, "object": object_type, "records": len(rows), **{
-            k: info.get(k) for k in ("state", "numberRecordsProcessed", "numberRecordsFailed")}})
+        self.jobs.append(
+            {
+                "id": job_id,
+                "object": object_type,
+                "records": len(rows),
+                **{k: info.get(k) for k in ("state", "numberRecordsProcessed", "numberRecordsFailed")},
+            }
+        )
         if info["state"] != "JobComplete":
             reason = f"bulk job {info['state']}: {info.get('errorMessage', '')}".strip()
             return [WriteFailure(r, reason) for r in rows]
         if not int(info.get("numberRecordsFailed") or 0):
             return []
-        text = call_salesforce(url=f"{url}/{job_id}/failedResults/", method="GET", session=sf.session,
-                               headers={**sf.headers, "Accept": "text/csv"}).text
+        text = call_salesforce(
+            url=f"{url}/{job_id}/failedResults/",
+            method="GET",
+            session=sf.session,
+            headers={**sf.headers, "Accept": "text/csv"},
+        ).text
         by_id = {r["Id"]: r for r in rows}
         failures = []
         for row in csv.DictReader(io.StringIO(text)):
@@ -258,6 +318,7 @@ class SalesforceWriter:
             if info["state"] in ("JobComplete", "Failed", "Aborted"):
                 return info
             if time.monotonic() > deadline:
-                raise TransientSalesforceError(f"bulk job {info.get('id')} still {info['state']} after "
-                                               f"{self.resource.job_timeout_s:.0f} s")
+                raise TransientSalesforceError(
+                    f"bulk job {info.get('id')} still {info['state']} after {self.resource.job_timeout_s:.0f} s"
+                )
             self.resource._sleep(self.resource.poll_interval_s)

@@ -44,10 +44,14 @@ class WorkerService:
 
     def spec(self, args: dict[str, Any]) -> ServiceSpec:
         # The stack's workers write the stack's local warehouse and local CRM (its state root).
-        return ServiceSpec(self.name, self.url(), _cli("worker", self.name, "--bootstrap", self.cfg.kafka_bootstrap),
-                           self.health(), env={"LEAD_SCORING_PROFILE": "local",
-                                               "LEAD_SCORING_HOME": str(self.cfg.state.parent)},
-                           cwd=self.cfg.state)
+        return ServiceSpec(
+            self.name,
+            self.url(),
+            _cli("worker", self.name, "--bootstrap", self.cfg.kafka_bootstrap),
+            self.health(),
+            env={"LEAD_SCORING_PROFILE": "local", "LEAD_SCORING_HOME": str(self.cfg.state.parent)},
+            cwd=self.cfg.state,
+        )
 
     def detail(self) -> str:
         """`lag N` (messages not yet written and committed) and the records it quarantined, for `stack status`."""
@@ -81,8 +85,12 @@ class DemoLeadsService:
 
     def spec(self, args: dict[str, Any]) -> ServiceSpec:
         rate = str(args.get("rate", self.cfg.demo_rate))
-        return ServiceSpec(self.name, self.url(), _cli("leads", "generate", "--rate", rate, "--bootstrap",
-                                                       self.cfg.kafka_bootstrap), self.health())
+        return ServiceSpec(
+            self.name,
+            self.url(),
+            _cli("leads", "generate", "--rate", rate, "--bootstrap", self.cfg.kafka_bootstrap),
+            self.health(),
+        )
 
     def detail(self) -> str:
         return f"{self.cfg.demo_rate:g} leads/s"

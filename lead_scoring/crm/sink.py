@@ -91,8 +91,13 @@ class SinkHandler:
 
     worker_name = "sink"
 
-    def __init__(self, warehouse: Warehouse, score_topics: Optional[Sequence[str]] = None,
-                 shadow_topics: Optional[Sequence[str]] = None, register: Optional[ErasureRegister] = None):
+    def __init__(
+        self,
+        warehouse: Warehouse,
+        score_topics: Optional[Sequence[str]] = None,
+        shadow_topics: Optional[Sequence[str]] = None,
+        register: Optional[ErasureRegister] = None,
+    ):
         self.warehouse = warehouse
         self.score_topics = set(score_topics or SCORE_TOPICS)
         self.shadow_topics = set(SHADOW_SCORE_TOPICS if shadow_topics is None else shadow_topics)
@@ -116,8 +121,9 @@ class SinkHandler:
                     bad_scores.append((msg, f"bad score record: {reason}"))
                     continue
                 record["_source"] = _source(record["Id"])
-                ledger.append({**{c: record.get(c) for c in LEDGER_COLUMNS}, "shadow": shadow,
-                               "_source": record["_source"]})
+                ledger.append(
+                    {**{c: record.get(c) for c in LEDGER_COLUMNS}, "shadow": shadow, "_source": record["_source"]}
+                )
                 if not shadow:
                     scores.append(record)
                 continue
@@ -162,8 +168,16 @@ class SinkHandler:
         if ledger:
             frame = pd.DataFrame.from_records(ledger).assign(_ingested_at=now)
             counts["history"] = self.warehouse.insert_new("lead_score_history", frame, LEDGER_KEY)
-        counts["duplicates"] = (len(raw) + len(rejected) + len(scores) + len(ledger)
-                                - counts["raw"] - counts["rejected"] - counts["scores"] - counts["history"])
+        counts["duplicates"] = (
+            len(raw)
+            + len(rejected)
+            + len(scores)
+            + len(ledger)
+            - counts["raw"]
+            - counts["rejected"]
+            - counts["scores"]
+            - counts["history"]
+        )
 
         landed = batch_ids - gone
         if landed:
@@ -183,17 +197,21 @@ class SinkHandler:
         if msg.topic in self.score_topics or msg.topic in self.shadow_topics:
             return {"quarantined": self._quarantine_scores([msg], [error])}
         frame = pd.DataFrame.from_records([self._rejected_row(msg, f"could not be written: {error}")])
-        self.warehouse.insert_new("rejected_leads", frame.assign(_ingested_at=pd.Timestamp.now(tz="UTC")),
-                                  REJECTED_KEY)
+        self.warehouse.insert_new("rejected_leads", frame.assign(_ingested_at=pd.Timestamp.now(tz="UTC")), REJECTED_KEY)
         return {"rejected": 1, "quarantined": 1}
 
     def _quarantine_scores(self, messages: Sequence[Any], reasons: Sequence[str]) -> int:
         # idempotent by (worker, topic, partition, offset): a batch replayed after a crash adds nothing
-        self.warehouse.insert_new(QUARANTINE_TABLE, quarantine_frame(self.worker_name, messages, reasons),
-                                  QUARANTINE_KEY)
+        self.warehouse.insert_new(
+            QUARANTINE_TABLE, quarantine_frame(self.worker_name, messages, reasons), QUARANTINE_KEY
+        )
         return len(messages)
 
     @staticmethod
     def _rejected_row(msg: Any, reason: Optional[str]) -> dict[str, Any]:
-        return {"Id": key_text(msg.key), "payload": payload_text(msg.value), "reason": safe_text(reason or ""),
-                "_source": STREAM_SOURCE}
+        return {
+            "Id": key_text(msg.key),
+            "payload": payload_text(msg.value),
+            "reason": safe_text(reason or ""),
+            "_source": STREAM_SOURCE,
+        }

@@ -19,40 +19,145 @@ import pandas as pd
 from lead_scoring.contract import FIELD_NAMES
 
 # (value, share, effect on the log-odds of converting)
-_ORIGIN = [("Landing Page Submission", 0.53, 0.0), ("API", 0.39, -0.3), ("Lead Add Form", 0.07, 2.4),
-           ("Lead Import", 0.01, -0.8)]
-_SOURCE = [("Google", 0.31, 0.2), ("Direct Traffic", 0.28, -0.2), ("Olark Chat", 0.19, -0.6),
-           ("Organic Search", 0.12, 0.0), ("Reference", 0.06, 1.6), ("Welingak Website", 0.02, 2.2),
-           ("Referral Sites", 0.02, -0.3)]
-_ACTIVITY = [("Email Opened", 0.37, 0.5), ("SMS Sent", 0.30, 1.3), ("Olark Chat Conversation", 0.11, -1.2),
-             ("Page Visited on Website", 0.07, -0.3), ("Converted to Lead", 0.05, -0.9),
-             ("Email Bounced", 0.04, -1.5), ("Email Link Clicked", 0.03, 0.1), ("Form Submitted on Website", 0.02, 0.0),
-             ("Unreachable", 0.01, -0.4)]
-_OCCUPATION = [(None, 0.29, -0.9), ("Unemployed", 0.60, 0.0), ("Working Professional", 0.08, 2.3),
-               ("Student", 0.02, -0.2), ("Other", 0.01, 0.8)]
-_SPECIALIZATION = [(None, 0.37, -0.4), ("Finance Management", 0.11, 0.2), ("Human Resource Management", 0.09, 0.3),
-                   ("Marketing Management", 0.09, 0.3), ("Operations Management", 0.05, 0.2),
-                   ("Business Administration", 0.04, 0.1), ("IT Projects Management", 0.04, 0.0),
-                   ("Supply Chain Management", 0.04, 0.1), ("Banking, Investment And Insurance", 0.04, 0.4),
-                   ("Media and Advertising", 0.02, 0.0), ("Travel and Tourism", 0.02, -0.2),
-                   ("International Business", 0.02, 0.0), ("Healthcare Management", 0.02, 0.2),
-                   ("E-COMMERCE", 0.01, 0.0), ("Hospitality Management", 0.01, -0.1), ("Retail Management", 0.01, -0.1),
-                   ("Rural and Agribusiness", 0.01, 0.0), ("E-Business", 0.01, 0.0), ("Services Excellence", 0.01, 0.0)]
-_COUNTRY = [("India", 0.70, 0.0), (None, 0.26, 0.3), ("United States", 0.01, -0.2), ("United Arab Emirates", 0.01, 0.1),
-            ("Singapore", 0.01, 0.0), ("Saudi Arabia", 0.01, -0.2)]
-_CITY = [(None, 0.40, 0.1), ("Mumbai", 0.35, 0.0), ("Thane & Outskirts", 0.08, 0.0), ("Other Cities", 0.07, -0.1),
-         ("Other Cities of Maharashtra", 0.05, 0.0), ("Other Metro Cities", 0.04, 0.0), ("Tier II Cities", 0.01, -0.1)]
+_ORIGIN = [
+    ("Landing Page Submission", 0.53, 0.0),
+    ("API", 0.39, -0.3),
+    ("Lead Add Form", 0.07, 2.4),
+    ("Lead Import", 0.01, -0.8),
+]
+_SOURCE = [
+    ("Google", 0.31, 0.2),
+    ("Direct Traffic", 0.28, -0.2),
+    ("Olark Chat", 0.19, -0.6),
+    ("Organic Search", 0.12, 0.0),
+    ("Reference", 0.06, 1.6),
+    ("Welingak Website", 0.02, 2.2),
+    ("Referral Sites", 0.02, -0.3),
+]
+_ACTIVITY = [
+    ("Email Opened", 0.37, 0.5),
+    ("SMS Sent", 0.30, 1.3),
+    ("Olark Chat Conversation", 0.11, -1.2),
+    ("Page Visited on Website", 0.07, -0.3),
+    ("Converted to Lead", 0.05, -0.9),
+    ("Email Bounced", 0.04, -1.5),
+    ("Email Link Clicked", 0.03, 0.1),
+    ("Form Submitted on Website", 0.02, 0.0),
+    ("Unreachable", 0.01, -0.4),
+]
+_OCCUPATION = [
+    (None, 0.29, -0.9),
+    ("Unemployed", 0.60, 0.0),
+    ("Working Professional", 0.08, 2.3),
+    ("Student", 0.02, -0.2),
+    ("Other", 0.01, 0.8),
+]
+_SPECIALIZATION = [
+    (None, 0.37, -0.4),
+    ("Finance Management", 0.11, 0.2),
+    ("Human Resource Management", 0.09, 0.3),
+    ("Marketing Management", 0.09, 0.3),
+    ("Operations Management", 0.05, 0.2),
+    ("Business Administration", 0.04, 0.1),
+    ("IT Projects Management", 0.04, 0.0),
+    ("Supply Chain Management", 0.04, 0.1),
+    ("Banking, Investment And Insurance", 0.04, 0.4),
+    ("Media and Advertising", 0.02, 0.0),
+    ("Travel and Tourism", 0.02, -0.2),
+    ("International Business", 0.02, 0.0),
+    ("Healthcare Management", 0.02, 0.2),
+    ("E-COMMERCE", 0.01, 0.0),
+    ("Hospitality Management", 0.01, -0.1),
+    ("Retail Management", 0.01, -0.1),
+    ("Rural and Agribusiness", 0.01, 0.0),
+    ("E-Business", 0.01, 0.0),
+    ("Services Excellence", 0.01, 0.0),
+]
+_COUNTRY = [
+    ("India", 0.70, 0.0),
+    (None, 0.26, 0.3),
+    ("United States", 0.01, -0.2),
+    ("United Arab Emirates", 0.01, 0.1),
+    ("Singapore", 0.01, 0.0),
+    ("Saudi Arabia", 0.01, -0.2),
+]
+_CITY = [
+    (None, 0.40, 0.1),
+    ("Mumbai", 0.35, 0.0),
+    ("Thane & Outskirts", 0.08, 0.0),
+    ("Other Cities", 0.07, -0.1),
+    ("Other Cities of Maharashtra", 0.05, 0.0),
+    ("Other Metro Cities", 0.04, 0.0),
+    ("Tier II Cities", 0.01, -0.1),
+]
 _PRIORITY = [("Better Career Prospects", 0.71, 0.4), (None, 0.29, -0.5)]
-_REFERRAL = [(None, 0.78, 0.0), ("Online Search", 0.09, 0.0), ("Word Of Mouth", 0.04, 0.3),
-             ("Student of SomeSchool", 0.03, -0.1), ("Other", 0.02, 0.0), ("Multiple Sources", 0.02, 0.0),
-             ("Advertisements", 0.01, 0.0), ("Social Media", 0.01, 0.0)]
+_REFERRAL = [
+    (None, 0.78, 0.0),
+    ("Online Search", 0.09, 0.0),
+    ("Word Of Mouth", 0.04, 0.3),
+    ("Student of SomeSchool", 0.03, -0.1),
+    ("Other", 0.02, 0.0),
+    ("Multiple Sources", 0.02, 0.0),
+    ("Advertisements", 0.01, 0.0),
+    ("Social Media", 0.01, 0.0),
+]
 _STATUS_OPEN = "Open - Not Contacted"
-_FIRST = ["Aarav", "Diya", "Ishaan", "Meera", "Rohan", "Saanvi", "Vikram", "Ananya", "Kabir", "Priya",
-          "Arjun", "Nisha", "Dev", "Kavya", "Rahul", "Sara", "Maya", "Omar", "Lena", "Tom"]
-_LAST = ["Sharma", "Patel", "Iyer", "Khan", "Gupta", "Reddy", "Singh", "Das", "Nair", "Mehta",
-         "Smith", "Garcia", "Chen", "Okafor", "Novak", "Rossi", "Kim", "Silva", "Haddad", "Berg"]
-_COMPANIES = ["Acme Learning", "Globex", "Initech", "Umbrella Edu", "Hooli", "Stark Analytics", "Wayne Tech",
-              "Tyrell Data", "Soylent Foods", "Wonka Industries"]
+_FIRST = [
+    "Aarav",
+    "Diya",
+    "Ishaan",
+    "Meera",
+    "Rohan",
+    "Saanvi",
+    "Vikram",
+    "Ananya",
+    "Kabir",
+    "Priya",
+    "Arjun",
+    "Nisha",
+    "Dev",
+    "Kavya",
+    "Rahul",
+    "Sara",
+    "Maya",
+    "Omar",
+    "Lena",
+    "Tom",
+]
+_LAST = [
+    "Sharma",
+    "Patel",
+    "Iyer",
+    "Khan",
+    "Gupta",
+    "Reddy",
+    "Singh",
+    "Das",
+    "Nair",
+    "Mehta",
+    "Smith",
+    "Garcia",
+    "Chen",
+    "Okafor",
+    "Novak",
+    "Rossi",
+    "Kim",
+    "Silva",
+    "Haddad",
+    "Berg",
+]
+_COMPANIES = [
+    "Acme Learning",
+    "Globex",
+    "Initech",
+    "Umbrella Edu",
+    "Hooli",
+    "Stark Analytics",
+    "Wayne Tech",
+    "Tyrell Data",
+    "Soylent Foods",
+    "Wonka Industries",
+]
 _TITLES = [None, "Analyst", "Engineer", "Manager", "Student", "Consultant", "Associate"]
 _ALPHABET = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
 BASE_RATE_LOGIT = -1.4  # with the effects below this gives ~38% converted, like the X Education data
@@ -121,17 +226,38 @@ def generate_leads(
 
     opted_out = rng.random(n) < 0.08
     do_not_call = rng.random(n) < 0.001
-    ads = {name: rng.random(n) < share for name, share in (
-        ("Ad_Search__c", 0.002), ("Ad_Magazine__c", 0.0), ("Ad_Newspaper_Article__c", 0.0003),
-        ("Ad_Forums__c", 0.0001), ("Ad_Newspaper__c", 0.0001), ("Ad_Digital__c", 0.0004),
-        ("Ad_Recommendation__c", 0.0008))}
+    ads = {
+        name: rng.random(n) < share
+        for name, share in (
+            ("Ad_Search__c", 0.002),
+            ("Ad_Magazine__c", 0.0),
+            ("Ad_Newspaper_Article__c", 0.0003),
+            ("Ad_Forums__c", 0.0001),
+            ("Ad_Newspaper__c", 0.0001),
+            ("Ad_Digital__c", 0.0004),
+            ("Ad_Recommendation__c", 0.0008),
+        )
+    }
     free_copy = rng.random(n) < 0.31
 
     minutes = np.nan_to_num(time_on_site) / 60.0
-    logit = (BASE_RATE_LOGIT + e_origin + e_source + e_activity + e_occ + e_spec * 0.5 + e_country * 0.5
-             + e_city * 0.5 + e_priority + e_ref
-             + 1.6 * np.tanh(minutes / 15.0) - 0.15 * np.log1p(np.nan_to_num(visits))
-             - 1.2 * opted_out - 0.2 * free_copy + rng.normal(0.0, 0.3, n))
+    logit = (
+        BASE_RATE_LOGIT
+        + e_origin
+        + e_source
+        + e_activity
+        + e_occ
+        + e_spec * 0.5
+        + e_country * 0.5
+        + e_city * 0.5
+        + e_priority
+        + e_ref
+        + 1.6 * np.tanh(minutes / 15.0)
+        - 0.15 * np.log1p(np.nan_to_num(visits))
+        - 1.2 * opted_out
+        - 0.2 * free_copy
+        + rng.normal(0.0, 0.3, n)
+    )
     converted = rng.random(n) < 1.0 / (1.0 + np.exp(-logit))
 
     span_ms = int(days * 86_400_000)
@@ -144,40 +270,43 @@ def generate_leads(
 
     first = np.array(_FIRST, dtype=object)[rng.integers(0, len(_FIRST), n)]
     last = np.array(_LAST, dtype=object)[rng.integers(0, len(_LAST), n)]
-    email = np.char.lower(np.char.add(np.char.add(first.astype(str), "."),
-                                      np.char.add(last.astype(str), "@example.com")))
+    email = np.char.lower(
+        np.char.add(np.char.add(first.astype(str), "."), np.char.add(last.astype(str), "@example.com"))
+    )
 
-    frame = pd.DataFrame({
-        "Id": ids,
-        "_ObjectType": object_type,
-        "_EventType": "created",
-        "LastModifiedDate": _iso(modified),
-        "CreatedDate": _iso(created),
-        "FirstName": first,
-        "LastName": last,
-        "Company": np.array(_COMPANIES, dtype=object)[rng.integers(0, len(_COMPANIES), n)],
-        "Email": email,
-        "Title": np.array(_TITLES, dtype=object)[rng.integers(0, len(_TITLES), n)],
-        "Lead_Number__c": (np.arange(n) + 600_000 + seed * 1_000_000).astype(str),
-        "LeadSource": source,
-        "Lead_Origin__c": origin,
-        "HasOptedOutOfEmail": opted_out,
-        "DoNotCall": do_not_call,
-        "Total_Visits__c": visits,
-        "Time_On_Website__c": time_on_site,
-        "Page_Views_Per_Visit__c": pages,
-        "Last_Activity__c": activity,
-        "Country": country,
-        "City": city,
-        "Specialization__c": specialization,
-        "Occupation__c": occupation,
-        "Course_Priority__c": priority,
-        "Referral_Channel__c": referral,
-        **ads,
-        "Free_Copy_Requested__c": free_copy,
-        "Status": status,
-        "IsConverted": is_converted,
-    })
+    frame = pd.DataFrame(
+        {
+            "Id": ids,
+            "_ObjectType": object_type,
+            "_EventType": "created",
+            "LastModifiedDate": _iso(modified),
+            "CreatedDate": _iso(created),
+            "FirstName": first,
+            "LastName": last,
+            "Company": np.array(_COMPANIES, dtype=object)[rng.integers(0, len(_COMPANIES), n)],
+            "Email": email,
+            "Title": np.array(_TITLES, dtype=object)[rng.integers(0, len(_TITLES), n)],
+            "Lead_Number__c": (np.arange(n) + 600_000 + seed * 1_000_000).astype(str),
+            "LeadSource": source,
+            "Lead_Origin__c": origin,
+            "HasOptedOutOfEmail": opted_out,
+            "DoNotCall": do_not_call,
+            "Total_Visits__c": visits,
+            "Time_On_Website__c": time_on_site,
+            "Page_Views_Per_Visit__c": pages,
+            "Last_Activity__c": activity,
+            "Country": country,
+            "City": city,
+            "Specialization__c": specialization,
+            "Occupation__c": occupation,
+            "Course_Priority__c": priority,
+            "Referral_Channel__c": referral,
+            **ads,
+            "Free_Copy_Requested__c": free_copy,
+            "Status": status,
+            "IsConverted": is_converted,
+        }
+    )
     for name in FIELD_NAMES:  # leakage fields: not generated (the CRM fills them after contact)
         if name not in frame.columns:
             frame[name] = None
@@ -196,9 +325,9 @@ def to_events(leads: pd.DataFrame, conversion_delay_days: float = 7.0, seed: int
     decided = leads[leads["IsConverted"].notna()].copy()
     delay = rng.exponential(conversion_delay_days * 86_400_000, len(decided)).astype("int64")
     base = pd.to_datetime(decided["CreatedDate"], utc=True, format="ISO8601")
-    decided["LastModifiedDate"] = (
-        (base + pd.to_timedelta(delay + 60_000, unit="ms")).dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
-    )
+    decided["LastModifiedDate"] = (base + pd.to_timedelta(delay + 60_000, unit="ms")).dt.strftime(
+        "%Y-%m-%dT%H:%M:%S.%f"
+    ).str[:-3] + "Z"
     decided["_EventType"] = "updated"
     events = pd.concat([created, decided], ignore_index=True)
     return events.sort_values("LastModifiedDate", kind="stable").reset_index(drop=True)

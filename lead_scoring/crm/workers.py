@@ -226,8 +226,11 @@ class MicroBatchWorker:
                     # client: with nothing arriving, ask for metadata to know whether we are idle or cut off.
                     last_probe = now
                     # At most one stall check per IDLE_PROBE_S: this branch only runs that often.
-                    if (self._check_broker(consumer) and now - last_message > FETCH_STALL_S
-                            and self._fetch_stalled(consumer)):
+                    if (
+                        self._check_broker(consumer)
+                        and now - last_message > FETCH_STALL_S
+                        and self._fetch_stalled(consumer)
+                    ):
                         stalled, consumer = consumer, None
                         self._retire(stalled)
                         consumer = self._subscribe()
@@ -248,12 +251,22 @@ class MicroBatchWorker:
                     if not self._batch:
                         self._batch_started = time.monotonic()
                     ts_type, ts = msg.timestamp()
-                    self._batch.append(Message(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-                                               ts if ts_type != 0 else None, tuple(msg.headers() or ())))
+                    self._batch.append(
+                        Message(
+                            msg.topic(),
+                            msg.partition(),
+                            msg.offset(),
+                            msg.key(),
+                            msg.value(),
+                            ts if ts_type != 0 else None,
+                            tuple(msg.headers() or ()),
+                        )
+                    )
                     last_message = time.monotonic()
                     self._stall_suspect = {}
-                if self._batch and (len(self._batch) >= self.batch_size
-                                    or time.monotonic() - self._batch_started >= self.max_wait_s):
+                if self._batch and (
+                    len(self._batch) >= self.batch_size or time.monotonic() - self._batch_started >= self.max_wait_s
+                ):
                     self._flush(consumer)
                 if idle_exit_s is not None and not self._batch and time.monotonic() - last_message > idle_exit_s:
                     break
@@ -261,27 +274,42 @@ class MicroBatchWorker:
             self._commit_now(consumer)
         finally:
             if self._pending_commit:
-                log.warning("%s: stopping with offsets not committed (Kafka unreachable); their records will be "
-                            "read again and written idempotently", self.name)
+                log.warning(
+                    "%s: stopping with offsets not committed (Kafka unreachable); their records will be "
+                    "read again and written idempotently",
+                    self.name,
+                )
             if consumer is not None:  # None: a stalled consumer that would not close (see _retire)
                 consumer.close()
-            log.info("%s: stopped after %d messages in %d batches, %d outage(s), %d reconnect(s) (%s)", self.name,
-                     self.stats.consumed, self.stats.batches, self.stats.outages, self.stats.reconnects,
-                     ", ".join(f"{k}={v}" for k, v in sorted(self.stats.counts.items())))
+            log.info(
+                "%s: stopped after %d messages in %d batches, %d outage(s), %d reconnect(s) (%s)",
+                self.name,
+                self.stats.consumed,
+                self.stats.batches,
+                self.stats.outages,
+                self.stats.reconnects,
+                ", ".join(f"{k}={v}" for k, v in sorted(self.stats.counts.items())),
+            )
         return self.stats
 
     def _subscribe(self) -> Any:
-        consumer = self.kafka.consumer(self.group_id, **{
-            "topic.metadata.refresh.interval.ms": 10_000,
-            # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
-            "session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000,
-            # A request in flight when the broker goes away fails after 10 s, not librdkafka's 60 s.
-            "socket.timeout.ms": 10_000,
-            # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
-            "log_level": 0, "error_cb": self._on_kafka_error, "on_commit": self._on_commit,
-            **self.consumer_overrides})
-        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
-                           on_lost=self._on_lost)
+        consumer = self.kafka.consumer(
+            self.group_id,
+            **{
+                "topic.metadata.refresh.interval.ms": 10_000,
+                # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
+                "session.timeout.ms": 10_000,
+                "heartbeat.interval.ms": 2_000,
+                # A request in flight when the broker goes away fails after 10 s, not librdkafka's 60 s.
+                "socket.timeout.ms": 10_000,
+                # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
+                "log_level": 0,
+                "error_cb": self._on_kafka_error,
+                "on_commit": self._on_commit,
+                **self.consumer_overrides,
+            },
+        )
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
         return consumer
 
@@ -332,9 +360,13 @@ class MicroBatchWorker:
         """Close a consumer that stopped fetching (a new one in the group takes over); what it holds is written
         and committed on the way out, as on any revocation."""
         waiting = self._stall_suspect
-        log.warning("%s: records are waiting on %s but none arrived for %.0f s with the broker up; replacing the "
-                    "Kafka consumer", self.name, ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(waiting.items())),
-                    FETCH_STALL_S)
+        log.warning(
+            "%s: records are waiting on %s but none arrived for %.0f s with the broker up; replacing the "
+            "Kafka consumer",
+            self.name,
+            ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(waiting.items())),
+            FETCH_STALL_S,
+        )
         self.stats.reconnects += 1
         self._stall_replaced, self._stall_suspect = waiting, {}
         self._flush(consumer)
@@ -384,17 +416,33 @@ class MicroBatchWorker:
         self._last_heartbeat = now
         self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.heartbeat_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "ts": now, "assigned_partitions": self._assigned,
-                                   "consumed": self.stats.consumed, "group": self.group_id, "state": self.state,
-                                   "since": self._state_since, "detail": self._detail[:300],
-                                   "outages": self.stats.outages, "reconnects": self.stats.reconnects,
-                                   "stuck": self._stuck, "quarantined": self.stats.counts.get("quarantined", 0)}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "ts": now,
+                    "assigned_partitions": self._assigned,
+                    "consumed": self.stats.consumed,
+                    "group": self.group_id,
+                    "state": self.state,
+                    "since": self._state_since,
+                    "detail": self._detail[:300],
+                    "outages": self.stats.outages,
+                    "reconnects": self.stats.reconnects,
+                    "stuck": self._stuck,
+                    "quarantined": self.stats.counts.get("quarantined", 0),
+                }
+            )
+        )
         tmp.replace(self.heartbeat_path)
 
     def _wait_for_topics(self) -> None:
         """Create missing topics, waiting (forever, with backoff) for a broker that is down or still starting."""
-        for attempt in tenacity.Retrying(wait=backoff(1.0, self.max_backoff_s), sleep=self._sleep,
-                                         retry=tenacity.retry_if_exception_type(KafkaException)):
+        for attempt in tenacity.Retrying(
+            wait=backoff(1.0, self.max_backoff_s),
+            sleep=self._sleep,
+            retry=tenacity.retry_if_exception_type(KafkaException),
+        ):
             with attempt:
                 if self._stop.is_set():
                     return
@@ -481,18 +529,27 @@ class MicroBatchWorker:
         stop = tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts else tenacity.stop_never
         retrying = tenacity.Retrying(
             stop=tenacity.stop_any(stop, lambda _state: self._stop.is_set()),
-            wait=backoff(self.backoff_s, self.max_backoff_s), sleep=self._sleep_heartbeating, reraise=True,
+            wait=backoff(self.backoff_s, self.max_backoff_s),
+            sleep=self._sleep_heartbeating,
+            reraise=True,
             before_sleep=lambda state: self._on_write_failure(batch, state),
         )
         try:
             counts = retrying(self._write_isolating, batch)
         except Exception as exc:  # still failing after max_attempts, or asked to stop meanwhile: commit nothing
             why = "the worker is stopping" if self._stop.is_set() else f"{self.max_attempts} attempts"
-            raise WorkerFailed(f"{self.name}: batch of {len(batch)} not written ({why}): "
-                               f"{describe_error(exc)}") from exc
+            raise WorkerFailed(
+                f"{self.name}: batch of {len(batch)} not written ({why}): {describe_error(exc)}"
+            ) from exc
         if self._stuck is not None:
-            log.info("%s: the batch at %s[%s]@%s is written after %.0f s", self.name, self._stuck["topic"],
-                     self._stuck["partition"], self._stuck["offset"], time.time() - self._stuck["since"])
+            log.info(
+                "%s: the batch at %s[%s]@%s is written after %.0f s",
+                self.name,
+                self._stuck["topic"],
+                self._stuck["partition"],
+                self._stuck["offset"],
+                time.time() - self._stuck["since"],
+            )
             self._stuck = None
         if self.state == RETRYING_WRITE:
             self._set_state(CONSUMING)
@@ -508,8 +565,14 @@ class MicroBatchWorker:
                 raise
             if len(batch) == 1:
                 error = describe_error(exc)
-                log.warning("%s: record %s[%d]@%d cannot be written (%s); quarantined", self.name, batch[0].topic,
-                            batch[0].partition, batch[0].offset, type(exc).__name__)
+                log.warning(
+                    "%s: record %s[%d]@%d cannot be written (%s); quarantined",
+                    self.name,
+                    batch[0].topic,
+                    batch[0].partition,
+                    batch[0].offset,
+                    type(exc).__name__,
+                )
                 return self.handler.quarantine(batch[0], error)
         middle = len(batch) // 2
         counts = WorkerStats()
@@ -534,15 +597,29 @@ class MicroBatchWorker:
         first = batch[0]
         since = self._stuck["since"] if self._stuck is not None else time.time()
         # the batch's first record: its offset is where the group's committed position stays until this is written
-        self._stuck = {"topic": first.topic, "partition": first.partition, "offset": first.offset, "since": since,
-                       "error": error}
+        self._stuck = {
+            "topic": first.topic,
+            "partition": first.partition,
+            "offset": first.offset,
+            "since": since,
+            "error": error,
+        }
         self._set_state(RETRYING_WRITE, f"batch of {len(batch)}, attempt {state.attempt_number}: {error}")
 
 
-def build_worker(name: str, kafka: KafkaResource, warehouse: Warehouse, crm: Optional[CrmResource] = None, *,
-                 topics: Optional[Sequence[str]] = None, score_topics: Optional[Sequence[str]] = None,
-                 shadow_topics: Optional[Sequence[str]] = None, group_id: Optional[str] = None,
-                 register: Optional[ErasureRegister] = None, **options: Any) -> MicroBatchWorker:
+def build_worker(
+    name: str,
+    kafka: KafkaResource,
+    warehouse: Warehouse,
+    crm: Optional[CrmResource] = None,
+    *,
+    topics: Optional[Sequence[str]] = None,
+    score_topics: Optional[Sequence[str]] = None,
+    shadow_topics: Optional[Sequence[str]] = None,
+    group_id: Optional[str] = None,
+    register: Optional[ErasureRegister] = None,
+    **options: Any,
+) -> MicroBatchWorker:
     """The named worker on the given resources.
 
     `topics`/`score_topics`/`shadow_topics`/`group_id` default to the pipeline's (tests pass their own to stay

@@ -97,8 +97,14 @@ def parse_score(payload: Optional[bytes]) -> tuple[Optional[dict[str, Any]], Opt
         problems.append(f"_ObjectType: must be one of {', '.join(OBJECT_TYPES)}")
     score = record.get("Lead_Score__c")
     # range first: a huge integer never reaches math.isfinite (which would overflow converting it to a float)
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not -1 < score < 101 \
-            or not math.isfinite(score) or score != int(score) or not 0 <= score <= 100:
+    if (
+        isinstance(score, bool)
+        or not isinstance(score, (int, float))
+        or not -1 < score < 101
+        or not math.isfinite(score)
+        or score != int(score)
+        or not 0 <= score <= 100
+    ):
         problems.append(f"Lead_Score__c: expected an integer 0-100, got {_excerpt(score)!r}")
     for name in ("Lead_Score_Reasons__c", "Lead_Score_Model__c", "features_hash"):
         if record.get(name) is not None and not isinstance(record.get(name), str):
@@ -200,8 +206,14 @@ class WritebackHandler:
         for msg in batch:
             record, reason = decode_safely(parse_score, msg.value)
             if record is None:
-                errors.append({"Id": key_text(msg.key), "_ObjectType": None, "payload": payload_text(msg.value),
-                               "reason": f"bad score record: {safe_text(reason)}"})
+                errors.append(
+                    {
+                        "Id": key_text(msg.key),
+                        "_ObjectType": None,
+                        "payload": payload_text(msg.value),
+                        "reason": f"bad score record: {safe_text(reason)}",
+                    }
+                )
                 continue
             if is_probe(record["Id"]):
                 probes += 1
@@ -223,20 +235,31 @@ class WritebackHandler:
                 counts["erased_cleared"] = len(late)
         for failure in failures:
             rec = failure.record
-            errors.append({"Id": rec.get("Id"), "_ObjectType": rec.get("_ObjectType"),
-                           "payload": json.dumps({k: rec.get(k) for k in ("Id", "_ObjectType", *WRITTEN_FIELDS)}),
-                           "reason": failure.reason})
+            errors.append(
+                {
+                    "Id": rec.get("Id"),
+                    "_ObjectType": rec.get("_ObjectType"),
+                    "payload": json.dumps({k: rec.get(k) for k in ("Id", "_ObjectType", *WRITTEN_FIELDS)}),
+                    "reason": failure.reason,
+                }
+            )
         if errors:
-            frame = pd.DataFrame.from_records(errors).assign(target=self.writer.target,
-                                                             failed_at=pd.Timestamp.now(tz="UTC"))
+            frame = pd.DataFrame.from_records(errors).assign(
+                target=self.writer.target, failed_at=pd.Timestamp.now(tz="UTC")
+            )
             self.warehouse.append(ERROR_TABLE, frame)
-            log.warning("writeback: %d record(s) not written to %s (see %s)", len(errors), self.writer.target,
-                        ERROR_TABLE)
-        return {"written": len(records) - len(failures), "failed": len(errors), "probes_skipped": probes,
-                "superseded": len(valid) - len(records), **counts}
+            log.warning(
+                "writeback: %d record(s) not written to %s (see %s)", len(errors), self.writer.target, ERROR_TABLE
+            )
+        return {
+            "written": len(records) - len(failures),
+            "failed": len(errors),
+            "probes_skipped": probes,
+            "superseded": len(valid) - len(records),
+            **counts,
+        }
 
     def quarantine(self, msg: Any, error: str) -> dict[str, int]:
         """Keep a record whose write failed on its own (permanent error) in `worker_quarantine`."""
-        self.warehouse.insert_new(QUARANTINE_TABLE, quarantine_frame(self.worker_name, [msg], [error]),
-                                  QUARANTINE_KEY)
+        self.warehouse.insert_new(QUARANTINE_TABLE, quarantine_frame(self.worker_name, [msg], [error]), QUARANTINE_KEY)
         return {"quarantined": 1}

@@ -48,7 +48,7 @@ REGISTER_TABLE = "erasure_register"
 NO_LEAD_ROWS: dict[str, str] = {
     REGISTER_TABLE: "keyed hashes of erased Ids only: no Id, nothing to erase",
     "rescore_runs": "one row per full re-score run (counts, status); `last_id` is the resume point of a run still "
-                    "producing and is cleared when the run finishes: no lead data",
+    "producing and is cleared when the run finishes: no lead data",
 }
 # Columns that may embed a whole raw record (rejected or failed records): matched on the JSON-quoted Id.
 RECORD_TEXT_COLUMNS = ("payload",)
@@ -89,12 +89,15 @@ class ErasureKey(dg.ConfigurableResource):
                 raise ConfigurationError(
                     f"{ERASURE_KEY_ENV_VAR} is too short ({len(self.key)} characters): use at least "
                     f"{MIN_KEY_LENGTH} random characters, e.g. "
-                    "python -c 'import secrets; print(secrets.token_hex(32))'")
+                    "python -c 'import secrets; print(secrets.token_hex(32))'"
+                )
             return self.key.encode("utf-8")
         if self.key_file:
             return _local_key(Path(self.key_file))
-        raise ConfigurationError(f"{ERASURE_KEY_ENV_VAR} is not set: the erasure register needs a secret key; set it "
-                                 "to at least 32 random characters and keep it stable")
+        raise ConfigurationError(
+            f"{ERASURE_KEY_ENV_VAR} is not set: the erasure register needs a secret key; set it "
+            "to at least 32 random characters and keep it stable"
+        )
 
 
 def _local_key(path: Path) -> bytes:
@@ -113,8 +116,10 @@ def _local_key(path: Path) -> bytes:
             tmp.unlink(missing_ok=True)
     key = path.read_text().strip()
     if len(key) < MIN_KEY_LENGTH:
-        raise ConfigurationError(f"erasure key file {path} holds fewer than {MIN_KEY_LENGTH} characters: restore it "
-                                 f"from a backup, or set {ERASURE_KEY_ENV_VAR}")
+        raise ConfigurationError(
+            f"erasure key file {path} holds fewer than {MIN_KEY_LENGTH} characters: restore it "
+            f"from a backup, or set {ERASURE_KEY_ENV_VAR}"
+        )
     return key.encode("utf-8")
 
 
@@ -181,8 +186,10 @@ class ErasureRegister:
             by_hash.setdefault(self.digest(record_id), []).append(record_id)
         if not by_hash:
             return set()
-        found = self.warehouse.query(f"SELECT DISTINCT id_hash FROM {REGISTER_TABLE} WHERE id_hash IN UNNEST(@hashes)",
-                                     {"hashes": sorted(by_hash)})
+        found = self.warehouse.query(
+            f"SELECT DISTINCT id_hash FROM {REGISTER_TABLE} WHERE id_hash IN UNNEST(@hashes)",
+            {"hashes": sorted(by_hash)},
+        )
         return {record_id for h in found["id_hash"] for record_id in by_hash.get(h, [])}
 
 
@@ -218,8 +225,11 @@ class ErasureReport:
     def summary(self) -> str:
         """Counts only (no Id): safe to log."""
         tables = ", ".join(f"{t} {n}" for t, n in self.rows_deleted.items() if n) or "none"
-        crm = (f"; CRM {self.crm_target}: {self.crm_cleared} cleared, {len(self.crm_failures)} failed"
-               if self.crm_target else "")
+        crm = (
+            f"; CRM {self.crm_target}: {self.crm_cleared} cleared, {len(self.crm_failures)} failed"
+            if self.crm_target
+            else ""
+        )
         return f"{self.ids} Id(s) erased, {self.total_rows} row(s) deleted ({tables}){crm}"
 
 
@@ -229,8 +239,9 @@ def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _counts(warehouse: Warehouse, specs: Sequence[TableSpec], params: dict[str, Any]) -> dict[str, int]:
-    sql = " UNION ALL ".join(f"SELECT '{s.name}' AS table_name, COUNT(*) AS n FROM {s.name} WHERE {_ids_condition(s)}"
-                             for s in specs)
+    sql = " UNION ALL ".join(
+        f"SELECT '{s.name}' AS table_name, COUNT(*) AS n FROM {s.name} WHERE {_ids_condition(s)}" for s in specs
+    )
     frame = warehouse.query(sql, _used(sql, params))
     counts = {str(t): int(n) for t, n in zip(frame["table_name"], frame["n"], strict=True)}
     return {s.name: counts.get(s.name, 0) for s in specs}
@@ -241,14 +252,20 @@ def _object_types(warehouse: Warehouse, specs: Sequence[TableSpec], ids: list[st
     typed = [s for s in specs if "_ObjectType" in s.column_names]
     if not typed:
         return {}
-    sql = " UNION DISTINCT ".join(f"SELECT Id, _ObjectType FROM {s.name} WHERE Id IN UNNEST(@ids) "
-                                  "AND _ObjectType IS NOT NULL" for s in typed)
+    sql = " UNION DISTINCT ".join(
+        f"SELECT Id, _ObjectType FROM {s.name} WHERE Id IN UNNEST(@ids) AND _ObjectType IS NOT NULL" for s in typed
+    )
     frame = warehouse.query(sql, {"ids": ids})
     return {str(i): str(t) for i, t in zip(frame["Id"], frame["_ObjectType"], strict=True)}
 
 
-def erase_leads(ids: Iterable[str], warehouse: Warehouse, register: ErasureRegister,
-                crm: Optional[ScoreClearer] = None, trigger: str = TRIGGER_REQUEST) -> ErasureReport:
+def erase_leads(
+    ids: Iterable[str],
+    warehouse: Warehouse,
+    register: ErasureRegister,
+    crm: Optional[ScoreClearer] = None,
+    trigger: str = TRIGGER_REQUEST,
+) -> ErasureReport:
     """Erase `ids` from every table we own (and clear their scores in `crm`); idempotent.
 
     Raises `ErasureIncomplete` if a row of an erased Id is still there afterwards, and the CRM writer's
@@ -282,15 +299,23 @@ def erase_leads(ids: Iterable[str], warehouse: Warehouse, register: ErasureRegis
                 unknown.append(record_id)
         failures = crm.clear(records) if records else []
         report.crm_failures = [(str(f.record.get("Id")), f.reason) for f in failures]
-        report.crm_failures += [(i, "object type unknown: not in the warehouse and not a Lead (00Q) or Contact (003) "
-                                    "Id; clear its score in the CRM by hand") for i in unknown]
+        report.crm_failures += [
+            (
+                i,
+                "object type unknown: not in the warehouse and not a Lead (00Q) or Contact (003) "
+                "Id; clear its score in the CRM by hand",
+            )
+            for i in unknown
+        ]
         report.crm_cleared = len(records) - len(failures)
     # 4. nothing left
     remaining = {t: n for t, n in _counts(warehouse, specs, params).items() if n}
     if remaining:
-        raise ErasureIncomplete(f"after erasing {len(wanted)} Id(s), rows remain in "
-                                f"{', '.join(f'{t} ({n})' for t, n in remaining.items())} (written concurrently?); "
-                                "run the erasure again")
+        raise ErasureIncomplete(
+            f"after erasing {len(wanted)} Id(s), rows remain in "
+            f"{', '.join(f'{t} ({n})' for t, n in remaining.items())} (written concurrently?); "
+            "run the erasure again"
+        )
     if isinstance(warehouse, DuckDBWarehouse):
         with warehouse.connect() as con:
             con.execute("CHECKPOINT")  # rewrite the file without the deleted rows' blocks

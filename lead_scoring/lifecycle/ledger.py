@@ -28,8 +28,13 @@ OWNERS = ["team:ml-platform"]
 LEDGER_ASSET_KEY = dg.AssetKey(LEDGER_TABLE)
 LEDGER_SUMMARY_CRON = "30 6 * * *"
 EXPORT_FORMATS = (".parquet", ".csv")
-_ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "number": pa.float64(), "boolean": pa.bool_(),
-                "timestamp": pa.timestamp("us", tz="UTC")}
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "int": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
 TIMESTAMP_COLUMNS = tuple(c for c, t in TABLES[LEDGER_TABLE].columns if t.value == "timestamp")
 
 LEDGER_BY_VERSION_SQL = f"""
@@ -88,11 +93,15 @@ def lead_score_history(context: dg.AssetExecutionContext, warehouse: Warehouse) 
     if rows:
         shown = by_version.assign(
             first_scored=[str(_utc(v)) for v in by_version["first_scored"]],
-            last_scored=[str(_utc(v)) for v in by_version["last_scored"]])
+            last_scored=[str(_utc(v)) for v in by_version["last_scored"]],
+        )
         metadata["rows_by_model_version"] = dg.MetadataValue.md(markdown_table(shown))
         metadata["scores_per_version"] = dg.MetadataValue.json(
-            {f"{v}{' (shadow)' if s else ''}": int(n)
-             for v, s, n in zip(by_version["model_version"], by_version["shadow"], by_version["scores"], strict=True)})
+            {
+                f"{v}{' (shadow)' if s else ''}": int(n)
+                for v, s, n in zip(by_version["model_version"], by_version["shadow"], by_version["scores"], strict=True)
+            }
+        )
     else:
         context.log.info("the score ledger is empty: the sink worker fills it from the score topics")
     return dg.MaterializeResult(metadata=metadata)
@@ -111,8 +120,9 @@ def export_sql(include_shadow: bool = True, until: bool = False) -> str:
     return f"SELECT {columns} FROM {LEDGER_TABLE} WHERE {' AND '.join(where)} ORDER BY scored_ts, Id"
 
 
-def ledger_slice(warehouse: Warehouse, since: datetime, until: Optional[datetime] = None,
-                 include_shadow: bool = True) -> pd.DataFrame:
+def ledger_slice(
+    warehouse: Warehouse, since: datetime, until: Optional[datetime] = None, include_shadow: bool = True
+) -> pd.DataFrame:
     """Ledger rows scored in [since, until), timestamps as UTC."""
     params: dict[str, Any] = {"since": _utc(since)}
     if until is not None:
@@ -125,8 +135,9 @@ def ledger_slice(warehouse: Warehouse, since: datetime, until: Optional[datetime
     return frame
 
 
-def write_export(frame: pd.DataFrame, out: Path, chunk_rows: int = 50_000,
-                 progress: Optional[Callable[[int], None]] = None) -> int:
+def write_export(
+    frame: pd.DataFrame, out: Path, chunk_rows: int = 50_000, progress: Optional[Callable[[int], None]] = None
+) -> int:
     """Write `frame` to `out` (.parquet or .csv, by extension) in chunks; returns the rows written.
 
     Parquet keeps typed columns (timestamps with tz=UTC); CSV writes ISO-8601 UTC timestamps ('...Z').
@@ -140,7 +151,7 @@ def write_export(frame: pd.DataFrame, out: Path, chunk_rows: int = 50_000,
         schema = pa.schema([(c, _ARROW_TYPES[t.value]) for c, t in TABLES[LEDGER_TABLE].columns if c in frame.columns])
         with pq.ParquetWriter(tmp, schema) as writer:
             for start in range(0, max(len(frame), 1), chunk_rows):
-                part = frame.iloc[start:start + chunk_rows]
+                part = frame.iloc[start : start + chunk_rows]
                 writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
                 if progress:
                     progress(len(part))
@@ -150,10 +161,9 @@ def write_export(frame: pd.DataFrame, out: Path, chunk_rows: int = 50_000,
             if column in text.columns:
                 text[column] = text[column].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
         for start in range(0, max(len(text), 1), chunk_rows):
-            part = text.iloc[start:start + chunk_rows]
+            part = text.iloc[start : start + chunk_rows]
             part.to_csv(tmp, index=False, header=start == 0, mode="w" if start == 0 else "a")
             if progress:
                 progress(len(part))
     tmp.replace(out)
     return len(frame)
-

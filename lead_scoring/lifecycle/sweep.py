@@ -29,9 +29,12 @@ def erase_deleted_leads(context: dg.OpExecutionContext, warehouse: Warehouse, er
     return report.ids
 
 
-@dg.job(name="erasure_sweep_job", tags={"team": "data-platform"},
-        description="Erase leads whose `deleted` event reached the warehouse without the sink worker (e.g. the "
-                    "BigQuery sink connector): every row of the Id, and the Id into the erasure register.")
+@dg.job(
+    name="erasure_sweep_job",
+    tags={"team": "data-platform"},
+    description="Erase leads whose `deleted` event reached the warehouse without the sink worker (e.g. the "
+    "BigQuery sink connector): every row of the Id, and the Id into the erasure register.",
+)
 def erasure_sweep_job() -> None:
     erase_deleted_leads()
 

@@ -1,6 +1,5 @@
 """Monitoring assets: daily drift of recent scored leads against the serving model's training data."""
 
-
 from typing import Any, Optional
 
 import dagster as dg
@@ -103,11 +102,17 @@ def _scores(pipeline: Any, version: str, frame: pd.DataFrame) -> pd.Series:
     kinds={"pandas", "sql"},
     automation_condition=daily_at(DRIFT_CRON, "daily at 06:00 UTC"),
     freshness_policy=DAILY_FRESHNESS,
-    check_specs=[dg.AssetCheckSpec(DRIFT_CHECK, asset=DRIFT_ASSET_KEY,
-                                   description="Fails when any feature's or the score's PSI exceeds max_psi.")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            DRIFT_CHECK,
+            asset=DRIFT_ASSET_KEY,
+            description="Fails when any feature's or the score's PSI exceeds max_psi.",
+        )
+    ],
 )
-def lead_score_drift(context: dg.AssetExecutionContext, config: DriftConfig, warehouse: Warehouse,
-                     model_store: ModelStore) -> dg.MaterializeResult:
+def lead_score_drift(
+    context: dg.AssetExecutionContext, config: DriftConfig, warehouse: Warehouse, model_store: ModelStore
+) -> dg.MaterializeResult:
     """PSI of recent scored leads vs the serving model's training data, per feature and for the score."""
     model = serving_model(model_store)
     version, pipeline, manifest = model if model else (None, None, None)
@@ -120,14 +125,17 @@ def lead_score_drift(context: dg.AssetExecutionContext, config: DriftConfig, war
     return drift_result(context, report, config, version, len(served))
 
 
-def drift_result(context: Any, report: DriftReport, config: DriftConfig, model_version: Optional[str],
-                 scored: int) -> dg.MaterializeResult:
+def drift_result(
+    context: Any, report: DriftReport, config: DriftConfig, model_version: Optional[str], scored: int
+) -> dg.MaterializeResult:
     worst_feature, worst_psi = report.worst()
     drifted = report.drifted(config.max_psi)
     enough = report.current_rows >= config.min_recent_leads and report.reference_rows > 0
     if not enough:
-        description = (f"no verdict: {report.current_rows} recent stream leads in {config.window_days} days "
-                       f"(need {config.min_recent_leads}) and {report.reference_rows} training rows")
+        description = (
+            f"no verdict: {report.current_rows} recent stream leads in {config.window_days} days "
+            f"(need {config.min_recent_leads}) and {report.reference_rows} training rows"
+        )
         passed = True
     elif drifted:
         description = f"PSI above {config.max_psi} on: {', '.join(drifted)} (worst {worst_feature} {worst_psi:.3f})"
@@ -150,12 +158,19 @@ def drift_result(context: Any, report: DriftReport, config: DriftConfig, model_v
         "verdict": description,
         "report": dg.MetadataValue.md(table_md),
         "psi_table": dg.MetadataValue.table(
-            records=[dg.TableRecord({k: (float(v) if k == "psi" else str(v)) for k, v in row.items()})
-                     for row in report.table.to_dict(orient="records")],
-            schema=dg.TableSchema(columns=[
-                dg.TableColumn("feature", "string"), dg.TableColumn("kind", "string"),
-                dg.TableColumn("psi", "float"), dg.TableColumn("status", "string"),
-                dg.TableColumn("largest_change", "string")]),
+            records=[
+                dg.TableRecord({k: (float(v) if k == "psi" else str(v)) for k, v in row.items()})
+                for row in report.table.to_dict(orient="records")
+            ],
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("feature", "string"),
+                    dg.TableColumn("kind", "string"),
+                    dg.TableColumn("psi", "float"),
+                    dg.TableColumn("status", "string"),
+                    dg.TableColumn("largest_change", "string"),
+                ]
+            ),
         ),
     }
     score_psi = _psi_of(report, "score")
@@ -164,11 +179,19 @@ def drift_result(context: Any, report: DriftReport, config: DriftConfig, model_v
     if enough and not report.table.empty:
         metadata["plot"] = dg.MetadataValue.md(drift_plot_markdown(report, config.warn_psi, config.max_psi))
     check = dg.AssetCheckResult(
-        check_name=DRIFT_CHECK, asset_key=DRIFT_ASSET_KEY, passed=passed, description=description,
+        check_name=DRIFT_CHECK,
+        asset_key=DRIFT_ASSET_KEY,
+        passed=passed,
+        description=description,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"max_psi": float(worst_psi), "threshold": config.max_psi, "worst_feature": worst_feature,
-                  "drifted_features": ", ".join(drifted) or "none", "recent_leads": report.current_rows,
-                  "evaluated": enough},
+        metadata={
+            "max_psi": float(worst_psi),
+            "threshold": config.max_psi,
+            "worst_feature": worst_feature,
+            "drifted_features": ", ".join(drifted) or "none",
+            "recent_leads": report.current_rows,
+            "evaluated": enough,
+        },
     )
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
@@ -179,7 +202,7 @@ def _psi_of(report: DriftReport, feature: str) -> Optional[float]:
 
 
 drift_job = dg.define_asset_job(
-    "drift_job", selection=dg.AssetSelection.assets(lead_score_drift),
+    "drift_job",
+    selection=dg.AssetSelection.assets(lead_score_drift),
     description="Compare recent scored leads with the serving model's training data (PSI).",
 )
-

@@ -77,8 +77,9 @@ def parse_since(value: str, now: Optional[datetime] = None) -> datetime:
     try:
         ts = pd.Timestamp(value)
     except ValueError:
-        raise ValueError(f"--since {value!r} is neither a duration (30m, 2h, 1d) nor an ISO time "
-                         "(2026-12-07T05:00:00Z)") from None
+        raise ValueError(
+            f"--since {value!r} is neither a duration (30m, 2h, 1d) nor an ISO time (2026-12-07T05:00:00Z)"
+        ) from None
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.to_pydatetime()
 
@@ -119,12 +120,14 @@ class KafkaRecord:
     headers: tuple[tuple[str, Optional[bytes]], ...] = ()
 
 
-def read_window(kafka: KafkaResource, topics: Sequence[str], since_ms: int, timeout_s: float = 120.0
-                ) -> dict[str, list[KafkaRecord]]:
+def read_window(
+    kafka: KafkaResource, topics: Sequence[str], since_ms: int, timeout_s: float = 120.0
+) -> dict[str, list[KafkaRecord]]:
     """Every record of `topics` from the first one at or after `since_ms` (offsets_for_times) to each
     partition's end as it is now; a consumer of its own that commits nothing."""
-    consumer = kafka.consumer(f"lead-scoring-audit-{uuid.uuid4().hex[:8]}",
-                              **{"enable.partition.eof": False, "log_level": 0})
+    consumer = kafka.consumer(
+        f"lead-scoring-audit-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": False, "log_level": 0}
+    )
     out: dict[str, list[KafkaRecord]] = {t: [] for t in topics}
     try:
         wanted = []
@@ -153,8 +156,9 @@ def read_window(kafka: KafkaResource, topics: Sequence[str], since_ms: int, time
                 if key not in ends or msg.offset() >= ends[key]:
                     continue
                 _, ts = msg.timestamp()
-                out[msg.topic()].append(KafkaRecord(msg.topic(), msg.key(), msg.value(), ts,
-                                                    tuple(msg.headers() or ())))
+                out[msg.topic()].append(
+                    KafkaRecord(msg.topic(), msg.key(), msg.value(), ts, tuple(msg.headers() or ()))
+                )
                 if msg.offset() + 1 >= ends[key]:
                     del ends[key]
             # a partition whose last offsets are transaction markers never delivers them: done at its position
@@ -162,8 +166,10 @@ def read_window(kafka: KafkaResource, topics: Sequence[str], since_ms: int, time
                 if tp.offset >= ends.get((tp.topic, tp.partition), 0):
                     ends.pop((tp.topic, tp.partition), None)
         if ends:
-            raise TimeoutError(f"reading the window took over {timeout_s:.0f} s; still at "
-                               + ", ".join(f"{t}[{p}]" for t, p in sorted(ends)))
+            raise TimeoutError(
+                f"reading the window took over {timeout_s:.0f} s; still at "
+                + ", ".join(f"{t}[{p}]" for t, p in sorted(ends))
+            )
     finally:
         consumer.close()
     return out
@@ -234,11 +240,28 @@ class AuditReport:
         return f"{window}: " + "; ".join(h.summary() for h in bad)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"since": self.since.isoformat(), "until": self.until.isoformat(), "grace_s": self.grace_s,
-                "audited": self.audited, "excluded": self.excluded, "ok": self.ok,
-                "hops": [{"hop": h.hop, "expected": h.expected, "arrived": h.arrived, "missing": h.missing,
-                          "late": h.late, "doubled": h.doubled, "replays_allowed": h.replays_allowed,
-                          "examples": h.examples, "note": h.note} for h in self.hops]}
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "grace_s": self.grace_s,
+            "audited": self.audited,
+            "excluded": self.excluded,
+            "ok": self.ok,
+            "hops": [
+                {
+                    "hop": h.hop,
+                    "expected": h.expected,
+                    "arrived": h.arrived,
+                    "missing": h.missing,
+                    "late": h.late,
+                    "doubled": h.doubled,
+                    "replays_allowed": h.replays_allowed,
+                    "examples": h.examples,
+                    "note": h.note,
+                }
+                for h in self.hops
+            ],
+        }
 
 
 # Hop names (what the table, the check and the benchmark print).
@@ -294,8 +317,9 @@ def _classify(records: Iterable[KafkaRecord], until_ms: int) -> tuple[list[_Inpu
                 excluded["probe or demo"] += 1
                 continue
             payload = (rec.value or b"").decode("utf-8", errors="replace")[:REJECTED_PAYLOAD_CHARS]
-            inputs.append(_Input(rid, rec.timestamp_ms, valid=False, payload=payload,
-                                 payload_id=_payload_id(rec.value)))
+            inputs.append(
+                _Input(rid, rec.timestamp_ms, valid=False, payload=payload, payload_id=_payload_id(rec.value))
+            )
             continue
         rid = record["Id"]
         if is_probe(rid) or is_demo(rid):
@@ -305,9 +329,16 @@ def _classify(records: Iterable[KafkaRecord], until_ms: int) -> tuple[list[_Inpu
             excluded["rescore requests"] += 1
             continue
         event = record.get("_EventType") or "created"
-        inputs.append(_Input(rid, rec.timestamp_ms, valid=True,
-                             raw_key=(rid, event, _ms(record.get("LastModifiedDate"))), deleted=event == "deleted",
-                             features=tuple(record.get(name) for name in FEATURES)))
+        inputs.append(
+            _Input(
+                rid,
+                rec.timestamp_ms,
+                valid=True,
+                raw_key=(rid, event, _ms(record.get("LastModifiedDate"))),
+                deleted=event == "deleted",
+                features=tuple(record.get(name) for name in FEATURES),
+            )
+        )
     return inputs, excluded
 
 
@@ -344,9 +375,17 @@ def _score_key(rec: KafkaRecord) -> Optional[tuple[str, int]]:
     return (score["Id"], _ms(score["source_ts"]))
 
 
-def _tally(hop: str, expected: dict[Any, int], arrived: Counter, now_ms: int, grace_s: float,
-           label: Any = None, replays_allowed: bool = False, note: str = "",
-           copies: Optional[Counter] = None) -> HopResult:
+def _tally(
+    hop: str,
+    expected: dict[Any, int],
+    arrived: Counter,
+    now_ms: int,
+    grace_s: float,
+    label: Any = None,
+    replays_allowed: bool = False,
+    note: str = "",
+    copies: Optional[Counter] = None,
+) -> HopResult:
     """`expected`: unit -> its newest input time (ms); `arrived`: unit -> how many times it is there;
     `copies`: unit -> how many records of the unit are expected (default 1: records two sources sent in the same
     millisecond with nothing else to tell them apart, e.g. dead letters without an Id, count twice)."""
@@ -367,14 +406,24 @@ def _tally(hop: str, expected: dict[Any, int], arrived: Counter, now_ms: int, gr
         if n > want:
             result.doubled += 1
             doubled.append(unit)
-    result.examples = {k: sorted({label(u) for u in v})[:EXAMPLES] for k, v in
-                       (("missing", missing), ("doubled", doubled)) if v}
+    result.examples = {
+        k: sorted({label(u) for u in v})[:EXAMPLES] for k, v in (("missing", missing), ("doubled", doubled)) if v
+    }
     return result
 
 
-def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Optional[datetime] = None, *,
-          grace_s: float = DEFAULT_GRACE_S, topics: AuditTopics = AuditTopics(), crm_table: Optional[str] = "crm_leads",
-          register: Optional[ErasureRegister] = None, read_timeout_s: float = 120.0) -> AuditReport:
+def audit(
+    kafka: KafkaResource,
+    warehouse: Warehouse,
+    since: datetime,
+    until: Optional[datetime] = None,
+    *,
+    grace_s: float = DEFAULT_GRACE_S,
+    topics: AuditTopics = AuditTopics(),
+    crm_table: Optional[str] = "crm_leads",
+    register: Optional[ErasureRegister] = None,
+    read_timeout_s: float = 120.0,
+) -> AuditReport:
     """Reconcile the input_raw records of [since, until) across every hop (see the module's docstring).
 
     `crm_table`: the local CRM's table (None when the CRM is Salesforce: that hop is not audited here);
@@ -383,8 +432,12 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
     until = min(until or now, now)
     since_ms, until_ms, now_ms = _ms(since), _ms(until), _ms(now)
     assert since_ms is not None and until_ms is not None and now_ms is not None
-    window = read_window(kafka, [topics.input_raw, topics.dlq, topics.leads, topics.contacts, topics.lead_scores,
-                                 topics.contact_scores], since_ms, read_timeout_s)
+    window = read_window(
+        kafka,
+        [topics.input_raw, topics.dlq, topics.leads, topics.contacts, topics.lead_scores, topics.contact_scores],
+        since_ms,
+        read_timeout_s,
+    )
     inputs, excluded = _classify(window[topics.input_raw], until_ms)
     lookback_ms = since_ms - int(UNCHANGED_LOOKBACK.total_seconds() * 1000)
     before = read_window(kafka, [topics.input_raw], lookback_ms, read_timeout_s)[topics.input_raw]
@@ -405,12 +458,22 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
     letters = Counter(k for k in (_dlq_key(r) for r in window[topics.dlq]) if k is not None)
     # a dead letter carries the raw payload (the Id inside it, if any) and the input's timestamp
     dead_expected = {(i.payload_id, i.ts_ms): i.ts_ms for i in invalid}
-    hops.append(_tally(HOP_DLQ, dead_expected, letters, now_ms, grace_s, replays_allowed=True,
-                       label=lambda u: f"{u[0] or '(no Id)'}@{u[1]}",
-                       copies=Counter((i.payload_id, i.ts_ms) for i in invalid)))
+    hops.append(
+        _tally(
+            HOP_DLQ,
+            dead_expected,
+            letters,
+            now_ms,
+            grace_s,
+            replays_allowed=True,
+            label=lambda u: f"{u[0] or '(no Id)'}@{u[1]}",
+            copies=Counter((i.payload_id, i.ts_ms) for i in invalid),
+        )
+    )
     # Flink: ML_PREDICT (source_ts = the input's Kafka timestamp)
-    scored = Counter(k for t in (topics.lead_scores, topics.contact_scores) for k in map(_score_key, window[t])
-                     if k is not None)
+    scored = Counter(
+        k for t in (topics.lead_scores, topics.contact_scores) for k in map(_score_key, window[t]) if k is not None
+    )
     to_score = {k: v for k, v in by_record.items() if k not in unchanged}
     hops.append(_tally(HOP_SCORES, to_score, scored, now_ms, grace_s, replays_allowed=True))
 
@@ -440,20 +503,43 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
     raw_expected: dict[tuple[str, str, Optional[int]], int] = {}
     for i in kept:
         raw_expected[i.raw_key] = max(raw_expected.get(i.raw_key, 0), i.ts_ms)  # type: ignore[index]
-    raw = warehouse.query("SELECT Id, _EventType, LastModifiedDate FROM crm_leads_raw "
-                          "WHERE _ingested_at >= @since AND _source = 'stream'", {"since": lower})
-    raw_rows = Counter((rid, event or "created", _ms(lmd)) for rid, event, lmd in
-                       zip(raw["Id"], raw["_EventType"], raw["LastModifiedDate"], strict=True))
+    raw = warehouse.query(
+        "SELECT Id, _EventType, LastModifiedDate FROM crm_leads_raw "
+        "WHERE _ingested_at >= @since AND _source = 'stream'",
+        {"since": lower},
+    )
+    raw_rows = Counter(
+        (rid, event or "created", _ms(lmd))
+        for rid, event, lmd in zip(raw["Id"], raw["_EventType"], raw["LastModifiedDate"], strict=True)
+    )
     hops.append(_tally(HOP_RAW, raw_expected, raw_rows, now_ms, grace_s))
     score_expected = {(i.id, i.ts_ms): i.ts_ms for i in kept if (i.id, i.ts_ms) not in unchanged}
-    table = warehouse.query("SELECT Id, source_ts FROM lead_scores WHERE source_ts >= @since AND _source = 'stream'",
-                            {"since": since})
-    hops.append(_tally(HOP_SCORE_TABLE, score_expected,
-                       Counter(zip(table["Id"], map(_ms, table["source_ts"]), strict=True)), now_ms, grace_s))
-    ledger = warehouse.query("SELECT Id, source_ts FROM lead_score_history WHERE source_ts >= @since "
-                             "AND _source = 'stream' AND COALESCE(shadow, FALSE) = FALSE", {"since": since})
-    hops.append(_tally(HOP_LEDGER, score_expected,
-                       Counter(zip(ledger["Id"], map(_ms, ledger["source_ts"]), strict=True)), now_ms, grace_s))
+    table = warehouse.query(
+        "SELECT Id, source_ts FROM lead_scores WHERE source_ts >= @since AND _source = 'stream'", {"since": since}
+    )
+    hops.append(
+        _tally(
+            HOP_SCORE_TABLE,
+            score_expected,
+            Counter(zip(table["Id"], map(_ms, table["source_ts"]), strict=True)),
+            now_ms,
+            grace_s,
+        )
+    )
+    ledger = warehouse.query(
+        "SELECT Id, source_ts FROM lead_score_history WHERE source_ts >= @since "
+        "AND _source = 'stream' AND COALESCE(shadow, FALSE) = FALSE",
+        {"since": since},
+    )
+    hops.append(
+        _tally(
+            HOP_LEDGER,
+            score_expected,
+            Counter(zip(ledger["Id"], map(_ms, ledger["source_ts"]), strict=True)),
+            now_ms,
+            grace_s,
+        )
+    )
     # the sink keeps one row per distinct rejected payload (shown by Id and time: a payload may hold PII)
     payloads: dict[str, int] = {}
     names: dict[str, str] = {}
@@ -462,6 +548,7 @@ def audit(kafka: KafkaResource, warehouse: Warehouse, since: datetime, until: Op
             payloads[i.payload] = max(payloads.get(i.payload, 0), i.ts_ms)
             names[i.payload] = f"{i.id or '(no Id)'}@{i.ts_ms}"
     rejected = warehouse.query("SELECT payload FROM rejected_leads WHERE _ingested_at >= @since", {"since": lower})
-    hops.append(_tally(HOP_REJECTED, payloads, Counter(rejected["payload"]), now_ms, grace_s,
-                       label=lambda p: names.get(p, "?")))
+    hops.append(
+        _tally(HOP_REJECTED, payloads, Counter(rejected["payload"]), now_ms, grace_s, label=lambda p: names.get(p, "?"))
+    )
     return AuditReport(since, until, grace_s, audited=len(inputs), excluded=dict(excluded), hops=hops)

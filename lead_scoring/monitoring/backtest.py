@@ -46,12 +46,14 @@ MAX_PLOTTED_VERSIONS = 6
 
 
 class BacktestConfig(dg.Config):
-    min_age_days: int = Field(default=14, ge=0, le=365,
-                              description="backtest leads first scored at least this many days ago")
+    min_age_days: int = Field(
+        default=14, ge=0, le=365, description="backtest leads first scored at least this many days ago"
+    )
     max_ece: float = Field(default=0.1, gt=0, le=1, description="expected calibration error above this fails the check")
     min_leads: int = Field(default=200, ge=1, description="fewer backtested leads of the champion: no verdict")
-    min_grade_leads: int = Field(default=30, ge=1,
-                                 description="a grade with fewer leads is left out of the A > B > C > D test")
+    min_grade_leads: int = Field(
+        default=30, ge=1, description="a grade with fewer leads is left out of the A > B > C > D test"
+    )
 
 
 def backtest_sql(min_age_days: int) -> str:
@@ -99,8 +101,9 @@ class VersionBacktest:
 
     @property
     def grade_rates(self) -> dict[str, float]:
-        return {g: round(float(r), 4)
-                for g, r in zip(self.grades["grade"], self.grades["conversion_rate"], strict=True)}
+        return {
+            g: round(float(r), 4) for g, r in zip(self.grades["grade"], self.grades["conversion_rate"], strict=True)
+        }
 
 
 def calibration_table(scores: np.ndarray, converted: np.ndarray, bins: int = DECILES) -> tuple[pd.DataFrame, float]:
@@ -114,9 +117,16 @@ def calibration_table(scores: np.ndarray, converted: np.ndarray, bins: int = DEC
             continue
         predicted, observed = float(scores[idx].mean() / 100.0), float(converted[idx].mean())
         ece += len(idx) / len(scores) * abs(predicted - observed)
-        rows.append({"decile": i, "leads": len(idx), "score_min": int(scores[idx].min()),
-                     "score_max": int(scores[idx].max()), "predicted": round(predicted, 4),
-                     "observed": round(observed, 4)})
+        rows.append(
+            {
+                "decile": i,
+                "leads": len(idx),
+                "score_min": int(scores[idx].min()),
+                "score_max": int(scores[idx].max()),
+                "predicted": round(predicted, 4),
+                "observed": round(observed, 4),
+            }
+        )
     return pd.DataFrame(rows, columns=["decile", "leads", "score_min", "score_max", "predicted", "observed"]), ece
 
 
@@ -126,8 +136,14 @@ def grade_table(grades: pd.Series, converted: pd.Series) -> pd.DataFrame:
         inside = grades == g
         n = int(inside.sum())
         if n:
-            rows.append({"grade": g, "leads": n, "converted": int(converted[inside].sum()),
-                         "conversion_rate": float(converted[inside].mean())})
+            rows.append(
+                {
+                    "grade": g,
+                    "leads": n,
+                    "converted": int(converted[inside].sum()),
+                    "conversion_rate": float(converted[inside].mean()),
+                }
+            )
     return pd.DataFrame(rows, columns=["grade", "leads", "converted", "conversion_rate"])
 
 
@@ -150,8 +166,9 @@ def manifest_scale(model_store: Optional[ModelStore], version: str) -> tuple[Opt
     return (scale, "manifest cut-offs") if scale is not None else (None, "its manifest has no grades")
 
 
-def backtest_version(rows: pd.DataFrame, version: str, scale: Optional[GradeScale], scale_note: str,
-                     min_grade_leads: int) -> VersionBacktest:
+def backtest_version(
+    rows: pd.DataFrame, version: str, scale: Optional[GradeScale], scale_note: str, min_grade_leads: int
+) -> VersionBacktest:
     converted = rows["converted"].astype(bool).astype(int)
     scores = pd.to_numeric(rows["score"], errors="coerce").astype(float)
     grades = rows["grade"].astype(object).where(rows["grade"].notna(), None)
@@ -166,8 +183,16 @@ def backtest_version(rows: pd.DataFrame, version: str, scale: Optional[GradeScal
         graded_by = f"ledger; {int(missing.sum())} rows without a grade left out ({scale_note})"
     table = grade_table(grades, converted)
     calibration, ece = calibration_table(scores.to_numpy(), converted.to_numpy())
-    return VersionBacktest(version, len(rows), float(converted.mean()) if len(rows) else float("nan"), table,
-                           graded_by, calibration, ece, is_monotonic(table, min_grade_leads))
+    return VersionBacktest(
+        version,
+        len(rows),
+        float(converted.mean()) if len(rows) else float("nan"),
+        table,
+        graded_by,
+        calibration,
+        ece,
+        is_monotonic(table, min_grade_leads),
+    )
 
 
 def backtest_plot_markdown(results: list[VersionBacktest]) -> str:
@@ -176,12 +201,21 @@ def backtest_plot_markdown(results: list[VersionBacktest]) -> str:
     calib.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
     width = 0.8 / max(1, len(results))
     for i, r in enumerate(results):
-        calib.plot(r.calibration["predicted"], r.calibration["observed"], "o-",
-                   label=f"{r.version} (ECE {r.ece:.3f}, {r.leads} leads)")
+        calib.plot(
+            r.calibration["predicted"],
+            r.calibration["observed"],
+            "o-",
+            label=f"{r.version} (ECE {r.ece:.3f}, {r.leads} leads)",
+        )
         x = [SCORE_GRADES.index(g) + i * width for g in r.grades["grade"]]
         bars.bar(x, r.grades["conversion_rate"], width=width, label=r.version)
-    calib.set(title="Calibration by score decile", xlabel="score / 100 (predicted)", ylabel="observed conversion",
-              xlim=(0, 1.02), ylim=(0, 1.02))
+    calib.set(
+        title="Calibration by score decile",
+        xlabel="score / 100 (predicted)",
+        ylabel="observed conversion",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+    )
     calib.legend(loc="upper left", fontsize=8)
     bars.set_xticks([i + 0.4 - width / 2 for i in range(len(SCORE_GRADES))], SCORE_GRADES)
     bars.set(title="Conversion rate by grade", xlabel="grade", ylabel="observed conversion")
@@ -193,8 +227,14 @@ def verdict(champion: Optional[VersionBacktest], config: BacktestConfig) -> tupl
     """(passed, evaluated, description) of the champion's backtest."""
     if champion is None or champion.leads < config.min_leads:
         found = champion.leads if champion else 0
-        return True, False, (f"no verdict: {found} leads of the champion were scored at least {config.min_age_days} "
-                             f"days ago and have an outcome (need {config.min_leads})")
+        return (
+            True,
+            False,
+            (
+                f"no verdict: {found} leads of the champion were scored at least {config.min_age_days} "
+                f"days ago and have an outcome (need {config.min_leads})"
+            ),
+        )
     problems = []
     if champion.monotonic is False:
         rates = ", ".join(f"{g} {r:.1%}" for g, r in champion.grade_rates.items())
@@ -202,9 +242,16 @@ def verdict(champion: Optional[VersionBacktest], config: BacktestConfig) -> tupl
     if champion.ece > config.max_ece:
         problems.append(f"calibration drifted: ECE {champion.ece:.3f} > {config.max_ece}")
     if problems:
-        return False, True, (f"model {champion.version}: " + "; ".join(problems)
-                             + " (retraining_trigger_sensor requests a retraining)")
-    order = ("grades in order" if champion.monotonic else "grades not compared (too few leads per grade)")
+        return (
+            False,
+            True,
+            (
+                f"model {champion.version}: "
+                + "; ".join(problems)
+                + " (retraining_trigger_sensor requests a retraining)"
+            ),
+        )
+    order = "grades in order" if champion.monotonic else "grades not compared (too few leads per grade)"
     return True, True, f"model {champion.version}: {order}, ECE {champion.ece:.3f} <= {config.max_ece}"
 
 
@@ -216,13 +263,19 @@ def verdict(champion: Optional[VersionBacktest], config: BacktestConfig) -> tupl
     deps=[LEDGER_ASSET_KEY, dg.AssetKey("crm_leads_raw")],
     automation_condition=daily_at(BACKTEST_CRON, "daily at 06:30 UTC"),
     freshness_policy=DAILY_FRESHNESS,
-    check_specs=[dg.AssetCheckSpec(
-        BACKTEST_CHECK, asset=BACKTEST_ASSET_KEY, blocking=False,
-        description="Fails when the champion's grades stop converting in order A > B > C > D or its expected "
-                    "calibration error exceeds max_ece (then the retraining sensor requests a retraining).")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            BACKTEST_CHECK,
+            asset=BACKTEST_ASSET_KEY,
+            blocking=False,
+            description="Fails when the champion's grades stop converting in order A > B > C > D or its expected "
+            "calibration error exceeds max_ece (then the retraining sensor requests a retraining).",
+        )
+    ],
 )
-def lead_score_backtest(context: dg.AssetExecutionContext, config: BacktestConfig, warehouse: Warehouse,
-                        model_store: ModelStore) -> dg.MaterializeResult:
+def lead_score_backtest(
+    context: dg.AssetExecutionContext, config: BacktestConfig, warehouse: Warehouse, model_store: ModelStore
+) -> dg.MaterializeResult:
     """Per model version: conversion by grade and calibration of leads scored at least N days ago, vs their outcome."""
     rows = warehouse.query(backtest_sql(config.min_age_days))
     champions = warehouse.query(CHAMPION_SQL)
@@ -238,12 +291,21 @@ def lead_score_backtest(context: dg.AssetExecutionContext, config: BacktestConfi
     if not passed:
         context.log.warning("backtest: %s", description)
 
-    summary = pd.DataFrame([{
-        "model_version": r.version, "champion": "yes" if r.version == champion_version else "",
-        "leads": r.leads, "conversion": f"{r.conversion_rate:.1%}", "ECE": f"{r.ece:.3f}",
-        "grades A>B>C>D": {True: "yes", False: "NO", None: "not compared"}[r.monotonic],
-        "conversion by grade": ", ".join(f"{g} {v:.1%}" for g, v in r.grade_rates.items()) or "no grades",
-        "graded by": r.graded_by} for r in results])
+    summary = pd.DataFrame(
+        [
+            {
+                "model_version": r.version,
+                "champion": "yes" if r.version == champion_version else "",
+                "leads": r.leads,
+                "conversion": f"{r.conversion_rate:.1%}",
+                "ECE": f"{r.ece:.3f}",
+                "grades A>B>C>D": {True: "yes", False: "NO", None: "not compared"}[r.monotonic],
+                "conversion by grade": ", ".join(f"{g} {v:.1%}" for g, v in r.grade_rates.items()) or "no grades",
+                "graded by": r.graded_by,
+            }
+            for r in results
+        ]
+    )
     metadata: dict[str, Any] = {
         "champion_version": champion_version or "none (no champion score in the ledger)",
         "backtested_leads": int(len(rows)),
@@ -255,24 +317,36 @@ def lead_score_backtest(context: dg.AssetExecutionContext, config: BacktestConfi
     if champion is not None:
         metadata["ece"] = dg.MetadataValue.float(round(champion.ece, 4))
         metadata["conversion_by_grade"] = dg.MetadataValue.json(champion.grade_rates)
-        metadata["grades"] = dg.MetadataValue.md(markdown_table(champion.grades.assign(
-            conversion_rate=champion.grades["conversion_rate"].map(lambda v: f"{v:.1%}"))))
+        metadata["grades"] = dg.MetadataValue.md(
+            markdown_table(
+                champion.grades.assign(conversion_rate=champion.grades["conversion_rate"].map(lambda v: f"{v:.1%}"))
+            )
+        )
         metadata["calibration"] = dg.MetadataValue.md(markdown_table(champion.calibration))
     if results:
         metadata["plot"] = dg.MetadataValue.md(backtest_plot_markdown(results[:MAX_PLOTTED_VERSIONS]))
     check = dg.AssetCheckResult(
-        check_name=BACKTEST_CHECK, asset_key=BACKTEST_ASSET_KEY, passed=passed, description=description,
+        check_name=BACKTEST_CHECK,
+        asset_key=BACKTEST_ASSET_KEY,
+        passed=passed,
+        description=description,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"model_version": champion_version or "none", "evaluated": evaluated,
-                  "leads": champion.leads if champion else 0,
-                  "ece": float(round(champion.ece, 4)) if champion else 0.0, "max_ece": config.max_ece,
-                  "grades_in_order": {True: "yes", False: "no", None: "not compared"}[
-                      champion.monotonic if champion else None]},
+        metadata={
+            "model_version": champion_version or "none",
+            "evaluated": evaluated,
+            "leads": champion.leads if champion else 0,
+            "ece": float(round(champion.ece, 4)) if champion else 0.0,
+            "max_ece": config.max_ece,
+            "grades_in_order": {True: "yes", False: "no", None: "not compared"}[
+                champion.monotonic if champion else None
+            ],
+        },
     )
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
 backtest_job = dg.define_asset_job(
-    "backtest_job", selection=dg.AssetSelection.assets(LEDGER_ASSET_KEY, BACKTEST_ASSET_KEY),
+    "backtest_job",
+    selection=dg.AssetSelection.assets(LEDGER_ASSET_KEY, BACKTEST_ASSET_KEY),
     description="Refresh the score ledger's summary and backtest every model version against outcomes.",
 )

@@ -24,13 +24,18 @@ def defs(profile: Profile) -> dg.Definitions:
     gcp = profile is Profile.GCP
     workers_here = profile in (Profile.LOCAL, Profile.CLUSTER)  # their heartbeats are on this machine
     # gcp: Confluent Cloud's statements are in no consumer group; their lag comes from the Statements API
-    sensors = monitoring_sensors(project_settings().latency_probe_interval_s,
-                                 salesforce_key="crm" if gcp else None, statement_positions=gcp)
+    sensors = monitoring_sensors(
+        project_settings().latency_probe_interval_s, salesforce_key="crm" if gcp else None, statement_positions=gcp
+    )
     return dg.Definitions(
         assets=[lead_score_drift, lead_score_backtest, *([local_stack_spec] if local else [])],
-        asset_checks=[statement_positions_health_checks if gcp else stream_health_checks, latency_slo,
-                      *([services_running] if local else []), hops_reconciled,
-                      *([workers_flowing] if workers_here else [])],
+        asset_checks=[
+            statement_positions_health_checks if gcp else stream_health_checks,
+            latency_slo,
+            *([services_running] if local else []),
+            hops_reconciled,
+            *([workers_flowing] if workers_here else []),
+        ],
         jobs=[drift_job, backtest_job],
         sensors=[*sensors, *([local_stack_sensor] if local else [])],
         resources={"monitoring": monitoring_settings(profile)},

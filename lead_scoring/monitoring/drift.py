@@ -58,8 +58,9 @@ def numeric_buckets(reference: pd.Series, current: pd.Series, bins: int = 10) ->
     return names + [MISSING], label(ref), label(cur)
 
 
-def categorical_buckets(reference: pd.Series, current: pd.Series,
-                        min_category_share: float = 0.01) -> tuple[list[str], pd.Series, pd.Series]:
+def categorical_buckets(
+    reference: pd.Series, current: pd.Series, min_category_share: float = 0.01
+) -> tuple[list[str], pd.Series, pd.Series]:
     """Frequent reference categories, `(other)` for the rest (new categories too), `(missing)`."""
     ref = reference.astype(object).where(reference.notna(), None)
     cur = current.astype(object).where(current.notna(), None)
@@ -75,6 +76,7 @@ def categorical_buckets(reference: pd.Series, current: pd.Series,
 
 def flag_buckets(reference: pd.Series, current: pd.Series) -> tuple[list[str], pd.Series, pd.Series]:
     """Ticked or not (absent means not ticked, as the model reads it)."""
+
     def label(series: pd.Series) -> pd.Series:
         return ticked(series).map({True: "true", False: "false"})
 
@@ -137,8 +139,15 @@ def compute_drift(
         diff = cur_s - ref_s
         top = int(np.argmax(np.abs(diff))) if len(diff) else 0
         change = f"{buckets[top]}: {ref_s[top]:.1%} -> {cur_s[top]:.1%}" if len(buckets) else ""
-        rows.append({"feature": name, "kind": kind, "psi": round(value, 4),
-                     "status": status_of(value, warn_threshold, fail_threshold), "largest_change": change})
+        rows.append(
+            {
+                "feature": name,
+                "kind": kind,
+                "psi": round(value, 4),
+                "status": status_of(value, warn_threshold, fail_threshold),
+                "largest_change": change,
+            }
+        )
         shares[name] = pd.DataFrame({"bucket": buckets, "reference": ref_s, "current": cur_s})
 
     def column(frame: pd.DataFrame, name: str) -> pd.Series:

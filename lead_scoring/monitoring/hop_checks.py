@@ -9,7 +9,6 @@ record exactly once.
   are missing or doubled; late records (younger than the grace period) are shown, not failing.
 """
 
-
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,49 +32,86 @@ def workers_evaluation() -> dg.AssetCheckEvaluation:
     """The `workers_flowing` verdict from the workers' heartbeats (the check, and local_stack_sensor every 30 s)."""
     reports = worker_reports(state_dir())
     bad = [r for r in reports if not r.healthy]
-    description = ("; ".join(f"{r.name}: {r.problem}" for r in bad) if bad else
-                   "; ".join(f"{r.name}: consumed {r.consumed or 0:,}, quarantined {r.quarantined or 0:,}"
-                             for r in reports))
+    description = (
+        "; ".join(f"{r.name}: {r.problem}" for r in bad)
+        if bad
+        else "; ".join(f"{r.name}: consumed {r.consumed or 0:,}, quarantined {r.quarantined or 0:,}" for r in reports)
+    )
     metadata: dict[str, Any] = {
-        f"{r.name}": dg.MetadataValue.json({"problem": r.problem, "consumed": r.consumed,
-                                            "quarantined": r.quarantined, "heartbeat_age_s": r.heartbeat_age_s,
-                                            "stuck": r.stuck})
-        for r in reports}
+        f"{r.name}": dg.MetadataValue.json(
+            {
+                "problem": r.problem,
+                "consumed": r.consumed,
+                "quarantined": r.quarantined,
+                "heartbeat_age_s": r.heartbeat_age_s,
+                "stuck": r.stuck,
+            }
+        )
+        for r in reports
+    }
     metadata["quarantined_total"] = dg.MetadataValue.int(sum(r.quarantined or 0 for r in reports))
-    return dg.AssetCheckEvaluation(asset_key=LEDGER_ASSET_KEY, check_name=WORKERS_CHECK, passed=not bad,
-                                   severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata)
+    return dg.AssetCheckEvaluation(
+        asset_key=LEDGER_ASSET_KEY,
+        check_name=WORKERS_CHECK,
+        passed=not bad,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=metadata,
+    )
 
 
-@dg.asset_check(asset=LEDGER_ASSET_KEY, name=WORKERS_CHECK,
-                description="The CRM workers (sink: topics -> warehouse and ledger; writeback: scores -> CRM) are "
-                            "consuming: red with why (stuck at a record, stale heartbeat, waiting for Kafka, gone), "
-                            "green with their consumed and quarantined counts (local_stack_sensor: every 30 s).")
+@dg.asset_check(
+    asset=LEDGER_ASSET_KEY,
+    name=WORKERS_CHECK,
+    description="The CRM workers (sink: topics -> warehouse and ledger; writeback: scores -> CRM) are "
+    "consuming: red with why (stuck at a record, stale heartbeat, waiting for Kafka, gone), "
+    "green with their consumed and quarantined counts (local_stack_sensor: every 30 s).",
+)
 def workers_flowing() -> dg.AssetCheckResult:
     verdict = workers_evaluation()
-    return dg.AssetCheckResult(passed=verdict.passed, severity=verdict.severity, description=verdict.description,
-                               metadata=verdict.metadata)
+    return dg.AssetCheckResult(
+        passed=verdict.passed, severity=verdict.severity, description=verdict.description, metadata=verdict.metadata
+    )
 
 
 class HopsConfig(dg.Config):
     window_minutes: float = Field(default=30.0, gt=0, description="audit the input_raw records of the last N minutes")
-    grace_s: float = Field(default=DEFAULT_GRACE_S, ge=0,
-                           description="a record younger than this that is not there yet is late, not missing")
+    grace_s: float = Field(
+        default=DEFAULT_GRACE_S,
+        ge=0,
+        description="a record younger than this that is not there yet is late, not missing",
+    )
 
 
-@dg.asset_check(asset=LEDGER_ASSET_KEY, name=HOPS_CHECK,
-                description="`lead-scoring audit` over a recent window: every input_raw record reached the DLQ or "
-                            "leads/contacts, the score topics, the CRM, crm_leads_raw, lead_scores and the ledger "
-                            "exactly once; red naming the hop where records are missing or doubled.")
-def hops_reconciled(config: HopsConfig, kafka: KafkaResource, warehouse: Warehouse, crm: CrmResource,
-                    erasure_key: ErasureKey) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=LEDGER_ASSET_KEY,
+    name=HOPS_CHECK,
+    description="`lead-scoring audit` over a recent window: every input_raw record reached the DLQ or "
+    "leads/contacts, the score topics, the CRM, crm_leads_raw, lead_scores and the ledger "
+    "exactly once; red naming the hop where records are missing or doubled.",
+)
+def hops_reconciled(
+    config: HopsConfig, kafka: KafkaResource, warehouse: Warehouse, crm: CrmResource, erasure_key: ErasureKey
+) -> dg.AssetCheckResult:
     since = datetime.now(UTC) - timedelta(minutes=config.window_minutes)
-    report = audit(kafka, warehouse, since, grace_s=config.grace_s,
-                   register=ErasureRegister(warehouse, erasure_key.secret()),
-                   crm_table="crm_leads" if isinstance(crm, LocalCrm) else None)
+    report = audit(
+        kafka,
+        warehouse,
+        since,
+        grace_s=config.grace_s,
+        register=ErasureRegister(warehouse, erasure_key.secret()),
+        crm_table="crm_leads" if isinstance(crm, LocalCrm) else None,
+    )
     return dg.AssetCheckResult(
-        passed=report.ok, severity=dg.AssetCheckSeverity.ERROR, description=report.verdict(),
-        metadata={"audited": dg.MetadataValue.int(report.audited),
-                  "missing": dg.MetadataValue.int(report.missing), "doubled": dg.MetadataValue.int(report.doubled),
-                  "late": dg.MetadataValue.int(report.late),
-                  "hops": dg.MetadataValue.json(report.as_dict()["hops"]),
-                  "excluded": dg.MetadataValue.json(report.excluded)})
+        passed=report.ok,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=report.verdict(),
+        metadata={
+            "audited": dg.MetadataValue.int(report.audited),
+            "missing": dg.MetadataValue.int(report.missing),
+            "doubled": dg.MetadataValue.int(report.doubled),
+            "late": dg.MetadataValue.int(report.late),
+            "hops": dg.MetadataValue.json(report.as_dict()["hops"]),
+            "excluded": dg.MetadataValue.json(report.excluded),
+        },
+    )

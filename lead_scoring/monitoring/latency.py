@@ -59,7 +59,7 @@ def decode_score(value: Optional[bytes], value_format: str) -> Optional[dict[str
     if len(value) <= _WIRE_HEADER.size or value[0] != 0:
         return None
     try:
-        record = fastavro.schemaless_reader(io.BytesIO(value[_WIRE_HEADER.size:]), _SCORE_SCHEMA)
+        record = fastavro.schemaless_reader(io.BytesIO(value[_WIRE_HEADER.size :]), _SCORE_SCHEMA)
     except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError):
         return None
     return record if isinstance(record, dict) else None
@@ -96,15 +96,23 @@ class ProbeResult:
     def summary(self, slo_s: float) -> str:
         if self.missing and not self.latencies_s:
             return f"none of {self.sent} probe leads was scored within {self.timeout_s:.0f} s (SLO {slo_s:g} s)"
-        text = (f"p50 {self.p50_s:.2f} s, max {self.max_s:.2f} s over {self.received}/{self.sent} probes "
-                f"(SLO {slo_s:g} s)")
+        text = (
+            f"p50 {self.p50_s:.2f} s, max {self.max_s:.2f} s over {self.received}/{self.sent} probes (SLO {slo_s:g} s)"
+        )
         if self.missing:
             text += f"; {len(self.missing)} not scored within {self.timeout_s:.0f} s"
         return text
 
 
-def run_probe(kafka: KafkaResource, input_topic: str, scores_topic: str, count: int, timeout_s: float,
-              connect_timeout_s: float = 5.0, scores_format: str = "json") -> ProbeResult:
+def run_probe(
+    kafka: KafkaResource,
+    input_topic: str,
+    scores_topic: str,
+    count: int,
+    timeout_s: float,
+    connect_timeout_s: float = 5.0,
+    scores_format: str = "json",
+) -> ProbeResult:
     """Produce `count` probes to `input_topic` and wait up to `timeout_s` for their scores (read as
     `scores_format`: json | avro-registry)."""
     if scores_format not in SCORE_FORMATS:
@@ -139,8 +147,9 @@ def run_probe(kafka: KafkaResource, input_topic: str, scores_topic: str, count: 
         producer = kafka.producer(**{"log_level": 0, "message.timeout.ms": int(max(connect_timeout_s, 5) * 1000)})
         for record_id in ids:
             record = probe_record(record_id, datetime.now(UTC))
-            producer.produce(input_topic, key=record_id.encode(), value=json.dumps(record).encode(),
-                             on_delivery=delivered)
+            producer.produce(
+                input_topic, key=record_id.encode(), value=json.dumps(record).encode(), on_delivery=delivered
+            )
             producer.poll(0)
         if producer.flush(connect_timeout_s + 5) > 0 or errors:
             raise ProbeError(f"probe records not acknowledged by the broker: {'; '.join(errors) or 'timeout'}")
@@ -173,9 +182,13 @@ class SalesforceProbeResult:
     deleted: bool
 
 
-def run_salesforce_probe(sf: Any, timeout_s: float, poll_s: float = 2.0,
-                         clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                         ) -> SalesforceProbeResult:
+def run_salesforce_probe(
+    sf: Any,
+    timeout_s: float,
+    poll_s: float = 2.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SalesforceProbeResult:
     """Create a probe Lead in Salesforce, wait for its Lead_Score__c, delete it (also on timeout)."""
     marker = f"{PROBE_ID_PREFIX}{uuid.uuid4().hex[:10]}"
     created = sf.Lead.create({"LastName": marker, "Company": "Lead scoring latency probe", "LeadSource": "Google"})

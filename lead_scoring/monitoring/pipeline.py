@@ -24,10 +24,14 @@ class ConsumerGroup:
 
 
 def pipeline_consumer_groups(group_prefix: str = DEFAULT_GROUP_PREFIX) -> tuple[ConsumerGroup, ...]:
-    flink = tuple(ConsumerGroup(statement_group_id(group_prefix, role), sources, f"Flink statement {role.value}")
-                  for role, sources in STATEMENT_SOURCES.items())
-    workers = (ConsumerGroup(GROUP_IDS[WRITEBACK], tuple(worker_topics(WRITEBACK)), "scores -> CRM"),
-               ConsumerGroup(GROUP_IDS[SINK], tuple(worker_topics(SINK)), "stream -> warehouse"))
+    flink = tuple(
+        ConsumerGroup(statement_group_id(group_prefix, role), sources, f"Flink statement {role.value}")
+        for role, sources in STATEMENT_SOURCES.items()
+    )
+    workers = (
+        ConsumerGroup(GROUP_IDS[WRITEBACK], tuple(worker_topics(WRITEBACK)), "scores -> CRM"),
+        ConsumerGroup(GROUP_IDS[SINK], tuple(worker_topics(SINK)), "stream -> warehouse"),
+    )
     return flink + workers
 
 

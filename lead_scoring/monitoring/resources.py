@@ -16,8 +16,16 @@ from lead_scoring.settings import Profile, env_overrides
 from lead_scoring.streaming.topics import INPUT_RAW
 
 WORKER_GROUP_IDS = frozenset(GROUP_IDS.values())
-ENV_FIELDS = ("max_consumer_lag", "max_dlq_growth", "latency_slo_s", "probe_count", "probe_timeout_s",
-              "kafka_timeout_s", "retrain_min_new_labels", "salesforce_probe")
+ENV_FIELDS = (
+    "max_consumer_lag",
+    "max_dlq_growth",
+    "latency_slo_s",
+    "probe_count",
+    "probe_timeout_s",
+    "kafka_timeout_s",
+    "retrain_min_new_labels",
+    "salesforce_probe",
+)
 
 
 class MonitoringSettings(dg.ConfigurableResource):
@@ -26,27 +34,35 @@ class MonitoringSettings(dg.ConfigurableResource):
     topics: list[str] = Field(default_factory=lambda: list(PIPELINE_TOPICS), description="topics to observe")
     consumer_groups: list[str] = Field(
         default_factory=lambda: [g.group_id for g in PIPELINE_CONSUMER_GROUPS],
-        description="consumer groups whose lag is checked")
+        description="consumer groups whose lag is checked",
+    )
     group_topics: dict[str, list[str]] = Field(
         default_factory=lambda: {g.group_id: list(g.topics) for g in PIPELINE_CONSUMER_GROUPS},
-        description="topics each group reads (so a group that never committed is still reported)")
+        description="topics each group reads (so a group that never committed is still reported)",
+    )
     dlq_topic: str = Field(default=DLQ_TOPIC)
     input_topic: str = Field(default=INPUT_RAW, description="where latency probes are produced")
     scores_topic: str = Field(default=SCORES_TOPIC, description="where latency probes' scores are awaited")
-    scores_format: str = Field(default="json", pattern="^(json|avro-registry)$",
-                               description="value format of the scores topic: json (local, cluster) | "
-                                           "avro-registry (Confluent Cloud, Schema Registry wire format)")
+    scores_format: str = Field(
+        default="json",
+        pattern="^(json|avro-registry)$",
+        description="value format of the scores topic: json (local, cluster) | "
+        "avro-registry (Confluent Cloud, Schema Registry wire format)",
+    )
     max_consumer_lag: int = Field(default=10_000, description="lag (messages) above which consumer_lag fails")
-    max_dlq_growth: int = Field(default=50,
-                                description="new DLQ messages between two ticks above which dlq_growth fails")
+    max_dlq_growth: int = Field(
+        default=50, description="new DLQ messages between two ticks above which dlq_growth fails"
+    )
     latency_slo_s: float = Field(default=10.0, description="p50 and max probe latency must stay at or below this")
     probe_count: int = Field(default=5, ge=1, le=100, description="probe leads per latency measurement")
     probe_timeout_s: float = Field(default=30.0, description="how long to wait for the probes' scores")
-    kafka_timeout_s: float = Field(default=5.0,
-                                   description="admin request timeout; an unreachable broker skips the tick")
+    kafka_timeout_s: float = Field(
+        default=5.0, description="admin request timeout; an unreachable broker skips the tick"
+    )
     retrain_min_new_labels: int = Field(default=500, description="new labelled outcomes that trigger a retraining")
-    salesforce_probe: bool = Field(default=False,
-                                   description="gcp: also probe through Salesforce (create, await score, delete)")
+    salesforce_probe: bool = Field(
+        default=False, description="gcp: also probe through Salesforce (create, await score, delete)"
+    )
 
 
 def monitoring_settings(profile: Profile) -> MonitoringSettings:

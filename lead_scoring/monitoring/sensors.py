@@ -52,21 +52,36 @@ def _check_specs_for(topic: str) -> list[dg.AssetCheckSpec]:
     specs = []
     key = topic_asset_key(topic)
     if topic in CONSUMED_TOPICS:
-        specs.append(dg.AssetCheckSpec(CONSUMER_LAG_CHECK, asset=key,
-                                       description="Every pipeline consumer group reading this topic is within "
-                                                   "the lag threshold."))
+        specs.append(
+            dg.AssetCheckSpec(
+                CONSUMER_LAG_CHECK,
+                asset=key,
+                description="Every pipeline consumer group reading this topic is within the lag threshold.",
+            )
+        )
     if topic == DLQ_TOPIC:
-        specs.append(dg.AssetCheckSpec(DLQ_GROWTH_CHECK, asset=key,
-                                       description="The dead-letter topic grew by at most the threshold since "
-                                                   "the last tick."))
+        specs.append(
+            dg.AssetCheckSpec(
+                DLQ_GROWTH_CHECK,
+                asset=key,
+                description="The dead-letter topic grew by at most the threshold since the last tick.",
+            )
+        )
     if topic == SCORES_TOPIC:
-        specs.append(dg.AssetCheckSpec(LATENCY_CHECK, asset=key,
-                                       description="Probe leads are scored end to end within the latency SLO."))
+        specs.append(
+            dg.AssetCheckSpec(
+                LATENCY_CHECK, asset=key, description="Probe leads are scored end to end within the latency SLO."
+            )
+        )
     return specs
 
 
-def _health_results(context: dg.AssetCheckExecutionContext, kafka: KafkaResource, monitoring: MonitoringSettings,
-                    positions: Optional[dict[str, dict[tuple[str, int], int]]] = None):
+def _health_results(
+    context: dg.AssetCheckExecutionContext,
+    kafka: KafkaResource,
+    monitoring: MonitoringSettings,
+    positions: Optional[dict[str, dict[tuple[str, int], int]]] = None,
+):
     dlq_key = topic_asset_key(monitoring.dlq_topic)
     previous: dict[str, Any] = {}
     records = context.instance.fetch_observations(dlq_key, limit=1).records
@@ -75,23 +90,47 @@ def _health_results(context: dg.AssetCheckExecutionContext, kafka: KafkaResource
         end = last.asset_observation.metadata.get("end_offset")
         if end is not None:
             previous = {"ts": last.timestamp, "end_offsets": {monitoring.dlq_topic: end.value}}
-    snapshot = take_snapshot(kafka, monitoring.topics, monitoring.consumer_groups, monitoring.kafka_timeout_s,
-                             {g: tuple(t) for g, t in monitoring.group_topics.items()}, positions)
-    result = evaluate(snapshot, previous, monitoring.topics, monitoring.dlq_topic,
-                      monitoring.max_consumer_lag, monitoring.max_dlq_growth)
+    snapshot = take_snapshot(
+        kafka,
+        monitoring.topics,
+        monitoring.consumer_groups,
+        monitoring.kafka_timeout_s,
+        {g: tuple(t) for g, t in monitoring.group_topics.items()},
+        positions,
+    )
+    result = evaluate(
+        snapshot,
+        previous,
+        monitoring.topics,
+        monitoring.dlq_topic,
+        monitoring.max_consumer_lag,
+        monitoring.max_dlq_growth,
+    )
     evaluations = {(e.asset_key, e.check_name): e for e in result.checks}
     for spec in stream_health_checks_specs():
         found = evaluations.get((spec.asset_key, spec.name))
         if found is None:
-            why = ("no earlier DLQ observation to compare with (the sensor records one every tick)"
-                   if spec.name == DLQ_GROWTH_CHECK else "topic does not exist")
-            yield dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name,
-                                      passed=spec.name == DLQ_GROWTH_CHECK, description=why,
-                                      severity=dg.AssetCheckSeverity.WARN)
+            why = (
+                "no earlier DLQ observation to compare with (the sensor records one every tick)"
+                if spec.name == DLQ_GROWTH_CHECK
+                else "topic does not exist"
+            )
+            yield dg.AssetCheckResult(
+                asset_key=spec.asset_key,
+                check_name=spec.name,
+                passed=spec.name == DLQ_GROWTH_CHECK,
+                description=why,
+                severity=dg.AssetCheckSeverity.WARN,
+            )
         else:
-            yield dg.AssetCheckResult(asset_key=found.asset_key, check_name=found.check_name, passed=found.passed,
-                                      severity=found.severity, description=found.description,
-                                      metadata=found.metadata)
+            yield dg.AssetCheckResult(
+                asset_key=found.asset_key,
+                check_name=found.check_name,
+                passed=found.passed,
+                severity=found.severity,
+                description=found.description,
+                metadata=found.metadata,
+            )
 
 
 _HEALTH_CHECKS = dict(
@@ -101,14 +140,14 @@ _HEALTH_CHECKS = dict(
 
 
 @dg.multi_asset_check(**_HEALTH_CHECKS)
-def stream_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaResource,
-                         monitoring: MonitoringSettings):
+def stream_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaResource, monitoring: MonitoringSettings):
     yield from _health_results(context, kafka, monitoring)
 
 
 @dg.multi_asset_check(**_HEALTH_CHECKS, name="statement_positions_health_checks")
-def statement_positions_health_checks(context: dg.AssetCheckExecutionContext, kafka: KafkaResource,
-                                      monitoring: MonitoringSettings, flink: FlinkEngine):
+def statement_positions_health_checks(
+    context: dg.AssetCheckExecutionContext, kafka: KafkaResource, monitoring: MonitoringSettings, flink: FlinkEngine
+):
     """The gcp variant: the statements' positions from the Statements API (see statement_positions_topics_sensor)."""
     yield from _health_results(context, kafka, monitoring, flink.source_positions(DEFAULT_STATEMENT_PREFIX))
 
@@ -117,17 +156,30 @@ def stream_health_checks_specs() -> list[dg.AssetCheckSpec]:
     return [s for t in PIPELINE_TOPICS for s in _check_specs_for(t) if s.name != LATENCY_CHECK]
 
 
-@dg.asset_check(asset=topic_asset_key(SCORES_TOPIC), name=LATENCY_CHECK,
-                description="Send probe leads now and check they are scored within the latency SLO.")
+@dg.asset_check(
+    asset=topic_asset_key(SCORES_TOPIC),
+    name=LATENCY_CHECK,
+    description="Send probe leads now and check they are scored within the latency SLO.",
+)
 def latency_slo(kafka: KafkaResource, monitoring: MonitoringSettings) -> dg.AssetCheckResult:
-    result = run_probe(kafka, monitoring.input_topic, monitoring.scores_topic, monitoring.probe_count,
-                       monitoring.probe_timeout_s, monitoring.kafka_timeout_s, monitoring.scores_format)
-    return dg.AssetCheckResult(passed=result.within(monitoring.latency_slo_s),
-                               description=result.summary(monitoring.latency_slo_s),
-                               metadata=_latency_metadata(result, monitoring.latency_slo_s))
+    result = run_probe(
+        kafka,
+        monitoring.input_topic,
+        monitoring.scores_topic,
+        monitoring.probe_count,
+        monitoring.probe_timeout_s,
+        monitoring.kafka_timeout_s,
+        monitoring.scores_format,
+    )
+    return dg.AssetCheckResult(
+        passed=result.within(monitoring.latency_slo_s),
+        description=result.summary(monitoring.latency_slo_s),
+        metadata=_latency_metadata(result, monitoring.latency_slo_s),
+    )
 
 
 # ---- sensors -------------------------------------------------------------------------------------
+
 
 def _load_cursor(raw: Optional[str]) -> dict[str, Any]:
     if not raw:
@@ -139,16 +191,32 @@ def _load_cursor(raw: Optional[str]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _topics_tick(context: dg.SensorEvaluationContext, kafka: KafkaResource, monitoring: MonitoringSettings,
-                 positions: Optional[dict[str, dict[tuple[str, int], int]]] = None):
+def _topics_tick(
+    context: dg.SensorEvaluationContext,
+    kafka: KafkaResource,
+    monitoring: MonitoringSettings,
+    positions: Optional[dict[str, dict[tuple[str, int], int]]] = None,
+):
     previous = _load_cursor(context.cursor)
     try:
-        snapshot = take_snapshot(kafka, monitoring.topics, monitoring.consumer_groups, monitoring.kafka_timeout_s,
-                                 {g: tuple(t) for g, t in monitoring.group_topics.items()}, positions)
+        snapshot = take_snapshot(
+            kafka,
+            monitoring.topics,
+            monitoring.consumer_groups,
+            monitoring.kafka_timeout_s,
+            {g: tuple(t) for g, t in monitoring.group_topics.items()},
+            positions,
+        )
     except KafkaUnavailable as exc:
         return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} is unreachable: {exc}")
-    result = evaluate(snapshot, previous, monitoring.topics, monitoring.dlq_topic,
-                      monitoring.max_consumer_lag, monitoring.max_dlq_growth)
+    result = evaluate(
+        snapshot,
+        previous,
+        monitoring.topics,
+        monitoring.dlq_topic,
+        monitoring.max_consumer_lag,
+        monitoring.max_dlq_growth,
+    )
     already = set(previous.get("alerts", []))
     new = {k: v for k, v in result.breaches.items() if k not in already}
     if new:  # once per incident; the ERROR check evaluations below carry it to the asset's Checks tab
@@ -163,27 +231,31 @@ _TOPICS_SENSOR = dict(
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Topic end offsets and rates, consumer lag, DLQ growth; the checks turn red when a threshold is "
-                "crossed.",
+    "crossed.",
 )
 
 
 @dg.sensor(**_TOPICS_SENSOR)
-def streaming_topics_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource,
-                            monitoring: MonitoringSettings):
+def streaming_topics_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource, monitoring: MonitoringSettings):
     return _topics_tick(context, kafka, monitoring)
 
 
 @dg.sensor(**_TOPICS_SENSOR)
-def statement_positions_topics_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource,
-                                      monitoring: MonitoringSettings, flink: FlinkEngine):
+def statement_positions_topics_sensor(
+    context: dg.SensorEvaluationContext, kafka: KafkaResource, monitoring: MonitoringSettings, flink: FlinkEngine
+):
     """The gcp variant: Confluent Cloud's statements commit no consumer-group offsets (they read with assign());
     their lag comes from the Statements API (`status.latest_offsets`) through `flink.source_positions`."""
     return _topics_tick(context, kafka, monitoring, flink.source_positions(DEFAULT_STATEMENT_PREFIX))
 
 
 def _latency_metadata(result: Any, slo_s: float) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"probes_sent": result.sent, "probes_scored": result.received,
-                                "slo_s": slo_s, "probe_run": result.run_id}
+    metadata: dict[str, Any] = {
+        "probes_sent": result.sent,
+        "probes_scored": result.received,
+        "slo_s": slo_s,
+        "probe_run": result.run_id,
+    }
     if result.p50_s is not None:
         metadata["latency_p50_s"] = dg.MetadataValue.float(round(result.p50_s, 3))
         metadata["latency_max_s"] = dg.MetadataValue.float(round(result.max_s, 3))
@@ -210,8 +282,15 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
         kafka: KafkaResource = context.resources.kafka
         monitoring: MonitoringSettings = context.resources.monitoring
         try:
-            result = run_probe(kafka, monitoring.input_topic, monitoring.scores_topic, monitoring.probe_count,
-                               monitoring.probe_timeout_s, monitoring.kafka_timeout_s, monitoring.scores_format)
+            result = run_probe(
+                kafka,
+                monitoring.input_topic,
+                monitoring.scores_topic,
+                monitoring.probe_count,
+                monitoring.probe_timeout_s,
+                monitoring.kafka_timeout_s,
+                monitoring.scores_format,
+            )
         except KafkaUnavailable as exc:
             return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} is unreachable: {exc}")
         except ProbeError as exc:
@@ -222,10 +301,12 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
         description = result.summary(slo)
         if salesforce and monitoring.salesforce_probe:
             crm: SalesforceResource = getattr(context.resources, salesforce)
-            sf_result = run_salesforce_probe(crm.client(),
-                                             timeout_s=monitoring.probe_timeout_s)
-            metadata["salesforce_latency_s"] = (dg.MetadataValue.float(round(sf_result.latency_s, 3))
-                                                if sf_result.latency_s is not None else "not scored")
+            sf_result = run_salesforce_probe(crm.client(), timeout_s=monitoring.probe_timeout_s)
+            metadata["salesforce_latency_s"] = (
+                dg.MetadataValue.float(round(sf_result.latency_s, 3))
+                if sf_result.latency_s is not None
+                else "not scored"
+            )
             metadata["salesforce_probe_deleted"] = sf_result.deleted
             if sf_result.latency_s is None:
                 passed = False
@@ -233,12 +314,19 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
         if not passed:
             context.log.warning("latency SLO missed: %s", description)
         key = topic_asset_key(monitoring.scores_topic)
-        return dg.SensorResult(asset_events=[
-            dg.AssetObservation(asset_key=key, metadata=metadata),
-            dg.AssetCheckEvaluation(asset_key=key, check_name=LATENCY_CHECK, passed=passed,
-                                    severity=dg.AssetCheckSeverity.ERROR, description=description,
-                                    metadata=dict(metadata)),
-        ])
+        return dg.SensorResult(
+            asset_events=[
+                dg.AssetObservation(asset_key=key, metadata=metadata),
+                dg.AssetCheckEvaluation(
+                    asset_key=key,
+                    check_name=LATENCY_CHECK,
+                    passed=passed,
+                    severity=dg.AssetCheckSeverity.ERROR,
+                    description=description,
+                    metadata=dict(metadata),
+                ),
+            ]
+        )
 
     return e2e_latency_sensor
 
@@ -259,8 +347,9 @@ def new_labels_sql(since_ms: int) -> str:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests retraining_job when the drift or backtest check fails or enough new outcomes arrived.",
 )
-def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse,
-                              monitoring: MonitoringSettings):
+def retraining_trigger_sensor(
+    context: dg.SensorEvaluationContext, warehouse: Warehouse, monitoring: MonitoringSettings
+):
     cursor = _load_cursor(context.cursor)
     requests: list[dg.RunRequest] = []
     reasons: list[str] = []
@@ -280,8 +369,12 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
                 failed.append((reason, record.id))
                 reasons.append(f"{reason} check failed: {evaluation.description}")
     if failed:
-        requests.append(dg.RunRequest(run_key="-".join(f"{reason}-{rid}" for reason, rid in failed),
-                                      tags={"lead_scoring/retrain_reason": ",".join(r for r, _ in failed)}))
+        requests.append(
+            dg.RunRequest(
+                run_key="-".join(f"{reason}-{rid}" for reason, rid in failed),
+                tags={"lead_scoring/retrain_reason": ",".join(r for r, _ in failed)},
+            )
+        )
 
     # 2. enough new labelled outcomes since the training data was last built
     last_training = context.instance.get_latest_materialization_event(TRAINING_DATA_KEY)
@@ -292,27 +385,34 @@ def retraining_trigger_sensor(context: dg.SensorEvaluationContext, warehouse: Wa
         context.log.warning("could not count new labelled outcomes: %s", exc)
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
-        return dg.SensorResult(skip_reason=dg.SkipReason(f"warehouse not readable now ({exc}); retrying next tick"),
-                               cursor=json.dumps(cursor))
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"warehouse not readable now ({exc}); retrying next tick"),
+            cursor=json.dumps(cursor),
+        )
     if new_labels >= monitoring.retrain_min_new_labels and cursor.get("labels_since") != since_ms and not requests:
         cursor["labels_since"] = since_ms
-        requests.append(dg.RunRequest(run_key=f"labels-since-{since_ms}",
-                                      tags={"lead_scoring/retrain_reason": "new_labels"}))
+        requests.append(
+            dg.RunRequest(run_key=f"labels-since-{since_ms}", tags={"lead_scoring/retrain_reason": "new_labels"})
+        )
         reasons.append(f"{new_labels} new labelled outcomes since the last training data")
     elif requests and new_labels >= monitoring.retrain_min_new_labels:
         cursor["labels_since"] = since_ms  # the check-triggered run uses these labels too
 
     if not requests:
-        return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"no retraining needed: drift check {status['drift']}, backtest check {status['backtest']}, "
-            f"{new_labels} new labelled outcomes (threshold {monitoring.retrain_min_new_labels})"),
-            cursor=json.dumps(cursor))
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(
+                f"no retraining needed: drift check {status['drift']}, backtest check {status['backtest']}, "
+                f"{new_labels} new labelled outcomes (threshold {monitoring.retrain_min_new_labels})"
+            ),
+            cursor=json.dumps(cursor),
+        )
     context.log.info("requesting retraining: %s", "; ".join(reasons))
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
 
 
-def monitoring_sensors(latency_interval_s: int = 60, salesforce_key: Optional[str] = None,
-                       statement_positions: bool = False) -> list[dg.SensorDefinition]:
+def monitoring_sensors(
+    latency_interval_s: int = 60, salesforce_key: Optional[str] = None, statement_positions: bool = False
+) -> list[dg.SensorDefinition]:
     """`statement_positions`: Flink statements' lag from the engine (Confluent Cloud), not from consumer groups."""
     topics = statement_positions_topics_sensor if statement_positions else streaming_topics_sensor
     return [topics, make_e2e_latency_sensor(latency_interval_s, salesforce_key), retraining_trigger_sensor]

@@ -48,9 +48,14 @@ class StreamSnapshot:
     groups: dict[str, GroupLag]
 
 
-def take_snapshot(kafka: KafkaResource, topics: list[str], groups: list[str], timeout_s: float = 5.0,
-                  group_topics: Optional[dict[str, tuple[str, ...]]] = None,
-                  positions: Optional[dict[str, dict[tuple[str, int], int]]] = None) -> StreamSnapshot:
+def take_snapshot(
+    kafka: KafkaResource,
+    topics: list[str],
+    groups: list[str],
+    timeout_s: float = 5.0,
+    group_topics: Optional[dict[str, tuple[str, ...]]] = None,
+    positions: Optional[dict[str, dict[tuple[str, int], int]]] = None,
+) -> StreamSnapshot:
     """End offsets of `topics` and the lag of `groups`; raises KafkaUnavailable if the broker is down.
 
     `positions` (FlinkEngine.source_positions): offsets of groups that commit none to Kafka (Confluent Cloud
@@ -78,8 +83,11 @@ def take_snapshot(kafka: KafkaResource, topics: list[str], groups: list[str], ti
         lags[group] = lag
     end_offsets = {t: sum(high for (topic, _), (_, high) in marks.items() if topic == t) for t in present}
     return StreamSnapshot(
-        taken_at=time.time(), end_offsets=end_offsets, partitions=present,
-        missing_topics=sorted(set(topics) - set(partitions)), groups=lags,
+        taken_at=time.time(),
+        end_offsets=end_offsets,
+        partitions=present,
+        missing_topics=sorted(set(topics) - set(partitions)),
+        groups=lags,
     )
 
 
@@ -91,8 +99,14 @@ class Evaluation:
     cursor: dict[str, Any]
 
 
-def evaluate(snapshot: StreamSnapshot, previous: dict[str, Any], topics: list[str], dlq_topic: str,
-             max_consumer_lag: int, max_dlq_growth: int) -> Evaluation:
+def evaluate(
+    snapshot: StreamSnapshot,
+    previous: dict[str, Any],
+    topics: list[str],
+    dlq_topic: str,
+    max_consumer_lag: int,
+    max_dlq_growth: int,
+) -> Evaluation:
     """Observations for the topic assets, consumer_lag / dlq_growth checks, and threshold breaches."""
     prev_offsets: dict[str, int] = previous.get("end_offsets", {})
     prev_ts: Optional[float] = previous.get("ts")
@@ -105,8 +119,10 @@ def evaluate(snapshot: StreamSnapshot, previous: dict[str, Any], topics: list[st
         if topic not in snapshot.end_offsets:
             continue
         end = snapshot.end_offsets[topic]
-        metadata: dict[str, Any] = {"end_offset": dg.MetadataValue.int(end),
-                                    "partitions": dg.MetadataValue.int(snapshot.partitions[topic])}
+        metadata: dict[str, Any] = {
+            "end_offset": dg.MetadataValue.int(end),
+            "partitions": dg.MetadataValue.int(snapshot.partitions[topic]),
+        }
         if elapsed and elapsed > 0 and topic in prev_offsets:
             # a recreated topic restarts at 0: count that as no traffic, not negative traffic
             metadata["messages_per_s"] = dg.MetadataValue.float(round(max(0, end - prev_offsets[topic]) / elapsed, 3))
@@ -137,7 +153,8 @@ def evaluate(snapshot: StreamSnapshot, previous: dict[str, Any], topics: list[st
             if lag > max_consumer_lag:
                 over.append(gid)
                 breaches[f"{CONSUMER_LAG_CHECK}:{gid}:{topic}"] = (
-                    f"consumer group {gid} is {lag} messages behind on {topic} (threshold {max_consumer_lag})")
+                    f"consumer group {gid} is {lag} messages behind on {topic} (threshold {max_consumer_lag})"
+                )
         if over:
             severity, passed = dg.AssetCheckSeverity.ERROR, False
             description = "; ".join(f"{g} is {lags[g]} behind" for g in over) + f" (threshold {max_consumer_lag})"
@@ -147,27 +164,48 @@ def evaluate(snapshot: StreamSnapshot, previous: dict[str, Any], topics: list[st
         else:
             severity, passed = dg.AssetCheckSeverity.ERROR, True
             description = f"every group within {max_consumer_lag} messages"
-        checks.append(dg.AssetCheckEvaluation(
-            asset_key=topic_asset_key(topic), check_name=CONSUMER_LAG_CHECK, passed=passed, severity=severity,
-            description=description,
-            metadata={"max_lag": max(lags.values(), default=0), "threshold": max_consumer_lag,
-                      "groups": ", ".join(group_ids), "groups_without_offsets": ", ".join(absent) or "none"},
-        ))
+        checks.append(
+            dg.AssetCheckEvaluation(
+                asset_key=topic_asset_key(topic),
+                check_name=CONSUMER_LAG_CHECK,
+                passed=passed,
+                severity=severity,
+                description=description,
+                metadata={
+                    "max_lag": max(lags.values(), default=0),
+                    "threshold": max_consumer_lag,
+                    "groups": ", ".join(group_ids),
+                    "groups_without_offsets": ", ".join(absent) or "none",
+                },
+            )
+        )
 
     if dlq_topic in snapshot.end_offsets and dlq_topic in prev_offsets:
         growth = max(0, snapshot.end_offsets[dlq_topic] - prev_offsets[dlq_topic])
         passed = growth <= max_dlq_growth
         if not passed:
             breaches[f"{DLQ_GROWTH_CHECK}:{dlq_topic}"] = (
-                f"{growth} new records in {dlq_topic} in {elapsed or 0:.0f} s (threshold {max_dlq_growth})")
-        checks.append(dg.AssetCheckEvaluation(
-            asset_key=topic_asset_key(dlq_topic), check_name=DLQ_GROWTH_CHECK, passed=passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=(f"{growth} new dead letters since the last tick (threshold {max_dlq_growth})"),
-            metadata={"growth": growth, "threshold": max_dlq_growth, "seconds": round(elapsed or 0, 1),
-                      "dlq_end_offset": snapshot.end_offsets[dlq_topic]},
-        ))
+                f"{growth} new records in {dlq_topic} in {elapsed or 0:.0f} s (threshold {max_dlq_growth})"
+            )
+        checks.append(
+            dg.AssetCheckEvaluation(
+                asset_key=topic_asset_key(dlq_topic),
+                check_name=DLQ_GROWTH_CHECK,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=(f"{growth} new dead letters since the last tick (threshold {max_dlq_growth})"),
+                metadata={
+                    "growth": growth,
+                    "threshold": max_dlq_growth,
+                    "seconds": round(elapsed or 0, 1),
+                    "dlq_end_offset": snapshot.end_offsets[dlq_topic],
+                },
+            )
+        )
 
-    cursor = {"ts": snapshot.taken_at, "end_offsets": {**prev_offsets, **snapshot.end_offsets},
-              "alerts": sorted(breaches)}
+    cursor = {
+        "ts": snapshot.taken_at,
+        "end_offsets": {**prev_offsets, **snapshot.end_offsets},
+        "alerts": sorted(breaches),
+    }
     return Evaluation(observations, checks, breaches, cursor)

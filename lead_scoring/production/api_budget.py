@@ -83,13 +83,17 @@ class ApiBudget:
         """Why this configuration would use more than `share` of the org's allocations (empty: it fits)."""
         out = []
         if self.api_fraction > self.share:
-            out.append(f"{self.total_calls:,} API calls/day is {self.api_fraction:.0%} of DailyApiRequests "
-                       f"{self.allocation:,} (allowed share {self.share:.0%}): raise poll_interval_ms, keep the "
-                       f"SObject sink's batching on, or buy API add-ons")
+            out.append(
+                f"{self.total_calls:,} API calls/day is {self.api_fraction:.0%} of DailyApiRequests "
+                f"{self.allocation:,} (allowed share {self.share:.0%}): raise poll_interval_ms, keep the "
+                f"SObject sink's batching on, or buy API add-ons"
+            )
         if self.query_job_fraction > self.share:
-            out.append(f"{self.source_query_jobs:,} Bulk API 2.0 query jobs/day is {self.query_job_fraction:.0%} "
-                       f"of DailyBulkV2QueryJobs {self.query_job_allocation:,} (allowed share {self.share:.0%}): "
-                       f"raise poll_interval_ms (each poll of each object is one job)")
+            out.append(
+                f"{self.source_query_jobs:,} Bulk API 2.0 query jobs/day is {self.query_job_fraction:.0%} "
+                f"of DailyBulkV2QueryJobs {self.query_job_allocation:,} (allowed share {self.share:.0%}): "
+                f"raise poll_interval_ms (each poll of each object is one job)"
+            )
         return out
 
     def lines(self) -> list[str]:
@@ -109,18 +113,30 @@ class ApiBudget:
         ]
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total_calls": self.total_calls, "api_fraction": round(self.api_fraction, 4),
-                "query_job_fraction": round(self.query_job_fraction, 4), "problems": self.problems()}
+        return {
+            **asdict(self),
+            "total_calls": self.total_calls,
+            "api_fraction": round(self.api_fraction, 4),
+            "query_job_fraction": round(self.query_job_fraction, 4),
+            "problems": self.problems(),
+        }
 
 
 def _int(config: Mapping[str, Any], key: str, default: int) -> int:
     return int(config.get(key, default))
 
 
-def project_api_budget(source_configs: list[dict[str, Any]], sink_configs: list[dict[str, Any]], *,
-                       changes_per_day: int, licenses: int, edition: str = "Enterprise",
-                       share: float = DEFAULT_API_SHARE, allocation: int | None = None,
-                       query_job_allocation: int = BULK_V2_QUERY_JOBS_PER_DAY) -> ApiBudget:
+def project_api_budget(
+    source_configs: list[dict[str, Any]],
+    sink_configs: list[dict[str, Any]],
+    *,
+    changes_per_day: int,
+    licenses: int,
+    edition: str = "Enterprise",
+    share: float = DEFAULT_API_SHARE,
+    allocation: int | None = None,
+    query_job_allocation: int = BULK_V2_QUERY_JOBS_PER_DAY,
+) -> ApiBudget:
     """The projection for the rendered connector configs; `allocation` (e.g. /limits' Max) overrides the
     edition formula."""
     if changes_per_day < 0:
@@ -147,8 +163,18 @@ def project_api_budget(source_configs: list[dict[str, Any]], sink_configs: list[
     else:
         sink_calls = objects * polls * math.ceil(per_poll / batch_size)
     return ApiBudget(
-        changes_per_day=changes_per_day, objects=objects, polls_per_day_per_object=polls, result_max_rows=max_rows,
-        batching=batching, batch_size=batch_size, source_query_jobs=objects * polls, source_calls=source_calls,
-        sink_calls=sink_calls, allocation=allocation if allocation is not None else daily_api_allocation(
-            licenses, edition), query_job_allocation=query_job_allocation, share=share, edition=edition,
-        licenses=licenses)
+        changes_per_day=changes_per_day,
+        objects=objects,
+        polls_per_day_per_object=polls,
+        result_max_rows=max_rows,
+        batching=batching,
+        batch_size=batch_size,
+        source_query_jobs=objects * polls,
+        source_calls=source_calls,
+        sink_calls=sink_calls,
+        allocation=allocation if allocation is not None else daily_api_allocation(licenses, edition),
+        query_job_allocation=query_job_allocation,
+        share=share,
+        edition=edition,
+        licenses=licenses,
+    )

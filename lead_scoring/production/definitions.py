@@ -21,20 +21,33 @@ from lead_scoring.warehouse.resources import Warehouse
 FLINK_STATEMENTS = dg.AssetKey("flink_statements")
 
 
-@dg.asset_check(asset=FLINK_STATEMENTS, name="gcp_preflight", blocking=False,
-                description="Every vendor resource the gcp profile needs exists and its permissions are held "
-                            "(read-only calls; `lead-scoring preflight` runs the same).")
-def gcp_preflight(flink: FlinkEngine, warehouse: Warehouse, model_serving: ModelServing, model_store: ModelStore,
-                  crm: CrmResource) -> dg.AssetCheckResult:
-    targets = PreflightTargets.from_resources(flink, warehouse, model_serving, model_store, crm,
-                                              cloud=ConfluentCloudApi.from_env())
+@dg.asset_check(
+    asset=FLINK_STATEMENTS,
+    name="gcp_preflight",
+    blocking=False,
+    description="Every vendor resource the gcp profile needs exists and its permissions are held "
+    "(read-only calls; `lead-scoring preflight` runs the same).",
+)
+def gcp_preflight(
+    flink: FlinkEngine, warehouse: Warehouse, model_serving: ModelServing, model_store: ModelStore, crm: CrmResource
+) -> dg.AssetCheckResult:
+    targets = PreflightTargets.from_resources(
+        flink, warehouse, model_serving, model_store, crm, cloud=ConfluentCloudApi.from_env()
+    )
     findings = run_preflight(targets)
     blocking = [f for f in findings if f.blocking]
     counts = {s.value: sum(f.status is s for f in findings) for s in Status}
-    description = ("all resources present and permissions held" if not blocking else
-                   "; ".join(f"{f.resource}: {f.status.value} ({f.fix or f.detail})" for f in blocking)[:1000])
-    return dg.AssetCheckResult(passed=not blocking, severity=dg.AssetCheckSeverity.ERROR, description=description,
-                               metadata={"findings": dg.MetadataValue.md(findings_markdown(findings)), **counts})
+    description = (
+        "all resources present and permissions held"
+        if not blocking
+        else "; ".join(f"{f.resource}: {f.status.value} ({f.fix or f.detail})" for f in blocking)[:1000]
+    )
+    return dg.AssetCheckResult(
+        passed=not blocking,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={"findings": dg.MetadataValue.md(findings_markdown(findings)), **counts},
+    )
 
 
 def defs(profile: Profile) -> dg.Definitions:

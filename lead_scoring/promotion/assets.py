@@ -18,7 +18,6 @@
 (no shadow period), and its `flink_statements` rollout is followed by `full_rescore` too.
 """
 
-
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -72,8 +71,11 @@ class PipelineConfig(dg.Config):
 # revert or a challenger nobody asked for must not happen. They then produce no output (the step says why) and
 # Dagster skips what depends on them; their jobs (promotion_job, revert_job) ask explicitly.
 class ChallengerConfig(PipelineConfig):
-    version: str = Field(default="", description="model version (in the model store) to serve as challenger and "
-                                                 "shadow-score with; empty: nothing is deployed")
+    version: str = Field(
+        default="",
+        description="model version (in the model store) to serve as challenger and "
+        "shadow-score with; empty: nothing is deployed",
+    )
 
 
 @dataclass
@@ -101,42 +103,70 @@ def _artifact(model_store: ModelStore, version: str, setting: str) -> ModelArtif
     try:
         return model_store.repository().artifact(version)
     except (ArtifactError, OSError, ValueError, KeyError) as exc:
-        raise dg.Failure(f"model version {version!r} ({setting}) is not in {model_store.describe()}: {exc}; "
-                         "pick one of its versions (lead_scoring_model / model_artifact make them)") from exc
+        raise dg.Failure(
+            f"model version {version!r} ({setting}) is not in {model_store.describe()}: {exc}; "
+            "pick one of its versions (lead_scoring_model / model_artifact make them)"
+        ) from exc
 
 
-def _pipeline(flink: FlinkEngine, kafka: KafkaResource, config: PipelineConfig, deployment: ModelDeployment,
-              shadow: bool = False) -> Pipeline:
-    return render_pipeline(render_settings_for(
-        flink, kafka, url=deployment.url, model_name=deployment.model_name, version=deployment.version,
-        provider=config.model_provider, topic_prefix=config.topic_prefix, statement_prefix=config.statement_prefix,
-        group_prefix=config.group_prefix, shadow=shadow))
+def _pipeline(
+    flink: FlinkEngine, kafka: KafkaResource, config: PipelineConfig, deployment: ModelDeployment, shadow: bool = False
+) -> Pipeline:
+    return render_pipeline(
+        render_settings_for(
+            flink,
+            kafka,
+            url=deployment.url,
+            model_name=deployment.model_name,
+            version=deployment.version,
+            provider=config.model_provider,
+            topic_prefix=config.topic_prefix,
+            statement_prefix=config.statement_prefix,
+            group_prefix=config.group_prefix,
+            shadow=shadow,
+        )
+    )
 
 
-def _rollout(context: dg.AssetExecutionContext, flink: FlinkEngine, pipeline: Pipeline,
-             config: PipelineConfig) -> RolloutReport:
+def _rollout(
+    context: dg.AssetExecutionContext, flink: FlinkEngine, pipeline: Pipeline, config: PipelineConfig
+) -> RolloutReport:
     try:
         return rollout(flink, pipeline, verify_timeout_s=config.verify_timeout_s, on_event=context.log.info)
     except RolloutError as exc:
-        raise dg.Failure(description=f"rollout of {pipeline.key} with model {pipeline.settings.model_version} "
-                                     f"failed: {exc}",
-                         metadata={"model_version": pipeline.settings.model_version}) from exc
+        raise dg.Failure(
+            description=f"rollout of {pipeline.key} with model {pipeline.settings.model_version} failed: {exc}",
+            metadata={"model_version": pipeline.settings.model_version},
+        ) from exc
 
 
-@dg.asset(group_name=GROUP, kinds={"kserve", "flink"}, owners=OWNERS, output_required=False,
-          deps=[dg.AssetKey("model_artifact"), dg.AssetKey("streaming_topics")])
-def challenger_deployment(context: dg.AssetExecutionContext, config: ChallengerConfig, model_store: ModelStore,
-                          model_serving: ModelServing, kafka: KafkaResource,
-                          flink: FlinkEngine) -> Iterator[dg.Output[ChallengerDeployment]]:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"kserve", "flink"},
+    owners=OWNERS,
+    output_required=False,
+    deps=[dg.AssetKey("model_artifact"), dg.AssetKey("streaming_topics")],
+)
+def challenger_deployment(
+    context: dg.AssetExecutionContext,
+    config: ChallengerConfig,
+    model_store: ModelStore,
+    model_serving: ModelServing,
+    kafka: KafkaResource,
+    flink: FlinkEngine,
+) -> Iterator[dg.Output[ChallengerDeployment]]:
     """A challenger version served next to the champion, shadow-scoring the live stream into lead_scores_shadow."""
     if not config.version:
-        context.log.info("no challenger asked for (challenger_deployment.version is empty): nothing deployed, "
-                         "the comparison and promotion after it are skipped")
+        context.log.info(
+            "no challenger asked for (challenger_deployment.version is empty): nothing deployed, "
+            "the comparison and promotion after it are skipped"
+        )
         return
     champion = model_store.repository().production_version()
     if config.version == champion:
-        raise dg.Failure(f"{config.version} is the champion already; "
-                         "pick another version as challenger_deployment.version")
+        raise dg.Failure(
+            f"{config.version} is the champion already; pick another version as challenger_deployment.version"
+        )
     artifact = _artifact(model_store, config.version, "challenger_deployment.version")
     try:
         deployment = model_serving.deploy_challenger(artifact, expected_for(model_store, artifact))
@@ -145,20 +175,26 @@ def challenger_deployment(context: dg.AssetExecutionContext, config: ChallengerC
     pipeline = _pipeline(flink, kafka, config, deployment, shadow=True)
     report = _rollout(context, flink, pipeline, config)
     statements = [s.name for s in report.statements]
-    yield dg.Output(ChallengerDeployment(config.version, champion, deployment, statements), metadata={
-        "challenger_version": config.version,
-        "champion_version": champion or "none",
-        "served_as": deployment.model_name,
-        "endpoint_url": dg.MetadataValue.url(deployment.url),
-        "mode": deployment.mode,
-        "smoke_test_score": deployment.smoke_score,
-        "previous_challenger": deployment.previous_version or "none",
-        "shadow_statements": dg.MetadataValue.json([
-            {"name": s.name, "phase": s.phase, "job_id": s.job_id, "action": s.action, "replaced": s.replaced}
-            for s in report.statements]),
-        "notes": dg.MetadataValue.text("\n".join(report.notes)),
-        "rendered_sql": dg.MetadataValue.md(f"```sql\n{pipeline.as_text()}```"),
-    })
+    yield dg.Output(
+        ChallengerDeployment(config.version, champion, deployment, statements),
+        metadata={
+            "challenger_version": config.version,
+            "champion_version": champion or "none",
+            "served_as": deployment.model_name,
+            "endpoint_url": dg.MetadataValue.url(deployment.url),
+            "mode": deployment.mode,
+            "smoke_test_score": deployment.smoke_score,
+            "previous_challenger": deployment.previous_version or "none",
+            "shadow_statements": dg.MetadataValue.json(
+                [
+                    {"name": s.name, "phase": s.phase, "job_id": s.job_id, "action": s.action, "replaced": s.replaced}
+                    for s in report.statements
+                ]
+            ),
+            "notes": dg.MetadataValue.text("\n".join(report.notes)),
+            "rendered_sql": dg.MetadataValue.md(f"```sql\n{pipeline.as_text()}```"),
+        },
+    )
 
 
 class ComparisonConfig(dg.Config):
@@ -170,20 +206,28 @@ class ComparisonConfig(dg.Config):
     max_ece_increase: float = Field(default=0.01, ge=0, description="its ECE may exceed the champion's by at most this")
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb", "bigquery"}, owners=OWNERS,
-          deps=[challenger_deployment, LEDGER_ASSET_KEY])
-def champion_challenger_comparison(context: dg.AssetExecutionContext, config: ComparisonConfig,
-                                   warehouse: Warehouse, model_serving: ModelServing) -> dg.Output[ComparisonResult]:
+@dg.asset(group_name=GROUP, kinds={"duckdb", "bigquery"}, owners=OWNERS, deps=[challenger_deployment, LEDGER_ASSET_KEY])
+def champion_challenger_comparison(
+    context: dg.AssetExecutionContext, config: ComparisonConfig, warehouse: Warehouse, model_serving: ModelServing
+) -> dg.Output[ComparisonResult]:
     # one line (no E501 wrap): the docstring is the asset's description, single-line by convention (test_definitions)
     """Champion and challenger scores of the same live leads against their outcomes, side by side (ROC AUC, Brier, grade flips)."""  # noqa: E501
     version = config.challenger_version or model_serving.challenger_version()
     if not version:
-        raise dg.Failure("no challenger is served: materialize challenger_deployment first (or set "
-                         "champion_challenger_comparison.challenger_version)")
+        raise dg.Failure(
+            "no challenger is served: materialize challenger_deployment first (or set "
+            "champion_challenger_comparison.challenger_version)"
+        )
     pairs = warehouse.query(pairs_sql(), {"challenger": version})
     result = compare(pairs, version)
-    passed, description, _ = verdict(result, config.min_outcomes, config.max_auc_drop, config.max_brier_increase,
-                                     config.max_ece, config.max_ece_increase)
+    passed, description, _ = verdict(
+        result,
+        config.min_outcomes,
+        config.max_auc_drop,
+        config.max_brier_increase,
+        config.max_ece,
+        config.max_ece_increase,
+    )
     context.log.info(description)
     metadata: dict[str, Any] = {
         "challenger_version": version,
@@ -192,12 +236,15 @@ def champion_challenger_comparison(context: dg.AssetExecutionContext, config: Co
         "leads_with_outcome": result.with_outcome,
         "metrics": dg.MetadataValue.md(metrics_markdown(result)),
         "grade_flips": dg.MetadataValue.md(flips_markdown(result)),
-        "grade_agreement": dg.MetadataValue.float(result.grade_agreement if result.grade_agreement is not None
-                                                  else float("nan")),
-        "mean_abs_score_diff": dg.MetadataValue.float(result.mean_abs_score_diff if result.mean_abs_score_diff
-                                                      is not None else float("nan")),
-        "share_within_5_points": dg.MetadataValue.float(result.within_5_points if result.within_5_points is not None
-                                                        else float("nan")),
+        "grade_agreement": dg.MetadataValue.float(
+            result.grade_agreement if result.grade_agreement is not None else float("nan")
+        ),
+        "mean_abs_score_diff": dg.MetadataValue.float(
+            result.mean_abs_score_diff if result.mean_abs_score_diff is not None else float("nan")
+        ),
+        "share_within_5_points": dg.MetadataValue.float(
+            result.within_5_points if result.within_5_points is not None else float("nan")
+        ),
         "gate": description,
     }
     if result.pairs:
@@ -205,20 +252,40 @@ def champion_challenger_comparison(context: dg.AssetExecutionContext, config: Co
     return dg.Output(result, metadata=metadata)
 
 
-@dg.asset_check(asset=champion_challenger_comparison, name=CHALLENGER_CHECK, blocking=True,
-                description="Blocks promotion unless the challenger is at least as good as the champion on enough "
-                            "leads with an outcome (ROC AUC, Brier and calibration (ECE) on the same leads).")
-def challenger_beats_champion(config: ComparisonConfig,
-                              champion_challenger_comparison: ComparisonResult) -> dg.AssetCheckResult:
-    passed, description, metadata = verdict(champion_challenger_comparison, config.min_outcomes, config.max_auc_drop,
-                                            config.max_brier_increase, config.max_ece, config.max_ece_increase)
-    return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata,
-                               severity=dg.AssetCheckSeverity.ERROR)
+@dg.asset_check(
+    asset=champion_challenger_comparison,
+    name=CHALLENGER_CHECK,
+    blocking=True,
+    description="Blocks promotion unless the challenger is at least as good as the champion on enough "
+    "leads with an outcome (ROC AUC, Brier and calibration (ECE) on the same leads).",
+)
+def challenger_beats_champion(
+    config: ComparisonConfig, champion_challenger_comparison: ComparisonResult
+) -> dg.AssetCheckResult:
+    passed, description, metadata = verdict(
+        champion_challenger_comparison,
+        config.min_outcomes,
+        config.max_auc_drop,
+        config.max_brier_increase,
+        config.max_ece,
+        config.max_ece_increase,
+    )
+    return dg.AssetCheckResult(
+        passed=passed, description=description, metadata=metadata, severity=dg.AssetCheckSeverity.ERROR
+    )
 
 
-def make_champion(context: dg.AssetExecutionContext, config: PipelineConfig, version: str, previous: Optional[str],
-                  action: str, model_store: ModelStore, model_serving: ModelServing, kafka: KafkaResource,
-                  flink: FlinkEngine) -> ChampionChange:
+def make_champion(
+    context: dg.AssetExecutionContext,
+    config: PipelineConfig,
+    version: str,
+    previous: Optional[str],
+    action: str,
+    model_store: ModelStore,
+    model_serving: ModelServing,
+    kafka: KafkaResource,
+    flink: FlinkEngine,
+) -> ChampionChange:
     """Serve `version` as champion, point production at it, hand the champion's statements over to it, and
     retire the shadow statements and the challenger (a promoted challenger scores as champion now)."""
     artifact = _artifact(model_store, version, action)
@@ -231,27 +298,52 @@ def make_champion(context: dg.AssetExecutionContext, config: PipelineConfig, ver
     challenger = model_serving.challenger_version()
     retired: list[str] = []
     if action == "promoted" or challenger == version:
-        shadow_deployment = ModelDeployment(url=deployment.url, model_name=deployment.model_name, version=version,
-                                            previous_version=None, smoke_score=0, smoke_latency_ms=0.0, mode="retire")
-        retired = retire(flink, _pipeline(flink, kafka, config, shadow_deployment, shadow=True),
-                         on_event=context.log.info)
+        shadow_deployment = ModelDeployment(
+            url=deployment.url,
+            model_name=deployment.model_name,
+            version=version,
+            previous_version=None,
+            smoke_score=0,
+            smoke_latency_ms=0.0,
+            mode="retire",
+        )
+        retired = retire(
+            flink, _pipeline(flink, kafka, config, shadow_deployment, shadow=True), on_event=context.log.info
+        )
         model_serving.retire_challenger()
-    return ChampionChange(version=version, previous=previous, promoted_at=str(pointer["promoted_at"]), action=action,
-                          deployment=deployment, rollout=[s.name for s in report.statements], retired=retired)
+    return ChampionChange(
+        version=version,
+        previous=previous,
+        promoted_at=str(pointer["promoted_at"]),
+        action=action,
+        deployment=deployment,
+        rollout=[s.name for s in report.statements],
+        retired=retired,
+    )
 
 
 def _change_metadata(change: ChampionChange) -> dict[str, Any]:
-    return {"champion_version": change.version, "previous_champion": change.previous or "none",
-            "promoted_at": change.promoted_at, "mode": change.deployment.mode,
-            "smoke_test_score": change.deployment.smoke_score, "statements": change.rollout,
-            "retired_shadow_statements": change.retired or "none"}
+    return {
+        "champion_version": change.version,
+        "previous_champion": change.previous or "none",
+        "promoted_at": change.promoted_at,
+        "mode": change.deployment.mode,
+        "smoke_test_score": change.deployment.smoke_score,
+        "statements": change.rollout,
+        "retired_shadow_statements": change.retired or "none",
+    }
 
 
 @dg.asset(group_name=GROUP, kinds={"kserve", "flink"}, owners=OWNERS)
-def champion_promotion(context: dg.AssetExecutionContext, config: PipelineConfig,
-                       champion_challenger_comparison: ComparisonResult, model_store: ModelStore,
-                       model_serving: ModelServing, kafka: KafkaResource,
-                       flink: FlinkEngine) -> dg.Output[ChampionChange]:
+def champion_promotion(
+    context: dg.AssetExecutionContext,
+    config: PipelineConfig,
+    champion_challenger_comparison: ComparisonResult,
+    model_store: ModelStore,
+    model_serving: ModelServing,
+    kafka: KafkaResource,
+    flink: FlinkEngine,
+) -> dg.Output[ChampionChange]:
     """The compared challenger made champion: production pointer, serving, Flink hand-over; shadow retired."""
     version = champion_challenger_comparison.challenger_version
     previous = model_store.repository().production_version()
@@ -261,43 +353,67 @@ def champion_promotion(context: dg.AssetExecutionContext, config: PipelineConfig
 
 class RevertConfig(PipelineConfig):
     version: str = Field(default="", description="the version to make champion again")
-    to_previous: bool = Field(default=False, description="revert to the champion before the current one (the "
-                                                         "production pointer's previous); revert_job sets it")
+    to_previous: bool = Field(
+        default=False,
+        description="revert to the champion before the current one (the "
+        "production pointer's previous); revert_job sets it",
+    )
 
 
 @dg.asset(group_name=GROUP, kinds={"kserve", "flink"}, owners=OWNERS, output_required=False)
-def champion_revert(context: dg.AssetExecutionContext, config: RevertConfig, model_store: ModelStore,
-                    model_serving: ModelServing, kafka: KafkaResource,
-                    flink: FlinkEngine) -> Iterator[dg.Output[ChampionChange]]:
+def champion_revert(
+    context: dg.AssetExecutionContext,
+    config: RevertConfig,
+    model_store: ModelStore,
+    model_serving: ModelServing,
+    kafka: KafkaResource,
+    flink: FlinkEngine,
+) -> Iterator[dg.Output[ChampionChange]]:
     """The previous champion serving and scoring again (one materialization), then re-scoring every open lead."""
     if not (config.version or config.to_previous):
-        context.log.info("no revert asked for (set champion_revert.to_previous: true, or .version; revert_job "
-                         "does): the champion stays, the re-score after it is skipped")
+        context.log.info(
+            "no revert asked for (set champion_revert.to_previous: true, or .version; revert_job "
+            "does): the champion stays, the re-score after it is skipped"
+        )
         return
     pointer = model_store.repository().production_pointer() or {}
     target = config.version or pointer.get("previous")
     if not target:
         raise dg.Failure("no previous champion recorded in the production pointer: set champion_revert.version")
-    change = make_champion(context, config, target, pointer.get("version"), "reverted", model_store, model_serving,
-                           kafka, flink)
+    change = make_champion(
+        context, config, target, pointer.get("version"), "reverted", model_store, model_serving, kafka, flink
+    )
     yield dg.Output(change, metadata=_change_metadata(change))
 
 
 class RescoreConfig(dg.Config):
-    run_id: str = Field(default="", description="default: '<champion version>@<promoted_at>' from the production "
-                                                 "pointer, so the same promotion is re-scored once")
+    run_id: str = Field(
+        default="",
+        description="default: '<champion version>@<promoted_at>' from the production "
+        "pointer, so the same promotion is re-scored once",
+    )
     topic_prefix: str = Field(default="")
     include_seed: bool = Field(default=False, description="also re-score the shipped sample (_source = 'seed')")
     chunk_size: int = Field(default=20_000, ge=10, description="records per chunk (one checkpoint each)")
-    max_in_flight: int = Field(default=50_000, ge=0, description="re-score requests not yet scored before "
-                                                                  "producing pauses (0: no limit)")
+    max_in_flight: int = Field(
+        default=50_000, ge=0, description="re-score requests not yet scored before producing pauses (0: no limit)"
+    )
     max_rate: float = Field(default=0.0, ge=0, description="records per second (0: no limit)")
 
 
-@dg.asset(group_name=GROUP, kinds={"kafka", "flink"}, owners=OWNERS,
-          deps=[dg.AssetKey("flink_statements"), champion_promotion, champion_revert])
-def full_rescore(context: dg.AssetExecutionContext, config: RescoreConfig, warehouse: Warehouse,
-                 kafka: KafkaResource, model_store: ModelStore) -> dg.MaterializeResult:
+@dg.asset(
+    group_name=GROUP,
+    kinds={"kafka", "flink"},
+    owners=OWNERS,
+    deps=[dg.AssetKey("flink_statements"), champion_promotion, champion_revert],
+)
+def full_rescore(
+    context: dg.AssetExecutionContext,
+    config: RescoreConfig,
+    warehouse: Warehouse,
+    kafka: KafkaResource,
+    model_store: ModelStore,
+) -> dg.MaterializeResult:
     """Every open lead and contact of the CRM re-scored by the champion through the pipeline (resumable, idempotent)."""
     pointer = model_store.repository().production_pointer()
     if not pointer:
@@ -309,36 +425,57 @@ def full_rescore(context: dg.AssetExecutionContext, config: RescoreConfig, wareh
 
     def progress(p: RescoreProgress) -> None:
         share = p.run.produced / p.run.total if p.run.total else 1.0
-        context.log.info(f"re-score {p.run.produced:,}/{p.run.total:,} produced ({share:.0%}); "
-                         f"{p.produced_now:,} in this run at {p.produce_rate:,.0f}/s; ~{p.scored_estimate:,} scored")
+        context.log.info(
+            f"re-score {p.run.produced:,}/{p.run.total:,} produced ({share:.0%}); "
+            f"{p.produced_now:,} in this run at {p.produce_rate:,.0f}/s; ~{p.scored_estimate:,} scored"
+        )
 
     produced_before = run.produced
     started = pd.Timestamp.now(tz="UTC")
-    run = rescore(warehouse, kafka, run, topic=config.topic_prefix + INPUT_RAW,
-                  score_topics=(config.topic_prefix + LEAD_SCORES, config.topic_prefix + CONTACT_SCORES),
-                  include_seed=config.include_seed, chunk_size=config.chunk_size,
-                  max_in_flight=config.max_in_flight, max_rate=config.max_rate, on_progress=progress)
+    run = rescore(
+        warehouse,
+        kafka,
+        run,
+        topic=config.topic_prefix + INPUT_RAW,
+        score_topics=(config.topic_prefix + LEAD_SCORES, config.topic_prefix + CONTACT_SCORES),
+        include_seed=config.include_seed,
+        chunk_size=config.chunk_size,
+        max_in_flight=config.max_in_flight,
+        max_rate=config.max_rate,
+        on_progress=progress,
+    )
     seconds = (pd.Timestamp.now(tz="UTC") - started).total_seconds()
     now_produced = run.produced - produced_before
-    return dg.MaterializeResult(metadata={
-        "run_id": run_id, "model_version": version, "status": run.status,
-        "open_records": run.total, "produced_total": run.produced, "produced_in_this_materialization": now_produced,
-        "produce_rate_per_s": dg.MetadataValue.float(round(now_produced / seconds, 1) if seconds > 0 else 0.0),
-        "seconds": dg.MetadataValue.float(round(seconds, 1)),
-        "source_ts": dg.MetadataValue.timestamp(pd.Timestamp(run.source_ms, unit="ms", tz="UTC").to_pydatetime()),
-        "note": "already done for this promotion: nothing produced" if run.done and not now_produced else
-                "scores land on lead_scores / contact_scores with this model version and source_ts",
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "run_id": run_id,
+            "model_version": version,
+            "status": run.status,
+            "open_records": run.total,
+            "produced_total": run.produced,
+            "produced_in_this_materialization": now_produced,
+            "produce_rate_per_s": dg.MetadataValue.float(round(now_produced / seconds, 1) if seconds > 0 else 0.0),
+            "seconds": dg.MetadataValue.float(round(seconds, 1)),
+            "source_ts": dg.MetadataValue.timestamp(pd.Timestamp(run.source_ms, unit="ms", tz="UTC").to_pydatetime()),
+            "note": "already done for this promotion: nothing produced"
+            if run.done and not now_produced
+            else "scores land on lead_scores / contact_scores with this model version and source_ts",
+        }
+    )
 
 
 promotion_job = dg.define_asset_job(
     "promotion_job",
     selection=dg.AssetSelection.assets(champion_challenger_comparison, champion_promotion, full_rescore),
     description="Compare champion and challenger (blocking gate), promote the challenger, re-score every open lead.",
-    tags={"team": "ml-platform"})
+    tags={"team": "ml-platform"},
+)
 revert_job = dg.define_asset_job(
-    "revert_job", selection=dg.AssetSelection.assets(champion_revert, full_rescore),
+    "revert_job",
+    selection=dg.AssetSelection.assets(champion_revert, full_rescore),
     config={"ops": {"champion_revert": {"config": {"to_previous": True}}}},
-    description="Make the previous champion champion again and re-score every open lead.", tags={"team": "ml-platform"})
+    description="Make the previous champion champion again and re-score every open lead.",
+    tags={"team": "ml-platform"},
+)
 
 ASSETS = [challenger_deployment, champion_challenger_comparison, champion_promotion, champion_revert, full_rescore]

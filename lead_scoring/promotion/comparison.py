@@ -94,11 +94,13 @@ class ComparisonResult:
 def _side(scores: np.ndarray, y: np.ndarray) -> SideMetrics:
     p = np.clip(scores / 100.0, 1e-4, 1 - 1e-4)
     both = len(y) and 0 < y.sum() < len(y)
-    return SideMetrics(roc_auc=float(roc_auc_score(y, p)) if both else None,
-                       brier=float(brier_score_loss(y, p)) if len(y) else None,
-                       log_loss=float(log_loss(y, p, labels=[0, 1])) if len(y) else None,
-                       ece=expected_calibration_error(y, scores / 100.0) if len(y) else None,
-                       mean_score=float(scores.mean()) if len(scores) else None)
+    return SideMetrics(
+        roc_auc=float(roc_auc_score(y, p)) if both else None,
+        brier=float(brier_score_loss(y, p)) if len(y) else None,
+        log_loss=float(log_loss(y, p, labels=[0, 1])) if len(y) else None,
+        ece=expected_calibration_error(y, scores / 100.0) if len(y) else None,
+        mean_score=float(scores.mean()) if len(scores) else None,
+    )
 
 
 def compare(pairs: pd.DataFrame, challenger_version: str) -> ComparisonResult:
@@ -109,8 +111,12 @@ def compare(pairs: pd.DataFrame, challenger_version: str) -> ComparisonResult:
     result = ComparisonResult(
         challenger_version=challenger_version,
         champion_versions=sorted({str(v) for v in pairs["champion_version"].dropna()}),
-        pairs=len(pairs), with_outcome=int(known.sum()), converted=int(y.sum()),
-        champion=_side(champion_scores[known], y), challenger=_side(challenger_scores[known], y))
+        pairs=len(pairs),
+        with_outcome=int(known.sum()),
+        converted=int(y.sum()),
+        champion=_side(champion_scores[known], y),
+        challenger=_side(challenger_scores[known], y),
+    )
     if len(pairs):
         diff = np.abs(champion_scores - challenger_scores)
         result.mean_abs_score_diff = float(diff.mean())
@@ -120,8 +126,10 @@ def compare(pairs: pd.DataFrame, challenger_version: str) -> ComparisonResult:
     if result.graded_pairs:
         g = pairs.loc[graded]
         result.grade_agreement = float((g["champion_grade"] == g["challenger_grade"]).mean())
-        result.flips = {a: {b: int(((g["champion_grade"] == a) & (g["challenger_grade"] == b)).sum())
-                            for b in SCORE_GRADES} for a in SCORE_GRADES}
+        result.flips = {
+            a: {b: int(((g["champion_grade"] == a) & (g["challenger_grade"] == b)).sum()) for b in SCORE_GRADES}
+            for a in SCORE_GRADES
+        }
     return result
 
 
@@ -132,11 +140,17 @@ def _fmt(value: Optional[float], digits: int = 4) -> str:
 def metrics_markdown(result: ComparisonResult) -> str:
     champion = ", ".join(result.champion_versions) or "none"
     rows = [f"| metric | champion ({champion}) | challenger ({result.challenger_version}) |", "|---|---|---|"]
-    for label, attr, better in (("ROC AUC", "roc_auc", "higher"), ("Brier score", "brier", "lower"),
-                                ("log loss", "log_loss", "lower"), ("ECE", "ece", "lower"),
-                                ("mean score", "mean_score", "")):
-        rows.append(f"| {label}{' (' + better + ' is better)' if better else ''} | "
-                    f"{_fmt(getattr(result.champion, attr))} | {_fmt(getattr(result.challenger, attr))} |")
+    for label, attr, better in (
+        ("ROC AUC", "roc_auc", "higher"),
+        ("Brier score", "brier", "lower"),
+        ("log loss", "log_loss", "lower"),
+        ("ECE", "ece", "lower"),
+        ("mean score", "mean_score", ""),
+    ):
+        rows.append(
+            f"| {label}{' (' + better + ' is better)' if better else ''} | "
+            f"{_fmt(getattr(result.champion, attr))} | {_fmt(getattr(result.challenger, attr))} |"
+        )
     rows.append(f"| leads compared (with outcome) | {result.pairs} ({result.with_outcome}) | same leads |")
     return "\n".join(rows)
 
@@ -156,18 +170,28 @@ def comparison_plot_markdown(pairs: pd.DataFrame, result: ComparisonResult) -> s
     known = pairs[pairs["converted"].notna()]
     y = known["converted"].astype(bool).astype(int).to_numpy()
     if result.evaluable:
-        for column, label, side in (("champion_score", "champion", result.champion),
-                                    ("challenger_score", "challenger", result.challenger)):
+        for column, label, side in (
+            ("champion_score", "champion", result.champion),
+            ("challenger_score", "challenger", result.challenger),
+        ):
             fpr, tpr, _ = roc_curve(y, known[column].astype(float) / 100.0)
             roc.plot(fpr, tpr, label=f"{label} (AUC {_fmt(side.roc_auc, 3)})")
     roc.plot([0, 1], [0, 1], "--", color="grey")
-    roc.set(title=f"ROC on {result.with_outcome} leads with an outcome", xlabel="false positive rate",
-            ylabel="true positive rate")
+    roc.set(
+        title=f"ROC on {result.with_outcome} leads with an outcome",
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+    )
     roc.legend(loc="lower right", fontsize=8)
     scatter.scatter(pairs["champion_score"].astype(float), pairs["challenger_score"].astype(float), s=6, alpha=0.4)
     scatter.plot([0, 100], [0, 100], "--", color="grey")
-    scatter.set(title=f"Scores of the same {result.pairs} leads", xlabel="champion score", ylabel="challenger score",
-                xlim=(0, 100), ylim=(0, 100))
+    scatter.set(
+        title=f"Scores of the same {result.pairs} leads",
+        xlabel="champion score",
+        ylabel="challenger score",
+        xlim=(0, 100),
+        ylim=(0, 100),
+    )
     matrix = np.array([[result.flips.get(a, {}).get(b, 0) for b in SCORE_GRADES] for a in SCORE_GRADES])
     flips.imshow(matrix, cmap="Blues")
     for i in range(len(SCORE_GRADES)):
@@ -175,26 +199,45 @@ def comparison_plot_markdown(pairs: pd.DataFrame, result: ComparisonResult) -> s
             flips.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=9)
     flips.set_xticks(range(len(SCORE_GRADES)), SCORE_GRADES)
     flips.set_yticks(range(len(SCORE_GRADES)), SCORE_GRADES)
-    flips.set(title=f"Grade flips (agreement {_fmt(result.grade_agreement, 3)})", xlabel="challenger grade",
-              ylabel="champion grade")
+    flips.set(
+        title=f"Grade flips (agreement {_fmt(result.grade_agreement, 3)})",
+        xlabel="challenger grade",
+        ylabel="champion grade",
+    )
     return f"![champion vs challenger](data:image/png;base64,{png_base64(fig)})"
 
 
-def verdict(result: ComparisonResult, min_outcomes: int, max_auc_drop: float, max_brier_increase: float,
-            max_ece: float = 0.03, max_ece_increase: float = 0.01) -> tuple[bool, str, dict[str, Any]]:
+def verdict(
+    result: ComparisonResult,
+    min_outcomes: int,
+    max_auc_drop: float,
+    max_brier_increase: float,
+    max_ece: float = 0.03,
+    max_ece_increase: float = 0.01,
+) -> tuple[bool, str, dict[str, Any]]:
     """(passed, description, metadata) of the promotion gate: ranking (ROC AUC), accuracy (Brier) and
     calibration (the challenger's ECE at most `max_ece` and at most `max_ece_increase` above the champion's)."""
-    meta: dict[str, Any] = {"leads_with_outcome": result.with_outcome, "min_outcomes": min_outcomes,
-                            "challenger_roc_auc": result.challenger.roc_auc or 0.0,
-                            "champion_roc_auc": result.champion.roc_auc or 0.0,
-                            "challenger_brier": result.challenger.brier or 0.0,
-                            "champion_brier": result.champion.brier or 0.0,
-                            "challenger_ece": result.challenger.ece or 0.0,
-                            "champion_ece": result.champion.ece or 0.0, "max_ece": max_ece}
+    meta: dict[str, Any] = {
+        "leads_with_outcome": result.with_outcome,
+        "min_outcomes": min_outcomes,
+        "challenger_roc_auc": result.challenger.roc_auc or 0.0,
+        "champion_roc_auc": result.champion.roc_auc or 0.0,
+        "challenger_brier": result.challenger.brier or 0.0,
+        "champion_brier": result.champion.brier or 0.0,
+        "challenger_ece": result.challenger.ece or 0.0,
+        "champion_ece": result.champion.ece or 0.0,
+        "max_ece": max_ece,
+    }
     if result.with_outcome < min_outcomes or not result.evaluable:
-        return False, (f"not enough evidence yet: {result.with_outcome} leads scored by both have an outcome "
-                       f"({result.converted} converted); the gate needs {min_outcomes} with both outcomes present "
-                       "(wait for outcomes, or lower champion_challenger_comparison's min_outcomes)"), meta
+        return (
+            False,
+            (
+                f"not enough evidence yet: {result.with_outcome} leads scored by both have an outcome "
+                f"({result.converted} converted); the gate needs {min_outcomes} with both outcomes present "
+                "(wait for outcomes, or lower champion_challenger_comparison's min_outcomes)"
+            ),
+            meta,
+        )
     problems = []
     auc_c, auc_x = result.champion.roc_auc or 0.0, result.challenger.roc_auc or 0.0
     if auc_x < auc_c - max_auc_drop:
@@ -209,6 +252,12 @@ def verdict(result: ComparisonResult, min_outcomes: int, max_auc_drop: float, ma
         problems.append(f"challenger ECE {ece_x:.4f} > champion {ece_c:.4f} + {max_ece_increase}")
     if problems:
         return False, "; ".join(problems), meta
-    return True, (f"challenger {result.challenger_version} is at least as good on {result.with_outcome} leads: "
-                  f"ROC AUC {auc_x:.4f} vs {auc_c:.4f}, Brier {brier_x:.4f} vs {brier_c:.4f}, "
-                  f"ECE {ece_x:.4f} vs {ece_c:.4f}"), meta
+    return (
+        True,
+        (
+            f"challenger {result.challenger_version} is at least as good on {result.with_outcome} leads: "
+            f"ROC AUC {auc_x:.4f} vs {auc_c:.4f}, Brier {brier_x:.4f} vs {brier_c:.4f}, "
+            f"ECE {ece_x:.4f} vs {ece_c:.4f}"
+        ),
+        meta,
+    )

@@ -124,29 +124,60 @@ def read_run(warehouse: Warehouse, run_id: str) -> Optional[RescoreRun]:
         item = row[name]
         return None if item is None or (isinstance(item, float) and math.isnan(item)) or item is pd.NaT else item
 
-    return RescoreRun(run_id=str(row["run_id"]), model_version=str(row["model_version"]),
-                      source_ms=int(row["source_ms"]), total=int(row["total"]), produced=int(row["produced"]),
-                      cursor=value("last_id") or None, status=str(row["status"]), started_at=value("started_at"),
-                      finished_at=value("finished_at"))
+    return RescoreRun(
+        run_id=str(row["run_id"]),
+        model_version=str(row["model_version"]),
+        source_ms=int(row["source_ms"]),
+        total=int(row["total"]),
+        produced=int(row["produced"]),
+        cursor=value("last_id") or None,
+        status=str(row["status"]),
+        started_at=value("started_at"),
+        finished_at=value("finished_at"),
+    )
 
 
-def start_or_resume(warehouse: Warehouse, run_id: str, model_version: str, include_seed: bool = False,
-                    now: Optional[pd.Timestamp] = None) -> RescoreRun:
+def start_or_resume(
+    warehouse: Warehouse,
+    run_id: str,
+    model_version: str,
+    include_seed: bool = False,
+    now: Optional[pd.Timestamp] = None,
+) -> RescoreRun:
     """The run `run_id`: as checkpointed (resume, or finished), or a new one counting today's open records."""
     warehouse.ensure_tables()
     existing = read_run(warehouse, run_id)
     if existing is not None:
         if existing.model_version != model_version:
-            raise ValueError(f"re-score run {run_id!r} rescored with {existing.model_version}, not {model_version}: "
-                             "use another run id for another version")
+            raise ValueError(
+                f"re-score run {run_id!r} rescored with {existing.model_version}, not {model_version}: "
+                "use another run id for another version"
+            )
         return existing
     now = now or pd.Timestamp.now(tz="UTC")
     total = int(warehouse.query(count_open_sql(include_seed), {"after": ""})["n"].iloc[0])
-    run = RescoreRun(run_id=run_id, model_version=model_version, source_ms=int(now.value // 1_000_000), total=total,
-                     started_at=now)
-    warehouse.append(RESCORE_TABLE, pd.DataFrame([{
-        "run_id": run.run_id, "model_version": model_version, "source_ms": run.source_ms, "total": total,
-        "produced": 0, "last_id": None, "status": RUNNING, "started_at": now, "updated_at": now, "finished_at": None}]))
+    run = RescoreRun(
+        run_id=run_id, model_version=model_version, source_ms=int(now.value // 1_000_000), total=total, started_at=now
+    )
+    warehouse.append(
+        RESCORE_TABLE,
+        pd.DataFrame(
+            [
+                {
+                    "run_id": run.run_id,
+                    "model_version": model_version,
+                    "source_ms": run.source_ms,
+                    "total": total,
+                    "produced": 0,
+                    "last_id": None,
+                    "status": RUNNING,
+                    "started_at": now,
+                    "updated_at": now,
+                    "finished_at": None,
+                }
+            ]
+        ),
+    )
     return run
 
 
@@ -156,12 +187,14 @@ def _checkpoint(warehouse: Warehouse, run: RescoreRun) -> None:
         warehouse.execute(
             f"UPDATE {RESCORE_TABLE} SET produced = @produced, last_id = NULL, status = @status, updated_at = @now, "
             "finished_at = @now WHERE run_id = @run_id",
-            {"produced": run.produced, "status": run.status, "now": now, "run_id": run.run_id})
+            {"produced": run.produced, "status": run.status, "now": now, "run_id": run.run_id},
+        )
         return
     warehouse.execute(
         f"UPDATE {RESCORE_TABLE} SET produced = @produced, last_id = @last_id, updated_at = @now "
         "WHERE run_id = @run_id",
-        {"produced": run.produced, "last_id": run.cursor or "", "now": now, "run_id": run.run_id})
+        {"produced": run.produced, "last_id": run.cursor or "", "now": now, "run_id": run.run_id},
+    )
 
 
 def _in_flight(kafka: KafkaResource, score_topics: tuple[str, ...], start: int, produced: int) -> tuple[int, int]:
@@ -169,11 +202,21 @@ def _in_flight(kafka: KafkaResource, score_topics: tuple[str, ...], start: int, 
     return max(0, produced - scored), scored
 
 
-def rescore(warehouse: Warehouse, kafka: KafkaResource, run: RescoreRun, *, topic: str = INPUT_RAW,
-            score_topics: tuple[str, ...] = (LEAD_SCORES, CONTACT_SCORES), include_seed: bool = False,
-            chunk_size: int = 20_000, max_in_flight: int = 50_000, max_rate: float = 0.0,
-            on_progress: Callable[[RescoreProgress], None] = lambda _: None,
-            should_stop: Callable[[], bool] = lambda: False, sleep: Callable[[float], None] = time.sleep) -> RescoreRun:
+def rescore(
+    warehouse: Warehouse,
+    kafka: KafkaResource,
+    run: RescoreRun,
+    *,
+    topic: str = INPUT_RAW,
+    score_topics: tuple[str, ...] = (LEAD_SCORES, CONTACT_SCORES),
+    include_seed: bool = False,
+    chunk_size: int = 20_000,
+    max_in_flight: int = 50_000,
+    max_rate: float = 0.0,
+    on_progress: Callable[[RescoreProgress], None] = lambda _: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RescoreRun:
     """Produce the run's remaining open records to `topic` in chunks, checkpointing after each (see module doc).
 
     `max_in_flight` (0: no limit) pauses producing while that many re-score requests are not scored yet;
@@ -183,8 +226,14 @@ def rescore(warehouse: Warehouse, kafka: KafkaResource, run: RescoreRun, *, topi
     if run.done:
         on_progress(RescoreProgress(run, 0, 0, 0.0))
         return run
-    producer = kafka.producer(**{"linger.ms": 20, "batch.num.messages": 10_000, "compression.type": "lz4",
-                                 "queue.buffering.max.messages": 200_000})
+    producer = kafka.producer(
+        **{
+            "linger.ms": 20,
+            "batch.num.messages": 10_000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 200_000,
+        }
+    )
     failures: list[str] = []
 
     def delivered(err: Any, _msg: Any) -> None:
@@ -201,8 +250,7 @@ def rescore(warehouse: Warehouse, kafka: KafkaResource, run: RescoreRun, *, topi
         for key, value in record_payloads(page, _EventType=RESCORE_EVENT):
             while True:
                 try:
-                    producer.produce(topic, key=key, value=value, timestamp=run.source_ms,
-                                     on_delivery=delivered)
+                    producer.produce(topic, key=key, value=value, timestamp=run.source_ms, on_delivery=delivered)
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -214,9 +262,11 @@ def rescore(warehouse: Warehouse, kafka: KafkaResource, run: RescoreRun, *, topi
             producer.poll(0)
         remaining = producer.flush(120)
         if remaining or failures:
-            raise RuntimeError(f"re-score run {run.run_id}: {remaining} record(s) not acknowledged by Kafka, "
-                               f"{len(failures)} failed ({failures[:1]}); nothing after {run.cursor!r} is "
-                               "checkpointed: run it again to resume")
+            raise RuntimeError(
+                f"re-score run {run.run_id}: {remaining} record(s) not acknowledged by Kafka, "
+                f"{len(failures)} failed ({failures[:1]}); nothing after {run.cursor!r} is "
+                "checkpointed: run it again to resume"
+            )
         run.produced += len(page)
         run.cursor = str(page["Id"].iloc[-1])
         _checkpoint(warehouse, run)
@@ -234,8 +284,13 @@ def rescore(warehouse: Warehouse, kafka: KafkaResource, run: RescoreRun, *, topi
     run.status, run.finished_at = DONE, pd.Timestamp.now(tz="UTC")
     _checkpoint(warehouse, run)
     on_progress(RescoreProgress(run, produced_now, scored, time.monotonic() - started))
-    log.info("re-score run %s done: %d records produced (%d in this call) in %.1f s", run.run_id, run.produced,
-             produced_now, time.monotonic() - started)
+    log.info(
+        "re-score run %s done: %d records produced (%d in this call) in %.1f s",
+        run.run_id,
+        run.produced,
+        produced_now,
+        time.monotonic() - started,
+    )
     return run
 
 
@@ -243,6 +298,7 @@ def scored_by(warehouse: Warehouse, run: RescoreRun) -> int:
     """Ids scored by the run's version from its requests, as the ledger has them (where the sink runs)."""
     rows = warehouse.query(
         "SELECT COUNT(DISTINCT Id) AS n FROM lead_score_history WHERE Lead_Score_Model__c = @version "
-        "AND COALESCE(shadow, FALSE) = FALSE AND source_ts = @source", {
-            "version": run.model_version, "source": pd.Timestamp(run.source_ms, unit="ms", tz="UTC")})
+        "AND COALESCE(shadow, FALSE) = FALSE AND source_ts = @source",
+        {"version": run.model_version, "source": pd.Timestamp(run.source_ms, unit="ms", tz="UTC")},
+    )
     return int(rows["n"].iloc[0])

@@ -17,23 +17,32 @@ logger = logging.getLogger(__name__)
 
 def serve(
     artifact: Optional[str] = typer.Option(
-        None, "--artifact", help="Model version folder: a path, file:// or gs:// URI. Default: $AIP_STORAGE_URI "
-                                 "(Vertex AI), else the PRODUCTION version of the local artifact store."),
+        None,
+        "--artifact",
+        help="Model version folder: a path, file:// or gs:// URI. Default: $AIP_STORAGE_URI "
+        "(Vertex AI), else the PRODUCTION version of the local artifact store.",
+    ),
     port: Optional[int] = typer.Option(None, "--port", help="HTTP port. Default: $AIP_HTTP_PORT or 8080."),
     host: Optional[str] = typer.Option(
-        None, "--host", help="Bind address. Default: 127.0.0.1 (local), 0.0.0.0 (gcp/Vertex)."),
+        None, "--host", help="Bind address. Default: 127.0.0.1 (local), 0.0.0.0 (gcp/Vertex)."
+    ),
     model_name: Optional[str] = typer.Option(
-        None, "--model-name", help="Name in the V1/V2 URLs (default lead_scorer)."),
+        None, "--model-name", help="Name in the V1/V2 URLs (default lead_scorer)."
+    ),
     allow_swap: bool = typer.Option(
-        False, "--allow-swap", help="Enable the local hot-swap and challenger admin routes."),
+        False, "--allow-swap", help="Enable the local hot-swap and challenger admin routes."
+    ),
     challenger: Optional[str] = typer.Option(
-        None, "--challenger", help="Also serve this version of the same artifact store as <model-name>_challenger "
-                                   "(shadow scoring)."),
+        None,
+        "--challenger",
+        help="Also serve this version of the same artifact store as <model-name>_challenger (shadow scoring).",
+    ),
 ) -> None:
     """Serve the lead scoring model (KServe V1 + V2 + Vertex AI routes) until interrupted."""
     uri = artifact or os.environ.get("AIP_STORAGE_URI") or _local_production_uri()
-    config = ServerConfig.from_env(port=port, host=host, model_name=model_name, allow_swap=allow_swap,
-                                   challenger=challenger)
+    config = ServerConfig.from_env(
+        port=port, host=host, model_name=model_name, allow_swap=allow_swap, challenger=challenger
+    )
     raise typer.Exit(run_server(uri, config))
 
 
@@ -41,6 +50,7 @@ def _local_production_uri() -> str:
     repo = ArtifactRepository(LocalBlobs(state_dir() / "artifacts"))
     version = repo.production_version()
     if version is None:
-        raise typer.BadParameter("no --artifact given and no PRODUCTION model in the local artifact store",
-                                 param_hint="--artifact")
+        raise typer.BadParameter(
+            "no --artifact given and no PRODUCTION model in the local artifact store", param_hint="--artifact"
+        )
     return repo.blobs.uri(f"models/{version}")

@@ -96,8 +96,10 @@ class LeadScoringModel(Model):
             self.scorer = LeadScorer.from_manifest(pipeline, manifest)  # grade cut-offs too, when the manifest has them
         except ArtifactSignatureError as exc:
             self.load_error = str(exc)
-            self.load_problem = ("its signature does not verify with this server's "
-                                 "LEAD_SCORING_ARTIFACT_SIGNING_KEY (unsigned, tampered, or signed with another key)")
+            self.load_problem = (
+                "its signature does not verify with this server's "
+                "LEAD_SCORING_ARTIFACT_SIGNING_KEY (unsigned, tampered, or signed with another key)"
+            )
             logger.error("model NOT loaded, artifact signature check failed: %s", exc)
             return False
         except ArtifactIntegrityError as exc:
@@ -113,8 +115,13 @@ class LeadScoringModel(Model):
         self.manifest = manifest
         self.load_error = self.load_problem = None
         self.ready = True
-        logger.info("model %s version %s loaded from %s (sha256 %s)", self.name, self.scorer.model_version,
-                    self.artifact_uri, str(manifest["sha256"])[:12])
+        logger.info(
+            "model %s version %s loaded from %s (sha256 %s)",
+            self.name,
+            self.scorer.model_version,
+            self.artifact_uri,
+            str(manifest["sha256"])[:12],
+        )
         return True
 
     def start(self) -> None:
@@ -167,8 +174,12 @@ class LeadScoringModel(Model):
         if payload.protocol == "v2":
             data = [orjson.dumps(r).decode() for r in results]
             output = InferOutput(name=payload.output_name, shape=[len(data)], datatype="BYTES", data=data)
-            return InferResponse(response_id=payload.request_id or "", model_name=self.name,
-                                 model_version=version, infer_outputs=[output])
+            return InferResponse(
+                response_id=payload.request_id or "",
+                model_name=self.name,
+                model_version=version,
+                infer_outputs=[output],
+            )
         for index, errors in payload.rejected.items():
             results[index] = _error_row(errors)
         return {"predictions": results}
@@ -211,24 +222,31 @@ def v2_batch(request: InferRequest) -> Batch:
         raise RecordRejected([FieldError("inputs", f"expected one input named {INPUT_NAME!r} (any case); got {names}")])
     tensor = matches[0]
     if tensor.datatype != "BYTES":
-        raise RecordRejected([FieldError(f"inputs.{tensor.name}.datatype",
-                                         f"expected BYTES (JSON records), got {tensor.datatype}")])
+        raise RecordRejected(
+            [FieldError(f"inputs.{tensor.name}.datatype", f"expected BYTES (JSON records), got {tensor.datatype}")]
+        )
     data = tensor.data
     if not isinstance(data, list) or not data:
         raise RecordRejected([FieldError(f"inputs.{tensor.name}.data", "expected a non-empty array of JSON records")])
     shape = list(tensor.shape or [])
     if any(dim < 0 for dim in shape) or math.prod(shape) != len(data):
-        raise RecordRejected([FieldError(f"inputs.{tensor.name}.shape",
-                                         f"does not match the {len(data)} element(s) of data; "
-                                         f"expected [{len(data)}]")])
+        raise RecordRejected(
+            [
+                FieldError(
+                    f"inputs.{tensor.name}.shape",
+                    f"does not match the {len(data)} element(s) of data; expected [{len(data)}]",
+                )
+            ]
+        )
     if len(data) > MAX_BATCH_ROWS:
         raise RecordRejected([FieldError(f"inputs.{tensor.name}.data", f"at most {MAX_BATCH_ROWS} records")])
     output_name = OUTPUT_NAME
     if request.request_outputs:
         wanted = [o.name for o in request.request_outputs]
         if len(wanted) != 1 or str(wanted[0]).lower() != OUTPUT_NAME:
-            raise RecordRejected([FieldError("outputs",
-                                             f"this model has one output, {OUTPUT_NAME!r}; asked for {wanted}")])
+            raise RecordRejected(
+                [FieldError("outputs", f"this model has one output, {OUTPUT_NAME!r}; asked for {wanted}")]
+            )
         output_name = wanted[0]
     batch = Batch(protocol="v2", size=len(data), output_name=output_name, request_id=request.id)
     for i, element in enumerate(data):
@@ -259,8 +277,10 @@ def _prefixed(errors: list[FieldError], prefix: str) -> list[FieldError]:
 
 
 def _error_row(errors: list[FieldError]) -> dict[str, Any]:
-    return {"error": "; ".join(str(e) for e in errors),
-            "errors": [{"field": e.field, "reason": e.reason} for e in errors]}
+    return {
+        "error": "; ".join(str(e) for e in errors),
+        "errors": [{"field": e.field, "reason": e.reason} for e in errors],
+    }
 
 
 def _loggable(error: FieldError) -> str:

@@ -81,11 +81,14 @@ def check_prediction(prediction: Any, expected: Expected, where: str) -> int:
     if isinstance(prediction["score"], float) and prediction["score"].is_integer():
         prediction = {**prediction, "score": int(prediction["score"])}  # Vertex AI: numbers arrive as doubles
     if prediction.get("model_version") != expected.version:
-        raise DeploymentError(f"{where}: smoke test answered by version {prediction.get('model_version')!r}, "
-                              f"expected {expected.version!r}")
+        raise DeploymentError(
+            f"{where}: smoke test answered by version {prediction.get('model_version')!r}, "
+            f"expected {expected.version!r}"
+        )
     if prediction["score"] != expected.score:
-        raise DeploymentError(f"{where}: smoke test score {prediction['score']} != {expected.score} computed "
-                              f"from the artifact")
+        raise DeploymentError(
+            f"{where}: smoke test score {prediction['score']} != {expected.score} computed from the artifact"
+        )
     if not isinstance(prediction.get("reasons"), list):
         raise DeploymentError(f"{where}: smoke test answer has no reasons list")
     return int(prediction["score"])
@@ -93,8 +96,10 @@ def check_prediction(prediction: Any, expected: Expected, where: str) -> int:
 
 def smoke_test_v2(url: str, model_name: str, expected: Expected, timeout: float = 10.0) -> tuple[int, float]:
     """Send the known record exactly as Flink's triton provider does; returns (score, latency ms)."""
-    body = {"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": [json.dumps(expected.record)]}],
-            "outputs": [{"name": "SCORE"}]}
+    body = {
+        "inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": [json.dumps(expected.record)]}],
+        "outputs": [{"name": "SCORE"}],
+    }
     start = time.perf_counter()
     try:
         response = httpx.post(f"{url}/v2/models/{model_name}/versions/latest/infer", json=body, timeout=timeout)
@@ -164,8 +169,12 @@ class LocalModelServer(ModelServing):
 
     def stack(self) -> Stack:
         """The stack whose supervisor runs this server (a private one under `state_path`, for tests)."""
-        overrides: dict[str, Any] = {"host": self.host, "model_port": self.port, "model_name": self.model_name,
-                                     "start_timeout_s": self.ready_timeout_s}
+        overrides: dict[str, Any] = {
+            "host": self.host,
+            "model_port": self.port,
+            "model_name": self.model_name,
+            "start_timeout_s": self.ready_timeout_s,
+        }
         if self.state_path:
             overrides["state_root"] = Path(self.state_path)
         cfg = StackConfig.from_env(**overrides)
@@ -180,13 +189,19 @@ class LocalModelServer(ModelServing):
         stack = self.stack()
         record = stack.files.record(MODEL_SERVER)
         args = stack.files.desired().get(MODEL_SERVER, {})
-        return {"pid": record.pid if record else None, "version": served_version(self.url, self.model_name),
-                "artifact_uri": args.get("artifact"), "url": self.url}
+        return {
+            "pid": record.pid if record else None,
+            "version": served_version(self.url, self.model_name),
+            "artifact_uri": args.get("artifact"),
+            "url": self.url,
+        }
 
     def _start(self, stack: Stack, artifact_uri: str) -> None:
         if stack.files.record(MODEL_SERVER) is None and port_open(self.host, self.port):
-            raise DeploymentError(f"port {self.port} on {self.host} is taken by a process that is not our model "
-                                  f"server ({port_owner(self.port)}); stop it or configure another port")
+            raise DeploymentError(
+                f"port {self.port} on {self.host} is taken by a process that is not our model "
+                f"server ({port_owner(self.port)}); stop it or configure another port"
+            )
         try:
             stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact_uri}})
         except StackError as exc:
@@ -231,10 +246,16 @@ class LocalModelServer(ModelServing):
                 self._start(stack, str(serving_uri))
                 raise DeploymentError(f"{exc}; restarted {previous}") from None
         logger.info("model %s serving at %s (%s, previous %s)", artifact.version, self.url, mode, previous)
-        return ModelDeployment(url=self.url, model_name=self.model_name, version=artifact.version,
-                                previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
-                                mode=mode, details={"pid": self.read_state().get("pid"),
-                                                    "log": str(stack.log_path(MODEL_SERVER))})
+        return ModelDeployment(
+            url=self.url,
+            model_name=self.model_name,
+            version=artifact.version,
+            previous_version=previous,
+            smoke_score=score,
+            smoke_latency_ms=round(latency, 2),
+            mode=mode,
+            details={"pid": self.read_state().get("pid"), "log": str(stack.log_path(MODEL_SERVER))},
+        )
 
     @property
     def challenger_name(self) -> str:
@@ -249,12 +270,16 @@ class LocalModelServer(ModelServing):
         stack = self.stack()
         champion = served_version(self.url, self.model_name)
         if champion is None:
-            raise DeploymentError(f"no champion is serving at {self.url}: deploy a model first "
-                                  "(materialize model_deployment), then the challenger next to it")
+            raise DeploymentError(
+                f"no champion is serving at {self.url}: deploy a model first "
+                "(materialize model_deployment), then the challenger next to it"
+            )
         serving_uri = stack.files.desired().get(MODEL_SERVER, {}).get("artifact")
         if serving_uri is not None and _store_of(serving_uri) != _store_of(artifact.uri):
-            raise DeploymentError(f"the challenger {artifact.uri} is not in the artifact store the server loads "
-                                  f"from ({_store_of(serving_uri)}); save it there (model_artifact) first")
+            raise DeploymentError(
+                f"the challenger {artifact.uri} is not in the artifact store the server loads "
+                f"from ({_store_of(serving_uri)}); save it there (model_artifact) first"
+            )
         previous = self.challenger_version()
         try:
             load_challenger(self.url, artifact.version, self.model_name, token=self.token())
@@ -270,13 +295,22 @@ class LocalModelServer(ModelServing):
                     unload_challenger(self.url, self.model_name, token=self.token())
             except ModelServerError as undo:
                 logger.error("could not restore the previous challenger %s: %s", previous, undo)
-            raise DeploymentError(f"challenger {artifact.version}: {exc}; "
-                                  f"{'challenger ' + previous if previous else 'no challenger'} serving") from None
+            raise DeploymentError(
+                f"challenger {artifact.version}: {exc}; "
+                f"{'challenger ' + previous if previous else 'no challenger'} serving"
+            ) from None
         stack.set_args(MODEL_SERVER, challenger=artifact.version)  # a restarted server serves it again
         logger.info("challenger %s serving at %s next to champion %s", artifact.version, self.url, champion)
-        return ModelDeployment(url=self.url, model_name=self.challenger_name, version=artifact.version,
-                               previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
-                               mode="challenger", details={"champion": champion})
+        return ModelDeployment(
+            url=self.url,
+            model_name=self.challenger_name,
+            version=artifact.version,
+            previous_version=previous,
+            smoke_score=score,
+            smoke_latency_ms=round(latency, 2),
+            mode="challenger",
+            details={"champion": champion},
+        )
 
     def retire_challenger(self) -> Optional[str]:
         stack = self.stack()
@@ -312,8 +346,9 @@ class ClusterModelServing(ModelServing):
     `url` lists every replica (comma-separated), so the rendered CREATE MODEL reaches all of them.
     """
 
-    endpoints: str = Field(description="comma-separated base URLs of the model-server replicas "
-                                       "(LEAD_SCORING_MODEL_ENDPOINTS)")
+    endpoints: str = Field(
+        description="comma-separated base URLs of the model-server replicas (LEAD_SCORING_MODEL_ENDPOINTS)"
+    )
     model_name: str = Field(default=DEFAULT_MODEL_NAME, description="name in the V1/V2 URLs")
     swap_timeout_s: float = Field(default=120.0, description="how long one replica may take to load a version")
 
@@ -325,8 +360,10 @@ class ClusterModelServing(ModelServing):
     def urls(self) -> list[str]:
         urls = [e.strip().rstrip("/") for e in self.endpoints.split(",") if e.strip()]
         if not urls:
-            raise DeploymentError("no model-server replica configured: set LEAD_SCORING_MODEL_ENDPOINTS to their "
-                                  "base URLs, comma-separated (e.g. http://10.0.0.5:8080,http://10.0.0.6:8080)")
+            raise DeploymentError(
+                "no model-server replica configured: set LEAD_SCORING_MODEL_ENDPOINTS to their "
+                "base URLs, comma-separated (e.g. http://10.0.0.5:8080,http://10.0.0.6:8080)"
+            )
         return urls
 
     def describe(self) -> str:
@@ -340,8 +377,10 @@ class ClusterModelServing(ModelServing):
         before = self.read_state()
         down = [url for url, version in before.items() if version is None]
         if down:
-            raise DeploymentError(f"model-server replica(s) {', '.join(down)} not serving {self.model_name}; "
-                                  f"nothing was changed (start them, or fix LEAD_SCORING_MODEL_ENDPOINTS)")
+            raise DeploymentError(
+                f"model-server replica(s) {', '.join(down)} not serving {self.model_name}; "
+                f"nothing was changed (start them, or fix LEAD_SCORING_MODEL_ENDPOINTS)"
+            )
         swapped: list[str] = []
         smoke: dict[str, dict[str, Any]] = {}
         try:
@@ -356,16 +395,23 @@ class ClusterModelServing(ModelServing):
                 smoke[url] = {"score": score, "latency_ms": round(latency, 2), "previous": before[url]}
         except DeploymentError as exc:
             failed = self._roll_back(swapped, before)
-            raise DeploymentError(f"{exc}; " + (f"swapped back {', '.join(swapped)}" if not failed else
-                                                f"ROLLBACK FAILED on {', '.join(failed)}")) from None
+            raise DeploymentError(
+                f"{exc}; "
+                + (f"swapped back {', '.join(swapped)}" if not failed else f"ROLLBACK FAILED on {', '.join(failed)}")
+            ) from None
         previous = sorted({v for v in before.values() if v and v != artifact.version})
         first = smoke[self.urls[0]]
         logger.info("model %s serving on %d replica(s) (swapped %d)", artifact.version, len(self.urls), len(swapped))
-        return ModelDeployment(url=",".join(self.urls), model_name=self.model_name, version=artifact.version,
-                               previous_version=previous[0] if len(previous) == 1 else (",".join(previous) or None),
-                               smoke_score=first["score"], smoke_latency_ms=first["latency_ms"],
-                               mode="cluster-swap" if swapped else "cluster-verified",
-                               details={"replicas": smoke, "swapped": swapped})
+        return ModelDeployment(
+            url=",".join(self.urls),
+            model_name=self.model_name,
+            version=artifact.version,
+            previous_version=previous[0] if len(previous) == 1 else (",".join(previous) or None),
+            smoke_score=first["score"],
+            smoke_latency_ms=first["latency_ms"],
+            mode="cluster-swap" if swapped else "cluster-verified",
+            details={"replicas": smoke, "swapped": swapped},
+        )
 
     # ---- the challenger, on every replica (shadow scoring) ------------------------------------------
 
@@ -386,8 +432,10 @@ class ClusterModelServing(ModelServing):
         champions = self.read_state()
         missing = [url for url, version in champions.items() if version is None]
         if missing:
-            raise DeploymentError(f"no champion is serving at {', '.join(missing)}: deploy a model first "
-                                  "(materialize model_deployment), then the challenger next to it")
+            raise DeploymentError(
+                f"no champion is serving at {', '.join(missing)}: deploy a model first "
+                "(materialize model_deployment), then the challenger next to it"
+            )
         previous = {url: served_version(url, self.challenger_name) for url in self.urls}
         touched: list[str] = []
         smoke: dict[str, dict[str, Any]] = {}
@@ -408,16 +456,24 @@ class ClusterModelServing(ModelServing):
                     else:
                         unload_challenger(url, self.model_name)
                 except (ModelServerError, httpx.HTTPError) as undo:
-                    logger.error("replica %s: could not restore its previous challenger %s: %s", url, previous[url],
-                                 undo)
-            raise DeploymentError(f"challenger {artifact.version}: {exc}; the replicas' previous challengers "
-                                  f"restored") from None
+                    logger.error(
+                        "replica %s: could not restore its previous challenger %s: %s", url, previous[url], undo
+                    )
+            raise DeploymentError(
+                f"challenger {artifact.version}: {exc}; the replicas' previous challengers restored"
+            ) from None
         first = smoke[self.urls[0]]
         olds = sorted({v for v in previous.values() if v})
-        return ModelDeployment(url=",".join(self.urls), model_name=self.challenger_name, version=artifact.version,
-                               previous_version=",".join(olds) or None, smoke_score=first["score"],
-                               smoke_latency_ms=first["latency_ms"], mode="challenger",
-                               details={"champions": champions, "replicas": smoke})
+        return ModelDeployment(
+            url=",".join(self.urls),
+            model_name=self.challenger_name,
+            version=artifact.version,
+            previous_version=",".join(olds) or None,
+            smoke_score=first["score"],
+            smoke_latency_ms=first["latency_ms"],
+            mode="challenger",
+            details={"champions": champions, "replicas": smoke},
+        )
 
     def retire_challenger(self) -> Optional[str]:
         retired: set[str] = set()
@@ -467,8 +523,9 @@ class VertexAIModelServing(ModelServing):
     project: str = Field(description="GCP project")
     region: str = Field(default="us-central1", description="Vertex AI region")
     endpoint_id: str = Field(description="Vertex AI endpoint id or resource name")
-    image_uri: str = Field(description="our model server image, "
-                                       "e.g. REGION-docker.pkg.dev/PROJECT/REPO/lead-scoring:TAG")
+    image_uri: str = Field(
+        description="our model server image, e.g. REGION-docker.pkg.dev/PROJECT/REPO/lead-scoring:TAG"
+    )
     parent_model: Optional[str] = Field(default=None, description="Model Registry model that gets the new version")
     model_display_name: str = Field(default="lead-scorer")
     model_name: str = Field(default=DEFAULT_MODEL_NAME)
@@ -479,7 +536,8 @@ class VertexAIModelServing(ModelServing):
     max_replicas: int = Field(default=2, ge=1)
     service_account: Optional[str] = Field(default=None, description="service account the container runs as")
     challenger_endpoint_id: Optional[str] = Field(
-        default=None, description="Vertex AI endpoint serving the challenger (LEAD_SCORING_VERTEX_CHALLENGER_ENDPOINT)")
+        default=None, description="Vertex AI endpoint serving the challenger (LEAD_SCORING_VERTEX_CHALLENGER_ENDPOINT)"
+    )
 
     def describe(self) -> str:
         return f"Vertex AI endpoint {self.endpoint_id} ({self.project}/{self.region})"
@@ -538,23 +596,30 @@ class VertexAIModelServing(ModelServing):
 
     def endpoint_url(self, endpoint_resource_name: Optional[str] = None) -> str:
         """The endpoint's REST URL (Confluent's Vertex AI connection takes it and appends :predict itself)."""
-        name = endpoint_resource_name or (self.endpoint_id if self.endpoint_id.startswith("projects/") else
-                                          f"projects/{self.project}/locations/{self.region}/endpoints/{self.endpoint_id}")
+        name = endpoint_resource_name or (
+            self.endpoint_id
+            if self.endpoint_id.startswith("projects/")
+            else f"projects/{self.project}/locations/{self.region}/endpoints/{self.endpoint_id}"
+        )
         return f"https://{self.region}-aiplatform.googleapis.com/v1/{name}"
 
     def deploy(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
-        return self._deploy_to(self.endpoint_id, artifact, expected, canary_percent=self.canary_percent,
-                               mode="vertex-canary")
+        return self._deploy_to(
+            self.endpoint_id, artifact, expected, canary_percent=self.canary_percent, mode="vertex-canary"
+        )
 
     def _challenger_endpoint(self) -> str:
         if not self.challenger_endpoint_id:
-            raise DeploymentError("no challenger endpoint: create a second Vertex AI endpoint and set "
-                                  "LEAD_SCORING_VERTEX_CHALLENGER_ENDPOINT to its id (docs/lifecycle.md)")
+            raise DeploymentError(
+                "no challenger endpoint: create a second Vertex AI endpoint and set "
+                "LEAD_SCORING_VERTEX_CHALLENGER_ENDPOINT to its id (docs/lifecycle.md)"
+            )
         return self.challenger_endpoint_id
 
     def deploy_challenger(self, artifact: ModelArtifact, expected: Expected) -> ModelDeployment:
-        deployment = self._deploy_to(self._challenger_endpoint(), artifact, expected, canary_percent=100,
-                                     mode="vertex-challenger")
+        deployment = self._deploy_to(
+            self._challenger_endpoint(), artifact, expected, canary_percent=100, mode="vertex-challenger"
+        )
         return replace(deployment, model_name=challenger_model_name(self.model_name))
 
     def retire_challenger(self) -> Optional[str]:
@@ -576,8 +641,9 @@ class VertexAIModelServing(ModelServing):
         endpoint = self.aiplatform().Endpoint(self.challenger_endpoint_id)
         return _deployed_version(endpoint, dict(endpoint.traffic_split or {}), self.model_display_name)
 
-    def _deploy_to(self, endpoint_id: str, artifact: ModelArtifact, expected: Expected, canary_percent: int,
-                   mode: str) -> ModelDeployment:
+    def _deploy_to(
+        self, endpoint_id: str, artifact: ModelArtifact, expected: Expected, canary_percent: int, mode: str
+    ) -> ModelDeployment:
         if not artifact.uri.startswith("gs://"):
             raise DeploymentError(f"Vertex AI needs the artifact on GCS; got {artifact.uri}")
         aip = self.aiplatform()
@@ -603,20 +669,32 @@ class VertexAIModelServing(ModelServing):
             start = time.perf_counter()
             response = endpoint.predict(instances=[expected.record])
             latency = (time.perf_counter() - start) * 1000
-            score = check_prediction(response.predictions[0] if response.predictions else None, expected,
-                                     f"endpoint {endpoint_id}")
+            score = check_prediction(
+                response.predictions[0] if response.predictions else None, expected, f"endpoint {endpoint_id}"
+            )
         except Exception as exc:
             self._rollback(endpoint, before, new_id)
-            raise DeploymentError(f"Vertex AI deployment of {artifact.version} failed: {exc}; "
-                                  f"traffic restored to {before or 'nothing'}") from exc
+            raise DeploymentError(
+                f"Vertex AI deployment of {artifact.version} failed: {exc}; traffic restored to {before or 'nothing'}"
+            ) from exc
         for old in before:
             endpoint.undeploy(deployed_model_id=old, sync=True)
         url = f"{self.endpoint_url(endpoint.resource_name)}:predict"
-        return ModelDeployment(url=url, model_name=self.model_name, version=artifact.version,
-                                previous_version=previous, smoke_score=score, smoke_latency_ms=round(latency, 2),
-                                mode=mode,
-                                details={"model": model.resource_name, "deployed_model_id": new_id,
-                                         "canary_percent": canary, "undeployed": list(before)})
+        return ModelDeployment(
+            url=url,
+            model_name=self.model_name,
+            version=artifact.version,
+            previous_version=previous,
+            smoke_score=score,
+            smoke_latency_ms=round(latency, 2),
+            mode=mode,
+            details={
+                "model": model.resource_name,
+                "deployed_model_id": new_id,
+                "canary_percent": canary,
+                "undeployed": list(before),
+            },
+        )
 
     @staticmethod
     def _rollback(endpoint: Any, before: dict[str, int], new_id: Optional[str]) -> None:
@@ -637,5 +715,5 @@ def _deployed_version(endpoint: Any, split: dict[str, int], display_prefix: str)
     for deployed in endpoint.list_models():
         if deployed.id == top:
             name = getattr(deployed, "display_name", "") or ""
-            return name[len(display_prefix) + 1:] if name.startswith(display_prefix + "-") else name
+            return name[len(display_prefix) + 1 :] if name.startswith(display_prefix + "-") else name
     return None

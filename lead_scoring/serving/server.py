@@ -122,8 +122,14 @@ class ServerConfig:
         return challenger_model_name(self.model_name)
 
     @classmethod
-    def from_env(cls, port: int | None = None, host: str | None = None, model_name: str | None = None,
-                 allow_swap: bool = False, challenger: str | None = None) -> ServerConfig:
+    def from_env(
+        cls,
+        port: int | None = None,
+        host: str | None = None,
+        model_name: str | None = None,
+        allow_swap: bool = False,
+        challenger: str | None = None,
+    ) -> ServerConfig:
         """Vertex AI sets AIP_HTTP_PORT / AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE; locally we bind loopback."""
         in_vertex = "AIP_HTTP_PORT" in os.environ
         if host is None:
@@ -147,9 +153,11 @@ class ServerConfig:
         if not self.allow_swap:
             return None
         if not self.admin_token:
-            return (f"--allow-swap needs a token: set {ADMIN_TOKEN_ENV_VAR} (e.g. to the output of "
-                    f"`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) in the server's environment "
-                    f"and in the caller's, or start without --allow-swap")
+            return (
+                f"--allow-swap needs a token: set {ADMIN_TOKEN_ENV_VAR} (e.g. to the output of "
+                f"`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) in the server's environment "
+                f"and in the caller's, or start without --allow-swap"
+            )
         if len(self.admin_token) < MIN_ADMIN_TOKEN_CHARS:
             return f"{ADMIN_TOKEN_ENV_VAR} is too short: use at least {MIN_ADMIN_TOKEN_CHARS} random characters"
         return None
@@ -248,8 +256,13 @@ def _too_large_body(limit: int) -> dict[str, Any]:
 
 async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
     payload = orjson.dumps(body)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -336,8 +349,11 @@ def field_errors(errors: Iterable[dict[str, Any]]) -> list[FieldError]:
         loc = [part for part in error.get("loc", ()) if part not in ("body", "query", "path")]
         path, order, leaf = _field_path(loc)
         if path not in found:
-            reason = ("required field is missing" if error.get("type") == "missing" else
-                      f"{error.get('msg', 'invalid')}; expected {V2_EXPECTED.get(leaf, 'a valid value')}")
+            reason = (
+                "required field is missing"
+                if error.get("type") == "missing"
+                else f"{error.get('msg', 'invalid')}; expected {V2_EXPECTED.get(leaf, 'a valid value')}"
+            )
             found[path] = (order, FieldError(path, reason))
     return [error for _, error in sorted(found.values(), key=lambda item: item[0])]
 
@@ -363,9 +379,14 @@ def v2_response_body(response: InferResponse) -> dict[str, Any]:
     output through numpy (`as_numpy` + `set_data_from_numpy`, kserve 0.21 protocol/infer_type.py:1361-1368),
     which costs ~13 us, 6-7 % of a single-row V2 request, on the Flink hot path.
     """
-    return {"id": response.id, "model_name": response.model_name, "model_version": response.model_version,
-            "outputs": [{"name": o.name, "shape": o.shape, "datatype": o.datatype, "data": o.data}
-                        for o in response.outputs]}
+    return {
+        "id": response.id,
+        "model_name": response.model_name,
+        "model_version": response.model_version,
+        "outputs": [
+            {"name": o.name, "shape": o.shape, "datatype": o.datatype, "data": o.data} for o in response.outputs
+        ],
+    }
 
 
 # -- our protocol routes --------------------------------------------------------------------------------
@@ -384,9 +405,11 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         expected = (cfg.admin_token or "").encode()
         if expected and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected):
             return None
-        return JSONBytes({"error": f"admin routes need 'Authorization: Bearer <token>' with the server's "
-                                   f"{ADMIN_TOKEN_ENV_VAR}"}, status_code=401,
-                         headers={"WWW-Authenticate": 'Bearer realm="lead_scoring admin"'})
+        return JSONBytes(
+            {"error": f"admin routes need 'Authorization: Bearer <token>' with the server's {ADMIN_TOKEN_ENV_VAR}"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="lead_scoring admin"'},
+        )
 
     def ready_model(name: str) -> LeadScoringModel | Response:
         model = server.model_for(name)
@@ -407,10 +430,18 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         model = ready_model(model_name)
         if isinstance(model, Response):
             return model
-        if model_version is not None and model_version not in ("latest", model.model_version) \
-                and not model_version.isdigit():
-            return JSONBytes({"error": f"version {model_version!r} of {model_name!r} is not served; "
-                                       f"serving {model.model_version!r} (or use 'latest')"}, status_code=404)
+        if (
+            model_version is not None
+            and model_version not in ("latest", model.model_version)
+            and not model_version.isdigit()
+        ):
+            return JSONBytes(
+                {
+                    "error": f"version {model_version!r} of {model_name!r} is not served; "
+                    f"serving {model.model_version!r} (or use 'latest')"
+                },
+                status_code=404,
+            )
         body = await read_body(request, limit)
         result = await server.off_loop(lambda: model.score(parse_v2_request(body, model_name, model_version)))
         return JSONBytes(v2_response_body(result))
@@ -426,14 +457,15 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         if model is None:
             return JSONBytes({"error": f"model {model_name!r} is not served here"}, status_code=404)
         metadata = await server.dataplane.model_metadata(model_name)  # name + get_input/output_types
-        metadata.update(platform="lead_scoring/kserve",
-                        versions=[model.model_version] if model.model_version else [])
+        metadata.update(platform="lead_scoring/kserve", versions=[model.model_version] if model.model_version else [])
         return JSONBytes(ModelMetadataResponse.model_validate(metadata).model_dump(exclude_none=True))
 
     async def repository_not_supported(model_name: str) -> Response:
         # kserve's repository load/unload would reload from /mnt/models or unload the model for everyone
-        return JSONBytes({"error": "model repository API not supported: new versions are deployed by the "
-                                   "model_deployment asset"}, status_code=405)
+        return JSONBytes(
+            {"error": "model repository API not supported: new versions are deployed by the model_deployment asset"},
+            status_code=405,
+        )
 
     async def vertex_predict(request: Request) -> Response:
         return await v1_predict(cfg.model_name, request)
@@ -458,9 +490,13 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         if (denied := unauthorized(request)) is not None:
             return denied
         if model_name != cfg.challenger_name:
-            return JSONBytes({"error": f"only the challenger ({cfg.challenger_name!r}) is loaded by name; the "
-                                       f"champion {cfg.model_name!r} changes by /admin/models/{cfg.model_name}/swap"},
-                             status_code=404)
+            return JSONBytes(
+                {
+                    "error": f"only the challenger ({cfg.challenger_name!r}) is loaded by name; the "
+                    f"champion {cfg.model_name!r} changes by /admin/models/{cfg.model_name}/swap"
+                },
+                status_code=404,
+            )
         body = parse_json(await read_body(request, limit))
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, str) or not VERSION_PATTERN.match(version):
@@ -472,8 +508,9 @@ def add_protocol_routes(app: FastAPI, server: LeadScoringModelServer) -> None:
         if (denied := unauthorized(request)) is not None:
             return denied
         if model_name != cfg.challenger_name:
-            return JSONBytes({"error": f"only the challenger ({cfg.challenger_name!r}) can be unloaded"},
-                             status_code=404)
+            return JSONBytes(
+                {"error": f"only the challenger ({cfg.challenger_name!r}) can be unloaded"}, status_code=404
+            )
         return JSONBytes(server.unload_challenger())
 
     app.add_api_route("/v1/models/{model_name}:predict", v1_predict, methods=["POST"])
@@ -516,8 +553,14 @@ def client_error_handlers(max_body_bytes: int) -> dict[Any, Callable[..., Any]]:
         # of ours (kserve's generic handler logged a traceback for it, and uvicorn a second one).
         return Response(status_code=499)
 
-    return {PayloadTooLarge: too_large, RecordRejected: rejected, InvalidInput: rejected,
-            RequestValidationError: invalid_request, BodyTimeout: body_timeout, ClientDisconnect: client_gone}
+    return {
+        PayloadTooLarge: too_large,
+        RecordRejected: rejected,
+        InvalidInput: rejected,
+        RequestValidationError: invalid_request,
+        BodyTimeout: body_timeout,
+        ClientDisconnect: client_gone,
+    }
 
 
 # -- the adapter ------------------------------------------------------------------------------------------
@@ -549,9 +592,20 @@ class KServeRestAdapter:
     to `ModelServer`, this class shrinks to that call.
     """
 
-    def __init__(self, model_server: ModelServer, add_routes: Callable[[FastAPI], None], host: str, port: int,
-                 error_handlers: dict[Any, Callable[..., Any]], max_body_bytes: int, access_log: bool = False,
-                 *, header_timeout_s: float = 10.0, body_timeout_s: float = 10.0, max_concurrency: int = 64):
+    def __init__(
+        self,
+        model_server: ModelServer,
+        add_routes: Callable[[FastAPI], None],
+        host: str,
+        port: int,
+        error_handlers: dict[Any, Callable[..., Any]],
+        max_body_bytes: int,
+        access_log: bool = False,
+        *,
+        header_timeout_s: float = 10.0,
+        body_timeout_s: float = 10.0,
+        max_concurrency: int = 64,
+    ):
         self.header_timeout_s = header_timeout_s
         self.body_timeout_s = body_timeout_s
         self.max_concurrency = max_concurrency
@@ -565,18 +619,27 @@ class KServeRestAdapter:
 
     def app(self) -> FastAPI:
         server = self.model_server
-        app = FastAPI(title="lead_scoring model server", docs_url=None, redoc_url=None, openapi_url=None,
-                      default_response_class=JSONBytes)
+        app = FastAPI(
+            title="lead_scoring model server",
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=None,
+            default_response_class=JSONBytes,
+        )
         self.add_routes(app)  # first: ours win the match
         app.add_api_route("/", server.dataplane.live, methods=["GET"])
         app.add_api_route("/metrics", metrics_handler, methods=["GET"])
         register_v1_endpoints(app, server.dataplane, server.model_repository_extension)
         register_v2_endpoints(app, server.dataplane, server.model_repository_extension)
         handlers: dict[Any, Callable[..., Any]] = {
-            InferenceError: inference_error_handler, ModelNotFound: model_not_found_handler,
-            ModelNotReady: model_not_ready_handler, NotImplementedError: not_implemented_error_handler,
-            UnsupportedProtocol: unsupported_protocol_error_handler, ServerNotLive: server_not_live_handler,
-            ServerNotReady: server_not_ready_handler, Exception: generic_exception_handler,
+            InferenceError: inference_error_handler,
+            ModelNotFound: model_not_found_handler,
+            ModelNotReady: model_not_ready_handler,
+            NotImplementedError: not_implemented_error_handler,
+            UnsupportedProtocol: unsupported_protocol_error_handler,
+            ServerNotLive: server_not_live_handler,
+            ServerNotReady: server_not_ready_handler,
+            Exception: generic_exception_handler,
         }
         handlers.update(self.error_handlers)  # ours replace kserve's (e.g. its InvalidInput handler)
         for exc_class, handler in handlers.items():
@@ -589,11 +652,19 @@ class KServeRestAdapter:
         # log_config=None: kserve configured logging in ModelServer.__init__; access_log=False also
         # detaches uvicorn's access logger (uvicorn.Config.configure_logging). limit_concurrency: past it
         # uvicorn answers 503 instead of holding one more connection open.
-        return uvicorn.Config(self.app(), host=self.host, port=self.port, workers=1, log_config=None,
-                              access_log=self.access_log, timeout_graceful_shutdown=server.grace_period,
-                              timeout_keep_alive=server.timeout_keep_alive, loop=server.event_loop,
-                              http=header_timeout_protocol(self.header_timeout_s),
-                              limit_concurrency=self.max_concurrency)
+        return uvicorn.Config(
+            self.app(),
+            host=self.host,
+            port=self.port,
+            workers=1,
+            log_config=None,
+            access_log=self.access_log,
+            timeout_graceful_shutdown=server.grace_period,
+            timeout_keep_alive=server.timeout_keep_alive,
+            loop=server.event_loop,
+            http=header_timeout_protocol(self.header_timeout_s),
+            limit_concurrency=self.max_concurrency,
+        )
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT (uvicorn's own signal handling, graceful shutdown)."""
@@ -605,8 +676,14 @@ class LeadScoringModelServer(ModelServer):
     """kserve's ModelServer for the lead scorer: REST only (gRPC off), one worker, no latency log lines."""
 
     def __init__(self, config: ServerConfig, swap_loader: Callable[[str, str], LeadScoringModel] | None = None):
-        super().__init__(http_port=config.port, enable_grpc=False, workers=1, enable_docs_url=False,
-                         enable_latency_logging=False, grace_period=5)
+        super().__init__(
+            http_port=config.port,
+            enable_grpc=False,
+            workers=1,
+            enable_docs_url=False,
+            enable_latency_logging=False,
+            grace_period=5,
+        )
         self.config = config
         self.swap_loader = swap_loader  # (version, name) -> LeadScoringModel (loaded, or not ready with load_error)
         self.swap_lock = asyncio.Lock()
@@ -638,12 +715,21 @@ class LeadScoringModelServer(ModelServer):
         if not self.registered_models.get_models():
             raise NoModelReady(models)
         cfg = self.config
-        adapter = KServeRestAdapter(self, lambda app: add_protocol_routes(app, self), cfg.host, cfg.port,
-                                    client_error_handlers(cfg.max_body_bytes), cfg.max_body_bytes, cfg.access_log,
-                                    header_timeout_s=cfg.header_timeout_s, body_timeout_s=cfg.body_timeout_s,
-                                    max_concurrency=cfg.max_concurrency)
-        logger.info("serving %s on http://%s:%d (V1, V2, Vertex %s)", cfg.model_name, cfg.host, cfg.port,
-                    cfg.predict_route)
+        adapter = KServeRestAdapter(
+            self,
+            lambda app: add_protocol_routes(app, self),
+            cfg.host,
+            cfg.port,
+            client_error_handlers(cfg.max_body_bytes),
+            cfg.max_body_bytes,
+            cfg.access_log,
+            header_timeout_s=cfg.header_timeout_s,
+            body_timeout_s=cfg.body_timeout_s,
+            max_concurrency=cfg.max_concurrency,
+        )
+        logger.info(
+            "serving %s on http://%s:%d (V1, V2, Vertex %s)", cfg.model_name, cfg.host, cfg.port, cfg.predict_route
+        )
         try:
             adapter.run()
         finally:
@@ -660,8 +746,10 @@ class LeadScoringModelServer(ModelServer):
             candidate = await asyncio.to_thread(self.swap_loader, version, model_name)
             if not candidate.ready:
                 logger.error("hot swap to %s refused; still serving %s", version, current.model_version)
-                return 409, {"error": f"version {version} not loaded: {candidate.load_problem}",
-                             "serving": current.model_version}
+                return 409, {
+                    "error": f"version {version} not loaded: {candidate.load_problem}",
+                    "serving": current.model_version,
+                }
             self.serve_model(candidate)
         logger.info("hot swap: %s -> %s", current.model_version, candidate.model_version)
         return 200, {"serving": candidate.model_version, "previous": current.model_version}
@@ -676,8 +764,10 @@ class LeadScoringModelServer(ModelServer):
             candidate = await asyncio.to_thread(self.swap_loader, version, name)
             if not candidate.ready:
                 logger.error("challenger %s not loaded: %s", version, candidate.load_error)
-                return 409, {"error": f"version {version} not loaded: {candidate.load_problem}",
-                             "serving": previous.model_version if previous else None}
+                return 409, {
+                    "error": f"version {version} not loaded: {candidate.load_problem}",
+                    "serving": previous.model_version if previous else None,
+                }
             self.register_challenger(candidate)
         logger.info("challenger: %s -> %s", previous.model_version if previous else "none", version)
         return 200, {"serving": version, "previous": previous.model_version if previous else None, "name": name}

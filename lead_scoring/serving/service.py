@@ -73,11 +73,28 @@ def served_version(url: str, model_name: str) -> str | None:
     return response.json().get("model_version") if response.status_code == 200 else None
 
 
-def server_argv(artifact_uri: str, host: str, port: int, model_name: str = DEFAULT_MODEL_NAME,
-                allow_swap: bool = True, challenger: str | None = None) -> list[str]:
+def server_argv(
+    artifact_uri: str,
+    host: str,
+    port: int,
+    model_name: str = DEFAULT_MODEL_NAME,
+    allow_swap: bool = True,
+    challenger: str | None = None,
+) -> list[str]:
     """The one command line of the model server (`python -m lead_scoring.serving`)."""
-    argv = [sys.executable, "-m", "lead_scoring.serving", "--artifact", str(artifact_uri), "--host", host,
-            "--port", str(port), "--model-name", model_name]
+    argv = [
+        sys.executable,
+        "-m",
+        "lead_scoring.serving",
+        "--artifact",
+        str(artifact_uri),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--model-name",
+        model_name,
+    ]
     if challenger:  # served next to the champion as <model_name>_challenger (shadow scoring)
         argv += ["--challenger", challenger]
     # --allow-swap: the local deployment hot-swaps new versions into the running server.
@@ -132,9 +149,13 @@ class ModelServerService:
         if not uri:
             log.info("no model artifact yet: the model server waits for a deployment")
             return None
-        return ServiceSpec(self.name, self.url(), server_argv(uri, self.cfg.host, self.port, self.cfg.model_name,
-                                                              challenger=args.get("challenger")),
-                           self.health(), env={ADMIN_TOKEN_ENV_VAR: admin_token(self.cfg.state.parent)})
+        return ServiceSpec(
+            self.name,
+            self.url(),
+            server_argv(uri, self.cfg.host, self.port, self.cfg.model_name, challenger=args.get("challenger")),
+            self.health(),
+            env={ADMIN_TOKEN_ENV_VAR: admin_token(self.cfg.state.parent)},
+        )
 
     def detail(self) -> str:
         version = served_version(self.url(), self.cfg.model_name)
@@ -155,9 +176,18 @@ class ModelServerProcess:
     nothing (the stack's supervisor does that for `model-server`).
     """
 
-    def __init__(self, artifact_uri: str, port: int, log_path: Path, host: str = "127.0.0.1",
-                 model_name: str = DEFAULT_MODEL_NAME, allow_swap: bool = True, env: dict[str, str] | None = None,
-                 challenger: str | None = None, token: str | None = None):
+    def __init__(
+        self,
+        artifact_uri: str,
+        port: int,
+        log_path: Path,
+        host: str = "127.0.0.1",
+        model_name: str = DEFAULT_MODEL_NAME,
+        allow_swap: bool = True,
+        env: dict[str, str] | None = None,
+        challenger: str | None = None,
+        token: str | None = None,
+    ):
         self.argv = server_argv(artifact_uri, host, port, model_name, allow_swap, challenger)
         self.url = f"http://{host}:{port}"
         self.port = port
@@ -178,13 +208,20 @@ class ModelServerProcess:
 
         def ready() -> bool | None:
             if popen.poll() is not None:
-                raise ModelServerError(f"model server exited ({describe_exit(popen.returncode)}) before it was "
-                                       f"ready:\n{log_tail(self.log_path, 20)}")
+                raise ModelServerError(
+                    f"model server exited ({describe_exit(popen.returncode)}) before it was "
+                    f"ready:\n{log_tail(self.log_path, 20)}"
+                )
             return True if model_health(self.url, self.model_name) is None else None
 
         try:
-            wait_until(ready, timeout_s=timeout_s, interval_s=0.2, what=f"model server at {self.url} ready",
-                       last_state=lambda: log_tail(self.log_path, 20))
+            wait_until(
+                ready,
+                timeout_s=timeout_s,
+                interval_s=0.2,
+                what=f"model server at {self.url} ready",
+                last_state=lambda: log_tail(self.log_path, 20),
+            )
         except WaitTimeout as exc:
             self.stop()
             raise ModelServerError(str(exc)) from None
@@ -202,49 +239,65 @@ class ModelServerProcess:
 
 def _refused_token(url: str, response: httpx.Response) -> None:
     if response.status_code == 401:
-        raise ModelServerError(f"the model server at {url} refused the admin token (HTTP 401): give the caller "
-                               f"the server's {ADMIN_TOKEN_ENV_VAR} (locally both read "
-                               f"<state>/secrets/{ADMIN_TOKEN_FILE}; restart a server started before it existed)")
+        raise ModelServerError(
+            f"the model server at {url} refused the admin token (HTTP 401): give the caller "
+            f"the server's {ADMIN_TOKEN_ENV_VAR} (locally both read "
+            f"<state>/secrets/{ADMIN_TOKEN_FILE}; restart a server started before it existed)"
+        )
 
 
-def swap_model(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME,
-               timeout_s: float = 120.0, token: str | None = None) -> dict[str, Any]:
+def swap_model(
+    url: str, version: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 120.0, token: str | None = None
+) -> dict[str, Any]:
     """Ask a running server (started with --allow-swap) to hot-swap to `version` of its artifact store.
 
     `token`: the server's admin token (default: `admin_token()`, the variable or this state folder's)."""
-    response = httpx.post(f"{url}/admin/models/{model_name}/swap", json={"version": version}, timeout=timeout_s,
-                          headers=admin_headers(token))
+    response = httpx.post(
+        f"{url}/admin/models/{model_name}/swap",
+        json={"version": version},
+        timeout=timeout_s,
+        headers=admin_headers(token),
+    )
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code in (404, 405) and "error" not in body:  # the route itself is absent
-        raise ModelServerError(f"the model server at {url} has no hot-swap route: it was started without "
-                               f"--allow-swap (e.g. by an older `stack up`); restart it with --allow-swap or stop it")
+        raise ModelServerError(
+            f"the model server at {url} has no hot-swap route: it was started without "
+            f"--allow-swap (e.g. by an older `stack up`); restart it with --allow-swap or stop it"
+        )
     _refused_token(url, response)
     if response.status_code != 200:
-        raise ModelServerError(f"hot swap to {version} refused (HTTP {response.status_code}): "
-                               f"{body.get('error', response.text[:300])}")
+        raise ModelServerError(
+            f"hot swap to {version} refused (HTTP {response.status_code}): {body.get('error', response.text[:300])}"
+        )
     return body
 
 
-def load_challenger(url: str, version: str, model_name: str = DEFAULT_MODEL_NAME,
-                    timeout_s: float = 120.0, token: str | None = None) -> dict[str, Any]:
+def load_challenger(
+    url: str, version: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 120.0, token: str | None = None
+) -> dict[str, Any]:
     """Ask a running server (started with --allow-swap) to serve `version` as `<model_name>_challenger`."""
     name = challenger_model_name(model_name)
-    response = httpx.post(f"{url}/admin/models/{name}/load", json={"version": version}, timeout=timeout_s,
-                          headers=admin_headers(token))
+    response = httpx.post(
+        f"{url}/admin/models/{name}/load", json={"version": version}, timeout=timeout_s, headers=admin_headers(token)
+    )
     _refused_token(url, response)
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
     if response.status_code in (404, 405) and "error" not in body:
-        raise ModelServerError(f"the model server at {url} has no challenger route: it was started without "
-                               f"--allow-swap (e.g. by an older `stack up`); restart it (`lead-scoring stack down "
-                               f"model-server && lead-scoring stack up`)")
+        raise ModelServerError(
+            f"the model server at {url} has no challenger route: it was started without "
+            f"--allow-swap (e.g. by an older `stack up`); restart it (`lead-scoring stack down "
+            f"model-server && lead-scoring stack up`)"
+        )
     if response.status_code != 200:
-        raise ModelServerError(f"challenger {version} refused (HTTP {response.status_code}): "
-                               f"{body.get('error', response.text[:300])}")
+        raise ModelServerError(
+            f"challenger {version} refused (HTTP {response.status_code}): {body.get('error', response.text[:300])}"
+        )
     return body
 
 
-def unload_challenger(url: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 30.0,
-                      token: str | None = None) -> str | None:
+def unload_challenger(
+    url: str, model_name: str = DEFAULT_MODEL_NAME, timeout_s: float = 30.0, token: str | None = None
+) -> str | None:
     """Stop serving the challenger; returns the version that was served (None if none was)."""
     name = challenger_model_name(model_name)
     response = httpx.post(f"{url}/admin/models/{name}/unload", timeout=timeout_s, headers=admin_headers(token))

@@ -95,16 +95,22 @@ class _Infra:
         if self.role == KAFKA:
             return KafkaService(c, self.layout, self.node).ports()
         return {
-            JOBMANAGER: {c.flink_rest_port: "LEAD_SCORING_FLINK_REST_PORT",
-                         c.flink_rpc_port: "LEAD_SCORING_FLINK_RPC_PORT"},
+            JOBMANAGER: {
+                c.flink_rest_port: "LEAD_SCORING_FLINK_REST_PORT",
+                c.flink_rpc_port: "LEAD_SCORING_FLINK_RPC_PORT",
+            },
             TASKMANAGER: {},
             SQL_GATEWAY: {c.sql_gateway_port: "LEAD_SCORING_SQL_GATEWAY_PORT"},
         }[self.role]
 
     def url(self) -> str:
         c = self.cfg
-        return {KAFKA: f"kafka://{c.broker_bootstrap(self.node)}", JOBMANAGER: c.flink_rest_url,
-                TASKMANAGER: c.flink_rest_url + "/#/task-manager", SQL_GATEWAY: c.sql_gateway_url}[self.role]
+        return {
+            KAFKA: f"kafka://{c.broker_bootstrap(self.node)}",
+            JOBMANAGER: c.flink_rest_url,
+            TASKMANAGER: c.flink_rest_url + "/#/task-manager",
+            SQL_GATEWAY: c.sql_gateway_url,
+        }[self.role]
 
     def health(self) -> HealthCheck:
         c = self.cfg
@@ -135,15 +141,23 @@ INFRASTRUCTURE = (KAFKA, JOBMANAGER, TASKMANAGER, SQL_GATEWAY)  # the single-nod
 def infrastructure(cfg: StackConfig) -> list[str]:
     """The engines of `cfg`'s topology, in start order: every broker, the JobManager, every TaskManager,
     the SQL Gateway (`kafka`, `kafka-2`, ..., `jobmanager`, `taskmanager`, `taskmanager-2`, ..., `sql-gateway`)."""
-    return ([broker_name(n) for n in range(1, cfg.kafka_brokers + 1)] + [JOBMANAGER]
-            + [taskmanager_name(n) for n in range(1, cfg.taskmanagers + 1)] + [SQL_GATEWAY])
+    return (
+        [broker_name(n) for n in range(1, cfg.kafka_brokers + 1)]
+        + [JOBMANAGER]
+        + [taskmanager_name(n) for n in range(1, cfg.taskmanagers + 1)]
+        + [SQL_GATEWAY]
+    )
 
 
 def _infra(cfg: StackConfig, layout: Layout) -> dict[str, _Infra]:
     out = {broker_name(n): _Infra(broker_name(n), cfg, layout, KAFKA, n) for n in range(1, cfg.kafka_brokers + 1)}
     out[JOBMANAGER] = _Infra(JOBMANAGER, cfg, layout)
-    out.update({taskmanager_name(n): _Infra(taskmanager_name(n), cfg, layout, TASKMANAGER, n)
-                for n in range(1, cfg.taskmanagers + 1)})
+    out.update(
+        {
+            taskmanager_name(n): _Infra(taskmanager_name(n), cfg, layout, TASKMANAGER, n)
+            for n in range(1, cfg.taskmanagers + 1)
+        }
+    )
     out[SQL_GATEWAY] = _Infra(SQL_GATEWAY, cfg, layout)
     return out
 

@@ -37,8 +37,9 @@ def _env(name: str) -> Any:
 class StackConfig(BaseSettings):
     """Everything `stack up` needs to know; frozen so a running stack's view cannot drift."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True,
-                                      env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True, env_ignore_empty=True
+    )
 
     host: str = Field(default="127.0.0.1", validation_alias=_env("LEAD_SCORING_STACK_HOST"))
     kafka_port: int = 9092
@@ -78,8 +79,9 @@ class StackConfig(BaseSettings):
     extra_kafka_controller_ports: tuple[int, ...] = ()
     extra_model_ports: tuple[int, ...] = ()
     # Replication of the pipeline's topics and Kafka's internal ones; None: min(3, brokers).
-    kafka_replication_factor: int | None = Field(default=None, ge=1,
-                                                 validation_alias=_env("LEAD_SCORING_KAFKA_REPLICATION_FACTOR"))
+    kafka_replication_factor: int | None = Field(
+        default=None, ge=1, validation_alias=_env("LEAD_SCORING_KAFKA_REPLICATION_FACTOR")
+    )
     # Tests set this: the services get SIGTERM when the process that started them dies, even by
     # SIGKILL or abort, so a crashed test session leaves no JVM behind. The CLI leaves it off.
     die_with_parent: bool = Field(default=False, exclude=False)
@@ -93,9 +95,11 @@ class StackConfig(BaseSettings):
         stack: off loopback, anyone on the network could read the leads or run SQL. Only on purpose."""
         if is_loopback(value) or security_settings().allow_non_loopback:
             return value
-        raise ValueError(f"{value} is not a loopback address: every service of the local stack (Kafka, Flink REST, "
-                         f"SQL Gateway, model server) would listen there without authentication. Use 127.0.0.1, "
-                         f"or set {ALLOW_NON_LOOPBACK_ENV_VAR}=1 to bind it anyway (docs/security.md)")
+        raise ValueError(
+            f"{value} is not a loopback address: every service of the local stack (Kafka, Flink REST, "
+            f"SQL Gateway, model server) would listen there without authentication. Use 127.0.0.1, "
+            f"or set {ALLOW_NON_LOOPBACK_ENV_VAR}=1 to bind it anyway (docs/security.md)"
+        )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> StackConfig:
@@ -111,12 +115,24 @@ class StackConfig(BaseSettings):
         brokers = int(overrides.get("kafka_brokers") or 1)
         replicas = int(overrides.get("model_replicas") or 1)
         kafka, controller, rest, rpc, gateway, model, *extra = free_ports(6 + 2 * (brokers - 1) + (replicas - 1))
-        extra_brokers, extra_models = extra[:2 * (brokers - 1)], extra[2 * (brokers - 1):]
-        return cls.from_env(**{
-            "kafka_port": kafka, "kafka_controller_port": controller, "flink_rest_port": rest, "flink_rpc_port": rpc,
-            "sql_gateway_port": gateway, "model_port": model, "start_timeout_s": 180.0, "die_with_parent": True,
-            "extra_kafka_ports": tuple(extra_brokers[0::2]), "extra_kafka_controller_ports": tuple(extra_brokers[1::2]),
-            "extra_model_ports": tuple(extra_models), "state_root": state_root, **overrides})
+        extra_brokers, extra_models = extra[: 2 * (brokers - 1)], extra[2 * (brokers - 1) :]
+        return cls.from_env(
+            **{
+                "kafka_port": kafka,
+                "kafka_controller_port": controller,
+                "flink_rest_port": rest,
+                "flink_rpc_port": rpc,
+                "sql_gateway_port": gateway,
+                "model_port": model,
+                "start_timeout_s": 180.0,
+                "die_with_parent": True,
+                "extra_kafka_ports": tuple(extra_brokers[0::2]),
+                "extra_kafka_controller_ports": tuple(extra_brokers[1::2]),
+                "extra_model_ports": tuple(extra_models),
+                "state_root": state_root,
+                **overrides,
+            }
+        )
 
     def replace(self, **changes: Any) -> StackConfig:
         return self.model_copy(update=changes)
@@ -141,8 +157,11 @@ class StackConfig(BaseSettings):
             return self.kafka_port, self.kafka_controller_port
         i = node - 2
         port = self.extra_kafka_ports[i] if i < len(self.extra_kafka_ports) else self.kafka_port + 2 * (node - 1)
-        controller = (self.extra_kafka_controller_ports[i] if i < len(self.extra_kafka_controller_ports)
-                      else self.kafka_controller_port + 2 * (node - 1))
+        controller = (
+            self.extra_kafka_controller_ports[i]
+            if i < len(self.extra_kafka_controller_ports)
+            else self.kafka_controller_port + 2 * (node - 1)
+        )
         return port, controller
 
     @property

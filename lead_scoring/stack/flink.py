@@ -196,11 +196,18 @@ class FlinkServices:
     def resource_params(self, which: str) -> tuple[list[str], list[str]]:
         """(JVM options, dynamic -D options) as bin/jobmanager.sh and bin/taskmanager.sh compute them."""
         cp = f"{self.layout.bash_java_utils}:{self.layout.flink_classpath()}"
-        cmd = ["java", "-cp", cp, "org.apache.flink.runtime.util.bash.BashJavaUtils",
-               f"GET_{which}_RESOURCE_PARAMS", "--configDir", str(self.conf_dir)]
+        cmd = [
+            "java",
+            "-cp",
+            cp,
+            "org.apache.flink.runtime.util.bash.BashJavaUtils",
+            f"GET_{which}_RESOURCE_PARAMS",
+            "--configDir",
+            str(self.conf_dir),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         marker = "BASH_JAVA_UTILS_EXEC_RESULT:"
-        lines = [ln[len(marker):] for ln in proc.stdout.splitlines() if ln.startswith(marker)]
+        lines = [ln[len(marker) :] for ln in proc.stdout.splitlines() if ln.startswith(marker)]
         if proc.returncode != 0 or len(lines) < 2:
             raise StackError(
                 f"Flink rejected the {which} memory settings; check LEAD_SCORING_FLINK_{which[:2]}_MEMORY:\n"
@@ -230,13 +237,23 @@ class FlinkServices:
         self.write_config()
         jvm, dyn = self.resource_params("JM")
         return ServiceSpec(
-            JOBMANAGER, c.flink_rest_url,
-            ["java", *jvm, *self._jvm_common(JOBMANAGER), "-classpath", self.layout.flink_classpath(),
-             "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
-             "--configDir", str(self.conf_dir), *dyn],
+            JOBMANAGER,
+            c.flink_rest_url,
+            [
+                "java",
+                *jvm,
+                *self._jvm_common(JOBMANAGER),
+                "-classpath",
+                self.layout.flink_classpath(),
+                "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+                "--configDir",
+                str(self.conf_dir),
+                *dyn,
+            ],
             lambda: flink_health(c.flink_rest_url, need_taskmanager=False),
             ports={c.flink_rest_port: "LEAD_SCORING_FLINK_REST_PORT", c.flink_rpc_port: "LEAD_SCORING_FLINK_RPC_PORT"},
-            env=self.env(), cwd=self.dir,
+            env=self.env(),
+            cwd=self.dir,
         )
 
     def taskmanager_resource_id(self, node: int) -> str | None:
@@ -244,8 +261,9 @@ class FlinkServices:
         return taskmanager_name(node) if self.cfg.taskmanagers > 1 else None
 
     def taskmanager_health(self, node: int = 1) -> str | None:
-        return flink_health(self.cfg.flink_rest_url, need_taskmanager=True,
-                            resource_id=self.taskmanager_resource_id(node))
+        return flink_health(
+            self.cfg.flink_rest_url, need_taskmanager=True, resource_id=self.taskmanager_resource_id(node)
+        )
 
     def taskmanager(self, node: int = 1) -> ServiceSpec:
         c = self.cfg
@@ -258,21 +276,41 @@ class FlinkServices:
             tmp.mkdir(parents=True, exist_ok=True)
             dyn = [*dyn, "-D", f"taskmanager.resource-id={resource_id}", "-D", f"io.tmp.dirs={tmp}"]
         return ServiceSpec(
-            name, c.flink_rest_url + "/#/task-manager",
-            ["java", *jvm, *self._jvm_common(name), "-classpath", self.layout.flink_classpath(),
-             "org.apache.flink.runtime.taskexecutor.TaskManagerRunner", "--configDir", str(self.conf_dir), *dyn],
+            name,
+            c.flink_rest_url + "/#/task-manager",
+            [
+                "java",
+                *jvm,
+                *self._jvm_common(name),
+                "-classpath",
+                self.layout.flink_classpath(),
+                "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
+                "--configDir",
+                str(self.conf_dir),
+                *dyn,
+            ],
             lambda: self.taskmanager_health(node),
-            env=self.env(), cwd=self.dir,
+            env=self.env(),
+            cwd=self.dir,
         )
 
     def sql_gateway(self) -> ServiceSpec:
         c = self.cfg
         self.write_config()
         return ServiceSpec(
-            SQL_GATEWAY, c.sql_gateway_url,
-            ["java", f"-Xms{c.sql_gateway_heap}", f"-Xmx{c.sql_gateway_heap}", *self._jvm_common(SQL_GATEWAY),
-             "-classpath", self.layout.flink_classpath(gateway=True), "org.apache.flink.table.gateway.SqlGateway"],
+            SQL_GATEWAY,
+            c.sql_gateway_url,
+            [
+                "java",
+                f"-Xms{c.sql_gateway_heap}",
+                f"-Xmx{c.sql_gateway_heap}",
+                *self._jvm_common(SQL_GATEWAY),
+                "-classpath",
+                self.layout.flink_classpath(gateway=True),
+                "org.apache.flink.table.gateway.SqlGateway",
+            ],
             lambda: gateway_health(c.sql_gateway_url),
             ports={c.sql_gateway_port: "LEAD_SCORING_SQL_GATEWAY_PORT"},
-            env=self.env(), cwd=self.dir,
+            env=self.env(),
+            cwd=self.dir,
         )

@@ -228,14 +228,22 @@ def _maven(layout: Layout, lib: Path) -> None:
     offline = ["-o"] if layout.maven_repo.is_dir() and _maven_repo_complete(layout) else []
     cmd = [
         # --strict-checksums: a jar whose checksum does not match Maven Central's fails the install
-        mvn, "-B", "-q", "--strict-checksums", *offline,
-        "-f", str(POM),
+        mvn,
+        "-B",
+        "-q",
+        "--strict-checksums",
+        *offline,
+        "-f",
+        str(POM),
         f"-Dmaven.repo.local={layout.maven_repo}",
         f"-Dstack.lib={lib}",
         *MAVEN_GOALS,
     ]
-    _run(cmd, "resolving Kafka and Flink connector jars from Maven Central",
-         "Check that Maven Central is reachable (or the Maven proxy in ~/.m2/settings.xml), then retry.")
+    _run(
+        cmd,
+        "resolving Kafka and Flink connector jars from Maven Central",
+        "Check that Maven Central is reachable (or the Maven proxy in ~/.m2/settings.xml), then retry.",
+    )
 
 
 def _build_model_provider(layout: Layout, lib: Path, offline: bool) -> None:
@@ -243,14 +251,21 @@ def _build_model_provider(layout: Layout, lib: Path, offline: bool) -> None:
     mvn = shutil.which("mvn") or "mvn"
     build_dir = layout.cache / "build" / "flink-model-kserve"
     cmd = [
-        mvn, "-B", "-q", *(["-o"] if offline else []),
-        "-f", str(MODEL_PROVIDER_DIR / "pom.xml"),
+        mvn,
+        "-B",
+        "-q",
+        *(["-o"] if offline else []),
+        "-f",
+        str(MODEL_PROVIDER_DIR / "pom.xml"),
         f"-Dmaven.repo.local={layout.maven_repo}",
         f"-Dbuild.dir={build_dir}",
         "package",
     ]
-    _run(cmd, "building the kserve Flink model provider",
-         "Check that Maven Central is reachable and lead_scoring/streaming/jvm compiles, then retry.")
+    _run(
+        cmd,
+        "building the kserve Flink model provider",
+        "Check that Maven Central is reachable and lead_scoring/streaming/jvm compiles, then retry.",
+    )
     (lib / "flink").mkdir(parents=True, exist_ok=True)
     shutil.copy2(build_dir / MODEL_PROVIDER_JAR, lib / "flink" / MODEL_PROVIDER_JAR)
 
@@ -279,14 +294,18 @@ def verify_wheel(wheel: Path, version: str = FLINK_VERSION) -> Path:
     """`wheel` if its sha256 is the pinned one; else it is deleted and `StackError` says what to do."""
     expected = FLINK_WHEEL_SHA256.get(version)
     if expected is None:
-        raise StackError(f"no pinned sha256 for {FLINK_WHEEL} {version}: add it to FLINK_WHEEL_SHA256 in "
-                         f"lead_scoring/stack/install.py (PyPI lists it under the wheel's 'File hashes')")
+        raise StackError(
+            f"no pinned sha256 for {FLINK_WHEEL} {version}: add it to FLINK_WHEEL_SHA256 in "
+            f"lead_scoring/stack/install.py (PyPI lists it under the wheel's 'File hashes')"
+        )
     actual = file_sha256(wheel)
     if actual != expected:
         wheel.unlink(missing_ok=True)
-        raise StackError(f"{wheel.name} has sha256 {actual}, not the pinned {expected}: it was not what PyPI "
-                         f"publishes (a corrupt download or a tampered mirror); it is deleted, run "
-                         f"`lead-scoring stack install` again")
+        raise StackError(
+            f"{wheel.name} has sha256 {actual}, not the pinned {expected}: it was not what PyPI "
+            f"publishes (a corrupt download or a tampered mirror); it is deleted, run "
+            f"`lead-scoring stack install` again"
+        )
     return wheel
 
 
@@ -306,8 +325,16 @@ def _pip_download(layout: Layout) -> Path:
     else:
         raise StackError("neither pip nor uv found: install one of them to download the Flink distribution wheel")
     _run(
-        [*pip, "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-         "-d", str(layout.downloads), f"{FLINK_WHEEL}=={FLINK_VERSION}"],
+        [
+            *pip,
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+            str(layout.downloads),
+            f"{FLINK_WHEEL}=={FLINK_VERSION}",
+        ],
         f"downloading {FLINK_WHEEL} {FLINK_VERSION} from PyPI",
         "Check that PyPI is reachable (or your pip index settings), then retry.",
     )
@@ -348,8 +375,10 @@ def safe_member_path(root: Path, parts: list[str], archive: Path) -> Path:
     """Where an archive member goes under `root`; `StackError` for one that would land outside it
     ('..', an absolute path, a drive or a backslash in a name: a zip-slip)."""
     if any(p in ("", ".", "..") or "\\" in p or ":" in p for p in parts):
-        raise StackError(f"{archive.name} holds an unsafe member path {'/'.join(parts)!r}; refusing to unpack it "
-                         f"(delete {archive} and run `lead-scoring stack install` again)")
+        raise StackError(
+            f"{archive.name} holds an unsafe member path {'/'.join(parts)!r}; refusing to unpack it "
+            f"(delete {archive} and run `lead-scoring stack install` again)"
+        )
     target = root.joinpath(*parts)
     if not target.resolve().is_relative_to(root.resolve()):
         raise StackError(f"{archive.name} member {'/'.join(parts)!r} would be written outside {root}; refusing it")
@@ -394,8 +423,12 @@ def install(cfg: StackConfig | None = None, *, force: bool = False) -> Layout:
         _build_model_provider(layout, partial, offline=_maven_repo_complete(layout, "model_provider_sha256"))
         if force or not (layout.flink_lib / f"flink-dist-{FLINK_VERSION}.jar").is_file():
             _unpack_flink(layout, _pip_download(layout))
-        record = {**_fingerprint(), "build_id": layout.build_id, "installed_at": time.time(),
-                  "seconds": round(time.monotonic() - started, 1)}
+        record = {
+            **_fingerprint(),
+            "build_id": layout.build_id,
+            "installed_at": time.time(),
+            "seconds": round(time.monotonic() - started, 1),
+        }
         (partial / MANIFEST).write_text(json.dumps(record, indent=2))
         if layout.lib.exists():  # only with force: a complete build of the same inputs, replaced
             shutil.rmtree(layout.lib)
@@ -426,9 +459,11 @@ def _paths_in_use(root: Path) -> str:
 
 def prune_builds(layout: Layout, keep: int = KEEP_OLD_BUILDS) -> list[Path]:
     """Remove jar folders of other builds, except the `keep` newest and any a running process uses."""
-    others = sorted((p for p in layout.builds.iterdir() if p.is_dir() and p != layout.lib
-                     and not p.name.endswith(".partial")),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
+    others = sorted(
+        (p for p in layout.builds.iterdir() if p.is_dir() and p != layout.lib and not p.name.endswith(".partial")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     in_use = _paths_in_use(layout.builds)
     removed = []
     for old in others[keep:]:

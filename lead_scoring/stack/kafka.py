@@ -28,8 +28,12 @@ KAFKA = "kafka"
 
 # The JVM flags kafka-run-class.sh uses for the broker.
 KAFKA_JVM_OPTS = [
-    "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
-    "-XX:+ExplicitGCInvokesConcurrent", "-XX:MaxInlineLevel=15", "-Djava.awt.headless=true",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+    "-Djava.awt.headless=true",
 ]
 
 LOG4J2_CONSOLE = """\
@@ -93,8 +97,9 @@ def cluster_id(cfg: StackConfig) -> str:
     meta = cfg.state / "kafka" / "data" / "meta.properties"  # a stack formatted before topologies existed
     found = None
     if meta.is_file():
-        found = next((ln.split("=", 1)[1].strip() for ln in meta.read_text().splitlines()
-                      if ln.startswith("cluster.id=")), None)
+        found = next(
+            (ln.split("=", 1)[1].strip() for ln in meta.read_text().splitlines() if ln.startswith("cluster.id=")), None
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(found or new_cluster_id())
     return path.read_text().strip()
@@ -161,9 +166,13 @@ class KafkaService:
 
     def java(self) -> list[str]:
         return [
-            "java", f"-Xms{self.cfg.kafka_heap}", f"-Xmx{self.cfg.kafka_heap}", *KAFKA_JVM_OPTS,
+            "java",
+            f"-Xms{self.cfg.kafka_heap}",
+            f"-Xmx{self.cfg.kafka_heap}",
+            *KAFKA_JVM_OPTS,
             f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-            "-cp", self.layout.kafka_classpath(),
+            "-cp",
+            self.layout.kafka_classpath(),
         ]
 
     def format_storage(self, server_properties: Path) -> None:
@@ -197,6 +206,10 @@ class KafkaService:
         props = self.write_config()
         self.format_storage(props)
         return ServiceSpec(
-            self.name, f"kafka://{self.bootstrap}", [*self.java(), "kafka.Kafka", str(props)], self.health,
-            ports=self.ports(), cwd=self.dir,
+            self.name,
+            f"kafka://{self.bootstrap}",
+            [*self.java(), "kafka.Kafka", str(props)],
+            self.health,
+            ports=self.ports(),
+            cwd=self.dir,
         )

@@ -55,11 +55,19 @@ def _child_setup(die_with_parent: bool) -> Callable[[], None]:
         _reset_stop_signals()
         if die_with_parent and sys.platform == "linux":
             _die_with_parent()
+
     return setup
 
 
-def launch(argv: list[str], log_path: Path, *, env: dict[str, str] | None = None, cwd: Path | None = None,
-           die_with_parent: bool = False, banner: str = "") -> subprocess.Popen:
+def launch(
+    argv: list[str],
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    die_with_parent: bool = False,
+    banner: str = "",
+) -> subprocess.Popen:
     """Start `argv` in its own session (it outlives the caller, killable as a group), output to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
@@ -67,8 +75,13 @@ def launch(argv: list[str], log_path: Path, *, env: dict[str, str] | None = None
             out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {banner}\n".encode())
             out.flush()
         return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-            cwd=cwd, start_new_session=True,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
             preexec_fn=_child_setup(die_with_parent),
         )
 
@@ -199,8 +212,15 @@ class ProcessRecord:
 
 
 def record_of(proc: psutil.Process, name: str, url: str, **extra: Any) -> ProcessRecord:
-    return ProcessRecord(name=name, url=url, pid=proc.pid, create_time=proc.create_time(), argv=proc.cmdline(),
-                         started_at=time.time(), **extra)
+    return ProcessRecord(
+        name=name,
+        url=url,
+        pid=proc.pid,
+        create_time=proc.create_time(),
+        argv=proc.cmdline(),
+        started_at=time.time(),
+        **extra,
+    )
 
 
 def _foreground_child(niceness: int) -> Callable[[], None]:
@@ -237,8 +257,9 @@ def run_interruptible(argv: list[str], *, niceness: int = 0, stop_timeout_s: flo
                 return popen.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 if stopping["at"] and time.monotonic() - stopping["at"] > stop_timeout_s:
-                    log.warning("%s did not stop within %.0f s of the signal; killing its processes", argv[0],
-                                stop_timeout_s)
+                    log.warning(
+                        "%s did not stop within %.0f s of the signal; killing its processes", argv[0], stop_timeout_s
+                    )
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(popen.pid, signal.SIGKILL)
                     return popen.wait()

@@ -92,11 +92,20 @@ class Stack:
         # The daemon runs with this exact config (tests' free ports and temp dirs included).
         config = self.cfg.replace(state_root=self.cfg.state.parent, cache_root=self.cfg.cache)
         self.files.config_file.write_text(config.model_dump_json(indent=1))
-        popen = launch([*self.supervisor_argv, "--config", str(self.files.config_file)], self.files.log_path,
-                       die_with_parent=self.cfg.die_with_parent, banner="starting the supervisor")
+        popen = launch(
+            [*self.supervisor_argv, "--config", str(self.files.config_file)],
+            self.files.log_path,
+            die_with_parent=self.cfg.die_with_parent,
+            banner="starting the supervisor",
+        )
         try:
-            return wait_until(self.supervisor, timeout_s=30, interval_s=0.1, what="the stack supervisor to start",
-                              last_state=lambda: log_tail(self.files.log_path, 10))
+            return wait_until(
+                self.supervisor,
+                timeout_s=30,
+                interval_s=0.1,
+                what="the stack supervisor to start",
+                last_state=lambda: log_tail(self.files.log_path, 10),
+            )
         except WaitTimeout as exc:
             terminate(popen, 5, SUPERVISOR)
             raise StackError(f"{exc}\nsee {self.files.log_path}") from None
@@ -141,12 +150,18 @@ class Stack:
                 if not port_free(self.cfg.host, port):
                     problems.append(
                         f"port {self.cfg.host}:{port} ({name}) is already in use by {port_owner(port)}: "
-                        f"stop that process or set {env_var} to another port")
+                        f"stop that process or set {env_var} to another port"
+                    )
         if problems:
             raise StackError("cannot start the stack:\n  " + "\n  ".join(problems))
 
-    def up(self, services: Iterable[str] | None = None, args: dict[str, dict[str, Any]] | None = None, *,
-           optional_wait_s: float | None = None) -> list[ServiceStatus]:
+    def up(
+        self,
+        services: Iterable[str] | None = None,
+        args: dict[str, dict[str, Any]] | None = None,
+        *,
+        optional_wait_s: float | None = None,
+    ) -> list[ServiceStatus]:
         """Start what is not running, wait until everything asked for is healthy, return the status table.
 
         On any failure the services started by this call are stopped again; services that were already
@@ -161,8 +176,9 @@ class Stack:
         names = self.catalog.ordered(services) if services is not None else self.catalog.defaults()
         unknown = set(services or ()) - set(self.catalog.order)
         if unknown:
-            raise StackError(f"unknown service(s) {', '.join(sorted(unknown))}; "
-                             f"one of: {', '.join(self.catalog.order)}")
+            raise StackError(
+                f"unknown service(s) {', '.join(sorted(unknown))}; one of: {', '.join(self.catalog.order)}"
+            )
         require_java()
         require_installed(self.layout)
         owner_only_dir(self.cfg.state.parent)  # the state folder holds PII (Kafka segments) and keys
@@ -182,8 +198,11 @@ class Stack:
                 self.down(to_start)
             raise
         if unhealthy:
-            log.warning("up, but not healthy: %s (reported, not waited for: the supervisor and `lead-scoring "
-                        "stack status` keep watching)", "; ".join(f"{n}: {why}" for n, why in unhealthy.items()))
+            log.warning(
+                "up, but not healthy: %s (reported, not waited for: the supervisor and `lead-scoring "
+                "stack status` keep watching)",
+                "; ".join(f"{n}: {why}" for n, why in unhealthy.items()),
+            )
         elif to_start:
             log.info("stack healthy %.1f s after start", time.monotonic() - t0)
         return self.status(names)
@@ -207,7 +226,8 @@ class Stack:
                     raise StackError(
                         f"{name} exited during start{detail}. Last lines of {self.log_path(name)}:\n"
                         f"{log_tail(self.log_path(name))}\nFix the cause above, then run `lead-scoring stack up` "
-                        f"again (`lead-scoring stack logs {name}` shows the whole log).")
+                        f"again (`lead-scoring stack logs {name}` shows the whole log)."
+                    )
                 if rec is None or rec.pid is None:
                     waiting[name] = rec.detail if rec and rec.detail else "not started yet"
                     continue
@@ -234,7 +254,8 @@ class Stack:
                 detail = "; ".join(f"{n}: {waiting.get(n, '?')}" for n in pending)
                 raise StackError(
                     f"not healthy after {self.cfg.start_timeout_s:.0f} s ({detail}). See `lead-scoring stack logs "
-                    f"SERVICE`; raise LEAD_SCORING_STACK_START_TIMEOUT on a slow machine.") from None
+                    f"SERVICE`; raise LEAD_SCORING_STACK_START_TIMEOUT on a slow machine."
+                ) from None
         return {n: waiting.get(n, "?") for n in pending}
 
     # ---- down -------------------------------------------------------------------------------------------
@@ -275,9 +296,12 @@ class Stack:
             else:
                 self._update_desired(remove=targets)
                 with contextlib.suppress(WaitTimeout, psutil.TimeoutExpired):
-                    wait_until(lambda: True if not any(self._live(n) for n in targets) else None,
-                               timeout_s=self.cfg.stop_timeout_s * (len(targets) + 1) + 10, interval_s=0.2,
-                               what="services stopped")
+                    wait_until(
+                        lambda: True if not any(self._live(n) for n in targets) else None,
+                        timeout_s=self.cfg.stop_timeout_s * (len(targets) + 1) + 10,
+                        interval_s=0.2,
+                        what="services stopped",
+                    )
                     if not self.files.desired():  # the last wanted service went: so does its supervisor
                         daemon.send_signal(signal.SIGTERM)
                         daemon.wait(timeout=30)
@@ -316,17 +340,30 @@ class Stack:
         if services is None:
             daemon = self.supervisor()
             wanted = self.files.desired()
-            out.append(ServiceStatus(SUPERVISOR, str(self.files.dir), daemon.pid if daemon else None,
-                                     "running" if daemon else ("dead" if wanted else "stopped"),
-                                     rss_bytes=rss_bytes(daemon),
-                                     detail="restarts dead services" if daemon else
-                                     ("NOT RUNNING: nothing restarts dead services; run `lead-scoring stack up`"
-                                      if wanted else "")))
+            out.append(
+                ServiceStatus(
+                    SUPERVISOR,
+                    str(self.files.dir),
+                    daemon.pid if daemon else None,
+                    "running" if daemon else ("dead" if wanted else "stopped"),
+                    rss_bytes=rss_bytes(daemon),
+                    detail="restarts dead services"
+                    if daemon
+                    else ("NOT RUNNING: nothing restarts dead services; run `lead-scoring stack up`" if wanted else ""),
+                )
+            )
             for name in self.adopted_extras():
                 rec = records[name]
                 proc = rec.process()
-                out.append(ServiceStatus(name, rec.url, proc.pid if proc else rec.pid,
-                                         "running" if proc else "exited", rss_bytes=rss_bytes(proc)))
+                out.append(
+                    ServiceStatus(
+                        name,
+                        rec.url,
+                        proc.pid if proc else rec.pid,
+                        "running" if proc else "exited",
+                        rss_bytes=rss_bytes(proc),
+                    )
+                )
         for name in names:
             rec = records.get(name)
             factory = self.catalog[name]
@@ -342,8 +379,11 @@ class Stack:
                 out.append(ServiceStatus(name, pid=rec.pid, state=state, detail=detail, **base))
                 continue
             if not health:
-                out.append(ServiceStatus(name, pid=proc.pid, state=rec.state, rss_bytes=rss_bytes(proc),
-                                         detail=rec.detail, **base))
+                out.append(
+                    ServiceStatus(
+                        name, pid=proc.pid, state=rec.state, rss_bytes=rss_bytes(proc), detail=rec.detail, **base
+                    )
+                )
                 continue
             problem = factory.health()()
             detail = factory.detail() if problem is None else problem

@@ -162,8 +162,14 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, self._on_signal)
         me = psutil.Process()
-        ProcessRecord(name="supervisor", pid=me.pid, create_time=me.create_time(), argv=me.cmdline(),
-                      state="running", started_at=time.time()).write(self.files.pid_file)
+        ProcessRecord(
+            name="supervisor",
+            pid=me.pid,
+            create_time=me.create_time(),
+            argv=me.cmdline(),
+            state="running",
+            started_at=time.time(),
+        ).write(self.files.pid_file)
         log.info("supervisor up (pid %d) for %s", me.pid, self.cfg.state)
         self._adopt_running()
         idle_since: float | None = None
@@ -267,9 +273,14 @@ class Supervisor:
             rec.write(path)
             return
         restarting = rec.state == "restarting"
-        popen = launch(spec.argv, self.files.service_log(name), env=spec.env, cwd=spec.cwd,
-                       die_with_parent=self.cfg.die_with_parent,
-                       banner=f"supervisor: {'restarting' if restarting else 'starting'} {name}")
+        popen = launch(
+            spec.argv,
+            self.files.service_log(name),
+            env=spec.env,
+            cwd=spec.cwd,
+            die_with_parent=self.cfg.die_with_parent,
+            banner=f"supervisor: {'restarting' if restarting else 'starting'} {name}",
+        )
         proc = psutil.Process(popen.pid)
         self.procs[name] = popen
         rec.url, rec.argv, rec.pid, rec.create_time = spec.url, spec.argv, popen.pid, proc.create_time()

@@ -77,7 +77,8 @@ def signing_key() -> bytes:
         raise ArtifactSignatureError(
             f"{SIGNING_KEY_ENV_VAR} is not set: the gcp profile signs and verifies model artifacts with a key held "
             f"outside the bucket; set it from Secret Manager in Dagster's and the model server's environment "
-            f"(docs/security.md)")
+            f"(docs/security.md)"
+        )
     return owner_only_secret(state_dir() / "secrets" / SIGNING_KEY_FILE).encode()
 
 
@@ -110,7 +111,8 @@ def verify_pinned_manifest(manifest: dict[str, Any], source: str, pinned: str) -
         raise ArtifactSignatureError(
             f"refusing to load {source}: its manifest is not the one the deployment verified "
             f"({MANIFEST_PIN_ENV_VAR} pins another); it was changed after the deployment checked its signature: "
-            f"deploy again (materialize model_deployment)")
+            f"deploy again (materialize model_deployment)"
+        )
     signature = manifest.get(SIGNATURE_FIELD)
     return str(signature.get("key_id")) if isinstance(signature, dict) else ""
 
@@ -123,13 +125,15 @@ def verify_manifest(manifest: dict[str, Any], source: str, key: bytes | None = N
         raise ArtifactSignatureError(
             f"refusing to load {source}: its manifest is not signed (saved before artifacts were signed, or not by "
             f"our training); retrain it (materialize model_artifact) with {SIGNING_KEY_ENV_VAR} set to the key "
-            f"the loaders verify with")
+            f"the loaders verify with"
+        )
     if not hmac.compare_digest(signature["value"].encode(), manifest_signature(manifest, key).encode()):
         raise ArtifactSignatureError(
             f"refusing to load {source}: its manifest signature does not verify with {SIGNING_KEY_ENV_VAR} (key id "
             f"{key_id(key)}; the manifest names key id {str(signature.get('key_id'))[:16]!r}): the manifest was "
             f"changed after training, or signed with another key; give this process the key that signed it, "
-            f"or retrain")
+            f"or retrain"
+        )
     return key_id(key)
 
 
@@ -251,7 +255,7 @@ class GcsBlobs:
         iterator = self.client.list_blobs(self.bucket_name, prefix=full, delimiter="/")
         for _ in iterator.pages:  # prefixes fill in while pages are read
             pass
-        return sorted(p[len(full):].strip("/") for p in iterator.prefixes)
+        return sorted(p[len(full) :].strip("/") for p in iterator.prefixes)
 
     def uri(self, key: str) -> str:
         return f"gs://{self.bucket_name}/{self._name(key)}"
@@ -289,8 +293,13 @@ class ArtifactRepository:
             json.dumps(full_manifest, indent=2, sort_keys=True, default=str).encode(),
             "application/json",
         )
-        logger.info("saved model %s (%d bytes, sha256 %s) to %s", version, len(payload), sha[:12],
-                    self.blobs.uri(f"models/{version}"))
+        logger.info(
+            "saved model %s (%d bytes, sha256 %s) to %s",
+            version,
+            len(payload),
+            sha[:12],
+            self.blobs.uri(f"models/{version}"),
+        )
         return ModelArtifact(version, self.blobs.uri(f"models/{version}"), sha, full_manifest)
 
     def manifest(self, version: str) -> dict[str, Any]:
@@ -347,8 +356,9 @@ def repository_for_uri(uri: str, gcs_client: Any | None = None) -> tuple[Artifac
     """(repository, version) for the folder URI of one version in a store (`<root>/models/<version>`)."""
     parsed = urlparse(uri)
     local = parsed.scheme in ("", "file")
-    trimmed = str(Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()) if local \
-        else uri.rstrip("/")
+    trimmed = (
+        str(Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()) if local else uri.rstrip("/")
+    )
     root, marker, version = trimmed.rpartition("/models/")
     if not marker or not version or "/" in version:
         raise ArtifactError(f"{uri} is not a model version folder (<root>/models/<version>)")

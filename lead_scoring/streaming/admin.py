@@ -43,8 +43,13 @@ def _spec(topic: TopicSpec | str) -> TopicSpec:
     return TOPICS_BY_NAME.get(topic) or TopicSpec(topic, "created on first use", partitions=1)
 
 
-def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec | str], prefix: str = "", timeout_s: float = 30.0,
-                  only_missing: bool = False) -> list[TopicState]:
+def ensure_topics(
+    admin: AdminClient,
+    topics: Iterable[TopicSpec | str],
+    prefix: str = "",
+    timeout_s: float = 30.0,
+    only_missing: bool = False,
+) -> list[TopicState]:
     """Create missing topics; raise partitions and align retention/cleanup of existing ones; report each.
 
     `only_missing`: create what is missing and leave existing topics alone (the workers at start-up: the
@@ -61,8 +66,12 @@ def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec | str], prefix:
     to_create = [s for s in specs if prefix + s.name not in existing]
     if to_create:
         futures = admin.create_topics(
-            [NewTopic(prefix + s.name, num_partitions=s.partitions, replication_factor=-1, config=s.config())
-             for s in to_create], operation_timeout=timeout_s)
+            [
+                NewTopic(prefix + s.name, num_partitions=s.partitions, replication_factor=-1, config=s.config())
+                for s in to_create
+            ],
+            operation_timeout=timeout_s,
+        )
         for name, fut in futures.items():
             try:
                 fut.result()
@@ -93,24 +102,39 @@ def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec | str], prefix:
         current = {k: v.value for k, v in described[name].items()}
         drift = {k: v for k, v in s.config().items() if current.get(k) != v}
         if drift:
-            res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
-                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in drift.items()])
+            res = ConfigResource(
+                ResourceType.TOPIC,
+                name,
+                incremental_configs=[
+                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in drift.items()
+                ],
+            )
             for fut in admin.incremental_alter_configs([res]).values():
                 fut.result()
             if actions[name] == "unchanged":
                 actions[name] = "updated"
             current.update(drift)
         meta = admin.list_topics(topic=name, timeout=timeout_s).topics[name]
-        states.append(TopicState(name=name, action=actions[name], partitions=len(meta.partitions),
-                                 config={k: current[k] for k in s.config()}))
+        states.append(
+            TopicState(
+                name=name,
+                action=actions[name],
+                partitions=len(meta.partitions),
+                config={k: current[k] for k in s.config()},
+            )
+        )
     return states
 
 
 def _describe(admin: AdminClient, resources: list[ConfigResource], timeout_s: float) -> dict[str, Any]:
     """describe_configs, retried while fresh topics are not yet known to every broker component."""
     try:
-        for attempt in tenacity.Retrying(stop=tenacity.stop_after_delay(timeout_s), wait=tenacity.wait_fixed(0.5),
-                                         retry=tenacity.retry_if_exception_type(KafkaException), reraise=True):
+        for attempt in tenacity.Retrying(
+            stop=tenacity.stop_after_delay(timeout_s),
+            wait=tenacity.wait_fixed(0.5),
+            retry=tenacity.retry_if_exception_type(KafkaException),
+            reraise=True,
+        ):
             with attempt:
                 return {r.name: fut.result() for r, fut in admin.describe_configs(resources).items()}
     except KafkaException as exc:

@@ -80,7 +80,8 @@ class ConfluentFlink(FlinkEngine):
     api_key: str = Field(description="Flink API key (from an EnvVar)")
     api_secret: str = Field(description="Flink API secret (from an EnvVar)")
     vertex_service_key: Optional[str] = Field(
-        default=None, description="GCP service-account key (JSON) for the Vertex AI connection (from an EnvVar)")
+        default=None, description="GCP service-account key (JSON) for the Vertex AI connection (from an EnvVar)"
+    )
     poll_interval_s: float = 2.0
     request_timeout_s: float = 30.0
     ddl_timeout_s: float = 300.0
@@ -120,8 +121,12 @@ class ConfluentFlink(FlinkEngine):
 
     @contextmanager
     def _client(self) -> Iterator[httpx.Client]:
-        with httpx.Client(base_url=self.base_url, auth=(self.api_key, self.api_secret),
-                          timeout=self.request_timeout_s, transport=self._transport) as client:
+        with httpx.Client(
+            base_url=self.base_url,
+            auth=(self.api_key, self.api_secret),
+            timeout=self.request_timeout_s,
+            transport=self._transport,
+        ) as client:
             yield client
 
     def read(self, path: str, params: Optional[dict[str, Any]] = None) -> httpx.Response:
@@ -141,8 +146,9 @@ class ConfluentFlink(FlinkEngine):
             raise ConfluentApiError(f"Confluent Cloud answered {resp.status_code} for {what}: {errors}")
         return resp.json() if resp.content else {}
 
-    def statement_body(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
-                       labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    def statement_body(
+        self, name: str, sql: str, properties: Optional[dict[str, str]] = None, labels: Optional[dict[str, str]] = None
+    ) -> dict[str, Any]:
         """The body of `POST .../statements` (also what `lead-scoring plan` prints)."""
         body: dict[str, Any] = {
             "name": name,
@@ -150,8 +156,11 @@ class ConfluentFlink(FlinkEngine):
             "environment_id": self.environment_id,
             "spec": {
                 "statement": sql,
-                "properties": {"sql.current-catalog": self.catalog, "sql.current-database": self.database,
-                               **(properties or {})},
+                "properties": {
+                    "sql.current-catalog": self.catalog,
+                    "sql.current-database": self.database,
+                    **(properties or {}),
+                },
                 "compute_pool_id": self.compute_pool_id,
                 "principal": self.principal,
                 "stopped": False,
@@ -161,8 +170,9 @@ class ConfluentFlink(FlinkEngine):
             body["metadata"] = {"labels": labels}
         return body
 
-    def create_statement(self, name: str, sql: str, properties: Optional[dict[str, str]] = None,
-                         labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    def create_statement(
+        self, name: str, sql: str, properties: Optional[dict[str, str]] = None, labels: Optional[dict[str, str]] = None
+    ) -> dict[str, Any]:
         """POST the statement; a 409 (a statement of that name is still being deleted) is retried with backoff
         for up to `delete_timeout_s`, then reported with Confluent's answer."""
         body = self.statement_body(name, sql, properties, labels)
@@ -170,12 +180,16 @@ class ConfluentFlink(FlinkEngine):
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Conflict)),
             stop=tenacity.stop_after_delay(self.delete_timeout_s),
-            wait=backoff(max(self.poll_interval_s, 0.01), 10.0), reraise=True)
+            wait=backoff(max(self.poll_interval_s, 0.01), 10.0),
+            reraise=True,
+        )
         try:
             return retrying(self._post_statement, name, body)
         except _Conflict as exc:
-            raise ConfluentApiError(f"{exc} (a statement named {name} still exists after "
-                                    f"{self.delete_timeout_s:.0f} s: delete it, or wait and roll out again)") from None
+            raise ConfluentApiError(
+                f"{exc} (a statement named {name} still exists after "
+                f"{self.delete_timeout_s:.0f} s: delete it, or wait and roll out again)"
+            ) from None
 
     def _post_statement(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         with self._client() as client:
@@ -203,13 +217,17 @@ class ConfluentFlink(FlinkEngine):
                     return out
                 params = {"page_size": 100, "page_token": _page_token(token)}
 
-    def update_statement(self, name: str, *, stopped: bool, labels: Optional[dict[str, str]] = None,
-                         attempts: int = 5) -> dict[str, Any]:
+    def update_statement(
+        self, name: str, *, stopped: bool, labels: Optional[dict[str, str]] = None, attempts: int = 5
+    ) -> dict[str, Any]:
         """PUT the fetched statement back with `spec.stopped` (and labels) changed; on 409 (it changed since
         we read it) read it again, reapply and retry, as the API's description asks."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Conflict)),
-            stop=tenacity.stop_after_attempt(attempts), wait=backoff(self.poll_interval_s / 4, 5.0), reraise=True)
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=backoff(self.poll_interval_s / 4, 5.0),
+            reraise=True,
+        )
         try:
             return retrying(self._put_stopped, name, stopped, labels or {})
         except _Conflict as exc:
@@ -225,8 +243,10 @@ class ConfluentFlink(FlinkEngine):
             "organization_id": self.organization_id,
             "environment_id": self.environment_id,
             "spec": {**current["spec"], "stopped": stopped},
-            "metadata": {"resource_version": metadata.get("resource_version"),
-                         "labels": {**(metadata.get("labels") or {}), **labels}},
+            "metadata": {
+                "resource_version": metadata.get("resource_version"),
+                "labels": {**(metadata.get("labels") or {}), **labels},
+            },
         }
         log.info("%s Confluent statement %s", "stopping" if stopped else "resuming", name)
         with self._client() as client:
@@ -253,9 +273,13 @@ class ConfluentFlink(FlinkEngine):
             return True if st is None else None
 
         try:
-            wait_until(gone, timeout_s=self.delete_timeout_s, interval_s=self.poll_interval_s,
-                       what=f"statement {name} deleted",
-                       last_state=lambda: str((last.get("status") or {}).get("phase", "UNKNOWN")))
+            wait_until(
+                gone,
+                timeout_s=self.delete_timeout_s,
+                interval_s=self.poll_interval_s,
+                what=f"statement {name} deleted",
+                last_state=lambda: str((last.get("status") or {}).get("phase", "UNKNOWN")),
+            )
         except WaitTimeout as exc:
             raise TimeoutError(str(exc)) from None
 
@@ -274,9 +298,13 @@ class ConfluentFlink(FlinkEngine):
             return None
 
         try:
-            return wait_until(reached, timeout_s=timeout_s, interval_s=self.poll_interval_s,
-                              what=f"statement {name} in {sorted(phases)}",
-                              last_state=lambda: str((last.get("status") or {}).get("phase", "UNKNOWN")))
+            return wait_until(
+                reached,
+                timeout_s=timeout_s,
+                interval_s=self.poll_interval_s,
+                what=f"statement {name} in {sorted(phases)}",
+                last_state=lambda: str((last.get("status") or {}).get("phase", "UNKNOWN")),
+            )
         except WaitTimeout as exc:
             raise TimeoutError(str(exc)) from None
 
@@ -285,8 +313,11 @@ class ConfluentFlink(FlinkEngine):
         """The body of `POST .../connections` for Vertex AI (the key JSON under SERVICE_KEY, as the CLI sends it)."""
         return {
             "name": name,
-            "spec": {"connection_type": "VERTEXAI", "endpoint": endpoint,
-                     "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": service_key})}},
+            "spec": {
+                "connection_type": "VERTEXAI",
+                "endpoint": endpoint,
+                "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": service_key})},
+            },
         }
 
     def ensure_vertex_connection(self, name: str, endpoint: str, service_key: str) -> str:
@@ -299,7 +330,8 @@ class ConfluentFlink(FlinkEngine):
                 if current and current != endpoint:  # the endpoint is immutable: the operator must decide
                     raise ConfluentApiError(
                         f"connection {name} points at {current}, not {endpoint}; delete it "
-                        f"(`confluent flink connection delete {name}`) and roll out again")
+                        f"(`confluent flink connection delete {name}`) and roll out again"
+                    )
                 return "exists"
             resp = client.post(self._connections, json=body)
         if resp.status_code == 409:
@@ -326,9 +358,13 @@ class ConfluentFlink(FlinkEngine):
         return url.removesuffix(":predict")
 
     def running(self, prefix: str) -> dict[str, str]:
-        return {s["name"]: s["name"] for s in self.list_statements(prefix)
-                if (s.get("status") or {}).get("phase") in LIVE_PHASES and not (s.get("spec") or {}).get("stopped")
-                and ((s.get("metadata") or {}).get("labels") or {}).get(KIND_LABEL) != "ddl"}
+        return {
+            s["name"]: s["name"]
+            for s in self.list_statements(prefix)
+            if (s.get("status") or {}).get("phase") in LIVE_PHASES
+            and not (s.get("spec") or {}).get("stopped")
+            and ((s.get("metadata") or {}).get("labels") or {}).get(KIND_LABEL) != "ddl"
+        }
 
     def prepare(self, pipeline: Pipeline) -> list[str]:
         """Tables and the model: idempotent DDL statements (IF NOT EXISTS), each run to COMPLETED."""
@@ -346,8 +382,7 @@ class ConfluentFlink(FlinkEngine):
             return name
         if existing is not None:
             self.delete_statement(name)
-        self.create_statement(name, sql, properties=properties,
-                              labels={KIND_LABEL: "ddl"})
+        self.create_statement(name, sql, properties=properties, labels={KIND_LABEL: "ddl"})
         self.wait_phase(name, {"COMPLETED"}, self.ddl_timeout_s)
         return name
 
@@ -355,15 +390,15 @@ class ConfluentFlink(FlinkEngine):
         return None  # Confluent keeps the statements and their labels
 
     @staticmethod
-    def statement_request(pipeline: Pipeline, role: StatementRole,
-                          resume_from: Optional[str] = None) -> tuple[dict[str, str], dict[str, str]]:
+    def statement_request(
+        pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None
+    ) -> tuple[dict[str, str], dict[str, str]]:
         """(properties, labels) of the long-running statement of `role`."""
         props = dict(pipeline.session_config)
         if resume_from:
             props["sql.tables.initial-offset-from"] = resume_from
         # no model-version label: the version is the endpoint's, it changes under a running statement
-        labels = {KIND_LABEL: "statement",
-                  ROLE_LABEL: role.value, RETIRED_LABEL: "false"}
+        labels = {KIND_LABEL: "statement", ROLE_LABEL: role.value, RETIRED_LABEL: "false"}
         return props, labels
 
     def start(self, pipeline: Pipeline, role: StatementRole, resume_from: Optional[str] = None) -> str:
@@ -399,8 +434,9 @@ class ConfluentFlink(FlinkEngine):
     def position(self, pipeline: Pipeline, role: StatementRole) -> Any:
         return None
 
-    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any,
-                        timeout_s: float) -> str:
+    def verify_produces(
+        self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any, timeout_s: float
+    ) -> str:
         st = self.get_statement(ident) or {}
         phase = (st.get("status") or {}).get("phase")
         if phase != "RUNNING":
@@ -409,8 +445,9 @@ class ConfluentFlink(FlinkEngine):
 
     # ---- monitoring -------------------------------------------------------------------------------------
 
-    def source_positions(self, statement_prefix: str,
-                         group_prefix: str = "lead-scoring") -> Optional[dict[str, dict[tuple[str, int], int]]]:
+    def source_positions(
+        self, statement_prefix: str, group_prefix: str = "lead-scoring"
+    ) -> Optional[dict[str, dict[tuple[str, int], int]]]:
         """From `status.latest_offsets` of each wanted statement: Confluent Cloud's statements read with
         assign() and appear in no consumer group (Confluent's monitoring docs), so lag is the topic's end
         offsets minus these. Keyed by the group id the monitoring watches for the statement's role."""
@@ -446,15 +483,19 @@ class ConfluentFlink(FlinkEngine):
         wanted = self._wanted(statement_prefix)
         if not wanted:
             return None
-        return DeploymentState(None, {s["name"]: ((s.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL, "")
-                                      for s in wanted})
+        return DeploymentState(
+            None, {s["name"]: ((s.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL, "") for s in wanted}
+        )
 
     def health(self, statement_prefix: str) -> list[StatementHealth]:
         out = []
         for st in self._wanted(statement_prefix):
             status = st.get("status") or {}
-            phase = "STOPPED" if (st.get("spec") or {}).get("stopped") and status.get("phase") == "RUNNING" \
+            phase = (
+                "STOPPED"
+                if (st.get("spec") or {}).get("stopped") and status.get("phase") == "RUNNING"
                 else status.get("phase", "UNKNOWN")
+            )
             role = ((st.get("metadata") or {}).get("labels") or {}).get(ROLE_LABEL, "")
             out.append(StatementHealth(st["name"], role, phase, st["name"], status.get("detail", "")))
         return out
@@ -497,8 +538,12 @@ def ddl_statements(pipeline: Pipeline) -> list[tuple[str, str]]:
     s = pipeline.settings
     out = [(f"{s.statement_prefix}-ddl-{table.replace('_', '-')}", sql) for table, sql in pipeline.ddl()]
     # the model object is named after its DDL (render.model_name): one DDL statement per model definition
-    out.append((f"{s.statement_prefix}-ddl-{pipeline.model_name.replace('_', '-')}"[:100].rstrip("-"),
-                pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1)))
+    out.append(
+        (
+            f"{s.statement_prefix}-ddl-{pipeline.model_name.replace('_', '-')}"[:100].rstrip("-"),
+            pipeline.model_sql.replace("CREATE MODEL", "CREATE MODEL IF NOT EXISTS", 1),
+        )
+    )
     return out
 
 

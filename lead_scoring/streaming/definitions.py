@@ -29,8 +29,12 @@ def flink(profile: Profile) -> FlinkEngine:
         return ConfluentFlink.from_env()
     if profile is Profile.CLUSTER:
         settings = load(ClusterSettings)
-        return SqlGatewayFlink(url=settings.sql_gateway_url, flink_rest_url=settings.flink_rest_url,
-                               kafka=kafka(profile), parallelism=settings.flink_parallelism)
+        return SqlGatewayFlink(
+            url=settings.sql_gateway_url,
+            flink_rest_url=settings.flink_rest_url,
+            kafka=kafka(profile),
+            parallelism=settings.flink_parallelism,
+        )
     return local_engine(StackConfig.from_env())
 
 

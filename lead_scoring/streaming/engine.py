@@ -133,14 +133,16 @@ class FlinkEngine(dg.ConfigurableResource, ABC):
         """A marker of the statement's progress now (to tell later whether it produced)."""
 
     @abstractmethod
-    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any,
-                        timeout_s: float) -> str:
+    def verify_produces(
+        self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any, timeout_s: float
+    ) -> str:
         """The new statement produces, or has caught up with its input; else RolloutError."""
 
     # ---- monitoring ------------------------------------------------------------------------------------
 
-    def source_positions(self, statement_prefix: str,
-                         group_prefix: str = "lead-scoring") -> Optional[dict[str, dict[tuple[str, int], int]]]:
+    def source_positions(
+        self, statement_prefix: str, group_prefix: str = "lead-scoring"
+    ) -> Optional[dict[str, dict[tuple[str, int], int]]]:
         """Where the deployed statements are in their source topics, by the consumer-group id the monitoring
         knows them under ({group: {(topic, partition): offset}}); None where the statements' Kafka consumer
         groups hold their offsets (OSS Flink commits them on checkpoints), so the lag checks read those."""
@@ -164,17 +166,37 @@ class FlinkEngine(dg.ConfigurableResource, ABC):
 CHALLENGER_CONNECTION = "vertex-lead-scorer-challenger"  # Confluent: the challenger endpoint's own connection
 
 
-def render_settings_for(engine: FlinkEngine, kafka: KafkaResource, *, url: str, model_name: str, version: str,
-                 provider: str = "", topic_prefix: str = "", statement_prefix: str = "lead-scoring",
-                 group_prefix: str = "lead-scoring", shadow: bool = False, **tuning: Any) -> RenderSettings:
+def render_settings_for(
+    engine: FlinkEngine,
+    kafka: KafkaResource,
+    *,
+    url: str,
+    model_name: str,
+    version: str,
+    provider: str = "",
+    topic_prefix: str = "",
+    statement_prefix: str = "lead-scoring",
+    group_prefix: str = "lead-scoring",
+    shadow: bool = False,
+    **tuning: Any,
+) -> RenderSettings:
     """The rendering of a model deployment for `engine`: the champion's pipeline, or (`shadow`) the
     challenger's shadow statements against the challenger's endpoint. `tuning`: other RenderSettings fields."""
     provider = provider or ("kserve" if engine.dialect is Dialect.FLINK else "vertexai")
     extra = {"vertex_connection": CHALLENGER_CONNECTION} if shadow else {}
     return RenderSettings(
-        dialect=engine.dialect, model_version=version, model_endpoint=engine.model_endpoint(url, model_name, provider),
-        model_provider=provider, kafka_bootstrap=kafka.bootstrap_servers, topic_prefix=topic_prefix,
-        statement_prefix=statement_prefix, group_prefix=group_prefix, server_model_name=model_name, shadow=shadow,
+        dialect=engine.dialect,
+        model_version=version,
+        model_endpoint=engine.model_endpoint(url, model_name, provider),
+        model_provider=provider,
+        kafka_bootstrap=kafka.bootstrap_servers,
+        topic_prefix=topic_prefix,
+        statement_prefix=statement_prefix,
+        group_prefix=group_prefix,
+        server_model_name=model_name,
+        shadow=shadow,
         kafka_properties=tuple(sorted(kafka.flink_properties().items())) if engine.dialect is Dialect.FLINK else (),
-        **engine.render_overrides(), **extra, **tuning,
+        **engine.render_overrides(),
+        **extra,
+        **tuning,
     )

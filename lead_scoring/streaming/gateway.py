@@ -105,17 +105,26 @@ class SqlGatewaySession:
             return None if state in ("INITIALIZED", "PENDING", "RUNNING") else state
 
         try:
-            return wait_until(finished, timeout_s=timeout_s, interval_s=self._poll, what=f"statement {statement[:200]}",
-                              last_state=lambda: last["state"])
+            return wait_until(
+                finished,
+                timeout_s=timeout_s,
+                interval_s=self._poll,
+                what=f"statement {statement[:200]}",
+                last_state=lambda: last["state"],
+            )
         except WaitTimeout as exc:
             raise TimeoutError(str(exc)) from None
 
     def _error_text(self, operation: str, statement: str) -> str:
         # Fetching the result of a failed operation returns the exception chain.
-        resp = self._client.get(f"/v1/sessions/{self.handle}/operations/{operation}/result/0",
-                                params={"rowFormat": "JSON"})
-        errors = resp.json().get("errors", [resp.text]) if resp.headers.get("content-type", "").startswith(
-            "application/json") else [resp.text]
+        resp = self._client.get(
+            f"/v1/sessions/{self.handle}/operations/{operation}/result/0", params={"rowFormat": "JSON"}
+        )
+        errors = (
+            resp.json().get("errors", [resp.text])
+            if resp.headers.get("content-type", "").startswith("application/json")
+            else [resp.text]
+        )
         text = "\n".join(str(e) for e in errors)
         # The last "Caused by" is usually the real reason; keep the head and the root cause.
         causes = [ln for ln in text.splitlines() if ln.startswith("Caused by:")]
@@ -165,6 +174,7 @@ class SqlGatewaySession:
 
 # -- what was deployed -----------------------------------------------------------------------------------
 
+
 @dataclass
 class StatementRecord:
     role: str
@@ -190,8 +200,11 @@ class Submission:
     @classmethod
     def of(cls, pipeline: Pipeline, role: StatementRole) -> Submission:
         st = pipeline.statements[role]
-        return cls(st.name, pipeline.session_script(role),
-                   {**pipeline.session_config, "pipeline.name": st.name, "parallelism.default": str(st.parallelism)})
+        return cls(
+            st.name,
+            pipeline.session_script(role),
+            {**pipeline.session_config, "pipeline.name": st.name, "parallelism.default": str(st.parallelism)},
+        )
 
 
 @dataclass
@@ -205,20 +218,26 @@ class DeploymentRecord:
             data = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):
             return None
-        return cls(settings=data["settings"],
-                   statements={n: StatementRecord(**s) for n, s in data.get("statements", {}).items()})
+        return cls(
+            settings=data["settings"],
+            statements={n: StatementRecord(**s) for n, s in data.get("statements", {}).items()},
+        )
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": self.settings,
-                                   "statements": {n: asdict(s) for n, s in self.statements.items()}}, indent=1))
+        tmp.write_text(
+            json.dumps(
+                {"settings": self.settings, "statements": {n: asdict(s) for n, s in self.statements.items()}}, indent=1
+            )
+        )
         tmp.replace(path)
 
     def render_settings(self) -> RenderSettings:
         props = tuple(tuple(kv) for kv in self.settings.get("kafka_properties", ()))
-        return RenderSettings(**{**self.settings, "dialect": Dialect(self.settings["dialect"]),
-                                 "kafka_properties": props})
+        return RenderSettings(
+            **{**self.settings, "dialect": Dialect(self.settings["dialect"]), "kafka_properties": props}
+        )
 
 
 def _settings_dict(settings: RenderSettings) -> dict[str, Any]:
@@ -231,13 +250,17 @@ class SqlGatewayFlink(FlinkEngine):
     url: str = Field(description="SQL Gateway base URL, e.g. http://127.0.0.1:8083")
     flink_rest_url: str = Field(description="JobManager REST URL, for job state, savepoints and cancellation")
     kafka: KafkaResource = Field(description="the Kafka the statements read (for lag and output checks)")
-    state_path: Optional[str] = Field(default=None,
-                                      description="where deployment records live; default <state>/streaming")
+    state_path: Optional[str] = Field(
+        default=None, description="where deployment records live; default <state>/streaming"
+    )
     poll_interval_s: float = Field(default=0.5)
     request_timeout_s: float = Field(default=30.0)
     operation_timeout_s: float = Field(default=300.0, description="DDL/INSERT submission and savepoint timeout")
-    parallelism: Optional[int] = Field(default=None, ge=1, description="parallelism of every statement "
-                                       "(None: the pipeline's defaults, sized for the single-node stack)")
+    parallelism: Optional[int] = Field(
+        default=None,
+        ge=1,
+        description="parallelism of every statement (None: the pipeline's defaults, sized for the single-node stack)",
+    )
 
     # ---- plumbing ---------------------------------------------------------------------------------------
 
@@ -260,8 +283,11 @@ class SqlGatewayFlink(FlinkEngine):
     def render_overrides(self) -> dict[str, Any]:
         if self.parallelism is None:
             return {}
-        return {"validate_parallelism": self.parallelism, "route_parallelism": self.parallelism,
-                "scoring_parallelism": self.parallelism}
+        return {
+            "validate_parallelism": self.parallelism,
+            "route_parallelism": self.parallelism,
+            "scoring_parallelism": self.parallelism,
+        }
 
     def info(self) -> dict[str, Any]:
         resp = httpx.get(f"{self.url}/v1/info", timeout=self.request_timeout_s)
@@ -269,8 +295,9 @@ class SqlGatewayFlink(FlinkEngine):
         return resp.json()
 
     @contextmanager
-    def session(self, properties: Optional[dict[str, str]] = None, name: str = "lead-scoring"
-                ) -> Iterator[SqlGatewaySession]:
+    def session(
+        self, properties: Optional[dict[str, str]] = None, name: str = "lead-scoring"
+    ) -> Iterator[SqlGatewaySession]:
         """Open a session, yield it, close it (also on error)."""
         with httpx.Client(base_url=self.url, timeout=self.request_timeout_s) as client:
             resp = client.post("/v1/sessions", json={"sessionName": name, "properties": properties or {}})
@@ -294,8 +321,9 @@ class SqlGatewayFlink(FlinkEngine):
         return self._rest("GET", f"/jobs/{job_id}").json()["state"]
 
     def cancel_job(self, job_id: str) -> None:
-        resp = httpx.patch(f"{self.flink_rest_url}/jobs/{job_id}", params={"mode": "cancel"},
-                           timeout=self.request_timeout_s)
+        resp = httpx.patch(
+            f"{self.flink_rest_url}/jobs/{job_id}", params={"mode": "cancel"}, timeout=self.request_timeout_s
+        )
         if resp.status_code not in (200, 202, 404):
             _raise_for(resp, f"cancel {job_id}")
 
@@ -323,7 +351,8 @@ class SqlGatewayFlink(FlinkEngine):
         with open(path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             record = DeploymentRecord.read(path) or DeploymentRecord(
-                settings=_settings_dict(settings) if settings else {})
+                settings=_settings_dict(settings) if settings else {}
+            )
             if settings is not None:
                 record.settings = _settings_dict(settings)
             yield record
@@ -334,15 +363,18 @@ class SqlGatewayFlink(FlinkEngine):
         record = DeploymentRecord.read(self._record_path(statement_prefix))
         if record is None or not record.settings:
             return None
-        return DeploymentState(record.render_settings(),
-                               {n: s.role for n, s in record.statements.items() if not s.retired})
+        return DeploymentState(
+            record.render_settings(), {n: s.role for n, s in record.statements.items() if not s.retired}
+        )
 
     # ---- rollout ----------------------------------------------------------------------------------------
 
     def running(self, prefix: str) -> dict[str, str]:
         jobs = self._rest("GET", "/jobs/overview").json().get("jobs", [])
-        live = sorted((j for j in jobs if j["state"] in LIVE_STATES and j["name"].startswith(prefix)),
-                      key=lambda j: j.get("start-time", 0))
+        live = sorted(
+            (j for j in jobs if j["state"] in LIVE_STATES and j["name"].startswith(prefix)),
+            key=lambda j: j.get("start-time", 0),
+        )
         return {j["name"]: j["jid"] for j in live}
 
     def prepare(self, pipeline: Pipeline) -> list[str]:
@@ -403,8 +435,13 @@ class SqlGatewayFlink(FlinkEngine):
             return None
 
         try:
-            return wait_until(running, timeout_s=timeout_s, interval_s=0.5, what=f"{name} ({ident}) RUNNING",
-                              last_state=lambda: f"{last['state']}: {self._root_cause(ident)}")
+            return wait_until(
+                running,
+                timeout_s=timeout_s,
+                interval_s=0.5,
+                what=f"{name} ({ident}) RUNNING",
+                last_state=lambda: f"{last['state']}: {self._root_cause(ident)}",
+            )
         except WaitTimeout as exc:
             raise RolloutError(str(exc)) from None
 
@@ -416,17 +453,23 @@ class SqlGatewayFlink(FlinkEngine):
             return status if status["status"]["id"] == "COMPLETED" else None
 
         try:
-            status = wait_until(completed, timeout_s=self.operation_timeout_s, interval_s=0.3,
-                                what=f"stop-with-savepoint of {name}")
+            status = wait_until(
+                completed, timeout_s=self.operation_timeout_s, interval_s=0.3, what=f"stop-with-savepoint of {name}"
+            )
         except WaitTimeout as exc:
             raise RolloutError(str(exc)) from None
         op = status.get("operation") or {}
         if "failure-cause" in op:
-            raise RolloutError(f"stop-with-savepoint of {name} failed: "
-                               f"{str(op['failure-cause'].get('stack-trace', ''))[:500]}")
+            raise RolloutError(
+                f"stop-with-savepoint of {name} failed: {str(op['failure-cause'].get('stack-trace', ''))[:500]}"
+            )
         try:
-            wait_until(lambda: True if self.job_state(ident) not in LIVE_STATES else None, timeout_s=60,
-                       interval_s=0.2, what=f"job {ident} finished after its savepoint")
+            wait_until(
+                lambda: True if self.job_state(ident) not in LIVE_STATES else None,
+                timeout_s=60,
+                interval_s=0.2,
+                what=f"job {ident} finished after its savepoint",
+            )
         except WaitTimeout as exc:
             raise RolloutError(str(exc)) from None
         return str(op.get("location", ""))
@@ -468,15 +511,19 @@ class SqlGatewayFlink(FlinkEngine):
             started = time.monotonic()
             result = s.execute(
                 f"SELECT `score`, `model_version` FROM ML_PREDICT(TABLE `probe_input`, MODEL `{pipeline.model_name}`, "
-                f"DESCRIPTOR({cols}))", timeout_s=self.operation_timeout_s)
+                f"DESCRIPTOR({cols}))",
+                timeout_s=self.operation_timeout_s,
+            )
         if len(result.rows) != 1:
             raise RolloutError(f"probe through {pipeline.model_name} returned {len(result.rows)} rows")
         score, version = result.rows[0]
         if not isinstance(score, int) or not 0 <= score <= 100:
             raise RolloutError(f"probe through {pipeline.model_name} returned score {score!r}")
         if version != pipeline.settings.model_version:
-            raise RolloutError(f"the model server answers with version {version!r}, "
-                               f"not {pipeline.settings.model_version!r}: deploy the model first")
+            raise RolloutError(
+                f"the model server answers with version {version!r}, "
+                f"not {pipeline.settings.model_version!r}: deploy the model first"
+            )
         return {"score": score, "model_version": version, "seconds": round(time.monotonic() - started, 2)}
 
     def position(self, pipeline: Pipeline, role: StatementRole) -> dict[str, int]:
@@ -484,11 +531,14 @@ class SqlGatewayFlink(FlinkEngine):
         st = pipeline.statements[role]
         source, sink = st.reads[0], st.tables[-1]
         group = st.group_id(pipeline.settings, source)
-        return {"lag": sum(group_lag(self.kafka, group, [pipeline.settings.topic(source)]).values()),
-                "sink_end": end_offset(self.kafka, pipeline.settings.topic(sink))}
+        return {
+            "lag": sum(group_lag(self.kafka, group, [pipeline.settings.topic(source)]).values()),
+            "sink_end": end_offset(self.kafka, pipeline.settings.topic(sink)),
+        }
 
-    def verify_produces(self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any,
-                        timeout_s: float) -> str:
+    def verify_produces(
+        self, pipeline: Pipeline, role: StatementRole, ident: str, before: Any, timeout_s: float
+    ) -> str:
         """Output grows, or the job has caught up with its input (its checkpoints commit the group offsets)."""
         st = pipeline.statements[role]
         source, sink = pipeline.settings.topic(st.reads[0]), pipeline.settings.topic(st.tables[-1])
@@ -509,8 +559,9 @@ class SqlGatewayFlink(FlinkEngine):
         try:
             return wait_until(verdict, timeout_s=timeout_s, interval_s=0.5, what=f"{st.name} producing")
         except WaitTimeout:
-            raise RolloutError(f"{st.name} produced nothing in {timeout_s:.0f} s while {last['lag']} records "
-                               f"wait in {source}") from None
+            raise RolloutError(
+                f"{st.name} produced nothing in {timeout_s:.0f} s while {last['lag']} records wait in {source}"
+            ) from None
 
     # ---- healing ----------------------------------------------------------------------------------------
 
@@ -518,16 +569,20 @@ class SqlGatewayFlink(FlinkEngine):
         state = self.deployed(statement_prefix)
         if state is None:
             return []
-        jobs = {j["name"]: j for j in self._rest("GET", "/jobs/overview").json().get("jobs", [])
-                if j["name"] in state.statements}
+        jobs = {
+            j["name"]: j
+            for j in self._rest("GET", "/jobs/overview").json().get("jobs", [])
+            if j["name"] in state.statements
+        }
         out = []
         for name, role in state.statements.items():
             job = jobs.get(name)
             if job is None:
                 out.append(StatementHealth(name, role, "MISSING", detail="no such job on the JobManager"))
             elif job["state"] in LIVE_STATES:
-                out.append(StatementHealth(name, role, "RUNNING" if job["state"] == "RUNNING" else job["state"],
-                                           job["jid"]))
+                out.append(
+                    StatementHealth(name, role, "RUNNING" if job["state"] == "RUNNING" else job["state"], job["jid"])
+                )
             else:
                 out.append(StatementHealth(name, role, job["state"], job["jid"], self._root_cause(job["jid"])))
         return out
@@ -550,8 +605,9 @@ class SqlGatewayFlink(FlinkEngine):
                 job = self._submit(_submission_of(entry, name, record), restore)
                 entry.jobs.append(job)
                 entry.savepoint = None
-                actions.append(HealAction(name, "resubmitted", job,
-                                          restore or "group offsets (no retained checkpoint)"))
+                actions.append(
+                    HealAction(name, "resubmitted", job, restore or "group offsets (no retained checkpoint)")
+                )
                 log.info("restored %s as job %s from %s", name, job, restore or "its committed group offsets")
         for action in actions:
             if action.action == "resubmitted" and action.ident:
@@ -622,8 +678,13 @@ def _newest_snapshot(entry: StatementRecord, checkpoint_root: Optional[Path]) ->
 
 def _sql_literal(value: Any, column: str) -> str:
     ftype = FIELDS_BY_NAME[column].type
-    sql_type = {FieldType.STRING: "STRING", FieldType.BOOLEAN: "BOOLEAN", FieldType.NUMBER: "DOUBLE",
-                FieldType.INT: "INT", FieldType.TIMESTAMP: "TIMESTAMP_LTZ(3)"}[ftype]
+    sql_type = {
+        FieldType.STRING: "STRING",
+        FieldType.BOOLEAN: "BOOLEAN",
+        FieldType.NUMBER: "DOUBLE",
+        FieldType.INT: "INT",
+        FieldType.TIMESTAMP: "TIMESTAMP_LTZ(3)",
+    }[ftype]
     if value is None:
         return f"CAST(NULL AS {sql_type})"
     if ftype is FieldType.TIMESTAMP:
@@ -634,4 +695,3 @@ def _sql_literal(value: Any, column: str) -> str:
     if ftype in (FieldType.NUMBER, FieldType.INT):
         return f"CAST({float(value)!r} AS {sql_type})"
     return "'" + str(value).replace("'", "''") + "'"
-

@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 
 def local_engine(cfg: StackConfig) -> SqlGatewayFlink:
     """The local stack's Flink, with the deployment records under the stack's state root."""
-    return SqlGatewayFlink(url=cfg.sql_gateway_url, flink_rest_url=cfg.flink_rest_url,
-                           kafka=KafkaResource.local(cfg), state_path=str(records_dir(cfg)))
+    return SqlGatewayFlink(
+        url=cfg.sql_gateway_url,
+        flink_rest_url=cfg.flink_rest_url,
+        kafka=KafkaResource.local(cfg),
+        state_path=str(records_dir(cfg)),
+    )
 
 
 def records_dir(cfg: StackConfig) -> Path:
@@ -46,9 +50,17 @@ def heal_local(cfg: StackConfig, timeout_s: float = 180.0) -> dict[str, list[Hea
     if not prefixes:
         return {}
     try:
-        wait_until(lambda: True if flink_health(cfg.flink_rest_url, need_taskmanager=True) is None
-                   and gateway_health(cfg.sql_gateway_url) is None else None,
-                   timeout_s=timeout_s, interval_s=1.0, what="a TaskManager and the SQL Gateway")
+        wait_until(
+            lambda: (
+                True
+                if flink_health(cfg.flink_rest_url, need_taskmanager=True) is None
+                and gateway_health(cfg.sql_gateway_url) is None
+                else None
+            ),
+            timeout_s=timeout_s,
+            interval_s=1.0,
+            what="a TaskManager and the SQL Gateway",
+        )
     except WaitTimeout as exc:
         log.warning("statements not restored yet: %s; the flink_statements_sensor will retry", exc)
         return {}
@@ -58,8 +70,7 @@ def heal_local(cfg: StackConfig, timeout_s: float = 180.0) -> dict[str, list[Hea
         out[prefix] = engine.heal(prefix)
         restored = [a for a in out[prefix] if a.action != "left"]
         if restored:
-            log.info("pipeline %s: restored %s", prefix,
-                     "; ".join(f"{a.name} from {a.resumed_from}" for a in restored))
+            log.info("pipeline %s: restored %s", prefix, "; ".join(f"{a.name} from {a.resumed_from}" for a in restored))
     return out
 
 

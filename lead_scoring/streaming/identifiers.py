@@ -23,8 +23,10 @@ BOOTSTRAP = re.compile(rf"^{HOST_PORT}(?:,{HOST_PORT})*$")
 URL = r"https?://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~:/@%+=${}-]*)?"
 # the cluster profile lists every replica, comma-separated; `lead-scoring plan` shows unset parts as ${VARIABLE}
 URLS = re.compile(rf"^{URL}(?:,{URL})*$")
-DURATION = re.compile(r"^[0-9]{1,9}(?:\.[0-9]{1,3})? ?(?:ms|s|sec|min|h|d|milli|millis|second|seconds|minute|"
-                      r"minutes|hour|hours|day|days)?$")
+DURATION = re.compile(
+    r"^[0-9]{1,9}(?:\.[0-9]{1,3})? ?(?:ms|s|sec|min|h|d|milli|millis|second|seconds|minute|"
+    r"minutes|hour|hours|day|days)?$"
+)
 PROPERTY_KEY = re.compile(r"^[a-z][a-z0-9.-]{0,127}$")
 # non-secret Kafka client settings: protocol and mechanism names, a CA bundle's path
 PROPERTY_VALUE = re.compile(r"^[A-Za-z0-9_./:@+=,-]{1,1024}$")
@@ -62,8 +64,10 @@ class Problem:
     pattern: str
 
     def __str__(self) -> str:
-        return (f"{self.field} = {str(self.value)[:120]!r} does not match the pattern {self.pattern} it needs to be "
-                f"rendered into Flink SQL safely; use {self.expected}")
+        return (
+            f"{self.field} = {str(self.value)[:120]!r} does not match the pattern {self.pattern} it needs to be "
+            f"rendered into Flink SQL safely; use {self.expected}"
+        )
 
 
 def check(field: str, value: Any, pattern: re.Pattern[str], expected: str) -> Problem | None:
@@ -75,15 +79,30 @@ def check(field: str, value: Any, pattern: re.Pattern[str], expected: str) -> Pr
 def validate_render_settings(settings: Any) -> None:
     """Raise `UnsafeSqlValue` naming every field of `settings` (a `RenderSettings`) that could break out of
     its place in the SQL. Integers and booleans are typed; they are checked to be exactly that."""
-    problems = [p for name, (pattern, expected) in FIELD_PATTERNS.items()
-                if (p := check(name, getattr(settings, name), pattern, expected)) is not None]
+    problems = [
+        p
+        for name, (pattern, expected) in FIELD_PATTERNS.items()
+        if (p := check(name, getattr(settings, name), pattern, expected)) is not None
+    ]
     for key, value in settings.kafka_properties:
-        problems += [p for p in (check("kafka_properties key", key, PROPERTY_KEY, "a Kafka client property name"),
-                                 check(f"kafka_properties[{key!r}]", value, PROPERTY_VALUE,
-                                       "a value without quotes, spaces or backslashes"))
-                     if p is not None]
-    for name in ("model_batch_size", "producer_linger_ms", "async_capacity", "validate_parallelism",
-                 "route_parallelism", "scoring_parallelism"):
+        problems += [
+            p
+            for p in (
+                check("kafka_properties key", key, PROPERTY_KEY, "a Kafka client property name"),
+                check(
+                    f"kafka_properties[{key!r}]", value, PROPERTY_VALUE, "a value without quotes, spaces or backslashes"
+                ),
+            )
+            if p is not None
+        ]
+    for name in (
+        "model_batch_size",
+        "producer_linger_ms",
+        "async_capacity",
+        "validate_parallelism",
+        "route_parallelism",
+        "scoring_parallelism",
+    ):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int):
             problems.append(Problem(name, value, "an integer", "int"))

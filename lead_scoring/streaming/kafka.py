@@ -23,8 +23,9 @@ class KafkaResource(dg.ConfigurableResource):
     api_secret: Optional[str] = Field(default=None, description="Confluent Cloud API secret (sasl.password)")
     client_id: str = Field(default="lead-scoring", description="client.id sent to the brokers")
     ssl_ca_location: Optional[str] = Field(default=None, description="CA bundle that signed the brokers' certificates")
-    topic_partitions: Optional[int] = Field(default=None, ge=1,
-                                            description="partitions of the pipeline's topics (None: topics.py)")
+    topic_partitions: Optional[int] = Field(
+        default=None, ge=1, description="partitions of the pipeline's topics (None: topics.py)"
+    )
 
     @classmethod
     def local(cls, cfg: StackConfig) -> KafkaResource:
@@ -45,12 +46,18 @@ class KafkaResource(dg.ConfigurableResource):
         """An existing cluster: TLS/SASL as the settings say, credentials from LEAD_SCORING_KAFKA_SASL_*."""
         credentials = {}
         if settings.kafka_sasl_mechanism:
-            credentials = {"api_key": dg.EnvVar("LEAD_SCORING_KAFKA_SASL_USERNAME"),
-                           "api_secret": dg.EnvVar("LEAD_SCORING_KAFKA_SASL_PASSWORD")}
-        return cls(bootstrap_servers=settings.kafka_bootstrap_servers,
-                   security_protocol=settings.kafka_security_protocol, sasl_mechanism=settings.kafka_sasl_mechanism,
-                   ssl_ca_location=settings.kafka_ssl_ca_location, topic_partitions=settings.topic_partitions,
-                   **credentials)
+            credentials = {
+                "api_key": dg.EnvVar("LEAD_SCORING_KAFKA_SASL_USERNAME"),
+                "api_secret": dg.EnvVar("LEAD_SCORING_KAFKA_SASL_PASSWORD"),
+            }
+        return cls(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            security_protocol=settings.kafka_security_protocol,
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            ssl_ca_location=settings.kafka_ssl_ca_location,
+            topic_partitions=settings.topic_partitions,
+            **credentials,
+        )
 
     def flink_properties(self) -> dict[str, str]:
         """What Flink's Kafka connector needs beyond the bootstrap servers (rendered as `properties.*`).

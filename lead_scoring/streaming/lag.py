@@ -22,13 +22,19 @@ from lead_scoring.streaming.kafka import KafkaResource
 Partition = tuple[str, int]
 OFFSETS_GROUP = "lead-scoring.offsets"  # reads only; never joins, never commits
 # A group's coordinator moving or still loading (a new group, a broker just back): asked again, not reported.
-COORDINATOR_BUSY = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                    KafkaError.COORDINATOR_NOT_AVAILABLE}
+COORDINATOR_BUSY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
 
 
 def _coordinator_busy(exc: BaseException) -> bool:
-    return isinstance(exc, KafkaException) and bool(exc.args) and getattr(exc.args[0], "code", lambda: None)() \
-        in COORDINATOR_BUSY
+    return (
+        isinstance(exc, KafkaException)
+        and bool(exc.args)
+        and getattr(exc.args[0], "code", lambda: None)() in COORDINATOR_BUSY
+    )
 
 
 class KafkaUnavailable(RuntimeError):
@@ -53,16 +59,23 @@ class OffsetReader:
         except KafkaException as exc:
             raise _unavailable(exc) from exc
         wanted = set(topics) if topics is not None else None
-        return {name: len(meta.partitions) for name, meta in metadata.topics.items()
-                if meta.error is None and (wanted is None or name in wanted)}
+        return {
+            name: len(meta.partitions)
+            for name, meta in metadata.topics.items()
+            if meta.error is None and (wanted is None or name in wanted)
+        }
 
     def committed(self, partitions: dict[str, int]) -> dict[Partition, int]:
         """The reader's group's committed offset per partition; -1 where it never committed."""
         wanted = [TopicPartition(t, p) for t, n in partitions.items() for p in range(n)]
         if not wanted:
             return {}
-        retrying = tenacity.Retrying(stop=tenacity.stop_after_delay(self.timeout_s * 2), wait=backoff(0.2, 2.0),
-                                     retry=tenacity.retry_if_exception(_coordinator_busy), reraise=True)
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_delay(self.timeout_s * 2),
+            wait=backoff(0.2, 2.0),
+            retry=tenacity.retry_if_exception(_coordinator_busy),
+            reraise=True,
+        )
         try:
             committed = retrying(self.consumer.committed, wanted, timeout=self.timeout_s)
         except KafkaException as exc:
@@ -72,8 +85,11 @@ class OffsetReader:
     def watermarks(self, partitions: dict[str, int]) -> dict[Partition, tuple[int, int]]:
         """(low, high) watermark per partition."""
         try:
-            return {(t, p): self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=self.timeout_s)
-                    for t, n in partitions.items() for p in range(n)}
+            return {
+                (t, p): self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=self.timeout_s)
+                for t, n in partitions.items()
+                for p in range(n)
+            }
         except KafkaException as exc:
             raise _unavailable(exc) from exc
 

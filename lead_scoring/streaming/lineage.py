@@ -41,16 +41,41 @@ def topic_specs() -> list[dg.AssetSpec]:
         if written_by_flink:
             deps += [dg.AssetKey("flink_statements"), *(topic_asset_key(t) for t in _inputs_of(topic.name))]
         if written_by_shadow:
-            deps += [CHALLENGER_ASSET_KEY, *(topic_asset_key(t) for t in sorted(
-                {src for role, sinks in SHADOW_STATEMENT_SINKS.items() if topic.name in sinks
-                 for src in SHADOW_STATEMENT_SOURCES[role]}))]
-        specs.append(dg.AssetSpec(
-            key=topic_asset_key(topic.name), group_name="streaming", owners=OWNERS, kinds={"kafka"},
-            description=TOPICS_BY_NAME[topic.name].description, deps=deps,
-            metadata={"topic": topic.name, "partitions": topic.partitions,
-                      "written_by": "flink_statements" if written_by_flink else
-                      "challenger_deployment (shadow statements)" if written_by_shadow else
-                      ("the Salesforce source connector, `lead-scoring leads replay|generate`"
-                       if topic.name == INPUT_RAW else "")},
-        ))
+            deps += [
+                CHALLENGER_ASSET_KEY,
+                *(
+                    topic_asset_key(t)
+                    for t in sorted(
+                        {
+                            src
+                            for role, sinks in SHADOW_STATEMENT_SINKS.items()
+                            if topic.name in sinks
+                            for src in SHADOW_STATEMENT_SOURCES[role]
+                        }
+                    )
+                ),
+            ]
+        specs.append(
+            dg.AssetSpec(
+                key=topic_asset_key(topic.name),
+                group_name="streaming",
+                owners=OWNERS,
+                kinds={"kafka"},
+                description=TOPICS_BY_NAME[topic.name].description,
+                deps=deps,
+                metadata={
+                    "topic": topic.name,
+                    "partitions": topic.partitions,
+                    "written_by": "flink_statements"
+                    if written_by_flink
+                    else "challenger_deployment (shadow statements)"
+                    if written_by_shadow
+                    else (
+                        "the Salesforce source connector, `lead-scoring leads replay|generate`"
+                        if topic.name == INPUT_RAW
+                        else ""
+                    ),
+                },
+            )
+        )
     return specs

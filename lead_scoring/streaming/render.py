@@ -83,8 +83,13 @@ def is_shadow_key(key: str) -> bool:
 
 # Columns of the model: what ML_PREDICT sends (no PII, no label, no leakage) and what it reads back.
 MODEL_INPUT_FIELDS: tuple[str, ...] = REQUIRED_FIELDS + tuple(f for f in FEATURES if f not in REQUIRED_FIELDS)
-MODEL_OUTPUTS: tuple[tuple[str, str], ...] = (("score", "INT"), ("reasons_text", "STRING"), ("model_version", "STRING"),
-                                              ("grade", "STRING"), ("features_hash", "STRING"))
+MODEL_OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("score", "INT"),
+    ("reasons_text", "STRING"),
+    ("model_version", "STRING"),
+    ("grade", "STRING"),
+    ("features_hash", "STRING"),
+)
 
 _FLINK_TYPES = {
     FieldType.STRING: "STRING",
@@ -180,8 +185,10 @@ class RenderSettings:
             raise ValueError(f"validation {self.validation!r}: choose udf or sql")
         allowed = {"kserve", "triton"} if self.dialect is Dialect.FLINK else {"vertexai"}
         if self.model_provider not in allowed:
-            raise ValueError(f"model provider {self.model_provider!r} is not available in {self.dialect.value} "
-                             f"(choose from {sorted(allowed)})")
+            raise ValueError(
+                f"model provider {self.model_provider!r} is not available in {self.dialect.value} "
+                f"(choose from {sorted(allowed)})"
+            )
         validate_render_settings(self)  # nothing from config reaches the SQL unless it cannot break out of it
 
     @property
@@ -265,6 +272,7 @@ def model_name(settings: RenderSettings, ddl_fingerprint: str) -> str:
 
 # -- contract -> SQL ---------------------------------------------------------------------------------
 
+
 def _q(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
@@ -287,8 +295,10 @@ def _value(name: str, returning: str = "") -> str:
 def _json_type_of(wrapped: str) -> str:
     """The JSON type name of a wrapped value, spelled like validation._json_type (one call, no CASE:
     the planner's time grows with every CASE branch)."""
-    return (f"COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', "
-            f"POSITION(SUBSTR({wrapped}, 2, 1) IN '\"tf{{[') - 1), 'number')")
+    return (
+        f"COALESCE(SPLIT_INDEX('string,boolean,boolean,object,array', ',', "
+        f"POSITION(SUBSTR({wrapped}, 2, 1) IN '\"tf{{[') - 1), 'number')"
+    )
 
 
 _TS_PARTS = r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2})?(\.\d{1,9})?"
@@ -301,23 +311,30 @@ def timestamp_expr(text: str) -> str:
     Flink's TO_TIMESTAMP_LTZ ignores zone offsets in its pattern, so the offset is applied by hand:
     the local part is read as UTC and shifted by the offset minutes.
     """
+
     def part(i: int) -> str:
         return f"REGEXP_EXTRACT({text}, {_q(_TS_PARTS)}, {i})"
 
     def zone(i: int) -> str:
         return f"REGEXP_EXTRACT({text}, {_q(_TS_ZONE)}, {i})"
 
-    local = (f"CONCAT({part(1)}, ' ', {part(2)}, COALESCE({part(3)}, ':00'), "
-             f"SUBSTR(RPAD(COALESCE({part(4)}, '.'), 4, '0'), 1, 4))")
-    offset = (f"COALESCE(CASE WHEN {zone(1)} = '-' THEN -1 ELSE 1 END * "
-              f"(CAST({zone(2)} AS INT) * 60 + CAST({zone(3)} AS INT)), 0)")
+    local = (
+        f"CONCAT({part(1)}, ' ', {part(2)}, COALESCE({part(3)}, ':00'), "
+        f"SUBSTR(RPAD(COALESCE({part(4)}, '.'), 4, '0'), 1, 4))"
+    )
+    offset = (
+        f"COALESCE(CASE WHEN {zone(1)} = '-' THEN -1 ELSE 1 END * "
+        f"(CAST({zone(2)} AS INT) * 60 + CAST({zone(3)} AS INT)), 0)"
+    )
     return f"TIMESTAMPADD(MINUTE, -{offset}, TO_TIMESTAMP_LTZ({local}, 'yyyy-MM-dd HH:mm:ss.SSS', 'UTC'))"
 
 
 def epoch_ms_expr(ts: str) -> str:
     """TIMESTAMP_LTZ(3) -> epoch milliseconds (BIGINT) without the 2038 limit of TIMESTAMPDIFF(SECOND)."""
-    return (f"(CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), {ts}) AS BIGINT) * 60000"
-            f" + EXTRACT(SECOND FROM {ts}) * 1000 + EXTRACT(MILLISECOND FROM {ts}))")
+    return (
+        f"(CAST(TIMESTAMPDIFF(MINUTE, TO_TIMESTAMP_LTZ(0, 3), {ts}) AS BIGINT) * 60000"
+        f" + EXTRACT(SECOND FROM {ts}) * 1000 + EXTRACT(MILLISECOND FROM {ts}))"
+    )
 
 
 def field_check(spec: LeadField) -> str:
@@ -335,9 +352,13 @@ def field_check(spec: LeadField) -> str:
         whens.append((f"CHAR_LENGTH({v}) > {MAX_STRING_LENGTH}", _q(f"longer than {MAX_STRING_LENGTH} characters")))
         if spec.allowed is not None:
             allowed = ", ".join(_q(a) for a in spec.allowed)
-            whens.append((f"{v} NOT IN ({allowed})",
-                          f"CONCAT({_q('must be one of ' + ', '.join(spec.allowed) + '; got ' + chr(39))}, "
-                          f"SUBSTR({v}, 1, 40), '''')"))
+            whens.append(
+                (
+                    f"{v} NOT IN ({allowed})",
+                    f"CONCAT({_q('must be one of ' + ', '.join(spec.allowed) + '; got ' + chr(39))}, "
+                    f"SUBSTR({v}, 1, 40), '''')",
+                )
+            )
         if spec.required:
             whens.append((f"TRIM({v}) = ''", _q("must not be empty")))
     elif kind is FieldType.BOOLEAN:
@@ -348,8 +369,12 @@ def field_check(spec: LeadField) -> str:
             whens.append((f"{_value(spec.name, 'DOUBLE')} < 0", f"CONCAT('must be >= 0, got ', {v})"))
     elif kind is FieldType.TIMESTAMP:
         whens.append((f"{w} NOT LIKE '[\"%'", f"CONCAT('expected an ISO-8601 timestamp string, got ', {got})"))
-        whens.append((f"NOT REGEXP({v}, {_q(TIMESTAMP_PATTERN)})",
-                      f"CONCAT('not an ISO-8601 timestamp: ''', SUBSTR({v}, 1, 40), '''')"))
+        whens.append(
+            (
+                f"NOT REGEXP({v}, {_q(TIMESTAMP_PATTERN)})",
+                f"CONCAT('not an ISO-8601 timestamp: ''', SUBSTR({v}, 1, 40), '''')",
+            )
+        )
         whens.append((f"{timestamp_expr(v)} IS NULL", _q("not a valid timestamp")))
     else:  # pragma: no cover - contract programming error
         raise AssertionError(f"unhandled field type {kind}")
@@ -403,13 +428,24 @@ CONTRACT_CHECK_DDL = f"CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_C
 
 def contract_spec() -> str:
     """The contract as CONTRACT_CHECK reads it (compact JSON, rendered into the SQL as a literal)."""
-    return json.dumps({
-        "max_string_length": MAX_STRING_LENGTH,
-        "timestamp_pattern": TIMESTAMP_PATTERN,
-        "fields": [{"name": f.name, "type": f.type.value, "required": f.required, "nullable": f.nullable,
-                    "non_negative": f.non_negative, "allowed": list(f.allowed) if f.allowed else None}
-                   for f in LEAD_FIELDS],
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "max_string_length": MAX_STRING_LENGTH,
+            "timestamp_pattern": TIMESTAMP_PATTERN,
+            "fields": [
+                {
+                    "name": f.name,
+                    "type": f.type.value,
+                    "required": f.required,
+                    "nullable": f.nullable,
+                    "non_negative": f.non_negative,
+                    "allowed": list(f.allowed) if f.allowed else None,
+                }
+                for f in LEAD_FIELDS
+            ],
+        },
+        separators=(",", ":"),
+    )
 
 
 def udf_converted_columns() -> list[str]:
@@ -428,6 +464,7 @@ def udf_converted_columns() -> list[str]:
 
 
 # -- tables ------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Col:
@@ -476,29 +513,71 @@ def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
     ts_type = "TIMESTAMP_LTZ(3)" if s.confluent else "BIGINT"
     avro_errors = f"{s.topic(T.DLQ)}_avro" if s.confluent else None
     return {
-        T.INPUT_RAW: spec(T.INPUT_RAW, columns=(Col("payload", "STRING"),), flink_format="raw",
-                          confluent_format="raw", key=None, confluent_owned=False),
-        T.INPUT_AVRO: spec(T.INPUT_AVRO, columns=contract, flink_format="avro", confluent_format="avro-registry",
-                           error_log_target=avro_errors),
-        T.LEADS: spec(T.LEADS, columns=contract, flink_format="avro", confluent_format="avro-registry",
-                      proctime=not s.confluent,
-                      error_log_target=avro_errors),
-        T.CONTACTS: spec(T.CONTACTS, columns=contract, flink_format="avro", confluent_format="avro-registry",
-                         proctime=not s.confluent,
-                         error_log_target=avro_errors),
-        T.LEAD_SCORES: spec(T.LEAD_SCORES, columns=_score_columns(s.confluent), flink_format="json",
-                            confluent_format="avro-registry", timestamp_column=None),
-        T.CONTACT_SCORES: spec(T.CONTACT_SCORES, columns=_score_columns(s.confluent), flink_format="json",
-                               confluent_format="avro-registry", timestamp_column=None),
-        T.LEAD_SCORES_SHADOW: spec(T.LEAD_SCORES_SHADOW, columns=_score_columns(s.confluent), flink_format="json",
-                                   confluent_format="avro-registry", timestamp_column=None),
-        T.DLQ: spec(T.DLQ, columns=(Col("payload", "STRING"), Col("reason", "STRING NOT NULL"),
-                                    Col("source_ts", ts_type)),
-                    flink_format="json", confluent_format="json-registry", key=None, timestamp_column=None),
+        T.INPUT_RAW: spec(
+            T.INPUT_RAW,
+            columns=(Col("payload", "STRING"),),
+            flink_format="raw",
+            confluent_format="raw",
+            key=None,
+            confluent_owned=False,
+        ),
+        T.INPUT_AVRO: spec(
+            T.INPUT_AVRO,
+            columns=contract,
+            flink_format="avro",
+            confluent_format="avro-registry",
+            error_log_target=avro_errors,
+        ),
+        T.LEADS: spec(
+            T.LEADS,
+            columns=contract,
+            flink_format="avro",
+            confluent_format="avro-registry",
+            proctime=not s.confluent,
+            error_log_target=avro_errors,
+        ),
+        T.CONTACTS: spec(
+            T.CONTACTS,
+            columns=contract,
+            flink_format="avro",
+            confluent_format="avro-registry",
+            proctime=not s.confluent,
+            error_log_target=avro_errors,
+        ),
+        T.LEAD_SCORES: spec(
+            T.LEAD_SCORES,
+            columns=_score_columns(s.confluent),
+            flink_format="json",
+            confluent_format="avro-registry",
+            timestamp_column=None,
+        ),
+        T.CONTACT_SCORES: spec(
+            T.CONTACT_SCORES,
+            columns=_score_columns(s.confluent),
+            flink_format="json",
+            confluent_format="avro-registry",
+            timestamp_column=None,
+        ),
+        T.LEAD_SCORES_SHADOW: spec(
+            T.LEAD_SCORES_SHADOW,
+            columns=_score_columns(s.confluent),
+            flink_format="json",
+            confluent_format="avro-registry",
+            timestamp_column=None,
+        ),
+        T.DLQ: spec(
+            T.DLQ,
+            columns=(Col("payload", "STRING"), Col("reason", "STRING NOT NULL"), Col("source_ts", ts_type)),
+            flink_format="json",
+            confluent_format="json-registry",
+            key=None,
+            timestamp_column=None,
+        ),
     }
 
 
 # -- statements --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Statement:
@@ -548,8 +627,10 @@ class Pipeline:
     def session_script(self, role: StatementRole) -> list[str]:
         """Local: everything one SQL Gateway session runs for `role`, in order (DDL is session-scoped)."""
         st = self.statements[role]
-        script = [self.table_ddl(t, st.group_id(self.settings, t), st.offset_reset) if t in st.reads
-                  else self.table_ddl(t) for t in st.tables]
+        script = [
+            self.table_ddl(t, st.group_id(self.settings, t), st.offset_reset) if t in st.reads else self.table_ddl(t)
+            for t in st.tables
+        ]
         script += list(st.functions)
         script += list(st.views)
         if st.uses_model:
@@ -559,8 +640,10 @@ class Pipeline:
 
     def as_text(self) -> str:
         """The whole rendering, for snapshots and asset metadata (no secrets are ever rendered)."""
-        parts = [f"-- dialect: {self.settings.dialect.value}; {'shadow ' if self.settings.shadow else ''}model "
-                 f"{self.settings.model_version} ({self.settings.model_provider})"]
+        parts = [
+            f"-- dialect: {self.settings.dialect.value}; {'shadow ' if self.settings.shadow else ''}model "
+            f"{self.settings.model_version} ({self.settings.model_provider})"
+        ]
         if self.session_config:
             parts += [f"SET '{k}' = '{v}';" for k, v in self.session_config.items()]
         functions = sorted({fn for st in self.statements.values() for fn in st.functions})
@@ -575,29 +658,52 @@ class Pipeline:
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(SQL_DIR)), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=False, autoescape=False)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(SQL_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
 
 
 def _render(template: str, s: RenderSettings, **ctx) -> str:
     score_ts: Callable[[str], str] = (lambda ts: ts) if s.confluent else epoch_ms_expr
-    base = dict(confluent=s.confluent, bootstrap=s.kafka_bootstrap, linger_ms=s.producer_linger_ms,
-                kafka_properties=s.kafka_properties,
-                epoch_ms=score_ts, score_ts=score_ts)
+    base = dict(
+        confluent=s.confluent,
+        bootstrap=s.kafka_bootstrap,
+        linger_ms=s.producer_linger_ms,
+        kafka_properties=s.kafka_properties,
+        epoch_ms=score_ts,
+        score_ts=score_ts,
+    )
     text = _env().get_template(template).render(**base, **ctx)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
 def _model_options(s: RenderSettings) -> list[tuple[str, str]]:
     if s.model_provider == "kserve":
-        return [("provider", "kserve"), ("endpoint", s.model_endpoint), ("timeout", s.model_timeout),
-                ("retry-timeout", s.model_retry_timeout), ("batch-size", str(s.model_batch_size)),
-                ("batch-linger", s.model_batch_linger)]
+        return [
+            ("provider", "kserve"),
+            ("endpoint", s.model_endpoint),
+            ("timeout", s.model_timeout),
+            ("retry-timeout", s.model_retry_timeout),
+            ("batch-size", str(s.model_batch_size)),
+            ("batch-linger", s.model_batch_linger),
+        ]
     if s.model_provider == "triton":
-        return [("provider", "triton"), ("endpoint", s.model_endpoint), ("model-name", s.server_model_name),
-                ("timeout", s.model_timeout)]
-    return [("provider", "vertexai"), ("task", "classification"), ("vertexai.connection", s.vertex_connection),
-            ("vertexai.input_format", "TF-SERVING"), ("vertexai.output_format", "TF-SERVING")]
+        return [
+            ("provider", "triton"),
+            ("endpoint", s.model_endpoint),
+            ("model-name", s.server_model_name),
+            ("timeout", s.model_timeout),
+        ]
+    return [
+        ("provider", "vertexai"),
+        ("task", "classification"),
+        ("vertexai.connection", s.vertex_connection),
+        ("vertexai.input_format", "TF-SERVING"),
+        ("vertexai.output_format", "TF-SERVING"),
+    ]
 
 
 CHANGED_VIEW_SUFFIX = "_changed"
@@ -623,13 +729,21 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     names = {k: v.topic_name for k, v in tables.items()}
 
     triton = s.model_provider == "triton"
-    inputs = [Col("record", "STRING")] if triton else [
-        # nullable on purpose: ML_PREDICT accepts a NOT NULL column for a nullable input, not the reverse
-        Col(n, model_input_type(s, FIELDS_BY_NAME[n].type)) for n in MODEL_INPUT_FIELDS
-    ]
+    inputs = (
+        [Col("record", "STRING")]
+        if triton
+        else [
+            # nullable on purpose: ML_PREDICT accepts a NOT NULL column for a nullable input, not the reverse
+            Col(n, model_input_type(s, FIELDS_BY_NAME[n].type))
+            for n in MODEL_INPUT_FIELDS
+        ]
+    )
     # Confluent: timestamp inputs are sent as UTC ISO-8601 text, computed next to the source's columns.
-    text_inputs = [(f"{c.name}{ISO_SUFFIX}", iso_utc_expr(f"`{c.name}`")) for c in inputs
-                   if s.confluent and FIELDS_BY_NAME[c.name].type is FieldType.TIMESTAMP]
+    text_inputs = [
+        (f"{c.name}{ISO_SUFFIX}", iso_utc_expr(f"`{c.name}`"))
+        for c in inputs
+        if s.confluent and FIELDS_BY_NAME[c.name].type is FieldType.TIMESTAMP
+    ]
     text_alias = {alias.removesuffix(ISO_SUFFIX): alias for alias, _ in text_inputs}
     input_args = ", ".join(f"`{text_alias.get(c.name, c.name)}`" for c in inputs)
     outputs = [Col("response", "STRING")] if triton else [Col(n, ty) for n, ty in MODEL_OUTPUTS]
@@ -650,45 +764,81 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         udf = s.validation == "udf"
         checked = f"{names[T.INPUT_RAW]}_checked"
         statements[StatementRole.VALIDATE] = Statement(
-            name=UNNAMED, role=StatementRole.VALIDATE,
-            sql=_render("validate.sql", s, t=names, payload=payload, source_time=source_time, udf=udf,
-                        converted=udf_converted_columns() if udf else converted_columns(),
-                        reason="" if udf else reason_expr(payload), checked=checked),
+            name=UNNAMED,
+            role=StatementRole.VALIDATE,
+            sql=_render(
+                "validate.sql",
+                s,
+                t=names,
+                payload=payload,
+                source_time=source_time,
+                udf=udf,
+                converted=udf_converted_columns() if udf else converted_columns(),
+                reason="" if udf else reason_expr(payload),
+                checked=checked,
+            ),
             tables=(*sources[StatementRole.VALIDATE], *STATEMENT_SINKS[StatementRole.VALIDATE]),
-            reads=sources[StatementRole.VALIDATE], parallelism=s.validate_parallelism,
+            reads=sources[StatementRole.VALIDATE],
+            parallelism=s.validate_parallelism,
             functions=(CONTRACT_CHECK_DDL,) if udf else (),
             views=(_render("checked.sql", s, view=checked, source=names[T.INPUT_RAW], spec=_q(contract_spec())),)
-            if udf else (),
+            if udf
+            else (),
         )
         statements[StatementRole.SPLIT] = Statement(
-            name=UNNAMED, role=StatementRole.SPLIT,
+            name=UNNAMED,
+            role=StatementRole.SPLIT,
             sql=_render("split.sql", s, t=names, columns=columns, source_time="`source_time`"),
             tables=(*sources[StatementRole.SPLIT], *STATEMENT_SINKS[StatementRole.SPLIT]),
-            reads=sources[StatementRole.SPLIT], parallelism=s.route_parallelism,
+            reads=sources[StatementRole.SPLIT],
+            parallelism=s.route_parallelism,
         )
-        scoring = {role: (sources[role], STATEMENT_SINKS[role])
-                   for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS)}
+        scoring = {
+            role: (sources[role], STATEMENT_SINKS[role])
+            for role in (StatementRole.SCORE_LEADS, StatementRole.SCORE_CONTACTS)
+        }
     for role, ((source,), (sink, dlq)) in scoring.items():
         # Echo suppression, in every dialect (sql/unchanged.sql): only records whose features changed since
         # that Id's last score (or re-score requests) reach the model. Locally a session view ML_PREDICT's
         # TABLE argument reads; in Confluent (no session views) the same query inlined in the statement.
-        unchanged = _render("unchanged.sql", s, columns=columns, source=names[source], rescore=RESCORE_EVENT,
-                            order_by=DEDUP_ORDER_CONFLUENT if s.confluent else "proc_time",
-                            features_key=features_key_expr(),
-                            # Confluent: a first shadow statement joins the live stream at its end, not its start
-                            source_hint=" /*+ OPTIONS('scan.startup.mode'='latest-offset') */"
-                            if s.shadow and s.confluent else "")
+        unchanged = _render(
+            "unchanged.sql",
+            s,
+            columns=columns,
+            source=names[source],
+            rescore=RESCORE_EVENT,
+            order_by=DEDUP_ORDER_CONFLUENT if s.confluent else "proc_time",
+            features_key=features_key_expr(),
+            # Confluent: a first shadow statement joins the live stream at its end, not its start
+            source_hint=" /*+ OPTIONS('scan.startup.mode'='latest-offset') */" if s.shadow and s.confluent else "",
+        )
         views: tuple[str, ...] = ()
         scored = names[source]
         if not s.confluent:
             scored = f"{names[source]}{CHANGED_VIEW_SUFFIX}"
             views = (f"CREATE TEMPORARY VIEW `{scored}` AS\n{unchanged}",)
-        sql = _render("score.sql", s, sink=names[sink], dlq=names[dlq], source=scored, model=dict(name=mname),
-                      model_input_columns=input_args, text_inputs=text_inputs, source_query=unchanged)
-        statements[role] = Statement(name=UNNAMED, role=role, sql=sql, tables=(source, sink, dlq),
-                                     reads=(source,), uses_model=True, views=views,
-                                     offset_reset="latest" if role.is_shadow else "earliest",
-                                     parallelism=s.scoring_parallelism)
+        sql = _render(
+            "score.sql",
+            s,
+            sink=names[sink],
+            dlq=names[dlq],
+            source=scored,
+            model=dict(name=mname),
+            model_input_columns=input_args,
+            text_inputs=text_inputs,
+            source_query=unchanged,
+        )
+        statements[role] = Statement(
+            name=UNNAMED,
+            role=role,
+            sql=sql,
+            tables=(source, sink, dlq),
+            reads=(source,),
+            uses_model=True,
+            views=views,
+            offset_reset="latest" if role.is_shadow else "earliest",
+            parallelism=s.scoring_parallelism,
+        )
 
     # Confluent: statement properties of every statement (UTC, like the local session: the model's text
     # timestamps and CURRENT_TIMESTAMP must not depend on the compute pool's zone).
@@ -712,10 +862,22 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
         }
         if s.object_reuse:
             session_config["pipeline.object-reuse"] = "true"
-    unnamed = Pipeline(settings=s, tables=tables, statements=statements, model_name=mname, model_sql=model_sql,
-                       session_config=session_config)
+    unnamed = Pipeline(
+        settings=s,
+        tables=tables,
+        statements=statements,
+        model_name=mname,
+        model_sql=model_sql,
+        session_config=session_config,
+    )
     # Each statement is named after everything it runs (no model version in it: see statement_name).
-    named = {role: replace(st, name=statement_name(s, role, fingerprint(
-        s.dialect.value, unnamed.session_script(role), session_config, st.parallelism)))
-        for role, st in statements.items()}
+    named = {
+        role: replace(
+            st,
+            name=statement_name(
+                s, role, fingerprint(s.dialect.value, unnamed.session_script(role), session_config, st.parallelism)
+            ),
+        )
+        for role, st in statements.items()
+    }
     return replace(unnamed, statements=named)

@@ -40,8 +40,13 @@ class RolloutReport:
     notes: list[str] = field(default_factory=list)
 
 
-def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float = 90.0,
-            on_event: Callable[[str], None] = log.info) -> RolloutReport:
+def rollout(
+    engine: FlinkEngine,
+    pipeline: Pipeline,
+    *,
+    verify_timeout_s: float = 90.0,
+    on_event: Callable[[str], None] = log.info,
+) -> RolloutReport:
     """Roll `pipeline` out: the champion's (validate, route, score-*) or the challenger's shadow statements
     (`RenderSettings.shadow`: shadow-*; a new challenger takes over from the previous one's offsets)."""
     s = pipeline.settings
@@ -77,13 +82,13 @@ def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float 
             produced = engine.verify_produces(pipeline, role, ident, before, verify_timeout_s)
         except Exception as exc:
             restored = _restore(engine, pipeline, role, new.name, ident, stopped, on_event)
-            raise RolloutError(
-                f"{new.name} did not take over: {exc}. {restored}"
-            ) from exc
+            raise RolloutError(f"{new.name} did not take over: {exc}. {restored}") from exc
         on_event(f"{new.name} {phase}; {produced}")
-        report.statements.append(StatementReport(new.name, role.value, phase, ident,
-                                                 action="replaced" if stopped else "started",
-                                                 replaced=resume_from))
+        report.statements.append(
+            StatementReport(
+                new.name, role.value, phase, ident, action="replaced" if stopped else "started", replaced=resume_from
+            )
+        )
         report.stopped += stopped
         if produced:
             report.notes.append(f"{new.name}: {produced}")
@@ -92,8 +97,15 @@ def rollout(engine: FlinkEngine, pipeline: Pipeline, *, verify_timeout_s: float 
     return report
 
 
-def _restore(engine: FlinkEngine, pipeline: Pipeline, role: StatementRole, new_name: str, ident: Optional[str],
-             stopped: list[str], on_event: Callable[[str], None]) -> str:
+def _restore(
+    engine: FlinkEngine,
+    pipeline: Pipeline,
+    role: StatementRole,
+    new_name: str,
+    ident: Optional[str],
+    stopped: list[str],
+    on_event: Callable[[str], None],
+) -> str:
     if ident is not None:
         try:
             engine.stop(pipeline, new_name, ident)

@@ -42,11 +42,18 @@ TOPICS: tuple[TopicSpec, ...] = (
     # scores carry the Id (a pseudonymous key), never a PII field; same retention all the same
     TopicSpec(LEAD_SCORES, "scores of Leads (contract section 2), read by the writeback and the sink", pii=False),
     TopicSpec(CONTACT_SCORES, "scores of Contacts (contract section 2)", pii=False),
-    TopicSpec(LEAD_SCORES_SHADOW, "scores of a challenger model on the live stream (contract section 2b); "
-                                  "read by the sink into the score ledger, never written back to the CRM", pii=False),
+    TopicSpec(
+        LEAD_SCORES_SHADOW,
+        "scores of a challenger model on the live stream (contract section 2b); "
+        "read by the sink into the score ledger, never written back to the CRM",
+        pii=False,
+    ),
     # raw payloads of bad records: PII like input_raw, so the same bound (it was 30 days, past the promise)
-    TopicSpec(DLQ, "records that failed the contract (raw payload) or got no usable score (Id + model answer), "
-                   "with the reason", partitions=1),
+    TopicSpec(
+        DLQ,
+        "records that failed the contract (raw payload) or got no usable score (Id + model answer), with the reason",
+        partitions=1,
+    ),
 )
 TOPICS_BY_NAME = {t.name: t for t in TOPICS}
 SCORE_TOPICS = (LEAD_SCORES, CONTACT_SCORES)  # the champion's scores: the writeback reads these only

@@ -37,18 +37,33 @@ def build(params: Any) -> Pipeline:
     """An unfitted pipeline; one transformer per contract field so contributions group by field."""
     transformers: list[tuple[str, Any, list[str]]] = []
     for name in CATEGORICAL_FEATURES:
-        transformers.append((step_name(name), make_pipeline(
-            SimpleImputer(strategy="constant", fill_value=MISSING),
-            OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=params.min_category_frequency,
-                          sparse_output=False),
-        ), [name]))
+        transformers.append(
+            (
+                step_name(name),
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=MISSING),
+                    OneHotEncoder(
+                        handle_unknown="infrequent_if_exist",
+                        min_frequency=params.min_category_frequency,
+                        sparse_output=False,
+                    ),
+                ),
+                [name],
+            )
+        )
     for name in NUMERIC_FEATURES:
-        transformers.append((step_name(name), make_pipeline(
-            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-            # log1p tames the heavy outliers of visits and page views before the spline basis
-            FunctionTransformer(np.log1p, feature_names_out="one-to-one"),
-            SplineTransformer(n_knots=params.spline_knots, degree=params.spline_degree, knots="quantile"),
-        ), [name]))
+        transformers.append(
+            (
+                step_name(name),
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                    # log1p tames the heavy outliers of visits and page views before the spline basis
+                    FunctionTransformer(np.log1p, feature_names_out="one-to-one"),
+                    SplineTransformer(n_knots=params.spline_knots, degree=params.spline_degree, knots="quantile"),
+                ),
+                [name],
+            )
+        )
     for name in FLAG_FEATURES:
         transformers.append((step_name(name), "passthrough", [name]))
     preprocess = ColumnTransformer(transformers, sparse_threshold=0.0, verbose_feature_names_out=True)
@@ -93,12 +108,16 @@ class Explainer:
         baseline = getattr(pipeline, BASELINE_ATTR, None)
         slices = getattr(pipeline, FEATURE_SLICES_ATTR, None)
         if baseline is None or slices is None:
-            raise ValueError("additive pipeline was not fitted with lead_scoring.training.model.fit "
-                             "(no explanation baseline): refit it with that function")
+            raise ValueError(
+                "additive pipeline was not fitted with lead_scoring.training.model.fit "
+                "(no explanation baseline): refit it with that function"
+            )
         if sum(b - a for a, b in slices.values()) != len(coef):
-            raise ValueError(f"additive pipeline has {len(coef)} model columns but the contract features explain only "
-                             f"{sum(b - a for a, b in slices.values())}: some are not contract features; rebuild it "
-                             "with lead_scoring.training.model.build_pipeline")
+            raise ValueError(
+                f"additive pipeline has {len(coef)} model columns but the contract features explain only "
+                f"{sum(b - a for a, b in slices.values())}: some are not contract features; rebuild it "
+                "with lead_scoring.training.model.build_pipeline"
+            )
         steps = {name: trans for name, trans, _ in preprocess.transformers_}
         # Log-odds term of the average training lead, per field: contributions are relative to it.
         self._base_terms = np.array([float(baseline[a:b] @ coef[a:b]) for a, b in (slices[f] for f in FEATURES)])
@@ -117,7 +136,7 @@ class Explainer:
             self._cat_unknown[f] = float(terms[-1])
             self._cat_missing[f] = self._cat_tables[f].get(MISSING, float(terms[-1]))
         self.numeric_terms = {
-            f: NumericTerm(steps[step_name(f)], coef[slices[f][0]:slices[f][1]]) for f in NUMERIC_FEATURES
+            f: NumericTerm(steps[step_name(f)], coef[slices[f][0] : slices[f][1]]) for f in NUMERIC_FEATURES
         }
         self._flag_coef = {f: float(coef[slices[f][0]]) for f in FLAG_FEATURES}
 
@@ -162,7 +181,7 @@ class NumericTerm:
         self._splines = []
         for i, basis in enumerate(spline.bsplines_):
             k = basis.k
-            weights = coef[i * per_column:(i + 1) * per_column]
+            weights = coef[i * per_column : (i + 1) * per_column]
             self._splines.append((BSpline(basis.t, weights, k, extrapolate=False), basis.t[k], basis.t[-k - 1]))
         grid = np.concatenate([[np.nan, 0.0, 1e-9, 1e9], np.expm1(np.linspace(-0.5, 12, 200))])
         self.compiled = bool(np.allclose(self._evaluate(grid), self._exact(grid), rtol=0, atol=1e-9))

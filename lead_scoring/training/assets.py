@@ -1,6 +1,5 @@
 """Training assets: CRM records in the warehouse -> training data -> model -> gated, versioned artifact."""
 
-
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +70,9 @@ def read_jsonl_records(path: Path) -> pd.DataFrame:
     owners=OWNERS,
     deps=[topic_asset_key(INPUT_RAW)],  # the sink worker (or the BigQuery connector) lands the stream here too
 )
-def crm_leads_raw(context: dg.AssetExecutionContext, config: CrmSeedConfig,
-                  warehouse: Warehouse) -> dg.MaterializeResult:
+def crm_leads_raw(
+    context: dg.AssetExecutionContext, config: CrmSeedConfig, warehouse: Warehouse
+) -> dg.MaterializeResult:
     """Raw CRM change records in the warehouse (seeded from data/ locally; fed by the stream)."""
     warehouse.ensure_tables()
     seeded = rejected = 0
@@ -96,26 +96,30 @@ def crm_leads_raw(context: dg.AssetExecutionContext, config: CrmSeedConfig,
         "FROM crm_leads_raw GROUP BY 1, 2 ORDER BY 1, 2"
     )
     total_rejected = int(warehouse.query("SELECT COUNT(*) AS n FROM rejected_leads")["n"].iloc[0])
-    return dg.MaterializeResult(metadata={
-        "rows": int(summary["records"].sum()) if not summary.empty else 0,
-        "seeded_rows": seeded,
-        "rejected_in_this_run": rejected,
-        "rejected_total": total_rejected,
-        "by_source": dg.MetadataValue.md(markdown_table(summary) if not summary.empty else "(empty)"),
-        "warehouse": warehouse.describe(),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "rows": int(summary["records"].sum()) if not summary.empty else 0,
+            "seeded_rows": seeded,
+            "rejected_in_this_run": rejected,
+            "rejected_total": total_rejected,
+            "by_source": dg.MetadataValue.md(markdown_table(summary) if not summary.empty else "(empty)"),
+            "warehouse": warehouse.describe(),
+        }
+    )
 
 
 class TrainingDataConfig(dg.Config):
     validation_fraction: float = Field(default=0.2, description="newest share of leads (by CreatedDate) held out")
     min_rows: int = Field(default=50, description="fewer labelled leads than this stops training")
     min_positives: int = Field(
-        default=20, description="the labelled leads need at least this many of each class (converted or not); "
-                                "a validation split with fewer trains the model in few-data mode")
+        default=20,
+        description="the labelled leads need at least this many of each class (converted or not); "
+        "a validation split with fewer trains the model in few-data mode",
+    )
     demo_data: str = Field(
         default="auto",
         description="auto: the seeded sample and streamed demo leads (_source seed/demo, DEMO- Ids) train only "
-                    "until real (import or stream) labelled leads exist; include: always; exclude: never",
+        "until real (import or stream) labelled leads exist; include: always; exclude: never",
     )
 
 
@@ -125,19 +129,29 @@ def demo_data_status(warehouse: Warehouse, policy: str) -> tuple[str, int, int]:
     by_kind = {bool(d): int(n) for d, n in zip(kinds["demo"], kinds["leads"], strict=True)}
     real, demo = by_kind.get(False, 0), by_kind.get(True, 0)
     used = policy == "include" or (policy == "auto" and real == 0)
-    why = {"include": "demo_data = include", "exclude": "demo_data = exclude",
-           "auto": f"{real} real labelled leads exist" if real else "no real labelled lead yet"}[policy]
+    why = {
+        "include": "demo_data = include",
+        "exclude": "demo_data = exclude",
+        "auto": f"{real} real labelled leads exist" if real else "no real labelled lead yet",
+    }[policy]
     return f"{demo} demo labelled leads {'used' if used else 'ignored'} ({why})", real, demo
 
 
 def sources_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Leads per `_source` (seed, demo, stream, import:<file>) in each split, with their conversion rate."""
-    return (frame.assign(converted=frame[LABEL].astype(bool))
-            .groupby("_source").agg(leads=("Id", "size"), train=("split", lambda s: int((s == "train").sum())),
-                                    validation=("split", lambda s: int((s == "validation").sum())),
-                                    converted=("converted", "mean"))
-            .reset_index().rename(columns={"_source": "source"})
-            .assign(converted=lambda t: t["converted"].map(lambda v: f"{v:.1%}")))
+    return (
+        frame.assign(converted=frame[LABEL].astype(bool))
+        .groupby("_source")
+        .agg(
+            leads=("Id", "size"),
+            train=("split", lambda s: int((s == "train").sum())),
+            validation=("split", lambda s: int((s == "validation").sum())),
+            converted=("converted", "mean"),
+        )
+        .reset_index()
+        .rename(columns={"_source": "source"})
+        .assign(converted=lambda t: t["converted"].map(lambda v: f"{v:.1%}"))
+    )
 
 
 @dg.asset(
@@ -146,43 +160,52 @@ def sources_table(frame: pd.DataFrame) -> pd.DataFrame:
     owners=OWNERS,
     deps=[crm_leads_raw],
 )
-def training_data(context: dg.AssetExecutionContext, config: TrainingDataConfig,
-                  warehouse: Warehouse) -> dg.Output[pd.DataFrame]:
+def training_data(
+    context: dg.AssetExecutionContext, config: TrainingDataConfig, warehouse: Warehouse
+) -> dg.Output[pd.DataFrame]:
     # one line (no E501 wrap): the docstring is the asset's description, single-line by convention (test_definitions)
     """Latest state per Id with its outcome, leakage fields excluded, demo data only until real leads exist, split by time."""  # noqa: E501
     if config.demo_data not in DEMO_DATA_POLICIES:
-        raise dg.Failure(f"training_data.demo_data is {config.demo_data!r}; use one of: "
-                         + "; ".join(f"{k} ({v})" for k, v in DEMO_DATA_POLICIES.items()))
+        raise dg.Failure(
+            f"training_data.demo_data is {config.demo_data!r}; use one of: "
+            + "; ".join(f"{k} ({v})" for k, v in DEMO_DATA_POLICIES.items())
+        )
     demo_status, real_leads, demo_leads = demo_data_status(warehouse, config.demo_data)
     context.log.info("training data: %s", demo_status)
     sql = training_data_sql(config.validation_fraction, config.demo_data)
     frame = warehouse.query(sql)
     hint = ""
     if "ignored" in demo_status and demo_leads:
-        hint = (f"; {demo_leads} demo labelled leads are not used once real leads exist (set training_data.demo_data "
-                "to include to train on both, or load more real leads)")
+        hint = (
+            f"; {demo_leads} demo labelled leads are not used once real leads exist (set training_data.demo_data "
+            "to include to train on both, or load more real leads)"
+        )
     check_trainable(frame, config.min_rows, config.min_positives, hint)
     frame[LABEL] = frame[LABEL].astype(bool)
     train, valid = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
     created = pd.to_datetime(frame["CreatedDate"], utc=True)
     sources = sources_table(frame)
-    return dg.Output(frame, metadata={
-        "sources": dg.MetadataValue.md(markdown_table(sources)),
-        "rows_per_source": dg.MetadataValue.json(
-            dict(zip(sources["source"], sources["leads"].astype(int), strict=True))),
-        "demo_data": demo_status,
-        "real_labelled_leads": real_leads,
-        "rows": len(frame),
-        "train_rows": len(train),
-        "validation_rows": len(valid),
-        "positive_rate_train": float(train[LABEL].mean()),
-        "positive_rate_validation": float(valid[LABEL].mean()),
-        "created_from": str(created.min()),
-        "created_to": str(created.max()),
-        "validation_from": str(pd.to_datetime(valid["CreatedDate"], utc=True).min()),
-        "features": len(FEATURES),
-        "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
-    })
+    return dg.Output(
+        frame,
+        metadata={
+            "sources": dg.MetadataValue.md(markdown_table(sources)),
+            "rows_per_source": dg.MetadataValue.json(
+                dict(zip(sources["source"], sources["leads"].astype(int), strict=True))
+            ),
+            "demo_data": demo_status,
+            "real_labelled_leads": real_leads,
+            "rows": len(frame),
+            "train_rows": len(train),
+            "validation_rows": len(valid),
+            "positive_rate_train": float(train[LABEL].mean()),
+            "positive_rate_validation": float(valid[LABEL].mean()),
+            "created_from": str(created.min()),
+            "created_to": str(created.max()),
+            "validation_from": str(pd.to_datetime(valid["CreatedDate"], utc=True).min()),
+            "features": len(FEATURES),
+            "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+        },
+    )
 
 
 def check_trainable(frame: pd.DataFrame, min_rows: int, min_positives: int, hint: str = "") -> None:
@@ -208,19 +231,23 @@ class ModelConfig(dg.Config):
         description="model families that compete (lead_scoring.training.model.FAMILIES), in order of preference",
     )
     min_auc_gain: float = Field(
-        default=0.002, ge=0,
+        default=0.002,
+        ge=0,
         description="a family later in `families` is chosen only if it beats the best earlier one by this much "
-                    "validation ROC AUC (near ties go to the simpler, faster model)",
+        "validation ROC AUC (near ties go to the simpler, faster model)",
     )
     grade_min_share: float = Field(
-        default=DEFAULT_MIN_SHARE, gt=0, le=0.25,
+        default=DEFAULT_MIN_SHARE,
+        gt=0,
+        le=0.25,
         description="every grade A-D holds at least this share of validation leads",
     )
     few_data_conversions: int = Field(
-        default=DEFAULT_FEW_DATA_CONVERSIONS, ge=0,
+        default=DEFAULT_FEW_DATA_CONVERSIONS,
+        ge=0,
         description="with fewer conversions than this (or a validation split too small to measure) the model trains "
-                    "in few-data mode: few-data hyperparameters, cross-fitted on every lead, three grades if four "
-                    "are not possible (benchmarks/learning_curve.py measured where this pays)",
+        "in few-data mode: few-data hyperparameters, cross-fitted on every lead, three grades if four "
+        "are not possible (benchmarks/learning_curve.py measured where this pays)",
     )
     cross_fit_folds: int = Field(default=5, ge=2, le=20, description="folds of the few-data cross-fitting")
     bootstrap_resamples: int = Field(default=200, ge=20, description="resamples of the metrics' 90% intervals")
@@ -246,17 +273,21 @@ class ModelConfig(dg.Config):
         return params_for(self.model_dump(), family)
 
     def settings(self) -> FitSettings:
-        return FitSettings(few_data_conversions=self.few_data_conversions, folds=self.cross_fit_folds,
-                           bootstrap_resamples=self.bootstrap_resamples, seed=self.random_state)
+        return FitSettings(
+            few_data_conversions=self.few_data_conversions,
+            folds=self.cross_fit_folds,
+            bootstrap_resamples=self.bootstrap_resamples,
+            seed=self.random_state,
+        )
 
     def checked_families(self) -> list[str]:
         if not self.families:
-            raise dg.Failure("lead_scoring_model.families is empty: list at least one of "
-                             f"{', '.join(FAMILIES)}")
+            raise dg.Failure(f"lead_scoring_model.families is empty: list at least one of {', '.join(FAMILIES)}")
         unknown = [f for f in self.families if f not in FAMILIES]
         if unknown:
-            raise dg.Failure(f"lead_scoring_model.families names unknown families {unknown}; "
-                             f"use any of {', '.join(FAMILIES)}")
+            raise dg.Failure(
+                f"lead_scoring_model.families names unknown families {unknown}; use any of {', '.join(FAMILIES)}"
+            )
         if len(set(self.families)) != len(self.families):
             raise dg.Failure(f"lead_scoring_model.families lists a family twice: {self.families}")
         return list(self.families)
@@ -289,8 +320,9 @@ class TrainedModel:
     kinds={"scikitlearn", "lightgbm"},
     owners=OWNERS,
 )
-def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig,
-                       training_data: pd.DataFrame) -> dg.Output[TrainedModel]:
+def lead_scoring_model(
+    context: dg.AssetExecutionContext, config: ModelConfig, training_data: pd.DataFrame
+) -> dg.Output[TrainedModel]:
     """The best of the configured families, calibrated, with metrics and intervals, plots and grades (few-data mode when conversions are few)."""  # noqa: E501
     families = config.checked_families()
     settings = config.settings()
@@ -301,9 +333,15 @@ def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig,
     candidates, evaluations = [], {}
     for family in families:
         candidate, evaluation = train_candidate(family, config.params(family), training_data, few_data, settings)
-        context.log.info("%s: ROC AUC %.4f, ECE %.4f (uncalibrated %.4f), fit %.1f s, %.3f ms/record", family,
-                         candidate.metrics["roc_auc"], candidate.metrics["ece"], candidate.uncalibrated["ece"],
-                         candidate.fit_seconds, candidate.ms_per_record)
+        context.log.info(
+            "%s: ROC AUC %.4f, ECE %.4f (uncalibrated %.4f), fit %.1f s, %.3f ms/record",
+            family,
+            candidate.metrics["roc_auc"],
+            candidate.metrics["ece"],
+            candidate.uncalibrated["ece"],
+            candidate.fit_seconds,
+            candidate.ms_per_record,
+        )
         candidates.append(candidate)
         evaluations[family] = evaluation
     chosen = select_candidate(candidates, config.min_auc_gain)
@@ -318,8 +356,11 @@ def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig,
         grades_error = str(exc)
         context.log.warning("no grades for the %s model: %s", chosen.family, exc)
     bounds = intervals(chosen, evaluation, settings)
-    evaluated_on = (f"out-of-fold predictions of all {len(evaluation)} labelled leads ({settings.folds}-fold "
-                    "cross-fitting)" if few_data else f"the {len(evaluation)} newest leads (validation split)")
+    evaluated_on = (
+        f"out-of-fold predictions of all {len(evaluation)} labelled leads ({settings.folds}-fold cross-fitting)"
+        if few_data
+        else f"the {len(evaluation)} newest leads (validation split)"
+    )
     created = pd.to_datetime(training_data["CreatedDate"], utc=True)
     valid_created = pd.to_datetime(training_data.loc[training_data["split"] == "validation", "CreatedDate"], utc=True)
     trained = TrainedModel(
@@ -327,8 +368,11 @@ def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig,
         params=chosen.params,
         metrics=chosen.metrics,
         features=list(FEATURES),
-        training_range={"from": str(created.min()), "to": str(created.max()),
-                        "validation_from": str(valid_created.min())},
+        training_range={
+            "from": str(created.min()),
+            "to": str(created.max()),
+            "validation_from": str(valid_created.min()),
+        },
         validation_ids=evaluation["Id"].tolist(),
         evaluation_proba=[float(p) for p in proba],
         family=chosen.family,
@@ -341,41 +385,59 @@ def lead_scoring_model(context: dg.AssetExecutionContext, config: ModelConfig,
         intervals=bounds,
         calibration=chosen.calibration,
         uncalibrated_metrics=chosen.uncalibrated,
-        card=card_section(evaluation=evaluation, proba=proba, training_data=training_data, few_data=few_data,
-                          few_data_reason=why, evaluated_on=evaluated_on, metrics=chosen.metrics, intervals=bounds,
-                          calibration=chosen.calibration),
+        card=card_section(
+            evaluation=evaluation,
+            proba=proba,
+            training_data=training_data,
+            few_data=few_data,
+            few_data_reason=why,
+            evaluated_on=evaluated_on,
+            metrics=chosen.metrics,
+            intervals=bounds,
+            calibration=chosen.calibration,
+        ),
     )
-    return dg.Output(trained, metadata={
-        **{k: dg.MetadataValue.float(v) for k, v in chosen.metrics.items() if k != "rows"},
-        "validation_rows": chosen.metrics["rows"],
-        "family": chosen.family,
-        "trained_on": f"trained on {conversions} conversions ({len(training_data)} leads)"
-                      + (" -- few-data mode" if few_data else ""),
-        "few_data_mode": few_data,
-        "few_data_reason": why,
-        "evaluated_on": evaluated_on,
-        "intervals_90": dg.MetadataValue.json(bounds),
-        "calibration": dg.MetadataValue.json(chosen.calibration),
-        "candidates": dg.MetadataValue.md(_candidates_table(candidates, chosen)),
-        "grades": dg.MetadataValue.md(grades.markdown() if grades else f"not fitted: {grades_error}"),
-        "grade_cutoffs": dg.MetadataValue.json(grades.scale.min_score if grades else {}),
-        "hyperparameters": dg.MetadataValue.json(chosen.params),
-        "plots": dg.MetadataValue.md(evaluation_plots_markdown(
-            y_eval.astype(int), proba, f"{evaluated_on}, {chosen.family} model")),
-        "example_reasons": dg.MetadataValue.md(
-            _example_reasons(chosen.pipeline, evaluation, grades.scale if grades else None)),
-    })
+    return dg.Output(
+        trained,
+        metadata={
+            **{k: dg.MetadataValue.float(v) for k, v in chosen.metrics.items() if k != "rows"},
+            "validation_rows": chosen.metrics["rows"],
+            "family": chosen.family,
+            "trained_on": f"trained on {conversions} conversions ({len(training_data)} leads)"
+            + (" -- few-data mode" if few_data else ""),
+            "few_data_mode": few_data,
+            "few_data_reason": why,
+            "evaluated_on": evaluated_on,
+            "intervals_90": dg.MetadataValue.json(bounds),
+            "calibration": dg.MetadataValue.json(chosen.calibration),
+            "candidates": dg.MetadataValue.md(_candidates_table(candidates, chosen)),
+            "grades": dg.MetadataValue.md(grades.markdown() if grades else f"not fitted: {grades_error}"),
+            "grade_cutoffs": dg.MetadataValue.json(grades.scale.min_score if grades else {}),
+            "hyperparameters": dg.MetadataValue.json(chosen.params),
+            "plots": dg.MetadataValue.md(
+                evaluation_plots_markdown(y_eval.astype(int), proba, f"{evaluated_on}, {chosen.family} model")
+            ),
+            "example_reasons": dg.MetadataValue.md(
+                _example_reasons(chosen.pipeline, evaluation, grades.scale if grades else None)
+            ),
+        },
+    )
 
 
 def _candidates_table(candidates: list[Candidate], chosen: Candidate) -> str:
-    lines = ["| family | ROC AUC | PR AUC | Brier | log loss | ECE | ECE uncalibrated | calibrated | fit s | "
-             "ms/record | chosen |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| family | ROC AUC | PR AUC | Brier | log loss | ECE | ECE uncalibrated | calibrated | fit s | "
+        "ms/record | chosen |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in candidates:
         m = c.metrics
-        lines.append(f"| {c.family} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['brier_score']:.4f} | "
-                     f"{m['log_loss']:.4f} | {m['ece']:.4f} | {c.uncalibrated['ece']:.4f} | "
-                     f"{'Platt' if c.calibration.get('applied') else 'none'} | {c.fit_seconds:.1f} | "
-                     f"{c.ms_per_record:.3f} | {'yes' if c is chosen else ''} |")
+        lines.append(
+            f"| {c.family} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['brier_score']:.4f} | "
+            f"{m['log_loss']:.4f} | {m['ece']:.4f} | {c.uncalibrated['ece']:.4f} | "
+            f"{'Platt' if c.calibration.get('applied') else 'none'} | {c.fit_seconds:.1f} | "
+            f"{c.ms_per_record:.3f} | {'yes' if c is chosen else ''} |"
+        )
     return "\n".join(lines)
 
 
@@ -384,8 +446,9 @@ def _example_reasons(pipeline: Any, valid: pd.DataFrame, grades: Optional[GradeS
     scores = LeadScorer(pipeline, "candidate", grades=grades).score_frame(features_frame(sample))
     lines = ["| Id | score | grade | reasons | converted |", "|---|---|---|---|---|"]
     for (_, row), score in zip(sample.iterrows(), scores, strict=True):
-        lines.append(f"| {row['Id']} | {score.score} | {score.grade} | {'; '.join(score.reasons)} | "
-                     f"{bool(row[LABEL])} |")
+        lines.append(
+            f"| {row['Id']} | {score.score} | {score.grade} | {'; '.join(score.reasons)} | {bool(row[LABEL])} |"
+        )
     return "\n".join(lines)
 
 
@@ -396,14 +459,20 @@ class QualityGateConfig(dg.Config):
     )
     max_ece: float = Field(default=0.03, ge=0, description="expected calibration error (10 bins) above this blocks")
     max_ece_increase_vs_champion: float = Field(
-        default=0.01, ge=0, description="the challenger's ECE may exceed the production model's by at most this")
+        default=0.01, ge=0, description="the challenger's ECE may exceed the production model's by at most this"
+    )
     few_data_max_ece: float = Field(
-        default=0.08, ge=0, description="few-data mode: the ECE limit instead of max_ece (out-of-fold predictions of "
-                                        "fold models that saw 80% of a few hundred leads overstate the deployed "
-                                        "model's ECE: benchmarks/learning_curve.py, docs/training.md)")
+        default=0.08,
+        ge=0,
+        description="few-data mode: the ECE limit instead of max_ece (out-of-fold predictions of "
+        "fold models that saw 80% of a few hundred leads overstate the deployed "
+        "model's ECE: benchmarks/learning_curve.py, docs/training.md)",
+    )
     few_data_min_auc_lower_bound: float = Field(
-        default=0.60, description="few-data mode: the 90% bootstrap interval's lower bound of ROC AUC must reach this "
-                                  "(instead of min_roc_auc, a point a few dozen conversions cannot show)")
+        default=0.60,
+        description="few-data mode: the 90% bootstrap interval's lower bound of ROC AUC must reach this "
+        "(instead of min_roc_auc, a point a few dozen conversions cannot show)",
+    )
 
 
 @dg.asset_check(
@@ -411,8 +480,8 @@ class QualityGateConfig(dg.Config):
     blocking=True,
     additional_ins={"training_data": dg.AssetIn("training_data")},
     description="Blocks deployment unless AUC clears the floor (few-data mode: its interval's lower bound), the "
-                "model is calibrated (ECE), matches the champion, uses no leakage feature, is explainable exactly "
-                "and its grades could be fitted.",
+    "model is calibrated (ECE), matches the champion, uses no leakage feature, is explainable exactly "
+    "and its grades could be fitted.",
 )
 def model_quality_gate(
     config: QualityGateConfig, lead_scoring_model: TrainedModel, training_data: pd.DataFrame, model_store: ModelStore
@@ -421,11 +490,16 @@ def model_quality_gate(
     evaluation = training_data[training_data["Id"].isin(set(model.validation_ids))]
     problems = quality_problems(config, model)
     challenger_auc, challenger_ece = model.metrics["roc_auc"], model.metrics.get("ece", float("nan"))
-    metadata: dict[str, Any] = {"challenger_family": model.family, "challenger_roc_auc": challenger_auc,
-                                "challenger_ece": challenger_ece, "min_roc_auc": config.min_roc_auc,
-                                "max_ece": config.max_ece, "few_data_mode": model.few_data_mode,
-                                "intervals_90": dg.MetadataValue.json(model.intervals),
-                                "leakage_features": ", ".join(leakage_fields(model)) or "none"}
+    metadata: dict[str, Any] = {
+        "challenger_family": model.family,
+        "challenger_roc_auc": challenger_auc,
+        "challenger_ece": challenger_ece,
+        "min_roc_auc": config.min_roc_auc,
+        "max_ece": config.max_ece,
+        "few_data_mode": model.few_data_mode,
+        "intervals_90": dg.MetadataValue.json(model.intervals),
+        "leakage_features": ", ".join(leakage_fields(model)) or "none",
+    }
     champion = champion_metrics(model_store, model, evaluation)
     if champion is None:
         metadata["champion_version"] = "none (first model)"
@@ -434,17 +508,28 @@ def model_quality_gate(
     else:
         version, (mine, theirs, leads) = champion
         auc, ece = theirs["roc_auc"], theirs["ece"]
-        metadata.update({"champion_version": version, "champion_roc_auc": auc, "champion_ece": ece,
-                         "champion_comparison": f"on {leads} leads"})
+        metadata.update(
+            {
+                "champion_version": version,
+                "champion_roc_auc": auc,
+                "champion_ece": ece,
+                "champion_comparison": f"on {leads} leads",
+            }
+        )
         if mine["roc_auc"] < auc - config.max_auc_drop_vs_champion:
-            problems.append(f"ROC AUC {mine['roc_auc']:.4f} is worse than production model {version} ({auc:.4f}) "
-                            f"on the same {leads} validation leads")
+            problems.append(
+                f"ROC AUC {mine['roc_auc']:.4f} is worse than production model {version} ({auc:.4f}) "
+                f"on the same {leads} validation leads"
+            )
         if mine["ece"] > ece + config.max_ece_increase_vs_champion:
-            problems.append(f"ECE {mine['ece']:.4f} is worse than production model {version} ({ece:.4f}) by more "
-                            f"than {config.max_ece_increase_vs_champion} on the same {leads} validation leads")
+            problems.append(
+                f"ECE {mine['ece']:.4f} is worse than production model {version} ({ece:.4f}) by more "
+                f"than {config.max_ece_increase_vs_champion} on the same {leads} validation leads"
+            )
     metadata["problems"] = "; ".join(problems) or "none"
-    return dg.AssetCheckResult(passed=not problems, metadata=metadata,
-                               description="; ".join(problems) or "challenger passes the gate")
+    return dg.AssetCheckResult(
+        passed=not problems, metadata=metadata, description="; ".join(problems) or "challenger passes the gate"
+    )
 
 
 def quality_problems(config: QualityGateConfig, model: TrainedModel) -> list[str]:
@@ -469,17 +554,21 @@ def quality_problems(config: QualityGateConfig, model: TrainedModel) -> list[str
     if model.few_data_mode:
         auc_low = model.intervals.get("roc_auc", [float("nan")])[0]
         if not auc_low >= config.few_data_min_auc_lower_bound:
-            problems.append(f"few-data mode: the 90% interval of ROC AUC starts at {auc_low:.4f}, below the floor "
-                            f"{config.few_data_min_auc_lower_bound:.4f} (point {auc:.4f})")
+            problems.append(
+                f"few-data mode: the 90% interval of ROC AUC starts at {auc_low:.4f}, below the floor "
+                f"{config.few_data_min_auc_lower_bound:.4f} (point {auc:.4f})"
+            )
     elif auc < config.min_roc_auc:
         problems.append(f"ROC AUC {auc:.4f} is below the floor {config.min_roc_auc:.4f}")
     noise = model.intervals.get("ece_if_calibrated", [0.0, 0.0])[1]
     limit = config.few_data_max_ece if model.few_data_mode else config.max_ece
     if not ece <= max(limit, noise):
-        problems.append(f"expected calibration error {ece:.4f} is above {limit:.4f} and above the "
-                        f"{noise:.4f} a calibrated model could show by chance on these leads: the score does not "
-                        f"read as a probability (calibration "
-                        f"{'applied' if model.calibration.get('applied') else 'not applied'})")
+        problems.append(
+            f"expected calibration error {ece:.4f} is above {limit:.4f} and above the "
+            f"{noise:.4f} a calibrated model could show by chance on these leads: the score does not "
+            f"read as a probability (calibration "
+            f"{'applied' if model.calibration.get('applied') else 'not applied'})"
+        )
     return problems
 
 
@@ -500,8 +589,9 @@ def unservable(trained: TrainedModel) -> Optional[str]:
     return None
 
 
-def champion_metrics(model_store: ModelStore, model: TrainedModel, evaluation: pd.DataFrame
-                     ) -> Optional[tuple[str, Any]]:
+def champion_metrics(
+    model_store: ModelStore, model: TrainedModel, evaluation: pd.DataFrame
+) -> Optional[tuple[str, Any]]:
     """The production model against the challenger on the same leads: (version, (challenger metrics, champion
     metrics, leads)), or (version, why no fair comparison) -- None without a production model.
 
@@ -524,8 +614,10 @@ def champion_metrics(model_store: ModelStore, model: TrainedModel, evaluation: p
         leads = evaluation[pd.to_datetime(evaluation["CreatedDate"], utc=True) > pd.Timestamp(window_end)]
     y = leads[LABEL].astype(int).to_numpy()
     if min(int(y.sum()), int(len(y) - y.sum())) < MIN_VALIDATION_CLASS:
-        return version, (f"not compared: {len(y)} leads the champion did not train on ({int(y.sum())} converted); "
-                         f"a fair comparison needs {MIN_VALIDATION_CLASS} of each outcome")
+        return version, (
+            f"not compared: {len(y)} leads the champion did not train on ({int(y.sum())} converted); "
+            f"a fair comparison needs {MIN_VALIDATION_CLASS} of each outcome"
+        )
     if model.evaluation_proba:
         mine = classification_metrics(y, np.array([by_id[i] for i in leads["Id"]], dtype=float))
     else:  # a model object without its evaluation predictions (built outside the asset)
@@ -539,37 +631,44 @@ def champion_metrics(model_store: ModelStore, model: TrainedModel, evaluation: p
     kinds={"gcs", "joblib"},
     owners=OWNERS,
 )
-def model_artifact(context: dg.AssetExecutionContext, lead_scoring_model: TrainedModel,
-                   model_store: ModelStore) -> dg.Output[ModelArtifact]:
+def model_artifact(
+    context: dg.AssetExecutionContext, lead_scoring_model: TrainedModel, model_store: ModelStore
+) -> dg.Output[ModelArtifact]:
     """The gated model pickled with a manifest (version, sha256, libraries, family, metrics, grade cut-offs)."""
-    artifact = model_store.repository().save(lead_scoring_model.pipeline, {
-        "family": lead_scoring_model.family,
-        "features": lead_scoring_model.features,
-        "metrics": lead_scoring_model.metrics,
-        "params": lead_scoring_model.params,
-        "grades": lead_scoring_model.grades,
-        "candidates": lead_scoring_model.candidates,
-        "training_data": lead_scoring_model.training_range,
-        "few_data_mode": lead_scoring_model.few_data_mode,
-        "conversions": lead_scoring_model.conversions,
-        "intervals": lead_scoring_model.intervals,
-        "calibration": lead_scoring_model.calibration,
-        "uncalibrated_metrics": lead_scoring_model.uncalibrated_metrics,
-        "card": lead_scoring_model.card,
-        "dagster_run_id": context.run.run_id,
-    })
-    return dg.Output(artifact, metadata={
-        "version": artifact.version,
-        "uri": dg.MetadataValue.path(artifact.uri),
-        "sha256": artifact.sha256,
-        "size_bytes": artifact.manifest["size_bytes"],
-        "roc_auc": lead_scoring_model.metrics["roc_auc"],
-        "family": lead_scoring_model.family,
-        "grade_cutoffs": dg.MetadataValue.json((lead_scoring_model.grades or {}).get("min_score", {})),
-        "trained_on": f"{lead_scoring_model.conversions} conversions"
-                      + (" (few-data mode)" if lead_scoring_model.few_data_mode else ""),
-        "store": model_store.describe(),
-    })
+    artifact = model_store.repository().save(
+        lead_scoring_model.pipeline,
+        {
+            "family": lead_scoring_model.family,
+            "features": lead_scoring_model.features,
+            "metrics": lead_scoring_model.metrics,
+            "params": lead_scoring_model.params,
+            "grades": lead_scoring_model.grades,
+            "candidates": lead_scoring_model.candidates,
+            "training_data": lead_scoring_model.training_range,
+            "few_data_mode": lead_scoring_model.few_data_mode,
+            "conversions": lead_scoring_model.conversions,
+            "intervals": lead_scoring_model.intervals,
+            "calibration": lead_scoring_model.calibration,
+            "uncalibrated_metrics": lead_scoring_model.uncalibrated_metrics,
+            "card": lead_scoring_model.card,
+            "dagster_run_id": context.run.run_id,
+        },
+    )
+    return dg.Output(
+        artifact,
+        metadata={
+            "version": artifact.version,
+            "uri": dg.MetadataValue.path(artifact.uri),
+            "sha256": artifact.sha256,
+            "size_bytes": artifact.manifest["size_bytes"],
+            "roc_auc": lead_scoring_model.metrics["roc_auc"],
+            "family": lead_scoring_model.family,
+            "grade_cutoffs": dg.MetadataValue.json((lead_scoring_model.grades or {}).get("min_score", {})),
+            "trained_on": f"{lead_scoring_model.conversions} conversions"
+            + (" (few-data mode)" if lead_scoring_model.few_data_mode else ""),
+            "store": model_store.describe(),
+        },
+    )
 
 
 @dg.asset(
@@ -582,13 +681,15 @@ def model_card(model_artifact: ModelArtifact, model_store: ModelStore) -> dg.Mat
     repo = model_store.repository()
     markdown, champion = model_card_markdown(repo, model_artifact.version)
     card = model_artifact.manifest.get("card") or {}
-    return dg.MaterializeResult(metadata={
-        "version": model_artifact.version,
-        "compared_with": champion or "none (first model)",
-        "trained_on": f"trained on {(card.get('data') or {}).get('conversions', 'n/a')} conversions"
-                      + (" (few-data mode)" if card.get("few_data_mode") else ""),
-        "card": dg.MetadataValue.md(markdown),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "version": model_artifact.version,
+            "compared_with": champion or "none (first model)",
+            "trained_on": f"trained on {(card.get('data') or {}).get('conversions', 'n/a')} conversions"
+            + (" (few-data mode)" if card.get("few_data_mode") else ""),
+            "card": dg.MetadataValue.md(markdown),
+        }
+    )
 
 
 # The model-lifecycle group (lead_scoring.promotion: challenger, comparison, promotion, revert) is downstream of
@@ -596,10 +697,13 @@ def model_card(model_artifact: ModelArtifact, model_store: ModelStore) -> dg.Mat
 MODEL_LIFECYCLE_GROUP = "model_lifecycle"
 retraining_job = dg.define_asset_job(
     "retraining_job",
-    selection=(dg.AssetSelection.assets(crm_leads_raw).downstream().materializable()
-               - dg.AssetSelection.groups(MODEL_LIFECYCLE_GROUP)) | dg.AssetSelection.assets("full_rescore"),
+    selection=(
+        dg.AssetSelection.assets(crm_leads_raw).downstream().materializable()
+        - dg.AssetSelection.groups(MODEL_LIFECYCLE_GROUP)
+    )
+    | dg.AssetSelection.assets("full_rescore"),
     description="Warehouse -> training data -> model (gated) -> artifact -> deployment -> Flink rollout -> "
-                "full re-score of the open leads.",
+    "full re-score of the open leads.",
 )
 
 

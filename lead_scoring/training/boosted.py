@@ -27,8 +27,18 @@ from sklearn.preprocessing import OrdinalEncoder
 from lead_scoring.contract import CATEGORICAL_FEATURES, FEATURES, FLAG_FEATURES, NUMERIC_FEATURES
 from lead_scoring.training.features import MISSING, as_float, is_missing, is_ticked, step_name
 
-PARAMS = ("n_estimators", "learning_rate", "num_leaves", "max_depth", "min_child_samples", "reg_lambda",
-          "min_category_frequency", "cat_smooth", "min_data_per_group", "random_state")
+PARAMS = (
+    "n_estimators",
+    "learning_rate",
+    "num_leaves",
+    "max_depth",
+    "min_child_samples",
+    "reg_lambda",
+    "min_category_frequency",
+    "cat_smooth",
+    "min_data_per_group",
+    "random_state",
+)
 CATEGORICAL_COLUMNS = list(range(len(CATEGORICAL_FEATURES)))  # the encoder's columns come first
 
 
@@ -36,13 +46,22 @@ def build(params: Any) -> Pipeline:
     """An unfitted pipeline whose transformed columns are exactly the contract's FEATURES, in order."""
     transformers: list[tuple[str, Any, list[str]]] = []
     for name in CATEGORICAL_FEATURES:
-        transformers.append((step_name(name), make_pipeline(
-            SimpleImputer(strategy="constant", fill_value=MISSING),
-            # rare categories share one code; a category never seen in training becomes NaN, which
-            # LightGBM sends down the same branch as the categories a split did not list
-            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                           min_frequency=params.min_category_frequency),
-        ), [name]))
+        transformers.append(
+            (
+                step_name(name),
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=MISSING),
+                    # rare categories share one code; a category never seen in training becomes NaN, which
+                    # LightGBM sends down the same branch as the categories a split did not list
+                    OrdinalEncoder(
+                        handle_unknown="use_encoded_value",
+                        unknown_value=np.nan,
+                        min_frequency=params.min_category_frequency,
+                    ),
+                ),
+                [name],
+            )
+        )
     for name in NUMERIC_FEATURES + FLAG_FEATURES:
         transformers.append((step_name(name), "passthrough", [name]))
     preprocess = ColumnTransformer(transformers, sparse_threshold=0.0, verbose_feature_names_out=True)
@@ -79,12 +98,16 @@ def _check_layout(pipeline: Pipeline) -> None:
     indices = pipeline.named_steps["preprocess"].output_indices_
     width = sum(s.stop - s.start for s in indices.values())
     if width != len(FEATURES):
-        raise ValueError(f"boosted pipeline has {width} input columns, {width - len(FEATURES)} of them not contract "
-                         "features; rebuild it with lead_scoring.training.model.build_pipeline")
+        raise ValueError(
+            f"boosted pipeline has {width} input columns, {width - len(FEATURES)} of them not contract "
+            "features; rebuild it with lead_scoring.training.model.build_pipeline"
+        )
     for position, name in enumerate(FEATURES):
         if indices[step_name(name)] != slice(position, position + 1):
-            raise ValueError(f"boosted pipeline: field {name} is not transformed column {position}; "
-                             "rebuild it with lead_scoring.training.model.build_pipeline")
+            raise ValueError(
+                f"boosted pipeline: field {name} is not transformed column {position}; "
+                "rebuild it with lead_scoring.training.model.build_pipeline"
+            )
 
 
 class Explainer:

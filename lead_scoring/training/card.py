@@ -25,8 +25,9 @@ SEGMENT_FIELDS = ("LeadSource", "Lead_Origin__c", "Country")
 MIN_SEGMENT_LEADS = 30  # fewer leads say nothing about a segment's metrics
 
 
-def segment_metrics(evaluation: pd.DataFrame, proba: np.ndarray,
-                    min_leads: int = MIN_SEGMENT_LEADS) -> dict[str, list[dict[str, Any]]]:
+def segment_metrics(
+    evaluation: pd.DataFrame, proba: np.ndarray, min_leads: int = MIN_SEGMENT_LEADS
+) -> dict[str, list[dict[str, Any]]]:
     """Per segment field, each value with at least `min_leads` evaluation leads: leads, conversion rate,
     mean predicted probability, ROC AUC (when both outcomes occur) and ECE."""
     y = evaluation[LABEL].astype(bool).astype(int).to_numpy()
@@ -41,24 +42,44 @@ def segment_metrics(evaluation: pd.DataFrame, proba: np.ndarray,
             if n < min_leads:
                 continue
             ys, ps = y[inside], proba[inside]
-            rows.append({"value": str(value), "leads": n, "conversion_rate": float(ys.mean()),
-                         "mean_predicted": float(ps.mean()),
-                         "roc_auc": float(roc_auc_score(ys, ps)) if 0 < ys.sum() < n else None,
-                         "ece": expected_calibration_error(ys, ps)})
+            rows.append(
+                {
+                    "value": str(value),
+                    "leads": n,
+                    "conversion_rate": float(ys.mean()),
+                    "mean_predicted": float(ps.mean()),
+                    "roc_auc": float(roc_auc_score(ys, ps)) if 0 < ys.sum() < n else None,
+                    "ece": expected_calibration_error(ys, ps),
+                }
+            )
         out[name] = sorted(rows, key=lambda r: -r["leads"])
     return out
 
 
-def card_section(*, evaluation: pd.DataFrame, proba: np.ndarray, training_data: pd.DataFrame, few_data: bool,
-                 few_data_reason: str, evaluated_on: str, metrics: Mapping[str, float],
-                 intervals: Mapping[str, list[float]], calibration: Mapping[str, Any]) -> dict[str, Any]:
+def card_section(
+    *,
+    evaluation: pd.DataFrame,
+    proba: np.ndarray,
+    training_data: pd.DataFrame,
+    few_data: bool,
+    few_data_reason: str,
+    evaluated_on: str,
+    metrics: Mapping[str, float],
+    intervals: Mapping[str, list[float]],
+    calibration: Mapping[str, Any],
+) -> dict[str, Any]:
     """The manifest's `card` section (JSON-ready)."""
     y = training_data[LABEL].astype(bool)
     created = pd.to_datetime(training_data["CreatedDate"], utc=True)
     return {
-        "data": {"from": str(created.min()), "to": str(created.max()), "leads": int(len(training_data)),
-                 "conversions": int(y.sum()), "train_leads": int((training_data["split"] == "train").sum()),
-                 "validation_leads": int((training_data["split"] == "validation").sum())},
+        "data": {
+            "from": str(created.min()),
+            "to": str(created.max()),
+            "leads": int(len(training_data)),
+            "conversions": int(y.sum()),
+            "train_leads": int((training_data["split"] == "train").sum()),
+            "validation_leads": int((training_data["split"] == "validation").sum()),
+        },
         "few_data_mode": few_data,
         "mode_reason": few_data_reason,
         "evaluated_on": evaluated_on,
@@ -98,17 +119,31 @@ def _changes(manifest: Mapping[str, Any], champion: Mapping[str, Any] | None) ->
         return ["- no champion to compare with (first model)"]
     card, other = manifest.get("card") or {}, champion.get("card") or {}
     lines = [f"champion: **{champion.get('version')}**", "", "| | champion | this version |", "|---|---|---|"]
-    rows = [("family", champion.get("family"), manifest.get("family")),
-            ("conversions trained on", (other.get("data") or {}).get("conversions", "n/a"),
-             (card.get("data") or {}).get("conversions", "n/a")),
-            ("few-data mode", other.get("few_data_mode", "n/a"), card.get("few_data_mode", "n/a")),
-            ("calibrated", (other.get("calibration") or {}).get("applied", "n/a"),
-             (card.get("calibration") or {}).get("applied", "n/a"))]
+    rows = [
+        ("family", champion.get("family"), manifest.get("family")),
+        (
+            "conversions trained on",
+            (other.get("data") or {}).get("conversions", "n/a"),
+            (card.get("data") or {}).get("conversions", "n/a"),
+        ),
+        ("few-data mode", other.get("few_data_mode", "n/a"), card.get("few_data_mode", "n/a")),
+        (
+            "calibrated",
+            (other.get("calibration") or {}).get("applied", "n/a"),
+            (card.get("calibration") or {}).get("applied", "n/a"),
+        ),
+    ]
     for key in ("roc_auc", "ece", "brier_score"):
-        rows.append((key, _num((champion.get("metrics") or {}).get(key)),
-                     _num((manifest.get("metrics") or {}).get(key))))
-    rows.append(("grade cut-offs", ((champion.get("grades") or {}).get("min_score")),
-                 ((manifest.get("grades") or {}).get("min_score"))))
+        rows.append(
+            (key, _num((champion.get("metrics") or {}).get(key)), _num((manifest.get("metrics") or {}).get(key)))
+        )
+    rows.append(
+        (
+            "grade cut-offs",
+            ((champion.get("grades") or {}).get("min_score")),
+            ((manifest.get("grades") or {}).get("min_score")),
+        )
+    )
     lines += [f"| {name} | {a} | {b} |" for name, a, b in rows]
     added = sorted(set(manifest.get("features") or []) - set(champion.get("features") or []))
     removed = sorted(set(champion.get("features") or []) - set(manifest.get("features") or []))
@@ -126,29 +161,51 @@ def render_card(manifest: Mapping[str, Any], champion: Mapping[str, Any] | None 
     if not card:
         out += ["_This version was trained before model cards: only its manifest's metrics are shown._", ""]
     if card.get("few_data_mode"):
-        out += [f"> **Few-data mode: trained on {data.get('conversions')} conversions** ({data.get('leads')} leads). "
-                f"Every metric below is measured out of fold and carries a 90% interval: read the interval, "
-                f"not the point. ({card.get('mode_reason')})", ""]
-    out += ["## Data", f"- window: {data.get('from', 'n/a')} to {data.get('to', 'n/a')}",
-            f"- leads: {data.get('leads', 'n/a')} ({data.get('train_leads', 'n/a')} train, "
-            f"{data.get('validation_leads', 'n/a')} validation), conversions: {data.get('conversions', 'n/a')}",
-            f"- measured on: {card.get('evaluated_on', 'validation leads')}",
-            f"- model family: {manifest.get('family', 'n/a')}; hyperparameters: {manifest.get('params', {})}", ""]
+        out += [
+            f"> **Few-data mode: trained on {data.get('conversions')} conversions** ({data.get('leads')} leads). "
+            f"Every metric below is measured out of fold and carries a 90% interval: read the interval, "
+            f"not the point. ({card.get('mode_reason')})",
+            "",
+        ]
+    out += [
+        "## Data",
+        f"- window: {data.get('from', 'n/a')} to {data.get('to', 'n/a')}",
+        f"- leads: {data.get('leads', 'n/a')} ({data.get('train_leads', 'n/a')} train, "
+        f"{data.get('validation_leads', 'n/a')} validation), conversions: {data.get('conversions', 'n/a')}",
+        f"- measured on: {card.get('evaluated_on', 'validation leads')}",
+        f"- model family: {manifest.get('family', 'n/a')}; hyperparameters: {manifest.get('params', {})}",
+        "",
+    ]
     used = manifest.get("features") or []
-    out += ["## Features", f"- used ({len(used)}): {', '.join(used)}",
-            f"- left out by the leakage guard (filled in after contact, PII or the label): "
-            f"{', '.join(card.get('left_out') or []) or 'n/a'}", ""]
+    out += [
+        "## Features",
+        f"- used ({len(used)}): {', '.join(used)}",
+        f"- left out by the leakage guard (filled in after contact, PII or the label): "
+        f"{', '.join(card.get('left_out') or []) or 'n/a'}",
+        "",
+    ]
     out += ["## Metrics", "| metric | value | 90% bootstrap interval |", "|---|---|---|"]
-    for key, label in (("roc_auc", "ROC AUC"), ("ece", "expected calibration error (10 bins)"),
-                       ("brier_score", "Brier score"), ("pr_auc", "PR AUC"), ("log_loss", "log loss")):
+    for key, label in (
+        ("roc_auc", "ROC AUC"),
+        ("ece", "expected calibration error (10 bins)"),
+        ("brier_score", "Brier score"),
+        ("pr_auc", "PR AUC"),
+        ("log_loss", "log loss"),
+    ):
         low_high = intervals.get(key)
-        out.append(f"| {label} | {_num(metrics.get(key))} | "
-                   f"{_num(low_high[0]) + '-' + _num(low_high[1]) if low_high else 'n/a'} |")
+        out.append(
+            f"| {label} | {_num(metrics.get(key))} | "
+            f"{_num(low_high[0]) + '-' + _num(low_high[1]) if low_high else 'n/a'} |"
+        )
     calibration = card.get("calibration") or {}
-    out += ["", "## Calibration",
-            f"- {calibration.get('method', 'n/a')}: {'applied' if calibration.get('applied') else 'not applied'} "
-            f"(ECE uncalibrated {_num(calibration.get('ece_uncalibrated'))}, calibrated "
-            f"{_num(calibration.get('ece_calibrated'))}, fitted on {calibration.get('fitted_on', 'n/a')})", ""]
+    out += [
+        "",
+        "## Calibration",
+        f"- {calibration.get('method', 'n/a')}: {'applied' if calibration.get('applied') else 'not applied'} "
+        f"(ECE uncalibrated {_num(calibration.get('ece_uncalibrated'))}, calibrated "
+        f"{_num(calibration.get('ece_calibrated'))}, fitted on {calibration.get('fitted_on', 'n/a')})",
+        "",
+    ]
     curve = card.get("calibration_curve") or []
     if curve:
         out += ["| predicted | leads | mean predicted | observed conversion |", "|---|---|---|---|"]
@@ -156,19 +213,34 @@ def render_card(manifest: Mapping[str, Any], champion: Mapping[str, Any] | None 
     grades = manifest.get("grades") or {}
     out += ["", "## Grades"]
     if grades:
-        out += [f"cut-offs on Lead_Score__c: {grades.get('min_score')} ({grades.get('bands', 4)} bands)", "",
-                "| grade | score | leads | conversion | 90% interval |", "|---|---|---|---|---|"]
-        out += [f"| {b['grade']} | {b['min_score']}-{b['max_score']} | {b['leads']} | {_pct(b['conversion_rate'])} | "
-                f"{_pct(b.get('conversion_low'))}-{_pct(b.get('conversion_high'))} |"
-                for b in grades.get("validation", []) if b.get("leads")]
+        out += [
+            f"cut-offs on Lead_Score__c: {grades.get('min_score')} ({grades.get('bands', 4)} bands)",
+            "",
+            "| grade | score | leads | conversion | 90% interval |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {b['grade']} | {b['min_score']}-{b['max_score']} | {b['leads']} | {_pct(b['conversion_rate'])} | "
+            f"{_pct(b.get('conversion_low'))}-{_pct(b.get('conversion_high'))} |"
+            for b in grades.get("validation", [])
+            if b.get("leads")
+        ]
     else:
         out.append("no grades")
     out += ["", f"## Segments (values with at least {MIN_SEGMENT_LEADS} evaluation leads)"]
     for name, rows in (card.get("segments") or {}).items():
-        out += ["", f"**{name}**", "", "| value | leads | conversion | mean predicted | ROC AUC | ECE |",
-                "|---|---|---|---|---|---|"]
-        out += [f"| {r['value']} | {r['leads']} | {_pct(r['conversion_rate'])} | {_pct(r['mean_predicted'])} | "
-                f"{_num(r['roc_auc'])} | {_num(r['ece'])} |" for r in rows] or ["| (none large enough) | | | | | |"]
+        out += [
+            "",
+            f"**{name}**",
+            "",
+            "| value | leads | conversion | mean predicted | ROC AUC | ECE |",
+            "|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {r['value']} | {r['leads']} | {_pct(r['conversion_rate'])} | {_pct(r['mean_predicted'])} | "
+            f"{_num(r['roc_auc'])} | {_num(r['ece'])} |"
+            for r in rows
+        ] or ["| (none large enough) | | | | | |"]
     out += ["", "## What changed against the champion", *_changes(manifest, champion)]
     return "\n".join(out) + "\n"
 

@@ -57,13 +57,20 @@ def calibration_table(y_true: np.ndarray, proba: np.ndarray, bins: int = ECE_BIN
     for b in range(bins):
         inside = index == b
         if inside.any():
-            rows.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "leads": int(inside.sum()),
-                         "predicted": float(proba[inside].mean()), "observed": float(y_true[inside].mean())})
+            rows.append(
+                {
+                    "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
+                    "leads": int(inside.sum()),
+                    "predicted": float(proba[inside].mean()),
+                    "observed": float(y_true[inside].mean()),
+                }
+            )
     return rows
 
 
-def bootstrap_intervals(y_true: np.ndarray, proba: np.ndarray, resamples: int = 200, level: float = 0.90,
-                        seed: int = 0) -> dict[str, list[float]]:
+def bootstrap_intervals(
+    y_true: np.ndarray, proba: np.ndarray, resamples: int = 200, level: float = 0.90, seed: int = 0
+) -> dict[str, list[float]]:
     """Percentile bootstrap intervals ([low, high] at `level`) of ROC AUC, ECE and Brier over the leads.
 
     Resamples lacking one class are skipped (no AUC); the seed makes the interval reproducible."""
@@ -80,8 +87,10 @@ def bootstrap_intervals(y_true: np.ndarray, proba: np.ndarray, resamples: int = 
         draws["ece"].append(expected_calibration_error(y, p))
         draws["brier_score"].append(float(np.mean((p - y) ** 2)))
     tail = (1.0 - level) / 2 * 100
-    return {k: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] if v else [float("nan")] * 2
-            for k, v in draws.items()}
+    return {
+        k: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] if v else [float("nan")] * 2
+        for k, v in draws.items()
+    }
 
 
 def ece_if_calibrated(proba: np.ndarray, resamples: int = 200, quantile: float = 0.95, seed: int = 0) -> float:
@@ -92,8 +101,9 @@ def ece_if_calibrated(proba: np.ndarray, resamples: int = 200, quantile: float =
     An ECE above a limit means miscalibration only when it is also above this noise level."""
     proba = np.asarray(proba, dtype=float)
     rng = np.random.default_rng(seed)
-    draws = [expected_calibration_error((rng.random(len(proba)) < proba).astype(float), proba)
-             for _ in range(resamples)]
+    draws = [
+        expected_calibration_error((rng.random(len(proba)) < proba).astype(float), proba) for _ in range(resamples)
+    ]
     return float(np.quantile(draws, quantile)) if len(proba) else float("nan")
 
 

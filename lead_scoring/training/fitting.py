@@ -45,8 +45,15 @@ from lead_scoring.training.model import (
 # Few-data hyperparameters per family (benchmarks/learning_curve.py measured them against the defaults).
 FEW_DATA_PARAMS: dict[str, dict[str, Any]] = {
     "additive": {"spline_knots": 5, "spline_degree": 1, "min_category_frequency": 10},
-    "boosted": {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 2, "max_depth": 1,
-                "min_child_samples": 5, "min_data_per_group": 5, "min_category_frequency": 5},
+    "boosted": {
+        "n_estimators": 200,
+        "learning_rate": 0.05,
+        "num_leaves": 2,
+        "max_depth": 1,
+        "min_child_samples": 5,
+        "min_data_per_group": 5,
+        "min_category_frequency": 5,
+    },
 }
 DEFAULT_FEW_DATA_CONVERSIONS = 400
 MIN_VALIDATION_CLASS = 20  # fewer converted (or unconverted) validation leads cannot measure a model
@@ -75,9 +82,15 @@ class Candidate:
     evaluation_proba: np.ndarray | None = None  # served probability per evaluation lead
 
     def summary(self) -> dict[str, Any]:
-        return {"family": self.family, "params": self.params, "metrics": self.metrics,
-                "uncalibrated_metrics": self.uncalibrated, "calibration": self.calibration,
-                "fit_seconds": round(self.fit_seconds, 3), "ms_per_record": round(self.ms_per_record, 4)}
+        return {
+            "family": self.family,
+            "params": self.params,
+            "metrics": self.metrics,
+            "uncalibrated_metrics": self.uncalibrated,
+            "calibration": self.calibration,
+            "fit_seconds": round(self.fit_seconds, 3),
+            "ms_per_record": round(self.ms_per_record, 4),
+        }
 
 
 def labels(frame: pd.DataFrame) -> np.ndarray:
@@ -93,8 +106,10 @@ def is_few_data(training_data: pd.DataFrame, settings: FitSettings) -> tuple[boo
     if conversions < settings.few_data_conversions:
         return True, f"{conversions} conversions < few_data_conversions {settings.few_data_conversions}"
     if valid_min < MIN_VALIDATION_CLASS:
-        return True, (f"the validation split has only {valid_min} leads of its smaller class "
-                      f"(< {MIN_VALIDATION_CLASS}): measured out of fold instead")
+        return True, (
+            f"the validation split has only {valid_min} leads of its smaller class "
+            f"(< {MIN_VALIDATION_CLASS}): measured out of fold instead"
+        )
     return False, f"{conversions} conversions, {len(valid)} validation leads"
 
 
@@ -111,8 +126,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def out_of_fold_logits(params: ModelParams, frame: pd.DataFrame, y: np.ndarray,
-                       splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+def out_of_fold_logits(
+    params: ModelParams, frame: pd.DataFrame, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
     """Each lead's log-odds from a model fitted on the other folds."""
     x = features_frame(frame)
     out = np.empty(len(y), dtype=float)
@@ -131,8 +147,9 @@ def cross_fitted_platt(logits: np.ndarray, y: np.ndarray, splits: list[tuple[np.
     return out
 
 
-def train_candidate(family: str, params: ModelParams, training_data: pd.DataFrame, few_data: bool,
-                    settings: FitSettings = FitSettings()) -> tuple[Candidate, pd.DataFrame]:
+def train_candidate(
+    family: str, params: ModelParams, training_data: pd.DataFrame, few_data: bool, settings: FitSettings = FitSettings()
+) -> tuple[Candidate, pd.DataFrame]:
     """Fit one family, calibrate it if that helps, and measure it; returns it and its evaluation leads."""
     if few_data:
         params = few_data_params(params)
@@ -161,14 +178,28 @@ def train_candidate(family: str, params: ModelParams, training_data: pd.DataFram
     apply = slope > 0 and calibrated_metrics["ece"] < uncalibrated["ece"]
     if apply:
         calibrate(pipeline, slope, intercept)
-    calibration = {"method": "Platt (affine on the log-odds)", "applied": bool(apply), "slope": slope,
-                   "intercept": intercept, "ece_uncalibrated": uncalibrated["ece"],
-                   "ece_calibrated": calibrated_metrics["ece"],
-                   "fitted_on": "out-of-fold predictions" if few_data else "validation leads"}
+    calibration = {
+        "method": "Platt (affine on the log-odds)",
+        "applied": bool(apply),
+        "slope": slope,
+        "intercept": intercept,
+        "ece_uncalibrated": uncalibrated["ece"],
+        "ece_calibrated": calibrated_metrics["ece"],
+        "fitted_on": "out-of-fold predictions" if few_data else "validation leads",
+    }
     served = calibrated if apply else raw
     metrics = calibrated_metrics if apply else uncalibrated
-    candidate = Candidate(family, pipeline, params.family_params(), metrics, fit_seconds,
-                          scoring_ms_per_record(pipeline, evaluation), uncalibrated, calibration, served)
+    candidate = Candidate(
+        family,
+        pipeline,
+        params.family_params(),
+        metrics,
+        fit_seconds,
+        scoring_ms_per_record(pipeline, evaluation),
+        uncalibrated,
+        calibration,
+        served,
+    )
     return candidate, evaluation
 
 
@@ -199,8 +230,10 @@ def intervals(candidate: Candidate, evaluation: pd.DataFrame, settings: FitSetti
     assert candidate.evaluation_proba is not None
     proba = candidate.evaluation_proba
     out = bootstrap_intervals(labels(evaluation), proba, settings.bootstrap_resamples, seed=settings.seed)
-    out["ece_if_calibrated"] = [ece_if_calibrated(proba, settings.bootstrap_resamples, 0.5, settings.seed),
-                                ece_if_calibrated(proba, settings.bootstrap_resamples, 0.95, settings.seed)]
+    out["ece_if_calibrated"] = [
+        ece_if_calibrated(proba, settings.bootstrap_resamples, 0.5, settings.seed),
+        ece_if_calibrated(proba, settings.bootstrap_resamples, 0.95, settings.seed),
+    ]
     return out
 
 

@@ -41,8 +41,10 @@ from scipy.special import xlogy
 GRADES = ("A", "B", "C", "D")
 CUT_GRADES = GRADES[:-1]  # D is everything below the C cut-off
 DEFAULT_MIN_SHARE = 0.10
-METHOD = ("maximum-likelihood 4-band step function of Lead_Score__c on validation leads; "
-          "conversion rate strictly falling A > B > C > D; each grade >= min_share of the leads")
+METHOD = (
+    "maximum-likelihood 4-band step function of Lead_Score__c on validation leads; "
+    "conversion rate strictly falling A > B > C > D; each grade >= min_share of the leads"
+)
 
 
 class GradeFitError(ValueError):
@@ -75,13 +77,17 @@ class GradeScale:
             return None
         cutoffs = section.get("min_score") if isinstance(section, Mapping) else None
         if not isinstance(cutoffs, Mapping):
-            raise ValueError(f"manifest of model {manifest.get('version')}: 'grades' has no 'min_score' mapping; "
-                             "retrain it (lead_scoring_model) or delete the 'grades' section to serve without grades")
+            raise ValueError(
+                f"manifest of model {manifest.get('version')}: 'grades' has no 'min_score' mapping; "
+                "retrain it (lead_scoring_model) or delete the 'grades' section to serve without grades"
+            )
         try:
             return cls({g: cutoffs.get(g) for g in CUT_GRADES})
         except ValueError as exc:
-            raise ValueError(f"manifest of model {manifest.get('version')}: 'grades.min_score' is invalid ({exc}); "
-                             "retrain it (lead_scoring_model) or delete the 'grades' section") from None
+            raise ValueError(
+                f"manifest of model {manifest.get('version')}: 'grades.min_score' is invalid ({exc}); "
+                "retrain it (lead_scoring_model) or delete the 'grades' section"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -126,13 +132,17 @@ class GradeFit:
         }
 
     def markdown(self) -> str:
-        lines = ["| grade | Lead_Score__c | leads | share | validation conversion rate | 90% interval |",
-                 "|---|---|---|---|---|---|"]
+        lines = [
+            "| grade | Lead_Score__c | leads | share | validation conversion rate | 90% interval |",
+            "|---|---|---|---|---|---|",
+        ]
         for b in self.bands:
             if not b.leads:
                 continue  # D in a three-band scale
-            lines.append(f"| {b.grade} | {b.min_score}-{b.max_score} | {b.leads} | {b.share:.1%} | "
-                         f"{b.conversion_rate:.1%} | {b.conversion_low:.0%}-{b.conversion_high:.0%} |")
+            lines.append(
+                f"| {b.grade} | {b.min_score}-{b.max_score} | {b.leads} | {b.share:.1%} | "
+                f"{b.conversion_rate:.1%} | {b.conversion_low:.0%}-{b.conversion_high:.0%} |"
+            )
         if self.band_count < len(GRADES):
             lines.append(f"\n{self.band_count} grades only: too few leads for four bands with falling conversion")
         return "\n".join(lines)
@@ -149,14 +159,25 @@ def bands(scale: GradeScale, scores: np.ndarray, converted: np.ndarray) -> list[
         inside = (scores >= low) & (scores <= upper)
         n = int(inside.sum())
         low_rate, high_rate = wilson_interval(int(converted[inside].sum()), n)
-        out.append(GradeBand(g, low, upper, n, n / len(scores) if len(scores) else 0.0,
-                             float(converted[inside].mean()) if n else float("nan"), low_rate, high_rate))
+        out.append(
+            GradeBand(
+                g,
+                low,
+                upper,
+                n,
+                n / len(scores) if len(scores) else 0.0,
+                float(converted[inside].mean()) if n else float("nan"),
+                low_rate,
+                high_rate,
+            )
+        )
         upper = low - 1
     return out
 
 
-def fit_grades(scores: np.ndarray, converted: np.ndarray, min_share: float = DEFAULT_MIN_SHARE,
-               fewest_bands: int = len(GRADES)) -> GradeFit:
+def fit_grades(
+    scores: np.ndarray, converted: np.ndarray, min_share: float = DEFAULT_MIN_SHARE, fewest_bands: int = len(GRADES)
+) -> GradeFit:
     """Cut-offs for A-D on validation leads' integer scores (see the module docstring for the method);
     with `fewest_bands=3`, three bands A-C when four are not possible."""
     if not 0.0 < min_share <= 0.25:
@@ -177,8 +198,10 @@ def _fit_bands(scores: np.ndarray, converted: np.ndarray, min_share: float, band
     n = len(scores)
     values, inverse = np.unique(scores, return_inverse=True)
     if len(values) < band_count:
-        raise GradeFitError(f"the {n} validation leads have {len(values)} distinct scores; {band_count} grades need "
-                            f"at least {band_count} (check the model: it barely separates the leads)")
+        raise GradeFitError(
+            f"the {n} validation leads have {len(values)} distinct scores; {band_count} grades need "
+            f"at least {band_count} (check the model: it barely separates the leads)"
+        )
     counts = np.bincount(inverse, minlength=len(values))
     positives = np.bincount(inverse, weights=converted.astype(float), minlength=len(values))
     below_n = np.concatenate([[0], np.cumsum(counts)])  # leads with a score below values[m]

@@ -40,9 +40,27 @@ from lead_scoring.training.features import MISSING, features_frame, is_missing
 from lead_scoring.training.grades import GradeScale
 
 __all__ = [
-    "CALIBRATION_ATTR", "FAMILIES", "FIELD_LABELS", "MISSING", "Explanation", "Family", "LeadScorer", "ModelParams",
-    "Score", "build_pipeline", "calibrate", "calibration_of", "family_named", "family_of", "features_frame", "fit",
-    "format_reasons", "model_input_fields", "model_logit", "platt_map", "probability",
+    "CALIBRATION_ATTR",
+    "FAMILIES",
+    "FIELD_LABELS",
+    "MISSING",
+    "Explanation",
+    "Family",
+    "LeadScorer",
+    "ModelParams",
+    "Score",
+    "build_pipeline",
+    "calibrate",
+    "calibration_of",
+    "family_named",
+    "family_of",
+    "features_frame",
+    "fit",
+    "format_reasons",
+    "model_input_fields",
+    "model_logit",
+    "platt_map",
+    "probability",
 ]
 
 CALIBRATION_ATTR = "lead_scoring_calibration_"  # np.array([slope, intercept]) on the log-odds (Platt)
@@ -122,12 +140,31 @@ class Family:
     explainer: Callable[[Pipeline], Explainer]
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("additive", "logistic regression on splines / one-hot / flags; exact additive terms",
-           LogisticRegression, additive.PARAMS, additive.build, additive.fit, additive.logit, additive.Explainer),
-    Family("boosted", "LightGBM boosted trees; exact TreeSHAP contributions",
-           LGBMClassifier, boosted.PARAMS, boosted.build, boosted.fit, boosted.logit, boosted.Explainer),
-)}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "additive",
+            "logistic regression on splines / one-hot / flags; exact additive terms",
+            LogisticRegression,
+            additive.PARAMS,
+            additive.build,
+            additive.fit,
+            additive.logit,
+            additive.Explainer,
+        ),
+        Family(
+            "boosted",
+            "LightGBM boosted trees; exact TreeSHAP contributions",
+            LGBMClassifier,
+            boosted.PARAMS,
+            boosted.build,
+            boosted.fit,
+            boosted.logit,
+            boosted.Explainer,
+        ),
+    )
+}
 
 
 def family_named(name: str) -> Family:
@@ -143,14 +180,15 @@ def family_of(pipeline: Any) -> Family:
     for family in FAMILIES.values():
         if isinstance(classifier, family.classifier):
             return family
-    raise ValueError(f"{type(pipeline).__name__} is not a lead scoring model: expected a scikit-learn Pipeline from "
-                     f"lead_scoring.training.model.build_pipeline (families: {', '.join(FAMILIES)})")
+    raise ValueError(
+        f"{type(pipeline).__name__} is not a lead scoring model: expected a scikit-learn Pipeline from "
+        f"lead_scoring.training.model.build_pipeline (families: {', '.join(FAMILIES)})"
+    )
 
 
 def build_pipeline(params: ModelParams = ModelParams()) -> Pipeline:
     """An unfitted pipeline of `params.family`."""
     return family_named(params.family).build(params)
-
 
 
 def fit(pipeline: Pipeline, frame: pd.DataFrame, labels: Iterable[Any]) -> Pipeline:
@@ -209,8 +247,10 @@ def platt_map(logits: np.ndarray, labels: Iterable[Any]) -> tuple[float, float]:
 def calibrate(pipeline: Pipeline, slope: float, intercept: float) -> Pipeline:
     """Attach a Platt map (see the module docstring) to a fitted pipeline, replacing any earlier one."""
     if not np.isfinite([slope, intercept]).all() or slope <= 0:
-        raise ValueError(f"calibration slope must be a positive finite number (a ranking model), got slope={slope}, "
-                         f"intercept={intercept}; do not calibrate this model")
+        raise ValueError(
+            f"calibration slope must be a positive finite number (a ranking model), got slope={slope}, "
+            f"intercept={intercept}; do not calibrate this model"
+        )
     setattr(pipeline, CALIBRATION_ATTR, np.array([slope, intercept], dtype=float))
     return pipeline
 

@@ -14,8 +14,9 @@ def local_warehouse_path() -> str:
 
 def warehouse(profile: Profile) -> Warehouse:
     if profile is Profile.GCP:
-        return BigQueryWarehouse(project=dg.EnvVar("LEAD_SCORING_GCP_PROJECT"),
-                                 dataset=dg.EnvVar("LEAD_SCORING_BQ_DATASET"))
+        return BigQueryWarehouse(
+            project=dg.EnvVar("LEAD_SCORING_GCP_PROJECT"), dataset=dg.EnvVar("LEAD_SCORING_BQ_DATASET")
+        )
     # local and cluster: the cluster profile runs the engines elsewhere, the warehouse stays a DuckDB file
     return DuckDBWarehouse(path=local_warehouse_path())
 

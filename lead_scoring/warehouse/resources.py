@@ -90,8 +90,10 @@ def _insert_new_sql(table: str, source: str, spec: TableSpec, key: tuple[str, ..
     cols = ", ".join(f"{q}{c}{q}" for c in spec.column_names)
     # NULL-safe key comparison: a null LastModifiedDate or Id must still match itself.
     match = " AND ".join(f"t.{q}{k}{q} IS NOT DISTINCT FROM s.{q}{k}{q}" for k in key)
-    return (f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source} AS s "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match})")
+    return (
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source} AS s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match})"
+    )
 
 
 def _latest_per_key(frame: pd.DataFrame, key: str, newer: Optional[str]) -> pd.DataFrame:
@@ -112,8 +114,12 @@ def conform(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         elif ftype.value == "int":
             col = pd.to_numeric(col, errors="coerce").astype("Int64")
         elif ftype.value == "boolean":
-            col = (col.astype(object).where(col.notna(), None)
-                   .map(lambda v: None if v is None else bool(v)).astype("boolean"))
+            col = (
+                col.astype(object)
+                .where(col.notna(), None)
+                .map(lambda v: None if v is None else bool(v))
+                .astype("boolean")
+            )
         else:
             col = col.astype(object).where(col.notna(), None)
         out[name] = col
@@ -168,15 +174,23 @@ class DuckDBWarehouse(Warehouse):
         con.execute(spec.ddl("duckdb"))
         if spec.name in self._columns_checked:
             return
-        existing = {row[0] for row in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
-            [spec.name]).fetchall()}
+        existing = {
+            row[0]
+            for row in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
+                [spec.name],
+            ).fetchall()
+        }
         alters = spec.add_columns_ddl(existing, "duckdb")
         for alter in alters:
             con.execute(alter)
         if alters:
-            logger.info("warehouse %s: added %s to %s", self.path,
-                        ", ".join(c for c, _ in spec.columns if c not in existing), spec.name)
+            logger.info(
+                "warehouse %s: added %s to %s",
+                self.path,
+                ", ".join(c for c, _ in spec.columns if c not in existing),
+                spec.name,
+            )
         self._columns_checked.add(spec.name)
 
     def transpile(self, sql: str) -> str:
@@ -201,10 +215,9 @@ class DuckDBWarehouse(Warehouse):
         with self.connect() as con:
             con.register("_batch", batch)
             cols = ", ".join(f'"{c}"' for c, _ in spec.columns)
-            con.execute(f'INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch')
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch")
             con.unregister("_batch")
         return len(batch)
-
 
     def upsert(self, table: str, frame: pd.DataFrame, key: str, newer: Optional[str] = None) -> int:
         spec = _spec(table)
@@ -282,12 +295,18 @@ class BigQueryWarehouse(Warehouse):
         # one read of the dataset's columns; an ALTER only for a table that lacks some (metadata updates of a
         # table are rate-limited in BigQuery, so nothing is altered when nothing is missing)
         names = ", ".join(f"'{name}'" for name in TABLES)
-        columns = client.query(
-            f"SELECT table_name, column_name FROM INFORMATION_SCHEMA.COLUMNS WHERE table_name IN ({names})",
-            job_config=self._job_config(None)).result().to_dataframe()
+        columns = (
+            client.query(
+                f"SELECT table_name, column_name FROM INFORMATION_SCHEMA.COLUMNS WHERE table_name IN ({names})",
+                job_config=self._job_config(None),
+            )
+            .result()
+            .to_dataframe()
+        )
         for spec in tables_in("bigquery"):
-            existing = (set(columns.loc[columns["table_name"] == spec.name, "column_name"])
-                        if not columns.empty else set())
+            existing = (
+                set(columns.loc[columns["table_name"] == spec.name, "column_name"]) if not columns.empty else set()
+            )
             alters = spec.add_columns_ddl(existing, "bigquery") if existing else []  # no rows: nothing to compare
             for alter in alters:
                 client.query(alter, job_config=self._job_config(None)).result()
@@ -316,7 +335,6 @@ class BigQueryWarehouse(Warehouse):
         )
         job.result()
         return len(batch)
-
 
     def _load_stage(self, table: str, frame: pd.DataFrame) -> str:
         """Load `frame` into a fresh staging table (load job: atomic, no streaming buffer); return its id."""
@@ -359,8 +377,13 @@ class BigQueryWarehouse(Warehouse):
         return int(affected) if affected is not None else len(batch)
 
 
-_BQ_SCHEMA_TYPES = {"string": "STRING", "boolean": "BOOL", "number": "FLOAT64", "int": "INT64",
-                    "timestamp": "TIMESTAMP"}
+_BQ_SCHEMA_TYPES = {
+    "string": "STRING",
+    "boolean": "BOOL",
+    "number": "FLOAT64",
+    "int": "INT64",
+    "timestamp": "TIMESTAMP",
+}
 
 
 def _bq_type(value: Any) -> str:

@@ -49,46 +49,96 @@ _LEDGER_COLUMNS = tuple((name, _SCORE_TYPES[name]) for name in LEDGER_COLUMNS)
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
-        TableSpec("crm_leads_raw", _LEAD_COLUMNS + RAW_META_COLUMNS,
-                  "every CRM change record that passed the contract (seed, imports, stream)"),
-        TableSpec("rejected_leads",
-                  (("Id", FieldType.STRING), ("payload", FieldType.STRING), ("reason", FieldType.STRING))
-                  + RAW_META_COLUMNS,
-                  "records that failed the contract, with the reason"),
-        TableSpec("lead_scores", tuple((f.name, f.type) for f in SCORE_FIELDS) + RAW_META_COLUMNS,
-                  "scores produced by the stream (lead_scores and contact_scores topics)"),
-        TableSpec(SHADOW_SCORES_TABLE, tuple((f.name, f.type) for f in SCORE_FIELDS) + RAW_META_COLUMNS,
-                  "the challenger's shadow scores (lead_scores_shadow topic), where a managed sink lands them "
-                  "(gcp: the BigQuery sink; the ledger view reads them); locally the sink puts them in the ledger"),
-        TableSpec("crm_leads",
-                  (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING),
-                   ("Lead_Score__c", FieldType.INT), ("Lead_Score_Reasons__c", FieldType.STRING),
-                   ("Lead_Score_Model__c", FieldType.STRING), ("source_ts", FieldType.TIMESTAMP),
-                   ("scored_ts", FieldType.TIMESTAMP), ("written_at", FieldType.TIMESTAMP),
-                   ("Lead_Grade__c", FieldType.STRING)),  # added later: ensure_tables adds it to older files
-                  "the local CRM: current score per record, written back by the writeback worker"),
-        TableSpec("crm_writeback_errors",
-                  (("Id", FieldType.STRING), ("_ObjectType", FieldType.STRING), ("payload", FieldType.STRING),
-                   ("reason", FieldType.STRING), ("target", FieldType.STRING), ("failed_at", FieldType.TIMESTAMP)),
-                  "score records the writeback could not write to the CRM (unknown Id, field rejected, bad record)"),
-        TableSpec("worker_quarantine",
-                  (("worker", FieldType.STRING), ("topic", FieldType.STRING), ("kafka_partition", FieldType.INT),
-                   ("kafka_offset", FieldType.INT), ("Id", FieldType.STRING), ("payload", FieldType.STRING),
-                   ("payload_bytes", FieldType.INT), ("error", FieldType.STRING),
-                   ("quarantined_at", FieldType.TIMESTAMP)),
-                  "score records a CRM worker could not decode, validate or write: the Kafka key as Id, the first "
-                  "10 KB of the value (non-UTF-8 bytes as \\xNN), its size and the error; offsets committed"),
-        TableSpec("lead_score_history", _LEDGER_COLUMNS + RAW_META_COLUMNS,
-                  "the score ledger: every score produced, champion or shadow (append only; erasure deletes)"),
-        TableSpec("rescore_runs",
-                  (("run_id", FieldType.STRING), ("model_version", FieldType.STRING), ("source_ms", FieldType.INT),
-                   ("total", FieldType.INT), ("produced", FieldType.INT), ("last_id", FieldType.STRING),
-                   ("status", FieldType.STRING), ("started_at", FieldType.TIMESTAMP),
-                   ("updated_at", FieldType.TIMESTAMP), ("finished_at", FieldType.TIMESTAMP)),
-                  "full re-score runs after a promotion: checkpoint (counts, last Id produced while running)"),
-        TableSpec("erasure_register",
-                  (("id_hash", FieldType.STRING), ("trigger", FieldType.STRING), ("erased_at", FieldType.TIMESTAMP)),
-                  "keyed hashes (HMAC-SHA256) of erased Ids, so their records still in Kafka are dropped; no Id"),
+        TableSpec(
+            "crm_leads_raw",
+            _LEAD_COLUMNS + RAW_META_COLUMNS,
+            "every CRM change record that passed the contract (seed, imports, stream)",
+        ),
+        TableSpec(
+            "rejected_leads",
+            (("Id", FieldType.STRING), ("payload", FieldType.STRING), ("reason", FieldType.STRING)) + RAW_META_COLUMNS,
+            "records that failed the contract, with the reason",
+        ),
+        TableSpec(
+            "lead_scores",
+            tuple((f.name, f.type) for f in SCORE_FIELDS) + RAW_META_COLUMNS,
+            "scores produced by the stream (lead_scores and contact_scores topics)",
+        ),
+        TableSpec(
+            SHADOW_SCORES_TABLE,
+            tuple((f.name, f.type) for f in SCORE_FIELDS) + RAW_META_COLUMNS,
+            "the challenger's shadow scores (lead_scores_shadow topic), where a managed sink lands them "
+            "(gcp: the BigQuery sink; the ledger view reads them); locally the sink puts them in the ledger",
+        ),
+        TableSpec(
+            "crm_leads",
+            (
+                ("Id", FieldType.STRING),
+                ("_ObjectType", FieldType.STRING),
+                ("Lead_Score__c", FieldType.INT),
+                ("Lead_Score_Reasons__c", FieldType.STRING),
+                ("Lead_Score_Model__c", FieldType.STRING),
+                ("source_ts", FieldType.TIMESTAMP),
+                ("scored_ts", FieldType.TIMESTAMP),
+                ("written_at", FieldType.TIMESTAMP),
+                ("Lead_Grade__c", FieldType.STRING),
+            ),  # added later: ensure_tables adds it to older files
+            "the local CRM: current score per record, written back by the writeback worker",
+        ),
+        TableSpec(
+            "crm_writeback_errors",
+            (
+                ("Id", FieldType.STRING),
+                ("_ObjectType", FieldType.STRING),
+                ("payload", FieldType.STRING),
+                ("reason", FieldType.STRING),
+                ("target", FieldType.STRING),
+                ("failed_at", FieldType.TIMESTAMP),
+            ),
+            "score records the writeback could not write to the CRM (unknown Id, field rejected, bad record)",
+        ),
+        TableSpec(
+            "worker_quarantine",
+            (
+                ("worker", FieldType.STRING),
+                ("topic", FieldType.STRING),
+                ("kafka_partition", FieldType.INT),
+                ("kafka_offset", FieldType.INT),
+                ("Id", FieldType.STRING),
+                ("payload", FieldType.STRING),
+                ("payload_bytes", FieldType.INT),
+                ("error", FieldType.STRING),
+                ("quarantined_at", FieldType.TIMESTAMP),
+            ),
+            "score records a CRM worker could not decode, validate or write: the Kafka key as Id, the first "
+            "10 KB of the value (non-UTF-8 bytes as \\xNN), its size and the error; offsets committed",
+        ),
+        TableSpec(
+            "lead_score_history",
+            _LEDGER_COLUMNS + RAW_META_COLUMNS,
+            "the score ledger: every score produced, champion or shadow (append only; erasure deletes)",
+        ),
+        TableSpec(
+            "rescore_runs",
+            (
+                ("run_id", FieldType.STRING),
+                ("model_version", FieldType.STRING),
+                ("source_ms", FieldType.INT),
+                ("total", FieldType.INT),
+                ("produced", FieldType.INT),
+                ("last_id", FieldType.STRING),
+                ("status", FieldType.STRING),
+                ("started_at", FieldType.TIMESTAMP),
+                ("updated_at", FieldType.TIMESTAMP),
+                ("finished_at", FieldType.TIMESTAMP),
+            ),
+            "full re-score runs after a promotion: checkpoint (counts, last Id produced while running)",
+        ),
+        TableSpec(
+            "erasure_register",
+            (("id_hash", FieldType.STRING), ("trigger", FieldType.STRING), ("erased_at", FieldType.TIMESTAMP)),
+            "keyed hashes (HMAC-SHA256) of erased Ids, so their records still in Kafka are dropped; no Id",
+        ),
     )
 }
 

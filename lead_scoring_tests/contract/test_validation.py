@@ -31,8 +31,9 @@ def _value(field):
         return st.booleans()
     if kind in (FieldType.NUMBER, FieldType.INT):
         low = 0 if field.non_negative else -1e9
-        return st.one_of(st.integers(min_value=int(low), max_value=10**9),
-                         st.floats(min_value=low, max_value=1e9, allow_nan=False))
+        return st.one_of(
+            st.integers(min_value=int(low), max_value=10**9), st.floats(min_value=low, max_value=1e9, allow_nan=False)
+        )
     return _timestamps
 
 
@@ -50,11 +51,13 @@ def valid_records(draw):
 _wrong_values = {
     FieldType.STRING: st.one_of(st.integers(), st.booleans(), st.lists(st.integers(), max_size=2)),
     FieldType.BOOLEAN: st.one_of(st.integers(), st.text(max_size=5), st.floats(allow_nan=False)),
-    FieldType.NUMBER: st.one_of(st.text(max_size=5), st.booleans(),
-                                st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)),
+    FieldType.NUMBER: st.one_of(
+        st.text(max_size=5), st.booleans(), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)
+    ),
     FieldType.INT: st.one_of(st.text(max_size=5), st.booleans()),
-    FieldType.TIMESTAMP: st.one_of(st.integers(), st.text(alphabet="abcxyz ", max_size=8),
-                                   st.just("2024-13-45T99:99:00Z")),
+    FieldType.TIMESTAMP: st.one_of(
+        st.integers(), st.text(alphabet="abcxyz ", max_size=8), st.just("2024-13-45T99:99:00Z")
+    ),
 }
 
 
@@ -100,8 +103,9 @@ def test_json_round_trip_is_accepted(record):
 
 
 def test_specific_reasons_are_readable():
-    _, errors = parse_record(b'{"Id": "x", "_ObjectType": "Account", "LastModifiedDate": "yesterday", '
-                             b'"Total_Visits__c": -1}')
+    _, errors = parse_record(
+        b'{"Id": "x", "_ObjectType": "Account", "LastModifiedDate": "yesterday", "Total_Visits__c": -1}'
+    )
     reasons = {e.field: e.reason for e in errors}
     assert reasons["_ObjectType"].startswith("must be one of Lead, Contact")
     assert "ISO-8601" in reasons["LastModifiedDate"]

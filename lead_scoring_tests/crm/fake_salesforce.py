@@ -24,8 +24,11 @@ SESSION_ID = "00Dxx0000000001!FAKE.SESSION"
 INSTANCE = "acme.my.salesforce.com"
 LOGIN_URL = re.compile(r"^https://login\.salesforce\.com/services/Soap/u/(?P<version>[\d.]+)$")
 OAUTH_TOKEN = re.compile(r"^https://(?P<host>[a-z0-9.-]+)\.salesforce\.com/services/oauth2/token$")
-DESCRIBE = re.compile(r"^https://" + re.escape(INSTANCE) +
-                      r"/services/data/v(?P<version>[\d.]+)/sobjects/(?P<object>[A-Za-z_]+)/describe/?$")
+DESCRIBE = re.compile(
+    r"^https://"
+    + re.escape(INSTANCE)
+    + r"/services/data/v(?P<version>[\d.]+)/sobjects/(?P<object>[A-Za-z_]+)/describe/?$"
+)
 # describe's `fields` of the custom score fields as an admin creates them (docs/production.md)
 SCORE_FIELD_DESCRIBE = {
     "Lead_Score__c": {"type": "double", "precision": 3, "scale": 0, "updateable": True},
@@ -34,10 +37,15 @@ SCORE_FIELD_DESCRIBE = {
     "Lead_Grade__c": {"type": "picklist", "updateable": True},
 }
 LIMITS = re.compile(r"^https://" + re.escape(INSTANCE) + r"/services/data/v(?P<version>[\d.]+)/limits/?$")
-INGEST = re.compile(r"^https://" + re.escape(INSTANCE) +
-                    r"/services/data/v(?P<version>[\d.]+)/jobs/ingest(?:/(?P<job>[^/]+))?(?:/(?P<rest>[^/]+)/?)?$")
-FIELDS = {"Lead": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c"},
-          "Contact": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c"}}
+INGEST = re.compile(
+    r"^https://"
+    + re.escape(INSTANCE)
+    + r"/services/data/v(?P<version>[\d.]+)/jobs/ingest(?:/(?P<job>[^/]+))?(?:/(?P<rest>[^/]+)/?)?$"
+)
+FIELDS = {
+    "Lead": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c"},
+    "Contact": {"Id", "Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c"},
+}
 
 _LOGIN_OK = f"""<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">
@@ -78,8 +86,15 @@ class Job:
 
 
 class FakeSalesforce(BaseAdapter):
-    def __init__(self, username: str, password: str, token: str, known_ids: set[str],
-                 limit_errors: int = 0, polls_before_complete: int = 1):
+    def __init__(
+        self,
+        username: str,
+        password: str,
+        token: str,
+        known_ids: set[str],
+        limit_errors: int = 0,
+        polls_before_complete: int = 1,
+    ):
         super().__init__()
         self.credentials = (username, password + token)
         self.known_ids = set(known_ids)
@@ -107,7 +122,8 @@ class FakeSalesforce(BaseAdapter):
         }
         self.described: dict[str, dict[str, dict[str, Any]]] = {
             obj: {"Id": {"type": "id", "updateable": False}, **{k: dict(v) for k, v in SCORE_FIELD_DESCRIBE.items()}}
-            for obj in ("Lead", "Contact")}
+            for obj in ("Lead", "Contact")
+        }
 
     def session(self) -> requests.Session:
         s = requests.Session()
@@ -157,17 +173,23 @@ class FakeSalesforce(BaseAdapter):
             if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
                 return self._json(400, {"error": "unsupported_grant_type"})
             try:
-                claims = jwt.decode(form["assertion"], self.jwt_public_key, algorithms=["RS256"],
-                                    audience=["https://login.salesforce.com", "https://test.salesforce.com"])
+                claims = jwt.decode(
+                    form["assertion"],
+                    self.jwt_public_key,
+                    algorithms=["RS256"],
+                    audience=["https://login.salesforce.com", "https://test.salesforce.com"],
+                )
             except jwt.PyJWTError as exc:
                 return self._json(400, {"error": "invalid_grant", "error_description": str(exc)})
             if claims.get("iss") != self.jwt_consumer_key or claims.get("sub") != self.credentials[0]:
-                return self._json(400, {"error": "invalid_grant",
-                                        "error_description": "user hasn't approved this consumer"})
+                return self._json(
+                    400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}
+                )
             self.jwt_assertions.append({**claims, "token_host": m.group("host")})
             self.logins += 1
-            return self._json(200, {"access_token": SESSION_ID, "instance_url": f"https://{INSTANCE}",
-                                    "token_type": "Bearer"})
+            return self._json(
+                200, {"access_token": SESSION_ID, "instance_url": f"https://{INSTANCE}", "token_type": "Bearer"}
+            )
         m = LIMITS.match(url)
         if m and method == "GET":
             if headers.get("Authorization") != f"Bearer {SESSION_ID}":
@@ -180,8 +202,14 @@ class FakeSalesforce(BaseAdapter):
             fields = self.described.get(m.group("object"))
             if fields is None:
                 return self._json(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
-            return self._json(200, {"name": m.group("object"), "updateable": True,
-                                    "fields": [{"name": k, **v} for k, v in fields.items()]})
+            return self._json(
+                200,
+                {
+                    "name": m.group("object"),
+                    "updateable": True,
+                    "fields": [{"name": k, **v} for k, v in fields.items()],
+                },
+            )
         m = INGEST.match(url)
         if not m:
             return self._json(404, [{"errorCode": "NOT_FOUND", "message": f"no route {method} {url}"}])
@@ -192,17 +220,27 @@ class FakeSalesforce(BaseAdapter):
             return self._json(401, [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}])
         if self.limit_errors > 0:
             self.limit_errors -= 1
-            return self._json(403, [{"errorCode": "REQUEST_LIMIT_EXCEEDED",
-                                     "message": "TotalRequests Limit exceeded."}])
+            return self._json(
+                403, [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]
+            )
         job_id, rest = m.group("job"), m.group("rest")
         if job_id is None and method == "POST":
             spec = json.loads(body)
             job = Job(next(self._ids), spec["object"], spec["operation"], spec)
             self.jobs[job.id] = job
-            return self._json(200, {"id": job.id, "operation": job.operation, "object": job.object,
-                                    "state": "Open", "contentType": "CSV", "apiVersion": float(m.group("version")),
-                                    "lineEnding": spec.get("lineEnding"),
-                                    "columnDelimiter": spec.get("columnDelimiter")})
+            return self._json(
+                200,
+                {
+                    "id": job.id,
+                    "operation": job.operation,
+                    "object": job.object,
+                    "state": "Open",
+                    "contentType": "CSV",
+                    "apiVersion": float(m.group("version")),
+                    "lineEnding": spec.get("lineEnding"),
+                    "columnDelimiter": spec.get("columnDelimiter"),
+                },
+            )
         job = self.jobs.get(job_id or "")
         if job is None:
             return self._json(404, [{"errorCode": "NOT_FOUND", "message": "job not found"}])
@@ -223,10 +261,17 @@ class FakeSalesforce(BaseAdapter):
                     job.state = "Failed" if job.error else "JobComplete"
                 else:
                     return self._json(200, {"id": job.id, "state": "InProgress"})
-            return self._json(200, {"id": job.id, "state": job.state, "object": job.object,
-                                    "numberRecordsProcessed": job.processed,
-                                    "numberRecordsFailed": len(job.failed),
-                                    **({"errorMessage": job.error} if job.error else {})})
+            return self._json(
+                200,
+                {
+                    "id": job.id,
+                    "state": job.state,
+                    "object": job.object,
+                    "numberRecordsProcessed": job.processed,
+                    "numberRecordsFailed": len(job.failed),
+                    **({"errorMessage": job.error} if job.error else {}),
+                },
+            )
         if rest == "failedResults" and method == "GET":
             out = io.StringIO()
             rows = list(csv.DictReader(io.StringIO(job.csv_text)))

@@ -28,10 +28,17 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     topics = args.score_topics if args.name == "writeback" else [args.raw_topic, *args.score_topics]
-    worker = build_worker(args.name, kafka=KafkaResource(bootstrap_servers=args.bootstrap),
-                          warehouse=DuckDBWarehouse(path=args.warehouse), crm=LocalCrm(),
-                          topics=topics, score_topics=args.score_topics, group_id=args.group,
-                          batch_size=args.batch, max_wait_s=args.max_wait)
+    worker = build_worker(
+        args.name,
+        kafka=KafkaResource(bootstrap_servers=args.bootstrap),
+        warehouse=DuckDBWarehouse(path=args.warehouse),
+        crm=LocalCrm(),
+        topics=topics,
+        score_topics=args.score_topics,
+        group_id=args.group,
+        batch_size=args.batch,
+        max_wait_s=args.max_wait,
+    )
     worker.install_signal_handlers()
     try:
         worker.run()

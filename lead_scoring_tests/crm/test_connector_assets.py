@@ -29,9 +29,14 @@ from lead_scoring.streaming.topics import (
 from lead_scoring_tests.vendor import check_options, load
 from lead_scoring_tests.vendor.templates import check_against_template, provenance, template_properties
 
-SECRETS = {"SALESFORCE_USERNAME": "ops@acme.example", "SALESFORCE_CONSUMER_KEY": "3MVG9-consumer-key",
-           "SALESFORCE_JWT_KEYSTORE_PASSWORD": "ks-pa55", "CONFLUENT_KAFKA_API_KEY": "ABCDEF123",
-           "CONFLUENT_KAFKA_API_SECRET": "kafka-s3cr3t", "GCP_SERVICE_ACCOUNT_KEY_JSON": '{"private_key": "x"}'}
+SECRETS = {
+    "SALESFORCE_USERNAME": "ops@acme.example",
+    "SALESFORCE_CONSUMER_KEY": "3MVG9-consumer-key",
+    "SALESFORCE_JWT_KEYSTORE_PASSWORD": "ks-pa55",
+    "CONFLUENT_KAFKA_API_KEY": "ABCDEF123",
+    "CONFLUENT_KAFKA_API_SECRET": "kafka-s3cr3t",
+    "GCP_SERVICE_ACCOUNT_KEY_JSON": '{"private_key": "x"}',
+}
 
 
 def test_connector_configs_render_to_versioned_files_with_placeholders_only(tmp_path, monkeypatch):
@@ -62,14 +67,18 @@ def test_connector_configs_render_to_versioned_files_with_placeholders_only(tmp_
     [sink] = configs["salesforce_sink_connector_config"].values()
     assert sink["salesforce.object.num"] == "2"
     assert {(sink[f"salesforce.object{i}"], sink[f"salesforce.object{i}.topics"]) for i in (1, 2)} == {
-        ("Lead", LEAD_SCORES), ("Contact", CONTACT_SCORES)}
+        ("Lead", LEAD_SCORES),
+        ("Contact", CONTACT_SCORES),
+    }
     assert all(sink[f"salesforce.object{i}.sink.operation"] == "update" for i in (1, 2))
     assert "PROBE-" in sink["transforms.dropProbes.filter.condition"]
 
     [bq] = configs["bigquery_sink_connector_config"].values()
     # the shadow scores too (the ledger view reads both tables); re-score requests never land as CRM changes
-    assert bq["topic2table.map"] == (f"{INPUT_AVRO}:crm_leads_raw,{LEAD_SCORES}:lead_scores,"
-                                     f"{CONTACT_SCORES}:lead_scores,{LEAD_SCORES_SHADOW}:lead_scores_shadow")
+    assert bq["topic2table.map"] == (
+        f"{INPUT_AVRO}:crm_leads_raw,{LEAD_SCORES}:lead_scores,"
+        f"{CONTACT_SCORES}:lead_scores,{LEAD_SCORES_SHADOW}:lead_scores_shadow"
+    )
     assert bq["transforms"].startswith("dropRescores,")
     assert bq["transforms.dropRescores.filter.condition"] == "$[?(@._EventType == 'rescore')]"
     assert bq["transforms.dropRescores.filter.type"] == "exclude"
@@ -101,9 +110,13 @@ def test_the_old_connector_keys_are_refused_by_the_property_tables() -> None:
     connectors = load("confluent_connectors")
     old_source = {"connector.class": "SalesforceBulkApiV2Source", "salesforce.offset.field": "LastModifiedDate"}
     assert "salesforce.offset.field: not a property of this vendor table" in check_options(
-        old_source, connectors["SalesforceBulkApiV2Source"])
-    old_sink = {"salesforce.object": "Lead", "salesforce.sink.object.operation": "update",
-                "behavior.on.api.errors": "log"}
+        old_source, connectors["SalesforceBulkApiV2Source"]
+    )
+    old_sink = {
+        "salesforce.object": "Lead",
+        "salesforce.sink.object.operation": "update",
+        "behavior.on.api.errors": "log",
+    }
     problems = check_options(old_sink, connectors["SalesforceSObjectSink"])
     assert "salesforce.object: not a property of this vendor table" in problems
     assert "salesforce.sink.object.operation: not a property of this vendor table" in problems
@@ -115,11 +128,17 @@ def test_salesforce_datetimes_become_iso_strings_the_contract_accepts() -> None:
     turns epoch millis (or Salesforce's own text) into ISO-8601 text, the form the contract accepts."""
     for config in (c["config"] for c in salesforce_source_configs(ConnectorSettings())):
         aliases = config["transforms"].split(",")
-        converted = {config[f"transforms.{a}.field"] for a in aliases
-                     if config[f"transforms.{a}.type"] == "org.apache.kafka.connect.transforms.TimestampConverter$Value"
-                     and config[f"transforms.{a}.target.type"] == "string"}
-        assert converted == {f.name for f in LEAD_FIELDS if f.type is FieldType.TIMESTAMP} == {"LastModifiedDate",
-                                                                                                "CreatedDate"}
+        converted = {
+            config[f"transforms.{a}.field"]
+            for a in aliases
+            if config[f"transforms.{a}.type"] == "org.apache.kafka.connect.transforms.TimestampConverter$Value"
+            and config[f"transforms.{a}.target.type"] == "string"
+        }
+        assert (
+            converted
+            == {f.name for f in LEAD_FIELDS if f.type is FieldType.TIMESTAMP}
+            == {"LastModifiedDate", "CreatedDate"}
+        )
         assert {config[f"transforms.{a}.format"] for a in aliases if a.startswith("iso")} == {ISO_TIMESTAMP_FORMAT}
     # what java.text.SimpleDateFormat("yyyy-MM-dd'T'HH:mm:ss.SSSXX") writes in UTC, and Salesforce's own text
     for text in ("2026-03-01T09:15:02.000Z", "2026-03-01T09:15:02.000+0000"):
@@ -136,6 +155,7 @@ def test_connector_assets_are_in_the_crm_group_owned_by_the_platform_team():
 
 
 # -- Confluent's own templates (confluentinc/connect-migration-utility, issue 28 #6) ------------------------
+
 
 @pytest.mark.parametrize("connector", [c["name"] for c in _all_configs()])
 def test_every_rendered_config_matches_confluents_own_template(connector: str) -> None:
@@ -155,21 +175,42 @@ def test_the_templates_are_pinned_copies_with_their_source() -> None:
 
 def test_the_indexed_bulk_api_source_config_is_refused_by_confluents_template() -> None:
     """What the source rendered before issue 28: object-indexed keys from a secondary transcription."""
-    old = {"name": "old", "connector.class": "SalesforceBulkApiV2Source", "kafka.auth.mode": "KAFKA_API_KEY",
-           "salesforce.consumer.key": "${K}", "output.data.format": "JSON", "tasks.max": "1",
-           "salesforce.object.num": "1", "salesforce.object1": "Lead", "salesforce.object1.topic": INPUT_RAW,
-           "salesforce.object1.since": "2024-01-01", "salesforce.object1.skip.epoch.conversion.fields": "CreatedDate"}
+    old = {
+        "name": "old",
+        "connector.class": "SalesforceBulkApiV2Source",
+        "kafka.auth.mode": "KAFKA_API_KEY",
+        "salesforce.consumer.key": "${K}",
+        "output.data.format": "JSON",
+        "tasks.max": "1",
+        "salesforce.object.num": "1",
+        "salesforce.object1": "Lead",
+        "salesforce.object1.topic": INPUT_RAW,
+        "salesforce.object1.since": "2024-01-01",
+        "salesforce.object1.skip.epoch.conversion.fields": "CreatedDate",
+    }
     problems = check_against_template(old, "SalesforceBulkApiV2Source")
-    for key in ("salesforce.object.num", "salesforce.object1", "salesforce.object1.topic",
-                "salesforce.object1.skip.epoch.conversion.fields"):
+    for key in (
+        "salesforce.object.num",
+        "salesforce.object1",
+        "salesforce.object1.topic",
+        "salesforce.object1.skip.epoch.conversion.fields",
+    ):
         assert f"{key}: not a property of Confluent's SalesforceBulkApiV2Source template" in problems
     for key in ("salesforce.object", "salesforce.since", "kafka.topic"):
         assert f"{key}: required by Confluent's SalesforceBulkApiV2Source template, missing" in problems
     # values and SMTs are held to the template too
-    assert check_against_template({**old, "include.deleted.records": "yes"}, "SalesforceBulkApiV2Source").count(
-        "include.deleted.records='yes': the template's type is BOOLEAN (true | false)") == 1
-    assert any("not an SMT Confluent allows" in p for p in check_against_template(
-        {**old, "transforms": "x", "transforms.x.type": "com.example.Nope"}, "SalesforceBulkApiV2Source"))
+    assert (
+        check_against_template({**old, "include.deleted.records": "yes"}, "SalesforceBulkApiV2Source").count(
+            "include.deleted.records='yes': the template's type is BOOLEAN (true | false)"
+        )
+        == 1
+    )
+    assert any(
+        "not an SMT Confluent allows" in p
+        for p in check_against_template(
+            {**old, "transforms": "x", "transforms.x.type": "com.example.Nope"}, "SalesforceBulkApiV2Source"
+        )
+    )
 
 
 def test_deletes_batching_and_the_key_format_follow_the_templates_options() -> None:

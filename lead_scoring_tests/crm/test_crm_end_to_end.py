@@ -48,24 +48,53 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
     try:
         server.start()
         resources = {"kafka": kafka, "flink": flink}
-        assert dg.materialize_to_memory([streaming_topics], resources=resources, run_config={
-            "ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}}).success
+        assert dg.materialize_to_memory(
+            [streaming_topics],
+            resources=resources,
+            run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}},
+        ).success
 
         rollout = dg.materialize_to_memory(
-            [stub_deployment(url, version.version, MODEL), flink_statements], resources=resources,
-            run_config={"ops": {"flink_statements": {"config": {"topic_prefix": prefix, "statement_prefix": names,
-                                                                "group_prefix": names, "verify_timeout_s": 180.0}}}},
-            raise_on_error=False)
+            [stub_deployment(url, version.version, MODEL), flink_statements],
+            resources=resources,
+            run_config={
+                "ops": {
+                    "flink_statements": {
+                        "config": {
+                            "topic_prefix": prefix,
+                            "statement_prefix": names,
+                            "group_prefix": names,
+                            "verify_timeout_s": 180.0,
+                        }
+                    }
+                }
+            },
+            raise_on_error=False,
+        )
         assert rollout.success, [str(e.event_specific_data) for e in rollout.all_events if e.is_failure]
 
         warehouse = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
         scores = [prefix + "lead_scores", prefix + "contact_scores"]
         raw = prefix + "input_raw"
         workers = [
-            build_worker("sink", kafka=kafka, warehouse=warehouse, topics=[raw, *scores], score_topics=scores,
-                         group_id=f"{names}-sink", max_wait_s=0.5),
-            build_worker("writeback", kafka=kafka, warehouse=warehouse, crm=LocalCrm(), topics=scores,
-                         score_topics=scores, group_id=f"{names}-writeback"),
+            build_worker(
+                "sink",
+                kafka=kafka,
+                warehouse=warehouse,
+                topics=[raw, *scores],
+                score_topics=scores,
+                group_id=f"{names}-sink",
+                max_wait_s=0.5,
+            ),
+            build_worker(
+                "writeback",
+                kafka=kafka,
+                warehouse=warehouse,
+                crm=LocalCrm(),
+                topics=scores,
+                score_topics=scores,
+                group_id=f"{names}-writeback",
+            ),
         ]
         threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
         for t in threads:
@@ -81,8 +110,8 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
 
         def landed() -> bool:
             counts = warehouse.query(
-                "SELECT (SELECT COUNT(DISTINCT Id) FROM crm_leads) AS crm, "
-                "(SELECT COUNT(*) FROM crm_leads_raw) AS raw")
+                "SELECT (SELECT COUNT(DISTINCT Id) FROM crm_leads) AS crm, (SELECT COUNT(*) FROM crm_leads_raw) AS raw"
+            )
             return int(counts["crm"][0]) >= len(ids) and int(counts["raw"][0]) >= len(events)
 
         deadline = time.monotonic() + 300
@@ -104,8 +133,9 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
                 httpx.patch(f"{flink.flink_rest_url}/jobs/{job['jid']}", params={"mode": "cancel"}, timeout=10)
         server.stop()
 
-    crm = warehouse.query("SELECT Id, _ObjectType, Lead_Score__c, Lead_Score_Model__c, source_ts, scored_ts "
-                          "FROM crm_leads")
+    crm = warehouse.query(
+        "SELECT Id, _ObjectType, Lead_Score__c, Lead_Score_Model__c, source_ts, scored_ts FROM crm_leads"
+    )
     assert set(crm["Id"]) == ids  # every replayed Lead/Contact carries a score, nothing else
     assert crm["Lead_Score__c"].between(0, 100).all()
     assert (crm["scored_ts"] >= crm["source_ts"]).all()

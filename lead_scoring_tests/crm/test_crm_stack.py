@@ -83,8 +83,9 @@ def group_assigned(kafka: KafkaResource, group: str) -> bool:
     return any(m.assignment and m.assignment.topic_partitions for m in desc.members)
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5,
-               logs: list[Path] | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5, logs: list[Path] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
@@ -135,10 +136,27 @@ def test_replay_cli_on_the_x_education_export(local_stack):
     topic = _name("replay_cli")
     create_topics(local_stack.kafka(), [topic])
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "lead-scoring"), "leads", "replay", str(X_EDUCATION), "--mapping",
-         str(MAPPING), "--limit", "60", "--rate", "300", "--with-outcomes", "--topic", topic, "--bootstrap",
-         local_stack.kafka_bootstrap],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"},
+        [
+            str(Path(sys.executable).parent / "lead-scoring"),
+            "leads",
+            "replay",
+            str(X_EDUCATION),
+            "--mapping",
+            str(MAPPING),
+            "--limit",
+            "60",
+            "--rate",
+            "300",
+            "--with-outcomes",
+            "--topic",
+            topic,
+            "--bootstrap",
+            local_stack.kafka_bootstrap,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sent 120, failed 0" in proc.stdout  # 60 leads created + their 60 outcomes
@@ -149,18 +167,48 @@ def test_replay_cli_on_the_x_education_export(local_stack):
 
 def _score(rid: str, object_type: str, i: int) -> dict:
     now = int(time.time() * 1000)
-    return {"Id": rid, "_ObjectType": object_type, "_EventType": "updated", "Lead_Score__c": i % 101,
-            "Lead_Score_Reasons__c": f"+Lead Add Form; -Email Bounced #{i}", "Lead_Score_Model__c": "vtest",
-            "source_ts": now - 30, "scored_ts": now}
+    return {
+        "Id": rid,
+        "_ObjectType": object_type,
+        "_EventType": "updated",
+        "Lead_Score__c": i % 101,
+        "Lead_Score_Reasons__c": f"+Lead Add Form; -Email Bounced #{i}",
+        "Lead_Score_Model__c": "vtest",
+        "source_ts": now - 30,
+        "scored_ts": now,
+    }
 
 
 class Worker:
     """A worker subprocess on the test's topics."""
 
-    def __init__(self, name: str, bootstrap: str, warehouse: Path, group: str, raw: str, scores: list[str],
-                 log: Path, batch: int = 50, max_wait: float = 0.2):
-        self.argv = [sys.executable, "-m", "lead_scoring_tests.crm.run_worker", name, bootstrap, str(warehouse),
-                     group, raw, *scores, "--batch", str(batch), "--max-wait", str(max_wait)]
+    def __init__(
+        self,
+        name: str,
+        bootstrap: str,
+        warehouse: Path,
+        group: str,
+        raw: str,
+        scores: list[str],
+        log: Path,
+        batch: int = 50,
+        max_wait: float = 0.2,
+    ):
+        self.argv = [
+            sys.executable,
+            "-m",
+            "lead_scoring_tests.crm.run_worker",
+            name,
+            bootstrap,
+            str(warehouse),
+            group,
+            raw,
+            *scores,
+            "--batch",
+            str(batch),
+            "--max-wait",
+            str(max_wait),
+        ]
         self.name = name
         self.log = log
         self.home = log.parent / f"{name}-home"  # its own state folder: a heartbeat no other worker wrote
@@ -168,15 +216,20 @@ class Worker:
 
     def start(self) -> Worker:
         with open(self.log, "ab") as out:  # the child has its own copy of the descriptor
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                         cwd=Path(__file__).resolve().parents[2],
-                                         env={**os.environ, "LEAD_SCORING_HOME": str(self.home)})
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[2],
+                env={**os.environ, "LEAD_SCORING_HOME": str(self.home)},
+            )
         return self
 
     def wait_consuming(self, timeout_s: float = 180.0) -> None:
         """Until the worker holds its partitions (its heartbeat says so), so a test's stream starts after it."""
-        wait_until(lambda: worker_health(self.name, self.home) is None, timeout_s, f"{self.name} to consume",
-                   logs=[self.log])
+        wait_until(
+            lambda: worker_health(self.name, self.home) is None, timeout_s, f"{self.name} to consume", logs=[self.log]
+        )
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -210,12 +263,30 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
     ids = [f"{'003' if i % 5 == 0 else '00Q'}T{uuid.uuid4().hex[:12]}" for i in range(n)]
     probes = [f"PROBE-{uuid.uuid4().hex[:8]}" for _ in range(5)]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    raw_records = [{"Id": rid, "_ObjectType": "Contact" if rid.startswith("003") else "Lead",
-                    "_EventType": "created", "LastModifiedDate": stamp, "LeadSource": "Google"} for rid in ids + probes]
+    raw_records = [
+        {
+            "Id": rid,
+            "_ObjectType": "Contact" if rid.startswith("003") else "Lead",
+            "_EventType": "created",
+            "LastModifiedDate": stamp,
+            "LeadSource": "Google",
+        }
+        for rid in ids + probes
+    ]
     scores = [_score(rid, "Contact" if rid.startswith("003") else "Lead", i) for i, rid in enumerate(ids + probes)]
 
-    workers = {name: Worker(name, local_stack.kafka_bootstrap, wh_path, groups[name], raw, [leads_t, contacts_t],
-                            tmp_path / f"{name}.log") for name in ("sink", "writeback")}
+    workers = {
+        name: Worker(
+            name,
+            local_stack.kafka_bootstrap,
+            wh_path,
+            groups[name],
+            raw,
+            [leads_t, contacts_t],
+            tmp_path / f"{name}.log",
+        )
+        for name in ("sink", "writeback")
+    }
 
     def produce_all() -> None:
         # 100/s: the kill below must land mid-stream even when a loaded machine lets the sink catch up in bursts
@@ -233,8 +304,12 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
         producer.start()
         log.info("workers started, producing")
         # Kill both once some, not all, of the stream has landed: mid-stream, some batches uncommitted.
-        wait_until(lambda: _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw") >= 150, 120, "first sink batches",
-                   logs=[w.log for w in workers.values()])
+        wait_until(
+            lambda: _count(warehouse, "SELECT COUNT(*) FROM crm_leads_raw") >= 150,
+            120,
+            "first sink batches",
+            logs=[w.log for w in workers.values()],
+        )
         log.info("first sink batches landed; killing the workers")
         for w in workers.values():
             w.kill()
@@ -246,11 +321,18 @@ def test_workers_killed_mid_stream_and_restarted_land_everything_exactly_once(lo
         log.info("all produced")
         assert landed_at_kill < len(raw_records), "the kill was not mid-stream; produce more or slower"
         expected_crm = n  # probes are never written back
-        totals = (f"SELECT (SELECT COUNT(*) FROM lead_scores) >= {len(scores)} "
-                  f"AND (SELECT COUNT(*) FROM crm_leads) >= {expected_crm} "
-                  f"AND (SELECT COUNT(*) FROM crm_leads_raw) >= {len(raw_records)}")
-        wait_until(lambda: bool(warehouse.query(totals).iloc[0, 0]), 180, "everything to land after the restart",
-                   interval_s=2.0, logs=[w.log for w in workers.values()])
+        totals = (
+            f"SELECT (SELECT COUNT(*) FROM lead_scores) >= {len(scores)} "
+            f"AND (SELECT COUNT(*) FROM crm_leads) >= {expected_crm} "
+            f"AND (SELECT COUNT(*) FROM crm_leads_raw) >= {len(raw_records)}"
+        )
+        wait_until(
+            lambda: bool(warehouse.query(totals).iloc[0, 0]),
+            180,
+            "everything to land after the restart",
+            interval_s=2.0,
+            logs=[w.log for w in workers.values()],
+        )
         log.info("everything landed")
         # Clean stop: SIGTERM flushes and exits 0, leaving no lag.
         assert [w.terminate() for w in workers.values()] == [0, 0]
@@ -280,8 +362,17 @@ def test_sigterm_flushes_the_batch_a_worker_holds(local_stack, tmp_path):
     wh_path = tmp_path / "warehouse.duckdb"
     group = _name("sink")
     # A batch that never fills and never times out: only the SIGTERM flush can write it.
-    worker = Worker("sink", local_stack.kafka_bootstrap, wh_path, group, raw, [leads_t], tmp_path / "sink.log",
-                    batch=100_000, max_wait=3600).start()
+    worker = Worker(
+        "sink",
+        local_stack.kafka_bootstrap,
+        wh_path,
+        group,
+        raw,
+        [leads_t],
+        tmp_path / "sink.log",
+        batch=100_000,
+        max_wait=3600,
+    ).start()
     try:
         scores = [_score(f"00QS{i:06d}", "Lead", i) for i in range(40)]
         assert replay(kafka, iter(scores), leads_t).sent == 40
@@ -310,13 +401,21 @@ def test_stack_up_runs_the_workers_on_the_pipeline_topics(local_stack):
         assert replay(kafka, iter([{"Id": rid, "_ObjectType": "Lead", "LastModifiedDate": stamp}]), INPUT_RAW).sent == 1
         assert replay(kafka, iter([_score(rid, "Lead", 77)]), LEAD_SCORES).sent == 1
         warehouse = DuckDBWarehouse(path=str(Path(stack.cfg.state_root) / "warehouse" / "lead_scoring.duckdb"))
-        wait_until(lambda: _count(warehouse, f"SELECT COUNT(*) FROM crm_leads WHERE Id = '{rid}'") == 1
-                   and _count(warehouse, f"SELECT COUNT(*) FROM crm_leads_raw WHERE Id = '{rid}'") == 1
-                   and _count(warehouse, f"SELECT COUNT(*) FROM lead_scores WHERE Id = '{rid}'") == 1,
-                   90, "the stack's workers to land the records")
+        wait_until(
+            lambda: (
+                _count(warehouse, f"SELECT COUNT(*) FROM crm_leads WHERE Id = '{rid}'") == 1
+                and _count(warehouse, f"SELECT COUNT(*) FROM crm_leads_raw WHERE Id = '{rid}'") == 1
+                and _count(warehouse, f"SELECT COUNT(*) FROM lead_scores WHERE Id = '{rid}'") == 1
+            ),
+            90,
+            "the stack's workers to land the records",
+        )
         assert _count(warehouse, f"SELECT Lead_Score__c FROM crm_leads WHERE Id = '{rid}'") == 77
-        wait_until(lambda: sum(group_lag(kafka, GROUP_IDS["writeback"], [LEAD_SCORES]).values()) == 0, 30,
-                   "the writeback to commit")
+        wait_until(
+            lambda: sum(group_lag(kafka, GROUP_IDS["writeback"], [LEAD_SCORES]).values()) == 0,
+            30,
+            "the writeback to commit",
+        )
         assert {s.name: s.state for s in stack.status(workers)} == dict.fromkeys(workers, "healthy")
     finally:
         assert sorted(stack.down(workers)) == sorted(workers)
@@ -330,9 +429,26 @@ def test_leads_generate_cli_streams_valid_synthetic_leads(local_stack):
     topic = _name("generate")
     create_topics(local_stack.kafka(), [topic])
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "lead-scoring"), "leads", "generate", "--rate", "50", "--limit", "40",
-         "--with-outcomes", "--outcome-delay", "0.2", "--topic", topic, "--bootstrap", local_stack.kafka_bootstrap],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "200"},
+        [
+            str(Path(sys.executable).parent / "lead-scoring"),
+            "leads",
+            "generate",
+            "--rate",
+            "50",
+            "--limit",
+            "40",
+            "--with-outcomes",
+            "--outcome-delay",
+            "0.2",
+            "--topic",
+            topic,
+            "--bootstrap",
+            local_stack.kafka_bootstrap,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sent 40, failed 0" in proc.stdout
@@ -381,8 +497,16 @@ def test_a_consumer_that_stops_fetching_is_replaced_and_nothing_is_lost(local_st
     create_topics(kafka, [topic])
     assert replay(kafka, iter([_score(f"00QT{i:06d}", "Lead", i) for i in range(60)]), topic).sent == 60
     recorder = _Recorder()
-    worker = _StuckFirstConsumer(kafka, _name("stall"), [topic], recorder, name="writeback", batch_size=500,
-                                 max_wait_s=0.2, heartbeat_path=tmp_path / "writeback.json")
+    worker = _StuckFirstConsumer(
+        kafka,
+        _name("stall"),
+        [topic],
+        recorder,
+        name="writeback",
+        batch_size=500,
+        max_wait_s=0.2,
+        heartbeat_path=tmp_path / "writeback.json",
+    )
     thread = _run_in_thread(worker)
     try:
         wait_until(lambda: len(recorder.seen) == 60, 90, "the 60 records written after the stuck consumer is replaced")
@@ -409,8 +533,9 @@ def test_an_idle_worker_behind_a_transaction_marker_is_not_replaced_over_and_ove
         producer.produce(topic, key=f"k{i}", value=json.dumps(_score(f"00QX{i:06d}", "Lead", i)))
     producer.commit_transaction(30)
     recorder = _Recorder()
-    worker = MicroBatchWorker(kafka, _name("txn"), [topic], recorder, name="sink", max_wait_s=0.2,
-                              heartbeat_path=tmp_path / "sink.json")
+    worker = MicroBatchWorker(
+        kafka, _name("txn"), [topic], recorder, name="sink", max_wait_s=0.2, heartbeat_path=tmp_path / "sink.json"
+    )
     thread = _run_in_thread(worker)
     try:
         wait_until(lambda: len(recorder.seen) == 5, 90, "the 5 committed records")

@@ -71,34 +71,65 @@ class FakeKafka:
 
 
 def _row(rid: str, modified: str, event: str = "created", visits: float = 3.0) -> dict[str, Any]:
-    return {"Id": rid, "_ObjectType": "Lead", "_EventType": event, "LastModifiedDate": pd.Timestamp(modified, tz="UTC"),
-            "CreatedDate": pd.Timestamp("2026-11-01", tz="UTC"), "LeadSource": "Google", "Email": "x@example.com",
-            "Total_Visits__c": visits, "_source": "stream", "_ingested_at": pd.Timestamp(modified, tz="UTC")}
+    return {
+        "Id": rid,
+        "_ObjectType": "Lead",
+        "_EventType": event,
+        "LastModifiedDate": pd.Timestamp(modified, tz="UTC"),
+        "CreatedDate": pd.Timestamp("2026-11-01", tz="UTC"),
+        "LeadSource": "Google",
+        "Email": "x@example.com",
+        "Total_Visits__c": visits,
+        "_source": "stream",
+        "_ingested_at": pd.Timestamp(modified, tz="UTC"),
+    }
 
 
 def _score(rid: str) -> dict[str, Any]:
     now = pd.Timestamp.now(tz="UTC")
-    return {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": 70,
-            "Lead_Score_Reasons__c": "+ visits", "Lead_Score_Model__c": "m1", "Lead_Grade__c": "B",
-            "features_hash": "abc", "source_ts": now, "scored_ts": now}
+    return {
+        "Id": rid,
+        "_ObjectType": "Lead",
+        "_EventType": "updated",
+        "Lead_Score__c": 70,
+        "Lead_Score_Reasons__c": "+ visits",
+        "Lead_Score_Model__c": "m1",
+        "Lead_Grade__c": "B",
+        "features_hash": "abc",
+        "source_ts": now,
+        "scored_ts": now,
+    }
 
 
 @pytest.fixture
 def warehouse(tmp_path) -> DuckDBWarehouse:
     wh = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
     wh.ensure_tables()
-    wh.append("crm_leads_raw", pd.DataFrame([_row("00Q01", "2026-11-02", visits=1.0),
-                                             _row("00Q01", "2026-11-03", event="updated", visits=5.0),
-                                             _row("00Q02", "2026-11-02"),
-                                             _row("00Q02", "2026-11-04", event="deleted")]))
+    wh.append(
+        "crm_leads_raw",
+        pd.DataFrame(
+            [
+                _row("00Q01", "2026-11-02", visits=1.0),
+                _row("00Q01", "2026-11-03", event="updated", visits=5.0),
+                _row("00Q02", "2026-11-02"),
+                _row("00Q02", "2026-11-04", event="deleted"),
+            ]
+        ),
+    )
     return wh
 
 
 def test_a_written_record_comes_back_with_its_features_and_a_new_last_modified_date(warehouse):
     kafka = FakeKafka()
     now = [0.0]
-    echo = CrmEcho(warehouse, kafka, "p_input_raw", wait_s=1.0, clock=lambda: now[0],  # type: ignore[arg-type]
-                   sleep=lambda s: now.__setitem__(0, now[0] + s))
+    echo = CrmEcho(
+        warehouse,
+        kafka,
+        "p_input_raw",
+        wait_s=1.0,
+        clock=lambda: now[0],  # type: ignore[arg-type]
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
     writer = EchoingCrmWriter(LocalCrmWriter(warehouse), echo)
     before = pd.Timestamp.now(tz="UTC")
     assert writer.write([_score("00Q01"), _score("00Q02"), _score("00Q09")]) == []
@@ -117,8 +148,15 @@ def test_a_written_record_comes_back_with_its_features_and_a_new_last_modified_d
 
 def test_a_record_that_never_lands_is_dropped_after_max_pending(warehouse):
     now = [0.0]
-    echo = CrmEcho(warehouse, FakeKafka(), "input_raw", wait_s=0.0, max_pending_s=10.0,  # type: ignore[arg-type]
-                   clock=lambda: now[0], sleep=lambda s: None)
+    echo = CrmEcho(
+        warehouse,
+        FakeKafka(),
+        "input_raw",
+        wait_s=0.0,
+        max_pending_s=10.0,  # type: ignore[arg-type]
+        clock=lambda: now[0],
+        sleep=lambda s: None,
+    )
     echo.echo(["00Q77"])
     assert echo.pending.keys() == {"00Q77"}
     now[0] = 11.0

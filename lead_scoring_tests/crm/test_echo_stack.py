@@ -65,24 +65,52 @@ def test_each_lead_is_scored_once_and_input_raw_stops_growing_with_the_crm_echo_
     v1 = repo.save(fit_model(n=300, seed=1), {"trained_on": "echo v1"})
     serving = LocalModelServer(port=free_port(), state_path=str(tmp_path / "serving"), ready_timeout_s=180)
     warehouse = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
-    resources = {"kafka": kafka, "flink": flink, "model_store": LocalModelStore(root=str(tmp_path / "artifacts")),
-                 "model_serving": serving, "warehouse": warehouse}
+    resources = {
+        "kafka": kafka,
+        "flink": flink,
+        "model_store": LocalModelStore(root=str(tmp_path / "artifacts")),
+        "model_serving": serving,
+        "warehouse": warehouse,
+    }
     pipeline = {"topic_prefix": prefix, "statement_prefix": names, "group_prefix": names, "verify_timeout_s": 180.0}
     raw, scores = prefix + "input_raw", [prefix + "lead_scores", prefix + "contact_scores"]
     crm = LocalCrm()
     assert crm.echo  # the default: every local run has the loop production has
     workers = [
-        build_worker("sink", kafka=kafka, warehouse=warehouse, topics=[raw, *scores], score_topics=scores,
-                     shadow_topics=[], group_id=f"{names}-sink", max_wait_s=0.5),
-        build_worker("writeback", kafka=kafka, warehouse=warehouse, crm=crm, topics=scores, score_topics=scores,
-                     group_id=f"{names}-writeback", max_wait_s=0.5),
+        build_worker(
+            "sink",
+            kafka=kafka,
+            warehouse=warehouse,
+            topics=[raw, *scores],
+            score_topics=scores,
+            shadow_topics=[],
+            group_id=f"{names}-sink",
+            max_wait_s=0.5,
+        ),
+        build_worker(
+            "writeback",
+            kafka=kafka,
+            warehouse=warehouse,
+            crm=crm,
+            topics=scores,
+            score_topics=scores,
+            group_id=f"{names}-writeback",
+            max_wait_s=0.5,
+        ),
     ]
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
     try:
         first = dg.materialize_to_memory(
-            [_artifact_asset(v1), model_deployment, streaming_topics, flink_statements], resources=resources,
-            raise_on_error=False, run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": prefix}},
-                                                      "flink_statements": {"config": pipeline}}})
+            [_artifact_asset(v1), model_deployment, streaming_topics, flink_statements],
+            resources=resources,
+            raise_on_error=False,
+            run_config={
+                "ops": {
+                    "streaming_topics": {"config": {"topic_prefix": prefix}},
+                    "flink_statements": {"config": pipeline},
+                }
+            },
+        )
         assert first.success, [str(e.event_specific_data) for e in first.all_events if e.is_failure]
         for t in threads:
             t.start()
@@ -98,7 +126,8 @@ def test_each_lead_is_scored_once_and_input_raw_stops_growing_with_the_crm_echo_
         def written_and_echoed() -> bool:
             got = warehouse.query(
                 "SELECT (SELECT COUNT(DISTINCT Id) FROM crm_leads) AS crm, "
-                "(SELECT COUNT(DISTINCT Id) FROM crm_leads_raw WHERE _EventType = 'updated') AS echoed")
+                "(SELECT COUNT(DISTINCT Id) FROM crm_leads_raw WHERE _EventType = 'updated') AS echoed"
+            )
             return int(got["crm"][0]) >= len(ids) and int(got["echoed"][0]) >= len(ids)
 
         _wait(written_and_echoed, 300, "every lead written to the CRM and its echo landed")
@@ -122,7 +151,8 @@ def test_each_lead_is_scored_once_and_input_raw_stops_growing_with_the_crm_echo_
             "SELECT e.Id FROM crm_leads_raw e JOIN crm_leads_raw c ON e.Id = c.Id AND c._EventType = 'created' "
             "WHERE e._EventType = 'updated' AND e.LastModifiedDate > c.LastModifiedDate "
             "AND e.Total_Visits__c IS NOT DISTINCT FROM c.Total_Visits__c "
-            "AND e.LeadSource IS NOT DISTINCT FROM c.LeadSource")
+            "AND e.LeadSource IS NOT DISTINCT FROM c.LeadSource"
+        )
         assert set(echoed["Id"]) == ids
     finally:
         for w in workers:

@@ -36,8 +36,10 @@ from lead_scoring_tests.serving.records import fit_model
 pytestmark = pytest.mark.stack
 
 MODEL = "lead_scorer"
-_LEAD = ('{"Id": "00QH%s", "_ObjectType": "Lead", "_EventType": "created", "LastModifiedDate": '
-         '"2026-11-20T10:00:00.000Z", "LeadSource": "Google", %s}')
+_LEAD = (
+    '{"Id": "00QH%s", "_ObjectType": "Lead", "_EventType": "created", "LastModifiedDate": '
+    '"2026-11-20T10:00:00.000Z", "LeadSource": "Google", %s}'
+)
 # (key, value) records that broke or could break a worker: each one stopped the sink before issue 29
 HOSTILE_RAW: list[tuple[bytes | None, bytes | None]] = [
     (b"00QH1", b"[" * 50_000 + b"]" * 50_000),  # nested deeper than any decoder recurses
@@ -52,8 +54,10 @@ HOSTILE_RAW: list[tuple[bytes | None, bytes | None]] = [
 # Odd but valid: the contract and Flink accept a lone surrogate (Java strings hold one) and score the lead; the
 # sink stores it with U+FFFD (a UTF-8 store cannot hold the surrogate). Before issue 29 it stopped the sink.
 SURROGATE_LEAD = (b"00QH3", (_LEAD % ("3", '"Email": "x\\ud800@example.com"')).encode())
-HOSTILE_SCORE = (b"00QHS", b'{"Id": "00QHS", "_ObjectType": "Lead", "Lead_Score__c": 1' + b"0" * 400
-                 + b', "scored_ts": 1763900000000}')
+HOSTILE_SCORE = (
+    b"00QHS",
+    b'{"Id": "00QHS", "_ObjectType": "Lead", "Lead_Score__c": 1' + b"0" * 400 + b', "scored_ts": 1763900000000}',
+)
 
 
 def test_hostile_records_mid_stream_stop_no_worker_and_every_valid_lead_lands(local_stack, tmp_path):
@@ -74,23 +78,53 @@ def test_hostile_records_mid_stream_stop_no_worker_and_every_valid_lead_lands(lo
     try:
         server.start()
         resources = {"kafka": kafka, "flink": flink}
-        assert dg.materialize_to_memory([streaming_topics], resources=resources, run_config={
-            "ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}}).success
+        assert dg.materialize_to_memory(
+            [streaming_topics],
+            resources=resources,
+            run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}},
+        ).success
         rollout = dg.materialize_to_memory(
-            [stub_deployment(url, version.version, MODEL), flink_statements], resources=resources,
-            run_config={"ops": {"flink_statements": {"config": {"topic_prefix": prefix, "statement_prefix": names,
-                                                                "group_prefix": names, "verify_timeout_s": 180.0}}}},
-            raise_on_error=False)
+            [stub_deployment(url, version.version, MODEL), flink_statements],
+            resources=resources,
+            run_config={
+                "ops": {
+                    "flink_statements": {
+                        "config": {
+                            "topic_prefix": prefix,
+                            "statement_prefix": names,
+                            "group_prefix": names,
+                            "verify_timeout_s": 180.0,
+                        }
+                    }
+                }
+            },
+            raise_on_error=False,
+        )
         assert rollout.success, [str(e.event_specific_data) for e in rollout.all_events if e.is_failure]
 
         workers = [
-            build_worker("sink", kafka=kafka, warehouse=warehouse, topics=[raw, *scores], score_topics=scores,
-                         shadow_topics=[], group_id=groups["sink"], max_wait_s=0.5,
-                         heartbeat_path=tmp_path / "sink.heartbeat.json"),
+            build_worker(
+                "sink",
+                kafka=kafka,
+                warehouse=warehouse,
+                topics=[raw, *scores],
+                score_topics=scores,
+                shadow_topics=[],
+                group_id=groups["sink"],
+                max_wait_s=0.5,
+                heartbeat_path=tmp_path / "sink.heartbeat.json",
+            ),
             # no CRM echo here: this test counts the rows each input makes (the echo has test_echo_stack.py)
-            build_worker("writeback", kafka=kafka, warehouse=warehouse, crm=LocalCrm(echo=False), topics=scores,
-                         score_topics=scores, group_id=groups["writeback"],
-                         heartbeat_path=tmp_path / "writeback.heartbeat.json"),
+            build_worker(
+                "writeback",
+                kafka=kafka,
+                warehouse=warehouse,
+                crm=LocalCrm(echo=False),
+                topics=scores,
+                score_topics=scores,
+                group_id=groups["writeback"],
+                heartbeat_path=tmp_path / "writeback.heartbeat.json",
+            ),
         ]
         threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
         for t in threads:
@@ -115,21 +149,31 @@ def test_hostile_records_mid_stream_stop_no_worker_and_every_valid_lead_lands(lo
             counts = warehouse.query(
                 "SELECT (SELECT COUNT(DISTINCT Id) FROM crm_leads) AS crm, "
                 "(SELECT COUNT(*) FROM crm_leads_raw) AS raw, (SELECT COUNT(DISTINCT Id) FROM lead_scores) AS sc, "
-                "(SELECT COUNT(DISTINCT Id) FROM lead_score_history) AS ledger")
-            return (int(counts["crm"][0]) >= len(ids) and int(counts["raw"][0]) >= len(events) + 1
-                    and int(counts["sc"][0]) >= len(ids) and int(counts["ledger"][0]) >= len(ids))
+                "(SELECT COUNT(DISTINCT Id) FROM lead_score_history) AS ledger"
+            )
+            return (
+                int(counts["crm"][0]) >= len(ids)
+                and int(counts["raw"][0]) >= len(events) + 1
+                and int(counts["sc"][0]) >= len(ids)
+                and int(counts["ledger"][0]) >= len(ids)
+            )
 
         deadline = time.monotonic() + 300
         while not landed():
-            beats = {w.name: (tmp_path / f"{w.name}.heartbeat.json").read_text()
-                     if (tmp_path / f"{w.name}.heartbeat.json").exists() else None for w in workers}
+            beats = {
+                w.name: (tmp_path / f"{w.name}.heartbeat.json").read_text()
+                if (tmp_path / f"{w.name}.heartbeat.json").exists()
+                else None
+                for w in workers
+            }
             assert time.monotonic() < deadline, f"valid leads did not all land within 300 s; heartbeats {beats}"
             assert all(t.is_alive() for t in threads), "a worker thread ended"
             time.sleep(2)
 
         def drained() -> bool:
-            return (group_lag(kafka, groups["sink"], [raw, *scores]) == dict.fromkeys([raw, *scores], 0)
-                    and group_lag(kafka, groups["writeback"], scores) == dict.fromkeys(scores, 0))
+            return group_lag(kafka, groups["sink"], [raw, *scores]) == dict.fromkeys([raw, *scores], 0) and group_lag(
+                kafka, groups["writeback"], scores
+            ) == dict.fromkeys(scores, 0)
 
         deadline = time.monotonic() + 60
         while not drained():  # the last commit follows the last write
@@ -171,4 +215,6 @@ def test_hostile_records_mid_stream_stop_no_worker_and_every_valid_lead_lands(lo
     assert {name: beat["stuck"] for name, beat in heartbeats.items()} == {"sink": None, "writeback": None}
     assert heartbeats["sink"]["quarantined"] == 1
     assert {name: w.stats.retries for name, w in zip(("sink", "writeback"), workers, strict=True)} == {
-        "sink": 0, "writeback": 0}
+        "sink": 0,
+        "writeback": 0,
+    }

@@ -32,57 +32,85 @@ from lead_scoring_tests.warehouse.fake_bigquery import FakeBigQuery
 
 
 def _lead(rid: str, **extra) -> dict:
-    return {"Id": rid, "_ObjectType": "Lead", "_EventType": "created", "LastModifiedDate": "2026-11-20T10:00:00.000Z",
-            "CreatedDate": "2026-11-20T10:00:00.000Z", "LeadSource": "Google", "Email": "a@b.c", **extra}
+    return {
+        "Id": rid,
+        "_ObjectType": "Lead",
+        "_EventType": "created",
+        "LastModifiedDate": "2026-11-20T10:00:00.000Z",
+        "CreatedDate": "2026-11-20T10:00:00.000Z",
+        "LeadSource": "Google",
+        "Email": "a@b.c",
+        **extra,
+    }
 
 
 def _score(rid: str, **extra) -> dict:
-    return {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": 42,
-            "Lead_Score_Reasons__c": "+Lead Add Form", "Lead_Score_Model__c": "m1", "source_ts": 1_763_900_000_000,
-            "scored_ts": 1_763_900_000_040, **extra}
+    return {
+        "Id": rid,
+        "_ObjectType": "Lead",
+        "_EventType": "updated",
+        "Lead_Score__c": 42,
+        "Lead_Score_Reasons__c": "+Lead Add Form",
+        "Lead_Score_Model__c": "m1",
+        "source_ts": 1_763_900_000_000,
+        "scored_ts": 1_763_900_000_040,
+        **extra,
+    }
 
 
 def _msg(topic: str, value: dict, offset: int, partition: int = 0) -> Message:
-    return Message(topic, partition, offset, value["Id"].encode("utf-8", "backslashreplace"),
-                   json.dumps(value).encode(), 1_763_900_000_000)
+    return Message(
+        topic,
+        partition,
+        offset,
+        value["Id"].encode("utf-8", "backslashreplace"),
+        json.dumps(value).encode(),
+        1_763_900_000_000,
+    )
 
 
 def _salesforce_error(status: int, code: str) -> SalesforceGeneralError:
     return SalesforceGeneralError("https://x/services", status, "Lead", [{"errorCode": code, "message": "m"}])
 
 
-@pytest.mark.parametrize("exc", [
-    duckdb.IOException('Could not set lock on file "wh.duckdb": Conflicting lock is held'),
-    duckdb.TransactionException("conflict"),
-    OSError(28, "No space left on device"),
-    ConnectionResetError("reset by peer"),
-    requests.ConnectionError("connection refused"),
-    KafkaException(KafkaError(KafkaError._ALL_BROKERS_DOWN)),
-    TransientSalesforceError("Lead update of 200 records still failing after 5 attempts"),
-    _salesforce_error(503, "SERVER_UNAVAILABLE"),
-    _salesforce_error(403, "REQUEST_LIMIT_EXCEEDED"),
-    _salesforce_error(401, "INVALID_SESSION_ID"),  # credentials: nothing to do with the records
-    google_exceptions.ServiceUnavailable("backend error"),
-    google_exceptions.TooManyRequests("rate limit"),
-    RuntimeError("a bug"),  # unknown: retried and shown as stuck, never a reason to put records aside
-    ValueError("Salesforce credentials missing: set SALESFORCE_USERNAME"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        duckdb.IOException('Could not set lock on file "wh.duckdb": Conflicting lock is held'),
+        duckdb.TransactionException("conflict"),
+        OSError(28, "No space left on device"),
+        ConnectionResetError("reset by peer"),
+        requests.ConnectionError("connection refused"),
+        KafkaException(KafkaError(KafkaError._ALL_BROKERS_DOWN)),
+        TransientSalesforceError("Lead update of 200 records still failing after 5 attempts"),
+        _salesforce_error(503, "SERVER_UNAVAILABLE"),
+        _salesforce_error(403, "REQUEST_LIMIT_EXCEEDED"),
+        _salesforce_error(401, "INVALID_SESSION_ID"),  # credentials: nothing to do with the records
+        google_exceptions.ServiceUnavailable("backend error"),
+        google_exceptions.TooManyRequests("rate limit"),
+        RuntimeError("a bug"),  # unknown: retried and shown as stuck, never a reason to put records aside
+        ValueError("Salesforce credentials missing: set SALESFORCE_USERNAME"),
+    ],
+)
 def test_the_other_side_failing_is_transient(exc):
     assert classify(exc) is ErrorKind.TRANSIENT
 
 
-@pytest.mark.parametrize("exc", [
-    PoisonRecord("Id: not storable"),
-    RecursionError("maximum recursion depth exceeded while decoding a JSON array"),
-    UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
-    OverflowError("int too large to convert to float"),
-    pd.errors.OutOfBoundsDatetime("Out of bounds nanosecond timestamp"),
-    duckdb.ConversionException("Could not convert string 'x' to INT64"),
-    duckdb.InvalidInputException("Python Conversion Failure: cannot encode str as UTF-8"),
-    pa.ArrowInvalid("Could not convert 'x' with type str"),
-    google_exceptions.BadRequest("Error while reading data"),
-    _salesforce_error(400, "INVALID_FIELD"),
-])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        PoisonRecord("Id: not storable"),
+        RecursionError("maximum recursion depth exceeded while decoding a JSON array"),
+        UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+        OverflowError("int too large to convert to float"),
+        pd.errors.OutOfBoundsDatetime("Out of bounds nanosecond timestamp"),
+        duckdb.ConversionException("Could not convert string 'x' to INT64"),
+        duckdb.InvalidInputException("Python Conversion Failure: cannot encode str as UTF-8"),
+        pa.ArrowInvalid("Could not convert 'x' with type str"),
+        google_exceptions.BadRequest("Error while reading data"),
+        _salesforce_error(400, "INVALID_FIELD"),
+    ],
+)
 def test_the_record_being_unstorable_is_permanent(exc):
     assert classify(exc) is ErrorKind.PERMANENT
 
@@ -106,8 +134,18 @@ def _worker(handler, tmp_path, **options) -> tuple[MicroBatchWorker, list[dict]]
     def sleep(_seconds: float) -> None:
         beats.append(json.loads(path.read_text()))
 
-    worker = MicroBatchWorker(None, "g", ["input_raw"], handler, name="sink", heartbeat_path=path, sleep=sleep,
-                              backoff_s=0.01, max_backoff_s=0.01, **options)
+    worker = MicroBatchWorker(
+        None,
+        "g",
+        ["input_raw"],
+        handler,
+        name="sink",
+        heartbeat_path=path,
+        sleep=sleep,
+        backoff_s=0.01,
+        max_backoff_s=0.01,
+        **options,
+    )
     worker._next_commit_at = float("inf")  # hold the offsets instead of committing them (no consumer here)
     return worker, beats
 
@@ -121,8 +159,10 @@ class LockedFirst:
     def handle(self, batch):
         self.calls += 1
         if self.calls <= self.times:
-            raise duckdb.IOException('IO Error: Could not set lock on file "wh.duckdb": Conflicting lock is held '
-                                     "in /usr/bin/python3 (PID 4242)")
+            raise duckdb.IOException(
+                'IO Error: Could not set lock on file "wh.duckdb": Conflicting lock is held '
+                "in /usr/bin/python3 (PID 4242)"
+            )
         return self.handler.handle(batch)
 
     def quarantine(self, msg, error):
@@ -164,7 +204,8 @@ def test_a_transient_failure_that_does_not_end_commits_nothing(warehouse, tmp_pa
 
 
 def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the_rest_lands(
-        warehouse, tmp_path, monkeypatch):
+    warehouse, tmp_path, monkeypatch
+):
     """The backstop behind the decoders' checks: with the text check switched off, a lone surrogate reaches
     DuckDB, which refuses the whole batch; the worker splits it down to that record."""
     monkeypatch.setattr(sink_module, "with_storable_text", lambda record: record)
@@ -178,8 +219,9 @@ def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the
     leads[11]["Email"] = "bad\ud800@example.com"  # a JSON "\ud800" escape decodes to a lone surrogate
     scores = [_score(f"00QP{i:02d}") for i in range(4)]
     scores[2]["Lead_Score_Reasons__c"] = "+Lead Add Form \udfff"
-    batch = ([_msg("input_raw", r, i) for i, r in enumerate(leads)]
-             + [_msg("lead_scores", s, i, partition=1) for i, s in enumerate(scores)])
+    batch = [_msg("input_raw", r, i) for i, r in enumerate(leads)] + [
+        _msg("lead_scores", s, i, partition=1) for i, s in enumerate(scores)
+    ]
     worker._batch = list(batch)
     worker._flush(None)
 
@@ -194,10 +236,12 @@ def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the
     assert "\\ud800" in rejected["payload"][0]  # the raw bytes as sent (the JSON escape), kept
     assert set(warehouse.query("SELECT Id FROM lead_scores")["Id"]) == {"00QP00", "00QP01", "00QP03"}
     assert set(warehouse.query("SELECT Id FROM lead_score_history")["Id"]) == {"00QP00", "00QP01", "00QP03"}
-    kept = warehouse.query("SELECT worker, topic, kafka_partition, kafka_offset, Id, payload_bytes, error "
-                           "FROM worker_quarantine")
+    kept = warehouse.query(
+        "SELECT worker, topic, kafka_partition, kafka_offset, Id, payload_bytes, error FROM worker_quarantine"
+    )
     assert kept[["worker", "topic", "kafka_partition", "kafka_offset", "Id"]].values.tolist() == [
-        ["sink", "lead_scores", 1, 2, "00QP02"]]
+        ["sink", "lead_scores", 1, 2, "00QP02"]
+    ]
     assert kept["payload_bytes"][0] == len(batch[18].value)
     assert kept["error"][0].startswith("InvalidInputException:")
     assert worker.stats.counts["quarantined"] == 2
@@ -254,12 +298,18 @@ def test_lone_surrogates_and_nul_land_as_replacement_characters(warehouse):
     """Valid JSON, valid by the contract, scored by the pipeline (Java strings hold them): the warehouse keeps the
     lead and its score with U+FFFD in place of what a store mishandles, so every hop has them."""
     sink = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
-    counts = sink.handle([_msg("input_raw", _lead("00QU1", Email="x\ud800@example.com"), 0),
-                          _msg("input_raw", _lead("00QU2", Email="y\x00@example.com"), 1),
-                          _msg("lead_scores", _score("00QU1", Lead_Score_Reasons__c="+Form \udfff\x00"), 0)])
+    counts = sink.handle(
+        [
+            _msg("input_raw", _lead("00QU1", Email="x\ud800@example.com"), 0),
+            _msg("input_raw", _lead("00QU2", Email="y\x00@example.com"), 1),
+            _msg("lead_scores", _score("00QU1", Lead_Score_Reasons__c="+Form \udfff\x00"), 0),
+        ]
+    )
     assert (counts["raw"], counts["rejected"], counts["scores"], counts["history"]) == (2, 0, 1, 1)
     assert warehouse.query("SELECT Email FROM crm_leads_raw ORDER BY Id")["Email"].tolist() == [
-        "x\ufffd@example.com", "y\ufffd@example.com"]
+        "x\ufffd@example.com",
+        "y\ufffd@example.com",
+    ]
     assert warehouse.query("SELECT Lead_Score_Reasons__c AS r FROM lead_scores")["r"].tolist() == ["+Form \ufffd\ufffd"]
 
 
@@ -271,7 +321,9 @@ def test_rejected_payloads_with_nul_are_not_taken_for_duplicates(warehouse):
     counts = sink.handle([Message("input_raw", 0, 0, None, avro, 1), Message("input_raw", 0, 1, b"00QH8", b"", 1)])
     assert counts["rejected"] == 2
     assert sorted(warehouse.query("SELECT payload FROM rejected_leads")["payload"]) == [
-        "", "\\x00\\x00\\x00\\x00\x07\x0c00QH7\x08Lead"]
+        "",
+        "\\x00\\x00\\x00\\x00\x07\x0c00QH7\x08Lead",
+    ]
 
 
 def test_the_quarantine_table_exists_and_is_written_the_same_way_in_bigquery():
@@ -292,7 +344,12 @@ def test_the_quarantine_table_exists_and_is_written_the_same_way_in_bigquery():
     assert load.body["configuration"]["load"]["destinationTable"]["tableId"].startswith("_stage_worker_quarantine_")
     [row] = pq.read_table(io.BytesIO(load.upload)).to_pylist()
     assert (row["worker"], row["topic"], row["kafka_partition"], row["kafka_offset"], row["Id"]) == (
-        "sink", "lead_scores", 2, 77, "00QB1")
+        "sink",
+        "lead_scores",
+        2,
+        77,
+        "00QB1",
+    )
     assert row["payload_bytes"] == 10_000 and len(row["payload"]) == 10_000
     assert row["error"] == "bad score record: $: nested too deeply to decode"
     insert = next(q for q in fake.queries() if q.startswith("INSERT INTO worker_quarantine"))

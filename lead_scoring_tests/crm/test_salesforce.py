@@ -21,12 +21,18 @@ USER, PASSWORD, TOKEN = "integration@acme.example", "s3cr3t-Pa55", "TOKEN123xyz"
 
 def _score(i: int, object_type: str = "Lead", score: int | None = None, reasons: str | None = None) -> dict:
     prefix = "00Q" if object_type == "Lead" else "003"
-    return {"Id": f"{prefix}{i:012d}", "_ObjectType": object_type, "_EventType": "updated",
-            "Lead_Score__c": (i * 7) % 101 if score is None else score,
-            "Lead_Score_Reasons__c": reasons if reasons is not None else f"+Lead Add Form; -Email Bounced {i}",
-            "Lead_Score_Model__c": "v20261123-1", "Lead_Grade__c": "ABCD"[i % 4] if i % 5 else None,
-            "features_hash": f"{i:016x}", "source_ts": 1_763_900_000_000 + i,
-            "scored_ts": 1_763_900_000_500 + i}
+    return {
+        "Id": f"{prefix}{i:012d}",
+        "_ObjectType": object_type,
+        "_EventType": "updated",
+        "Lead_Score__c": (i * 7) % 101 if score is None else score,
+        "Lead_Score_Reasons__c": reasons if reasons is not None else f"+Lead Add Form; -Email Bounced {i}",
+        "Lead_Score_Model__c": "v20261123-1",
+        "Lead_Grade__c": "ABCD"[i % 4] if i % 5 else None,
+        "features_hash": f"{i:016x}",
+        "source_ts": 1_763_900_000_000 + i,
+        "scored_ts": 1_763_900_000_500 + i,
+    }
 
 
 def _msg(record: dict, offset: int, topic: str = "lead_scores") -> Message:
@@ -39,8 +45,15 @@ def sleeps() -> list[float]:
 
 
 def _resource(fake: FakeSalesforce, sleeps: list[float], **overrides) -> SalesforceResource:
-    res = SalesforceResource(username=USER, password=PASSWORD, security_token=TOKEN, poll_interval_s=0.25,
-                             backoff_s=2.0, max_backoff_s=30.0, **overrides)
+    res = SalesforceResource(
+        username=USER,
+        password=PASSWORD,
+        security_token=TOKEN,
+        poll_interval_s=0.25,
+        backoff_s=2.0,
+        max_backoff_s=30.0,
+        **overrides,
+    )
     return res.with_session_factory(fake.session, sleep=sleeps.append)
 
 
@@ -69,11 +82,19 @@ def test_bulk_jobs_carry_the_exact_csv_in_batches_of_at_most_200_with_the_sessio
     assert fake.logins == 1
     # One job per object and chunk: 200 + 200 + 50 Leads, then 3 Contacts; each created, filled, closed, polled.
     assert [(j["object"], j["records"], j["state"]) for j in writer.jobs] == [
-        ("Lead", 200, "JobComplete"), ("Lead", 200, "JobComplete"), ("Lead", 50, "JobComplete"),
-        ("Contact", 3, "JobComplete")]
+        ("Lead", 200, "JobComplete"),
+        ("Lead", 200, "JobComplete"),
+        ("Lead", 50, "JobComplete"),
+        ("Contact", 3, "JobComplete"),
+    ]
     creates = [c for c in fake.data_calls() if c.method == "POST"]
     assert [json.loads(c.body) for c in creates][0] == {
-        "object": "Lead", "operation": "update", "contentType": "CSV", "lineEnding": "LF", "columnDelimiter": "COMMA"}
+        "object": "Lead",
+        "operation": "update",
+        "contentType": "CSV",
+        "lineEnding": "LF",
+        "columnDelimiter": "COMMA",
+    }
     assert creates[0].url == "https://acme.my.salesforce.com/services/data/v62.0/jobs/ingest"
     uploads = fake.uploads()
     assert [len(u.body.decode().splitlines()) - 1 for u in uploads] == [200, 200, 50, 3]
@@ -99,8 +120,9 @@ def test_bulk_jobs_carry_the_exact_csv_in_batches_of_at_most_200_with_the_sessio
 
 def test_limit_errors_are_retried_with_exponential_backoff(sleeps):
     records = [_score(i) for i in range(5)]
-    fake = FakeSalesforce(USER, PASSWORD, TOKEN, known_ids={r["Id"] for r in records}, limit_errors=3,
-                          polls_before_complete=0)
+    fake = FakeSalesforce(
+        USER, PASSWORD, TOKEN, known_ids={r["Id"] for r in records}, limit_errors=3, polls_before_complete=0
+    )
     writer = _resource(fake, sleeps).writer()
 
     assert writer.write(_parsed(records)) == []
@@ -149,8 +171,10 @@ def test_unknown_ids_and_bad_records_are_kept_with_the_reason_probes_never_sent(
 def test_a_field_salesforce_rejects_fails_the_records_with_its_reason(sleeps, monkeypatch):
     records = [_score(i) for i in range(3)]
     fake = FakeSalesforce(USER, PASSWORD, TOKEN, known_ids={r["Id"] for r in records}, polls_before_complete=0)
-    monkeypatch.setattr("lead_scoring.crm.salesforce.WRITTEN_FIELDS",
-                        ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Not_A_Field__c"))
+    monkeypatch.setattr(
+        "lead_scoring.crm.salesforce.WRITTEN_FIELDS",
+        ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Not_A_Field__c"),
+    )
     failures = _resource(fake, sleeps).writer().write(_parsed(records))
     assert [f.reason for f in failures] == ["bulk job Failed: InvalidBatch : Field name not found : Not_A_Field__c"] * 3
 
@@ -160,7 +184,8 @@ def test_wrong_credentials_fail_loudly_without_echoing_them(sleeps):
     from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
     res = SalesforceResource(username=USER, password="wrong", security_token=TOKEN).with_session_factory(
-        fake.session, sleep=sleeps.append)
+        fake.session, sleep=sleeps.append
+    )
     with pytest.raises(SalesforceAuthenticationFailed) as info:
         res.writer().write(_parsed([_score(1)]))
     assert "wrong" not in str(info.value) and TOKEN not in str(info.value)
@@ -168,8 +193,13 @@ def test_wrong_credentials_fail_loudly_without_echoing_them(sleeps):
 
 
 def test_to_csv_is_the_documented_header_and_empty_for_nulls():
-    rec = {"Id": "00Q1", "Lead_Score__c": 55, "Lead_Score_Reasons__c": None, "Lead_Score_Model__c": "m",
-           "Lead_Grade__c": "B"}
+    rec = {
+        "Id": "00Q1",
+        "Lead_Score__c": 55,
+        "Lead_Score_Reasons__c": None,
+        "Lead_Score_Model__c": "m",
+        "Lead_Grade__c": "B",
+    }
     header = "Id,Lead_Score__c,Lead_Score_Reasons__c,Lead_Score_Model__c,Lead_Grade__c\n"
     assert to_csv([rec]) == header + "00Q1,55,,m,B\n"
     # a model without grades clears the grade an earlier model wrote (#N/A = null in Bulk API 2.0)
@@ -180,7 +210,10 @@ def test_gcp_profile_reads_salesforce_secrets_from_the_environment_only():
     crm = crm_resource(Profile.GCP)
     assert isinstance(crm, SalesforceResource)
     assert pd.Series([crm.username, crm.password, crm.security_token]).tolist() == [
-        "SALESFORCE_USERNAME", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN"]  # EnvVar names, not values
+        "SALESFORCE_USERNAME",
+        "SALESFORCE_PASSWORD",
+        "SALESFORCE_SECURITY_TOKEN",
+    ]  # EnvVar names, not values
 
 
 def test_an_expired_session_logs_in_again_and_the_update_goes_through(sleeps):
@@ -201,13 +234,21 @@ def test_jwt_login_from_the_environment_writes_through_the_bulk_api(monkeypatch,
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    for name, value in {"LEAD_SCORING_SALESFORCE_AUTH": "jwt", "LEAD_SCORING_SALESFORCE_INSTANCE_URL": "acme.my",
-                        "SALESFORCE_USERNAME": USER, "SALESFORCE_CONSUMER_KEY": "3MVG9-consumer-key",
-                        "SALESFORCE_PRIVATE_KEY": private_pem}.items():
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    for name, value in {
+        "LEAD_SCORING_SALESFORCE_AUTH": "jwt",
+        "LEAD_SCORING_SALESFORCE_INSTANCE_URL": "acme.my",
+        "SALESFORCE_USERNAME": USER,
+        "SALESFORCE_CONSUMER_KEY": "3MVG9-consumer-key",
+        "SALESFORCE_PRIVATE_KEY": private_pem,
+    }.items():
         monkeypatch.setenv(name, value)
     records = [_score(1)]
     fake = FakeSalesforce(USER, "", "", known_ids={records[0]["Id"]}, polls_before_complete=0)

@@ -19,8 +19,9 @@ MAPPING = project_root() / "data" / "mappings" / "x_education.yaml"
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-            for r in frame.to_dict("records")]
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in frame.to_dict("records")
+    ]
 
 
 def test_generation_is_deterministic_valid_and_learnable():
@@ -68,9 +69,16 @@ def _export(tmp_path: Path, rows: list[dict]) -> Path:
 
 
 def test_import_maps_types_and_rejects_bad_rows(tmp_path: Path):
-    good = {"Prospect ID": "p-1", "Lead Origin": "API", "Do Not Email": "Yes", "Converted": "1",
-            "TotalVisits": "3.0", "Total Time Spent on Website": "120", "Specialization": "Select",
-            "Tags": "Will revert after reading the email"}
+    good = {
+        "Prospect ID": "p-1",
+        "Lead Origin": "API",
+        "Do Not Email": "Yes",
+        "Converted": "1",
+        "TotalVisits": "3.0",
+        "Total Time Spent on Website": "120",
+        "Specialization": "Select",
+        "Tags": "Will revert after reading the email",
+    }
     bad = {"Prospect ID": "p-2", "TotalVisits": "lots", "Converted": "0"}
     no_id = {"Prospect ID": "", "Converted": "0"}
     result = import_export(_export(tmp_path, [good, bad, no_id]), ExportMapping.load(MAPPING))
@@ -95,8 +103,11 @@ def test_mapping_errors_are_clear(tmp_path: Path):
 
 def test_cli_import_into_the_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LEAD_SCORING_HOME", str(tmp_path / "home"))
-    path = _export(tmp_path, [{"Prospect ID": f"p-{i}", "Converted": str(i % 2)} for i in range(5)]
-                   + [{"Prospect ID": "p-bad", "Do Not Call": "maybe"}])
+    path = _export(
+        tmp_path,
+        [{"Prospect ID": f"p-{i}", "Converted": str(i % 2)} for i in range(5)]
+        + [{"Prospect ID": "p-bad", "Do Not Call": "maybe"}],
+    )
     result = CliRunner().invoke(app, ["data", "import", str(path), "--mapping", str(MAPPING)])
     assert result.exit_code == 0, result.output
     warehouse = warehouse_resource(Profile.LOCAL)

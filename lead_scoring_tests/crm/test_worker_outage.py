@@ -13,8 +13,14 @@ from lead_scoring.streaming.kafka import KafkaResource
 
 
 def _worker(tmp_path: Path, kafka: KafkaResource) -> MicroBatchWorker:
-    worker = MicroBatchWorker(kafka, "outage-test", ["lead_scores"], handler=lambda batch: None, name="writeback",
-                              heartbeat_path=tmp_path / "writeback.json")
+    worker = MicroBatchWorker(
+        kafka,
+        "outage-test",
+        ["lead_scores"],
+        handler=lambda batch: None,
+        name="writeback",
+        heartbeat_path=tmp_path / "writeback.json",
+    )
     worker._set_state(CONSUMING)
     return worker
 

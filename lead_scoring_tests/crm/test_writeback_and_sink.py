@@ -16,9 +16,16 @@ from lead_scoring.warehouse.resources import BigQueryWarehouse, DuckDBWarehouse
 
 
 def score(rid: str, value: int, scored_ts: int, object_type: str = "Lead", model: str = "m1") -> dict:
-    return {"Id": rid, "_ObjectType": object_type, "_EventType": "updated", "Lead_Score__c": value,
-            "Lead_Score_Reasons__c": f"+reason {value}", "Lead_Score_Model__c": model,
-            "source_ts": scored_ts - 40, "scored_ts": scored_ts}
+    return {
+        "Id": rid,
+        "_ObjectType": object_type,
+        "_EventType": "updated",
+        "Lead_Score__c": value,
+        "Lead_Score_Reasons__c": f"+reason {value}",
+        "Lead_Score_Model__c": model,
+        "source_ts": scored_ts - 40,
+        "scored_ts": scored_ts,
+    }
 
 
 def msg(topic: str, value: dict | bytes, offset: int, key: str | None = None) -> Message:
@@ -39,8 +46,10 @@ def test_parse_score_accepts_epoch_ms_and_iso_and_names_what_is_wrong():
     rec, _ = parse_score(json.dumps({**score("00Q1", 87, 0), "scored_ts": "2026-11-23 20:00:00.250"}).encode())
     assert rec["scored_ts"] == pd.Timestamp("2026-11-23T20:00:00.250Z")
     _, reason = parse_score(json.dumps({**score("", 101, 5), "_ObjectType": "Account"}).encode())
-    assert reason == ("Id: missing or not a string; _ObjectType: must be one of Lead, Contact; "
-                      "Lead_Score__c: expected an integer 0-100, got '101'")
+    assert reason == (
+        "Id: missing or not a string; _ObjectType: must be one of Lead, Contact; "
+        "Lead_Score__c: expected an integer 0-100, got '101'"
+    )
     _, reason = parse_score(json.dumps({**score("00Q1", 5, 5), "scored_ts": "yesterday"}).encode())
     assert reason == "scored_ts: not a timestamp"
     assert parse_score(None)[1] == "$: empty message (tombstone)"
@@ -48,17 +57,25 @@ def test_parse_score_accepts_epoch_ms_and_iso_and_names_what_is_wrong():
 
 def test_local_writeback_upserts_by_id_newest_score_wins_and_replays_change_nothing(warehouse):
     handler = WritebackHandler(LocalCrmWriter(warehouse), warehouse)
-    first = [score("00QA", 10, 1000), score("00QB", 20, 1000), score("003C", 30, 1000, "Contact"),
-             score("00QA", 15, 2000)]  # A scored twice in one batch: the newer one counts
+    first = [
+        score("00QA", 10, 1000),
+        score("00QB", 20, 1000),
+        score("003C", 30, 1000, "Contact"),
+        score("00QA", 15, 2000),
+    ]  # A scored twice in one batch: the newer one counts
     counts = handler.handle([msg("lead_scores", r, i) for i, r in enumerate(first)])
     assert counts == {"written": 3, "failed": 0, "probes_skipped": 0, "superseded": 1}
     # B rescored later; then the whole first batch is delivered again (at-least-once).
     handler.handle([msg("lead_scores", score("00QB", 90, 3000), 10)])
     handler.handle([msg("lead_scores", r, i) for i, r in enumerate(first)])
-    crm = warehouse.query("SELECT Id, _ObjectType, Lead_Score__c, Lead_Score_Reasons__c, scored_ts, written_at "
-                          "FROM crm_leads ORDER BY Id")
+    crm = warehouse.query(
+        "SELECT Id, _ObjectType, Lead_Score__c, Lead_Score_Reasons__c, scored_ts, written_at FROM crm_leads ORDER BY Id"
+    )
     assert crm[["Id", "_ObjectType", "Lead_Score__c"]].values.tolist() == [
-        ["003C", "Contact", 30], ["00QA", "Lead", 15], ["00QB", "Lead", 90]]
+        ["003C", "Contact", 30],
+        ["00QA", "Lead", 15],
+        ["00QB", "Lead", 90],
+    ]
     assert crm["written_at"].notna().all()
     assert warehouse.query("SELECT COUNT(*) AS n FROM crm_writeback_errors")["n"][0] == 0
 
@@ -82,9 +99,12 @@ def test_the_grade_reaches_the_crm_and_scores_tables_and_a_model_without_grades_
 
 def test_local_writeback_skips_probes_and_keeps_bad_records_with_the_reason(warehouse):
     handler = WritebackHandler(LocalCrmWriter(warehouse), warehouse)
-    batch = [msg("lead_scores", score("PROBE-1", 50, 1000), 0), msg("lead_scores", score("00QA", 61, 1000), 1),
-             msg("lead_scores", {**score("00QX", 1, 1), "Lead_Score__c": "high"}, 2),
-             msg("lead_scores", b"\xff\xfe", 3, key="00QZ")]
+    batch = [
+        msg("lead_scores", score("PROBE-1", 50, 1000), 0),
+        msg("lead_scores", score("00QA", 61, 1000), 1),
+        msg("lead_scores", {**score("00QX", 1, 1), "Lead_Score__c": "high"}, 2),
+        msg("lead_scores", b"\xff\xfe", 3, key="00QZ"),
+    ]
     counts = handler.handle(batch)
     assert counts == {"written": 1, "failed": 2, "probes_skipped": 1, "superseded": 0}
     assert warehouse.query("SELECT Id FROM crm_leads")["Id"].tolist() == ["00QA"]
@@ -95,8 +115,16 @@ def test_local_writeback_skips_probes_and_keeps_bad_records_with_the_reason(ware
 
 
 def _lead(rid: str, event: str = "created", modified: str = "2026-11-20T10:00:00.000Z", **extra) -> dict:
-    return {"Id": rid, "_ObjectType": "Lead", "_EventType": event, "LastModifiedDate": modified,
-            "CreatedDate": "2026-11-20T10:00:00.000Z", "LeadSource": "Google", "Email": "a@b.c", **extra}
+    return {
+        "Id": rid,
+        "_ObjectType": "Lead",
+        "_EventType": event,
+        "LastModifiedDate": modified,
+        "CreatedDate": "2026-11-20T10:00:00.000Z",
+        "LeadSource": "Google",
+        "Email": "a@b.c",
+        **extra,
+    }
 
 
 def test_sink_lands_raw_rejected_and_scores_once_tagging_probes(warehouse):
@@ -114,22 +142,42 @@ def test_sink_lands_raw_rejected_and_scores_once_tagging_probes(warehouse):
     ]
     first = sink.handle(batch)
     again = sink.handle(batch)  # the same batch re-read after a crash before the commit
-    assert first == {"raw": 3, "rejected": 2, "scores": 3, "history": 3, "bad_scores": 1, "duplicates": 0,
-                     "quarantined": 1}
-    assert again == {"raw": 0, "rejected": 0, "scores": 0, "history": 0, "bad_scores": 1, "duplicates": 11,
-                     "quarantined": 1}
+    assert first == {
+        "raw": 3,
+        "rejected": 2,
+        "scores": 3,
+        "history": 3,
+        "bad_scores": 1,
+        "duplicates": 0,
+        "quarantined": 1,
+    }
+    assert again == {
+        "raw": 0,
+        "rejected": 0,
+        "scores": 0,
+        "history": 0,
+        "bad_scores": 1,
+        "duplicates": 11,
+        "quarantined": 1,
+    }
     kept = warehouse.query("SELECT worker, topic, kafka_offset, Id, error FROM worker_quarantine")
     assert kept[["worker", "topic", "kafka_offset", "Id"]].values.tolist() == [["sink", "lead_scores", 2, "00QE"]]
     assert kept["error"][0].startswith("bad score record: _ObjectType: must be one of")
     raw = warehouse.query("SELECT Id, _EventType, IsConverted, _source FROM crm_leads_raw ORDER BY Id, _EventType")
     assert raw.astype(object).where(raw.notna(), None).values.tolist() == [
-        ["00QA", "created", None, "stream"], ["00QA", "updated", True, "stream"], ["PROBE-7", "created", None, "probe"]]
+        ["00QA", "created", None, "stream"],
+        ["00QA", "updated", True, "stream"],
+        ["PROBE-7", "created", None, "probe"],
+    ]
     rejected = warehouse.query("SELECT Id, reason, _source FROM rejected_leads ORDER BY Id")
     assert rejected["Id"].tolist() == ["00QB", "00QC"]
     assert "LastModifiedDate" in rejected["reason"][0] and "not valid JSON" in rejected["reason"][1]
     scores = warehouse.query("SELECT Id, _ObjectType, Lead_Score__c, _source FROM lead_scores ORDER BY Id")
-    assert scores.values.tolist() == [["003D", "Contact", 70, "stream"], ["00QA", "Lead", 40, "stream"],
-                                      ["PROBE-7", "Lead", 40, "probe"]]
+    assert scores.values.tolist() == [
+        ["003D", "Contact", 70, "stream"],
+        ["00QA", "Lead", 40, "stream"],
+        ["PROBE-7", "Lead", 40, "probe"],
+    ]
 
 
 def test_streamed_leads_and_outcomes_reach_training_data(warehouse):
@@ -141,8 +189,20 @@ def test_streamed_leads_and_outcomes_reach_training_data(warehouse):
     for i in range(40):
         rid = f"00Q{i:05d}"
         batch.append(msg("input_raw", _lead(rid, Total_Visits__c=float(i), Time_On_Website__c=10.0 * i), 2 * i))
-        batch.append(msg("input_raw", _lead(rid, "updated", "2026-11-28T10:00:00.000Z", IsConverted=i % 3 == 0,
-                                            Total_Visits__c=float(i), Time_On_Website__c=10.0 * i), 2 * i + 1))
+        batch.append(
+            msg(
+                "input_raw",
+                _lead(
+                    rid,
+                    "updated",
+                    "2026-11-28T10:00:00.000Z",
+                    IsConverted=i % 3 == 0,
+                    Total_Visits__c=float(i),
+                    Time_On_Website__c=10.0 * i,
+                ),
+                2 * i + 1,
+            )
+        )
     batch.append(msg("input_raw", _lead("PROBE-1", "updated", IsConverted=True), 999))
     sink.handle(batch)
     frame = warehouse.query(training_data_sql(0.2))
@@ -177,8 +237,15 @@ def test_bigquery_upsert_is_a_merge_from_a_loaded_staging_table():
     fake = FakeBigQuery(project="acme").start()
     try:
         wh = BigQueryWarehouse(project="acme", dataset="ls").with_client_factory(fake.client)
-        frame = pd.DataFrame([{**score("00QA", 5, 1000), "scored_ts": pd.Timestamp(1000, unit="ms", tz="UTC"),
-                               "source_ts": pd.Timestamp(960, unit="ms", tz="UTC")}])
+        frame = pd.DataFrame(
+            [
+                {
+                    **score("00QA", 5, 1000),
+                    "scored_ts": pd.Timestamp(1000, unit="ms", tz="UTC"),
+                    "source_ts": pd.Timestamp(960, unit="ms", tz="UTC"),
+                }
+            ]
+        )
         wh.upsert("crm_leads", frame, key="Id", newer="scored_ts")
     finally:
         fake.stop()
@@ -188,8 +255,10 @@ def test_bigquery_upsert_is_a_merge_from_a_loaded_staging_table():
     assert stage.startswith("acme.ls._stage_crm_leads_")
     assert pq.read_table(io.BytesIO(load.upload)).column("Id").to_pylist() == ["00QA"]
     merge, drop = fake.queries()
-    assert merge.startswith(f"MERGE INTO crm_leads AS t USING `{stage}` AS s ON t.`Id` = s.`Id` "
-                            "WHEN MATCHED AND s.`scored_ts` >= t.`scored_ts` THEN UPDATE SET")
+    assert merge.startswith(
+        f"MERGE INTO crm_leads AS t USING `{stage}` AS s ON t.`Id` = s.`Id` "
+        "WHEN MATCHED AND s.`scored_ts` >= t.`scored_ts` THEN UPDATE SET"
+    )
     assert drop == f"DROP TABLE IF EXISTS `{stage}`"
 
 
@@ -206,8 +275,9 @@ def test_synthetic_stream_emits_valid_new_leads_and_their_outcomes_after_the_del
         now[0] += timedelta(seconds=1)  # one record per second
         return now[0]
 
-    records = list(itertools.islice(synthetic_stream(seed=3, chunk=50, with_outcomes=True, outcome_delay_s=10.0,
-                                                     clock=clock), 120))
+    records = list(
+        itertools.islice(synthetic_stream(seed=3, chunk=50, with_outcomes=True, outcome_delay_s=10.0, clock=clock), 120)
+    )
     assert [e for r in records for e in validate_record(r)] == []
     created = {r["Id"]: r for r in records if r["_EventType"] == "created"}
     updated = [r for r in records if r["_EventType"] == "updated"]

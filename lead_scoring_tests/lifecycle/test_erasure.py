@@ -39,15 +39,31 @@ GONE, KEPT = "00QERASEME000001", "00QKEEPME0000002"
 
 
 def lead(rid: str, event: str = "created", modified: str = "2026-11-20T10:00:00.000Z", **extra) -> dict:
-    return {"Id": rid, "_ObjectType": "Lead", "_EventType": event, "LastModifiedDate": modified,
-            "CreatedDate": "2026-11-20T10:00:00.000Z", "LeadSource": "Google", "Email": f"{rid}@example.com",
-            "FirstName": "Ada", **extra}
+    return {
+        "Id": rid,
+        "_ObjectType": "Lead",
+        "_EventType": event,
+        "LastModifiedDate": modified,
+        "CreatedDate": "2026-11-20T10:00:00.000Z",
+        "LeadSource": "Google",
+        "Email": f"{rid}@example.com",
+        "FirstName": "Ada",
+        **extra,
+    }
 
 
 def score(rid: str, value: int = 50, scored_ts: int = NOW_MS, model: str = "v1", **extra) -> dict:
-    return {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": value,
-            "Lead_Score_Reasons__c": "+reason", "Lead_Score_Model__c": model, "source_ts": scored_ts - 40,
-            "scored_ts": scored_ts, **extra}
+    return {
+        "Id": rid,
+        "_ObjectType": "Lead",
+        "_EventType": "updated",
+        "Lead_Score__c": value,
+        "Lead_Score_Reasons__c": "+reason",
+        "Lead_Score_Model__c": model,
+        "source_ts": scored_ts - 40,
+        "scored_ts": scored_ts,
+        **extra,
+    }
 
 
 def msg(topic: str, value: dict | bytes, offset: int, key: str | None = None) -> Message:
@@ -85,16 +101,36 @@ def fill(warehouse: DuckDBWarehouse, register: ErasureRegister, *ids: str) -> No
         sink.handle(stream_of(rid, 10 * i))
         bad_score = msg("lead_scores", {**score(rid), "Lead_Score__c": "high"}, 10 * i + 1)
         WritebackHandler(LocalCrmWriter(warehouse), warehouse, register=register).handle(
-            [msg("lead_scores", score(rid, 45, NOW_MS - 1000), 10 * i), bad_score])  # -> crm_writeback_errors
+            [msg("lead_scores", score(rid, 45, NOW_MS - 1000), 10 * i), bad_score]
+        )  # -> crm_writeback_errors
         sink.handle([bad_score])  # -> worker_quarantine
     # the challenger's scores as a managed sink lands them (gcp: the BigQuery sink; the ledger view reads them)
     stamp = pd.Timestamp(NOW_MS, unit="ms", tz="UTC")
-    warehouse.append("lead_scores_shadow", pd.DataFrame([
-        {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": 50, "Lead_Score_Model__c": "m2",
-         "source_ts": stamp, "scored_ts": stamp, "_source": "stream"} for rid in ids]))
+    warehouse.append(
+        "lead_scores_shadow",
+        pd.DataFrame(
+            [
+                {
+                    "Id": rid,
+                    "_ObjectType": "Lead",
+                    "_EventType": "updated",
+                    "Lead_Score__c": 50,
+                    "Lead_Score_Model__c": "m2",
+                    "source_ts": stamp,
+                    "scored_ts": stamp,
+                    "_source": "stream",
+                }
+                for rid in ids
+            ]
+        ),
+    )
     # a rejected record without a key: only its payload carries the Id
-    warehouse.append("rejected_leads", pd.DataFrame([{"Id": None, "payload": json.dumps(lead(ids[0]))[:-1],
-                                                      "reason": "not valid JSON", "_source": "stream"}]))
+    warehouse.append(
+        "rejected_leads",
+        pd.DataFrame(
+            [{"Id": None, "payload": json.dumps(lead(ids[0]))[:-1], "reason": "not valid JSON", "_source": "stream"}]
+        ),
+    )
 
 
 def cells_mentioning(warehouse: DuckDBWarehouse, rid: str) -> dict[str, int]:
@@ -114,8 +150,15 @@ def test_every_table_is_either_erased_or_explains_why_it_holds_no_lead_rows():
     assert not erased & set(NO_LEAD_ROWS)
     for name in NO_LEAD_ROWS:
         assert "Id" not in TABLES[name].column_names and "payload" not in TABLES[name].column_names
-    assert {"crm_leads_raw", "rejected_leads", "lead_scores", "crm_leads", "crm_writeback_errors",
-            "lead_score_history", "lead_scores_shadow"} <= erased
+    assert {
+        "crm_leads_raw",
+        "rejected_leads",
+        "lead_scores",
+        "crm_leads",
+        "crm_writeback_errors",
+        "lead_score_history",
+        "lead_scores_shadow",
+    } <= erased
     # in BigQuery the ledger is a view over lead_scores and lead_scores_shadow: erased there, never DELETEd from
     assert {s.name for s in erasable_tables("bigquery")} == erased - {"lead_score_history"}
 
@@ -131,9 +174,16 @@ def test_erase_leaves_no_row_with_the_id_anywhere_and_keeps_everyone_else(wareho
     assert cells_mentioning(warehouse, GONE) == {}
     assert cells_mentioning(warehouse, KEPT) == kept_before
     assert report.ids == 1 and report.newly_registered == 1
-    assert report.rows_deleted == {"crm_leads_raw": 2, "rejected_leads": 2, "lead_scores": 2, "crm_leads": 1,
-                                   "crm_writeback_errors": 1, "worker_quarantine": 1, "lead_score_history": 3,
-                                   "lead_scores_shadow": 1}
+    assert report.rows_deleted == {
+        "crm_leads_raw": 2,
+        "rejected_leads": 2,
+        "lead_scores": 2,
+        "crm_leads": 1,
+        "crm_writeback_errors": 1,
+        "worker_quarantine": 1,
+        "lead_score_history": 3,
+        "lead_scores_shadow": 1,
+    }
     assert report.crm_target == "crm_leads" and report.crm_cleared == 1 and report.crm_failures == []
     assert GONE not in report.summary()
     # idempotent: again, nothing to delete, still registered once
@@ -220,8 +270,10 @@ def test_erasure_that_finds_rows_left_behind_fails_loudly(tmp_path):
         def execute(self, sql, params=None):
             super().execute(sql, params)
             if sql.startswith("DELETE FROM lead_scores "):
-                self.append("lead_scores", pd.DataFrame([score(GONE)]).assign(
-                    scored_ts=pd.Timestamp.now(tz="UTC"), _source="stream"))
+                self.append(
+                    "lead_scores",
+                    pd.DataFrame([score(GONE)]).assign(scored_ts=pd.Timestamp.now(tz="UTC"), _source="stream"),
+                )
 
     warehouse = ConcurrentWriter(path=str(tmp_path / "wh.duckdb"))
     register = ErasureRegister(warehouse, KEY)
@@ -231,6 +283,7 @@ def test_erasure_that_finds_rows_left_behind_fails_loudly(tmp_path):
 
 
 # ---- the key ---------------------------------------------------------------------------------------
+
 
 def _secret(resource: ErasureKey) -> bytes:
     with dg.build_resources({"erasure_key": resource}) as built:
@@ -266,6 +319,7 @@ def test_gcp_key_comes_from_the_environment_and_errors_name_it(monkeypatch):
 
 # ---- the CLI, the sweep, Salesforce, BigQuery ----------------------------------------------------
 
+
 def test_erase_cli_on_the_local_profile(tmp_path, monkeypatch):
     monkeypatch.setenv("LEAD_SCORING_HOME", str(tmp_path))
     monkeypatch.setenv("LEAD_SCORING_PROFILE", "local")
@@ -277,8 +331,9 @@ def test_erase_cli_on_the_local_profile(tmp_path, monkeypatch):
     fill(warehouse, ErasureRegister(warehouse, erasure_secret(Profile.LOCAL)), GONE, KEPT)
     result = CliRunner().invoke(app, ["erase", GONE])
     assert result.exit_code == 0, result.output
-    assert ("lead_score_history: 3 row(s) deleted" in result.output
-            and "CRM crm_leads: 1 score(s) cleared" in result.output)
+    assert (
+        "lead_score_history: 3 row(s) deleted" in result.output and "CRM crm_leads: 1 score(s) cleared" in result.output
+    )
     assert cells_mentioning(warehouse, GONE) == {} and cells_mentioning(warehouse, KEPT)
 
 
@@ -289,8 +344,9 @@ def test_the_sweep_erases_deleted_events_that_reached_the_warehouse_directly(war
     # what the BigQuery sink connector lands in the gcp profile: the deleted event as a raw row
     row = {name: lead(GONE, "deleted", "2026-11-29T10:00:00.000Z").get(name) for name in FIELD_NAMES}
     warehouse.append("crm_leads_raw", pd.DataFrame([row]).assign(_source="stream"))
-    result = erasure_sweep_job.execute_in_process(resources={"warehouse": warehouse,
-                                                             "erasure_key": ErasureKey(key=KEY.decode())})
+    result = erasure_sweep_job.execute_in_process(
+        resources={"warehouse": warehouse, "erasure_key": ErasureKey(key=KEY.decode())}
+    )
     assert result.success and result.output_for_node("erase_deleted_leads") == 1
     assert cells_mentioning(warehouse, GONE) == {} and cells_mentioning(warehouse, KEPT)
     assert register.erased([GONE]) == {GONE}
@@ -305,13 +361,17 @@ def test_salesforce_scores_are_cleared_with_bulk_null_through_the_writer(tmp_pat
         monkeypatch.setitem(fake_salesforce.FIELDS, obj, fake_salesforce.FIELDS[obj] | {"Lead_Grade__c"})
     fake = FakeSalesforce("u", "p", "t", known_ids={"00Q000000000001", "003000000000002"}, polls_before_complete=0)
     resource = SalesforceResource(username="u", password="p", security_token="t").with_session_factory(
-        fake.session, sleep=lambda s: None)
+        fake.session, sleep=lambda s: None
+    )
     wh = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
-    report = erase_leads(["00Q000000000001", "003000000000002", "a0X000000000003"], wh,
-                         ErasureRegister(wh, KEY), crm=resource.writer())
+    report = erase_leads(
+        ["00Q000000000001", "003000000000002", "a0X000000000003"], wh, ErasureRegister(wh, KEY), crm=resource.writer()
+    )
     assert report.crm_target == "salesforce" and report.crm_cleared == 2
     assert report.crm_failures[0][0] == "a0X000000000003" and "object type unknown" in report.crm_failures[0][1]
     uploads = [u.body.decode().splitlines() for u in fake.uploads()]
-    assert uploads == [[f"Id,{','.join(CLEARED_FIELDS)}", "00Q000000000001,#N/A,#N/A,#N/A,#N/A"],
-                       [f"Id,{','.join(CLEARED_FIELDS)}", "003000000000002,#N/A,#N/A,#N/A,#N/A"]]
+    assert uploads == [
+        [f"Id,{','.join(CLEARED_FIELDS)}", "00Q000000000001,#N/A,#N/A,#N/A,#N/A"],
+        [f"Id,{','.join(CLEARED_FIELDS)}", "003000000000002,#N/A,#N/A,#N/A,#N/A"],
+    ]
     assert CLEARED_FIELDS == ("Lead_Score__c", "Lead_Score_Reasons__c", "Lead_Score_Model__c", "Lead_Grade__c")

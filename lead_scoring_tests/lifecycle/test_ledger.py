@@ -31,9 +31,17 @@ NOW_MS = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
 
 
 def score(rid: str, value: int, scored_ts: int, model: str = "v1", **extra) -> dict:
-    return {"Id": rid, "_ObjectType": "Contact" if rid.startswith("003") else "Lead", "_EventType": "updated",
-            "Lead_Score__c": value, "Lead_Score_Reasons__c": f"+reason {value}", "Lead_Score_Model__c": model,
-            "source_ts": scored_ts - 40, "scored_ts": scored_ts, **extra}
+    return {
+        "Id": rid,
+        "_ObjectType": "Contact" if rid.startswith("003") else "Lead",
+        "_EventType": "updated",
+        "Lead_Score__c": value,
+        "Lead_Score_Reasons__c": f"+reason {value}",
+        "Lead_Score_Model__c": model,
+        "source_ts": scored_ts - 40,
+        "scored_ts": scored_ts,
+        **extra,
+    }
 
 
 def msg(topic: str, value: dict, offset: int) -> Message:
@@ -51,8 +59,18 @@ def sink(warehouse) -> SinkHandler:
 
 
 def test_ledger_table_is_the_contract_section_2b_columns_plus_bookkeeping():
-    assert LEDGER_COLUMNS == ("Id", "_ObjectType", "Lead_Score__c", "Lead_Grade__c", "Lead_Score_Reasons__c",
-                              "Lead_Score_Model__c", "features_hash", "source_ts", "scored_ts", "shadow")
+    assert LEDGER_COLUMNS == (
+        "Id",
+        "_ObjectType",
+        "Lead_Score__c",
+        "Lead_Grade__c",
+        "Lead_Score_Reasons__c",
+        "Lead_Score_Model__c",
+        "features_hash",
+        "source_ts",
+        "scored_ts",
+        "shadow",
+    )
     spec = TABLES["lead_score_history"]
     assert spec.column_names == [*LEDGER_COLUMNS, "_source", "_ingested_at"]
     assert dict(spec.columns)["shadow"].value == "boolean" and dict(spec.columns)["Lead_Score__c"].value == "int"
@@ -72,14 +90,16 @@ def test_sink_appends_every_score_champion_and_shadow_once(warehouse, sink):
     assert first["history"] == 5 and first["scores"] == 3
     assert again["history"] == 0 and again["duplicates"] == 8
     ledger = warehouse.query("SELECT * FROM lead_score_history ORDER BY Id, scored_ts, shadow")
-    rows = ledger[["Id", "Lead_Score__c", "Lead_Grade__c", "features_hash", "Lead_Score_Model__c", "shadow",
-                   "_source"]].astype(object)
+    rows = ledger[
+        ["Id", "Lead_Score__c", "Lead_Grade__c", "features_hash", "Lead_Score_Model__c", "shadow", "_source"]
+    ].astype(object)
     assert rows.where(rows.notna(), None).values.tolist() == [
         ["003C", 70, "A", None, "v1", False, "stream"],
         ["00QA", 40, None, None, "v1", False, "stream"],
         ["00QA", 45, "B", "f" * 16, "v1", False, "stream"],
         ["00QA", 52, "B", None, "v2", True, "stream"],
-        ["PROBE-1", 10, None, None, "v2", True, "probe"]]
+        ["PROBE-1", 10, None, None, "v2", True, "probe"],
+    ]
     assert ledger["scored_ts"].iloc[0] == pd.Timestamp(NOW_MS - 900, unit="ms", tz="UTC")
     assert ledger["source_ts"].notna().all() and ledger["_ingested_at"].notna().all()
     # the shadow scores are only in the ledger, never in the champion's lead_scores table
@@ -97,8 +117,10 @@ def test_a_crash_replay_of_a_score_lands_once_and_a_rescore_is_a_new_row(warehou
     counts = sink.handle([msg("lead_scores", replayed, 1), msg("lead_scores", rescored, 2)])
     assert counts["history"] == 1 and counts["scores"] == 1
     ledger = warehouse.query("SELECT scored_ts FROM lead_score_history WHERE Id = '00QR' ORDER BY scored_ts")
-    assert ledger["scored_ts"].tolist() == [pd.Timestamp(NOW_MS - 3000, unit="ms", tz="UTC"),
-                                            pd.Timestamp(NOW_MS - 10, unit="ms", tz="UTC")]
+    assert ledger["scored_ts"].tolist() == [
+        pd.Timestamp(NOW_MS - 3000, unit="ms", tz="UTC"),
+        pd.Timestamp(NOW_MS - 10, unit="ms", tz="UTC"),
+    ]
 
 
 def test_parse_score_reads_grade_and_features_hash_when_present_and_checks_them():
@@ -126,11 +148,13 @@ def test_the_shadow_topic_feeds_the_sink_and_never_the_writeback(warehouse):
 
 
 def test_ledger_asset_reports_size_versions_shadow_share_and_freshness(warehouse, sink):
-    sink.handle([msg("lead_scores", score(f"00Q{i}", i, NOW_MS - 60_000 + i), i) for i in range(6)]
-                + [msg("lead_scores_shadow", score(f"00Q{i}", i + 1, NOW_MS - 30_000, model="v2"), i)
-                   for i in range(2)])
-    result = dg.materialize([lead_score_history], resources={"warehouse": warehouse},
-                            instance=dg.DagsterInstance.ephemeral())
+    sink.handle(
+        [msg("lead_scores", score(f"00Q{i}", i, NOW_MS - 60_000 + i), i) for i in range(6)]
+        + [msg("lead_scores_shadow", score(f"00Q{i}", i + 1, NOW_MS - 30_000, model="v2"), i) for i in range(2)]
+    )
+    result = dg.materialize(
+        [lead_score_history], resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral()
+    )
     [mat] = result.get_asset_materialization_events()
     meta = mat.materialization.metadata
     assert meta["rows"].value == 8 and meta["dagster/row_count"].value == 8
@@ -143,8 +167,9 @@ def test_ledger_asset_reports_size_versions_shadow_share_and_freshness(warehouse
 
 
 def test_ledger_asset_on_an_empty_ledger(warehouse):
-    result = dg.materialize([lead_score_history], resources={"warehouse": warehouse},
-                            instance=dg.DagsterInstance.ephemeral())
+    result = dg.materialize(
+        [lead_score_history], resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral()
+    )
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta["rows"].value == 0 and meta["newest_scored_ts"].value == "none (no score yet)"
 
@@ -164,9 +189,13 @@ def test_scores_export_writes_parquet_and_csv_in_utc(cli_home, tmp_path):
 
     day = 86_400_000
     sink = SinkHandler(cli_home, register=ErasureRegister(cli_home, b"k" * 32))
-    sink.handle([msg("lead_scores", score("00QOLD", 10, NOW_MS - 10 * day), 0),
-                 msg("lead_scores", score("00QNEW", 80, NOW_MS - day, Lead_Grade__c="A"), 1),
-                 msg("lead_scores_shadow", score("00QNEW", 75, NOW_MS - day, model="v2"), 0)])
+    sink.handle(
+        [
+            msg("lead_scores", score("00QOLD", 10, NOW_MS - 10 * day), 0),
+            msg("lead_scores", score("00QNEW", 80, NOW_MS - day, Lead_Grade__c="A"), 1),
+            msg("lead_scores_shadow", score("00QNEW", 75, NOW_MS - day, model="v2"), 0),
+        ]
+    )
     since = (pd.Timestamp(NOW_MS - 2 * day, unit="ms", tz="UTC")).strftime("%Y-%m-%dT%H:%M:%S")
     runner = CliRunner()
     result = runner.invoke(app, ["scores", "export", "--since", since, "--out", str(tmp_path / "x.parquet")])
@@ -176,8 +205,9 @@ def test_scores_export_writes_parquet_and_csv_in_utc(cli_home, tmp_path):
     assert frame["Id"].tolist() == ["00QNEW", "00QNEW"] and sorted(frame["shadow"].tolist()) == [False, True]
     assert str(frame["scored_ts"].dtype).endswith("UTC]") and list(frame.columns)[:10] == list(LEDGER_COLUMNS)
 
-    result = runner.invoke(app, ["scores", "export", "--since", since, "--champion-only",
-                                 "--out", str(tmp_path / "x.csv")])
+    result = runner.invoke(
+        app, ["scores", "export", "--since", since, "--champion-only", "--out", str(tmp_path / "x.csv")]
+    )
     assert result.exit_code == 0, result.output
     text = pd.read_csv(tmp_path / "x.csv", dtype=str)
     assert text["Id"].tolist() == ["00QNEW"] and text["Lead_Grade__c"].tolist() == ["A"]

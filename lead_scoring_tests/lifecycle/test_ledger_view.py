@@ -25,12 +25,29 @@ from lead_scoring_tests.warehouse.fake_bigquery import FakeBigQuery
 T0 = pd.Timestamp("2026-11-02 10:00", tz="UTC")
 
 
-def _score(rid: str, model: str, score: int, source: pd.Timestamp, scored: pd.Timestamp, fh: str = "f1",
-           ingested: pd.Timestamp = T0) -> dict:
-    return {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": score,
-            "Lead_Score_Reasons__c": "+ visits", "Lead_Score_Model__c": model, "Lead_Grade__c": "B",
-            "features_hash": fh, "source_ts": source, "scored_ts": scored, "_source": "stream",
-            "_ingested_at": ingested}
+def _score(
+    rid: str,
+    model: str,
+    score: int,
+    source: pd.Timestamp,
+    scored: pd.Timestamp,
+    fh: str = "f1",
+    ingested: pd.Timestamp = T0,
+) -> dict:
+    return {
+        "Id": rid,
+        "_ObjectType": "Lead",
+        "_EventType": "updated",
+        "Lead_Score__c": score,
+        "Lead_Score_Reasons__c": "+ visits",
+        "Lead_Score_Model__c": model,
+        "Lead_Grade__c": "B",
+        "features_hash": fh,
+        "source_ts": source,
+        "scored_ts": scored,
+        "_source": "stream",
+        "_ingested_at": ingested,
+    }
 
 
 @pytest.fixture
@@ -39,18 +56,45 @@ def gcp_like(tmp_path) -> DuckDBWarehouse:
     wh = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
     wh.ensure_tables()
     s1, s2 = T0, T0 + pd.Timedelta(minutes=5)
-    wh.append("lead_scores", pd.DataFrame([
-        _score("00Q1", "m1", 40, s1, s1 + pd.Timedelta(seconds=1)),
-        _score("00Q1", "m1", 40, s1, s1 + pd.Timedelta(seconds=9), ingested=T0 + pd.Timedelta(minutes=1)),  # replay
-        _score("00Q2", "m1", 70, s2, s2 + pd.Timedelta(seconds=1)),
-        _score("PROBE-1", "m1", 10, s2, s2)]))
-    wh.append(SHADOW_SCORES_TABLE, pd.DataFrame([
-        _score("00Q1", "m2", 55, s1, s1 + pd.Timedelta(seconds=2)),
-        _score("00Q2", "m2", 80, s2, s2 + pd.Timedelta(seconds=2))]))
-    wh.append("crm_leads_raw", pd.DataFrame([
-        {"Id": rid, "_ObjectType": "Lead", "_EventType": "updated", "LastModifiedDate": T0 - pd.Timedelta(days=40),
-         "IsConverted": conv, "_source": "stream", "_ingested_at": T0}
-        for rid, conv in (("00Q1", True), ("00Q2", False))]))
+    wh.append(
+        "lead_scores",
+        pd.DataFrame(
+            [
+                _score("00Q1", "m1", 40, s1, s1 + pd.Timedelta(seconds=1)),
+                _score(
+                    "00Q1", "m1", 40, s1, s1 + pd.Timedelta(seconds=9), ingested=T0 + pd.Timedelta(minutes=1)
+                ),  # replay
+                _score("00Q2", "m1", 70, s2, s2 + pd.Timedelta(seconds=1)),
+                _score("PROBE-1", "m1", 10, s2, s2),
+            ]
+        ),
+    )
+    wh.append(
+        SHADOW_SCORES_TABLE,
+        pd.DataFrame(
+            [
+                _score("00Q1", "m2", 55, s1, s1 + pd.Timedelta(seconds=2)),
+                _score("00Q2", "m2", 80, s2, s2 + pd.Timedelta(seconds=2)),
+            ]
+        ),
+    )
+    wh.append(
+        "crm_leads_raw",
+        pd.DataFrame(
+            [
+                {
+                    "Id": rid,
+                    "_ObjectType": "Lead",
+                    "_EventType": "updated",
+                    "LastModifiedDate": T0 - pd.Timedelta(days=40),
+                    "IsConverted": conv,
+                    "_source": "stream",
+                    "_ingested_at": T0,
+                }
+                for rid, conv in (("00Q1", True), ("00Q2", False))
+            ]
+        ),
+    )
     with wh.connect() as con:  # the ledger as gcp has it: the view, not the sink worker's table
         con.execute(f"DROP TABLE {LEDGER_TABLE}")
         con.execute(f"CREATE VIEW {LEDGER_TABLE} AS {wh.transpile(LEDGER_VIEW_SQL)}")
@@ -68,15 +112,20 @@ def test_the_view_is_googlesql_with_the_ledger_columns():
     assert views("bigquery") == {LEDGER_TABLE: LEDGER_VIEW_SQL} and views("duckdb") == {}
     select = sqlglot.parse_one(LEDGER_VIEW_SQL, read="bigquery")
     assert [e.alias_or_name for e in select.expressions] == TABLES[LEDGER_TABLE].column_names
-    assert list(TABLES[LEDGER_TABLE].column_names[:len(LEDGER_COLUMNS)]) == list(LEDGER_COLUMNS)
+    assert list(TABLES[LEDGER_TABLE].column_names[: len(LEDGER_COLUMNS)]) == list(LEDGER_COLUMNS)
 
 
 def test_the_view_has_every_score_once_champion_and_shadow(gcp_like):
     ledger = _run(gcp_like, f"SELECT * FROM {LEDGER_TABLE} ORDER BY Id, shadow")
     assert list(ledger.columns) == TABLES[LEDGER_TABLE].column_names
     rows = {(r.Id, r.Lead_Score_Model__c, bool(r.shadow)) for r in ledger.itertuples()}
-    assert rows == {("00Q1", "m1", False), ("00Q1", "m2", True), ("00Q2", "m1", False), ("00Q2", "m2", True),
-                    ("PROBE-1", "m1", False)}
+    assert rows == {
+        ("00Q1", "m1", False),
+        ("00Q1", "m2", True),
+        ("00Q2", "m1", False),
+        ("00Q2", "m2", True),
+        ("PROBE-1", "m1", False),
+    }
     assert len(ledger) == 5  # the connector's redelivery of 00Q1's score is the same score, once
     first = ledger[(ledger.Id == "00Q1") & ~ledger.shadow.astype(bool)].iloc[0]
     assert first.scored_ts == T0 + pd.Timedelta(seconds=1)  # the first landed copy
@@ -103,8 +152,13 @@ def test_bigquery_makes_the_ledger_a_view_after_the_tables_and_the_sink_fills_th
         fake.stop()
     assert not any(s.startswith(f"CREATE TABLE IF NOT EXISTS {LEDGER_TABLE}") for s in sent)
     [view] = [i for i, s in enumerate(sent) if s.startswith(f"CREATE OR REPLACE VIEW {LEDGER_TABLE} AS")]
-    tables = [i for i, s in enumerate(sent) if s.startswith(("CREATE TABLE IF NOT EXISTS lead_scores ",
-                                                             f"CREATE TABLE IF NOT EXISTS {SHADOW_SCORES_TABLE} "))]
+    tables = [
+        i
+        for i, s in enumerate(sent)
+        if s.startswith(
+            ("CREATE TABLE IF NOT EXISTS lead_scores ", f"CREATE TABLE IF NOT EXISTS {SHADOW_SCORES_TABLE} ")
+        )
+    ]
     assert len(tables) == 2 and max(tables) < view
     for statement in sent:
         sqlglot.parse_one(statement, read="bigquery")

@@ -42,14 +42,17 @@ def _rec(value: bytes | None, ts: int, key: bytes | None = None, headers=()) -> 
 def test_probes_demo_leads_and_rescore_requests_are_left_out_and_the_rest_classified() -> None:
     probe = probe_record(PROBE_ID_PREFIX + "1", NOW)  # a valid contract record; the others differ in Id only
     lead, demo = {**probe, "Id": "00Q1"}, {**probe, "Id": "DEMO-1"}
-    inputs, excluded = _classify([
-        _rec(json.dumps(lead).encode(), 1_000, b"00Q1"),
-        _rec(json.dumps(probe).encode(), 1_001),
-        _rec(json.dumps(demo).encode(), 1_002),
-        _rec(json.dumps({**lead, "_EventType": RESCORE_EVENT}).encode(), 1_003),
-        _rec(b"\xff not json", 1_004, b"BAD-1"),
-        _rec(json.dumps(lead).encode(), 9_999),  # after the window
-    ], until_ms=5_000)
+    inputs, excluded = _classify(
+        [
+            _rec(json.dumps(lead).encode(), 1_000, b"00Q1"),
+            _rec(json.dumps(probe).encode(), 1_001),
+            _rec(json.dumps(demo).encode(), 1_002),
+            _rec(json.dumps({**lead, "_EventType": RESCORE_EVENT}).encode(), 1_003),
+            _rec(b"\xff not json", 1_004, b"BAD-1"),
+            _rec(json.dumps(lead).encode(), 9_999),  # after the window
+        ],
+        until_ms=5_000,
+    )
     assert excluded == Counter({"probe or demo": 2, "rescore requests": 1})
     assert [(i.id, i.ts_ms, i.valid) for i in inputs] == [("00Q1", 1_000, True), ("BAD-1", 1_004, False)]
     assert inputs[1].payload_id is None and inputs[1].payload.startswith("\ufffd not json")
@@ -87,10 +90,15 @@ def test_the_verdict_names_the_hop() -> None:
 
 def test_hostile_payloads_are_followed_as_invalid_records() -> None:
     nested = b'{"Id": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
-    inputs, _ = _classify([_rec(nested, 1, b"H1"), _rec(None, 2, b"H2"), _rec(b"", 3), _rec(b"\xff\xfe", 4)],
-                          until_ms=10)
-    assert [(i.id, i.valid, i.payload_id) for i in inputs] == [("H1", False, None), ("H2", False, None),
-                                                               (None, False, None), (None, False, None)]
+    inputs, _ = _classify(
+        [_rec(nested, 1, b"H1"), _rec(None, 2, b"H2"), _rec(b"", 3), _rec(b"\xff\xfe", 4)], until_ms=10
+    )
+    assert [(i.id, i.valid, i.payload_id) for i in inputs] == [
+        ("H1", False, None),
+        ("H2", False, None),
+        (None, False, None),
+        (None, False, None),
+    ]
 
 
 def test_dead_letters_without_an_id_sent_in_the_same_millisecond_count_as_two() -> None:
@@ -108,8 +116,13 @@ def test_a_record_with_the_features_of_an_earlier_one_is_not_expected_to_be_scor
     echo = {**lead, "LastModifiedDate": "2026-12-07T10:00:05.000Z"}  # a written score moved it
     changed = {**echo, FEATURES[0]: "a value no earlier record had"}
     earlier, _ = _classify([_rec(json.dumps(lead).encode(), 500, b"00Q1")], until_ms=1_000)
-    inputs, _ = _classify([_rec(json.dumps(echo).encode(), 1_000, b"00Q1"),
-                           _rec(json.dumps(changed).encode(), 1_100, b"00Q1"),
-                           _rec(json.dumps(echo).encode(), 1_200, b"00Q1")], until_ms=5_000)
+    inputs, _ = _classify(
+        [
+            _rec(json.dumps(echo).encode(), 1_000, b"00Q1"),
+            _rec(json.dumps(changed).encode(), 1_100, b"00Q1"),
+            _rec(json.dumps(echo).encode(), 1_200, b"00Q1"),
+        ],
+        until_ms=5_000,
+    )
     assert _unchanged(inputs, earlier) == {("00Q1", 1_000), ("00Q1", 1_200)}
     assert _unchanged(inputs, []) == {("00Q1", 1_200)}  # the twin of the first is outside the look-back

@@ -67,22 +67,51 @@ def test_audit_accounts_for_every_hop_then_names_the_one_that_lost_or_doubled_a_
     try:
         server.start()
         resources = {"kafka": kafka, "flink": flink}
-        assert dg.materialize_to_memory([streaming_topics], resources=resources, run_config={
-            "ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}}).success
+        assert dg.materialize_to_memory(
+            [streaming_topics],
+            resources=resources,
+            run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": prefix}}}},
+        ).success
         rollout = dg.materialize_to_memory(
             [stub_deployment(f"http://127.0.0.1:{port}", version.version, MODEL), flink_statements],
             resources=resources,
-            run_config={"ops": {"flink_statements": {"config": {"topic_prefix": prefix, "statement_prefix": names,
-                                                                "group_prefix": names, "verify_timeout_s": 180.0}}}},
-            raise_on_error=False)
+            run_config={
+                "ops": {
+                    "flink_statements": {
+                        "config": {
+                            "topic_prefix": prefix,
+                            "statement_prefix": names,
+                            "group_prefix": names,
+                            "verify_timeout_s": 180.0,
+                        }
+                    }
+                }
+            },
+            raise_on_error=False,
+        )
         assert rollout.success, [str(e.event_specific_data) for e in rollout.all_events if e.is_failure]
 
         scores = [topics.lead_scores, topics.contact_scores]
         workers = [
-            build_worker("sink", kafka=kafka, warehouse=warehouse, topics=[topics.input_raw, *scores],
-                         score_topics=scores, shadow_topics=[], group_id=f"{names}-sink", max_wait_s=0.5),
-            build_worker("writeback", kafka=kafka, warehouse=warehouse, crm=LocalCrm(), topics=scores,
-                         score_topics=scores, group_id=f"{names}-writeback"),
+            build_worker(
+                "sink",
+                kafka=kafka,
+                warehouse=warehouse,
+                topics=[topics.input_raw, *scores],
+                score_topics=scores,
+                shadow_topics=[],
+                group_id=f"{names}-sink",
+                max_wait_s=0.5,
+            ),
+            build_worker(
+                "writeback",
+                kafka=kafka,
+                warehouse=warehouse,
+                crm=LocalCrm(),
+                topics=scores,
+                score_topics=scores,
+                group_id=f"{names}-writeback",
+            ),
         ]
         threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
         for t in threads:
@@ -116,8 +145,16 @@ def test_audit_accounts_for_every_hop_then_names_the_one_that_lost_or_doubled_a_
         unchanged = report.excluded.get(UNCHANGED, 0)
         assert 0 < echoes <= len(records) and unchanged >= echoes
         hops = {h.hop: h for h in report.hops}
-        assert list(hops) == [HOP_LEADS, HOP_DLQ, HOP_SCORES, HOP_CRM, HOP_RAW, HOP_SCORE_TABLE, HOP_LEDGER,
-                              HOP_REJECTED]
+        assert list(hops) == [
+            HOP_LEADS,
+            HOP_DLQ,
+            HOP_SCORES,
+            HOP_CRM,
+            HOP_RAW,
+            HOP_SCORE_TABLE,
+            HOP_LEDGER,
+            HOP_REJECTED,
+        ]
         assert hops[HOP_LEADS].expected == len(records) + echoes
         assert hops[HOP_SCORES].expected == len(records) + echoes - unchanged
         assert hops[HOP_DLQ].expected == len(MALFORMED) and hops[HOP_REJECTED].expected == len(MALFORMED)
@@ -132,8 +169,9 @@ def test_audit_accounts_for_every_hop_then_names_the_one_that_lost_or_doubled_a_
         for t in threads:
             t.join(60)
         victim = records[0]["Id"]
-        lost = int(warehouse.query("SELECT COUNT(*) AS n FROM lead_score_history WHERE Id = @id",
-                                   {"id": victim})["n"].iloc[0])  # each of its scored events is one ledger row
+        lost = int(
+            warehouse.query("SELECT COUNT(*) AS n FROM lead_score_history WHERE Id = @id", {"id": victim})["n"].iloc[0]
+        )  # each of its scored events is one ledger row
         assert lost >= 1
         warehouse.execute("DELETE FROM lead_score_history WHERE Id = @id", {"id": victim})
         twice = warehouse.query("SELECT * FROM lead_scores WHERE Id = @id LIMIT 1", {"id": records[-1]["Id"]})

@@ -27,33 +27,67 @@ NOW = pd.Timestamp.now(tz="UTC")
 
 @pytest.fixture
 def resources(tmp_path: Path) -> dict:
-    return {"warehouse": DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")),
-            "model_store": LocalModelStore(root=str(tmp_path / "artifacts"))}
+    return {
+        "warehouse": DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")),
+        "model_store": LocalModelStore(root=str(tmp_path / "artifacts")),
+    }
 
 
 def leads_with_outcomes(n: int, seed: int, prefix: str = "00Q") -> pd.DataFrame:
     """Leads whose true conversion probability is known: the outcome is drawn from it."""
     rng = np.random.default_rng(seed)
     p = rng.uniform(0.02, 0.9, n)
-    return pd.DataFrame({"Id": [f"{prefix}{seed:02d}{i:06d}" for i in range(n)], "p": p,
-                         "converted": rng.random(n) < p})
+    return pd.DataFrame(
+        {"Id": [f"{prefix}{seed:02d}{i:06d}" for i in range(n)], "p": p, "converted": rng.random(n) < p}
+    )
 
 
-def land(resources: dict, leads: pd.DataFrame, version: str, scores: np.ndarray, grades: list | None,
-         days_ago: float = 30.0, shadow: bool = False, with_outcomes: bool = True) -> None:
+def land(
+    resources: dict,
+    leads: pd.DataFrame,
+    version: str,
+    scores: np.ndarray,
+    grades: list | None,
+    days_ago: float = 30.0,
+    shadow: bool = False,
+    with_outcomes: bool = True,
+) -> None:
     """What the sink lands: the ledger rows of `version`, and each lead's outcome event in crm_leads_raw."""
     warehouse = resources["warehouse"]
     scored = NOW - pd.Timedelta(days=days_ago)
-    warehouse.append("lead_score_history", pd.DataFrame({
-        "Id": leads["Id"], "_ObjectType": "Lead", "Lead_Score__c": np.clip(np.round(scores), 0, 100).astype(int),
-        "Lead_Grade__c": grades if grades is not None else [None] * len(leads), "Lead_Score_Reasons__c": "+x",
-        "Lead_Score_Model__c": version, "source_ts": scored, "scored_ts": scored, "shadow": shadow,
-        "_source": "stream", "_ingested_at": scored}))
+    warehouse.append(
+        "lead_score_history",
+        pd.DataFrame(
+            {
+                "Id": leads["Id"],
+                "_ObjectType": "Lead",
+                "Lead_Score__c": np.clip(np.round(scores), 0, 100).astype(int),
+                "Lead_Grade__c": grades if grades is not None else [None] * len(leads),
+                "Lead_Score_Reasons__c": "+x",
+                "Lead_Score_Model__c": version,
+                "source_ts": scored,
+                "scored_ts": scored,
+                "shadow": shadow,
+                "_source": "stream",
+                "_ingested_at": scored,
+            }
+        ),
+    )
     if with_outcomes:
-        warehouse.append("crm_leads_raw", pd.DataFrame({
-            "Id": leads["Id"], "_ObjectType": "Lead", "_EventType": "updated",
-            "LastModifiedDate": NOW - pd.Timedelta(days=1), "IsConverted": leads["converted"], "_source": "stream",
-            "_ingested_at": NOW - pd.Timedelta(days=1)}))
+        warehouse.append(
+            "crm_leads_raw",
+            pd.DataFrame(
+                {
+                    "Id": leads["Id"],
+                    "_ObjectType": "Lead",
+                    "_EventType": "updated",
+                    "LastModifiedDate": NOW - pd.Timedelta(days=1),
+                    "IsConverted": leads["converted"],
+                    "_source": "stream",
+                    "_ingested_at": NOW - pd.Timedelta(days=1),
+                }
+            ),
+        )
 
 
 def graded(scores: np.ndarray, scale: GradeScale = SCALE) -> list[str]:
@@ -61,9 +95,12 @@ def graded(scores: np.ndarray, scale: GradeScale = SCALE) -> list[str]:
 
 
 def run(resources: dict, instance: dg.DagsterInstance | None = None, **config):
-    result = dg.materialize([lead_score_backtest], resources=resources,
-                            instance=instance or dg.DagsterInstance.ephemeral(),
-                            run_config={"ops": {"lead_score_backtest": {"config": config}}} if config else None)
+    result = dg.materialize(
+        [lead_score_backtest],
+        resources=resources,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"lead_score_backtest": {"config": config}}} if config else None,
+    )
     assert result.success
     [mat] = result.get_asset_materialization_events()
     [check] = result.get_asset_check_evaluations()
@@ -147,8 +184,14 @@ def test_only_old_enough_first_champion_scores_with_an_outcome_count(resources):
     young = leads_with_outcomes(300, seed=7)
     land(resources, young, "v2", young["p"].to_numpy() * 100, graded(young["p"].to_numpy() * 100), days_ago=3)
     # a lead without an outcome yet
-    land(resources, leads_with_outcomes(50, seed=8, prefix="00N"), "v1", np.full(50, 50.0), ["B"] * 50,
-         with_outcomes=False)
+    land(
+        resources,
+        leads_with_outcomes(50, seed=8, prefix="00N"),
+        "v1",
+        np.full(50, 50.0),
+        ["B"] * 50,
+        with_outcomes=False,
+    )
     metadata, check = run(resources)
     assert metadata["backtested_leads"].value == 400 and metadata["model_versions"].value == 1
     assert metadata["champion_version"].value == "v2"
@@ -166,8 +209,11 @@ def test_a_failed_backtest_requests_retraining_once_per_evaluation(resources):
     instance = dg.DagsterInstance.ephemeral()
 
     def tick(cursor):
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={
-            "warehouse": resources["warehouse"], "monitoring": MonitoringSettings()})
+        context = dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            resources={"warehouse": resources["warehouse"], "monitoring": MonitoringSettings()},
+        )
         return retraining_trigger_sensor(context)
 
     leads = leads_with_outcomes(1000, seed=9)

@@ -28,8 +28,15 @@ from lead_scoring.stack.ports import free_ports
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("LEAD_SCORING_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TRAINING_ASSETS = {"crm_leads_raw", "training_data", "lead_scoring_model", "model_artifact", "model_card"}
 LOCATION = "lead_scoring"
 
@@ -96,16 +103,26 @@ def dagster_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterUI]:
     workspace = root / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n      module_name: lead_scoring.definitions\n"
-        f"      location_name: {LOCATION}\n      working_directory: {project_root()}\n")
+        f"      location_name: {LOCATION}\n      working_directory: {project_root()}\n"
+    )
     port, no_kafka = free_ports(2)
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "LEAD_SCORING_HOME": str(state),
-           "LEAD_SCORING_PROFILE": "local", "LEAD_SCORING_KAFKA_PORT": str(no_kafka)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "LEAD_SCORING_HOME": str(state),
+        "LEAD_SCORING_PROFILE": "local",
+        "LEAD_SCORING_KAFKA_PORT": str(no_kafka),
+    }
     log = artifacts_dir() / "dagster-dev.log"
     dagster = Path(sys.executable).with_name("dagster")
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     ui = DagsterUI(url=f"http://127.0.0.1:{port}", log=log)
     try:
@@ -168,8 +185,9 @@ def test_materialize_the_training_group_from_the_ui(dagster_ui: DagsterUI):
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             # The first-visit "Join the Dagster community" dialog may pop up over any page.
-            page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                                     lambda: page.get_by_role("button", name="Skip").click())
+            page.add_locator_handler(
+                page.get_by_text("Join the Dagster community"), lambda: page.get_by_role("button", name="Skip").click()
+            )
             try:
                 # the whole graph, by group
                 page.goto(f"{dagster_ui.url}/asset-groups", wait_until="domcontentloaded")
@@ -200,8 +218,13 @@ def test_materialize_the_training_group_from_the_ui(dagster_ui: DagsterUI):
 
                 # the automation page lists the sensors and schedules, all running
                 page.goto(f"{dagster_ui.url}/automation", wait_until="domcontentloaded")
-                for name in ("streaming_topics_sensor", "e2e_latency_sensor", "retraining_trigger_sensor",
-                             "weekly_retraining", "automation_condition_sensor"):
+                for name in (
+                    "streaming_topics_sensor",
+                    "e2e_latency_sensor",
+                    "retraining_trigger_sensor",
+                    "weekly_retraining",
+                    "automation_condition_sensor",
+                ):
                     expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
                 page.screenshot(path=str(shots / "ui-automation.png"))
             except Exception:
@@ -220,12 +243,17 @@ def test_materialize_all_of_the_model_lifecycle_group_asks_for_nothing_and_succe
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                                     lambda: page.get_by_role("button", name="Skip").click())
+            page.add_locator_handler(
+                page.get_by_text("Join the Dagster community"), lambda: page.get_by_role("button", name="Skip").click()
+            )
             try:
                 run = _launch_materialize_all(dagster_ui, page, "model_lifecycle")
                 assert {"/".join(a["path"]) for a in run["assetSelection"]} >= {
-                    "challenger_deployment", "champion_promotion", "champion_revert", "full_rescore"}
+                    "challenger_deployment",
+                    "champion_promotion",
+                    "champion_revert",
+                    "full_rescore",
+                }
                 status = _wait_for_run(dagster_ui, run["runId"], timeout_s=300)
                 assert status == "SUCCESS", f"run {run['runId']} ended {status}:\n{dagster_ui.log_tail()}"
                 page.goto(f"{dagster_ui.url}/runs/{run['runId']}", wait_until="domcontentloaded")

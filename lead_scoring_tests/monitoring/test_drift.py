@@ -18,8 +18,13 @@ from lead_scoring.training import assets as training
 from lead_scoring.training.model import LeadScorer, features_frame
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
-TRAINING = [training.crm_leads_raw, training.training_data, training.lead_scoring_model,
-            training.model_quality_gate, training.model_artifact]
+TRAINING = [
+    training.crm_leads_raw,
+    training.training_data,
+    training.lead_scoring_model,
+    training.model_quality_gate,
+    training.model_artifact,
+]
 
 
 def test_psi_arithmetic():
@@ -53,8 +58,10 @@ def test_compute_drift_flags_only_the_shifted_feature():
 def trained(tmp_path_factory) -> dict:
     """A warehouse seeded from the shipped sample and a model trained on it (once for the module)."""
     root: Path = tmp_path_factory.mktemp("drift")
-    resources = {"warehouse": DuckDBWarehouse(path=str(root / "wh.duckdb")),
-                 "model_store": LocalModelStore(root=str(root / "artifacts"))}
+    resources = {
+        "warehouse": DuckDBWarehouse(path=str(root / "wh.duckdb")),
+        "model_store": LocalModelStore(root=str(root / "artifacts")),
+    }
     result = dg.materialize(TRAINING, resources=resources, instance=dg.DagsterInstance.ephemeral())
     assert result.success
     resources["model_store"].repository().set_production(result.output_for_node("model_artifact").version)
@@ -72,20 +79,35 @@ def _stream(resources: dict, leads: pd.DataFrame) -> None:
     version = repo.production_version()
     pipeline, _ = repo.load(version)
     scores = LeadScorer(pipeline, version).score_frame(features_frame(leads))
-    warehouse.append("lead_scores", pd.DataFrame({
-        "Id": leads["Id"], "_ObjectType": leads["_ObjectType"], "_EventType": "updated",
-        "Lead_Score__c": [s.score for s in scores], "Lead_Score_Reasons__c": "",
-        "Lead_Score_Model__c": version, "source_ts": now, "scored_ts": now, "_source": "stream", "_ingested_at": now,
-    }))
+    warehouse.append(
+        "lead_scores",
+        pd.DataFrame(
+            {
+                "Id": leads["Id"],
+                "_ObjectType": leads["_ObjectType"],
+                "_EventType": "updated",
+                "Lead_Score__c": [s.score for s in scores],
+                "Lead_Score_Reasons__c": "",
+                "Lead_Score_Model__c": version,
+                "source_ts": now,
+                "scored_ts": now,
+                "_source": "stream",
+                "_ingested_at": now,
+            }
+        ),
+    )
     # probes must be ignored: a wildly different probe lead and score
     probe = leads.head(1).assign(Id="PROBE-x-0", _source="stream", _ingested_at=now)
     warehouse.append("crm_leads_raw", probe)
 
 
 def _drift(resources: dict, **config) -> tuple[dict, dg.AssetCheckEvaluation]:
-    result = dg.materialize([monitoring.lead_score_drift], resources=resources,
-                            instance=dg.DagsterInstance.ephemeral(),
-                            run_config={"ops": {"lead_score_drift": {"config": config}}} if config else None)
+    result = dg.materialize(
+        [monitoring.lead_score_drift],
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"lead_score_drift": {"config": config}}} if config else None,
+    )
     assert result.success
     [mat] = result.get_asset_materialization_events()
     [check] = result.get_asset_check_evaluations()
@@ -137,8 +159,14 @@ def _retrain_tick(resources: dict, instance: dg.DagsterInstance, cursor: str | N
     from lead_scoring.monitoring.resources import MonitoringSettings
     from lead_scoring.monitoring.sensors import retraining_trigger_sensor
 
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={
-        "warehouse": resources["warehouse"], "monitoring": MonitoringSettings(retrain_min_new_labels=min_labels)})
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={
+            "warehouse": resources["warehouse"],
+            "monitoring": MonitoringSettings(retrain_min_new_labels=min_labels),
+        },
+    )
     return retraining_trigger_sensor(context)
 
 
@@ -186,7 +214,12 @@ def test_retraining_requested_when_enough_new_outcomes_arrived(trained):
 
     # once the training data is rebuilt, only outcomes newer than that count (120 real leads alone are too
     # few to train on, so this run keeps the seeded demo data too)
-    dg.materialize(TRAINING[:2], resources=trained, instance=instance, selection=[training.training_data],
-                   run_config={"ops": {"training_data": {"config": {"demo_data": "include"}}}})
+    dg.materialize(
+        TRAINING[:2],
+        resources=trained,
+        instance=instance,
+        selection=[training.training_data],
+        run_config={"ops": {"training_data": {"config": {"demo_data": "include"}}}},
+    )
     after = _retrain_tick(trained, instance, None, min_labels=100)
     assert not after.run_requests and "0 new labelled outcomes" in after.skip_reason.skip_message

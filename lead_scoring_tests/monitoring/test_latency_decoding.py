@@ -18,10 +18,18 @@ from lead_scoring.settings import Profile
 from lead_scoring.streaming import topics as T
 from lead_scoring.streaming.render import Dialect, RenderSettings, table_specs
 
-SCORE = {"Id": "PROBE-abc-0", "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": 42,
-         "Lead_Score_Reasons__c": "+visits", "Lead_Score_Model__c": "m1", "Lead_Grade__c": None,
-         "features_hash": "h", "source_ts": datetime(2026, 12, 7, 5, 0, tzinfo=UTC),
-         "scored_ts": datetime(2026, 12, 7, 5, 0, 1, tzinfo=UTC)}
+SCORE = {
+    "Id": "PROBE-abc-0",
+    "_ObjectType": "Lead",
+    "_EventType": "updated",
+    "Lead_Score__c": 42,
+    "Lead_Score_Reasons__c": "+visits",
+    "Lead_Score_Model__c": "m1",
+    "Lead_Grade__c": None,
+    "features_hash": "h",
+    "source_ts": datetime(2026, 12, 7, 5, 0, tzinfo=UTC),
+    "scored_ts": datetime(2026, 12, 7, 5, 0, 1, tzinfo=UTC),
+}
 
 
 def wire_format(record: dict, schema_id: int = 100017) -> bytes:
@@ -55,7 +63,8 @@ def test_unreadable_values_are_skipped_not_raised() -> None:
 @pytest.mark.parametrize("profile,confluent", [(Profile.LOCAL, False), (Profile.CLUSTER, False), (Profile.GCP, True)])
 def test_the_probe_reads_the_format_the_pipeline_writes(profile: Profile, confluent: bool) -> None:
     spec = table_specs(RenderSettings(Dialect.CONFLUENT if confluent else Dialect.FLINK, "v", "http://m"))[
-        T.LEAD_SCORES]
+        T.LEAD_SCORES
+    ]
     written = spec.confluent_format if confluent else spec.flink_format
     assert monitoring_settings(profile).scores_format == written
 

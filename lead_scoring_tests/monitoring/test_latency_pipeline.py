@@ -33,10 +33,15 @@ MODEL_NAME = "lead_scorer"
 
 def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path):
     # a model trained on the shipped sample, served by our model server
-    resources = {"warehouse": DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")),
-                 "model_store": LocalModelStore(root=str(tmp_path / "artifacts"))}
-    trained = dg.materialize([training.crm_leads_raw, training.training_data, training.lead_scoring_model,
-                              training.model_artifact], resources=resources, instance=dg.DagsterInstance.ephemeral())
+    resources = {
+        "warehouse": DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")),
+        "model_store": LocalModelStore(root=str(tmp_path / "artifacts")),
+    }
+    trained = dg.materialize(
+        [training.crm_leads_raw, training.training_data, training.lead_scoring_model, training.model_artifact],
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     artifact = trained.output_for_node("model_artifact")
     [port] = free_ports(1)
     url = f"http://127.0.0.1:{port}"
@@ -45,9 +50,14 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
     kafka, flink = local_stack.kafka(), local_stack.flink_sql()
     uid = uuid.uuid4().hex[:6]
     settings = RenderSettings(
-        dialect=Dialect.FLINK, model_version=artifact.version, model_endpoint=f"{url}/v1/models/{MODEL_NAME}:predict",
-        kafka_bootstrap=local_stack.kafka_bootstrap, topic_prefix=f"lat{uid}_", statement_prefix=f"lat{uid}",
-        group_prefix=f"lat{uid}", server_model_name=MODEL_NAME,
+        dialect=Dialect.FLINK,
+        model_version=artifact.version,
+        model_endpoint=f"{url}/v1/models/{MODEL_NAME}:predict",
+        kafka_bootstrap=local_stack.kafka_bootstrap,
+        topic_prefix=f"lat{uid}_",
+        statement_prefix=f"lat{uid}",
+        group_prefix=f"lat{uid}",
+        server_model_name=MODEL_NAME,
     )
     engine = flink
     pipeline = render_pipeline(settings)
@@ -62,8 +72,9 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
         warm = run_probe(kafka, source, scores, count=1, timeout_s=120)
         assert warm.received == 1, "the pipeline never scored the warm-up probe"
 
-        monitoring = MonitoringSettings(input_topic=source, scores_topic=scores, probe_count=5, probe_timeout_s=45,
-                                        latency_slo_s=10.0)
+        monitoring = MonitoringSettings(
+            input_topic=source, scores_topic=scores, probe_count=5, probe_timeout_s=45, latency_slo_s=10.0
+        )
         sensor = sensors.make_e2e_latency_sensor(interval_s=60)
         result = sensor(dg.build_sensor_context(resources={"kafka": kafka, "monitoring": monitoring}))
         [observation] = [e for e in result.asset_events if isinstance(e, dg.AssetObservation)]
@@ -74,8 +85,11 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
         assert check.check_name == "latency_slo" and check.passed, check.description
         artifacts = project_root() / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
-        (artifacts / "latency-real-pipeline.json").write_text(json.dumps(
-            {"p50_s": p50, "max_s": worst, "probes": 5, "slo_s": 10.0, "summary": check.description}, indent=1))
+        (artifacts / "latency-real-pipeline.json").write_text(
+            json.dumps(
+                {"p50_s": p50, "max_s": worst, "probes": 5, "slo_s": 10.0, "summary": check.description}, indent=1
+            )
+        )
 
         # the topic sensor sees the probes' traffic, and the statements' consumer groups catch up
         # (Flink commits its source offsets to the group on each checkpoint)
@@ -83,24 +97,36 @@ def test_latency_slo_through_the_real_flink_pipeline(local_stack, tmp_path: Path
         for st in pipeline.statements.values():
             for table in st.reads:
                 group_topics.setdefault(st.group_id(settings, table), []).append(pipeline.tables[table].topic_name)
-        watch = MonitoringSettings(topics=[settings.topic(t.name) for t in TOPICS],
-                                   consumer_groups=sorted(group_topics),
-                                   group_topics=group_topics, dlq_topic=settings.topic("dlq"), max_consumer_lag=0)
+        watch = MonitoringSettings(
+            topics=[settings.topic(t.name) for t in TOPICS],
+            consumer_groups=sorted(group_topics),
+            group_topics=group_topics,
+            dlq_topic=settings.topic("dlq"),
+            max_consumer_lag=0,
+        )
         deadline = time.monotonic() + 90
         while True:
             tick = sensors.streaming_topics_sensor(
-                dg.build_sensor_context(resources={"kafka": kafka, "monitoring": watch}))
-            lag = {e.asset_key.path[-1]: e for e in tick.asset_events
-                   if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == CONSUMER_LAG_CHECK}
+                dg.build_sensor_context(resources={"kafka": kafka, "monitoring": watch})
+            )
+            lag = {
+                e.asset_key.path[-1]: e
+                for e in tick.asset_events
+                if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == CONSUMER_LAG_CHECK
+            }
             if all(e.passed for e in lag.values()) or time.monotonic() > deadline:
                 break
             time.sleep(3)
-        ends = {e.asset_key.path[-1]: e.metadata["end_offset"].value for e in tick.asset_events
-                if isinstance(e, dg.AssetObservation)}
+        ends = {
+            e.asset_key.path[-1]: e.metadata["end_offset"].value
+            for e in tick.asset_events
+            if isinstance(e, dg.AssetObservation)
+        }
         assert ends[source] >= 6 and ends[scores] >= 6
         assert set(lag) == {source, settings.topic("input_avro"), settings.topic("leads"), settings.topic("contacts")}
-        assert all(e.passed and e.severity == dg.AssetCheckSeverity.ERROR for e in lag.values()), \
-            {t: e.description for t, e in lag.items()}
+        assert all(e.passed and e.severity == dg.AssetCheckSeverity.ERROR for e in lag.values()), {
+            t: e.description for t, e in lag.items()
+        }
     finally:
         for name, ident in engine.running(settings.statement_prefix + "-").items():
             engine.stop(pipeline, name, ident)

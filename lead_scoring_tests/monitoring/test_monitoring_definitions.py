@@ -24,9 +24,13 @@ def test_monitoring_assets_checks_sensors_and_schedules_are_defined():
     for topic in PIPELINE_TOPICS:
         assert graph.get(dg.AssetKey(["kafka", topic])).group_name == "streaming"
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert {("lead_score_drift", "feature_and_score_psi"), ("kafka/lead_scores", "latency_slo"),
-            ("kafka/dlq", "dlq_growth"), ("kafka/input_raw", "consumer_lag"),
-            ("kafka/lead_scores", "consumer_lag")} <= checks
+    assert {
+        ("lead_score_drift", "feature_and_score_psi"),
+        ("kafka/lead_scores", "latency_slo"),
+        ("kafka/dlq", "dlq_growth"),
+        ("kafka/input_raw", "consumer_lag"),
+        ("kafka/lead_scores", "consumer_lag"),
+    } <= checks
     sensors = {s.name: s for s in definitions.sensors}
     assert sensors["streaming_topics_sensor"].minimum_interval_seconds == 30
     assert sensors["e2e_latency_sensor"].minimum_interval_seconds == 60
@@ -63,11 +67,16 @@ def test_every_pipeline_group_and_topic_is_watched_by_default():
 
 
 def test_a_group_that_never_committed_is_a_warning_not_a_pass():
-    snapshot = StreamSnapshot(taken_at=100.0, end_offsets={"lead_scores": 10}, partitions={"lead_scores": 3},
-                              missing_topics=[], groups={
-                                  "w": GroupLag("w", committed=False, topics=("lead_scores",)),
-                                  "s": GroupLag("s", committed=True, lag_by_topic={"lead_scores": 2},
-                                                topics=("lead_scores",))})
+    snapshot = StreamSnapshot(
+        taken_at=100.0,
+        end_offsets={"lead_scores": 10},
+        partitions={"lead_scores": 3},
+        missing_topics=[],
+        groups={
+            "w": GroupLag("w", committed=False, topics=("lead_scores",)),
+            "s": GroupLag("s", committed=True, lag_by_topic={"lead_scores": 2}, topics=("lead_scores",)),
+        },
+    )
     result = evaluate(snapshot, {"ts": 90.0, "end_offsets": {"lead_scores": 4}}, ["lead_scores"], "dlq", 5, 5)
     [check] = result.checks
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
@@ -82,8 +91,9 @@ def test_flink_statement_groups_match_the_rendered_pipeline():
     """The lag checks watch exactly the groups (and topics) the rendered Flink statements consume with."""
     from lead_scoring.streaming.render import Dialect, RenderSettings, render_pipeline
 
-    pipeline = render_pipeline(RenderSettings(dialect=Dialect.FLINK, model_version="v1",
-                                              model_endpoint="http://127.0.0.1:8080"))
+    pipeline = render_pipeline(
+        RenderSettings(dialect=Dialect.FLINK, model_version="v1", model_endpoint="http://127.0.0.1:8080")
+    )
     rendered: dict[str, set[str]] = {}
     for statement in pipeline.statements.values():
         for table in statement.reads:
@@ -106,8 +116,9 @@ def test_the_daily_assets_are_requested_once_per_cron_tick() -> None:
     before = datetime.datetime(2026, 12, 7, 5, 59, tzinfo=datetime.UTC)
 
     def requested(minutes: int, cursor):
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor,
-                                                   evaluation_time=before + datetime.timedelta(minutes=minutes))
+        result = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=cursor, evaluation_time=before + datetime.timedelta(minutes=minutes)
+        )
         keys = {r.key.to_user_string() for r in result.results if r.true_subset.size}
         return keys & {"lead_score_drift", "lead_score_backtest", "lead_score_history"}, result.cursor
 

@@ -37,8 +37,7 @@ def _uid() -> str:
 
 def create_topics(kafka: KafkaResource, partitions: dict[str, int]) -> None:
     admin = kafka.admin()  # keep the handle alive until the futures resolve
-    futures = admin.create_topics([NewTopic(t, num_partitions=n, replication_factor=1)
-                                           for t, n in partitions.items()])
+    futures = admin.create_topics([NewTopic(t, num_partitions=n, replication_factor=1) for t, n in partitions.items()])
     for future in futures.values():
         future.result(timeout=30)
 
@@ -61,10 +60,11 @@ def commit(kafka: KafkaResource, group: str, topic: str, offsets: dict[int, int]
                 consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
                 return
             except KafkaException as exc:
-                if (not exc.args[0].retriable()
-                        and exc.args[0].code() not in (KafkaError.NOT_COORDINATOR,
-                                                       KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
-                        or time.monotonic() > deadline):
+                if (
+                    not exc.args[0].retriable()
+                    and exc.args[0].code() not in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
+                    or time.monotonic() > deadline
+                ):
                     raise
                 time.sleep(0.5)
     finally:
@@ -77,13 +77,19 @@ def _tick(kafka: KafkaResource, monitoring: MonitoringSettings, cursor: str | No
 
 
 def _checks(result: dg.SensorResult) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
-    return {(e.asset_key.to_user_string(), e.check_name): e for e in result.asset_events
-            if isinstance(e, dg.AssetCheckEvaluation)}
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.asset_events
+        if isinstance(e, dg.AssetCheckEvaluation)
+    }
 
 
 def _observations(result: dg.SensorResult) -> dict[str, dict]:
-    return {e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
-            for e in result.asset_events if isinstance(e, dg.AssetObservation)}
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
+        for e in result.asset_events
+        if isinstance(e, dg.AssetObservation)
+    }
 
 
 def test_topics_sensor_offsets_rates_lag_dlq_and_alerts(local_stack):
@@ -94,8 +100,14 @@ def test_topics_sensor_offsets_rates_lag_dlq_and_alerts(local_stack):
     produce(kafka, source, 20, partition=0)
     produce(kafka, source, 10, partition=1)
     commit(kafka, group, source, {0: 5, 1: 5})  # 15 + 5 = 20 behind
-    monitoring = MonitoringSettings(topics=[source, dlq], consumer_groups=[group], group_topics={group: [source]},
-                                    dlq_topic=dlq, max_consumer_lag=15, max_dlq_growth=3)
+    monitoring = MonitoringSettings(
+        topics=[source, dlq],
+        consumer_groups=[group],
+        group_topics={group: [source]},
+        dlq_topic=dlq,
+        max_consumer_lag=15,
+        max_dlq_growth=3,
+    )
 
     first = _tick(kafka, monitoring, None)
     assert isinstance(first, dg.SensorResult)
@@ -149,8 +161,14 @@ def test_topics_sensor_skips_when_the_broker_is_down():
 
 
 @contextmanager
-def echoing_scorer(kafka: KafkaResource, source: str, target: str, delay_s: float = 0.0,
-                   drop: bool = False, scores_format: str = "json") -> Iterator[list[str]]:
+def echoing_scorer(
+    kafka: KafkaResource,
+    source: str,
+    target: str,
+    delay_s: float = 0.0,
+    drop: bool = False,
+    scores_format: str = "json",
+) -> Iterator[list[str]]:
     """Plays the pipeline's role: for every record on `source`, a contract score record on `target`
     (JSON, or Schema Registry Avro wire format as Confluent Cloud's Flink writes it)."""
     stop = threading.Event()
@@ -171,11 +189,21 @@ def echoing_scorer(kafka: KafkaResource, source: str, target: str, delay_s: floa
                 if drop:
                     continue
                 time.sleep(delay_s)
-                score = {"Id": record["Id"], "_ObjectType": "Lead", "_EventType": "updated", "Lead_Score__c": 42,
-                         "Lead_Score_Reasons__c": "+echo", "Lead_Score_Model__c": "echo",
-                         "source_ts": msg.timestamp()[1], "scored_ts": int(time.time() * 1000)}
-                value = (wire_format({"Lead_Grade__c": "B", "features_hash": None, **score})
-                         if scores_format == "avro-registry" else json.dumps(score).encode())
+                score = {
+                    "Id": record["Id"],
+                    "_ObjectType": "Lead",
+                    "_EventType": "updated",
+                    "Lead_Score__c": 42,
+                    "Lead_Score_Reasons__c": "+echo",
+                    "Lead_Score_Model__c": "echo",
+                    "source_ts": msg.timestamp()[1],
+                    "scored_ts": int(time.time() * 1000),
+                }
+                value = (
+                    wire_format({"Lead_Grade__c": "B", "features_hash": None, **score})
+                    if scores_format == "avro-registry"
+                    else json.dumps(score).encode()
+                )
                 producer.produce(target, key=record["Id"].encode(), value=value)
                 producer.flush(10)
         finally:
@@ -202,8 +230,9 @@ def test_latency_probe_against_an_echoing_stand_in_for_the_pipeline(local_stack)
     source, target = f"probe_in_{uid}", f"probe_scores_{uid}"
     create_topics(kafka, {source: 1, target: 3})
     produce(kafka, target, 3)  # older scores on the topic must not count
-    monitoring = MonitoringSettings(input_topic=source, scores_topic=target, probe_count=4, probe_timeout_s=20,
-                                    latency_slo_s=10.0)
+    monitoring = MonitoringSettings(
+        input_topic=source, scores_topic=target, probe_count=4, probe_timeout_s=20, latency_slo_s=10.0
+    )
     with echoing_scorer(kafka, source, target, delay_s=0.3) as seen:
         result = _latency_tick(kafka, monitoring)
     assert len(seen) == 4 and all(i.startswith("PROBE-") for i in seen)
@@ -224,8 +253,9 @@ def test_latency_probe_against_an_echoing_stand_in_for_the_pipeline(local_stack)
         def client(self):
             return FakeSalesforce(lead_api)
 
-    with_sf = MonitoringSettings(input_topic=source, scores_topic=target, probe_count=2, probe_timeout_s=20,
-                                 salesforce_probe=True)
+    with_sf = MonitoringSettings(
+        input_topic=source, scores_topic=target, probe_count=2, probe_timeout_s=20, salesforce_probe=True
+    )
     sensor = sensors.make_e2e_latency_sensor(interval_s=60, salesforce="crm")
     with echoing_scorer(kafka, source, target):
         result = sensor(dg.build_sensor_context(resources={"kafka": kafka, "monitoring": with_sf, "crm": FakeCrm()}))
@@ -235,8 +265,9 @@ def test_latency_probe_against_an_echoing_stand_in_for_the_pipeline(local_stack)
     assert observation.metadata["salesforce_latency_s"].value >= 0 and check.passed
 
     # the same pipeline against a tighter SLO than its delay fails the check
-    tight = MonitoringSettings(input_topic=source, scores_topic=target, probe_count=4, probe_timeout_s=20,
-                               latency_slo_s=0.2)
+    tight = MonitoringSettings(
+        input_topic=source, scores_topic=target, probe_count=4, probe_timeout_s=20, latency_slo_s=0.2
+    )
     with echoing_scorer(kafka, source, target, delay_s=0.3):
         result = _latency_tick(kafka, tight)
     [check] = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
@@ -250,8 +281,14 @@ def test_latency_probe_reads_schema_registry_avro_scores_as_in_confluent_cloud(l
     uid = _uid()
     source, target = f"probe_in_{uid}", f"probe_scores_{uid}"
     create_topics(kafka, {source: 1, target: 1})
-    monitoring = MonitoringSettings(input_topic=source, scores_topic=target, probe_count=3, probe_timeout_s=20,
-                                    latency_slo_s=10.0, scores_format="avro-registry")
+    monitoring = MonitoringSettings(
+        input_topic=source,
+        scores_topic=target,
+        probe_count=3,
+        probe_timeout_s=20,
+        latency_slo_s=10.0,
+        scores_format="avro-registry",
+    )
     with echoing_scorer(kafka, source, target, scores_format="avro-registry") as seen:
         result = _latency_tick(kafka, monitoring)
     assert len(seen) == 3
@@ -296,12 +333,17 @@ def test_stream_health_checks_run_on_demand(local_stack):
     dlq_end = _end(kafka, DLQ)
     instance = dg.DagsterInstance.ephemeral()
     # the sensor's last observation of the DLQ is the baseline for its growth
-    instance.report_runless_asset_event(dg.AssetObservation(asset_key=topic_asset_key(DLQ),
-                                                            metadata={"end_offset": dg.MetadataValue.int(dlq_end)}))
+    instance.report_runless_asset_event(
+        dg.AssetObservation(asset_key=topic_asset_key(DLQ), metadata={"end_offset": dg.MetadataValue.int(dlq_end)})
+    )
     produce(kafka, DLQ, 4)
     job = dg.define_asset_job("check_streams", selection=dg.AssetSelection.checks(sensors.stream_health_checks))
-    defs = dg.Definitions(assets=topic_specs(), asset_checks=[sensors.stream_health_checks], jobs=[job],
-                          resources={"kafka": kafka, "monitoring": MonitoringSettings(max_dlq_growth=3)})
+    defs = dg.Definitions(
+        assets=topic_specs(),
+        asset_checks=[sensors.stream_health_checks],
+        jobs=[job],
+        resources={"kafka": kafka, "monitoring": MonitoringSettings(max_dlq_growth=3)},
+    )
     result = defs.resolve_job_def("check_streams").execute_in_process(instance=instance)
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     assert set(evaluations) == {(s.asset_key.to_user_string(), s.name) for s in sensors.stream_health_checks_specs()}
@@ -319,8 +361,9 @@ def _end(kafka: KafkaResource, topic: str) -> int:
         while True:
             try:
                 meta = consumer.list_topics(topic, timeout=10).topics[topic]
-                return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                           for p in meta.partitions)
+                return sum(
+                    consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in meta.partitions
+                )
             except KafkaException as exc:
                 # a topic created a moment ago may not have elected its partition leaders yet
                 error = exc.args[0]

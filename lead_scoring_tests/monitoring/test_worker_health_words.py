@@ -25,17 +25,32 @@ ERROR = "ValueError: could not decode the record: Expecting value: line 1 column
 
 def write_beat(root: Path, name: str, **fields: object) -> None:
     now = time.time()
-    beat = {"pid": os.getpid(), "ts": now, "assigned_partitions": 3, "consumed": 1200, "group": f"lead-scoring-{name}",
-            "state": "consuming", "since": now - 600, "detail": "", "outages": 0, "reconnects": 0, "stuck": None,
-            "quarantined": 0, **fields}
+    beat = {
+        "pid": os.getpid(),
+        "ts": now,
+        "assigned_partitions": 3,
+        "consumed": 1200,
+        "group": f"lead-scoring-{name}",
+        "state": "consuming",
+        "since": now - 600,
+        "detail": "",
+        "outages": 0,
+        "reconnects": 0,
+        "stuck": None,
+        "quarantined": 0,
+        **fields,
+    }
     path = heartbeat_path(name, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(beat))
 
 
 def test_a_stuck_worker_says_where_since_when_and_why(tmp_path: Path) -> None:
-    write_beat(tmp_path, SINK, stuck={"topic": "input_raw", "partition": 0, "offset": 41234,
-                                      "since": time.time() - 185, "error": ERROR})
+    write_beat(
+        tmp_path,
+        SINK,
+        stuck={"topic": "input_raw", "partition": 0, "offset": 41234, "since": time.time() - 185, "error": ERROR},
+    )
     report = worker_report(SINK, tmp_path)
     assert report.problem == f"stuck at input_raw[0]@41234 for 3 min: {ERROR}"
     # `stack status` shows the service's health-check text as the row's detail
@@ -45,15 +60,28 @@ def test_a_stuck_worker_says_where_since_when_and_why(tmp_path: Path) -> None:
 
 def test_a_stale_heartbeat_says_how_old_it_is_and_what_the_worker_did_last(tmp_path: Path) -> None:
     now = time.time()
-    write_beat(tmp_path, SINK, ts=now - 29, state="retrying a write",
-               detail="batch of 2000, attempt 7: IOException: database is locked")
+    write_beat(
+        tmp_path,
+        SINK,
+        ts=now - 29,
+        state="retrying a write",
+        detail="batch of 2000, attempt 7: IOException: database is locked",
+    )
     problem = worker_report(SINK, tmp_path, now=now).problem
-    assert problem == ("last heartbeat 29 s ago (last state: retrying a write: batch of 2000, attempt 7: "
-                       "IOException: database is locked)")
-    write_beat(tmp_path, WRITEBACK, ts=now - 40, stuck={"topic": "lead_scores", "partition": 2, "offset": 7,
-                                                         "since": now - 50, "error": "boom"})
-    assert worker_report(WRITEBACK, tmp_path, now=now).problem == \
-        "stuck at lead_scores[2]@7 for 50 s: boom (last heartbeat 40 s ago)"
+    assert problem == (
+        "last heartbeat 29 s ago (last state: retrying a write: batch of 2000, attempt 7: "
+        "IOException: database is locked)"
+    )
+    write_beat(
+        tmp_path,
+        WRITEBACK,
+        ts=now - 40,
+        stuck={"topic": "lead_scores", "partition": 2, "offset": 7, "since": now - 50, "error": "boom"},
+    )
+    assert (
+        worker_report(WRITEBACK, tmp_path, now=now).problem
+        == "stuck at lead_scores[2]@7 for 50 s: boom (last heartbeat 40 s ago)"
+    )
 
 
 def test_a_healthy_worker_s_status_detail_counts_what_it_quarantined(tmp_path: Path) -> None:
@@ -66,8 +94,14 @@ def test_a_healthy_worker_s_status_detail_counts_what_it_quarantined(tmp_path: P
 def test_a_huge_error_is_cut_and_durations_read_as_an_operator_would() -> None:
     text = stuck_text({"topic": "input_raw", "partition": 1, "offset": 9, "since": 100.0, "error": "x" * 5000}, 160.0)
     assert text == "stuck at input_raw[1]@9 for 60 s: " + "x" * ERROR_CHARS + "..."
-    assert [format_age(s) for s in (0, 42, 119, 185, 7199, 7500)] == ["0 s", "42 s", "119 s", "3 min", "119 min",
-                                                                       "2 h 5 min"]
+    assert [format_age(s) for s in (0, 42, 119, 185, 7199, 7500)] == [
+        "0 s",
+        "42 s",
+        "119 s",
+        "3 min",
+        "119 min",
+        "2 h 5 min",
+    ]
 
 
 @pytest.fixture
@@ -84,9 +118,13 @@ def test_workers_flowing_is_green_with_counts_and_red_with_the_same_words(state_
     assert green.description == "writeback: consumed 4,000, quarantined 0; sink: consumed 5,000, quarantined 3"
     assert green.metadata["quarantined_total"] == dg.MetadataValue.int(3)
 
-    write_beat(state_home, SINK, consumed=5000, quarantined=3,
-               stuck={"topic": "input_raw", "partition": 0, "offset": 41234, "since": time.time() - 185,
-                      "error": ERROR})
+    write_beat(
+        state_home,
+        SINK,
+        consumed=5000,
+        quarantined=3,
+        stuck={"topic": "input_raw", "partition": 0, "offset": 41234, "since": time.time() - 185, "error": ERROR},
+    )
     red = workers_evaluation()
     assert not red.passed and red.severity == dg.AssetCheckSeverity.ERROR
     assert red.description == f"sink: stuck at input_raw[0]@41234 for 3 min: {ERROR}"
@@ -101,9 +139,12 @@ def test_workers_flowing_is_red_when_a_worker_never_reported(state_home: Path) -
 
 def test_the_asset_check_reports_the_same_verdict(state_home: Path) -> None:
     # states that stay red however long the check takes to start (an ephemeral Dagster instance: seconds)
-    write_beat(state_home, SINK, ts=time.time() - 60,
-               stuck={"topic": "input_raw", "partition": 0, "offset": 41234, "since": time.time() - 185,
-                      "error": ERROR})
+    write_beat(
+        state_home,
+        SINK,
+        ts=time.time() - 60,
+        stuck={"topic": "input_raw", "partition": 0, "offset": 41234, "since": time.time() - 185, "error": ERROR},
+    )
     result = workers_flowing()
     assert not result.passed and result.severity == dg.AssetCheckSeverity.ERROR
     assert result.description.startswith("writeback: no heartbeat yet at ")

@@ -14,8 +14,9 @@ from urllib.parse import parse_qs, urlparse
 @dataclass
 class FakeGcs:
     buckets: set[str] = field(default_factory=set)
-    permissions: set[str] = field(default_factory=lambda: {"storage.objects.create", "storage.objects.get",
-                                                           "storage.objects.list"})
+    permissions: set[str] = field(
+        default_factory=lambda: {"storage.objects.create", "storage.objects.get", "storage.objects.list"}
+    )
     calls: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     _server: Optional[ThreadingHTTPServer] = None
 
@@ -37,8 +38,9 @@ class FakeGcs:
                 if parts[1:] == ["iam", "testPermissions"]:
                     held = [p for p in query.get("permissions", []) if p in fake.permissions]
                     return self._reply(200, {"kind": "storage#testIamPermissionsResponse", "permissions": held})
-                return self._reply(200, {"kind": "storage#bucket", "name": bucket, "id": bucket,
-                                         "location": "EUROPE-WEST4"})
+                return self._reply(
+                    200, {"kind": "storage#bucket", "name": bucket, "id": bucket, "location": "EUROPE-WEST4"}
+                )
 
             def _reply(self, status: int, obj: Any) -> None:
                 data = json.dumps(obj).encode()
@@ -62,5 +64,8 @@ class FakeGcs:
         from google.cloud import storage
 
         assert self._server is not None
-        return storage.Client(project="acme-prod", credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": f"http://127.0.0.1:{self._server.server_address[1]}"})
+        return storage.Client(
+            project="acme-prod",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": f"http://127.0.0.1:{self._server.server_address[1]}"},
+        )

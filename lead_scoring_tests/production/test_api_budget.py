@@ -46,27 +46,38 @@ def test_the_configuration_before_issue_28_is_refused() -> None:
     """10 s polls and the SObject sink unbatched: the query jobs alone exceed the org's daily maximum."""
     old = ConnectorSettings(poll_interval_ms=10_000)
     sink = salesforce_sink_configs(old)
-    unbatched = [{**sink[0], "config": {k: v for k, v in sink[0]["config"].items()
-                                        if not k.startswith(("salesforce.enable.batching", "salesforce.batch"))}}]
+    unbatched = [
+        {
+            **sink[0],
+            "config": {
+                k: v
+                for k, v in sink[0]["config"].items()
+                if not k.startswith(("salesforce.enable.batching", "salesforce.batch"))
+            },
+        }
+    ]
     budget = project_api_budget(salesforce_source_configs(old), unbatched, changes_per_day=10_000, licenses=100)
     assert budget.source_query_jobs == 17_280 and budget.sink_calls == 10_000
     [problem] = budget.problems()
     assert "17,280 Bulk API 2.0 query jobs/day is 173% of DailyBulkV2QueryJobs 10,000" in problem
-    small_org = project_api_budget(salesforce_source_configs(old), unbatched, changes_per_day=10_000, licenses=0,
-                                   share=0.5)
+    small_org = project_api_budget(
+        salesforce_source_configs(old), unbatched, changes_per_day=10_000, licenses=0, share=0.5
+    )
     assert any("API calls/day is" in p and "of DailyApiRequests 100,000" in p for p in small_org.problems())
 
 
 def test_plan_prints_the_budget_and_fails_over_the_share(monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    ok = CliRunner().invoke(app, ["plan", "--model-version", VERSION, "--changes-per-day", "10000",
-                                  "--licenses", "100"])
+    ok = CliRunner().invoke(
+        app, ["plan", "--model-version", VERSION, "--changes-per-day", "10000", "--licenses", "100"]
+    )
     assert ok.exit_code == 0, ok.output
     assert "Salesforce API budget" in ok.output
     assert "total: 11,520 API calls/day = 5.8% of 200,000 (allowed share 50%)" in ok.output
     assert "Enterprise Edition, 100 licences" in ok.output
-    as_json = CliRunner().invoke(app, ["plan", "--model-version", VERSION, "--json", "--changes-per-day",
-                                       "100000000", "--licenses", "0"])
+    as_json = CliRunner().invoke(
+        app, ["plan", "--model-version", VERSION, "--json", "--changes-per-day", "100000000", "--licenses", "0"]
+    )
     assert as_json.exit_code == 1
     budget = json.loads(as_json.output)["salesforce_api_budget"]
     assert budget["total_calls"] > 50_000 and budget["problems"]

@@ -30,13 +30,19 @@ from lead_scoring_tests.vendor.openapi import confluent_sql_contract
 VERSION = "m20261201-090000-abc123"
 ORG = "5e0c8f8e-2d59-4f9a-9a43-7d6f1f0b2a11"
 SETTINGS = {
-    "LEAD_SCORING_GCP_PROJECT": "acme-prod", "LEAD_SCORING_GCP_REGION": "europe-west4",
+    "LEAD_SCORING_GCP_PROJECT": "acme-prod",
+    "LEAD_SCORING_GCP_REGION": "europe-west4",
     "LEAD_SCORING_VERTEX_ENDPOINT": "1234567890",
     "LEAD_SCORING_SERVING_IMAGE": "europe-docker.pkg.dev/acme/ls/server:1",
-    "LEAD_SCORING_GCS_BUCKET": "acme-ml", "LEAD_SCORING_BQ_DATASET": "lead_scoring",
-    "CONFLUENT_FLINK_REST_ENDPOINT": "https://flink.europe-west4.gcp.confluent.cloud", "CONFLUENT_ORG_ID": ORG,
-    "CONFLUENT_ENV_ID": "env-12345", "CONFLUENT_COMPUTE_POOL_ID": "lfcp-abcde", "CONFLUENT_FLINK_PRINCIPAL": "sa-xyz",
-    "CONFLUENT_FLINK_CATALOG": "lead-env", "CONFLUENT_FLINK_DATABASE": "lead-cluster",
+    "LEAD_SCORING_GCS_BUCKET": "acme-ml",
+    "LEAD_SCORING_BQ_DATASET": "lead_scoring",
+    "CONFLUENT_FLINK_REST_ENDPOINT": "https://flink.europe-west4.gcp.confluent.cloud",
+    "CONFLUENT_ORG_ID": ORG,
+    "CONFLUENT_ENV_ID": "env-12345",
+    "CONFLUENT_COMPUTE_POOL_ID": "lfcp-abcde",
+    "CONFLUENT_FLINK_PRINCIPAL": "sa-xyz",
+    "CONFLUENT_FLINK_CATALOG": "lead-env",
+    "CONFLUENT_FLINK_DATABASE": "lead-cluster",
     "CONFLUENT_KAFKA_CLUSTER_ID": "lkc-98765",
 }
 SECRET_VALUES = {name: f"TOP-SECRET-{i}-value" for i, name in enumerate(SECRETS)}
@@ -64,22 +70,38 @@ def test_plan_names_every_request_and_no_secret(monkeypatch, no_network) -> None
 
     pipeline = render_pipeline(RenderSettings(Dialect.CONFLUENT, VERSION, "https://x"))
     flink = {n for system, n in names if system == "Confluent Cloud Flink"}
-    assert flink == {"vertex-lead-scorer", *(n for n, _ in ddl_statements(pipeline)),
-                     *(st.name for st in pipeline.statements.values())}
+    assert flink == {
+        "vertex-lead-scorer",
+        *(n for n, _ in ddl_statements(pipeline)),
+        *(st.name for st in pipeline.statements.values()),
+    }
     settings = ConnectorSettings()
-    connectors = {c["name"] for c in (*salesforce_source_configs(settings), *salesforce_sink_configs(settings),
-                                      *bigquery_sink_configs(settings))}
+    connectors = {
+        c["name"]
+        for c in (
+            *salesforce_source_configs(settings),
+            *salesforce_sink_configs(settings),
+            *bigquery_sink_configs(settings),
+        )
+    }
     assert {n for system, n in names if system == "Confluent Cloud Connect"} == connectors
     assert {n for system, n in names if system == "Vertex AI"} == {
-        "Model.upload", "Endpoint.deploy", "Endpoint.update", "Endpoint.predict", "Endpoint.undeploy"}
+        "Model.upload",
+        "Endpoint.deploy",
+        "Endpoint.update",
+        "Endpoint.predict",
+        "Endpoint.undeploy",
+    }
     bigquery = {n for system, n in names if system == "BigQuery"}
     assert {f"DDL {t}" for t in TABLES} <= bigquery and "training_data" in bigquery
 
     steps = {s["name"]: s for s in planned["steps"]}
     conn = json.loads(steps["vertex-lead-scorer"]["body"])
     # bare: the provider adds :predict
-    assert conn["spec"]["endpoint"] == ("https://europe-west4-aiplatform.googleapis.com/v1/projects/acme-prod/"
-                                        "locations/europe-west4/endpoints/1234567890")
+    assert conn["spec"]["endpoint"] == (
+        "https://europe-west4-aiplatform.googleapis.com/v1/projects/acme-prod/"
+        "locations/europe-west4/endpoints/1234567890"
+    )
     assert json.loads(conn["spec"]["auth_data"]["data"]) == {"SERVICE_KEY": "${LEAD_SCORING_VERTEX_SERVICE_KEY}"}
     upload = json.loads(steps["Model.upload"]["body"])
     assert upload["artifact_uri"] == f"gs://acme-ml/lead-scoring/models/{VERSION}"

@@ -38,11 +38,18 @@ from lead_scoring_tests.vendor.openapi import confluent_sql_contract
 from lead_scoring_tests.warehouse.fake_bigquery import FakeBigQuery
 
 USER, PASSWORD, TOKEN = "integration@acme.example", "s3cr3t-Pa55", "TOKEN123xyz"
-SECRETS = {"CONFLUENT_KAFKA_API_KEY": "KAFKAKEY", "CONFLUENT_KAFKA_API_SECRET": "kafka-s3cr3t-value",
-           "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com", "SALESFORCE_USERNAME": USER,
-           "SALESFORCE_CONSUMER_KEY": "3MVG9-key", "SALESFORCE_JWT_KEYSTORE_FILE": "data:;base64,AAAA",
-           "SALESFORCE_JWT_KEYSTORE_PASSWORD": "keystore-s3cr3t-value", "GCP_SERVICE_ACCOUNT_KEY_JSON": "{}",
-           "LEAD_SCORING_GCP_PROJECT": "acme-prod", "LEAD_SCORING_BQ_DATASET": "lead_scoring"}
+SECRETS = {
+    "CONFLUENT_KAFKA_API_KEY": "KAFKAKEY",
+    "CONFLUENT_KAFKA_API_SECRET": "kafka-s3cr3t-value",
+    "SALESFORCE_INSTANCE_URL": "https://acme.my.salesforce.com",
+    "SALESFORCE_USERNAME": USER,
+    "SALESFORCE_CONSUMER_KEY": "3MVG9-key",
+    "SALESFORCE_JWT_KEYSTORE_FILE": "data:;base64,AAAA",
+    "SALESFORCE_JWT_KEYSTORE_PASSWORD": "keystore-s3cr3t-value",
+    "GCP_SERVICE_ACCOUNT_KEY_JSON": "{}",
+    "LEAD_SCORING_GCP_PROJECT": "acme-prod",
+    "LEAD_SCORING_BQ_DATASET": "lead_scoring",
+}
 
 
 class FakeConfluentCloud:
@@ -56,16 +63,29 @@ class FakeConfluentCloud:
         path = request.url.path
         if request.method == "GET" and path == "/fcpm/v2/compute-pools/lfcp-1":
             assert request.url.params["environment"] == ENV
-            return httpx.Response(200, json={"id": "lfcp-1",
-                                             "spec": {"cloud": "GCP", "region": "europe-west4", "max_cfu": 10},
-                                             "status": {"phase": "PROVISIONED"}})
+            return httpx.Response(
+                200,
+                json={
+                    "id": "lfcp-1",
+                    "spec": {"cloud": "GCP", "region": "europe-west4", "max_cfu": 10},
+                    "status": {"phase": "PROVISIONED"},
+                },
+            )
         if request.method == "PUT" and path.endswith("/config/validate"):
             assert path.startswith(f"/connect/v1/environments/{ENV}/clusters/lkc-1/connector-plugins/")
             config = json.loads(request.content)
             self.validated.append(config)
-            return httpx.Response(200, json={"name": config["connector.class"], "error_count": 0, "configs": [
-                {"value": {"name": k, "value": v, "errors": [self.errors[k]] if k in self.errors else []}}
-                for k, v in config.items()]})
+            return httpx.Response(
+                200,
+                json={
+                    "name": config["connector.class"],
+                    "error_count": 0,
+                    "configs": [
+                        {"value": {"name": k, "value": v, "errors": [self.errors[k]] if k in self.errors else []}}
+                        for k, v in config.items()
+                    ],
+                },
+            )
         return httpx.Response(404, json={"errors": [{"detail": f"no {request.method} {path}"}]})
 
 
@@ -84,27 +104,56 @@ def world(monkeypatch):
     saved = dict(vars(initializer.global_config))
     salesforce = FakeSalesforce(USER, PASSWORD, TOKEN, known_ids=set())
     cloud = FakeConfluentCloud()
-    flink = ConfluentFlink(base_url=HOST, organization_id=ORG, environment_id=ENV, compute_pool_id="lfcp-1",
-                           principal="sa-1", catalog="lead-env", database="lead-cluster", api_key="key",
-                           api_secret="secret",
-                           poll_interval_s=0.0).with_transport(contract.transport(confluent.handler))
-    serving = VertexAIModelServing(project="p", region="europe-west4", endpoint_id="123", image_uri="img",
-                                   parent_model=VERTEX_MODEL).with_client_options(
-        credentials=AnonymousCredentials(), api_endpoint=f"127.0.0.1:{vertex.port}")
+    flink = ConfluentFlink(
+        base_url=HOST,
+        organization_id=ORG,
+        environment_id=ENV,
+        compute_pool_id="lfcp-1",
+        principal="sa-1",
+        catalog="lead-env",
+        database="lead-cluster",
+        api_key="key",
+        api_secret="secret",
+        poll_interval_s=0.0,
+    ).with_transport(contract.transport(confluent.handler))
+    serving = VertexAIModelServing(
+        project="p", region="europe-west4", endpoint_id="123", image_uri="img", parent_model=VERTEX_MODEL
+    ).with_client_options(credentials=AnonymousCredentials(), api_endpoint=f"127.0.0.1:{vertex.port}")
     flink.ensure_vertex_connection("vertex-lead-scorer", serving.endpoint_url(), '{"type": "service_account"}')
     crm = SalesforceResource(username=USER, password=PASSWORD, security_token=TOKEN).with_session_factory(
-        salesforce.session)
+        salesforce.session
+    )
 
     def targets() -> PreflightTargets:
         api = ConfluentCloudApi("cloud-key", "cloud-secret", ENV, "lkc-1", transport=httpx.MockTransport(cloud.handler))
         return PreflightTargets(
-            flink=flink, connection="vertex-lead-scorer", expected_endpoint=serving.endpoint_url(),
-            storage_client=gcs.client, bucket="acme-ml", bigquery_client=bq.client, project="acme-prod",
-            dataset="lead_scoring", aiplatform=serving.aiplatform, endpoint_id="123", parent_model=VERTEX_MODEL,
-            salesforce=crm.client, cloud=api, env=dict(SECRETS))
+            flink=flink,
+            connection="vertex-lead-scorer",
+            expected_endpoint=serving.endpoint_url(),
+            storage_client=gcs.client,
+            bucket="acme-ml",
+            bigquery_client=bq.client,
+            project="acme-prod",
+            dataset="lead_scoring",
+            aiplatform=serving.aiplatform,
+            endpoint_id="123",
+            parent_model=VERTEX_MODEL,
+            salesforce=crm.client,
+            cloud=api,
+            env=dict(SECRETS),
+        )
 
-    yield SimpleNamespace(confluent=confluent, gcs=gcs, bq=bq, vertex=vertex, salesforce=salesforce, cloud=cloud,
-                          flink=flink, contract=contract, targets=targets)
+    yield SimpleNamespace(
+        confluent=confluent,
+        gcs=gcs,
+        bq=bq,
+        vertex=vertex,
+        salesforce=salesforce,
+        cloud=cloud,
+        flink=flink,
+        contract=contract,
+        targets=targets,
+    )
     for fake in (gcs, bq, vertex):
         fake.stop()
     vars(initializer.global_config).clear()
@@ -119,10 +168,20 @@ def test_a_ready_world_passes_every_check(world) -> None:
     findings = run_preflight(world.targets())
     assert [f for f in findings if f.status is not Status.OK] == []
     resources = set(_by_resource(findings))
-    assert {"statements API of environment env-abc", "compute pool lfcp-1", "connection vertex-lead-scorer",
-            "bucket gs://acme-ml", "dataset acme-prod.lead_scoring", "tables of acme-prod.lead_scoring",
-            "endpoint 123", f"model {VERTEX_MODEL}", "Lead.Lead_Score__c", "Contact.Lead_Grade__c",
-            "connector lead-scoring-salesforce-scores-sink", "connector lead-scoring-bigquery-sink"} <= resources
+    assert {
+        "statements API of environment env-abc",
+        "compute pool lfcp-1",
+        "connection vertex-lead-scorer",
+        "bucket gs://acme-ml",
+        "dataset acme-prod.lead_scoring",
+        "tables of acme-prod.lead_scoring",
+        "endpoint 123",
+        f"model {VERTEX_MODEL}",
+        "Lead.Lead_Score__c",
+        "Contact.Lead_Grade__c",
+        "connector lead-scoring-salesforce-scores-sink",
+        "connector lead-scoring-bigquery-sink",
+    } <= resources
     # read-only: nothing was created, stopped or deleted in Confluent, only GETs after the setup
     assert {m for m, _, _ in world.confluent.requests[2:]} == {"GET"}
     assert world.bq.job_configs("query") == [] and world.bq.job_configs("load") == []
@@ -168,8 +227,11 @@ def test_the_orgs_limits_are_read_and_a_configuration_over_the_share_is_refused(
     found = _by_resource(run_preflight(world.targets()))
     budget = found["API budget"]
     assert budget.status is Status.OK
-    assert "11,520 API calls/day (5.8% of 200,000)" in budget.detail and "2,880 query jobs/day (28.8% of 10,000)" \
-        in budget.detail and "199,500 API calls left" in budget.detail
+    assert (
+        "11,520 API calls/day (5.8% of 200,000)" in budget.detail
+        and "2,880 query jobs/day (28.8% of 10,000)" in budget.detail
+        and "199,500 API calls left" in budget.detail
+    )
     assert any(c.url.endswith("/limits/") and c.method == "GET" for c in world.salesforce.calls)
 
     # a small org: 15,000 a day (a Developer Edition's), 11,520 planned is 77 %
@@ -183,8 +245,10 @@ def test_the_orgs_limits_are_read_and_a_configuration_over_the_share_is_refused(
     world.salesforce.limits["DailyApiRequests"] = {"Max": 200_000, "Remaining": 200_000}
     world.salesforce.limits["DailyBulkV2QueryJobs"] = {"Max": 5_000, "Remaining": 5_000}
     budget = _by_resource(run_preflight(world.targets()))["API budget"]
-    assert budget.status is Status.ERROR and "2,880 Bulk API 2.0 query jobs/day is 58% of DailyBulkV2QueryJobs" \
-        in budget.detail
+    assert (
+        budget.status is Status.ERROR
+        and "2,880 Bulk API 2.0 query jobs/day is 58% of DailyBulkV2QueryJobs" in budget.detail
+    )
 
     # a stated higher share lets it through; a change rate is part of the check
     targets = world.targets()

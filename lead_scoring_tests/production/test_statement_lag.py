@@ -38,10 +38,19 @@ def test_latest_offsets_in_the_apis_format_are_read() -> None:
 
 
 def _engine(fake: FakeConfluent) -> ConfluentFlink:
-    return ConfluentFlink(base_url=HOST, organization_id=ORG, environment_id=ENV, compute_pool_id="lfcp-1",
-                          principal="sa-1", catalog="c", database="d", api_key="key", api_secret="secret",
-                          vertex_service_key=SERVICE_KEY, poll_interval_s=0.0,
-                          ).with_transport(confluent_sql_contract().transport(fake.handler))
+    return ConfluentFlink(
+        base_url=HOST,
+        organization_id=ORG,
+        environment_id=ENV,
+        compute_pool_id="lfcp-1",
+        principal="sa-1",
+        catalog="c",
+        database="d",
+        api_key="key",
+        api_secret="secret",
+        vertex_service_key=SERVICE_KEY,
+        poll_interval_s=0.0,
+    ).with_transport(confluent_sql_contract().transport(fake.handler))
 
 
 def test_statement_positions_feed_the_lag_of_the_flink_groups(monkeypatch) -> None:
@@ -50,7 +59,8 @@ def test_statement_positions_feed_the_lag_of_the_flink_groups(monkeypatch) -> No
     pipeline = render_pipeline(RenderSettings(Dialect.CONFLUENT, "v1", ENDPOINT))
     rollout(engine, pipeline)
     fake.statements[pipeline.statements[StatementRole.SCORE_LEADS].name]["status"]["latest_offsets"] = {
-        "leads": "partition:0,offset:90;partition:1,offset:40;partition:2,offset:7"}
+        "leads": "partition:0,offset:90;partition:1,offset:40;partition:2,offset:7"
+    }
     positions = engine.source_positions("lead-scoring")
     leads_group = statement_group_id("lead-scoring", StatementRole.SCORE_LEADS)
     assert positions[leads_group] == {("leads", 0): 90, ("leads", 1): 40, ("leads", 2): 7}
@@ -71,8 +81,7 @@ def test_statement_positions_feed_the_lag_of_the_flink_groups(monkeypatch) -> No
 
     monkeypatch.setattr(streams, "offset_reader", reader)
     contacts_group = statement_group_id("lead-scoring", StatementRole.SCORE_CONTACTS)
-    snapshot = streams.take_snapshot(None, ["leads", "contacts"], [leads_group, contacts_group],
-                                     positions=positions)
+    snapshot = streams.take_snapshot(None, ["leads", "contacts"], [leads_group, contacts_group], positions=positions)
     assert snapshot.groups[leads_group].lag_by_topic == {"leads": (100 - 90) + (100 - 40) + (100 - 7)}
     assert not snapshot.groups[contacts_group].committed  # no offsets reported yet: like a group that never committed
 

@@ -14,8 +14,13 @@ from lead_scoring.promotion.assets import (
     revert_job,
 )
 
-ACTION_AND_AFTER = ["challenger_deployment", "champion_challenger_comparison", "champion_promotion",
-                    "champion_revert", "full_rescore"]
+ACTION_AND_AFTER = [
+    "challenger_deployment",
+    "champion_challenger_comparison",
+    "champion_promotion",
+    "champion_revert",
+    "full_rescore",
+]
 
 
 class Untouchable:
@@ -31,19 +36,26 @@ class Untouchable:
 
 
 def _resources() -> dict[str, Any]:
-    return {key: dg.ResourceDefinition.hardcoded_resource(Untouchable(key))
-            for key in ("model_store", "model_serving", "kafka", "flink", "warehouse")}
+    return {
+        key: dg.ResourceDefinition.hardcoded_resource(Untouchable(key))
+        for key in ("model_store", "model_serving", "kafka", "flink", "warehouse")
+    }
 
 
 def test_materializing_every_action_asset_with_its_defaults_succeeds_and_changes_nothing() -> None:
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize_to_memory([*ASSETS, challenger_beats_champion], resources=_resources(),
-                                      selection=ACTION_AND_AFTER, instance=instance)
+    result = dg.materialize_to_memory(
+        [*ASSETS, challenger_beats_champion], resources=_resources(), selection=ACTION_AND_AFTER, instance=instance
+    )
     assert result.success
     assert result.get_asset_materialization_events() == []
     skipped = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"}
-    assert skipped == {"champion_challenger_comparison", "champion_challenger_comparison_challenger_beats_champion",
-                       "champion_promotion", "full_rescore"}
+    assert skipped == {
+        "champion_challenger_comparison",
+        "champion_challenger_comparison_challenger_beats_champion",
+        "champion_promotion",
+        "full_rescore",
+    }
     said = " ".join(entry.user_message for entry in instance.all_logs(result.run_id))
     assert "no challenger asked for" in said and "no revert asked for" in said
 

@@ -83,37 +83,62 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
     v2 = repo.save(fit_model(n=300, seed=2), {"grades": GRADES, "trained_on": "lifecycle v2"})
     serving = LocalModelServer(port=free_port(), state_path=str(tmp_path / "serving"), ready_timeout_s=180)
     warehouse = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
-    resources = {"kafka": kafka, "flink": flink, "model_store": LocalModelStore(root=str(tmp_path / "artifacts")),
-                 "model_serving": serving, "warehouse": warehouse}
+    resources = {
+        "kafka": kafka,
+        "flink": flink,
+        "model_store": LocalModelStore(root=str(tmp_path / "artifacts")),
+        "model_serving": serving,
+        "warehouse": warehouse,
+    }
     pipeline = {"topic_prefix": prefix, "statement_prefix": names, "group_prefix": names, "verify_timeout_s": 180.0}
     scores = [prefix + "lead_scores", prefix + "contact_scores"]
     shadow = prefix + "lead_scores_shadow"
     workers = [
-        build_worker("sink", kafka=kafka, warehouse=warehouse, topics=[prefix + "input_raw", *scores, shadow],
-                     score_topics=scores, shadow_topics=[shadow], group_id=f"{names}-sink", max_wait_s=0.5),
-        build_worker("writeback", kafka=kafka, warehouse=warehouse, crm=LocalCrm(), topics=scores,
-                     score_topics=scores, group_id=f"{names}-writeback", max_wait_s=0.5),
+        build_worker(
+            "sink",
+            kafka=kafka,
+            warehouse=warehouse,
+            topics=[prefix + "input_raw", *scores, shadow],
+            score_topics=scores,
+            shadow_topics=[shadow],
+            group_id=f"{names}-sink",
+            max_wait_s=0.5,
+        ),
+        build_worker(
+            "writeback",
+            kafka=kafka,
+            warehouse=warehouse,
+            crm=LocalCrm(),
+            topics=scores,
+            score_topics=scores,
+            group_id=f"{names}-writeback",
+            max_wait_s=0.5,
+        ),
     ]
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
 
     def materialize(assets: list, run_config: dict, **kw: Any) -> dg.ExecuteInMemoryResult:
-        return dg.materialize_to_memory(assets, resources=resources, run_config={"ops": run_config},
-                                        raise_on_error=False, **kw)
+        return dg.materialize_to_memory(
+            assets, resources=resources, run_config={"ops": run_config}, raise_on_error=False, **kw
+        )
 
     def failure(result: dg.ExecuteInMemoryResult) -> str:
         return "; ".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
 
     try:
         # the champion, as the retraining path deploys it: model_deployment -> flink_statements
-        first = materialize([_artifact_asset(v1), model_deployment, streaming_topics, flink_statements], {
-            "streaming_topics": {"config": {"topic_prefix": prefix}}, "flink_statements": {"config": pipeline}})
+        first = materialize(
+            [_artifact_asset(v1), model_deployment, streaming_topics, flink_statements],
+            {"streaming_topics": {"config": {"topic_prefix": prefix}}, "flink_statements": {"config": pipeline}},
+        )
         assert first.success, failure(first)
         for t in threads:
             t.start()
 
         # a challenger next to it, shadow-scoring the same live stream
-        challenger = materialize([challenger_deployment],
-                                 {"challenger_deployment": {"config": {**pipeline, "version": v2.version}}})
+        challenger = materialize(
+            [challenger_deployment], {"challenger_deployment": {"config": {**pipeline, "version": v2.version}}}
+        )
         assert challenger.success, failure(challenger)
         assert served_version(serving.url, challenger_model_name()) == v2.version
         assert served_version(serving.url, "lead_scorer") == v1.version
@@ -134,9 +159,13 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
             got = warehouse.query(
                 "SELECT (SELECT COUNT(DISTINCT Id) FROM crm_leads) AS crm, "
                 "(SELECT COUNT(DISTINCT Id) FROM lead_score_history WHERE shadow) AS shadow, "
-                "(SELECT COUNT(*) FROM crm_leads_raw) AS raw")
-            return (int(got["crm"][0]) >= len(ids) and int(got["shadow"][0]) >= len(ids)
-                    and int(got["raw"][0]) >= len(events))
+                "(SELECT COUNT(*) FROM crm_leads_raw) AS raw"
+            )
+            return (
+                int(got["crm"][0]) >= len(ids)
+                and int(got["shadow"][0]) >= len(ids)
+                and int(got["raw"][0]) >= len(events)
+            )
 
         _wait(both_scored, 300, "champion and shadow scores of every lead")
         time.sleep(3)  # the last updated events' scores
@@ -145,9 +174,11 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
         # the challenger's scores are in the ledger, never in the CRM; the grade is written with the score
         assert set(crm["model"]) == {v1.version}
         assert set(crm["grade"]) <= set("ABCD") and crm["grade"].notna().all()
-        ledger = warehouse.query("SELECT shadow, Lead_Score_Model__c AS model, COUNT(DISTINCT Id) AS ids, "
-                                 "COUNT(Lead_Grade__c) AS graded, COUNT(features_hash) AS hashed, COUNT(*) AS n "
-                                 "FROM lead_score_history GROUP BY 1, 2")
+        ledger = warehouse.query(
+            "SELECT shadow, Lead_Score_Model__c AS model, COUNT(DISTINCT Id) AS ids, "
+            "COUNT(Lead_Grade__c) AS graded, COUNT(features_hash) AS hashed, COUNT(*) AS n "
+            "FROM lead_score_history GROUP BY 1, 2"
+        )
         by = {(bool(r.shadow), r.model): r for r in ledger.itertuples()}
         assert set(by) == {(False, v1.version), (True, v2.version)}
         assert by[(True, v2.version)].ids == len(ids) and by[(True, v2.version)].graded == by[(True, v2.version)].n
@@ -156,16 +187,27 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
 
         # promotion: the comparison (and its blocking gate), the promotion, the full re-score: one job
         # (the gate itself, ECE included, is tested in training/test_few_data.py: here a toy model passes it)
-        gate = {"min_outcomes": 1, "max_auc_drop": 1.0, "max_brier_increase": 1.0, "max_ece": 1.0,
-                "max_ece_increase": 1.0}
+        gate = {
+            "min_outcomes": 1,
+            "max_auc_drop": 1.0,
+            "max_brier_increase": 1.0,
+            "max_ece": 1.0,
+            "max_ece_increase": 1.0,
+        }
         promoted = dg.materialize_to_memory(
             [*ASSETS, challenger_beats_champion],
             selection=[champion_challenger_comparison, champion_promotion, full_rescore],
-            resources=resources, raise_on_error=False, run_config={"ops": {
-                "champion_challenger_comparison": {"config": gate},
-                "champion_challenger_comparison_challenger_beats_champion": {"config": gate},
-                "champion_promotion": {"config": pipeline},
-                "full_rescore": {"config": {"topic_prefix": prefix, "chunk_size": 25}}}})
+            resources=resources,
+            raise_on_error=False,
+            run_config={
+                "ops": {
+                    "champion_challenger_comparison": {"config": gate},
+                    "champion_challenger_comparison_challenger_beats_champion": {"config": gate},
+                    "champion_promotion": {"config": pipeline},
+                    "full_rescore": {"config": {"topic_prefix": prefix, "chunk_size": 25}},
+                }
+            },
+        )
         assert promoted.success, failure(promoted)
         comparison = promoted.asset_materializations_for_node("champion_challenger_comparison")[0].metadata
         assert comparison["leads_compared"].value == len(ids) and "ROC AUC" in comparison["metrics"].value
@@ -177,10 +219,13 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
         assert {role: _roles(jobs, names)[role] for role in champion_jobs} == champion_jobs
         assert not [n for n in jobs if "-shadow-" in n]
 
-        open_ids = set(warehouse.query(
-            "SELECT Id FROM (SELECT Id, LAST_VALUE(IsConverted IGNORE NULLS) OVER (PARTITION BY Id ORDER BY "
-            "LastModifiedDate ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS c FROM crm_leads_raw) "
-            "WHERE COALESCE(c, FALSE) = FALSE")["Id"])
+        open_ids = set(
+            warehouse.query(
+                "SELECT Id FROM (SELECT Id, LAST_VALUE(IsConverted IGNORE NULLS) OVER (PARTITION BY Id ORDER BY "
+                "LastModifiedDate ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS c FROM crm_leads_raw) "
+                "WHERE COALESCE(c, FALSE) = FALSE"
+            )["Id"]
+        )
         assert open_ids and open_ids < ids
         rescored = promoted.asset_materializations_for_node("full_rescore")[0].metadata
         assert rescored["produced_total"].value == len(open_ids) and rescored["status"].value == "done"
@@ -197,17 +242,22 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
         # the same promotion re-scored again: nothing produced
         again = materialize([full_rescore], {"full_rescore": {"config": {"topic_prefix": prefix}}})
         assert again.success, failure(again)
-        assert again.asset_materializations_for_node("full_rescore")[0].metadata[
-            "produced_in_this_materialization"].value == 0
+        assert (
+            again.asset_materializations_for_node("full_rescore")[0].metadata["produced_in_this_materialization"].value
+            == 0
+        )
         scored_once = warehouse.query(
             "SELECT Id, COUNT(*) AS n FROM lead_score_history WHERE Lead_Score_Model__c = @v AND NOT shadow "
-            "GROUP BY Id HAVING COUNT(*) > 1", {"v": v2.version})
+            "GROUP BY Id HAVING COUNT(*) > 1",
+            {"v": v2.version},
+        )
         assert scored_once.empty, scored_once.head()
 
         # revert: one materialization back to v1, then its own re-score
         revert = {"ops": {"champion_revert": {"config": {**pipeline, "to_previous": True}}}}
-        reverted = dg.materialize_to_memory([*ASSETS], selection=[champion_revert], resources=resources,
-                                            raise_on_error=False, run_config=revert)
+        reverted = dg.materialize_to_memory(
+            [*ASSETS], selection=[champion_revert], resources=resources, raise_on_error=False, run_config=revert
+        )
         assert reverted.success, failure(reverted)
         assert repo.production_version() == v1.version
         assert served_version(serving.url, "lead_scorer") == v1.version

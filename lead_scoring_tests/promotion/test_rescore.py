@@ -21,10 +21,18 @@ class RecordingProducer:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    def produce(self, topic: str, key: bytes, value: bytes, timestamp: int, on_delivery: Any,
-                headers: Any = None) -> None:
-        self.sent.append({"topic": topic, "key": key.decode(), "value": json.loads(value), "timestamp": timestamp,
-                          "headers": headers})
+    def produce(
+        self, topic: str, key: bytes, value: bytes, timestamp: int, on_delivery: Any, headers: Any = None
+    ) -> None:
+        self.sent.append(
+            {
+                "topic": topic,
+                "key": key.decode(),
+                "value": json.loads(value),
+                "timestamp": timestamp,
+                "headers": headers,
+            }
+        )
         on_delivery(None, None)
 
     def poll(self, _timeout: float) -> int:
@@ -42,22 +50,39 @@ class FakeKafka:
         return self.out
 
 
-def _row(rid: str, modified: str, source: str = "stream", event: str = "created", converted: Any = None,
-         object_type: str = "Lead") -> dict[str, Any]:
-    return {"Id": rid, "_ObjectType": object_type, "_EventType": event,
-            "LastModifiedDate": pd.Timestamp(modified, tz="UTC"),
-            "CreatedDate": pd.Timestamp("2026-11-01", tz="UTC"), "LeadSource": "Google", "Email": "x@example.com",
-            "Time_On_Website__c": 120.0, "IsConverted": converted, "_source": source,
-            "_ingested_at": pd.Timestamp(modified, tz="UTC")}
+def _row(
+    rid: str,
+    modified: str,
+    source: str = "stream",
+    event: str = "created",
+    converted: Any = None,
+    object_type: str = "Lead",
+) -> dict[str, Any]:
+    return {
+        "Id": rid,
+        "_ObjectType": object_type,
+        "_EventType": event,
+        "LastModifiedDate": pd.Timestamp(modified, tz="UTC"),
+        "CreatedDate": pd.Timestamp("2026-11-01", tz="UTC"),
+        "LeadSource": "Google",
+        "Email": "x@example.com",
+        "Time_On_Website__c": 120.0,
+        "IsConverted": converted,
+        "_source": source,
+        "_ingested_at": pd.Timestamp(modified, tz="UTC"),
+    }
 
 
 @pytest.fixture
 def warehouse(tmp_path) -> DuckDBWarehouse:
     wh = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
     rows = [
-        _row("00Q01", "2026-11-02"), _row("00Q01", "2026-11-03", event="updated"),  # open, latest counts
-        _row("00Q02", "2026-11-02"), _row("00Q02", "2026-11-05", event="updated", converted=True),  # converted
-        _row("00Q03", "2026-11-02"), _row("00Q03", "2026-11-06", event="deleted"),  # deleted
+        _row("00Q01", "2026-11-02"),
+        _row("00Q01", "2026-11-03", event="updated"),  # open, latest counts
+        _row("00Q02", "2026-11-02"),
+        _row("00Q02", "2026-11-05", event="updated", converted=True),  # converted
+        _row("00Q03", "2026-11-02"),
+        _row("00Q03", "2026-11-06", event="deleted"),  # deleted
         _row("00Q04", "2026-11-02", converted=False),  # decided, not converted: still open
         _row("PROBE-1", "2026-11-02", source="probe"),  # probes never
         _row("SEED-1", "2026-11-02", source="seed"),  # the shipped sample: warehouse only
@@ -92,8 +117,15 @@ def test_a_stopped_run_resumes_after_its_checkpoint_and_a_finished_one_produces_
     kafka = FakeKafka()
     run = start_or_resume(warehouse, "m2@t2", "m2")
     chunks = iter([False, True])
-    run = rescore(warehouse, kafka, run, topic="input_raw", chunk_size=2, max_in_flight=0,  # type: ignore[arg-type]
-                  should_stop=lambda: next(chunks, True))
+    run = rescore(
+        warehouse,
+        kafka,
+        run,
+        topic="input_raw",
+        chunk_size=2,
+        max_in_flight=0,  # type: ignore[arg-type]
+        should_stop=lambda: next(chunks, True),
+    )
     assert run.produced == 2 and not run.done
     again = start_or_resume(warehouse, "m2@t2", "m2")  # a new process: from the checkpoint
     assert again.produced == 2 and again.cursor == run.cursor and again.source_ms == run.source_ms
@@ -110,8 +142,10 @@ def test_a_stopped_run_resumes_after_its_checkpoint_and_a_finished_one_produces_
 def test_the_sink_keeps_rescore_requests_out_of_crm_leads_raw(warehouse):
     record = {"Id": "00Q99", "_ObjectType": "Lead", "_EventType": "updated", "LastModifiedDate": "2026-11-03T00:00:00Z"}
     request = {**record, "LastModifiedDate": "2026-11-04T00:00:00Z", "_EventType": RESCORE_EVENT}
-    msgs = [Message("input_raw", 0, 1, b"00Q99", json.dumps(request).encode(), 1, ()),
-            Message("input_raw", 0, 2, b"00Q99", json.dumps(record).encode(), 1, ())]
+    msgs = [
+        Message("input_raw", 0, 1, b"00Q99", json.dumps(request).encode(), 1, ()),
+        Message("input_raw", 0, 2, b"00Q99", json.dumps(record).encode(), 1, ()),
+    ]
     counts = SinkHandler(warehouse, register=None).handle(msgs)
     assert counts["rescore_requests"] == 1 and counts["raw"] == 1
     landed = warehouse.query("SELECT _EventType FROM crm_leads_raw WHERE Id = '00Q99'")
@@ -119,12 +153,18 @@ def test_the_sink_keeps_rescore_requests_out_of_crm_leads_raw(warehouse):
 
 
 def _pairs(champion: list[int], challenger: list[int], outcomes: list[Any], grades=("A", "B")) -> pd.DataFrame:
-    return pd.DataFrame({"Id": [f"00Q{i}" for i in range(len(champion))], "source_ts": 0,
-                         "champion_version": "m1", "champion_score": champion,
-                         "champion_grade": [grades[i % 2] for i in range(len(champion))],
-                         "challenger_score": challenger,
-                         "challenger_grade": [grades[(i + (i % 3 == 0)) % 2] for i in range(len(champion))],
-                         "converted": outcomes})
+    return pd.DataFrame(
+        {
+            "Id": [f"00Q{i}" for i in range(len(champion))],
+            "source_ts": 0,
+            "champion_version": "m1",
+            "champion_score": champion,
+            "champion_grade": [grades[i % 2] for i in range(len(champion))],
+            "challenger_score": challenger,
+            "challenger_grade": [grades[(i + (i % 3 == 0)) % 2] for i in range(len(champion))],
+            "converted": outcomes,
+        }
+    )
 
 
 def test_comparison_metrics_side_by_side_and_the_gate():

@@ -44,8 +44,13 @@ def server(repo: ArtifactRepository, tmp_path_factory: pytest.TempPathFactory):
     """A real server process on a free 127.0.0.1 port serving V1, with Vertex routes from AIP_* variables."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    server = ModelServerProcess(repo.artifact(V1).uri, port, log, allow_swap=False,
-                                env={"AIP_PREDICT_ROUTE": VERTEX_PREDICT, "AIP_HEALTH_ROUTE": VERTEX_HEALTH})
+    server = ModelServerProcess(
+        repo.artifact(V1).uri,
+        port,
+        log,
+        allow_swap=False,
+        env={"AIP_PREDICT_ROUTE": VERTEX_PREDICT, "AIP_HEALTH_ROUTE": VERTEX_HEALTH},
+    )
     try:
         server.start(timeout_s=90)
         yield {"url": server.url, "pid": server.pid, "port": port, "log": log}

@@ -69,26 +69,39 @@ class FakeVertex:
                 with self.lock:
                     self.calls.append((name, request))
                     return fn(request, context)
-            return grpc.unary_unary_rpc_method_handler(recorded, request_deserializer=req_cls.deserialize,
-                                                       response_serializer=resp_ser)
+
+            return grpc.unary_unary_rpc_method_handler(
+                recorded, request_deserializer=req_cls.deserialize, response_serializer=resp_ser
+            )
 
         op = operations_pb2.Operation.SerializeToString
         return [
-            grpc.method_handlers_generic_handler("google.cloud.aiplatform.v1.EndpointService", {
-                "GetEndpoint": unary("GetEndpoint", v1.GetEndpointRequest, v1.Endpoint.serialize,
-                                     self._get_endpoint),
-                "DeployModel": unary("DeployModel", v1.DeployModelRequest, op, self._deploy),
-                "UpdateEndpoint": unary("UpdateEndpoint", v1.UpdateEndpointRequest, v1.Endpoint.serialize,
-                                        self._update),
-                "UndeployModel": unary("UndeployModel", v1.UndeployModelRequest, op, self._undeploy),
-            }),
-            grpc.method_handlers_generic_handler("google.cloud.aiplatform.v1.ModelService", {
-                "UploadModel": unary("UploadModel", v1.UploadModelRequest, op, self._upload),
-                "GetModel": unary("GetModel", v1.GetModelRequest, v1.Model.serialize, self._get_model),
-            }),
-            grpc.method_handlers_generic_handler("google.cloud.aiplatform.v1.PredictionService", {
-                "Predict": unary("Predict", v1.PredictRequest, v1.PredictResponse.serialize, self._predict),
-            }),
+            grpc.method_handlers_generic_handler(
+                "google.cloud.aiplatform.v1.EndpointService",
+                {
+                    "GetEndpoint": unary(
+                        "GetEndpoint", v1.GetEndpointRequest, v1.Endpoint.serialize, self._get_endpoint
+                    ),
+                    "DeployModel": unary("DeployModel", v1.DeployModelRequest, op, self._deploy),
+                    "UpdateEndpoint": unary(
+                        "UpdateEndpoint", v1.UpdateEndpointRequest, v1.Endpoint.serialize, self._update
+                    ),
+                    "UndeployModel": unary("UndeployModel", v1.UndeployModelRequest, op, self._undeploy),
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                "google.cloud.aiplatform.v1.ModelService",
+                {
+                    "UploadModel": unary("UploadModel", v1.UploadModelRequest, op, self._upload),
+                    "GetModel": unary("GetModel", v1.GetModelRequest, v1.Model.serialize, self._get_model),
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                "google.cloud.aiplatform.v1.PredictionService",
+                {
+                    "Predict": unary("Predict", v1.PredictRequest, v1.PredictResponse.serialize, self._predict),
+                },
+            ),
         ]
 
     # -- behaviour -------------------------------------------------------------------------------
@@ -112,9 +125,13 @@ class FakeVertex:
 
     def _get_model(self, request: v1.GetModelRequest, context: grpc.ServicerContext) -> v1.Model:
         version_id = request.name.rsplit("@", 1)[-1] if "@" in request.name else str(len(self.versions))
-        return v1.Model(name=MODEL, version_id=version_id, display_name="lead-scorer",
-                        version_aliases=[self.versions.get(version_id, "")],
-                        supported_deployment_resources_types=[v1.Model.DeploymentResourcesType.DEDICATED_RESOURCES])
+        return v1.Model(
+            name=MODEL,
+            version_id=version_id,
+            display_name="lead-scorer",
+            version_aliases=[self.versions.get(version_id, "")],
+            supported_deployment_resources_types=[v1.Model.DeploymentResourcesType.DEDICATED_RESOURCES],
+        )
 
     def _deploy(self, request: v1.DeployModelRequest, context: grpc.ServicerContext) -> Any:
         self.deployed += 1
@@ -139,7 +156,8 @@ class FakeVertex:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{gone} still has traffic")
         self.endpoint.deployed_models = [d for d in self.endpoint.deployed_models if d.id != gone]
         self.endpoint.traffic_split = dict(request.traffic_split) or {
-            k: v for k, v in self.endpoint.traffic_split.items() if k != gone}
+            k: v for k, v in self.endpoint.traffic_split.items() if k != gone
+        }
         return self._done(v1.UndeployModelResponse())
 
     def _predict(self, request: v1.PredictRequest, context: grpc.ServicerContext) -> v1.PredictResponse:
@@ -149,6 +167,7 @@ class FakeVertex:
         version = self.predict_version or self.versions[model.rsplit("@", 1)[-1]]
         pb = v1.PredictResponse.pb()(deployed_model_id=top)
         for _ in request.instances:
-            pb.predictions.add().struct_value.update({"score": self.predict_score, "reasons": ["+x"],
-                                                      "model_version": version})
+            pb.predictions.add().struct_value.update(
+                {"score": self.predict_score, "reasons": ["+x"], "model_version": version}
+            )
         return v1.PredictResponse.wrap(pb)

@@ -23,31 +23,33 @@ def make_records(n: int, seed: int = 1) -> tuple[list[dict[str, Any]], list[bool
         visits = rng.choice([None, float(rng.randint(0, 12))])
         logit = -1.0 + 2.0 * (origin == "Lead Add Form") + 2.0 * (occupation == "Working Professional")
         logit += 1.2 * (activity == "SMS Sent") - 1.5 * (activity == "Email Bounced") + seconds / 900
-        label = rng.random() < 1 / (1 + 2.718281828 ** -logit)
-        records.append({
-            "Id": f"00Q{seed:03d}{i:09d}",
-            "_ObjectType": "Lead",
-            "_EventType": "created",
-            "LastModifiedDate": "2026-11-01T10:00:00Z",
-            "FirstName": "Test",
-            "LastName": f"Person{i}",
-            "Email": f"person{i}@example.com",
-            "LeadSource": rng.choice(SOURCES),
-            "Lead_Origin__c": origin,
-            "HasOptedOutOfEmail": rng.random() < 0.1,
-            "DoNotCall": False,
-            "Total_Visits__c": visits,
-            "Time_On_Website__c": seconds,
-            "Page_Views_Per_Visit__c": rng.choice([None, round(rng.uniform(0, 6), 1)]),
-            "Last_Activity__c": activity,
-            "Country": rng.choice([None, "India", "United States"]),
-            "Occupation__c": occupation,
-            "City": rng.choice([None, "Mumbai", "Thane & Outskirts"]),
-            "Specialization__c": rng.choice([None, "Finance Management", "Marketing Management"]),
-            "Course_Priority__c": rng.choice([None, "Better Career Prospects"]),
-            "Referral_Channel__c": rng.choice([None, "Online Search", "Word Of Mouth"]),
-            "Free_Copy_Requested__c": rng.random() < 0.3,
-        })
+        label = rng.random() < 1 / (1 + 2.718281828**-logit)
+        records.append(
+            {
+                "Id": f"00Q{seed:03d}{i:09d}",
+                "_ObjectType": "Lead",
+                "_EventType": "created",
+                "LastModifiedDate": "2026-11-01T10:00:00Z",
+                "FirstName": "Test",
+                "LastName": f"Person{i}",
+                "Email": f"person{i}@example.com",
+                "LeadSource": rng.choice(SOURCES),
+                "Lead_Origin__c": origin,
+                "HasOptedOutOfEmail": rng.random() < 0.1,
+                "DoNotCall": False,
+                "Total_Visits__c": visits,
+                "Time_On_Website__c": seconds,
+                "Page_Views_Per_Visit__c": rng.choice([None, round(rng.uniform(0, 6), 1)]),
+                "Last_Activity__c": activity,
+                "Country": rng.choice([None, "India", "United States"]),
+                "Occupation__c": occupation,
+                "City": rng.choice([None, "Mumbai", "Thane & Outskirts"]),
+                "Specialization__c": rng.choice([None, "Finance Management", "Marketing Management"]),
+                "Course_Priority__c": rng.choice([None, "Better Career Prospects"]),
+                "Referral_Channel__c": rng.choice([None, "Online Search", "Word Of Mouth"]),
+                "Free_Copy_Requested__c": rng.random() < 0.3,
+            }
+        )
         labels.append(label)
     return records, labels
 

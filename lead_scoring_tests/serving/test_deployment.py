@@ -96,8 +96,9 @@ def test_asset_deploys_sets_production_and_fails_without_touching_it(local_serve
     assert metadata["artifact_signing_key_id"].value == key_id(signing_key())
     assert metadata["artifact_signing_key_id"].value == repo.manifest(V1)["signature"]["key_id"]
 
-    failed = dg.materialize_to_memory([_artifact_asset(repo.artifact(BAD)), model_deployment], resources=resources,
-                                      raise_on_error=False)
+    failed = dg.materialize_to_memory(
+        [_artifact_asset(repo.artifact(BAD)), model_deployment], resources=resources, raise_on_error=False
+    )
     assert not failed.success
     assert repo.production_version() == V1  # the expected-score load already refuses the tampered file
     assert served_version(local_server.url) == V1
@@ -122,10 +123,17 @@ def vertex(monkeypatch):
 def vertex_serving(fake: FakeVertex, **overrides) -> VertexAIModelServing:
     from google.auth.credentials import AnonymousCredentials
 
-    config = dict(project="p", region="europe-west4", endpoint_id="123", image_uri="europe-docker.pkg.dev/p/r/ls:1",
-                  parent_model=VERTEX_MODEL, canary_percent=20)
+    config = dict(
+        project="p",
+        region="europe-west4",
+        endpoint_id="123",
+        image_uri="europe-docker.pkg.dev/p/r/ls:1",
+        parent_model=VERTEX_MODEL,
+        canary_percent=20,
+    )
     return VertexAIModelServing(**{**config, **overrides}).with_client_options(
-        credentials=AnonymousCredentials(), api_endpoint=f"127.0.0.1:{fake.port}")
+        credentials=AnonymousCredentials(), api_endpoint=f"127.0.0.1:{fake.port}"
+    )
 
 
 def gcs_artifact(version: str) -> ModelArtifact:
@@ -152,12 +160,18 @@ def test_vertex_first_deploy_then_canary_promote_and_undeploy(vertex: FakeVertex
     assert dict(deploy.traffic_split) == {"0": 100}  # nothing to canary against on an empty endpoint
     assert deploy.deployed_model.model == f"{VERTEX_MODEL}@1"
     assert deploy.deployed_model.dedicated_resources.machine_spec.machine_type == "n1-standard-2"
-    assert (deploy.deployed_model.dedicated_resources.min_replica_count,
-            deploy.deployed_model.dedicated_resources.max_replica_count) == (1, 2)
+    assert (
+        deploy.deployed_model.dedicated_resources.min_replica_count,
+        deploy.deployed_model.dedicated_resources.max_replica_count,
+    ) == (1, 2)
     [predict] = vertex.requests("Predict")
     sent = type(predict).to_dict(predict)["instances"]
-    assert sent == [{k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
-                     for k, v in SMOKE_RECORD.items()}]  # JSON numbers travel as protobuf doubles
+    assert sent == [
+        {
+            k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+            for k, v in SMOKE_RECORD.items()
+        }
+    ]  # JSON numbers travel as protobuf doubles
     assert first.previous_version is None and vertex.traffic == {"d1": 100}
 
     vertex.calls.clear()
@@ -173,7 +187,10 @@ def test_vertex_first_deploy_then_canary_promote_and_undeploy(vertex: FakeVertex
     assert undeploy.deployed_model_id == "d1"
     assert vertex.traffic == {"d2": 100}
     assert second.previous_version == "m1" and second.details["canary_percent"] == 20
-    assert second.url == "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/europe-west4/endpoints/123:predict"
+    assert (
+        second.url
+        == "https://europe-west4-aiplatform.googleapis.com/v1/projects/p/locations/europe-west4/endpoints/123:predict"
+    )
 
 
 def test_vertex_failed_smoke_test_restores_traffic_and_undeploys_new(vertex: FakeVertex) -> None:
@@ -184,8 +201,14 @@ def test_vertex_failed_smoke_test_restores_traffic_and_undeploys_new(vertex: Fak
 
     with pytest.raises(DeploymentError, match="smoke test score 99 != 55"):
         serving.deploy(gcs_artifact("m2"), Expected(version="m2", score=55))
-    assert vertex.names() == ["UploadModel", "DeployModel", "UpdateEndpoint", "Predict", "UpdateEndpoint",
-                              "UndeployModel"]
+    assert vertex.names() == [
+        "UploadModel",
+        "DeployModel",
+        "UpdateEndpoint",
+        "Predict",
+        "UpdateEndpoint",
+        "UndeployModel",
+    ]
     assert dict(vertex.requests("UpdateEndpoint")[1].endpoint.traffic_split) == {"d1": 100}
     assert vertex.requests("UndeployModel")[0].deployed_model_id == "d2"
     assert vertex.traffic == {"d1": 100}
@@ -217,9 +240,13 @@ def test_vertex_calls_match_the_sdk_signatures(vertex: FakeVertex) -> None:
     artifact = gcs_artifact("m1")
     assert set(serving.upload_kwargs(artifact)) <= set(inspect.signature(aiplatform.Model.upload).parameters)
     assert set(serving.deploy_kwargs(artifact, 10)) | {"model"} <= set(
-        inspect.signature(aiplatform.Endpoint.deploy).parameters)
-    wanted = {"update": aiplatform.Endpoint.update, "predict": aiplatform.Endpoint.predict,
-              "undeploy": aiplatform.Endpoint.undeploy}
+        inspect.signature(aiplatform.Endpoint.deploy).parameters
+    )
+    wanted = {
+        "update": aiplatform.Endpoint.update,
+        "predict": aiplatform.Endpoint.predict,
+        "undeploy": aiplatform.Endpoint.undeploy,
+    }
     seen = set()
     for node in ast.walk(ast.parse(inspect.getsource(module.VertexAIModelServing))):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in wanted:

@@ -46,8 +46,10 @@ def reference(repo: ArtifactRepository) -> LeadScorer:
 
 def flink_body(record, input_name="RECORD", output_name="SCORE") -> dict:
     """What Flink 2.3's triton provider sends for one row of a STRING column (names upper-cased)."""
-    return {"inputs": [{"name": input_name, "datatype": "BYTES", "shape": [1], "data": [json.dumps(record)]}],
-            "outputs": [{"name": output_name}]}
+    return {
+        "inputs": [{"name": input_name, "datatype": "BYTES", "shape": [1], "data": [json.dumps(record)]}],
+        "outputs": [{"name": output_name}],
+    }
 
 
 def test_binds_loopback_only_and_no_grpc(server) -> None:
@@ -70,8 +72,15 @@ def test_repository_api_cannot_unload_the_model(client: httpx.Client) -> None:
     assert client.get(f"/v2/models/{NAME}/ready").status_code == 200
 
 
-@pytest.mark.parametrize("path", [f"/v2/models/{NAME}/infer", f"/v2/models/{NAME}/versions/latest/infer",
-                                  f"/v2/models/{NAME}/versions/{V1}/infer", f"/v2/models/{NAME}/versions/1/infer"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v2/models/{NAME}/infer",
+        f"/v2/models/{NAME}/versions/latest/infer",
+        f"/v2/models/{NAME}/versions/{V1}/infer",
+        f"/v2/models/{NAME}/versions/1/infer",
+    ],
+)
 def test_v2_flink_request(client: httpx.Client, reference: LeadScorer, path: str) -> None:
     record = make_records(1, seed=21)[0][0]
     response = client.post(path, json=flink_body(record))
@@ -80,8 +89,14 @@ def test_v2_flink_request(client: httpx.Client, reference: LeadScorer, path: str
     assert len(outputs) == 1 and outputs[0]["datatype"] == "BYTES" and outputs[0]["name"] == "SCORE"
     result = json.loads(outputs[0]["data"][0])
     want = reference.score_records([record])[0]
-    assert result == {"score": want.score, "reasons": want.reasons, "reasons_text": "; ".join(want.reasons),
-                      "model_version": V1, "grade": want.grade, "features_hash": features_hash(record)}
+    assert result == {
+        "score": want.score,
+        "reasons": want.reasons,
+        "reasons_text": "; ".join(want.reasons),
+        "model_version": V1,
+        "grade": want.grade,
+        "features_hash": features_hash(record),
+    }
 
 
 def test_v2_names_match_without_regard_to_case(client: httpx.Client) -> None:
@@ -100,8 +115,11 @@ def test_v2_unknown_version_and_model(client: httpx.Client) -> None:
 def test_v2_gzip_body(client: httpx.Client) -> None:
     record = make_records(1, seed=24)[0][0]
     body = gzip.compress(json.dumps(flink_body(record)).encode())
-    response = client.post(f"/v2/models/{NAME}/versions/latest/infer", content=body,
-                           headers={"content-type": "application/json", "content-encoding": "gzip"})
+    response = client.post(
+        f"/v2/models/{NAME}/versions/latest/infer",
+        content=body,
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
     assert response.status_code == 200
 
 
@@ -122,9 +140,11 @@ def test_v2_metadata_and_kserves_own_routes(client: httpx.Client) -> None:
     assert client.get("/").json() == {"status": "alive"}
     assert client.get("/metrics").status_code == 200
 
+
 def _predict_count(client: httpx.Client) -> float:
-    found = re.findall(rf'^request_predict_seconds_count{{model_name="{NAME}"}} ([0-9.e+]+)$',
-                       client.get("/metrics").text, re.M)
+    found = re.findall(
+        rf'^request_predict_seconds_count{{model_name="{NAME}"}} ([0-9.e+]+)$', client.get("/metrics").text, re.M
+    )
     return float(found[0]) if found else 0.0
 
 
@@ -161,11 +181,24 @@ def test_vertex_predict_route_serves_v1_rows(client: httpx.Client) -> None:
     assert [p["model_version"] for p in response.json()["predictions"]] == [V1] * 3
 
 
-@pytest.mark.parametrize("path", [f"/v1/models/{NAME}:predict", VERTEX_PREDICT, f"/v2/models/{NAME}/infer",
-                                  f"/v2/models/{NAME}/versions/latest/infer"])
-@pytest.mark.parametrize("body, field", [
-    (b"{not json", "$"), (b"", "$"), (b"[]", "$"), (b"\xff\xfe", "$"),
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v1/models/{NAME}:predict",
+        VERTEX_PREDICT,
+        f"/v2/models/{NAME}/infer",
+        f"/v2/models/{NAME}/versions/latest/infer",
+    ],
+)
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (b"{not json", "$"),
+        (b"", "$"),
+        (b"[]", "$"),
+        (b"\xff\xfe", "$"),
+    ],
+)
 def test_malformed_bodies_are_400(client: httpx.Client, path: str, body: bytes, field: str) -> None:
     response = client.post(path, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
@@ -182,13 +215,17 @@ def test_missing_required_field_is_400_naming_it(client: httpx.Client) -> None:
     assert response.status_code == 400 and "instances[0].LastModifiedDate" in response.json()["error"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"inputs": "x"}, "inputs"), ({"inputs": [{"name": "RECORD"}]}, "inputs[0].datatype"),
-    ({"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": ["1"], "data": ["{}"]}]}, "inputs[0].shape"),
-    ({"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": "{}"}]}, "inputs[0].data"),
-    ({"inputs": [{"name": "RECORD", "datatype": "INT64", "shape": [1], "data": [1]}]}, "inputs.RECORD.datatype"),
-    ({"inputs": [{"name": "X", "datatype": "BYTES", "shape": [1], "data": ["{}"]}]}, "inputs"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"inputs": "x"}, "inputs"),
+        ({"inputs": [{"name": "RECORD"}]}, "inputs[0].datatype"),
+        ({"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": ["1"], "data": ["{}"]}]}, "inputs[0].shape"),
+        ({"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": "{}"}]}, "inputs[0].data"),
+        ({"inputs": [{"name": "RECORD", "datatype": "INT64", "shape": [1], "data": [1]}]}, "inputs.RECORD.datatype"),
+        ({"inputs": [{"name": "X", "datatype": "BYTES", "shape": [1], "data": ["{}"]}]}, "inputs"),
+    ],
+)
 def test_v2_wrong_types_are_400(client: httpx.Client, body: dict, field: str) -> None:
     response = client.post(f"/v2/models/{NAME}/versions/latest/infer", json=body)
     assert response.status_code == 400
@@ -218,6 +255,7 @@ def test_no_line_per_request_and_no_pii_in_the_log(client: httpx.Client, server)
     assert marker not in log
     assert f"POST /v1/models/{NAME}:predict" not in log and f"POST /v2/models/{NAME}/infer" not in log
 
+
 def test_adapter_app_routes_ours_first_and_never_answers_422(repo: ArtifactRepository) -> None:
     from fastapi import FastAPI
 
@@ -239,10 +277,12 @@ def test_adapter_app_routes_ours_first_and_never_answers_422(repo: ArtifactRepos
 
     async def calls() -> list[httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
-            return [await c.get("/typed", params={"count": "many"}),
-                    await c.get(f"/v2/models/{NAME}/versions/latest/ready"),  # kserve's own answers 501
-                    await c.post(f"/v1/models/{NAME}:predict", content=b"x" * 1001),
-                    await c.get("/v2/health/live")]
+            return [
+                await c.get("/typed", params={"count": "many"}),
+                await c.get(f"/v2/models/{NAME}/versions/latest/ready"),  # kserve's own answers 501
+                await c.post(f"/v1/models/{NAME}:predict", content=b"x" * 1001),
+                await c.get("/v2/health/live"),
+            ]
 
     typed, ready, too_large, live = asyncio.run(calls())
     assert typed.status_code == 400 and typed.json()["errors"][0]["field"] == "count"
@@ -250,14 +290,27 @@ def test_adapter_app_routes_ours_first_and_never_answers_422(repo: ArtifactRepos
     assert too_large.status_code == 413
     assert live.json() == {"live": True}
 
+
 # -- fuzzing: no client mistake may produce a 5xx ---------------------------------------------------
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-FUZZ_FIELDS = ["Id", "_ObjectType", "_EventType", "LastModifiedDate", "Total_Visits__c", "Time_On_Website__c",
-               "HasOptedOutOfEmail", "LeadSource", "Occupation__c", "Email", "Country", "Unknown__c"]
+FUZZ_FIELDS = [
+    "Id",
+    "_ObjectType",
+    "_EventType",
+    "LastModifiedDate",
+    "Total_Visits__c",
+    "Time_On_Website__c",
+    "HasOptedOutOfEmail",
+    "LeadSource",
+    "Occupation__c",
+    "Email",
+    "Country",
+    "Unknown__c",
+]
 
 
 @st.composite
@@ -313,8 +366,12 @@ def test_fuzz_raw_bytes(client: httpx.Client, raw: bytes) -> None:
 
 
 def test_server_is_not_reachable_on_other_interfaces(server) -> None:
-    addresses = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-                 if a.family == socket.AF_INET and not a.address.startswith("127.")]
+    addresses = [
+        a.address
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family == socket.AF_INET and not a.address.startswith("127.")
+    ]
     if not addresses:
         pytest.skip("this machine has no non-loopback IPv4 address")
     for address in addresses:

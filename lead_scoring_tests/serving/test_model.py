@@ -96,10 +96,16 @@ def test_v1_all_rows_bad_is_rejected_naming_fields(model: LeadScoringModel) -> N
     assert {"instances[0].Id", "instances[0]._ObjectType", "instances[0].LastModifiedDate"} <= fields
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({}, "instances"), ({"instances": "x"}, "instances"), ({"instances": []}, "instances"), ([1, 2], "$"),
-    (b"{not json", "$"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({}, "instances"),
+        ({"instances": "x"}, "instances"),
+        ({"instances": []}, "instances"),
+        ([1, 2], "$"),
+        (b"{not json", "$"),
+    ],
+)
 def test_v1_malformed_requests(model: LeadScoringModel, payload, field: str) -> None:
     with pytest.raises(RecordRejected) as info:
         model.preprocess(payload)
@@ -107,8 +113,12 @@ def test_v1_malformed_requests(model: LeadScoringModel, payload, field: str) -> 
 
 
 def _v2(data, name="RECORD", datatype="BYTES", output="SCORE") -> InferRequest:
-    return InferRequest("lead_scorer", [InferInput(name, [len(data)], datatype, data)], request_id="r1",
-                        request_outputs=[RequestedOutput(output)] if output else None)
+    return InferRequest(
+        "lead_scorer",
+        [InferInput(name, [len(data)], datatype, data)],
+        request_id="r1",
+        request_outputs=[RequestedOutput(output)] if output else None,
+    )
 
 
 def test_v2_upper_case_names_one_bytes_output(model: LeadScoringModel, reference: LeadScorer) -> None:
@@ -122,13 +132,16 @@ def test_v2_upper_case_names_one_bytes_output(model: LeadScoringModel, reference
     assert all(d["model_version"] == V1 for d in decoded)
 
 
-@pytest.mark.parametrize("request_, field", [
-    (_v2(['{"Id": "x"}']), "record[0]._ObjectType"),
-    (_v2(["nope"]), "record[0]"),
-    (_v2(["{}"], name="features"), "inputs"),
-    (_v2(["{}"], datatype="FP32"), "inputs.RECORD.datatype"),
-    (_v2([json.dumps({"Id": "a"})], output="PROBABILITY"), "outputs"),
-])
+@pytest.mark.parametrize(
+    "request_, field",
+    [
+        (_v2(['{"Id": "x"}']), "record[0]._ObjectType"),
+        (_v2(["nope"]), "record[0]"),
+        (_v2(["{}"], name="features"), "inputs"),
+        (_v2(["{}"], datatype="FP32"), "inputs.RECORD.datatype"),
+        (_v2([json.dumps({"Id": "a"})], output="PROBABILITY"), "outputs"),
+    ],
+)
 def test_v2_rejections_name_the_field(model: LeadScoringModel, request_, field: str) -> None:
     with pytest.raises(RecordRejected) as info:
         model.preprocess(request_)
@@ -149,8 +162,9 @@ def test_a_manifest_without_grades_still_serves(model: LeadScoringModel) -> None
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_every_family_serves_exact_scores_with_manifest_grades(family: str, tmp_path) -> None:
     records, labels = make_records(400, seed=21)
-    pipeline = fit(build_pipeline(ModelParams(family=family, min_category_frequency=2)), features_frame(records),
-                   labels)
+    pipeline = fit(
+        build_pipeline(ModelParams(family=family, min_category_frequency=2)), features_frame(records), labels
+    )
     section = {"min_score": {"A": 70, "B": 45, "C": 20}, "method": "test"}
     repo = ArtifactRepository(LocalBlobs(tmp_path))
     artifact = repo.save(pipeline, {"family": family, "grades": section}, version=f"m-{family}")
@@ -174,13 +188,26 @@ def test_features_hash_is_of_the_features_only_and_stable() -> None:
     digest = features_hash(record)
     assert len(digest) == 16 and int(digest, 16) >= 0
     # PII, Id, timestamps and the label are not features: they do not change the hash
-    assert features_hash({**record, "Email": "other@example.com", "Id": "00Qother", "IsConverted": True,
-                          "LastModifiedDate": "2030-01-01T00:00:00Z"}) == digest
+    assert (
+        features_hash(
+            {
+                **record,
+                "Email": "other@example.com",
+                "Id": "00Qother",
+                "IsConverted": True,
+                "LastModifiedDate": "2030-01-01T00:00:00Z",
+            }
+        )
+        == digest
+    )
     # a number sent as an int hashes like the same float; a changed feature changes the hash
-    assert (features_hash({**record, "Time_On_Website__c": 600})
-            == features_hash({**record, "Time_On_Website__c": 600.0}))
-    assert features_hash({**record,
-                          "Lead_Origin__c": "API" if record["Lead_Origin__c"] != "API" else "Lead Import"}) != digest
+    assert features_hash({**record, "Time_On_Website__c": 600}) == features_hash(
+        {**record, "Time_On_Website__c": 600.0}
+    )
+    assert (
+        features_hash({**record, "Lead_Origin__c": "API" if record["Lead_Origin__c"] != "API" else "Lead Import"})
+        != digest
+    )
     assert set(canonical_features(record)) == set(FEATURES)
 
 
@@ -202,21 +229,31 @@ def test_a_broken_grades_section_keeps_the_model_not_ready(tmp_path) -> None:
 
 
 # -- V2 request parsing: kserve's InferenceRequest -> InferRequest, 400s naming every wrong field ----------
-@pytest.mark.parametrize("body, fields", [
-    (b'{"inputs": [{"name": "RECORD"}]}', ["inputs[0].datatype", "inputs[0].shape", "inputs[0].data"]),
-    (b'{"inputs": [{"name": "R", "datatype": "BYTES", "shape": [true], "data": []}]}', ["inputs[0].shape"]),
-    (b'{"inputs": [{"name": "R", "datatype": "BYTES", "shape": ["1", 2.5], "data": []}]}', ["inputs[0].shape"]),
-    (b'{"inputs": [{"name": 1, "datatype": "BYTES", "shape": [1], "data": {}}]}', ["inputs[0].name", "inputs[0].data"]),
-    (b'{"inputs": [], "parameters": {"k": [1]}}', ["parameters"]),
-    (b'{"inputs": [], "id": 7}', ["id"]),
-    (b'{"inputs": [], "outputs": [{}]}', ["outputs[0].name"]),
-    (b'{"outputs": [{}], "inputs": [{"name": "R"}], "id": 3}',
-     ["id", "inputs[0].datatype", "inputs[0].shape", "inputs[0].data", "outputs[0].name"]),
-    (b'{"inputs": ["x"]}', ["inputs[0]"]),
-    (b'{"inputs": [{"name": "R", "datatype": "FP16", "shape": [1], "data": [1.0]}]}', ["inputs[0].datatype"]),
-    (b'{"outputs": []}', ["inputs"]),
-    (b"[]", ["$"]), (b'{"inputs": 1', ["$"]), (b"\xff", ["$"]),
-])
+@pytest.mark.parametrize(
+    "body, fields",
+    [
+        (b'{"inputs": [{"name": "RECORD"}]}', ["inputs[0].datatype", "inputs[0].shape", "inputs[0].data"]),
+        (b'{"inputs": [{"name": "R", "datatype": "BYTES", "shape": [true], "data": []}]}', ["inputs[0].shape"]),
+        (b'{"inputs": [{"name": "R", "datatype": "BYTES", "shape": ["1", 2.5], "data": []}]}', ["inputs[0].shape"]),
+        (
+            b'{"inputs": [{"name": 1, "datatype": "BYTES", "shape": [1], "data": {}}]}',
+            ["inputs[0].name", "inputs[0].data"],
+        ),
+        (b'{"inputs": [], "parameters": {"k": [1]}}', ["parameters"]),
+        (b'{"inputs": [], "id": 7}', ["id"]),
+        (b'{"inputs": [], "outputs": [{}]}', ["outputs[0].name"]),
+        (
+            b'{"outputs": [{}], "inputs": [{"name": "R"}], "id": 3}',
+            ["id", "inputs[0].datatype", "inputs[0].shape", "inputs[0].data", "outputs[0].name"],
+        ),
+        (b'{"inputs": ["x"]}', ["inputs[0]"]),
+        (b'{"inputs": [{"name": "R", "datatype": "FP16", "shape": [1], "data": [1.0]}]}', ["inputs[0].datatype"]),
+        (b'{"outputs": []}', ["inputs"]),
+        (b"[]", ["$"]),
+        (b'{"inputs": 1', ["$"]),
+        (b"\xff", ["$"]),
+    ],
+)
 def test_v2_parsing_names_every_wrong_field(body: bytes, fields: list[str]) -> None:
     with pytest.raises(RecordRejected) as info:
         parse_v2_request(body, "lead_scorer")
@@ -225,8 +262,11 @@ def test_v2_parsing_names_every_wrong_field(body: bytes, fields: list[str]) -> N
 
 
 def test_v2_parsing_builds_kserves_infer_request() -> None:
-    body = {"id": "r1", "inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": ["{}"]}],
-            "outputs": [{"name": "SCORE"}]}
+    body = {
+        "id": "r1",
+        "inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": ["{}"]}],
+        "outputs": [{"name": "SCORE"}],
+    }
     request = parse_v2_request(json.dumps(body).encode(), "lead_scorer", "latest")
     assert isinstance(request, InferRequest)
     assert (request.id, request.model_name, request.model_version) == ("r1", "lead_scorer", "latest")
@@ -239,8 +279,16 @@ def test_serving_uses_no_private_kserve_names() -> None:
     folder = Path(lead_scoring.serving.__file__).parent
     for name in ("server.py", "model.py", "cli.py", "__main__.py"):
         tree = ast.parse((folder / name).read_text())
-        private = [node.attr for node in ast.walk(tree)
-                   if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")]
-        private += [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                    and (node.module or "").startswith("kserve") for alias in node.names if alias.name.startswith("_")]
+        private = [
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+        ]
+        private += [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kserve")
+            for alias in node.names
+            if alias.name.startswith("_")
+        ]
         assert private == [], f"{name} uses {private}"

@@ -50,8 +50,16 @@ def record_with_raw(field: str, raw: str) -> str:
 
 
 def v2_body(*elements: str, shape: list[int] | None = None) -> dict:
-    return {"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": shape if shape is not None else [len(elements)],
-                        "data": list(elements)}]}
+    return {
+        "inputs": [
+            {
+                "name": "RECORD",
+                "datatype": "BYTES",
+                "shape": shape if shape is not None else [len(elements)],
+                "data": list(elements),
+            }
+        ]
+    }
 
 
 # -- admin routes ---------------------------------------------------------------------------------------
@@ -65,11 +73,17 @@ def admin_server(repo: ArtifactRepository, tmp_path_factory: pytest.TempPathFact
 
 def test_admin_routes_refuse_requests_without_the_token(admin_server: ModelServerProcess) -> None:
     url = admin_server.url
-    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"},
-                    {"Authorization": f"Bearer {TOKEN}x"}):
-        for path, body in ((f"/admin/models/{NAME}/swap", {"version": V2}),
-                           (f"/admin/models/{NAME}_challenger/load", {"version": V2}),
-                           (f"/admin/models/{NAME}_challenger/unload", None)):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+    ):
+        for path, body in (
+            (f"/admin/models/{NAME}/swap", {"version": V2}),
+            (f"/admin/models/{NAME}_challenger/load", {"version": V2}),
+            (f"/admin/models/{NAME}_challenger/unload", None),
+        ):
             response = httpx.post(url + path, json=body, headers=headers, timeout=10)
             assert response.status_code == 401, (path, headers, response.text)
             assert "LEAD_SCORING_MODEL_ADMIN_TOKEN" in response.json()["error"] and TOKEN not in response.text
@@ -79,14 +93,19 @@ def test_admin_routes_refuse_requests_without_the_token(admin_server: ModelServe
     assert TOKEN not in admin_server.log_path.read_text()
 
 
-def test_admin_swap_with_the_token_and_errors_without_local_paths(admin_server: ModelServerProcess,
-                                                                  store_root: Path) -> None:
+def test_admin_swap_with_the_token_and_errors_without_local_paths(
+    admin_server: ModelServerProcess, store_root: Path
+) -> None:
     url = admin_server.url
     assert swap_model(url, V2, token=TOKEN)["serving"] == V2
     try:
         for version in (BAD, "m29990101-000000-ffffff"):  # tampered; absent from the store
-            response = httpx.post(f"{url}/admin/models/{NAME}/swap", json={"version": version}, timeout=30,
-                                  headers={"Authorization": f"Bearer {TOKEN}"})
+            response = httpx.post(
+                f"{url}/admin/models/{NAME}/swap",
+                json={"version": version},
+                timeout=30,
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
             assert response.status_code == 409, response.text
             assert str(store_root) not in response.text and "/tmp" not in response.text, response.text
             assert response.json()["serving"] == V2
@@ -119,14 +138,22 @@ def model_server(repo: ArtifactRepository) -> LeadScoringModelServer:
 
 
 def app_for(server: LeadScoringModelServer, **adapter_options):
-    return KServeRestAdapter(server, lambda app: add_protocol_routes(app, server), "127.0.0.1", 0,
-                             client_error_handlers(MAX_BODY_BYTES), MAX_BODY_BYTES, **adapter_options)
+    return KServeRestAdapter(
+        server,
+        lambda app: add_protocol_routes(app, server),
+        "127.0.0.1",
+        0,
+        client_error_handlers(MAX_BODY_BYTES),
+        MAX_BODY_BYTES,
+        **adapter_options,
+    )
 
 
 def post_all(app, requests: list[tuple[str, object]]) -> list[httpx.Response]:
     async def calls() -> list[httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
             return [await c.post(path, json=body) for path, body in requests]
+
     return asyncio.run(calls())
 
 
@@ -134,26 +161,33 @@ V2_PATH = f"/v2/models/{NAME}/versions/latest/infer"
 
 
 def test_v2_shape_must_match_the_data(model_server) -> None:
-    good, extra, short, negative = post_all(app_for(model_server).app(), [
-        (V2_PATH, v2_body(record_text(), shape=[1])),
-        (V2_PATH, v2_body(record_text(), shape=[4])),
-        (V2_PATH, v2_body(record_text(), record_text(), shape=[1, 1])),
-        (V2_PATH, v2_body(record_text(), shape=[-1])),
-    ])
+    good, extra, short, negative = post_all(
+        app_for(model_server).app(),
+        [
+            (V2_PATH, v2_body(record_text(), shape=[1])),
+            (V2_PATH, v2_body(record_text(), shape=[4])),
+            (V2_PATH, v2_body(record_text(), record_text(), shape=[1, 1])),
+            (V2_PATH, v2_body(record_text(), shape=[-1])),
+        ],
+    )
     assert good.status_code == 200
     for response in (extra, short, negative):
         assert response.status_code == 400, response.text
         assert response.json()["errors"][0]["field"] == "inputs.RECORD.shape"
 
 
-@pytest.mark.parametrize("element, field", [
-    (record_text(Total_Visits__c=1e308), "record[0].Total_Visits__c"),
-    (record_text(Page_Views_Per_Visit__c=1e12), "record[0].Page_Views_Per_Visit__c"),
-    (record_with_raw("Total_Visits__c", "1" + "0" * 400), "record[0].Total_Visits__c"),
-    (record_with_raw("Total_Visits__c", "9" * 5000), "record[0]"),
-    ("[" * 5000 + "]" * 5000, "record[0]"),
-    ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "record[0]"),
-], ids=["1e308", "1e12", "400-digit-int", "5000-digit-int", "nested-5000", "nested-100000"])
+@pytest.mark.parametrize(
+    "element, field",
+    [
+        (record_text(Total_Visits__c=1e308), "record[0].Total_Visits__c"),
+        (record_text(Page_Views_Per_Visit__c=1e12), "record[0].Page_Views_Per_Visit__c"),
+        (record_with_raw("Total_Visits__c", "1" + "0" * 400), "record[0].Total_Visits__c"),
+        (record_with_raw("Total_Visits__c", "9" * 5000), "record[0]"),
+        ("[" * 5000 + "]" * 5000, "record[0]"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "record[0]"),
+    ],
+    ids=["1e308", "1e12", "400-digit-int", "5000-digit-int", "nested-5000", "nested-100000"],
+)
 def test_v2_hostile_numbers_and_nesting_are_400_naming_the_field(model_server, element, field) -> None:
     (response,) = post_all(app_for(model_server).app(), [(V2_PATH, v2_body(element))])
     assert response.status_code == 400, response.text[:300]
@@ -197,10 +231,20 @@ def test_a_client_that_hangs_up_logs_no_traceback(model_server, caplog) -> None:
         async def send(message: dict) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": V2_PATH, "raw_path": V2_PATH.encode(), "query_string": b"",
-                 "root_path": "", "headers": [(b"content-type", b"application/json")],
-                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": V2_PATH,
+            "raw_path": V2_PATH.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 2),
+        }
         await app(scope, receive, send)
 
     with caplog.at_level(logging.DEBUG):
@@ -227,10 +271,20 @@ def test_a_stalled_body_is_408(model_server) -> None:
         async def send(message: dict) -> None:
             sent.append(message)
 
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": V2_PATH, "raw_path": V2_PATH.encode(), "query_string": b"",
-                 "root_path": "", "headers": [(b"content-type", b"application/json")],
-                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": V2_PATH,
+            "raw_path": V2_PATH.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 2),
+        }
         await asyncio.wait_for(app(scope, receive, send), 5)
         return sent
 
@@ -280,19 +334,28 @@ def test_header_timeout_and_concurrency_limit_on_a_real_socket(model_server) -> 
 
 
 # -- property: no V2 body answers 5xx -------------------------------------------------------------------
-hostile_numbers = (st.integers(min_value=-(10 ** 600), max_value=10 ** 600)
-                   | st.floats(allow_nan=False) | st.sampled_from([1e308, -1e308, 1e9 + 1, 2 ** 63, -(2 ** 64)]))
-nested = st.recursive(hostile_numbers | st.text(max_size=5) | st.none(),
-                      lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children,
-                                                                                        max_size=3),
-                      max_leaves=10)
+hostile_numbers = (
+    st.integers(min_value=-(10**600), max_value=10**600)
+    | st.floats(allow_nan=False)
+    | st.sampled_from([1e308, -1e308, 1e9 + 1, 2**63, -(2**64)])
+)
+nested = st.recursive(
+    hostile_numbers | st.text(max_size=5) | st.none(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=10,
+)
 
 
 @st.composite
 def hostile_elements(draw) -> str:
     record = json.loads(record_text())
-    for name in draw(st.lists(st.sampled_from(["Total_Visits__c", "Time_On_Website__c", "Page_Views_Per_Visit__c",
-                                               "Country", "Id"]), max_size=3, unique=True)):
+    for name in draw(
+        st.lists(
+            st.sampled_from(["Total_Visits__c", "Time_On_Website__c", "Page_Views_Per_Visit__c", "Country", "Id"]),
+            max_size=3,
+            unique=True,
+        )
+    ):
         record[name] = draw(nested)
     text = json.dumps(record, allow_nan=True) if draw(st.booleans()) else json.dumps(record)
     depth = draw(st.sampled_from([0, 0, 50, 3000]))
@@ -300,8 +363,10 @@ def hostile_elements(draw) -> str:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(elements=st.lists(hostile_elements(), min_size=1, max_size=3),
-       shape=st.none() | st.lists(st.integers(-3, 2 ** 70), max_size=3))
+@given(
+    elements=st.lists(hostile_elements(), min_size=1, max_size=3),
+    shape=st.none() | st.lists(st.integers(-3, 2**70), max_size=3),
+)
 def test_property_no_v2_body_answers_5xx(model_server, elements, shape) -> None:
     body = v2_body(*elements, shape=shape)
     text = json.dumps(body, allow_nan=True)

@@ -73,9 +73,18 @@ def served_requests(url: str) -> float:
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     root = tmp_path_factory.mktemp("cluster-topology")
     # Sized for a 2-core / 24 GiB machine that may run another stack: small heaps, few slots per TaskManager.
-    cfg = StackConfig.isolated(root, kafka_brokers=2, taskmanagers=2, model_replicas=2, kafka_heap="320m",
-                               jobmanager_memory="700m", taskmanager_memory="1024m", task_slots=6,
-                               sql_gateway_heap="320m", start_timeout_s=300.0)
+    cfg = StackConfig.isolated(
+        root,
+        kafka_brokers=2,
+        taskmanagers=2,
+        model_replicas=2,
+        kafka_heap="320m",
+        jobmanager_memory="700m",
+        taskmanager_memory="1024m",
+        task_slots=6,
+        sql_gateway_heap="320m",
+        start_timeout_s=300.0,
+    )
     install(cfg)
     repo = ArtifactRepository(LocalBlobs(root / "artifacts"))  # the replicas' shared store (<state root>/artifacts)
     v1 = repo.save(fit_model(n=300, seed=1), manifest={"trained_on": "cluster test v1"})
@@ -119,9 +128,12 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(topology: Topology, cluster_env: dict[str, str]) -> Iterator[Deployed]:
     """v2 deployed through the cluster profile: model_deployment -> streaming_topics -> flink_statements."""
-    resources: dict[str, Any] = {"kafka": kafka(Profile.CLUSTER), "flink": flink(Profile.CLUSTER),
-                                 "model_serving": model_serving(Profile.CLUSTER),
-                                 "model_store": LocalModelStore(root=str(topology.store))}
+    resources: dict[str, Any] = {
+        "kafka": kafka(Profile.CLUSTER),
+        "flink": flink(Profile.CLUSTER),
+        "model_serving": model_serving(Profile.CLUSTER),
+        "model_store": LocalModelStore(root=str(topology.store)),
+    }
     artifact = ArtifactRepository(LocalBlobs(topology.store)).artifact(topology.versions[1])
 
     @dg.asset(name="model_artifact")
@@ -129,11 +141,23 @@ def deployed(topology: Topology, cluster_env: dict[str, str]) -> Iterator[Deploy
         return artifact
 
     result = dg.materialize_to_memory(
-        [new_artifact, model_deployment, streaming_topics, flink_statements], resources=resources,
-        run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": PREFIX}},
-                            "flink_statements": {"config": {"topic_prefix": PREFIX, "statement_prefix": NAMES,
-                                                            "group_prefix": NAMES, "verify_timeout_s": 240.0}}}},
-        raise_on_error=False)
+        [new_artifact, model_deployment, streaming_topics, flink_statements],
+        resources=resources,
+        run_config={
+            "ops": {
+                "streaming_topics": {"config": {"topic_prefix": PREFIX}},
+                "flink_statements": {
+                    "config": {
+                        "topic_prefix": PREFIX,
+                        "statement_prefix": NAMES,
+                        "group_prefix": NAMES,
+                        "verify_timeout_s": 240.0,
+                    }
+                },
+            }
+        },
+        raise_on_error=False,
+    )
     engine = resources["flink"]
     try:
         yield Deployed(resources["kafka"], engine, result)
@@ -142,8 +166,9 @@ def deployed(topology: Topology, cluster_env: dict[str, str]) -> Iterator[Deploy
             engine.cancel_job(jid)
 
 
-def test_the_profile_builds_cluster_resources_and_starts_nothing(topology: Topology,
-                                                                 cluster_env: dict[str, str]) -> None:
+def test_the_profile_builds_cluster_resources_and_starts_nothing(
+    topology: Topology, cluster_env: dict[str, str]
+) -> None:
     before = {s.name: s.pid for s in topology.stack.status(health=False)}
     serving = model_serving(Profile.CLUSTER)
     assert isinstance(serving, ClusterModelServing) and serving.urls == topology.replicas
@@ -164,8 +189,11 @@ def test_a_new_version_reaches_both_replicas_and_both_task_managers(topology: To
     sql = deployed.result.asset_materializations_for_node("flink_statements")[0].metadata["rendered_sql"].value
     endpoints = ",".join(f"{u}/v1/models/lead_scorer:predict" for u in topology.replicas)
     assert f"'endpoint' = '{endpoints}'" in sql
-    jobs = {j["name"]: j["jid"] for j in httpx.get(f"{topology.cfg.flink_rest_url}/jobs/overview", timeout=10)
-            .json()["jobs"] if j["name"].startswith(NAMES) and j["state"] == "RUNNING"}
+    jobs = {
+        j["name"]: j["jid"]
+        for j in httpx.get(f"{topology.cfg.flink_rest_url}/jobs/overview", timeout=10).json()["jobs"]
+        if j["name"].startswith(NAMES) and j["state"] == "RUNNING"
+    }
     assert len(jobs) == 4
     # Each operator's two subtasks run one on each TaskManager: a scale-out, not one TaskManager doing all the
     # work while the other idles (Flink's default fills the first TaskManager's slots; the stack asks for SLOTS).
@@ -173,8 +201,9 @@ def test_a_new_version_reaches_both_replicas_and_both_task_managers(topology: To
     for name, jid in jobs.items():
         for vertex in httpx.get(f"{topology.cfg.flink_rest_url}/jobs/{jid}", timeout=10).json()["vertices"]:
             assert vertex["parallelism"] == 2
-            detail = httpx.get(f"{topology.cfg.flink_rest_url}/jobs/{jid}/vertices/{vertex['id']}/taskmanagers",
-                               timeout=10).json()
+            detail = httpx.get(
+                f"{topology.cfg.flink_rest_url}/jobs/{jid}/vertices/{vertex['id']}/taskmanagers", timeout=10
+            ).json()
             placement[f"{name}/{vertex['name'][:40]}"] = {tm["taskmanager-id"] for tm in detail["taskmanagers"]}
     assert placement and all(hosts == {"taskmanager", "taskmanager-2"} for hosts in placement.values()), placement
 
@@ -188,12 +217,14 @@ def _scored_once(got: list[tuple[str, dict[str, Any]]], keys: set[str]) -> dict[
 
 def test_leads_are_scored_by_both_replicas(topology: Topology, deployed: Deployed) -> None:
     before = {url: served_requests(url) for url in topology.replicas}
-    leads = [dict(r, Id=f"CL{uuid.uuid4().hex[:6]}{i:05d}", _ObjectType="Lead")
-             for i, r in enumerate(records(400, seed=11))]
+    leads = [
+        dict(r, Id=f"CL{uuid.uuid4().hex[:6]}{i:05d}", _ObjectType="Lead") for i, r in enumerate(records(400, seed=11))
+    ]
     # a steady trickle, so the provider sends many batches (round-robin spreads batches, not rows)
     produce(deployed.kafka, PREFIX + "input_raw", [(r["Id"], json.dumps(r).encode()) for r in leads], rate=100)
-    scores = _scored_once(read(deployed.kafka, PREFIX + "lead_scores", {r["Id"] for r in leads}),
-                          {r["Id"] for r in leads})
+    scores = _scored_once(
+        read(deployed.kafka, PREFIX + "lead_scores", {r["Id"] for r in leads}), {r["Id"] for r in leads}
+    )
     assert {s["Lead_Score_Model__c"] for s in scores.values()} == {topology.versions[1]}
     after = {url: served_requests(url) for url in topology.replicas}
     assert all(after[url] > before[url] for url in topology.replicas), (before, after)
@@ -204,11 +235,13 @@ def test_scoring_goes_on_when_a_replica_is_stopped(topology: Topology, deployed:
     topology.stack.down([replica_name(2)])  # gone for good: the supervisor does not bring it back
     assert served_version(stopped, "lead_scorer") is None
     before = served_requests(survivor)
-    leads = [dict(r, Id=f"CF{uuid.uuid4().hex[:6]}{i:05d}", _ObjectType="Lead")
-             for i, r in enumerate(records(300, seed=12))]
+    leads = [
+        dict(r, Id=f"CF{uuid.uuid4().hex[:6]}{i:05d}", _ObjectType="Lead") for i, r in enumerate(records(300, seed=12))
+    ]
     produce(deployed.kafka, PREFIX + "input_raw", [(r["Id"], json.dumps(r).encode()) for r in leads], rate=100)
-    scores = _scored_once(read(deployed.kafka, PREFIX + "lead_scores", {r["Id"] for r in leads}),
-                          {r["Id"] for r in leads})
+    scores = _scored_once(
+        read(deployed.kafka, PREFIX + "lead_scores", {r["Id"] for r in leads}), {r["Id"] for r in leads}
+    )
     assert len(scores) == len(leads)
     assert served_requests(survivor) > before
     # the statements never failed over to a restart: the same jobs run

@@ -41,8 +41,9 @@ def test_prune_keeps_the_current_the_newest_and_those_in_use(tmp_path: Path) -> 
     unused = _build(tmp_path, "cccccccccccc", 200)
     partial = _build(tmp_path, "dddddddddddd.partial", 400)  # another install's work in progress
     # A process whose command line names a jar of `in_use`, as our JVMs' classpaths do.
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                               str(in_use / "kafka" / "kafka.jar")])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", str(in_use / "kafka" / "kafka.jar")]
+    )
     try:
         deadline = time.monotonic() + 10  # until exec: a just-forked child still shows pytest's command line
         while str(in_use).encode() not in Path(f"/proc/{holder.pid}/cmdline").read_bytes():

@@ -93,9 +93,13 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
         stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact.uri}})
         kafka = KafkaResource(bootstrap_servers=cfg.kafka_bootstrap)
         ensure_topics(kafka.admin(), TOPICS)
-        settings = RenderSettings(Dialect.FLINK, artifact.version,
-                                  f"{cfg.model_url}/v1/models/{cfg.model_name}:predict",
-                                  kafka_bootstrap=cfg.kafka_bootstrap, checkpoint_interval=f"{CHECKPOINT_S} s")
+        settings = RenderSettings(
+            Dialect.FLINK,
+            artifact.version,
+            f"{cfg.model_url}/v1/models/{cfg.model_name}:predict",
+            kafka_bootstrap=cfg.kafka_bootstrap,
+            checkpoint_interval=f"{CHECKPOINT_S} s",
+        )
         rollout(local_engine(cfg), render_pipeline(settings), verify_timeout_s=300)
         yield Product(stack, kafka, DuckDBWarehouse(path=str(root / "warehouse" / "lead_scoring.duckdb")))
     finally:
@@ -140,8 +144,12 @@ class Scores(threading.Thread):
 
     def wait_for(self, n: int, timeout_s: float = 120.0) -> None:
         """Until at least `n` of the run's leads were scored (the stream flows through the whole pipeline)."""
-        wait_until(lambda: True if len(self.ids) >= n else None, timeout_s=timeout_s, interval_s=0.2,
-                   what=f"{n} of the stream's leads scored")
+        wait_until(
+            lambda: True if len(self.ids) >= n else None,
+            timeout_s=timeout_s,
+            interval_s=0.2,
+            what=f"{n} of the stream's leads scored",
+        )
 
     def wait_quiet(self, quiet_s: float = CHECKPOINT_S, timeout_s: float = 120.0) -> None:
         """Until no score of the run arrived for `quiet_s` (late replays of a restore included)."""
@@ -164,7 +172,7 @@ def _checkpointed_after(product: Product, after_ms: float, timeout_s: float = 60
     def newest() -> int | None:
         stamps = []
         for jid in engine.running(product.prefix).values():
-            latest = (httpx.get(f"{rest}/jobs/{jid}/checkpoints", timeout=10).json().get("latest") or {})
+            latest = httpx.get(f"{rest}/jobs/{jid}/checkpoints", timeout=10).json().get("latest") or {}
             stamps.append(int((latest.get("completed") or {}).get("trigger_timestamp") or 0))
         return min(stamps) if len(stamps) == 4 and min(stamps) > after_ms else None
 
@@ -190,8 +198,11 @@ def _stream(product: Product, records: list[dict]) -> threading.Thread:
 
 def _lag(product: Product) -> int:
     """Messages the pipeline's Flink statements have not consumed yet."""
-    return sum(sum(group_lag(product.kafka, g.group_id, g.topics).values())
-               for g in pipeline_consumer_groups() if "-flink-" in g.group_id)
+    return sum(
+        sum(group_lag(product.kafka, g.group_id, g.topics).values())
+        for g in pipeline_consumer_groups()
+        if "-flink-" in g.group_id
+    )
 
 
 def _count(warehouse: DuckDBWarehouse, table: str, tag: str) -> int:
@@ -202,8 +213,12 @@ def _caught_up_with_a_bounded_replay(product: Product, scores: Scores, n: int, c
     """After a crash restored from checkpoints: nothing lost; only input after the newest checkpoint completed
     before the crash (`checkpoint_ms`, less the pipeline's latency) is scored again, each change at most once
     more (not once per stage)."""
-    wait_until(lambda: True if _lag(product) == 0 else None, timeout_s=120, interval_s=1,
-               what="the restored statements caught up")
+    wait_until(
+        lambda: True if _lag(product) == 0 else None,
+        timeout_s=120,
+        interval_s=1,
+        what="the restored statements caught up",
+    )
     scores.wait_quiet()
     scores.stop()
     assert len(scores.ids) == n  # nothing lost
@@ -211,8 +226,10 @@ def _caught_up_with_a_bounded_replay(product: Product, scores: Scores, n: int, c
     cutoff = checkpoint_ms - LATENCY_SLACK_S * 1000
     before = sorted(i for i in twice if scores.source_ms[i] < cutoff)
     after = sum(1 for ms in scores.source_ms.values() if ms >= cutoff)
-    assert before == [], (f"{len(before)} lead(s) sent more than {LATENCY_SLACK_S:.0f} s before the restored "
-                          f"checkpoint were scored again (e.g. {before[:3]}): the restore went back too far")
+    assert before == [], (
+        f"{len(before)} lead(s) sent more than {LATENCY_SLACK_S:.0f} s before the restored "
+        f"checkpoint were scored again (e.g. {before[:3]}): the restore went back too far"
+    )
     assert len(twice) <= after  # the bound, stated: at most the input after the checkpoint
     assert max(scores.ids.values()) <= 2
 
@@ -220,6 +237,7 @@ def _caught_up_with_a_bounded_replay(product: Product, scores: Scores, n: int, c
 def _reconciled(product: Product, since: datetime, n: int, timeout_s: float = 300.0) -> AuditReport:
     """Until `lead-scoring audit` of the window finds all `n` leads in every hop; then: 0 missing, 0 doubled in the
     CRM, crm_leads_raw, lead_scores and the ledger (replays on the score topics are reported, not counted)."""
+
     def complete() -> AuditReport | None:
         report = audit(product.kafka, product.warehouse, since, grace_s=3600.0)
         return report if report.ok and report.late == 0 else None
@@ -241,27 +259,38 @@ def _reconciled(product: Product, since: datetime, n: int, timeout_s: float = 30
 
 def _landing_state(product: Product, tag: str) -> str:
     """Where the leads stopped: the two tables' counts and every consumer group's lag (Flink and workers)."""
-    lags = {g.role: sum(group_lag(product.kafka, g.group_id, g.topics).values())
-            for g in pipeline_consumer_groups()}
-    return (f"crm_leads {_count(product.warehouse, 'crm_leads', tag)}, crm_leads_raw "
-            f"{_count(product.warehouse, 'crm_leads_raw', tag)}, lag {lags}, workers {_heartbeats(product)} "
-            f"at {time.time():.0f}")
+    lags = {g.role: sum(group_lag(product.kafka, g.group_id, g.topics).values()) for g in pipeline_consumer_groups()}
+    return (
+        f"crm_leads {_count(product.warehouse, 'crm_leads', tag)}, crm_leads_raw "
+        f"{_count(product.warehouse, 'crm_leads_raw', tag)}, lag {lags}, workers {_heartbeats(product)} "
+        f"at {time.time():.0f}"
+    )
 
 
 def _heartbeats(product: Product) -> str:
     """Where each CRM worker says it stands (its heartbeat file)."""
     state_root = product.stack.cfg.state.parent
-    return str({w: {k: (read_heartbeat(w, state_root) or {}).get(k)
-                    for k in ("state", "detail", "ts", "consumed", "assigned_partitions", "reconnects")}
-                for w in (WRITEBACK, SINK)})
+    return str(
+        {
+            w: {
+                k: (read_heartbeat(w, state_root) or {}).get(k)
+                for k in ("state", "detail", "ts", "consumed", "assigned_partitions", "reconnects")
+            }
+            for w in (WRITEBACK, SINK)
+        }
+    )
 
 
 def test_a_killed_service_is_restarted_and_counted(product: Product) -> None:
     before = product.stack.files.record(SINK)
     assert before is not None and before.restarts == 0
     os.kill(product.pid(SINK), signal.SIGKILL)
-    wait_until(lambda: (r := product.stack.files.record(SINK)) and r.state == "running" and r.restarts == 1 or None,
-               timeout_s=90, interval_s=1, what="the sink restarted by the supervisor")
+    wait_until(
+        lambda: (r := product.stack.files.record(SINK)) and r.state == "running" and r.restarts == 1 or None,
+        timeout_s=90,
+        interval_s=1,
+        what="the sink restarted by the supervisor",
+    )
     [status] = product.stack.status([SINK])
     assert status.restarts == 1 and status.last_exit == "SIGKILL" and status.pid != before.pid
 
@@ -278,8 +307,12 @@ def test_jobmanager_crash_restores_the_statements_with_nothing_lost(product: Pro
     checkpoint_ms = _checkpointed_after(product, since.timestamp() * 1000 + 8000)
     os.kill(product.pid(JOBMANAGER), signal.SIGKILL)
     sender.join()
-    wait_until(lambda: True if len(scores.ids) == len(records) else None, timeout_s=240, interval_s=1,
-               what="every lead scored after the JobManager crash")
+    wait_until(
+        lambda: True if len(scores.ids) == len(records) else None,
+        timeout_s=240,
+        interval_s=1,
+        what="every lead scored after the JobManager crash",
+    )
     # The TaskManager runs the old tasks until it notices the JobManager is gone; then the supervisor's hook
     # resubmits the four statements from their checkpoints, which replays what came after those.
     engine = local_engine(product.stack.cfg)
@@ -290,8 +323,7 @@ def test_jobmanager_crash_restores_the_statements_with_nothing_lost(product: Pro
         except httpx.HTTPError:  # the JobManager is still on its way back
             return None
 
-    restored = wait_until(four_running,
-                          timeout_s=180, interval_s=1, what="the four statements restored")
+    restored = wait_until(four_running, timeout_s=180, interval_s=1, what="the four statements restored")
     assert not jobs_before & set(restored.values())  # new jobs, same statements
     _caught_up_with_a_bounded_replay(product, scores, len(records), checkpoint_ms)
     assert product.stack.files.record(JOBMANAGER).restarts == 1
@@ -308,8 +340,12 @@ def test_reboot_resumes_from_savepoints_exactly(product: Product) -> None:
     product.stack.down()  # a laptop going to sleep: savepoints first, then every process
     product.stack.up()  # the producer held the rest; the statements come back from their savepoints
     sender.join()
-    wait_until(lambda: True if len(scores.ids) == len(records) else None, timeout_s=300, interval_s=1,
-               what="every lead scored after stack down + up")
+    wait_until(
+        lambda: True if len(scores.ids) == len(records) else None,
+        timeout_s=300,
+        interval_s=1,
+        what="every lead scored after stack down + up",
+    )
     scores.wait_quiet()
     scores.stop()
     assert len(scores.ids) == len(records)
@@ -326,8 +362,9 @@ def test_power_loss_resumes_from_the_retained_checkpoints(product: Product) -> N
     sender = _stream(product, records)
     scores.wait_for(200)
     checkpoint_ms = _checkpointed_after(product, since.timestamp() * 1000 + 8000)  # one holding part of the stream
-    victims = [product.stack.files.daemon()] + [psutil.Process(r.pid) for r in product.stack.files.records().values()
-                                                if r.pid and pid_alive(r.pid)]
+    victims = [product.stack.files.daemon()] + [
+        psutil.Process(r.pid) for r in product.stack.files.records().values() if r.pid and pid_alive(r.pid)
+    ]
     for proc in victims:
         for p in [proc, *proc.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -335,8 +372,12 @@ def test_power_loss_resumes_from_the_retained_checkpoints(product: Product) -> N
     psutil.wait_procs(victims, timeout=30)
     product.stack.up()  # what `scripts/up` does after the machine comes back
     sender.join()
-    wait_until(lambda: True if len(scores.ids) == len(records) else None, timeout_s=300, interval_s=1,
-               what="every lead scored after the power loss")
+    wait_until(
+        lambda: True if len(scores.ids) == len(records) else None,
+        timeout_s=300,
+        interval_s=1,
+        what="every lead scored after the power loss",
+    )
     _caught_up_with_a_bounded_replay(product, scores, len(records), checkpoint_ms)
     _reconciled(product, since, len(records))  # the replays are the same scores: one ledger row per lead
 
@@ -354,10 +395,19 @@ def test_the_workers_ride_out_a_broker_outage(product: Product) -> None:
     scores.stop()
     product.stack.down([KAFKA])
     try:
-        wait_until(lambda: True if all((read_heartbeat(w, state_root) or {}).get("state") == "waiting for Kafka"
-                                       for w in (WRITEBACK, SINK)) else None,
-                   timeout_s=90, interval_s=1, what="both workers reporting 'waiting for Kafka'",
-                   last_state=lambda: _heartbeats(product))
+        wait_until(
+            lambda: (
+                True
+                if all(
+                    (read_heartbeat(w, state_root) or {}).get("state") == "waiting for Kafka" for w in (WRITEBACK, SINK)
+                )
+                else None
+            ),
+            timeout_s=90,
+            interval_s=1,
+            what="both workers reporting 'waiting for Kafka'",
+            last_state=lambda: _heartbeats(product),
+        )
         time.sleep(20)  # a real outage, not a blip
         assert {w: product.pid(w) for w in pids} == pids  # nobody died
     finally:  # whatever failed above, the module's other tests need their broker back
@@ -367,4 +417,3 @@ def test_the_workers_ride_out_a_broker_outage(product: Product) -> None:
     assert {w: product.pid(w) for w in pids} == pids
     assert {w: product.stack.files.record(w).restarts for w in restarts} == restarts
     assert all((read_heartbeat(w, state_root) or {}).get("state") == "consuming" for w in (WRITEBACK, SINK))
-

@@ -48,8 +48,14 @@ def produce(kafka: KafkaResource, topic: str, messages: list[tuple[str, bytes]])
     assert errors == []
 
 
-def consume(kafka: KafkaResource, topic: str, count: int, group: str | None = None,
-            timeout_s: float = 90.0, commit: bool = False) -> list[tuple[str, bytes]]:
+def consume(
+    kafka: KafkaResource,
+    topic: str,
+    count: int,
+    group: str | None = None,
+    timeout_s: float = 90.0,
+    commit: bool = False,
+) -> list[tuple[str, bytes]]:
     """Read `count` messages (fails on timeout); optionally commit their offsets synchronously."""
     consumer = kafka.consumer(group or _name("check"))
     consumer.subscribe([topic])
@@ -87,9 +93,7 @@ def running_insert(flink: SqlGatewayFlink, ddl: list[str], insert: str) -> Itera
 
 
 def kafka_table(name: str, topic: str, columns: str, bootstrap: str, fmt: str, source: bool) -> str:
-    scan = (
-        f",'properties.group.id'='{_name('flink')}','scan.startup.mode'='earliest-offset'" if source else ""
-    )
+    scan = f",'properties.group.id'='{_name('flink')}','scan.startup.mode'='earliest-offset'" if source else ""
     return (
         f"CREATE TABLE {name} ({columns}) WITH ('connector'='kafka','topic'='{topic}',"
         f"'properties.bootstrap.servers'='{bootstrap}','format'='{fmt}'{scan})"
@@ -153,14 +157,18 @@ def _wait_for_checkpoint(local_stack, job_id: str, timeout_s: float = 90.0) -> P
 
 
 # What Flink's avro format derives for (Id STRING NOT NULL, n INT NOT NULL, score DOUBLE).
-AVRO_SCHEMA = fastavro.parse_schema({
-    "type": "record", "name": "record", "namespace": "org.apache.flink.avro.generated",
-    "fields": [
-        {"name": "Id", "type": "string"},
-        {"name": "n", "type": "int"},
-        {"name": "score", "type": ["null", "double"], "default": None},
-    ],
-})
+AVRO_SCHEMA = fastavro.parse_schema(
+    {
+        "type": "record",
+        "name": "record",
+        "namespace": "org.apache.flink.avro.generated",
+        "fields": [
+            {"name": "Id", "type": "string"},
+            {"name": "n", "type": "int"},
+            {"name": "score", "type": ["null", "double"], "default": None},
+        ],
+    }
+)
 
 
 def _avro(record: dict) -> bytes:

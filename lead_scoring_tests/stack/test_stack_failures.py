@@ -128,8 +128,9 @@ def test_adopted_generator_is_listed_and_stopped_first(tmp_path: Path, monkeypat
     generator = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         runner = CliRunner()
-        adopted = runner.invoke(app, ["stack", "adopt", "leads-generate", str(generator.pid),
-                                      "--what", "kafka input_raw"])
+        adopted = runner.invoke(
+            app, ["stack", "adopt", "leads-generate", str(generator.pid), "--what", "kafka input_raw"]
+        )
         assert adopted.exit_code == 0, adopted.output
         refused = runner.invoke(app, ["stack", "adopt", "kafka", str(generator.pid)])
         assert refused.exit_code == 2 and "is a stack service" in refused.output

@@ -61,8 +61,7 @@ def test_model_server_started_by_stack_answers_the_triton_request_shape(local_st
     """What Flink's triton provider sends: the versioned V2 route, an upper-cased BYTES tensor, one row."""
     record, _ = make_records(1, seed=3)
     body = {"inputs": [{"name": "RECORD", "datatype": "BYTES", "shape": [1], "data": [json.dumps(record[0])]}]}
-    resp = httpx.post(f"{local_stack.cfg.model_url}/v2/models/lead_scorer/versions/latest/infer", json=body,
-                      timeout=30)
+    resp = httpx.post(f"{local_stack.cfg.model_url}/v2/models/lead_scorer/versions/latest/infer", json=body, timeout=30)
     assert resp.status_code == 200, resp.text
     (output,) = resp.json()["outputs"]
     scored = json.loads(output["data"][0])
@@ -72,8 +71,7 @@ def test_model_server_started_by_stack_answers_the_triton_request_shape(local_st
 def test_triton_2_3_0_schema_check_bug(local_stack, model_server) -> None:
     """Pins the upstream bug: fails (and tells us to enable the round trip) once the jar is fixed."""
     with local_stack.flink_sql().session() as session:
-        session.execute("CREATE TABLE one_record (record STRING) WITH ('connector'='datagen',"
-                        "'number-of-rows'='1')")
+        session.execute("CREATE TABLE one_record (record STRING) WITH ('connector'='datagen','number-of-rows'='1')")
         _create_model(session, local_stack.cfg.model_url)
         with pytest.raises(FlinkSqlError, match="input column record should be null, but is a STRING"):
             session.execute("SELECT * FROM ML_PREDICT(TABLE one_record, MODEL lead_scorer, DESCRIPTOR(record))")

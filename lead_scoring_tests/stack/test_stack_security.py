@@ -82,8 +82,15 @@ def test_a_wheel_with_another_hash_is_refused_and_deleted(tmp_path: Path, monkey
     assert stack_install.FLINK_WHEEL_SHA256[stack_install.FLINK_VERSION]  # the version we run is pinned
 
 
-@pytest.mark.parametrize("name", ["pyflink/lib/../../../evil.jar", "pyflink/lib/sub/../../../../evil.jar",
-                                  "pyflink/bin/..\\..\\evil.sh", "pyflink/lib/c:evil.jar"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pyflink/lib/../../../evil.jar",
+        "pyflink/lib/sub/../../../../evil.jar",
+        "pyflink/bin/..\\..\\evil.sh",
+        "pyflink/lib/c:evil.jar",
+    ],
+)
 def test_unpacking_refuses_members_that_escape_the_flink_home(name: str, tmp_path: Path) -> None:
     layout = Layout(tmp_path / "cache", build_id="b")
     wheel = tmp_path / "evil.whl"
@@ -102,7 +109,6 @@ def test_maven_checks_checksums(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(stack_install, "_run", lambda cmd, what, fix: seen.append(cmd))
     stack_install._maven(Layout(tmp_path, build_id="b"), tmp_path / "lib")
     assert "--strict-checksums" in seen[0]
-
 
 
 def test_retained_checkpoints_of_jobs_stopped_past_the_erasure_bound_are_pruned_at_up(tmp_path: Path) -> None:

@@ -35,8 +35,10 @@ def test_a_storm_of_wake_ups_then_a_stop_ends_the_supervisor(tmp_path: Path) -> 
         daemon.wait(timeout=10)
     except psutil.TimeoutExpired:
         daemon.kill()
-        raise AssertionError(f"the supervisor did not stop within 10 s of SIGTERM after {sent} SIGUSR1s "
-                             f"(deadlocked in its signal handler?); log: {stack.files.log_path}") from None
+        raise AssertionError(
+            f"the supervisor did not stop within 10 s of SIGTERM after {sent} SIGUSR1s "
+            f"(deadlocked in its signal handler?); log: {stack.files.log_path}"
+        ) from None
     assert "supervisor stopped" in stack.files.log_path.read_text()
 
 

@@ -32,8 +32,12 @@ def test_up_returns_with_a_worker_that_cannot_work_named_and_why(tmp_path: Path)
 
         # killed: the supervisor restarts it; `up` in the meantime reports it instead of failing
         os.kill(sink.pid, signal.SIGKILL)
-        wait_until(lambda: True if (stack.files.record(SINK) or None) and stack.files.record(SINK).pid != sink.pid
-                   else None, timeout_s=30, interval_s=0.1, what="the supervisor to see the sink die")
+        wait_until(
+            lambda: True if (stack.files.record(SINK) or None) and stack.files.record(SINK).pid != sink.pid else None,
+            timeout_s=30,
+            interval_s=0.1,
+            what="the supervisor to see the sink die",
+        )
         again = {s.name: s for s in stack.up([SINK], optional_wait_s=1.0)}
         assert again[SINK].state not in ("healthy", "running")
     finally:
@@ -68,13 +72,21 @@ def test_scripts_up_opens_the_ui_whatever_stack_up_and_the_assets_say(tmp_path: 
     bin_dir.mkdir(parents=True)
     calls = tmp_path / "calls.log"
     _stub(root / "scripts" / "bootstrap", "exit 0\n")
-    _stub(bin_dir / "lead-scoring", f'echo "lead-scoring $*" >> {calls}\n'
-                                    f'if [ "$1 $2" = "stack up" ] && [ -z "${{3:-}}" ]; then\n'
-                                    f'  echo "sink is starting: stuck at input_raw[0]@41234 for 3 min: boom"\n'
-                                    f'  exit {stack_up_exit}\nfi\nexit 0\n')
+    _stub(
+        bin_dir / "lead-scoring",
+        f'echo "lead-scoring $*" >> {calls}\n'
+        f'if [ "$1 $2" = "stack up" ] && [ -z "${{3:-}}" ]; then\n'
+        f'  echo "sink is starting: stuck at input_raw[0]@41234 for 3 min: boom"\n'
+        f"  exit {stack_up_exit}\nfi\nexit 0\n",
+    )
     _stub(bin_dir / "dg", f'echo "dg $*" >> {calls}\nexit 1\n')  # every asset run fails
-    done = subprocess.run(["bash", str(root / "scripts" / "up")], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "HOME": str(tmp_path)})
+    done = subprocess.run(
+        ["bash", str(root / "scripts" / "up")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
     assert done.returncode == 0, done.stderr
     lines = calls.read_text().splitlines()
     assert lines[0] == "lead-scoring stack up"

@@ -125,8 +125,11 @@ def test_artifacts_are_signed_and_a_changed_manifest_is_refused(tmp_path, model)
     forged.write_bytes(forged.read_bytes()[:-1] + b"x")
     manifest["sha256"] = hashlib.sha256(forged.read_bytes()).hexdigest()
     path.write_text(json.dumps(manifest))
-    for load in (lambda: repo.load(artifact.version), lambda: load_artifact(artifact.uri),
-                 lambda: load_folder(artifact.uri)):
+    for load in (
+        lambda: repo.load(artifact.version),
+        lambda: load_artifact(artifact.uri),
+        lambda: load_folder(artifact.uri),
+    ):
         with pytest.raises(ArtifactSignatureError, match="LEAD_SCORING_ARTIFACT_SIGNING_KEY.*retrain"):
             load()
 
@@ -156,8 +159,10 @@ def test_the_key_comes_from_the_environment_and_another_key_is_refused(tmp_path,
     assert repo.manifest(artifact.version)["signature"]["key_id"] == key_id(b"k" * 40)
     repo.load(artifact.version)
     monkeypatch.setenv("LEAD_SCORING_ARTIFACT_SIGNING_KEY", "another-key-entirely-0123456789")
-    with pytest.raises(ArtifactSignatureError, match=f"key id {key_id(b'another-key-entirely-0123456789')}.*"
-                                                     f"names key id '{key_id(b'k' * 40)}'"):
+    with pytest.raises(
+        ArtifactSignatureError,
+        match=f"key id {key_id(b'another-key-entirely-0123456789')}.*names key id '{key_id(b'k' * 40)}'",
+    ):
         repo.load(artifact.version)
     # gcp: no key, no fallback
     monkeypatch.delenv("LEAD_SCORING_ARTIFACT_SIGNING_KEY")

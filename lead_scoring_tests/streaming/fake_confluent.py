@@ -30,8 +30,9 @@ class FakeConfluent:
     POST of its name answers 409, as for any name that exists.
     """
 
-    def __init__(self, fail: set[str] | None = None, page_size: int | None = None, conflicts: int = 0,
-                 delete_gets: int = 0):
+    def __init__(
+        self, fail: set[str] | None = None, page_size: int | None = None, conflicts: int = 0, delete_gets: int = 0
+    ):
         self.statements: dict[str, dict[str, Any]] = {}
         self.connections: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
@@ -44,8 +45,11 @@ class FakeConfluent:
 
     def _meta(self, kind: str, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         self.version += 1
-        return {"self": f"{HOST}{BASE}/{kind}/{name}", "resource_version": str(self.version),
-                "labels": dict(labels or {})}
+        return {
+            "self": f"{HOST}{BASE}/{kind}/{name}",
+            "resource_version": str(self.version),
+            "labels": dict(labels or {}),
+        }
 
     def _deleting_tick(self, name: str) -> None:
         """One more request about a statement being deleted: after `delete_gets` of them it is gone."""
@@ -63,25 +67,33 @@ class FakeConfluent:
         if path.startswith(f"{BASE}/connections"):
             name = path.rsplit("/", 1)[-1]
             if request.method == "GET":
-                return httpx.Response(200, json=self.connections[name]) if name in self.connections \
+                return (
+                    httpx.Response(200, json=self.connections[name])
+                    if name in self.connections
                     else _error(404, f"connection {name} not found")
-            conn = {"api_version": "sql/v1", "kind": "Connection", "name": body["name"],
-                    "metadata": self._meta("connections", body["name"]),
-                    # the secret is never echoed back; the schema still wants an auth_data block
-                    "spec": {**body["spec"], "auth_data": {"kind": "PlaintextProvider"}},
-                    "status": {"phase": "ACTIVE"}}
+                )
+            conn = {
+                "api_version": "sql/v1",
+                "kind": "Connection",
+                "name": body["name"],
+                "metadata": self._meta("connections", body["name"]),
+                # the secret is never echoed back; the schema still wants an auth_data block
+                "spec": {**body["spec"], "auth_data": {"kind": "PlaintextProvider"}},
+                "status": {"phase": "ACTIVE"},
+            }
             self.connections[body["name"]] = conn
             return httpx.Response(201, json=conn)
         if request.method == "GET" and path == f"{BASE}/statements":
             items = sorted(self.statements.values(), key=lambda s: s["name"])
             start = int(request.url.params.get("page_token") or 0)
             size = self.page_size or len(items) or 1
-            page = items[start:start + size]
+            page = items[start : start + size]
             meta: dict[str, Any] = {"self": str(request.url)}
             if start + size < len(items):
                 meta["next"] = f"{HOST}{BASE}/statements?page_size={size}&page_token={start + size}"
-            return httpx.Response(200, json={"api_version": "sql/v1", "kind": "StatementList", "metadata": meta,
-                                             "data": page})
+            return httpx.Response(
+                200, json={"api_version": "sql/v1", "kind": "StatementList", "metadata": meta, "data": page}
+            )
         name = path.rsplit("/", 1)[-1]
         if request.method == "POST":
             self._deleting_tick(body["name"])
@@ -93,15 +105,21 @@ class FakeConfluent:
                 phase = "FAILED"
             self.statements[body["name"]] = {
                 # the document's responses require spec.statement_name (an older field, kept in answers)
-                **body, "spec": {**body["spec"], "statement_name": body["name"]},
-                "api_version": "sql/v1", "kind": "Statement",
+                **body,
+                "spec": {**body["spec"], "statement_name": body["name"]},
+                "api_version": "sql/v1",
+                "kind": "Statement",
                 "status": {"phase": phase, "detail": "boom" if phase == "FAILED" else ""},
-                "metadata": self._meta("statements", body["name"], (body.get("metadata") or {}).get("labels"))}
+                "metadata": self._meta("statements", body["name"], (body.get("metadata") or {}).get("labels")),
+            }
             return httpx.Response(201, json=self.statements[body["name"]])
         if request.method == "GET":
             self._deleting_tick(name)
-            return httpx.Response(200, json=self.statements[name]) if name in self.statements \
+            return (
+                httpx.Response(200, json=self.statements[name])
+                if name in self.statements
                 else _error(404, f"statement {name} not found")
+            )
         if request.method == "PUT":
             st = self.statements[name]
             if self.conflicts:

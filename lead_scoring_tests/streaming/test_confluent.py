@@ -49,9 +49,17 @@ def _contract(contract: OpenApiContract):
 def resource(fake: FakeConfluent) -> ConfluentFlink:
     assert CONTRACT is not None
     return ConfluentFlink(
-        base_url=HOST, organization_id=ORG, environment_id=ENV,
-        compute_pool_id="lfcp-1", principal="sa-1", catalog="lead-env", database="lead-cluster",
-        api_key="key", api_secret="secret", vertex_service_key=SERVICE_KEY, poll_interval_s=0.0,
+        base_url=HOST,
+        organization_id=ORG,
+        environment_id=ENV,
+        compute_pool_id="lfcp-1",
+        principal="sa-1",
+        catalog="lead-env",
+        database="lead-cluster",
+        api_key="key",
+        api_secret="secret",
+        vertex_service_key=SERVICE_KEY,
+        poll_interval_s=0.0,
     ).with_transport(CONTRACT.transport(fake.handler))
 
 
@@ -81,28 +89,56 @@ def test_first_rollout_creates_connection_tables_model_and_statements() -> None:
     assert conn_path == f"{BASE}/connections"
     # the Flink REST spec's PlaintextProvider, the key under SERVICE_KEY (as `confluent flink connection create
     # --service-key` sends it)
-    assert conn == {"name": "vertex-lead-scorer", "spec": {
-        "connection_type": "VERTEXAI", "endpoint": ENDPOINT,
-        "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": SERVICE_KEY})}}}
+    assert conn == {
+        "name": "vertex-lead-scorer",
+        "spec": {
+            "connection_type": "VERTEXAI",
+            "endpoint": ENDPOINT,
+            "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": SERVICE_KEY})},
+        },
+    }
     created = [body["name"] for path, body in posts if path == f"{BASE}/statements"]
     model_ddl = "lead-scoring-ddl-" + p.model_name.replace("_", "-")
     assert created == [
-        "lead-scoring-ddl-input-avro", "lead-scoring-ddl-leads", "lead-scoring-ddl-contacts",
-        "lead-scoring-ddl-lead-scores", "lead-scoring-ddl-contact-scores", "lead-scoring-ddl-dlq",
-        model_ddl, *names(p).values(),
+        "lead-scoring-ddl-input-avro",
+        "lead-scoring-ddl-leads",
+        "lead-scoring-ddl-contacts",
+        "lead-scoring-ddl-lead-scores",
+        "lead-scoring-ddl-contact-scores",
+        "lead-scoring-ddl-dlq",
+        model_ddl,
+        *names(p).values(),
     ]
     assert [n.rsplit("-", 1)[0] for n in names(p).values()] == [
-        "lead-scoring-validate", "lead-scoring-route", "lead-scoring-score-leads", "lead-scoring-score-contacts"]
+        "lead-scoring-validate",
+        "lead-scoring-route",
+        "lead-scoring-score-leads",
+        "lead-scoring-score-contacts",
+    ]
     first = next(body for path, body in posts if body.get("name") == names(p)[LEADS])
     assert first == {
-        "name": names(p)[LEADS], "organization_id": ORG, "environment_id": ENV,
-        "spec": {"statement": p.statements[LEADS].sql,
-                 "properties": {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
-                                "sql.local-time-zone": "UTC", "sql.state-ttl": "1 h"},
-                 "compute_pool_id": "lfcp-1", "principal": "sa-1", "stopped": False},
-        "metadata": {"labels": {"user.confluent.io/lead-scoring-kind": "statement",
-                                "user.confluent.io/lead-scoring-role": "score-leads",
-                                "user.confluent.io/lead-scoring-retired": "false"}},
+        "name": names(p)[LEADS],
+        "organization_id": ORG,
+        "environment_id": ENV,
+        "spec": {
+            "statement": p.statements[LEADS].sql,
+            "properties": {
+                "sql.current-catalog": "lead-env",
+                "sql.current-database": "lead-cluster",
+                "sql.local-time-zone": "UTC",
+                "sql.state-ttl": "1 h",
+            },
+            "compute_pool_id": "lfcp-1",
+            "principal": "sa-1",
+            "stopped": False,
+        },
+        "metadata": {
+            "labels": {
+                "user.confluent.io/lead-scoring-kind": "statement",
+                "user.confluent.io/lead-scoring-role": "score-leads",
+                "user.confluent.io/lead-scoring-retired": "false",
+            }
+        },
     }
     model = next(body for path, body in posts if body.get("name") == model_ddl)
     assert model["spec"]["statement"].startswith(f"CREATE MODEL IF NOT EXISTS `{p.model_name}`")
@@ -119,8 +155,11 @@ def test_a_new_model_version_behind_the_endpoint_changes_no_statement() -> None:
     fake.requests.clear()
     report = rollout(engine(fake), pipeline("v2"))
     assert names(pipeline("v2")) == names(pipeline("v1"))
-    writes = [(m, p) for m, p, _ in fake.requests if m in ("PUT", "DELETE")
-              or (m == "POST" and not p.endswith("/connections"))]
+    writes = [
+        (m, p)
+        for m, p, _ in fake.requests
+        if m in ("PUT", "DELETE") or (m == "POST" and not p.endswith("/connections"))
+    ]
     # the model DDL is idempotent (IF NOT EXISTS, already COMPLETED: not run again); no statement stops
     assert writes == []
     assert [s.action for s in report.statements] == ["unchanged"] * 4
@@ -134,8 +173,9 @@ def test_changed_sql_stops_the_old_statement_then_resumes_from_its_offsets() -> 
     fake.requests.clear()
     report = rollout(engine(fake), new)
 
-    calls = [(m, p.removeprefix(BASE), (b or {}).get("name")) for m, p, b in fake.requests
-             if m in ("POST", "PUT", "DELETE")]
+    calls = [
+        (m, p.removeprefix(BASE), (b or {}).get("name")) for m, p, b in fake.requests if m in ("POST", "PUT", "DELETE")
+    ]
     stop_leads = calls.index(("PUT", f"/statements/{names(old)[LEADS]}", names(old)[LEADS]))
     start_leads = calls.index(("POST", "/statements", names(new)[LEADS]))
     stop_contacts = calls.index(("PUT", f"/statements/{names(old)[CONTACTS]}", names(old)[CONTACTS]))
@@ -172,12 +212,19 @@ def test_failed_new_statement_restores_the_old_one_and_fails() -> None:
     assert before["status"]["phase"] == "RUNNING"
     # resumed in place (PUT spec.stopped=false, as `confluent flink statement resume`), never deleted and
     # recreated: a recreated statement would start from the earliest offset and rescore everything
-    calls = [(m, b) for m, p, b in fake.requests if p.endswith(f"/statements/{names(old)[LEADS]}")
-             or (b or {}).get("name") == names(old)[LEADS]]
+    calls = [
+        (m, b)
+        for m, p, b in fake.requests
+        if p.endswith(f"/statements/{names(old)[LEADS]}") or (b or {}).get("name") == names(old)[LEADS]
+    ]
     assert [(m, b["spec"]["stopped"]) for m, b in calls if m == "PUT"] == [("PUT", True), ("PUT", False)]
     assert not [m for m, _ in calls if m in ("POST", "DELETE")]
-    assert before["spec"]["properties"] == {"sql.current-catalog": "lead-env", "sql.current-database": "lead-cluster",
-                                           "sql.local-time-zone": "UTC", "sql.state-ttl": "1 h"}
+    assert before["spec"]["properties"] == {
+        "sql.current-catalog": "lead-env",
+        "sql.current-database": "lead-cluster",
+        "sql.local-time-zone": "UTC",
+        "sql.state-ttl": "1 h",
+    }
     assert before["metadata"]["labels"]["user.confluent.io/lead-scoring-retired"] == "false"
     assert fake.statements[names(old)[CONTACTS]]["status"]["phase"] == "RUNNING"  # never touched
     assert names(new)[CONTACTS] not in fake.statements
@@ -207,15 +254,28 @@ def test_every_request_of_a_rollout_history_is_one_the_openapi_document_allows(c
     engine(fake).heal("lead-scoring")
     fake.fail.clear()
     rollout(engine(fake), third)  # the failed statement is deleted and created again
-    assert {"createSqlv1Connection", "getSqlv1Connection", "createSqlv1Statement", "getSqlv1Statement",
-            "listSqlv1Statements", "updateSqlv1Statement", "deleteSqlv1Statement"} <= set(contract.checked)
+    assert {
+        "createSqlv1Connection",
+        "getSqlv1Connection",
+        "createSqlv1Statement",
+        "getSqlv1Statement",
+        "listSqlv1Statements",
+        "updateSqlv1Statement",
+        "deleteSqlv1Statement",
+    } <= set(contract.checked)
     assert any(p.endswith("/statements") and m == "GET" for m, p, _ in fake.requests)
 
 
 def test_the_old_connection_body_is_refused_by_the_openapi_document(contract: OpenApiContract) -> None:
     """The check that would have caught issue 12 #2: Confluent's schema has only the PlaintextProvider kind."""
-    wrong = {"name": "vertex-lead-scorer", "spec": {"connection_type": "VERTEXAI", "endpoint": ENDPOINT,
-             "auth_data": {"kind": "ServiceKey", "service_key": SERVICE_KEY}}}
+    wrong = {
+        "name": "vertex-lead-scorer",
+        "spec": {
+            "connection_type": "VERTEXAI",
+            "endpoint": ENDPOINT,
+            "auth_data": {"kind": "ServiceKey", "service_key": SERVICE_KEY},
+        },
+    }
     with pytest.raises(AssertionError, match="auth_data"):
         contract.check_request(httpx.Request("POST", f"{HOST}{BASE}/connections", json=wrong))
     stale = {"name": "s", "spec": {"statement": "x", "stopped": True}, "metadata": {}}
@@ -252,8 +312,11 @@ def test_a_statement_being_deleted_is_awaited_before_its_name_is_created_again(c
     fake.requests.clear()
     rollout(engine(fake), third)  # the failed statement is deleted and created again
     leads = names(third)[LEADS]
-    calls = [(m, p.rsplit("/", 1)[-1]) for m, p, b in fake.requests
-             if p.endswith(f"/{leads}") or (b or {}).get("name") == leads]
+    calls = [
+        (m, p.rsplit("/", 1)[-1])
+        for m, p, b in fake.requests
+        if p.endswith(f"/{leads}") or (b or {}).get("name") == leads
+    ]
     first_post = calls.index(("POST", "statements"))
     assert calls[first_post - 1] == ("GET", leads)  # the last GET before the POST answered 404
     assert ("DELETE", leads) in calls[:first_post]
@@ -289,7 +352,8 @@ def _connection_request(spec: dict) -> httpx.Request:
 
 
 def test_the_mistakes_the_vendor_schema_lets_through_are_refused_by_our_strict_bodies(
-        contract: OpenApiContract) -> None:
+    contract: OpenApiContract,
+) -> None:
     """Issue 28 #9: Confluent's document accepts these three; our schemas from its Go SDK and CLI do not."""
     from lead_scoring_tests.vendor.strict_bodies import strict_body_errors
 
@@ -300,18 +364,29 @@ def test_the_mistakes_the_vendor_schema_lets_through_are_refused_by_our_strict_b
     cc = resource(FakeConfluent())
     statement = cc.statement_body("s-1", "INSERT INTO t SELECT 1")
     typo = {**statement, "spec": {**statement["spec"], "stoped": True}}
-    update = {"name": "s-1", "organization_id": ORG, "environment_id": ENV, "metadata": {"resource_version": "3"},
-              "spec": {**statement["spec"], "stoped": True}}
+    update = {
+        "name": "s-1",
+        "organization_id": ORG,
+        "environment_id": ENV,
+        "metadata": {"resource_version": "3"},
+        "spec": {**statement["spec"], "stoped": True},
+    }
     # the vendor document alone lets each through (what the check did before)
     assert not strict_body_errors("nope", empty_auth)
-    contract._validate({"name": "c", "spec": empty_auth}, contract.operation("POST", f"{BASE}/connections").spec[
-        "requestBody"]["content"]["application/json"]["schema"], "request", "vendor only")
+    contract._validate(
+        {"name": "c", "spec": empty_auth},
+        contract.operation("POST", f"{BASE}/connections").spec["requestBody"]["content"]["application/json"]["schema"],
+        "request",
+        "vendor only",
+    )
     with pytest.raises(AssertionError, match="auth_data: 'kind' is a required property"):
         contract.check_request(_connection_request(empty_auth))
     with pytest.raises(AssertionError, match="auth_data/data: not a JSON object of secrets|SERVICE_KEY"):
         contract.check_request(_connection_request(raw_key))
-    wrong_key_name = {**good["spec"], "auth_data": {"kind": "PlaintextProvider",
-                                                    "data": json.dumps({"service_key": SERVICE_KEY})}}
+    wrong_key_name = {
+        **good["spec"],
+        "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"service_key": SERVICE_KEY})},
+    }
     with pytest.raises(AssertionError, match="'SERVICE_KEY' is a required property"):
         contract.check_request(_connection_request(wrong_key_name))
     with pytest.raises(AssertionError, match="'stoped' was unexpected"):

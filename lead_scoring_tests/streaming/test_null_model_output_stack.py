@@ -43,8 +43,9 @@ def blanking_pass_through(port: int, upstream: str) -> Iterator[tuple[list[str],
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            resp = httpx.post(upstream + self.path, content=body, headers={"Content-Type": "application/json"},
-                              timeout=60)
+            resp = httpx.post(
+                upstream + self.path, content=body, headers={"Content-Type": "application/json"}, timeout=60
+            )
             answer = resp.json()
             calls.extend(str(instance.get("Id", "")) for instance in json.loads(body)["instances"])
             if resp.status_code == 200:
@@ -74,17 +75,24 @@ def blanking_pass_through(port: int, upstream: str) -> Iterator[tuple[list[str],
 
 def test_a_null_model_output_goes_to_the_dlq_and_the_statement_keeps_scoring(local_stack, tmp_path: Path) -> None:
     artifact = ArtifactRepository(LocalBlobs(tmp_path / "artifacts")).save(
-        fit_model(n=300, seed=1), manifest={"trained_on": "null model output test"})
+        fit_model(n=300, seed=1), manifest={"trained_on": "null model output test"}
+    )
     server_port, proxy_port = free_ports(2)
-    server = ModelServerProcess(artifact.uri, port=server_port, log_path=tmp_path / "model-server.log",
-                                model_name=MODEL)
+    server = ModelServerProcess(
+        artifact.uri, port=server_port, log_path=tmp_path / "model-server.log", model_name=MODEL
+    )
     kafka, engine = local_stack.kafka(), local_stack.flink_sql()
     uid = uuid.uuid4().hex[:6]
     settings = RenderSettings(
-        dialect=Dialect.FLINK, model_version=artifact.version,
+        dialect=Dialect.FLINK,
+        model_version=artifact.version,
         model_endpoint=f"http://127.0.0.1:{proxy_port}/v1/models/{MODEL}:predict",
-        kafka_bootstrap=local_stack.kafka_bootstrap, topic_prefix=f"nul{uid}_", statement_prefix=f"nul{uid}",
-        group_prefix=f"nul{uid}", server_model_name=MODEL)
+        kafka_bootstrap=local_stack.kafka_bootstrap,
+        topic_prefix=f"nul{uid}_",
+        statement_prefix=f"nul{uid}",
+        group_prefix=f"nul{uid}",
+        server_model_name=MODEL,
+    )
     pipeline = render_pipeline(settings)
     leads = [r | {"_ObjectType": "Lead"} for r in records(16, seed=11)]
     for r in leads[3:5]:

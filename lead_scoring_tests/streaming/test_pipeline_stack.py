@@ -60,9 +60,19 @@ class Running:
         return dg.materialize_to_memory(
             [stub_deployment(url or self.url, version, MODEL), flink_statements],
             resources={"kafka": self.kafka, "flink": self.flink},
-            run_config={"ops": {"flink_statements": {"config": {
-                "topic_prefix": self.prefix, "statement_prefix": self.names, "group_prefix": self.names,
-                "verify_timeout_s": 120.0, **tuning}}}},
+            run_config={
+                "ops": {
+                    "flink_statements": {
+                        "config": {
+                            "topic_prefix": self.prefix,
+                            "statement_prefix": self.names,
+                            "group_prefix": self.names,
+                            "verify_timeout_s": 120.0,
+                            **tuning,
+                        }
+                    }
+                }
+            },
             raise_on_error=False,
         )
 
@@ -103,8 +113,9 @@ def produce(kafka: KafkaResource, topic: str, messages: list[tuple[str, bytes]],
     gap = 1.0 / rate if rate else 0.0
     start = time.monotonic()
     for i, (key, value) in enumerate(messages):
-        producer.produce(topic, key=key.encode(), value=value,
-                         on_delivery=lambda err, _m: errors.append(str(err)) if err else None)
+        producer.produce(
+            topic, key=key.encode(), value=value, on_delivery=lambda err, _m: errors.append(str(err)) if err else None
+        )
         producer.poll(0)
         if gap:
             time.sleep(max(0.0, start + (i + 1) * gap - time.monotonic()))
@@ -112,8 +123,9 @@ def produce(kafka: KafkaResource, topic: str, messages: list[tuple[str, bytes]],
     assert errors == []
 
 
-def read(kafka: KafkaResource, topic: str, keys: set[str], timeout_s: float = 300.0,
-         settle_s: float = 4.0) -> list[tuple[str, dict[str, Any]]]:
+def read(
+    kafka: KafkaResource, topic: str, keys: set[str], timeout_s: float = 300.0, settle_s: float = 4.0
+) -> list[tuple[str, dict[str, Any]]]:
     """Every message whose key is in `keys`, until all were seen and `settle_s` passed without more."""
     consumer = kafka.consumer(f"check-{uuid.uuid4().hex[:8]}")
     consumer.subscribe([topic])
@@ -158,7 +170,7 @@ def read_dlq(kafka: KafkaResource, topic: str, count: int, timeout_s: float = 12
 def direct_scores(url: str, batch: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out = {}
     for i in range(0, len(batch), 200):
-        chunk = batch[i:i + 200]
+        chunk = batch[i : i + 200]
         resp = httpx.post(f"{url}/v1/models/{MODEL}:predict", json={"instances": chunk}, timeout=60)
         assert resp.status_code == 200, resp.text
         for rec, pred in zip(chunk, resp.json()["predictions"], strict=True):
@@ -188,14 +200,25 @@ def running(local_stack, tmp_path_factory) -> Iterator[Running]:
     log = tmp / "model-server.log"
     server = ModelServerProcess(v1.uri, port=port, log_path=log, model_name=MODEL)
     tag = uuid.uuid4().hex[:6]
-    ctx = Running(kafka=local_stack.kafka(), flink=local_stack.flink_sql(), prefix=f"p{tag}_", names=f"p{tag}",
-                  url=url, port=port, server=server, log=log, versions=[v1.version, v2.version],
-                  uris={v1.version: v1.uri, v2.version: v2.uri})
+    ctx = Running(
+        kafka=local_stack.kafka(),
+        flink=local_stack.flink_sql(),
+        prefix=f"p{tag}_",
+        names=f"p{tag}",
+        url=url,
+        port=port,
+        server=server,
+        log=log,
+        versions=[v1.version, v2.version],
+        uris={v1.version: v1.uri, v2.version: v2.uri},
+    )
     try:
         server.start()
         topics = dg.materialize_to_memory(
-            [streaming_topics], resources={"kafka": ctx.kafka, "flink": ctx.flink},
-            run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": ctx.prefix}}}})
+            [streaming_topics],
+            resources={"kafka": ctx.kafka, "flink": ctx.flink},
+            run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": ctx.prefix}}}},
+        )
         assert topics.success
         result = ctx.deploy(v1.version)
         assert result.success, _failure(result)
@@ -220,8 +243,10 @@ def test_topics_created_with_their_config(running) -> None:
     assert len(meta[running.topic("dlq")].partitions) == 1
     # a second materialization changes nothing
     again = dg.materialize_to_memory(
-        [streaming_topics], resources={"kafka": running.kafka, "flink": running.flink},
-        run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": running.prefix}}}})
+        [streaming_topics],
+        resources={"kafka": running.kafka, "flink": running.flink},
+        run_config={"ops": {"streaming_topics": {"config": {"topic_prefix": running.prefix}}}},
+    )
     md = again.asset_materializations_for_node("streaming_topics")[0].metadata
     assert md["created"].value == []
     # the DLQ holds raw payloads (PII): bound by the erasure promise like input_raw (it was 30 days)
@@ -293,8 +318,9 @@ def test_replay_1000_with_2_percent_malformed(running) -> None:
     for rec in decoded:
         src = originals[rec["Id"]]
         assert rec["_ObjectType"] == src["_ObjectType"] and rec["Time_On_Website__c"] == src["Time_On_Website__c"]
-        assert (rec["LastModifiedDate"].isoformat().replace("+00:00", "")[:23]
-                == src["LastModifiedDate"].rstrip("Z")[:23])
+        assert (
+            rec["LastModifiedDate"].isoformat().replace("+00:00", "")[:23] == src["LastModifiedDate"].rstrip("Z")[:23]
+        )
 
 
 def test_failed_rollout_leaves_the_old_statements_running(running) -> None:
@@ -368,8 +394,9 @@ def test_model_server_down_for_10_s_loses_nothing(running) -> None:
     serving = httpx.get(f"{running.url}/v2/models/{MODEL}", timeout=10).json()["versions"][0]
     running.server.stop()
     time.sleep(10)
-    running.server = ModelServerProcess(running.uris[serving], port=running.port, log_path=running.log,
-                                        model_name=MODEL).start()
+    running.server = ModelServerProcess(
+        running.uris[serving], port=running.port, log_path=running.log, model_name=MODEL
+    ).start()
     replay.join()
 
     leads = {r["Id"] for r in good if r["_ObjectType"] == "Lead"}

@@ -30,21 +30,37 @@ from lead_scoring.streaming.render import (
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 VERSION = "m20261123-120000-abc123"
 
-LOCAL = RenderSettings(Dialect.FLINK, VERSION, "http://127.0.0.1:8080/v1/models/lead_scorer:predict",
-                       kafka_bootstrap="127.0.0.1:9092")
-GCP = RenderSettings(Dialect.CONFLUENT, VERSION,
-                     "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/1:predict")
+LOCAL = RenderSettings(
+    Dialect.FLINK, VERSION, "http://127.0.0.1:8080/v1/models/lead_scorer:predict", kafka_bootstrap="127.0.0.1:9092"
+)
+GCP = RenderSettings(
+    Dialect.CONFLUENT,
+    VERSION,
+    "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/1:predict",
+)
 TRITON = RenderSettings(Dialect.FLINK, VERSION, "http://127.0.0.1:8080", model_provider="triton")
 LOCAL_SQL_CHECKS = replace(LOCAL, validation="sql")
-LOCAL_SHADOW = replace(LOCAL, shadow=True, model_endpoint="http://127.0.0.1:8080/v1/models/lead_scorer_challenger:predict",
-                       server_model_name="lead_scorer_challenger")
+LOCAL_SHADOW = replace(
+    LOCAL,
+    shadow=True,
+    model_endpoint="http://127.0.0.1:8080/v1/models/lead_scorer_challenger:predict",
+    server_model_name="lead_scorer_challenger",
+)
 GCP_SHADOW = replace(GCP, shadow=True, vertex_connection="vertex-lead-scorer-challenger")
 
 
-@pytest.mark.parametrize("name,settings", [("local", LOCAL), ("gcp", GCP), ("local_triton_model", TRITON),
-                                           ("local_sql_checks_validate", LOCAL_SQL_CHECKS),
-                                           ("local_score_leads_session", LOCAL), ("local_shadow", LOCAL_SHADOW),
-                                           ("gcp_shadow", GCP_SHADOW)])
+@pytest.mark.parametrize(
+    "name,settings",
+    [
+        ("local", LOCAL),
+        ("gcp", GCP),
+        ("local_triton_model", TRITON),
+        ("local_sql_checks_validate", LOCAL_SQL_CHECKS),
+        ("local_score_leads_session", LOCAL),
+        ("local_shadow", LOCAL_SHADOW),
+        ("gcp_shadow", GCP_SHADOW),
+    ],
+)
 def test_rendering_matches_snapshot(name: str, settings: RenderSettings) -> None:
     pipeline = render_pipeline(settings)
     if name == "local_triton_model":
@@ -72,8 +88,9 @@ def test_dialects_differ_where_they_must() -> None:
     assert not gcp.statements[StatementRole.SCORE_LEADS].views
     assert f"LATERAL TABLE(ML_PREDICT('{gcp.model_name}', `Id`" in leads_gcp
     assert "'provider' = 'kserve'" in local.model_sql and "CREATE TEMPORARY MODEL" in local.model_sql
-    assert ("'provider' = 'vertexai'" in gcp.model_sql
-            and "'vertexai.connection' = 'vertex-lead-scorer'" in gcp.model_sql)
+    assert (
+        "'provider' = 'vertexai'" in gcp.model_sql and "'vertexai.connection' = 'vertex-lead-scorer'" in gcp.model_sql
+    )
     ddl_local, ddl_gcp = dict(local.ddl()), dict(gcp.ddl())
     assert "'value.format' = 'avro'" in ddl_local["input_avro"]
     assert "'value.format' = 'avro-registry'" in ddl_gcp["input_avro"]
@@ -97,8 +114,12 @@ def test_no_secret_is_ever_rendered() -> None:
 def test_statements_are_named_after_their_sql_never_after_the_model_version() -> None:
     pipeline = render_pipeline(LOCAL)
     names = [st.name for st in pipeline.statements.values()]
-    assert [n.rsplit("-", 1)[0] for n in names] == ["lead-scoring-validate", "lead-scoring-route",
-                                                   "lead-scoring-score-leads", "lead-scoring-score-contacts"]
+    assert [n.rsplit("-", 1)[0] for n in names] == [
+        "lead-scoring-validate",
+        "lead-scoring-route",
+        "lead-scoring-score-leads",
+        "lead-scoring-score-contacts",
+    ]
     assert all(STATEMENT_NAME.match(n) for n in names) and all(len(n.rsplit("-", 1)[1]) == 8 for n in names)
     assert VERSION not in " ".join(names) and VERSION.replace("-", "_") not in pipeline.model_name
     # a new model version behind the same endpoint: the same statements, the same model object
@@ -112,8 +133,10 @@ def test_statements_are_named_after_their_sql_never_after_the_model_version() ->
     assert batched.model_name != pipeline.model_name
     # so does a change to the topology or the session (the stateless statements too)
     assert render_pipeline(replace(LOCAL, validate_parallelism=1)).statements[StatementRole.VALIDATE].name != names[0]
-    assert render_pipeline(replace(LOCAL, kafka_bootstrap="10.0.0.1:9092")).statements[StatementRole.SPLIT].name \
+    assert (
+        render_pipeline(replace(LOCAL, kafka_bootstrap="10.0.0.1:9092")).statements[StatementRole.SPLIT].name
         != names[1]
+    )
     assert role_of(names[2], "lead-scoring", StatementRole.SCORE_LEADS)
     assert role_of("lead-scoring-score-leads-m20261123-120000-abc123", "lead-scoring", StatementRole.SCORE_LEADS)
     assert not role_of(names[3], "lead-scoring", StatementRole.SCORE_LEADS)
@@ -133,8 +156,10 @@ def test_local_validation_uses_the_contract_check_function_with_the_contract_spe
 
     pipeline = render_pipeline(LOCAL)
     script = pipeline.session_script(StatementRole.VALIDATE)
-    assert script[-3] == "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS " \
-                         "'io.leadscoring.flink.contract.ContractCheck'"
+    assert (
+        script[-3] == "CREATE TEMPORARY SYSTEM FUNCTION IF NOT EXISTS CONTRACT_CHECK AS "
+        "'io.leadscoring.flink.contract.ContractCheck'"
+    )
     # one check per record: a view both INSERTs read, whose plan the statement set shares
     view, sql = script[-2], pipeline.statements[StatementRole.VALIDATE].sql
     assert view.startswith("CREATE TEMPORARY VIEW `input_raw_checked` AS") and "CONTRACT_CHECK" not in sql
@@ -163,8 +188,9 @@ def test_columns_and_checks_come_from_the_contract() -> None:
 
 # -- the Confluent rendering against Confluent's own option tables (lead_scoring_tests/vendor) ------------
 
+
 def _with_options(sql: str) -> dict[str, str]:
-    block = sql[sql.rindex("WITH (") + len("WITH ("):sql.rindex(")")]
+    block = sql[sql.rindex("WITH (") + len("WITH (") : sql.rindex(")")]
     return dict(re.findall(r"'([^']+)' = '([^']*)'", block))
 
 
@@ -207,8 +233,9 @@ def test_shadow_statements_are_the_challengers_own_and_join_the_stream_at_its_en
     names = [st.name for st in shadow.statements.values()]
     assert [n.rsplit("-", 1)[0] for n in names] == ["lead-scoring-shadow-leads", "lead-scoring-shadow-contacts"]
     # never the champion's model object (in Confluent Cloud models are persistent)
-    assert (shadow.model_name.startswith("lead_scorer_shadow_")
-            and shadow.model_name != render_pipeline(LOCAL).model_name)
+    assert (
+        shadow.model_name.startswith("lead_scorer_shadow_") and shadow.model_name != render_pipeline(LOCAL).model_name
+    )
     script = shadow.session_script(StatementRole.SHADOW_LEADS)
     assert "'properties.group.id' = 'lead-scoring-flink-shadow-leads'" in script[0]
     assert "'properties.auto.offset.reset' = 'latest'" in script[0]
@@ -229,8 +256,9 @@ def test_the_dedup_ttl_is_tuned_from_the_assets_config_and_reaches_the_flink_ses
     assert render_pipeline(LOCAL).session_config["table.exec.state.ttl"] == "5 min"
 
 
-@pytest.mark.parametrize("settings", [LOCAL, GCP, LOCAL_SHADOW, GCP_SHADOW], ids=["local", "gcp", "local_shadow",
-                                                                                  "gcp_shadow"])
+@pytest.mark.parametrize(
+    "settings", [LOCAL, GCP, LOCAL_SHADOW, GCP_SHADOW], ids=["local", "gcp", "local_shadow", "gcp_shadow"]
+)
 def test_a_model_answer_without_a_usable_score_goes_to_the_dlq_not_into_a_not_null_column(settings) -> None:
     """Issue 28 #8: a null score into `Lead_Score__c INT NOT NULL` fails the statement, and healing resumes
     into the same record. Each scoring statement writes only usable answers to the scores and the rest,
@@ -249,15 +277,35 @@ def test_a_model_answer_without_a_usable_score_goes_to_the_dlq_not_into_a_not_nu
         assert [op for _, op in keep] == ["=", "<>"], sql
         assert keep[0][0] == keep[1][0]  # one condition: what is not written is routed, and vice versa
         route = keep[0][0].replace("`", '"')
-        answers = [(None, "r", "v"), (101, "r", "v"), (-1, "r", "v"), (50, None, "v"), (50, "r", None),
-                   (50, "r", "v"), (0, "", "v"), (100, "r", "v")]
+        answers = [
+            (None, "r", "v"),
+            (101, "r", "v"),
+            (-1, "r", "v"),
+            (50, None, "v"),
+            (50, "r", None),
+            (50, "r", "v"),
+            (0, "", "v"),
+            (100, "r", "v"),
+        ]
         values = ", ".join("(?, ?, ?)" for _ in answers)
-        reasons = duckdb.connect().execute(
-            f"SELECT {route} FROM (VALUES {values}) AS t(score, reasons_text, model_version)",
-            [v for answer in answers for v in answer]).fetchall()
+        reasons = (
+            duckdb.connect()
+            .execute(
+                f"SELECT {route} FROM (VALUES {values}) AS t(score, reasons_text, model_version)",
+                [v for answer in answers for v in answer],
+            )
+            .fetchall()
+        )
         assert [r for (r,) in reasons] == [
-            "model output: score is null", "model output: score outside 0-100", "model output: score outside 0-100",
-            "model output: reasons are null", "model output: model version is null", "", "", ""]
+            "model output: score is null",
+            "model output: score outside 0-100",
+            "model output: score outside 0-100",
+            "model output: reasons are null",
+            "model output: model version is null",
+            "",
+            "",
+            "",
+        ]
         # the dlq row carries the record's key and the model's answer (the lead is re-scored from it)
         assert "JSON_OBJECT('Id' VALUE `Id`" in sql and "AS `reason`" in sql
 
@@ -267,8 +315,10 @@ RESCORED = "ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` 
 FEATURES_KEY = "SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, "
 
 
-@pytest.mark.parametrize("settings,order", [(LOCAL, "proc_time"), (GCP, "arrival_time"),
-                                            (LOCAL_SHADOW, "proc_time"), (GCP_SHADOW, "arrival_time")])
+@pytest.mark.parametrize(
+    "settings,order",
+    [(LOCAL, "proc_time"), (GCP, "arrival_time"), (LOCAL_SHADOW, "proc_time"), (GCP_SHADOW, "arrival_time")],
+)
 def test_echo_suppression_is_in_both_dialects(settings: RenderSettings, order: str) -> None:
     """Every scoring statement, champion and shadow, local and Confluent, reads only the first record of each
     (Id, features key): an echo of a written score (same features, new LastModifiedDate) never reaches the
@@ -297,8 +347,9 @@ def test_echo_suppression_is_in_both_dialects(settings: RenderSettings, order: s
         else:
             assert f"TABLE `{query.split('`')[1]}`" in st.sql  # ML_PREDICT reads the view
     # the features key covers exactly the model's features, and nothing an echo changes
-    key = re.search(r"JSON_ARRAY\((.*?) NULL ON NULL", scoring[0].views[0] if scoring[0].views
-                    else scoring[0].sql).group(1)
+    key = re.search(
+        r"JSON_ARRAY\((.*?) NULL ON NULL", scoring[0].views[0] if scoring[0].views else scoring[0].sql
+    ).group(1)
     assert re.findall(r"`([^`]+)`", key) == list(FEATURES)
     ttl = "sql.state-ttl" if settings.confluent else "table.exec.state.ttl"
     assert pipeline.session_config[ttl] == ("1 h" if settings.confluent else "5 min")
@@ -306,9 +357,21 @@ def test_echo_suppression_is_in_both_dialects(settings: RenderSettings, order: s
 
 # Options and constructs of OSS Flink that Confluent Cloud does not have (its tables are its topics, state is
 # managed, there is no processing time and no session-scoped object).
-OSS_ONLY = ("'connector'", "properties.bootstrap.servers", "scan.startup.mode' = 'group-offsets",
-            "table.exec.", "execution.", "pipeline.", "restart-strategy", "PROCTIME()", "proc_time",
-            "TEMPORARY", "'key.fields'", "sink.delivery-guarantee", "'format'")
+OSS_ONLY = (
+    "'connector'",
+    "properties.bootstrap.servers",
+    "scan.startup.mode' = 'group-offsets",
+    "table.exec.",
+    "execution.",
+    "pipeline.",
+    "restart-strategy",
+    "PROCTIME()",
+    "proc_time",
+    "TEMPORARY",
+    "'key.fields'",
+    "sink.delivery-guarantee",
+    "'format'",
+)
 
 
 def test_the_confluent_rendering_has_no_oss_only_option() -> None:

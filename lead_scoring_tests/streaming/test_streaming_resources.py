@@ -16,7 +16,9 @@ def test_local_profile_points_at_the_stack_ports(monkeypatch: pytest.MonkeyPatch
     res = {"kafka": kafka(Profile.LOCAL), "flink_sql": flink(Profile.LOCAL)}
     assert isinstance(res["kafka"], KafkaResource)
     assert res["kafka"].client_config() == {
-        "bootstrap.servers": "127.0.0.1:19092", "security.protocol": "PLAINTEXT", "client.id": "lead-scoring",
+        "bootstrap.servers": "127.0.0.1:19092",
+        "security.protocol": "PLAINTEXT",
+        "client.id": "lead-scoring",
     }
     assert isinstance(res["flink_sql"], SqlGatewayFlink)
     assert res["flink_sql"].url == "http://127.0.0.1:18083"
@@ -38,4 +40,3 @@ def test_gcp_profile_uses_sasl_ssl_with_the_api_key_from_env(monkeypatch: pytest
         "sasl.username": "KEY123",
         "sasl.password": "s3cret",
     }
-

@@ -12,8 +12,14 @@ from lead_scoring.training import assets as training
 from lead_scoring.training.model import FAMILIES, LeadScorer, ModelParams, build_pipeline, features_frame, fit
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
-ASSETS = [training.crm_leads_raw, training.training_data, training.lead_scoring_model,
-          training.model_quality_gate, training.model_artifact, training.model_card]
+ASSETS = [
+    training.crm_leads_raw,
+    training.training_data,
+    training.lead_scoring_model,
+    training.model_quality_gate,
+    training.model_artifact,
+    training.model_card,
+]
 
 
 @pytest.fixture
@@ -25,13 +31,22 @@ def resources(tmp_path: Path) -> dict:
 
 
 def _run(resources, run_config=None, selection=None):
-    return dg.materialize(ASSETS, resources=resources, run_config=run_config or {}, selection=selection,
-                          instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    return dg.materialize(
+        ASSETS,
+        resources=resources,
+        run_config=run_config or {},
+        selection=selection,
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
 
 
 def _mats(result, key):
-    return [e.materialization for e in result.get_asset_materialization_events()
-            if e.materialization.asset_key == dg.AssetKey(key)]
+    return [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey(key)
+    ]
 
 
 def test_whole_graph_from_the_shipped_sample(resources):

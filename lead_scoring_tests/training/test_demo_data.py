@@ -31,13 +31,21 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
 
 def _materialize(warehouse: DuckDBWarehouse, **training_config):
     run_config = {"ops": {"training_data": {"config": training_config}}} if training_config else None
-    return dg.materialize([training.crm_leads_raw, training.training_data], resources={"warehouse": warehouse},
-                          instance=dg.DagsterInstance.ephemeral(), run_config=run_config, raise_on_error=False)
+    return dg.materialize(
+        [training.crm_leads_raw, training.training_data],
+        resources={"warehouse": warehouse},
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config=run_config,
+        raise_on_error=False,
+    )
 
 
 def _metadata(result) -> dict:
-    [mat] = [e.materialization for e in result.get_asset_materialization_events()
-             if e.materialization.asset_key == dg.AssetKey("training_data")]
+    [mat] = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey("training_data")
+    ]
     return mat.metadata
 
 
@@ -49,20 +57,43 @@ def _import(warehouse: DuckDBWarehouse, leads: pd.DataFrame, name: str = "import
 def test_streamed_demo_leads_carry_the_demo_prefix_and_land_as_demo():
     clock = itertools.count()
     start = datetime(2026, 11, 23, tzinfo=UTC)
-    records = list(itertools.islice(synthetic_stream(seed=5, chunk=20, with_outcomes=True, outcome_delay_s=2,
-                                                     clock=lambda: start + timedelta(seconds=next(clock))), 40))
+    records = list(
+        itertools.islice(
+            synthetic_stream(
+                seed=5,
+                chunk=20,
+                with_outcomes=True,
+                outcome_delay_s=2,
+                clock=lambda: start + timedelta(seconds=next(clock)),
+            ),
+            40,
+        )
+    )
     assert records and all(r["Id"].startswith(DEMO_ID_PREFIX) and is_demo(r["Id"]) for r in records)
     assert [e for r in records for e in validate_record(r)] == []
 
 
 def test_the_sink_tags_demo_leads_and_their_scores(warehouse):
-    lead = {"Id": "DEMO-00Qabc", "_ObjectType": "Lead", "_EventType": "created",
-            "LastModifiedDate": "2026-11-20T10:00:00.000Z"}
-    score = {"Id": "DEMO-00Qabc", "_ObjectType": "Lead", "Lead_Score__c": 40, "Lead_Score_Model__c": "v1",
-             "scored_ts": 1_763_900_000_000}
+    lead = {
+        "Id": "DEMO-00Qabc",
+        "_ObjectType": "Lead",
+        "_EventType": "created",
+        "LastModifiedDate": "2026-11-20T10:00:00.000Z",
+    }
+    score = {
+        "Id": "DEMO-00Qabc",
+        "_ObjectType": "Lead",
+        "Lead_Score__c": 40,
+        "Lead_Score_Model__c": "v1",
+        "scored_ts": 1_763_900_000_000,
+    }
     sink = SinkHandler(warehouse, register=ErasureRegister(warehouse, b"k" * 32))
-    sink.handle([Message("input_raw", 0, 0, b"DEMO-00Qabc", json.dumps(lead).encode(), None),
-                 Message("lead_scores", 0, 0, b"DEMO-00Qabc", json.dumps(score).encode(), None)])
+    sink.handle(
+        [
+            Message("input_raw", 0, 0, b"DEMO-00Qabc", json.dumps(lead).encode(), None),
+            Message("lead_scores", 0, 0, b"DEMO-00Qabc", json.dumps(score).encode(), None),
+        ]
+    )
     for table in ("crm_leads_raw", "lead_scores", "lead_score_history"):
         assert warehouse.query(f"SELECT _source FROM {table}")["_source"].tolist() == ["demo"], table
 

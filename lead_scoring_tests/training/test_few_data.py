@@ -31,14 +31,22 @@ from lead_scoring.training.model import (
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 from lead_scoring_tests.serving.records import make_records
 
-ASSETS = [training.crm_leads_raw, training.training_data, training.lead_scoring_model,
-          training.model_quality_gate, training.model_artifact, training.model_card]
+ASSETS = [
+    training.crm_leads_raw,
+    training.training_data,
+    training.lead_scoring_model,
+    training.model_quality_gate,
+    training.model_artifact,
+    training.model_card,
+]
 
 
 @pytest.fixture
 def resources(tmp_path: Path) -> dict:
-    return {"warehouse": DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")),
-            "model_store": LocalModelStore(root=str(tmp_path / "artifacts"))}
+    return {
+        "warehouse": DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")),
+        "model_store": LocalModelStore(root=str(tmp_path / "artifacts")),
+    }
 
 
 def earliest_with_conversions(leads: pd.DataFrame, conversions: int) -> pd.DataFrame:
@@ -49,17 +57,24 @@ def earliest_with_conversions(leads: pd.DataFrame, conversions: int) -> pd.DataF
 
 
 def _mats(result, key):
-    return [e.materialization for e in result.get_asset_materialization_events()
-            if e.materialization.asset_key == dg.AssetKey(key)]
+    return [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == dg.AssetKey(key)
+    ]
 
 
 def test_forty_conversions_give_a_deployed_graded_model_and_its_card(resources, tmp_path: Path, monkeypatch):
     leads = earliest_with_conversions(generate_leads(3000, seed=31), 40)
     seed = tmp_path / "first_leads.jsonl"
     write_frame(leads, seed)
-    result = dg.materialize(ASSETS, resources=resources, instance=dg.DagsterInstance.ephemeral(),
-                            run_config={"ops": {"crm_leads_raw": {"config": {"seed_file": str(seed)}}}},
-                            raise_on_error=False)
+    result = dg.materialize(
+        ASSETS,
+        resources=resources,
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"crm_leads_raw": {"config": {"seed_file": str(seed)}}}},
+        raise_on_error=False,
+    )
     assert result.success  # before few-data mode: refused (fewer than 200 leads, < 20 conversions per split)
     model = _mats(result, "lead_scoring_model")[0].metadata
     assert model["few_data_mode"].value is True
@@ -83,16 +98,26 @@ def test_forty_conversions_give_a_deployed_graded_model_and_its_card(resources, 
     card = _mats(result, "model_card")[0].metadata
     assert card["trained_on"].value == "trained on 40 conversions (few-data mode)"
     text = card["card"].value
-    for part in ("Few-data mode: trained on 40 conversions", "## Metrics", "90% bootstrap interval", "## Calibration",
-                 "## Grades", "## Segments", "**LeadSource**", "left out by the leakage guard", "Sales_Tags__c",
-                 "no champion to compare with"):
+    for part in (
+        "Few-data mode: trained on 40 conversions",
+        "## Metrics",
+        "90% bootstrap interval",
+        "## Calibration",
+        "## Grades",
+        "## Segments",
+        "**LeadSource**",
+        "left out by the leakage guard",
+        "Sales_Tags__c",
+        "no champion to compare with",
+    ):
         assert part in text, part
 
     # the CLI prints the same card from the model store
     monkeypatch.setenv("LEAD_SCORING_HOME", str(tmp_path / "home"))
     home_repo = ArtifactRepository(LocalBlobs(tmp_path / "home" / "artifacts"))
-    home_repo.save(pipeline, {k: v for k, v in manifest.items() if k not in ("version", "created_at")},
-                   version=artifact.version)
+    home_repo.save(
+        pipeline, {k: v for k, v in manifest.items() if k not in ("version", "created_at")}, version=artifact.version
+    )
     printed = CliRunner().invoke(app, ["model", "card", artifact.version])
     assert printed.exit_code == 0, printed.output
     assert f"# Model card: {artifact.version}" in printed.output and "trained on 40 conversions" in printed.output
@@ -105,9 +130,16 @@ def _trained(leads: pd.DataFrame, pipeline, evaluation: pd.DataFrame, proba: np.
     grades = fit_grades(np.round(proba * 100).astype(int), y)
     metrics = classification_metrics(y.astype(int), proba)
     candidate = training.Candidate("additive", pipeline, {}, metrics, 0.0, 0.0, evaluation_proba=proba)
-    return training.TrainedModel(pipeline, {}, metrics, list(training.FEATURES), {}, evaluation["Id"].tolist(),
-                                 grades=grades.manifest_section(),
-                                 intervals=intervals(candidate, evaluation, FitSettings(bootstrap_resamples=50)))
+    return training.TrainedModel(
+        pipeline,
+        {},
+        metrics,
+        list(training.FEATURES),
+        {},
+        evaluation["Id"].tolist(),
+        grades=grades.manifest_section(),
+        intervals=intervals(candidate, evaluation, FitSettings(bootstrap_resamples=50)),
+    )
 
 
 def test_an_uncalibrated_candidate_is_blocked_and_its_calibrated_self_passes():
@@ -126,8 +158,7 @@ def test_an_uncalibrated_candidate_is_blocked_and_its_calibrated_self_passes():
     both = pd.concat([train.assign(split="train"), frame])
     candidate, evaluation = train_candidate("additive", ModelParams(), both, few_data=False)
     fixed = _trained(leads, candidate.pipeline, evaluation, candidate.evaluation_proba)
-    assert not [p for p in training.quality_problems(training.QualityGateConfig(), fixed)
-                if "calibration" in p]
+    assert not [p for p in training.quality_problems(training.QualityGateConfig(), fixed) if "calibration" in p]
     assert fixed.metrics["ece"] < overconfident.metrics["ece"]
 
 
@@ -135,9 +166,21 @@ def test_the_promotion_gate_blocks_a_badly_calibrated_challenger():
     outcomes = [True, False] * 150
     champion = [99 if o else 1 for o in outcomes]
     challenger = [70 if o else 30 for o in outcomes]  # ranks perfectly too, but reads 70% for sure conversions
-    result = compare(pd.DataFrame({"Id": [f"00Q{i}" for i in range(300)], "source_ts": 0, "champion_version": "m1",
-                                   "champion_score": champion, "champion_grade": "A", "challenger_score": challenger,
-                                   "challenger_grade": "A", "converted": outcomes}), "m2")
+    result = compare(
+        pd.DataFrame(
+            {
+                "Id": [f"00Q{i}" for i in range(300)],
+                "source_ts": 0,
+                "champion_version": "m1",
+                "champion_score": champion,
+                "champion_grade": "A",
+                "challenger_score": challenger,
+                "challenger_grade": "A",
+                "converted": outcomes,
+            }
+        ),
+        "m2",
+    )
     assert result.challenger.roc_auc == 1.0 and result.challenger.ece == pytest.approx(0.3)
     passed, why, meta = verdict(result, 200, 0.0, max_brier_increase=1.0)
     assert not passed and "challenger ECE 0.3000 > 0.03" in why and meta["challenger_ece"] == pytest.approx(0.3)
@@ -149,8 +192,9 @@ def test_a_calibrated_model_serves_the_calibrated_probability_with_exact_reasons
     probe, _ = make_records(40, seed=35)
     x_probe = features_frame(probe)
     for family in ("additive", "boosted"):
-        pipeline = fit(build_pipeline(ModelParams(family=family, min_category_frequency=2)), features_frame(records),
-                       labels)
+        pipeline = fit(
+            build_pipeline(ModelParams(family=family, min_category_frequency=2)), features_frame(records), labels
+        )
         raw = pipeline.predict_proba(x_probe)[:, 1]
         calibrate(pipeline, 0.7, -0.3)
         expected = probability(pipeline, x_probe)
@@ -191,9 +235,15 @@ def test_a_few_data_champion_is_compared_only_on_leads_it_did_not_train_on(resou
     for name, frame in (("first", first), ("more", more)):
         seed = tmp_path / f"{name}.jsonl"
         write_frame(frame, seed)
-        runs.append(dg.materialize(ASSETS, resources=resources, instance=dg.DagsterInstance.ephemeral(),
-                                   run_config={"ops": {"crm_leads_raw": {"config": {"seed_file": str(seed)}}}},
-                                   raise_on_error=False))
+        runs.append(
+            dg.materialize(
+                ASSETS,
+                resources=resources,
+                instance=dg.DagsterInstance.ephemeral(),
+                run_config={"ops": {"crm_leads_raw": {"config": {"seed_file": str(seed)}}}},
+                raise_on_error=False,
+            )
+        )
         if name == "first":
             assert runs[0].success
             resources["model_store"].repository().set_production(runs[0].output_for_node("model_artifact").version)

@@ -34,8 +34,9 @@ def test_rates_fall_from_a_to_d_and_every_grade_has_its_share():
         assert rates == sorted(rates, reverse=True) and len(set(rates)) == 4
         assert all(b.share >= min_share for b in fit.bands)
         assert sum(b.leads for b in fit.bands) == 3000
-        assert all(fit.scale.grade(s) == g
-                   for b in fit.bands for s, g in [(b.min_score, b.grade), (b.max_score, b.grade)])
+        assert all(
+            fit.scale.grade(s) == g for b in fit.bands for s, g in [(b.min_score, b.grade), (b.max_score, b.grade)]
+        )
 
 
 def test_non_monotonic_groups_are_not_split_apart():
@@ -67,14 +68,17 @@ def test_manifest_round_trip_and_old_manifests():
     assert bands(scale, scores, converted) == fit.bands
 
 
-@pytest.mark.parametrize("section", [
-    {"min_score": {"A": 50, "B": 60, "C": 10}},
-    {"min_score": {"A": 90, "B": 60}},
-    {"min_score": {"A": 101, "B": 60, "C": 10}},
-    {"min_score": {"A": "90", "B": 60, "C": 10}},
-    {"cutoffs": [90, 60, 10]},
-    "A>90",
-])
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"min_score": {"A": 50, "B": 60, "C": 10}},
+        {"min_score": {"A": 90, "B": 60}},
+        {"min_score": {"A": 101, "B": 60, "C": 10}},
+        {"min_score": {"A": "90", "B": 60, "C": 10}},
+        {"cutoffs": [90, 60, 10]},
+        "A>90",
+    ],
+)
 def test_a_broken_grades_section_names_the_fix(section):
     with pytest.raises(ValueError, match="manifest of model m9.*(retrain|delete)"):
         GradeScale.from_manifest({"version": "m9", "grades": section})

@@ -58,8 +58,9 @@ def test_every_family_is_a_plain_library_pipeline(trained):
     loaded = Recorder(io.BytesIO(pickle.dumps(pipeline))).load()
     assert modules and not any(m.split(".")[0] == "lead_scoring" for m in modules), sorted(modules)
     _, valid = trained
-    np.testing.assert_array_equal(loaded.predict_proba(features_frame(valid))[:, 1],
-                                  pipeline.predict_proba(features_frame(valid))[:, 1])
+    np.testing.assert_array_equal(
+        loaded.predict_proba(features_frame(valid))[:, 1], pipeline.predict_proba(features_frame(valid))[:, 1]
+    )
 
 
 def test_contributions_add_up_to_the_models_logit(trained):
@@ -85,10 +86,19 @@ def test_served_probability_equals_predict_proba(trained):
 def test_reasons_are_per_record_and_signed(trained):
     pipeline, valid = trained
     scorer = LeadScorer(pipeline, "m-test")
-    form = dict(valid.iloc[0].to_dict(), Lead_Origin__c="Lead Add Form", Occupation__c="Working Professional",
-                Last_Activity__c="SMS Sent")
-    bounced = dict(valid.iloc[0].to_dict(), Lead_Origin__c="API", Occupation__c=None,
-                   Last_Activity__c="Email Bounced", Time_On_Website__c=0.0)
+    form = dict(
+        valid.iloc[0].to_dict(),
+        Lead_Origin__c="Lead Add Form",
+        Occupation__c="Working Professional",
+        Last_Activity__c="SMS Sent",
+    )
+    bounced = dict(
+        valid.iloc[0].to_dict(),
+        Lead_Origin__c="API",
+        Occupation__c=None,
+        Last_Activity__c="Email Bounced",
+        Time_On_Website__c=0.0,
+    )
     hot, cold = scorer.score_records([form, bounced])
     assert hot.score > cold.score + 30
     assert "+Lead Add Form" in hot.reasons and "+Working Professional" in hot.reasons
@@ -114,8 +124,15 @@ def test_leakage_and_pii_values_never_move_a_score(trained):
     assert not FORBIDDEN_FEATURES.intersection(scorer.feature_names)
     assert not FORBIDDEN_FEATURES.intersection(model_input_fields(pipeline))
     plain = _records(valid.head(5))
-    leaky = [dict(r, **dict.fromkeys(LEAKAGE_FIELDS, "Will revert after reading the email"),
-                  Email="someone@example.com", IsConverted=True) for r in plain]
+    leaky = [
+        dict(
+            r,
+            **dict.fromkeys(LEAKAGE_FIELDS, "Will revert after reading the email"),
+            Email="someone@example.com",
+            IsConverted=True,
+        )
+        for r in plain
+    ]
     assert scorer.score_records(plain) == scorer.score_records(leaky)
 
 

@@ -37,8 +37,18 @@ from lead_scoring.production.vendor_specs import (
 )
 from lead_scoring_tests.vendor.strict_bodies import strict_body_errors
 
-_DROP = {"example", "examples", "discriminator", "description", "nullable", "readOnly", "writeOnly", "title",
-         "deprecated", "externalDocs"}
+_DROP = {
+    "example",
+    "examples",
+    "discriminator",
+    "description",
+    "nullable",
+    "readOnly",
+    "writeOnly",
+    "title",
+    "deprecated",
+    "externalDocs",
+}
 
 
 # Answers an operation's own description promises but its `responses` do not list (the document's words):
@@ -58,8 +68,11 @@ def _convert(node: Any, *, request: bool) -> Any:
         return node
     if "$ref" in node:
         return {"$ref": "#/definitions/" + node["$ref"].rsplit("/", 1)[-1]}
-    read_only_props = {k for k, v in (node.get("properties") or {}).items()
-                       if isinstance(v, dict) and v.get("readOnly")} if request else set()
+    read_only_props = (
+        {k for k, v in (node.get("properties") or {}).items() if isinstance(v, dict) and v.get("readOnly")}
+        if request
+        else set()
+    )
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP or key.startswith("x-"):
@@ -105,8 +118,10 @@ class OpenApiContract:
 
     def __post_init__(self) -> None:
         schemas = self.document["components"]["schemas"]
-        self._defs = {mode: {n: _convert(s, request=mode == "request") for n, s in schemas.items()}
-                      for mode in ("request", "response")}
+        self._defs = {
+            mode: {n: _convert(s, request=mode == "request") for n, s in schemas.items()}
+            for mode in ("request", "response")
+        }
         self._routes = []
         for template, item in self.document["paths"].items():
             rx = "^" + re.sub(r"\\\{([^}]+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
@@ -146,14 +161,17 @@ class OpenApiContract:
             content_type = request.headers.get("content-type", "").split(";")[0].strip()
             media = body_spec["content"].get(content_type)
             if media is None:
-                raise ContractViolation(f"{what}: content type {content_type!r}, {op.id} takes "
-                                        f"{sorted(body_spec['content'])}")
+                raise ContractViolation(
+                    f"{what}: content type {content_type!r}, {op.id} takes {sorted(body_spec['content'])}"
+                )
             body = json.loads(request.content)
             self._validate(body, media["schema"], "request", f"{what} body")
             strict = strict_body_errors(op.id, body)
             if strict:
-                raise ContractViolation(f"{what} body breaks our strict schema of {op.id} "
-                                        "(lead_scoring_tests/vendor/strict_bodies.py):\n  " + "\n  ".join(strict[:5]))
+                raise ContractViolation(
+                    f"{what} body breaks our strict schema of {op.id} "
+                    "(lead_scoring_tests/vendor/strict_bodies.py):\n  " + "\n  ".join(strict[:5])
+                )
         elif request.content:
             raise ContractViolation(f"{what}: {op.id} takes no body")
         self.checked.append(op.id)
@@ -170,11 +188,16 @@ class OpenApiContract:
             spec = self.document["components"]["responses"][spec["$ref"].rsplit("/", 1)[-1]]
         media = (spec.get("content") or {}).get("application/json")
         if media and response.content:
-            self._validate(json.loads(response.content), media["schema"], "response",
-                           f"fake's {response.status_code} answer to {op.id}")
+            self._validate(
+                json.loads(response.content),
+                media["schema"],
+                "response",
+                f"fake's {response.status_code} answer to {op.id}",
+            )
 
     def transport(self, handler: Callable[[httpx.Request], httpx.Response]) -> httpx.MockTransport:
         """A MockTransport that checks each request before `handler` answers it, and the answer after."""
+
         def checked(request: httpx.Request) -> httpx.Response:
             op = self.check_request(request)
             response = handler(request)
@@ -188,8 +211,9 @@ class OpenApiContract:
 def _document() -> tuple[dict[str, Any], str]:
     path = document_path(CONFLUENT_SQL_OPENAPI)
     doc = CONFLUENT_SQL_OPENAPI
-    return yaml.safe_load(path.read_text()), (f"Confluent {doc.title} {doc.api_version} OpenAPI "
-                                              f"({doc.package}=={doc.version}:{doc.member})")
+    return yaml.safe_load(path.read_text()), (
+        f"Confluent {doc.title} {doc.api_version} OpenAPI ({doc.package}=={doc.version}:{doc.member})"
+    )
 
 
 def confluent_sql_contract() -> OpenApiContract:
@@ -202,5 +226,5 @@ def confluent_sql_contract() -> OpenApiContract:
 
 
 def operation_ids(contract: Optional[OpenApiContract] = None) -> set[str]:
-    doc = (contract.document if contract else _document()[0])
+    doc = contract.document if contract else _document()[0]
     return {op["operationId"] for item in doc["paths"].values() for m, op in item.items() if not m.startswith("x-")}

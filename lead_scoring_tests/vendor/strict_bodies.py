@@ -29,52 +29,92 @@ import jsonschema
 _ID = {"type": "string", "minLength": 1}
 _LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
 _PROPERTIES = {"type": "object", "additionalProperties": {"type": "string"}}
-_SPEC_FIELDS = {"statement": _ID, "properties": _PROPERTIES, "compute_pool_id": _ID, "principal": _ID,
-                "stopped": {"type": "boolean"}}
+_SPEC_FIELDS = {
+    "statement": _ID,
+    "properties": _PROPERTIES,
+    "compute_pool_id": _ID,
+    "principal": _ID,
+    "stopped": {"type": "boolean"},
+}
 
 CREATE_STATEMENT = {
-    "type": "object", "additionalProperties": False,
+    "type": "object",
+    "additionalProperties": False,
     "required": ["name", "organization_id", "environment_id", "spec"],
     "properties": {
-        "name": _ID, "organization_id": _ID, "environment_id": _ID,
-        "spec": {"type": "object", "additionalProperties": False, "properties": _SPEC_FIELDS,
-                 "required": ["statement", "properties", "compute_pool_id", "principal", "stopped"]},
+        "name": _ID,
+        "organization_id": _ID,
+        "environment_id": _ID,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": _SPEC_FIELDS,
+            "required": ["statement", "properties", "compute_pool_id", "principal", "stopped"],
+        },
         "metadata": {"type": "object", "additionalProperties": False, "properties": {"labels": _LABELS}},
     },
 }
 
 UPDATE_STATEMENT = {
-    "type": "object", "additionalProperties": False,
+    "type": "object",
+    "additionalProperties": False,
     "required": ["name", "organization_id", "environment_id", "spec", "metadata"],
     "properties": {
-        "name": _ID, "organization_id": _ID, "environment_id": _ID,
-        "spec": {"type": "object", "additionalProperties": False,
-                 "properties": {**_SPEC_FIELDS, "execution_mode": {"type": "string"}, "scaling": {"type": "object"},
-                                "statement_name": {"type": "string"}},
-                 "required": ["statement", "compute_pool_id", "principal", "stopped"]},
-        "metadata": {"type": "object", "additionalProperties": False, "required": ["resource_version"],
-                     "properties": {"resource_version": _ID, "labels": _LABELS}},
+        "name": _ID,
+        "organization_id": _ID,
+        "environment_id": _ID,
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                **_SPEC_FIELDS,
+                "execution_mode": {"type": "string"},
+                "scaling": {"type": "object"},
+                "statement_name": {"type": "string"},
+            },
+            "required": ["statement", "compute_pool_id", "principal", "stopped"],
+        },
+        "metadata": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["resource_version"],
+            "properties": {"resource_version": _ID, "labels": _LABELS},
+        },
     },
 }
 
 CREATE_CONNECTION = {
-    "type": "object", "additionalProperties": False, "required": ["name", "spec"],
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "spec"],
     "properties": {
         "name": _ID,
-        "spec": {"type": "object", "additionalProperties": False,
-                 "required": ["connection_type", "endpoint", "auth_data"],
-                 "properties": {
-                     "connection_type": {"type": "string", "pattern": "^[A-Z0-9_]+$"},
-                     "endpoint": {"type": "string", "pattern": "^https://"},
-                     "auth_data": {"type": "object", "additionalProperties": False, "required": ["kind", "data"],
-                                   "properties": {"kind": {"const": "PlaintextProvider"}, "data": _ID}}}},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["connection_type", "endpoint", "auth_data"],
+            "properties": {
+                "connection_type": {"type": "string", "pattern": "^[A-Z0-9_]+$"},
+                "endpoint": {"type": "string", "pattern": "^https://"},
+                "auth_data": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["kind", "data"],
+                    "properties": {"kind": {"const": "PlaintextProvider"}, "data": _ID},
+                },
+            },
+        },
     },
 }
 
 # The JSON inside `auth_data.data`, per connection type: the CLI's required secrets, by their backend keys.
 CONNECTION_SECRETS = {
-    "VERTEXAI": {"type": "object", "additionalProperties": False, "required": ["SERVICE_KEY"],
-                 "properties": {"SERVICE_KEY": _ID}},
+    "VERTEXAI": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["SERVICE_KEY"],
+        "properties": {"SERVICE_KEY": _ID},
+    },
 }
 
 STRICT_REQUEST_BODIES: dict[str, dict[str, Any]] = {
@@ -89,8 +129,10 @@ def strict_body_errors(operation_id: str, body: Any) -> list[str]:
     schema = STRICT_REQUEST_BODIES.get(operation_id)
     if schema is None:
         return []
-    errors = [f"{'/'.join(map(str, e.path)) or '(body)'}: {e.message[:300]}"
-              for e in jsonschema.Draft7Validator(schema).iter_errors(body)]
+    errors = [
+        f"{'/'.join(map(str, e.path)) or '(body)'}: {e.message[:300]}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(body)
+    ]
     if errors or operation_id != "createSqlv1Connection":
         return errors
     spec = body["spec"]
@@ -101,5 +143,7 @@ def strict_body_errors(operation_id: str, body: Any) -> list[str]:
         secrets = json.loads(spec["auth_data"]["data"])
     except ValueError:
         return ["spec/auth_data/data: not a JSON object of secrets (the CLI sends json.Marshal of the secret map)"]
-    return [f"spec/auth_data/data/{'/'.join(map(str, e.path)) or '(secrets)'}: {e.message[:200]}"
-            for e in jsonschema.Draft7Validator(secrets_schema).iter_errors(secrets)]
+    return [
+        f"spec/auth_data/data/{'/'.join(map(str, e.path)) or '(secrets)'}: {e.message[:200]}"
+        for e in jsonschema.Draft7Validator(secrets_schema).iter_errors(secrets)
+    ]

@@ -76,14 +76,21 @@ class FakeBigQuery:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import bigquery
 
-        return bigquery.Client(project=self.project, location=self.location, credentials=AnonymousCredentials(),
-                               client_options=ClientOptions(api_endpoint=self.url))
+        return bigquery.Client(
+            project=self.project,
+            location=self.location,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=self.url),
+        )
 
     # -- what was sent --------------------------------------------------------------------------
     def job_configs(self, kind: str) -> list[dict[str, Any]]:
         """`configuration.<kind>` of every job inserted (kind: query | load), in order."""
-        return [c.body["configuration"][kind] for c in self.calls
-                if c.method == "POST" and c.path.endswith("/jobs") and kind in (c.body or {}).get("configuration", {})]
+        return [
+            c.body["configuration"][kind]
+            for c in self.calls
+            if c.method == "POST" and c.path.endswith("/jobs") and kind in (c.body or {}).get("configuration", {})
+        ]
 
     def queries(self) -> list[str]:
         return [q["query"] for q in self.job_configs("query")]
@@ -98,15 +105,23 @@ class FakeBigQuery:
         handler.wfile.write(data)
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, reason: str, message: str) -> None:
-        self._reply(handler, {"error": {"code": status, "message": message,
-                                        "errors": [{"reason": reason, "message": message}]}}, status)
+        self._reply(
+            handler,
+            {"error": {"code": status, "message": message, "errors": [{"reason": reason, "message": message}]}},
+            status,
+        )
 
     def _job(self, job_id: str) -> dict[str, Any]:
         body = self._jobs.get(job_id, {})
         config = body.get("configuration", {})
-        job: dict[str, Any] = {"kind": "bigquery#job", "id": f"{self.project}:{self.location}.{job_id}",
-                               "jobReference": {"projectId": self.project, "jobId": job_id, "location": self.location},
-                               "configuration": config, "status": {"state": "DONE"}, "statistics": {}}
+        job: dict[str, Any] = {
+            "kind": "bigquery#job",
+            "id": f"{self.project}:{self.location}.{job_id}",
+            "jobReference": {"projectId": self.project, "jobId": job_id, "location": self.location},
+            "configuration": config,
+            "status": {"state": "DONE"},
+            "statistics": {},
+        }
         if "query" in config:
             job["statistics"]["query"] = {"numDmlAffectedRows": "1", "statementType": "SELECT"}
         return job
@@ -120,7 +135,8 @@ class FakeBigQuery:
         content_type = handler.headers.get("Content-Type", "")
         if "multipart" in content_type:
             message = BytesParser(policy=default_policy).parsebytes(
-                b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+                b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+            )
             parts = list(message.iter_parts())
             body = json.loads(parts[0].get_content())
             upload = parts[1].get_payload(decode=True)
@@ -138,17 +154,26 @@ class FakeBigQuery:
         if method == "GET" and (m := re.fullmatch(rf"{project}/queries/([^/]+)", path)):
             sql = self._jobs.get(m.group(1), {}).get("configuration", {}).get("query", {}).get("query", "")
             schema, rows = next((a for key, a in self.answers.items() if key in sql), ([], []))
-            return self._reply(handler, {
-                "kind": "bigquery#getQueryResultsResponse", "jobComplete": True,
-                "jobReference": {"projectId": self.project, "jobId": m.group(1), "location": self.location},
-                "schema": {"fields": schema}, "totalRows": str(len(rows)),
-                "rows": [{"f": [{"v": None if v is None else str(v)} for v in row]} for row in rows]})
+            return self._reply(
+                handler,
+                {
+                    "kind": "bigquery#getQueryResultsResponse",
+                    "jobComplete": True,
+                    "jobReference": {"projectId": self.project, "jobId": m.group(1), "location": self.location},
+                    "schema": {"fields": schema},
+                    "totalRows": str(len(rows)),
+                    "rows": [{"f": [{"v": None if v is None else str(v)} for v in row]} for row in rows],
+                },
+            )
         if m := re.fullmatch(rf"{project}/datasets/([^/]+)(/tables)?(?:/([^/:]+):testIamPermissions)?", path):
             dataset, tables, table = m.group(1), m.group(2), m.group(3)
             if dataset in self.forbidden:
-                return self._error(handler, 403, "accessDenied",
-                                   f"Access Denied: Dataset {self.project}:{dataset}: "
-                                   "Permission bigquery.datasets.get denied")
+                return self._error(
+                    handler,
+                    403,
+                    "accessDenied",
+                    f"Access Denied: Dataset {self.project}:{dataset}: Permission bigquery.datasets.get denied",
+                )
             if dataset not in self.datasets:
                 return self._error(handler, 404, "notFound", f"Not found: Dataset {self.project}:{dataset}")
             if table:
@@ -159,11 +184,27 @@ class FakeBigQuery:
                 held = [p for p in body.get("permissions", []) if p in self.permissions]
                 return self._reply(handler, {"permissions": held} if held else {})
             if tables:
-                return self._reply(handler, {"kind": "bigquery#tableList", "totalItems": len(self.datasets[dataset]),
-                                             "tables": [{"kind": "bigquery#table", "tableReference": {
-                                                 "projectId": self.project, "datasetId": dataset, "tableId": t}}
-                                                 for t in self.datasets[dataset]]})
-            return self._reply(handler, {"kind": "bigquery#dataset", "id": f"{self.project}:{dataset}",
-                                         "datasetReference": {"projectId": self.project, "datasetId": dataset},
-                                         "location": self.location})
+                return self._reply(
+                    handler,
+                    {
+                        "kind": "bigquery#tableList",
+                        "totalItems": len(self.datasets[dataset]),
+                        "tables": [
+                            {
+                                "kind": "bigquery#table",
+                                "tableReference": {"projectId": self.project, "datasetId": dataset, "tableId": t},
+                            }
+                            for t in self.datasets[dataset]
+                        ],
+                    },
+                )
+            return self._reply(
+                handler,
+                {
+                    "kind": "bigquery#dataset",
+                    "id": f"{self.project}:{dataset}",
+                    "datasetReference": {"projectId": self.project, "datasetId": dataset},
+                    "location": self.location,
+                },
+            )
         return self._error(handler, 404, "notFound", f"{method} {url.path}")

@@ -39,8 +39,10 @@ def test_training_sql_is_sent_verbatim_with_the_default_dataset(warehouse, fake)
 
 
 def test_query_results_come_back_as_a_frame_and_parameters_are_typed(warehouse, fake):
-    frame = warehouse.query("SELECT COUNT(*) AS n FROM crm_leads_raw WHERE _source = @source AND "
-                            "Total_Visits__c > @visits", {"source": "stream", "visits": 3})
+    frame = warehouse.query(
+        "SELECT COUNT(*) AS n FROM crm_leads_raw WHERE _source = @source AND Total_Visits__c > @visits",
+        {"source": "stream", "visits": 3},
+    )
     assert frame.to_dict("records") == [{"n": 7}]
     [config] = fake.job_configs("query")
     assert config["parameterMode"] == "NAMED"
@@ -51,8 +53,9 @@ def test_query_results_come_back_as_a_frame_and_parameters_are_typed(warehouse, 
 def test_ensure_tables_sends_contract_ddl(warehouse, fake):
     warehouse.ensure_tables()
     sent = fake.queries()
-    assert any(s.startswith("CREATE TABLE IF NOT EXISTS crm_leads_raw") and "`Total_Visits__c` FLOAT64" in s
-               for s in sent)
+    assert any(
+        s.startswith("CREATE TABLE IF NOT EXISTS crm_leads_raw") and "`Total_Visits__c` FLOAT64" in s for s in sent
+    )
     assert any(s.startswith("CREATE TABLE IF NOT EXISTS rejected_leads") for s in sent)
     for statement in sent:  # every DDL parses as GoogleSQL
         sqlglot.parse_one(statement, read="bigquery")
@@ -61,15 +64,29 @@ def test_ensure_tables_sends_contract_ddl(warehouse, fake):
 def test_append_is_a_load_job_with_the_contract_schema(warehouse, fake):
     import pyarrow.parquet as pq
 
-    rows = pd.DataFrame([{"Id": "00Q1", "_ObjectType": "Lead", "LastModifiedDate": "2026-01-01T00:00:00Z",
-                          "Total_Visits__c": 2, "HasOptedOutOfEmail": True, "Unknown": "dropped",
-                          "_source": "stream", "_ingested_at": "2026-01-01T00:00:01Z"}])
+    rows = pd.DataFrame(
+        [
+            {
+                "Id": "00Q1",
+                "_ObjectType": "Lead",
+                "LastModifiedDate": "2026-01-01T00:00:00Z",
+                "Total_Visits__c": 2,
+                "HasOptedOutOfEmail": True,
+                "Unknown": "dropped",
+                "_source": "stream",
+                "_ingested_at": "2026-01-01T00:00:01Z",
+            }
+        ]
+    )
     assert warehouse.append("crm_leads_raw", rows) == 1
     [load] = [c for c in fake.calls if c.path.startswith("/upload/")]
     assert load.query["uploadType"] == ["multipart"]
     config = load.body["configuration"]["load"]
-    assert config["destinationTable"] == {"projectId": "acme-prod", "datasetId": "lead_scoring",
-                                          "tableId": "crm_leads_raw"}
+    assert config["destinationTable"] == {
+        "projectId": "acme-prod",
+        "datasetId": "lead_scoring",
+        "tableId": "crm_leads_raw",
+    }
     assert config["writeDisposition"] == "WRITE_APPEND" and config["sourceFormat"] == "PARQUET"
     schema = {f["name"]: f["type"] for f in config["schema"]["fields"]}
     assert schema["Total_Visits__c"] == "FLOAT64" and schema["LastModifiedDate"] == "TIMESTAMP"
@@ -82,15 +99,17 @@ def test_append_is_a_load_job_with_the_contract_schema(warehouse, fake):
 
 
 def test_upsert_merges_a_staged_batch_and_drops_the_stage(warehouse, fake):
-    scores = pd.DataFrame([{"Id": "00Q1", "_ObjectType": "Lead", "Lead_Score__c": 42,
-                            "scored_ts": "2026-01-01T00:00:00Z"}])
+    scores = pd.DataFrame(
+        [{"Id": "00Q1", "_ObjectType": "Lead", "Lead_Score__c": 42, "scored_ts": "2026-01-01T00:00:00Z"}]
+    )
     warehouse.upsert("lead_scores", scores, key="Id", newer="scored_ts")
     [load] = fake.job_configs("load")
     stage = load["destinationTable"]["tableId"]
     assert stage.startswith("_stage_lead_scores_") and load["writeDisposition"] == "WRITE_TRUNCATE"
     merge, drop = fake.queries()
-    assert merge.startswith(f"MERGE INTO lead_scores AS t USING `acme-prod.lead_scoring.{stage}` AS s "
-                            "ON t.`Id` = s.`Id`")
+    assert merge.startswith(
+        f"MERGE INTO lead_scores AS t USING `acme-prod.lead_scoring.{stage}` AS s ON t.`Id` = s.`Id`"
+    )
     assert "WHEN MATCHED AND s.`scored_ts` >= t.`scored_ts` THEN UPDATE SET" in merge
     assert drop == f"DROP TABLE IF EXISTS `acme-prod.lead_scoring.{stage}`"
     sqlglot.parse_one(merge, read="bigquery")
@@ -102,8 +121,10 @@ def test_insert_new_compares_keys_null_safely_in_googlesql(warehouse, fake):
     rows = pd.DataFrame([{"Id": "00Q1", "_ObjectType": "Lead", "LastModifiedDate": None, "_source": "stream"}])
     warehouse.insert_new("crm_leads_raw", rows, key=("Id", "LastModifiedDate"))
     insert = next(q for q in fake.queries() if q.startswith("INSERT INTO crm_leads_raw"))
-    assert ("t.`Id` IS NOT DISTINCT FROM s.`Id` AND "
-            "t.`LastModifiedDate` IS NOT DISTINCT FROM s.`LastModifiedDate`" in insert)
+    assert (
+        "t.`Id` IS NOT DISTINCT FROM s.`Id` AND "
+        "t.`LastModifiedDate` IS NOT DISTINCT FROM s.`LastModifiedDate`" in insert
+    )
     parsed = sqlglot.parse_one(insert, read="bigquery")
     assert parsed.find(sqlglot.exp.NullSafeEQ) is not None  # read as the null-safe comparison, not as text
 
@@ -117,8 +138,10 @@ def test_the_same_sql_runs_on_duckdb(tmp_path):
 
 def test_lists_are_sent_as_array_parameters_and_datetimes_as_timestamps(warehouse, fake):
     since = pd.Timestamp("2026-11-01", tz="UTC")
-    warehouse.execute("DELETE FROM lead_scores WHERE Id IN UNNEST(@ids) AND scored_ts >= @since",
-                      {"ids": ["00QA", "00QB"], "since": since})
+    warehouse.execute(
+        "DELETE FROM lead_scores WHERE Id IN UNNEST(@ids) AND scored_ts >= @since",
+        {"ids": ["00QA", "00QB"], "since": since},
+    )
     [config] = fake.job_configs("query")
     params = {p["name"]: p for p in config["queryParameters"]}
     assert params["ids"]["parameterType"] == {"type": "ARRAY", "arrayType": {"type": "STRING"}}
