@@ -213,6 +213,9 @@ def private_product(ui_nice: int = 10) -> Iterator[Product]:
     }
     (tmp / "dagster_home").mkdir()
     (tmp / "dagster_home" / "dagster.yaml").symlink_to(Path("dagster.yaml").resolve())
+    # This process starts the supervisor, whose services inherit its environment: the model server must resolve
+    # the same home (and so the same local artifact signing key) as the `dg launch` that trains and signs.
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("LEAD_SCORING_", "DAGSTER_"))})
     product = Product(tmp, cfg, env, local_stack(cfg), ui_nice=ui_nice)
     try:
         product.stack.up()

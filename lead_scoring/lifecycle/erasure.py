@@ -36,7 +36,7 @@ import pandas as pd
 from pydantic import Field
 
 from lead_scoring.settings import ConfigurationError, Profile, state_dir
-from lead_scoring.warehouse.resources import DuckDBWarehouse, Warehouse
+from lead_scoring.warehouse.resources import Warehouse
 from lead_scoring.warehouse.tables import TableSpec, tables_in
 
 log = logging.getLogger(__name__)
@@ -316,8 +316,6 @@ def erase_leads(
             f"{', '.join(f'{t} ({n})' for t, n in remaining.items())} (written concurrently?); "
             "run the erasure again"
         )
-    if isinstance(warehouse, DuckDBWarehouse):
-        with warehouse.connect() as con:
-            con.execute("CHECKPOINT")  # rewrite the file without the deleted rows' blocks
+    warehouse.purge_deleted()
     log.info("erasure (%s): %s", trigger, report.summary())
     return report

@@ -24,9 +24,7 @@ def defs(profile: Profile) -> dg.Definitions:
     gcp = profile is Profile.GCP
     workers_here = profile in (Profile.LOCAL, Profile.CLUSTER)  # their heartbeats are on this machine
     # gcp: Confluent Cloud's statements are in no consumer group; their lag comes from the Statements API
-    sensors = monitoring_sensors(
-        project_settings().latency_probe_interval_s, salesforce_key="crm" if gcp else None, statement_positions=gcp
-    )
+    sensors = monitoring_sensors(project_settings().latency_probe_interval_s, salesforce=gcp, statement_positions=gcp)
     return dg.Definitions(
         assets=[lead_score_drift, lead_score_backtest, *([local_stack_spec] if local else [])],
         asset_checks=[

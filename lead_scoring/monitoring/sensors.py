@@ -262,13 +262,13 @@ def _latency_metadata(result: Any, slo_s: float) -> dict[str, Any]:
     return metadata
 
 
-def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = None) -> dg.SensorDefinition:
+def make_e2e_latency_sensor(interval_s: int = 60, salesforce: bool = False) -> dg.SensorDefinition:
     """The latency probe sensor, ticking every `interval_s` seconds.
 
-    `salesforce`: in the gcp profile, the key of a SalesforceResource (e.g. "crm"); when the
-    monitoring settings enable `salesforce_probe`, a probe Lead also goes through Salesforce.
+    `salesforce`: in the gcp profile, where the `crm` resource is a SalesforceResource; when the monitoring
+    settings enable `salesforce_probe`, a probe Lead also goes through Salesforce.
     """
-    resource_keys = {"kafka", "monitoring"} | ({salesforce} if salesforce else set())
+    resource_keys = {"kafka", "monitoring"} | ({"crm"} if salesforce else set())
 
     @dg.sensor(
         name="e2e_latency_sensor",
@@ -300,7 +300,7 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: Optional[Any] = No
         passed = result.within(slo)
         description = result.summary(slo)
         if salesforce and monitoring.salesforce_probe:
-            crm: SalesforceResource = getattr(context.resources, salesforce)
+            crm: SalesforceResource = context.resources.crm
             sf_result = run_salesforce_probe(crm.client(), timeout_s=monitoring.probe_timeout_s)
             metadata["salesforce_latency_s"] = (
                 dg.MetadataValue.float(round(sf_result.latency_s, 3))
@@ -411,8 +411,8 @@ def retraining_trigger_sensor(
 
 
 def monitoring_sensors(
-    latency_interval_s: int = 60, salesforce_key: Optional[str] = None, statement_positions: bool = False
+    latency_interval_s: int = 60, salesforce: bool = False, statement_positions: bool = False
 ) -> list[dg.SensorDefinition]:
     """`statement_positions`: Flink statements' lag from the engine (Confluent Cloud), not from consumer groups."""
     topics = statement_positions_topics_sensor if statement_positions else streaming_topics_sensor
-    return [topics, make_e2e_latency_sensor(latency_interval_s, salesforce_key), retraining_trigger_sensor]
+    return [topics, make_e2e_latency_sensor(latency_interval_s, salesforce), retraining_trigger_sensor]

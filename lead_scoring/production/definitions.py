@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from lead_scoring.crm.resources import CrmResource
+from lead_scoring.crm.salesforce import SalesforceResource
 from lead_scoring.production.preflight import (
     ConfluentCloudApi,
     PreflightTargets,
@@ -12,11 +12,11 @@ from lead_scoring.production.preflight import (
     findings_markdown,
     run_preflight,
 )
-from lead_scoring.serving.resources import ModelServing
+from lead_scoring.serving.resources import VertexAIModelServing
 from lead_scoring.settings import Profile
-from lead_scoring.storage.resources import ModelStore
-from lead_scoring.streaming.engine import FlinkEngine
-from lead_scoring.warehouse.resources import Warehouse
+from lead_scoring.storage.resources import GcsModelStore
+from lead_scoring.streaming.confluent import ConfluentFlink
+from lead_scoring.warehouse.resources import BigQueryWarehouse
 
 FLINK_STATEMENTS = dg.AssetKey("flink_statements")
 
@@ -29,8 +29,13 @@ FLINK_STATEMENTS = dg.AssetKey("flink_statements")
     "(read-only calls; `lead-scoring preflight` runs the same).",
 )
 def gcp_preflight(
-    flink: FlinkEngine, warehouse: Warehouse, model_serving: ModelServing, model_store: ModelStore, crm: CrmResource
+    flink: ConfluentFlink,
+    warehouse: BigQueryWarehouse,
+    model_serving: VertexAIModelServing,
+    model_store: GcsModelStore,
+    crm: SalesforceResource,
 ) -> dg.AssetCheckResult:
+    """The gcp profile's own resources (the check is in the gcp definitions only)."""
     targets = PreflightTargets.from_resources(
         flink, warehouse, model_serving, model_store, crm, cloud=ConfluentCloudApi.from_env()
     )

@@ -37,7 +37,12 @@ from lead_scoring.crm.assets import (
     salesforce_sink_configs,
     salesforce_source_configs,
 )
+from lead_scoring.crm.salesforce import SalesforceResource
 from lead_scoring.production.api_budget import DEFAULT_API_SHARE, project_api_budget
+from lead_scoring.serving.resources import VertexAIModelServing
+from lead_scoring.storage.resources import GcsModelStore
+from lead_scoring.streaming.confluent import ConfluentFlink
+from lead_scoring.warehouse.resources import BigQueryWarehouse
 from lead_scoring.warehouse.tables import TABLES
 
 CONFLUENT_CLOUD_API = "https://api.confluent.cloud"
@@ -590,11 +595,11 @@ class PreflightTargets:
     @classmethod
     def from_resources(
         cls,
-        flink: Any,
-        warehouse: Any,
-        serving: Any,
-        store: Any,
-        crm: Any,
+        flink: ConfluentFlink,
+        warehouse: BigQueryWarehouse,
+        serving: VertexAIModelServing,
+        store: GcsModelStore,
+        crm: SalesforceResource,
         cloud: Optional[ConfluentCloudApi] = None,
         env: Optional[dict[str, str]] = None,
         connection: str = "vertex-lead-scorer",

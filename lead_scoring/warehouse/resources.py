@@ -66,6 +66,10 @@ class Warehouse(dg.ConfigurableResource):
         """
         raise NotImplementedError
 
+    def purge_deleted(self) -> None:
+        """After a DELETE that must leave nothing behind (an erasure): drop the deleted rows' storage where the
+        warehouse keeps it. BigQuery does this itself (time travel aside, docs/lifecycle.md): nothing to do."""
+
 
 def _spec(table: str) -> TableSpec:
     try:
@@ -246,6 +250,10 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 con.unregister("_batch")
         return int(inserted[0]) if inserted else 0
+
+    def purge_deleted(self) -> None:
+        with self.connect() as con:
+            con.execute("CHECKPOINT")  # rewrite the file without the deleted rows' blocks
 
 
 class BigQueryWarehouse(Warehouse):

@@ -256,7 +256,7 @@ def test_latency_probe_against_an_echoing_stand_in_for_the_pipeline(local_stack)
     with_sf = MonitoringSettings(
         input_topic=source, scores_topic=target, probe_count=2, probe_timeout_s=20, salesforce_probe=True
     )
-    sensor = sensors.make_e2e_latency_sensor(interval_s=60, salesforce="crm")
+    sensor = sensors.make_e2e_latency_sensor(interval_s=60, salesforce=True)
     with echoing_scorer(kafka, source, target):
         result = sensor(dg.build_sensor_context(resources={"kafka": kafka, "monitoring": with_sf, "crm": FakeCrm()}))
     [observation] = [e for e in result.asset_events if isinstance(e, dg.AssetObservation)]
