@@ -149,7 +149,7 @@ def worst_by_second(pairs: dict[str, tuple[int, int]], t0_ms: float) -> dict[int
     """Second of the window (by source_ts) -> the worst record produced in it."""
     worst: dict[int, float] = {}
     for source, done in pairs.values():
-        second = int((source - t0_ms) // 1000)
+        second = max(0, int((source - t0_ms) // 1000))  # librdkafka's ms timestamps truncate: -0.x s is 0
         worst[second] = max(worst.get(second, 0.0), done - source)
     return dict(sorted(worst.items()))
 
@@ -277,7 +277,11 @@ def main() -> None:
     parser.add_argument("--no-demo", action="store_true", help="without the 5 leads/s demo trickle scripts/up starts")
     parser.add_argument("--ui-nice", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/results/user_flow.json")
+    parser.add_argument("--docs", type=Path, metavar="RESULTS", help="only render RESULTS into docs/performance.md")
     args = parser.parse_args()
+    if args.docs:
+        DOCS.write_text(render_docs(args.docs.resolve()))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if not args.data.exists():
@@ -325,21 +329,45 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    log.info("results (%s), steps %s, champion %s:\n%s", out, results["steps"], results["champion"], table(results))
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as the markdown table docs/performance.md shows (rendered by `--docs`, never typed by hand)."""
+    p = results["provenance"]
     lines = [
-        "| pattern | records | to lead_scores p50 / p99 / max ms | to the CRM row p50 / p99 / max ms | "
-        "polls: last scored / in CRM ms | meets target | CPU s (top 4) |",
+        f"`{p['command']}` at `{p['commit'][:10]}`{' (tree with changes)' if p['tree_dirty'] else ''}, "
+        f"{p['started_at'][:10]}, machine probe {p['machine']['probe_s']} s, {p['machine']['cpus']} CPUs; "
+        f"champion {results['champion']}; setup {', '.join(f'{k} {v:.0f} s' for k, v in results['steps'].items())}",
+        "",
+        "| pattern | scored / sent | to lead_scores p50 / p99 / max (ms) | to the CRM row p50 / p99 / max (ms) "
+        "| each poll: last scored / in the CRM (ms after its last record) | target met | CPU s (top 4) |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in results["patterns"]:
         s, c = r["to_lead_scores"], r["to_crm_row"]
-        polls = ", ".join(f"{p['last_scored_ms']}/{p['last_in_crm_ms']}" for p in r.get("polls", [])) or "-"
+        polls = ", ".join(f"{q['last_scored_ms']} / {q['last_in_crm_ms']}" for q in r.get("polls", [])) or "-"
         top = ", ".join(f"{k} {v}" for k, v in list(r["cpu_seconds"].items())[:4])
+        met = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["meets_target"].items())
         lines.append(
-            f"| {r['pattern']} | {r['scored']}/{r['records']} | {s.get('p50_ms', 0):.0f} / "
+            f"| {r['pattern']} | {r['scored']} / {r['records']} | {s.get('p50_ms', 0):.0f} / "
             f"{s.get('p99_ms', 0):.0f} / {s.get('max_ms', 0):.0f} | {c.get('p50_ms', 0):.0f} / "
-            f"{c.get('p99_ms', 0):.0f} / {c.get('max_ms', 0):.0f} | {polls} | {r['meets_target']} | {top} |"
+            f"{c.get('p99_ms', 0):.0f} / {c.get('max_ms', 0):.0f} | {polls} | {met} | {top} |"
         )
-    log.info("results (%s), steps %s, champion %s:\n%s", out, results["steps"], results["champion"], "\n".join(lines))
+    return "\n".join(lines)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
+BEGIN, END = "<!-- user_flow.py --docs: begin -->", "<!-- user_flow.py --docs: end -->"
+
+
+def render_docs(results_path: Path, docs: Path = DOCS) -> str:
+    """docs/performance.md with the section between BEGIN and END replaced by the table of `results_path`."""
+    text = docs.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    results = orjson.loads(results_path.read_bytes())
+    return f"{head}{BEGIN}\n<!-- from {results_path.relative_to(docs.parents[1])} -->\n{table(results)}\n{END}{tail}"
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ DEFAULT_RETRAIN_CRON = "0 3 * * 1"  # Mondays 03:00 UTC
 DEFAULT_MODEL_NAME = "lead_scorer"  # the model's name in the model server's V1/V2 URLs
 ADMIN_TOKEN_ENV_VAR = "LEAD_SCORING_MODEL_ADMIN_TOKEN"
 SIGNING_KEY_ENV_VAR = "LEAD_SCORING_ARTIFACT_SIGNING_KEY"
+ERASURE_KEY_ENV_VAR = "LEAD_SCORING_ERASURE_KEY"
 ALLOW_NON_LOOPBACK_ENV_VAR = "LEAD_SCORING_ALLOW_NON_LOOPBACK"
 MANIFEST_PIN_ENV_VAR = "LEAD_SCORING_ARTIFACT_MANIFEST_SHA256"
 
@@ -81,9 +82,8 @@ def load(model: type[S], **overrides: Any) -> S:
 
 
 def _settings_config(**extra: Any) -> SettingsConfigDict:
-    return SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True, env_ignore_empty=True, **extra
-    )
+    defaults: dict[str, Any] = {"env_prefix": ENV_PREFIX, "extra": "ignore", "frozen": True, "populate_by_name": True}
+    return SettingsConfigDict(**{**defaults, "env_ignore_empty": True, **extra})
 
 
 class ProjectSettings(BaseSettings):
@@ -293,6 +293,11 @@ class SecuritySettings(BaseSettings):
         validation_alias=AliasChoices(SIGNING_KEY_ENV_VAR),
         description="HMAC key that signs model artifacts",
     )
+    erasure_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(ERASURE_KEY_ENV_VAR),
+        description="HMAC key of the erasure register (required in gcp; locally a key file when unset)",
+    )
     allow_non_loopback: bool = Field(
         default=False,
         validation_alias=AliasChoices(ALLOW_NON_LOOPBACK_ENV_VAR),
@@ -308,6 +313,48 @@ class SecuritySettings(BaseSettings):
 
 def security_settings() -> SecuritySettings:
     return load(SecuritySettings)
+
+
+class ModelServerSettings(BaseSettings):
+    """What the model server reads from its environment: Vertex AI's custom-container contract (AIP_*, set by
+    Vertex; docs: cloud.google.com/vertex-ai/docs/predictions/custom-container-requirements) and our own two."""
+
+    model_config = _settings_config()
+
+    vertex_http_port: int | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIP_HTTP_PORT"),
+        description="set by Vertex AI: the port to listen on (its presence means: running in Vertex AI)",
+    )
+    vertex_predict_route: str = Field(default="/predict", validation_alias=AliasChoices("AIP_PREDICT_ROUTE"))
+    vertex_health_route: str = Field(default="/health", validation_alias=AliasChoices("AIP_HEALTH_ROUTE"))
+    vertex_storage_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("AIP_STORAGE_URI"),
+        description="set by Vertex AI: where the model's artifact was copied",
+    )
+    model_name: str = Field(default=DEFAULT_MODEL_NAME, description="the served model's name (V1/V2 routes)")
+    access_log: bool = Field(default=False, description="log every request line (off: scoring is hot)")
+
+
+def model_server_settings() -> ModelServerSettings:
+    return load(ModelServerSettings)
+
+
+class ConfluentCloudSettings(BaseSettings):
+    """The Confluent Cloud API key the preflight and the plan use to read the environment (Cloud API keys:
+    docs.confluent.io/cloud/current/security/authenticate/workload-identities/service-accounts/api-keys)."""
+
+    model_config = _settings_config(env_prefix="CONFLUENT_")
+
+    cloud_api_key: SecretStr | None = None
+    cloud_api_secret: SecretStr | None = None
+    env_id: str | None = None
+    kafka_cluster_id: str | None = None
+
+
+def confluent_cloud_settings() -> ConfluentCloudSettings:
+    return load(ConfluentCloudSettings)
 
 
 def owner_only_dir(path: Path) -> Path:

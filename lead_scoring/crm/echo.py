@@ -6,19 +6,22 @@ local CRM does the same (on by default: `LocalCrm.echo`), so every local test an
 the loop production has, and the pipeline's echo suppression (streaming/sql/unchanged.sql) is what ends it.
 
 The echoed record is the CRM record as the warehouse has it (the latest `crm_leads_raw` row of the Id),
-`_EventType = 'updated'`, `LastModifiedDate` = the write time. A deleted Id is not echoed (a
+`_EventType = 'updated'`, `LastModifiedDate` = the time of the echo. A deleted Id is not echoed (a
 deleted Salesforce record is not updated). A written Id whose record has not landed in `crm_leads_raw` yet (the
-sink is a micro-batch behind the writeback) is waited for up to `wait_s`, then kept pending and echoed with a
-later write, or dropped after `max_pending_s` (counted in the log, never an error).
+sink is a micro-batch behind the writeback) is waited for up to `wait_s`, then kept pending and echoed in a
+later round, or dropped after `max_pending_s` (counted in the log, never an error).
 
 The echo never holds up the CRM write: Salesforce accepts the write whether or not its source connector can
 reach Kafka, and the record comes back on a later poll. So echoes are produced asynchronously; one Kafka does
-not acknowledge (a broker outage, a full producer queue) is kept pending and sent again with a later write.
+not acknowledge (a broker outage, a full producer queue) is kept pending and sent again in a later round; and
+`EchoingCrmWriter` echoes on its own thread.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -153,17 +156,60 @@ class CrmEcho:
 
 
 class EchoingCrmWriter:
-    """A CRM writer whose successful writes come back to the pipeline through `CrmEcho`."""
+    """A CRM writer whose successful writes come back to the pipeline through `CrmEcho`.
 
-    def __init__(self, inner: CrmWriter, echo: CrmEcho):
-        self.inner, self.echo = inner, echo
+    The echo runs on its own thread, as Salesforce's source polls on its own: a write returns as soon as the CRM
+    holds it (waiting for the echo in the write path put seconds on every CRM row, benchmarks/user_flow.py), and
+    a record that has not landed in crm_leads_raw yet is looked for again every `interval_s`.
+    """
+
+    def __init__(self, inner: CrmWriter, echo: CrmEcho, interval_s: float = 1.0):
+        self.inner, self.echo, self.interval_s = inner, echo, interval_s
         self.target = inner.target
+        self._ids: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+        self._progress = threading.Condition()
+        self._submitted = self._handled = 0
+        self._thread: threading.Thread | None = None
 
     def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
         failures = self.inner.write(records)
         failed = {f.record.get("Id") for f in failures}
-        self.echo.echo(r["Id"] for r in records if r["Id"] not in failed)
+        with self._progress:
+            self._submitted += 1
+        self._ids.put([r["Id"] for r in records if r["Id"] not in failed])
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="crm-echo", daemon=True)
+            self._thread.start()
         return failures
 
     def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
         return self.inner.clear(records)
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until every write so far was echoed or left pending; False on timeout."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self._handled >= self._submitted, timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batches = [self._ids.get(timeout=self.interval_s)]
+            except queue.Empty:
+                batches = []
+            while True:
+                try:
+                    batches.append(self._ids.get_nowait())
+                except queue.Empty:
+                    break
+            ids = [i for batch in batches for i in batch]
+            if ids or self.echo.pending:
+                try:
+                    self.echo.echo(ids)
+                except Exception as exc:  # the warehouse busy or away: looked for again with the next round
+                    log.warning("crm echo: %s: %d record(s) kept pending", exc, len(ids))
+                    now = self.echo.clock()
+                    for rid in ids:
+                        self.echo.pending.setdefault(rid, now)
+            with self._progress:
+                self._handled += len(batches)
+                self._progress.notify_all()

@@ -48,11 +48,12 @@ class LocalCrm(CrmResource):
             "does (crm/echo.py); false: writes stay in crm_leads"
         ),
     )
-    echo_wait_s: float = Field(
-        default=2.0,
-        ge=0,
+    echo_interval_s: float = Field(
+        default=1.0,
+        gt=0,
         description=(
-            "how long a write waits for its record to land in crm_leads_raw before echoing it with a later write"
+            "how often the echo (its own thread, like Salesforce's polling source) looks again for written records "
+            "that have not landed in crm_leads_raw yet"
         ),
     )
 
@@ -68,7 +69,8 @@ class LocalCrm(CrmResource):
             if self.echo:
                 log.info("local CRM echo off: the writeback reads no pipeline's score topics")
             return self.writer(warehouse)
-        return EchoingCrmWriter(self.writer(warehouse), CrmEcho(warehouse, kafka, input_topic, wait_s=self.echo_wait_s))
+        echo = CrmEcho(warehouse, kafka, input_topic, wait_s=0.0)  # not landed yet: looked for again next round
+        return EchoingCrmWriter(self.writer(warehouse), echo, interval_s=self.echo_interval_s)
 
 
 def input_topic_of(score_topics: Sequence[str]) -> Optional[str]:

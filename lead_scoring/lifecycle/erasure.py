@@ -35,13 +35,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from lead_scoring.settings import ConfigurationError, Profile, state_dir
+from lead_scoring.settings import ERASURE_KEY_ENV_VAR, ConfigurationError, Profile, security_settings, state_dir
 from lead_scoring.warehouse.resources import Warehouse
 from lead_scoring.warehouse.tables import TableSpec, tables_in
 
 log = logging.getLogger(__name__)
 
-ERASURE_KEY_ENV_VAR = "LEAD_SCORING_ERASURE_KEY"
 MIN_KEY_LENGTH = 32
 REGISTER_TABLE = "erasure_register"
 # Every table must either have an `Id` column (erased) or say here why it holds no lead's rows.
@@ -129,16 +128,16 @@ def local_key_path() -> Path:
 
 def erasure_key(profile: Profile) -> ErasureKey:
     """`erasure_key` of a profile: the environment variable when set (always in gcp), else the local key file."""
-    if profile is Profile.GCP or os.environ.get(ERASURE_KEY_ENV_VAR):
+    if profile is Profile.GCP or security_settings().erasure_key:
         return ErasureKey(key=dg.EnvVar(ERASURE_KEY_ENV_VAR))
     return ErasureKey(key_file=str(local_key_path()))
 
 
 def erasure_secret(profile: Profile) -> bytes:
     """The key outside Dagster (CLI, workers), resolved like the `erasure_key` resource of the profile."""
-    value = os.environ.get(ERASURE_KEY_ENV_VAR)
+    value = security_settings().erasure_key
     if value:
-        return ErasureKey(key=value).secret()
+        return ErasureKey(key=value.get_secret_value()).secret()
     if profile is Profile.GCP:
         return ErasureKey().secret()  # raises: the variable is required in gcp
     return ErasureKey(key_file=str(local_key_path())).secret()

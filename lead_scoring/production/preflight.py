@@ -40,6 +40,7 @@ from lead_scoring.crm.assets import (
 from lead_scoring.crm.salesforce import SalesforceResource
 from lead_scoring.production.api_budget import DEFAULT_API_SHARE, project_api_budget
 from lead_scoring.serving.resources import VertexAIModelServing
+from lead_scoring.settings import confluent_cloud_settings
 from lead_scoring.storage.resources import GcsModelStore
 from lead_scoring.streaming.confluent import ConfluentFlink
 from lead_scoring.warehouse.resources import BigQueryWarehouse
@@ -215,11 +216,15 @@ class ConfluentCloudApi:
 
     @classmethod
     def from_env(cls) -> Optional[ConfluentCloudApi]:
-        key, secret = os.environ.get("CONFLUENT_CLOUD_API_KEY"), os.environ.get("CONFLUENT_CLOUD_API_SECRET")
-        env = os.environ.get("CONFLUENT_ENV_ID")
-        if not (key and secret and env):
+        got = confluent_cloud_settings()
+        if not (got.cloud_api_key and got.cloud_api_secret and got.env_id):
             return None
-        return cls(key, secret, env, os.environ.get("CONFLUENT_KAFKA_CLUSTER_ID"))
+        return cls(
+            got.cloud_api_key.get_secret_value(),
+            got.cloud_api_secret.get_secret_value(),
+            got.env_id,
+            got.kafka_cluster_id,
+        )
 
     def client(self) -> httpx.Client:
         return httpx.Client(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Optional
 
 import typer
 
 from lead_scoring.serving.server import ServerConfig, run_server
-from lead_scoring.settings import state_dir
+from lead_scoring.settings import model_server_settings, state_dir
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ def serve(
     ),
 ) -> None:
     """Serve the lead scoring model (KServe V1 + V2 + Vertex AI routes) until interrupted."""
-    uri = artifact or os.environ.get("AIP_STORAGE_URI") or _local_production_uri()
+    uri = artifact or model_server_settings().vertex_storage_uri or _local_production_uri()
     config = ServerConfig.from_env(
         port=port, host=host, model_name=model_name, allow_swap=allow_swap, challenger=challenger
     )

@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 import re
 import zlib
 from collections.abc import Callable, Iterable
@@ -89,6 +88,7 @@ from lead_scoring.settings import (
     Profile,
     challenger_model_name,
     current_profile,
+    model_server_settings,
     security_settings,
 )
 from lead_scoring.storage.artifacts import repository_for_uri
@@ -131,19 +131,20 @@ class ServerConfig:
         challenger: str | None = None,
     ) -> ServerConfig:
         """Vertex AI sets AIP_HTTP_PORT / AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE; locally we bind loopback."""
-        in_vertex = "AIP_HTTP_PORT" in os.environ
+        env = model_server_settings()
+        in_vertex = env.vertex_http_port is not None
         if host is None:
             host = "0.0.0.0" if in_vertex or current_profile() is Profile.GCP else "127.0.0.1"
         if port is None:
-            port = int(os.environ.get("AIP_HTTP_PORT", "8080"))
+            port = env.vertex_http_port or 8080
         return cls(
             host=host,
             port=port,
-            model_name=model_name or os.environ.get("LEAD_SCORING_MODEL_NAME", DEFAULT_MODEL_NAME),
-            predict_route=os.environ.get("AIP_PREDICT_ROUTE", "/predict"),
-            health_route=os.environ.get("AIP_HEALTH_ROUTE", "/health"),
+            model_name=model_name or env.model_name,
+            predict_route=env.vertex_predict_route,
+            health_route=env.vertex_health_route,
             allow_swap=allow_swap,
-            access_log=os.environ.get("LEAD_SCORING_ACCESS_LOG", "").lower() in ("1", "true", "yes"),
+            access_log=env.access_log,
             challenger=challenger,
             admin_token=_secret(security_settings().admin_token),
         )
