@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import sqlglot
-from dagster_duckdb import DuckDBResource
+import tenacity
 from pydantic import Field, PrivateAttr
 
 from lead_scoring.warehouse.tables import TABLES, TableSpec, tables_in, views
@@ -137,6 +138,10 @@ _FILE_LOCKS: dict[str, threading.Lock] = {}
 _FILE_LOCKS_GUARD = threading.Lock()
 
 
+# How long a connect waits while another process holds the DuckDB file (a long asset query, a backup).
+LOCK_WAIT_S = 120.0
+
+
 def _file_lock(path: str) -> threading.Lock:
     key = os.path.realpath(path)
     with _FILE_LOCKS_GUARD:
@@ -159,10 +164,21 @@ class DuckDBWarehouse(Warehouse):
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
-        """A short-lived connection: DuckDB allows one writing process, so workers and assets take turns
-        (dagster-duckdb's `get_connection` retries while another process holds the file's lock)."""
+        """A short-lived connection: DuckDB allows one writing process, so workers and assets take turns.
+
+        While another process holds the file's lock, the connect is retried every 5-30 ms for up to
+        LOCK_WAIT_S. (dagster-duckdb's `get_connection` doubles its sleep from 0.1 s: a worker that met the lock
+        slept 0.1 + 0.2 + ... + 1.6 s while the other side held it for milliseconds, which put 2-8 s on the CRM
+        row of every lead in benchmarks/user_flow.py.)"""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.path), DuckDBResource(database=self.path).get_connection() as con:
+        with _file_lock(self.path):
+            retrying = tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(duckdb.IOException),
+                wait=tenacity.wait_random(0.005, 0.03),
+                stop=tenacity.stop_after_delay(LOCK_WAIT_S),
+                reraise=True,
+            )
+            con = retrying(duckdb.connect, database=self.path, config={"custom_user_agent": "dagster"})
             try:
                 yield con
             finally:

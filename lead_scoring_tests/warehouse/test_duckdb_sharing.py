@@ -3,9 +3,15 @@ turns instead of failing: DuckDB refuses a second in-process attach of an open f
 
 from __future__ import annotations
 
+import itertools
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from unittest import mock
+
+import duckdb
 
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
@@ -38,3 +44,41 @@ def test_two_instances_on_one_file_take_turns(tmp_path: Path) -> None:
     assert not errors, errors
     assert waited >= 0.3  # it waited for the worker's connection to close, and then wrote
     assert sorted(run_copy.query("SELECT who FROM turns")["who"]) == ["run", "worker"]
+
+
+HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+print("released", flush=True)
+time.sleep(5)
+"""
+
+
+def test_another_process_holding_the_file_is_waited_for_by_polling(tmp_path: Path) -> None:
+    """The sink and the writeback are two processes on one file: a connect that meets the other's lock keeps
+    trying every few ms (not dagster-duckdb's doubling sleeps, which cost seconds per CRM row) and gets in."""
+    path = str(tmp_path / "warehouse.duckdb")
+    DuckDBWarehouse(path=path).execute("CREATE TABLE IF NOT EXISTS turns (who VARCHAR)")
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, path, "1.0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        attempts: list[float] = []
+        real_connect = duckdb.connect
+
+        def counting_connect(*args, **kwargs):
+            attempts.append(time.monotonic())
+            return real_connect(*args, **kwargs)
+
+        with mock.patch.object(duckdb, "connect", counting_connect):
+            DuckDBWarehouse(path=path).execute("INSERT INTO turns VALUES ('sink')")
+        assert holder.stdout.readline().strip() == "released"
+        # it tried again and again while the other process held the file (dagster-duckdb: 4 tries in 1.5 s)
+        assert len(attempts) > 10
+        assert max(b - a for a, b in itertools.pairwise(attempts)) < 0.5
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert list(DuckDBWarehouse(path=path).query("SELECT who FROM turns")["who"]) == ["sink"]
