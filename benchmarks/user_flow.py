@@ -277,10 +277,12 @@ def main() -> None:
     parser.add_argument("--no-demo", action="store_true", help="without the 5 leads/s demo trickle scripts/up starts")
     parser.add_argument("--ui-nice", type=int, default=10)
     parser.add_argument("--out", default="benchmarks/results/user_flow.json")
-    parser.add_argument("--docs", type=Path, metavar="RESULTS", help="only render RESULTS into docs/performance.md")
+    parser.add_argument(
+        "--docs", type=Path, nargs="+", metavar="RESULTS", help="only render these results into docs/performance.md"
+    )
     args = parser.parse_args()
     if args.docs:
-        DOCS.write_text(render_docs(args.docs.resolve()))
+        DOCS.write_text(render_docs(args.docs))
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -361,13 +363,17 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 BEGIN, END = "<!-- user_flow.py --docs: begin -->", "<!-- user_flow.py --docs: end -->"
 
 
-def render_docs(results_path: Path, docs: Path = DOCS) -> str:
-    """docs/performance.md with the section between BEGIN and END replaced by the table of `results_path`."""
+def render_docs(results_paths: list[Path], docs: Path = DOCS) -> str:
+    """docs/performance.md with the section between BEGIN and END replaced by the tables of `results_paths`."""
     text = docs.read_text()
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    results = orjson.loads(results_path.read_bytes())
-    return f"{head}{BEGIN}\n<!-- from {results_path.relative_to(docs.parents[1])} -->\n{table(results)}\n{END}{tail}"
+    root = docs.parents[1]
+    tables = [
+        f"**`{path.resolve().relative_to(root)}`**: {table(orjson.loads(path.read_bytes()))}\n"
+        for path in results_paths
+    ]
+    return f"{head}{BEGIN}\n{chr(10).join(tables)}{END}{tail}"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -41,3 +42,13 @@ def test_the_worst_record_of_each_second_and_the_verdicts() -> None:
         "p99_scores_ms": False,
         "p99_crm_ms": False,
     }
+
+
+def test_the_docs_tables_are_the_rendering_of_the_results_files_they_name() -> None:
+    """docs/performance.md's user-flow tables come from benchmarks/results/, never typed by hand."""
+    text = user_flow.DOCS.read_text()
+    section = text.split(user_flow.BEGIN, 1)[1].split(user_flow.END, 1)[0]
+    named = re.findall(r"^\*\*`(benchmarks/results/[^`]+)`\*\*", section, flags=re.MULTILINE)
+    assert named, "the section names no results file"
+    root = user_flow.DOCS.parents[1]
+    assert user_flow.render_docs([root / name for name in named]) == text
