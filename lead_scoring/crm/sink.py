@@ -110,6 +110,10 @@ class SinkHandler:
         return self._register
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:
+        with self.warehouse.held():  # the batch's queries and writes in one turn at the warehouse
+            return self._handle(batch)
+
+    def _handle(self, batch: Sequence[Any]) -> dict[str, int]:
         raw, rejected, scores, ledger = [], [], [], []
         bad_scores: list[tuple[Any, str]] = []
         rescore_requests = 0

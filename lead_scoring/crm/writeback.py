@@ -200,6 +200,12 @@ class WritebackHandler:
         self.register = register  # None: no erasure filter (tests of the writing alone)
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:
+        if self.writer.target != LocalCrmWriter.target:  # never hold the warehouse through a CRM's HTTP calls
+            return self._handle(batch)
+        with self.warehouse.held():  # the local CRM is a warehouse table: the batch in one turn at the file
+            return self._handle(batch)
+
+    def _handle(self, batch: Sequence[Any]) -> dict[str, int]:
         valid: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         probes = 0

@@ -82,3 +82,37 @@ def test_another_process_holding_the_file_is_waited_for_by_polling(tmp_path: Pat
         holder.kill()
         holder.wait(10)
     assert list(DuckDBWarehouse(path=path).query("SELECT who FROM turns")["who"]) == ["sink"]
+
+
+def test_held_runs_a_batch_on_one_connection_and_other_threads_wait_for_it(tmp_path: Path) -> None:
+    """A worker's batch (queries, inserts, the erasure checks) takes one turn at the file, not six."""
+    path = str(tmp_path / "warehouse.duckdb")
+    warehouse = DuckDBWarehouse(path=path)
+    warehouse.execute("CREATE TABLE IF NOT EXISTS turns (who VARCHAR)")
+    opened: list[float] = []
+    real_connect = duckdb.connect
+
+    def counting_connect(*args, **kwargs):
+        opened.append(time.monotonic())
+        return real_connect(*args, **kwargs)
+
+    other_done: list[float] = []
+
+    def other_thread() -> None:
+        warehouse.execute("INSERT INTO turns VALUES ('echo thread')")
+        other_done.append(time.monotonic())
+
+    with mock.patch.object(duckdb, "connect", counting_connect):
+        with warehouse.held():
+            warehouse.execute("INSERT INTO turns VALUES ('batch 1')")
+            thread = threading.Thread(target=other_thread)
+            thread.start()
+            warehouse.execute("INSERT INTO turns VALUES ('batch 2')")
+            assert warehouse.query("SELECT COUNT(*) AS n FROM turns")["n"].iloc[0] == 2
+            thread.join(0.3)
+            assert thread.is_alive() and not other_done  # it waits for the held connection's turn to end
+            held_until = time.monotonic()
+        thread.join(10)
+    assert len(opened) == 2  # the whole batch on one connection, then the other thread's own
+    assert other_done and other_done[0] >= held_until
+    assert sorted(warehouse.query("SELECT who FROM turns")["who"]) == ["batch 1", "batch 2", "echo thread"]
