@@ -170,6 +170,7 @@ class EchoingCrmWriter:
         self._progress = threading.Condition()
         self._submitted = self._handled = 0
         self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def write(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
         failures = self.inner.write(records)
@@ -190,8 +191,18 @@ class EchoingCrmWriter:
         with self._progress:
             return self._progress.wait_for(lambda: self._handled >= self._submitted, timeout_s)
 
+    def close(self, timeout_s: float = 10.0) -> None:
+        """When the worker stops: echo what was written (what has not landed stays unechoed), then stop."""
+        self.drain(timeout_s)
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self.echo.pending:
+            log.info("crm echo: stopping with %d written record(s) not landed yet: not echoed", len(self.echo.pending))
+        self.echo.flush(timeout_s)
+
     def _run(self) -> None:
-        while True:
+        while not self._closed.is_set():
             try:
                 batches = [self._ids.get(timeout=self.interval_s)]
             except queue.Empty:

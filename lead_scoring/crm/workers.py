@@ -36,6 +36,7 @@ from typing import Any, Optional, Protocol
 import tenacity
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from lead_scoring.crm.echo import EchoingCrmWriter
 from lead_scoring.crm.quarantine import ErrorKind, classify, describe_error
 from lead_scoring.crm.resources import CrmResource, input_topic_of
 from lead_scoring.crm.sink import SinkHandler
@@ -130,7 +131,9 @@ class MicroBatchWorker:
         consumer_overrides: Optional[dict[str, Any]] = None,
         name: str = "worker",
         heartbeat_path: Optional[Path] = None,
+        on_stop: Sequence[Callable[[], None]] = (),
     ):
+        self.on_stop = list(on_stop)  # e.g. the local CRM's echo thread, after the last batch
         self.kafka = kafka
         self.group_id = group_id
         self.topics = list(topics)
@@ -281,6 +284,8 @@ class MicroBatchWorker:
                 )
             if consumer is not None:  # None: a stalled consumer that would not close (see _retire)
                 consumer.close()
+            for stop in self.on_stop:
+                stop()
             log.info(
                 "%s: stopped after %d messages in %d batches, %d outage(s), %d reconnect(s) (%s)",
                 self.name,
@@ -639,6 +644,8 @@ def build_worker(
         writer = crm.echoing_writer(warehouse, kafka, input_topic_of(topics))
         handler = WritebackHandler(writer, warehouse, register=register)
         defaults: dict[str, Any] = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200
+        if isinstance(writer, EchoingCrmWriter):  # its echo thread stops with the worker
+            defaults["on_stop"] = [writer.close]
     else:
         handler = SinkHandler(warehouse, score_topics=score_topics, shadow_topics=shadow_topics, register=register)
         defaults = {"batch_size": 2000, "max_wait_s": 2.0}

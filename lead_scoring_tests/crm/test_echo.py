@@ -224,3 +224,15 @@ def test_the_crm_write_never_waits_for_its_echo(tmp_path):
     while len(kafka.out.sent) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert sorted(m["key"] for m in kafka.out.sent) == ["00Q10", "00Q11", "00Q12"]  # landed later: echoed then
+
+
+def test_closing_the_writer_echoes_what_was_written_and_stops_its_thread(warehouse):
+    """A stopping worker leaves no echo thread behind to send records after it (tests stop workers mid-stack)."""
+    kafka = FakeKafka()
+    writer = EchoingCrmWriter(
+        LocalCrmWriter(warehouse), CrmEcho(warehouse, kafka, "input_raw", wait_s=0.0), interval_s=0.05
+    )  # type: ignore[arg-type]
+    assert writer.write([_score("00Q01")]) == []
+    writer.close()
+    assert [m["key"] for m in kafka.out.sent] == ["00Q01"]
+    assert writer._thread is not None and not writer._thread.is_alive()
