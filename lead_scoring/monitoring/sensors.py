@@ -21,7 +21,7 @@ from lead_scoring.contract.samples import PROBE_ID_PREFIX
 from lead_scoring.crm.salesforce import SalesforceResource
 from lead_scoring.monitoring.assets import DRIFT_ASSET_KEY, DRIFT_CHECK
 from lead_scoring.monitoring.backtest import BACKTEST_ASSET_KEY, BACKTEST_CHECK
-from lead_scoring.monitoring.latency import ProbeError, run_probe, run_salesforce_probe
+from lead_scoring.monitoring.latency import ProbeError, ProbeResult, run_probe, run_salesforce_probe
 from lead_scoring.monitoring.pipeline import DLQ_TOPIC, PIPELINE_CONSUMER_GROUPS, PIPELINE_TOPICS, SCORES_TOPIC
 from lead_scoring.monitoring.resources import MonitoringSettings
 from lead_scoring.monitoring.streams import CONSUMER_LAG_CHECK, DLQ_GROWTH_CHECK, evaluate, take_snapshot
@@ -156,13 +156,9 @@ def stream_health_checks_specs() -> list[dg.AssetCheckSpec]:
     return [s for t in PIPELINE_TOPICS for s in _check_specs_for(t) if s.name != LATENCY_CHECK]
 
 
-@dg.asset_check(
-    asset=topic_asset_key(SCORES_TOPIC),
-    name=LATENCY_CHECK,
-    description="Send probe leads now and check they are scored within the latency SLO.",
-)
-def latency_slo(kafka: KafkaResource, monitoring: MonitoringSettings) -> dg.AssetCheckResult:
-    result = run_probe(
+def probe_with(kafka: KafkaResource, monitoring: MonitoringSettings) -> ProbeResult:
+    """Probe leads through the pipeline as the monitoring settings say (the check and the sensor alike)."""
+    return run_probe(
         kafka,
         monitoring.input_topic,
         monitoring.scores_topic,
@@ -171,6 +167,15 @@ def latency_slo(kafka: KafkaResource, monitoring: MonitoringSettings) -> dg.Asse
         monitoring.kafka_timeout_s,
         monitoring.scores_format,
     )
+
+
+@dg.asset_check(
+    asset=topic_asset_key(SCORES_TOPIC),
+    name=LATENCY_CHECK,
+    description="Send probe leads now and check they are scored within the latency SLO.",
+)
+def latency_slo(kafka: KafkaResource, monitoring: MonitoringSettings) -> dg.AssetCheckResult:
+    result = probe_with(kafka, monitoring)
     return dg.AssetCheckResult(
         passed=result.within(monitoring.latency_slo_s),
         description=result.summary(monitoring.latency_slo_s),
@@ -282,15 +287,7 @@ def make_e2e_latency_sensor(interval_s: int = 60, salesforce: bool = False) -> d
         kafka: KafkaResource = context.resources.kafka
         monitoring: MonitoringSettings = context.resources.monitoring
         try:
-            result = run_probe(
-                kafka,
-                monitoring.input_topic,
-                monitoring.scores_topic,
-                monitoring.probe_count,
-                monitoring.probe_timeout_s,
-                monitoring.kafka_timeout_s,
-                monitoring.scores_format,
-            )
+            result = probe_with(kafka, monitoring)
         except KafkaUnavailable as exc:
             return dg.SkipReason(f"Kafka at {kafka.bootstrap_servers} is unreachable: {exc}")
         except ProbeError as exc:
