@@ -47,6 +47,7 @@ from confluent_kafka import KafkaException, TopicPartition
 
 from lead_scoring.contract import FEATURES, RESCORE_EVENT, parse_record
 from lead_scoring.contract.samples import is_demo, is_probe
+from lead_scoring.crm.quarantine import payload_text
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.streaming.kafka import KafkaResource
@@ -63,7 +64,6 @@ INGEST_SLACK = timedelta(minutes=5)
 # de-duplication TTL (streaming.render.RenderSettings.dedup_ttl, 5 min locally; Confluent keeps 1 h).
 UNCHANGED_LOOKBACK = timedelta(minutes=5)
 UNCHANGED = "unchanged features (not scored again: score hops)"  # how the report counts them
-REJECTED_PAYLOAD_CHARS = 10_000  # as the sink stores them (crm.sink)
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -316,7 +316,7 @@ def _classify(records: Iterable[KafkaRecord], until_ms: int) -> tuple[list[_Inpu
             if is_probe(rid) or is_demo(rid):
                 excluded["probe or demo"] += 1
                 continue
-            payload = (rec.value or b"").decode("utf-8", errors="replace")[:REJECTED_PAYLOAD_CHARS]
+            payload = payload_text(rec.value)  # exactly as the sink stores it (escaped bytes, bounded)
             inputs.append(
                 _Input(rid, rec.timestamp_ms, valid=False, payload=payload, payload_id=_payload_id(rec.value))
             )

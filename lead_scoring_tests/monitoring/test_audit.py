@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 
 from lead_scoring.contract import FEATURES, RESCORE_EVENT
 from lead_scoring.contract.samples import PROBE_ID_PREFIX, probe_record
+from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.monitoring.audit import (
     AuditReport,
     HopResult,
@@ -55,7 +57,7 @@ def test_probes_demo_leads_and_rescore_requests_are_left_out_and_the_rest_classi
     )
     assert excluded == Counter({"probe or demo": 2, "rescore requests": 1})
     assert [(i.id, i.ts_ms, i.valid) for i in inputs] == [("00Q1", 1_000, True), ("BAD-1", 1_004, False)]
-    assert inputs[1].payload_id is None and inputs[1].payload.startswith("\ufffd not json")
+    assert inputs[1].payload_id is None and inputs[1].payload.startswith("\\xff not json")
 
 
 def test_a_dead_letter_is_matched_by_the_id_in_its_payload_and_the_input_time() -> None:
@@ -99,6 +101,16 @@ def test_hostile_payloads_are_followed_as_invalid_records() -> None:
         (None, False, None),
         (None, False, None),
     ]
+
+
+def test_an_invalid_record_is_expected_in_rejected_leads_exactly_as_the_sink_stores_it() -> None:
+    # invalid UTF-8 and Avro bytes (NUL, high bytes): the audit once decoded these differently from the sink
+    # and called rows that were there "missing"
+    hostile = [b'{"Id": "H2", "Rating": "\xc3\x28"}', b"\x00\x00\x00\x00\x07\x0c00QH7\x02\xfe", b"x" * 20_000]
+    inputs, _ = _classify([_rec(value, n, b"H%d" % n) for n, value in enumerate(hostile)], until_ms=10)
+    for value, audited in zip(hostile, inputs, strict=True):
+        message = SimpleNamespace(topic="input_raw", partition=0, offset=0, key=b"H", value=value)
+        assert audited.payload == SinkHandler._rejected_row(message, "bad")["payload"]
 
 
 def test_dead_letters_without_an_id_sent_in_the_same_millisecond_count_as_two() -> None:
