@@ -6,6 +6,7 @@ through the job's default dataset; DuckDB runs the same text transpiled by sqlgl
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -153,6 +154,13 @@ def _file_lock(path: str) -> threading.Lock:
         return _FILE_LOCKS.setdefault(key, threading.Lock())
 
 
+@functools.lru_cache(maxsize=512)
+def _to_duckdb(sql: str) -> str:
+    """BigQuery Standard SQL as DuckDB runs it. Cached: the workers run the same few statements every batch, and
+    sqlglot took ~3 ms of a ~10 ms erasure-register lookup."""
+    return ";\n".join(sqlglot.transpile(sql, read="bigquery", write="duckdb"))
+
+
 class DuckDBWarehouse(Warehouse):
     """A DuckDB file: the local profile's warehouse."""
 
@@ -246,7 +254,7 @@ class DuckDBWarehouse(Warehouse):
         self._columns_checked.add(spec.name)
 
     def transpile(self, sql: str) -> str:
-        return ";\n".join(sqlglot.transpile(sql, read="bigquery", write="duckdb"))
+        return _to_duckdb(sql)
 
     def query(self, sql: str, params: Optional[dict[str, Any]] = None) -> pd.DataFrame:
         self._ensure_once()
