@@ -12,7 +12,7 @@ from lead_scoring.production.preflight import (
     findings_markdown,
     run_preflight,
 )
-from lead_scoring.serving.resources import VertexAIModelServing
+from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import Profile
 from lead_scoring.storage.resources import GcsModelStore
 from lead_scoring.streaming.confluent import ConfluentFlink

@@ -36,7 +36,7 @@ from lead_scoring.crm.assets import (
 from lead_scoring.monitoring.assets import recent_leads_sql, recent_scores_sql
 from lead_scoring.monitoring.sensors import new_labels_sql
 from lead_scoring.production.api_budget import ApiBudget, project_api_budget
-from lead_scoring.serving.resources import VertexAIModelServing
+from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.storage.artifacts import ModelArtifact
 from lead_scoring.streaming.confluent import ConfluentFlink, ddl_statements
 from lead_scoring.streaming.render import (

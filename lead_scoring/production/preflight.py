@@ -39,7 +39,7 @@ from lead_scoring.crm.assets import (
 )
 from lead_scoring.crm.salesforce import SalesforceResource
 from lead_scoring.production.api_budget import DEFAULT_API_SHARE, project_api_budget
-from lead_scoring.serving.resources import VertexAIModelServing
+from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import confluent_cloud_settings
 from lead_scoring.storage.resources import GcsModelStore
 from lead_scoring.streaming.confluent import ConfluentFlink

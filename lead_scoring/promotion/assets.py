@@ -38,11 +38,7 @@ from lead_scoring.promotion.comparison import (
 )
 from lead_scoring.promotion.rescore import RescoreProgress, rescore, start_or_resume
 from lead_scoring.serving.assets import expected_for
-from lead_scoring.serving.resources import (
-    DeploymentError,
-    ModelDeployment,
-    ModelServing,
-)
+from lead_scoring.serving.deployment import DeploymentError, ModelDeployment, ModelServing
 from lead_scoring.storage.artifacts import ArtifactError, ModelArtifact
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.streaming.engine import FlinkEngine, RolloutError, render_settings_for

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from lead_scoring.contract.samples import SMOKE_RECORD
-from lead_scoring.serving.resources import DeploymentError, Expected, ModelDeployment, ModelServing
+from lead_scoring.serving.deployment import DeploymentError, Expected, ModelDeployment, ModelServing
 from lead_scoring.storage.artifacts import ModelArtifact, key_id
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.training.model import LeadScorer

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from lead_scoring.serving.assets import model_deployment
-from lead_scoring.serving.resources import ClusterModelServing, LocalModelServer, ModelServing, VertexAIModelServing
+from lead_scoring.serving.cluster import ClusterModelServing
+from lead_scoring.serving.deployment import ModelServing
+from lead_scoring.serving.local import LocalModelServer
+from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import ClusterSettings, GcpSettings, Profile, load
 from lead_scoring.stack.config import StackConfig
 

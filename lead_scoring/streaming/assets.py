@@ -6,7 +6,7 @@ from typing import Any, Optional
 import dagster as dg
 from pydantic import Field
 
-from lead_scoring.serving.resources import ModelDeployment
+from lead_scoring.serving.deployment import ModelDeployment
 from lead_scoring.streaming.admin import TopicState, ensure_topics
 from lead_scoring.streaming.engine import FlinkEngine, RolloutError, render_settings_for
 from lead_scoring.streaming.kafka import KafkaResource

@@ -11,8 +11,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from lead_scoring.serving.cluster import ClusterModelServing
 from lead_scoring.serving.definitions import model_serving
-from lead_scoring.serving.resources import ClusterModelServing, DeploymentError
+from lead_scoring.serving.deployment import DeploymentError
 from lead_scoring.settings import ClusterSettings, ConfigurationError, Profile, load
 from lead_scoring.stack.catalog import Catalog, infrastructure
 from lead_scoring.stack.config import StackConfig

@@ -23,7 +23,7 @@ from lead_scoring.crm.resources import LocalCrm
 from lead_scoring.crm.synthetic import generate_leads, write_frame
 from lead_scoring.crm.workers import build_worker
 from lead_scoring.serving.assets import model_deployment
-from lead_scoring.serving.resources import LocalModelServer
+from lead_scoring.serving.local import LocalModelServer
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs, ModelArtifact
 from lead_scoring.storage.resources import LocalModelStore

@@ -19,7 +19,7 @@ from lead_scoring.production.preflight import (
     Status,
     run_preflight,
 )
-from lead_scoring.serving.resources import VertexAIModelServing
+from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import Profile
 from lead_scoring.streaming.confluent import ConfluentFlink
 from lead_scoring.warehouse.tables import TABLES

@@ -30,7 +30,7 @@ from lead_scoring.promotion.assets import (
     full_rescore,
 )
 from lead_scoring.serving.assets import model_deployment
-from lead_scoring.serving.resources import LocalModelServer
+from lead_scoring.serving.local import LocalModelServer
 from lead_scoring.serving.service import served_version
 from lead_scoring.settings import challenger_model_name
 from lead_scoring.stack.ports import free_port

@@ -10,19 +10,13 @@ import grpc
 import httpx
 import pytest
 
+from lead_scoring.contract.samples import SMOKE_RECORD
 from lead_scoring.services import local_stack
 from lead_scoring.serving.assets import expected_for, model_deployment
-from lead_scoring.serving.resources import (
-    SMOKE_RECORD,
-    VERTEX_HEALTH_ROUTE,
-    VERTEX_PORT,
-    VERTEX_PREDICT_ROUTE,
-    DeploymentError,
-    Expected,
-    LocalModelServer,
-    VertexAIModelServing,
-)
+from lead_scoring.serving.deployment import DeploymentError, Expected
+from lead_scoring.serving.local import LocalModelServer
 from lead_scoring.serving.service import MODEL_SERVER, ModelServerError, swap_model
+from lead_scoring.serving.vertex import VERTEX_HEALTH_ROUTE, VERTEX_PORT, VERTEX_PREDICT_ROUTE, VertexAIModelServing
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.ports import free_port
 from lead_scoring.stack.stack import pid_alive
@@ -234,7 +228,7 @@ def test_vertex_calls_match_the_sdk_signatures(vertex: FakeVertex) -> None:
 
     from google.cloud import aiplatform
 
-    import lead_scoring.serving.resources as module
+    import lead_scoring.serving.vertex as module
 
     serving = vertex_serving(vertex)
     artifact = gcs_artifact("m1")

@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lead_scoring.serving.model import LeadScoringModel
-from lead_scoring.serving.resources import VertexAIModelServing
 from lead_scoring.serving.server import (
     MAX_BODY_BYTES,
     KServeRestAdapter,
@@ -29,6 +28,7 @@ from lead_scoring.serving.server import (
     run_server,
 )
 from lead_scoring.serving.service import ModelServerError, ModelServerProcess, swap_model
+from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, manifest_digest
 from lead_scoring_tests.serving.conftest import BAD, V1, V2

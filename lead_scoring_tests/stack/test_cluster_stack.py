@@ -27,8 +27,8 @@ import pytest
 
 from lead_scoring.services import local_stack as make_stack
 from lead_scoring.serving.assets import model_deployment
+from lead_scoring.serving.cluster import ClusterModelServing
 from lead_scoring.serving.definitions import model_serving
-from lead_scoring.serving.resources import ClusterModelServing
 from lead_scoring.serving.service import admin_token, replica_name, served_version
 from lead_scoring.settings import Profile
 from lead_scoring.stack.catalog import infrastructure
