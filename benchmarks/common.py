@@ -304,6 +304,16 @@ def _write(path: Path, text: str) -> None:
         f.write(text)
 
 
+def replace_section(text: str, begin: str, end: str, body: str) -> str:
+    """`text` with what lies between the markers `begin` and `end` replaced by `body` (docs rendered from results
+    files, never typed by hand)."""
+    if begin not in text or end not in text:
+        raise ValueError(f"the markers {begin!r} and {end!r} are not both in the text")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}{end}{tail}"
+
+
 def provenance(argv: list[str]) -> dict[str, Any]:
     """What produced a results file: the commit (and whether the tree had changes), the machine, the command."""
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from common import CpuMeter, ThreadCpu, flink_checkpoints, provenance
+from common import CpuMeter, ThreadCpu, flink_checkpoints, provenance, replace_section
 from e2e_latency import percentile
 from product import PRODUCT_ASSETS, Product, champion, private_product, process_pids, sensor_ticks
 
@@ -365,15 +365,12 @@ BEGIN, END = "<!-- user_flow.py --docs: begin -->", "<!-- user_flow.py --docs: e
 
 def render_docs(results_paths: list[Path], docs: Path = DOCS) -> str:
     """docs/performance.md with the section between BEGIN and END replaced by the tables of `results_paths`."""
-    text = docs.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
     root = docs.parents[1]
     tables = [
         f"**`{path.resolve().relative_to(root)}`**: {table(orjson.loads(path.read_bytes()))}\n"
         for path in results_paths
     ]
-    return f"{head}{BEGIN}\n{chr(10).join(tables)}{END}{tail}"
+    return replace_section(docs.read_text(), BEGIN, END, "\n".join(tables))
 
 
 if __name__ == "__main__":
