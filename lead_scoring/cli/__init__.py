@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "preflight": ("lead_scoring.cli.production", "preflight"),
     "ui": ("lead_scoring.cli.ui", "ui"),
     "model": ("lead_scoring.cli.model", "model_app"),
+    "product": ("lead_scoring.cli.product", "app"),
 }
 
 

@@ -77,7 +77,9 @@ def test_scripts_up_opens_the_ui_whatever_stack_up_and_the_assets_say(tmp_path: 
         f'echo "lead-scoring $*" >> {calls}\n'
         f'if [ "$1 $2" = "stack up" ] && [ -z "${{3:-}}" ]; then\n'
         f'  echo "sink is starting: stuck at input_raw[0]@41234 for 3 min: boom"\n'
-        f"  exit {stack_up_exit}\nfi\nexit 0\n",
+        f"  exit {stack_up_exit}\nfi\n"
+        f'if [ "$1 $2" = "product status" ]; then exit 1; fi\n'  # not deployed yet: the assets are launched
+        f"exit 0\n",
     )
     _stub(bin_dir / "dg", f'echo "dg $*" >> {calls}\nexit 1\n')  # every asset run fails
     done = subprocess.run(
@@ -94,3 +96,32 @@ def test_scripts_up_opens_the_ui_whatever_stack_up_and_the_assets_say(tmp_path: 
     assert "stuck at input_raw[0]@41234" in done.stdout
     assert "opening the UI anyway; not working: " in done.stderr
     assert ("stack up" in done.stderr.split("not working: ")[1]) == bool(stack_up_exit)
+
+
+def test_a_second_scripts_up_on_a_deployed_product_materializes_nothing_unless_asked(tmp_path: Path) -> None:
+    """Deployed (`lead-scoring product status` exits 0): no `dg launch`, the UI at once; LEAD_SCORING_REBUILD=1
+    launches the assets anyway."""
+    root = tmp_path / "checkout"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(project_root() / "scripts" / "up", root / "scripts" / "up")
+    (root / "dagster.yaml").write_text("")
+    bin_dir = root / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    calls = tmp_path / "calls.log"
+    _stub(root / "scripts" / "bootstrap", "exit 0\n")
+    _stub(bin_dir / "lead-scoring", f'echo "lead-scoring $*" >> {calls}\nexit 0\n')
+    _stub(bin_dir / "dg", f'echo "dg $*" >> {calls}\nexit 0\n')
+    for rebuild, launches in (("0", 0), ("1", 2)):
+        calls.write_text("")
+        done = subprocess.run(
+            ["bash", str(root / "scripts" / "up")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "HOME": str(tmp_path), "LEAD_SCORING_REBUILD": rebuild},
+        )
+        assert done.returncode == 0, done.stderr
+        lines = calls.read_text().splitlines()
+        assert sum(line.startswith("dg launch") for line in lines) == launches, lines
+        assert ("lead-scoring product status" in lines) == (rebuild == "0")
+        assert lines[-1] == "lead-scoring ui --host 127.0.0.1 --port 3000"

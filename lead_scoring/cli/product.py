@@ -1,0 +1,89 @@
+"""`lead-scoring product status`: is the product deployed and scoring on this machine?
+
+`scripts/up` asks it before materializing the product's assets again: on a machine where they are all
+materialized, the production model is served and every deployed statement runs, a re-run opens the UI in
+seconds instead of retraining (`LEAD_SCORING_REBUILD=1 scripts/up` materializes them anyway, e.g. after
+pulling new code).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import httpx
+import typer
+from rich.console import Console
+
+from lead_scoring.definitions import defs
+from lead_scoring.serving.service import served_version
+from lead_scoring.stack.config import StackConfig
+from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
+from lead_scoring.streaming.healing import deployed_prefixes, local_engine
+
+# the groups `scripts/up` materializes to deploy the product (its first `dg launch`)
+PRODUCT_GROUPS = ("training", "serving", "streaming", "crm")
+
+app = typer.Typer(help="The product on this machine: deployed, serving, scoring.", no_args_is_help=True)
+console = Console()
+
+
+def unmaterialized(instance: dg.DagsterInstance, groups: tuple[str, ...] = PRODUCT_GROUPS) -> list[str]:
+    """The materializable assets of `groups` with no materialization in `instance`."""
+    graph = defs().resolve_asset_graph()
+    keys = [
+        key
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).is_materializable and graph.get(key).group_name in groups
+    ]
+    latest = instance.get_latest_materialization_events(keys)
+    return sorted(key.to_user_string() for key in keys if latest.get(key) is None)
+
+
+def serving_problem(cfg: StackConfig) -> str | None:
+    """None when the model server serves the production version of the local artifact store."""
+    root = cfg.state.parent / "artifacts"
+    production = ArtifactRepository(LocalBlobs(root)).production_version() if root.is_dir() else None
+    if production is None:
+        return "no production model yet"
+    served = served_version(cfg.model_url, cfg.model_name)
+    if served != production:
+        return f"the model server serves {served or 'nothing'}, production is {production}"
+    return None
+
+
+def statements_problem(cfg: StackConfig) -> str | None:
+    """None when every deployed Flink statement has a running job."""
+    prefixes = deployed_prefixes(cfg)
+    if not prefixes:
+        return "no Flink statements deployed yet"
+    engine = local_engine(cfg)
+    missing = []
+    for prefix in prefixes:
+        state = engine.deployed(prefix)
+        try:
+            running = engine.running(prefix)
+        except httpx.HTTPError as exc:
+            return f"Flink does not answer ({type(exc).__name__})"
+        missing += [name for name in (state.statements if state else {}) if name not in running]
+    return f"statements not running: {', '.join(sorted(missing))}" if missing else None
+
+
+@app.command()
+def status() -> None:
+    """Exit 0 when the product is deployed and serving: every asset of the training, serving, streaming and crm
+    groups materialized in this Dagster instance, the production model served, every deployed statement
+    running. Otherwise say what is missing and exit 1."""
+    cfg = StackConfig.from_env()
+    problems = []
+    with dg.DagsterInstance.get() as instance:
+        never = unmaterialized(instance)
+    if never:
+        problems.append(f"never materialized: {', '.join(never)}")
+    problems += [p for p in (serving_problem(cfg), statements_problem(cfg)) if p]
+    if problems:
+        for problem in problems:
+            console.print(f"[yellow]not deployed:[/] {problem}", highlight=False)
+        raise typer.Exit(1)
+    console.print(
+        "[green]deployed:[/] every product asset materialized, the production model served, every statement running",
+        highlight=False,
+    )
