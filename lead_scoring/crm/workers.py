@@ -70,6 +70,11 @@ COMMIT_STALL_S = 30.0
 # second look IDLE_PROBE_S later, then the consumer is replaced by a new one in the same group.
 FETCH_STALL_S = 30.0
 CLOSE_TIMEOUT_S = 30.0
+# A consumer can also be left holding no partition at all while the group's records wait (seen once at load 12:
+# "commit failed: Waiting for coordinator", 0 partitions, lag 490 for 300 s). After FETCH_STALL_S without an
+# assignment, the group's committed offsets are read twice IDLE_PROBE_S apart; records waiting behind offsets
+# that did not move (or a coordinator that does not answer while the broker does) replace the consumer.
+COORDINATOR_SILENT = ("(group coordinator: no answer)", -1)
 _BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
@@ -164,6 +169,9 @@ class MicroBatchWorker:
         self._stall_suspect: dict[tuple[str, int], int] = {}
         self._stall_replaced: dict[tuple[str, int], int] = {}  # what the last replacement was for
         self._stuck: Optional[dict[str, Any]] = None  # the batch whose write is being retried (heartbeat)
+        self._unassigned_since: Optional[float] = None  # monotonic time the consumer was first seen empty-handed
+        self._group_suspect: dict[tuple[str, int], int] = {}  # the group's waiting offsets at the last look
+        self._last_group_look = 0.0
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -221,7 +229,12 @@ class MicroBatchWorker:
             while not self._stop.is_set():
                 self._heartbeat()
                 now = time.monotonic()
-                if self.state == WAITING_FOR_KAFKA and now - last_probe > 2.0:
+                if self._left_without_partitions(consumer, now):
+                    stalled, consumer = consumer, None
+                    self._retire(stalled, self._group_suspect, f"no partition assigned for {FETCH_STALL_S:.0f} s")
+                    consumer = self._subscribe()
+                    last_message = time.monotonic()
+                elif self.state == WAITING_FOR_KAFKA and now - last_probe > 2.0:
                     last_probe = now
                     self._probe_broker(consumer)
                 elif self.state == CONSUMING and now - max(last_message, last_probe) > IDLE_PROBE_S:
@@ -235,7 +248,9 @@ class MicroBatchWorker:
                         and self._fetch_stalled(consumer)
                     ):
                         stalled, consumer = consumer, None
-                        self._retire(stalled)
+                        self._retire(
+                            stalled, self._stall_suspect, f"none arrived for {FETCH_STALL_S:.0f} s with the broker up"
+                        )
                         consumer = self._subscribe()
                         last_message = time.monotonic()
                 if self._pending_commit:
@@ -315,6 +330,7 @@ class MicroBatchWorker:
             },
         )
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._unassigned_since = None
         log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
         return consumer
 
@@ -342,6 +358,54 @@ class MicroBatchWorker:
         # consumer may read (transaction markers, aborted transactions under read_committed).
         return waiting != self._stall_replaced
 
+    def _left_without_partitions(self, consumer: Any, now: float) -> bool:
+        """True when the consumer has held no partition for FETCH_STALL_S, the broker answers, and at two looks
+        IDLE_PROBE_S apart the group's records waited behind the same committed offsets (nobody in the group
+        moved them) or the group coordinator did not answer. A member left idle by a larger group passes: the
+        member that holds the partitions moves their offsets."""
+        self._assigned = len(consumer.assignment())  # the client's own view (heartbeat), not the callbacks'
+        if self._assigned:
+            self._unassigned_since = None
+            return False
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        if now - self._unassigned_since < FETCH_STALL_S or now - self._last_group_look < IDLE_PROBE_S:
+            return False
+        self._last_group_look = now
+        try:
+            consumer.list_topics(topic=self.topics[0], timeout=IDLE_PROBE_TIMEOUT_S)
+        except KafkaException:
+            return False  # the broker is away: waiting for Kafka, not a stuck client
+        try:
+            waiting = self._group_waiting(consumer)
+        except KafkaException as exc:
+            log.debug("%s: could not read the topics' offsets: %s", self.name, exc)
+            return False
+        suspect, self._group_suspect = self._group_suspect, waiting
+        return bool(waiting) and waiting == suspect and waiting != self._stall_replaced
+
+    def _group_waiting(self, consumer: Any) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> the group's committed offset, for each partition of our topics whose log ends
+        beyond it; `COORDINATOR_SILENT` when the committed offsets cannot be read."""
+        metadata = consumer.list_topics(timeout=IDLE_PROBE_TIMEOUT_S)
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self.topics
+            if topic in metadata.topics
+            for p in metadata.topics[topic].partitions
+        ]
+        try:
+            committed = consumer.committed(partitions, timeout=IDLE_PROBE_TIMEOUT_S)
+        except KafkaException:
+            return {COORDINATOR_SILENT: -1}
+        waiting = {}
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(tp, timeout=IDLE_PROBE_TIMEOUT_S, cached=False)
+            start = max(tp.offset, low)  # none committed (-1001) or below the log's start: it starts there
+            if high > start:
+                waiting[(tp.topic, tp.partition)] = start
+        return waiting
+
     def _records_waiting(self, consumer: Any) -> dict[tuple[str, int], int]:
         """(topic, partition) -> our position, for each assigned partition whose log ends beyond it."""
         assignment = consumer.assignment()
@@ -361,19 +425,17 @@ class MicroBatchWorker:
                 waiting[key] = start
         return waiting
 
-    def _retire(self, consumer: Any) -> None:
+    def _retire(self, consumer: Any, waiting: dict[tuple[str, int], int], why: str) -> None:
         """Close a consumer that stopped fetching (a new one in the group takes over); what it holds is written
         and committed on the way out, as on any revocation."""
-        waiting = self._stall_suspect
         log.warning(
-            "%s: records are waiting on %s but none arrived for %.0f s with the broker up; replacing the "
-            "Kafka consumer",
+            "%s: records are waiting on %s but %s; replacing the Kafka consumer",
             self.name,
-            ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(waiting.items())),
-            FETCH_STALL_S,
+            ", ".join(f"{t}[{p}]@{o}" if p >= 0 else t for (t, p), o in sorted(waiting.items())),
+            why,
         )
         self.stats.reconnects += 1
-        self._stall_replaced, self._stall_suspect = waiting, {}
+        self._stall_replaced, self._stall_suspect, self._group_suspect = waiting, {}, {}
         self._flush(consumer)
         # close() revokes (a synchronous commit) and may hang on a wedged client: bounded, on a side thread
         closing = threading.Thread(target=consumer.close, name=f"{self.name}-close", daemon=True)

@@ -519,6 +519,52 @@ def test_a_consumer_that_stops_fetching_is_replaced_and_nothing_is_lost(local_st
     assert group_lag(kafka, worker.group_id, [topic]) == {topic: 0}
 
 
+class _EmptyHandedFirstConsumer(MicroBatchWorker):
+    """Its first Kafka consumer gives its partitions up inside the assignment callback, so the group coordinator
+    counts it as their owner while it fetches nothing: the state a worker was seen in at load 12 (0 partitions,
+    "Waiting for coordinator", lag 490 for 300 s)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.emptied_once = False
+
+    def _on_assign(self, consumer, partitions) -> None:
+        super()._on_assign(consumer, partitions)
+        if not self.emptied_once:
+            consumer.unassign()  # a real client; the callback's own unassign() replaces the automatic assign()
+            self.emptied_once = True
+
+
+def test_a_consumer_left_without_partitions_is_replaced_and_nothing_is_lost(local_stack, tmp_path, monkeypatch):
+    monkeypatch.setattr(workers, "FETCH_STALL_S", 3.0)
+    kafka = local_stack.kafka()
+    topic = _name("unassigned")
+    create_topics(kafka, [topic])
+    assert replay(kafka, iter([_score(f"00QU{i:06d}", "Lead", i) for i in range(40)]), topic).sent == 40
+    recorder = _Recorder()
+    worker = _EmptyHandedFirstConsumer(
+        kafka,
+        _name("unassigned"),
+        [topic],
+        recorder,
+        name="writeback",
+        max_wait_s=0.2,
+        heartbeat_path=tmp_path / "writeback.json",
+    )
+    thread = _run_in_thread(worker)
+    try:
+        wait_until(lambda: worker.emptied_once, 60, "the first assignment")
+        time.sleep(1.5)
+        assert json.loads((tmp_path / "writeback.json").read_text())["assigned_partitions"] == 0
+        wait_until(lambda: len(recorder.seen) == 40, 90, "the 40 records written after the consumer is replaced")
+    finally:
+        worker.stop()
+        thread.join(60)
+    assert worker.stats.reconnects == 1
+    assert set(recorder.seen.values()) == {1}
+    assert group_lag(kafka, worker.group_id, [topic]) == {topic: 0}
+
+
 def test_an_idle_worker_behind_a_transaction_marker_is_not_replaced_over_and_over(local_stack, tmp_path, monkeypatch):
     # The log of a transactionally written topic ends in a commit marker no consumer returns: an idle worker
     # may sit one offset short of the log's end for good. One replacement at most, never one per check.
