@@ -381,10 +381,11 @@ def table(results: dict[str, Any]) -> str:
         label, who = FAULT_LABELS.get(r["fault"], (r["fault"], ""))
         resumed = "-" if r["resumed_s"] is None else f"{r['resumed_s']} s"
         healthy = "-" if r["healthy_again_s"] is None else f"{r['healthy_again_s']} s"
+        restarts = r["restarts"] if r["restarts"] >= 0 else "(counts reset by the restart)"
         sent = f"{r['produced']:,}" + (f" + {r['hostile_sent']} hostile" if r.get("hostile_sent") else "")
         lines.append(
             f"| {label} | {sent} / **{r['lost']}** | {r['scored_twice']:,} ({r['duplicate_bound']:,}) | {resumed} "
-            f"| {healthy} | {r['restarts']} | {r['crm_rows']:,} | {r['warehouse_raw_rows']:,} / "
+            f"| {healthy} | {restarts} | {r['crm_rows']:,} | {r['warehouse_raw_rows']:,} / "
             f"{r['warehouse_score_rows']:,} | {_audit_cell(FaultResult(**r))} | {who} |"
         )
     return "\n".join(lines) + "\n"
