@@ -17,6 +17,10 @@ do, the heartbeat carries `"stuck": {"topic", "partition", "offset", "since", "e
 record, since the first failure, the last error) and `"stuck": null` otherwise; `"quarantined"` counts the
 records this process put aside.
 
+The parts: `crm.batches` (the batch, its handler and `BatchWriter`: isolate, quarantine, retry),
+`crm.offsets` (`OffsetCommitter`: asynchronous commits of what was written), `crm.consumer_watch` (is the
+consumer still fetching?); `MicroBatchWorker` here runs the loop and reports the state.
+
 `lead-scoring worker NAME` runs one; the stack's supervisor runs both as services.
 """
 
@@ -29,15 +33,17 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 import tenacity
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 
+from lead_scoring.crm import consumer_watch
+from lead_scoring.crm.batches import BatchHandler, BatchWriter, Message, WorkerFailed, WorkerStats
+from lead_scoring.crm.consumer_watch import ConsumerWatch, Positions, describe
 from lead_scoring.crm.echo import EchoingCrmWriter
-from lead_scoring.crm.quarantine import ErrorKind, classify, describe_error
+from lead_scoring.crm.offsets import OffsetCommitter
 from lead_scoring.crm.resources import CrmResource, input_topic_of
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import WritebackHandler
@@ -60,65 +66,16 @@ HEARTBEAT_MAX_AGE_S = 15.0
 CONSUMING = "consuming"
 WAITING_FOR_KAFKA = "waiting for Kafka"
 RETRYING_WRITE = "retrying a write"
-# librdkafka's signals that no broker can be reached (it keeps reconnecting on its own).
-# Consuming but nothing arrived for this long: check the broker is still there (one metadata request).
-IDLE_PROBE_S = 5.0
-IDLE_PROBE_TIMEOUT_S = 3.0
-COMMIT_STALL_S = 30.0
-# Nothing arrived for this long while the broker holds records past our position: the client may be stuck
-# (after a broker restart librdkafka can keep a partition without fetching it, librdkafka#5153). Confirmed by a
-# second look IDLE_PROBE_S later, then the consumer is replaced by a new one in the same group.
-FETCH_STALL_S = 30.0
 CLOSE_TIMEOUT_S = 30.0
-# A consumer can also be left holding no partition at all while the group's records wait (seen once at load 12:
-# "commit failed: Waiting for coordinator", 0 partitions, lag 490 for 300 s). After FETCH_STALL_S without an
-# assignment, the group's committed offsets are read twice IDLE_PROBE_S apart; records waiting behind offsets
-# that did not move (or a coordinator that does not answer while the broker does) replace the consumer.
-COORDINATOR_SILENT = ("(group coordinator: no answer)", -1)
+# librdkafka's signals that no broker can be reached (it keeps reconnecting on its own).
 _BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
-@dataclass(frozen=True)
-class Message:
-    """One consumed Kafka message, detached from the client."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: Optional[bytes]
-    value: Optional[bytes]
-    timestamp_ms: Optional[int]
-    headers: tuple[tuple[str, Optional[bytes]], ...] = ()
-
-
-class BatchHandler(Protocol):
-    def handle(self, batch: Sequence[Message]) -> dict[str, int]:
-        """Write the batch; raise to have it retried or, for a permanent error, split (see `crm.quarantine`)."""
-
-    def quarantine(self, msg: Message, error: str) -> dict[str, int]:
-        """Keep one record whose write failed permanently, with the error (idempotent); raise if that fails."""
-
-
-@dataclass
-class WorkerStats:
-    consumed: int = 0
-    batches: int = 0
-    retries: int = 0
-    outages: int = 0
-    reconnects: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, counts: dict[str, int]) -> None:
-        for k, v in counts.items():
-            self.counts[k] = self.counts.get(k, 0) + int(v)
-
-
-class WorkerFailed(RuntimeError):
-    """A batch could not be written within `max_attempts`; its offsets stay uncommitted."""
-
-
 class MicroBatchWorker:
-    """Consume `topics` in `group_id`, hand micro-batches to `handler`, commit after each success."""
+    """Consume `topics` in `group_id`, hand micro-batches to `handler`, commit after each success.
+
+    The loop and the worker's state are here; how a batch is written is `crm.batches.BatchWriter`, how offsets
+    are committed `crm.offsets.OffsetCommitter`, how a stuck consumer is recognised `crm.consumer_watch`."""
 
     def __init__(
         self,
@@ -145,8 +102,6 @@ class MicroBatchWorker:
         self.handler = handler
         self.batch_size = batch_size
         self.max_wait_s = max_wait_s
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
         self.consumer_overrides = consumer_overrides or {}
@@ -156,22 +111,29 @@ class MicroBatchWorker:
         self._batch: list[Message] = []
         self._batch_started = 0.0
         self.heartbeat_path = heartbeat_path
-        self._assigned = 0
         self._last_heartbeat = 0.0
         self.state = WAITING_FOR_KAFKA
         self._state_since = time.time()
         self._detail = ""
-        # written, not yet committed: (topic, partition) -> next offset; committed asynchronously (see _commit)
-        self._pending_commit: dict[tuple[str, int], int] = {}
-        self._commit_issued_at: Optional[float] = None  # an asynchronous commit in flight since then
-        self._next_commit_at = 0.0
-        # (topic, partition) -> the position records were waiting behind, at the first sight of a stall
-        self._stall_suspect: dict[tuple[str, int], int] = {}
-        self._stall_replaced: dict[tuple[str, int], int] = {}  # what the last replacement was for
-        self._stuck: Optional[dict[str, Any]] = None  # the batch whose write is being retried (heartbeat)
-        self._unassigned_since: Optional[float] = None  # monotonic time the consumer was first seen empty-handed
-        self._group_suspect: dict[tuple[str, int], int] = {}  # the group's waiting offsets at the last look
-        self._last_group_look = 0.0
+        self.writer = BatchWriter(
+            handler,
+            name,
+            self.stats,
+            self._stop,
+            max_attempts=max_attempts,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            sleep=sleep,
+            heartbeat=self._heartbeat,
+            on_retry=lambda detail: self._set_state(RETRYING_WRITE, detail),
+            on_written=self._written_after_retries,
+        )
+        self.offsets = OffsetCommitter(
+            name,
+            on_failure=lambda detail: self._set_state(WAITING_FOR_KAFKA, detail),
+            on_success=self._kafka_answered,
+        )
+        self.watch = ConsumerWatch(name, self.topics)
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -208,6 +170,14 @@ class MicroBatchWorker:
         self._detail = detail
         self._heartbeat(force=True)
 
+    def _kafka_answered(self) -> None:
+        if self.state == WAITING_FOR_KAFKA:
+            self._set_state(CONSUMING)
+
+    def _written_after_retries(self) -> None:
+        if self.state == RETRYING_WRITE:
+            self._set_state(CONSUMING)
+
     def _on_kafka_error(self, err: KafkaError) -> None:
         # error_cb runs inside poll/consume on this thread
         if err.code() in _BROKER_DOWN:
@@ -229,32 +199,29 @@ class MicroBatchWorker:
             while not self._stop.is_set():
                 self._heartbeat()
                 now = time.monotonic()
-                if self._left_without_partitions(consumer, now):
-                    stalled, consumer = consumer, None
-                    self._retire(stalled, self._group_suspect, f"no partition assigned for {FETCH_STALL_S:.0f} s")
-                    consumer = self._subscribe()
+                stuck_at = self.watch.left_without_partitions(consumer, now)
+                if stuck_at is not None:
+                    consumer = self._replace(
+                        consumer, stuck_at, f"no partition assigned for {consumer_watch.FETCH_STALL_S:.0f} s"
+                    )
                     last_message = time.monotonic()
                 elif self.state == WAITING_FOR_KAFKA and now - last_probe > 2.0:
+                    # while waiting: a cheap metadata request tells when the broker is back, even on an idle topic
                     last_probe = now
-                    self._probe_broker(consumer)
-                elif self.state == CONSUMING and now - max(last_message, last_probe) > IDLE_PROBE_S:
+                    if self.watch.broker_error(consumer, timeout_s=1.0) is None:
+                        self._set_state(CONSUMING)
+                elif self.state == CONSUMING and now - max(last_message, last_probe) > consumer_watch.IDLE_PROBE_S:
                     # librdkafka does not always call error_cb when the only broker goes away from an idle
                     # client: with nothing arriving, ask for metadata to know whether we are idle or cut off.
-                    last_probe = now
                     # At most one stall check per IDLE_PROBE_S: this branch only runs that often.
-                    if (
-                        self._check_broker(consumer)
-                        and now - last_message > FETCH_STALL_S
-                        and self._fetch_stalled(consumer)
-                    ):
-                        stalled, consumer = consumer, None
-                        self._retire(
-                            stalled, self._stall_suspect, f"none arrived for {FETCH_STALL_S:.0f} s with the broker up"
-                        )
-                        consumer = self._subscribe()
-                        last_message = time.monotonic()
-                if self._pending_commit:
-                    self._commit(consumer)
+                    last_probe = now
+                    if self._check_broker(consumer) and now - last_message > consumer_watch.FETCH_STALL_S:
+                        stuck_at = self.watch.fetch_stalled(consumer)
+                        if stuck_at is not None:
+                            why = f"none arrived for {consumer_watch.FETCH_STALL_S:.0f} s with the broker up"
+                            consumer = self._replace(consumer, stuck_at, why)
+                            last_message = time.monotonic()
+                self.offsets.commit(consumer)
                 room = max(1, self.batch_size - len(self._batch))
                 for msg in consumer.consume(num_messages=room, timeout=0.2):
                     err = msg.error()
@@ -281,7 +248,7 @@ class MicroBatchWorker:
                         )
                     )
                     last_message = time.monotonic()
-                    self._stall_suspect = {}
+                    self.watch.message_arrived()
                 if self._batch and (
                     len(self._batch) >= self.batch_size or time.monotonic() - self._batch_started >= self.max_wait_s
                 ):
@@ -291,13 +258,13 @@ class MicroBatchWorker:
             self._flush(consumer)
             self._commit_now(consumer)
         finally:
-            if self._pending_commit:
+            if self.offsets.pending:
                 log.warning(
                     "%s: stopping with offsets not committed (Kafka unreachable); their records will be "
                     "read again and written idempotently",
                     self.name,
                 )
-            if consumer is not None:  # None: a stalled consumer that would not close (see _retire)
+            if consumer is not None:  # None: a stalled consumer that would not close (see _replace)
                 consumer.close()
             for stop in self.on_stop:
                 stop()
@@ -325,117 +292,30 @@ class MicroBatchWorker:
                 # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
                 "log_level": 0,
                 "error_cb": self._on_kafka_error,
-                "on_commit": self._on_commit,
+                "on_commit": self.offsets.on_commit,
                 **self.consumer_overrides,
             },
         )
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
-        self._unassigned_since = None
+        self.watch.subscribed()
         log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
         return consumer
 
     def _check_broker(self, consumer: Any) -> bool:
         """While consuming but idle: a failed metadata request means the broker is gone, not the traffic."""
-        try:
-            consumer.list_topics(topic=self.topics[0], timeout=IDLE_PROBE_TIMEOUT_S)
-        except KafkaException as exc:
-            self._set_state(WAITING_FOR_KAFKA, f"metadata request failed: {exc.args[0] if exc.args else exc}")
-            return False
-        return True
+        error = self.watch.broker_error(consumer)
+        if error is not None:
+            self._set_state(WAITING_FOR_KAFKA, error)
+        return error is None
 
-    def _fetch_stalled(self, consumer: Any) -> bool:
-        """True when, at two looks IDLE_PROBE_S apart with nothing consumed between them, the broker held records
-        past our position on the same partitions (and a replacement was not already made for exactly those)."""
-        try:
-            waiting = self._records_waiting(consumer)
-        except KafkaException as exc:
-            log.debug("%s: could not read the partitions' offsets: %s", self.name, exc)
-            return False
-        suspect, self._stall_suspect = self._stall_suspect, waiting
-        if not waiting or waiting != suspect:
-            return False
-        # A new consumer stopped at the very positions of the last replacement: not a stuck client but records no
-        # consumer may read (transaction markers, aborted transactions under read_committed).
-        return waiting != self._stall_replaced
-
-    def _left_without_partitions(self, consumer: Any, now: float) -> bool:
-        """True when the consumer has held no partition for FETCH_STALL_S, the broker answers, and at two looks
-        IDLE_PROBE_S apart the group's records waited behind the same committed offsets (nobody in the group
-        moved them) or the group coordinator did not answer. A member left idle by a larger group passes: the
-        member that holds the partitions moves their offsets."""
-        self._assigned = len(consumer.assignment())  # the client's own view (heartbeat), not the callbacks'
-        if self._assigned:
-            self._unassigned_since = None
-            return False
-        if self._unassigned_since is None:
-            self._unassigned_since = now
-        if now - self._unassigned_since < FETCH_STALL_S or now - self._last_group_look < IDLE_PROBE_S:
-            return False
-        self._last_group_look = now
-        try:
-            consumer.list_topics(topic=self.topics[0], timeout=IDLE_PROBE_TIMEOUT_S)
-        except KafkaException:
-            return False  # the broker is away: waiting for Kafka, not a stuck client
-        try:
-            waiting = self._group_waiting(consumer)
-        except KafkaException as exc:
-            log.debug("%s: could not read the topics' offsets: %s", self.name, exc)
-            return False
-        suspect, self._group_suspect = self._group_suspect, waiting
-        return bool(waiting) and waiting == suspect and waiting != self._stall_replaced
-
-    def _group_waiting(self, consumer: Any) -> dict[tuple[str, int], int]:
-        """(topic, partition) -> the group's committed offset, for each partition of our topics whose log ends
-        beyond it; `COORDINATOR_SILENT` when the committed offsets cannot be read."""
-        metadata = consumer.list_topics(timeout=IDLE_PROBE_TIMEOUT_S)
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in self.topics
-            if topic in metadata.topics
-            for p in metadata.topics[topic].partitions
-        ]
-        try:
-            committed = consumer.committed(partitions, timeout=IDLE_PROBE_TIMEOUT_S)
-        except KafkaException:
-            return {COORDINATOR_SILENT: -1}
-        waiting = {}
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(tp, timeout=IDLE_PROBE_TIMEOUT_S, cached=False)
-            start = max(tp.offset, low)  # none committed (-1001) or below the log's start: it starts there
-            if high > start:
-                waiting[(tp.topic, tp.partition)] = start
-        return waiting
-
-    def _records_waiting(self, consumer: Any) -> dict[tuple[str, int], int]:
-        """(topic, partition) -> our position, for each assigned partition whose log ends beyond it."""
-        assignment = consumer.assignment()
-        if not assignment:
-            return {}
-        positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(assignment)}
-        unread = [tp for tp in assignment if positions[(tp.topic, tp.partition)] < 0]
-        if unread:  # nothing consumed since the assignment: it starts from the committed offset
-            for tp in consumer.committed(unread, timeout=IDLE_PROBE_TIMEOUT_S):
-                positions[(tp.topic, tp.partition)] = tp.offset
-        waiting = {}
-        for tp in assignment:
-            key = (tp.topic, tp.partition)
-            low, high = consumer.get_watermark_offsets(tp, timeout=IDLE_PROBE_TIMEOUT_S, cached=False)
-            start = max(positions[key], low)  # below the log's start (or none committed): it starts there
-            if high > start:
-                waiting[key] = start
-        return waiting
-
-    def _retire(self, consumer: Any, waiting: dict[tuple[str, int], int], why: str) -> None:
-        """Close a consumer that stopped fetching (a new one in the group takes over); what it holds is written
-        and committed on the way out, as on any revocation."""
+    def _replace(self, consumer: Any, positions: Positions, why: str) -> Any:
+        """Close a stuck consumer (a new one in the group takes over) and subscribe a new one; what it holds is
+        written and committed on the way out, as on any revocation."""
         log.warning(
-            "%s: records are waiting on %s but %s; replacing the Kafka consumer",
-            self.name,
-            ", ".join(f"{t}[{p}]@{o}" if p >= 0 else t for (t, p), o in sorted(waiting.items())),
-            why,
+            "%s: records are waiting on %s but %s; replacing the Kafka consumer", self.name, describe(positions), why
         )
         self.stats.reconnects += 1
-        self._stall_replaced, self._stall_suspect, self._group_suspect = waiting, {}, {}
+        self.watch.replaced(positions)
         self._flush(consumer)
         # close() revokes (a synchronous commit) and may hang on a wedged client: bounded, on a side thread
         closing = threading.Thread(target=consumer.close, name=f"{self.name}-close", daemon=True)
@@ -444,34 +324,26 @@ class MicroBatchWorker:
         if closing.is_alive():
             # beyond closing: only a new process gets a clean client (the supervisor restarts the worker)
             raise WorkerFailed(f"{self.name}: the stalled Kafka consumer did not close within {CLOSE_TIMEOUT_S:.0f} s")
-        self._assigned = 0
         self._heartbeat(force=True)
-
-    def _probe_broker(self, consumer: Any) -> None:
-        """While waiting: a cheap metadata request tells when the broker is back, even on an idle topic."""
-        try:
-            consumer.list_topics(topic=self.topics[0], timeout=1.0)
-        except KafkaException:
-            return
-        self._set_state(CONSUMING)
+        return self._subscribe()
 
     def _on_assign(self, consumer: Any, partitions: list) -> None:
-        self._assigned = len(partitions)
+        self.watch.assigned = len(partitions)
         self._set_state(CONSUMING)
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         self._flush(consumer)
         self._commit_now(consumer)
-        self._assigned = 0
+        self.watch.assigned = 0
         self._heartbeat(force=True)
 
     def _on_lost(self, consumer: Any, partitions: list) -> None:
         # The partitions already belong to someone else: write what we hold (idempotent), commit nothing.
         batch, self._batch = self._batch, []
         if batch:
-            self._write(batch)
-        self._pending_commit = {}
-        self._assigned = 0
+            self.writer.write(batch)
+        self.offsets.forget()
+        self.watch.assigned = 0
         self._heartbeat(force=True)
 
     def _heartbeat(self, force: bool = False) -> None:
@@ -488,7 +360,7 @@ class MicroBatchWorker:
                 {
                     "pid": os.getpid(),
                     "ts": now,
-                    "assigned_partitions": self._assigned,
+                    "assigned_partitions": self.watch.assigned,
                     "consumed": self.stats.consumed,
                     "group": self.group_id,
                     "state": self.state,
@@ -496,7 +368,7 @@ class MicroBatchWorker:
                     "detail": self._detail[:300],
                     "outages": self.stats.outages,
                     "reconnects": self.stats.reconnects,
-                    "stuck": self._stuck,
+                    "stuck": self.writer.stuck,
                     "quarantined": self.stats.counts.get("quarantined", 0),
                 }
             )
@@ -522,156 +394,23 @@ class MicroBatchWorker:
                     log.info("%s: created topic(s) %s", self.name, ", ".join(s.name for s in created))
 
     def _flush(self, consumer: Any) -> None:
+        """Write the batch held, then commit its offsets (asynchronously)."""
         if not self._batch:
             return
         batch, self._batch = self._batch, []
-        counts = self._write(batch)
-        for m in batch:
-            key = (m.topic, m.partition)
-            self._pending_commit[key] = max(self._pending_commit.get(key, 0), m.offset + 1)
+        counts = self.writer.write(batch)
+        self.offsets.written(batch)
         self.stats.consumed += len(batch)
         self.stats.batches += 1
         self.stats.add(counts)
-        self._commit(consumer)
+        if consumer is not None:
+            self.offsets.commit(consumer)
         log.debug("%s: batch of %d written (%s)", self.name, len(batch), counts)
 
-    def _commit(self, consumer: Any) -> None:
-        """Commit what was written, asynchronously; the result arrives in `_on_commit` during `consume`.
-
-        Never synchronously: librdkafka defers a commit issued while no broker is up until a coordinator is
-        found again (librdkafka#3740), so a synchronous one held the loop, and with it the heartbeat's
-        "waiting for Kafka", for the whole outage. A commit that got no answer for COMMIT_STALL_S is issued
-        again (a later commit of the same partitions supersedes it)."""
-        now = time.monotonic()
-        if not self._pending_commit or now < self._next_commit_at:
-            return
-        if self._commit_issued_at is not None and now - self._commit_issued_at < COMMIT_STALL_S:
-            return
-        try:
-            consumer.commit(offsets=self._pending_offsets(), asynchronous=True)
-        except KafkaException as exc:
-            self._commit_failed(exc.args[0] if exc.args else None, str(exc))
-            return
-        self._commit_issued_at = now
-
-    def _pending_offsets(self) -> list[TopicPartition]:
-        return [TopicPartition(t, p, o) for (t, p), o in sorted(self._pending_commit.items())]
-
-    def _on_commit(self, err: Optional[KafkaError], partitions: list) -> None:
-        # on_commit runs inside poll/consume on this thread
-        self._commit_issued_at = None
-        failed = err if err is not None else next((tp.error for tp in partitions if tp.error is not None), None)
-        for tp in partitions if err is None else ():
-            key = (tp.topic, tp.partition)
-            if tp.error is None and tp.offset >= self._pending_commit.get(key, tp.offset + 1):
-                del self._pending_commit[key]
-        if failed is not None:
-            self._commit_failed(failed, failed.str() if isinstance(failed, KafkaError) else str(failed))
-        elif self.state == WAITING_FOR_KAFKA:
-            self._set_state(CONSUMING)
-
-    def _commit_failed(self, err: Any, detail: str) -> None:
-        code = err.code() if isinstance(err, KafkaError) else None
-        if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID):
-            self._pending_commit = {}  # no longer ours: the new owner re-reads them (idempotent writes)
-            return
-        self._next_commit_at = time.monotonic() + 1.0
-        self._set_state(WAITING_FOR_KAFKA, f"commit failed: {detail}")
-
     def _commit_now(self, consumer: Any) -> None:
-        """Before partitions leave (a clean stop, a rebalance) and with the broker there: commit synchronously,
-        so whoever reads them next starts after what was written."""
-        if not self._pending_commit or self.state == WAITING_FOR_KAFKA:
-            return
-        try:
-            consumer.commit(offsets=self._pending_offsets(), asynchronous=False)
-        except KafkaException as exc:
-            log.warning("%s: final commit failed (%s)", self.name, exc)
-            return
-        self._pending_commit = {}
-
-    def _write(self, batch: list[Message]) -> dict[str, int]:
-        """Write the batch, isolating and quarantining records that fail on their own; retry transient failures
-        (with backoff, heartbeating, until `max_attempts` or a stop) and commit nothing until it is written."""
-        stop = tenacity.stop_after_attempt(self.max_attempts) if self.max_attempts else tenacity.stop_never
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_any(stop, lambda _state: self._stop.is_set()),
-            wait=backoff(self.backoff_s, self.max_backoff_s),
-            sleep=self._sleep_heartbeating,
-            reraise=True,
-            before_sleep=lambda state: self._on_write_failure(batch, state),
-        )
-        try:
-            counts = retrying(self._write_isolating, batch)
-        except Exception as exc:  # still failing after max_attempts, or asked to stop meanwhile: commit nothing
-            why = "the worker is stopping" if self._stop.is_set() else f"{self.max_attempts} attempts"
-            raise WorkerFailed(
-                f"{self.name}: batch of {len(batch)} not written ({why}): {describe_error(exc)}"
-            ) from exc
-        if self._stuck is not None:
-            log.info(
-                "%s: the batch at %s[%s]@%s is written after %.0f s",
-                self.name,
-                self._stuck["topic"],
-                self._stuck["partition"],
-                self._stuck["offset"],
-                time.time() - self._stuck["since"],
-            )
-            self._stuck = None
-        if self.state == RETRYING_WRITE:
-            self._set_state(CONSUMING)
-        return counts
-
-    def _write_isolating(self, batch: list[Message]) -> dict[str, int]:
-        """`handler.handle(batch)`; on a permanent error, the two halves on their own, down to the one record
-        that fails, which is quarantined (each write is idempotent, so a half written twice changes nothing)."""
-        try:
-            return self.handler.handle(batch)
-        except Exception as exc:
-            if classify(exc) is ErrorKind.TRANSIENT:
-                raise
-            if len(batch) == 1:
-                error = describe_error(exc)
-                log.warning(
-                    "%s: record %s[%d]@%d cannot be written (%s); quarantined",
-                    self.name,
-                    batch[0].topic,
-                    batch[0].partition,
-                    batch[0].offset,
-                    type(exc).__name__,
-                )
-                return self.handler.quarantine(batch[0], error)
-        middle = len(batch) // 2
-        counts = WorkerStats()
-        counts.add(self._write_isolating(batch[:middle]))
-        counts.add(self._write_isolating(batch[middle:]))
-        return counts.counts
-
-    def _sleep_heartbeating(self, seconds: float) -> None:
-        """The backoff between write attempts, in slices of at most a second with a heartbeat after each (a
-        30 s backoff must not read as a dead worker), cut short when the worker is asked to stop."""
-        remaining = seconds
-        while remaining > 0 and not self._stop.is_set():
-            step = min(1.0, remaining)
-            self._sleep(step)
-            remaining -= step
-            self._heartbeat()
-
-    def _on_write_failure(self, batch: list[Message], state: tenacity.RetryCallState) -> None:
-        self.stats.retries += 1
-        exc = state.outcome.exception() if state.outcome else None
-        error = describe_error(exc) if exc is not None else "unknown error"
-        first = batch[0]
-        since = self._stuck["since"] if self._stuck is not None else time.time()
-        # the batch's first record: its offset is where the group's committed position stays until this is written
-        self._stuck = {
-            "topic": first.topic,
-            "partition": first.partition,
-            "offset": first.offset,
-            "since": since,
-            "error": error,
-        }
-        self._set_state(RETRYING_WRITE, f"batch of {len(batch)}, attempt {state.attempt_number}: {error}")
+        """Before partitions leave (a clean stop, a rebalance) and with the broker there: commit synchronously."""
+        if self.state != WAITING_FOR_KAFKA:
+            self.offsets.commit_now(consumer)
 
 
 def build_worker(

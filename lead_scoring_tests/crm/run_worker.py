@@ -9,8 +9,9 @@ import argparse
 import logging
 import sys
 
+from lead_scoring.crm.batches import WorkerFailed
 from lead_scoring.crm.resources import LocalCrm
-from lead_scoring.crm.workers import WorkerFailed, build_worker
+from lead_scoring.crm.workers import build_worker
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 

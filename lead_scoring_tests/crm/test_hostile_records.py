@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from lead_scoring.contract import LEAD_FIELDS
 from lead_scoring.contract.fields import FieldType
+from lead_scoring.crm.batches import Message
 from lead_scoring.crm.quarantine import key_text, payload_text
 from lead_scoring.crm.sink import SinkHandler
-from lead_scoring.crm.workers import Message
 from lead_scoring.crm.writeback import LocalCrmWriter, WritebackHandler
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.warehouse.resources import DuckDBWarehouse

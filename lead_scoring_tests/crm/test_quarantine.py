@@ -22,10 +22,11 @@ from simple_salesforce.exceptions import SalesforceGeneralError
 
 from lead_scoring.crm import sink as sink_module
 from lead_scoring.crm import writeback as writeback_module
+from lead_scoring.crm.batches import Message, WorkerFailed
 from lead_scoring.crm.quarantine import ErrorKind, PoisonRecord, classify, describe_error
 from lead_scoring.crm.salesforce import TransientSalesforceError
 from lead_scoring.crm.sink import SinkHandler
-from lead_scoring.crm.workers import Message, MicroBatchWorker, WorkerFailed
+from lead_scoring.crm.workers import MicroBatchWorker
 from lead_scoring.crm.writeback import LocalCrmWriter, WritebackHandler
 from lead_scoring.warehouse.resources import BigQueryWarehouse, DuckDBWarehouse
 from lead_scoring_tests.warehouse.fake_bigquery import FakeBigQuery
@@ -126,7 +127,7 @@ def warehouse(tmp_path) -> DuckDBWarehouse:
 
 
 def _worker(handler, tmp_path, **options) -> tuple[MicroBatchWorker, list[dict]]:
-    """A worker around `handler` (no consumer: `_write` and the held offsets are what is tested); the list
+    """A worker around `handler` (no consumer: its `_flush` and the offsets held are what is tested); the list
     collects the heartbeat as it was at each backoff sleep."""
     beats: list[dict] = []
     path = tmp_path / "worker.heartbeat.json"
@@ -146,7 +147,6 @@ def _worker(handler, tmp_path, **options) -> tuple[MicroBatchWorker, list[dict]]
         max_backoff_s=0.01,
         **options,
     )
-    worker._next_commit_at = float("inf")  # hold the offsets instead of committing them (no consumer here)
     return worker, beats
 
 
@@ -185,8 +185,8 @@ def test_a_transient_failure_is_retried_commits_nothing_meanwhile_and_shows_stuc
     assert stuck[0]["error"].startswith("IOException: IO Error: Could not set lock on file")
     assert all(b["quarantined"] == 0 for b in beats)
     # written: the offsets are held for the commit, stuck is cleared, nothing was quarantined
-    assert worker._pending_commit == {("input_raw", 2): 45}
-    assert worker._stuck is None and worker.state != "retrying a write"
+    assert worker.offsets.pending == {("input_raw", 2): 45}
+    assert worker.writer.stuck is None and worker.state != "retrying a write"
     final = json.loads((tmp_path / "worker.heartbeat.json").read_text())
     assert final["stuck"] is None and final["quarantined"] == 0
     assert warehouse.query("SELECT COUNT(*) AS n FROM crm_leads_raw")["n"][0] == 5
@@ -199,7 +199,7 @@ def test_a_transient_failure_that_does_not_end_commits_nothing(warehouse, tmp_pa
     worker._batch = [_msg("input_raw", _lead("00QT1"), 7)]
     with pytest.raises(WorkerFailed, match="not written .4 attempts.: IOException"):
         worker._flush(None)
-    assert handler.calls == 4 and worker._pending_commit == {}
+    assert handler.calls == 4 and worker.offsets.pending == {}
     assert json.loads((tmp_path / "worker.heartbeat.json").read_text())["stuck"]["offset"] == 7
 
 
@@ -227,7 +227,7 @@ def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the
 
     assert beats == []  # no retry, no backoff: permanent errors are isolated at once
     assert len(calls) < 2 * len(batch)  # split in halves, not record by record
-    assert worker._pending_commit == {("input_raw", 0): 16, ("lead_scores", 1): 4}  # all committed
+    assert worker.offsets.pending == {("input_raw", 0): 16, ("lead_scores", 1): 4}  # all committed
     raw = set(warehouse.query("SELECT Id FROM crm_leads_raw")["Id"])
     assert raw == {f"00QP{i:02d}" for i in range(16)} - {"00QP11"}
     rejected = warehouse.query("SELECT Id, payload, reason FROM rejected_leads")
@@ -265,7 +265,7 @@ def test_the_writeback_isolates_a_score_the_crm_cannot_store(warehouse, tmp_path
     worker._batch = [_msg("lead_scores", s, 100 + i) for i, s in enumerate(scores)]
     worker._flush(None)
 
-    assert beats == [] and worker._pending_commit == {("lead_scores", 0): 106}
+    assert beats == [] and worker.offsets.pending == {("lead_scores", 0): 106}
     assert set(warehouse.query("SELECT Id FROM crm_leads")["Id"]) == {f"00QW{i}" for i in (0, 1, 2, 3, 5)}
     kept = warehouse.query("SELECT worker, kafka_offset, Id, error FROM worker_quarantine")
     assert kept[["worker", "kafka_offset", "Id"]].values.tolist() == [["writeback", 104, "00QW4"]]
@@ -290,7 +290,7 @@ def test_a_quarantine_that_cannot_be_written_is_retried_not_dropped(warehouse, t
     worker._batch = [_msg("input_raw", _lead("00QQ1"), 0), _msg("input_raw", _lead("00QQ2", Email="\ud800"), 1)]
     worker._flush(None)
     assert refusals == [1, 1] and len(beats) == 2 and beats[0]["stuck"]["offset"] == 0
-    assert worker._pending_commit == {("input_raw", 0): 2}
+    assert worker.offsets.pending == {("input_raw", 0): 2}
     assert warehouse.query("SELECT Id FROM rejected_leads")["Id"].tolist() == ["00QQ2"]
 
 
@@ -360,8 +360,8 @@ def test_a_stop_ends_the_retrying_of_a_transient_failure_without_committing(ware
     """SIGTERM while the warehouse stays locked: the worker ends (the batch is read again later), it does not hang."""
     handler = LockedFirst(SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[]), times=10**6)
     worker, _ = _worker(handler, tmp_path)
-    worker._sleep = lambda _seconds: worker.stop()
+    worker.writer._sleep = lambda _seconds: worker.stop()  # SIGTERM during the backoff
     worker._batch = [_msg("input_raw", _lead("00QT1"), 7)]
     with pytest.raises(WorkerFailed, match="the worker is stopping"):
         worker._flush(None)
-    assert handler.calls == 2 and worker._pending_commit == {}  # the attempt after the cut backoff is the last
+    assert handler.calls == 2 and worker.offsets.pending == {}  # the attempt after the cut backoff is the last

@@ -8,9 +8,9 @@ import logging
 import pandas as pd
 import pytest
 
+from lead_scoring.crm.batches import Message
 from lead_scoring.crm.definitions import crm as crm_resource
 from lead_scoring.crm.salesforce import SalesforceResource, TransientSalesforceError, to_csv
-from lead_scoring.crm.workers import Message
 from lead_scoring.crm.writeback import WritebackHandler
 from lead_scoring.settings import Profile
 from lead_scoring.warehouse.resources import DuckDBWarehouse

@@ -45,37 +45,37 @@ def test_a_commit_while_no_broker_answers_does_not_hold_the_loop(tmp_path: Path)
     # (librdkafka#3740): a synchronous commit there held the loop, and its heartbeat, for the whole outage.
     kafka = KafkaResource(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nothing listens there
     worker = _worker(tmp_path, kafka)
-    worker._pending_commit = {("lead_scores", 0): 42}
+    worker.offsets.pending = {("lead_scores", 0): 42}
     # close() waits up to the session timeout for the deferred commit (the workers' own: 10 s)
     consumer = kafka.consumer("outage-test", log_level=0, **{"session.timeout.ms": 6000, "heartbeat.interval.ms": 2000})
     try:
-        committing = threading.Thread(target=worker._commit, args=(consumer,), daemon=True)
+        committing = threading.Thread(target=worker.offsets.commit, args=(consumer,), daemon=True)
         committing.start()
         committing.join(20)
         assert not committing.is_alive(), "the commit blocked the worker's loop"
-        assert worker._pending_commit == {("lead_scores", 0): 42}  # kept until Kafka confirms it
-        assert worker._commit_issued_at is not None
+        assert worker.offsets.pending == {("lead_scores", 0): 42}  # kept until Kafka confirms it
+        assert worker.offsets.issued_at is not None
     finally:
         consumer.close()
 
 
 def test_commit_results_clear_only_what_kafka_confirmed(tmp_path: Path) -> None:
     worker = _worker(tmp_path, KafkaResource(bootstrap_servers="127.0.0.1:1"))
-    worker._pending_commit = {("lead_scores", 0): 10, ("lead_scores", 1): 7}
-    worker._commit_issued_at = 1.0
+    worker.offsets.pending = {("lead_scores", 0): 10, ("lead_scores", 1): 7}
+    worker.offsets.issued_at = 1.0
     # partition 1 was written further while the commit was in flight: its newer offset stays pending
-    worker._pending_commit[("lead_scores", 1)] = 9
-    worker._on_commit(None, [TopicPartition("lead_scores", 0, 10), TopicPartition("lead_scores", 1, 7)])
-    assert worker._pending_commit == {("lead_scores", 1): 9}
-    assert worker._commit_issued_at is None and worker.state == CONSUMING
+    worker.offsets.pending[("lead_scores", 1)] = 9
+    worker.offsets.on_commit(None, [TopicPartition("lead_scores", 0, 10), TopicPartition("lead_scores", 1, 7)])
+    assert worker.offsets.pending == {("lead_scores", 1): 9}
+    assert worker.offsets.issued_at is None and worker.state == CONSUMING
 
-    worker._on_commit(KafkaError(KafkaError._TRANSPORT), [TopicPartition("lead_scores", 1, 9)])
+    worker.offsets.on_commit(KafkaError(KafkaError._TRANSPORT), [TopicPartition("lead_scores", 1, 9)])
     assert worker.state == WAITING_FOR_KAFKA  # and the offsets are kept for the next attempt
-    assert worker._pending_commit == {("lead_scores", 1): 9}
+    assert worker.offsets.pending == {("lead_scores", 1): 9}
 
-    worker._on_commit(None, [TopicPartition("lead_scores", 1, 9)])
-    assert worker._pending_commit == {} and worker.state == CONSUMING
+    worker.offsets.on_commit(None, [TopicPartition("lead_scores", 1, 9)])
+    assert worker.offsets.pending == {} and worker.state == CONSUMING
 
-    worker._pending_commit = {("lead_scores", 0): 12}
-    worker._on_commit(KafkaError(KafkaError.ILLEGAL_GENERATION), [TopicPartition("lead_scores", 0, 12)])
-    assert worker._pending_commit == {}  # no longer ours: the partition's new owner reads it again
+    worker.offsets.pending = {("lead_scores", 0): 12}
+    worker.offsets.on_commit(KafkaError(KafkaError.ILLEGAL_GENERATION), [TopicPartition("lead_scores", 0, 12)])
+    assert worker.offsets.pending == {}  # no longer ours: the partition's new owner reads it again

@@ -8,9 +8,9 @@ from datetime import UTC
 import pandas as pd
 import pytest
 
+from lead_scoring.crm.batches import Message
 from lead_scoring.crm.replay import RateLimiter
 from lead_scoring.crm.sink import SinkHandler
-from lead_scoring.crm.workers import Message
 from lead_scoring.crm.writeback import LocalCrmWriter, WritebackHandler, parse_score
 from lead_scoring.warehouse.resources import BigQueryWarehouse, DuckDBWarehouse
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from lead_scoring.contract import FIELD_NAMES
 from lead_scoring.contract.fields import FieldType
+from lead_scoring.crm.batches import Message
 from lead_scoring.crm.sink import SinkHandler
-from lead_scoring.crm.workers import Message
 from lead_scoring.crm.writeback import CLEARED_FIELDS, LocalCrmWriter, WritebackHandler
 from lead_scoring.lifecycle.erasure import (
     NO_LEAD_ROWS,

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from lead_scoring.contract import RESCORE_EVENT
+from lead_scoring.crm.batches import Message
 from lead_scoring.crm.sink import SinkHandler
-from lead_scoring.crm.workers import Message
 from lead_scoring.promotion.comparison import compare, verdict
 from lead_scoring.promotion.rescore import DONE, read_run, rescore, start_or_resume
 from lead_scoring.warehouse.resources import DuckDBWarehouse

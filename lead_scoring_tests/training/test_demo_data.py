@@ -14,10 +14,10 @@ import pytest
 
 from lead_scoring.contract import validate_record
 from lead_scoring.contract.samples import DEMO_ID_PREFIX, is_demo
+from lead_scoring.crm.batches import Message
 from lead_scoring.crm.replay import synthetic_stream
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.synthetic import generate_leads
-from lead_scoring.crm.workers import Message
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.training import assets as training
 from lead_scoring.training.queries import training_data_sql
