@@ -6,6 +6,7 @@ acks=all producer at a steady rate (a token bucket; rate 0 = as fast as the brok
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
+from confluent_kafka import KafkaError, KafkaException
 
 from lead_scoring.contract import FIELD_NAMES
 from lead_scoring.contract.samples import DEMO_ID_PREFIX, iso_ms
@@ -102,21 +104,35 @@ class RateLimiter:
 
 
 WAIT_LOG_EVERY_S = 30.0
+# Nothing acknowledged for this long while the broker answers: the client is stuck, not waiting. Seen after a
+# broker restart: "Failed to acquire idempotence PID from broker ...: Coordinator load in progress: retrying",
+# then 358 messages never acknowledged in 10 minutes (librdkafka retries the PID request on the same broker,
+# confluent-kafka-python#1335). The producer is then replaced and what it held is produced again.
+PRODUCER_STALL_S = 60.0
+_PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
 
 
 class Producer:
-    """Produce contract records to a topic, counting broker acknowledgements and failures."""
+    """Produce contract records to a topic, counting broker acknowledgements and failures.
 
-    def __init__(self, kafka: Any, topic: str, rate: float = 0.0):
+    `make_producer` (default: `kafka.producer`) builds the Kafka client, again when a stuck one is replaced."""
+
+    def __init__(self, kafka: Any, topic: str, rate: float = 0.0, make_producer: Optional[Callable[..., Any]] = None):
+        self.kafka = kafka
         # message.timeout.ms 0: a broker outage is waited out, not turned into failed records (idempotent
         # producer: the retries neither duplicate nor reorder); `close()` says what it is waiting for.
-        self.producer = kafka.producer(**{"message.timeout.ms": 0})
+        self._make_producer = make_producer or kafka.producer
+        self.producer = self._make_producer(**{"message.timeout.ms": 0})
         self.bootstrap = getattr(kafka, "bootstrap_servers", "?")
         self.topic = topic
         self.limiter = RateLimiter(rate)
         self.summary = ReplaySummary()
+        self.replaced = 0  # stuck clients replaced
         self._t0 = time.monotonic()
         self._last_wait_log = 0.0
+        self._unacked: dict[int, tuple[bytes, bytes]] = {}  # sequence -> (key, value), until acknowledged
+        self._sequence = 0
+        self._last_progress = time.monotonic()
 
     def _waiting(self, what: str) -> None:
         """One log line per 30 s while Kafka does not take or acknowledge what we produce."""
@@ -125,7 +141,11 @@ class Producer:
             self._last_wait_log = now
             log.warning("waiting for Kafka at %s: %s", self.bootstrap, what)
 
-    def _on_delivery(self, err: Any, _msg: Any) -> None:
+    def _on_delivery(self, sequence: int, err: Any, _msg: Any) -> None:
+        if err is not None and err.code() in _PURGED:
+            return  # taken back from a stuck client: produced again by its replacement
+        self._unacked.pop(sequence, None)
+        self._last_progress = time.monotonic()
         if err is None:
             self.summary.sent += 1
         else:
@@ -133,17 +153,53 @@ class Producer:
             if len(self.summary.errors) < 5:
                 self.summary.errors.append(str(err))
 
+    def _produce(self, key: bytes, value: bytes) -> None:
+        self._sequence += 1
+        self._unacked[self._sequence] = (key, value)
+        self.producer.produce(
+            self.topic, key=key, value=value, on_delivery=functools.partial(self._on_delivery, self._sequence)
+        )
+
+    def _replace_if_stuck(self) -> None:
+        """Nothing acknowledged for PRODUCER_STALL_S with messages waiting, and a fresh client reaches the
+        broker: purge the stuck client and produce what it held again with a new one (a message the old one did
+        write may then be in the topic twice; everything downstream is idempotent by record)."""
+        if not self._unacked or time.monotonic() - self._last_progress < PRODUCER_STALL_S:
+            return
+        try:
+            self.kafka.admin().list_topics(topic=self.topic, timeout=5.0)
+        except KafkaException:
+            self._last_progress = time.monotonic()  # the broker is away: waiting, not stuck; look again later
+            return
+        self.producer.purge()
+        self.producer.flush(0)  # the purged ones' reports are ignored; one acknowledged meanwhile is counted
+        held = list(self._unacked.values())
+        log.warning(
+            "the Kafka producer acknowledged nothing for %.0f s with the broker up; replaced, %d messages produced "
+            "again",
+            PRODUCER_STALL_S,
+            len(held),
+        )
+        self.producer = self._make_producer(**{"message.timeout.ms": 0})
+        self.replaced += 1
+        self._unacked = {}
+        self._last_progress = time.monotonic()
+        for key, value in held:
+            self._produce(key, value)
+
     def send(self, record: dict[str, Any]) -> None:
         self.limiter.wait()
         value = json.dumps(record, separators=(",", ":"), default=str).encode()
         key = str(record["Id"]).encode()
         while True:
             try:
-                self.producer.produce(self.topic, key=key, value=value, on_delivery=self._on_delivery)
+                self._produce(key, value)
                 break
             except BufferError:  # local queue full: let deliveries drain (during an outage: until it is back)
+                self._unacked.pop(self._sequence, None)
                 self.producer.poll(0.1)
                 self._waiting(f"{len(self.producer)} messages queued, the local queue is full")
+                self._replace_if_stuck()
         self.summary.offered += 1
         self.producer.poll(0)
 
@@ -156,6 +212,7 @@ class Producer:
                 self.summary.errors.append(f"{remaining} messages not acknowledged within {timeout_s:.0f} s")
                 break
             self._waiting(f"{remaining} messages not acknowledged yet")
+            self._replace_if_stuck()
         self.summary.elapsed_s = time.monotonic() - self._t0
         return self.summary
 

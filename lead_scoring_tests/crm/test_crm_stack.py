@@ -24,12 +24,14 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 
 from lead_scoring.contract import validate_record
-from lead_scoring.crm import workers
+from lead_scoring.crm import consumer_watch
+from lead_scoring.crm import replay as replay_module
 from lead_scoring.crm.replay import frame_records, load_events, replay
 from lead_scoring.crm.synthetic import generate_leads, write_frame
 from lead_scoring.crm.workers import GROUP_IDS, SINK, WRITEBACK, MicroBatchWorker, worker_health
+from lead_scoring.stack.ports import free_port
 from lead_scoring.streaming.kafka import KafkaResource
-from lead_scoring.streaming.lag import group_lag
+from lead_scoring.streaming.lag import end_offset, group_lag
 from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
@@ -491,7 +493,7 @@ def _run_in_thread(worker: MicroBatchWorker) -> threading.Thread:
 
 
 def test_a_consumer_that_stops_fetching_is_replaced_and_nothing_is_lost(local_stack, tmp_path, monkeypatch):
-    monkeypatch.setattr(workers, "FETCH_STALL_S", 3.0)
+    monkeypatch.setattr(consumer_watch, "FETCH_STALL_S", 3.0)
     kafka = local_stack.kafka()
     topic = _name("stall")
     create_topics(kafka, [topic])
@@ -536,7 +538,7 @@ class _EmptyHandedFirstConsumer(MicroBatchWorker):
 
 
 def test_a_consumer_left_without_partitions_is_replaced_and_nothing_is_lost(local_stack, tmp_path, monkeypatch):
-    monkeypatch.setattr(workers, "FETCH_STALL_S", 3.0)
+    monkeypatch.setattr(consumer_watch, "FETCH_STALL_S", 3.0)
     kafka = local_stack.kafka()
     topic = _name("unassigned")
     create_topics(kafka, [topic])
@@ -565,10 +567,36 @@ def test_a_consumer_left_without_partitions_is_replaced_and_nothing_is_lost(loca
     assert group_lag(kafka, worker.group_id, [topic]) == {topic: 0}
 
 
+def test_a_producer_that_acknowledges_nothing_with_the_broker_up_is_replaced_and_nothing_is_lost(
+    local_stack, monkeypatch
+):
+    # After a broker restart an idempotent producer once acknowledged nothing for 10 minutes ("Failed to acquire
+    # idempotence PID ... Coordinator load in progress"). Here the first client talks to a port nothing listens
+    # on, while the broker itself answers: a client stuck, not a broker away.
+    monkeypatch.setattr(replay_module, "PRODUCER_STALL_S", 2.0)
+    kafka = local_stack.kafka()
+    topic = _name("stuckproducer")
+    create_topics(kafka, [topic])
+    clients = []
+
+    def make_producer(**overrides):
+        stuck = not clients
+        conf = {"bootstrap.servers": f"127.0.0.1:{free_port()}", "log_level": 0} if stuck else {}
+        clients.append(kafka.producer(**overrides, **conf))
+        return clients[-1]
+
+    out = replay_module.Producer(kafka, topic, make_producer=make_producer)
+    for i in range(20):
+        out.send(_score(f"00QP{i:06d}", "Lead", i))
+    summary = out.close(timeout_s=60)
+    assert (summary.sent, summary.failed, out.replaced) == (20, 0, 1)
+    assert end_offset(kafka, topic) == 20
+
+
 def test_an_idle_worker_behind_a_transaction_marker_is_not_replaced_over_and_over(local_stack, tmp_path, monkeypatch):
     # The log of a transactionally written topic ends in a commit marker no consumer returns: an idle worker
     # may sit one offset short of the log's end for good. One replacement at most, never one per check.
-    monkeypatch.setattr(workers, "FETCH_STALL_S", 1.0)
+    monkeypatch.setattr(consumer_watch, "FETCH_STALL_S", 1.0)
     kafka = local_stack.kafka()
     topic = _name("txn")
     create_topics(kafka, [topic], partitions=1)
