@@ -59,19 +59,25 @@ def _stub(path: Path, body: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-@pytest.mark.parametrize("stack_up_exit", [0, 1])
-def test_scripts_up_opens_the_ui_whatever_stack_up_and_the_assets_say(tmp_path: Path, stack_up_exit: int) -> None:
-    """The script's control flow, with our own commands replaced by recorders (their behaviour is tested above
-    and in their own modules): `stack up` reporting a worker (exit 0) or failing (exit 1), the product's assets
-    failing: each is reported, and the last step still starts the UI."""
+def _checkout_with_recorders(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A checkout holding only scripts/up (bootstrap a no-op): its root, its .venv/bin for the stubs of our
+    commands, and the file they record their calls in."""
     root = tmp_path / "checkout"
     (root / "scripts").mkdir(parents=True)
     shutil.copy(project_root() / "scripts" / "up", root / "scripts" / "up")
     (root / "dagster.yaml").write_text("")
     bin_dir = root / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    calls = tmp_path / "calls.log"
     _stub(root / "scripts" / "bootstrap", "exit 0\n")
+    return root, bin_dir, tmp_path / "calls.log"
+
+
+@pytest.mark.parametrize("stack_up_exit", [0, 1])
+def test_scripts_up_opens_the_ui_whatever_stack_up_and_the_assets_say(tmp_path: Path, stack_up_exit: int) -> None:
+    """The script's control flow, with our own commands replaced by recorders (their behaviour is tested above
+    and in their own modules): `stack up` reporting a worker (exit 0) or failing (exit 1), the product's assets
+    failing: each is reported, and the last step still starts the UI."""
+    root, bin_dir, calls = _checkout_with_recorders(tmp_path)
     _stub(
         bin_dir / "lead-scoring",
         f'echo "lead-scoring $*" >> {calls}\n'
@@ -101,14 +107,7 @@ def test_scripts_up_opens_the_ui_whatever_stack_up_and_the_assets_say(tmp_path: 
 def test_a_second_scripts_up_on_a_deployed_product_materializes_nothing_unless_asked(tmp_path: Path) -> None:
     """Deployed (`lead-scoring product status` exits 0): no `dg launch`, the UI at once; LEAD_SCORING_REBUILD=1
     launches the assets anyway."""
-    root = tmp_path / "checkout"
-    (root / "scripts").mkdir(parents=True)
-    shutil.copy(project_root() / "scripts" / "up", root / "scripts" / "up")
-    (root / "dagster.yaml").write_text("")
-    bin_dir = root / ".venv" / "bin"
-    bin_dir.mkdir(parents=True)
-    calls = tmp_path / "calls.log"
-    _stub(root / "scripts" / "bootstrap", "exit 0\n")
+    root, bin_dir, calls = _checkout_with_recorders(tmp_path)
     _stub(bin_dir / "lead-scoring", f'echo "lead-scoring $*" >> {calls}\nexit 0\n')
     _stub(bin_dir / "dg", f'echo "dg $*" >> {calls}\nexit 0\n')
     for rebuild, launches in (("0", 0), ("1", 2)):
