@@ -547,7 +547,16 @@ def audit(
         if i.id not in gone:
             payloads[i.payload] = max(payloads.get(i.payload, 0), i.ts_ms)
             names[i.payload] = f"{i.id or '(no Id)'}@{i.ts_ms}"
-    rejected = warehouse.query("SELECT payload FROM rejected_leads WHERE _ingested_at >= @since", {"since": lower})
+    # looked up by payload, not by time: the sink keeps one row per distinct payload ever, so a payload rejected
+    # before (the same malformed record sent again) has its row from then
+    rejected = (
+        warehouse.query(
+            "SELECT DISTINCT payload FROM rejected_leads WHERE payload IN UNNEST(@payloads)",
+            {"payloads": sorted(payloads)},
+        )
+        if payloads
+        else pd.DataFrame({"payload": []})
+    )
     hops.append(
         _tally(HOP_REJECTED, payloads, Counter(rejected["payload"]), now_ms, grace_s, label=lambda p: names.get(p, "?"))
     )
