@@ -54,6 +54,9 @@ def test_without_optional_wait_an_unhealthy_worker_still_fails_up(tmp_path: Path
         stack.down()
 
 
+UI_CALL = "lead-scoring ui --host 127.0.0.1 --port 3000"
+
+
 def _stub(path: Path, body: str) -> None:
     path.write_text("#!/usr/bin/env bash\n" + body)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -97,8 +100,8 @@ def test_scripts_up_opens_the_ui_whatever_stack_up_and_the_assets_say(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     lines = calls.read_text().splitlines()
-    assert lines[0] == "lead-scoring stack up"
-    assert lines[-1] == "lead-scoring ui --host 127.0.0.1 --port 3000"
+    assert [line for line in lines if line != UI_CALL][0] == "lead-scoring stack up"
+    assert lines.count(UI_CALL) == 1, lines
     assert "stuck at input_raw[0]@41234" in done.stdout
     assert "opening the UI anyway; not working: " in done.stderr
     assert ("stack up" in done.stderr.split("not working: ")[1]) == bool(stack_up_exit)
@@ -123,4 +126,41 @@ def test_a_second_scripts_up_on_a_deployed_product_materializes_nothing_unless_a
         lines = calls.read_text().splitlines()
         assert sum(line.startswith("dg launch") for line in lines) == launches, lines
         assert ("lead-scoring product status" in lines) == (rebuild == "0")
-        assert lines[-1] == "lead-scoring ui --host 127.0.0.1 --port 3000"
+        assert lines.count(UI_CALL) == 1, lines
+
+
+def test_the_ui_loads_while_the_stack_comes_up_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    """`dg dev` takes ~40 s to load the definitions on 2 cores: it starts before `stack up`, not after everything
+    (a re-run opened the UI after 62-73 s that way). Ctrl-C (SIGINT to the script) at any step stops it too."""
+    root, bin_dir, calls = _checkout_with_recorders(tmp_path)
+    stopped = tmp_path / "ui-stopped"
+    _stub(
+        bin_dir / "lead-scoring",
+        f'echo "lead-scoring $*" >> {calls}\n'
+        # the UI: runs until SIGTERM, as `lead-scoring ui` does
+        f'if [ "$1" = "ui" ]; then trap "echo stopped > {stopped}; exit 0" TERM; sleep 600 & wait; exit 0; fi\n'
+        # `stack up` passes only if the UI was started before it, then keeps the script busy until Ctrl-C
+        f'if [ "$1 $2" = "stack up" ] && [ -z "${{3:-}}" ]; then\n'
+        f'  for _ in $(seq 100); do grep -q "^{UI_CALL}$" {calls} && break; sleep 0.1; done\n'
+        f'  grep -q "^{UI_CALL}$" {calls} || {{ echo "the UI was not started before stack up" >&2; exit 3; }}\n'
+        f"  echo up-and-waiting; exec sleep 600\nfi\n"
+        f"exit 0\n",
+    )
+    _stub(bin_dir / "dg", f'echo "dg $*" >> {calls}\nexit 0\n')
+    up = subprocess.Popen(
+        ["bash", str(root / "scripts" / "up")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+        start_new_session=True,
+    )
+    try:
+        assert up.stdout is not None
+        assert up.stdout.readline().strip() == "up-and-waiting", up.stderr.read() if up.poll() is not None else ""
+        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C: SIGINT to the terminal's foreground process group
+        assert up.wait(timeout=30) == 130
+        wait_until(lambda: stopped.exists() or None, timeout_s=10, interval_s=0.1, what="the UI to get SIGTERM")
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
