@@ -50,8 +50,8 @@ import pandas as pd
 from common import provenance, replace_section, small_model, synthetic_records
 from confluent_kafka import TopicPartition
 
+from lead_scoring.crm.heartbeat import SINK, WRITEBACK
 from lead_scoring.crm.replay import replay
-from lead_scoring.crm.workers import SINK, WRITEBACK
 from lead_scoring.monitoring.audit import AuditReport, audit
 from lead_scoring.monitoring.pipeline import pipeline_consumer_groups
 from lead_scoring.retry import WaitTimeout, wait_until

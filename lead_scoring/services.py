@@ -7,8 +7,8 @@ savepoint the statements before the JobManager stops and restore them when it is
 
 from __future__ import annotations
 
+from lead_scoring.crm.heartbeat import SINK, WRITEBACK
 from lead_scoring.crm.service import DemoLeadsService, WorkerService
-from lead_scoring.crm.workers import SINK, WRITEBACK
 from lead_scoring.serving.service import ModelServerService
 from lead_scoring.stack.catalog import Catalog
 from lead_scoring.stack.config import StackConfig

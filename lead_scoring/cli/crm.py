@@ -15,10 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from lead_scoring.crm.batches import WorkerFailed
 from lead_scoring.crm.definitions import crm as crm_resource
+from lead_scoring.crm.heartbeat import WORKER_NAMES
 from lead_scoring.crm.importer import ExportMapping, MappingError, import_export
 from lead_scoring.crm.replay import ReplaySummary, frame_records, load_events, replay, synthetic_stream
 from lead_scoring.crm.synthetic import generate_leads, to_events, write_frame
-from lead_scoring.crm.workers import WORKER_NAMES, build_worker
+from lead_scoring.crm.workers import build_worker
 from lead_scoring.settings import Profile, current_profile
 from lead_scoring.streaming.definitions import kafka as kafka_resource
 from lead_scoring.streaming.kafka import KafkaResource

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from lead_scoring.crm.workers import HEARTBEAT_MAX_AGE_S, WORKER_NAMES, read_heartbeat, worker_health
+from lead_scoring.crm.heartbeat import HEARTBEAT_MAX_AGE_S, WORKER_NAMES, read_heartbeat, worker_health
 
 ERROR_CHARS = 200  # an error message is shown up to this long (a stuck record's text can be huge)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lead_scoring.crm.health import worker_report
-from lead_scoring.crm.workers import GROUP_IDS, worker_topics
+from lead_scoring.crm.heartbeat import GROUP_IDS, worker_topics
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.spec import HealthCheck, ServiceSpec
 from lead_scoring.streaming.kafka import KafkaResource

@@ -43,13 +43,22 @@ from lead_scoring.crm import consumer_watch
 from lead_scoring.crm.batches import BatchHandler, BatchWriter, Message, WorkerFailed, WorkerStats
 from lead_scoring.crm.consumer_watch import ConsumerWatch, Positions, describe
 from lead_scoring.crm.echo import EchoingCrmWriter
+from lead_scoring.crm.heartbeat import (
+    CONSUMING,
+    GROUP_IDS,
+    RETRYING_WRITE,
+    WAITING_FOR_KAFKA,
+    WORKER_NAMES,
+    WRITEBACK,
+    heartbeat_path,
+)
 from lead_scoring.crm.offsets import OffsetCommitter
 from lead_scoring.crm.resources import CrmResource, input_topic_of
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import WritebackHandler
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.retry import backoff
-from lead_scoring.settings import current_profile, state_dir
+from lead_scoring.settings import current_profile
 from lead_scoring.streaming.admin import ensure_topics
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.topics import INPUT_RAW, SCORE_TOPICS, SHADOW_SCORE_TOPICS
@@ -57,15 +66,6 @@ from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
 
-WRITEBACK = "writeback"
-SINK = "sink"
-WORKER_NAMES = (WRITEBACK, SINK)
-GROUP_IDS = {WRITEBACK: "lead-scoring-writeback", SINK: "lead-scoring-sink"}
-HEARTBEAT_MAX_AGE_S = 15.0
-
-CONSUMING = "consuming"
-WAITING_FOR_KAFKA = "waiting for Kafka"
-RETRYING_WRITE = "retrying a write"
 CLOSE_TIMEOUT_S = 30.0
 # librdkafka's signals that no broker can be reached (it keeps reconnecting on its own).
 _BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
@@ -453,42 +453,3 @@ def build_worker(
         topics = list(topics or [INPUT_RAW, *score_topics, *shadow_topics])
     options.setdefault("heartbeat_path", heartbeat_path(name))
     return MicroBatchWorker(kafka, group_id or GROUP_IDS[name], topics, handler, name=name, **{**defaults, **options})
-
-
-def heartbeat_path(name: str, state_root: Optional[Path] = None) -> Path:
-    """Where the named worker reports that it is alive (under the state folder it writes to)."""
-    return (state_root or state_dir()) / "workers" / f"{name}.heartbeat.json"
-
-
-def worker_topics(name: str) -> list[str]:
-    """The topics the named worker reads in the pipeline (for lag)."""
-    return list(SCORE_TOPICS) if name == WRITEBACK else [INPUT_RAW, *SCORE_TOPICS, *SHADOW_SCORE_TOPICS]
-
-
-def read_heartbeat(name: str, state_root: Optional[Path] = None) -> Optional[dict[str, Any]]:
-    try:
-        return json.loads(heartbeat_path(name, state_root).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def worker_health(name: str, state_root: Optional[Path] = None) -> Optional[str]:
-    """None when the worker's heartbeat is fresh, it holds partitions and is consuming, else what is wrong."""
-    path = heartbeat_path(name, state_root)
-    beat = read_heartbeat(name, state_root)
-    if beat is None:
-        return f"no heartbeat yet at {path}"
-    age = time.time() - float(beat.get("ts", 0))
-    if age > HEARTBEAT_MAX_AGE_S:
-        return f"last heartbeat {age:.0f} s ago"
-    try:
-        os.kill(int(beat["pid"]), 0)
-    except (OSError, KeyError, ValueError):
-        return f"worker pid {beat.get('pid')} is gone"
-    state = beat.get("state", CONSUMING)
-    if state != CONSUMING:
-        since = time.time() - float(beat.get("since", time.time()))
-        return f"{state} for {since:.0f} s ({beat.get('detail', '')})"
-    if not beat.get("assigned_partitions"):
-        return f"joined group {beat.get('group')} but holds no partition yet"
-    return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lead_scoring.crm.workers import GROUP_IDS, SINK, WRITEBACK, worker_topics
+from lead_scoring.crm.heartbeat import GROUP_IDS, SINK, WRITEBACK, worker_topics
 from lead_scoring.streaming.render import STATEMENT_SOURCES, statement_group_id
 from lead_scoring.streaming.topics import DLQ, LEAD_SCORES, TOPICS
 

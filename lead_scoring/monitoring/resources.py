@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from lead_scoring.crm.workers import GROUP_IDS
+from lead_scoring.crm.heartbeat import GROUP_IDS
 from lead_scoring.monitoring.pipeline import DLQ_TOPIC, PIPELINE_CONSUMER_GROUPS, PIPELINE_TOPICS, SCORES_TOPIC
 from lead_scoring.settings import Profile, env_overrides
 from lead_scoring.streaming.topics import INPUT_RAW

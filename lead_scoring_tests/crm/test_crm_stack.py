@@ -26,9 +26,10 @@ from confluent_kafka.admin import NewTopic
 from lead_scoring.contract import validate_record
 from lead_scoring.crm import consumer_watch
 from lead_scoring.crm import replay as replay_module
+from lead_scoring.crm.heartbeat import GROUP_IDS, SINK, WRITEBACK, worker_health
 from lead_scoring.crm.replay import frame_records, load_events, replay
 from lead_scoring.crm.synthetic import generate_leads, write_frame
-from lead_scoring.crm.workers import GROUP_IDS, SINK, WRITEBACK, MicroBatchWorker, worker_health
+from lead_scoring.crm.workers import MicroBatchWorker
 from lead_scoring.stack.ports import free_port
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lag import end_offset, group_lag

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from lead_scoring.crm.workers import CONSUMING, WAITING_FOR_KAFKA, MicroBatchWorker
+from lead_scoring.crm.heartbeat import CONSUMING, WAITING_FOR_KAFKA
+from lead_scoring.crm.workers import MicroBatchWorker
 from lead_scoring.stack.ports import free_port
 from lead_scoring.streaming.kafka import KafkaResource
 

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from lead_scoring.contract import LEDGER_COLUMNS
 from lead_scoring.crm.batches import Message
+from lead_scoring.crm.heartbeat import SINK, WRITEBACK, worker_topics
 from lead_scoring.crm.sink import LEDGER_KEY, SinkHandler
-from lead_scoring.crm.workers import SINK, WRITEBACK, build_worker, worker_topics
+from lead_scoring.crm.workers import build_worker
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.lifecycle.ledger import lead_score_history

@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 
 from lead_scoring.crm.health import ERROR_CHARS, format_age, stuck_text, worker_report
+from lead_scoring.crm.heartbeat import SINK, WRITEBACK, heartbeat_path
 from lead_scoring.crm.service import WorkerService
-from lead_scoring.crm.workers import SINK, WRITEBACK, heartbeat_path
 from lead_scoring.monitoring.hop_checks import workers_evaluation, workers_flowing
 from lead_scoring.services import catalog
 from lead_scoring.serving.service import MODEL_SERVER

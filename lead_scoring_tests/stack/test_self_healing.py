@@ -32,9 +32,9 @@ import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
+from lead_scoring.crm.heartbeat import SINK, WRITEBACK, read_heartbeat
 from lead_scoring.crm.replay import replay
 from lead_scoring.crm.synthetic import frame_records, generate_leads
-from lead_scoring.crm.workers import SINK, WRITEBACK, read_heartbeat
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.monitoring.audit import UNCHANGED, AuditReport, audit
 from lead_scoring.monitoring.pipeline import pipeline_consumer_groups

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lead_scoring.crm.workers import SINK
+from lead_scoring.crm.heartbeat import SINK
 from lead_scoring.retry import wait_until
 from lead_scoring.services import local_stack
 from lead_scoring.settings import project_root
