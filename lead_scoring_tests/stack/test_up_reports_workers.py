@@ -71,8 +71,9 @@ def _checkout_with_recorders(tmp_path: Path) -> tuple[Path, Path, Path]:
     (root / "dagster.yaml").write_text("")
     bin_dir = root / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
-    _stub(root / "scripts" / "bootstrap", "exit 0\n")
-    return root, bin_dir, tmp_path / "calls.log"
+    calls = tmp_path / "calls.log"
+    _stub(root / "scripts" / "bootstrap", f'echo "bootstrap $*" >> {calls}\nexit 0\n')
+    return root, bin_dir, calls
 
 
 @pytest.mark.parametrize("stack_up_exit", [0, 1])
@@ -100,7 +101,9 @@ def test_scripts_up_opens_the_ui_whatever_stack_up_and_the_assets_say(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     lines = calls.read_text().splitlines()
-    assert [line for line in lines if line != UI_CALL][0] == "lead-scoring stack up"
+    assert [line for line in lines if line != UI_CALL and not line.startswith("bootstrap")][0] == (
+        "lead-scoring stack up"
+    )
     assert lines.count(UI_CALL) == 1, lines
     assert "stuck at input_raw[0]@41234" in done.stdout
     assert "opening the UI anyway; not working: " in done.stderr
@@ -161,6 +164,35 @@ def test_the_ui_loads_while_the_stack_comes_up_and_ctrl_c_stops_it(tmp_path: Pat
         os.killpg(up.pid, signal.SIGINT)  # Ctrl-C: SIGINT to the terminal's foreground process group
         assert up.wait(timeout=30) == 130
         wait_until(lambda: stopped.exists() or None, timeout_s=10, interval_s=0.1, what="the UI to get SIGTERM")
+        assert calls.read_text().splitlines()[0] == "bootstrap python"  # the UI needs only the environment
     finally:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
+
+
+def test_a_failed_install_stops_the_ui_it_started_and_starts_nothing(tmp_path: Path) -> None:
+    root, bin_dir, calls = _checkout_with_recorders(tmp_path)
+    stopped = tmp_path / "ui-stopped"
+    _stub(
+        root / "scripts" / "bootstrap",
+        f'echo "bootstrap $*" >> {calls}\n[ "${{1:-}}" = python ] && exit 0\n'
+        # fails once the UI runs (and has set its trap)
+        f'for _ in $(seq 100); do grep -q "^{UI_CALL}$" {calls} && break; sleep 0.1; done; sleep 0.5; exit 7\n',
+    )
+    _stub(
+        bin_dir / "lead-scoring",
+        f'echo "lead-scoring $*" >> {calls}\n'
+        f'if [ "$1" = "ui" ]; then trap "echo stopped > {stopped}; exit 0" TERM; sleep 600 & wait; exit 0; fi\n'
+        f"exit 0\n",
+    )
+    done = subprocess.run(
+        ["bash", str(root / "scripts" / "up")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 1
+    assert "the install failed" in done.stderr
+    assert stopped.exists()
+    assert not [line for line in calls.read_text().splitlines() if "stack" in line or "product" in line]
