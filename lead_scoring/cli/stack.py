@@ -15,10 +15,12 @@ from rich.table import Table
 
 from lead_scoring.services import catalog, local_stack
 from lead_scoring.stack.config import StackConfig
+from lead_scoring.stack.flink import JOBMANAGER, SQL_GATEWAY, TASKMANAGER
 from lead_scoring.stack.install import StackError
 from lead_scoring.stack.install import install as install_jars
 from lead_scoring.stack.stack import ServiceStatus, total_rss
 from lead_scoring.stack.supervisor import Supervisor
+from lead_scoring.streaming.healing import heal_local
 
 app = typer.Typer(
     help="The local stack: Kafka 4 (KRaft) + Flink 2.3 + SQL Gateway + model server + CRM workers, "
@@ -106,6 +108,12 @@ def up(
         help="seconds to wait for the CRM workers once the engines are healthy; then a worker that is still not "
         "healthy is reported (which one, why) and `up` succeeds: the rest of the product works without it",
     ),
+    restore_wait: float = typer.Option(
+        180.0,
+        "--restore-wait",
+        min=0.0,
+        help="seconds to wait for the deployed Flink statements to run again (restored from their savepoints)",
+    ),
 ) -> None:
     """Start the stack (a no-op for services already running), wait until it is healthy.
 
@@ -137,6 +145,23 @@ def up(
             markup=True,
             highlight=False,
         )
+    if service is None and not {s.name for s in unhealthy} & FLINK_SERVICES:
+        wait_for_the_statements(stack.cfg, restore_wait)
+
+
+# the services the deployed statements need to run
+FLINK_SERVICES = {JOBMANAGER, TASKMANAGER, SQL_GATEWAY}
+
+
+def wait_for_the_statements(cfg: StackConfig, timeout_s: float) -> None:
+    """The deployed statements running again before `up` returns (the supervisor restores them when the JobManager
+    answers; this joins it, serialised by the engine's lock, so nothing is resubmitted twice): `product status`
+    right after finds the product scoring instead of asking for it to be rebuilt."""
+    started = time.monotonic()
+    restored = [a for actions in heal_local(cfg, timeout_s=timeout_s).values() for a in actions if a.action != "left"]
+    if restored:
+        what = "; ".join(f"{a.name} ({a.action} {a.resumed_from})".replace(" )", ")") for a in restored)
+        console.print(f"statements restored after {time.monotonic() - started:.1f} s: {what}", highlight=False)
 
 
 @app.command()

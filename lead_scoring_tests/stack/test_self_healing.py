@@ -32,6 +32,8 @@ import psutil
 import pytest
 from confluent_kafka import TopicPartition
 
+from lead_scoring.cli.product import statements_problem
+from lead_scoring.cli.stack import wait_for_the_statements
 from lead_scoring.crm.heartbeat import SINK, WRITEBACK, read_heartbeat
 from lead_scoring.crm.replay import replay
 from lead_scoring.crm.synthetic import frame_records, generate_leads
@@ -339,6 +341,10 @@ def test_reboot_resumes_from_savepoints_exactly(product: Product) -> None:
     scores.wait_for(200)  # mid-stream
     product.stack.down()  # a laptop going to sleep: savepoints first, then every process
     product.stack.up()  # the producer held the rest; the statements come back from their savepoints
+    # what `lead-scoring stack up` does next: returns once they run, so `product status` finds the product
+    # deployed and scoring (and `scripts/up` does not rebuild it)
+    wait_for_the_statements(product.stack.cfg, timeout_s=180)
+    assert statements_problem(product.stack.cfg) is None
     sender.join()
     wait_until(
         lambda: True if len(scores.ids) == len(records) else None,
