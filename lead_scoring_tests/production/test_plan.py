@@ -111,7 +111,10 @@ def test_plan_names_every_request_and_no_secret(monkeypatch, no_network) -> None
 
 def test_planned_flink_requests_are_ones_the_openapi_document_allows(monkeypatch) -> None:
     contract = confluent_sql_contract()
-    plan = build_gcp_plan(VERSION, env=SETTINGS)
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    plan = build_gcp_plan(VERSION)
+    assert plan.unset == []
     flink = plan.by_system("Confluent Cloud Flink")
     assert len(flink) == 12
     for step in flink:
