@@ -12,7 +12,7 @@ For one model version it lists, in the order a first deployment issues them:
 and the Salesforce API arithmetic of the connectors (`production.api_budget`): projected calls per day for a
 change rate and org size against the org's daily allocation.
 
-The requests are built by the same code that sends them (ConfluentFlink.statement_body, the connector
+The requests are built by the same code that sends them (StatementsApi.statement_body, the connector
 config functions, VertexAIModelServing.upload_kwargs, TableSpec.ddl, the SQL builders). Secrets are never
 read: they appear as `${VARIABLE}`; a non-secret setting that is not set appears the same way and is
 listed in `Plan.unset`. Nothing here opens a connection.
@@ -39,7 +39,8 @@ from lead_scoring.production.api_budget import ApiBudget, project_api_budget
 from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import ConfluentCloudSettings, GcpSettings, env_var, load
 from lead_scoring.storage.artifacts import ModelArtifact
-from lead_scoring.streaming.confluent import ConfluentFlink, ddl_statements
+from lead_scoring.streaming.confluent_api import StatementsApi
+from lead_scoring.streaming.confluent_statements import ddl_statements, statement_request
 from lead_scoring.streaming.render import (
     Dialect,
     RenderSettings,
@@ -224,7 +225,7 @@ def build_gcp_plan(
     ]
 
     # -- Confluent Cloud for Apache Flink -----------------------------------------------------------------
-    flink = ConfluentFlink.model_construct(
+    flink = StatementsApi(
         base_url=get(confluent, "flink_rest_endpoint"),
         organization_id=get(confluent, "org_id"),
         environment_id=get(confluent, "env_id"),
@@ -234,7 +235,6 @@ def build_gcp_plan(
         database=get(confluent, "flink_database"),
         api_key=secret("CONFLUENT_FLINK_API_KEY"),
         api_secret=secret("CONFLUENT_FLINK_API_SECRET"),
-        vertex_service_key=secret("LEAD_SCORING_VERTEX_SERVICE_KEY"),
     )
     pipeline = render_pipeline(RenderSettings(Dialect.CONFLUENT, model_version, endpoint))
     sql_api = f"{flink.base_url}/sql/v1/organizations/{flink.organization_id}/environments/{flink.environment_id}"
@@ -269,7 +269,7 @@ def build_gcp_plan(
         )
     for role in pipeline.statements:  # the champion's; a challenger's shadow statements come with challenger_deployment
         st = pipeline.statements[role]
-        props, labels = flink.statement_request(pipeline, role)
+        props, labels = statement_request(pipeline, role)
         note = (
             "long-running; stays across model versions"
             if not role.is_inference

@@ -17,7 +17,7 @@ from lead_scoring.crm.assets import (
     salesforce_source_configs,
 )
 from lead_scoring.production.plan import SECRETS, build_gcp_plan
-from lead_scoring.streaming.confluent import ddl_statements
+from lead_scoring.streaming.confluent_statements import ddl_statements
 from lead_scoring.streaming.render import (
     Dialect,
     RenderSettings,
