@@ -181,6 +181,13 @@ def test_sink_lands_raw_rejected_and_scores_once_tagging_probes(warehouse):
     ]
 
 
+def test_the_sink_is_told_its_erasure_register_or_the_profile_it_reads_it_from(warehouse):
+    # the profile is passed in, never looked up inside the handler: without either it refuses at construction
+    with pytest.raises(TypeError, match="register or the profile"):
+        SinkHandler(warehouse)
+    assert SinkHandler(warehouse, profile=Profile.LOCAL).profile is Profile.LOCAL
+
+
 def test_streamed_leads_and_outcomes_reach_training_data(warehouse):
     """The loop closes: what the sink lands is what the next training run reads (probes excluded)."""
     from lead_scoring.training.queries import training_data_sql
