@@ -155,10 +155,20 @@ def env_overrides(model: type[pydantic.BaseModel], fields: tuple[str, ...] | Non
 
 
 class GcpSettings(BaseSettings):
-    """Non-secret settings of the gcp profile that may be absent (required ones are `dg.EnvVar`s)."""
+    """Non-secret settings of the gcp profile.
+
+    The resources read the required ones as `dg.EnvVar`s (so Dagster's UI lists them); they are optional here
+    because `lead-scoring plan` shows an unset one as ${NAME} instead of failing.
+    """
 
     model_config = _settings_config()
 
+    gcp_project: str | None = Field(default=None, description="GCP project of BigQuery, GCS and Vertex AI")
+    gcp_region: str | None = Field(default=None, description="Vertex AI region, e.g. us-central1")
+    vertex_endpoint: str | None = Field(default=None, description="Vertex AI endpoint id serving the champion")
+    serving_image: str | None = Field(default=None, description="our model-server image in Artifact Registry")
+    gcs_bucket: str | None = Field(default=None, description="bucket holding the model artifacts")
+    bq_dataset: str | None = Field(default=None, description="BigQuery dataset of the warehouse tables")
     vertex_parent_model: str | None = Field(
         default=None, description="Model Registry id collecting the versions; empty for the very first upload"
     )
@@ -342,7 +352,8 @@ def model_server_settings() -> ModelServerSettings:
 
 
 class ConfluentCloudSettings(BaseSettings):
-    """The Confluent Cloud API key the preflight and the plan use to read the environment (Cloud API keys:
+    """Where the gcp profile's Confluent Cloud resources are, and the Cloud API key the preflight uses to read
+    the environment (Cloud API keys:
     docs.confluent.io/cloud/current/security/authenticate/workload-identities/service-accounts/api-keys)."""
 
     model_config = _settings_config(env_prefix="CONFLUENT_")
@@ -351,6 +362,15 @@ class ConfluentCloudSettings(BaseSettings):
     cloud_api_secret: SecretStr | None = None
     env_id: str | None = None
     kafka_cluster_id: str | None = None
+    # Where the Flink statements run (the ConfluentFlink resource reads the same variables as `dg.EnvVar`s)
+    flink_rest_endpoint: str | None = Field(
+        default=None, description="e.g. https://flink.us-central1.gcp.confluent.cloud"
+    )
+    org_id: str | None = None
+    compute_pool_id: str | None = None
+    flink_principal: str | None = Field(default=None, description="service account the statements run as (sa-...)")
+    flink_catalog: str | None = Field(default=None, description="the environment's display name")
+    flink_database: str | None = Field(default=None, description="the Kafka cluster's display name")
 
 
 def confluent_cloud_settings() -> ConfluentCloudSettings:

@@ -234,6 +234,7 @@ def worker(
         kafka=_kafka(bootstrap),
         warehouse=warehouse_resource(profile).process_config_and_initialize(),
         crm=crm_resource(profile).process_config_and_initialize(),
+        profile=profile,
         **options,
     )
     w.install_signal_handlers()

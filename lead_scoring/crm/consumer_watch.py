@@ -11,7 +11,7 @@ a consumer stopped there again is not stuck but in front of records no consumer 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 from confluent_kafka import KafkaException, TopicPartition
@@ -33,6 +33,13 @@ def describe(positions: Positions) -> str:
     return ", ".join(f"{t}[{p}]@{o}" if p >= 0 else t for (t, p), o in sorted(positions.items()))
 
 
+class _LastLook:
+    """The positions one stall check saw at its previous look (empty: no suspicion yet)."""
+
+    def __init__(self) -> None:
+        self.positions: Positions = {}
+
+
 class ConsumerWatch:
     """The stall checks of one worker's consumer; `assigned` is the client's own count of its partitions."""
 
@@ -40,8 +47,8 @@ class ConsumerWatch:
         self.name = name
         self.topics = list(topics)
         self.assigned = 0
-        self._fetch_suspect: Positions = {}  # our positions at the last look, when records waited past them
-        self._group_suspect: Positions = {}  # the group's committed offsets at the last look
+        self._fetch_suspect = _LastLook()  # our positions at the last look, when records waited past them
+        self._group_suspect = _LastLook()  # the group's committed offsets at the last look
         self._replaced: Positions = {}  # what the last replacement was for
         self._unassigned_since: Optional[float] = None  # monotonic time the consumer was first seen empty-handed
         self._last_group_look = 0.0
@@ -51,10 +58,10 @@ class ConsumerWatch:
         self.assigned = 0
 
     def message_arrived(self) -> None:
-        self._fetch_suspect = {}
+        self._fetch_suspect = _LastLook()
 
     def replaced(self, positions: Positions) -> None:
-        self._replaced, self._fetch_suspect, self._group_suspect = positions, {}, {}
+        self._replaced, self._fetch_suspect, self._group_suspect = positions, _LastLook(), _LastLook()
         self.assigned = 0
 
     def broker_error(self, consumer: Any, timeout_s: float = IDLE_PROBE_TIMEOUT_S) -> Optional[str]:
@@ -68,13 +75,7 @@ class ConsumerWatch:
     def fetch_stalled(self, consumer: Any) -> Optional[Positions]:
         """The positions, when at two looks IDLE_PROBE_S apart with nothing consumed between them the broker held
         records past our position on the same partitions; else None."""
-        try:
-            waiting = self._records_waiting(consumer)
-        except KafkaException as exc:
-            log.debug("%s: could not read the partitions' offsets: %s", self.name, exc)
-            return None
-        suspect, self._fetch_suspect = self._fetch_suspect, waiting
-        return waiting if waiting and waiting == suspect and waiting != self._replaced else None
+        return self._confirmed(self._fetch_suspect, self._records_waiting, consumer, "the partitions' offsets")
 
     def left_without_partitions(self, consumer: Any, now: float) -> Optional[Positions]:
         """The group's waiting offsets, when the consumer has held no partition for FETCH_STALL_S, the broker
@@ -92,12 +93,19 @@ class ConsumerWatch:
         self._last_group_look = now
         if self.broker_error(consumer) is not None:
             return None  # the broker is away: waiting for Kafka, not a stuck client
+        return self._confirmed(self._group_suspect, self._group_waiting, consumer, "the topics' offsets")
+
+    def _confirmed(
+        self, last_look: _LastLook, look: Callable[[Any], Positions], consumer: Any, what: str
+    ) -> Optional[Positions]:
+        """What `look` sees now, when records wait and the previous look saw the same (nothing moved between the
+        two) and no replacement was made for exactly these positions already; else None."""
         try:
-            waiting = self._group_waiting(consumer)
+            waiting = look(consumer)
         except KafkaException as exc:
-            log.debug("%s: could not read the topics' offsets: %s", self.name, exc)
+            log.debug("%s: could not read %s: %s", self.name, what, exc)
             return None
-        suspect, self._group_suspect = self._group_suspect, waiting
+        suspect, last_look.positions = last_look.positions, waiting
         return waiting if waiting and waiting == suspect and waiting != self._replaced else None
 
     def _records_waiting(self, consumer: Any) -> Positions:

@@ -49,7 +49,7 @@ from lead_scoring.crm.quarantine import (
 )
 from lead_scoring.crm.writeback import parse_score
 from lead_scoring.lifecycle.erasure import TRIGGER_DELETED, ErasureRegister, erase_leads
-from lead_scoring.settings import current_profile
+from lead_scoring.settings import Profile
 from lead_scoring.streaming.topics import SCORE_TOPICS, SHADOW_SCORE_TOPICS
 from lead_scoring.warehouse.resources import Warehouse
 
@@ -97,16 +97,24 @@ class SinkHandler:
         score_topics: Optional[Sequence[str]] = None,
         shadow_topics: Optional[Sequence[str]] = None,
         register: Optional[ErasureRegister] = None,
+        *,
+        profile: Optional[Profile] = None,
     ):
+        """`register` filters erased Ids; without one, the `profile`'s register (one of the two is needed)."""
+        if register is None and profile is None:  # refused here, not on the first batch
+            raise TypeError("SinkHandler needs a register or the profile whose erasure register it reads")
         self.warehouse = warehouse
         self.score_topics = set(score_topics or SCORE_TOPICS)
         self.shadow_topics = set(SHADOW_SCORE_TOPICS if shadow_topics is None else shadow_topics)
+        self.profile = profile
         self._register = register
 
     @property
     def register(self) -> ErasureRegister:
-        if self._register is None:  # the profile's key, read on first use (never at import)
-            self._register = ErasureRegister.for_profile(self.warehouse, current_profile())
+        if self._register is None:  # the profile's key, read on first use (never at construction)
+            if self.profile is None:
+                raise TypeError("SinkHandler needs a register or the profile whose erasure register it reads")
+            self._register = ErasureRegister.for_profile(self.warehouse, self.profile)
         return self._register
 
     def handle(self, batch: Sequence[Any]) -> dict[str, int]:

@@ -58,7 +58,7 @@ from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import WritebackHandler
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.retry import backoff
-from lead_scoring.settings import current_profile
+from lead_scoring.settings import Profile
 from lead_scoring.streaming.admin import ensure_topics
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.topics import INPUT_RAW, SCORE_TOPICS, SHADOW_SCORE_TOPICS
@@ -424,18 +424,23 @@ def build_worker(
     shadow_topics: Optional[Sequence[str]] = None,
     group_id: Optional[str] = None,
     register: Optional[ErasureRegister] = None,
+    profile: Optional[Profile] = None,
     **options: Any,
 ) -> MicroBatchWorker:
     """The named worker on the given resources.
 
     `topics`/`score_topics`/`shadow_topics`/`group_id` default to the pipeline's (tests pass their own to stay
-    isolated); `register` (the erasure register) to the profile's, keyed by its `erasure_key`.
+    isolated); `register` (the erasure register) to the `profile`'s, keyed by its `erasure_key` (one of the two
+    is needed).
     """
     if name not in WORKER_NAMES:
         raise ValueError(f"unknown worker {name!r}; one of: {', '.join(WORKER_NAMES)}")
     score_topics = list(score_topics or SCORE_TOPICS)
     shadow_topics = list(SHADOW_SCORE_TOPICS if shadow_topics is None else shadow_topics)
-    register = register or ErasureRegister.for_profile(warehouse, current_profile())
+    if register is None:
+        if profile is None:
+            raise TypeError("build_worker needs a register or the profile whose erasure register the worker reads")
+        register = ErasureRegister.for_profile(warehouse, profile)
     handler: BatchHandler
     if name == WRITEBACK:
         if crm is None:

@@ -12,7 +12,7 @@ For one model version it lists, in the order a first deployment issues them:
 and the Salesforce API arithmetic of the connectors (`production.api_budget`): projected calls per day for a
 change rate and org size against the org's daily allocation.
 
-The requests are built by the same code that sends them (ConfluentFlink.statement_body, the connector
+The requests are built by the same code that sends them (StatementsApi.statement_body, the connector
 config functions, VertexAIModelServing.upload_kwargs, TableSpec.ddl, the SQL builders). Secrets are never
 read: they appear as `${VARIABLE}`; a non-secret setting that is not set appears the same way and is
 listed in `Plan.unset`. Nothing here opens a connection.
@@ -21,10 +21,10 @@ listed in `Plan.unset`. Nothing here opens a connection.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from pydantic_settings import BaseSettings
 
 from lead_scoring.contract.samples import SMOKE_RECORD
 from lead_scoring.crm.assets import (
@@ -37,8 +37,10 @@ from lead_scoring.monitoring.assets import recent_leads_sql, recent_scores_sql
 from lead_scoring.monitoring.sensors import new_labels_sql
 from lead_scoring.production.api_budget import ApiBudget, project_api_budget
 from lead_scoring.serving.vertex import VertexAIModelServing
+from lead_scoring.settings import ConfluentCloudSettings, GcpSettings, env_var, load
 from lead_scoring.storage.artifacts import ModelArtifact
-from lead_scoring.streaming.confluent import ConfluentFlink, ddl_statements
+from lead_scoring.streaming.confluent_api import StatementsApi
+from lead_scoring.streaming.confluent_statements import ddl_statements, statement_request
 from lead_scoring.streaming.render import (
     Dialect,
     RenderSettings,
@@ -106,25 +108,24 @@ class Plan:
         )
 
 
-class _Settings:
-    """Non-secret settings from `env` (or ${NAME} when unset, remembered); secrets only as ${NAME}."""
+class _Shown:
+    """The values of non-secret settings as the plan shows them: ${NAME} when unset, and remembered as unset."""
 
-    def __init__(self, env: Mapping[str, str]):
-        self.env = env
+    def __init__(self) -> None:
         self.unset: list[str] = []
 
-    def __call__(self, name: str, default: str | None = None) -> str:
-        if name in SECRETS:
-            return secret(name)
-        value = self.env.get(name) or default
-        if value is None:
-            if name not in self.unset:
-                self.unset.append(name)
-            return f"${{{name}}}"
-        return value
+    def __call__(self, settings: BaseSettings, field_name: str) -> str:
+        name = env_var(type(settings), field_name)  # a misspelt field fails here (KeyError), never shows as unset
+        value = getattr(settings, field_name)
+        if value is not None:
+            return str(value)
+        if name not in self.unset:
+            self.unset.append(name)
+        return secret(name)
 
 
 def secret(name: str) -> str:
+    """A value the plan never reads, shown as ${NAME} (substituted from the environment when applied)."""
     return f"${{{name}}}"
 
 
@@ -144,21 +145,28 @@ class OrgLoad:
 
 def build_gcp_plan(
     model_version: str,
-    env: Mapping[str, str] | None = None,
+    gcp: GcpSettings | None = None,
+    confluent: ConfluentCloudSettings | None = None,
     connectors: ConnectorSettings | None = None,
     org: OrgLoad | None = None,
 ) -> Plan:
-    """The plan of a first deployment of `model_version` with the gcp profile (no network, no secrets)."""
-    get = _Settings(os.environ if env is None else env)
+    """The plan of a first deployment of `model_version` with the gcp profile (no network, no secrets).
+
+    `gcp` and `confluent` default to the environment's settings (a bad value raises `ConfigurationError`
+    naming the variable).
+    """
+    gcp = gcp or load(GcpSettings)
+    confluent = confluent or load(ConfluentCloudSettings)
+    get = _Shown()
     plan = Plan(model_version=model_version)
 
     # -- Vertex AI (first: its endpoint is what the Confluent connection points at) -------------------
     vertex = VertexAIModelServing.model_construct(
-        project=get("LEAD_SCORING_GCP_PROJECT"),
-        region=get("LEAD_SCORING_GCP_REGION", "us-central1"),
-        endpoint_id=get("LEAD_SCORING_VERTEX_ENDPOINT"),
-        image_uri=get("LEAD_SCORING_SERVING_IMAGE"),
-        parent_model=get("LEAD_SCORING_VERTEX_PARENT_MODEL", "") or None,
+        project=get(gcp, "gcp_project"),
+        region=gcp.gcp_region or "us-central1",
+        endpoint_id=get(gcp, "vertex_endpoint"),
+        image_uri=get(gcp, "serving_image"),
+        parent_model=gcp.vertex_parent_model,
         model_display_name="lead-scorer",
         model_name="lead_scorer",
         canary_percent=10,
@@ -168,7 +176,7 @@ def build_gcp_plan(
         max_replicas=2,
         service_account=None,
     )
-    bucket = get("LEAD_SCORING_GCS_BUCKET")
+    bucket = get(gcp, "gcs_bucket")
     artifact = ModelArtifact(model_version, f"gs://{bucket}/lead-scoring/models/{model_version}", "<sha256>", {})
     upload = vertex.upload_kwargs(artifact)
     upload["version_description"] = f"lead_scoring {model_version} sha256 <first 12 hex of the manifest's sha256>"
@@ -217,17 +225,16 @@ def build_gcp_plan(
     ]
 
     # -- Confluent Cloud for Apache Flink -----------------------------------------------------------------
-    flink = ConfluentFlink.model_construct(
-        base_url=get("CONFLUENT_FLINK_REST_ENDPOINT"),
-        organization_id=get("CONFLUENT_ORG_ID"),
-        environment_id=get("CONFLUENT_ENV_ID"),
-        compute_pool_id=get("CONFLUENT_COMPUTE_POOL_ID"),
-        principal=get("CONFLUENT_FLINK_PRINCIPAL"),
-        catalog=get("CONFLUENT_FLINK_CATALOG"),
-        database=get("CONFLUENT_FLINK_DATABASE"),
+    flink = StatementsApi(
+        base_url=get(confluent, "flink_rest_endpoint"),
+        organization_id=get(confluent, "org_id"),
+        environment_id=get(confluent, "env_id"),
+        compute_pool_id=get(confluent, "compute_pool_id"),
+        principal=get(confluent, "flink_principal"),
+        catalog=get(confluent, "flink_catalog"),
+        database=get(confluent, "flink_database"),
         api_key=secret("CONFLUENT_FLINK_API_KEY"),
         api_secret=secret("CONFLUENT_FLINK_API_SECRET"),
-        vertex_service_key=secret("LEAD_SCORING_VERTEX_SERVICE_KEY"),
     )
     pipeline = render_pipeline(RenderSettings(Dialect.CONFLUENT, model_version, endpoint))
     sql_api = f"{flink.base_url}/sql/v1/organizations/{flink.organization_id}/environments/{flink.environment_id}"
@@ -262,7 +269,7 @@ def build_gcp_plan(
         )
     for role in pipeline.statements:  # the champion's; a challenger's shadow statements come with challenger_deployment
         st = pipeline.statements[role]
-        props, labels = flink.statement_request(pipeline, role)
+        props, labels = statement_request(pipeline, role)
         note = (
             "long-running; stays across model versions"
             if not role.is_inference
@@ -283,8 +290,8 @@ def build_gcp_plan(
 
     # -- Confluent Cloud Connect ------------------------------------------------------------------------
     connect_api = (
-        f"{CONFLUENT_CLOUD_API}/connect/v1/environments/{get('CONFLUENT_ENV_ID')}/clusters/"
-        f"{get('CONFLUENT_KAFKA_CLUSTER_ID')}/connectors"
+        f"{CONFLUENT_CLOUD_API}/connect/v1/environments/{get(confluent, 'env_id')}/clusters/"
+        f"{get(confluent, 'kafka_cluster_id')}/connectors"
     )
     settings = connectors or ConnectorSettings()
     org = org or OrgLoad()
@@ -315,7 +322,7 @@ def build_gcp_plan(
     plan.steps += vertex_steps
 
     # -- BigQuery -----------------------------------------------------------------------------------------
-    dataset = f"{get('LEAD_SCORING_GCP_PROJECT')}.{get('LEAD_SCORING_BQ_DATASET')}"
+    dataset = f"{get(gcp, 'gcp_project')}.{get(gcp, 'bq_dataset')}"
     for table in TABLES.values():
         plan.steps.append(
             Step(

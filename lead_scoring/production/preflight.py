@@ -43,6 +43,7 @@ from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import confluent_cloud_settings
 from lead_scoring.storage.resources import GcsModelStore
 from lead_scoring.streaming.confluent import ConfluentFlink
+from lead_scoring.streaming.confluent_api import StatementsApi
 from lead_scoring.warehouse.resources import BigQueryWarehouse
 from lead_scoring.warehouse.tables import TABLES
 
@@ -128,7 +129,7 @@ def _errors(resp: httpx.Response) -> str:
     return "; ".join(str(e.get("detail") or e.get("title") or e) for e in errors)[:300] if errors else str(body)[:300]
 
 
-def confluent_findings(flink: Any, connection: str, expected_endpoint: Optional[str]) -> list[Finding]:
+def confluent_findings(flink: StatementsApi, connection: str, expected_endpoint: Optional[str]) -> list[Finding]:
     """The Flink API key, the environment, the compute pool's statements and the Vertex AI connection."""
     out = []
     env = f"environment {flink.environment_id}"
@@ -642,7 +643,7 @@ def _guarded(system: str, what: str, check: Callable[[], list[Finding]]) -> list
 def run_preflight(t: PreflightTargets) -> list[Finding]:
     findings: list[Finding] = []
     findings += _guarded(
-        "Confluent Flink", "statements API", lambda: confluent_findings(t.flink, t.connection, t.expected_endpoint)
+        "Confluent Flink", "statements API", lambda: confluent_findings(t.flink.api, t.connection, t.expected_endpoint)
     )
     if t.cloud is not None:
         findings += _guarded(

@@ -87,7 +87,6 @@ from lead_scoring.settings import (
     DEFAULT_MODEL_NAME,
     Profile,
     challenger_model_name,
-    current_profile,
     model_server_settings,
     security_settings,
 )
@@ -124,17 +123,19 @@ class ServerConfig:
     @classmethod
     def from_env(
         cls,
+        profile: Profile,
         port: int | None = None,
         host: str | None = None,
         model_name: str | None = None,
         allow_swap: bool = False,
         challenger: str | None = None,
     ) -> ServerConfig:
-        """Vertex AI sets AIP_HTTP_PORT / AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE; locally we bind loopback."""
+        """Vertex AI sets AIP_HTTP_PORT / AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE; locally we bind loopback (the
+        gcp `profile` binds all interfaces, as in a container)."""
         env = model_server_settings()
         in_vertex = env.vertex_http_port is not None
         if host is None:
-            host = "0.0.0.0" if in_vertex or current_profile() is Profile.GCP else "127.0.0.1"
+            host = "0.0.0.0" if in_vertex or profile is Profile.GCP else "127.0.0.1"
         if port is None:
             port = env.vertex_http_port or 8080
         return cls(

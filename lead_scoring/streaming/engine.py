@@ -2,8 +2,10 @@
 
 Two implementations, one key (`flink`):
 * `SqlGatewayFlink` (gateway.py): Apache Flink through its SQL Gateway and REST API; the local stack and
-  the `cluster` profile (an existing Flink cluster).
-* `ConfluentFlink` (confluent.py): Confluent Cloud for Apache Flink through its Statements REST API.
+  the `cluster` profile (an existing Flink cluster). Its collaborators: sql_gateway.py, jobmanager.py,
+  deployment_record.py, statement_checks.py.
+* `ConfluentFlink` (confluent.py): Confluent Cloud for Apache Flink through its Statements REST API. Its
+  collaborators: confluent_api.py, confluent_statements.py.
 
 The rollout algorithm (rollout.py) and the self-healing (healing.py) are written once against this class;
 nothing dispatches on the concrete type.

@@ -12,6 +12,7 @@ import sys
 from lead_scoring.crm.batches import WorkerFailed
 from lead_scoring.crm.resources import LocalCrm
 from lead_scoring.crm.workers import build_worker
+from lead_scoring.settings import Profile
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
@@ -31,6 +32,7 @@ def main() -> int:
     topics = args.score_topics if args.name == "writeback" else [args.raw_topic, *args.score_topics]
     worker = build_worker(
         args.name,
+        profile=Profile.LOCAL,
         kafka=KafkaResource(bootstrap_servers=args.bootstrap),
         warehouse=DuckDBWarehouse(path=args.warehouse),
         crm=LocalCrm(),

@@ -21,6 +21,7 @@ from lead_scoring.crm.resources import LocalCrm
 from lead_scoring.crm.synthetic import generate_leads, write_frame
 from lead_scoring.crm.workers import build_worker
 from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.assets import flink_statements, streaming_topics
@@ -79,6 +80,7 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
         workers = [
             build_worker(
                 "sink",
+                profile=Profile.LOCAL,
                 kafka=kafka,
                 warehouse=warehouse,
                 topics=[raw, *scores],
@@ -88,6 +90,7 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
             ),
             build_worker(
                 "writeback",
+                profile=Profile.LOCAL,
                 kafka=kafka,
                 warehouse=warehouse,
                 crm=LocalCrm(),

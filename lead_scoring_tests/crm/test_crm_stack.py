@@ -16,8 +16,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -98,6 +100,19 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tails}")
 
 
+def _leads_cli(local_stack, topic: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`lead-scoring leads ARGS` sending leads and their outcomes to `topic`, in a subprocess as a user runs it
+    (wide output: the summaries are not wrapped)."""
+    command = ["leads", *args, "--with-outcomes", "--topic", topic, "--bootstrap", local_stack.kafka_bootstrap]
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "lead-scoring"), *command],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
 @pytest.fixture
 def synthetic_csv(tmp_path) -> Path:
     path = tmp_path / "leads.csv"
@@ -138,28 +153,17 @@ def test_replay_produces_contract_records_keyed_by_id_at_a_steady_rate(local_sta
 def test_replay_cli_on_the_x_education_export(local_stack):
     topic = _name("replay_cli")
     create_topics(local_stack.kafka(), [topic])
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "lead-scoring"),
-            "leads",
-            "replay",
-            str(X_EDUCATION),
-            "--mapping",
-            str(MAPPING),
-            "--limit",
-            "60",
-            "--rate",
-            "300",
-            "--with-outcomes",
-            "--topic",
-            topic,
-            "--bootstrap",
-            local_stack.kafka_bootstrap,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "COLUMNS": "200"},
+    proc = _leads_cli(
+        local_stack,
+        topic,
+        "replay",
+        str(X_EDUCATION),
+        "--mapping",
+        str(MAPPING),
+        "--limit",
+        "60",
+        "--rate",
+        "300",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sent 120, failed 0" in proc.stdout  # 60 leads created + their 60 outcomes
@@ -431,27 +435,16 @@ def test_stack_up_runs_the_workers_on_the_pipeline_topics(local_stack):
 def test_leads_generate_cli_streams_valid_synthetic_leads(local_stack):
     topic = _name("generate")
     create_topics(local_stack.kafka(), [topic])
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "lead-scoring"),
-            "leads",
-            "generate",
-            "--rate",
-            "50",
-            "--limit",
-            "40",
-            "--with-outcomes",
-            "--outcome-delay",
-            "0.2",
-            "--topic",
-            topic,
-            "--bootstrap",
-            local_stack.kafka_bootstrap,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, "COLUMNS": "200"},
+    proc = _leads_cli(
+        local_stack,
+        topic,
+        "generate",
+        "--rate",
+        "50",
+        "--limit",
+        "40",
+        "--outcome-delay",
+        "0.2",
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sent 40, failed 0" in proc.stdout
@@ -472,19 +465,32 @@ class _Recorder:
         return {"written": len(batch)}
 
 
-class _StuckFirstConsumer(MicroBatchWorker):
-    """Its first Kafka consumer holds its partitions without fetching them, as a client stuck after a broker
-    restart does (librdkafka#5153): a real consumer, paused by librdkafka's own API on assignment."""
+class _FirstConsumerStalls(MicroBatchWorker):
+    """Its first Kafka consumer is left stalled by `stall(consumer, partitions)` on assignment: a real client, put
+    in the state by librdkafka's own API."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, stall: Callable[[Any, list], None], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.paused_once = False
+        self._stall = stall
+        self.stalled_once = False
 
     def _on_assign(self, consumer, partitions) -> None:
         super()._on_assign(consumer, partitions)
-        if not self.paused_once:
-            consumer.pause(partitions)
-            self.paused_once = True
+        if not self.stalled_once:
+            self._stall(consumer, partitions)
+            self.stalled_once = True
+
+
+def _pause(consumer, partitions) -> None:
+    """Hold the partitions without fetching them, as a client stuck after a broker restart does (librdkafka#5153)."""
+    consumer.pause(partitions)
+
+
+def _unassign(consumer, partitions) -> None:
+    """Give the partitions up inside the assignment callback, so the group coordinator counts the consumer as their
+    owner while it fetches nothing: the state a worker was seen in at load 12 (0 partitions, "Waiting for
+    coordinator", lag 490 for 300 s). The callback's own unassign() replaces the automatic assign()."""
+    consumer.unassign()
 
 
 def _run_in_thread(worker: MicroBatchWorker) -> threading.Thread:
@@ -493,79 +499,62 @@ def _run_in_thread(worker: MicroBatchWorker) -> threading.Thread:
     return thread
 
 
-def test_a_consumer_that_stops_fetching_is_replaced_and_nothing_is_lost(local_stack, tmp_path, monkeypatch):
-    monkeypatch.setattr(consumer_watch, "FETCH_STALL_S", 3.0)
+@contextmanager
+def _stalling_worker(
+    local_stack, tmp_path: Path, stall: Callable[[Any, list], None], stem: str, id_prefix: str, count: int, **options
+) -> Iterator[tuple[_FirstConsumerStalls, _Recorder]]:
+    """A writeback worker whose first consumer `stall` leaves stalled, running in a thread over `count` scores on
+    a fresh topic; stopped on exit."""
     kafka = local_stack.kafka()
-    topic = _name("stall")
+    topic = _name(stem)
     create_topics(kafka, [topic])
-    assert replay(kafka, iter([_score(f"00QT{i:06d}", "Lead", i) for i in range(60)]), topic).sent == 60
+    scores = [_score(f"{id_prefix}{i:06d}", "Lead", i) for i in range(count)]
+    assert replay(kafka, iter(scores), topic).sent == count
     recorder = _Recorder()
-    worker = _StuckFirstConsumer(
+    worker = _FirstConsumerStalls(
         kafka,
-        _name("stall"),
+        _name(stem),
         [topic],
         recorder,
         name="writeback",
-        batch_size=500,
         max_wait_s=0.2,
         heartbeat_path=tmp_path / "writeback.json",
+        stall=stall,
+        **options,
     )
     thread = _run_in_thread(worker)
     try:
-        wait_until(lambda: len(recorder.seen) == 60, 90, "the 60 records written after the stuck consumer is replaced")
+        yield worker, recorder
     finally:
         worker.stop()
         thread.join(60)
-    assert worker.paused_once and worker.stats.reconnects == 1
-    assert set(recorder.seen.values()) == {1}  # the stuck consumer had fetched nothing: nothing twice
+
+
+def _replaced_once_and_nothing_lost(worker: MicroBatchWorker, recorder: _Recorder) -> None:
+    assert worker.stats.reconnects == 1
+    assert set(recorder.seen.values()) == {1}  # the stalled consumer had fetched nothing: nothing twice
+    assert group_lag(worker.kafka, worker.group_id, worker.topics) == dict.fromkeys(worker.topics, 0)
+
+
+def test_a_consumer_that_stops_fetching_is_replaced_and_nothing_is_lost(local_stack, tmp_path, monkeypatch):
+    monkeypatch.setattr(consumer_watch, "FETCH_STALL_S", 3.0)
+    stalling = _stalling_worker(local_stack, tmp_path, _pause, "stall", "00QT", 60, batch_size=500)
+    with stalling as (worker, recorder):
+        wait_until(lambda: len(recorder.seen) == 60, 90, "the 60 records written after the stuck consumer is replaced")
+    assert worker.stalled_once
+    _replaced_once_and_nothing_lost(worker, recorder)
     assert json.loads((tmp_path / "writeback.json").read_text())["reconnects"] == 1  # in its heartbeat
-    assert group_lag(kafka, worker.group_id, [topic]) == {topic: 0}
-
-
-class _EmptyHandedFirstConsumer(MicroBatchWorker):
-    """Its first Kafka consumer gives its partitions up inside the assignment callback, so the group coordinator
-    counts it as their owner while it fetches nothing: the state a worker was seen in at load 12 (0 partitions,
-    "Waiting for coordinator", lag 490 for 300 s)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.emptied_once = False
-
-    def _on_assign(self, consumer, partitions) -> None:
-        super()._on_assign(consumer, partitions)
-        if not self.emptied_once:
-            consumer.unassign()  # a real client; the callback's own unassign() replaces the automatic assign()
-            self.emptied_once = True
 
 
 def test_a_consumer_left_without_partitions_is_replaced_and_nothing_is_lost(local_stack, tmp_path, monkeypatch):
     monkeypatch.setattr(consumer_watch, "FETCH_STALL_S", 3.0)
-    kafka = local_stack.kafka()
-    topic = _name("unassigned")
-    create_topics(kafka, [topic])
-    assert replay(kafka, iter([_score(f"00QU{i:06d}", "Lead", i) for i in range(40)]), topic).sent == 40
-    recorder = _Recorder()
-    worker = _EmptyHandedFirstConsumer(
-        kafka,
-        _name("unassigned"),
-        [topic],
-        recorder,
-        name="writeback",
-        max_wait_s=0.2,
-        heartbeat_path=tmp_path / "writeback.json",
-    )
-    thread = _run_in_thread(worker)
-    try:
-        wait_until(lambda: worker.emptied_once, 60, "the first assignment")
+    stalling = _stalling_worker(local_stack, tmp_path, _unassign, "unassigned", "00QU", 40)
+    with stalling as (worker, recorder):
+        wait_until(lambda: worker.stalled_once, 60, "the first assignment")
         time.sleep(1.5)
         assert json.loads((tmp_path / "writeback.json").read_text())["assigned_partitions"] == 0
         wait_until(lambda: len(recorder.seen) == 40, 90, "the 40 records written after the consumer is replaced")
-    finally:
-        worker.stop()
-        thread.join(60)
-    assert worker.stats.reconnects == 1
-    assert set(recorder.seen.values()) == {1}
-    assert group_lag(kafka, worker.group_id, [topic]) == {topic: 0}
+    _replaced_once_and_nothing_lost(worker, recorder)
 
 
 def test_a_producer_that_acknowledges_nothing_with_the_broker_up_is_replaced_and_nothing_is_lost(

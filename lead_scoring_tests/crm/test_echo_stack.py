@@ -24,6 +24,7 @@ from lead_scoring.crm.synthetic import generate_leads, write_frame
 from lead_scoring.crm.workers import build_worker
 from lead_scoring.serving.assets import model_deployment
 from lead_scoring.serving.local import LocalModelServer
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs, ModelArtifact
 from lead_scoring.storage.resources import LocalModelStore
@@ -79,6 +80,7 @@ def test_each_lead_is_scored_once_and_input_raw_stops_growing_with_the_crm_echo_
     workers = [
         build_worker(
             "sink",
+            profile=Profile.LOCAL,
             kafka=kafka,
             warehouse=warehouse,
             topics=[raw, *scores],
@@ -89,6 +91,7 @@ def test_each_lead_is_scored_once_and_input_raw_stops_growing_with_the_crm_echo_
         ),
         build_worker(
             "writeback",
+            profile=Profile.LOCAL,
             kafka=kafka,
             warehouse=warehouse,
             crm=crm,

@@ -25,6 +25,7 @@ from lead_scoring.crm.resources import LocalCrm
 from lead_scoring.crm.synthetic import generate_leads, write_frame
 from lead_scoring.crm.workers import build_worker
 from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.assets import flink_statements, streaming_topics
@@ -105,6 +106,7 @@ def test_hostile_records_mid_stream_stop_no_worker_and_every_valid_lead_lands(lo
         workers = [
             build_worker(
                 "sink",
+                profile=Profile.LOCAL,
                 kafka=kafka,
                 warehouse=warehouse,
                 topics=[raw, *scores],
@@ -117,6 +119,7 @@ def test_hostile_records_mid_stream_stop_no_worker_and_every_valid_lead_lands(lo
             # no CRM echo here: this test counts the rows each input makes (the echo has test_echo_stack.py)
             build_worker(
                 "writeback",
+                profile=Profile.LOCAL,
                 kafka=kafka,
                 warehouse=warehouse,
                 crm=LocalCrm(echo=False),

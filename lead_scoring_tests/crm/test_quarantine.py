@@ -28,6 +28,7 @@ from lead_scoring.crm.salesforce import TransientSalesforceError
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.workers import MicroBatchWorker
 from lead_scoring.crm.writeback import LocalCrmWriter, WritebackHandler
+from lead_scoring.settings import Profile
 from lead_scoring.warehouse.resources import BigQueryWarehouse, DuckDBWarehouse
 from lead_scoring_tests.warehouse.fake_bigquery import FakeBigQuery
 
@@ -170,7 +171,9 @@ class LockedFirst:
 
 
 def test_a_transient_failure_is_retried_commits_nothing_meanwhile_and_shows_stuck(warehouse, tmp_path):
-    handler = LockedFirst(SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[]), times=3)
+    handler = LockedFirst(
+        SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[], profile=Profile.LOCAL), times=3
+    )
     worker, beats = _worker(handler, tmp_path)
     batch = [_msg("input_raw", _lead(f"00QT{i}"), 40 + i, partition=2) for i in range(5)]
     worker._batch = list(batch)
@@ -194,7 +197,9 @@ def test_a_transient_failure_is_retried_commits_nothing_meanwhile_and_shows_stuc
 
 
 def test_a_transient_failure_that_does_not_end_commits_nothing(warehouse, tmp_path):
-    handler = LockedFirst(SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[]), times=10**6)
+    handler = LockedFirst(
+        SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[], profile=Profile.LOCAL), times=10**6
+    )
     worker, _ = _worker(handler, tmp_path, max_attempts=4)
     worker._batch = [_msg("input_raw", _lead("00QT1"), 7)]
     with pytest.raises(WorkerFailed, match="not written .4 attempts.: IOException"):
@@ -210,7 +215,7 @@ def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the
     DuckDB, which refuses the whole batch; the worker splits it down to that record."""
     monkeypatch.setattr(sink_module, "with_storable_text", lambda record: record)
     monkeypatch.setattr(writeback_module, "with_storable_text", lambda record: record)  # parse_score's
-    handler = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
+    handler = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[], profile=Profile.LOCAL)
     calls = []
     real_handle = handler.handle
     monkeypatch.setattr(handler, "handle", lambda batch: calls.append(len(batch)) or real_handle(batch))
@@ -275,7 +280,7 @@ def test_the_writeback_isolates_a_score_the_crm_cannot_store(warehouse, tmp_path
 def test_a_quarantine_that_cannot_be_written_is_retried_not_dropped(warehouse, tmp_path, monkeypatch):
     """Putting a record aside is a write too: if the warehouse refuses it (locked), nothing is committed."""
     monkeypatch.setattr(sink_module, "with_storable_text", lambda record: record)
-    handler = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
+    handler = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[], profile=Profile.LOCAL)
     real = handler.quarantine
     refusals = []
 
@@ -297,7 +302,7 @@ def test_a_quarantine_that_cannot_be_written_is_retried_not_dropped(warehouse, t
 def test_lone_surrogates_and_nul_land_as_replacement_characters(warehouse):
     """Valid JSON, valid by the contract, scored by the pipeline (Java strings hold them): the warehouse keeps the
     lead and its score with U+FFFD in place of what a store mishandles, so every hop has them."""
-    sink = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
+    sink = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[], profile=Profile.LOCAL)
     counts = sink.handle(
         [
             _msg("input_raw", _lead("00QU1", Email="x\ud800@example.com"), 0),
@@ -316,7 +321,7 @@ def test_lone_surrogates_and_nul_land_as_replacement_characters(warehouse):
 def test_rejected_payloads_with_nul_are_not_taken_for_duplicates(warehouse):
     """Found on the stack: pandas' multi-column drop_duplicates compares text up to a NUL, so the rejected row of
     a zero-byte value ("") was dropped as a duplicate of a Confluent-Avro payload ("\x00\x00..."): NUL is escaped."""
-    sink = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[])
+    sink = SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[], profile=Profile.LOCAL)
     avro = b"\x00\x00\x00\x00\x07\x0c00QH7\x08Lead"
     counts = sink.handle([Message("input_raw", 0, 0, None, avro, 1), Message("input_raw", 0, 1, b"00QH8", b"", 1)])
     assert counts["rejected"] == 2
@@ -332,7 +337,7 @@ def test_the_quarantine_table_exists_and_is_written_the_same_way_in_bigquery():
     try:
         wh = BigQueryWarehouse(project="acme", dataset="ls").with_client_factory(fake.client)
         wh.ensure_tables()
-        sink = SinkHandler(wh, score_topics=["lead_scores"], shadow_topics=[])
+        sink = SinkHandler(wh, score_topics=["lead_scores"], shadow_topics=[], profile=Profile.LOCAL)
         hostile = Message("lead_scores", 2, 77, b"00QB1", b"[" * 5000 + b"]" * 5000, 1)
         assert sink.handle([hostile])["quarantined"] == 1
     finally:
@@ -358,7 +363,9 @@ def test_the_quarantine_table_exists_and_is_written_the_same_way_in_bigquery():
 
 def test_a_stop_ends_the_retrying_of_a_transient_failure_without_committing(warehouse, tmp_path):
     """SIGTERM while the warehouse stays locked: the worker ends (the batch is read again later), it does not hang."""
-    handler = LockedFirst(SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[]), times=10**6)
+    handler = LockedFirst(
+        SinkHandler(warehouse, score_topics=["lead_scores"], shadow_topics=[], profile=Profile.LOCAL), times=10**6
+    )
     worker, _ = _worker(handler, tmp_path)
     worker.writer._sleep = lambda _seconds: worker.stop()  # SIGTERM during the backoff
     worker._batch = [_msg("input_raw", _lead("00QT1"), 7)]

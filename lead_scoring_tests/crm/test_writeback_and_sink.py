@@ -12,6 +12,7 @@ from lead_scoring.crm.batches import Message
 from lead_scoring.crm.replay import RateLimiter
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import LocalCrmWriter, WritebackHandler, parse_score
+from lead_scoring.settings import Profile
 from lead_scoring.warehouse.resources import BigQueryWarehouse, DuckDBWarehouse
 
 
@@ -82,7 +83,7 @@ def test_local_writeback_upserts_by_id_newest_score_wins_and_replays_change_noth
 
 def test_the_grade_reaches_the_crm_and_scores_tables_and_a_model_without_grades_clears_it(warehouse):
     handler = WritebackHandler(LocalCrmWriter(warehouse), warehouse)
-    sink = SinkHandler(warehouse, register=None)
+    sink = SinkHandler(warehouse, profile=Profile.LOCAL)
     graded = {**score("00QG", 80, 1000), "Lead_Grade__c": "A", "features_hash": "00ff00ff00ff00ff"}
     for h in (handler, sink):
         h.handle([msg("lead_scores", graded, 0)])
@@ -128,7 +129,7 @@ def _lead(rid: str, event: str = "created", modified: str = "2026-11-20T10:00:00
 
 
 def test_sink_lands_raw_rejected_and_scores_once_tagging_probes(warehouse):
-    sink = SinkHandler(warehouse, score_topics=["lead_scores", "contact_scores"])
+    sink = SinkHandler(warehouse, score_topics=["lead_scores", "contact_scores"], profile=Profile.LOCAL)
     batch = [
         msg("input_raw", _lead("00QA"), 0),
         msg("input_raw", _lead("00QA", "updated", "2026-11-27T10:00:00.000Z", IsConverted=True), 1),
@@ -180,11 +181,18 @@ def test_sink_lands_raw_rejected_and_scores_once_tagging_probes(warehouse):
     ]
 
 
+def test_the_sink_is_told_its_erasure_register_or_the_profile_it_reads_it_from(warehouse):
+    # the profile is passed in, never looked up inside the handler: without either it refuses at construction
+    with pytest.raises(TypeError, match="register or the profile"):
+        SinkHandler(warehouse)
+    assert SinkHandler(warehouse, profile=Profile.LOCAL).profile is Profile.LOCAL
+
+
 def test_streamed_leads_and_outcomes_reach_training_data(warehouse):
     """The loop closes: what the sink lands is what the next training run reads (probes excluded)."""
     from lead_scoring.training.queries import training_data_sql
 
-    sink = SinkHandler(warehouse)
+    sink = SinkHandler(warehouse, profile=Profile.LOCAL)
     batch = []
     for i in range(40):
         rid = f"00Q{i:05d}"

@@ -34,6 +34,7 @@ from lead_scoring.monitoring.audit import (
 )
 from lead_scoring.retry import WaitTimeout, wait_until
 from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.assets import flink_statements, streaming_topics
@@ -95,6 +96,7 @@ def test_audit_accounts_for_every_hop_then_names_the_one_that_lost_or_doubled_a_
         workers = [
             build_worker(
                 "sink",
+                profile=Profile.LOCAL,
                 kafka=kafka,
                 warehouse=warehouse,
                 topics=[topics.input_raw, *scores],
@@ -105,6 +107,7 @@ def test_audit_accounts_for_every_hop_then_names_the_one_that_lost_or_doubled_a_
             ),
             build_worker(
                 "writeback",
+                profile=Profile.LOCAL,
                 kafka=kafka,
                 warehouse=warehouse,
                 crm=LocalCrm(),

@@ -17,7 +17,7 @@ from lead_scoring.crm.assets import (
     salesforce_source_configs,
 )
 from lead_scoring.production.plan import SECRETS, build_gcp_plan
-from lead_scoring.streaming.confluent import ddl_statements
+from lead_scoring.streaming.confluent_statements import ddl_statements
 from lead_scoring.streaming.render import (
     Dialect,
     RenderSettings,
@@ -111,7 +111,10 @@ def test_plan_names_every_request_and_no_secret(monkeypatch, no_network) -> None
 
 def test_planned_flink_requests_are_ones_the_openapi_document_allows(monkeypatch) -> None:
     contract = confluent_sql_contract()
-    plan = build_gcp_plan(VERSION, env=SETTINGS)
+    for name, value in SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    plan = build_gcp_plan(VERSION)
+    assert plan.unset == []
     flink = plan.by_system("Confluent Cloud Flink")
     assert len(flink) == 12
     for step in flink:

@@ -119,7 +119,7 @@ def world(monkeypatch):
     serving = VertexAIModelServing(
         project="p", region="europe-west4", endpoint_id="123", image_uri="img", parent_model=VERTEX_MODEL
     ).with_client_options(credentials=AnonymousCredentials(), api_endpoint=f"127.0.0.1:{vertex.port}")
-    flink.ensure_vertex_connection("vertex-lead-scorer", serving.endpoint_url(), '{"type": "service_account"}')
+    flink.api.ensure_vertex_connection("vertex-lead-scorer", serving.endpoint_url(), '{"type": "service_account"}')
     crm = SalesforceResource(username=USER, password=PASSWORD, security_token=TOKEN).with_session_factory(
         salesforce.session
     )

@@ -11,7 +11,8 @@ from lead_scoring.monitoring import streams
 from lead_scoring.monitoring.definitions import defs as monitoring_defs
 from lead_scoring.monitoring.resources import monitoring_settings
 from lead_scoring.settings import Profile
-from lead_scoring.streaming.confluent import ConfluentFlink, parse_latest_offsets
+from lead_scoring.streaming.confluent import ConfluentFlink
+from lead_scoring.streaming.confluent_statements import parse_latest_offsets
 from lead_scoring.streaming.render import (
     Dialect,
     RenderSettings,

@@ -32,7 +32,7 @@ from lead_scoring.promotion.assets import (
 from lead_scoring.serving.assets import model_deployment
 from lead_scoring.serving.local import LocalModelServer
 from lead_scoring.serving.service import served_version
-from lead_scoring.settings import challenger_model_name
+from lead_scoring.settings import Profile, challenger_model_name
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs, ModelArtifact
 from lead_scoring.storage.resources import LocalModelStore
@@ -96,6 +96,7 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
     workers = [
         build_worker(
             "sink",
+            profile=Profile.LOCAL,
             kafka=kafka,
             warehouse=warehouse,
             topics=[prefix + "input_raw", *scores, shadow],
@@ -106,6 +107,7 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
         ),
         build_worker(
             "writeback",
+            profile=Profile.LOCAL,
             kafka=kafka,
             warehouse=warehouse,
             crm=LocalCrm(),

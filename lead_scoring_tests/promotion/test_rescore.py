@@ -14,6 +14,7 @@ from lead_scoring.crm.batches import Message
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.promotion.comparison import compare, verdict
 from lead_scoring.promotion.rescore import DONE, read_run, rescore, start_or_resume
+from lead_scoring.settings import Profile
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 
@@ -146,7 +147,7 @@ def test_the_sink_keeps_rescore_requests_out_of_crm_leads_raw(warehouse):
         Message("input_raw", 0, 1, b"00Q99", json.dumps(request).encode(), 1, ()),
         Message("input_raw", 0, 2, b"00Q99", json.dumps(record).encode(), 1, ()),
     ]
-    counts = SinkHandler(warehouse, register=None).handle(msgs)
+    counts = SinkHandler(warehouse, profile=Profile.LOCAL).handle(msgs)
     assert counts["rescore_requests"] == 1 and counts["raw"] == 1
     landed = warehouse.query("SELECT _EventType FROM crm_leads_raw WHERE Id = '00Q99'")
     assert list(landed["_EventType"]) == ["updated"]

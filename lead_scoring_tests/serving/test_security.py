@@ -29,6 +29,7 @@ from lead_scoring.serving.server import (
 )
 from lead_scoring.serving.service import ModelServerError, ModelServerProcess, swap_model
 from lead_scoring.serving.vertex import VertexAIModelServing
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, manifest_digest
 from lead_scoring_tests.serving.conftest import BAD, V1, V2
@@ -115,7 +116,7 @@ def test_admin_swap_with_the_token_and_errors_without_local_paths(
 
 def test_allow_swap_without_a_token_refuses_to_start(repo: ArtifactRepository, monkeypatch, caplog) -> None:
     monkeypatch.delenv("LEAD_SCORING_MODEL_ADMIN_TOKEN", raising=False)
-    config = ServerConfig.from_env(port=free_port(), allow_swap=True)
+    config = ServerConfig.from_env(Profile.LOCAL, port=free_port(), allow_swap=True)
     assert config.admin_token is None and "LEAD_SCORING_MODEL_ADMIN_TOKEN" in (config.admin_problem() or "")
     with caplog.at_level(logging.ERROR):
         assert run_server(repo.artifact(V1).uri, config) == 1
@@ -123,7 +124,7 @@ def test_allow_swap_without_a_token_refuses_to_start(repo: ArtifactRepository, m
     short = ServerConfig(allow_swap=True, admin_token="short")
     assert "too short" in (short.admin_problem() or "") and "short" not in repr(short)
     monkeypatch.setenv("LEAD_SCORING_MODEL_ADMIN_TOKEN", TOKEN)
-    configured = ServerConfig.from_env(allow_swap=True)
+    configured = ServerConfig.from_env(Profile.LOCAL, allow_swap=True)
     assert configured.admin_token == TOKEN and configured.admin_problem() is None and TOKEN not in repr(configured)
 
 

@@ -194,7 +194,7 @@ def test_avro_pass_through(local_stack) -> None:
 
 
 def test_sql_error_names_the_cause(local_stack) -> None:
-    from lead_scoring.streaming.gateway import FlinkSqlError
+    from lead_scoring.streaming.sql_gateway import FlinkSqlError
 
     with local_stack.flink_sql().session() as session, pytest.raises(FlinkSqlError, match="no_such_table"):
         session.execute("SELECT * FROM no_such_table")

@@ -23,7 +23,7 @@ import pytest
 
 from lead_scoring.serving.service import MODEL_SERVER
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
-from lead_scoring.streaming.gateway import FlinkSqlError
+from lead_scoring.streaming.sql_gateway import FlinkSqlError
 from lead_scoring_tests.serving.records import fit_model, make_records
 from lead_scoring_tests.stack.test_stack_engines import kafka_table, produce
 

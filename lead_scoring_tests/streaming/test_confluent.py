@@ -8,7 +8,8 @@ import json
 import httpx
 import pytest
 
-from lead_scoring.streaming.confluent import ConfluentApiError, ConfluentFlink
+from lead_scoring.streaming.confluent import ConfluentFlink
+from lead_scoring.streaming.confluent_api import ConfluentApiError, StatementsApi
 from lead_scoring.streaming.engine import RolloutError
 from lead_scoring.streaming.render import (
     Dialect,
@@ -238,7 +239,7 @@ def test_api_errors_name_the_call_but_not_the_key() -> None:
 
     cc = resource(FakeConfluent()).with_transport(CONTRACT.transport(refuse))
     with pytest.raises(ConfluentApiError) as info:
-        cc.ensure_vertex_connection("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
+        cc.api.ensure_vertex_connection("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
     assert "create connection vertex-lead-scorer" in str(info.value) and "invalid endpoint" in str(info.value)
     assert "PRIVATE KEY" not in str(info.value)
 
@@ -289,7 +290,7 @@ def test_a_conflicting_update_is_read_again_and_retried() -> None:
     rollout(engine(fake), pipeline("v1"))
     fake.requests.clear()
     fake.conflicts = 2
-    engine(fake).update_statement(leads, stopped=True)
+    engine(fake).api.update_statement(leads, stopped=True)
     puts = [b for m, p, b in fake.requests if m == "PUT"]
     gets = [p for m, p, b in fake.requests if m == "GET" and p.endswith(leads)]
     assert len(puts) == 3 and len(gets) == 3  # GET, reapply, PUT -- three times
@@ -297,7 +298,7 @@ def test_a_conflicting_update_is_read_again_and_retried() -> None:
 
     fake.conflicts = 10
     with pytest.raises(ConfluentApiError, match="409"):
-        engine(fake).update_statement(leads, stopped=False, attempts=3)
+        engine(fake).api.update_statement(leads, stopped=False, attempts=3)
 
 
 def test_a_statement_being_deleted_is_awaited_before_its_name_is_created_again(contract: OpenApiContract) -> None:
@@ -328,10 +329,10 @@ def test_a_statement_being_deleted_is_awaited_before_its_name_is_created_again(c
 def test_a_create_refused_with_409_while_the_old_one_is_deleting_is_retried_then_bounded() -> None:
     fake = FakeConfluent(delete_gets=2)
     cc = engine(fake)
-    cc.create_statement("ddl-1", "CREATE TABLE t (a INT)")
-    cc.delete_statement("ddl-1", wait=False)
+    cc.api.create_statement("ddl-1", "CREATE TABLE t (a INT)")
+    cc.api.delete_statement("ddl-1", wait=False)
     assert fake.statements["ddl-1"]["status"]["phase"] == "DELETING"
-    created = cc.create_statement("ddl-1", "CREATE TABLE t (a INT, b INT)")  # 409, 409, then 201
+    created = cc.api.create_statement("ddl-1", "CREATE TABLE t (a INT, b INT)")  # 409, 409, then 201
     assert created["spec"]["statement"] == "CREATE TABLE t (a INT, b INT)"
     posts = [b["name"] for m, p, b in fake.requests if m == "POST"]
     assert posts == ["ddl-1"] * 4
@@ -340,11 +341,11 @@ def test_a_create_refused_with_409_while_the_old_one_is_deleting_is_retried_then
     stuck = FakeConfluent(delete_gets=10_000)
     cc = engine(stuck).model_copy(update={"delete_timeout_s": 0.2, "poll_interval_s": 0.01})
     cc = cc.with_transport(CONTRACT.transport(stuck.handler))
-    cc.create_statement("ddl-2", "CREATE TABLE t (a INT)")
+    cc.api.create_statement("ddl-2", "CREATE TABLE t (a INT)")
     with pytest.raises(TimeoutError, match="statement ddl-2 deleted not reached .*DELETING"):
-        cc.delete_statement("ddl-2")
+        cc.api.delete_statement("ddl-2")
     with pytest.raises(ConfluentApiError, match="409 .*still exists after 0 s"):
-        cc.create_statement("ddl-2", "CREATE TABLE t (a INT)")
+        cc.api.create_statement("ddl-2", "CREATE TABLE t (a INT)")
 
 
 def _connection_request(spec: dict) -> httpx.Request:
@@ -357,12 +358,12 @@ def test_the_mistakes_the_vendor_schema_lets_through_are_refused_by_our_strict_b
     """Issue 28 #9: Confluent's document accepts these three; our schemas from its Go SDK and CLI do not."""
     from lead_scoring_tests.vendor.strict_bodies import strict_body_errors
 
-    good = ConfluentFlink.connection_body("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
+    good = StatementsApi.connection_body("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
     contract.check_request(_connection_request(good["spec"]))  # what we send passes both
     empty_auth = {**good["spec"], "auth_data": {}}
     raw_key = {**good["spec"], "auth_data": {"kind": "PlaintextProvider", "data": SERVICE_KEY}}
     cc = resource(FakeConfluent())
-    statement = cc.statement_body("s-1", "INSERT INTO t SELECT 1")
+    statement = cc.api.statement_body("s-1", "INSERT INTO t SELECT 1")
     typo = {**statement, "spec": {**statement["spec"], "stoped": True}}
     update = {
         "name": "s-1",
