@@ -19,6 +19,7 @@ from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring.training import assets as training
+from lead_scoring.training.card import render_card, thin_segments
 from lead_scoring.training.evaluation import classification_metrics, expected_calibration_error
 from lead_scoring.training.fitting import FitSettings, intervals, train_candidate
 from lead_scoring.training.grades import GradeFitError, fit_grades
@@ -110,6 +111,7 @@ def test_forty_conversions_give_a_deployed_graded_model_and_its_card(resources, 
         "## Grades",
         "## Segments",
         "**LeadSource**",
+        "## Where the model has little data",
         "left out by the leakage guard",
         "Sales_Tags__c",
         "no champion to compare with",
@@ -210,6 +212,25 @@ def test_a_calibrated_model_serves_the_calibrated_probability_with_exact_reasons
         assert served.load() is True
         predictions = served.predict(served.preprocess({"instances": probe}))["predictions"]
         assert [p["score"] for p in predictions] == [int(round(100 * p)) for p in expected]
+
+
+def test_the_card_names_the_segments_the_model_saw_too_few_times_to_learn():
+    leads = pd.DataFrame(
+        {
+            "LeadSource": ["Google"] * 6 + ["Reference"] * 2 + [None],
+            "Lead_Origin__c": ["API"] * 8 + ["Lead Add Form"],
+            "Country": ["India"] * 9,
+        }
+    )
+    thin = thin_segments(leads, min_leads=5)
+    assert thin == {
+        "LeadSource": {"(missing)": 1, "Reference": 2},
+        "Lead_Origin__c": {"Lead Add Form": 1},
+        "Country": {},
+    }
+    text = render_card({"version": "m1", "card": {"data": {"leads": 9}, "thin_segments": thin}})
+    assert "- LeadSource: (missing) (1), Reference (2)" in text
+    assert "- Lead_Origin__c: Lead Add Form (1)" in text and "- Country: none" in text
 
 
 def test_few_leads_fall_back_to_three_grades_rather_than_none():
