@@ -19,8 +19,15 @@ would have them. On each, and always scored on the same later test leads:
 Per row: ROC AUC, ECE (10 equal-width bins, the score read as a probability) and Brier on the test leads
 with 90% bootstrap intervals (`--resamples` resamples of the test leads), and for the asset rows the
 grades: the cut-offs fitted at training time applied to the test scores, each grade's test conversion
-rate, and whether conversion falls strictly from A down (grade monotonicity). Single-threaded. Results go
-to benchmarks/results/learning_curve.json with the commit, the command and the machine probe.
+rate, and whether conversion falls strictly from A down (grade monotonicity).
+
+Per size, `coverage`: the test leads whose value of a segment field (`COVERAGE_FIELDS`) the training leads
+hold fewer than `--min-seen` times (a model cannot learn a segment it saw once): their share, conversion
+and the asset pick's mean score, and the asset pick's metrics on the other test leads ("covered"). A
+diagnosis of where the small model fails, measured after training; nothing is tuned on it.
+
+Single-threaded. Results go to benchmarks/results/learning_curve.json with the commit, the command and the
+machine probe.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from lead_scoring.crm.importer import ExportMapping, import_export
 from lead_scoring.settings import project_root
 from lead_scoring.training.assets import QualityGateConfig, TrainedModel, quality_problems
 from lead_scoring.training.evaluation import bootstrap_intervals, classification_metrics
+from lead_scoring.training.features import MISSING
 from lead_scoring.training.fitting import (
     FitSettings,
     few_data_params,
@@ -59,6 +67,7 @@ from lead_scoring.training.grades import GradeFitError, GradeScale, bands, fit_g
 from lead_scoring.training.model import FAMILIES, ModelParams, build_pipeline, features_frame, fit, probability
 
 ROOT = project_root()
+COVERAGE_FIELDS = ("Lead_Origin__c", "LeadSource")  # how a lead arrived: segments that convert very differently
 
 
 def ordered_leads(csv: str, mapping: str) -> pd.DataFrame:
@@ -132,6 +141,7 @@ def asset_rows(
             "fit_seconds": round(candidate.fit_seconds, 2),
             "test": test_metrics(y_test, proba, resamples),
             "training_estimate": {k: candidate.metrics[k] for k in ("roc_auc", "ece")},
+            "test_proba": proba,  # for the coverage diagnosis; not written to the results
         }
         fitted = None
         try:
@@ -182,6 +192,39 @@ def plain_rows(train: pd.DataFrame, x_test: pd.DataFrame, y_test: np.ndarray, re
     return rows
 
 
+def coverage(
+    train: pd.DataFrame, test: pd.DataFrame, proba: np.ndarray, min_seen: int, resamples: int
+) -> dict[str, Any]:
+    """Test leads in segments the training leads hold fewer than `min_seen` of, and the metrics on the rest."""
+    y = test[LABEL].astype(int).to_numpy()
+    thin = np.zeros(len(test), dtype=bool)
+    fields: dict[str, Any] = {}
+    for name in COVERAGE_FIELDS:
+        seen = train[name].fillna(MISSING).astype(str).value_counts()
+        values = test[name].fillna(MISSING).astype(str)
+        rare = values.map(lambda v, seen=seen: int(seen.get(v, 0)) < min_seen).to_numpy()
+        thin |= rare
+        fields[name] = {
+            value: {
+                "seen_in_training": int(seen.get(value, 0)),
+                "test_leads": int((values == value).sum()),
+                "test_conversion": round(float(y[(values == value).to_numpy()].mean()), 4),
+                "mean_score": round(float(proba[(values == value).to_numpy()].mean()), 4),
+            }
+            for value in sorted(set(values[rare]))
+        }
+    covered = ~thin
+    return {
+        "min_seen": min_seen,
+        "thin_share": round(float(thin.mean()), 4),
+        "thin_conversion": round(float(y[thin].mean()), 4) if thin.any() else None,
+        "thin_mean_score": round(float(proba[thin].mean()), 4) if thin.any() else None,
+        "thin_segments": fields,
+        "covered": test_metrics(y[covered], proba[covered], resamples),
+        "covered_leads": int(covered.sum()),
+    }
+
+
 def ci(metric: dict[str, Any], name: str) -> str:
     low, high = metric["ci90"][name]
     return f"{metric[name]:.3f} [{low:.3f}-{high:.3f}]"
@@ -200,6 +243,9 @@ def main() -> int:
     )
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the test leads")
+    parser.add_argument(
+        "--min-seen", type=int, default=5, help="coverage: a segment value with fewer training leads is thin"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "learning_curve.json"))
     args = parser.parse_args()
     console = Console(width=200)
@@ -225,7 +271,17 @@ def main() -> int:
         rows = plain_rows(train, x_test, y_test, args.resamples) + asset_rows(
             train, x_test, y_test, settings, args.resamples
         )
-        sizes.append({"conversions": int(train[LABEL].sum()), "leads": len(train), "rows": rows})
+        pick = next(r for r in rows if r["model"] == "asset pick")
+        sizes.append(
+            {
+                "conversions": int(train[LABEL].sum()),
+                "leads": len(train),
+                "rows": rows,
+                "coverage": coverage(train, test, pick.pop("test_proba"), args.min_seen, args.resamples),
+            }
+        )
+        for r in rows:
+            r.pop("test_proba", None)
     limits.restore_original_limits()
 
     table = Table(title=f"Learning curve: test = newest {len(test):,} leads by Lead Number; value [90% bootstrap CI]")
@@ -255,6 +311,25 @@ def main() -> int:
                 r.get("gate", "")[:60],
             )
     console.print(table)
+    thin_table = Table(
+        title=f"Coverage: test leads whose {' or '.join(COVERAGE_FIELDS)} the training leads hold fewer than "
+        f"{args.min_seen} times; the asset pick on them and on the rest"
+    )
+    for column in ("conversions", "thin share", "thin: converted / mean score", "covered: ROC AUC", "covered: ECE"):
+        thin_table.add_column(column)
+    for size in sizes:
+        cov = size["coverage"]
+        thin = (
+            f"{cov['thin_conversion']:.0%} / {cov['thin_mean_score']:.0%}" if cov["thin_conversion"] is not None else ""
+        )
+        thin_table.add_row(
+            str(size["conversions"]),
+            f"{cov['thin_share']:.1%}",
+            thin,
+            ci(cov["covered"], "roc_auc"),
+            ci(cov["covered"], "ece"),
+        )
+    console.print(thin_table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {

@@ -23,6 +23,20 @@ from lead_scoring.training.evaluation import calibration_table, expected_calibra
 
 SEGMENT_FIELDS = ("LeadSource", "Lead_Origin__c", "Country")
 MIN_SEGMENT_LEADS = 30  # fewer leads say nothing about a segment's metrics
+# A segment value the training leads hold fewer times than this cannot have been learned: at 40 conversions the
+# 115 earliest X Education leads hold 1 Lead Add Form lead, and the later ones (9% of them, 97% converted) were
+# scored like an average lead (benchmarks/learning_curve.py, `coverage`).
+MIN_SUPPORT_LEADS = 5
+
+
+def thin_segments(training_data: pd.DataFrame, min_leads: int = MIN_SUPPORT_LEADS) -> dict[str, dict[str, int]]:
+    """Per segment field, the values the training leads hold fewer than `min_leads` times, with their count."""
+    out: dict[str, dict[str, int]] = {}
+    for name in SEGMENT_FIELDS:
+        values = training_data[name].astype(object).where(training_data[name].notna(), "(missing)").astype(str)
+        counts = values.value_counts()
+        out[name] = {str(value): int(n) for value, n in sorted(counts.items()) if n < min_leads}
+    return out
 
 
 def segment_metrics(
@@ -90,6 +104,7 @@ def card_section(
         "calibration": dict(calibration),
         "calibration_curve": calibration_table(evaluation[LABEL].astype(int).to_numpy(), proba),
         "segments": segment_metrics(evaluation, proba),
+        "thin_segments": thin_segments(training_data),
     }
 
 
@@ -241,6 +256,20 @@ def render_card(manifest: Mapping[str, Any], champion: Mapping[str, Any] | None 
             f"{_num(r['roc_auc'])} | {_num(r['ece'])} |"
             for r in rows
         ] or ["| (none large enough) | | | | | |"]
+    thin = card.get("thin_segments")
+    if thin is not None:
+        out += [
+            "",
+            "## Where the model has little data",
+            f"Values seen fewer than {MIN_SUPPORT_LEADS} times among the {data.get('leads', 'n/a')} training leads "
+            "(and any value never seen): the model cannot have learned how these leads convert, so their score "
+            "reads them as an average lead of that field. Check such leads by hand.",
+            "",
+        ]
+        out += [
+            f"- {name}: " + (", ".join(f"{value} ({n})" for value, n in values.items()) or "none")
+            for name, values in thin.items()
+        ]
     out += ["", "## What changed against the champion", *_changes(manifest, champion)]
     return "\n".join(out) + "\n"
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,11 +11,15 @@ from typer.testing import CliRunner
 
 from lead_scoring.cli import app
 from lead_scoring.crm.synthetic import generate_leads, write_frame
+from lead_scoring.definitions import defs as definitions
 from lead_scoring.promotion.comparison import compare, verdict
+from lead_scoring.serving.local import LocalModelServer
 from lead_scoring.serving.model import LeadScoringModel
+from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring.training import assets as training
+from lead_scoring.training.card import render_card, thin_segments
 from lead_scoring.training.evaluation import classification_metrics, expected_calibration_error
 from lead_scoring.training.fitting import FitSettings, intervals, train_candidate
 from lead_scoring.training.grades import GradeFitError, fit_grades
@@ -106,6 +111,7 @@ def test_forty_conversions_give_a_deployed_graded_model_and_its_card(resources, 
         "## Grades",
         "## Segments",
         "**LeadSource**",
+        "## Where the model has little data",
         "left out by the leakage guard",
         "Sales_Tags__c",
         "no champion to compare with",
@@ -208,6 +214,25 @@ def test_a_calibrated_model_serves_the_calibrated_probability_with_exact_reasons
         assert [p["score"] for p in predictions] == [int(round(100 * p)) for p in expected]
 
 
+def test_the_card_names_the_segments_the_model_saw_too_few_times_to_learn():
+    leads = pd.DataFrame(
+        {
+            "LeadSource": ["Google"] * 6 + ["Reference"] * 2 + [None],
+            "Lead_Origin__c": ["API"] * 8 + ["Lead Add Form"],
+            "Country": ["India"] * 9,
+        }
+    )
+    thin = thin_segments(leads, min_leads=5)
+    assert thin == {
+        "LeadSource": {"(missing)": 1, "Reference": 2},
+        "Lead_Origin__c": {"Lead Add Form": 1},
+        "Country": {},
+    }
+    text = render_card({"version": "m1", "card": {"data": {"leads": 9}, "thin_segments": thin}})
+    assert "- LeadSource: (missing) (1), Reference (2)" in text
+    assert "- Lead_Origin__c: Lead Add Form (1)" in text and "- Country: none" in text
+
+
 def test_few_leads_fall_back_to_three_grades_rather_than_none():
     scores = np.repeat([10, 30, 50, 70, 90], 12)
     # 1, 6, 6, 6 and 11 of each 12 converted: the middle cannot be split into two grades with falling conversion
@@ -253,3 +278,65 @@ def test_a_few_data_champion_is_compared_only_on_leads_it_did_not_train_on(resou
     labelled = int(newer["IsConverted"].notna().sum())
     assert check.metadata["few_data_mode"].value is True
     assert check.metadata["champion_comparison"].value == f"on {labelled} leads"
+
+
+# What retraining_job runs up to the deployment; its later steps (Flink rollout, history, full re-score) need the
+# Kafka + Flink stack and are covered by the stack tests.
+RETRAINING_UP_TO_DEPLOYMENT = (
+    "crm_leads_raw",
+    "training_data",
+    "lead_scoring_model",
+    "model_artifact",
+    "model_card",
+    "model_deployment",
+)
+
+
+def test_forty_conversions_through_retraining_job_give_a_deployed_graded_model(tmp_path: Path):
+    leads = earliest_with_conversions(generate_leads(3000, seed=31), 40)
+    seed = tmp_path / "first_leads.jsonl"
+    write_frame(leads, seed)
+    store = LocalModelStore(root=str(tmp_path / "artifacts"))
+    server = LocalModelServer(port=free_port(), state_path=str(tmp_path / "serving"))
+    product = definitions()
+    # the product's assets, checks and real retraining_job, on this test's warehouse, store and model server
+    isolated = dg.Definitions(
+        assets=product.assets,
+        asset_checks=product.asset_checks,
+        jobs=[training.retraining_job],
+        resources={
+            **product.resources,
+            "warehouse": DuckDBWarehouse(path=str(tmp_path / "wh.duckdb")),
+            "model_store": store,
+            "model_serving": server,
+        },
+        executor=dg.in_process_executor,
+    )
+    try:
+        result = isolated.resolve_job_def("retraining_job").execute_in_process(
+            run_config={"ops": {"crm_leads_raw": {"config": {"seed_file": str(seed)}}}},
+            instance=dg.DagsterInstance.ephemeral(),
+            asset_selection=[dg.AssetKey(name) for name in RETRAINING_UP_TO_DEPLOYMENT],
+            raise_on_error=False,
+        )
+        assert result.success
+        [check] = result.get_asset_check_evaluations()
+        assert check.passed and check.metadata["few_data_mode"].value is True
+        deployed = _mats(result, "model_deployment")[0].metadata
+        version = deployed["model_version"].value
+        repo = store.repository()
+        assert repo.production_version() == version
+        manifest = repo.manifest(version)
+        assert manifest["few_data_mode"] is True and manifest["conversions"] == 40
+        assert manifest["grades"]["bands"] in (3, 4)
+        # the running server scores and grades leads with the version it just deployed
+        records, _ = make_records(20, seed=32)
+        response = httpx.post(
+            f"{server.url}/v1/models/{server.model_name}:predict", json={"instances": records}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert {p["model_version"] for p in predictions} == {version}
+        assert all(p["grade"] in "ABCD" for p in predictions) and len({p["grade"] for p in predictions}) >= 2
+    finally:
+        server.stop()
