@@ -16,8 +16,9 @@ warehouse another way, e.g. the BigQuery sink connector in the gcp profile). For
 4. checks that no row of the Id remains in any of those tables, and compacts the local DuckDB file.
 
 Records of an erased Id still in Kafka (retention: docs/lifecycle.md) are dropped by the sink and the
-writeback, which look each batch's Ids up in the register. Model artifacts hold no per-lead data (a fitted
-pipeline and a manifest of aggregate metrics), so there is nothing to erase in the model store.
+writeback, which look each batch's Ids up in the register; records that reach the scoring statements after the
+erasure are dropped there (the `erased_ids` topic), so they never reach any sink. Model artifacts hold no per-lead
+data (a fitted pipeline and a manifest of aggregate metrics), so there is nothing to erase in the model store.
 """
 
 from __future__ import annotations

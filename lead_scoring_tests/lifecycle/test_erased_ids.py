@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import KafkaError
+from typer.testing import CliRunner
 
+from lead_scoring.cli import app
+from lead_scoring.lifecycle import erasure
 from lead_scoring.lifecycle.erased_ids import DELIVERY_TIMEOUT_MS, ErasedIdsNotPublished, ErasedIdsTopic
 from lead_scoring.lifecycle.erasure import ErasureRegister, erase_leads
 from lead_scoring.settings import ConfigurationError
@@ -73,3 +76,16 @@ def test_a_register_without_the_topic_refuses_to_record_an_erasure(tmp_path) -> 
     assert register.erased([GONE]) == set()
     with pytest.raises(ConfigurationError, match="erased_ids"):
         erase_leads([GONE], warehouse, register)
+
+
+def test_the_erase_cli_reports_an_id_the_statements_could_not_be_told_of(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LEAD_SCORING_HOME", str(tmp_path))
+    monkeypatch.setenv("LEAD_SCORING_PROFILE", "local")
+    monkeypatch.delenv("LEAD_SCORING_ERASURE_KEY", raising=False)
+    denied = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    monkeypatch.setattr(
+        erasure, "kafka_of_profile", lambda _profile: ProducingKafka(AcknowledgingProducer(always=denied))
+    )
+    result = CliRunner().invoke(app, ["erase", "--keep-crm", GONE])
+    assert result.exit_code == 1, result.output
+    assert "erasure incomplete" in result.output and "erased_ids" in result.output
