@@ -86,7 +86,8 @@ class ErasedIdsTopic:
         except _TransientFault as exc:
             raise ErasedIdsNotPublished(
                 f"{len(pending)} erased Id(s) not acknowledged on topic {self.topic!r} within {self.timeout_s:.0f} s "
-                f"({exc}): is Kafka reachable? Run the erasure again once it is (it is idempotent)"
+                f"({exc}): is Kafka reachable, and does the topic exist (materialize `streaming_topics`)? Run the "
+                "erasure again once it is (it is idempotent)"
             ) from None
         log.info("erasure: %d Id(s) produced to %s", len(wanted), self.topic)
         return len(wanted)
@@ -107,9 +108,9 @@ class ErasedIdsTopic:
             value = record_id.encode("utf-8")
             try:
                 producer.produce(self.topic, key=value, value=value, on_delivery=delivered)
-            except BufferError:
-                producer.poll(1.0)  # the local queue is full: serve delivery reports, then go on
-                producer.produce(self.topic, key=value, value=value, on_delivery=delivered)
+            except BufferError:  # the local queue is full (Kafka away for a while): serve reports, try again later
+                producer.poll(1.0)
+                raise _TransientFault("producer queue full") from None
             except KafkaException as exc:
                 _raise_unless_retriable(exc.args[0], self.topic)
                 raise _TransientFault(str(exc.args[0])) from None

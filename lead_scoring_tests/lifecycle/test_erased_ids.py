@@ -44,6 +44,12 @@ def test_a_transient_fault_is_retried_until_every_id_is_acknowledged() -> None:
     assert sorted(key for _topic, key, _value in kafka.out.sent) == [GONE.encode(), OTHER.encode()]
 
 
+def test_a_full_local_queue_is_waited_out() -> None:
+    kafka = ProducingKafka(AcknowledgingProducer(queue_full=2))
+    assert topic_on(kafka).publish([GONE, OTHER]) == 2
+    assert sorted(key for _topic, key, _value in kafka.out.sent) == [GONE.encode(), OTHER.encode()]
+
+
 def test_transient_faults_that_outlast_the_timeout_fail_naming_the_topic_and_the_fix() -> None:
     away = KafkaError(KafkaError._ALL_BROKERS_DOWN)
     kafka = ProducingKafka(AcknowledgingProducer(always=away))
