@@ -485,7 +485,7 @@ class FlinkTable:
     group_id: Optional[str] = None
     offset_reset: str = "earliest"  # flink: where a source without committed group offsets starts
     error_log_target: Optional[str] = None
-    confluent_owned: bool = True  # False: the topic pre-exists in Confluent Cloud (input_raw)
+    confluent_owned: bool = True  # False: the topics asset creates it in Confluent Cloud (EXTERNALLY_WRITTEN_TOPICS)
     proctime: bool = False  # flink: a processing-time column for the scoring stage's de-duplication
     startup_mode: Optional[str] = None  # flink: where a source without a consumer group starts (the register)
 
@@ -508,7 +508,13 @@ def _score_columns(confluent: bool) -> tuple[Col, ...]:
 
 def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
     def spec(name: str, **kw) -> FlinkTable:
-        return FlinkTable(name=name, topic=T.TOPICS_BY_NAME[name], topic_name=s.topic(name), **kw)
+        return FlinkTable(
+            name=name,
+            topic=T.TOPICS_BY_NAME[name],
+            topic_name=s.topic(name),
+            confluent_owned=name not in T.EXTERNALLY_WRITTEN_TOPICS,
+            **kw,
+        )
 
     contract = _contract_columns()
     ts_type = "TIMESTAMP_LTZ(3)" if s.confluent else "BIGINT"
@@ -520,7 +526,6 @@ def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
             flink_format="raw",
             confluent_format="raw",
             key=None,
-            confluent_owned=False,
         ),
         T.INPUT_AVRO: spec(
             T.INPUT_AVRO,
@@ -582,7 +587,6 @@ def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
             flink_format="raw",
             confluent_format="raw",
             timestamp_column=None,
-            confluent_owned=False,
             startup_mode="earliest-offset",
         ),
     }
