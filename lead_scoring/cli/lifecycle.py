@@ -21,6 +21,7 @@ from rich.progress import (
 )
 
 from lead_scoring.crm.definitions import crm as crm_resource
+from lead_scoring.lifecycle.erased_ids import ErasedIdsNotPublished
 from lead_scoring.lifecycle.erasure import (
     ErasureIncomplete,
     ErasureRegister,
@@ -191,7 +192,8 @@ def erase(
 ) -> None:
     """Erase leads: every warehouse row (raw, CRM, scores, ledger), future training data, the CRM's score.
 
-    The Id's keyed hash goes into the erasure register, so its records still in Kafka are dropped.
+    The Id's keyed hash goes into the erasure register, so its records still in Kafka are dropped, and the Id into
+    the erased_ids topic, so the scoring statements drop its later records.
     """
     profile = current_profile()
     warehouse = warehouse_resource(profile).process_config_and_initialize()
@@ -204,7 +206,7 @@ def erase(
     try:
         with console.status(f"erasing {len(set(ids))} Id(s) from {warehouse.describe()}"):
             report = erase_leads(ids, warehouse, register, crm=crm)
-    except ErasureIncomplete as exc:
+    except (ErasureIncomplete, ErasedIdsNotPublished) as exc:
         console.print(f"[red]erasure incomplete:[/red] {exc}")
         raise typer.Exit(1) from None
     for table, rows in report.rows_deleted.items():

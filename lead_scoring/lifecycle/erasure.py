@@ -5,7 +5,9 @@ reads a `deleted` event on `input_raw`, and by the `erasure_sweep_job` (deleted 
 warehouse another way, e.g. the BigQuery sink connector in the gcp profile). For each Id it
 
 1. records a keyed hash of the Id in `erasure_register` (HMAC-SHA256 with a secret key: the register holds
-   no Id and cannot be reversed or matched without the key);
+   no Id and cannot be reversed or matched without the key), and produces the Id to the compacted `erased_ids`
+   topic (`erased_ids.ErasedIdsTopic`), which the scoring statements of every profile join against: records of
+   the Id that arrive later (a new change in the CRM, an echo, a replay) are never scored, written or landed;
 2. deletes every row of the Id from every warehouse table that has an `Id` column (enumerated from
    `warehouse.tables.TABLES`, so a new table is covered the day it is added), including rows of
    `rejected_leads` / `crm_writeback_errors` whose raw `payload` carries the Id;
@@ -14,8 +16,9 @@ warehouse another way, e.g. the BigQuery sink connector in the gcp profile). For
 4. checks that no row of the Id remains in any of those tables, and compacts the local DuckDB file.
 
 Records of an erased Id still in Kafka (retention: docs/lifecycle.md) are dropped by the sink and the
-writeback, which look each batch's Ids up in the register. Model artifacts hold no per-lead data (a fitted
-pipeline and a manifest of aggregate metrics), so there is nothing to erase in the model store.
+writeback, which look each batch's Ids up in the register; records that reach the scoring statements after the
+erasure are dropped there (the `erased_ids` topic), so they never reach any sink. Model artifacts hold no per-lead
+data (a fitted pipeline and a manifest of aggregate metrics), so there is nothing to erase in the model store.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from lead_scoring.lifecycle.erased_ids import ErasedIdsTopic
 from lead_scoring.settings import ERASURE_KEY_ENV_VAR, ConfigurationError, Profile, security_settings, state_dir
+from lead_scoring.streaming.definitions import kafka as kafka_of_profile
 from lead_scoring.warehouse.resources import Warehouse
 from lead_scoring.warehouse.tables import TableSpec, tables_in
 
@@ -155,28 +160,44 @@ def _ids_condition(spec: TableSpec) -> str:
 
 
 class ErasureRegister:
-    """Keyed hashes of erased Ids in the warehouse (`erasure_register`): add them, look a batch up."""
+    """Keyed hashes of erased Ids in the warehouse (`erasure_register`): add them, look a batch up.
 
-    def __init__(self, warehouse: Warehouse, secret: bytes):
+    `erased_ids`: where an added Id is also produced for the scoring statements; required to `add` (a register
+    opened only to look Ids up, e.g. by the audit or the writeback, needs none)."""
+
+    def __init__(self, warehouse: Warehouse, secret: bytes, erased_ids: Optional[ErasedIdsTopic] = None):
         if not secret:
             raise ValueError("the erasure register needs a non-empty secret key")
         self.warehouse = warehouse
         self._secret = secret
+        self.erased_ids = erased_ids
 
     @classmethod
     def for_profile(cls, warehouse: Warehouse, profile: Profile) -> ErasureRegister:
-        return cls(warehouse, erasure_secret(profile))
+        """The profile's register: its key, and the `erased_ids` topic on the profile's Kafka."""
+        kafka = kafka_of_profile(profile).process_config_and_initialize()
+        return cls(warehouse, erasure_secret(profile), ErasedIdsTopic(kafka))
 
     def digest(self, record_id: str) -> str:
         return hmac.new(self._secret, record_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def add(self, ids: Iterable[str], trigger: str) -> int:
-        """Register `ids` (idempotent); returns how many were new."""
-        hashes = sorted({self.digest(i) for i in ids})
+        """Register `ids` in the warehouse and produce them to `erased_ids` (both idempotent: an Id registered
+        before is produced again, so a run that failed half-way is completed by the next); returns how many
+        were new in the warehouse."""
+        if self.erased_ids is None:
+            raise ConfigurationError(
+                "this erasure register has no erased_ids topic, so the scoring statements would not learn of the "
+                "erasure: build it with ErasureRegister.for_profile(...) or pass erased_ids=ErasedIdsTopic(kafka)"
+            )
+        wanted = sorted(set(ids))
+        hashes = sorted({self.digest(i) for i in wanted})
         if not hashes:
             return 0
         frame = pd.DataFrame({"id_hash": hashes, "trigger": trigger, "erased_at": pd.Timestamp.now(tz="UTC")})
-        return self.warehouse.insert_new(REGISTER_TABLE, frame, ("id_hash",))
+        new = self.warehouse.insert_new(REGISTER_TABLE, frame, ("id_hash",))
+        self.erased_ids.publish(wanted)
+        return new
 
     def erased(self, ids: Iterable[Any]) -> set[str]:
         """The Ids among `ids` that were erased (one query per call)."""
@@ -277,7 +298,8 @@ def erase_leads(
     warehouse.ensure_tables()
     specs = erasable_tables(warehouse.dialect)
     params = {"ids": wanted, "quoted_ids": [json.dumps(i) for i in wanted]}
-    # 1. first the register: from now on the sink and the writeback drop the Ids' records
+    # 1. first the register: from now on the sink and the writeback drop the Ids' records, and the scoring
+    #    statements (erased_ids topic) their new ones
     report.newly_registered = register.add(wanted, trigger)
     types = _object_types(warehouse, specs, wanted) if crm is not None else {}
     # 2. every row of every table with an Id column

@@ -6,24 +6,28 @@ included; this hourly job erases those leads with the same `erase_leads` the sin
 
 import dagster as dg
 
+from lead_scoring.lifecycle.erased_ids import ErasedIdsTopic
 from lead_scoring.lifecycle.erasure import (
     TRIGGER_DELETED,
     ErasureKey,
     ErasureRegister,
     erase_leads,
 )
+from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.warehouse.resources import Warehouse
 
 PENDING_DELETIONS_SQL = "SELECT DISTINCT Id FROM crm_leads_raw WHERE _EventType = 'deleted' AND Id IS NOT NULL"
 
 
 @dg.op(description="Erase every lead with a `deleted` event in crm_leads_raw (the events themselves included).")
-def erase_deleted_leads(context: dg.OpExecutionContext, warehouse: Warehouse, erasure_key: ErasureKey) -> int:
+def erase_deleted_leads(
+    context: dg.OpExecutionContext, warehouse: Warehouse, erasure_key: ErasureKey, kafka: KafkaResource
+) -> int:
     ids = [str(i) for i in warehouse.query(PENDING_DELETIONS_SQL)["Id"]]
     if not ids:
         context.log.info("no deleted leads to erase")
         return 0
-    register = ErasureRegister(warehouse, erasure_key.secret())
+    register = ErasureRegister(warehouse, erasure_key.secret(), ErasedIdsTopic(kafka))
     report = erase_leads(ids, warehouse, register, trigger=TRIGGER_DELETED)
     context.log.info("erasure sweep: %s", report.summary())
     return report.ids
@@ -33,7 +37,8 @@ def erase_deleted_leads(context: dg.OpExecutionContext, warehouse: Warehouse, er
     name="erasure_sweep_job",
     tags={"team": "data-platform"},
     description="Erase leads whose `deleted` event reached the warehouse without the sink worker (e.g. the "
-    "BigQuery sink connector): every row of the Id, and the Id into the erasure register.",
+    "BigQuery sink connector): every row of the Id, and the Id into the erasure register and the erased_ids topic "
+    "(the scoring statements drop its later records).",
 )
 def erasure_sweep_job() -> None:
     erase_deleted_leads()

@@ -23,7 +23,8 @@ are expected in the Flink routing and in `crm_leads_raw` (they are CRM changes),
 
 Left out, as the sink tags them (`_source`): probes (`PROBE-` Ids: never written to the CRM), demo leads
 (`DEMO-`), re-score requests (`_EventType` = 'rescore': no CRM change); Ids deleted in the window or in the
-erasure register are left out of the warehouse and CRM hops (erased there on purpose).
+erasure register are left out of the warehouse and CRM hops (erased there on purpose), and records of Ids in the
+register out of the score hops too (the scoring statements drop them: `sql/erased.sql`).
 
 Used by `lead-scoring audit`, the `hops_reconciled` asset check and `benchmarks/faults.py`. The SQL is plain
 BigQuery Standard SQL with parameters (DuckDB runs it transpiled).
@@ -64,6 +65,7 @@ INGEST_SLACK = timedelta(minutes=5)
 # de-duplication TTL (streaming.render.RenderSettings.dedup_ttl, 5 min locally; Confluent keeps 1 h).
 UNCHANGED_LOOKBACK = timedelta(minutes=5)
 UNCHANGED = "unchanged features (not scored again: score hops)"  # how the report counts them
+ERASED_NOT_SCORED = "records of erased Ids (dropped by the scoring statements: score hops)"
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -474,14 +476,18 @@ def audit(
     scored = Counter(
         k for t in (topics.lead_scores, topics.contact_scores) for k in map(_score_key, window[t]) if k is not None
     )
-    to_score = {k: v for k, v in by_record.items() if k not in unchanged}
+    # erased Ids: the scoring statements drop their records (sql/erased.sql: the erased_ids topic, which every
+    # erasure writes with the register), and the workers keep them out of the warehouse and the CRM
+    ids = sorted({i.id for i in valid if i.id})
+    erased = register.erased(ids) if register is not None and ids else set()
+    to_score = {k: v for k, v in by_record.items() if k not in unchanged and k[0] not in erased}
+    dropped = sum(1 for k in by_record if k not in unchanged and k[0] in erased)
+    if dropped:
+        excluded[ERASED_NOT_SCORED] = dropped
     hops.append(_tally(HOP_SCORES, to_score, scored, now_ms, grace_s, replays_allowed=True))
 
     # The workers: the warehouse and the CRM; erased Ids are not expected there
-    ids = sorted({i.id for i in valid if i.id})
-    gone = {i.id for i in valid if i.deleted}
-    if register is not None and ids:
-        gone |= register.erased(ids)
+    gone = {i.id for i in valid if i.deleted} | erased
     kept = [i for i in valid if i.id not in gone]
     if gone:
         excluded["erased Ids (warehouse and CRM hops)"] = len(gone)

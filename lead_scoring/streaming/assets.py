@@ -12,7 +12,7 @@ from lead_scoring.streaming.engine import FlinkEngine, RolloutError, render_sett
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.render import render_pipeline
 from lead_scoring.streaming.rollout import RolloutReport, rollout
-from lead_scoring.streaming.topics import DLQ, INPUT_RAW, TOPICS
+from lead_scoring.streaming.topics import EXTERNALLY_WRITTEN_TOPICS, TOPICS
 
 GROUP = "streaming"
 OWNERS = ["team:data-platform"]
@@ -30,12 +30,13 @@ def streaming_topics(
     context: dg.AssetExecutionContext, config: StreamingTopicsConfig, kafka: KafkaResource, flink: FlinkEngine
 ) -> list[TopicState]:
     """The pipeline's Kafka topics, created idempotently with the partitions, retention and cleanup of topics.py."""
-    # In Confluent Cloud a Flink table owns its topic (CREATE TABLE creates it with the same TopicSpec);
-    # only input_raw, written by the Salesforce source connector, is created here.
+    # In Confluent Cloud a Flink table owns its topic (CREATE TABLE creates it with the same TopicSpec); only
+    # the topics no statement writes are created here: input_raw (the Salesforce source connector) and
+    # erased_ids (the erasure path; compacted).
     only_unowned = config.only_unowned if config.only_unowned is not None else flink.owns_topics
-    specs = [t for t in TOPICS if t.name == INPUT_RAW] if only_unowned else list(TOPICS)
-    if kafka.topic_partitions:  # a cluster sized by the user (the dead-letter topic keeps one partition)
-        specs = [replace(t, partitions=kafka.topic_partitions) if t.name != DLQ else t for t in specs]
+    specs = [t for t in TOPICS if t.name in EXTERNALLY_WRITTEN_TOPICS] if only_unowned else list(TOPICS)
+    if kafka.topic_partitions:  # a cluster sized by the user (the one-partition topics keep one partition)
+        specs = [replace(t, partitions=kafka.topic_partitions) if t.partitions > 1 else t for t in specs]
     states = ensure_topics(kafka.admin(), specs, prefix=config.topic_prefix)
     for st in states:
         context.log.info(f"topic {st.name}: {st.action} ({st.partitions} partitions, {st.config})")

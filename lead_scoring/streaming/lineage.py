@@ -15,7 +15,7 @@ from lead_scoring.streaming.render import (
     STATEMENT_SINKS,
     STATEMENT_SOURCES,
 )
-from lead_scoring.streaming.topics import INPUT_RAW, TOPICS, TOPICS_BY_NAME
+from lead_scoring.streaming.topics import ERASED_IDS, INPUT_RAW, TOPICS, TOPICS_BY_NAME
 
 OWNERS = ["team:data-platform"]
 # The asset that rolls the challenger's shadow statements out (lead_scoring.promotion).
@@ -73,6 +73,8 @@ def topic_specs() -> list[dg.AssetSpec]:
                     else (
                         "the Salesforce source connector, `lead-scoring leads replay|generate`"
                         if topic.name == INPUT_RAW
+                        else "every erasure: `lead-scoring erase`, the sink's deleted events, erasure_sweep_job"
+                        if topic.name == ERASED_IDS
                         else ""
                     ),
                 },

@@ -485,8 +485,9 @@ class FlinkTable:
     group_id: Optional[str] = None
     offset_reset: str = "earliest"  # flink: where a source without committed group offsets starts
     error_log_target: Optional[str] = None
-    confluent_owned: bool = True  # False: the topic pre-exists in Confluent Cloud (input_raw)
+    confluent_owned: bool = True  # False: the topics asset creates it in Confluent Cloud (EXTERNALLY_WRITTEN_TOPICS)
     proctime: bool = False  # flink: a processing-time column for the scoring stage's de-duplication
+    startup_mode: Optional[str] = None  # flink: where a source without a consumer group starts (the register)
 
 
 def _contract_columns() -> tuple[Col, ...]:
@@ -507,7 +508,13 @@ def _score_columns(confluent: bool) -> tuple[Col, ...]:
 
 def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
     def spec(name: str, **kw) -> FlinkTable:
-        return FlinkTable(name=name, topic=T.TOPICS_BY_NAME[name], topic_name=s.topic(name), **kw)
+        return FlinkTable(
+            name=name,
+            topic=T.TOPICS_BY_NAME[name],
+            topic_name=s.topic(name),
+            confluent_owned=name not in T.EXTERNALLY_WRITTEN_TOPICS,
+            **kw,
+        )
 
     contract = _contract_columns()
     ts_type = "TIMESTAMP_LTZ(3)" if s.confluent else "BIGINT"
@@ -519,7 +526,6 @@ def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
             flink_format="raw",
             confluent_format="raw",
             key=None,
-            confluent_owned=False,
         ),
         T.INPUT_AVRO: spec(
             T.INPUT_AVRO,
@@ -572,6 +578,16 @@ def table_specs(s: RenderSettings) -> dict[str, FlinkTable]:
             confluent_format="json-registry",
             key=None,
             timestamp_column=None,
+        ),
+        # key = value = the erased Id (raw UTF-8); read whole by every new statement, never through a group's
+        # offsets. In Confluent Cloud the topic is created by the topics asset and read as its inferred table.
+        T.ERASED_IDS: spec(
+            T.ERASED_IDS,
+            columns=(Col("Id", "STRING"),),
+            flink_format="raw",
+            confluent_format="raw",
+            timestamp_column=None,
+            startup_mode="earliest-offset",
         ),
     }
 
@@ -723,6 +739,20 @@ def features_key_expr() -> str:
     return f"SUBSTR(SHA256(JSON_ARRAY({values} NULL ON NULL)), 1, {FEATURES_KEY_LENGTH})"
 
 
+# The erasure filter's join state on the records' side (sql/erased.sql): it only serves retractions that are dropped.
+ERASURE_FILTER_RECORDS_TTL = "1 s"
+
+
+def erased_ids_query(s: RenderSettings) -> str:
+    """The erased Ids as the scoring statements read them: locally the `erased_ids` table (key = value = Id); in
+    Confluent Cloud the topic's inferred table (`key` / `val` BYTES), from its earliest offset."""
+    table = s.topic(T.ERASED_IDS)
+    if s.confluent:
+        hint = "/*+ OPTIONS('scan.startup.mode'='earliest-offset') */"
+        return f"SELECT CAST(`val` AS STRING) AS `Id`\nFROM `{table}` {hint}"
+    return f"SELECT `Id`\nFROM `{table}`"
+
+
 def render_pipeline(s: RenderSettings) -> Pipeline:
     tables = table_specs(s)
     # Table names equal topic names: in Confluent Cloud a table IS its topic.
@@ -754,7 +784,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
     columns = ", ".join(f"`{f.name}`" for f in LEAD_FIELDS)
     statements: dict[StatementRole, Statement] = {}
     if s.shadow:
-        tables = {name: tables[name] for name in (T.LEADS, T.CONTACTS, T.LEAD_SCORES_SHADOW, T.DLQ)}
+        tables = {name: tables[name] for name in (T.LEADS, T.CONTACTS, T.LEAD_SCORES_SHADOW, T.DLQ, T.ERASED_IDS)}
         scoring = {role: (SHADOW_STATEMENT_SOURCES[role], SHADOW_STATEMENT_SINKS[role]) for role in SHADOW_ROLES}
     else:
         tables = {name: spec for name, spec in tables.items() if name != T.LEAD_SCORES_SHADOW}
@@ -812,6 +842,16 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             # Confluent: a first shadow statement joins the live stream at its end, not its start
             source_hint=" /*+ OPTIONS('scan.startup.mode'='latest-offset') */" if s.shadow and s.confluent else "",
         )
+        # Erasure filter, in every dialect (sql/erased.sql): records of an Id in the erased_ids topic never reach
+        # the model, so no sink (ours or a managed connector) ever lands or writes them again.
+        unchanged = _render(
+            "erased.sql",
+            s,
+            columns=columns,
+            source_query=unchanged,
+            register_query=erased_ids_query(s),
+            records_ttl=ERASURE_FILTER_RECORDS_TTL,
+        )
         views: tuple[str, ...] = ()
         scored = names[source]
         if not s.confluent:
@@ -832,7 +872,7 @@ def render_pipeline(s: RenderSettings) -> Pipeline:
             name=UNNAMED,
             role=role,
             sql=sql,
-            tables=(source, sink, dlq),
+            tables=(source, T.ERASED_IDS, sink, dlq),
             reads=(source,),
             uses_model=True,
             views=views,

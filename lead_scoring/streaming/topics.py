@@ -33,6 +33,7 @@ LEAD_SCORES = "lead_scores"
 CONTACT_SCORES = "contact_scores"
 LEAD_SCORES_SHADOW = "lead_scores_shadow"
 DLQ = "dlq"
+ERASED_IDS = "erased_ids"
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(INPUT_RAW, "CRM change records as JSON (key = Id), from the source connector or replay"),
@@ -54,7 +55,22 @@ TOPICS: tuple[TopicSpec, ...] = (
         "records that failed the contract (raw payload) or got no usable score (Id + model answer), with the reason",
         partitions=1,
     ),
+    # The erasure register as the scoring statements see it (streaming/sql/erased.sql): one record per erased Id,
+    # key = Id, written by every erasure (lifecycle/erasure.py). Compacted and never time-retained: an erasure is
+    # for good, so the statements must find every erased Id however old. Holds Ids only (pseudonymous keys, like
+    # the score topics), no record and no PII field; small (one partition).
+    TopicSpec(
+        ERASED_IDS,
+        "Ids of erased leads (key = Id), compacted: the scoring statements drop every record of an Id in it",
+        partitions=1,
+        retention_ms=-1,
+        cleanup_policy="compact",
+        pii=False,
+    ),
 )
 TOPICS_BY_NAME = {t.name: t for t in TOPICS}
 SCORE_TOPICS = (LEAD_SCORES, CONTACT_SCORES)  # the champion's scores: the writeback reads these only
 SHADOW_SCORE_TOPICS = (LEAD_SCORES_SHADOW,)  # the challenger's: the sink's score ledger only
+# Written by something other than a Flink statement (the CRM source connector, the erasure path): in Confluent
+# Cloud no Flink table owns them, so the topics asset creates them in every profile.
+EXTERNALLY_WRITTEN_TOPICS = (INPUT_RAW, ERASED_IDS)

@@ -24,6 +24,7 @@ from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import LocalCrmWriter, WritebackHandler
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.warehouse.resources import DuckDBWarehouse
+from lead_scoring_tests.fixtures.kafka_fakes import acknowledged_erased_ids
 
 PROPERTY = settings(
     max_examples=20,
@@ -150,7 +151,7 @@ def warehouse(tmp_path) -> DuckDBWarehouse:
 
 @pytest.fixture
 def register(warehouse) -> ErasureRegister:
-    return ErasureRegister(warehouse, b"a test key of thirty-two or more characters")
+    return ErasureRegister(warehouse, b"a test key of thirty-two or more characters", acknowledged_erased_ids())
 
 
 def _one(warehouse: DuckDBWarehouse, sql: str, **params) -> list:

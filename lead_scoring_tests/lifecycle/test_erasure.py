@@ -19,6 +19,7 @@ from lead_scoring.contract.fields import FieldType
 from lead_scoring.crm.batches import Message
 from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.writeback import CLEARED_FIELDS, LocalCrmWriter, WritebackHandler
+from lead_scoring.lifecycle import erasure
 from lead_scoring.lifecycle.erasure import (
     NO_LEAD_ROWS,
     ErasureIncomplete,
@@ -30,8 +31,10 @@ from lead_scoring.lifecycle.erasure import (
     erasure_secret,
 )
 from lead_scoring.settings import ConfigurationError, Profile
+from lead_scoring.streaming.topics import ERASED_IDS
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 from lead_scoring.warehouse.tables import TABLES, TableSpec
+from lead_scoring_tests.fixtures.kafka_fakes import ProducingKafka, acknowledged_erased_ids
 
 KEY = b"0123456789abcdef0123456789abcdef"
 NOW_MS = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
@@ -79,7 +82,7 @@ def warehouse(tmp_path) -> DuckDBWarehouse:
 
 @pytest.fixture
 def register(warehouse) -> ErasureRegister:
-    return ErasureRegister(warehouse, KEY)
+    return ErasureRegister(warehouse, KEY, acknowledged_erased_ids())
 
 
 def stream_of(rid: str, offset: int = 0) -> list[Message]:
@@ -276,7 +279,7 @@ def test_erasure_that_finds_rows_left_behind_fails_loudly(tmp_path):
                 )
 
     warehouse = ConcurrentWriter(path=str(tmp_path / "wh.duckdb"))
-    register = ErasureRegister(warehouse, KEY)
+    register = ErasureRegister(warehouse, KEY, acknowledged_erased_ids())
     fill(warehouse, register, GONE)
     with pytest.raises(ErasureIncomplete, match=r"rows remain in lead_scores \(1\).*run the erasure again"):
         erase_leads([GONE], warehouse, register)
@@ -328,9 +331,12 @@ def test_erase_cli_on_the_local_profile(tmp_path, monkeypatch):
     from lead_scoring.warehouse.definitions import local_warehouse_path
 
     warehouse = DuckDBWarehouse(path=local_warehouse_path())
-    fill(warehouse, ErasureRegister(warehouse, erasure_secret(Profile.LOCAL)), GONE, KEPT)
+    fill(warehouse, ErasureRegister(warehouse, erasure_secret(Profile.LOCAL), acknowledged_erased_ids()), GONE, KEPT)
+    kafka = ProducingKafka()  # the profile's Kafka, where the CLI produces the erased Id for the statements
+    monkeypatch.setattr(erasure, "kafka_of_profile", lambda _profile: kafka)
     result = CliRunner().invoke(app, ["erase", GONE])
     assert result.exit_code == 0, result.output
+    assert kafka.out.sent == [(ERASED_IDS, GONE.encode(), GONE.encode())]
     assert (
         "lead_score_history: 3 row(s) deleted" in result.output and "CRM crm_leads: 1 score(s) cleared" in result.output
     )
@@ -341,13 +347,15 @@ def test_the_sweep_erases_deleted_events_that_reached_the_warehouse_directly(war
     from lead_scoring.lifecycle.sweep import erasure_sweep_job
 
     fill(warehouse, register, GONE, KEPT)
+    kafka = ProducingKafka()
     # what the BigQuery sink connector lands in the gcp profile: the deleted event as a raw row
     row = {name: lead(GONE, "deleted", "2026-11-29T10:00:00.000Z").get(name) for name in FIELD_NAMES}
     warehouse.append("crm_leads_raw", pd.DataFrame([row]).assign(_source="stream"))
     result = erasure_sweep_job.execute_in_process(
-        resources={"warehouse": warehouse, "erasure_key": ErasureKey(key=KEY.decode())}
+        resources={"warehouse": warehouse, "erasure_key": ErasureKey(key=KEY.decode()), "kafka": kafka}
     )
     assert result.success and result.output_for_node("erase_deleted_leads") == 1
+    assert kafka.out.sent == [(ERASED_IDS, GONE.encode(), GONE.encode())]  # the statements drop its records now
     assert cells_mentioning(warehouse, GONE) == {} and cells_mentioning(warehouse, KEPT)
     assert register.erased([GONE]) == {GONE}
 
@@ -365,7 +373,10 @@ def test_salesforce_scores_are_cleared_with_bulk_null_through_the_writer(tmp_pat
     )
     wh = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
     report = erase_leads(
-        ["00Q000000000001", "003000000000002", "a0X000000000003"], wh, ErasureRegister(wh, KEY), crm=resource.writer()
+        ["00Q000000000001", "003000000000002", "a0X000000000003"],
+        wh,
+        ErasureRegister(wh, KEY, acknowledged_erased_ids()),
+        crm=resource.writer(),
     )
     assert report.crm_target == "salesforce" and report.crm_cleared == 2
     assert report.crm_failures[0][0] == "a0X000000000003" and "object type unknown" in report.crm_failures[0][1]

@@ -22,6 +22,7 @@ from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.topics import SCORE_TOPICS, TOPICS_BY_NAME
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 from lead_scoring.warehouse.tables import TABLES
+from lead_scoring_tests.fixtures.kafka_fakes import acknowledged_erased_ids
 
 NOW_MS = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
 
@@ -51,7 +52,7 @@ def warehouse(tmp_path) -> DuckDBWarehouse:
 
 @pytest.fixture
 def sink(warehouse) -> SinkHandler:
-    return SinkHandler(warehouse, register=ErasureRegister(warehouse, b"k" * 32))
+    return SinkHandler(warehouse, register=ErasureRegister(warehouse, b"k" * 32, acknowledged_erased_ids()))
 
 
 def test_ledger_table_is_the_contract_section_2b_columns_plus_bookkeeping():
@@ -135,7 +136,7 @@ def test_the_shadow_topic_feeds_the_sink_and_never_the_writeback(warehouse):
     assert worker_topics(SINK) == ["input_raw", *SCORE_TOPICS, "lead_scores_shadow"]
     from lead_scoring.crm.resources import LocalCrm
 
-    register = ErasureRegister(warehouse, b"k" * 32)
+    register = ErasureRegister(warehouse, b"k" * 32, acknowledged_erased_ids())
     kafka = KafkaResource(bootstrap_servers="127.0.0.1:1")
     writeback = build_worker(WRITEBACK, kafka, warehouse, LocalCrm(), register=register)
     sink = build_worker(SINK, kafka, warehouse, register=register)
@@ -184,7 +185,7 @@ def test_scores_export_writes_parquet_and_csv_in_utc(cli_home, tmp_path):
     from lead_scoring.cli import app
 
     day = 86_400_000
-    sink = SinkHandler(cli_home, register=ErasureRegister(cli_home, b"k" * 32))
+    sink = SinkHandler(cli_home, register=ErasureRegister(cli_home, b"k" * 32, acknowledged_erased_ids()))
     sink.handle(
         [
             msg("lead_scores", score("00QOLD", 10, NOW_MS - 10 * day), 0),

@@ -13,6 +13,8 @@ import pytest
 from lead_scoring.contract import FEATURES, RESCORE_EVENT
 from lead_scoring.contract.samples import PROBE_ID_PREFIX, probe_record
 from lead_scoring.crm.sink import SinkHandler
+from lead_scoring.lifecycle.erasure import ErasureRegister, erase_leads
+from lead_scoring.monitoring import audit as audit_module
 from lead_scoring.monitoring.audit import (
     AuditReport,
     HopResult,
@@ -23,6 +25,8 @@ from lead_scoring.monitoring.audit import (
     _unchanged,
     parse_since,
 )
+from lead_scoring.warehouse.resources import DuckDBWarehouse
+from lead_scoring_tests.fixtures.kafka_fakes import acknowledged_erased_ids
 
 NOW = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
 
@@ -138,3 +142,42 @@ def test_a_record_with_the_features_of_an_earlier_one_is_not_expected_to_be_scor
     )
     assert _unchanged(inputs, earlier) == {("00Q1", 1_000), ("00Q1", 1_200)}
     assert _unchanged(inputs, []) == {("00Q1", 1_200)}  # the twin of the first is outside the look-back
+
+
+def test_records_of_erased_ids_are_dropped_by_the_statements_not_missing(tmp_path, monkeypatch) -> None:
+    """The scoring statements drop records of Ids in the erased_ids topic (sql/erased.sql): the audit expects no
+    score for them and counts them apart, while a kept lead's unscored record is still missing."""
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+    register = ErasureRegister(warehouse, b"a test key of thirty-two or more characters", acknowledged_erased_ids())
+    erase_leads(["00QGONE"], warehouse, register)
+    ts = int(NOW.timestamp() * 1000) + 1_000
+    record = probe_record(PROBE_ID_PREFIX + "1", NOW)
+    raw = [
+        _rec(json.dumps({**record, "Id": rid}).encode(), ts + i, rid.encode())
+        for i, rid in enumerate(("00QGONE", "00QKEPT", "00QLOST"))
+    ]
+    kept_score = {
+        "Id": "00QKEPT",
+        "_ObjectType": "Lead",
+        "_EventType": "updated",
+        "Lead_Score__c": 50,
+        "Lead_Score_Reasons__c": "+Lead Add Form",
+        "Lead_Score_Model__c": "v1",
+        "Lead_Grade__c": "B",
+        "source_ts": ts + 1,
+        "scored_ts": ts + 9,
+    }
+    window = {t: [] for t in ("input_raw", "dlq", "leads", "contacts", "lead_scores", "contact_scores")}
+    window["input_raw"] = raw
+    window["leads"] = [KafkaRecord("leads", r.key, b"", r.timestamp_ms) for r in raw]
+    window["lead_scores"] = [KafkaRecord("lead_scores", b"00QKEPT", json.dumps(kept_score).encode(), ts + 9)]
+
+    def read(_kafka, topics, since_ms, _timeout_s=120.0):
+        return {t: [r for r in window[t] if r.timestamp_ms >= since_ms] for t in topics}
+
+    monkeypatch.setattr(audit_module, "read_window", read)
+    report = audit_module.audit(SimpleNamespace(), warehouse, NOW, crm_table=None, register=register, grace_s=0)
+    scores = report.hop(audit_module.HOP_SCORES)
+    assert scores.expected == 2 and scores.missing == 1, scores  # 00QKEPT arrived, 00QLOST missing, 00QGONE dropped
+    assert scores.examples["missing"] == ["00QLOST"]
+    assert report.excluded[audit_module.ERASED_NOT_SCORED] == 1

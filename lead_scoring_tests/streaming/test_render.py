@@ -26,6 +26,7 @@ from lead_scoring.streaming.render import (
     role_of,
     statement_name,
 )
+from lead_scoring.streaming.topics import ERASED_IDS
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 VERSION = "m20261123-120000-abc123"
@@ -382,3 +383,38 @@ def test_the_confluent_rendering_has_no_oss_only_option() -> None:
         assert not found, found
         assert set(pipeline.session_config) == {"sql.local-time-zone", "sql.state-ttl"}
     assert "PROCTIME()" in render_pipeline(LOCAL).as_text()  # the check can fail
+
+
+@pytest.mark.parametrize("settings", [LOCAL, GCP, LOCAL_SHADOW, GCP_SHADOW])
+def test_erased_ids_are_filtered_by_every_scoring_statement_in_both_dialects(settings: RenderSettings) -> None:
+    """Champion and shadow, local and Confluent: what reaches ML_PREDICT has passed an anti-join against the
+    erased_ids register (a LEFT JOIN keeping the rows without a match), made append-only again by TO_CHANGELOG
+    forwarding INSERTs only; the register side of the join never expires, and it is read from its start."""
+    pipeline = render_pipeline(settings)
+    scoring = [st for st in pipeline.statements.values() if st.role.is_inference]
+    assert len(scoring) == 2
+    register = f"`{settings.topic(ERASED_IDS)}`"
+    for st in scoring:
+        query = st.views[0] if st.views else st.sql
+        inserts = query.count("INSERT INTO ") if settings.confluent else 1
+        assert query.count(f"FROM {register}") == inserts, st.name
+        assert query.count("WHERE `erased`.`Id` IS NULL") == inserts
+        assert query.count("ON `changes`.`Id` = `erased`.`Id`") == inserts
+        assert query.count("STATE_TTL('changes' = '1 s', 'erased' = '0')") == inserts
+        assert (
+            query.count("TO_CHANGELOG(input => TABLE `not_erased`, op_mapping => MAP['INSERT', 'INSERT'])") == inserts
+        )
+        # the filter sits after the echo suppression and before the model
+        body = query.split("INSERT INTO ")[1] if settings.confluent else st.sql
+        assert query.index("WHERE `first_seen` = 1") < query.index("LEFT JOIN")
+        if settings.confluent:
+            assert body.index("TO_CHANGELOG(") < body.index("ML_PREDICT('")
+            # Confluent reads the topic's inferred table (raw bytes) from its earliest offset
+            assert query.count("SELECT CAST(`val` AS STRING) AS `Id`") == inserts
+            assert f"FROM {register} /*+ OPTIONS('scan.startup.mode'='earliest-offset') */" in query
+            assert ERASED_IDS not in dict(pipeline.ddl())  # created by the topics asset, not by a Flink table
+        else:
+            assert f"TABLE `{query.split('`')[1]}`" in st.sql  # ML_PREDICT reads the filtered view
+            assert ERASED_IDS in st.tables and ERASED_IDS not in st.reads  # no consumer group: always from the start
+            ddl = pipeline.table_ddl(ERASED_IDS)
+            assert "'scan.startup.mode' = 'earliest-offset'" in ddl and "group" not in ddl

@@ -22,6 +22,7 @@ from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.training import assets as training
 from lead_scoring.training.queries import training_data_sql
 from lead_scoring.warehouse.resources import DuckDBWarehouse
+from lead_scoring_tests.fixtures.kafka_fakes import acknowledged_erased_ids
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_the_sink_tags_demo_leads_and_their_scores(warehouse):
         "Lead_Score_Model__c": "v1",
         "scored_ts": 1_763_900_000_000,
     }
-    sink = SinkHandler(warehouse, register=ErasureRegister(warehouse, b"k" * 32))
+    sink = SinkHandler(warehouse, register=ErasureRegister(warehouse, b"k" * 32, acknowledged_erased_ids()))
     sink.handle(
         [
             Message("input_raw", 0, 0, b"DEMO-00Qabc", json.dumps(lead).encode(), None),

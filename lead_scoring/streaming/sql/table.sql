@@ -46,6 +46,8 @@ WITH (
   'properties.auto.offset.reset' = '{{ table.offset_reset }}',
   'scan.startup.mode' = 'group-offsets',
   'properties.commit.offsets.on.checkpoint' = 'true',
+  {%- elif table.startup_mode %}
+  'scan.startup.mode' = '{{ table.startup_mode }}',
   {%- endif %}
   {%- if table.key %}
   'key.format' = 'raw',

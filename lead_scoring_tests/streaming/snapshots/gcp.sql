@@ -456,7 +456,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-7a68dcc4
+-- statement lead-scoring-score-leads-6328dac9
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `lead_scores`
@@ -475,33 +475,46 @@ FROM (
   SELECT *,
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM (
-    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-    FROM (
-      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+    WITH `not_erased` AS (
+      SELECT /*+ STATE_TTL('changes' = '1 s', 'erased' = '0') */ `changes`.*
       FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+        SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
         FROM (
-          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-          FROM `leads`
-        )
-      )
-      WHERE `first_seen` = 1
-    ) AS `changed`
-    WHERE NOT `is_rescore`
-    UNION ALL
+          SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+          FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+            FROM (
+              SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+              FROM `leads`
+            )
+          )
+          WHERE `first_seen` = 1
+        ) AS `changed`
+        WHERE NOT `is_rescore`
+        UNION ALL
+        SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+        FROM (
+          SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+          FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
+            FROM (
+              SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+              FROM `leads`
+              WHERE `_EventType` = 'rescore'
+            )
+          )
+          WHERE `first_seen` = 1
+        ) AS `rescored`
+      ) AS `changes`
+      LEFT JOIN (
+        SELECT CAST(`val` AS STRING) AS `Id`
+        FROM `erased_ids` /*+ OPTIONS('scan.startup.mode'='earliest-offset') */
+      ) AS `erased`
+      ON `changes`.`Id` = `erased`.`Id`
+      WHERE `erased`.`Id` IS NULL
+    )
     SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-    FROM (
-      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
-      FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
-        FROM (
-          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-          FROM `leads`
-          WHERE `_EventType` = 'rescore'
-        )
-      )
-      WHERE `first_seen` = 1
-    ) AS `rescored`
+    FROM TO_CHANGELOG(input => TABLE `not_erased`, op_mapping => MAP['INSERT', 'INSERT'])
   ) AS `unchanged`
 ) AS `input`,
   LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
@@ -528,33 +541,46 @@ FROM (
   SELECT *,
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM (
-    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-    FROM (
-      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+    WITH `not_erased` AS (
+      SELECT /*+ STATE_TTL('changes' = '1 s', 'erased' = '0') */ `changes`.*
       FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+        SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
         FROM (
-          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-          FROM `leads`
-        )
-      )
-      WHERE `first_seen` = 1
-    ) AS `changed`
-    WHERE NOT `is_rescore`
-    UNION ALL
+          SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+          FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+            FROM (
+              SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+              FROM `leads`
+            )
+          )
+          WHERE `first_seen` = 1
+        ) AS `changed`
+        WHERE NOT `is_rescore`
+        UNION ALL
+        SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+        FROM (
+          SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+          FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
+            FROM (
+              SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+              FROM `leads`
+              WHERE `_EventType` = 'rescore'
+            )
+          )
+          WHERE `first_seen` = 1
+        ) AS `rescored`
+      ) AS `changes`
+      LEFT JOIN (
+        SELECT CAST(`val` AS STRING) AS `Id`
+        FROM `erased_ids` /*+ OPTIONS('scan.startup.mode'='earliest-offset') */
+      ) AS `erased`
+      ON `changes`.`Id` = `erased`.`Id`
+      WHERE `erased`.`Id` IS NULL
+    )
     SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-    FROM (
-      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
-      FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
-        FROM (
-          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-          FROM `leads`
-          WHERE `_EventType` = 'rescore'
-        )
-      )
-      WHERE `first_seen` = 1
-    ) AS `rescored`
+    FROM TO_CHANGELOG(input => TABLE `not_erased`, op_mapping => MAP['INSERT', 'INSERT'])
   ) AS `unchanged`
 ) AS `input`,
   LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
@@ -567,7 +593,7 @@ WHERE CASE
   END <> '';
 END;
 
--- statement lead-scoring-score-contacts-ee565516
+-- statement lead-scoring-score-contacts-28994521
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `contact_scores`
@@ -586,33 +612,46 @@ FROM (
   SELECT *,
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM (
-    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-    FROM (
-      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+    WITH `not_erased` AS (
+      SELECT /*+ STATE_TTL('changes' = '1 s', 'erased' = '0') */ `changes`.*
       FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+        SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
         FROM (
-          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-          FROM `contacts`
-        )
-      )
-      WHERE `first_seen` = 1
-    ) AS `changed`
-    WHERE NOT `is_rescore`
-    UNION ALL
+          SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+          FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+            FROM (
+              SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+              FROM `contacts`
+            )
+          )
+          WHERE `first_seen` = 1
+        ) AS `changed`
+        WHERE NOT `is_rescore`
+        UNION ALL
+        SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+        FROM (
+          SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+          FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
+            FROM (
+              SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+              FROM `contacts`
+              WHERE `_EventType` = 'rescore'
+            )
+          )
+          WHERE `first_seen` = 1
+        ) AS `rescored`
+      ) AS `changes`
+      LEFT JOIN (
+        SELECT CAST(`val` AS STRING) AS `Id`
+        FROM `erased_ids` /*+ OPTIONS('scan.startup.mode'='earliest-offset') */
+      ) AS `erased`
+      ON `changes`.`Id` = `erased`.`Id`
+      WHERE `erased`.`Id` IS NULL
+    )
     SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-    FROM (
-      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
-      FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
-        FROM (
-          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-          FROM `contacts`
-          WHERE `_EventType` = 'rescore'
-        )
-      )
-      WHERE `first_seen` = 1
-    ) AS `rescored`
+    FROM TO_CHANGELOG(input => TABLE `not_erased`, op_mapping => MAP['INSERT', 'INSERT'])
   ) AS `unchanged`
 ) AS `input`,
   LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))
@@ -639,33 +678,46 @@ FROM (
   SELECT *,
     DATE_FORMAT(`LastModifiedDate`, 'yyyy-MM-dd''T''HH:mm:ss.SSS''Z''') AS `LastModifiedDate_iso`
   FROM (
-    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-    FROM (
-      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+    WITH `not_erased` AS (
+      SELECT /*+ STATE_TTL('changes' = '1 s', 'erased' = '0') */ `changes`.*
       FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+        SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
         FROM (
-          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-          FROM `contacts`
-        )
-      )
-      WHERE `first_seen` = 1
-    ) AS `changed`
-    WHERE NOT `is_rescore`
-    UNION ALL
+          SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+          FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `arrival_time` ASC) AS `first_seen`
+            FROM (
+              SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+              FROM `contacts`
+            )
+          )
+          WHERE `first_seen` = 1
+        ) AS `changed`
+        WHERE NOT `is_rescore`
+        UNION ALL
+        SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+        FROM (
+          SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+          FROM (
+            SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
+            FROM (
+              SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+              FROM `contacts`
+              WHERE `_EventType` = 'rescore'
+            )
+          )
+          WHERE `first_seen` = 1
+        ) AS `rescored`
+      ) AS `changes`
+      LEFT JOIN (
+        SELECT CAST(`val` AS STRING) AS `Id`
+        FROM `erased_ids` /*+ OPTIONS('scan.startup.mode'='earliest-offset') */
+      ) AS `erased`
+      ON `changes`.`Id` = `erased`.`Id`
+      WHERE `erased`.`Id` IS NULL
+    )
     SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-    FROM (
-      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
-      FROM (
-        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `arrival_time` ASC) AS `first_seen`
-        FROM (
-          SELECT *, `$rowtime` AS `arrival_time`, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-          FROM `contacts`
-          WHERE `_EventType` = 'rescore'
-        )
-      )
-      WHERE `first_seen` = 1
-    ) AS `rescored`
+    FROM TO_CHANGELOG(input => TABLE `not_erased`, op_mapping => MAP['INSERT', 'INSERT'])
   ) AS `unchanged`
 ) AS `input`,
   LATERAL TABLE(ML_PREDICT('lead_scorer_afd549bd', `Id`, `_ObjectType`, `LastModifiedDate_iso`, `LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`))

@@ -281,6 +281,23 @@ WITH (
   'value.format' = 'json'
 );
 
+-- table erased_ids
+CREATE TABLE `erased_ids` (
+  `Id` STRING
+)
+WITH (
+  'connector' = 'kafka',
+  'topic' = 'erased_ids',
+  'properties.bootstrap.servers' = '127.0.0.1:9092',
+  'scan.startup.mode' = 'earliest-offset',
+  'key.format' = 'raw',
+  'key.fields' = 'Id',
+  'value.fields-include' = 'ALL',
+  'sink.delivery-guarantee' = 'at-least-once',
+  'properties.linger.ms' = '2',
+  'value.format' = 'raw'
+);
+
 -- view
 CREATE TEMPORARY VIEW `input_raw_checked` AS
 SELECT `payload`, `source_time`, CONTRACT_CHECK(`payload`, '{"max_string_length":1000,"timestamp_pattern":"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?(Z|[+-]\\d{2}:?\\d{2})?$","fields":[{"name":"Id","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"_ObjectType","type":"string","required":true,"nullable":false,"non_negative":false,"allowed":["Lead","Contact"]},{"name":"_EventType","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":["created","updated","deleted","rescore"]},{"name":"LastModifiedDate","type":"timestamp","required":true,"nullable":false,"non_negative":false,"allowed":null},{"name":"CreatedDate","type":"timestamp","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"FirstName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LastName","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Company","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Email","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Title","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Number__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"LeadSource","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Origin__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"HasOptedOutOfEmail","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"DoNotCall","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Total_Visits__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Time_On_Website__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Page_Views_Per_Visit__c","type":"number","required":false,"nullable":true,"non_negative":true,"allowed":null},{"name":"Last_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Country","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"City","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Specialization__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Occupation__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Course_Priority__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Referral_Channel__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Search__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Magazine__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper_Article__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Forums__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Newspaper__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Digital__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Ad_Recommendation__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Free_Copy_Requested__c","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Status","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"IsConverted","type":"boolean","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Sales_Tags__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Quality__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Lead_Profile__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Last_Notable_Activity__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Index__c","type":"string","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Activity_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null},{"name":"Profile_Score__c","type":"number","required":false,"nullable":true,"non_negative":false,"allowed":null}]}') AS `c`
@@ -288,63 +305,89 @@ FROM `input_raw`;
 
 -- view
 CREATE TEMPORARY VIEW `leads_changed` AS
-SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-FROM (
-  SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+WITH `not_erased` AS (
+  SELECT /*+ STATE_TTL('changes' = '1 s', 'erased' = '0') */ `changes`.*
   FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `proc_time` ASC) AS `first_seen`
+    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
     FROM (
-      SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-      FROM `leads`
-    )
-  )
-  WHERE `first_seen` = 1
-) AS `changed`
-WHERE NOT `is_rescore`
-UNION ALL
+      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+      FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `proc_time` ASC) AS `first_seen`
+        FROM (
+          SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+          FROM `leads`
+        )
+      )
+      WHERE `first_seen` = 1
+    ) AS `changed`
+    WHERE NOT `is_rescore`
+    UNION ALL
+    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+    FROM (
+      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+      FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
+        FROM (
+          SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+          FROM `leads`
+          WHERE `_EventType` = 'rescore'
+        )
+      )
+      WHERE `first_seen` = 1
+    ) AS `rescored`
+  ) AS `changes`
+  LEFT JOIN (
+    SELECT `Id`
+    FROM `erased_ids`
+  ) AS `erased`
+  ON `changes`.`Id` = `erased`.`Id`
+  WHERE `erased`.`Id` IS NULL
+)
 SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-FROM (
-  SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
-  FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
-    FROM (
-      SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-      FROM `leads`
-      WHERE `_EventType` = 'rescore'
-    )
-  )
-  WHERE `first_seen` = 1
-) AS `rescored`;
+FROM TO_CHANGELOG(input => TABLE `not_erased`, op_mapping => MAP['INSERT', 'INSERT']);
 
 -- view
 CREATE TEMPORARY VIEW `contacts_changed` AS
-SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-FROM (
-  SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+WITH `not_erased` AS (
+  SELECT /*+ STATE_TTL('changes' = '1 s', 'erased' = '0') */ `changes`.*
   FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `proc_time` ASC) AS `first_seen`
+    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
     FROM (
-      SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-      FROM `contacts`
-    )
-  )
-  WHERE `first_seen` = 1
-) AS `changed`
-WHERE NOT `is_rescore`
-UNION ALL
+      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+      FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key` ORDER BY `proc_time` ASC) AS `first_seen`
+        FROM (
+          SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+          FROM `contacts`
+        )
+      )
+      WHERE `first_seen` = 1
+    ) AS `changed`
+    WHERE NOT `is_rescore`
+    UNION ALL
+    SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
+    FROM (
+      SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
+      FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
+        FROM (
+          SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
+          FROM `contacts`
+          WHERE `_EventType` = 'rescore'
+        )
+      )
+      WHERE `first_seen` = 1
+    ) AS `rescored`
+  ) AS `changes`
+  LEFT JOIN (
+    SELECT `Id`
+    FROM `erased_ids`
+  ) AS `erased`
+  ON `changes`.`Id` = `erased`.`Id`
+  WHERE `erased`.`Id` IS NULL
+)
 SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`
-FROM (
-  SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `FirstName`, `LastName`, `Company`, `Email`, `Title`, `Lead_Number__c`, `LeadSource`, `Lead_Origin__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c`, `Status`, `IsConverted`, `Sales_Tags__c`, `Lead_Quality__c`, `Lead_Profile__c`, `Last_Notable_Activity__c`, `Activity_Index__c`, `Profile_Index__c`, `Activity_Score__c`, `Profile_Score__c`, `source_time`, `_EventType` IS NOT DISTINCT FROM 'rescore' AS `is_rescore`
-  FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY `Id`, `features_key`, `source_time` ORDER BY `proc_time` ASC) AS `first_seen`
-    FROM (
-      SELECT *, SUBSTR(SHA256(JSON_ARRAY(`LeadSource`, `Lead_Origin__c`, `Last_Activity__c`, `Country`, `City`, `Specialization__c`, `Occupation__c`, `Course_Priority__c`, `Referral_Channel__c`, `Total_Visits__c`, `Time_On_Website__c`, `Page_Views_Per_Visit__c`, `HasOptedOutOfEmail`, `DoNotCall`, `Ad_Search__c`, `Ad_Magazine__c`, `Ad_Newspaper_Article__c`, `Ad_Forums__c`, `Ad_Newspaper__c`, `Ad_Digital__c`, `Ad_Recommendation__c`, `Free_Copy_Requested__c` NULL ON NULL)), 1, 16) AS `features_key`
-      FROM `contacts`
-      WHERE `_EventType` = 'rescore'
-    )
-  )
-  WHERE `first_seen` = 1
-) AS `rescored`;
+FROM TO_CHANGELOG(input => TABLE `not_erased`, op_mapping => MAP['INSERT', 'INSERT']);
 
 -- model lead_scorer_810f0678
 CREATE TEMPORARY MODEL `lead_scorer_810f0678`
@@ -460,7 +503,7 @@ SELECT `Id`, `_ObjectType`, `_EventType`, `LastModifiedDate`, `CreatedDate`, `Fi
 FROM `input_avro` WHERE `_ObjectType` = 'Contact';
 END;
 
--- statement lead-scoring-score-leads-ff0ad2ea
+-- statement lead-scoring-score-leads-4fef23a8
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `lead_scores`
@@ -513,7 +556,7 @@ WHERE CASE
   END <> '';
 END;
 
--- statement lead-scoring-score-contacts-ba508b9e
+-- statement lead-scoring-score-contacts-266d166b
 EXECUTE STATEMENT SET
 BEGIN
 INSERT INTO `contact_scores`
