@@ -115,6 +115,7 @@ class ServerConfig:
     body_timeout_s: float = 10.0  # ... and each chunk of its body within this
     max_concurrency: int = 64  # connections + requests in flight; beyond, uvicorn answers 503
     scoring_threads: int = 4  # parse + score off the event loop
+    profile: Profile = Profile.LOCAL  # where the artifact signing key may come from (gcp: the environment only)
 
     @property
     def challenger_name(self) -> str:
@@ -148,6 +149,7 @@ class ServerConfig:
             access_log=env.access_log,
             challenger=challenger,
             admin_token=_secret(security_settings().admin_token),
+            profile=profile,
         )
 
     def admin_problem(self) -> str | None:
@@ -793,11 +795,11 @@ def run_server(artifact_uri: str, config: ServerConfig) -> int:
     if (problem := config.admin_problem()) is not None:
         logger.error("refusing to serve: %s", problem)
         return 1
-    model = LeadScoringModel(config.model_name, artifact_uri)
+    model = LeadScoringModel(config.model_name, artifact_uri, config.profile)
     if not model.load():
         logger.error("refusing to serve: %s", model.load_error)
         return 1
-    swap_loader = _sibling_loader(artifact_uri) if config.allow_swap or config.challenger else None
+    swap_loader = _sibling_loader(artifact_uri, config.profile) if config.allow_swap or config.challenger else None
     server = LeadScoringModelServer(config, swap_loader)
     if config.challenger and swap_loader is not None:
         challenger = swap_loader(config.challenger, config.challenger_name)
@@ -809,13 +811,13 @@ def run_server(artifact_uri: str, config: ServerConfig) -> int:
     return 0
 
 
-def _sibling_loader(artifact_uri: str) -> Callable[[str, str], LeadScoringModel]:
+def _sibling_loader(artifact_uri: str, profile: Profile) -> Callable[[str, str], LeadScoringModel]:
     """Loads other versions from the same artifact store as the one first served (never arbitrary paths)."""
 
-    repo, _ = repository_for_uri(artifact_uri)
+    repo, _ = repository_for_uri(artifact_uri, profile)
 
     def load(version: str, model_name: str) -> LeadScoringModel:
-        model = LeadScoringModel(model_name, repo.blobs.uri(f"models/{version}"))
+        model = LeadScoringModel(model_name, repo.blobs.uri(f"models/{version}"), profile)
         try:
             model.load()
         except Exception as exc:

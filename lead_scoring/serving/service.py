@@ -20,6 +20,7 @@ from lead_scoring.retry import WaitTimeout, wait_until
 from lead_scoring.settings import (
     ADMIN_TOKEN_ENV_VAR,
     DEFAULT_MODEL_NAME,
+    Profile,
     challenger_model_name,
     owner_only_secret,
     security_settings,
@@ -123,7 +124,7 @@ class ModelServerService:
         root = self.cfg.state.parent / "artifacts"
         if not root.is_dir():
             return None
-        repo = ArtifactRepository(LocalBlobs(root))
+        repo = ArtifactRepository(LocalBlobs(root), Profile.LOCAL)  # the local stack's own store
         try:
             version = repo.production_version()
         except (OSError, ValueError, KeyError, ArtifactError):
