@@ -42,7 +42,6 @@ from confluent_kafka import KafkaError, KafkaException
 from lead_scoring.crm import consumer_watch
 from lead_scoring.crm.batches import BatchHandler, BatchWriter, Message, WorkerFailed, WorkerStats
 from lead_scoring.crm.consumer_watch import ConsumerWatch, Positions, describe
-from lead_scoring.crm.echo import EchoingCrmWriter
 from lead_scoring.crm.heartbeat import (
     CONSUMING,
     GROUP_IDS,
@@ -450,8 +449,7 @@ def build_worker(
         writer = crm.echoing_writer(warehouse, kafka, input_topic_of(topics))
         handler = WritebackHandler(writer, warehouse, register=register)
         defaults: dict[str, Any] = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200
-        if isinstance(writer, EchoingCrmWriter):  # its echo thread stops with the worker
-            defaults["on_stop"] = [writer.close]
+        defaults["on_stop"] = [writer.close]  # e.g. the local CRM's echo thread stops with the worker
     else:
         handler = SinkHandler(warehouse, score_topics=score_topics, shadow_topics=shadow_topics, register=register)
         defaults = {"batch_size": 2000, "max_wait_s": 2.0}

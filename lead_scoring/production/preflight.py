@@ -581,7 +581,7 @@ def salesforce_budget_findings(
 class PreflightTargets:
     """What to check, from the gcp profile's resources (built by `from_resources` or by tests)."""
 
-    flink: Any
+    flink: ConfluentFlink
     connection: str
     expected_endpoint: Optional[str]
     storage_client: Callable[[], Any]

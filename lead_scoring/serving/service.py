@@ -12,7 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -106,6 +106,7 @@ def server_argv(
 class ModelServerService:
     """`model-server` of the stack (`model-server-2`, ... : the other replicas of a multi-node topology)."""
 
+    blocks_start: ClassVar[bool] = True
     cfg: StackConfig
     replica: int = 1
 
