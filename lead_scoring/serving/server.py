@@ -1,5 +1,8 @@
 """The HTTP model server: a `kserve.ModelServer` serving `LeadScoringModel`, with the routes our callers need.
 
+Long on purpose: the model server's whole HTTP surface (routes, body and header limits, the kserve
+adapter) in one file, which is what a review of what the server exposes reads; the model is `serving.model`.
+
 kserve supplies the model registry and data plane (`ModelServer.register_model`, `registered_models`,
 `dataplane`), the V2 request and response types (`InferenceRequest` -> `InferRequest`, `InferResponse`),
 its standard routes (`register_v1_endpoints` / `register_v2_endpoints`: health, model lists, V1 model
