@@ -16,6 +16,7 @@ import httpx
 import psutil
 
 from lead_scoring.crm.synthetic import frame_records, generate_leads
+from lead_scoring.settings import Profile
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs, ModelArtifact
 from lead_scoring.training.model import ModelParams, build_pipeline, features_frame, fit
 
@@ -30,7 +31,7 @@ def small_model(store_root: Path, n: int = 2000, seed: int = 1, note: str = "ben
     frame = generate_leads(n, seed=seed)
     labelled = frame[frame["IsConverted"].notna()]
     pipeline = fit(build_pipeline(ModelParams()), features_frame(labelled), labelled["IsConverted"].astype(bool))
-    return ArtifactRepository(LocalBlobs(store_root)).save(pipeline, {"trained_on": note})
+    return ArtifactRepository(LocalBlobs(store_root), Profile.LOCAL).save(pipeline, {"trained_on": note})
 
 
 class CpuMeter:

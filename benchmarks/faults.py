@@ -57,6 +57,7 @@ from lead_scoring.monitoring.pipeline import pipeline_consumer_groups
 from lead_scoring.retry import WaitTimeout, wait_until
 from lead_scoring.services import local_stack
 from lead_scoring.serving.service import MODEL_SERVER
+from lead_scoring.settings import Profile
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.flink import JOBMANAGER, SQL_GATEWAY, TASKMANAGER
 from lead_scoring.stack.install import install
@@ -452,7 +453,7 @@ def main() -> None:
     try:
         stack.up()  # engines and workers
         artifact = small_model(tmp / "artifacts", note="faults benchmark")
-        ArtifactRepository(LocalBlobs(tmp / "artifacts")).set_production(artifact.version)
+        ArtifactRepository(LocalBlobs(tmp / "artifacts"), Profile.LOCAL).set_production(artifact.version)
         stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact.uri}})
         ensure_topics(kafka.admin(), TOPICS)
         settings = RenderSettings(

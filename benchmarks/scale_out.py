@@ -173,7 +173,7 @@ def measure(
     install(cfg)
     store = root / "artifacts"  # the replicas' shared artifact store (<state root>/artifacts)
     artifact = small_model(store, note="scale-out benchmark")
-    ArtifactRepository(LocalBlobs(store)).set_production(artifact.version)
+    ArtifactRepository(LocalBlobs(store), Profile.LOCAL).set_production(artifact.version)
     stack = local_stack(cfg)
     out: dict[str, Any] = {
         "topology": name,

@@ -44,7 +44,7 @@ import httpx
 from lead_scoring.contract import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES, parse_record
 from lead_scoring.crm.synthetic import generate_leads
 from lead_scoring.serving.service import ModelServerProcess
-from lead_scoring.settings import project_root
+from lead_scoring.settings import Profile, project_root
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import MODEL_FILE, ArtifactRepository, LocalBlobs
 from lead_scoring.training.model import MISSING, ModelParams, build_pipeline, features_frame, fit
@@ -75,7 +75,9 @@ def fit_artifact(store: Path) -> tuple[str, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipeline = fit(build_pipeline(ModelParams()), features_frame(train), train["IsConverted"].tolist())
-    artifact = ArtifactRepository(LocalBlobs(store)).save(pipeline, {"note": "benchmark"}, version="mbench")
+    artifact = ArtifactRepository(LocalBlobs(store), Profile.LOCAL).save(
+        pipeline, {"note": "benchmark"}, version="mbench"
+    )
     return artifact.uri, artifact.version
 
 

@@ -1,5 +1,8 @@
 """Every setting read from the environment, in one place, parsed one way (pydantic-settings).
 
+Long on purpose: one place per concept, and the concept is "what the environment may set" (one
+pydantic-settings class per concern), so a reader finds every variable here.
+
 Nothing here runs at import time: a settings object reads the environment when it is built, so tests and
 the Dagster code server can set variables before definitions are loaded. A bad value never surfaces as a
 pydantic traceback: `load()` turns it into a `ConfigurationError` naming the variable and the fix.

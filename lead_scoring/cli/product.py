@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from lead_scoring.serving.service import served_version
+from lead_scoring.settings import Profile
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.healing import deployed_prefixes, local_engine
@@ -50,7 +51,8 @@ def unmaterialized(instance: dg.DagsterInstance, assets: tuple[str, ...] = PRODU
 def serving_problem(cfg: StackConfig) -> str | None:
     """None when the model server serves the production version of the local artifact store."""
     root = cfg.state.parent / "artifacts"
-    production = ArtifactRepository(LocalBlobs(root)).production_version() if root.is_dir() else None
+    store = ArtifactRepository(LocalBlobs(root), Profile.LOCAL)  # the local stack's store; no key is read
+    production = store.production_version() if root.is_dir() else None
     if production is None:
         return "no production model yet"
     served = served_version(cfg.model_url, cfg.model_name)

@@ -23,6 +23,7 @@ from lead_scoring.contract import FIELD_NAMES
 from lead_scoring.contract.samples import DEMO_ID_PREFIX, iso_ms
 from lead_scoring.crm.importer import ExportMapping, import_export, validate_frame
 from lead_scoring.crm.synthetic import frame_records, generate_leads, to_events
+from lead_scoring.streaming.kafka import KafkaResource
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +118,15 @@ class Producer:
 
     `make_producer` (default: `kafka.producer`) builds the Kafka client, again when a stuck one is replaced."""
 
-    def __init__(self, kafka: Any, topic: str, rate: float = 0.0, make_producer: Optional[Callable[..., Any]] = None):
+    def __init__(
+        self, kafka: KafkaResource, topic: str, rate: float = 0.0, make_producer: Optional[Callable[..., Any]] = None
+    ):
         self.kafka = kafka
         # message.timeout.ms 0: a broker outage is waited out, not turned into failed records (idempotent
         # producer: the retries neither duplicate nor reorder); `close()` says what it is waiting for.
         self._make_producer = make_producer or kafka.producer
         self.producer = self._make_producer(**{"message.timeout.ms": 0})
-        self.bootstrap = getattr(kafka, "bootstrap_servers", "?")
+        self.bootstrap = kafka.bootstrap_servers
         self.topic = topic
         self.limiter = RateLimiter(rate)
         self.summary = ReplaySummary()
@@ -218,7 +221,7 @@ class Producer:
 
 
 def replay(
-    kafka: Any,
+    kafka: KafkaResource,
     records: Iterable[dict[str, Any]],
     topic: str,
     rate: float = 0.0,

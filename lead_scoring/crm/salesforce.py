@@ -184,6 +184,9 @@ class SalesforceWriter:
             fields=CLEARED_FIELDS,
         )
 
+    def close(self) -> None:
+        """Nothing runs besides the writes (Salesforce's own source echoes them)."""
+
     def _with_retry(
         self, object_type: str, rows: list[dict[str, Any]], fields: Optional[tuple[str, ...]] = None
     ) -> list[WriteFailure]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from lead_scoring.crm.health import worker_report
 from lead_scoring.crm.heartbeat import GROUP_IDS, worker_topics
@@ -27,7 +27,7 @@ class WorkerService:
     cfg: StackConfig
     name: str
     # A stuck or dead worker is reported by `stack up`, it does not fail it: the product opens without it.
-    blocks_start = False
+    blocks_start: ClassVar[bool] = False
 
     def wanted(self) -> bool:
         return True
@@ -68,6 +68,7 @@ class WorkerService:
 class DemoLeadsService:
     """Synthetic leads into input_raw at `cfg.demo_rate` per second (`scripts/up` starts it; optional)."""
 
+    blocks_start: ClassVar[bool] = True
     cfg: StackConfig
     name: str = DEMO_LEADS
 

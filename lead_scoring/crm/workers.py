@@ -19,16 +19,15 @@ records this process put aside.
 
 The parts: `crm.batches` (the batch, its handler and `BatchWriter`: isolate, quarantine, retry),
 `crm.offsets` (`OffsetCommitter`: asynchronous commits of what was written), `crm.consumer_watch` (is the
-consumer still fetching?); `MicroBatchWorker` here runs the loop and reports the state.
+consumer still fetching?), `crm.worker_status` (the state, its log lines and the heartbeat file);
+`MicroBatchWorker` here runs the loop.
 
 `lead-scoring worker NAME` runs one; the stack's supervisor runs both as services.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -37,12 +36,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import tenacity
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from lead_scoring.crm import consumer_watch
 from lead_scoring.crm.batches import BatchHandler, BatchWriter, Message, WorkerFailed, WorkerStats
 from lead_scoring.crm.consumer_watch import ConsumerWatch, Positions, describe
-from lead_scoring.crm.echo import EchoingCrmWriter
 from lead_scoring.crm.heartbeat import (
     CONSUMING,
     GROUP_IDS,
@@ -55,6 +53,7 @@ from lead_scoring.crm.heartbeat import (
 from lead_scoring.crm.offsets import OffsetCommitter
 from lead_scoring.crm.resources import CrmResource, input_topic_of
 from lead_scoring.crm.sink import SinkHandler
+from lead_scoring.crm.worker_status import WorkerStatus
 from lead_scoring.crm.writeback import WritebackHandler
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.retry import backoff
@@ -67,15 +66,14 @@ from lead_scoring.warehouse.resources import Warehouse
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 30.0
-# librdkafka's signals that no broker can be reached (it keeps reconnecting on its own).
-_BROKER_DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
 
 
 class MicroBatchWorker:
     """Consume `topics` in `group_id`, hand micro-batches to `handler`, commit after each success.
 
-    The loop and the worker's state are here; how a batch is written is `crm.batches.BatchWriter`, how offsets
-    are committed `crm.offsets.OffsetCommitter`, how a stuck consumer is recognised `crm.consumer_watch`."""
+    The loop is here; how a batch is written is `crm.batches.BatchWriter`, how offsets are committed
+    `crm.offsets.OffsetCommitter`, how a stuck consumer is recognised `crm.consumer_watch`, how the state is
+    reported `crm.worker_status.WorkerStatus`."""
 
     def __init__(
         self,
@@ -110,11 +108,14 @@ class MicroBatchWorker:
         self._stop = threading.Event()
         self._batch: list[Message] = []
         self._batch_started = 0.0
-        self.heartbeat_path = heartbeat_path
-        self._last_heartbeat = 0.0
-        self.state = WAITING_FOR_KAFKA
-        self._state_since = time.time()
-        self._detail = ""
+        self.status = WorkerStatus(
+            name,
+            group_id,
+            self.stats,
+            heartbeat_path,
+            assigned=lambda: self.watch.assigned,
+            stuck=lambda: self.writer.stuck,
+        )
         self.writer = BatchWriter(
             handler,
             name,
@@ -124,14 +125,14 @@ class MicroBatchWorker:
             backoff_s=backoff_s,
             max_backoff_s=max_backoff_s,
             sleep=sleep,
-            heartbeat=self._heartbeat,
-            on_retry=lambda detail: self._set_state(RETRYING_WRITE, detail),
-            on_written=self._written_after_retries,
+            heartbeat=self.status.beat,
+            on_retry=lambda detail: self.status.set(RETRYING_WRITE, detail),
+            on_written=self.status.written_after_retries,
         )
         self.offsets = OffsetCommitter(
             name,
-            on_failure=lambda detail: self._set_state(WAITING_FOR_KAFKA, detail),
-            on_success=self._kafka_answered,
+            on_failure=lambda detail: self.status.set(WAITING_FOR_KAFKA, detail),
+            on_success=self.status.kafka_answered,
         )
         self.watch = ConsumerWatch(name, self.topics)
 
@@ -145,6 +146,11 @@ class MicroBatchWorker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def state(self) -> str:
+        """What the worker is doing (`crm.heartbeat`: CONSUMING, WAITING_FOR_KAFKA, RETRYING_WRITE)."""
+        return self.status.state
+
     def install_signal_handlers(self) -> None:
         def _on_signal(signum: int, _frame: Any) -> None:
             log.info("%s: %s received, flushing and stopping", self.name, signal.Signals(signum).name)
@@ -152,40 +158,6 @@ class MicroBatchWorker:
 
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
-
-    def _set_state(self, state: str, detail: str = "") -> None:
-        """One log line per change of state, never one per retry."""
-        if state != self.state:
-            since = time.time() - self._state_since
-            if state == WAITING_FOR_KAFKA:
-                self.stats.outages += 1
-                log.warning("%s: waiting for Kafka (%s); nothing is committed until it is back", self.name, detail)
-            elif self.state == WAITING_FOR_KAFKA:
-                log.info("%s: Kafka is back after %.0f s; %s", self.name, since, state)
-            elif state == RETRYING_WRITE:
-                log.warning("%s: writing a batch failed (%s); retrying with backoff", self.name, detail)
-            else:
-                log.info("%s: %s", self.name, state)
-            self.state, self._state_since = state, time.time()
-        self._detail = detail
-        self._heartbeat(force=True)
-
-    def _kafka_answered(self) -> None:
-        if self.state == WAITING_FOR_KAFKA:
-            self._set_state(CONSUMING)
-
-    def _written_after_retries(self) -> None:
-        if self.state == RETRYING_WRITE:
-            self._set_state(CONSUMING)
-
-    def _on_kafka_error(self, err: KafkaError) -> None:
-        # error_cb runs inside poll/consume on this thread
-        if err.code() in _BROKER_DOWN:
-            self._set_state(WAITING_FOR_KAFKA, err.str())
-        elif err.fatal():
-            log.error("%s: fatal Kafka error: %s", self.name, err)
-        else:
-            log.debug("%s: %s", self.name, err)
 
     # ---- loop ----------------------------------------------------------------------------------
 
@@ -197,7 +169,7 @@ class MicroBatchWorker:
         try:
             last_probe = 0.0
             while not self._stop.is_set():
-                self._heartbeat()
+                self.status.beat()
                 now = time.monotonic()
                 stuck_at = self.watch.left_without_partitions(consumer, now)
                 if stuck_at is not None:
@@ -205,12 +177,14 @@ class MicroBatchWorker:
                         consumer, stuck_at, f"no partition assigned for {consumer_watch.FETCH_STALL_S:.0f} s"
                     )
                     last_message = time.monotonic()
-                elif self.state == WAITING_FOR_KAFKA and now - last_probe > 2.0:
+                elif self.status.state == WAITING_FOR_KAFKA and now - last_probe > 2.0:
                     # while waiting: a cheap metadata request tells when the broker is back, even on an idle topic
                     last_probe = now
                     if self.watch.broker_error(consumer, timeout_s=1.0) is None:
-                        self._set_state(CONSUMING)
-                elif self.state == CONSUMING and now - max(last_message, last_probe) > consumer_watch.IDLE_PROBE_S:
+                        self.status.set(CONSUMING)
+                elif (
+                    self.status.state == CONSUMING and now - max(last_message, last_probe) > consumer_watch.IDLE_PROBE_S
+                ):
                     # librdkafka does not always call error_cb when the only broker goes away from an idle
                     # client: with nothing arriving, ask for metadata to know whether we are idle or cut off.
                     # At most one stall check per IDLE_PROBE_S: this branch only runs that often.
@@ -231,8 +205,8 @@ class MicroBatchWorker:
                             raise WorkerFailed(f"{self.name}: fatal Kafka error: {err}")
                         log.debug("%s: %s", self.name, err)
                         continue
-                    if self.state == WAITING_FOR_KAFKA:
-                        self._set_state(CONSUMING)
+                    if self.status.state == WAITING_FOR_KAFKA:
+                        self.status.set(CONSUMING)
                     if not self._batch:
                         self._batch_started = time.monotonic()
                     ts_type, ts = msg.timestamp()
@@ -291,7 +265,7 @@ class MicroBatchWorker:
                 "socket.timeout.ms": 10_000,
                 # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
                 "log_level": 0,
-                "error_cb": self._on_kafka_error,
+                "error_cb": self.status.on_kafka_error,
                 "on_commit": self.offsets.on_commit,
                 **self.consumer_overrides,
             },
@@ -305,7 +279,7 @@ class MicroBatchWorker:
         """While consuming but idle: a failed metadata request means the broker is gone, not the traffic."""
         error = self.watch.broker_error(consumer)
         if error is not None:
-            self._set_state(WAITING_FOR_KAFKA, error)
+            self.status.set(WAITING_FOR_KAFKA, error)
         return error is None
 
     def _replace(self, consumer: Any, positions: Positions, why: str) -> Any:
@@ -324,18 +298,18 @@ class MicroBatchWorker:
         if closing.is_alive():
             # beyond closing: only a new process gets a clean client (the supervisor restarts the worker)
             raise WorkerFailed(f"{self.name}: the stalled Kafka consumer did not close within {CLOSE_TIMEOUT_S:.0f} s")
-        self._heartbeat(force=True)
+        self.status.beat(force=True)
         return self._subscribe()
 
     def _on_assign(self, consumer: Any, partitions: list) -> None:
         self.watch.assigned = len(partitions)
-        self._set_state(CONSUMING)
+        self.status.set(CONSUMING)
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         self._flush(consumer)
         self._commit_now(consumer)
         self.watch.assigned = 0
-        self._heartbeat(force=True)
+        self.status.beat(force=True)
 
     def _on_lost(self, consumer: Any, partitions: list) -> None:
         # The partitions already belong to someone else: write what we hold (idempotent), commit nothing.
@@ -344,36 +318,7 @@ class MicroBatchWorker:
             self.writer.write(batch)
         self.offsets.forget()
         self.watch.assigned = 0
-        self._heartbeat(force=True)
-
-    def _heartbeat(self, force: bool = False) -> None:
-        """Tell `stack status` the worker is alive and what it is doing (a file, not an admin request:
-        librdkafka's coordinator admin calls can abort the asking process, librdkafka#4605)."""
-        now = time.time()
-        if self.heartbeat_path is None or (not force and now - self._last_heartbeat < 1.0):
-            return
-        self._last_heartbeat = now
-        self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.heartbeat_path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "ts": now,
-                    "assigned_partitions": self.watch.assigned,
-                    "consumed": self.stats.consumed,
-                    "group": self.group_id,
-                    "state": self.state,
-                    "since": self._state_since,
-                    "detail": self._detail[:300],
-                    "outages": self.stats.outages,
-                    "reconnects": self.stats.reconnects,
-                    "stuck": self.writer.stuck,
-                    "quarantined": self.stats.counts.get("quarantined", 0),
-                }
-            )
-        )
-        tmp.replace(self.heartbeat_path)
+        self.status.beat(force=True)
 
     def _wait_for_topics(self) -> None:
         """Create missing topics, waiting (forever, with backoff) for a broker that is down or still starting."""
@@ -388,7 +333,7 @@ class MicroBatchWorker:
                 try:
                     created = ensure_topics(self.kafka.admin(**{"log_level": 0}), self.topics, only_missing=True)
                 except KafkaException as exc:
-                    self._set_state(WAITING_FOR_KAFKA, str(exc.args[0]) if exc.args else str(exc))
+                    self.status.set(WAITING_FOR_KAFKA, str(exc.args[0]) if exc.args else str(exc))
                     raise
                 if created:
                     log.info("%s: created topic(s) %s", self.name, ", ".join(s.name for s in created))
@@ -409,7 +354,7 @@ class MicroBatchWorker:
 
     def _commit_now(self, consumer: Any) -> None:
         """Before partitions leave (a clean stop, a rebalance) and with the broker there: commit synchronously."""
-        if self.state != WAITING_FOR_KAFKA:
+        if self.status.state != WAITING_FOR_KAFKA:
             self.offsets.commit_now(consumer)
 
 
@@ -450,8 +395,7 @@ def build_worker(
         writer = crm.echoing_writer(warehouse, kafka, input_topic_of(topics))
         handler = WritebackHandler(writer, warehouse, register=register)
         defaults: dict[str, Any] = {"batch_size": 500, "max_wait_s": 0.5}  # the Salesforce writer chunks by 200
-        if isinstance(writer, EchoingCrmWriter):  # its echo thread stops with the worker
-            defaults["on_stop"] = [writer.close]
+        defaults["on_stop"] = [writer.close]  # e.g. the local CRM's echo thread stops with the worker
     else:
         handler = SinkHandler(warehouse, score_topics=score_topics, shadow_topics=shadow_topics, register=register)
         defaults = {"batch_size": 2000, "max_wait_s": 2.0}

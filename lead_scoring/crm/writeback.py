@@ -152,6 +152,9 @@ class CrmWriter(Protocol):
     def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
         """Clear the score fields (`CLEARED_FIELDS`) of records (`Id`, `_ObjectType`): erasure."""
 
+    def close(self) -> None:
+        """Stop what the writer runs besides writing (the local CRM's echo thread); called when its worker stops."""
+
 
 class LocalCrmWriter:
     """The local CRM: `crm_leads` in the warehouse, one row per record with its current score."""
@@ -173,6 +176,9 @@ class LocalCrmWriter:
         if ids:
             self.warehouse.execute("DELETE FROM crm_leads WHERE Id IN UNNEST(@ids)", {"ids": ids})
         return []
+
+    def close(self) -> None:
+        """Nothing runs besides the writes."""
 
 
 def latest_per_id(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,5 +1,8 @@
 """Every hop accounted for: one window of `input_raw` followed through the pipeline, record by record.
 
+Long on purpose: one algorithm, a window followed through every hop; the hop model (`HopResult`,
+`AuditReport`) and the per-hop classification are used only by `audit` and read with it.
+
 The records produced to `input_raw` in a window are looked up in every place they must reach:
 
     input_raw -> leads/contacts (valid) | dlq (invalid)          Flink: validate + split

@@ -1,5 +1,8 @@
 """Sensors that operate the pipeline from Dagster: topic health, end-to-end latency, retraining triggers.
 
+Long on purpose: the sensors that watch things outside Dagster (Kafka topics, the pipeline's latency) and
+the retraining trigger, each with the check specs it evaluates; they share the cursor and tick helpers.
+
 - `streaming_topics_sensor` (30 s): end offsets and rates of every topic, lag of every pipeline consumer
   group, DLQ growth -> observations on the `kafka/<topic>` assets, `consumer_lag` / `dlq_growth` check
   evaluations (ERROR when a threshold is crossed: the check is the alert), and one error line in the tick's log

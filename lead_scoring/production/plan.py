@@ -40,6 +40,7 @@ from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import ConfluentCloudSettings, GcpSettings, env_var, load
 from lead_scoring.storage.artifacts import ModelArtifact
 from lead_scoring.streaming.confluent_api import StatementsApi
+from lead_scoring.streaming.confluent_connections import vertex_connection_body
 from lead_scoring.streaming.confluent_statements import ddl_statements, statement_request
 from lead_scoring.streaming.render import (
     Dialect,
@@ -244,7 +245,7 @@ def build_gcp_plan(
             "Confluent Cloud Flink",
             f"POST {sql_api}/connections",
             s.vertex_connection,
-            _json(flink.connection_body(s.vertex_connection, endpoint, secret("LEAD_SCORING_VERTEX_SERVICE_KEY"))),
+            _json(vertex_connection_body(s.vertex_connection, endpoint, secret("LEAD_SCORING_VERTEX_SERVICE_KEY"))),
             "json",
             "once; the endpoint is immutable (another endpoint: delete the connection first)",
         )

@@ -1,5 +1,8 @@
 """Preflight of the gcp profile: with the real credentials, does every resource exist and is every permission held?
 
+Long on purpose: the gcp profile's checklist, one short read-only check per vendor resource, read top to
+bottom; the checks share `Finding` and the helpers that turn a vendor's error into a status.
+
 Read-only calls only, one per thing a first deployment needs; each answer becomes a `Finding` (ok /
 missing / forbidden / error / skipped) that names the resource and, when it is not ok, what to do:
 
@@ -581,7 +584,7 @@ def salesforce_budget_findings(
 class PreflightTargets:
     """What to check, from the gcp profile's resources (built by `from_resources` or by tests)."""
 
-    flink: Any
+    flink: ConfluentFlink
     connection: str
     expected_endpoint: Optional[str]
     storage_client: Callable[[], Any]

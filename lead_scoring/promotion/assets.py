@@ -1,5 +1,8 @@
 """Champion / challenger: shadow scoring, the comparison that gates promotion, promotion, revert, full re-score.
 
+Long on purpose: one Dagster asset group (champion / challenger), each asset next to its config; the
+comparison and the re-score themselves are in `promotion.comparison` and `promotion.rescore`.
+
 * `challenger_deployment` (config `version`): the model server serves that version next to the champion
   (locally as `lead_scorer_challenger` in the same process; on Vertex AI on its own endpoint), and two shadow
   statements score the live `leads` / `contacts` with it into `lead_scores_shadow` (own names and consumer

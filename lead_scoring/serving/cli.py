@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from lead_scoring.serving.server import ServerConfig, run_server
-from lead_scoring.settings import current_profile, model_server_settings, state_dir
+from lead_scoring.settings import Profile, current_profile, model_server_settings, state_dir
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 
 logger = logging.getLogger(__name__)
@@ -38,15 +38,16 @@ def serve(
     ),
 ) -> None:
     """Serve the lead scoring model (KServe V1 + V2 + Vertex AI routes) until interrupted."""
-    uri = artifact or model_server_settings().vertex_storage_uri or _local_production_uri()
+    profile = current_profile()
+    uri = artifact or model_server_settings().vertex_storage_uri or _local_production_uri(profile)
     config = ServerConfig.from_env(
-        current_profile(), port=port, host=host, model_name=model_name, allow_swap=allow_swap, challenger=challenger
+        profile, port=port, host=host, model_name=model_name, allow_swap=allow_swap, challenger=challenger
     )
     raise typer.Exit(run_server(uri, config))
 
 
-def _local_production_uri() -> str:
-    repo = ArtifactRepository(LocalBlobs(state_dir() / "artifacts"))
+def _local_production_uri(profile: Profile) -> str:
+    repo = ArtifactRepository(LocalBlobs(state_dir() / "artifacts"), profile)
     version = repo.production_version()
     if version is None:
         raise typer.BadParameter(

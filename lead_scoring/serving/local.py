@@ -25,7 +25,7 @@ from lead_scoring.serving.service import (
     swap_model,
     unload_challenger,
 )
-from lead_scoring.settings import DEFAULT_MODEL_NAME, challenger_model_name
+from lead_scoring.settings import DEFAULT_MODEL_NAME, Profile, challenger_model_name
 from lead_scoring.stack.catalog import Catalog
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import StackError
@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 def _store_of(uri: str) -> str:
-    repo, _ = repository_for_uri(uri)
+    repo, _ = repository_for_uri(uri, Profile.LOCAL)  # this server runs in the local profile only
     return repo.blobs.uri("")
 
 

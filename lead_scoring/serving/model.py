@@ -35,6 +35,7 @@ from lead_scoring.contract import parse_record
 from lead_scoring.contract.fields import PII_FIELDS
 from lead_scoring.contract.hashing import features_hash
 from lead_scoring.contract.validation import FieldError
+from lead_scoring.settings import Profile
 from lead_scoring.storage.artifacts import ArtifactError, ArtifactIntegrityError, ArtifactSignatureError, load_folder
 from lead_scoring.training.model import LeadScorer, format_reasons
 
@@ -53,10 +54,10 @@ class RecordRejected(InvalidInput):
         super().__init__("; ".join(str(e) for e in self.errors))
 
 
-def load_verified(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
+def load_verified(uri: str, profile: Profile, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
     """(pipeline, manifest) from a model folder (`storage.artifacts.load_folder`: any folder, e.g. the copy
     Vertex AI hands the container as AIP_STORAGE_URI; sha256 checked before the pickle is opened)."""
-    return load_folder(uri, gcs_client)
+    return load_folder(uri, profile, gcs_client)
 
 
 @dataclass
@@ -75,9 +76,10 @@ class Batch:
 class LeadScoringModel(Model):
     """Scores contract records with a verified artifact; explains each score with its top reasons."""
 
-    def __init__(self, name: str, artifact_uri: str, gcs_client: Any | None = None):
+    def __init__(self, name: str, artifact_uri: str, profile: Profile, gcs_client: Any | None = None):
         super().__init__(name)
         self.artifact_uri = artifact_uri
+        self.profile = profile  # where the signing key may come from (`storage.artifacts.signing_key`)
         self.gcs_client = gcs_client
         self.scorer: LeadScorer | None = None
         self.manifest: dict[str, Any] = {}
@@ -92,7 +94,7 @@ class LeadScoringModel(Model):
         """Fetch, verify (sha256) and open the artifact; on any failure stay not-ready and say why."""
         self.ready = False
         try:
-            pipeline, manifest = load_verified(self.artifact_uri, self.gcs_client)
+            pipeline, manifest = load_verified(self.artifact_uri, self.profile, self.gcs_client)
             self.scorer = LeadScorer.from_manifest(pipeline, manifest)  # grade cut-offs too, when the manifest has them
         except ArtifactSignatureError as exc:
             self.load_error = str(exc)

@@ -1,5 +1,8 @@
 """The HTTP model server: a `kserve.ModelServer` serving `LeadScoringModel`, with the routes our callers need.
 
+Long on purpose: the model server's whole HTTP surface (routes, body and header limits, the kserve
+adapter) in one file, which is what a review of what the server exposes reads; the model is `serving.model`.
+
 kserve supplies the model registry and data plane (`ModelServer.register_model`, `registered_models`,
 `dataplane`), the V2 request and response types (`InferenceRequest` -> `InferRequest`, `InferResponse`),
 its standard routes (`register_v1_endpoints` / `register_v2_endpoints`: health, model lists, V1 model
@@ -115,6 +118,7 @@ class ServerConfig:
     body_timeout_s: float = 10.0  # ... and each chunk of its body within this
     max_concurrency: int = 64  # connections + requests in flight; beyond, uvicorn answers 503
     scoring_threads: int = 4  # parse + score off the event loop
+    profile: Profile = Profile.LOCAL  # where the artifact signing key may come from (gcp: the environment only)
 
     @property
     def challenger_name(self) -> str:
@@ -148,6 +152,7 @@ class ServerConfig:
             access_log=env.access_log,
             challenger=challenger,
             admin_token=_secret(security_settings().admin_token),
+            profile=profile,
         )
 
     def admin_problem(self) -> str | None:
@@ -793,11 +798,11 @@ def run_server(artifact_uri: str, config: ServerConfig) -> int:
     if (problem := config.admin_problem()) is not None:
         logger.error("refusing to serve: %s", problem)
         return 1
-    model = LeadScoringModel(config.model_name, artifact_uri)
+    model = LeadScoringModel(config.model_name, artifact_uri, config.profile)
     if not model.load():
         logger.error("refusing to serve: %s", model.load_error)
         return 1
-    swap_loader = _sibling_loader(artifact_uri) if config.allow_swap or config.challenger else None
+    swap_loader = _sibling_loader(artifact_uri, config.profile) if config.allow_swap or config.challenger else None
     server = LeadScoringModelServer(config, swap_loader)
     if config.challenger and swap_loader is not None:
         challenger = swap_loader(config.challenger, config.challenger_name)
@@ -809,13 +814,13 @@ def run_server(artifact_uri: str, config: ServerConfig) -> int:
     return 0
 
 
-def _sibling_loader(artifact_uri: str) -> Callable[[str, str], LeadScoringModel]:
+def _sibling_loader(artifact_uri: str, profile: Profile) -> Callable[[str, str], LeadScoringModel]:
     """Loads other versions from the same artifact store as the one first served (never arbitrary paths)."""
 
-    repo, _ = repository_for_uri(artifact_uri)
+    repo, _ = repository_for_uri(artifact_uri, profile)
 
     def load(version: str, model_name: str) -> LeadScoringModel:
-        model = LeadScoringModel(model_name, repo.blobs.uri(f"models/{version}"))
+        model = LeadScoringModel(model_name, repo.blobs.uri(f"models/{version}"), profile)
         try:
             model.load()
         except Exception as exc:

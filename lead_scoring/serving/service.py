@@ -12,7 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -20,6 +20,7 @@ from lead_scoring.retry import WaitTimeout, wait_until
 from lead_scoring.settings import (
     ADMIN_TOKEN_ENV_VAR,
     DEFAULT_MODEL_NAME,
+    Profile,
     challenger_model_name,
     owner_only_secret,
     security_settings,
@@ -105,6 +106,7 @@ def server_argv(
 class ModelServerService:
     """`model-server` of the stack (`model-server-2`, ... : the other replicas of a multi-node topology)."""
 
+    blocks_start: ClassVar[bool] = True
     cfg: StackConfig
     replica: int = 1
 
@@ -123,7 +125,7 @@ class ModelServerService:
         root = self.cfg.state.parent / "artifacts"
         if not root.is_dir():
             return None
-        repo = ArtifactRepository(LocalBlobs(root))
+        repo = ArtifactRepository(LocalBlobs(root), Profile.LOCAL)  # the local stack's own store
         try:
             version = repo.production_version()
         except (OSError, ValueError, KeyError, ArtifactError):

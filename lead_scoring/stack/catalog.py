@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.flink import (
@@ -31,6 +31,9 @@ class ServiceFactory(Protocol):
     """One service of the stack: how to start it now (a fresh spec at every start) and how to check it."""
 
     name: str
+    # Whether `stack up` fails when it is not healthy in time: False when the rest of the product works without
+    # it (a CRM worker); `up` then reports it unhealthy, with its reason, and returns.
+    blocks_start: ClassVar[bool]
 
     def wanted(self) -> bool:
         """Whether `stack up` without names starts it (the model server: once a model exists)."""
@@ -51,9 +54,8 @@ class ServiceFactory(Protocol):
 def blocks_start(factory: ServiceFactory) -> bool:
     """Whether `stack up` fails when this service is not healthy in time (default: yes).
 
-    A factory sets `blocks_start = False` when the rest of the product works without it (a CRM worker): then
-    `up` reports it unhealthy, with its reason, and returns; the supervisor and `stack status` keep watching it."""
-    return bool(getattr(factory, "blocks_start", True))
+    The supervisor and `stack status` keep watching a service that does not block the start."""
+    return factory.blocks_start
 
 
 class Hooks(Protocol):
@@ -78,6 +80,7 @@ class NoHooks:
 class _Infra:
     """Kafka (one service per broker) and the Flink processes (one service per TaskManager)."""
 
+    blocks_start: ClassVar[bool] = True
     name: str
     cfg: StackConfig
     layout: Layout

@@ -1,5 +1,8 @@
 """`lead-scoring stack install`: resolve the Kafka and Flink jars into the stack cache.
 
+Long on purpose: one job (jars into the cache, verified and locked) whose steps (Maven, the Flink
+wheel, the build id, pruning) share the `Layout` and the lock and are read in order.
+
 Sources, and nothing else: Maven Central (through `jvm/pom.xml` and `mvn`) and PyPI (the
 `apache-flink-libraries` wheel, which is where flink-dist 2.x is published).
 

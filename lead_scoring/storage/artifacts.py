@@ -36,7 +36,6 @@ from lead_scoring.settings import (
     MANIFEST_PIN_ENV_VAR,
     SIGNING_KEY_ENV_VAR,
     Profile,
-    current_profile,
     owner_only_secret,
     security_settings,
     state_dir,
@@ -66,14 +65,14 @@ class ArtifactSignatureError(ArtifactIntegrityError):
 
 
 # -- signing --------------------------------------------------------------------------------------------
-def signing_key() -> bytes:
+def signing_key(profile: Profile) -> bytes:
     """The artifact signing key: LEAD_SCORING_ARTIFACT_SIGNING_KEY, else (local and cluster profiles) a key
-    generated once under `<state>/secrets` (0600). The gcp profile never falls back: its key lives in Secret
+    generated once under `<state>/secrets` (0600). The gcp `profile` never falls back: its key lives in Secret
     Manager and reaches Dagster and the model server through the environment."""
     configured = security_settings().signing_key
     if configured is not None:
         return configured.get_secret_value().encode()
-    if current_profile() is Profile.GCP:
+    if profile is Profile.GCP:
         raise ArtifactSignatureError(
             f"{SIGNING_KEY_ENV_VAR} is not set: the gcp profile signs and verifies model artifacts with a key held "
             f"outside the bucket; set it from Secret Manager in Dagster's and the model server's environment "
@@ -117,9 +116,8 @@ def verify_pinned_manifest(manifest: dict[str, Any], source: str, pinned: str) -
     return str(signature.get("key_id")) if isinstance(signature, dict) else ""
 
 
-def verify_manifest(manifest: dict[str, Any], source: str, key: bytes | None = None) -> str:
+def verify_manifest(manifest: dict[str, Any], source: str, key: bytes) -> str:
     """The id of the key that verified `manifest`'s signature; `ArtifactSignatureError` (saying the fix) if none."""
-    key = key if key is not None else signing_key()
     signature = manifest.get(SIGNATURE_FIELD)
     if not isinstance(signature, dict) or not isinstance(signature.get("value"), str):
         raise ArtifactSignatureError(
@@ -262,14 +260,17 @@ class GcsBlobs:
 
 
 class ArtifactRepository:
-    """Versioned models on any `BlobIO`: save, load (verified), list, and the production pointer."""
+    """Versioned models on any `BlobIO`: save, load (verified), list, and the production pointer.
 
-    def __init__(self, blobs: BlobIO, key: bytes | None = None):
+    `profile` decides where the signing key may come from (`signing_key`); reading the pointer needs no key."""
+
+    def __init__(self, blobs: BlobIO, profile: Profile, key: bytes | None = None):
         self.blobs = blobs
-        self.key = key  # None: `signing_key()`, resolved when an artifact is saved or loaded
+        self.profile = profile
+        self.key = key  # None: `signing_key(profile)`, resolved when an artifact is saved or loaded
 
     def signing_key(self) -> bytes:
-        return self.key if self.key is not None else signing_key()
+        return self.key if self.key is not None else signing_key(self.profile)
 
     def save(self, model: Any, manifest: dict[str, Any], version: str | None = None) -> ModelArtifact:
         version = version or new_version()
@@ -352,7 +353,7 @@ def blobs_at(uri: str, gcs_client: Any | None = None) -> BlobIO:
     raise ArtifactError(f"unsupported artifact URI scheme {parsed.scheme!r} in {uri} (use a path or gs://)")
 
 
-def repository_for_uri(uri: str, gcs_client: Any | None = None) -> tuple[ArtifactRepository, str]:
+def repository_for_uri(uri: str, profile: Profile, gcs_client: Any | None = None) -> tuple[ArtifactRepository, str]:
     """(repository, version) for the folder URI of one version in a store (`<root>/models/<version>`)."""
     parsed = urlparse(uri)
     local = parsed.scheme in ("", "file")
@@ -362,10 +363,10 @@ def repository_for_uri(uri: str, gcs_client: Any | None = None) -> tuple[Artifac
     root, marker, version = trimmed.rpartition("/models/")
     if not marker or not version or "/" in version:
         raise ArtifactError(f"{uri} is not a model version folder (<root>/models/<version>)")
-    return ArtifactRepository(blobs_at(root, gcs_client)), version
+    return ArtifactRepository(blobs_at(root, gcs_client), profile), version
 
 
-def load_folder(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
+def load_folder(uri: str, profile: Profile, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
     """(model, manifest) from any folder holding manifest.json + the model file: signature and sha256 verified
     before unpickling.
 
@@ -385,12 +386,12 @@ def load_folder(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str,
     if pinned and security_settings().signing_key is None:
         verify_pinned_manifest(manifest, uri, pinned)
     else:
-        verify_manifest(manifest, uri)
+        verify_manifest(manifest, uri, signing_key(profile))
     payload = blobs.read(manifest.get("model_file", MODEL_FILE))
     return deserialize_verified(payload, manifest["sha256"], uri), manifest
 
 
-def load_artifact(uri: str, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
+def load_artifact(uri: str, profile: Profile, gcs_client: Any | None = None) -> tuple[Any, dict[str, Any]]:
     """Load and verify the model at a version folder URI (what the model server is given)."""
-    repo, version = repository_for_uri(uri, gcs_client)
+    repo, version = repository_for_uri(uri, profile, gcs_client)
     return repo.load(version)

@@ -15,8 +15,10 @@ def local_artifact_root() -> str:
 
 def model_store(profile: Profile) -> ModelStore:
     if profile is Profile.GCP:
-        return GcsModelStore(bucket=dg.EnvVar("LEAD_SCORING_GCS_BUCKET"), project=dg.EnvVar("LEAD_SCORING_GCP_PROJECT"))
-    return LocalModelStore(root=local_artifact_root())
+        return GcsModelStore(
+            profile=profile, bucket=dg.EnvVar("LEAD_SCORING_GCS_BUCKET"), project=dg.EnvVar("LEAD_SCORING_GCP_PROJECT")
+        )
+    return LocalModelStore(profile=profile, root=local_artifact_root())
 
 
 def defs(profile: Profile) -> dg.Definitions:

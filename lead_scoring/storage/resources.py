@@ -9,11 +9,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from pydantic import Field
 
+from lead_scoring.settings import Profile
 from lead_scoring.storage.artifacts import ArtifactRepository, GcsBlobs, LocalBlobs
 
 
 class ModelStore(dg.ConfigurableResource):
-    """Where versioned model artifacts live; subclasses choose the backend."""
+    """Where versioned model artifacts live; subclasses choose the backend. `profile` says where the signing
+    key may come from (`storage.artifacts.signing_key`: gcp never generates one)."""
+
+    profile: Profile = Field(default=Profile.LOCAL, description="the profile this store serves")
 
     def repository(self) -> ArtifactRepository:
         raise NotImplementedError("use LocalModelStore or GcsModelStore")
@@ -28,7 +32,7 @@ class LocalModelStore(ModelStore):
     root: str = Field(description="directory holding models/<version>/")
 
     def repository(self) -> ArtifactRepository:
-        return ArtifactRepository(LocalBlobs(self.root))
+        return ArtifactRepository(LocalBlobs(self.root), self.profile)
 
     def describe(self) -> str:
         return self.root
@@ -37,6 +41,7 @@ class LocalModelStore(ModelStore):
 class GcsModelStore(ModelStore):
     """Artifacts in gs://bucket/prefix/models/<version>/ (the `gcp` profile)."""
 
+    profile: Profile = Field(default=Profile.GCP, description="the profile this store serves")
     bucket: str = Field(description="GCS bucket")
     prefix: str = Field(default="lead-scoring", description="object prefix inside the bucket")
     project: Optional[str] = Field(default=None, description="GCP project (defaults to the ADC project)")
@@ -54,7 +59,7 @@ class GcsModelStore(ModelStore):
         return storage.Client(project=self.project)
 
     def repository(self) -> ArtifactRepository:
-        return ArtifactRepository(GcsBlobs(self.client(), self.bucket, self.prefix))
+        return ArtifactRepository(GcsBlobs(self.client(), self.bucket, self.prefix), self.profile)
 
     def describe(self) -> str:
         return f"gs://{self.bucket}/{self.prefix}"

@@ -1,6 +1,7 @@
 """Confluent Cloud for Apache Flink (gcp profile): the `FlinkEngine` verbs over the Statements REST API.
 
-Three parts, one job each: `confluent_api.StatementsApi` sends the requests (statements, connections);
+Four parts, one job each: `confluent_api.StatementsApi` sends the statements' requests;
+`confluent_connections` creates the Vertex AI connection (the one request carrying a secret);
 `confluent_statements` says what our statements are (names, properties, labels) and reads the deployed ones
 back by their labels (running, health, healing, source positions); this module is the Dagster resource and
 the rollout's verbs: run the DDL once, start, wait, stop at a resumable point, resume.
@@ -15,6 +16,7 @@ import httpx
 from pydantic import Field, PrivateAttr
 
 from lead_scoring.streaming.confluent_api import ConfluentApiError, StatementsApi
+from lead_scoring.streaming.confluent_connections import ensure_vertex_connection
 from lead_scoring.streaming.confluent_statements import (
     KIND_LABEL,
     RETIRED_LABEL,
@@ -125,7 +127,7 @@ class ConfluentFlink(FlinkEngine):
         api = self.api
         s = pipeline.settings
         if self.vertex_service_key:
-            api.ensure_vertex_connection(s.vertex_connection, s.model_endpoint, self.vertex_service_key)
+            ensure_vertex_connection(api, s.vertex_connection, s.model_endpoint, self.vertex_service_key)
         return [self._run_ddl(api, name, sql, pipeline.session_config) for name, sql in ddl_statements(pipeline)]
 
     def _run_ddl(self, api: StatementsApi, name: str, sql: str, properties: dict[str, str]) -> str:

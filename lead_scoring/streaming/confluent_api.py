@@ -8,14 +8,11 @@ DELETING), `PUT .../{name}` replaces it (stop and resume are a PUT of the fetche
 `spec.stopped` flipped, as `confluent flink statement stop|resume` do; a 409 means it changed since it was
 read: read it again and retry), `DELETE` removes it.
 
-The Vertex AI service-account key only travels in the body of `POST .../connections` (HTTPS), as the
-`SERVICE_KEY` of a `PlaintextProvider` auth block (how the Confluent CLI sends `--service-key`); never in
-SQL text, statement properties, logs or metadata.
+Connections (the Vertex AI connection ML_PREDICT calls through) are `confluent_connections`, over this client.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,9 +37,20 @@ class _Conflict(ConfluentApiError):
     """409: the statement changed since it was read (PUT), or one of that name still exists (POST)."""
 
 
+def checked(resp: httpx.Response, what: str) -> dict[str, Any]:
+    """The answer's JSON; `ConfluentApiError` with Confluent's own error text when it is an error."""
+    if resp.status_code >= 400:
+        try:
+            errors = resp.json().get("errors") or resp.json()
+        except ValueError:
+            errors = resp.text[:2000]
+        raise ConfluentApiError(f"Confluent Cloud answered {resp.status_code} for {what}: {errors}")
+    return resp.json() if resp.content else {}
+
+
 @dataclass(frozen=True)
 class StatementsApi:
-    """Statements and connections of one environment, run as `principal` in `compute_pool_id`."""
+    """Statements of one environment, run as `principal` in `compute_pool_id`."""
 
     base_url: str
     organization_id: str
@@ -60,19 +68,17 @@ class StatementsApi:
     transport: Optional[httpx.BaseTransport] = field(default=None, repr=False)  # tests: a fake Confluent
 
     @property
-    def _environment(self) -> str:
+    def environment_path(self) -> str:
+        """The environment's SQL API path, under which statements and connections live."""
         return f"/sql/v1/organizations/{self.organization_id}/environments/{self.environment_id}"
 
     @property
     def _statements(self) -> str:
-        return f"{self._environment}/statements"
-
-    @property
-    def _connections(self) -> str:
-        return f"{self._environment}/connections"
+        return f"{self.environment_path}/statements"
 
     @contextmanager
-    def _client(self) -> Iterator[httpx.Client]:
+    def client(self) -> Iterator[httpx.Client]:
+        """An authenticated HTTP client for this environment's SQL API (one per call: nothing kept open)."""
         with httpx.Client(
             base_url=self.base_url,
             auth=(self.api_key, self.api_secret),
@@ -84,18 +90,8 @@ class StatementsApi:
     def read(self, path: str, params: Optional[dict[str, Any]] = None) -> httpx.Response:
         """A read-only GET under this environment's SQL API (`statements`, `connections/<name>`), unchecked:
         `lead-scoring preflight` tells 401/403/404 apart itself."""
-        with self._client() as client:
-            return client.get(f"{self._environment}/{path}", params=params)
-
-    @staticmethod
-    def _check(resp: httpx.Response, what: str) -> dict[str, Any]:
-        if resp.status_code >= 400:
-            try:
-                errors = resp.json().get("errors") or resp.json()
-            except ValueError:
-                errors = resp.text[:2000]
-            raise ConfluentApiError(f"Confluent Cloud answered {resp.status_code} for {what}: {errors}")
-        return resp.json() if resp.content else {}
+        with self.client() as client:
+            return client.get(f"{self.environment_path}/{path}", params=params)
 
     # ---- statements ---------------------------------------------------------------------------------------
 
@@ -145,25 +141,25 @@ class StatementsApi:
             ) from None
 
     def _post_statement(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        with self._client() as client:
+        with self.client() as client:
             resp = client.post(self._statements, json=body)
         if resp.status_code == 409:
             raise _Conflict(f"Confluent Cloud answered 409 for create statement {name}: {resp.text[:500]}")
-        return self._check(resp, f"create statement {name}")
+        return checked(resp, f"create statement {name}")
 
     def get_statement(self, name: str) -> Optional[dict[str, Any]]:
-        with self._client() as client:
+        with self.client() as client:
             resp = client.get(f"{self._statements}/{name}")
         if resp.status_code == 404:
             return None
-        return self._check(resp, f"get statement {name}")
+        return checked(resp, f"get statement {name}")
 
     def list_statements(self, prefix: str = "") -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         params: dict[str, Any] = {"page_size": 100}
-        with self._client() as client:
+        with self.client() as client:
             while True:
-                page = self._check(client.get(self._statements, params=params), "list statements")
+                page = checked(client.get(self._statements, params=params), "list statements")
                 out += [s for s in page.get("data", []) if s.get("name", "").startswith(prefix)]
                 token = (page.get("metadata") or {}).get("next")
                 if not token:
@@ -202,20 +198,20 @@ class StatementsApi:
             },
         }
         log.info("%s Confluent statement %s", "stopping" if stopped else "resuming", name)
-        with self._client() as client:
+        with self.client() as client:
             resp = client.put(f"{self._statements}/{name}", json=body)
         what = f"{'stop' if stopped else 'resume'} statement {name}"
         if resp.status_code == 409:
             raise _Conflict(f"Confluent Cloud answered 409 for {what}: {resp.text[:500]}")
-        return self._check(resp, what)
+        return checked(resp, what)
 
     def delete_statement(self, name: str, wait: bool = True) -> None:
         """DELETE answers 202 ("being deleted"): with `wait`, poll until GET answers 404, so the name can be
         created again (bounded by `delete_timeout_s`)."""
-        with self._client() as client:
+        with self.client() as client:
             resp = client.delete(f"{self._statements}/{name}")
         if resp.status_code not in (202, 204, 404):
-            self._check(resp, f"delete statement {name}")
+            checked(resp, f"delete statement {name}")
         if not wait or resp.status_code == 404:
             return
         last: dict[str, Any] = {}
@@ -260,39 +256,6 @@ class StatementsApi:
             )
         except WaitTimeout as exc:
             raise TimeoutError(str(exc)) from None
-
-    # ---- connections --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def connection_body(name: str, endpoint: str, service_key: str) -> dict[str, Any]:
-        """The body of `POST .../connections` for Vertex AI (the key JSON under SERVICE_KEY, as the CLI sends it)."""
-        return {
-            "name": name,
-            "spec": {
-                "connection_type": "VERTEXAI",
-                "endpoint": endpoint,
-                "auth_data": {"kind": "PlaintextProvider", "data": json.dumps({"SERVICE_KEY": service_key})},
-            },
-        }
-
-    def ensure_vertex_connection(self, name: str, endpoint: str, service_key: str) -> str:
-        """Create the Vertex AI connection unless it exists; returns 'created' or 'exists'."""
-        body = self.connection_body(name, endpoint, service_key)
-        with self._client() as client:
-            existing = client.get(f"{self._connections}/{name}")
-            if existing.status_code == 200:
-                current = (existing.json().get("spec") or {}).get("endpoint")
-                if current and current != endpoint:  # the endpoint is immutable: the operator must decide
-                    raise ConfluentApiError(
-                        f"connection {name} points at {current}, not {endpoint}; delete it "
-                        f"(`confluent flink connection delete {name}`) and roll out again"
-                    )
-                return "exists"
-            resp = client.post(self._connections, json=body)
-        if resp.status_code == 409:
-            return "exists"
-        self._check(resp, f"create connection {name}")  # the body (with the key) is never in the message
-        return "created"
 
 
 def _page_token(next_url: str) -> str:

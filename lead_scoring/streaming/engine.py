@@ -5,7 +5,7 @@ Two implementations, one key (`flink`):
   the `cluster` profile (an existing Flink cluster). Its collaborators: sql_gateway.py, jobmanager.py,
   deployment_record.py, statement_checks.py.
 * `ConfluentFlink` (confluent.py): Confluent Cloud for Apache Flink through its Statements REST API. Its
-  collaborators: confluent_api.py, confluent_statements.py.
+  collaborators: confluent_api.py, confluent_connections.py, confluent_statements.py.
 
 The rollout algorithm (rollout.py) and the self-healing (healing.py) are written once against this class;
 nothing dispatches on the concrete type.

@@ -1,5 +1,8 @@
 """Render the pipeline's Flink SQL (`sql/*.sql`) for a dialect: OSS Flink 2.3 (local) or Confluent Cloud (gcp).
 
+Long on purpose (one renderer): every place the two dialects differ, and every column derived from the
+contract, is decided here side by side, so a change to one dialect is made while reading the other.
+
 One source for both: the templates hold the statements; this module fills in what differs (formats,
 connector options, ML_PREDICT syntax, model provider, topic ownership) and what is derived from the
 contract (table columns, model inputs, and the dead-letter checks, which mirror

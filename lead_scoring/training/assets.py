@@ -1,4 +1,8 @@
-"""Training assets: CRM records in the warehouse -> training data -> model -> gated, versioned artifact."""
+"""Training assets: CRM records in the warehouse -> training data -> model -> gated, versioned artifact.
+
+Long on purpose: one Dagster asset group (training), each asset next to the config class it reads; the
+model code itself is in `training.model`.
+"""
 
 import json
 from dataclasses import dataclass, field

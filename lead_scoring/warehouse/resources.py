@@ -1,5 +1,8 @@
 """The warehouse as a Dagster resource: a DuckDB file (local) or BigQuery (gcp).
 
+Long on purpose: the two backends of one role (`Warehouse`), DuckDB and BigQuery, side by side, so that
+each method is read for both backends at once.
+
 SQL is written once, in BigQuery Standard SQL with unqualified table names: BigQuery resolves them
 through the job's default dataset; DuckDB runs the same text transpiled by sqlglot.
 """

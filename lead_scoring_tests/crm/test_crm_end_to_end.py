@@ -39,7 +39,7 @@ def test_replayed_leads_get_scored_written_back_and_land_in_the_warehouse(local_
     kafka, flink = local_stack.kafka(), local_stack.flink_sql()
     tag = uuid.uuid4().hex[:6]
     prefix, names = f"crm{tag}_", f"crm{tag}"
-    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"))
+    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"), Profile.LOCAL)
     version = repo.save(fit_model(n=300, seed=1), manifest={"trained_on": "crm end-to-end test"})
     port = free_port()
     url = f"http://127.0.0.1:{port}"

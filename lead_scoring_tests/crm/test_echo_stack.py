@@ -62,7 +62,7 @@ def test_each_lead_is_scored_once_and_input_raw_stops_growing_with_the_crm_echo_
     kafka, flink = local_stack.kafka(), local_stack.flink_sql()
     tag = uuid.uuid4().hex[:6]
     prefix, names = f"ec{tag}_", f"ec{tag}"
-    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"))
+    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"), Profile.LOCAL)
     v1 = repo.save(fit_model(n=300, seed=1), {"trained_on": "echo v1"})
     serving = LocalModelServer(port=free_port(), state_path=str(tmp_path / "serving"), ready_timeout_s=180)
     warehouse = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))

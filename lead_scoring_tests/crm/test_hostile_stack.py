@@ -65,7 +65,7 @@ def test_hostile_records_mid_stream_stop_no_worker_and_every_valid_lead_lands(lo
     kafka, flink = local_stack.kafka(), local_stack.flink_sql()
     tag = uuid.uuid4().hex[:6]
     prefix, names = f"hostile{tag}_", f"hostile{tag}"
-    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"))
+    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"), Profile.LOCAL)
     version = repo.save(fit_model(n=300, seed=1), manifest={"trained_on": "hostile stream test"})
     port = free_port()
     url = f"http://127.0.0.1:{port}"

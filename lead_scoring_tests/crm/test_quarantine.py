@@ -250,7 +250,7 @@ def test_a_record_the_warehouse_cannot_store_is_isolated_and_quarantined_and_the
     assert kept["payload_bytes"][0] == len(batch[18].value)
     assert kept["error"][0].startswith("InvalidInputException:")
     assert worker.stats.counts["quarantined"] == 2
-    worker._heartbeat(force=True)  # the loop writes one every second
+    worker.status.beat(force=True)  # the loop writes one every second
     assert json.loads((tmp_path / "worker.heartbeat.json").read_text())["quarantined"] == 2
     # the same batch again (a crash before the commit): nothing lands twice, nothing is quarantined twice
     worker._batch = list(batch)

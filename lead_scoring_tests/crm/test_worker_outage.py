@@ -22,7 +22,7 @@ def _worker(tmp_path: Path, kafka: KafkaResource) -> MicroBatchWorker:
         name="writeback",
         heartbeat_path=tmp_path / "writeback.json",
     )
-    worker._set_state(CONSUMING)
+    worker.status.set(CONSUMING)
     return worker
 
 

@@ -58,7 +58,7 @@ def test_audit_accounts_for_every_hop_then_names_the_one_that_lost_or_doubled_a_
     tag = uuid.uuid4().hex[:6]
     prefix, names = f"aud{tag}_", f"aud{tag}"
     topics = AuditTopics.prefixed(prefix)
-    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"))
+    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"), Profile.LOCAL)
     version = repo.save(fit_model(n=300, seed=1), manifest={"trained_on": "audit test"})
     port = free_port()
     server = ModelServerProcess(version.uri, port=port, log_path=tmp_path / "model-server.log", model_name=MODEL)

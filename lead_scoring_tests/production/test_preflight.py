@@ -22,6 +22,7 @@ from lead_scoring.production.preflight import (
 from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import Profile
 from lead_scoring.streaming.confluent import ConfluentFlink
+from lead_scoring.streaming.confluent_connections import ensure_vertex_connection
 from lead_scoring.warehouse.tables import TABLES
 from lead_scoring_tests.crm.fake_salesforce import FakeSalesforce
 from lead_scoring_tests.production.fake_gcs import FakeGcs
@@ -119,7 +120,7 @@ def world(monkeypatch):
     serving = VertexAIModelServing(
         project="p", region="europe-west4", endpoint_id="123", image_uri="img", parent_model=VERTEX_MODEL
     ).with_client_options(credentials=AnonymousCredentials(), api_endpoint=f"127.0.0.1:{vertex.port}")
-    flink.api.ensure_vertex_connection("vertex-lead-scorer", serving.endpoint_url(), '{"type": "service_account"}')
+    ensure_vertex_connection(flink.api, "vertex-lead-scorer", serving.endpoint_url(), '{"type": "service_account"}')
     crm = SalesforceResource(username=USER, password=PASSWORD, security_token=TOKEN).with_session_factory(
         salesforce.session
     )

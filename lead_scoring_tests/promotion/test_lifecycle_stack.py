@@ -77,7 +77,7 @@ def test_shadow_promotion_full_rescore_and_revert(local_stack, tmp_path) -> None
     kafka, flink = local_stack.kafka(), local_stack.flink_sql()
     tag = uuid.uuid4().hex[:6]
     prefix, names = f"lc{tag}_", f"lc{tag}"
-    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"))
+    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"), Profile.LOCAL)
     v1 = repo.save(fit_model(n=300, seed=1), {"grades": GRADES, "trained_on": "lifecycle v1"})
     time.sleep(1.1)  # versions are time-stamped to the second
     v2 = repo.save(fit_model(n=300, seed=2), {"grades": GRADES, "trained_on": "lifecycle v2"})

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import MODEL_FILE, ArtifactRepository, LocalBlobs
 from lead_scoring_tests.serving.records import fit_model
@@ -21,7 +22,7 @@ VERTEX_HEALTH = "/healthz"
 def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """models/V1 and models/V2 (two fitted pipelines) and models/BAD (model.joblib tampered after saving)."""
     root = tmp_path_factory.mktemp("artifacts")
-    repo = ArtifactRepository(LocalBlobs(root))
+    repo = ArtifactRepository(LocalBlobs(root), Profile.LOCAL)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         repo.save(fit_model(400, seed=1), {"note": "test"}, version=V1)
@@ -36,7 +37,7 @@ def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def repo(store_root: Path) -> ArtifactRepository:
-    return ArtifactRepository(LocalBlobs(store_root))
+    return ArtifactRepository(LocalBlobs(store_root), Profile.LOCAL)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from lead_scoring.serving.deployment import DeploymentError, Expected
 from lead_scoring.serving.local import LocalModelServer
 from lead_scoring.serving.service import MODEL_SERVER, ModelServerError, swap_model
 from lead_scoring.serving.vertex import VERTEX_HEALTH_ROUTE, VERTEX_PORT, VERTEX_PREDICT_ROUTE, VertexAIModelServing
+from lead_scoring.settings import Profile
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.ports import free_port
 from lead_scoring.stack.stack import pid_alive
@@ -87,7 +88,7 @@ def test_asset_deploys_sets_production_and_fails_without_touching_it(local_serve
     assert metadata["smoke_test_latency_ms"].value > 0
     assert metadata["smoke_test_score"].value == expected_for(resources["model_store"], repo.artifact(V1)).score
     assert repo.production_version() == V1
-    assert metadata["artifact_signing_key_id"].value == key_id(signing_key())
+    assert metadata["artifact_signing_key_id"].value == key_id(signing_key(Profile.LOCAL))
     assert metadata["artifact_signing_key_id"].value == repo.manifest(V1)["signature"]["key_id"]
 
     failed = dg.materialize_to_memory(

@@ -24,6 +24,7 @@ from lead_scoring.serving.server import (
     add_protocol_routes,
     client_error_handlers,
 )
+from lead_scoring.settings import Profile
 from lead_scoring.storage.artifacts import ArtifactRepository
 from lead_scoring.training.model import LeadScorer
 from lead_scoring_tests.serving.conftest import V1, VERTEX_HEALTH, VERTEX_PREDICT
@@ -261,7 +262,7 @@ def test_adapter_app_routes_ours_first_and_never_answers_422(repo: ArtifactRepos
 
     config = ServerConfig()
     server = LeadScoringModelServer(config)
-    model = LeadScoringModel(config.model_name, repo.artifact(V1).uri)
+    model = LeadScoringModel(config.model_name, repo.artifact(V1).uri, Profile.LOCAL)
     assert model.load()
     server.serve_model(model)
 

@@ -17,6 +17,7 @@ from lead_scoring.contract import FEATURES
 from lead_scoring.contract.hashing import canonical_features, features_hash
 from lead_scoring.serving.model import LeadScoringModel, RecordRejected, load_verified
 from lead_scoring.serving.server import parse_v2_request
+from lead_scoring.settings import Profile
 from lead_scoring.storage.artifacts import ArtifactIntegrityError, ArtifactRepository, LocalBlobs
 from lead_scoring.training.grades import GradeScale
 from lead_scoring.training.model import FAMILIES, LeadScorer, ModelParams, build_pipeline, features_frame, fit
@@ -26,7 +27,7 @@ from lead_scoring_tests.serving.records import make_records
 
 @pytest.fixture(scope="module")
 def model(repo: ArtifactRepository) -> LeadScoringModel:
-    m = LeadScoringModel("lead_scorer", repo.artifact(V1).uri)
+    m = LeadScoringModel("lead_scorer", repo.artifact(V1).uri, Profile.LOCAL)
     assert m.load() is True
     return m
 
@@ -42,23 +43,23 @@ def test_load_verifies_and_reports_version(model: LeadScoringModel) -> None:
 
 
 def test_load_refuses_a_tampered_artifact(repo: ArtifactRepository, caplog: pytest.LogCaptureFixture) -> None:
-    m = LeadScoringModel("lead_scorer", repo.artifact(BAD).uri)
+    m = LeadScoringModel("lead_scorer", repo.artifact(BAD).uri, Profile.LOCAL)
     with caplog.at_level(logging.ERROR):
         assert m.load() is False
     assert not m.ready and m.scorer is None
     assert "sha256" in (m.load_error or "") and "does not match" in m.load_error
     assert any("integrity" in r.getMessage() for r in caplog.records)
     with pytest.raises(ArtifactIntegrityError):
-        load_verified(repo.artifact(BAD).uri)
+        load_verified(repo.artifact(BAD).uri, Profile.LOCAL)
 
 
 def test_load_of_a_missing_artifact_is_not_ready(tmp_path) -> None:
-    m = LeadScoringModel("lead_scorer", str(tmp_path / "models" / "nope"))
+    m = LeadScoringModel("lead_scorer", str(tmp_path / "models" / "nope"), Profile.LOCAL)
     assert m.load() is False and not m.ready and "no artifact file" in (m.load_error or "")
 
 
 def test_start_does_not_mark_an_unloaded_model_ready(tmp_path) -> None:
-    m = LeadScoringModel("lead_scorer", str(tmp_path / "models" / "nope"))
+    m = LeadScoringModel("lead_scorer", str(tmp_path / "models" / "nope"), Profile.LOCAL)
     m.load()
     m.start()
     assert not m.ready
@@ -166,9 +167,9 @@ def test_every_family_serves_exact_scores_with_manifest_grades(family: str, tmp_
         build_pipeline(ModelParams(family=family, min_category_frequency=2)), features_frame(records), labels
     )
     section = {"min_score": {"A": 70, "B": 45, "C": 20}, "method": "test"}
-    repo = ArtifactRepository(LocalBlobs(tmp_path))
+    repo = ArtifactRepository(LocalBlobs(tmp_path), Profile.LOCAL)
     artifact = repo.save(pipeline, {"family": family, "grades": section}, version=f"m-{family}")
-    served = LeadScoringModel("lead_scorer", artifact.uri)
+    served = LeadScoringModel("lead_scorer", artifact.uri, Profile.LOCAL)
     assert served.load() is True and served.scorer is not None
     assert served.scorer.family.name == family and served.scorer.grades == GradeScale(section["min_score"])
     probe, _ = make_records(30, seed=22)
@@ -221,9 +222,9 @@ def test_a_model_without_grades_predicts_a_null_grade(model: LeadScoringModel) -
 def test_a_broken_grades_section_keeps_the_model_not_ready(tmp_path) -> None:
     records, labels = make_records(200, seed=23)
     pipeline = fit(build_pipeline(ModelParams(min_category_frequency=2)), features_frame(records), labels)
-    repo = ArtifactRepository(LocalBlobs(tmp_path))
+    repo = ArtifactRepository(LocalBlobs(tmp_path), Profile.LOCAL)
     artifact = repo.save(pipeline, {"grades": {"min_score": {"A": 10, "B": 50, "C": 5}}}, version="m-broken")
-    m = LeadScoringModel("lead_scorer", artifact.uri)
+    m = LeadScoringModel("lead_scorer", artifact.uri, Profile.LOCAL)
     assert m.load() is False and not m.ready
     assert "grades" in (m.load_error or "") and "retrain" in m.load_error
 

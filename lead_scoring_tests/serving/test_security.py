@@ -132,7 +132,7 @@ def test_allow_swap_without_a_token_refuses_to_start(repo: ArtifactRepository, m
 @pytest.fixture(scope="module")
 def model_server(repo: ArtifactRepository) -> LeadScoringModelServer:
     server = LeadScoringModelServer(ServerConfig())
-    model = LeadScoringModel(NAME, repo.artifact(V1).uri)
+    model = LeadScoringModel(NAME, repo.artifact(V1).uri, Profile.LOCAL)
     assert model.load()
     server.serve_model(model)
     return server

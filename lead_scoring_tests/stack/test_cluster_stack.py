@@ -86,7 +86,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         start_timeout_s=300.0,
     )
     install(cfg)
-    repo = ArtifactRepository(LocalBlobs(root / "artifacts"))  # the replicas' shared store (<state root>/artifacts)
+    repo = ArtifactRepository(
+        LocalBlobs(root / "artifacts"), Profile.LOCAL
+    )  # the replicas' shared store (<state root>/artifacts)
     v1 = repo.save(fit_model(n=300, seed=1), manifest={"trained_on": "cluster test v1"})
     time.sleep(1.1)  # versions are time-stamped to the second
     v2 = repo.save(fit_model(n=300, seed=2), manifest={"trained_on": "cluster test v2"})
@@ -134,7 +136,7 @@ def deployed(topology: Topology, cluster_env: dict[str, str]) -> Iterator[Deploy
         "model_serving": model_serving(Profile.CLUSTER),
         "model_store": LocalModelStore(root=str(topology.store)),
     }
-    artifact = ArtifactRepository(LocalBlobs(topology.store)).artifact(topology.versions[1])
+    artifact = ArtifactRepository(LocalBlobs(topology.store), Profile.LOCAL).artifact(topology.versions[1])
 
     @dg.asset(name="model_artifact")
     def new_artifact() -> ModelArtifact:

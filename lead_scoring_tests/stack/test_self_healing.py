@@ -43,6 +43,7 @@ from lead_scoring.monitoring.pipeline import pipeline_consumer_groups
 from lead_scoring.retry import WaitTimeout, wait_until
 from lead_scoring.services import local_stack
 from lead_scoring.serving.service import MODEL_SERVER
+from lead_scoring.settings import Profile
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.flink import JOBMANAGER
 from lead_scoring.stack.install import install
@@ -89,7 +90,7 @@ def product(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Product]:
     stack = local_stack(cfg)
     try:
         stack.up()
-        repo = ArtifactRepository(LocalBlobs(root / "artifacts"))
+        repo = ArtifactRepository(LocalBlobs(root / "artifacts"), Profile.LOCAL)
         artifact = repo.save(fit_model(n=300, seed=5), manifest={"trained_on": "self-healing tests"})
         repo.set_production(artifact.version)
         stack.up([MODEL_SERVER], args={MODEL_SERVER: {"artifact": artifact.uri}})

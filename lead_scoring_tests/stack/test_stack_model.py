@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from lead_scoring.serving.service import MODEL_SERVER
+from lead_scoring.settings import Profile
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.sql_gateway import FlinkSqlError
 from lead_scoring_tests.serving.records import fit_model, make_records
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.stack
 @pytest.fixture(scope="module")
 def model_server(local_stack, tmp_path_factory):
     """The stack's model server on a freshly trained artifact; stopped after this module."""
-    repo = ArtifactRepository(LocalBlobs(tmp_path_factory.mktemp("artifacts")))
+    repo = ArtifactRepository(LocalBlobs(tmp_path_factory.mktemp("artifacts")), Profile.LOCAL)
     artifact = repo.save(fit_model(n=300), manifest={"trained_on": "stack test records"})
     stack = local_stack.stack
     try:

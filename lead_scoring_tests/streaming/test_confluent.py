@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from lead_scoring.streaming.confluent import ConfluentFlink
-from lead_scoring.streaming.confluent_api import ConfluentApiError, StatementsApi
+from lead_scoring.streaming.confluent_api import ConfluentApiError
+from lead_scoring.streaming.confluent_connections import ensure_vertex_connection, vertex_connection_body
 from lead_scoring.streaming.engine import RolloutError
 from lead_scoring.streaming.render import (
     Dialect,
@@ -239,7 +240,7 @@ def test_api_errors_name_the_call_but_not_the_key() -> None:
 
     cc = resource(FakeConfluent()).with_transport(CONTRACT.transport(refuse))
     with pytest.raises(ConfluentApiError) as info:
-        cc.api.ensure_vertex_connection("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
+        ensure_vertex_connection(cc.api, "vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
     assert "create connection vertex-lead-scorer" in str(info.value) and "invalid endpoint" in str(info.value)
     assert "PRIVATE KEY" not in str(info.value)
 
@@ -358,7 +359,7 @@ def test_the_mistakes_the_vendor_schema_lets_through_are_refused_by_our_strict_b
     """Issue 28 #9: Confluent's document accepts these three; our schemas from its Go SDK and CLI do not."""
     from lead_scoring_tests.vendor.strict_bodies import strict_body_errors
 
-    good = StatementsApi.connection_body("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
+    good = vertex_connection_body("vertex-lead-scorer", ENDPOINT, SERVICE_KEY)
     contract.check_request(_connection_request(good["spec"]))  # what we send passes both
     empty_auth = {**good["spec"], "auth_data": {}}
     raw_key = {**good["spec"], "auth_data": {"kind": "PlaintextProvider", "data": SERVICE_KEY}}

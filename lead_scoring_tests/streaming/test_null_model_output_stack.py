@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from lead_scoring.serving.service import ModelServerProcess
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_ports
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.admin import ensure_topics
@@ -74,7 +75,7 @@ def blanking_pass_through(port: int, upstream: str) -> Iterator[tuple[list[str],
 
 
 def test_a_null_model_output_goes_to_the_dlq_and_the_statement_keeps_scoring(local_stack, tmp_path: Path) -> None:
-    artifact = ArtifactRepository(LocalBlobs(tmp_path / "artifacts")).save(
+    artifact = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"), Profile.LOCAL).save(
         fit_model(n=300, seed=1), manifest={"trained_on": "null model output test"}
     )
     server_port, proxy_port = free_ports(2)

@@ -27,6 +27,7 @@ from lead_scoring.contract import parse_record
 from lead_scoring.contract.schemas import lead_avro_schema
 from lead_scoring.crm.synthetic import generate_leads
 from lead_scoring.serving.service import ModelServerProcess, swap_model
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.assets import flink_statements, streaming_topics
@@ -190,7 +191,7 @@ def assert_once(got: list[tuple[str, dict[str, Any]]], keys: set[str], what: str
 @pytest.fixture(scope="module")
 def running(local_stack, tmp_path_factory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("pipeline")
-    repo = ArtifactRepository(LocalBlobs(tmp / "artifacts"))
+    repo = ArtifactRepository(LocalBlobs(tmp / "artifacts"), Profile.LOCAL)
     v1 = repo.save(fit_model(n=300, seed=1), manifest={"trained_on": "pipeline test v1"})
     time.sleep(1.1)  # versions are time-stamped to the second
     v2 = repo.save(fit_model(n=300, seed=2), manifest={"trained_on": "pipeline test v2"})

@@ -15,6 +15,7 @@ from lead_scoring.definitions import defs as definitions
 from lead_scoring.promotion.comparison import compare, verdict
 from lead_scoring.serving.local import LocalModelServer
 from lead_scoring.serving.model import LeadScoringModel
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.storage.resources import LocalModelStore
@@ -120,7 +121,7 @@ def test_forty_conversions_give_a_deployed_graded_model_and_its_card(resources, 
 
     # the CLI prints the same card from the model store
     monkeypatch.setenv("LEAD_SCORING_HOME", str(tmp_path / "home"))
-    home_repo = ArtifactRepository(LocalBlobs(tmp_path / "home" / "artifacts"))
+    home_repo = ArtifactRepository(LocalBlobs(tmp_path / "home" / "artifacts"), Profile.LOCAL)
     home_repo.save(
         pipeline, {k: v for k, v in manifest.items() if k not in ("version", "created_at")}, version=artifact.version
     )
@@ -207,8 +208,10 @@ def test_a_calibrated_model_serves_the_calibrated_probability_with_exact_reasons
         assert not np.allclose(expected, raw)
         explanation = LeadScorer(pipeline, "v").explain(probe)
         assert np.allclose(explanation.logits, model_logit(pipeline, x_probe), atol=1e-9)  # reasons still add up
-        artifact = ArtifactRepository(LocalBlobs(tmp_path / family)).save(pipeline, {"family": family}, version="m1")
-        served = LeadScoringModel("lead_scorer", artifact.uri)  # the model server's own load + predict
+        artifact = ArtifactRepository(LocalBlobs(tmp_path / family), Profile.LOCAL).save(
+            pipeline, {"family": family}, version="m1"
+        )
+        served = LeadScoringModel("lead_scorer", artifact.uri, Profile.LOCAL)  # the model server's own load + predict
         assert served.load() is True
         predictions = served.predict(served.preprocess({"instances": probe}))["predictions"]
         assert [p["score"] for p in predictions] == [int(round(100 * p)) for p in expected]
