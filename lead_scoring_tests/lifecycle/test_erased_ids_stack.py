@@ -30,6 +30,7 @@ from lead_scoring.lifecycle.erasure import ErasureRegister, erase_leads
 from lead_scoring.monitoring.audit import ERASED_NOT_SCORED, HOP_SCORES, AuditTopics, audit, read_window
 from lead_scoring.serving.assets import model_deployment
 from lead_scoring.serving.local import LocalModelServer
+from lead_scoring.settings import Profile
 from lead_scoring.stack.ports import free_port
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs, ModelArtifact
 from lead_scoring.storage.resources import LocalModelStore
@@ -78,7 +79,7 @@ def test_an_erased_lead_that_changes_again_is_not_scored_written_or_landed(local
     kafka, flink = local_stack.kafka(), local_stack.flink_sql()
     tag = uuid.uuid4().hex[:6]
     prefix, names = f"er{tag}_", f"er{tag}"
-    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"))
+    repo = ArtifactRepository(LocalBlobs(tmp_path / "artifacts"), Profile.LOCAL)
     v1 = repo.save(fit_model(n=300, seed=1), {"trained_on": "erasure v1"})
     serving = LocalModelServer(port=free_port(), state_path=str(tmp_path / "serving"), ready_timeout_s=180)
     warehouse = DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
