@@ -14,7 +14,8 @@ later round, or dropped after `max_pending_s` (counted in the log, never an erro
 The echo never holds up the CRM write: Salesforce accepts the write whether or not its source connector can
 reach Kafka, and the record comes back on a later poll. So echoes are produced asynchronously; one Kafka does
 not acknowledge (a broker outage, a full producer queue) is kept pending and sent again in a later round; and
-`EchoingCrmWriter` echoes on its own thread.
+`EchoingCrmWriter` echoes on its own thread. A client that is stuck rather than waiting (`ProducerWatch`) is
+replaced, as `replay.Producer`'s is.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pandas as pd
 from lead_scoring.contract.fields import FIELD_NAMES, LEAD_FIELDS, FieldType
 from lead_scoring.crm.writeback import CrmWriter, WriteFailure
 from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.streaming.producer_watch import ProducerWatch
 from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,13 @@ class CrmEcho:
         self.clock, self.sleep = clock, sleep
         self.pending: dict[str, float] = {}  # Id -> when it was first written without a landed record
         self._producer: Any = None
+        self._in_flight = 0  # produced, no delivery report yet
+        self.replaced = 0  # stuck clients replaced
+        self._watch = ProducerWatch(kafka, topic, clock=clock)
 
     def echo(self, ids: Iterable[str]) -> int:
         """Echo the records of `ids` (just written) and of the pending ones; the number echoed."""
+        self._replace_if_stuck()
         now = self.clock()
         wanted = dict.fromkeys(ids, now)
         wanted.update(self.pending)
@@ -131,15 +137,38 @@ class CrmEcho:
             self._producer = self.kafka.producer()
 
         def delivered(err: Any, msg: Any) -> None:
-            if err is not None:  # sent again with a later write, unless it has waited max_pending_s already
+            self._in_flight -= 1
+            if err is None:
+                self._watch.progressed()
+            else:  # sent again with a later write, unless it has waited max_pending_s already
                 self._undelivered(msg.key().decode(), since, str(err))
 
         for key, value in record_payloads(frame, _EventType="updated", LastModifiedDate=written_at):
             try:
+                self._in_flight += 1
                 self._producer.produce(self.topic, key=key, value=value, on_delivery=delivered)
             except BufferError:  # the producer's queue is full: Kafka has been away for a while
+                self._in_flight -= 1
                 self._undelivered(key.decode(), since, "producer queue full")
         self._producer.poll(0)  # serve the delivery reports of earlier echoes
+
+    def _replace_if_stuck(self) -> None:
+        """A stuck client (`ProducerWatch`) is purged and dropped: the purged echoes are reported undelivered,
+        so pending, and this round produces them again with a new client."""
+        if not self._watch.stuck(self._in_flight) or self._producer is None:  # looked at first: idle resets it
+            return
+        held = self._in_flight
+        self._producer.purge()
+        self._producer.poll(0)  # the purged echoes' reports
+        log.warning(
+            "crm echo: the Kafka producer acknowledged nothing for %.0f s with the broker up; replaced, %d echo(es) "
+            "sent again",
+            self._watch.stall_s,
+            held,
+        )
+        self._producer, self._in_flight = None, 0
+        self.replaced += 1
+        self._watch.progressed()
 
     def _undelivered(self, rid: str, since: dict[str, float], reason: str) -> None:
         first = since.get(rid, self.clock())

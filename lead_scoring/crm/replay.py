@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError
 
 from lead_scoring.contract import FIELD_NAMES
 from lead_scoring.contract.samples import DEMO_ID_PREFIX, iso_ms
 from lead_scoring.crm.importer import ExportMapping, import_export, validate_frame
 from lead_scoring.crm.synthetic import frame_records, generate_leads, to_events
 from lead_scoring.streaming.kafka import KafkaResource
+from lead_scoring.streaming.producer_watch import ProducerWatch
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +106,6 @@ class RateLimiter:
 
 
 WAIT_LOG_EVERY_S = 30.0
-# Nothing acknowledged for this long while the broker answers: the client is stuck, not waiting. Seen after a
-# broker restart: "Failed to acquire idempotence PID from broker ...: Coordinator load in progress: retrying",
-# then 358 messages never acknowledged in 10 minutes (librdkafka retries the PID request on the same broker,
-# confluent-kafka-python#1335). The producer is then replaced and what it held is produced again.
-PRODUCER_STALL_S = 60.0
 _PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
 
 
@@ -135,7 +131,7 @@ class Producer:
         self._last_wait_log = 0.0
         self._unacked: dict[int, tuple[bytes, bytes]] = {}  # sequence -> (key, value), until acknowledged
         self._sequence = 0
-        self._last_progress = time.monotonic()
+        self.watch = ProducerWatch(kafka, topic)
 
     def _waiting(self, what: str) -> None:
         """One log line per 30 s while Kafka does not take or acknowledge what we produce."""
@@ -148,7 +144,7 @@ class Producer:
         if err is not None and err.code() in _PURGED:
             return  # taken back from a stuck client: produced again by its replacement
         self._unacked.pop(sequence, None)
-        self._last_progress = time.monotonic()
+        self.watch.progressed()
         if err is None:
             self.summary.sent += 1
         else:
@@ -157,6 +153,8 @@ class Producer:
                 self.summary.errors.append(str(err))
 
     def _produce(self, key: bytes, value: bytes) -> None:
+        if not self._unacked:  # nothing was waiting: the stall clock starts with this message
+            self.watch.progressed()
         self._sequence += 1
         self._unacked[self._sequence] = (key, value)
         self.producer.produce(
@@ -164,15 +162,9 @@ class Producer:
         )
 
     def _replace_if_stuck(self) -> None:
-        """Nothing acknowledged for PRODUCER_STALL_S with messages waiting, and a fresh client reaches the
-        broker: purge the stuck client and produce what it held again with a new one (a message the old one did
-        write may then be in the topic twice; everything downstream is idempotent by record)."""
-        if not self._unacked or time.monotonic() - self._last_progress < PRODUCER_STALL_S:
-            return
-        try:
-            self.kafka.admin().list_topics(topic=self.topic, timeout=5.0)
-        except KafkaException:
-            self._last_progress = time.monotonic()  # the broker is away: waiting, not stuck; look again later
+        """A stuck client (`ProducerWatch`): purge it and produce what it held again with a new one (a message
+        the old one did write may then be in the topic twice; everything downstream is idempotent by record)."""
+        if not self.watch.stuck(len(self._unacked)):
             return
         self.producer.purge()
         self.producer.flush(0)  # the purged ones' reports are ignored; one acknowledged meanwhile is counted
@@ -180,13 +172,13 @@ class Producer:
         log.warning(
             "the Kafka producer acknowledged nothing for %.0f s with the broker up; replaced, %d messages produced "
             "again",
-            PRODUCER_STALL_S,
+            self.watch.stall_s,
             len(held),
         )
         self.producer = self._make_producer(**{"message.timeout.ms": 0})
         self.replaced += 1
         self._unacked = {}
-        self._last_progress = time.monotonic()
+        self.watch.progressed()
         for key, value in held:
             self._produce(key, value)
 

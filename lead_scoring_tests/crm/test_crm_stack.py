@@ -33,6 +33,7 @@ from lead_scoring.crm.replay import frame_records, load_events, replay
 from lead_scoring.crm.synthetic import generate_leads, write_frame
 from lead_scoring.crm.workers import MicroBatchWorker
 from lead_scoring.stack.ports import free_port
+from lead_scoring.streaming import producer_watch
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.lag import end_offset, group_lag
 from lead_scoring.streaming.topics import INPUT_RAW, LEAD_SCORES
@@ -563,7 +564,7 @@ def test_a_producer_that_acknowledges_nothing_with_the_broker_up_is_replaced_and
     # After a broker restart an idempotent producer once acknowledged nothing for 10 minutes ("Failed to acquire
     # idempotence PID ... Coordinator load in progress"). Here the first client talks to a port nothing listens
     # on, while the broker itself answers: a client stuck, not a broker away.
-    monkeypatch.setattr(replay_module, "PRODUCER_STALL_S", 2.0)
+    monkeypatch.setattr(producer_watch, "PRODUCER_STALL_S", 2.0)
     kafka = local_stack.kafka()
     topic = _name("stuckproducer")
     create_topics(kafka, [topic])

@@ -11,11 +11,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from lead_scoring.contract import parse_record
 from lead_scoring.crm.echo import CrmEcho, EchoingCrmWriter
 from lead_scoring.crm.resources import LocalCrm, input_topic_of
 from lead_scoring.crm.writeback import LocalCrmWriter
+from lead_scoring.streaming.producer_watch import PRODUCER_STALL_S
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
 
@@ -63,12 +65,41 @@ class UnreachableProducer(RecordingProducer):
         return len(reports)
 
 
-class FakeKafka:
+class NeverAcknowledges(RecordingProducer):
+    """A stuck client (after a broker restart: no idempotence PID): takes every echo, acknowledges none."""
+
     def __init__(self) -> None:
+        super().__init__()
+        self.held: list[Any] = []
+
+    def produce(self, topic: str, key: bytes, value: bytes, on_delivery: Any) -> None:
+        self.held.append((on_delivery, Msg(key)))
+
+    def purge(self) -> None:
+        held, self.held = self.held, []
+        for callback, msg in held:
+            callback(KafkaError(KafkaError._PURGE_QUEUE), msg)
+
+
+class Admin:
+    def __init__(self, broker_up: bool) -> None:
+        self.broker_up = broker_up
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        if not self.broker_up:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+
+
+class FakeKafka:
+    def __init__(self, broker_up: bool = True) -> None:
         self.out = RecordingProducer()
+        self.broker_up = broker_up
 
     def producer(self, **_overrides: Any) -> RecordingProducer:
         return self.out
+
+    def admin(self, **_overrides: Any) -> Admin:
+        return Admin(self.broker_up)
 
 
 def _row(rid: str, modified: str, event: str = "created", visits: float = 3.0) -> dict[str, Any]:
@@ -195,6 +226,40 @@ def test_an_echo_kafka_does_not_acknowledge_never_fails_the_write_and_is_sent_ag
     assert echo.echo([]) == 2 and not echo.pending
     assert sorted(m["key"] for m in kafka.out.sent) == ["00Q01", "00Q03"]
     assert echo.flush(1.0) == 0
+
+
+@pytest.mark.parametrize("broker_up", [True, False])
+def test_a_stuck_echo_client_is_replaced_and_what_it_held_echoed_again_unless_the_broker_is_away(warehouse, broker_up):
+    now = [0.0]
+    kafka = FakeKafka(broker_up)
+    kafka.out = NeverAcknowledges()
+    echo = CrmEcho(warehouse, kafka, "input_raw", wait_s=0.0, clock=lambda: now[0], sleep=lambda s: None)  # type: ignore[arg-type]
+    assert echo.echo(["00Q01"]) == 1 and not echo.pending  # produced; never acknowledged
+    now[0] = PRODUCER_STALL_S - 1
+    echo.echo([])
+    assert echo.replaced == 0  # waiting, not stuck yet
+    stuck, kafka.out = kafka.out, RecordingProducer()
+    now[0] = PRODUCER_STALL_S + 1
+    echo.echo([])
+    if broker_up:  # stuck: purged, and the new client echoes what it held
+        assert echo.replaced == 1 and not stuck.held
+        assert [m["key"] for m in kafka.out.sent] == ["00Q01"] and not echo.pending
+    else:  # the broker away: waiting, the client kept
+        assert echo.replaced == 0 and len(stuck.held) == 1 and not kafka.out.sent
+
+
+def test_an_idle_echo_producer_is_not_taken_for_a_stuck_one(warehouse):
+    now = [0.0]
+    kafka = FakeKafka()
+    echo = CrmEcho(warehouse, kafka, "input_raw", wait_s=0.0, clock=lambda: now[0], sleep=lambda s: None)  # type: ignore[arg-type]
+    assert echo.echo(["00Q01"]) == 1  # acknowledged at once
+    now[0] = 10 * PRODUCER_STALL_S  # a quiet hour, then a write
+    kafka.out = NeverAcknowledges()
+    echo._producer = None
+    assert echo.echo(["00Q01"]) == 1
+    now[0] += 1
+    echo.echo([])
+    assert echo.replaced == 0
 
 
 class SlowWarehouse(DuckDBWarehouse):
