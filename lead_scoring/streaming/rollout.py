@@ -15,7 +15,8 @@ Only a statement whose SQL changed (the contract, a provider or connector option
    `sql.tables.initial-offset-from`). Every record is processed once, by exactly one of them.
 3. Verify: the new statement must reach RUNNING and, when records are waiting, produce output. If it does
    not, it is stopped, the old statement is restarted from the same offsets (what it ran, as recorded), and
-   the rollout fails with the reason.
+   the rollout fails with the reason. Statements with nothing to hand over start together and are verified
+   after, each one the same way.
 """
 
 from __future__ import annotations
@@ -62,18 +63,32 @@ def rollout(
     report.probe = engine.probe(pipeline)  # raises: nothing running was touched
     on_event(f"preflight: {report.probe}")
 
+    # Statements with nothing to hand over (a first deployment, a new role) are all submitted before any is
+    # verified, so their start-ups overlap (a 2-core laptop: ~20 s instead of ~40 s for four). A hand-over waits
+    # until everything started upstream of it is verified: it stops a running statement.
+    starting: list[_Starting] = []
     for role, new in pipeline.statements.items():
         if new.name in live:
             report.statements.append(StatementReport(new.name, role.value, "RUNNING", live[new.name]))
             engine.remember(pipeline, {new.name: live[new.name]})
             continue
         olds = sorted(n for n in live if n != new.name and role_of(n, s.statement_prefix, role))
+        if not olds:
+            before = engine.position(pipeline, role)
+            try:
+                submitted = engine.start(pipeline, role)
+            except Exception as exc:
+                raise RolloutError(f"{new.name} did not take over: {exc}. No older statement was running.") from exc
+            starting.append(_Starting(role, new.name, submitted, before))
+            continue
+        _verify(engine, pipeline, starting, report, verify_timeout_s, on_event)
+        starting = []
         stopped: list[str] = []
         for old in olds:
             engine.stop(pipeline, old, live[old])
             stopped.append(old)
             on_event(f"stopped {old}")
-        resume_from = stopped[-1] if stopped else None
+        resume_from = stopped[-1]
         before = engine.position(pipeline, role)
         ident: Optional[str] = None
         try:
@@ -83,18 +98,52 @@ def rollout(
         except Exception as exc:
             restored = _restore(engine, pipeline, role, new.name, ident, stopped, on_event)
             raise RolloutError(f"{new.name} did not take over: {exc}. {restored}") from exc
+        _started(report, StatementReport(new.name, role.value, phase, ident, "replaced", resume_from), produced)
         on_event(f"{new.name} {phase}; {produced}")
-        report.statements.append(
-            StatementReport(
-                new.name, role.value, phase, ident, action="replaced" if stopped else "started", replaced=resume_from
-            )
-        )
         report.stopped += stopped
-        if produced:
-            report.notes.append(f"{new.name}: {produced}")
+    _verify(engine, pipeline, starting, report, verify_timeout_s, on_event)
+    order = [st.name for st in pipeline.statements.values()]
+    report.statements.sort(key=lambda st: order.index(st.name))
     if all(st.action == "unchanged" for st in report.statements):
         report.notes.append(f"model {s.model_version} is served under the running statements; nothing to hand over")
     return report
+
+
+@dataclass
+class _Starting:
+    """A statement submitted with nothing to hand over, not verified yet."""
+
+    role: StatementRole
+    name: str
+    ident: str
+    before: Any  # its output's position when it was submitted
+
+
+def _verify(
+    engine: FlinkEngine,
+    pipeline: Pipeline,
+    starting: list[_Starting],
+    report: RolloutReport,
+    timeout_s: float,
+    on_event: Callable[[str], None],
+) -> None:
+    """Each submitted statement must reach RUNNING and, when records wait, produce; one that does not is stopped
+    and the rollout fails (there was nothing running before it to bring back)."""
+    for st in starting:
+        try:
+            phase = engine.wait_running(st.name, st.ident, timeout_s)
+            produced = engine.verify_produces(pipeline, st.role, st.ident, st.before, timeout_s)
+        except Exception as exc:
+            restored = _restore(engine, pipeline, st.role, st.name, st.ident, [], on_event)
+            raise RolloutError(f"{st.name} did not take over: {exc}. {restored}") from exc
+        on_event(f"{st.name} {phase}; {produced}")
+        _started(report, StatementReport(st.name, st.role.value, phase, st.ident, "started"), produced)
+
+
+def _started(report: RolloutReport, statement: StatementReport, produced: str) -> None:
+    report.statements.append(statement)
+    if produced:
+        report.notes.append(f"{statement.name}: {produced}")
 
 
 def _restore(
