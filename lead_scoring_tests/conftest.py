@@ -1,10 +1,14 @@
-"""Shared test setup: the real-stack plugin, and a private state folder for the whole session."""
+"""Shared test setup: the real-stack and shared-pipeline plugins, and a private state folder for the whole session."""
 
 import os
 
 import pytest
 
-pytest_plugins = ["lead_scoring_tests.fixtures.stack", "lead_scoring_tests.fixtures.gcs"]
+pytest_plugins = [
+    "lead_scoring_tests.fixtures.stack",
+    "lead_scoring_tests.fixtures.pipeline",
+    "lead_scoring_tests.fixtures.gcs",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)
