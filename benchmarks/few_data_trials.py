@@ -182,7 +182,7 @@ def variants(
     train: pd.DataFrame, pool: pd.DataFrame, synthetic: Callable[[], Logits], pooled: Callable[[], Logits]
 ) -> dict[str, Callable[[], Logits]]:
     """Name -> fit (lazily: `--only` fits just the variants it names)."""
-    few = dataclasses.replace(ModelParams(), **FEW_DATA_PARAMS["additive"], prior="")
+    few = dataclasses.replace(ModelParams(), **{**FEW_DATA_PARAMS["additive"], "prior": ""})
     fine = dataclasses.replace(few, min_category_frequency=1)  # with a prior, rare categories need no pooling
     unlabelled = pool.iloc[len(train) : 2 * len(train)]
     out: dict[str, Callable[[], Logits]] = {"shipped (asset pick)": lambda: shipped(train)}

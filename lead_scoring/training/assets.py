@@ -25,6 +25,7 @@ from lead_scoring.training.card import card_section, model_card_markdown
 from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
 from lead_scoring.training.fitting import (
     DEFAULT_FEW_DATA_CONVERSIONS,
+    DEFAULT_FEW_DATA_PRIOR,
     MIN_VALIDATION_CLASS,
     Candidate,
     FitSettings,
@@ -44,6 +45,7 @@ from lead_scoring.training.model import (
     model_input_fields,
     probability,
 )
+from lead_scoring.training.prior import PRIORS
 from lead_scoring.training.queries import DEMO_DATA_POLICIES, labelled_leads_by_kind_sql, training_data_sql
 from lead_scoring.util import markdown_table
 from lead_scoring.warehouse.resources import Warehouse
@@ -253,6 +255,11 @@ class ModelConfig(dg.Config):
         "in few-data mode: few-data hyperparameters, cross-fitted on every lead, three grades if four "
         "are not possible (benchmarks/learning_curve.py measured where this pays)",
     )
+    few_data_prior: str = Field(
+        default=DEFAULT_FEW_DATA_PRIOR,
+        description='in few-data mode the additive family fits toward this prior: "synthetic" (a model of the '
+        'project\'s synthetic leads, lead_scoring/training/prior.py) or "" for none',
+    )
     cross_fit_folds: int = Field(default=5, ge=2, le=20, description="folds of the few-data cross-fitting")
     bootstrap_resamples: int = Field(default=200, ge=20, description="resamples of the metrics' 90% intervals")
     min_category_frequency: int = Field(default=ModelParams.min_category_frequency, ge=1)
@@ -277,8 +284,13 @@ class ModelConfig(dg.Config):
         return params_for(self.model_dump(), family)
 
     def settings(self) -> FitSettings:
+        if self.few_data_prior not in PRIORS:
+            raise dg.Failure(
+                f'lead_scoring_model.few_data_prior is {self.few_data_prior!r}; use one of {PRIORS} ("": none)'
+            )
         return FitSettings(
             few_data_conversions=self.few_data_conversions,
+            few_data_prior=self.few_data_prior,
             folds=self.cross_fit_folds,
             bootstrap_resamples=self.bootstrap_resamples,
             seed=self.random_state,
