@@ -411,6 +411,7 @@ def lead_scoring_model(
             metrics=chosen.metrics,
             intervals=bounds,
             calibration=chosen.calibration,
+            prior=str(chosen.params.get("prior", "")),
         ),
     )
     return dg.Output(
@@ -420,7 +421,8 @@ def lead_scoring_model(
             "validation_rows": chosen.metrics["rows"],
             "family": chosen.family,
             "trained_on": f"trained on {conversions} conversions ({len(training_data)} leads)"
-            + (" -- few-data mode" if few_data else ""),
+            + (" -- few-data mode" if few_data else "")
+            + (f", fitted toward the {chosen.params['prior']} prior" if chosen.params.get("prior") else ""),
             "few_data_mode": few_data,
             "few_data_reason": why,
             "evaluated_on": evaluated_on,
