@@ -56,6 +56,7 @@ from lead_scoring.training.evaluation import classification_metrics
 from lead_scoring.training.fitting import (
     FEW_DATA_PARAMS,
     FitSettings,
+    calibrated_enough,
     is_few_data,
     select_candidate,
     train_candidate,
@@ -174,7 +175,7 @@ def shipped(train: pd.DataFrame) -> Logits:
     settings = FitSettings()
     few, _ = is_few_data(frame, settings)
     candidates = [train_candidate(f, ModelParams(family=f), frame, few, settings)[0] for f in FAMILIES]
-    chosen = select_candidate(candidates, min_auc_gain=0.002)
+    chosen = select_candidate(candidates, 0.002, lambda c: calibrated_enough(c, few, settings))
     return lambda f: model_logit(chosen.pipeline, features_frame(f))
 
 

@@ -25,10 +25,13 @@ from lead_scoring.training.card import card_section, model_card_markdown
 from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
 from lead_scoring.training.fitting import (
     DEFAULT_FEW_DATA_CONVERSIONS,
+    DEFAULT_FEW_DATA_MAX_ECE,
     DEFAULT_FEW_DATA_PRIOR,
+    DEFAULT_MAX_ECE,
     MIN_VALIDATION_CLASS,
     Candidate,
     FitSettings,
+    calibrated_enough,
     intervals,
     is_few_data,
     params_for,
@@ -360,7 +363,8 @@ def lead_scoring_model(
         )
         candidates.append(candidate)
         evaluations[family] = evaluation
-    chosen = select_candidate(candidates, config.min_auc_gain)
+    # a candidate the gate would block for its calibration is not chosen while another one passes
+    chosen = select_candidate(candidates, config.min_auc_gain, lambda c: calibrated_enough(c, few_data, settings))
     evaluation = evaluations[chosen.family]
     y_eval = evaluation[LABEL].astype(bool).to_numpy()
     proba = np.asarray(chosen.evaluation_proba, dtype=float)
@@ -475,12 +479,14 @@ class QualityGateConfig(dg.Config):
     max_auc_drop_vs_champion: float = Field(
         default=0.005, description="the challenger may trail the production model by at most this much AUC"
     )
-    max_ece: float = Field(default=0.03, ge=0, description="expected calibration error (10 bins) above this blocks")
+    max_ece: float = Field(
+        default=DEFAULT_MAX_ECE, ge=0, description="expected calibration error (10 bins) above this blocks"
+    )
     max_ece_increase_vs_champion: float = Field(
         default=0.01, ge=0, description="the challenger's ECE may exceed the production model's by at most this"
     )
     few_data_max_ece: float = Field(
-        default=0.08,
+        default=DEFAULT_FEW_DATA_MAX_ECE,
         ge=0,
         description="few-data mode: the ECE limit instead of max_ece (out-of-fold predictions of "
         "fold models that saw 80% of a few hundred leads overstate the deployed "

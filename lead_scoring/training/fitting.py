@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,8 @@ FEW_DATA_PARAMS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_FEW_DATA_CONVERSIONS = 400
 DEFAULT_FEW_DATA_PRIOR = "synthetic"  # the additive family's prior in few-data mode ("" none)
+DEFAULT_MAX_ECE = 0.03  # the quality gate's calibration limit (QualityGateConfig.max_ece)
+DEFAULT_FEW_DATA_MAX_ECE = 0.08  # ... in few-data mode (QualityGateConfig.few_data_max_ece)
 MIN_VALIDATION_CLASS = 20  # fewer converted (or unconverted) validation leads cannot measure a model
 
 
@@ -220,8 +222,22 @@ def scoring_ms_per_record(pipeline: Any, frame: pd.DataFrame, rows: int = 50) ->
     return (time.perf_counter() - started) * 1000 / max(1, len(records))
 
 
-def select_candidate(candidates: list[Candidate], min_auc_gain: float) -> Candidate:
-    """The best ROC AUC; a later (more complex) family must win by `min_auc_gain`."""
+def calibrated_enough(candidate: Candidate, few_data: bool, settings: FitSettings) -> bool:
+    """Whether the quality gate, at its default limits, would pass the candidate's ECE: within the limit, or within
+    what a perfectly calibrated model could show on these leads by chance (`quality_problems`' own rule)."""
+    assert candidate.evaluation_proba is not None
+    limit = DEFAULT_FEW_DATA_MAX_ECE if few_data else DEFAULT_MAX_ECE
+    chance = ece_if_calibrated(candidate.evaluation_proba, settings.bootstrap_resamples, 0.95, settings.seed)
+    return candidate.metrics["ece"] <= max(limit, chance)
+
+
+def select_candidate(
+    candidates: list[Candidate], min_auc_gain: float, eligible: Callable[[Candidate], bool] | None = None
+) -> Candidate:
+    """The best ROC AUC; a later (more complex) family must win by `min_auc_gain`. With `eligible` (e.g.
+    `calibrated_enough`), only the candidates it accepts compete, unless it accepts none."""
+    if eligible is not None:
+        candidates = [c for c in candidates if eligible(c)] or candidates
     best = candidates[0]
     for candidate in candidates[1:]:
         if candidate.metrics["roc_auc"] >= best.metrics["roc_auc"] + min_auc_gain:
