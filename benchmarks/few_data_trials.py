@@ -14,7 +14,11 @@ The leads and splits of benchmarks/learning_curve.py: the X Education export in 
 
 Variants (every one Platt-calibrated out of fold as the training asset does, `fitting.train_candidate`):
 
-* `shipped`: the training asset's pick (few-data mode) -- the reference;
+* `shipped`: the training asset's pick (few-data mode) at the checked-out commit (before the prior: the
+  reference the variants were compared with; from f772897 on, the prior-fitted model itself);
+* `product`: the form the product ships (lead_scoring/training/prior.py, `additive.fit`): one basis, the
+  prior's coefficients fitted on the synthetic leads, the team's leads fitted with L2 on the difference from
+  them, for prior strengths C 0.1-3;
 * `synthetic prior`: an additive model fitted on leads of the project's synthetic generator
   (lead_scoring/crm/synthetic.py), alone (its log-odds re-based on the training leads by Platt), and as the
   offset of a local few-data additive model whose L2 penalty shrinks the local terms toward the prior
