@@ -8,9 +8,10 @@ The artifact is a plain scikit-learn `Pipeline` (no project classes inside the p
 explanation baseline (mean transformed training row) rides along as a numpy attribute.
 
 With a prior (`ModelParams.prior`, few-data mode: lead_scoring/training/prior.py) the same pipeline is fitted
-in two steps: the preprocessing on the prior's leads and the team's, the prior's coefficients on the prior's
-leads, then the team's leads with an L2 penalty on the difference from those coefficients. The result is
-an ordinary fitted pipeline of this family (same steps, same exact explanation).
+in two steps: the preprocessing on the prior's leads and the team's (category pooling and spline knots
+counted on both), the prior's coefficients on the prior's leads, then the team's leads with an L2 penalty on
+the difference from those coefficients. The result is an ordinary fitted pipeline of this family (same
+steps, same exact explanation).
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ This project has no other customers' leads; it has its synthetic CRM generator
 (`lead_scoring.crm.synthetic`), whose conversion model is a logistic model with hand-set effects per field
 value (e.g. Lead Add Form +2.4, Welingak Website +2.2, Working Professional +2.3 on the log-odds).
 
-`synthetic_leads` draws `PRIOR_LEADS` of them (fixed seed): the additive family fits its prior on them, in
-the same basis as the local model (`additive.fit` with `ModelParams.prior == "synthetic"`), then fits the
-team's own leads with an L2 penalty on the *difference* from the prior (Bayesian logistic regression with
-the prior's coefficients as the mean; `prior_c` is the prior's variance: smaller trusts the prior more).
-With few leads the model stays near the prior; with many the data override it.
+`prior_leads("synthetic")` draws `PRIOR_LEADS` of them (fixed seed `PRIOR_SEED`): the additive family fits
+its prior on them, in the same basis as the local model (`additive.fit` with `ModelParams.prior ==
+"synthetic"`), then fits the team's own leads with an L2 penalty on the *difference* from the prior
+(Bayesian logistic regression with the prior's coefficients as the mean; `prior_c` is the prior's variance:
+smaller trusts the prior more). With few leads the model stays near the prior; with many the data override it.
 
 What the prior knows, honestly: the generator's effects were written (2026-11-23) to "follow the X Education
 export" from the dataset's public analyses, i.e. from the whole public dataset, not from the leads a team
