@@ -31,6 +31,10 @@ Variants (every one Platt-calibrated out of fold as the training asset does, `fi
 * `unlabelled vocabulary`: the preprocessing (one-hot pooling, spline knots) fitted on the training and
   those unlabelled leads, the classifier on the labelled ones only.
 
+`--wrong-prior`: the product's prior is fitted on the synthetic leads with their outcomes flipped (a prior that
+is as wrong as it can be, standing in for a team whose funnel differs from X Education's), to measure what a
+wrong prior costs and whether the asset's out-of-fold competition with the prior-free stumps protects it.
+
 Prints one table; writes nothing. Single-threaded.
 """
 
@@ -56,6 +60,7 @@ from threadpoolctl import threadpool_limits
 from lead_scoring.contract import LABEL
 from lead_scoring.crm.synthetic import generate_leads
 from lead_scoring.settings import project_root
+from lead_scoring.training import additive
 from lead_scoring.training.evaluation import classification_metrics
 from lead_scoring.training.fitting import (
     FEW_DATA_PARAMS,
@@ -218,6 +223,7 @@ def main() -> int:
     parser.add_argument("--stage", choices=("dev", "test"), default="dev")
     parser.add_argument("--synthetic-leads", type=int, default=20000)
     parser.add_argument("--only", default="", help="fit only the variants whose name contains this")
+    parser.add_argument("--wrong-prior", action="store_true", help="the product's prior with flipped outcomes")
     args = parser.parse_args()
     console = Console(width=200)
     if not Path(args.csv).exists():
@@ -225,6 +231,9 @@ def main() -> int:
         return 0
     warnings.filterwarnings("ignore")
     threadpool_limits(limits=1)
+    if args.wrong_prior:  # benchmark-only substitution of the product's prior (see the module docstring)
+        right = additive.prior_leads
+        additive.prior_leads = lambda name: (lambda x, y: (x, 1 - y))(*right(name))
     leads = ordered_leads(args.csv, args.mapping)
     n_test = int(round(len(leads) * 0.3))
     pool, test = leads.iloc[:-n_test], leads.iloc[-n_test:]
