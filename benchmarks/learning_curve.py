@@ -56,6 +56,7 @@ from lead_scoring.training.evaluation import bootstrap_intervals, classification
 from lead_scoring.training.features import MISSING
 from lead_scoring.training.fitting import (
     FitSettings,
+    calibrated_enough,
     few_data_params,
     intervals,
     is_few_data,
@@ -128,7 +129,9 @@ def asset_rows(
         candidate, evaluation = train_candidate(family, ModelParams(family=family), frame, few, settings)
         candidate.fit_seconds = time.perf_counter() - started
         candidates.append((candidate, evaluation))
-    chosen = select_candidate([c for c, _ in candidates], min_auc_gain=0.002)
+    chosen = select_candidate(
+        [c for c, _ in candidates], min_auc_gain=0.002, eligible=lambda c: calibrated_enough(c, few, settings)
+    )
     for candidate, evaluation in candidates + [(c, e) for c, e in candidates if c is chosen]:
         name = "asset pick" if len(rows) == len(candidates) else f"asset: {candidate.family}"
         proba = probability(candidate.pipeline, x_test)

@@ -6,6 +6,12 @@ are the real contributions of its values, not a global importance list.
 
 The artifact is a plain scikit-learn `Pipeline` (no project classes inside the pickle); the
 explanation baseline (mean transformed training row) rides along as a numpy attribute.
+
+With a prior (`ModelParams.prior`, few-data mode: lead_scoring/training/prior.py) the same pipeline is fitted
+in two steps: the preprocessing on the prior's leads and the team's (category pooling and spline knots
+counted on both), the prior's coefficients on the prior's leads, then the team's leads with an L2 penalty on
+the difference from those coefficients. The result is an ordinary fitted pipeline of this family (same
+steps, same exact explanation).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.interpolate import BSpline
+from scipy.optimize import minimize
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -25,12 +32,22 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, SplineTran
 
 from lead_scoring.contract import CATEGORICAL_FEATURES, FEATURES, FLAG_FEATURES, NUMERIC_FEATURES
 from lead_scoring.training.features import MISSING, as_float, is_missing, is_ticked, step_name
+from lead_scoring.training.prior import prior_leads
 
 logger = logging.getLogger(__name__)
 
 BASELINE_ATTR = "lead_scoring_baseline_"  # mean transformed training row: the explanation's reference
 FEATURE_SLICES_ATTR = "lead_scoring_feature_slices_"
-PARAMS = ("spline_knots", "spline_degree", "min_category_frequency", "regularization_c", "max_iter")
+PRIOR_ATTR = "lead_scoring_prior_"  # {"name": ..., "c": ...} when fitted toward a prior
+PARAMS = (
+    "spline_knots",
+    "spline_degree",
+    "min_category_frequency",
+    "regularization_c",
+    "max_iter",
+    "prior",
+    "prior_c",
+)
 
 
 def build(params: Any) -> Pipeline:
@@ -68,12 +85,20 @@ def build(params: Any) -> Pipeline:
         transformers.append((step_name(name), "passthrough", [name]))
     preprocess = ColumnTransformer(transformers, sparse_threshold=0.0, verbose_feature_names_out=True)
     classifier = LogisticRegression(C=params.regularization_c, max_iter=params.max_iter)
-    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
+    pipeline = Pipeline([("preprocess", preprocess), ("classifier", classifier)])
+    if params.prior:
+        setattr(pipeline, PRIOR_ATTR, {"name": str(params.prior), "c": float(params.prior_c)})
+    return pipeline
 
 
 def fit(pipeline: Pipeline, frame: pd.DataFrame, y: np.ndarray) -> Pipeline:
-    """Fit and attach the explanation baseline (mean transformed training row) and the field slices."""
-    pipeline.fit(frame, y)
+    """Fit (toward the prior, when the pipeline was built with one) and attach the explanation baseline (mean
+    transformed training row) and the field slices."""
+    prior = getattr(pipeline, PRIOR_ATTR, None)
+    if prior:
+        _fit_toward_prior(pipeline, frame, y, prior["name"], prior["c"])
+    else:
+        pipeline.fit(frame, y)
     preprocess: ColumnTransformer = pipeline.named_steps["preprocess"]
     transformed = preprocess.transform(frame)
     setattr(pipeline, BASELINE_ATTR, np.asarray(transformed, dtype=float).mean(axis=0))
@@ -81,6 +106,34 @@ def fit(pipeline: Pipeline, frame: pd.DataFrame, y: np.ndarray) -> Pipeline:
     slices = {name: (indices[step_name(name)].start, indices[step_name(name)].stop) for name in FEATURES}
     setattr(pipeline, FEATURE_SLICES_ATTR, slices)
     return pipeline
+
+
+def _fit_toward_prior(pipeline: Pipeline, frame: pd.DataFrame, y: np.ndarray, name: str, c: float) -> None:
+    """Bayesian logistic regression with the prior's coefficients as the mean (see the module docstring)."""
+    preprocess: ColumnTransformer = pipeline.named_steps["preprocess"]
+    classifier: LogisticRegression = pipeline.named_steps["classifier"]
+    prior_x, prior_y = prior_leads(name)
+    preprocess.fit(pd.concat([prior_x, frame[list(prior_x.columns)]], ignore_index=True))
+    start = LogisticRegression(C=classifier.C, max_iter=classifier.max_iter)
+    start.fit(np.asarray(preprocess.transform(prior_x), dtype=float), prior_y)
+    mean, x = start.coef_.ravel(), np.asarray(preprocess.transform(frame), dtype=float)
+    y = np.asarray(y, dtype=float)
+    k = len(mean)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        deviation, intercept = theta[:k], theta[k]
+        z = x @ (mean + deviation) + intercept
+        residual = 1.0 / (1.0 + np.exp(-z)) - y
+        value = float(np.sum(np.logaddexp(0.0, z) - y * z) + deviation @ deviation / (2.0 * c))
+        return value, np.concatenate([x.T @ residual + deviation / c, [residual.sum()]])
+
+    start_theta = np.concatenate([np.zeros(k), start.intercept_])
+    result = minimize(loss, start_theta, jac=True, method="L-BFGS-B", options={"maxiter": classifier.max_iter})
+    classifier.coef_ = (mean + result.x[:k]).reshape(1, -1)
+    classifier.intercept_ = np.array([result.x[k]])
+    classifier.classes_ = np.array([0, 1])
+    classifier.n_features_in_ = k
+    classifier.n_iter_ = np.array([int(result.nit)], dtype=np.int32)
 
 
 def logit(pipeline: Pipeline, frame: pd.DataFrame) -> np.ndarray:

@@ -25,9 +25,13 @@ from lead_scoring.training.card import card_section, model_card_markdown
 from lead_scoring.training.evaluation import classification_metrics, evaluation_plots_markdown
 from lead_scoring.training.fitting import (
     DEFAULT_FEW_DATA_CONVERSIONS,
+    DEFAULT_FEW_DATA_MAX_ECE,
+    DEFAULT_FEW_DATA_PRIOR,
+    DEFAULT_MAX_ECE,
     MIN_VALIDATION_CLASS,
     Candidate,
     FitSettings,
+    calibrated_enough,
     intervals,
     is_few_data,
     params_for,
@@ -44,6 +48,7 @@ from lead_scoring.training.model import (
     model_input_fields,
     probability,
 )
+from lead_scoring.training.prior import PRIORS
 from lead_scoring.training.queries import DEMO_DATA_POLICIES, labelled_leads_by_kind_sql, training_data_sql
 from lead_scoring.util import markdown_table
 from lead_scoring.warehouse.resources import Warehouse
@@ -253,6 +258,11 @@ class ModelConfig(dg.Config):
         "in few-data mode: few-data hyperparameters, cross-fitted on every lead, three grades if four "
         "are not possible (benchmarks/learning_curve.py measured where this pays)",
     )
+    few_data_prior: str = Field(
+        default=DEFAULT_FEW_DATA_PRIOR,
+        description='in few-data mode the additive family fits toward this prior: "synthetic" (a model of the '
+        'project\'s synthetic leads, lead_scoring/training/prior.py) or "" for none',
+    )
     cross_fit_folds: int = Field(default=5, ge=2, le=20, description="folds of the few-data cross-fitting")
     bootstrap_resamples: int = Field(default=200, ge=20, description="resamples of the metrics' 90% intervals")
     min_category_frequency: int = Field(default=ModelParams.min_category_frequency, ge=1)
@@ -277,8 +287,13 @@ class ModelConfig(dg.Config):
         return params_for(self.model_dump(), family)
 
     def settings(self) -> FitSettings:
+        if self.few_data_prior not in PRIORS:
+            raise dg.Failure(
+                f'lead_scoring_model.few_data_prior is {self.few_data_prior!r}; use one of {PRIORS} ("": none)'
+            )
         return FitSettings(
             few_data_conversions=self.few_data_conversions,
+            few_data_prior=self.few_data_prior,
             folds=self.cross_fit_folds,
             bootstrap_resamples=self.bootstrap_resamples,
             seed=self.random_state,
@@ -348,7 +363,8 @@ def lead_scoring_model(
         )
         candidates.append(candidate)
         evaluations[family] = evaluation
-    chosen = select_candidate(candidates, config.min_auc_gain)
+    # a candidate the gate would block for its calibration is not chosen while another one passes
+    chosen = select_candidate(candidates, config.min_auc_gain, lambda c: calibrated_enough(c, few_data, settings))
     evaluation = evaluations[chosen.family]
     y_eval = evaluation[LABEL].astype(bool).to_numpy()
     proba = np.asarray(chosen.evaluation_proba, dtype=float)
@@ -399,6 +415,7 @@ def lead_scoring_model(
             metrics=chosen.metrics,
             intervals=bounds,
             calibration=chosen.calibration,
+            prior=str(chosen.params.get("prior", "")),
         ),
     )
     return dg.Output(
@@ -408,7 +425,8 @@ def lead_scoring_model(
             "validation_rows": chosen.metrics["rows"],
             "family": chosen.family,
             "trained_on": f"trained on {conversions} conversions ({len(training_data)} leads)"
-            + (" -- few-data mode" if few_data else ""),
+            + (" -- few-data mode" if few_data else "")
+            + (f", fitted toward the {chosen.params['prior']} prior" if chosen.params.get("prior") else ""),
             "few_data_mode": few_data,
             "few_data_reason": why,
             "evaluated_on": evaluated_on,
@@ -461,12 +479,14 @@ class QualityGateConfig(dg.Config):
     max_auc_drop_vs_champion: float = Field(
         default=0.005, description="the challenger may trail the production model by at most this much AUC"
     )
-    max_ece: float = Field(default=0.03, ge=0, description="expected calibration error (10 bins) above this blocks")
+    max_ece: float = Field(
+        default=DEFAULT_MAX_ECE, ge=0, description="expected calibration error (10 bins) above this blocks"
+    )
     max_ece_increase_vs_champion: float = Field(
         default=0.01, ge=0, description="the challenger's ECE may exceed the production model's by at most this"
     )
     few_data_max_ece: float = Field(
-        default=0.08,
+        default=DEFAULT_FEW_DATA_MAX_ECE,
         ge=0,
         description="few-data mode: the ECE limit instead of max_ece (out-of-fold predictions of "
         "fold models that saw 80% of a few hundred leads overstate the deployed "

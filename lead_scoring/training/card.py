@@ -25,8 +25,12 @@ SEGMENT_FIELDS = ("LeadSource", "Lead_Origin__c", "Country")
 MIN_SEGMENT_LEADS = 30  # fewer leads say nothing about a segment's metrics
 # A segment value the training leads hold fewer times than this cannot have been learned: at 40 conversions the
 # 115 earliest X Education leads hold 1 Lead Add Form lead, and the later ones (9% of them, 97% converted) were
-# scored like an average lead (benchmarks/learning_curve.py, `coverage`).
+# scored like an average lead (benchmarks/learning_curve.py, `coverage`) until few-data mode fitted toward a prior.
 MIN_SUPPORT_LEADS = 5
+PRIOR_WORDING = {
+    "synthetic": "a model of the project's synthetic leads (lead_scoring/training/prior.py), whose effects were set "
+    "by hand from public analyses of an online-course lead funnel (X Education)",
+}
 
 
 def thin_segments(training_data: pd.DataFrame, min_leads: int = MIN_SUPPORT_LEADS) -> dict[str, dict[str, int]]:
@@ -81,8 +85,9 @@ def card_section(
     metrics: Mapping[str, float],
     intervals: Mapping[str, list[float]],
     calibration: Mapping[str, Any],
+    prior: str = "",
 ) -> dict[str, Any]:
-    """The manifest's `card` section (JSON-ready)."""
+    """The manifest's `card` section (JSON-ready); `prior`: the prior the model was fitted toward ("" none)."""
     y = training_data[LABEL].astype(bool)
     created = pd.to_datetime(training_data["CreatedDate"], utc=True)
     return {
@@ -96,6 +101,7 @@ def card_section(
         },
         "few_data_mode": few_data,
         "mode_reason": few_data_reason,
+        "prior": prior,
         "evaluated_on": evaluated_on,
         "features": list(FEATURES),
         "left_out": sorted(FORBIDDEN_FEATURES),
@@ -258,12 +264,17 @@ def render_card(manifest: Mapping[str, Any], champion: Mapping[str, Any] | None 
         ] or ["| (none large enough) | | | | | |"]
     thin = card.get("thin_segments")
     if thin is not None:
+        reading = (
+            "rests on the prior's value for that field, not on leads of this team"
+            if card.get("prior")
+            else "reads them as an average lead of that field"
+        )
         out += [
             "",
             "## Where the model has little data",
             f"Values seen fewer than {MIN_SUPPORT_LEADS} times among the {data.get('leads', 'n/a')} training leads "
-            "(and any value never seen): the model cannot have learned how these leads convert, so their score "
-            "reads them as an average lead of that field. Check such leads by hand.",
+            "(and any value never seen): the model cannot have learned from these leads how they convert, so their "
+            f"score {reading}. Check such leads by hand.",
             "",
         ]
         out += [

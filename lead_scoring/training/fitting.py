@@ -9,7 +9,8 @@ CalibratedClassifierCV(ensemble=False) recipe), and the deployed model is refitt
 families switch to their few-data settings (`FEW_DATA_PARAMS`), chosen by benchmarks/learning_curve.py:
 depth-1 boosted stumps (an additive model fitted by boosting with shrinkage, each field's term learned
 from 5 leads a leaf) and a coarser additive model (piecewise-linear splines on 5 knots, rare categories
-pooled below 10 leads).
+pooled below 10 leads) fitted toward a prior (`FitSettings.few_data_prior`, lead_scoring/training/prior.py:
+the synthetic generator's leads; benchmarks/few_data_trials.py chose its strength on a development split).
 
 Calibration: every candidate is also Platt-scaled on leads it did not train on (the validation split, or
 the out-of-fold predictions); the calibrated probabilities are themselves measured out of fold (the
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +45,7 @@ from lead_scoring.training.model import (
 
 # Few-data hyperparameters per family (benchmarks/learning_curve.py measured them against the defaults).
 FEW_DATA_PARAMS: dict[str, dict[str, Any]] = {
-    "additive": {"spline_knots": 5, "spline_degree": 1, "min_category_frequency": 10},
+    "additive": {"spline_knots": 5, "spline_degree": 1, "min_category_frequency": 10, "prior_c": 0.3},
     "boosted": {
         "n_estimators": 200,
         "learning_rate": 0.05,
@@ -56,12 +57,16 @@ FEW_DATA_PARAMS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_FEW_DATA_CONVERSIONS = 400
+DEFAULT_FEW_DATA_PRIOR = "synthetic"  # the additive family's prior in few-data mode ("" none)
+DEFAULT_MAX_ECE = 0.03  # the quality gate's calibration limit (QualityGateConfig.max_ece)
+DEFAULT_FEW_DATA_MAX_ECE = 0.08  # ... in few-data mode (QualityGateConfig.few_data_max_ece)
 MIN_VALIDATION_CLASS = 20  # fewer converted (or unconverted) validation leads cannot measure a model
 
 
 @dataclass(frozen=True)
 class FitSettings:
     few_data_conversions: int = DEFAULT_FEW_DATA_CONVERSIONS
+    few_data_prior: str = DEFAULT_FEW_DATA_PRIOR
     folds: int = 5
     bootstrap_resamples: int = 200
     seed: int = 0
@@ -113,8 +118,10 @@ def is_few_data(training_data: pd.DataFrame, settings: FitSettings) -> tuple[boo
     return False, f"{conversions} conversions, {len(valid)} validation leads"
 
 
-def few_data_params(params: ModelParams) -> ModelParams:
-    return dataclasses.replace(params, **FEW_DATA_PARAMS.get(params.family, {}))
+def few_data_params(params: ModelParams, prior: str = DEFAULT_FEW_DATA_PRIOR) -> ModelParams:
+    """A family's few-data settings; the additive family also fits toward `prior` ("" none)."""
+    few = dataclasses.replace(params, **FEW_DATA_PARAMS.get(params.family, {}))
+    return dataclasses.replace(few, prior=prior) if params.family == "additive" else few
 
 
 def _folds(y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -152,7 +159,7 @@ def train_candidate(
 ) -> tuple[Candidate, pd.DataFrame]:
     """Fit one family, calibrate it if that helps, and measure it; returns it and its evaluation leads."""
     if few_data:
-        params = few_data_params(params)
+        params = few_data_params(params, settings.few_data_prior)
         data = training_data
         y = labels(data)
         splits = _folds(y, settings.folds, settings.seed)
@@ -215,8 +222,22 @@ def scoring_ms_per_record(pipeline: Any, frame: pd.DataFrame, rows: int = 50) ->
     return (time.perf_counter() - started) * 1000 / max(1, len(records))
 
 
-def select_candidate(candidates: list[Candidate], min_auc_gain: float) -> Candidate:
-    """The best ROC AUC; a later (more complex) family must win by `min_auc_gain`."""
+def calibrated_enough(candidate: Candidate, few_data: bool, settings: FitSettings) -> bool:
+    """Whether the quality gate, at its default limits, would pass the candidate's ECE: within the limit, or within
+    what a perfectly calibrated model could show on these leads by chance (`quality_problems`' own rule)."""
+    assert candidate.evaluation_proba is not None
+    limit = DEFAULT_FEW_DATA_MAX_ECE if few_data else DEFAULT_MAX_ECE
+    chance = ece_if_calibrated(candidate.evaluation_proba, settings.bootstrap_resamples, 0.95, settings.seed)
+    return candidate.metrics["ece"] <= max(limit, chance)
+
+
+def select_candidate(
+    candidates: list[Candidate], min_auc_gain: float, eligible: Callable[[Candidate], bool] | None = None
+) -> Candidate:
+    """The best ROC AUC; a later (more complex) family must win by `min_auc_gain`. With `eligible` (e.g.
+    `calibrated_enough`), only the candidates it accepts compete, unless it accepts none."""
+    if eligible is not None:
+        candidates = [c for c in candidates if eligible(c)] or candidates
     best = candidates[0]
     for candidate in candidates[1:]:
         if candidate.metrics["roc_auc"] >= best.metrics["roc_auc"] + min_auc_gain:

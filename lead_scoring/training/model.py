@@ -108,6 +108,8 @@ class ModelParams:
     spline_degree: int = 3
     regularization_c: float = 0.3
     max_iter: int = 3000
+    prior: str = ""  # few-data mode: "synthetic" fits toward a prior (lead_scoring/training/prior.py)
+    prior_c: float = 1.0  # the prior's strength: L2 on the difference from it (smaller trusts it more)
     # boosted
     n_estimators: int = 400
     learning_rate: float = 0.03

@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
 from lead_scoring.crm.synthetic import generate_leads
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring.training import assets as training
+from lead_scoring.training.fitting import FitSettings
 from lead_scoring.training.model import FAMILIES, LeadScorer, ModelParams, build_pipeline, features_frame, fit
 from lead_scoring.warehouse.resources import DuckDBWarehouse
 
@@ -177,6 +179,26 @@ def test_candidate_selection_prefers_the_simpler_family_on_near_ties():
     assert training.select_candidate([additive, boosted], min_auc_gain=0.002) is additive
     assert training.select_candidate([additive, boosted], min_auc_gain=0.0) is boosted
     assert training.select_candidate([additive, cand("boosted", 0.93)], min_auc_gain=0.002).family == "boosted"
+
+
+def test_candidate_selection_passes_over_a_candidate_the_gate_would_block_for_its_calibration():
+    rng = np.random.default_rng(0)
+    proba = rng.uniform(0.05, 0.95, 2000)  # on 2,000 leads a calibrated model shows little ECE by chance
+
+    def cand(family, auc, ece):
+        return training.Candidate(family, None, {}, {"roc_auc": auc, "ece": ece}, 0.0, 0.0, evaluation_proba=proba)
+
+    settings = FitSettings(bootstrap_resamples=50)
+    sharp, calibrated = cand("additive", 0.90, 0.12), cand("boosted", 0.88, 0.05)
+    assert training.calibrated_enough(calibrated, few_data=True, settings=settings)
+    assert not training.calibrated_enough(sharp, few_data=True, settings=settings)
+    assert not training.calibrated_enough(calibrated, few_data=False, settings=settings)  # 0.03 outside few-data
+    chosen = training.select_candidate(
+        [sharp, calibrated], 0.002, lambda c: training.calibrated_enough(c, True, settings)
+    )
+    assert chosen is calibrated
+    # when none would pass, the best ranker is still chosen (and the gate says why it blocks)
+    assert training.select_candidate([sharp, cand("boosted", 0.88, 0.2)], 0.002, lambda c: False) is sharp
 
 
 def test_unknown_family_stops_naming_the_setting(resources):
