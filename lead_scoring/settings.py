@@ -180,6 +180,44 @@ class GcpSettings(BaseSettings):
         description="Vertex AI endpoint serving a challenger for shadow scoring (its own endpoint: "
         "the champion's routes by traffic split only); needed by challenger_deployment",
     )
+    # The org's Salesforce API allowance, for pacing a full re-score (production/api_budget.rescore_pace):
+    # DailyApiRequests = 100,000 + per-licence calls, unless the org's own /limits Max is given.
+    salesforce_edition: str = Field(
+        default="Enterprise",
+        pattern="^(Enterprise|Professional|Unlimited|Performance)$",
+        description="Salesforce edition of the org (per-licence API calls)",
+    )
+    salesforce_licenses: int = Field(default=100, ge=0, description="Salesforce licences of the org")
+    salesforce_daily_api_requests: int | None = Field(
+        default=None, ge=1, description="the org's DailyApiRequests Max from /limits (overrides the edition formula)"
+    )
+    rescore_api_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="share of the org's daily API allocation a full re-score's write-backs may use",
+    )
+    rescore_records_per_call: int = Field(
+        default=50,
+        ge=1,
+        le=200,
+        description="scores the SObject sink writes per API call during a re-score (produced in bursts of 200, "
+        "its batch size; assumed to reach it in up to 4 batches)",
+    )
+
+
+class LocalCrmSettings(BaseSettings):
+    """The local CRM's own limits (`crm_leads` in the warehouse; `cluster` uses it too): the same re-score pacing
+    as against Salesforce, with an allowance a warehouse table can take."""
+
+    model_config = _settings_config()
+
+    local_crm_daily_api_requests: int = Field(
+        default=10_000_000, ge=1, description="writes (writeback micro-batches) the local CRM takes per 24 h"
+    )
+    rescore_api_share: float = Field(
+        default=0.2, gt=0, le=1, description="share of that allowance a full re-score's write-backs may use"
+    )
 
 
 class SalesforceSettings(BaseSettings):

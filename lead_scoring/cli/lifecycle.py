@@ -33,6 +33,7 @@ from lead_scoring.lifecycle.ledger import (
     ledger_slice,
     write_export,
 )
+from lead_scoring.production.api_budget import RESCORE_BURST, rescore_pace
 from lead_scoring.promotion.rescore import RescoreProgress, rescore, start_or_resume
 from lead_scoring.retry import WaitTimeout, wait_until
 from lead_scoring.settings import ConfigurationError, current_profile
@@ -103,7 +104,9 @@ def rescore_command(
         min=0,
         help="pause while this many re-score requests are not scored yet (0: no limit)",
     ),
-    max_rate: float = typer.Option(0.0, "--max-rate", min=0.0, help="records per second (0: no limit)"),
+    max_rate: float = typer.Option(
+        0.0, "--max-rate", min=0.0, help="records per second at most (0: the CRM API budget's pace alone)"
+    ),
     include_seed: bool = typer.Option(False, "--include-seed", help="also re-score the shipped sample rows"),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="after producing, wait until as many scores arrived"),
     wait_timeout_s: float = typer.Option(600.0, "--wait-timeout", help="how long to wait for the scores"),
@@ -128,6 +131,10 @@ def rescore_command(
         console.print(f"re-score run {run.run_id} is done already ({run.produced:,} records): nothing to do")
         return
     score_topics = (topic_prefix + LEAD_SCORES, topic_prefix + CONTACT_SCORES)
+    # paced to the CRM's daily API allocation in every profile (Salesforce's in gcp, the local CRM's own)
+    pace = rescore_pace(profile, run.total - run.produced, max_rate=max_rate)
+    console.print(pace.line())
+    logger.info(pace.line())
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -160,7 +167,8 @@ def rescore_command(
                 include_seed=include_seed,
                 chunk_size=chunk_size,
                 max_in_flight=max_in_flight,
-                max_rate=max_rate,
+                max_rate=pace.rate,
+                burst=RESCORE_BURST,
                 on_progress=progress,
             )
         except KeyboardInterrupt:

@@ -215,6 +215,9 @@ class EchoingCrmWriter:
     def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
         return self.inner.clear(records)
 
+    def current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return self.inner.current(ids)
+
     def drain(self, timeout_s: float) -> bool:
         """Wait until every write so far was echoed or left pending; False on timeout."""
         with self._progress:

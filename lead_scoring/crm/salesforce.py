@@ -184,6 +184,11 @@ class SalesforceWriter:
             fields=CLEARED_FIELDS,
         )
 
+    def current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Not read: a SOQL read of the fields is an API call of its own for every batch, so every score is
+        written (in gcp the SObject sink writes the scores, not this writer: docs/production.md, section 9)."""
+        return {}
+
     def close(self) -> None:
         """Nothing runs besides the writes (Salesforce's own source echoes them)."""
 

@@ -109,6 +109,8 @@ class WorkerStatus:
                     "reconnects": self.stats.reconnects,
                     "stuck": self._stuck(),
                     "quarantined": self.stats.counts.get("quarantined", 0),
+                    # the writeback's suppressed writes: the CRM held the score already (crm/writeback.py)
+                    "unchanged_skipped": self.stats.counts.get("unchanged_skipped", 0),
                 }
             )
         )

@@ -8,6 +8,13 @@ in `crm_writeback_errors` with the reason and the worker goes on. Probe leads (`
 the latency sensor) are never written to the CRM, nor are scores of erased leads (`lifecycle.erasure`):
 still in Kafka until retention removes them, they are dropped here, and a score written while the same
 lead was being erased is cleared again right after.
+
+Write suppression: a score whose written fields (`WRITTEN_FIELDS`: score, reasons, model version, grade) equal
+what the CRM record already holds is not written -- no API call, and no moved `LastModifiedDate` to echo back. A
+change of features that leaves all four as they were (the statements score it: its features changed) costs
+nothing in the CRM. Counted as `unchanged_skipped` (heartbeat, the worker's log). The writer says what the CRM
+holds (`CrmWriter.current`): the local CRM reads its table; a writer that cannot know without an API call of its
+own answers nothing and every score is written.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -152,6 +160,9 @@ class CrmWriter(Protocol):
     def clear(self, records: list[dict[str, Any]]) -> list[WriteFailure]:
         """Clear the score fields (`CLEARED_FIELDS`) of records (`Id`, `_ObjectType`): erasure."""
 
+    def current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The `WRITTEN_FIELDS` the CRM holds for those of `ids` it knows (none: unknown, the scores are written)."""
+
     def close(self) -> None:
         """Stop what the writer runs besides writing (the local CRM's echo thread); called when its worker stops."""
 
@@ -177,8 +188,42 @@ class LocalCrmWriter:
             self.warehouse.execute("DELETE FROM crm_leads WHERE Id IN UNNEST(@ids)", {"ids": ids})
         return []
 
+    def current(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        columns = ", ".join(WRITTEN_FIELDS)
+        rows = self.warehouse.query(
+            f"SELECT Id, {columns} FROM crm_leads WHERE Id IN UNNEST(@ids)", {"ids": sorted(set(ids))}
+        )
+        return {str(row["Id"]): {name: _plain(row[name]) for name in WRITTEN_FIELDS} for row in rows.to_dict("records")}
+
     def close(self) -> None:
         """Nothing runs besides the writes."""
+
+
+def _plain(value: Any) -> Any:
+    """A warehouse cell as the score record has it: NaN/NA -> None, numpy integers -> int."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and float(value).is_integer():  # an INT column read back with a NULL in it
+        return int(value)
+    return value
+
+
+def written_values(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What a score record would set in the CRM (`WRITTEN_FIELDS`, in order), comparable with `current`."""
+    return tuple(_plain(record.get(name)) for name in WRITTEN_FIELDS)
+
+
+def unchanged_in_crm(records: list[dict[str, Any]], held: dict[str, dict[str, Any]]) -> set[str]:
+    """Ids whose score record would write exactly what the CRM holds already."""
+    return {
+        r["Id"]
+        for r in records
+        if r["Id"] in held and written_values(r) == tuple(held[r["Id"]].get(name) for name in WRITTEN_FIELDS)
+    }
 
 
 def latest_per_id(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -238,6 +283,17 @@ class WritebackHandler:
                 counts["erased_skipped"] = sum(r["Id"] in erased for r in valid)
                 valid = [r for r in valid if r["Id"] not in erased]
         records = latest_per_id(valid)
+        if records:
+            # what the CRM holds already is not written again: no API call, no echo (module doc)
+            same = unchanged_in_crm(records, self.writer.current([r["Id"] for r in records]))
+            if same:
+                counts["unchanged_skipped"] = len(same)
+                records = [r for r in records if r["Id"] not in same]
+                log.info(
+                    "writeback: %d score(s) not written to %s: score, grade, reasons and model unchanged",
+                    len(same),
+                    self.writer.target,
+                )
         failures = self.writer.write(records) if records else []
         if self.register is not None and records:
             # erased while we wrote (the erasure registers first, then deletes): take the score back out
@@ -267,7 +323,7 @@ class WritebackHandler:
             "written": len(records) - len(failures),
             "failed": len(errors),
             "probes_skipped": probes,
-            "superseded": len(valid) - len(records),
+            "superseded": len(valid) - len(records) - counts.get("unchanged_skipped", 0),
             **counts,
         }
 

@@ -52,7 +52,7 @@ from confluent_kafka import KafkaException, TopicPartition
 from lead_scoring.contract import FEATURES, RESCORE_EVENT, parse_record
 from lead_scoring.contract.samples import is_demo, is_probe
 from lead_scoring.crm.quarantine import payload_text
-from lead_scoring.crm.writeback import parse_score
+from lead_scoring.crm.writeback import WRITTEN_FIELDS, parse_score, written_values
 from lead_scoring.lifecycle.erasure import ErasureRegister
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.topics import CONTACT_SCORES, CONTACTS, DLQ, INPUT_RAW, LEAD_SCORES, LEADS
@@ -373,6 +373,15 @@ def _dlq_key(rec: KafkaRecord) -> Optional[tuple[Optional[str], int]]:
     return (rid, source_ts if source_ts is not None else rec.timestamp_ms)
 
 
+def _scores(topics: Iterable[Sequence[KafkaRecord]]) -> Iterable[dict[str, Any]]:
+    """The valid score records of the score topics' windows, with a source_ts."""
+    for records in topics:
+        for rec in records:
+            score, _reason = parse_score(rec.value)
+            if score is not None and score.get("source_ts") is not None:
+                yield score
+
+
 def _score_key(rec: KafkaRecord) -> Optional[tuple[str, int]]:
     score, _reason = parse_score(rec.value)
     if score is None or score.get("source_ts") is None:
@@ -501,13 +510,36 @@ def audit(
             continue
         newest[i.id] = max(newest.get(i.id, 0), i.ts_ms)  # type: ignore[index]
     if crm_table:
-        # one row per record, carrying the newest score: present, and not older than the newest change
-        crm = warehouse.query(f"SELECT Id, source_ts FROM {crm_table} WHERE source_ts >= @since", {"since": lower})
+        # one row per record, carrying the newest score: present, and not older than the newest change -- or
+        # holding what that change's score would write (the writeback suppresses a write the CRM holds already)
+        columns = ", ".join(WRITTEN_FIELDS)
+        crm = (
+            warehouse.query(
+                f"SELECT Id, source_ts, {columns} FROM {crm_table} WHERE Id IN UNNEST(@ids)",
+                {"ids": sorted(newest)},
+            )
+            if newest
+            else pd.DataFrame(columns=["Id", "source_ts", *WRITTEN_FIELDS])
+        )
         rows = Counter(crm["Id"])
         newest_in_crm: dict[str, int] = {}
-        for rid, ts in zip(crm["Id"], crm["source_ts"], strict=True):
-            newest_in_crm[rid] = max(newest_in_crm.get(rid, 0), _ms(ts) or 0)
-        current = Counter({rid: rows[rid] for rid, ts in newest.items() if newest_in_crm.get(rid, -1) >= ts})
+        held: dict[str, tuple[Any, ...]] = {}
+        for row in crm.to_dict("records"):
+            rid = row["Id"]
+            newest_in_crm[rid] = max(newest_in_crm.get(rid, 0), _ms(row["source_ts"]) or 0)
+            held[rid] = written_values(row)
+        would_write = {
+            key: written_values(score)
+            for score in _scores(window[t] for t in (topics.lead_scores, topics.contact_scores))
+            if (key := (score["Id"], _ms(score["source_ts"]))) and key[0] in newest
+        }
+        current = Counter(
+            {
+                rid: rows[rid]
+                for rid, ts in newest.items()
+                if newest_in_crm.get(rid, -1) >= ts or (rid in held and would_write.get((rid, ts)) == held[rid])
+            }
+        )
         hops.append(_tally(HOP_CRM, newest, current, now_ms, grace_s, label=str))
     raw_expected: dict[tuple[str, str, Optional[int]], int] = {}
     for i in kept:

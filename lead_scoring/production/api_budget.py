@@ -20,6 +20,11 @@ change is scored and written once (echo suppression on), the org is Enterprise E
 100,000 + 1,000 per Salesforce licence per 24 h; Unlimited and Performance add 5,000 per licence), and
 Bulk API 2.0 allows 10,000 query jobs per 24 h -- preflight reads the real maxima from `/limits`.
 A full re-score and the optional Salesforce latency probe are paced separately and not counted here.
+
+The full re-score (promotion.rescore) is paced by `rescore_pace`, in every profile: its rate is the share of the
+CRM's daily allocation its write-backs may use (`LEAD_SCORING_RESCORE_API_SHARE`), divided by the API calls one
+re-scored record causes -- its share of a write batch (the SObject sink's, or the local writeback's micro-batch)
+and, in gcp, its share of a page of the source's results when its echo is read back.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from lead_scoring.contract import OBJECT_TYPES
+from lead_scoring.settings import GcpSettings, LocalCrmSettings, Profile, load
 
 SECONDS_PER_DAY = 86_400
 BASE_DAILY_API_REQUESTS = 100_000
@@ -37,6 +43,12 @@ API_REQUESTS_PER_LICENSE = {"Enterprise": 1_000, "Professional": 1_000, "Unlimit
 BULK_V2_QUERY_JOBS_PER_DAY = 10_000
 CALLS_PER_SOURCE_POLL = 3  # create the query job, read its state, read the (first page of) results
 DEFAULT_API_SHARE = 0.5  # the share of the org's allocation the pipeline may plan to use
+
+
+DEFAULT_RESCORE_API_SHARE = 0.2  # the share of the daily allocation a full re-score may use
+SOURCE_RESULT_MAX_ROWS = 1000  # the Bulk API 2.0 source's result page (its template default): the echo's cost
+LOCAL_WRITES_PER_CALL = 500  # the local writeback's micro-batch (crm/workers.py), one "call" of the local CRM
+RESCORE_BURST = 200  # records a paced re-score produces together: one SObject sink batch (its maximum size)
 
 
 def daily_api_allocation(licenses: int, edition: str = "Enterprise") -> int:
@@ -177,4 +189,110 @@ def project_api_budget(
         share=share,
         edition=edition,
         licenses=licenses,
+    )
+
+
+@dataclass(frozen=True)
+class RescorePace:
+    """How fast a full re-score may produce so that the CRM writes it causes stay within `share` of the CRM's
+    daily API allocation; `max_rate` (records/s, 0: none) is an operator's lower cap."""
+
+    crm: str  # whose allocation: "Salesforce" or "local CRM"
+    records: int  # still to produce
+    allocation: int  # API requests per 24 h
+    share: float
+    writes_per_call: int  # scores written per API call
+    echo_rows_per_call: int = 0  # echo rows the source reads per API call (0: the echo costs no call)
+    max_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.share <= 1:
+            raise ValueError(f"share={self.share}: must be in (0, 1]")
+        if self.allocation < 1 or self.writes_per_call < 1 or self.records < 0:
+            raise ValueError(f"allocation={self.allocation}, writes_per_call={self.writes_per_call}: must be >= 1")
+
+    @property
+    def calls_per_record(self) -> float:
+        echo = 1 / self.echo_rows_per_call if self.echo_rows_per_call else 0.0
+        return 1 / self.writes_per_call + echo
+
+    @property
+    def budget_rate(self) -> float:
+        """Records/s at which the re-score's calls per 24 h are `share` of the allocation."""
+        return self.share * self.allocation / self.calls_per_record / SECONDS_PER_DAY
+
+    @property
+    def rate(self) -> float:
+        return min(self.budget_rate, self.max_rate) if self.max_rate > 0 else self.budget_rate
+
+    @property
+    def seconds(self) -> float:
+        return self.records / self.rate
+
+    @property
+    def calls(self) -> int:
+        return math.ceil(self.records * self.calls_per_record)
+
+    @property
+    def calls_per_day(self) -> int:
+        """The calls of the run's busiest 24 h: all of them for a run shorter than a day."""
+        return min(self.calls, math.ceil(self.rate * SECONDS_PER_DAY * self.calls_per_record))
+
+    @property
+    def daily_fraction(self) -> float:
+        return self.calls_per_day / self.allocation
+
+    @property
+    def duration(self) -> str:
+        seconds = self.seconds
+        if seconds < 60:
+            return f"{seconds:.0f} s"
+        return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:,.1f} h"
+
+    def line(self) -> str:
+        return (
+            f"re-scoring {self.records:,} leads at {self.rate:,.1f}/s, ~{self.duration}, uses "
+            f"{self.daily_fraction:.1%} of the daily allowance ({self.calls_per_day:,} of {self.allocation:,} "
+            f"{self.crm} API requests per 24 h; allowed share {self.share:.0%}, "
+            f"{self.calls_per_record:.3f} calls per record)"
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "pace_per_s": round(self.rate, 2),
+            "budget_rate_per_s": round(self.budget_rate, 2),
+            "expected_hours": round(self.seconds / 3600, 2),
+            "api_calls": self.calls,
+            "daily_allowance_share": round(self.daily_fraction, 4),
+            "allowed_share": self.share,
+            "daily_allocation": self.allocation,
+            "crm": self.crm,
+        }
+
+
+def rescore_pace(profile: Profile, records: int, max_rate: float = 0.0) -> RescorePace:
+    """The pace of a full re-score of `records` in `profile`, from its settings: Salesforce's allocation in gcp
+    (GcpSettings: the org's /limits Max, else edition + licences), the local CRM's own elsewhere."""
+    if profile is Profile.GCP:
+        gcp = load(GcpSettings)
+        allocation = gcp.salesforce_daily_api_requests or daily_api_allocation(
+            gcp.salesforce_licenses, gcp.salesforce_edition
+        )
+        return RescorePace(
+            crm="Salesforce",
+            records=records,
+            allocation=allocation,
+            share=gcp.rescore_api_share,
+            writes_per_call=gcp.rescore_records_per_call,
+            echo_rows_per_call=SOURCE_RESULT_MAX_ROWS,
+            max_rate=max_rate,
+        )
+    local = load(LocalCrmSettings)
+    return RescorePace(
+        crm="local CRM",
+        records=records,
+        allocation=local.local_crm_daily_api_requests,
+        share=local.rescore_api_share,
+        writes_per_call=LOCAL_WRITES_PER_CALL,
+        max_rate=max_rate,
     )

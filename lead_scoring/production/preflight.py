@@ -30,10 +30,13 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 import httpx
 
+from lead_scoring.contract import SCORE_GRADES
+from lead_scoring.contract.fields import LEAD_FIELDS, FieldType
 from lead_scoring.crm.assets import (
     ConnectorSettings,
     bigquery_sink_configs,
@@ -44,6 +47,7 @@ from lead_scoring.crm.salesforce import SalesforceResource
 from lead_scoring.production.api_budget import DEFAULT_API_SHARE, project_api_budget
 from lead_scoring.serving.vertex import VertexAIModelServing
 from lead_scoring.settings import confluent_cloud_settings
+from lead_scoring.storage.artifacts import new_version
 from lead_scoring.storage.resources import GcsModelStore
 from lead_scoring.streaming.confluent import ConfluentFlink
 from lead_scoring.streaming.confluent_api import StatementsApi
@@ -84,6 +88,91 @@ SALESFORCE_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Lead_Grade__c": ("Picklist (A, B, C, D) or Text(1)", ("picklist", "string")),
 }
 SALESFORCE_OBJECTS = ("Lead", "Contact")
+# What the written values need of each field, beyond its type (describe's precision/scale, length, picklistValues):
+# the score 0-100 needs 3 integer digits; the reasons are up to 3 (LeadScorer.top_k) signed factors, each at most
+# a Salesforce Text value (255) and "; " between them; the model version is `storage.artifacts.new_version`'s;
+# the grade is one of SCORE_GRADES (a restricted picklist rejects any other value).
+SCORE_INTEGER_DIGITS = 3
+REASONS_MAX_LENGTH = 3 * (1 + 255) + 2 * len("; ")
+MODEL_VERSION_LENGTH = len(new_version(datetime(2026, 1, 1, tzinfo=UTC)))
+
+
+# The contract's custom fields (`__c`) the Bulk API 2.0 source reads on Lead and on Contact: model features, the
+# lead number and the sales team's fields kept for the warehouse. Created once by an admin on both objects
+# (docs/production.md, section 3: the table is `contract_custom_fields_markdown()`); a missing one is a feature
+# that is silently null for every record, so preflight names it. Salesforce type to create -> describe types.
+CONTRACT_FIELD_TYPES: dict[FieldType, tuple[str, tuple[str, ...]]] = {
+    FieldType.STRING: ("Text(255) or Picklist", ("string", "picklist")),
+    FieldType.NUMBER: ("Number(16, 2)", ("double", "int", "currency", "percent")),
+    FieldType.BOOLEAN: ("Checkbox", ("boolean",)),
+    FieldType.TIMESTAMP: ("Date/Time", ("datetime",)),
+}
+CONTRACT_CUSTOM_FIELDS = tuple(f for f in LEAD_FIELDS if f.name.endswith("__c"))
+
+
+def contract_custom_fields_markdown() -> str:
+    """The table of docs/production.md, section 3: every custom field the contract reads, its type and role."""
+    lines = ["| API name | type | role |", "|---|---|---|"]
+    for f in CONTRACT_CUSTOM_FIELDS:
+        lines.append(f"| `{f.name}` | {CONTRACT_FIELD_TYPES[f.type][0]} | {f.role.value} |")
+    return "\n".join(lines)
+
+
+def contract_field_findings(obj: str, fields: dict[str, dict[str, Any]]) -> list[Finding]:
+    """The contract's custom fields on `obj`: one finding for the missing (or unreadable) and mistyped ones."""
+    missing = [f.name for f in CONTRACT_CUSTOM_FIELDS if f.name not in fields]
+    mistyped = [
+        f"{f.name} ({fields[f.name].get('type')})"
+        for f in CONTRACT_CUSTOM_FIELDS
+        if f.name in fields and fields[f.name].get("type") not in CONTRACT_FIELD_TYPES[f.type][1]
+    ]
+    resource = f"{obj} contract fields"
+    if missing:
+        return [
+            Finding(
+                "Salesforce",
+                resource,
+                Status.MISSING,
+                f"{len(missing)} of {len(CONTRACT_CUSTOM_FIELDS)} not found (or not readable): {', '.join(missing)}",
+                f"create them on {obj} (docs/production.md, section 3) and give the integration user's permission "
+                "set Read access to them: the source would send them as null, features the model never sees",
+            )
+        ]
+    if mistyped:
+        return [
+            Finding(
+                "Salesforce",
+                resource,
+                Status.ERROR,
+                f"wrong type: {', '.join(mistyped)}",
+                "recreate them with the types of docs/production.md, section 3",
+            )
+        ]
+    return [Finding("Salesforce", resource, Status.OK, f"{len(CONTRACT_CUSTOM_FIELDS)} readable")]
+
+
+def field_size_problem(name: str, spec: dict[str, Any]) -> Optional[str]:
+    """Why a custom score field of an accepted type still cannot hold what is written to it (None: it can)."""
+    kind = spec.get("type")
+    if name == "Lead_Score__c":
+        digits = spec.get("digits") if kind == "int" else (spec.get("precision") or 0) - (spec.get("scale") or 0)
+        if (digits or 0) < SCORE_INTEGER_DIGITS:
+            return f"{digits or 0} integer digit(s): 100 does not fit"
+    elif name == "Lead_Score_Reasons__c" and (spec.get("length") or 0) < REASONS_MAX_LENGTH:
+        return f"length {spec.get('length') or 0} < {REASONS_MAX_LENGTH} (3 reasons of up to 256 characters)"
+    elif name == "Lead_Score_Model__c" and (spec.get("length") or 0) < MODEL_VERSION_LENGTH:
+        return f"length {spec.get('length') or 0} < {MODEL_VERSION_LENGTH} (a model version)"
+    elif name == "Lead_Grade__c":
+        if kind == "picklist":
+            values = {v.get("value") for v in spec.get("picklistValues") or [] if v.get("active", True)}
+            missing = [g for g in SCORE_GRADES if g not in values]
+            if missing:
+                return f"picklist without the value(s) {', '.join(missing)}"
+        elif (spec.get("length") or 0) < 1:
+            return "length 0"
+    return None
+
+
 GCS_PERMISSIONS = ("storage.objects.create", "storage.objects.get", "storage.objects.list")
 BIGQUERY_PERMISSIONS = ("bigquery.tables.getData", "bigquery.tables.updateData")
 
@@ -476,6 +565,7 @@ def salesforce_findings(sf: Any) -> list[Finding]:
                     f"grant Edit on {obj} in the integration user's permission set",
                 )
             )
+        out += contract_field_findings(obj, fields)
         for name, (create_as, accepted) in SALESFORCE_FIELDS.items():
             resource = f"{obj}.{name}"
             spec = fields.get(name)
@@ -497,6 +587,8 @@ def salesforce_findings(sf: Any) -> list[Finding]:
                         "Salesforce", resource, Status.ERROR, f"type {spec.get('type')}", f"{name} must be {create_as}"
                     )
                 )
+            elif problem := field_size_problem(name, spec):
+                out.append(Finding("Salesforce", resource, Status.ERROR, problem, f"{name} must be {create_as}"))
             elif not spec.get("updateable"):
                 out.append(
                     Finding(

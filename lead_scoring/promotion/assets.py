@@ -30,6 +30,7 @@ import pandas as pd
 from pydantic import Field
 
 from lead_scoring.lifecycle.ledger import LEDGER_ASSET_KEY
+from lead_scoring.production.api_budget import RESCORE_BURST, rescore_pace
 from lead_scoring.promotion.comparison import (
     ComparisonResult,
     compare,
@@ -42,6 +43,7 @@ from lead_scoring.promotion.comparison import (
 from lead_scoring.promotion.rescore import RescoreProgress, rescore, start_or_resume
 from lead_scoring.serving.assets import expected_for
 from lead_scoring.serving.deployment import DeploymentError, ModelDeployment, ModelServing
+from lead_scoring.settings import current_profile
 from lead_scoring.storage.artifacts import ArtifactError, ModelArtifact
 from lead_scoring.storage.resources import ModelStore
 from lead_scoring.streaming.engine import FlinkEngine, RolloutError, render_settings_for
@@ -397,7 +399,11 @@ class RescoreConfig(dg.Config):
     max_in_flight: int = Field(
         default=50_000, ge=0, description="re-score requests not yet scored before producing pauses (0: no limit)"
     )
-    max_rate: float = Field(default=0.0, ge=0, description="records per second (0: no limit)")
+    max_rate: float = Field(
+        default=0.0,
+        ge=0,
+        description="records per second at most (0: the CRM API budget's pace alone, LEAD_SCORING_RESCORE_API_SHARE)",
+    )
 
 
 @dg.asset(
@@ -421,6 +427,9 @@ def full_rescore(
     run_id = config.run_id or f"{version}@{pointer.get('promoted_at', '')}"
     run = start_or_resume(warehouse, run_id, version, include_seed=config.include_seed)
     context.log.info(f"re-score run {run_id}: {run.total:,} open records, {run.produced:,} produced before")
+    # paced to the CRM's daily API allocation in every profile (Salesforce's in gcp, the local CRM's own)
+    pace = rescore_pace(current_profile(), run.total - run.produced, max_rate=config.max_rate)
+    context.log.info(pace.line())
 
     def progress(p: RescoreProgress) -> None:
         share = p.run.produced / p.run.total if p.run.total else 1.0
@@ -440,7 +449,8 @@ def full_rescore(
         include_seed=config.include_seed,
         chunk_size=config.chunk_size,
         max_in_flight=config.max_in_flight,
-        max_rate=config.max_rate,
+        max_rate=pace.rate,
+        burst=RESCORE_BURST,
         on_progress=progress,
     )
     seconds = (pd.Timestamp.now(tz="UTC") - started).total_seconds()
@@ -455,6 +465,8 @@ def full_rescore(
             "produced_in_this_materialization": now_produced,
             "produce_rate_per_s": dg.MetadataValue.float(round(now_produced / seconds, 1) if seconds > 0 else 0.0),
             "seconds": dg.MetadataValue.float(round(seconds, 1)),
+            "pace": pace.line(),
+            **pace.metadata(),
             "source_ts": dg.MetadataValue.timestamp(pd.Timestamp(run.source_ms, unit="ms", tz="UTC").to_pydatetime()),
             "note": "already done for this promotion: nothing produced"
             if run.done and not now_produced

@@ -21,6 +21,10 @@ Id; a finished run produces nothing again. The chunk that was in flight when a r
 on resume, with the run's same Kafka timestamp, so the scoring stage drops those duplicates (its
 de-duplication state lives `dedup_ttl`) instead of scoring them twice.
 
+Pace: `max_rate` records/s, produced in bursts of `burst` (one SObject sink batch, so a burst is written in few
+API calls); callers take it from `production.api_budget.rescore_pace`, so the write-backs a re-score causes stay
+within a share of the CRM's daily API allocation in every profile (Salesforce's in gcp, the local CRM's own).
+
 Backpressure: at most `max_in_flight` records produced and not yet scored (the score topics' growth since the
 run started), so live leads wait behind at most that many re-score requests, not behind the whole CRM.
 """
@@ -213,16 +217,21 @@ def rescore(
     chunk_size: int = 20_000,
     max_in_flight: int = 50_000,
     max_rate: float = 0.0,
+    burst: int = 1,
     on_progress: Callable[[RescoreProgress], None] = lambda _: None,
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RescoreRun:
     """Produce the run's remaining open records to `topic` in chunks, checkpointing after each (see module doc).
 
     `max_in_flight` (0: no limit) pauses producing while that many re-score requests are not scored yet;
-    `max_rate` (records/s, 0: no limit) paces it. `should_stop` ends it after the current chunk (resumable).
+    `max_rate` (records/s, 0: no limit) paces it, `burst` records at a time (sent together, then a pause).
+    `should_stop` ends it after the current chunk (resumable).
     """
-    started = time.monotonic()
+    if burst < 1:
+        raise ValueError(f"burst={burst}: must be 1 or more")
+    started = clock()
     if run.done:
         on_progress(RescoreProgress(run, 0, 0, 0.0))
         return run
@@ -255,9 +264,10 @@ def rescore(
                 except BufferError:
                     producer.poll(0.05)
             produced_now += 1
-            if max_rate > 0:
-                ahead = produced_now / max_rate - (time.monotonic() - started)
+            if max_rate > 0 and produced_now % burst == 0:
+                ahead = produced_now / max_rate - (clock() - started)
                 if ahead > 0:
+                    producer.flush(120)  # the burst goes out together, then the pause
                     sleep(ahead)
             producer.poll(0)
         remaining = producer.flush(120)
@@ -275,7 +285,7 @@ def rescore(
             while in_flight > max_in_flight and not should_stop():
                 sleep(0.5)
                 in_flight, scored = _in_flight(kafka, score_topics, scores_at_start, produced_now)
-        on_progress(RescoreProgress(run, produced_now, scored, time.monotonic() - started))
+        on_progress(RescoreProgress(run, produced_now, scored, clock() - started))
         if len(page) < chunk_size:
             break
     else:
@@ -283,13 +293,13 @@ def rescore(
         return run
     run.status, run.finished_at = DONE, pd.Timestamp.now(tz="UTC")
     _checkpoint(warehouse, run)
-    on_progress(RescoreProgress(run, produced_now, scored, time.monotonic() - started))
+    on_progress(RescoreProgress(run, produced_now, scored, clock() - started))
     log.info(
         "re-score run %s done: %d records produced (%d in this call) in %.1f s",
         run.run_id,
         run.produced,
         produced_now,
-        time.monotonic() - started,
+        clock() - started,
     )
     return run
 

@@ -9,6 +9,7 @@ for unknown Ids, and a Failed job when a column is not a field of the object.
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import itertools
@@ -19,6 +20,8 @@ from typing import Any
 
 import requests
 from requests.adapters import BaseAdapter
+
+from lead_scoring.contract.fields import LEAD_FIELDS
 
 SESSION_ID = "00Dxx0000000001!FAKE.SESSION"
 INSTANCE = "acme.my.salesforce.com"
@@ -34,7 +37,20 @@ SCORE_FIELD_DESCRIBE = {
     "Lead_Score__c": {"type": "double", "precision": 3, "scale": 0, "updateable": True},
     "Lead_Score_Reasons__c": {"type": "textarea", "length": 32768, "updateable": True},
     "Lead_Score_Model__c": {"type": "string", "length": 80, "updateable": True},
-    "Lead_Grade__c": {"type": "picklist", "updateable": True},
+    "Lead_Grade__c": {
+        "type": "picklist",
+        "restrictedPicklist": True,
+        "picklistValues": [
+            {"active": True, "defaultValue": False, "label": g, "validFor": None, "value": g} for g in "ABCD"
+        ],
+        "updateable": True,
+    },
+}
+# ... and the contract's custom fields the source reads, as docs/production.md section 3 has them created
+CONTRACT_FIELD_DESCRIBE = {
+    f.name: {"type": {"string": "string", "number": "double", "boolean": "boolean"}[f.type.value], "updateable": True}
+    for f in LEAD_FIELDS
+    if f.name.endswith("__c")
 }
 LIMITS = re.compile(r"^https://" + re.escape(INSTANCE) + r"/services/data/v(?P<version>[\d.]+)/limits/?$")
 INGEST = re.compile(
@@ -121,7 +137,11 @@ class FakeSalesforce(BaseAdapter):
             "DataStorageMB": {"Max": 5_120, "Remaining": 4_900},
         }
         self.described: dict[str, dict[str, dict[str, Any]]] = {
-            obj: {"Id": {"type": "id", "updateable": False}, **{k: dict(v) for k, v in SCORE_FIELD_DESCRIBE.items()}}
+            obj: {
+                "Id": {"type": "id", "updateable": False},
+                **copy.deepcopy(CONTRACT_FIELD_DESCRIBE),
+                **copy.deepcopy(SCORE_FIELD_DESCRIBE),
+            }
             for obj in ("Lead", "Contact")
         }
 

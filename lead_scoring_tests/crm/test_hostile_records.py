@@ -196,7 +196,8 @@ def test_the_writeback_keeps_any_hostile_score_record_and_writes_the_next(wareho
     writeback = WritebackHandler(LocalCrmWriter(warehouse), warehouse, register=register)
     valid = _score(f"00QV{n}")
     counts = writeback.handle(_batch(SCORES, key, hostile, valid))
-    assert counts["written"] == 1 and counts["failed"] == 1
+    # the warehouse outlives an example: a repeated n finds its score in the CRM already (write suppressed)
+    assert counts["written"] + counts.get("unchanged_skipped", 0) == 1 and counts["failed"] == 1
     assert _one(warehouse, "SELECT Id FROM crm_leads WHERE Id = @id", id=valid["Id"]) == [valid["Id"]]
     reasons = _one(
         warehouse, "SELECT reason FROM crm_writeback_errors WHERE payload = @payload", payload=payload_text(hostile)

@@ -295,3 +295,67 @@ def test_synthetic_stream_emits_valid_new_leads_and_their_outcomes_after_the_del
         lag = pd.Timestamp(u["LastModifiedDate"]) - pd.Timestamp(created[u["Id"]]["LastModifiedDate"])
         assert pd.Timedelta(seconds=10) <= lag <= pd.Timedelta(seconds=12)
     assert len(created) == len({r["Id"] for r in records})  # fresh Ids across generated chunks
+
+
+class CountingWriter(LocalCrmWriter):
+    """The local CRM, counting the write calls that reach it (one per batch: Salesforce's API call)."""
+
+    def __init__(self, warehouse) -> None:
+        super().__init__(warehouse)
+        self.written: list[list[str]] = []
+
+    def write(self, records):
+        self.written.append(sorted(r["Id"] for r in records))
+        return super().write(records)
+
+
+def test_a_score_the_crm_holds_already_is_not_written_even_when_its_features_changed(warehouse):
+    writer = CountingWriter(warehouse)
+    handler = WritebackHandler(writer, warehouse)
+    first = {**score("00QS", 64, 1000), "Lead_Grade__c": "B", "features_hash": "aaaaaaaaaaaaaaaa"}
+    assert handler.handle([msg("lead_scores", first, 0)])["written"] == 1
+    held = warehouse.query("SELECT scored_ts, written_at FROM crm_leads").iloc[0]
+    # the lead changed (other features: the statements score it), and the model says exactly the same
+    same = {**first, "features_hash": "bbbbbbbbbbbbbbbb", "source_ts": 1960, "scored_ts": 2000}
+    other = {**score("00QT", 10, 2000), "Lead_Grade__c": "D"}
+    counts = handler.handle([msg("lead_scores", same, 1), msg("lead_scores", other, 2)])
+    assert counts == {"written": 1, "failed": 0, "probes_skipped": 0, "superseded": 0, "unchanged_skipped": 1}
+    assert writer.written == [["00QS"], ["00QT"]]  # no write call carried 00QS again
+    assert warehouse.query("SELECT scored_ts, written_at FROM crm_leads WHERE Id = '00QS'").iloc[0].equals(held)
+    # only all four written fields equal is "unchanged": each one alone is a write
+    for change in (
+        {"Lead_Score__c": 65},
+        {"Lead_Grade__c": "A"},
+        {"Lead_Grade__c": None},
+        {"Lead_Score_Reasons__c": "+other"},
+        {"Lead_Score_Model__c": "m2"},
+    ):
+        changed = {**same, **change, "scored_ts": same["scored_ts"] + 1}
+        counts = handler.handle([msg("lead_scores", changed, 3)])
+        assert counts["written"] == 1 and "unchanged_skipped" not in counts, change
+        same = changed
+    only_if_all = {**same, "scored_ts": same["scored_ts"] + 1}
+    assert handler.handle([msg("lead_scores", only_if_all, 4)])["unchanged_skipped"] == 1
+
+
+def test_a_suppressed_write_is_not_echoed_by_the_local_crm(warehouse):
+    from lead_scoring.crm.echo import EchoingCrmWriter
+
+    class NoEcho:
+        pending: dict = {}
+
+        def __init__(self) -> None:
+            self.asked: list[list[str]] = []
+
+    echo = NoEcho()
+    writer = EchoingCrmWriter(CountingWriter(warehouse), echo)  # type: ignore[arg-type]
+    writer._thread = object()  # type: ignore[assignment]  # no echo thread: the ids queued are what it would echo
+    handler = WritebackHandler(writer, warehouse)
+    first = score("00QE", 50, 1000)
+    handler.handle([msg("lead_scores", first, 0)])
+    counts = handler.handle([msg("lead_scores", {**first, "features_hash": "cccccccccccccccc", "scored_ts": 2000}, 1)])
+    assert counts["unchanged_skipped"] == 1
+    queued = []
+    while not writer._ids.empty():
+        queued.append(writer._ids.get())
+    assert queued == [["00QE"]]  # the first write only: the suppressed one moves no LastModifiedDate

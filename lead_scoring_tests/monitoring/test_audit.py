@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from lead_scoring.contract import FEATURES, RESCORE_EVENT
@@ -181,3 +182,58 @@ def test_records_of_erased_ids_are_dropped_by_the_statements_not_missing(tmp_pat
     assert scores.expected == 2 and scores.missing == 1, scores  # 00QKEPT arrived, 00QLOST missing, 00QGONE dropped
     assert scores.examples["missing"] == ["00QLOST"]
     assert report.excluded[audit_module.ERASED_NOT_SCORED] == 1
+
+
+def test_a_write_suppressed_because_the_crm_holds_the_score_already_is_not_missing(tmp_path, monkeypatch) -> None:
+    """The writeback does not write a score whose written fields the CRM holds (crm/writeback.py): the CRM row
+    keeps the older change's source_ts and is current; a row holding another score is still missing."""
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+    warehouse.ensure_tables()
+    ts = int(NOW.timestamp() * 1000) + 1_000
+    record = probe_record(PROBE_ID_PREFIX + "1", NOW)
+    raw, scores, crm = [], [], []
+    for i, (rid, later_score) in enumerate((("00QSAME", 50), ("00QDIFF", 70))):
+        first = {**record, "Id": rid}
+        changed = {**first, FEATURES[0]: f"a new value {i}", "LastModifiedDate": "2026-12-07T10:00:05.000Z"}
+        for j, (rec, value) in enumerate(((first, 50), (changed, later_score))):
+            at = ts + 10 * i + j
+            raw.append(_rec(json.dumps(rec).encode(), at, rid.encode()))
+            score = {
+                "Id": rid,
+                "_ObjectType": "Lead",
+                "_EventType": "updated",
+                "Lead_Score__c": value,
+                "Lead_Score_Reasons__c": "+Lead Add Form",
+                "Lead_Score_Model__c": "v1",
+                "Lead_Grade__c": "B",
+                "source_ts": at,
+                "scored_ts": at + 5,
+            }
+            scores.append(KafkaRecord("lead_scores", rid.encode(), json.dumps(score).encode(), at + 5))
+        crm.append(  # the CRM row of the first change's score: the second was not written
+            {
+                "Id": rid,
+                "_ObjectType": "Lead",
+                "Lead_Score__c": 50,
+                "Lead_Score_Reasons__c": "+Lead Add Form",
+                "Lead_Score_Model__c": "v1",
+                "Lead_Grade__c": "B",
+                "source_ts": pd.Timestamp(ts + 10 * i, unit="ms", tz="UTC"),
+                "scored_ts": pd.Timestamp(ts + 10 * i + 5, unit="ms", tz="UTC"),
+                "written_at": pd.Timestamp(ts + 10 * i + 6, unit="ms", tz="UTC"),
+            }
+        )
+    warehouse.append("crm_leads", pd.DataFrame(crm))
+    window = {t: [] for t in ("input_raw", "dlq", "leads", "contacts", "lead_scores", "contact_scores")}
+    window["input_raw"] = raw
+    window["leads"] = [KafkaRecord("leads", r.key, b"", r.timestamp_ms) for r in raw]
+    window["lead_scores"] = scores
+
+    def read(_kafka, topics, since_ms, _timeout_s=120.0):
+        return {t: [r for r in window[t] if r.timestamp_ms >= since_ms] for t in topics}
+
+    monkeypatch.setattr(audit_module, "read_window", read)
+    report = audit_module.audit(SimpleNamespace(), warehouse, NOW, crm_table="crm_leads", grace_s=0)
+    hop = report.hop(audit_module.HOP_CRM)
+    assert (hop.expected, hop.arrived, hop.missing) == (2, 1, 1), hop
+    assert hop.examples["missing"] == ["00QDIFF"]

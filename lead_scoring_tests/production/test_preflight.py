@@ -283,3 +283,47 @@ def test_cli_names_the_missing_setting(monkeypatch) -> None:
     result = CliRunner().invoke(app, ["preflight", "--profile", "gcp"])
     assert result.exit_code == 2
     assert "CONFLUENT_FLINK_REST_ENDPOINT" in result.output
+
+
+def test_a_score_field_of_the_right_type_but_too_small_for_what_is_written_is_an_error(world) -> None:
+    """Issue 28: a Text(255) reasons field, a Number(2, 0) score, a Text(10) model version or a picklist without
+    one of the grades takes the type check, then rejects writes (STRING_TOO_LONG, NUMBER_OUTSIDE_VALID_RANGE,
+    INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST): preflight names each."""
+    lead, contact = world.salesforce.described["Lead"], world.salesforce.described["Contact"]
+    lead["Lead_Score_Reasons__c"] = {"type": "string", "length": 255, "updateable": True}
+    lead["Lead_Score__c"]["precision"] = 2
+    contact["Lead_Score_Model__c"]["length"] = 10
+    contact["Lead_Grade__c"]["picklistValues"] = [
+        v for v in contact["Lead_Grade__c"]["picklistValues"] if v["value"] != "D"
+    ]
+    found = _by_resource(run_preflight(world.targets()))
+    reasons = found["Lead.Lead_Score_Reasons__c"]
+    assert reasons.status is Status.ERROR and "length 255 < 772" in reasons.detail
+    assert "Long Text Area(32768)" in reasons.fix
+    assert "100 does not fit" in found["Lead.Lead_Score__c"].detail
+    assert "length 10 < 23" in found["Contact.Lead_Score_Model__c"].detail
+    assert found["Contact.Lead_Grade__c"].detail == "picklist without the value(s) D"
+    # as an admin creates them (docs/production.md, section 3): all fine
+    for name in ("Contact.Lead_Score__c", "Lead.Lead_Score_Model__c", "Lead.Lead_Grade__c"):
+        assert found[name].status is Status.OK, found[name]
+
+
+def test_the_contracts_custom_fields_are_in_the_docs_and_a_missing_one_is_named(world) -> None:
+    """docs/production.md lists every custom field the contract reads (the table is generated, kept equal here);
+    preflight names those an object lacks: the source would send them as null, features the model never sees."""
+    from pathlib import Path
+
+    from lead_scoring.production.preflight import CONTRACT_CUSTOM_FIELDS, contract_custom_fields_markdown
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "production.md").read_text()
+    assert contract_custom_fields_markdown() in docs
+    assert len(CONTRACT_CUSTOM_FIELDS) == 26
+    found = _by_resource(run_preflight(world.targets()))
+    assert found["Lead contract fields"].status is Status.OK
+    del world.salesforce.described["Contact"]["Occupation__c"]
+    world.salesforce.described["Lead"]["Ad_Search__c"]["type"] = "string"
+    found = _by_resource(run_preflight(world.targets()))
+    contact = found["Contact contract fields"]
+    assert contact.status is Status.MISSING and contact.detail.endswith(": Occupation__c")
+    lead = found["Lead contract fields"]
+    assert lead.status is Status.ERROR and lead.detail == "wrong type: Ad_Search__c (string)"

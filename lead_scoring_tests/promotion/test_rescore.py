@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import dagster as dg
 import pandas as pd
 import pytest
 
 from lead_scoring.contract import RESCORE_EVENT
 from lead_scoring.crm.batches import Message
 from lead_scoring.crm.sink import SinkHandler
+from lead_scoring.production.api_budget import RESCORE_BURST, rescore_pace
+from lead_scoring.promotion import assets as promotion_assets
 from lead_scoring.promotion.comparison import compare, verdict
 from lead_scoring.promotion.rescore import DONE, read_run, rescore, start_or_resume
 from lead_scoring.settings import Profile
@@ -185,3 +188,113 @@ def test_comparison_metrics_side_by_side_and_the_gate():
     assert not passed and "Brier" in why
     unknown = compare(_pairs(champion, challenger, [None] * 300), "m2")
     assert unknown.with_outcome == 0 and not verdict(unknown, 1, 0.0, 0.0)[0]
+
+
+class FakeClock:
+    """time.monotonic and time.sleep of a run: sleeping advances the clock, producing takes no time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_paced_run_produces_in_bursts_at_the_rate_it_is_given(warehouse):
+    kafka = FakeKafka()
+    clock = FakeClock()
+    run = start_or_resume(warehouse, "m2@paced", "m2")
+    rescore(
+        warehouse,
+        kafka,  # type: ignore[arg-type]
+        run,
+        topic="input_raw",
+        chunk_size=100,
+        max_in_flight=0,
+        max_rate=0.5,
+        burst=2,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    # 5 records at 0.5/s in bursts of 2: a pause after the 2nd and the 4th (4 s and 4 s), the tail of 1 unpaced
+    assert len(kafka.out.sent) == 5
+    assert clock.sleeps == [4.0, 4.0] and clock.now == 8.0
+
+
+def _gcp_org(monkeypatch, **env: str) -> None:
+    for name in (
+        "LEAD_SCORING_SALESFORCE_DAILY_API_REQUESTS",
+        "LEAD_SCORING_RESCORE_RECORDS_PER_CALL",
+        "LEAD_SCORING_LOCAL_CRM_DAILY_API_REQUESTS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LEAD_SCORING_SALESFORCE_LICENSES", "100")
+    monkeypatch.setenv("LEAD_SCORING_SALESFORCE_EDITION", "Enterprise")
+    monkeypatch.setenv("LEAD_SCORING_RESCORE_API_SHARE", "0.2")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_the_gcp_pace_keeps_the_writebacks_within_the_share_of_the_orgs_allocation(monkeypatch):
+    _gcp_org(monkeypatch, LEAD_SCORING_RESCORE_RECORDS_PER_CALL="1")
+    pace = rescore_pace(Profile.GCP, 48_000)
+    # 100 licences: 200,000 calls/24 h; 20 % of it; one call per write and 1/1,000 for reading the echo back
+    assert pace.allocation == 200_000 and pace.calls_per_record == pytest.approx(1.001)
+    assert pace.rate == pytest.approx(0.2 * 200_000 / 1.001 / 86_400)  # 0.46 records/s
+    assert pace.rate * 86_400 * pace.calls_per_record == pytest.approx(40_000)  # 24 h at the pace: the share
+    assert pace.daily_fraction == pytest.approx(0.2, abs=1e-4)  # 48,048 calls: the run spans more than a day
+    assert pace.line().startswith("re-scoring 48,000 leads at 0.5/s, ~28.8 h, uses 20.0% of the daily allowance")
+    # the org's own /limits Max wins over the edition formula; an operator's max_rate only lowers the pace
+    monkeypatch.setenv("LEAD_SCORING_SALESFORCE_DAILY_API_REQUESTS", "1000000")
+    assert rescore_pace(Profile.GCP, 48_000).allocation == 1_000_000
+    assert rescore_pace(Profile.GCP, 48_000, max_rate=0.1).rate == 0.1
+    assert rescore_pace(Profile.GCP, 48_000, max_rate=1e6).rate == rescore_pace(Profile.GCP, 48_000).rate
+
+
+def test_the_local_crm_paces_with_its_own_limits(monkeypatch):
+    _gcp_org(monkeypatch, LEAD_SCORING_LOCAL_CRM_DAILY_API_REQUESTS="86400")
+    pace = rescore_pace(Profile.LOCAL, 1_000)
+    # 86,400 writes/24 h, 20 %: 0.2 micro-batch writes/s of 500 records, no call for the echo
+    assert pace.crm == "local CRM" and pace.rate == pytest.approx(0.2 * 500)
+    assert rescore_pace(Profile.CLUSTER, 1_000) == pace
+
+
+def test_the_full_rescore_asset_is_paced_and_reports_the_pace(monkeypatch, warehouse):
+    _gcp_org(monkeypatch, LEAD_SCORING_RESCORE_RECORDS_PER_CALL="1")
+    monkeypatch.setenv("LEAD_SCORING_PROFILE", "gcp")
+    calls: list[dict[str, Any]] = []
+
+    def recorded(warehouse, kafka, run, **kw):
+        calls.append(kw)
+        return run
+
+    monkeypatch.setattr(promotion_assets, "rescore", recorded)
+
+    class Store:
+        def repository(self) -> Any:
+            return self
+
+        def production_pointer(self) -> dict[str, str]:
+            return {"version": "m2", "promoted_at": "t9"}
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize_to_memory(
+        [promotion_assets.full_rescore],
+        instance=instance,
+        resources={"warehouse": warehouse, "kafka": FakeKafka(), "model_store": Store()},
+        run_config={"ops": {"full_rescore": {"config": {"max_rate": 1000.0}}}},  # above the budget: capped
+    )
+    assert result.success
+    expected = rescore_pace(Profile.GCP, 5)
+    assert calls[0]["max_rate"] == pytest.approx(expected.rate) and calls[0]["burst"] == RESCORE_BURST
+    metadata = result.asset_materializations_for_node("full_rescore")[0].metadata
+    assert metadata["pace_per_s"].value == round(expected.rate, 2)
+    assert metadata["expected_hours"].value == round(5 / expected.rate / 3600, 2)
+    assert "re-scoring 5 leads at 0.5/s" in metadata["pace"].value
+    said = " ".join(entry.user_message for entry in instance.all_logs(result.run_id))
+    assert "re-scoring 5 leads at 0.5/s" in said and "of the daily allowance" in said
