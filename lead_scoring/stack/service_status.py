@@ -14,8 +14,8 @@ import psutil
 
 from lead_scoring.stack.catalog import Catalog
 from lead_scoring.stack.process import rss_bytes
-from lead_scoring.stack.supervisor import SupervisorFiles
 from lead_scoring.stack.supervisor_client import SUPERVISOR
+from lead_scoring.stack.supervisor_files import SupervisorFiles
 
 
 @dataclass

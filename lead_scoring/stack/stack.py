@@ -28,8 +28,8 @@ from lead_scoring.stack.install import Layout, StackError, require_installed, re
 from lead_scoring.stack.process import record_of, terminate
 from lead_scoring.stack.service_status import ServiceStatus, adopted_extras, service_statuses
 from lead_scoring.stack.startup import check_ports, wait_healthy
-from lead_scoring.stack.supervisor import SupervisorFiles
 from lead_scoring.stack.supervisor_client import SUPERVISOR, SupervisorClient
+from lead_scoring.stack.supervisor_files import SupervisorFiles
 
 log = logging.getLogger(__name__)
 

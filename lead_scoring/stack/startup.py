@@ -15,7 +15,7 @@ from lead_scoring.stack.catalog import Catalog, blocks_start
 from lead_scoring.stack.install import StackError
 from lead_scoring.stack.ports import port_free, port_owner
 from lead_scoring.stack.process import log_tail
-from lead_scoring.stack.supervisor import SupervisorFiles
+from lead_scoring.stack.supervisor_files import SupervisorFiles
 
 log = logging.getLogger(__name__)
 

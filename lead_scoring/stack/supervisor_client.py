@@ -18,7 +18,7 @@ from lead_scoring.settings import owner_only_dir
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import StackError
 from lead_scoring.stack.process import launch, log_tail, terminate
-from lead_scoring.stack.supervisor import SupervisorFiles
+from lead_scoring.stack.supervisor_files import SupervisorFiles
 
 SUPERVISOR = "supervisor"
 

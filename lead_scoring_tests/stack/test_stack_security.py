@@ -20,7 +20,7 @@ from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.flink_config import RETAINED_CHECKPOINT_MAX_AGE_S, FlinkConfig
 from lead_scoring.stack.install import Layout, StackError, safe_member_path, verify_wheel
 from lead_scoring.stack.process import launch
-from lead_scoring.stack.supervisor import SupervisorFiles
+from lead_scoring.stack.supervisor_files import SupervisorFiles
 from lead_scoring.streaming.topics import ERASURE_RETENTION_MS
 
 
