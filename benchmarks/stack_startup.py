@@ -20,7 +20,8 @@ from lead_scoring.services import local_stack
 from lead_scoring.stack.catalog import INFRASTRUCTURE as ENGINES
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.install import install
-from lead_scoring.stack.stack import Stack, total_rss
+from lead_scoring.stack.service_status import total_rss
+from lead_scoring.stack.stack import Stack
 from lead_scoring.streaming.gateway import SqlGatewayFlink
 from lead_scoring.streaming.kafka import KafkaResource
 

@@ -107,6 +107,28 @@ def test_imports_of_the_package_are_at_module_top() -> None:
     assert found == []
 
 
+MAX_CLASS_LINES = 200
+MAX_MODULE_LINES = 400
+LONG_ON_PURPOSE = "long on purpose"  # the words a long module's docstring gives its reason with
+
+
+def test_no_class_is_over_200_lines_and_no_module_over_400_without_a_reason() -> None:
+    """One concept per class and per module: a longer one is split, or says at its top why it is one piece
+    ("Long on purpose: ..." in its docstring, as `streaming/render.py` does)."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        tree = ast.parse(text)
+        where = path.relative_to(project_root())
+        lines = len(text.splitlines())
+        if lines > MAX_MODULE_LINES and LONG_ON_PURPOSE not in (ast.get_docstring(tree) or "").lower():
+            too_long.append(f"{where}: {lines} lines and no reason at its top")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
+                too_long.append(f"{where}:{node.lineno} class {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert too_long == []
+
+
 def _describe(defs: dg.Definitions) -> dict:
     graph = defs.resolve_asset_graph()
     assets = {}

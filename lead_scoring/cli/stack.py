@@ -18,7 +18,7 @@ from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.flink import JOBMANAGER, SQL_GATEWAY, TASKMANAGER
 from lead_scoring.stack.install import StackError
 from lead_scoring.stack.install import install as install_jars
-from lead_scoring.stack.stack import ServiceStatus, total_rss
+from lead_scoring.stack.service_status import ServiceStatus, total_rss
 from lead_scoring.stack.supervisor import Supervisor
 from lead_scoring.streaming.healing import heal_local
 

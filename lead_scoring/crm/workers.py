@@ -17,10 +17,11 @@ do, the heartbeat carries `"stuck": {"topic", "partition", "offset", "since", "e
 record, since the first failure, the last error) and `"stuck": null` otherwise; `"quarantined"` counts the
 records this process put aside.
 
-The parts: `crm.batches` (the batch, its handler and `BatchWriter`: isolate, quarantine, retry),
-`crm.offsets` (`OffsetCommitter`: asynchronous commits of what was written), `crm.consumer_watch` (is the
-consumer still fetching?), `crm.worker_status` (the state, its log lines and the heartbeat file);
-`MicroBatchWorker` here runs the loop.
+The parts: `crm.consumer_session` (`ConsumerSession`: the Kafka consumer, subscribed, probed, replaced when it
+stops fetching, which `crm.consumer_watch` tells), `crm.batches` (the batch, its handler and `BatchWriter`:
+isolate, quarantine, retry), `crm.offsets` (`OffsetCommitter`: asynchronous commits of what was written),
+`crm.worker_status` (the state, its log lines and the heartbeat file); `MicroBatchWorker` here runs the loop:
+it batches what the session polls, has it written, and commits.
 
 `lead-scoring worker NAME` runs one; the stack's supervisor runs both as services.
 """
@@ -35,14 +36,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import tenacity
-from confluent_kafka import KafkaException
-
-from lead_scoring.crm import consumer_watch
-from lead_scoring.crm.batches import BatchHandler, BatchWriter, Message, WorkerFailed, WorkerStats
-from lead_scoring.crm.consumer_watch import ConsumerWatch, Positions, describe
+from lead_scoring.crm.batches import BatchHandler, BatchWriter, Message, WorkerStats
+from lead_scoring.crm.consumer_session import ConsumerSession
 from lead_scoring.crm.heartbeat import (
-    CONSUMING,
     GROUP_IDS,
     RETRYING_WRITE,
     WAITING_FOR_KAFKA,
@@ -56,24 +52,20 @@ from lead_scoring.crm.sink import SinkHandler
 from lead_scoring.crm.worker_status import WorkerStatus
 from lead_scoring.crm.writeback import WritebackHandler
 from lead_scoring.lifecycle.erasure import ErasureRegister
-from lead_scoring.retry import backoff
 from lead_scoring.settings import Profile
-from lead_scoring.streaming.admin import ensure_topics
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.topics import INPUT_RAW, SCORE_TOPICS, SHADOW_SCORE_TOPICS
 from lead_scoring.warehouse.resources import Warehouse
 
 log = logging.getLogger(__name__)
 
-CLOSE_TIMEOUT_S = 30.0
-
 
 class MicroBatchWorker:
     """Consume `topics` in `group_id`, hand micro-batches to `handler`, commit after each success.
 
-    The loop is here; how a batch is written is `crm.batches.BatchWriter`, how offsets are committed
-    `crm.offsets.OffsetCommitter`, how a stuck consumer is recognised `crm.consumer_watch`, how the state is
-    reported `crm.worker_status.WorkerStatus`."""
+    The loop is here: batch what `session` polls, write it, commit it. Keeping a working Kafka consumer is
+    `crm.consumer_session.ConsumerSession`, how a batch is written `crm.batches.BatchWriter`, how offsets are
+    committed `crm.offsets.OffsetCommitter`, how the state is reported `crm.worker_status.WorkerStatus`."""
 
     def __init__(
         self,
@@ -100,9 +92,6 @@ class MicroBatchWorker:
         self.handler = handler
         self.batch_size = batch_size
         self.max_wait_s = max_wait_s
-        self.max_backoff_s = max_backoff_s
-        self._sleep = sleep
-        self.consumer_overrides = consumer_overrides or {}
         self.name = name
         self.stats = WorkerStats()
         self._stop = threading.Event()
@@ -113,7 +102,7 @@ class MicroBatchWorker:
             group_id,
             self.stats,
             heartbeat_path,
-            assigned=lambda: self.watch.assigned,
+            assigned=lambda: self.session.watch.assigned,
             stuck=lambda: self.writer.stuck,
         )
         self.writer = BatchWriter(
@@ -134,7 +123,20 @@ class MicroBatchWorker:
             on_failure=lambda detail: self.status.set(WAITING_FOR_KAFKA, detail),
             on_success=self.status.kafka_answered,
         )
-        self.watch = ConsumerWatch(name, self.topics)
+        self.session = ConsumerSession(
+            kafka,
+            group_id,
+            self.topics,
+            name=name,
+            stats=self.stats,
+            status=self.status,
+            offsets=self.offsets,
+            stop=self._stop,
+            flush=self._flush,
+            consumer_overrides=consumer_overrides or {},
+            max_backoff_s=max_backoff_s,
+            sleep=sleep,
+        )
 
     # ---- control -------------------------------------------------------------------------------
 
@@ -163,74 +165,25 @@ class MicroBatchWorker:
 
     def run(self, idle_exit_s: Optional[float] = None) -> WorkerStats:
         """Run until `stop()` (or, with `idle_exit_s`, until no message came for that long)."""
-        self._wait_for_topics()
-        consumer = self._subscribe()
-        last_message = time.monotonic()
+        session = self.session
+        session.open(on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         try:
-            last_probe = 0.0
             while not self._stop.is_set():
                 self.status.beat()
-                now = time.monotonic()
-                stuck_at = self.watch.left_without_partitions(consumer, now)
-                if stuck_at is not None:
-                    consumer = self._replace(
-                        consumer, stuck_at, f"no partition assigned for {consumer_watch.FETCH_STALL_S:.0f} s"
-                    )
-                    last_message = time.monotonic()
-                elif self.status.state == WAITING_FOR_KAFKA and now - last_probe > 2.0:
-                    # while waiting: a cheap metadata request tells when the broker is back, even on an idle topic
-                    last_probe = now
-                    if self.watch.broker_error(consumer, timeout_s=1.0) is None:
-                        self.status.set(CONSUMING)
-                elif (
-                    self.status.state == CONSUMING and now - max(last_message, last_probe) > consumer_watch.IDLE_PROBE_S
-                ):
-                    # librdkafka does not always call error_cb when the only broker goes away from an idle
-                    # client: with nothing arriving, ask for metadata to know whether we are idle or cut off.
-                    # At most one stall check per IDLE_PROBE_S: this branch only runs that often.
-                    last_probe = now
-                    if self._check_broker(consumer) and now - last_message > consumer_watch.FETCH_STALL_S:
-                        stuck_at = self.watch.fetch_stalled(consumer)
-                        if stuck_at is not None:
-                            why = f"none arrived for {consumer_watch.FETCH_STALL_S:.0f} s with the broker up"
-                            consumer = self._replace(consumer, stuck_at, why)
-                            last_message = time.monotonic()
-                self.offsets.commit(consumer)
-                room = max(1, self.batch_size - len(self._batch))
-                for msg in consumer.consume(num_messages=room, timeout=0.2):
-                    err = msg.error()
-                    if err is not None:
-                        # Partition EOF and "topic not yet created" are normal; outages come through error_cb.
-                        if err.fatal():
-                            raise WorkerFailed(f"{self.name}: fatal Kafka error: {err}")
-                        log.debug("%s: %s", self.name, err)
-                        continue
-                    if self.status.state == WAITING_FOR_KAFKA:
-                        self.status.set(CONSUMING)
+                session.keep_alive()
+                self.offsets.commit(session.consumer)
+                for message in session.poll(room=max(1, self.batch_size - len(self._batch))):
                     if not self._batch:
                         self._batch_started = time.monotonic()
-                    ts_type, ts = msg.timestamp()
-                    self._batch.append(
-                        Message(
-                            msg.topic(),
-                            msg.partition(),
-                            msg.offset(),
-                            msg.key(),
-                            msg.value(),
-                            ts if ts_type != 0 else None,
-                            tuple(msg.headers() or ()),
-                        )
-                    )
-                    last_message = time.monotonic()
-                    self.watch.message_arrived()
+                    self._batch.append(message)
                 if self._batch and (
                     len(self._batch) >= self.batch_size or time.monotonic() - self._batch_started >= self.max_wait_s
                 ):
-                    self._flush(consumer)
-                if idle_exit_s is not None and not self._batch and time.monotonic() - last_message > idle_exit_s:
+                    self._flush(session.consumer)
+                if idle_exit_s is not None and not self._batch and session.idle_s() > idle_exit_s:
                     break
-            self._flush(consumer)
-            self._commit_now(consumer)
+            self._flush(session.consumer)
+            self._commit_now(session.consumer)
         finally:
             if self.offsets.pending:
                 log.warning(
@@ -238,8 +191,7 @@ class MicroBatchWorker:
                     "read again and written idempotently",
                     self.name,
                 )
-            if consumer is not None:  # None: a stalled consumer that would not close (see _replace)
-                consumer.close()
+            session.close()
             for stop in self.on_stop:
                 stop()
             log.info(
@@ -253,63 +205,15 @@ class MicroBatchWorker:
             )
         return self.stats
 
-    def _subscribe(self) -> Any:
-        consumer = self.kafka.consumer(
-            self.group_id,
-            **{
-                "topic.metadata.refresh.interval.ms": 10_000,
-                # A killed worker's partitions move to its replacement after 10 s instead of 45 s.
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 2_000,
-                # A request in flight when the broker goes away fails after 10 s, not librdkafka's 60 s.
-                "socket.timeout.ms": 10_000,
-                # Our own words for outages (error_cb, one line per change), not librdkafka's line per retry.
-                "log_level": 0,
-                "error_cb": self.status.on_kafka_error,
-                "on_commit": self.offsets.on_commit,
-                **self.consumer_overrides,
-            },
-        )
-        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
-        self.watch.subscribed()
-        log.info("%s: consuming %s as group %s", self.name, ", ".join(self.topics), self.group_id)
-        return consumer
-
-    def _check_broker(self, consumer: Any) -> bool:
-        """While consuming but idle: a failed metadata request means the broker is gone, not the traffic."""
-        error = self.watch.broker_error(consumer)
-        if error is not None:
-            self.status.set(WAITING_FOR_KAFKA, error)
-        return error is None
-
-    def _replace(self, consumer: Any, positions: Positions, why: str) -> Any:
-        """Close a stuck consumer (a new one in the group takes over) and subscribe a new one; what it holds is
-        written and committed on the way out, as on any revocation."""
-        log.warning(
-            "%s: records are waiting on %s but %s; replacing the Kafka consumer", self.name, describe(positions), why
-        )
-        self.stats.reconnects += 1
-        self.watch.replaced(positions)
-        self._flush(consumer)
-        # close() revokes (a synchronous commit) and may hang on a wedged client: bounded, on a side thread
-        closing = threading.Thread(target=consumer.close, name=f"{self.name}-close", daemon=True)
-        closing.start()
-        closing.join(CLOSE_TIMEOUT_S)
-        if closing.is_alive():
-            # beyond closing: only a new process gets a clean client (the supervisor restarts the worker)
-            raise WorkerFailed(f"{self.name}: the stalled Kafka consumer did not close within {CLOSE_TIMEOUT_S:.0f} s")
-        self.status.beat(force=True)
-        return self._subscribe()
+    # ---- rebalances: what the batch held becomes when partitions come and go -------------------
 
     def _on_assign(self, consumer: Any, partitions: list) -> None:
-        self.watch.assigned = len(partitions)
-        self.status.set(CONSUMING)
+        self.session.assigned(partitions)
 
     def _on_revoke(self, consumer: Any, partitions: list) -> None:
         self._flush(consumer)
         self._commit_now(consumer)
-        self.watch.assigned = 0
-        self.status.beat(force=True)
+        self.session.unassigned()
 
     def _on_lost(self, consumer: Any, partitions: list) -> None:
         # The partitions already belong to someone else: write what we hold (idempotent), commit nothing.
@@ -317,26 +221,9 @@ class MicroBatchWorker:
         if batch:
             self.writer.write(batch)
         self.offsets.forget()
-        self.watch.assigned = 0
-        self.status.beat(force=True)
+        self.session.unassigned()
 
-    def _wait_for_topics(self) -> None:
-        """Create missing topics, waiting (forever, with backoff) for a broker that is down or still starting."""
-        for attempt in tenacity.Retrying(
-            wait=backoff(1.0, self.max_backoff_s),
-            sleep=self._sleep,
-            retry=tenacity.retry_if_exception_type(KafkaException),
-        ):
-            with attempt:
-                if self._stop.is_set():
-                    return
-                try:
-                    created = ensure_topics(self.kafka.admin(**{"log_level": 0}), self.topics, only_missing=True)
-                except KafkaException as exc:
-                    self.status.set(WAITING_FOR_KAFKA, str(exc.args[0]) if exc.args else str(exc))
-                    raise
-                if created:
-                    log.info("%s: created topic(s) %s", self.name, ", ".join(s.name for s in created))
+    # ---- write and commit ----------------------------------------------------------------------
 
     def _flush(self, consumer: Any) -> None:
         """Write the batch held, then commit its offsets (asynchronously)."""

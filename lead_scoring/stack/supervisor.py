@@ -8,17 +8,15 @@ healthy on its first start is a configuration problem, not a crash: it is marked
 (`stack up` reports it with its log tail). `stack down` stops it, which stops the services in reverse
 order (after the application's `before_stop` hook, e.g. savepoints of the Flink statements).
 
-Files under `<state>/stack/`: `supervisor/{pid,config,desired}.json` (the daemon, the config it runs with,
-the wanted services and their arguments) and `run/<service>.json` (one `ProcessRecord` per wanted service;
-removed when it stops). Control is by file + signal: the client rewrites `desired.json` and sends SIGUSR1;
-SIGTERM stops everything.
+Files under `<state>/stack/` (`supervisor_files.py`): `supervisor/{pid,config,desired}.json` (the daemon,
+the config it runs with, the wanted services and their arguments) and `run/<service>.json` (one `ProcessRecord`
+per wanted service; removed when it stops). Control is by file + signal: the client rewrites `desired.json`
+and sends SIGUSR1; SIGTERM stops everything.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import select
@@ -26,18 +24,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psutil
 
 from lead_scoring.retry import backoff_delay
-from lead_scoring.settings import owner_only_dir
-from lead_scoring.stack.atomic import write_atomically
 from lead_scoring.stack.catalog import Catalog
-from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.process import ProcessRecord, describe_exit, launch, terminate
+from lead_scoring.stack.supervisor_files import SupervisorFiles
 
 log = logging.getLogger(__name__)
 
@@ -47,80 +41,23 @@ TICK_S = 1.0
 IDLE_EXIT_S = 5.0  # `stack down` of the last service: the supervisor goes too (no race with a new `up`)
 
 
-class SupervisorFiles:
-    """Where the supervisor and its clients meet (one folder per stack state dir)."""
+class SignalWakeup:
+    """A pipe Python's C-level signal handler writes to (`signal.set_wakeup_fd`): the loop sleeps on it, so a
+    signal ends the sleep without the Python-level handler taking any lock (see `Supervisor._on_signal`)."""
 
-    def __init__(self, cfg: StackConfig):
-        self.cfg = cfg
+    def __init__(self) -> None:
+        self.read_fd, write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
 
-    @property
-    def dir(self) -> Path:
-        return self.cfg.state / "supervisor"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.cfg.state / "run"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.cfg.state / "logs"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.dir / "pid.json"
-
-    @property
-    def config_file(self) -> Path:
-        return self.dir / "config.json"
-
-    @property
-    def desired_file(self) -> Path:
-        return self.dir / "desired.json"
-
-    @property
-    def log_path(self) -> Path:
-        return self.log_dir / "supervisor.log"
-
-    def record_path(self, name: str) -> Path:
-        return self.run_dir / f"{name}.json"
-
-    def service_log(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
-
-    def record(self, name: str) -> ProcessRecord | None:
-        return ProcessRecord.read(self.record_path(name))
-
-    def records(self) -> dict[str, ProcessRecord]:
-        if not self.run_dir.is_dir():
-            return {}
-        found = (ProcessRecord.read(p) for p in sorted(self.run_dir.glob("*.json")))
-        return {r.name: r for r in found if r is not None}
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """One writer of desired.json at a time (two `stack up` calls, or up and a deployment)."""
-        owner_only_dir(self.dir)
-        with open(self.dir / "lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def desired(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self.desired_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
-        return data.get("services", {}) if isinstance(data, dict) else {}
-
-    def write_desired(self, services: dict[str, dict[str, Any]]) -> None:
-        write_atomically(self.desired_file, json.dumps({"services": services}, indent=1))
-
-    def daemon(self) -> psutil.Process | None:
-        """The running supervisor of this state dir, if any."""
-        rec = ProcessRecord.read(self.pid_file)
-        return rec.process() if rec else None
+    def sleep(self, seconds: float) -> None:
+        """Until `seconds` pass or a signal arrives (SIGUSR1: the wanted services changed)."""
+        readable, _, _ = select.select([self.read_fd], [], [], seconds)
+        if readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self.read_fd, 512):
+                    pass
 
 
 class Supervisor:
@@ -146,19 +83,8 @@ class Supervisor:
         if signum != signal.SIGUSR1:
             self._stop_requested = True
 
-    def _sleep(self, wakeup: int, seconds: float) -> None:
-        """Until `seconds` pass or a signal arrives (SIGUSR1: the wanted services changed)."""
-        readable, _, _ = select.select([wakeup], [], [], seconds)
-        if readable:
-            with contextlib.suppress(BlockingIOError):
-                while os.read(wakeup, 512):
-                    pass
-
     def run(self) -> None:
-        wakeup, wakeup_w = os.pipe()
-        os.set_blocking(wakeup, False)
-        os.set_blocking(wakeup_w, False)
-        signal.set_wakeup_fd(wakeup_w, warn_on_full_buffer=False)
+        wakeup = SignalWakeup()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, self._on_signal)
         me = psutil.Process()
@@ -183,7 +109,7 @@ class Supervisor:
                 elif time.monotonic() - idle_since > IDLE_EXIT_S:
                     log.info("nothing has been wanted for %.0f s; supervisor exiting", IDLE_EXIT_S)
                     break
-                self._sleep(wakeup, TICK_S)
+                wakeup.sleep(TICK_S)
         finally:
             self.stop_all()
             self.files.pid_file.unlink(missing_ok=True)

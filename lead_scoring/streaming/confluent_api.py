@@ -126,11 +126,8 @@ class StatementsApi:
         for up to `delete_timeout_s`, then reported with Confluent's answer."""
         body = self.statement_body(name, sql, properties, labels)
         log.info("creating Confluent statement %s", name)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Conflict)),
-            stop=tenacity.stop_after_delay(self.delete_timeout_s),
-            wait=backoff(max(self.poll_interval_s, 0.01), 10.0),
-            reraise=True,
+        retrying = _while_conflicting(
+            tenacity.stop_after_delay(self.delete_timeout_s), backoff(max(self.poll_interval_s, 0.01), 10.0)
         )
         try:
             return retrying(self._post_statement, name, body)
@@ -171,12 +168,7 @@ class StatementsApi:
     ) -> dict[str, Any]:
         """PUT the fetched statement back with `spec.stopped` (and labels) changed; on 409 (it changed since
         we read it) read it again, reapply and retry, as the API's description asks."""
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Conflict)),
-            stop=tenacity.stop_after_attempt(attempts),
-            wait=backoff(self.poll_interval_s / 4, 5.0),
-            reraise=True,
-        )
+        retrying = _while_conflicting(tenacity.stop_after_attempt(attempts), backoff(self.poll_interval_s / 4, 5.0))
         try:
             return retrying(self._put_stopped, name, stopped, labels or {})
         except _Conflict as exc:
@@ -227,7 +219,7 @@ class StatementsApi:
                 timeout_s=self.delete_timeout_s,
                 interval_s=self.poll_interval_s,
                 what=f"statement {name} deleted",
-                last_state=lambda: str((last.get("status") or {}).get("phase", "UNKNOWN")),
+                last_state=lambda: phase_of(last),
             )
         except WaitTimeout as exc:
             raise TimeoutError(str(exc)) from None
@@ -239,7 +231,7 @@ class StatementsApi:
         def reached() -> dict[str, Any] | None:
             st = self.get_statement(name) or {}
             last.update(st)
-            phase = (st.get("status") or {}).get("phase", "UNKNOWN")
+            phase = phase_of(st)
             if phase in phases:
                 return st
             if phase == "FAILED" or (phase in TERMINAL_PHASES and phase not in phases):
@@ -252,10 +244,22 @@ class StatementsApi:
                 timeout_s=timeout_s,
                 interval_s=self.poll_interval_s,
                 what=f"statement {name} in {sorted(phases)}",
-                last_state=lambda: str((last.get("status") or {}).get("phase", "UNKNOWN")),
+                last_state=lambda: phase_of(last),
             )
         except WaitTimeout as exc:
             raise TimeoutError(str(exc)) from None
+
+
+def phase_of(statement: dict[str, Any]) -> str:
+    """The statement's `status.phase` (UNKNOWN when it has none yet)."""
+    return str((statement.get("status") or {}).get("phase", "UNKNOWN"))
+
+
+def _while_conflicting(stop: Any, wait: Any) -> tenacity.Retrying:
+    """Retry a request while Confluent answers 409 (`_Conflict`), then raise the last one."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(lambda exc: isinstance(exc, _Conflict)), stop=stop, wait=wait, reraise=True
+    )
 
 
 def _page_token(next_url: str) -> str:

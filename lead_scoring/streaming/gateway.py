@@ -9,13 +9,13 @@ savepoint, so at most one checkpoint interval of input is read twice, never "fro
 
 This module holds the `FlinkEngine` verbs; its collaborators each do one job: `sql_gateway` (sessions and
 their operations), `jobmanager` (job state, failures, stop-with-savepoint, checkpoints),
-`deployment_record` (what was deployed, on disk) and `statement_checks` (the probe, is it producing).
+`deployment_record` (what was deployed, on disk), `statement_checks` (the probe, is it producing) and
+`gateway_recovery` (health, heal and suspend, from the record).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,13 +23,7 @@ import httpx
 from pydantic import Field
 
 from lead_scoring.settings import state_dir
-from lead_scoring.streaming.deployment_record import (
-    DeploymentRecords,
-    StatementRecord,
-    Submission,
-    newest_snapshot,
-    submission_of,
-)
+from lead_scoring.streaming.deployment_record import DeploymentRecords, StatementRecord, Submission, submission_of
 from lead_scoring.streaming.engine import (
     DeploymentState,
     FlinkEngine,
@@ -37,7 +31,8 @@ from lead_scoring.streaming.engine import (
     RolloutError,
     StatementHealth,
 )
-from lead_scoring.streaming.jobmanager import LIVE_STATES, JobManager
+from lead_scoring.streaming.gateway_recovery import StatementRecovery, deployed_state
+from lead_scoring.streaming.jobmanager import JobManager
 from lead_scoring.streaming.kafka import KafkaResource
 from lead_scoring.streaming.render import (
     Dialect,
@@ -46,8 +41,6 @@ from lead_scoring.streaming.render import (
 )
 from lead_scoring.streaming.sql_gateway import SqlGatewaySession, open_session, raise_for
 from lead_scoring.streaming.statement_checks import OutputWatch, score_smoke_record
-
-log = logging.getLogger(__name__)
 
 
 class SqlGatewayFlink(FlinkEngine):
@@ -133,12 +126,7 @@ class SqlGatewayFlink(FlinkEngine):
 
     def deployed(self, statement_prefix: str) -> Optional[DeploymentState]:
         """`statement_prefix` is the deployment key (`Pipeline.key`: `<prefix>` or `<prefix>-shadow`)."""
-        record = self.records.read(statement_prefix)
-        if record is None or not record.settings:
-            return None
-        return DeploymentState(
-            record.render_settings(), {n: s.role for n, s in record.statements.items() if not s.retired}
-        )
+        return deployed_state(self.records, statement_prefix)
 
     # ---- rollout ----------------------------------------------------------------------------------------
 
@@ -225,68 +213,19 @@ class SqlGatewayFlink(FlinkEngine):
     ) -> str:
         return self._output.verify_produces(pipeline, role, ident, before, timeout_s)
 
-    # ---- healing ----------------------------------------------------------------------------------------
+    # ---- healing (streaming.gateway_recovery) -----------------------------------------------------------
+
+    @property
+    def _recovery(self) -> StatementRecovery:
+        return StatementRecovery(self.records, self.jobmanager, self._submit, self.operation_timeout_s)
 
     def health(self, statement_prefix: str) -> list[StatementHealth]:
-        state = self.deployed(statement_prefix)
-        if state is None:
-            return []
-        jobs = {j["name"]: j for j in self.jobmanager.jobs() if j["name"] in state.statements}
-        out = []
-        for name, role in state.statements.items():
-            job = jobs.get(name)
-            if job is None:
-                out.append(StatementHealth(name, role, "MISSING", detail="no such job on the JobManager"))
-            elif job["state"] in LIVE_STATES:
-                out.append(
-                    StatementHealth(name, role, "RUNNING" if job["state"] == "RUNNING" else job["state"], job["jid"])
-                )
-            else:
-                cause = self.jobmanager.root_cause(job["jid"])
-                out.append(StatementHealth(name, role, job["state"], job["jid"], cause))
-        return out
+        return self._recovery.health(statement_prefix)
 
     def heal(self, statement_prefix: str) -> list[HealAction]:
         """Resubmit every recorded statement that has no live job, from its newest checkpoint or savepoint."""
-        actions: list[HealAction] = []
-        with self.records.updating(statement_prefix) as record:
-            if not record.settings:
-                return []
-            live = self.running(statement_prefix)
-            checkpoint_root = self.jobmanager.checkpoint_root()
-            for name, entry in record.statements.items():
-                if entry.retired:
-                    continue
-                if name in live:
-                    actions.append(HealAction(name, "left", live[name], detail="running"))
-                    continue
-                restore = newest_snapshot(entry, checkpoint_root)
-                job = self._submit(submission_of(entry, name, record), restore)
-                entry.jobs.append(job)
-                entry.savepoint = None
-                actions.append(
-                    HealAction(name, "resubmitted", job, restore or "group offsets (no retained checkpoint)")
-                )
-                log.info("restored %s as job %s from %s", name, job, restore or "its committed group offsets")
-        for action in actions:
-            if action.action == "resubmitted" and action.ident:
-                self.wait_running(action.name, action.ident, self.operation_timeout_s)
-        return actions
+        return self._recovery.heal(statement_prefix)
 
     def suspend(self, statement_prefix: str) -> list[str]:
         """Stop every running statement of the record with a savepoint it will be restored from (stack down)."""
-        suspended = []
-        state = self.deployed(statement_prefix)
-        if state is None:
-            return []
-        live = self.running(statement_prefix)
-        for name in state.statements:
-            if name not in live:
-                continue
-            # drained like a hand-over: without it the async ML_PREDICT queue is both in the savepoint and
-            # (completed after the barrier) flushed by the sink on close, so those leads were scored twice
-            location = self.jobmanager.stop_with_savepoint(name, live[name], drain=True)
-            with self.records.updating(statement_prefix) as record:
-                record.statements[name].savepoint = location
-            suspended.append(name)
-        return suspended
+        return self._recovery.suspend(statement_prefix)

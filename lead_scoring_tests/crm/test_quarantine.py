@@ -1,6 +1,6 @@
 """No record stops a worker: transient vs permanent errors, isolation of a poison record, the `stuck` heartbeat.
 
-The worker's write path (`MicroBatchWorker._write` -> handler -> real DuckDB file) without Kafka: the batch is
+The worker's write path (`MicroBatchWorker._flush` -> handler -> real DuckDB file) without Kafka: the batch is
 what the consumer would have handed over, and the commit is observed as the offsets the worker holds for it.
 """
 

@@ -32,8 +32,9 @@ def test_an_idle_worker_whose_broker_is_gone_reports_waiting_for_kafka(tmp_path:
     kafka = KafkaResource(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nothing listens there
     worker = _worker(tmp_path, kafka)
     consumer = kafka.consumer("outage-test", log_level=0)
+    worker.session.consumer = consumer
     try:
-        worker._check_broker(consumer)
+        worker.session.check_broker()
     finally:
         consumer.close()
     assert worker.state == WAITING_FOR_KAFKA

@@ -20,7 +20,7 @@ from lead_scoring.serving.vertex import VERTEX_HEALTH_ROUTE, VERTEX_PORT, VERTEX
 from lead_scoring.settings import Profile
 from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.ports import free_port
-from lead_scoring.stack.stack import pid_alive
+from lead_scoring.stack.service_status import pid_alive
 from lead_scoring.storage.artifacts import ArtifactRepository, ModelArtifact, key_id, signing_key
 from lead_scoring.storage.resources import LocalModelStore
 from lead_scoring_tests.serving.conftest import BAD, V1, V2

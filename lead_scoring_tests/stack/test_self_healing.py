@@ -48,7 +48,8 @@ from lead_scoring.stack.config import StackConfig
 from lead_scoring.stack.flink import JOBMANAGER
 from lead_scoring.stack.install import install
 from lead_scoring.stack.kafka import KAFKA
-from lead_scoring.stack.stack import Stack, pid_alive
+from lead_scoring.stack.service_status import pid_alive
+from lead_scoring.stack.stack import Stack
 from lead_scoring.storage.artifacts import ArtifactRepository, LocalBlobs
 from lead_scoring.streaming.admin import ensure_topics
 from lead_scoring.streaming.healing import local_engine

@@ -17,10 +17,10 @@ from lead_scoring.serving.service import ModelServerService
 from lead_scoring.settings import ConfigurationError
 from lead_scoring.stack import install as stack_install
 from lead_scoring.stack.config import StackConfig
-from lead_scoring.stack.flink import RETAINED_CHECKPOINT_MAX_AGE_S, FlinkServices
+from lead_scoring.stack.flink_config import RETAINED_CHECKPOINT_MAX_AGE_S, FlinkConfig
 from lead_scoring.stack.install import Layout, StackError, safe_member_path, verify_wheel
 from lead_scoring.stack.process import launch
-from lead_scoring.stack.supervisor import SupervisorFiles
+from lead_scoring.stack.supervisor_files import SupervisorFiles
 from lead_scoring.streaming.topics import ERASURE_RETENTION_MS
 
 
@@ -46,7 +46,7 @@ def test_loopback_hosts_need_nothing(host: str, tmp_path: Path, monkeypatch) -> 
 
 def test_flink_rest_jar_submission_is_off(tmp_path: Path) -> None:
     cfg = StackConfig.from_env(state_root=tmp_path)
-    conf = FlinkServices(cfg, Layout(tmp_path / "cache")).write_config() / "config.yaml"
+    conf = FlinkConfig(cfg).write() / "config.yaml"
     assert "\nweb.submit.enable: False\n" in conf.read_text()
 
 
@@ -112,7 +112,7 @@ def test_maven_checks_checksums(monkeypatch, tmp_path: Path) -> None:
 
 
 def test_retained_checkpoints_of_jobs_stopped_past_the_erasure_bound_are_pruned_at_up(tmp_path: Path) -> None:
-    flink = FlinkServices(StackConfig.from_env(state_root=tmp_path), Layout(tmp_path / "cache"))
+    flink = FlinkConfig(StackConfig.from_env(state_root=tmp_path))
     old, live = flink.checkpoint_dir / "a", flink.checkpoint_dir / "b"
     for job in (old, live):
         (job / "chk-7").mkdir(parents=True)
@@ -120,6 +120,6 @@ def test_retained_checkpoints_of_jobs_stopped_past_the_erasure_bound_are_pruned_
     stale = time.time() - RETAINED_CHECKPOINT_MAX_AGE_S - 3600
     for path in (old, old / "chk-7", old / "chk-7" / "_metadata"):
         os.utime(path, (stale, stale))
-    flink.write_config()
+    flink.write()
     assert not old.exists() and (live / "chk-7" / "_metadata").exists()
     assert RETAINED_CHECKPOINT_MAX_AGE_S * 1000 == ERASURE_RETENTION_MS  # the same promise as Kafka's
