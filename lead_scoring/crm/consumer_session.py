@@ -201,7 +201,9 @@ class ConsumerSession:
         closing.start()
         closing.join(CLOSE_TIMEOUT_S)
         if closing.is_alive():
-            # beyond closing: only a new process gets a clean client (the supervisor restarts the worker)
+            # beyond closing: only a new process gets a clean client (the supervisor restarts the worker); the
+            # wedged client is dropped, so the worker's way out does not call close() on it again and hang there
+            self.consumer = None
             raise WorkerFailed(f"{self.name}: the stalled Kafka consumer did not close within {CLOSE_TIMEOUT_S:.0f} s")
         self.status.beat(force=True)
         self._subscribe()

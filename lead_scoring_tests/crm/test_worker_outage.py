@@ -5,8 +5,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
+from lead_scoring.crm import consumer_session
+from lead_scoring.crm.batches import WorkerFailed
 from lead_scoring.crm.heartbeat import CONSUMING, WAITING_FOR_KAFKA
 from lead_scoring.crm.workers import MicroBatchWorker
 from lead_scoring.stack.ports import free_port
@@ -81,3 +84,35 @@ def test_commit_results_clear_only_what_kafka_confirmed(tmp_path: Path) -> None:
     worker.offsets.pending = {("lead_scores", 0): 12}
     worker.offsets.on_commit(KafkaError(KafkaError.ILLEGAL_GENERATION), [TopicPartition("lead_scores", 0, 12)])
     assert worker.offsets.pending == {}  # no longer ours: the partition's new owner reads it again
+
+
+class _WedgedConsumer:
+    """A Kafka client whose close() never returns (a wedged librdkafka handle)."""
+
+    def __init__(self) -> None:
+        self.closes = 0
+        self.released = threading.Event()
+
+    def close(self) -> None:
+        self.closes += 1
+        self.released.wait()
+
+
+def test_a_stalled_consumer_that_will_not_close_fails_the_worker_without_hanging_its_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumer_session, "CLOSE_TIMEOUT_S", 0.5)
+    worker = _worker(tmp_path, KafkaResource(bootstrap_servers="127.0.0.1:1"))
+    wedged = _WedgedConsumer()
+    worker.session.consumer = wedged
+    try:
+        with pytest.raises(WorkerFailed, match="did not close"):
+            worker.session._replace({("lead_scores", 0): 42}, "nothing was fetched")
+        # the worker's way out (run's finally) closes the session: it must not wait on the wedged client again
+        closing = threading.Thread(target=worker.session.close, daemon=True)
+        closing.start()
+        closing.join(2)
+        assert not closing.is_alive(), "the worker's way out waits on the wedged client's close() again"
+        assert wedged.closes == 1
+    finally:
+        wedged.released.set()
