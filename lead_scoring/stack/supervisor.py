@@ -127,6 +127,10 @@ class Supervisor:
 
     def reconcile(self) -> None:
         desired = self.files.desired()
+        # `stack down` writes an empty wish before its SIGTERM: a tick between the two stops the services here,
+        # so this path takes the same before-stop hook as stop_all (savepoints of the statements), or a reboot
+        # would come back from checkpoints and score again what came after them.
+        self._before_stop([n for n in self.catalog.order if n not in desired and n in self.procs])
         for name in reversed(self.catalog.order):
             if name not in desired and name in self.procs:
                 self._stop(name)
@@ -236,13 +240,15 @@ class Supervisor:
         self.files.record_path(name).unlink(missing_ok=True)
         self.failures.pop(name, None)
 
-    def stop_all(self) -> None:
-        running = [n for n in self.catalog.order if n in self.procs]
-        if running:
+    def _before_stop(self, names: list[str]) -> None:
+        if names:
             try:
-                self.catalog.hooks.before_stop(running)
+                self.catalog.hooks.before_stop(names)
             except Exception:
                 log.exception("before-stop hook failed; stopping anyway")
+
+    def stop_all(self) -> None:
+        self._before_stop([n for n in self.catalog.order if n in self.procs])
         for name in reversed(self.catalog.order):
             if name in self.procs:
                 self._stop(name)

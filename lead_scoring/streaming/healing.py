@@ -89,7 +89,11 @@ class StackHooks:
             log.info("taskmanager is back: Flink restarts its jobs from their last checkpoints")
 
     def before_stop(self, names: Sequence[str]) -> None:
-        if JOBMANAGER not in names or flink_health(self.cfg.flink_rest_url, need_taskmanager=False) is not None:
+        if JOBMANAGER not in names:
+            return
+        problem = flink_health(self.cfg.flink_rest_url, need_taskmanager=False)
+        if problem is not None:
+            log.warning("no savepoints before stopping: Flink %s; statements come back from checkpoints", problem)
             return
         engine = local_engine(self.cfg)
         for prefix in deployed_prefixes(self.cfg):

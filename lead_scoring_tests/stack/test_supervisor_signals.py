@@ -12,12 +12,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 
 from lead_scoring.services import local_stack as make_stack
+from lead_scoring.stack.catalog import Catalog
+from lead_scoring.stack.flink import JOBMANAGER
 from lead_scoring.stack.process import launch
+from lead_scoring.stack.supervisor import Supervisor
 from lead_scoring_tests.fixtures.stack import test_stack_config
 
 
@@ -59,3 +63,32 @@ def test_a_service_stops_on_sigterm_even_when_its_launcher_ignores_it(tmp_path: 
         popen.wait()
         raise AssertionError("the service inherited its launcher's ignored SIGTERM") from None
     assert code == -signal.SIGTERM
+
+
+class _RecordingHooks:
+    def __init__(self) -> None:
+        self.before_stop_calls: list[list[str]] = []
+
+    def on_healthy(self, name: str, restarted: bool) -> None:
+        return None
+
+    def before_stop(self, names: Sequence[str]) -> None:
+        self.before_stop_calls.append(list(names))
+
+
+def test_services_stopped_because_nothing_wants_them_get_the_before_stop_hook(tmp_path: Path) -> None:
+    # `stack down` writes an empty wish, then sends SIGTERM: a tick in between stopped the services through
+    # reconcile() without the hook, so the statements were not savepointed and a reboot scored input again.
+    hooks = _RecordingHooks()
+    supervisor = Supervisor(Catalog(test_stack_config(tmp_path), hooks=hooks))
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        supervisor.procs[JOBMANAGER] = sleeper
+        supervisor.files.write_desired({})
+        supervisor.reconcile()
+        assert hooks.before_stop_calls == [[JOBMANAGER]]
+        assert JOBMANAGER not in supervisor.procs and sleeper.poll() is not None
+        supervisor.reconcile()  # nothing left to stop: no hook call
+        assert hooks.before_stop_calls == [[JOBMANAGER]]
+    finally:
+        sleeper.kill()
